@@ -1,0 +1,711 @@
+/*  =========================================================================
+    bf_config - every setting of every billflow program, in one table.
+
+    To add a setting, add one row to s_settings below and one row to the
+    table in docs/configuration.md (test_config fails until both agree).
+    Keys are lower case, dot-separated "area.name"; the environment name is
+    derived from the key (bf_setting_env_name).
+
+    Each value is validated when it is set and stored in canonical form
+    (integers re-printed, booleans as true/false, enum choices as listed), so
+    the getters never fail. Every message names where the value came from
+    and never shows a secret value.
+
+    A failed load may leave the earlier lines of the file applied; callers
+    discard the config on error (bf_config_load does).
+    =========================================================================
+*/
+
+#include "bf_config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+//  The settings. Keep docs/configuration.md in step.
+
+static const bf_setting_t s_settings[] = {
+    { .key = "log.level",
+      .type = BF_CFG_ENUM,
+      .default_value = "info",
+      .choices = "debug|info|warn|error",
+      .help = "Lowest level that is written to the log." },
+    { .key = "log.format",
+      .type = BF_CFG_ENUM,
+      .default_value = "plain",
+      .choices = "plain|json",
+      .help = "Log line format: plain text or one JSON object per line." },
+    { .key = "db.conninfo",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .help = "libpq conninfo string or URI; empty uses libpq's PG* environment variables." },
+    { .key = "db.connect_timeout_ms",
+      .type = BF_CFG_INT,
+      .default_value = "30000",
+      .min = 0,
+      .max = 3600000,
+      .help = "How long to keep retrying the first database connection, with backoff." },
+    { .key = "pii.key_file",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .help = "File holding the 64-hex-character PII master key (mode 0600 or 0400)." },
+    { .key = "pii.key",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .secret = true,
+      .help = "The PII master key itself as 64 hex characters; prefer pii.key_file." },
+    { .key = "import.max_errors",
+      .type = BF_CFG_INT,
+      .default_value = "100",
+      .min = 1,
+      .max = 1000000,
+      .help = "How many bad rows an import reports before it stops reading." },
+    { .key = "service.instance",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .help = "Instance name in logs and registrations; empty means hostname:pid." },
+};
+
+#define S_COUNT      (sizeof s_settings / sizeof s_settings[0])
+#define S_ENV_PREFIX "BILLFLOW_"
+#define S_KEY_MAX    128
+#define S_SHOW_MAX   80 //  longest value quoted back in a message
+
+typedef struct {
+    char *value;    //  canonical text
+    char *source;   //  "default", "FILE:LINE", "env NAME", caller's
+    int64_t number; //  BF_CFG_INT
+    bool flag;      //  BF_CFG_BOOL
+} s_value_t;
+
+struct bf_config_t {
+    s_value_t values[S_COUNT];
+};
+
+static void s_err (char *err, size_t errsize, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_err (char *err, size_t errsize, const char *format, ...)
+{
+    if (!err || errsize == 0)
+        return;
+    va_list args;
+    va_start (args, format);
+    vsnprintf (err, errsize, format, args);
+    va_end (args);
+}
+
+//  Copies text for quoting in a message: non-printable bytes become '?',
+//  long text is cut with "...". Returns out.
+
+static char *
+s_printable (const char *text, char *out, size_t outsize)
+{
+    size_t i = 0, o = 0;
+    while (text[i] && o + 1 < outsize) {
+        if (i == S_SHOW_MAX) {
+            snprintf (out + o, outsize - o, "...");
+            return out;
+        }
+        unsigned char c = (unsigned char)text[i++];
+        out[o++] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
+    }
+    out[o] = 0;
+    return out;
+}
+
+//  Frees a stored value; secrets are wiped first so they do not linger.
+
+static void
+s_free_value (size_t index, char *text)
+{
+    if (text && s_settings[index].secret)
+        explicit_bzero (text, strlen (text));
+    free (text);
+}
+
+static size_t
+s_index (const char *key)
+{
+    if (key)
+        for (size_t i = 0; i < S_COUNT; i++)
+            if (strcmp (s_settings[i].key, key) == 0)
+                return i;
+    return S_COUNT;
+}
+
+size_t
+bf_settings_count (void)
+{
+    return S_COUNT;
+}
+
+const bf_setting_t *
+bf_settings_get (size_t index)
+{
+    return index < S_COUNT ? &s_settings[index] : NULL;
+}
+
+const bf_setting_t *
+bf_settings_find (const char *key)
+{
+    size_t index = s_index (key);
+    return index < S_COUNT ? &s_settings[index] : NULL;
+}
+
+char *
+bf_setting_env_name (const char *key, char *out, size_t outsize)
+{
+    if (!out || outsize == 0)
+        return out;
+    snprintf (out, outsize, "%s%s", S_ENV_PREFIX, key ? key : "");
+    for (char *p = out; *p; p++)
+        if (*p == '.' || *p == '-')
+            *p = '_';
+        else
+            *p = (char)toupper ((unsigned char)*p);
+    return out;
+}
+
+int
+bf_config_parse_int (const char *text, int64_t *value)
+{
+    if (!text)
+        return -1;
+    const char *p = text;
+    bool negative = *p == '-';
+    if (negative)
+        p++;
+    if (*p == 0)
+        return -1;
+    uint64_t limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    uint64_t total = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (total > (limit - digit) / 10)
+            return -1;
+        total = total * 10 + digit;
+    }
+    if (value) {
+        if (!negative)
+            *value = (int64_t)total;
+        else if (total == (uint64_t)INT64_MAX + 1)
+            *value = INT64_MIN;
+        else
+            *value = -(int64_t)total;
+    }
+    return 0;
+}
+
+int
+bf_config_parse_bool (const char *text, bool *value)
+{
+    static const char *yes[] = { "true", "yes", "on", "1" };
+    static const char *no[] = { "false", "no", "off", "0" };
+    if (!text)
+        return -1;
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp (text, yes[i]) == 0) {
+            if (value)
+                *value = true;
+            return 0;
+        }
+        if (strcasecmp (text, no[i]) == 0) {
+            if (value)
+                *value = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+//  Finds text among the '|'-separated choices, ignoring case. Returns a new
+//  copy of the choice as spelled in the table, or NULL.
+
+static char *
+s_enum_match (const char *choices, const char *text)
+{
+    size_t len = strlen (text);
+    const char *p = choices;
+    while (*p) {
+        const char *end = strchr (p, '|');
+        size_t n = end ? (size_t)(end - p) : strlen (p);
+        if (n == len && len > 0 && strncasecmp (p, text, n) == 0)
+            return strndup (p, n);
+        p += n;
+        if (*p == '|')
+            p++;
+    }
+    return NULL;
+}
+
+//  Validates text for setting; on success returns 0 with the canonical text
+//  (new string) in *canonical and the parsed number/flag. On failure returns
+//  -1 with what was expected in expected; -2 when out of memory.
+
+static int
+s_convert (const bf_setting_t *setting, const char *text, char **canonical, int64_t *number,
+           bool *flag, char *expected, size_t expected_size)
+{
+    *canonical = NULL;
+    *number = 0;
+    *flag = false;
+    switch (setting->type) {
+        case BF_CFG_STRING:
+            for (const char *p = text; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7F) {
+                    snprintf (expected, expected_size, "text without control characters");
+                    return -1;
+                }
+            *canonical = strdup (text);
+            break;
+        case BF_CFG_INT:
+            if (bf_config_parse_int (text, number) != 0 || *number < setting->min
+                || *number > setting->max) {
+                snprintf (expected, expected_size, "a decimal integer in %" PRId64 "..%" PRId64,
+                          setting->min, setting->max);
+                return -1;
+            }
+            if (asprintf (canonical, "%" PRId64, *number) < 0)
+                *canonical = NULL;
+            break;
+        case BF_CFG_BOOL:
+            if (bf_config_parse_bool (text, flag) != 0) {
+                snprintf (expected, expected_size, "true, false, yes, no, on, off, 1 or 0");
+                return -1;
+            }
+            *canonical = strdup (*flag ? "true" : "false");
+            break;
+        case BF_CFG_ENUM:
+            *canonical = s_enum_match (setting->choices ? setting->choices : "", text);
+            if (!*canonical) {
+                snprintf (expected, expected_size, "one of %s",
+                          setting->choices ? setting->choices : "(none)");
+                return -1;
+            }
+            break;
+    }
+    return *canonical ? 0 : -2;
+}
+
+//  Validates and stores a value for the setting at index.
+
+static int
+s_assign (bf_config_t *self, size_t index, const char *text, const char *source, char *err,
+          size_t errsize)
+{
+    const bf_setting_t *setting = &s_settings[index];
+    char expected[128];
+    char *canonical;
+    int64_t number;
+    bool flag;
+    int rc = s_convert (setting, text, &canonical, &number, &flag, expected, sizeof expected);
+    if (rc == -1) {
+        if (setting->secret)
+            s_err (err, errsize, "%s: bad value for %s (secret, not shown): expected %s", source,
+                   setting->key, expected);
+        else {
+            char shown[S_SHOW_MAX + 8];
+            s_err (err, errsize, "%s: bad value '%s' for %s: expected %s", source,
+                   s_printable (text, shown, sizeof shown), setting->key, expected);
+        }
+        return -1;
+    }
+    char *source_copy = rc == 0 ? strdup (source) : NULL;
+    if (!source_copy) {
+        free (canonical);
+        s_err (err, errsize, "%s: out of memory setting %s", source, setting->key);
+        return -1;
+    }
+    s_value_t *value = &self->values[index];
+    s_free_value (index, value->value);
+    free (value->source);
+    value->value = canonical;
+    value->source = source_copy;
+    value->number = number;
+    value->flag = flag;
+    return 0;
+}
+
+bf_config_t *
+bf_config_new (void)
+{
+    bf_config_t *self = (bf_config_t *)calloc (1, sizeof (bf_config_t));
+    if (!self)
+        return NULL;
+    for (size_t i = 0; i < S_COUNT; i++)
+        //  A default that does not validate is a bug in the table.
+        if (s_assign (self, i, s_settings[i].default_value, "default", NULL, 0) != 0) {
+            bf_config_destroy (&self);
+            return NULL;
+        }
+    return self;
+}
+
+void
+bf_config_destroy (bf_config_t **self_p)
+{
+    assert (self_p);
+    bf_config_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < S_COUNT; i++) {
+        s_free_value (i, self->values[i].value);
+        free (self->values[i].source);
+    }
+    free (self);
+    *self_p = NULL;
+}
+
+int
+bf_config_set (bf_config_t *self, const char *key, const char *value, const char *source, char *err,
+               size_t errsize)
+{
+    assert (self);
+    if (!source || !*source)
+        source = "bf_config_set";
+    if (!key) {
+        s_err (err, errsize, "%s: no setting name given", source);
+        return -1;
+    }
+    size_t index = s_index (key);
+    if (index == S_COUNT) {
+        char shown[S_SHOW_MAX + 8];
+        s_err (err, errsize, "%s: unknown setting '%s'", source,
+               s_printable (key, shown, sizeof shown));
+        return -1;
+    }
+    if (!value) {
+        s_err (err, errsize, "%s: no value given for %s", source, key);
+        return -1;
+    }
+    return s_assign (self, index, value, source, err, errsize);
+}
+
+//  ---------------------------------------------------------------------------
+//  Config file
+
+static bool
+s_is_space (char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+static char *
+s_trim (char *text)
+{
+    while (s_is_space (*text))
+        text++;
+    size_t n = strlen (text);
+    while (n > 0 && s_is_space (text[n - 1]))
+        text[--n] = 0;
+    return text;
+}
+
+static bool
+s_is_name (const char *text)
+{
+    if (!*text)
+        return false;
+    for (const char *p = text; *p; p++)
+        if (!isalnum ((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+            return false;
+    return true;
+}
+
+//  Parses the value part of a line (after '=', already left-trimmed) in
+//  place. Returns the value, or NULL with *problem set.
+
+static char *
+s_parse_value (char *text, const char **problem)
+{
+    if (*text == '"') {
+        char *in = text + 1;
+        char *out = text;
+        while (*in && *in != '"') {
+            if (*in == '\\' && (in[1] == '"' || in[1] == '\\'))
+                in++;
+            *out++ = *in++;
+        }
+        if (*in != '"') {
+            *problem = "missing closing quote";
+            return NULL;
+        }
+        in++;
+        while (s_is_space (*in))
+            in++;
+        if (*in && *in != '#') {
+            *problem = "unexpected text after the closing quote";
+            return NULL;
+        }
+        *out = 0;
+        return text;
+    }
+    //  Unquoted: a '#' after white space starts a comment.
+    for (char *p = text; *p; p++)
+        if (*p == '#' && (p == text || s_is_space (p[-1]))) {
+            *p = 0;
+            break;
+        }
+    return s_trim (text);
+}
+
+int
+bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errsize)
+{
+    assert (self);
+    if (!path || !*path) {
+        s_err (err, errsize, "no config file name given");
+        return -1;
+    }
+    FILE *file = fopen (path, "re");
+    if (!file) {
+        s_err (err, errsize, "cannot open config file '%s': %s", path, strerror (errno));
+        return -1;
+    }
+    size_t set_on_line[S_COUNT] = { 0 };
+    char section[S_KEY_MAX] = "";
+    char *line = NULL;
+    size_t line_cap = 0;
+    size_t lineno = 0;
+    ssize_t len;
+    int rc = 0;
+    while (rc == 0 && (len = getline (&line, &line_cap, file)) >= 0) {
+        lineno++;
+        if (memchr (line, 0, (size_t)len)) {
+            s_err (err, errsize, "%s:%zu: NUL byte in line", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *text = s_trim (line);
+        if (*text == 0 || *text == '#')
+            continue;
+        if (*text == '[') {
+            size_t n = strlen (text);
+            if (text[n - 1] != ']') {
+                s_err (err, errsize, "%s:%zu: section line must look like [name]", path, lineno);
+                rc = -1;
+                break;
+            }
+            text[n - 1] = 0;
+            char *name = s_trim (text + 1);
+            if (!s_is_name (name) || strlen (name) >= sizeof section) {
+                s_err (err, errsize, "%s:%zu: bad section name", path, lineno);
+                rc = -1;
+                break;
+            }
+            strcpy (section, name);
+            continue;
+        }
+        char *equals = strchr (text, '=');
+        if (!equals) {
+            //  The line is not quoted back: it may be a mistyped secret.
+            s_err (err, errsize, "%s:%zu: expected 'key = value'", path, lineno);
+            rc = -1;
+            break;
+        }
+        *equals = 0;
+        char *name = s_trim (text);
+        char key[S_KEY_MAX * 2 + 2];
+        if (!s_is_name (name) || strlen (name) >= S_KEY_MAX) {
+            s_err (err, errsize, "%s:%zu: bad setting name before '='", path, lineno);
+            rc = -1;
+            break;
+        }
+        if (*section)
+            snprintf (key, sizeof key, "%s.%s", section, name);
+        else
+            snprintf (key, sizeof key, "%s", name);
+
+        char *value_text = equals + 1;
+        while (s_is_space (*value_text))
+            value_text++;
+        const char *problem = NULL;
+        char *value = s_parse_value (value_text, &problem);
+        if (!value) {
+            s_err (err, errsize, "%s:%zu: %s: %s", path, lineno, key, problem);
+            rc = -1;
+            break;
+        }
+        size_t index = s_index (key);
+        if (index == S_COUNT) {
+            s_err (err, errsize, "%s:%zu: unknown setting '%s'", path, lineno, key);
+            rc = -1;
+            break;
+        }
+        if (set_on_line[index]) {
+            s_err (err, errsize, "%s:%zu: %s is already set on line %zu", path, lineno, key,
+                   set_on_line[index]);
+            rc = -1;
+            break;
+        }
+        set_on_line[index] = lineno;
+        char source[S_KEY_MAX * 4];
+        snprintf (source, sizeof source, "%s:%zu", path, lineno);
+        rc = s_assign (self, index, value, source, err, errsize);
+    }
+    if (rc == 0 && ferror (file)) {
+        s_err (err, errsize, "cannot read config file '%s': %s", path, strerror (errno));
+        rc = -1;
+    }
+    if (line) {
+        //  The buffer held the file's secrets, if any.
+        explicit_bzero (line, line_cap);
+        free (line);
+    }
+    fclose (file);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------
+//  Environment
+
+int
+bf_config_load_env (bf_config_t *self, const char *const *envp, char *err, size_t errsize)
+{
+    assert (self);
+    if (!envp)
+        envp = (const char *const *)environ;
+    size_t prefix_len = strlen (S_ENV_PREFIX);
+    for (size_t e = 0; envp && envp[e]; e++) {
+        const char *entry = envp[e];
+        if (strncmp (entry, S_ENV_PREFIX, prefix_len) != 0)
+            continue;
+        const char *equals = strchr (entry, '=');
+        if (!equals)
+            continue;
+        size_t name_len = (size_t)(equals - entry);
+        if (name_len == strlen ("BILLFLOW_CONFIG")
+            && strncmp (entry, "BILLFLOW_CONFIG", name_len) == 0)
+            continue;
+        size_t index = S_COUNT;
+        char env_name[S_KEY_MAX * 2];
+        for (size_t i = 0; i < S_COUNT; i++) {
+            bf_setting_env_name (s_settings[i].key, env_name, sizeof env_name);
+            if (strlen (env_name) == name_len && strncmp (env_name, entry, name_len) == 0) {
+                index = i;
+                break;
+            }
+        }
+        char source[S_SHOW_MAX + 16];
+        char name[S_SHOW_MAX + 8];
+        char *name_copy = strndup (entry, name_len);
+        if (!name_copy) {
+            s_err (err, errsize, "environment: out of memory");
+            return -1;
+        }
+        snprintf (source, sizeof source, "env %s", s_printable (name_copy, name, sizeof name));
+        free (name_copy);
+        if (index == S_COUNT) {
+            s_err (err, errsize, "%s: unknown setting (no billflow setting has this variable name)",
+                   source);
+            return -1;
+        }
+        if (s_assign (self, index, equals + 1, source, err, errsize) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+bf_config_t *
+bf_config_load (const char *path, char *err, size_t errsize)
+{
+    bf_config_t *self = bf_config_new ();
+    if (!self) {
+        s_err (err, errsize, "out of memory");
+        return NULL;
+    }
+    if (!path || !*path)
+        path = getenv ("BILLFLOW_CONFIG");
+    if (path && *path && bf_config_load_file (self, path, err, errsize) != 0) {
+        bf_config_destroy (&self);
+        return NULL;
+    }
+    if (bf_config_load_env (self, (const char *const *)environ, err, errsize) != 0) {
+        bf_config_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+//  ---------------------------------------------------------------------------
+//  Getters
+
+static const s_value_t *
+s_get (const bf_config_t *self, const char *key, bf_cfg_type_t type1, bf_cfg_type_t type2)
+{
+    assert (self);
+    size_t index = s_index (key);
+    assert (index < S_COUNT && "no such setting");
+    if (index == S_COUNT)
+        return NULL;
+    assert ((s_settings[index].type == type1 || s_settings[index].type == type2)
+            && "setting has another type");
+    if (s_settings[index].type != type1 && s_settings[index].type != type2)
+        return NULL;
+    return &self->values[index];
+}
+
+const char *
+bf_config_str (const bf_config_t *self, const char *key)
+{
+    const s_value_t *value = s_get (self, key, BF_CFG_STRING, BF_CFG_ENUM);
+    return value ? value->value : "";
+}
+
+int64_t
+bf_config_int (const bf_config_t *self, const char *key)
+{
+    const s_value_t *value = s_get (self, key, BF_CFG_INT, BF_CFG_INT);
+    return value ? value->number : 0;
+}
+
+bool
+bf_config_bool (const bf_config_t *self, const char *key)
+{
+    const s_value_t *value = s_get (self, key, BF_CFG_BOOL, BF_CFG_BOOL);
+    return value ? value->flag : false;
+}
+
+const char *
+bf_config_source (const bf_config_t *self, const char *key)
+{
+    assert (self);
+    size_t index = s_index (key);
+    assert (index < S_COUNT && "no such setting");
+    return index < S_COUNT ? self->values[index].source : "";
+}
+
+void
+bf_config_dump (const bf_config_t *self, FILE *out)
+{
+    assert (self);
+    assert (out);
+    for (size_t i = 0; i < S_COUNT; i++) {
+        const bf_setting_t *setting = &s_settings[i];
+        const s_value_t *value = &self->values[i];
+        fprintf (out, "%s = ", setting->key);
+        if (setting->secret)
+            fputs (*value->value ? "(set)" : "(unset)", out);
+        else if (setting->type == BF_CFG_STRING) {
+            fputc ('"', out);
+            for (const char *p = value->value; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    fputc ('\\', out);
+                fputc (*p, out);
+            }
+            fputc ('"', out);
+        } else
+            fputs (value->value, out);
+        fprintf (out, "  # %s\n", value->source);
+    }
+}

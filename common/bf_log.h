@@ -1,0 +1,61 @@
+/*  bf_log — levelled logging to stderr as plain text or JSON lines, and the
+    masking helpers that every place a contact could reach a log must use.
+
+    Thread-safe after bf_log_init: each line is written with one write(2).
+    Personal data never goes to a log unmasked: pass contacts through
+    bf_mask_email / bf_mask_phone first. */
+
+#ifndef BF_LOG_H_INCLUDED
+#define BF_LOG_H_INCLUDED
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    BF_LOG_DEBUG = 0,
+    BF_LOG_INFO = 1,
+    BF_LOG_WARN = 2,
+    BF_LOG_ERROR = 3,
+} bf_log_level_t;
+
+/*  Sets the component name shown on each line ("settle", "billdata"), the
+    minimum level, and the format (json = one JSON object per line with
+    ts, level, service, pid, msg). Safe to call again to change settings.  */
+void bf_log_init (const char *service, bf_log_level_t level, bool json);
+
+/*  Parses "debug", "info", "warn" or "error" (case-insensitive).
+    Returns 0 and sets *level, or -1 when the text is none of those.  */
+int bf_log_level_parse (const char *text, bf_log_level_t *level);
+
+/*  Redirects output to fd (default 2). For tests that read what was logged. */
+void bf_log_set_fd (int fd);
+
+/*  True when a line at level would be written: lets callers skip costly
+    formatting.  */
+bool bf_log_enabled (bf_log_level_t level);
+
+/*  Writes one line when level is enabled. Control characters in the message
+    are escaped (so one call is one line), a message over 8 KiB is cut with
+    " [truncated]", and errno is preserved.  */
+void bf_log (bf_log_level_t level, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+void bf_logv (bf_log_level_t level, const char *format, va_list args);
+
+#define bf_debug(...) bf_log (BF_LOG_DEBUG, __VA_ARGS__)
+#define bf_info(...)  bf_log (BF_LOG_INFO, __VA_ARGS__)
+#define bf_warn(...)  bf_log (BF_LOG_WARN, __VA_ARGS__)
+#define bf_error(...) bf_log (BF_LOG_ERROR, __VA_ARGS__)
+
+/*  Masked forms for logs, CLI output and previews. Both always write a
+    NUL-terminated string into out (truncated to outsize) and return out.
+    "hong.gildong@example.com" -> "h***@example.com";
+    "010-1234-5678" or "01012345678" -> "010-****-5678".
+    Anything that does not look like an email / phone becomes "***", so a
+    malformed value can never leak through unmasked. NULL input -> "".
+    A masked form that does not fit outsize becomes "***" too (itself cut
+    to outsize - 1 bytes), never a partial value.  */
+#define BF_MASK_MAX 128
+char *bf_mask_email (const char *email, char *out, size_t outsize);
+char *bf_mask_phone (const char *phone, char *out, size_t outsize);
+
+#endif

@@ -1,0 +1,215 @@
+/*  bf_testdb — fresh databases and billdata runs for integration tests.  */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bf_migrate.h"
+#include "bf_testdb.h"
+
+static int s_counter;
+
+static PGconn *
+s_admin (void)
+{
+    PGconn *conn = PQconnectdb ("dbname=postgres");
+    if (PQstatus (conn) != CONNECTION_OK) {
+        fprintf (stderr, "bf_testdb: cannot reach the test cluster (run under scripts/pgtmp): %s",
+                 PQerrorMessage (conn));
+        PQfinish (conn);
+        return NULL;
+    }
+    return conn;
+}
+
+char *
+bf_testdb_create (bool migrate)
+{
+    PGconn *admin = s_admin ();
+    if (!admin)
+        return NULL;
+    char name[64], sql[128];
+    snprintf (name, sizeof name, "bftest_%d_%d", (int)getpid (), ++s_counter);
+    snprintf (sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGresult *res = PQexec (admin, sql);
+    bool ok = PQresultStatus (res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf (stderr, "bf_testdb: %s", PQresultErrorMessage (res));
+    PQclear (res);
+    PQfinish (admin);
+    if (!ok)
+        return NULL;
+    char *conninfo = malloc (96);
+    snprintf (conninfo, 96, "dbname=%s", name);
+    if (migrate) {
+        PGconn *conn = bf_testdb_connect (conninfo);
+        int applied = conn ? bf_migrate (conn) : -1;
+        PQfinish (conn);
+        if (applied < 0) {
+            bf_testdb_drop (&conninfo);
+            return NULL;
+        }
+    }
+    return conninfo;
+}
+
+void
+bf_testdb_drop (char **conninfo_p)
+{
+    if (!conninfo_p || !*conninfo_p)
+        return;
+    PGconn *admin = s_admin ();
+    if (admin) {
+        char sql[160];
+        snprintf (sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+                  *conninfo_p + strlen ("dbname="));
+        PQclear (PQexec (admin, sql));
+        PQfinish (admin);
+    }
+    free (*conninfo_p);
+    *conninfo_p = NULL;
+}
+
+PGconn *
+bf_testdb_connect (const char *conninfo)
+{
+    PGconn *conn = PQconnectdb (conninfo);
+    if (PQstatus (conn) != CONNECTION_OK) {
+        fprintf (stderr, "bf_testdb: connect %s: %s", conninfo, PQerrorMessage (conn));
+        PQfinish (conn);
+        return NULL;
+    }
+    PQclear (PQexec (conn, "SET client_min_messages = warning"));
+    return conn;
+}
+
+int
+bf_testdb_text (PGconn *conn, const char *sql, char *out, size_t outsize)
+{
+    PGresult *res = PQexec (conn, sql);
+    int rc = -1;
+    if (PQresultStatus (res) == PGRES_TUPLES_OK && PQntuples (res) > 0) {
+        snprintf (out, outsize, "%s", PQgetvalue (res, 0, 0));
+        rc = 0;
+    } else
+        fprintf (stderr, "bf_testdb: %s: %s", sql, PQresultErrorMessage (res));
+    PQclear (res);
+    return rc;
+}
+
+int64_t
+bf_testdb_scalar (PGconn *conn, const char *sql)
+{
+    char text[64];
+    if (bf_testdb_text (conn, sql, text, sizeof text) != 0)
+        return -1;
+    return strtoll (text, NULL, 10);
+}
+
+const char *
+bf_testdb_exec (PGconn *conn, const char *sql)
+{
+    static char state[6];
+    PGresult *res = PQexec (conn, sql);
+    ExecStatusType st = PQresultStatus (res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        strcpy (state, "00000");
+    else {
+        const char *s = PQresultErrorField (res, PG_DIAG_SQLSTATE);
+        snprintf (state, sizeof state, "%s", s ? s : "XX000");
+    }
+    PQclear (res);
+    return state;
+}
+
+int
+bf_testdb_billdata (const char *conninfo, char **output, const char *args_format, ...)
+{
+    const char *binary = getenv ("BF_BILLDATA");
+    if (!binary) {
+        fprintf (stderr, "bf_testdb: BF_BILLDATA is not set (run through meson test)\n");
+        return -1;
+    }
+    char args[2048], command[4096];
+    va_list ap;
+    va_start (ap, args_format);
+    vsnprintf (args, sizeof args, args_format, ap);
+    va_end (ap);
+    snprintf (command, sizeof command,
+              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_PII_KEY=" BF_TEST_PII_KEY
+              " BILLFLOW_DB_CONNECT_TIMEOUT_MS=5000 '%s' %s 2>&1",
+              conninfo ? conninfo : "", binary, args);
+    FILE *pipe = popen (command, "r");
+    if (!pipe)
+        return -1;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc (cap);
+    size_t n;
+    while ((n = fread (buf + len, 1, cap - len - 1, pipe)) > 0) {
+        len += n;
+        if (cap - len < 1024)
+            buf = realloc (buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int status = pclose (pipe);
+    if (output)
+        *output = buf;
+    else
+        free (buf);
+    fprintf (stderr, "# billdata %s -> %d\n", args, WIFEXITED (status) ? WEXITSTATUS (status) : -1);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+char *
+bf_test_mkdtemp (void)
+{
+    char *path = strdup ("/tmp/bftest.XXXXXX");
+    if (!mkdtemp (path)) {
+        free (path);
+        return NULL;
+    }
+    return path;
+}
+
+void
+bf_test_rmdir (char **path_p)
+{
+    if (!path_p || !*path_p)
+        return;
+    char command[512];
+    snprintf (command, sizeof command, "rm -rf '%s'", *path_p);
+    if (system (command) != 0)
+        fprintf (stderr, "bf_testdb: could not remove %s\n", *path_p);
+    free (*path_p);
+    *path_p = NULL;
+}
+
+char *
+bf_test_slurp (const char *path)
+{
+    FILE *f = fopen (path, "rb");
+    if (!f)
+        return NULL;
+    fseek (f, 0, SEEK_END);
+    long size = ftell (f);
+    fseek (f, 0, SEEK_SET);
+    char *buf = malloc ((size_t)size + 1);
+    size_t got = fread (buf, 1, (size_t)size, f);
+    fclose (f);
+    buf[got] = 0;
+    return buf;
+}
+
+int
+bf_test_write (const char *path, const char *text)
+{
+    FILE *f = fopen (path, "wb");
+    if (!f)
+        return -1;
+    size_t len = strlen (text);
+    int rc = fwrite (text, 1, len, f) == len ? 0 : -1;
+    return fclose (f) == 0 ? rc : -1;
+}

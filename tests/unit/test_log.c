@@ -1,0 +1,809 @@
+/*  =========================================================================
+    test_log - bf_log: masking, line formats, JSON escaping, level filtering,
+    truncation and whole lines under concurrent logging.
+
+    Output is captured by pointing bf_log_set_fd at a temporary file and
+    reading it back; JSON lines are checked with a small strict parser.
+    =========================================================================
+*/
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bf_log.h"
+
+//  ---------------------------------------------------------------------------
+//  Capture helpers
+
+static FILE *s_capture;
+
+static void
+s_capture_start (void)
+{
+    s_capture = tmpfile ();
+    assert_non_null (s_capture);
+    bf_log_set_fd (fileno (s_capture));
+}
+
+//  Returns everything logged since s_capture_start (caller frees).
+
+static char *
+s_capture_stop (void)
+{
+    bf_log_set_fd (2);
+    int fd = fileno (s_capture);
+    off_t size = lseek (fd, 0, SEEK_END);
+    assert_true (size >= 0);
+    char *text = (char *)malloc ((size_t)size + 1);
+    assert_non_null (text);
+    ssize_t got = pread (fd, text, (size_t)size, 0);
+    assert_int_equal (got, size);
+    text[size] = 0;
+    fclose (s_capture);
+    s_capture = NULL;
+    return text;
+}
+
+static size_t
+s_count_lines (const char *text)
+{
+    size_t lines = 0;
+    for (const char *p = text; *p; p++)
+        if (*p == '\n')
+            lines++;
+    return lines;
+}
+
+//  True when text[0..len) is well-formed UTF-8.
+
+static bool
+s_valid_utf8 (const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t need;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            need = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            need = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            need = 3;
+            cp = c & 0x07;
+        } else
+            return false;
+        if (i + need >= len)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000)
+            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+//  ---------------------------------------------------------------------------
+//  A strict parser for the flat JSON objects bf_log writes: string or
+//  integer values only. Fails on anything RFC 8259 does not allow there.
+
+typedef struct {
+    char key[16];
+    char *text; //  decoded string value, or NULL for a number
+    size_t text_len;
+    long number;
+} s_field_t;
+
+static void
+s_put_utf8 (char *out, size_t *len, uint32_t cp)
+{
+    if (cp < 0x80)
+        out[(*len)++] = (char)cp;
+    else if (cp < 0x800) {
+        out[(*len)++] = (char)(0xC0 | (cp >> 6));
+        out[(*len)++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        out[(*len)++] = (char)(0xE0 | (cp >> 12));
+        out[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[(*len)++] = (char)(0x80 | (cp & 0x3F));
+    }
+}
+
+//  Parses a JSON string at *p; returns a malloc'd decoded copy or NULL.
+
+static char *
+s_json_string (const char **p, size_t *out_len)
+{
+    const char *s = *p;
+    if (*s != '"')
+        return NULL;
+    s++;
+    const char *start = s;
+    while (*s && *s != '"') {
+        if (*s == '\\' && s[1])
+            s++;
+        s++;
+    }
+    if (*s != '"')
+        return NULL;
+    if (!s_valid_utf8 ((const unsigned char *)start, (size_t)(s - start)))
+        return NULL;
+    char *out = (char *)malloc ((size_t)(s - start) + 1);
+    size_t len = 0;
+    for (const char *q = start; q < s; q++) {
+        unsigned char c = (unsigned char)*q;
+        if (c < 0x20) {
+            free (out);
+            return NULL; //  raw control characters are not JSON
+        }
+        if (c != '\\') {
+            out[len++] = (char)c;
+            continue;
+        }
+        q++;
+        switch (*q) {
+            case '"':
+                out[len++] = '"';
+                break;
+            case '\\':
+                out[len++] = '\\';
+                break;
+            case '/':
+                out[len++] = '/';
+                break;
+            case 'b':
+                out[len++] = '\b';
+                break;
+            case 'f':
+                out[len++] = '\f';
+                break;
+            case 'n':
+                out[len++] = '\n';
+                break;
+            case 'r':
+                out[len++] = '\r';
+                break;
+            case 't':
+                out[len++] = '\t';
+                break;
+            case 'u': {
+                char hex[5] = { 0 };
+                memcpy (hex, q + 1, 4);
+                char *end;
+                unsigned long cp = strtoul (hex, &end, 16);
+                if (end != hex + 4 || (cp >= 0xD800 && cp <= 0xDFFF)) {
+                    free (out);
+                    return NULL;
+                }
+                s_put_utf8 (out, &len, (uint32_t)cp);
+                q += 4;
+                break;
+            }
+            default:
+                free (out);
+                return NULL;
+        }
+    }
+    out[len] = 0;
+    *out_len = len;
+    *p = s + 1;
+    return out;
+}
+
+//  Parses one line "{...}" into fields; returns the count, or -1.
+
+static int
+s_json_parse (const char *line, s_field_t *fields, int max)
+{
+    const char *p = line;
+    int count = 0;
+    if (*p++ != '{')
+        return -1;
+    while (count < max) {
+        size_t key_len;
+        char *key = s_json_string (&p, &key_len);
+        if (!key || key_len >= sizeof fields[0].key || *p++ != ':') {
+            free (key);
+            return -1;
+        }
+        strcpy (fields[count].key, key);
+        free (key);
+        if (*p == '"') {
+            fields[count].text = s_json_string (&p, &fields[count].text_len);
+            if (!fields[count].text)
+                return -1;
+        } else {
+            char *end;
+            fields[count].text = NULL;
+            fields[count].number = strtol (p, &end, 10);
+            if (end == p)
+                return -1;
+            p = end;
+        }
+        count++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == '}' && p[1] == 0)
+            return count;
+        return -1;
+    }
+    return -1;
+}
+
+static void
+s_fields_free (s_field_t *fields, int count)
+{
+    for (int i = 0; i < count; i++)
+        free (fields[i].text);
+}
+
+//  Logs one message in JSON, parses the single line and returns the
+//  decoded msg (caller frees); asserts the other fields.
+
+static char *
+s_json_roundtrip (const char *service, const char *message, size_t *msg_len)
+{
+    bf_log_init (service, BF_LOG_DEBUG, true);
+    s_capture_start ();
+    bf_info ("%s", message);
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 1);
+    size_t len = strlen (text);
+    assert_true (len > 0 && text[len - 1] == '\n');
+    text[len - 1] = 0;
+
+    s_field_t fields[8];
+    int count = s_json_parse (text, fields, 8);
+    if (count != 5)
+        fail_msg ("not the expected JSON object: %s", text);
+    assert_string_equal (fields[0].key, "ts");
+    assert_non_null (fields[0].text);
+    assert_int_equal (strlen (fields[0].text), 24);
+    assert_string_equal (fields[1].key, "level");
+    assert_string_equal (fields[1].text, "info");
+    assert_string_equal (fields[2].key, "service");
+    assert_string_equal (fields[2].text, service);
+    assert_string_equal (fields[3].key, "pid");
+    assert_null (fields[3].text);
+    assert_int_equal (fields[3].number, (long)getpid ());
+    assert_string_equal (fields[4].key, "msg");
+    assert_non_null (fields[4].text);
+    char *msg = fields[4].text;
+    *msg_len = fields[4].text_len;
+    fields[4].text = NULL;
+    s_fields_free (fields, count);
+    free (text);
+    return msg;
+}
+
+//  ---------------------------------------------------------------------------
+//  Tests
+
+//  Must run first: the state before any bf_log_init.
+static void
+test_defaults_before_init (void **state)
+{
+    (void)state;
+    assert_true (bf_log_enabled (BF_LOG_INFO));
+    assert_false (bf_log_enabled (BF_LOG_DEBUG));
+    s_capture_start ();
+    bf_debug ("hidden");
+    bf_info ("shown %d", 1);
+    char *text = s_capture_stop ();
+    char expected[64];
+    snprintf (expected, sizeof expected, " INFO  billflow[%ld]: shown 1\n", (long)getpid ());
+    assert_int_equal (s_count_lines (text), 1);
+    assert_non_null (strstr (text, expected));
+    assert_null (strchr (text, '{'));
+    free (text);
+}
+
+static void
+test_level_parse (void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int rc;
+        bf_log_level_t level;
+    } cases[] = {
+        { "debug", 0, BF_LOG_DEBUG },
+        { "info", 0, BF_LOG_INFO },
+        { "warn", 0, BF_LOG_WARN },
+        { "error", 0, BF_LOG_ERROR },
+        { "DEBUG", 0, BF_LOG_DEBUG },
+        { "Warn", 0, BF_LOG_WARN },
+        { "", -1, 0 },
+        { "warning", -1, 0 },
+        { "inf", -1, 0 },
+        { " info", -1, 0 },
+        { "info ", -1, 0 },
+        { "fatal", -1, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bf_log_level_t level = (bf_log_level_t)99;
+        int rc = bf_log_level_parse (cases[i].text, &level);
+        if (rc != cases[i].rc)
+            fail_msg ("'%s': rc %d", cases[i].text, rc);
+        if (rc == 0)
+            assert_int_equal (level, cases[i].level);
+        else
+            assert_int_equal (level, 99);
+    }
+    bf_log_level_t level = BF_LOG_WARN;
+    assert_int_equal (bf_log_level_parse (NULL, &level), -1);
+    assert_int_equal (level, BF_LOG_WARN);
+}
+
+static void
+test_level_filter (void **state)
+{
+    (void)state;
+    bf_log_init ("filter", BF_LOG_WARN, false);
+    assert_false (bf_log_enabled (BF_LOG_DEBUG));
+    assert_false (bf_log_enabled (BF_LOG_INFO));
+    assert_true (bf_log_enabled (BF_LOG_WARN));
+    assert_true (bf_log_enabled (BF_LOG_ERROR));
+    s_capture_start ();
+    bf_debug ("d");
+    bf_info ("i");
+    bf_warn ("w");
+    bf_error ("e");
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 2);
+    assert_null (strstr (text, ": d\n"));
+    assert_null (strstr (text, ": i\n"));
+    assert_non_null (strstr (text, " WARN  filter["));
+    assert_non_null (strstr (text, "]: w\n"));
+    assert_non_null (strstr (text, " ERROR filter["));
+    assert_non_null (strstr (text, "]: e\n"));
+    free (text);
+
+    bf_log_init ("filter", BF_LOG_ERROR, false);
+    s_capture_start ();
+    bf_warn ("w");
+    text = s_capture_stop ();
+    assert_string_equal (text, "");
+    free (text);
+
+    bf_log_init ("filter", BF_LOG_DEBUG, false);
+    s_capture_start ();
+    bf_debug ("d");
+    text = s_capture_stop ();
+    assert_non_null (strstr (text, " DEBUG filter["));
+    free (text);
+}
+
+static void
+test_plain_format (void **state)
+{
+    (void)state;
+    bf_log_init ("settle", BF_LOG_INFO, false);
+    s_capture_start ();
+    bf_info ("run %s chunk %d", "2026-11", 7);
+    char *text = s_capture_stop ();
+    //  2026-11-21T13:55:02.123Z INFO  settle[1234]: message
+    const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+    assert_true (strlen (text) > strlen (shape));
+    for (size_t i = 0; shape[i]; i++)
+        if (shape[i] == 'd') {
+            if (text[i] < '0' || text[i] > '9')
+                fail_msg ("timestamp char %zu in: %s", i, text);
+        } else
+            assert_int_equal (text[i], shape[i]);
+    int month = atoi (text + 5), day = atoi (text + 8), hour = atoi (text + 11);
+    assert_true (month >= 1 && month <= 12);
+    assert_true (day >= 1 && day <= 31);
+    assert_true (hour >= 0 && hour <= 23);
+    char expected[96];
+    snprintf (expected, sizeof expected, " INFO  settle[%ld]: run 2026-11 chunk 7\n",
+              (long)getpid ());
+    assert_string_equal (text + strlen (shape), expected);
+    free (text);
+}
+
+static void
+test_plain_escapes_control (void **state)
+{
+    (void)state;
+    bf_log_init ("svc", BF_LOG_INFO, false);
+    s_capture_start ();
+    bf_info ("a\nFAKE ERROR line\r\tb\x01"
+             "c\xff"
+             "d 한글");
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 1);
+    assert_non_null (strstr (text, "]: a\\nFAKE ERROR line\\r\\tb\\x01c\\xffd 한글\n"));
+    free (text);
+}
+
+static void
+test_json_escaping (void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *decoded; //  expected msg after JSON decoding
+    } cases[] = {
+        { "plain text", "plain text" },
+        { "", "" },
+        { "say \"hi\"", "say \"hi\"" },
+        { "back\\slash \\\" mix", "back\\slash \\\" mix" },
+        { "line1\nline2\r\n", "line1\nline2\r\n" },
+        { "tab\there", "tab\there" },
+        { "ctl \x01\x02\x1f end", "ctl \x01\x02\x1f end" },
+        { "del \x7f", "del \x7f" },
+        { "한국어 홍길동 ✓ 𝄞", "한국어 홍길동 ✓ 𝄞" },
+        { "bad \xff byte", "bad \xef\xbf\xbd byte" },
+        { "cut \xed\x95", "cut \xef\xbf\xbd\xef\xbf\xbd" },
+        { "overlong \xc0\xaf", "overlong \xef\xbf\xbd\xef\xbf\xbd" },
+        { "surrogate \xed\xa0\x80", "surrogate \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+        { "{\"json\":\"inside\"}", "{\"json\":\"inside\"}" },
+        { "/slash/ and </script>", "/slash/ and </script>" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len;
+        char *msg = s_json_roundtrip ("settle", cases[i].in, &len);
+        if (len != strlen (cases[i].decoded) || memcmp (msg, cases[i].decoded, len) != 0)
+            fail_msg ("case %zu: got '%s'", i, msg);
+        free (msg);
+    }
+    //  The service name is escaped too.
+    size_t len;
+    char *msg = s_json_roundtrip ("we\"ird\\svc", "x", &len);
+    assert_string_equal (msg, "x");
+    free (msg);
+}
+
+static void
+test_json_control_as_u00xx (void **state)
+{
+    (void)state;
+    bf_log_init ("svc", BF_LOG_INFO, true);
+    s_capture_start ();
+    bf_info ("a\nb\x01");
+    char *text = s_capture_stop ();
+    assert_non_null (strstr (text, "\"msg\":\"a\\u000ab\\u0001\"}\n"));
+    free (text);
+}
+
+static void
+test_embedded_nul (void **state)
+{
+    (void)state;
+    bf_log_init ("svc", BF_LOG_INFO, true);
+    s_capture_start ();
+    bf_info ("a%cb", 0);
+    char *text = s_capture_stop ();
+    assert_non_null (strstr (text, "\"msg\":\"a\\u0000b\"}\n"));
+    free (text);
+}
+
+static void
+test_truncation (void **state)
+{
+    (void)state;
+    size_t big = 20000;
+    char *message = (char *)malloc (big + 1);
+    assert_non_null (message);
+    memset (message, 'x', big);
+    message[big] = 0;
+
+    bf_log_init ("svc", BF_LOG_INFO, false);
+    s_capture_start ();
+    bf_info ("%s", message);
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 1);
+    size_t len = strlen (text);
+    assert_true (len < 8192 + 100);
+    assert_true (len > 8000);
+    assert_string_equal (text + len - strlen (" [truncated]\n"), " [truncated]\n");
+    free (text);
+
+    //  Multi-byte text is cut at a character boundary: no U+FFFD appears.
+    for (size_t i = 0; i + 3 <= big; i += 3)
+        memcpy (message + i, "한", 3);
+    message[big - big % 3] = 0;
+    for (int shift = 0; shift < 3; shift++) {
+        size_t msg_len;
+        char *msg = s_json_roundtrip ("svc", message + shift, &msg_len);
+        //  Up to 8191 bytes; each stray front byte grows to a 3-byte U+FFFD.
+        assert_true (msg_len < 8192 + 4);
+        assert_true (msg_len > 8000);
+        //  A shifted start leaves (3 - shift) % 3 stray bytes at the front.
+        assert_null (strstr (msg + 6, "\xef\xbf\xbd"));
+        assert_string_equal (msg + msg_len - strlen (" [truncated]"), " [truncated]");
+        free (msg);
+    }
+    free (message);
+}
+
+static void
+test_errno_preserved (void **state)
+{
+    (void)state;
+    bf_log_init ("svc", BF_LOG_INFO, false);
+    s_capture_start ();
+    errno = ENOENT;
+    bf_info ("x");
+    assert_int_equal (errno, ENOENT);
+    free (s_capture_stop ());
+}
+
+#define S_THREADS 6
+#define S_LINES   400
+
+static void *
+s_logger (void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    char filler[300];
+    memset (filler, 'a' + id, sizeof filler - 1);
+    filler[sizeof filler - 1] = 0;
+    for (int i = 0; i < S_LINES; i++)
+        bf_info ("thread %d line %d %s", id, i, filler);
+    return NULL;
+}
+
+static void
+test_threads_whole_lines (void **state)
+{
+    (void)state;
+    bf_log_init ("threads", BF_LOG_INFO, true);
+    s_capture_start ();
+    pthread_t threads[S_THREADS];
+    for (int t = 0; t < S_THREADS; t++)
+        assert_int_equal (pthread_create (&threads[t], NULL, s_logger, (void *)(intptr_t)t), 0);
+    for (int t = 0; t < S_THREADS; t++)
+        pthread_join (threads[t], NULL);
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), S_THREADS * S_LINES);
+
+    int next[S_THREADS] = { 0 };
+    char *save = NULL;
+    for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
+        s_field_t fields[8];
+        int count = s_json_parse (line, fields, 8);
+        assert_int_equal (count, 5);
+        int id, n;
+        assert_int_equal (sscanf (fields[4].text, "thread %d line %d", &id, &n), 2);
+        assert_true (id >= 0 && id < S_THREADS);
+        assert_int_equal (n, next[id]); //  each thread's lines in order
+        next[id]++;
+        const char *filler = strrchr (fields[4].text, ' ') + 1;
+        assert_int_equal (strlen (filler), 299);
+        assert_int_equal (strspn (filler, (char[]){ (char)('a' + id), 0 }), 299);
+        s_fields_free (fields, count);
+    }
+    for (int t = 0; t < S_THREADS; t++)
+        assert_int_equal (next[t], S_LINES);
+    free (text);
+}
+
+//  ---------------------------------------------------------------------------
+//  Masking
+
+static void
+test_mask_email (void **state)
+{
+    (void)state;
+    char long_local[600], long_domain[600];
+    memset (long_local, 'q', 500);
+    snprintf (long_local + 500, 100, "@example.com");
+    memset (long_domain, 'd', 300);
+    long_domain[0] = 'a';
+    long_domain[1] = '@';
+    snprintf (long_domain + 300, 100, ".com");
+
+    static const char *const masked = "***";
+    const struct {
+        const char *in;
+        const char *out;
+    } cases[] = {
+        { "hong.gildong@example.com", "h***@example.com" },
+        { "a@b", "a***@b" },
+        { "A.B+tag@Sub.Example.co.kr", "A***@Sub.Example.co.kr" },
+        { "  hong@example.com\n", "h***@example.com" },
+        { "홍길동@example.com", "홍***@example.com" },
+        { "hong@예시.한국", "h***@예시.한국" },
+        { long_local, "q***@example.com" },
+        { "", masked },
+        { "@", masked },
+        { "a@", masked },
+        { "@b", masked },
+        { "a@@b", masked },
+        { "a@b@c", masked },
+        { "no-at-sign", masked },
+        { "   ", masked },
+        { "hong gildong@example.com", masked },
+        { "hong@exa mple.com", masked },
+        { "hong@example.com\nFAKE", masked },
+        { "h\x01ong@example.com", masked },
+        { "\xffhong@example.com", masked },
+        { "hong@example\xff.com", masked },
+        { "\xed\x95@example.com", masked },
+        { "hong@example.com\x7f", masked },
+        { long_domain, masked }, //  does not fit BF_MASK_MAX
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[BF_MASK_MAX];
+        memset (out, '#', sizeof out);
+        char *rc = bf_mask_email (cases[i].in, out, sizeof out);
+        assert_ptr_equal (rc, out);
+        if (strcmp (out, cases[i].out) != 0)
+            fail_msg ("email case %zu: expected '%s', got '%s'", i, cases[i].out, out);
+    }
+    char out[BF_MASK_MAX] = "junk";
+    assert_string_equal (bf_mask_email (NULL, out, sizeof out), "");
+}
+
+static void
+test_mask_phone (void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *out;
+    } cases[] = {
+        { "010-1234-5678", "010-****-5678" },
+        { "01012345678", "010-****-5678" },
+        { "010-123-4567", "010-****-4567" },
+        { "0101234567", "010-****-4567" },
+        { " 011-9876-5432 ", "011-****-5432" },
+        { "", "***" },
+        { "-", "***" },
+        { "010-1234-567", "***" },
+        { "010-12345-678", "***" },
+        { "0101234567890", "***" },
+        { "010123456", "***" },
+        { "010-1234-56789", "***" },
+        { "010--1234-5678", "***" },
+        { "-010-1234-5678", "***" },
+        { "010-1234-5678-", "***" },
+        { "010-12345678", "***" },
+        { "01-01234-5678", "***" },
+        { "01-1234-5678", "***" },
+        { "0101-123-4567", "***" },
+        { "0101-1234-567", "***" },
+        { "010 1234 5678", "***" },
+        { "010-1234-567a", "***" },
+        { "O10-1234-5678", "***" },
+        { "phone: 010-1234-5678", "***" },
+        { "+82-10-1234-5678", "***" },
+        { "11012345678", "***" },
+        { "010-1234-5678\n010", "***" },
+        { "０１０-1234-5678", "***" },
+        { "010\xff"
+          "12345678",
+          "***" },
+        { "99999999999999999999999999999999999999999999", "***" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[BF_MASK_MAX];
+        memset (out, '#', sizeof out);
+        char *rc = bf_mask_phone (cases[i].in, out, sizeof out);
+        assert_ptr_equal (rc, out);
+        if (strcmp (out, cases[i].out) != 0)
+            fail_msg ("phone case %zu '%s': expected '%s', got '%s'", i, cases[i].in, cases[i].out,
+                      out);
+    }
+    char out[BF_MASK_MAX] = "junk";
+    assert_string_equal (bf_mask_phone (NULL, out, sizeof out), "");
+}
+
+static void
+test_mask_small_buffers (void **state)
+{
+    (void)state;
+    char out[16];
+    memset (out, '#', sizeof out);
+    bf_mask_email ("hong@example.com", out, 0);
+    assert_int_equal (out[0], '#'); //  nothing written
+    bf_mask_email ("hong@example.com", out, 1);
+    assert_string_equal (out, "");
+    bf_mask_email ("hong@example.com", out, 3);
+    assert_string_equal (out, "**");
+    bf_mask_email ("hong@example.com", out, 16); //  needs 17
+    assert_string_equal (out, "***");
+    char fits[17];
+    assert_string_equal (bf_mask_email ("hong@example.com", fits, sizeof fits), "h***@example.com");
+    bf_mask_phone ("010-1234-5678", out, 13); //  needs 14
+    assert_string_equal (out, "***");
+    bf_mask_phone ("010-1234-5678", out, 14);
+    assert_string_equal (out, "010-****-5678");
+    bf_mask_phone ("010-1234-5678", out, 2);
+    assert_string_equal (out, "*");
+    assert_null (bf_mask_phone ("010-1234-5678", NULL, 10));
+}
+
+//  Random bytes never crash the maskers, and whatever comes out is either
+//  "***" or the documented shape, built only from the input's own parts.
+
+static uint32_t s_seed = 12345;
+
+static uint32_t
+s_rand (void)
+{
+    s_seed = s_seed * 1103515245u + 12345u;
+    return s_seed >> 8;
+}
+
+static void
+test_mask_random_bytes (void **state)
+{
+    (void)state;
+    static const char alphabet[] = "@@@-.0123456789ab \x01\xff\xed\x95\x9c\xea";
+    for (int round = 0; round < 20000; round++) {
+        char in[40];
+        size_t len = s_rand () % (sizeof in - 1);
+        for (size_t i = 0; i < len; i++)
+            in[i] = round % 2 ? (char)(s_rand () & 0xFF)
+                              : alphabet[s_rand () % (sizeof alphabet - 1)];
+        in[len] = 0;
+        char out[BF_MASK_MAX];
+        bf_mask_email (in, out, sizeof out);
+        assert_true (strlen (out) < sizeof out);
+        if (strcmp (out, "***") != 0) {
+            const char *stars = strstr (out, "***@");
+            assert_non_null (stars);
+            assert_true (stars > out && stars - out <= 4);
+            const char *at = strchr (in, '@');
+            assert_non_null (at);
+            assert_null (strchr (at + 1, '@'));
+            assert_int_equal (memcmp (out, in + strspn (in, " \t\n\r\v\f"), (size_t)(stars - out)),
+                              0);
+            assert_non_null (strstr (in, stars + 3)); //  "@domain" is the input's
+        }
+        bf_mask_phone (in, out, sizeof out);
+        if (strcmp (out, "***") != 0) {
+            assert_int_equal (strlen (out), 13);
+            assert_int_equal (memcmp (out + 3, "-****-", 6), 0);
+            assert_true (out[0] == '0');
+        }
+    }
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_defaults_before_init),
+        cmocka_unit_test (test_level_parse),
+        cmocka_unit_test (test_level_filter),
+        cmocka_unit_test (test_plain_format),
+        cmocka_unit_test (test_plain_escapes_control),
+        cmocka_unit_test (test_json_escaping),
+        cmocka_unit_test (test_json_control_as_u00xx),
+        cmocka_unit_test (test_embedded_nul),
+        cmocka_unit_test (test_truncation),
+        cmocka_unit_test (test_errno_preserved),
+        cmocka_unit_test (test_threads_whole_lines),
+        cmocka_unit_test (test_mask_email),
+        cmocka_unit_test (test_mask_phone),
+        cmocka_unit_test (test_mask_small_buffers),
+        cmocka_unit_test (test_mask_random_bytes),
+    };
+    return cmocka_run_group_tests_name ("bf_log", tests, NULL, NULL);
+}
