@@ -285,10 +285,6 @@ bf_wire_validate (bf_msg_type_t type, const ProtobufCMessage *msg, char *err, si
     switch (type) {
         case BF_MSG_EVT_BILL:
             return s_check_bill (entry->name, (const Billflow__BillSettled *)msg, err, errsize);
-        case BF_MSG_RPL_FETCH:
-            if (((const Billflow__ReplayFetch *)msg)->count == 0)
-                return s_fail (BF_WIRE_EINVAL, err, errsize, "RPL.FETCH: count is 0");
-            return BF_WIRE_OK;
         case BF_MSG_RPL_BATCH:
             return s_check_batch ((const Billflow__ReplayBatch *)msg, err, errsize);
         default:
@@ -474,6 +470,25 @@ bf_wire_set_schema (ProtobufCMessage *msg)
     return 0;
 }
 
+//  Builds [type name][seq][payload], taking the payload frame over whatever
+//  the result. NULL (logged) when memory runs out.
+static zmsg_t *
+s_frame (const s_type_t *entry, uint64_t seq, zframe_t **payload_p)
+{
+    uint8_t seq_bytes[BF_WIRE_SEQ_SIZE];
+    s_put_be64 (seq_bytes, seq);
+    zmsg_t *wire = zmsg_new ();
+    if (wire == NULL || zmsg_addstr (wire, entry->name) != 0
+        || zmsg_addmem (wire, seq_bytes, sizeof seq_bytes) != 0
+        || zmsg_append (wire, payload_p) != 0) {
+        bf_error ("bf_wire_encode: %s: cannot build the message", entry->name);
+        zframe_destroy (payload_p);
+        zmsg_destroy (&wire);
+        return NULL;
+    }
+    return wire;
+}
+
 zmsg_t *
 bf_wire_encode (bf_msg_type_t type, uint64_t seq, const ProtobufCMessage *msg)
 {
@@ -512,18 +527,27 @@ bf_wire_encode (bf_msg_type_t type, uint64_t seq, const ProtobufCMessage *msg)
         return NULL;
     }
 
-    uint8_t seq_bytes[BF_WIRE_SEQ_SIZE];
-    s_put_be64 (seq_bytes, seq);
-    zmsg_t *wire = zmsg_new ();
-    if (wire == NULL || zmsg_addstr (wire, entry->name) != 0
-        || zmsg_addmem (wire, seq_bytes, sizeof seq_bytes) != 0
-        || zmsg_append (wire, &payload) != 0) {
-        bf_error ("bf_wire_encode: %s: cannot build the message", entry->name);
-        zframe_destroy (&payload);
-        zmsg_destroy (&wire);
+    return s_frame (entry, seq, &payload);
+}
+
+zmsg_t *
+bf_wire_encode_raw (bf_msg_type_t type, uint64_t seq, const void *payload, size_t len)
+{
+    const s_type_t *entry = s_type (type);
+    if (entry == NULL) {
+        bf_error ("bf_wire_encode_raw: %d is not a frame type", (int)type);
         return NULL;
     }
-    return wire;
+    if (payload == NULL && len > 0) {
+        bf_error ("bf_wire_encode_raw: %s: no payload for %zu bytes", entry->name, len);
+        return NULL;
+    }
+    zframe_t *frame = zframe_new (len ? payload : NULL, len);
+    if (frame == NULL) {
+        bf_error ("bf_wire_encode_raw: %s: cannot allocate %zu bytes", entry->name, len);
+        return NULL;
+    }
+    return s_frame (entry, seq, &frame);
 }
 
 int

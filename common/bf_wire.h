@@ -163,11 +163,11 @@ Billflow__ServiceHeartbeat *bf_wire_service_heartbeat (const bf_wire_msg_t *self
 /*  The content checks decode applies after unpacking, for a message
     already in memory: msg's descriptor must be type's; schema_version in
     1..BF_SCHEMA_VERSION; the id non-empty; BillSettled needs bill_id and
-    subscriber_id non-zero and period "YYYY-MM" (month 01-12); ReplayFetch
-    needs count > 0; every event of a ReplayBatch must be present, pass the
-    BillSettled checks, and have a non-zero seq, strictly increasing. Other
-    fields (verb, target, enum values ...) are the receiver's business, so
-    that it can answer a bad command instead of dropping it.
+    subscriber_id non-zero and period "YYYY-MM" (month 01-12); every event
+    of a ReplayBatch must be present, pass the BillSettled checks, and have a
+    non-zero seq, strictly increasing. Other fields (verb, target, enum
+    values, a ReplayFetch's from_seq and count ...) are the receiver's
+    business, so that it can answer a bad request instead of dropping it.
     Returns 0 or a negative bf_wire_rc_t with a reason in err.  */
 int bf_wire_validate (bf_msg_type_t type, const ProtobufCMessage *msg, char *err, size_t errsize);
 
@@ -184,6 +184,15 @@ int bf_wire_set_schema (ProtobufCMessage *msg);
     rather than asserted), or msg fails bf_wire_validate. The payload size
     is not limited here: keep batches below the receivers' max_payload.  */
 zmsg_t *bf_wire_encode (bf_msg_type_t type, uint64_t seq, const ProtobufCMessage *msg);
+
+/*  Frames payload, an already packed protobuf of type's message (for
+    example one stored in the outbox), exactly as bf_wire_encode frames a
+    message it packs: [type name][seq big-endian][the len bytes, copied].
+    The payload is neither unpacked nor validated: the caller vouches that
+    it is a valid message of type. payload may be NULL when len is 0.
+    Returns a new message owned by the caller, or NULL (logged) when type is
+    not a wire type, payload is NULL with len > 0, or memory runs out.  */
+zmsg_t *bf_wire_encode_raw (bf_msg_type_t type, uint64_t seq, const void *payload, size_t len);
 
 /*  Encodes and sends on socket (a zsock_t * or raw libzmq socket) with
     zmsg_send, for sockets without a routing envelope (PUB, DEALER, PAIR,

@@ -39,6 +39,7 @@ CREATE TABLE settlement_chunk (
     bills       integer NOT NULL DEFAULT 0,
     amount      bigint  NOT NULL DEFAULT 0,
     errors      integer NOT NULL DEFAULT 0,
+    done_by     text,                   -- the worker that settled it
     finished_at timestamptz,
     PRIMARY KEY (run_id, chunk_no),
     CHECK ((state = 'CLAIMED') = (lease_owner IS NOT NULL AND lease_until IS NOT NULL))

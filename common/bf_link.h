@@ -1,0 +1,64 @@
+/*  bf_link — a service's link to control (design.md "control"; G6, G8).
+
+    A DEALER connected to control's ROUTER. It registers ([SVC.REG]) when it
+    starts and sends [SVC.HB] every heartbeat interval (a heartbeat names the
+    service and instance, so a restarted control knows the service again
+    without a new registration). It takes [CMD][0][Command] frames and answers
+    each with [CMD.REPLY][0][CommandReply].
+
+    Exactly once per command_id: an effectful verb runs inside a transaction
+    that also inserts the command_id into applied_command (with its status
+    and result); a command_id found there is answered with the stored result
+    (replayed = true) and nothing runs. Two deliveries racing each other: the
+    loser's insert violates the key, its effect rolls back, and it answers
+    with the winner's stored result. Query verbs (read-only) are not
+    recorded. An unknown verb or a command for another service is answered
+    FAILED; frames that do not decode are logged, counted and dropped.
+
+    Pipe protocol: the zactor contract, plus "STATS" -> commands applied,
+    replayed, failed, rejected frames (decimal strings).  */
+
+#ifndef BF_LINK_H_INCLUDED
+#define BF_LINK_H_INCLUDED
+
+#include <czmq.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "billflow.pb-c.h"
+
+typedef enum {
+    BF_LINK_OK = 0, /* applied; result holds a JSON document */
+    BF_LINK_FAILED, /* refused or failed for good (bad arguments, wrong state): recorded */
+    BF_LINK_RETRY,  /* transient (database); not recorded, so a retry executes it */
+} bf_link_status_t;
+
+/*  Applies cmd inside the open transaction on conn. Writes a JSON document
+    into result (BF_LINK_OK) or a message into error.  */
+typedef bf_link_status_t (*bf_link_apply_fn) (void *context, PGconn *conn,
+                                              const Billflow__Command *cmd, char *result,
+                                              size_t resultsize, char *error, size_t errorsize);
+
+typedef struct {
+    const char *verb; /* "run.start"; NULL ends the table */
+    bool query;       /* read-only: runs every time, not recorded */
+    bf_link_apply_fn apply;
+} bf_link_verb_t;
+
+typedef struct {
+    const char *conninfo;
+    const char *endpoint; /* control's ROUTER, e.g. "tcp://control:7100" */
+    const char *service;  /* "settle" */
+    const char *instance;
+    int heartbeat_ms;
+    const bf_link_verb_t *verbs;
+    void *context; /* passed to every apply; must outlive the actor */
+} bf_link_args_t;
+
+void bf_link_actor (zsock_t *pipe, void *args);
+
+/*  Value of argument key in cmd, or NULL.  */
+const char *bf_link_arg (const Billflow__Command *cmd, const char *key);
+
+#endif

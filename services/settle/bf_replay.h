@@ -1,0 +1,33 @@
+/*  bf_replay — the replay actor (design.md "settle", guarantee G3).
+
+    A ROUTER that answers [RPL.FETCH][0][ReplayFetch{request_id, from_seq,
+    count}] from the durable outbox: events with seq in [from_seq,
+    from_seq + count), in order, as one or more [RPL.BATCH][last seq]
+    [ReplayBatch] replies of at most max_batch events (and under the 1 MiB
+    frame limit). count is the requester's credit: replay never sends more
+    than it asked for, so a slow consumer is never flooded.
+
+    Bad requests get a ReplayBatch with status BAD_REQUEST and an error text
+    (malformed frames, unknown types, from_seq 0, count 0, from_seq beyond the
+    published tail); a database failure gets UNAVAILABLE. Every reply carries
+    last_published_seq. Every rejected request is logged and counted; the
+    actor keeps running.
+
+    Pipe protocol: the zactor contract (ready signal, "$TERM"), plus
+      "STATS" -> replies requests served, rejected, events sent (decimal text).  */
+
+#ifndef BF_REPLAY_H_INCLUDED
+#define BF_REPLAY_H_INCLUDED
+
+#include <czmq.h>
+
+typedef struct {
+    const char *conninfo;
+    const char *endpoint; /* bound, e.g. tcp://0.0.0.0:7102 */
+    int max_batch;        /* events per reply message */
+    int connect_timeout_ms;
+} bf_replay_args_t;
+
+void bf_replay_actor (zsock_t *pipe, void *args);
+
+#endif

@@ -1,0 +1,391 @@
+/*  settle — the settlement service (docs/design.md "settle").
+
+    Service mode: worker actors rate chunks of whatever run is RUNNING, the
+    relay publishes committed outbox rows (one active relay across every
+    settle process), the replay actor answers catch-up requests, and the
+    control link takes commands (run.start, run.stop, run.resume,
+    run.status) when control.endpoint is set. SIGTERM/SIGINT stop it:
+    workers finish the chunk in hand, nothing committed is lost.
+
+    Headless: `settle --once --period YYYY-MM` starts (or resumes) the run of
+    the period, settles it with this process's workers (other settle
+    processes may help), waits until its events are sequenced by a relay,
+    prints a summary and exits: 0 completed; 3 completed but subscribers
+    failed rating; 1 the run did not complete (stopped, or the database
+    failed); 2 bad command line or configuration.  */
+
+#include <czmq.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bf_config.h"
+#include "bf_date.h"
+#include "bf_db.h"
+#include "bf_link.h"
+#include "bf_log.h"
+#include "bf_relay.h"
+#include "bf_replay.h"
+#include "bf_run.h"
+#include "bf_settle_cmd.h"
+#include "bf_worker.h"
+
+#define EXIT_INCOMPLETE 1
+#define EXIT_USAGE      2
+#define EXIT_RATING     3
+#define MAX_WORKERS     64
+
+static const char *s_usage
+    = "usage: settle [--config FILE] [--db CONNINFO] [--workers N]\n"
+      "       settle [--config FILE] [--db CONNINFO] [--workers N] --once --period YYYY-MM\n"
+      "\n"
+      "  (no --once)      run as a service: workers, relay, replay, control link\n"
+      "  --once           settle one period and exit (see exit codes)\n"
+      "  --period P       the period for --once\n"
+      "  --workers N      worker actors (default settle.workers; 0 = one per core)\n"
+      "  --config FILE    config file (default $BILLFLOW_CONFIG); docs/configuration.md\n"
+      "  --db CONNINFO    libpq connection string (overrides db.conninfo)\n"
+      "\n"
+      "exit codes (--once): 0 completed, 1 did not complete, 2 usage or configuration error,\n"
+      "                     3 completed but some subscribers failed rating\n";
+
+typedef struct {
+    bf_config_t *config;
+    char instance[128];
+    int nworkers;
+    zactor_t *workers[MAX_WORKERS];
+    zactor_t *relay;
+    zactor_t *replay;
+    zactor_t *link;
+} s_settle_t;
+
+static int s_usage_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+static int
+s_usage_error (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, "settle: ");
+    vfprintf (stderr, format, args);
+    va_end (args);
+    fprintf (stderr, "\n\n%s", s_usage);
+    return EXIT_USAGE;
+}
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *
+s_conninfo (const s_settle_t *self)
+{
+    return bf_config_str (self->config, "db.conninfo");
+}
+
+static int
+s_timeout (const s_settle_t *self)
+{
+    return (int)bf_config_int (self->config, "db.connect_timeout_ms");
+}
+
+static void
+s_start_workers (s_settle_t *self)
+{
+    for (int i = 0; i < self->nworkers; i++) {
+        char id[160];
+        snprintf (id, sizeof id, "%s:w%d", self->instance, i + 1);
+        bf_worker_args_t args = { .conninfo = s_conninfo (self),
+                                  .worker_id = id,
+                                  .lease_ms = (int)bf_config_int (self->config, "settle.lease_ms"),
+                                  .poll_ms = (int)bf_config_int (self->config, "settle.poll_ms") };
+        self->workers[i] = zactor_new (bf_worker_actor, &args);
+    }
+}
+
+static void
+s_start_relay (s_settle_t *self)
+{
+    bf_relay_args_t args = {
+        .conninfo = s_conninfo (self),
+        .pub_endpoint = bf_config_str (self->config, "settle.pub_endpoint"),
+        .relay_id = self->instance,
+        .batch = (int)bf_config_int (self->config, "settle.relay_batch"),
+        .heartbeat_ms = (int)bf_config_int (self->config, "settle.heartbeat_ms"),
+        .poll_ms = (int)bf_config_int (self->config, "settle.poll_ms"),
+        .connect_timeout_ms = s_timeout (self),
+    };
+    self->relay = zactor_new (bf_relay_actor, &args);
+}
+
+/*  Stops actors in order: no new commands, workers finish their chunk, then
+    the relay publishes what they committed, then replay.  */
+static void
+s_stop_all (s_settle_t *self)
+{
+    zactor_destroy (&self->link);
+    for (int i = 0; i < self->nworkers; i++)
+        zactor_destroy (&self->workers[i]);
+    zactor_destroy (&self->relay);
+    zactor_destroy (&self->replay);
+}
+
+static int
+s_service (s_settle_t *self)
+{
+    s_start_workers (self);
+    s_start_relay (self);
+    bf_replay_args_t rargs = {
+        .conninfo = s_conninfo (self),
+        .endpoint = bf_config_str (self->config, "settle.replay_endpoint"),
+        .max_batch = (int)bf_config_int (self->config, "settle.replay_max_batch"),
+        .connect_timeout_ms = s_timeout (self),
+    };
+    self->replay = zactor_new (bf_replay_actor, &rargs);
+    const char *control = bf_config_str (self->config, "control.endpoint");
+    if (*control) {
+        bf_settle_cmd_t cmd
+            = { .chunk_size = (int)bf_config_int (self->config, "settle.chunk_size") };
+        bf_link_args_t largs
+            = { .conninfo = s_conninfo (self),
+                .endpoint = control,
+                .service = "settle",
+                .instance = self->instance,
+                .heartbeat_ms = (int)bf_config_int (self->config, "control.heartbeat_ms"),
+                .verbs = bf_settle_cmd_verbs,
+                .context = &cmd };
+        self->link = zactor_new (bf_link_actor, &largs);
+    }
+    if (!self->relay || !self->replay || (*control && !self->link)) {
+        bf_error ("settle: an actor failed to start (see above)");
+        s_stop_all (self);
+        return EXIT_INCOMPLETE;
+    }
+    bf_info ("settle %s: %d workers, relay, replay%s running", self->instance, self->nworkers,
+             *control ? ", control link" : "");
+    while (!zsys_interrupted)
+        zclock_sleep (100);
+    bf_info ("settle %s: stopping", self->instance);
+    s_stop_all (self);
+    return 0;
+}
+
+/*  Waits until every outbox row has its sequence (some relay did it).  */
+static bool
+s_wait_sequenced (PGconn *conn, int timeout_ms)
+{
+    double deadline = s_now () + timeout_ms / 1000.0;
+    while (!zsys_interrupted) {
+        PGresult *res = bf_db_query (conn, "SELECT EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL)",
+                                     0, NULL, PGRES_TUPLES_OK, "checking the outbox");
+        if (!res)
+            return false;
+        bool pending = PQgetvalue (res, 0, 0)[0] == 't';
+        PQclear (res);
+        if (!pending)
+            return true;
+        if (s_now () > deadline)
+            return false;
+        zclock_sleep (100);
+    }
+    return false;
+}
+
+static void
+s_print_summary (const bf_run_info_t *info, const char *outcome)
+{
+    struct rusage ru;
+    getrusage (RUSAGE_SELF, &ru);
+    printf ("settle: period %s run %lld %s%s: %lld bills, total %lld won, %lld rating error%s,"
+            " %lld subscribers in %.1f s (%.0f/s), peak RSS %ld MB\n",
+            info->period, (long long)info->run_id, info->state, info->rerate ? " (re-rate)" : "",
+            (long long)info->bills, (long long)info->amount_total, (long long)info->rating_errors,
+            info->rating_errors == 1 ? "" : "s", (long long)info->subscribers_done, info->seconds,
+            info->seconds > 0 ? (double)info->subscribers_done / info->seconds : 0,
+            ru.ru_maxrss / 1024);
+    if (outcome)
+        printf ("settle: %s\n", outcome);
+}
+
+static int
+s_once (s_settle_t *self, const char *period)
+{
+    PGconn *conn = bf_db_connect (s_conninfo (self), "settle", s_timeout (self));
+    if (!conn)
+        return EXIT_INCOMPLETE;
+    char err[512];
+    int64_t run_id = 0;
+    int outcome = -1;
+    if (bf_db_begin (conn) == BF_DB_OK) {
+        char command_id[64];
+        snprintf (command_id, sizeof command_id, "settle-once:%s", period);
+        outcome
+            = bf_run_start (conn, period, (int)bf_config_int (self->config, "settle.chunk_size"),
+                            NULL, &run_id, err, sizeof err);
+        if (outcome < 0 || bf_db_commit (conn) != BF_DB_OK) {
+            bf_db_rollback (conn);
+            if (outcome >= 0)
+                snprintf (err, sizeof err, "%s", bf_db_last_message ());
+            outcome = -1;
+        }
+    } else
+        snprintf (err, sizeof err, "%s", bf_db_last_message ());
+    if (outcome < 0) {
+        fprintf (stderr, "settle: cannot start the run of %s: %s\n", period, err);
+        PQfinish (conn);
+        return EXIT_INCOMPLETE;
+    }
+    bf_run_info_t info;
+    if (outcome == BF_RUN_SETTLED) {
+        /*  Nothing to rate; but a process that died after committing bills
+            may have left events unsequenced: drain them before saying done.  */
+        s_start_relay (self);
+        bool drained = s_wait_sequenced (conn, 120000);
+        s_stop_all (self);
+        bf_run_info (conn, period, 0, &info);
+        s_print_summary (&info, drained ? "already settled; nothing to do"
+                                        : "already settled, but not every event was sequenced "
+                                          "by a relay in time");
+        PQfinish (conn);
+        return drained ? 0 : EXIT_INCOMPLETE;
+    }
+    if (outcome == BF_RUN_EXISTS) {
+        /*  An unfinished run: take it up again where its chunks stand.  */
+        int64_t id;
+        char ignore[256];
+        if (bf_db_begin (conn) == BF_DB_OK) {
+            if (bf_run_resume (conn, period, &id, ignore, sizeof ignore) < 0
+                || bf_db_commit (conn) != BF_DB_OK)
+                bf_db_rollback (conn);
+        }
+        bf_info ("settle: continuing run %lld of %s", (long long)run_id, period);
+    }
+    s_start_workers (self);
+    s_start_relay (self);
+    int rc = EXIT_INCOMPLETE;
+    while (!zsys_interrupted) {
+        zclock_sleep (200);
+        if (bf_run_info (conn, NULL, run_id, &info) != 0) {
+            if (PQstatus (conn) != CONNECTION_OK)
+                PQreset (conn);
+            continue;
+        }
+        if (!strcmp (info.state, "COMPLETED")) {
+            rc = 0;
+            break;
+        }
+        if (!strcmp (info.state, "STOPPED") || !strcmp (info.state, "FAILED"))
+            break;
+    }
+    const char *note = NULL;
+    if (rc == 0 && !s_wait_sequenced (conn, 120000)) {
+        note = "bills committed, but not every event was sequenced by a relay in time";
+        rc = EXIT_INCOMPLETE;
+    }
+    s_stop_all (self);
+    if (bf_run_info (conn, NULL, run_id, &info) == 0) {
+        s_print_summary (&info, note);
+        if (rc == 0 && info.rating_errors > 0) {
+            printf ("settle: %lld subscriber%s failed rating: see rating_error; fix the data and "
+                    "run the period again to re-rate them\n",
+                    (long long)info.rating_errors, info.rating_errors == 1 ? "" : "s");
+            rc = EXIT_RATING;
+        }
+    }
+    PQfinish (conn);
+    return rc;
+}
+
+int
+main (int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "db", required_argument, NULL, 'd' },
+        { "workers", required_argument, NULL, 'w' },
+        { "once", no_argument, NULL, 'o' },
+        { "period", required_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL, *db = NULL, *workers = NULL, *period = NULL;
+    bool once = false;
+    int c;
+    while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        switch (c) {
+            case 'c':
+                config_path = optarg;
+                break;
+            case 'd':
+                db = optarg;
+                break;
+            case 'w':
+                workers = optarg;
+                break;
+            case 'o':
+                once = true;
+                break;
+            case 'p':
+                period = optarg;
+                break;
+            case 'h':
+                fputs (s_usage, stdout);
+                return 0;
+            default:
+                return s_usage_error ("unknown option");
+        }
+    }
+    if (optind != argc)
+        return s_usage_error ("unexpected argument '%s'", argv[optind]);
+    if (once != (period != NULL))
+        return s_usage_error ("--once and --period go together");
+    bf_period_t parsed;
+    if (period && bf_period_parse (period, &parsed) != 0)
+        return s_usage_error ("'%s' is not a period (YYYY-MM)", period);
+
+    s_settle_t self = { 0 };
+    char err[512];
+    self.config = bf_config_load (config_path, err, sizeof err);
+    if (self.config && db
+        && bf_config_set (self.config, "db.conninfo", db, "--db", err, sizeof err) != 0)
+        bf_config_destroy (&self.config);
+    if (self.config && workers
+        && bf_config_set (self.config, "settle.workers", workers, "--workers", err, sizeof err)
+               != 0)
+        bf_config_destroy (&self.config);
+    if (!self.config) {
+        fprintf (stderr, "settle: configuration: %s\n", err);
+        return EXIT_USAGE;
+    }
+    bf_log_level_t level = BF_LOG_INFO;
+    bf_log_level_parse (bf_config_str (self.config, "log.level"), &level);
+    bf_log_init ("settle", level, !strcmp (bf_config_str (self.config, "log.format"), "json"));
+    const char *instance = bf_config_str (self.config, "service.instance");
+    if (*instance)
+        snprintf (self.instance, sizeof self.instance, "%s", instance);
+    else {
+        char host[64] = "localhost";
+        gethostname (host, sizeof host - 1);
+        snprintf (self.instance, sizeof self.instance, "%s:%d", host, (int)getpid ());
+    }
+    self.nworkers = (int)bf_config_int (self.config, "settle.workers");
+    if (self.nworkers == 0) {
+        long cores = sysconf (_SC_NPROCESSORS_ONLN);
+        self.nworkers = cores > 0 ? (int)(cores < MAX_WORKERS ? cores : MAX_WORKERS) : 1;
+    }
+    /*  CZMQ's handler sets zsys_interrupted on SIGINT/SIGTERM; actors poll
+        with nonstop set, so only this thread reacts.  */
+    zsys_init ();
+    int rc = once ? s_once (&self, period) : s_service (&self);
+    bf_config_destroy (&self.config);
+    return rc;
+}
