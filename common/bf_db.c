@@ -172,6 +172,30 @@ bf_db_prepare (PGconn *conn, const char *name, const char *sql, int nparams)
 }
 
 int
+bf_db_prepare_all (PGconn *conn, const bf_db_statement_t *statements, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        int rc = bf_db_prepare (conn, statements[i].name, statements[i].sql, statements[i].nparams);
+        if (rc != BF_DB_OK)
+            return rc;
+    }
+    return BF_DB_OK;
+}
+
+bool
+bf_db_get_int8 (const PGresult *res, int row, int col, uint64_t *value)
+{
+    if (PQgetisnull (res, row, col) || PQgetlength (res, row, col) != 8)
+        return false;
+    const uint8_t *bytes = (const uint8_t *)PQgetvalue (res, row, col);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | bytes[i];
+    *value = v;
+    return true;
+}
+
+int
 bf_db_begin (PGconn *conn)
 {
     return bf_db_exec (conn, "BEGIN", "BEGIN");

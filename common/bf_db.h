@@ -50,6 +50,21 @@ PGresult *bf_db_query_prepared (PGconn *conn, const char *name, int nparams,
                                 const char *const *params, ExecStatusType expect, const char *what);
 int bf_db_prepare (PGconn *conn, const char *name, const char *sql, int nparams);
 
+/*  A named statement, for tables of them prepared on every new connection.  */
+typedef struct {
+    const char *name;
+    const char *sql;
+    int nparams;
+} bf_db_statement_t;
+
+/*  Prepares count statements; stops at the first failure (logged) and
+    returns its status.  */
+int bf_db_prepare_all (PGconn *conn, const bf_db_statement_t *statements, size_t count);
+
+/*  An int8 column of a binary-format result (8 bytes, big-endian) into
+ *value. false when the value is NULL or not 8 bytes.  */
+bool bf_db_get_int8 (const PGresult *res, int row, int col, uint64_t *value);
+
 int bf_db_begin (PGconn *conn);
 int bf_db_commit (PGconn *conn);
 /*  Rolls back if a transaction is open; harmless otherwise.  */

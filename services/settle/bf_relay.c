@@ -53,13 +53,7 @@
 #define S_APP_NAME         "settle-relay"
 
 /*  Prepared on every new connection.  */
-typedef struct {
-    const char *name;
-    const char *sql;
-    int nparams;
-} s_statement_t;
-
-static const s_statement_t s_statements[] = {
+static const bf_db_statement_t s_statements[] = {
     //  Standby: compete, and read the tail for STATUS on the way.
     { "relay_try_lock",
       "SELECT pg_try_advisory_lock(" S_LOCK_KEY "), (SELECT last_seq FROM relay_state)", 0 },
@@ -116,20 +110,6 @@ static int
 s_at_least (int value, int minimum)
 {
     return value < minimum ? minimum : value;
-}
-
-//  An 8-byte big-endian int8 from a binary-format result.
-static bool
-s_get_int8 (const PGresult *res, int row, int col, uint64_t *value)
-{
-    if (PQgetisnull (res, row, col) || PQgetlength (res, row, col) != 8)
-        return false;
-    const uint8_t *bytes = (const uint8_t *)PQgetvalue (res, row, col);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | bytes[i];
-    *value = v;
-    return true;
 }
 
 static bool
@@ -203,15 +183,11 @@ static void
 s_connect (s_relay_t *self, int timeout_ms)
 {
     PGconn *conn = bf_db_connect (self->conninfo, S_APP_NAME, timeout_ms);
-    if (conn) {
-        for (size_t i = 0; i < sizeof s_statements / sizeof s_statements[0]; i++) {
-            const s_statement_t *st = &s_statements[i];
-            if (bf_db_prepare (conn, st->name, st->sql, st->nparams) != BF_DB_OK) {
-                PQfinish (conn);
-                conn = NULL;
-                break;
-            }
-        }
+    if (conn
+        && bf_db_prepare_all (conn, s_statements, sizeof s_statements / sizeof s_statements[0])
+               != BF_DB_OK) {
+        PQfinish (conn);
+        conn = NULL;
     }
     int64_t now = zclock_mono ();
     if (conn == NULL) {
@@ -424,7 +400,7 @@ s_sequence (s_relay_t *self)
     int added = s_text_add (&ids, "{");
     for (int i = 0; i < rows && added == 0; i++) {
         uint64_t id;
-        if (!s_get_int8 (taken, i, 0, &id) || PQgetisnull (taken, i, 1)) {
+        if (!bf_db_get_int8 (taken, i, 0, &id) || PQgetisnull (taken, i, 1)) {
             bf_error ("relay %s: unexpected outbox row shape", self->relay_id);
             goto cleanup;
         }

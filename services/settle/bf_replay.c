@@ -41,13 +41,7 @@
 #define S_RECONNECT_MAX_MS 5000
 #define S_REBIND_MAX_MS    10000
 
-typedef struct {
-    const char *name;
-    const char *sql;
-    int nparams;
-} s_statement_t;
-
-static const s_statement_t s_statements[] = {
+static const bf_db_statement_t s_statements[] = {
     { "replay_tail", "SELECT last_seq FROM relay_state", 0 },
     { "replay_range", "SELECT seq, payload FROM outbox WHERE seq >= $1 AND seq < $2 ORDER BY seq",
       2 },
@@ -104,19 +98,6 @@ s_varint_size (size_t value)
     return size;
 }
 
-static bool
-s_get_int8 (const PGresult *res, int row, int col, uint64_t *value)
-{
-    if (PQgetisnull (res, row, col) || PQgetlength (res, row, col) != 8)
-        return false;
-    const uint8_t *bytes = (const uint8_t *)PQgetvalue (res, row, col);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | bytes[i];
-    *value = v;
-    return true;
-}
-
 //  --------------------------------------------------------------------------
 //  Database
 
@@ -151,12 +132,11 @@ s_connection (s_replay_t *self, int timeout_ms)
     if (zclock_mono () < self->reconnect_at)
         return -1;
     PGconn *conn = bf_db_connect (self->conninfo, S_APP_NAME, timeout_ms);
-    for (size_t i = 0; conn && i < sizeof s_statements / sizeof s_statements[0]; i++) {
-        const s_statement_t *st = &s_statements[i];
-        if (bf_db_prepare (conn, st->name, st->sql, st->nparams) != BF_DB_OK) {
-            PQfinish (conn);
-            conn = NULL;
-        }
+    if (conn
+        && bf_db_prepare_all (conn, s_statements, sizeof s_statements / sizeof s_statements[0])
+               != BF_DB_OK) {
+        PQfinish (conn);
+        conn = NULL;
     }
     if (conn == NULL) {
         self->reconnect_at = zclock_mono () + self->reconnect_backoff;
@@ -346,7 +326,7 @@ s_serve_range (s_replay_t *self, s_request_t *request, uint64_t from, uint64_t e
         bool bad = false;
         for (int i = 0; i < rows && !bad; i++) {
             uint64_t seq;
-            if (!s_get_int8 (res, i, 0, &seq) || seq != next) {
+            if (!bf_db_get_int8 (res, i, 0, &seq) || seq != next) {
                 snprintf (why, sizeof why, "outbox seq %" PRIu64 " is missing", next);
                 bad = true;
             } else if (s_add_event (self, request, seq, (const uint8_t *)PQgetvalue (res, i, 1),

@@ -22,6 +22,9 @@
 /*  Query indexes; each result is ordered by subscriber id.  */
 enum { Q_SUB, Q_PLAN, Q_ADDON, Q_CONTRACT, Q_USAGE, Q_CHARGE, Q_ARREARS, Q_BILLED, Q_COUNT };
 
+static const char *s_query_names[Q_COUNT] = { "w_sub",   "w_plan",   "w_addon",   "w_contract",
+                                              "w_usage", "w_charge", "w_arrears", "w_billed" };
+
 /*  $1 period, $2 first id, $3 end id (exclusive), $4 period start, $5 end.  */
 static const char *s_queries[Q_COUNT] = {
     [Q_SUB] = "SELECT s.id, s.activated_on, s.terminated_on, s.customer_since, s.welfare_grade,"
@@ -317,11 +320,9 @@ s_load (s_worker_t *self)
     bf_date_format (bf_period_first_day (self->p), start);
     bf_date_format (bf_period_end_day (self->p), end);
     const char *params[] = { self->period, from, to, start, end };
-    static const char *names[Q_COUNT] = { "w_sub",   "w_plan",   "w_addon",   "w_contract",
-                                          "w_usage", "w_charge", "w_arrears", "w_billed" };
     for (int q = 0; q < Q_COUNT; q++) {
-        self->res[q]
-            = bf_db_query_prepared (self->conn, names[q], 5, params, PGRES_TUPLES_OK, names[q]);
+        const char *name = s_query_names[q];
+        self->res[q] = bf_db_query_prepared (self->conn, name, 5, params, PGRES_TUPLES_OK, name);
         if (!self->res[q])
             return bf_db_last_status ();
     }
@@ -554,59 +555,50 @@ s_write (s_worker_t *self)
     return BF_DB_OK;
 }
 
+/*  The statements besides the read queries.  */
+static const bf_db_statement_t s_statements[] = {
+    { "w_claim",
+      "UPDATE settlement_chunk c SET state = 'CLAIMED', lease_owner = $1,"
+      " lease_until = now () + $2::int * interval '1 millisecond', attempts = c.attempts + 1"
+      " FROM (SELECT c2.run_id, c2.chunk_no FROM settlement_chunk c2"
+      "       JOIN settlement_run r ON r.run_id = c2.run_id"
+      "       WHERE r.state = 'RUNNING' AND c2.state <> 'DONE'"
+      "       AND (c2.state = 'PENDING' OR c2.lease_until < now ())"
+      "       ORDER BY c2.run_id, c2.chunk_no LIMIT 1"
+      "       FOR UPDATE OF c2 SKIP LOCKED) pick, settlement_run r"
+      " WHERE c.run_id = pick.run_id AND c.chunk_no = pick.chunk_no AND r.run_id = c.run_id"
+      " RETURNING c.run_id, c.chunk_no, c.id_from, c.id_to, r.period, c.attempts",
+      2 },
+    { "w_bill_ids", "SELECT nextval ('bill_id_seq') FROM generate_series (1, $1::int)", 1 },
+    { "w_clear_errors",
+      "DELETE FROM rating_error WHERE period = $1 AND subscriber_id >= $2 AND subscriber_id < $3",
+      3 },
+    { "w_done",
+      "UPDATE settlement_chunk SET state = 'DONE', lease_owner = NULL, lease_until = NULL,"
+      " done_by = $3, subscribers = $4, bills = $5, amount = $6, errors = $7,"
+      " finished_at = now ()"
+      " WHERE run_id = $1 AND chunk_no = $2 AND state = 'CLAIMED' AND lease_owner = $3",
+      7 },
+    { "w_run_counts",
+      "UPDATE settlement_run SET chunks_done = chunks_done + 1,"
+      " subscribers_done = subscribers_done + $2, bills = bills + $3,"
+      " amount_total = amount_total + $4, rating_errors = rating_errors + $5,"
+      " updated_at = now (),"
+      " state = CASE WHEN chunks_done + 1 >= chunks_total THEN 'COMPLETED' ELSE state END,"
+      " finished_at = CASE WHEN chunks_done + 1 >= chunks_total THEN now () ELSE finished_at END"
+      " WHERE run_id = $1",
+      5 },
+};
+
 static bool
 s_prepare (s_worker_t *self)
 {
-    static const char *names[Q_COUNT] = { "w_sub",   "w_plan",   "w_addon",   "w_contract",
-                                          "w_usage", "w_charge", "w_arrears", "w_billed" };
     for (int q = 0; q < Q_COUNT; q++)
-        if (bf_db_prepare (self->conn, names[q], s_queries[q], 5) != BF_DB_OK)
+        if (bf_db_prepare (self->conn, s_query_names[q], s_queries[q], 5) != BF_DB_OK)
             return false;
-    return bf_db_prepare (
-               self->conn, "w_claim",
-               "UPDATE settlement_chunk c SET state = 'CLAIMED', lease_owner = $1,"
-               " lease_until = now () + $2::int * interval '1 millisecond',"
-               " attempts = c.attempts + 1"
-               " FROM (SELECT c2.run_id, c2.chunk_no FROM settlement_chunk c2"
-               "       JOIN settlement_run r ON r.run_id = c2.run_id"
-               "       WHERE r.state = 'RUNNING' AND c2.state <> 'DONE'"
-               "       AND (c2.state = 'PENDING' OR c2.lease_until < now ())"
-               "       ORDER BY c2.run_id, c2.chunk_no LIMIT 1"
-               "       FOR UPDATE OF c2 SKIP LOCKED) pick, settlement_run r"
-               " WHERE c.run_id = pick.run_id AND c.chunk_no = pick.chunk_no"
-               " AND r.run_id = c.run_id"
-               " RETURNING c.run_id, c.chunk_no, c.id_from, c.id_to, r.period, c.attempts",
-               2)
-               == BF_DB_OK
-           && bf_db_prepare (self->conn, "w_bill_ids",
-                             "SELECT nextval ('bill_id_seq') FROM generate_series (1, $1::int)", 1)
-                  == BF_DB_OK
-           && bf_db_prepare (self->conn, "w_clear_errors",
-                             "DELETE FROM rating_error WHERE period = $1"
-                             " AND subscriber_id >= $2 AND subscriber_id < $3",
-                             3)
-                  == BF_DB_OK
-           && bf_db_prepare (self->conn, "w_done",
-                             "UPDATE settlement_chunk SET state = 'DONE', lease_owner = NULL,"
-                             " lease_until = NULL, done_by = $3, subscribers = $4, bills = $5,"
-                             " amount = $6,"
-                             " errors = $7, finished_at = now ()"
-                             " WHERE run_id = $1 AND chunk_no = $2 AND state = 'CLAIMED'"
-                             " AND lease_owner = $3",
-                             7)
-                  == BF_DB_OK
-           && bf_db_prepare (self->conn, "w_run_counts",
-                             "UPDATE settlement_run SET chunks_done = chunks_done + 1,"
-                             " subscribers_done = subscribers_done + $2, bills = bills + $3,"
-                             " amount_total = amount_total + $4,"
-                             " rating_errors = rating_errors + $5, updated_at = now (),"
-                             " state = CASE WHEN chunks_done + 1 >= chunks_total"
-                             "   THEN 'COMPLETED' ELSE state END,"
-                             " finished_at = CASE WHEN chunks_done + 1 >= chunks_total"
-                             "   THEN now () ELSE finished_at END"
-                             " WHERE run_id = $1",
-                             5)
-                  == BF_DB_OK;
+    return bf_db_prepare_all (self->conn, s_statements,
+                              sizeof s_statements / sizeof s_statements[0])
+           == BF_DB_OK;
 }
 
 static void
