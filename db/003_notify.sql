@@ -29,6 +29,7 @@ CREATE TABLE delivery (
                         CHECK (state IN ('PENDING', 'SENDING', 'RETRY', 'HELD',
                                          'DELIVERED', 'FAILED', 'CANCELLED')),
     attempts            integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    attempt_base        integer NOT NULL DEFAULT 0,   -- attempts when an operator last retried it
     not_before          timestamptz NOT NULL DEFAULT now(),  -- backoff, quiet hours
     hold_reason         text,
     lease_owner         text,
@@ -45,7 +46,10 @@ CREATE TABLE delivery (
     FOREIGN KEY (period, bill_id) REFERENCES bill (period, bill_id),
     CHECK ((state IN ('DELIVERED', 'FAILED', 'CANCELLED')) = (final_at IS NOT NULL))
 );
-CREATE INDEX delivery_due ON delivery (not_before, id)
+-- Due work in the order it goes out. A claimed (SENDING) delivery's
+-- not_before is its lease expiry, so expired claims come due here too; held
+-- notices share their window's end and leave in bill order.
+CREATE INDEX delivery_due ON delivery (not_before, bill_id)
     WHERE state IN ('PENDING', 'RETRY', 'HELD', 'SENDING');
 CREATE INDEX delivery_bill ON delivery (period, bill_id);
 

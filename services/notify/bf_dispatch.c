@@ -1,0 +1,748 @@
+/*  bf_dispatch — claim, hold, render, send, record (see bf_dispatch.h).
+
+    Outcomes are recorded in batches: rows go by COPY into a temporary table,
+    then one statement each writes the attempts, moves the deliveries to
+    their new states (only while this dispatcher still holds their lease),
+    and inserts the SMS fallbacks of emails that failed for good.  */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf_date.h"
+#include "bf_db.h"
+#include "bf_dispatch.h"
+#include "bf_fault.h"
+#include "bf_log.h"
+#include "bf_pii.h"
+#include "bf_render.h"
+
+#define S_FLUSH_ROWS         500
+#define S_FLUSH_MS           50
+#define S_PAUSE_CHECK_MS     1000
+#define S_TEMPLATE_RELOAD_MS 60000
+
+static const char *s_sent_as_names[] = { "EMAIL", "SMS", "LMS", "PUSH" };
+static const char *s_outcome_names[]
+    = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED" };
+
+/*  A claimed delivery on its way.  */
+typedef struct s_job_t {
+    int64_t id;
+    int channel; /* 0 EMAIL, 1 SMS, 2 PUSH */
+    int attempt;
+    int attempt_base; /* attempts before the operator's last retry */
+    bf_provider_t provider;
+    bf_send_request_t request; /* strings owned by the job */
+    struct s_job_t *next;
+} s_job_t;
+
+/*  One row for the record flush.  */
+typedef struct {
+    int64_t id;
+    int attempt;
+    const char *sent_as; /* NULL: no attempt (held, or failed before sending) */
+    char provider[16];
+    int64_t started_ms, finished_ms;
+    const char *outcome;
+    int status_code;
+    char error[256];
+    char message_id[128];
+    const char *state; /* DELIVERED, FAILED, RETRY, HELD */
+    int64_t not_before_ms;
+    char hold_reason[64];
+    bool fallback;
+} s_record_t;
+
+typedef struct {
+    zsock_t *pipe;
+    PGconn *conn;
+    bf_sender_t *sender;
+    bf_pii_t *pii;
+    bf_render_t *render;
+    bf_dispatch_args_t args;
+    char id[96], conninfo[1024], purpose[32];
+    bool paused;
+    int64_t next_pause_check, next_template_reload, last_flush;
+    int backoff;
+    s_job_t *queue[BF_PROVIDER_COUNT]; /* rendered, waiting for the sender */
+    s_job_t *queue_tail[BF_PROVIDER_COUNT];
+    int queued;
+    s_record_t *records;
+    size_t nrecords, records_cap;
+    unsigned jitter_state;
+    int64_t stat_claimed, stat_delivered, stat_retried, stat_failed, stat_held;
+} s_dispatch_t;
+
+static int64_t
+s_now (const s_dispatch_t *self)
+{
+    return zclock_time () + self->args.clock_offset_ms;
+}
+
+int64_t
+bf_dispatch_backoff_ms (int attempts, int base_ms, int max_ms, unsigned jitter)
+{
+    int64_t delay = base_ms;
+    for (int i = 1; i < attempts && delay < max_ms; i++)
+        delay *= 2;
+    if (delay > max_ms)
+        delay = max_ms;
+    /*  Factor in [0.8, 1.2): spreads a burst of retries over time.  */
+    return delay * (800 + (int64_t)(jitter % 65536) * 400 / 65536) / 1000;
+}
+
+static unsigned
+s_jitter (s_dispatch_t *self)
+{
+    self->jitter_state = self->jitter_state * 1103515245u + 12345u;
+    return (self->jitter_state >> 8) & 0xffff;
+}
+
+static void
+s_job_free (s_job_t *job)
+{
+    free ((char *)job->request.to);
+    free ((char *)job->request.title);
+    free ((char *)job->request.text);
+    free ((char *)job->request.html);
+    free (job);
+}
+
+static s_record_t *
+s_record_new (s_dispatch_t *self, int64_t id, int attempt)
+{
+    if (self->nrecords == self->records_cap) {
+        size_t cap = self->records_cap ? self->records_cap * 2 : 1024;
+        s_record_t *grown = realloc (self->records, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        self->records = grown;
+        self->records_cap = cap;
+    }
+    s_record_t *r = &self->records[self->nrecords++];
+    memset (r, 0, sizeof *r);
+    r->id = id;
+    r->attempt = attempt;
+    return r;
+}
+
+/*  A delivery that ends without a send attempt (cannot render, cannot
+    decrypt): FAILED, and emails fall back to SMS.  */
+static void
+s_fail_unsent (s_dispatch_t *self, int64_t id, int channel, int attempt, const char *why)
+{
+    s_record_t *r = s_record_new (self, id, attempt);
+    if (!r)
+        return;
+    r->state = "FAILED";
+    r->fallback = channel == 0;
+    snprintf (r->error, sizeof r->error, "%s", why);
+    r->not_before_ms = s_now (self);
+    self->stat_failed++;
+    bf_warn ("dispatch %s: delivery %lld failed before sending: %s", self->id, (long long)id, why);
+}
+
+/*  --- database ------------------------------------------------------------ */
+
+static const bf_db_statement_t s_statements[] = {
+    { "d_claim",
+      "UPDATE delivery d SET state = 'SENDING', lease_owner = $1,"
+      " not_before = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
+      " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
+      " attempts = d.attempts + 1, updated_at = now ()"
+      " FROM (SELECT id FROM delivery"
+      "       WHERE state IN ('PENDING', 'RETRY', 'HELD', 'SENDING') AND purpose = $5"
+      "       AND channel = ANY ($6::text[])"
+      "       AND (state = 'PENDING' OR not_before <= to_timestamp ($2::bigint / 1000.0))"
+      "       ORDER BY not_before, bill_id LIMIT $4 FOR UPDATE SKIP LOCKED) pick"
+      " WHERE d.id = pick.id"
+      " RETURNING d.id, d.channel, d.attempts, d.attempt_base",
+      6 },
+    /*  Everything a message needs, for a batch of deliveries.  */
+    { "d_context",
+      "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
+      " to_char (s.quiet_start, 'HH24:MI'), to_char (s.quiet_end, 'HH24:MI'),"
+      " b.total, b.due_date, b.line_count, d.period, d.bill_id, d.subscriber_id"
+      " FROM unnest ($1::bigint[]) x (id) JOIN delivery d ON d.id = x.id"
+      " JOIN subscriber s ON s.id = d.subscriber_id"
+      " JOIN bill b ON b.period = d.period AND b.bill_id = d.bill_id",
+      1 },
+    { "d_lines",
+      "SELECT l.subscriber_id, l.code, l.amount FROM unnest ($1::text[], $2::bigint[]) x (p, s)"
+      " JOIN bill_line l ON l.period = x.p AND l.subscriber_id = x.s"
+      " ORDER BY l.subscriber_id, l.line_no",
+      2 },
+    { "d_paused", "SELECT paused FROM dispatch_state", 0 },
+    { "d_templates",
+      "SELECT channel, version, coalesce (subject, ''), body, coalesce (body_html, ''),"
+      " coalesce (short_body, '') FROM template WHERE purpose = $1 AND active",
+      1 },
+    { "d_names",
+      "SELECT 'PLAN', code, name FROM plan UNION ALL SELECT 'ADDON', code, name FROM addon", 0 },
+    { "d_attempts",
+      "INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider, started_at,"
+      " finished_at, outcome, status_code, error, provider_message_id)"
+      " SELECT id, attempt, sent_as, provider, to_timestamp (started_ms / 1000.0),"
+      " to_timestamp (finished_ms / 1000.0), outcome, status_code, error, message_id"
+      " FROM dispatch_result WHERE sent_as IS NOT NULL"
+      " ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
+      0 },
+    { "d_states",
+      "UPDATE delivery d SET state = r.state,"
+      " not_before = to_timestamp (r.not_before_ms / 1000.0),"
+      " lease_owner = NULL, lease_until = NULL,"
+      " attempts = CASE WHEN r.state = 'HELD' THEN d.attempts - 1 ELSE d.attempts END,"
+      " hold_reason = r.hold_reason,"
+      " last_error = coalesce (r.error, d.last_error),"
+      " provider_message_id = coalesce (r.message_id, d.provider_message_id),"
+      " final_at = CASE WHEN r.state IN ('DELIVERED', 'FAILED') THEN now () END,"
+      " updated_at = now ()"
+      " FROM dispatch_result r WHERE d.id = r.id AND d.state = 'SENDING' AND d.lease_owner = $1",
+      1 },
+    { "d_fallbacks",
+      "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose, fallback_of)"
+      " SELECT d.period, d.bill_id, d.subscriber_id, 'SMS', d.purpose, d.id"
+      " FROM dispatch_result r JOIN delivery d ON d.id = r.id"
+      " WHERE r.fallback AND d.state = 'FAILED' AND d.channel = 'EMAIL'"
+      " ON CONFLICT (bill_id, channel, purpose) DO NOTHING",
+      0 },
+};
+
+static void
+s_disconnect (s_dispatch_t *self)
+{
+    PQfinish (self->conn);
+    self->conn = NULL;
+}
+
+static int
+s_load_templates (s_dispatch_t *self)
+{
+    const char *params[] = { self->purpose };
+    PGresult *res = bf_db_query_prepared (self->conn, "d_templates", 1, params, PGRES_TUPLES_OK,
+                                          "loading templates");
+    PGresult *names = res ? bf_db_query_prepared (self->conn, "d_names", 0, NULL, PGRES_TUPLES_OK,
+                                                  "loading names")
+                          : NULL;
+    int rc = -1;
+    if (res && names)
+        rc = bf_render_load (self->render, res, names);
+    PQclear (res);
+    PQclear (names);
+    self->next_template_reload = zclock_mono () + S_TEMPLATE_RELOAD_MS;
+    return rc;
+}
+
+static bool
+s_connect (s_dispatch_t *self)
+{
+    if (self->conn)
+        return true;
+    self->conn = bf_db_connect (self->conninfo, "notify-dispatch", 0);
+    /*  The temporary table first: statements that name it are checked
+        against it when they are prepared.  */
+    if (self->conn
+        && bf_db_exec (self->conn,
+                       "CREATE TEMP TABLE dispatch_result (id bigint, attempt int, sent_as text,"
+                       " provider text, started_ms bigint, finished_ms bigint, outcome text,"
+                       " status_code int, error text, message_id text, state text,"
+                       " not_before_ms bigint, hold_reason text, fallback boolean)"
+                       " ON COMMIT DELETE ROWS",
+                       "creating dispatch_result")
+               == BF_DB_OK
+        && bf_db_prepare_all (self->conn, s_statements,
+                              sizeof s_statements / sizeof s_statements[0])
+               == BF_DB_OK
+        && s_load_templates (self) == 0) {
+        self->backoff = 100;
+        return true;
+    }
+    s_disconnect (self);
+    return false;
+}
+
+/*  Writes the collected records in one transaction. Records are kept when
+    it fails (the database is away); they are written on reconnect, and the
+    lease check keeps a late write from overriding a newer owner.  */
+static int
+s_flush (s_dispatch_t *self)
+{
+    self->last_flush = zclock_mono ();
+    if (self->nrecords == 0 || !s_connect (self))
+        return self->nrecords == 0 ? 0 : -1;
+    int rc = bf_db_begin (self->conn);
+    bf_copy_t *copy
+        = rc == BF_DB_OK ? bf_copy_begin (self->conn, "COPY dispatch_result FROM STDIN") : NULL;
+    if (rc == BF_DB_OK && !copy)
+        rc = BF_DB_FAIL;
+    for (size_t i = 0; copy && i < self->nrecords && rc == BF_DB_OK; i++) {
+        const s_record_t *r = &self->records[i];
+        bf_copy_int (copy, r->id);
+        bf_copy_int (copy, r->attempt);
+        bf_copy_str (copy, r->sent_as);
+        bf_copy_str (copy, r->sent_as ? r->provider : NULL);
+        bf_copy_int (copy, r->started_ms);
+        bf_copy_int (copy, r->finished_ms);
+        bf_copy_str (copy, r->outcome);
+        if (r->sent_as)
+            bf_copy_int (copy, r->status_code);
+        else
+            bf_copy_null (copy);
+        bf_copy_str (copy, r->error[0] ? r->error : NULL);
+        bf_copy_str (copy, r->message_id[0] ? r->message_id : NULL);
+        bf_copy_str (copy, r->state);
+        bf_copy_int (copy, r->not_before_ms);
+        bf_copy_str (copy, r->hold_reason[0] ? r->hold_reason : NULL);
+        bf_copy_str (copy, r->fallback ? "t" : "f");
+        rc = bf_copy_row_end (copy);
+    }
+    if (copy)
+        rc = bf_copy_end (&copy, rc == BF_DB_OK ? NULL : "flush failed");
+    const char *owner[] = { self->id };
+    PGresult *res = NULL;
+    if (rc == BF_DB_OK) {
+        res = bf_db_query_prepared (self->conn, "d_attempts", 0, NULL, PGRES_COMMAND_OK,
+                                    "recording attempts");
+        rc = res ? BF_DB_OK : bf_db_last_status ();
+        PQclear (res);
+    }
+    if (rc == BF_DB_OK) {
+        res = bf_db_query_prepared (self->conn, "d_states", 1, owner, PGRES_COMMAND_OK,
+                                    "recording delivery states");
+        rc = res ? BF_DB_OK : bf_db_last_status ();
+        if (res && (size_t)atol (PQcmdTuples (res)) < self->nrecords)
+            bf_warn ("dispatch %s: %zu outcome(s) recorded as attempts only: their lease had "
+                     "passed to another dispatcher",
+                     self->id, self->nrecords - (size_t)atol (PQcmdTuples (res)));
+        PQclear (res);
+    }
+    if (rc == BF_DB_OK) {
+        res = bf_db_query_prepared (self->conn, "d_fallbacks", 0, NULL, PGRES_COMMAND_OK,
+                                    "adding SMS fallbacks");
+        rc = res ? BF_DB_OK : bf_db_last_status ();
+        PQclear (res);
+    }
+    if (rc == BF_DB_OK) {
+        bf_fault ("dispatch.before_record_commit");
+        rc = bf_db_commit (self->conn);
+    }
+    if (rc != BF_DB_OK) {
+        bf_db_rollback (self->conn);
+        if (PQstatus (self->conn) != CONNECTION_OK)
+            s_disconnect (self);
+        return -1;
+    }
+    self->nrecords = 0;
+    return 0;
+}
+
+/*  --- claim, hold, render --------------------------------------------------- */
+
+static void
+s_enqueue (s_dispatch_t *self, s_job_t *job)
+{
+    job->next = NULL;
+    if (self->queue_tail[job->provider])
+        self->queue_tail[job->provider]->next = job;
+    else
+        self->queue[job->provider] = job;
+    self->queue_tail[job->provider] = job;
+    self->queued++;
+}
+
+static int
+s_channel_index (const char *name)
+{
+    return !strcmp (name, "EMAIL") ? 0 : !strcmp (name, "SMS") ? 1 : 2;
+}
+
+/*  Decrypts a bytea text column ("\x...") sealed under field for subject.  */
+static bool
+s_open_contact (s_dispatch_t *self, const PGresult *res, int row, int col, const char *field,
+                int64_t subject, char *out, size_t outsize)
+{
+    if (PQgetisnull (res, row, col))
+        return false;
+    size_t len = 0;
+    unsigned char *sealed
+        = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, row, col), &len);
+    if (!sealed)
+        return false;
+    long n = bf_pii_open (self->pii, field, (uint64_t)subject, sealed, len, out, outsize);
+    PQfreemem (sealed);
+    return n >= 0;
+}
+
+/*  Claims up to n due deliveries, holds or renders them. Returns how many
+    were claimed, or -1 on a database failure.  */
+static int
+s_claim (s_dispatch_t *self, int n)
+{
+    /*  Only channels whose provider takes work now: a delivery must not sit
+        behind an open breaker or a full pipe until its lease runs out.  */
+    static const char *channels[] = { "EMAIL", "SMS", "PUSH" };
+    char ready[32] = "{";
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        if (bf_sender_ready (self->sender, (bf_provider_t)p) && !self->queue[p]) {
+            if (ready[1])
+                strcat (ready, ",");
+            strcat (ready, channels[p]);
+        }
+    strcat (ready, "}");
+    if (!ready[1] || ready[1] == '}')
+        return 0;
+    char now[24], lease[16], limit[16];
+    snprintf (now, sizeof now, "%lld", (long long)s_now (self));
+    snprintf (lease, sizeof lease, "%d", self->args.lease_ms);
+    snprintf (limit, sizeof limit, "%d", n);
+    const char *params[] = { self->id, now, lease, limit, self->purpose, ready };
+    PGresult *claimed = bf_db_query_prepared (self->conn, "d_claim", 6, params, PGRES_TUPLES_OK,
+                                              "claiming deliveries");
+    if (!claimed)
+        return -1;
+    int count = PQntuples (claimed);
+    if (count == 0) {
+        PQclear (claimed);
+        return 0;
+    }
+    self->stat_claimed += count;
+    /*  The context of every claimed delivery, in one query.  */
+    size_t cap = (size_t)count * 21 + 3;
+    char *ids = malloc (cap);
+    if (!ids) {
+        PQclear (claimed);
+        return -1;
+    }
+    size_t len = 0;
+    ids[len++] = '{';
+    for (int i = 0; i < count; i++)
+        len += (size_t)snprintf (ids + len, cap - len, "%s%s", i ? "," : "",
+                                 PQgetvalue (claimed, i, 0));
+    ids[len++] = '}';
+    ids[len] = 0;
+    const char *ctx_params[] = { ids };
+    PGresult *ctx = bf_db_query_prepared (self->conn, "d_context", 1, ctx_params, PGRES_TUPLES_OK,
+                                          "reading delivery context");
+    free (ids);
+    if (!ctx) {
+        PQclear (claimed);
+        return -1;
+    }
+    PGresult *lines = NULL;
+    if (bf_render_needs_lines (self->render)) {
+        /*  Bill lines of the email deliveries, for the itemised statement.  */
+        size_t pcap = (size_t)PQntuples (ctx) * 10 + 3, scap = (size_t)PQntuples (ctx) * 21 + 3;
+        char *periods = malloc (pcap), *subs = malloc (scap);
+        size_t pl = 0, sl = 0;
+        if (periods && subs) {
+            periods[pl++] = '{';
+            subs[sl++] = '{';
+            for (int i = 0; i < PQntuples (ctx); i++) {
+                pl += (size_t)snprintf (periods + pl, pcap - pl, "%s%s", i ? "," : "",
+                                        PQgetvalue (ctx, i, 10));
+                sl += (size_t)snprintf (subs + sl, scap - sl, "%s%s", i ? "," : "",
+                                        PQgetvalue (ctx, i, 12));
+            }
+            periods[pl++] = '}';
+            periods[pl] = 0;
+            subs[sl++] = '}';
+            subs[sl] = 0;
+            const char *line_params[] = { periods, subs };
+            lines = bf_db_query_prepared (self->conn, "d_lines", 2, line_params, PGRES_TUPLES_OK,
+                                          "reading bill lines");
+        }
+        free (periods);
+        free (subs);
+        if (!lines) {
+            PQclear (claimed);
+            PQclear (ctx);
+            return -1;
+        }
+    }
+
+    int64_t now_ms = s_now (self);
+    for (int i = 0; i < count; i++) {
+        int64_t id = strtoll (PQgetvalue (claimed, i, 0), NULL, 10);
+        int channel = s_channel_index (PQgetvalue (claimed, i, 1));
+        int attempt = atoi (PQgetvalue (claimed, i, 2));
+        int attempt_base = atoi (PQgetvalue (claimed, i, 3));
+        int row = -1;
+        for (int r = 0; r < PQntuples (ctx) && row < 0; r++)
+            if (strtoll (PQgetvalue (ctx, r, 0), NULL, 10) == id)
+                row = r;
+        if (row < 0) {
+            s_fail_unsent (self, id, channel, attempt, "delivery context not found");
+            continue;
+        }
+        int64_t subscriber = strtoll (PQgetvalue (ctx, row, 12), NULL, 10);
+
+        /*  Quiet hours: the system's window and the subscriber's own.  */
+        bf_quiet_window_t windows[2] = { self->args.system_quiet, { 0, 0 } };
+        if (!PQgetisnull (ctx, row, 5))
+            bf_quiet_parse (PQgetvalue (ctx, row, 5), PQgetvalue (ctx, row, 6), &windows[1]);
+        int64_t release = bf_quiet_release_ms (now_ms, self->args.utc_offset_min, windows, 2);
+        if (release) {
+            s_record_t *r = s_record_new (self, id, attempt);
+            if (r) {
+                r->state = "HELD";
+                r->not_before_ms = release;
+                /*  Named after the subscriber's own window when it alone
+                    would hold the notice now.  */
+                bool own = bf_quiet_release_ms (now_ms, self->args.utc_offset_min, &windows[1], 1);
+                snprintf (r->hold_reason, sizeof r->hold_reason, "quiet hours (%s)",
+                          own ? "subscriber" : "system");
+                self->stat_held++;
+            }
+            continue;
+        }
+
+        /*  The contact is decrypted here and nowhere else.  */
+        char to[600];
+        static const char *fields[] = { "email", "phone", "push_token" };
+        static const int cols[] = { 2, 3, 4 };
+        if (!s_open_contact (self, ctx, row, cols[channel], fields[channel], subscriber, to,
+                             sizeof to)) {
+            s_fail_unsent (self, id, channel, attempt,
+                           "the contact cannot be decrypted (key changed or data damaged)");
+            continue;
+        }
+        s_job_t *job = calloc (1, sizeof *job);
+        if (!job) {
+            s_fail_unsent (self, id, channel, attempt, "out of memory");
+            continue;
+        }
+        job->id = id;
+        job->channel = channel;
+        job->attempt = attempt;
+        job->attempt_base = attempt_base;
+        char err[256];
+        if (bf_render_message (self->render, channel, ctx, row, lines, to, &job->request, err,
+                               sizeof err)
+            != 0) {
+            s_job_free (job);
+            s_fail_unsent (self, id, channel, attempt, err);
+            continue;
+        }
+        job->request.delivery_id = id;
+        job->request.attempt = attempt;
+        job->request.cookie = job;
+        job->provider = channel == 0   ? BF_PROVIDER_EMAIL
+                        : channel == 1 ? BF_PROVIDER_SMS
+                                       : BF_PROVIDER_PUSH;
+        s_enqueue (self, job);
+    }
+    PQclear (claimed);
+    PQclear (ctx);
+    PQclear (lines);
+    return count;
+}
+
+/*  --- sending ---------------------------------------------------------------- */
+
+static void
+s_submit_ready (s_dispatch_t *self)
+{
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        while (self->queue[p] && bf_sender_ready (self->sender, (bf_provider_t)p)) {
+            s_job_t *job = self->queue[p];
+            if (bf_sender_submit (self->sender, &job->request) != 0)
+                break;
+            self->queue[p] = job->next;
+            if (!self->queue[p])
+                self->queue_tail[p] = NULL;
+            self->queued--;
+        }
+}
+
+static void
+s_on_done (void *context, const bf_send_request_t *request, const bf_send_result_t *result)
+{
+    s_dispatch_t *self = context;
+    s_job_t *job = request->cookie;
+    bf_fault ("dispatch.after_send");
+    s_record_t *r = s_record_new (self, job->id, job->attempt);
+    if (r) {
+        r->sent_as = s_sent_as_names[request->kind];
+        snprintf (r->provider, sizeof r->provider, "%s",
+                  result->provider_name ? result->provider_name : "unknown");
+        r->started_ms = result->started_ms;
+        r->finished_ms = result->finished_ms;
+        r->outcome = s_outcome_names[result->outcome];
+        r->status_code = result->status_code;
+        snprintf (r->error, sizeof r->error, "%s", result->error);
+        snprintf (r->message_id, sizeof r->message_id, "%s", result->provider_message_id);
+        int64_t now = s_now (self);
+        r->not_before_ms = now;
+        switch (result->outcome) {
+            case BF_OUTCOME_DELIVERED:
+            case BF_OUTCOME_DUPLICATE:
+                r->state = "DELIVERED";
+                self->stat_delivered++;
+                break;
+            case BF_OUTCOME_PERMANENT:
+                r->state = "FAILED";
+                r->fallback = job->channel == 0;
+                self->stat_failed++;
+                break;
+            default:
+                if (job->attempt - job->attempt_base >= self->args.max_attempts) {
+                    r->state = "FAILED";
+                    r->fallback = job->channel == 0;
+                    self->stat_failed++;
+                } else {
+                    int64_t wait
+                        = bf_dispatch_backoff_ms (job->attempt, self->args.backoff_base_ms,
+                                                  self->args.backoff_max_ms, s_jitter (self));
+                    if (result->outcome == BF_OUTCOME_THROTTLED && result->retry_after_ms > wait)
+                        wait = result->retry_after_ms;
+                    r->state = "RETRY";
+                    r->not_before_ms = now + wait;
+                    self->stat_retried++;
+                }
+        }
+    }
+    s_job_free (job);
+}
+
+/*  --- actor -------------------------------------------------------------------- */
+
+static bool
+s_on_pipe (s_dispatch_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command)
+        return false;
+    bool go_on = !streq (command, "$TERM");
+    if (streq (command, "STATS")) {
+        char v[6][24];
+        int inflight = 0;
+        for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+            inflight += bf_sender_inflight (self->sender, (bf_provider_t)p);
+        snprintf (v[0], sizeof v[0], "%lld", (long long)self->stat_claimed);
+        snprintf (v[1], sizeof v[1], "%lld", (long long)self->stat_delivered);
+        snprintf (v[2], sizeof v[2], "%lld", (long long)self->stat_retried);
+        snprintf (v[3], sizeof v[3], "%lld", (long long)self->stat_failed);
+        snprintf (v[4], sizeof v[4], "%lld", (long long)self->stat_held);
+        snprintf (v[5], sizeof v[5], "%d", inflight + self->queued);
+        zstr_sendx (self->pipe, v[0], v[1], v[2], v[3], v[4], v[5], NULL);
+    }
+    free (command);
+    return go_on;
+}
+
+static int
+s_capacity (s_dispatch_t *self)
+{
+    int free_slots = 0;
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
+        int room = self->args.sender.concurrency[p] - bf_sender_inflight (self->sender, p);
+        free_slots += room > 0 ? room : 0;
+    }
+    return free_slots - self->queued;
+}
+
+void
+bf_dispatch_actor (zsock_t *pipe, void *args)
+{
+    s_dispatch_t self = { .pipe = pipe, .args = *(const bf_dispatch_args_t *)args, .backoff = 100 };
+    snprintf (self.id, sizeof self.id, "%s", self.args.dispatcher_id);
+    snprintf (self.conninfo, sizeof self.conninfo, "%s",
+              self.args.conninfo ? self.args.conninfo : "");
+    snprintf (self.purpose, sizeof self.purpose, "%s", self.args.purpose);
+    self.jitter_state = (unsigned)zclock_mono () ^ (unsigned)getpid ();
+    char err[256];
+    self.pii = bf_pii_load (self.args.pii_key_file, self.args.pii_key_hex, err, sizeof err);
+    if (!self.pii)
+        bf_error ("dispatch %s: PII key: %s", self.id, err);
+    self.sender = self.pii ? bf_sender_new (&self.args.sender, err, sizeof err) : NULL;
+    if (self.pii && !self.sender)
+        bf_error ("dispatch %s: %s", self.id, err);
+    self.render = bf_render_new ();
+    if (!self.pii || !self.sender || !self.render) {
+        zsock_signal (pipe, 1);
+        bf_render_destroy (&self.render);
+        bf_sender_destroy (&self.sender);
+        bf_pii_destroy (&self.pii);
+        /*  Still honour the contract: wait for $TERM.  */
+        char *command;
+        while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
+            free (command);
+        free (command);
+        return;
+    }
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    zpoller_set_nonstop (poller, true);
+    bool running = true;
+    int64_t next_claim = 0;
+    while (running) {
+        int inflight = 0;
+        for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+            inflight += bf_sender_inflight (self.sender, p);
+        bool busy = inflight > 0 || self.queued > 0 || self.nrecords > 0;
+        int64_t wait = busy ? 0 : next_claim - zclock_mono ();
+        if (zpoller_wait (poller, wait > 0 ? (int)wait : 0) == pipe) {
+            running = s_on_pipe (&self);
+            continue;
+        }
+        if (!s_connect (&self)) {
+            next_claim = zclock_mono () + self.backoff;
+            self.backoff = self.backoff * 2 > 5000 ? 5000 : self.backoff * 2;
+            if (inflight > 0)
+                bf_sender_poll (self.sender, 10, s_on_done, &self);
+            continue;
+        }
+        int64_t mono = zclock_mono ();
+        if (mono >= self.next_pause_check) {
+            PGresult *res = bf_db_query_prepared (self.conn, "d_paused", 0, NULL, PGRES_TUPLES_OK,
+                                                  "reading the dispatch switch");
+            if (res) {
+                bool paused = PQntuples (res) == 1 && PQgetvalue (res, 0, 0)[0] == 't';
+                if (paused != self.paused)
+                    bf_info ("dispatch %s: %s", self.id, paused ? "paused" : "resumed");
+                self.paused = paused;
+                PQclear (res);
+            } else
+                s_disconnect (&self);
+            self.next_pause_check = mono + S_PAUSE_CHECK_MS;
+        }
+        if (self.conn && mono >= self.next_template_reload)
+            s_load_templates (&self);
+        int room = s_capacity (&self);
+        if (self.conn && !self.paused && mono >= next_claim && room > 0) {
+            int n = s_claim (&self, room < self.args.batch ? room : self.args.batch);
+            if (n < 0)
+                s_disconnect (&self);
+            /*  Nothing due: look again after poll_ms.  */
+            next_claim = n > 0 ? mono : mono + self.args.poll_ms;
+        }
+        s_submit_ready (&self);
+        bf_sender_poll (self.sender, inflight > 0 ? 5 : 0, s_on_done, &self);
+        if (self.nrecords >= S_FLUSH_ROWS
+            || (self.nrecords > 0 && zclock_mono () - self.last_flush >= S_FLUSH_MS))
+            s_flush (&self);
+    }
+    /*  Stop: let what is in flight finish (bounded), record it.  */
+    int64_t deadline = zclock_mono () + 5000;
+    while (zclock_mono () < deadline) {
+        int inflight = 0;
+        for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+            inflight += bf_sender_inflight (self.sender, p);
+        if (inflight == 0)
+            break;
+        bf_sender_poll (self.sender, 50, s_on_done, &self);
+    }
+    s_flush (&self);
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        while (self.queue[p]) {
+            s_job_t *job = self.queue[p];
+            self.queue[p] = job->next;
+            s_job_free (job); /* claimed, unsent: their leases bring them back */
+        }
+    zpoller_destroy (&poller);
+    bf_sender_destroy (&self.sender);
+    bf_render_destroy (&self.render);
+    bf_pii_destroy (&self.pii);
+    free (self.records);
+    PQfinish (self.conn);
+}

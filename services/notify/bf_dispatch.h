@@ -1,0 +1,50 @@
+/*  bf_dispatch — notify's dispatcher actor (design.md "notify"; G4, G5, G9).
+
+    Loop: while dispatch is not paused, claim due deliveries (FOR UPDATE
+    SKIP LOCKED; a claim's lease is its not_before, so a dead dispatcher's
+    claims come due again), hold those inside quiet hours (state HELD until
+    the window ends; released in bill order), render the rest from the active
+    template of their channel, decrypt the contact (only here), and hand them
+    to the sender (libcurl multi: thousands in flight). Every finished attempt
+    is recorded (time, provider, outcome, error) together with the delivery's
+    new state, in batched transactions: DELIVERED; FAILED for a permanent
+    error or when attempts run out — an email that fails for good falls back
+    to SMS; RETRY with exponential backoff and jitter (or the provider's
+    Retry-After) otherwise. Each request carries the delivery id as its
+    idempotency key, so a resend after a crash is accepted once.
+
+    Pipe: the zactor contract; "STATS" -> claimed, delivered, retried,
+    failed, held, in flight (decimal strings).
+    Fault points: dispatch.after_send (sent, not recorded),
+    dispatch.before_record_commit.  */
+
+#ifndef BF_DISPATCH_H_INCLUDED
+#define BF_DISPATCH_H_INCLUDED
+
+#include <czmq.h>
+#include <stdint.h>
+
+#include "bf_quiet.h"
+#include "bf_sender.h"
+
+typedef struct {
+    const char *conninfo;
+    const char *dispatcher_id; /* unique: "host:pid:d1" */
+    const char *pii_key_file;  /* as in configuration: the file wins */
+    const char *pii_key_hex;
+    const char *purpose;       /* "BILL_ISSUED" */
+    bf_sender_config_t sender; /* strings must live until zactor_new returns */
+    int batch, lease_ms, poll_ms;
+    int max_attempts, backoff_base_ms, backoff_max_ms;
+    bf_quiet_window_t system_quiet;
+    int utc_offset_min;
+    int64_t clock_offset_ms; /* injectable clock: now = system time + offset */
+} bf_dispatch_args_t;
+
+void bf_dispatch_actor (zsock_t *pipe, void *args);
+
+/*  Backoff before attempt n+1 after n failed ones: base * 2^(n-1), at most
+    max, times a jitter factor in [0.8, 1.2) drawn from jitter (0..65535).  */
+int64_t bf_dispatch_backoff_ms (int attempts, int base_ms, int max_ms, unsigned jitter);
+
+#endif

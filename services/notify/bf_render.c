@@ -1,0 +1,259 @@
+/*  bf_render — templates and names in memory; one message per call.  */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf_log.h"
+#include "bf_render.h"
+#include "bf_template.h"
+
+#define S_OUT_MAX (256 * 1024)
+
+typedef struct {
+    bool usable;
+    int version;
+    char *subject, *body, *body_html, *short_body;
+} s_template_t;
+
+typedef struct {
+    char *kind, *code, *name;
+} s_name_t;
+
+struct bf_render_t {
+    s_template_t templates[3]; /* EMAIL, SMS, PUSH */
+    s_name_t *names;
+    size_t nnames;
+    char *subject, *text, *html; /* render buffers, S_OUT_MAX each */
+    bf_view_line_t *view_lines;
+    size_t view_cap;
+};
+
+static void
+s_template_clear (s_template_t *t)
+{
+    free (t->subject);
+    free (t->body);
+    free (t->body_html);
+    free (t->short_body);
+    memset (t, 0, sizeof *t);
+}
+
+static void
+s_names_clear (bf_render_t *self)
+{
+    for (size_t i = 0; i < self->nnames; i++) {
+        free (self->names[i].kind);
+        free (self->names[i].code);
+        free (self->names[i].name);
+    }
+    free (self->names);
+    self->names = NULL;
+    self->nnames = 0;
+}
+
+bf_render_t *
+bf_render_new (void)
+{
+    bf_render_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->subject = malloc (S_OUT_MAX);
+    self->text = malloc (S_OUT_MAX);
+    self->html = malloc (S_OUT_MAX);
+    if (!self->subject || !self->text || !self->html)
+        bf_render_destroy (&self);
+    return self;
+}
+
+void
+bf_render_destroy (bf_render_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bf_render_t *self = *self_p;
+    for (int c = 0; c < 3; c++)
+        s_template_clear (&self->templates[c]);
+    s_names_clear (self);
+    free (self->subject);
+    free (self->text);
+    free (self->html);
+    free (self->view_lines);
+    free (self);
+    *self_p = NULL;
+}
+
+static char *
+s_dup (const PGresult *res, int row, int col)
+{
+    return strdup (PQgetvalue (res, row, col));
+}
+
+int
+bf_render_load (bf_render_t *self, const PGresult *templates, const PGresult *names)
+{
+    static const char *channels[] = { "EMAIL", "SMS", "PUSH" };
+    int usable = 0;
+    for (int c = 0; c < 3; c++) {
+        s_template_clear (&self->templates[c]);
+        for (int r = 0; r < PQntuples (templates); r++) {
+            if (strcmp (PQgetvalue (templates, r, 0), channels[c]) != 0)
+                continue;
+            s_template_t *t = &self->templates[c];
+            t->version = atoi (PQgetvalue (templates, r, 1));
+            t->subject = s_dup (templates, r, 2);
+            t->body = s_dup (templates, r, 3);
+            t->body_html = s_dup (templates, r, 4);
+            t->short_body = s_dup (templates, r, 5);
+            bf_template_set_t set
+                = { channels[c], t->subject, t->body, t->body_html, t->short_body };
+            char err[256];
+            if (!t->subject || !t->body || !t->body_html || !t->short_body
+                || bf_template_check_set (&set, err, sizeof err) != 0) {
+                bf_error ("render: the active %s template (version %d) is not usable: %s; "
+                          "its notices wait until it is fixed",
+                          channels[c], t->version, t->subject ? err : "out of memory");
+                continue;
+            }
+            t->usable = true;
+            usable++;
+        }
+    }
+    s_names_clear (self);
+    self->names = calloc ((size_t)PQntuples (names) + 1, sizeof *self->names);
+    for (int r = 0; self->names && r < PQntuples (names); r++) {
+        s_name_t *n = &self->names[self->nnames++];
+        n->kind = s_dup (names, r, 0);
+        n->code = s_dup (names, r, 1);
+        n->name = s_dup (names, r, 2);
+    }
+    if (usable == 0)
+        bf_error ("render: no channel has a usable active template");
+    return usable > 0 ? 0 : -1;
+}
+
+bool
+bf_render_needs_lines (const bf_render_t *self)
+{
+    for (int c = 0; c < 3; c++) {
+        const s_template_t *t = &self->templates[c];
+        if (t->usable
+            && (strstr (t->body, "lines") || strstr (t->body_html, "lines")
+                || strstr (t->subject, "lines")))
+            return true;
+    }
+    return false;
+}
+
+static const char *
+s_lookup (void *arg, const char *kind, const char *code)
+{
+    const bf_render_t *self = arg;
+    for (size_t i = 0; i < self->nnames; i++)
+        if (self->names[i].kind && !strcmp (self->names[i].kind, kind) && self->names[i].code
+            && !strcmp (self->names[i].code, code))
+            return self->names[i].name;
+    return NULL;
+}
+
+/*  The lines of subscriber: rows are ordered by subscriber id, so a binary
+    search finds the first.  */
+static size_t
+s_view_lines (bf_render_t *self, const PGresult *lines, int64_t subscriber)
+{
+    if (!lines)
+        return 0;
+    int lo = 0, hi = PQntuples (lines);
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (strtoll (PQgetvalue (lines, mid, 0), NULL, 10) < subscriber)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t n = 0;
+    for (int r = lo;
+         r < PQntuples (lines) && strtoll (PQgetvalue (lines, r, 0), NULL, 10) == subscriber; r++) {
+        if (n == self->view_cap) {
+            size_t cap = self->view_cap ? self->view_cap * 2 : 64;
+            bf_view_line_t *grown = realloc (self->view_lines, cap * sizeof *grown);
+            if (!grown)
+                break;
+            self->view_lines = grown;
+            self->view_cap = cap;
+        }
+        self->view_lines[n].code = PQgetvalue (lines, r, 1);
+        self->view_lines[n].amount = strtoll (PQgetvalue (lines, r, 2), NULL, 10);
+        n++;
+    }
+    return n;
+}
+
+int
+bf_render_message (bf_render_t *self, int channel, const PGresult *ctx, int row,
+                   const PGresult *lines, const char *to, bf_send_request_t *request, char *err,
+                   size_t errsize)
+{
+    const s_template_t *t = &self->templates[channel];
+    if (!t->usable) {
+        snprintf (err, errsize, "no usable active template for this channel");
+        return -1;
+    }
+    int64_t subscriber = strtoll (PQgetvalue (ctx, row, 12), NULL, 10);
+    bf_bill_view_t view = {
+        .name = PQgetvalue (ctx, row, 1),
+        .period = PQgetvalue (ctx, row, 10),
+        .total = strtoll (PQgetvalue (ctx, row, 7), NULL, 10),
+        .due_date = PQgetvalue (ctx, row, 8),
+        .bill_id = strtoll (PQgetvalue (ctx, row, 11), NULL, 10),
+        .lookup = s_lookup,
+        .lookup_arg = self,
+    };
+    view.line_count = s_view_lines (self, lines, subscriber);
+    view.lines = self->view_lines;
+    if (bf_template_render (t->subject, &view, false, self->subject, S_OUT_MAX, err, errsize) < 0
+        || bf_template_render (t->body, &view, false, self->text, S_OUT_MAX, err, errsize) < 0)
+        return -1;
+    memset (request, 0, sizeof *request);
+    if (channel == 0) {
+        if (bf_template_render (t->body_html, &view, true, self->html, S_OUT_MAX, err, errsize) < 0)
+            return -1;
+        request->kind = BF_SEND_EMAIL;
+        request->title = strdup (self->subject);
+        request->text = strdup (self->text);
+        request->html = strdup (self->html);
+    } else if (channel == 1) {
+        char *shortform = malloc (S_OUT_MAX);
+        bf_sms_t *sms = malloc (sizeof *sms);
+        int rc = shortform && sms ? 0 : -1;
+        if (rc == 0)
+            rc = bf_template_render (t->short_body, &view, false, shortform, S_OUT_MAX, err,
+                                     errsize)
+                         < 0
+                     ? -1
+                     : bf_sms_compose (self->text, self->subject, shortform, sms, err, errsize);
+        if (rc == 0) {
+            request->kind = sms->kind == BF_SMS_KIND_LMS ? BF_SEND_LMS : BF_SEND_SMS;
+            request->title = sms->kind == BF_SMS_KIND_LMS ? strdup (sms->title) : NULL;
+            request->text = strdup (sms->body);
+        }
+        free (shortform);
+        free (sms);
+        if (rc != 0)
+            return -1;
+    } else {
+        request->kind = BF_SEND_PUSH;
+        request->title = strdup (self->subject);
+        request->text = strdup (self->text);
+    }
+    request->to = strdup (to);
+    if (!request->to || !request->text || (channel != 1 && !request->title)) {
+        free ((char *)request->to);
+        free ((char *)request->title);
+        free ((char *)request->text);
+        free ((char *)request->html);
+        memset (request, 0, sizeof *request);
+        snprintf (err, errsize, "out of memory");
+        return -1;
+    }
+    return 0;
+}

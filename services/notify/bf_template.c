@@ -1,0 +1,1027 @@
+/*  bf_template — bill notice templates, EUC-KR fitting and masked previews.
+
+    Rendering is a recursive walk over the template text, with no parse
+    tree and no allocation. The walk always visits every tag, also inside
+    sections it does not print (a false condition, a list with no lines), so
+    rendering checks the whole template exactly as bf_template_check does:
+    a broken template fails every time, never only for some bills. A
+    {{#lines}} body is walked once per line.
+
+    EUC-KR counting: a character is 1 byte when ASCII and 2 bytes when
+    EUC-KR (KS X 1001) can encode it; the unit test checks that against
+    iconv for every code point of the BMP. C1 controls (U+0080..U+009F),
+    which glibc passes through as single bytes, count as unencodable. Which characters cannot be
+    encoded is iconv's answer: the remainder of the text is converted in
+    one call, which stops at the first such character; only then does the
+    walk call iconv again, so a whole notice costs a call or two.  */
+
+#include <errno.h>
+#include <iconv.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bf_template.h"
+#include "bf_date.h"
+#include "bf_log.h"
+
+#define S_MAX_DEPTH 8              /* sections nested in sections */
+#define S_NAME_MAX  32             /* variable name, with NUL */
+#define S_VALUE_MAX 192            /* a formatted value or composed label, with NUL */
+#define S_ELLIPSIS  "\xe2\x80\xa6" /* U+2026 "…": 3 bytes UTF-8, 2 bytes EUC-KR */
+
+static int s_fail (char *err, size_t errsize, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/*  Writes the reason into err (when there is room) and returns -1.  */
+static int
+s_fail (char *err, size_t errsize, const char *format, ...)
+{
+    if (err && errsize > 0) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (err, errsize, format, args);
+        va_end (args);
+    }
+    return -1;
+}
+
+/*  Length of the valid UTF-8 sequence at p (at most avail bytes), with its
+    code point in *cp; 0 when the bytes there are not valid UTF-8 (overlong,
+    surrogate, above U+10FFFF, truncated, stray continuation byte).  */
+static size_t
+s_utf8_next (const unsigned char *p, size_t avail, uint32_t *cp)
+{
+    if (avail == 0)
+        return 0;
+    unsigned char c = p[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t n;
+    uint32_t value, min;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        value = c & 0x1F;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        value = c & 0x0F;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        value = c & 0x07;
+        min = 0x10000;
+    } else
+        return 0;
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        value = (value << 6) | (p[i] & 0x3F);
+    }
+    if (value < min || value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF))
+        return 0;
+    *cp = value;
+    return n;
+}
+
+//  ---------------------------------------------------------------------------
+//  Amounts and line labels
+
+int
+bf_format_won (int64_t amount, char *out, size_t outsize)
+{
+    //  Digits are produced backwards; the magnitude is taken unsigned so
+    //  INT64_MIN has one.
+    uint64_t magnitude = amount < 0 ? (uint64_t)0 - (uint64_t)amount : (uint64_t)amount;
+    char reversed[32];
+    size_t n = 0;
+    int digits = 0;
+    do {
+        if (digits > 0 && digits % 3 == 0)
+            reversed[n++] = ',';
+        reversed[n++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+        digits++;
+    } while (magnitude > 0);
+    if (amount < 0)
+        reversed[n++] = '-';
+    if (!out || n + 1 > outsize) {
+        if (out && outsize > 0)
+            out[0] = 0;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = reversed[n - 1 - i];
+    out[n] = 0;
+    return (int)n;
+}
+
+static const struct {
+    const char *code;
+    const char *label;
+} s_labels[] = {
+    { "OVERAGE_DATA", "데이터 초과 사용료" },
+    { "OVERAGE_VOICE", "음성 초과 사용료" },
+    { "OVERAGE_SMS", "문자 초과 사용료" },
+    { "DISC_CONTRACT", "선택약정 할인" },
+    { "DISC_FAMILY", "가족결합 할인" },
+    { "DISC_LOYALTY", "장기고객 할인" },
+    { "DISC_WELFARE", "복지 할인" },
+    { "CHARGE:DEVICE_INSTALLMENT", "단말기 할부금" },
+    { "CHARGE:MICRO_PAYMENT", "소액결제" },
+    { "CHARGE:CONTENT", "콘텐츠 이용료" },
+    { "CHARGE:ADJUSTMENT", "요금 조정" },
+    { "CREDIT_CARRY", "다음 달 이월 크레딧" },
+    { "VAT", "부가가치세" },
+    { "ARREARS", "미납 요금" },
+    { "ROUNDING", "원 단위 절사" },
+};
+
+const char *
+bf_bill_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
+                    size_t bufsize)
+{
+    if (!code)
+        return "";
+    for (size_t i = 0; i < sizeof s_labels / sizeof s_labels[0]; i++)
+        if (strcmp (code, s_labels[i].code) == 0)
+            return s_labels[i].label;
+
+    //  PLAN:<code> and ADDON:<code>: the catalogue name, else a generic
+    //  label that still shows the code.
+    static const struct {
+        const char *prefix;
+        const char *kind;
+        const char *generic;
+    } named[] = {
+        { "PLAN:", "PLAN", "요금제" },
+        { "ADDON:", "ADDON", "부가서비스" },
+    };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        size_t plen = strlen (named[i].prefix);
+        if (strncmp (code, named[i].prefix, plen) != 0 || code[plen] == 0)
+            continue;
+        const char *item = code + plen;
+        const char *display = lookup ? lookup (arg, named[i].kind, item) : NULL;
+        if (display && *display)
+            return display;
+        if (!buf || bufsize == 0)
+            return code;
+        int n = snprintf (buf, bufsize, "%s (%s)", named[i].generic, item);
+        return (n < 0 || (size_t)n >= bufsize) ? code : buf;
+    }
+    return code;
+}
+
+//  ---------------------------------------------------------------------------
+//  Template walk
+
+typedef enum {
+    S_VAR_NONE = -1,
+    S_VAR_NAME,
+    S_VAR_PERIOD,
+    S_VAR_PERIOD_LABEL,
+    S_VAR_MONTH_LABEL,
+    S_VAR_TOTAL,
+    S_VAR_DUE_DATE,
+    S_VAR_DUE_LABEL,
+    S_VAR_DUE_SHORT,
+    S_VAR_BILL_ID,
+    S_VAR_LINE_COUNT,
+    S_VAR_LINES,
+    S_VAR_LABEL,
+    S_VAR_CODE,
+    S_VAR_AMOUNT,
+} s_var_t;
+
+typedef enum {
+    S_SCOPE_TOP,  /* anywhere */
+    S_SCOPE_LIST, /* lines: only as a section */
+    S_SCOPE_LINE, /* only inside {{#lines}} */
+} s_scope_t;
+
+static const struct {
+    const char *name;
+    s_scope_t scope;
+} s_vars[] = {
+    [S_VAR_NAME] = { "name", S_SCOPE_TOP },
+    [S_VAR_PERIOD] = { "period", S_SCOPE_TOP },
+    [S_VAR_PERIOD_LABEL] = { "period_label", S_SCOPE_TOP },
+    [S_VAR_MONTH_LABEL] = { "month_label", S_SCOPE_TOP },
+    [S_VAR_TOTAL] = { "total", S_SCOPE_TOP },
+    [S_VAR_DUE_DATE] = { "due_date", S_SCOPE_TOP },
+    [S_VAR_DUE_LABEL] = { "due_label", S_SCOPE_TOP },
+    [S_VAR_DUE_SHORT] = { "due_short", S_SCOPE_TOP },
+    [S_VAR_BILL_ID] = { "bill_id", S_SCOPE_TOP },
+    [S_VAR_LINE_COUNT] = { "line_count", S_SCOPE_TOP },
+    [S_VAR_LINES] = { "lines", S_SCOPE_LIST },
+    [S_VAR_LABEL] = { "label", S_SCOPE_LINE },
+    [S_VAR_CODE] = { "code", S_SCOPE_LINE },
+    [S_VAR_AMOUNT] = { "amount", S_SCOPE_LINE },
+};
+
+#define S_VAR_COUNT (sizeof s_vars / sizeof s_vars[0])
+
+static const char *
+s_var_name (s_var_t var)
+{
+    return var >= 0 && (size_t)var < S_VAR_COUNT ? s_vars[var].name : "";
+}
+
+static s_scope_t
+s_var_scope (s_var_t var)
+{
+    return var >= 0 && (size_t)var < S_VAR_COUNT ? s_vars[var].scope : S_SCOPE_TOP;
+}
+
+typedef struct {
+    const char *tmpl;
+    const bf_bill_view_t *view; /* NULL when only checking */
+    bool html;
+    char *out;
+    size_t outsize;
+    size_t need; /* bytes the result needs so far, without NUL */
+    char *err;
+    size_t errsize;
+    //  Bill-level values, formatted once per render.
+    char period_label[32];
+    char month_label[16];
+    char total[32];
+    char due_label[32];
+    char due_short[16];
+    char bill_id[32];
+    char line_count[32];
+} s_walk_t;
+
+static int s_walk_fail (s_walk_t *self, size_t offset, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/*  Reports an error at offset of the template, as "line N: reason".  */
+static int
+s_walk_fail (s_walk_t *self, size_t offset, const char *format, ...)
+{
+    int line = 1;
+    for (size_t i = 0; i < offset && self->tmpl[i]; i++)
+        if (self->tmpl[i] == '\n')
+            line++;
+    char reason[256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (reason, sizeof reason, format, args);
+    va_end (args);
+    return s_fail (self->err, self->errsize, "line %d: %s", line, reason);
+}
+
+static void
+s_put (s_walk_t *self, const char *text, size_t n)
+{
+    if (self->out && self->need + n + 1 <= self->outsize)
+        memcpy (self->out + self->need, text, n);
+    self->need += n;
+}
+
+/*  Appends a substituted value: control characters become spaces, bytes
+    that are not UTF-8 become '?', and in HTML the five markup characters
+    become entities.  */
+static void
+s_put_value (s_walk_t *self, const char *value)
+{
+    const unsigned char *p = (const unsigned char *)value;
+    size_t len = strlen (value);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = s_utf8_next (p + i, len - i, &cp);
+        if (n == 0) {
+            s_put (self, "?", 1);
+            i++;
+            continue;
+        }
+        const char *entity = NULL;
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+            entity = " ";
+        else if (self->html) {
+            switch (cp) {
+                case '&':
+                    entity = "&amp;";
+                    break;
+                case '<':
+                    entity = "&lt;";
+                    break;
+                case '>':
+                    entity = "&gt;";
+                    break;
+                case '"':
+                    entity = "&quot;";
+                    break;
+                case '\'':
+                    entity = "&#39;";
+                    break;
+                default:
+                    break;
+            }
+        }
+        if (entity)
+            s_put (self, entity, strlen (entity));
+        else
+            s_put (self, value + i, n);
+        i += n;
+    }
+}
+
+/*  Value of a variable for the current line (NULL outside lines). Uses buf
+    for values composed on the fly.  */
+static const char *
+s_value (s_walk_t *self, s_var_t var, const bf_view_line_t *line, char *buf, size_t bufsize)
+{
+    const bf_bill_view_t *view = self->view;
+    switch (var) {
+        case S_VAR_NAME:
+            return view->name ? view->name : "";
+        case S_VAR_PERIOD:
+            return view->period;
+        case S_VAR_PERIOD_LABEL:
+            return self->period_label;
+        case S_VAR_MONTH_LABEL:
+            return self->month_label;
+        case S_VAR_TOTAL:
+            return self->total;
+        case S_VAR_DUE_DATE:
+            return view->due_date;
+        case S_VAR_DUE_LABEL:
+            return self->due_label;
+        case S_VAR_DUE_SHORT:
+            return self->due_short;
+        case S_VAR_BILL_ID:
+            return self->bill_id;
+        case S_VAR_LINE_COUNT:
+            return self->line_count;
+        case S_VAR_LABEL:
+            return bf_bill_line_label (line->code, view->lookup, view->lookup_arg, buf, bufsize);
+        case S_VAR_CODE:
+            return line->code;
+        case S_VAR_AMOUNT:
+            bf_format_won (line->amount, buf, bufsize);
+            return buf;
+        case S_VAR_LINES:
+        case S_VAR_NONE:
+            break;
+    }
+    return "";
+}
+
+/*  Parses the tag whose "{{" is at offset at: sets *sigil ('#', '^', '/' or
+    0), *var and *end (offset after "}}"). Returns 0 or -1 (reported).  */
+static int
+s_parse_tag (s_walk_t *self, size_t at, char *sigil, s_var_t *var, size_t *end)
+{
+    const char *start = self->tmpl + at + 2;
+    const char *close = strstr (start, "}}");
+    if (!close)
+        return s_walk_fail (self, at, "tag \"{{\" is never closed with \"}}\"");
+    *end = (size_t)(close - self->tmpl) + 2;
+
+    const char *p = start;
+    const char *q = close;
+    while (p < q && *p == ' ')
+        p++;
+    while (q > p && q[-1] == ' ')
+        q--;
+    *sigil = 0;
+    if (p < q && (*p == '#' || *p == '^' || *p == '/')) {
+        *sigil = *p++;
+        while (p < q && *p == ' ')
+            p++;
+    }
+    size_t len = (size_t)(q - p);
+    bool ok = len > 0 && len < S_NAME_MAX && *p >= 'a' && *p <= 'z';
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_';
+    int shown = (int)(close - start) > 40 ? 40 : (int)(close - start);
+    if (!ok)
+        return s_walk_fail (self, at, "malformed tag \"{{%.*s}}\"", shown, start);
+    *var = S_VAR_NONE;
+    for (size_t i = 0; i < S_VAR_COUNT; i++)
+        if (strlen (s_vars[i].name) == len && memcmp (s_vars[i].name, p, len) == 0)
+            *var = (s_var_t)i;
+    if (*var == S_VAR_NONE)
+        return s_walk_fail (self, at, "unknown variable \"%.*s\"", (int)len, p);
+    return 0;
+}
+
+/*  Walks the template from *pos, printing when emit, until the "{{/...}}"
+    that closes the section opened by open_var at open_at, or the end of the
+    text at the top level (open_var S_VAR_NONE). in_lines: line variables
+    are in scope; line is the current line (NULL when not printing).
+    Returns 0 with *pos after the closing tag, or -1 (reported).  */
+static int
+s_walk (s_walk_t *self, size_t *pos, s_var_t open_var, size_t open_at, bool in_lines,
+        const bf_view_line_t *line, bool emit, int depth)
+{
+    size_t i = *pos;
+    while (true) {
+        const char *tag = strstr (self->tmpl + i, "{{");
+        size_t at = tag ? (size_t)(tag - self->tmpl) : i + strlen (self->tmpl + i);
+        if (emit)
+            s_put (self, self->tmpl + i, at - i);
+        if (!tag) {
+            if (open_var != S_VAR_NONE)
+                return s_walk_fail (self, open_at, "section \"%s\" is never closed",
+                                    s_var_name (open_var));
+            *pos = at;
+            return 0;
+        }
+        char sigil = 0;
+        s_var_t var = S_VAR_NONE;
+        size_t end = 0;
+        if (s_parse_tag (self, at, &sigil, &var, &end) != 0)
+            return -1;
+        const char *name = s_var_name (var);
+
+        if (sigil == '/') {
+            if (open_var == S_VAR_NONE)
+                return s_walk_fail (self, at, "\"{{/%s}}\" closes no open section", name);
+            if (var != open_var)
+                return s_walk_fail (self, at, "\"{{/%s}}\" closes section \"%s\"", name,
+                                    s_var_name (open_var));
+            *pos = end;
+            return 0;
+        }
+        if (s_var_scope (var) == S_SCOPE_LINE && !in_lines)
+            return s_walk_fail (self, at, "\"%s\" is only known inside {{#lines}}", name);
+        if (sigil == 0 && var == S_VAR_LINES)
+            return s_walk_fail (self, at, "\"lines\" is a section: {{#lines}}...{{/lines}}");
+        if (sigil == 0) {
+            if (emit) {
+                char buf[S_VALUE_MAX];
+                s_put_value (self, s_value (self, var, line, buf, sizeof buf));
+            }
+            i = end;
+            continue;
+        }
+
+        //  A section: {{#lines}} repeats per line; {{#x}} prints when x is
+        //  not empty, {{^x}} when it is (for lines: when there are none).
+        if (depth + 1 > S_MAX_DEPTH)
+            return s_walk_fail (self, at, "sections nested more than %d deep", S_MAX_DEPTH);
+        size_t body = end;
+        if (var == S_VAR_LINES && sigil == '#') {
+            if (in_lines)
+                return s_walk_fail (self, at, "{{#lines}} inside {{#lines}}");
+            size_t count = emit ? self->view->line_count : 0;
+            for (size_t k = 0; k < count; k++) {
+                body = end;
+                if (s_walk (self, &body, var, at, true, &self->view->lines[k], true, depth + 1))
+                    return -1;
+            }
+            if (count == 0 && s_walk (self, &body, var, at, true, NULL, false, depth + 1))
+                return -1;
+        } else {
+            bool empty = true;
+            if (emit && var == S_VAR_LINES)
+                empty = self->view->line_count == 0;
+            else if (emit) {
+                char buf[S_VALUE_MAX];
+                empty = *s_value (self, var, line, buf, sizeof buf) == 0;
+            }
+            bool show = emit && (sigil == '#' ? !empty : empty);
+            if (s_walk (self, &body, var, at, in_lines, line, show, depth + 1))
+                return -1;
+        }
+        i = body;
+    }
+}
+
+/*  Rejects text that is not valid UTF-8, naming the line.  */
+static int
+s_check_utf8 (s_walk_t *self)
+{
+    const unsigned char *p = (const unsigned char *)self->tmpl;
+    size_t len = strlen (self->tmpl);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = s_utf8_next (p + i, len - i, &cp);
+        if (n == 0)
+            return s_walk_fail (self, i, "not valid UTF-8 (byte 0x%02x)", p[i]);
+        i += n;
+    }
+    return 0;
+}
+
+int
+bf_template_check (const char *tmpl, char *err, size_t errsize)
+{
+    if (!tmpl)
+        return s_fail (err, errsize, "no template");
+    s_walk_t self = { .tmpl = tmpl, .err = err, .errsize = errsize };
+    if (s_check_utf8 (&self) != 0)
+        return -1;
+    size_t pos = 0;
+    return s_walk (&self, &pos, S_VAR_NONE, 0, false, NULL, false, 0);
+}
+
+/*  Formats the bill-level values; -1 (reported) when the view is invalid.  */
+static int
+s_prepare (s_walk_t *self)
+{
+    const bf_bill_view_t *view = self->view;
+    bf_period_t period;
+    if (!view->period || bf_period_parse (view->period, &period) != 0)
+        return s_fail (self->err, self->errsize, "view: period \"%s\" is not YYYY-MM",
+                       view->period ? view->period : "(null)");
+    bf_day_t due;
+    if (!view->due_date || bf_date_parse (view->due_date, &due) != 0)
+        return s_fail (self->err, self->errsize, "view: due date \"%s\" is not YYYY-MM-DD",
+                       view->due_date ? view->due_date : "(null)");
+    if (view->line_count > 0 && !view->lines)
+        return s_fail (self->err, self->errsize, "view: %zu lines but no line array",
+                       view->line_count);
+    for (size_t i = 0; i < view->line_count; i++)
+        if (!view->lines[i].code || !*view->lines[i].code)
+            return s_fail (self->err, self->errsize, "view: line %zu has no code", i + 1);
+    int year, month, mday;
+    bf_day_to_ymd (due, &year, &month, &mday);
+    snprintf (self->period_label, sizeof self->period_label, "%d년 %d월", period.year,
+              period.month);
+    snprintf (self->month_label, sizeof self->month_label, "%d월", period.month);
+    snprintf (self->due_label, sizeof self->due_label, "%d월 %d일", month, mday);
+    snprintf (self->due_short, sizeof self->due_short, "%d/%d", month, mday);
+    bf_format_won (view->total, self->total, sizeof self->total);
+    snprintf (self->bill_id, sizeof self->bill_id, "%" PRId64, view->bill_id);
+    snprintf (self->line_count, sizeof self->line_count, "%zu", view->line_count);
+    return 0;
+}
+
+int
+bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, char *out,
+                    size_t outsize, char *err, size_t errsize)
+{
+    if (!out || outsize == 0)
+        return s_fail (err, errsize, "no output buffer");
+    out[0] = 0;
+    if (!tmpl)
+        return s_fail (err, errsize, "no template");
+    if (!view)
+        return s_fail (err, errsize, "no bill view");
+    s_walk_t self = {
+        .tmpl = tmpl,
+        .view = view,
+        .html = html,
+        .out = out,
+        .outsize = outsize,
+        .err = err,
+        .errsize = errsize,
+    };
+    if (s_prepare (&self) != 0 || s_check_utf8 (&self) != 0)
+        return -1;
+    size_t pos = 0;
+    if (s_walk (&self, &pos, S_VAR_NONE, 0, false, NULL, true, 0) != 0) {
+        out[0] = 0;
+        return -1;
+    }
+    if (self.need + 1 > outsize || self.need > INT_MAX) {
+        out[0] = 0;
+        return s_fail (err, errsize, "rendered text needs %zu bytes, the buffer holds %zu",
+                       self.need + 1, outsize);
+    }
+    out[self.need] = 0;
+    return (int)self.need;
+}
+
+//  ---------------------------------------------------------------------------
+//  EUC-KR
+
+/*  A walk over UTF-8 text, one character at a time, with each character's
+    EUC-KR size. bad is the offset of the next character EUC-KR cannot
+    encode (len when there is none), found by iconv.  */
+typedef struct {
+    iconv_t cd;
+    const char *text;
+    size_t len;
+    size_t pos;
+    size_t bad;
+} s_euckr_t;
+
+/*  Offset of the first character at or after from that iconv cannot
+    convert (or that is not UTF-8), or len.  */
+static size_t
+s_euckr_find_bad (s_euckr_t *self, size_t from)
+{
+    char *in = (char *)self->text + from;
+    size_t inleft = self->len - from;
+    while (inleft > 0) {
+        char buf[512];
+        char *outp = buf;
+        size_t outleft = sizeof buf;
+        if (iconv (self->cd, &in, &inleft, &outp, &outleft) != (size_t)-1)
+            break;
+        if (errno != E2BIG) {
+            iconv (self->cd, NULL, NULL, NULL, NULL);
+            return (size_t)(in - self->text);
+        }
+    }
+    return self->len;
+}
+
+static int
+s_euckr_open (s_euckr_t *self, const char *text)
+{
+    self->cd = iconv_open ("EUC-KR", "UTF-8");
+    if (self->cd == (iconv_t)-1)
+        return -1;
+    self->text = text;
+    self->len = strlen (text);
+    self->pos = 0;
+    self->bad = s_euckr_find_bad (self, 0);
+    return 0;
+}
+
+static void
+s_euckr_close (s_euckr_t *self)
+{
+    iconv_close (self->cd);
+}
+
+/*  Next character: 1 with its UTF-8 length in *n, its EUC-KR size in
+    *bytes and *unencodable set when it goes as '?'; 0 at the end; -1 when
+    the text is not valid UTF-8.  */
+static int
+s_euckr_next (s_euckr_t *self, size_t *n, size_t *bytes, bool *unencodable)
+{
+    if (self->pos >= self->len)
+        return 0;
+    uint32_t cp;
+    *n = s_utf8_next ((const unsigned char *)self->text + self->pos, self->len - self->pos, &cp);
+    if (*n == 0)
+        return -1;
+    //  glibc passes C1 controls through as single bytes; no gateway shows
+    //  them as text, so they go as '?' like any other unencodable character.
+    *unencodable = self->pos == self->bad || (cp >= 0x80 && cp <= 0x9F);
+    *bytes = (*unencodable || cp < 0x80) ? 1 : 2;
+    self->pos += *n;
+    if (self->pos - *n == self->bad)
+        self->bad = s_euckr_find_bad (self, self->pos);
+    return 1;
+}
+
+long
+bf_text_euckr_bytes (const char *utf8, size_t *replaced)
+{
+    if (replaced)
+        *replaced = 0;
+    if (!utf8)
+        return -1;
+    s_euckr_t walk;
+    if (s_euckr_open (&walk, utf8) != 0)
+        return -1;
+    size_t total = 0, bad = 0, n, bytes;
+    bool unencodable;
+    int rc;
+    while ((rc = s_euckr_next (&walk, &n, &bytes, &unencodable)) == 1) {
+        total += bytes;
+        bad += unencodable;
+    }
+    s_euckr_close (&walk);
+    if (rc < 0)
+        return -1;
+    if (replaced)
+        *replaced = bad;
+    return (long)total;
+}
+
+int
+bf_text_fit_euckr (const char *utf8, size_t max_bytes, bool ellipsis, char *out, size_t outsize,
+                   bf_fit_t *fit)
+{
+    if (fit)
+        *fit = (bf_fit_t){ 0 };
+    if (!out || outsize == 0)
+        return -1;
+    out[0] = 0;
+    if (!utf8)
+        return -1;
+    s_euckr_t walk;
+    if (s_euckr_open (&walk, utf8) != 0)
+        return -1;
+
+    //  Copies characters while they fit max_bytes, remembering the state
+    //  after the last character that leaves room for the ellipsis; a
+    //  character that does not fit ends the walk and the text is cut. Once
+    //  that state is settled, the characters after it are only needed when
+    //  the text is not cut, so running out of room there is not yet an
+    //  error.
+    bool mark = ellipsis && max_bytes >= 2;
+    size_t mark_budget = mark ? max_bytes - 2 : max_bytes;
+    size_t written = 0, used = 0, replaced = 0;
+    size_t mark_written = 0, mark_used = 0, mark_replaced = 0;
+    bool cut = false, settled = false, overflow = false;
+    size_t n, bytes;
+    bool unencodable;
+    int rc;
+    while ((rc = s_euckr_next (&walk, &n, &bytes, &unencodable)) == 1) {
+        if (used + bytes > max_bytes) {
+            cut = true;
+            break;
+        }
+        settled = settled || used + bytes > mark_budget;
+        const char *src = unencodable ? "?" : utf8 + walk.pos - n;
+        size_t srclen = unencodable ? 1 : n;
+        overflow = overflow || written + srclen + 1 > outsize;
+        if (overflow && !settled) {
+            rc = -1;
+            break;
+        }
+        if (!overflow) {
+            memcpy (out + written, src, srclen);
+            written += srclen;
+        }
+        used += bytes;
+        replaced += unencodable;
+        if (!settled) {
+            mark_written = written;
+            mark_used = used;
+            mark_replaced = replaced;
+        }
+    }
+    s_euckr_close (&walk);
+    if (rc < 0 || (overflow && !(cut && mark))) {
+        out[0] = 0;
+        return -1;
+    }
+    if (cut && mark) {
+        written = mark_written;
+        used = mark_used + 2;
+        replaced = mark_replaced;
+        if (written + strlen (S_ELLIPSIS) + 1 > outsize) {
+            out[0] = 0;
+            return -1;
+        }
+        memcpy (out + written, S_ELLIPSIS, strlen (S_ELLIPSIS));
+        written += strlen (S_ELLIPSIS);
+    }
+    out[written] = 0;
+    if (fit)
+        *fit = (bf_fit_t){ .bytes = used, .replaced = replaced, .cut = cut };
+    return 0;
+}
+
+const char *
+bf_sms_channel (bf_sms_kind_t kind)
+{
+    return kind == BF_SMS_KIND_LMS ? "LMS" : "SMS";
+}
+
+int
+bf_sms_compose (const char *body, const char *title, const char *short_body, bf_sms_t *sms,
+                char *err, size_t errsize)
+{
+    if (!sms)
+        return s_fail (err, errsize, "no result");
+    memset (sms, 0, sizeof *sms);
+    if (!body)
+        return s_fail (err, errsize, "no body");
+    long bytes = bf_text_euckr_bytes (body, NULL);
+    if (bytes < 0)
+        return s_fail (err, errsize, "body is not valid UTF-8");
+    bf_fit_t fit;
+    if (bytes <= BF_LMS_MAX_BYTES) {
+        sms->kind = bytes <= BF_SMS_MAX_BYTES ? BF_SMS_KIND_SMS : BF_SMS_KIND_LMS;
+        if (bf_text_fit_euckr (body, (size_t)bytes, false, sms->body, sizeof sms->body, &fit))
+            return s_fail (err, errsize, "body cannot be converted");
+        sms->body_bytes = fit.bytes;
+        sms->replaced = fit.replaced;
+        if (sms->kind == BF_SMS_KIND_LMS && title) {
+            if (bf_text_fit_euckr (title, BF_LMS_TITLE_MAX_BYTES, true, sms->title,
+                                   sizeof sms->title, &fit)) {
+                memset (sms, 0, sizeof *sms);
+                return s_fail (err, errsize, "title is not valid UTF-8");
+            }
+            sms->title_bytes = fit.bytes;
+            sms->replaced += fit.replaced;
+            sms->cut = fit.cut;
+        }
+        return 0;
+    }
+    if (!short_body || !*short_body)
+        return s_fail (err, errsize,
+                       "body is %ld bytes in EUC-KR, over the LMS limit of %d, "
+                       "and the template has no short form",
+                       bytes, BF_LMS_MAX_BYTES);
+    if (bf_text_fit_euckr (short_body, BF_SMS_MAX_BYTES, true, sms->body, sizeof sms->body, &fit)) {
+        memset (sms, 0, sizeof *sms);
+        return s_fail (err, errsize, "short form is not valid UTF-8");
+    }
+    sms->kind = BF_SMS_KIND_SHORT;
+    sms->body_bytes = fit.bytes;
+    sms->replaced = fit.replaced;
+    sms->cut = fit.cut;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Template rows
+
+/*  Line number and character of the first character of text that EUC-KR
+    cannot encode; false when there is none (or text is not UTF-8, which
+    bf_template_check reports).  */
+static bool
+s_first_unencodable (const char *text, int *line, char ch[5])
+{
+    s_euckr_t walk;
+    if (s_euckr_open (&walk, text) != 0)
+        return false;
+    size_t n, bytes;
+    bool unencodable = false;
+    size_t at = 0;
+    while (s_euckr_next (&walk, &n, &bytes, &unencodable) == 1 && !unencodable)
+        ;
+    if (unencodable)
+        at = walk.pos - n;
+    s_euckr_close (&walk);
+    if (!unencodable)
+        return false;
+    *line = 1;
+    for (size_t i = 0; i < at; i++)
+        *line += text[i] == '\n';
+    memcpy (ch, text + at, n);
+    ch[n] = 0;
+    return true;
+}
+
+int
+bf_template_check_set (const bf_template_set_t *set, char *err, size_t errsize)
+{
+    if (!set || !set->channel)
+        return s_fail (err, errsize, "no channel");
+    bool email = strcmp (set->channel, "EMAIL") == 0;
+    bool sms = strcmp (set->channel, "SMS") == 0;
+    bool push = strcmp (set->channel, "PUSH") == 0;
+    if (!email && !sms && !push)
+        return s_fail (err, errsize, "unknown channel \"%s\"", set->channel);
+    const struct {
+        const char *field;
+        const char *text;
+        bool required;
+    } parts[] = {
+        { "subject", set->subject, true },
+        { "body", set->body, true },
+        { "body_html", set->body_html, email },
+        { "short_body", set->short_body, sms },
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        const char *text = parts[i].text;
+        if (!text || !*text) {
+            if (parts[i].required)
+                return s_fail (err, errsize, "%s: missing (needed for %s)", parts[i].field,
+                               set->channel);
+            continue;
+        }
+        char reason[256];
+        if (bf_template_check (text, reason, sizeof reason) != 0)
+            return s_fail (err, errsize, "%s: %s", parts[i].field, reason);
+        int line;
+        char ch[5];
+        if (sms && strcmp (parts[i].field, "body_html") != 0
+            && s_first_unencodable (text, &line, ch))
+            return s_fail (err, errsize, "%s: line %d: \"%s\" cannot be sent in EUC-KR",
+                           parts[i].field, line, ch);
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------
+//  Previews
+
+typedef struct {
+    char *out;
+    size_t outsize;
+    size_t len; /* bytes needed so far, without NUL */
+} s_buf_t;
+
+static void
+s_buf_put (s_buf_t *self, const char *text, size_t n)
+{
+    if (self->len + n + 1 <= self->outsize)
+        memcpy (self->out + self->len, text, n);
+    self->len += n;
+}
+
+static void
+s_buf_puts (s_buf_t *self, const char *text)
+{
+    s_buf_put (self, text, strlen (text));
+}
+
+static bool
+s_is_digit (char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool
+s_is_alnum (char c)
+{
+    return s_is_digit (c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool
+s_is_local_char (char c)
+{
+    return s_is_alnum (c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+
+static bool
+s_is_domain_char (char c)
+{
+    return s_is_alnum (c) || c == '.' || c == '-';
+}
+
+/*  Appends text with every email address and mobile (or other 0-prefixed
+    phone) number in it replaced by its masked form.  */
+static void
+s_buf_put_masked (s_buf_t *self, const char *text)
+{
+    size_t len = strlen (text);
+    size_t copied = 0; /* text before this offset is in the buffer */
+    char token[BF_MASK_MAX];
+    char masked[BF_MASK_MAX];
+    for (size_t i = 0; i < len; i++) {
+        size_t start = i, end = i;
+        bool found = false;
+        if (text[i] == '@') {
+            while (start > copied && s_is_local_char (text[start - 1]))
+                start--;
+            end = i + 1;
+            while (end < len && s_is_domain_char (text[end]))
+                end++;
+            while (end > i + 1 && (text[end - 1] == '.' || text[end - 1] == '-'))
+                end--;
+            found = start < i && end > i + 1 && memchr (text + i + 1, '.', end - i - 1);
+            if (found && end - start < sizeof token) {
+                memcpy (token, text + start, end - start);
+                token[end - start] = 0;
+                bf_mask_email (token, masked, sizeof masked);
+            } else if (found)
+                snprintf (masked, sizeof masked, "***");
+        } else if (text[i] == '0' && (i == 0 || !s_is_digit (text[i - 1]))) {
+            end = i;
+            while (end < len && (s_is_digit (text[end]) || text[end] == '-'))
+                end++;
+            while (end > i && text[end - 1] == '-')
+                end--;
+            if (end - i < sizeof token) {
+                memcpy (token, text + i, end - i);
+                token[end - i] = 0;
+                bf_mask_phone (token, masked, sizeof masked);
+                found = strcmp (masked, "***") != 0;
+            }
+        }
+        if (!found)
+            continue;
+        s_buf_put (self, text + copied, start - copied);
+        s_buf_puts (self, masked);
+        copied = end;
+        i = end - 1;
+    }
+    s_buf_put (self, text + copied, len - copied);
+}
+
+int
+bf_template_preview (const char *channel, const char *to, const char *title, const char *body,
+                     char *out, size_t outsize)
+{
+    if (!out || outsize == 0)
+        return -1;
+    out[0] = 0;
+    const char *ch = channel ? channel : "";
+    char masked[BF_MASK_MAX];
+    if (strcmp (ch, "EMAIL") == 0)
+        bf_mask_email (to, masked, sizeof masked);
+    else if (strcmp (ch, "SMS") == 0 || strcmp (ch, "LMS") == 0)
+        bf_mask_phone (to, masked, sizeof masked);
+    else
+        snprintf (masked, sizeof masked, "***");
+
+    s_buf_t buf = { .out = out, .outsize = outsize };
+    s_buf_puts (&buf, "채널: ");
+    s_buf_put_masked (&buf, ch);
+    s_buf_puts (&buf, "\n받는 사람: ");
+    s_buf_puts (&buf, masked);
+    if (title) {
+        s_buf_puts (&buf, "\n제목: ");
+        s_buf_put_masked (&buf, title);
+    }
+    s_buf_puts (&buf, "\n\n");
+    s_buf_put_masked (&buf, body ? body : "");
+    if (buf.len + 1 > outsize || buf.len > INT_MAX) {
+        out[0] = 0;
+        return -1;
+    }
+    out[buf.len] = 0;
+    return (int)buf.len;
+}

@@ -1,0 +1,169 @@
+/*  bf_template — renders a bill notice from a template, and fits text into
+    the byte limits of SMS and LMS.
+
+    A pure module: no database, no network, no allocation of its own (iconv,
+    used for EUC-KR, loads its converter once per process). The dispatcher loads
+    a template row (db/003_notify.sql, table template), checks it once with
+    bf_template_check_set, fills a bf_bill_view_t from the bill and its lines,
+    and renders each part with bf_template_render. For the SMS channel,
+    bf_sms_compose decides between SMS, LMS and the template's short form.
+    The template language, the variables and the line labels are described
+    in docs/templates.md.
+
+    Every function is thread-safe (no shared state); iconv descriptors are
+    opened per call.  */
+
+#ifndef BF_TEMPLATE_H_INCLUDED
+#define BF_TEMPLATE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+//  ---------------------------------------------------------------------------
+//  The bill a notice is about
+
+/*  Display name of a plan or add-on code, or NULL when unknown. kind is
+    "PLAN" or "ADDON"; code is the part after the colon ("LTE_43"). The
+    returned string must stay valid until the render call returns.  */
+typedef const char *(bf_name_lookup_fn)(void *arg, const char *kind, const char *code);
+
+typedef struct {
+    const char *code; /* "PLAN:LTE_43", "VAT", ... as in bill_line.code */
+    int64_t amount;   /* won, signed */
+} bf_view_line_t;
+
+/*  What the caller fills for one render; nothing is copied or kept.  */
+typedef struct {
+    const char *name;     /* subscriber's name, UTF-8; NULL or "" = none */
+    const char *period;   /* "YYYY-MM" */
+    int64_t total;        /* won */
+    const char *due_date; /* "YYYY-MM-DD" */
+    int64_t bill_id;
+    const bf_view_line_t *lines; /* in bill order; may be NULL when line_count is 0 */
+    size_t line_count;
+    bf_name_lookup_fn *lookup; /* may be NULL: codes are shown then */
+    void *lookup_arg;
+} bf_bill_view_t;
+
+//  ---------------------------------------------------------------------------
+//  Templates
+
+/*  Checks a template's syntax: every tag well formed, every variable known
+    where it is used, sections balanced and not nested too deeply, the text
+    valid UTF-8. Returns 0, or -1 with a reason naming the line into err.  */
+int bf_template_check (const char *tmpl, char *err, size_t errsize);
+
+/*  One template row. channel is "EMAIL", "SMS" or "PUSH".  */
+typedef struct {
+    const char *channel;
+    const char *subject; /* email subject / LMS title / push title */
+    const char *body;
+    const char *body_html;
+    const char *short_body;
+} bf_template_set_t;
+
+/*  Checks every part of a row with bf_template_check, and that the parts the
+    channel needs are there: EMAIL needs subject, body and body_html; SMS
+    needs subject, body and short_body, all encodable in EUC-KR; PUSH needs
+    subject and body. Returns 0, or -1 with a reason naming the part.  */
+int bf_template_check_set (const bf_template_set_t *set, char *err, size_t errsize);
+
+/*  Renders tmpl for view into out as a NUL-terminated UTF-8 string. html
+    true HTML-escapes every substituted value (the email HTML part); false
+    substitutes raw text. Control characters in values become spaces and
+    invalid UTF-8 bytes become '?', in both modes.
+    Returns the number of bytes written (without the NUL), or -1 with a
+    reason in err when the template is broken, the view is invalid (no
+    period, bad dates, a line without code) or the result does not fit
+    outsize; out is then "" (never a truncated notice).  */
+int bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, char *out,
+                        size_t outsize, char *err, size_t errsize);
+
+/*  Korean label of a bill line code ("VAT" -> "부가가치세"; "PLAN:LTE_43" ->
+    the plan's name from lookup, else "요금제 (LTE_43)"; an unknown code ->
+    the code itself). Returns a static string, lookup's string, or buf (used
+    for composed labels; the code itself when buf is too small).  */
+const char *bf_bill_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
+                                size_t bufsize);
+
+/*  Won with thousands separators: 111200 -> "111,200", -13459 -> "-13,459".
+    Returns the length, or -1 when out is too small (27 bytes always do).  */
+int bf_format_won (int64_t amount, char *out, size_t outsize);
+
+//  ---------------------------------------------------------------------------
+//  EUC-KR byte counting and fitting (docs/provider-api.md counts SMS and LMS
+//  limits in EUC-KR bytes). Rule for characters EUC-KR cannot encode (emoji,
+//  Hangul syllables outside KS X 1001 such as "똠", most Latin accents): they
+//  are sent as '?' and count 1 byte.
+
+#define BF_SMS_MAX_BYTES       90
+#define BF_LMS_TITLE_MAX_BYTES 40
+#define BF_LMS_MAX_BYTES       2000
+/*  UTF-8 needs at most 1.5 times the EUC-KR bytes (2 -> 3 for Hangul).  */
+#define BF_UTF8_FOR_EUCKR(n) ((n)*3 / 2 + 1)
+
+/*  EUC-KR length of a UTF-8 string under the rule above; *replaced (may be
+    NULL) gets the number of characters sent as '?'. Returns -1 for NULL or
+    invalid UTF-8, or when the system has no EUC-KR converter.  */
+long bf_text_euckr_bytes (const char *utf8, size_t *replaced);
+
+typedef struct {
+    size_t bytes;    /* EUC-KR length of out */
+    size_t replaced; /* characters written as '?' */
+    bool cut;        /* the input did not fit max_bytes */
+} bf_fit_t;
+
+/*  Writes into out the sendable form of utf8 (unencodable characters
+    replaced by '?') that fits max_bytes EUC-KR bytes. When the whole text
+    does not fit, it is cut at a character boundary, and with ellipsis "…"
+    (2 bytes in EUC-KR) is appended within max_bytes when max_bytes >= 2.
+    out needs BF_UTF8_FOR_EUCKR (max_bytes) bytes at most. Returns 0 and
+    fills *fit, or -1 (out "") for invalid UTF-8, no converter, or out too
+    small.  */
+int bf_text_fit_euckr (const char *utf8, size_t max_bytes, bool ellipsis, char *out, size_t outsize,
+                       bf_fit_t *fit);
+
+typedef enum {
+    BF_SMS_KIND_SMS = 0,   /* the body fits 90 bytes: sent as SMS */
+    BF_SMS_KIND_LMS = 1,   /* the body fits 2,000 bytes: LMS, subject as title */
+    BF_SMS_KIND_SHORT = 2, /* the body is longer: the short form as SMS */
+} bf_sms_kind_t;
+
+typedef struct {
+    bf_sms_kind_t kind;
+    char title[BF_UTF8_FOR_EUCKR (BF_LMS_TITLE_MAX_BYTES)]; /* UTF-8, "" unless LMS */
+    char body[BF_UTF8_FOR_EUCKR (BF_LMS_MAX_BYTES)];        /* UTF-8, what to send */
+    size_t title_bytes, body_bytes;                         /* EUC-KR */
+    size_t replaced;                                        /* characters sent as '?' */
+    bool cut; /* the title or the short form had to be cut ("…") */
+} bf_sms_t;
+
+/*  Decides how a rendered SMS-channel notice goes out: body as SMS when it
+    fits 90 bytes; else as LMS when it fits 2,000 bytes, with title (may be
+    NULL: no title) cut at a character boundary with "…" to 40 bytes; else
+    short_body as SMS, cut with "…" to 90 bytes if it has to be. Returns 0,
+    or -1 with a reason when an input is invalid UTF-8 or the body is too
+    long for LMS and there is no short form.  */
+int bf_sms_compose (const char *body, const char *title, const char *short_body, bf_sms_t *sms,
+                    char *err, size_t errsize);
+
+/*  "SMS", "LMS" (BF_SMS_KIND_SHORT goes as "SMS"): the provider's channel.  */
+const char *bf_sms_channel (bf_sms_kind_t kind);
+
+//  ---------------------------------------------------------------------------
+//  Previews for logs and the CLI (G9): never a contact in clear
+
+/*  Writes a preview of a rendered notice:
+        채널: EMAIL
+        받는 사람: h***@example.com
+        제목: [빌플로우] 2026년 10월 이용요금 안내
+        (blank line, then the body)
+    to is masked by channel (bf_mask_email for EMAIL, bf_mask_phone for SMS
+    and LMS, "***" for a push token or anything else), and every email
+    address or mobile number found in title and body is masked too. title
+    may be NULL. Returns the length, or -1 when out is too small (out "").  */
+int bf_template_preview (const char *channel, const char *to, const char *title, const char *body,
+                         char *out, size_t outsize);
+
+#endif

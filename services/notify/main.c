@@ -1,0 +1,259 @@
+/*  notify — the message service (docs/design.md "notify").
+
+    The ingest actor turns settle's events into deliveries (one per bill,
+    channel and purpose); dispatcher actors send them through the providers
+    and record every attempt; the control link applies dispatch.pause,
+    dispatch.resume, deliveries.retry and answers deliveries.status.
+    SIGTERM/SIGINT stop it: dispatchers finish what is in flight (bounded)
+    and record it; anything else returns through its lease.  */
+
+#include <czmq.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bf_config.h"
+#include "bf_date.h"
+#include "bf_dispatch.h"
+#include "bf_ingest.h"
+#include "bf_link.h"
+#include "bf_log.h"
+#include "bf_notify_cmd.h"
+#include "bf_quiet.h"
+
+#define MAX_DISPATCHERS 64
+#define PURPOSE         "BILL_ISSUED"
+
+static const char *s_usage
+    = "usage: notify [--config FILE] [--db CONNINFO] [--dispatchers N]\n"
+      "\n"
+      "  --dispatchers N  dispatcher actors (default notify.dispatchers; 0 = one per core)\n"
+      "  --config FILE    config file (default $BILLFLOW_CONFIG); docs/configuration.md\n"
+      "  --db CONNINFO    libpq connection string (overrides db.conninfo)\n";
+
+static int s_usage_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+static int
+s_usage_error (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, "notify: ");
+    vfprintf (stderr, format, args);
+    va_end (args);
+    fprintf (stderr, "\n\n%s", s_usage);
+    return 2;
+}
+
+/*  notify.clock "YYYY-MM-DDTHH:MM" (local) into an offset from the system
+    clock; "" -> 0. Returns 0 or -1.  */
+static int
+s_clock_offset (const char *text, int utc_offset_min, int64_t *offset_ms)
+{
+    *offset_ms = 0;
+    if (!*text)
+        return 0;
+    char date[11];
+    int minutes;
+    if (strlen (text) != 16 || text[10] != 'T')
+        return -1;
+    memcpy (date, text, 10);
+    date[10] = 0;
+    bf_day_t day;
+    if (bf_date_parse (date, &day) != 0 || bf_time_parse (text + 11, &minutes) != 0)
+        return -1;
+    int64_t start = ((int64_t)day * 1440 + minutes - utc_offset_min) * 60000LL;
+    *offset_ms = start - zclock_time ();
+    return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "db", required_argument, NULL, 'd' },
+        { "dispatchers", required_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL, *db = NULL, *dispatchers = NULL;
+    int c;
+    while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        switch (c) {
+            case 'c':
+                config_path = optarg;
+                break;
+            case 'd':
+                db = optarg;
+                break;
+            case 'n':
+                dispatchers = optarg;
+                break;
+            case 'h':
+                fputs (s_usage, stdout);
+                return 0;
+            default:
+                return s_usage_error ("unknown option");
+        }
+    }
+    if (optind != argc)
+        return s_usage_error ("unexpected argument '%s'", argv[optind]);
+
+    char err[512];
+    bf_config_t *config = bf_config_load (config_path, err, sizeof err);
+    if (config && db && bf_config_set (config, "db.conninfo", db, "--db", err, sizeof err) != 0)
+        bf_config_destroy (&config);
+    if (config && dispatchers
+        && bf_config_set (config, "notify.dispatchers", dispatchers, "--dispatchers", err,
+                          sizeof err)
+               != 0)
+        bf_config_destroy (&config);
+    if (!config) {
+        fprintf (stderr, "notify: configuration: %s\n", err);
+        return 2;
+    }
+    bf_log_level_t level = BF_LOG_INFO;
+    bf_log_level_parse (bf_config_str (config, "log.level"), &level);
+    bf_log_init ("notify", level, !strcmp (bf_config_str (config, "log.format"), "json"));
+
+    /*  Settings that need more than the table's checks.  */
+    bf_quiet_window_t quiet;
+    int utc_offset = (int)bf_config_int (config, "notify.utc_offset_min");
+    int64_t clock_offset;
+    if (bf_quiet_parse (bf_config_str (config, "notify.quiet_start"),
+                        bf_config_str (config, "notify.quiet_end"), &quiet)
+        != 0) {
+        fprintf (stderr, "notify: configuration: notify.quiet_start and notify.quiet_end must be "
+                         "HH:MM, both or neither\n");
+        bf_config_destroy (&config);
+        return 2;
+    }
+    if (s_clock_offset (bf_config_str (config, "notify.clock"), utc_offset, &clock_offset) != 0) {
+        fprintf (stderr, "notify: configuration: notify.clock must be YYYY-MM-DDTHH:MM (local) "
+                         "or empty\n");
+        bf_config_destroy (&config);
+        return 2;
+    }
+    if (clock_offset)
+        bf_info ("notify: clock set to %s local (offset %+lld s from the system clock)",
+                 bf_config_str (config, "notify.clock"), (long long)(clock_offset / 1000));
+
+    char instance[128];
+    const char *configured = bf_config_str (config, "service.instance");
+    if (*configured)
+        snprintf (instance, sizeof instance, "%s", configured);
+    else {
+        char host[64] = "localhost";
+        gethostname (host, sizeof host - 1);
+        snprintf (instance, sizeof instance, "%s:%d", host, (int)getpid ());
+    }
+    int n = (int)bf_config_int (config, "notify.dispatchers");
+    if (n == 0) {
+        long cores = sysconf (_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (int)(cores < MAX_DISPATCHERS ? cores : MAX_DISPATCHERS) : 1;
+    }
+    const char *conninfo = bf_config_str (config, "db.conninfo");
+    zsys_init ();
+
+    bf_ingest_args_t iargs = {
+        .conninfo = conninfo,
+        .pub_endpoints = bf_config_str (config, "notify.settle_pub_endpoints"),
+        .replay_endpoints = bf_config_str (config, "notify.settle_replay_endpoints"),
+        .consumer = bf_config_str (config, "notify.consumer"),
+        .purpose = PURPOSE,
+        .replay_credit = (int)bf_config_int (config, "notify.replay_credit"),
+        .batch = 500,
+        .heartbeat_timeout_ms = 3 * (int)bf_config_int (config, "settle.heartbeat_ms"),
+    };
+    zactor_t *ingest = zactor_new (bf_ingest_actor, &iargs);
+
+    bf_dispatch_args_t dargs = {
+        .conninfo = conninfo,
+        .pii_key_file = bf_config_str (config, "pii.key_file"),
+        .pii_key_hex = bf_config_str (config, "pii.key"),
+        .purpose = PURPOSE,
+        .sender = {
+            .smtp_url = bf_config_str (config, "notify.smtp_url"),
+            .smtp_from = bf_config_str (config, "notify.smtp_from"),
+            .smtp_username = bf_config_str (config, "notify.smtp_username"),
+            .smtp_password = bf_config_str (config, "notify.smtp_password"),
+            .smtp_starttls = bf_config_bool (config, "notify.smtp_starttls"),
+            .sms_url = bf_config_str (config, "notify.sms_url"),
+            .sms_token = bf_config_str (config, "notify.sms_token"),
+            .push_url = bf_config_str (config, "notify.push_url"),
+            .push_token = bf_config_str (config, "notify.push_token"),
+            .concurrency = { (int) bf_config_int (config, "notify.email_concurrency"),
+                             (int) bf_config_int (config, "notify.sms_concurrency"),
+                             (int) bf_config_int (config, "notify.push_concurrency") },
+            .rate_per_s = { (int) bf_config_int (config, "notify.email_rate"),
+                            (int) bf_config_int (config, "notify.sms_rate"),
+                            (int) bf_config_int (config, "notify.push_rate") },
+            .timeout_ms = (int) bf_config_int (config, "notify.provider_timeout_ms"),
+            .breaker_error_pct = (int) bf_config_int (config, "notify.breaker_error_pct"),
+            .breaker_min_samples = (int) bf_config_int (config, "notify.breaker_min_samples"),
+            .breaker_open_ms = (int) bf_config_int (config, "notify.breaker_open_ms"),
+        },
+        .batch = (int) bf_config_int (config, "notify.batch"),
+        .lease_ms = (int) bf_config_int (config, "notify.lease_ms"),
+        .poll_ms = (int) bf_config_int (config, "notify.poll_ms"),
+        .max_attempts = (int) bf_config_int (config, "notify.max_attempts"),
+        .backoff_base_ms = (int) bf_config_int (config, "notify.backoff_base_ms"),
+        .backoff_max_ms = (int) bf_config_int (config, "notify.backoff_max_ms"),
+        .system_quiet = quiet,
+        .utc_offset_min = utc_offset,
+        .clock_offset_ms = clock_offset,
+    };
+    /*  Each dispatcher's in-flight limits are its share of the process's.  */
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
+        int share = dargs.sender.concurrency[p] / n;
+        dargs.sender.concurrency[p] = share > 0 ? share : 1;
+        if (dargs.sender.rate_per_s[p] > 0) {
+            int rate = dargs.sender.rate_per_s[p] / n;
+            dargs.sender.rate_per_s[p] = rate > 0 ? rate : 1;
+        }
+    }
+    zactor_t *dispatchers_actors[MAX_DISPATCHERS] = { NULL };
+    bool ok = ingest != NULL;
+    for (int i = 0; i < n && ok; i++) {
+        char id[160];
+        snprintf (id, sizeof id, "%s:d%d", instance, i + 1);
+        dargs.dispatcher_id = id;
+        dispatchers_actors[i] = zactor_new (bf_dispatch_actor, &dargs);
+        ok = dispatchers_actors[i] != NULL;
+    }
+    zactor_t *link = NULL;
+    const char *control = bf_config_str (config, "control.endpoint");
+    if (ok && *control) {
+        bf_link_args_t largs
+            = { .conninfo = conninfo,
+                .endpoint = control,
+                .service = "notify",
+                .instance = instance,
+                .heartbeat_ms = (int)bf_config_int (config, "control.heartbeat_ms"),
+                .verbs = bf_notify_cmd_verbs,
+                .context = NULL };
+        link = zactor_new (bf_link_actor, &largs);
+        ok = link != NULL;
+    }
+    int rc = 0;
+    if (!ok) {
+        bf_error ("notify: an actor failed to start (see above)");
+        rc = 1;
+    } else {
+        bf_info ("notify %s: ingest, %d dispatchers%s running", instance, n,
+                 link ? ", control link" : "");
+        while (!zsys_interrupted)
+            zclock_sleep (100);
+        bf_info ("notify %s: stopping", instance);
+    }
+    zactor_destroy (&link);
+    zactor_destroy (&ingest);
+    for (int i = 0; i < n; i++)
+        zactor_destroy (&dispatchers_actors[i]);
+    bf_config_destroy (&config);
+    return rc;
+}

@@ -1,0 +1,470 @@
+/*  Integration: the notify binary with the real settle binary, the mock
+    provider and PostgreSQL.
+    - every bill's notice is delivered once per channel (the mock provider
+      accepts exactly one message per recipient and channel), although
+      providers fail transiently, one email address is rejected for good
+      (its notice falls back to SMS), notify is killed with SIGKILL
+      mid-dispatch, two notify processes then work at once, and every event
+      is ingested a second time (G4); every attempt is recorded (G5);
+    - quiet hours hold notices (visible state and reason) and release them,
+      in bill order, when the window ends.  */
+
+#include <curl/curl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "bf_testdb.h"
+
+#define S_MAX_CHILDREN 8
+
+static pid_t s_children[S_MAX_CHILDREN];
+
+static void
+s_track (pid_t pid)
+{
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (!s_children[i]) {
+            s_children[i] = pid;
+            return;
+        }
+}
+
+static void
+s_untrack (pid_t pid)
+{
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (s_children[i] == pid)
+            s_children[i] = 0;
+}
+
+/*  Ends every process a test started and did not stop.  */
+static int
+s_teardown (void **state)
+{
+    (void)state;
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (s_children[i] > 0) {
+            kill (s_children[i], SIGKILL);
+            waitpid (s_children[i], NULL, 0);
+            s_children[i] = 0;
+        }
+    return 0;
+}
+
+/*  Starts binary with extra environment (NULL-terminated "NAME=value"),
+    output to log. Returns its pid.  */
+static pid_t
+s_spawn (const char *binary, const char *const *env, const char *log, const char *arg)
+{
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        for (size_t i = 0; env && env[i]; i++)
+            putenv ((char *)env[i]);
+        int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+        }
+        execl (binary, binary, arg, (char *)NULL);
+        _exit (127);
+    }
+    s_track (pid);
+    return pid;
+}
+
+static int
+s_stop (pid_t pid, int sig)
+{
+    kill (pid, sig);
+    int status = 0;
+    waitpid (pid, &status, 0);
+    s_untrack (pid);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+typedef struct {
+    char *db;
+    char *dir;
+    pid_t mock;
+    int http_port, smtp_port;
+    char env[16][256]; /* shared notify environment */
+    int nenv;
+} s_stack_t;
+
+static void
+s_env (s_stack_t *s, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (s->env[s->nenv++], sizeof s->env[0], format, args);
+    va_end (args);
+}
+
+/*  Starts the mock provider with flags; reads its ports.  */
+static void
+s_mock_start (s_stack_t *s, const char *flags)
+{
+    char command[1024], path[512];
+    snprintf (path, sizeof path, "%s/mock.out", s->dir);
+    snprintf (command, sizeof command,
+              "exec '%s' --http-port 0 --smtp-port 0 %s > '%s' 2> '%s/mock.err'",
+              getenv ("BF_MOCKPROVIDER"), flags, path, s->dir);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        execl ("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit (127);
+    }
+    s_track (pid);
+    s->mock = pid;
+    for (int i = 0; i < 100; i++) {
+        char *out = bf_test_slurp (path);
+        if (out && sscanf (out, "http=%d smtp=%d", &s->http_port, &s->smtp_port) == 2
+            && strstr (out, "ready")) {
+            free (out);
+            return;
+        }
+        free (out);
+        usleep (100000);
+    }
+    fail_msg ("the mock provider did not start");
+}
+
+static size_t
+s_collect (char *data, size_t size, size_t n, void *user)
+{
+    char **buf = user;
+    size_t old = *buf ? strlen (*buf) : 0;
+    char *grown = realloc (*buf, old + size * n + 1);
+    memcpy (grown + old, data, size * n);
+    grown[old + size * n] = 0;
+    *buf = grown;
+    return size * n;
+}
+
+/*  The mock provider's report (JSON text, caller frees).  */
+static char *
+s_report (const s_stack_t *s)
+{
+    char url[128];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d/v1/report", s->http_port);
+    CURL *curl = curl_easy_init ();
+    char *body = NULL;
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &body);
+    assert_int_equal (curl_easy_perform (curl), CURLE_OK);
+    curl_easy_cleanup (curl);
+    assert_non_null (body);
+    return body;
+}
+
+/*  Integer after "key": inside the object of channel in the report.  */
+static long
+s_report_value (const char *report, const char *channel, const char *key)
+{
+    char needle[64];
+    snprintf (needle, sizeof needle, "\"%s\"", channel);
+    const char *at = strstr (report, needle);
+    assert_non_null (at);
+    snprintf (needle, sizeof needle, "\"%s\"", key);
+    at = strstr (at, needle);
+    assert_non_null (at);
+    at = strchr (at, ':');
+    return strtol (at + 1, NULL, 10);
+}
+
+/*  Settles a month of n subscribers, then starts the settle service so its
+    replay serves the events; notify's environment is prepared.  */
+static void
+s_stack_start (s_stack_t *s, int n, const char *mock_flags)
+{
+    memset (s, 0, sizeof *s);
+    s->db = bf_testdb_create (true);
+    s->dir = bf_test_mkdtemp ();
+    char *out = NULL;
+    assert_int_equal (bf_testdb_billdata (s->db, &out,
+                                          "generate --subscribers %d --period 2026-10"
+                                          " --seed 21",
+                                          n),
+                      0);
+    free (out);
+    char command[2048];
+    snprintf (command, sizeof command,
+              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_SETTLE_PUB_ENDPOINT='ipc://%s/pub'"
+              " \"$BF_SETTLE\" --once --period 2026-10 > '%s/settle-once.log' 2>&1",
+              s->db, s->dir, s->dir);
+    assert_int_equal (system (command), 0);
+    s_mock_start (s, mock_flags);
+
+    static char settle_env[4][256];
+    snprintf (settle_env[0], sizeof settle_env[0], "BILLFLOW_DB_CONNINFO=%s", s->db);
+    snprintf (settle_env[1], sizeof settle_env[1], "BILLFLOW_SETTLE_PUB_ENDPOINT=ipc://%s/pub",
+              s->dir);
+    snprintf (settle_env[2], sizeof settle_env[2],
+              "BILLFLOW_SETTLE_REPLAY_ENDPOINT=ipc://%s/replay", s->dir);
+    const char *senv[] = { settle_env[0], settle_env[1], settle_env[2], NULL };
+    char log[512];
+    snprintf (log, sizeof log, "%s/settle.log", s->dir);
+    s_spawn (getenv ("BF_SETTLE"), senv, log, NULL);
+
+    s_env (s, "BILLFLOW_DB_CONNINFO=%s", s->db);
+    s_env (s, "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
+    s_env (s, "BILLFLOW_NOTIFY_SETTLE_PUB_ENDPOINTS=ipc://%s/pub", s->dir);
+    s_env (s, "BILLFLOW_NOTIFY_SETTLE_REPLAY_ENDPOINTS=ipc://%s/replay", s->dir);
+    s_env (s, "BILLFLOW_NOTIFY_SMTP_URL=smtp://127.0.0.1:%d", s->smtp_port);
+    s_env (s, "BILLFLOW_NOTIFY_SMS_URL=http://127.0.0.1:%d", s->http_port);
+    s_env (s, "BILLFLOW_NOTIFY_PUSH_URL=http://127.0.0.1:%d", s->http_port);
+    s_env (s, "BILLFLOW_NOTIFY_BACKOFF_BASE_MS=200");
+    s_env (s, "BILLFLOW_NOTIFY_BACKOFF_MAX_MS=1000");
+    s_env (s, "BILLFLOW_NOTIFY_LEASE_MS=8000");
+    s_env (s, "BILLFLOW_NOTIFY_BREAKER_OPEN_MS=2000");
+    s_env (s, "BILLFLOW_NOTIFY_POLL_MS=50");
+    s_env (s, "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=90");
+}
+
+static void
+s_stack_stop (s_stack_t *s)
+{
+    s_teardown (NULL);
+    bf_test_rmdir (&s->dir);
+    bf_testdb_drop (&s->db);
+}
+
+/*  Starts notify with the stack's environment plus extra (NULL-ended).  */
+static pid_t
+s_notify (s_stack_t *s, const char *const *extra, const char *logname)
+{
+    const char *env[40];
+    int n = 0;
+    for (int i = 0; i < s->nenv; i++)
+        env[n++] = s->env[i];
+    for (int i = 0; extra && extra[i]; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    char log[512];
+    snprintf (log, sizeof log, "%s/%s", s->dir, logname);
+    return s_spawn (getenv ("BF_NOTIFY"), env, log, NULL);
+}
+
+/*  Waits until every bill has its deliveries and each is final or held by
+    a rule the operator can see (G4): subscribers' own quiet hours.  */
+static void
+s_wait_final (PGconn *conn, int seconds)
+{
+    int64_t open = -1, expected = -1, have = -1;
+    for (int i = 0; i < seconds * 10; i++) {
+        expected = bf_testdb_scalar (conn, "SELECT count(*) FROM bill b"
+                                           " JOIN subscriber s ON s.id = b.subscriber_id,"
+                                           " unnest (s.channels) c");
+        have = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NULL");
+        open = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                       " WHERE state NOT IN ('DELIVERED', 'FAILED', 'HELD')");
+        if (have == expected && open == 0)
+            return;
+        usleep (100000);
+    }
+    fail_msg ("deliveries not final after %d s: %lld of %lld created, %lld open", seconds,
+              (long long)have, (long long)expected, (long long)open);
+}
+
+static void
+test_every_bill_notified_once (void **state)
+{
+    (void)state;
+    s_stack_t s;
+    s_stack_start (&s, 1500,
+                   "--email-latency-ms 20 --email-fail-pct 10 --sms-fail-pct 5 --push-fail-pct 5"
+                   " --throttle-pct 2 --garbage-pct 2 --reject-recipient yoon.eunseo2@daum.net"
+                   " --seed 3");
+    PGconn *conn = bf_testdb_connect (s.db);
+    /*  Subscriber 2 (EMAIL+PUSH) has the rejected address: their email
+        fails for good and falls back to an SMS they would not get otherwise.  */
+    const char *day[]
+        = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BF_FAULT=dispatch.after_send:300",
+            "BILLFLOW_NOTIFY_DISPATCHERS=2", NULL };
+    pid_t first = s_notify (&s, day, "notify-1.log");
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 600 && (done = waitpid (first, &status, WNOHANG)) == 0; i++)
+        usleep (50000);
+    assert_int_equal (done, first);
+    s_untrack (first);
+    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+    assert_true (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'SENDING'")
+                 > 0);
+
+    /*  Two notify processes finish the job together.  */
+    const char *again[]
+        = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BILLFLOW_NOTIFY_DISPATCHERS=1", NULL };
+    pid_t a = s_notify (&s, again, "notify-2.log");
+    pid_t b = s_notify (&s, again, "notify-3.log");
+    s_wait_final (conn, 120);
+
+    /*  Every event once more: with the cursor back at 0, a new notify
+        ingests the whole month again; nothing changes.  */
+    int64_t deliveries = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery");
+    assert_int_equal (s_stop (a, SIGTERM), 0);
+    assert_int_equal (s_stop (b, SIGTERM), 0);
+    assert_string_equal (bf_testdb_exec (conn, "UPDATE notify_cursor SET last_seq = 0"), "00000");
+    int64_t bills = bf_testdb_scalar (conn, "SELECT count(*) FROM bill");
+    pid_t c = s_notify (&s, again, "notify-4.log");
+    for (int i = 0;
+         i < 300 && bf_testdb_scalar (conn, "SELECT last_seq FROM notify_cursor") < bills; i++)
+        usleep (100000);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT last_seq FROM notify_cursor"), bills);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"), deliveries);
+    assert_int_equal (s_stop (c, SIGTERM), 0);
+
+    /*  G4: every notice final; an email fails only with an SMS fallback
+        that was delivered.  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d WHERE"
+                                              " d.state = 'FAILED' AND NOT (d.channel = 'EMAIL'"
+                                              " AND EXISTS (SELECT 1 FROM delivery f WHERE"
+                                              " f.bill_id = d.bill_id AND f.channel = 'SMS'"
+                                              " AND f.state = 'DELIVERED'))"),
+                      0);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery e JOIN delivery f"
+                                              " ON f.fallback_of = e.id WHERE e.subscriber_id = 2"
+                                              " AND e.channel = 'EMAIL' AND e.state = 'FAILED'"
+                                              " AND f.channel = 'SMS' AND f.state = 'DELIVERED'"),
+                      1);
+    /*  G5: every delivered notice has its accepted attempt on record, and
+        every attempt names its provider and outcome.  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d WHERE"
+                                              " d.state = 'DELIVERED' AND NOT EXISTS (SELECT 1"
+                                              " FROM delivery_attempt a WHERE a.delivery_id = d.id"
+                                              " AND a.outcome IN ('DELIVERED', 'DUPLICATE'))"),
+                      0);
+    assert_true (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt"
+                                         " WHERE outcome IN ('TRANSIENT', 'THROTTLED')")
+                 > 0);
+
+    /*  The provider accepted exactly one message per recipient and channel,
+        and as many as were delivered.  */
+    char *report = s_report (&s);
+    assert_null (strstr (report, "\"recipients_over_one\":[{"));
+    long email = s_report_value (report, "email", "accepted");
+    long sms
+        = s_report_value (report, "sms", "accepted") + s_report_value (report, "lms", "accepted");
+    long push = s_report_value (report, "push", "accepted");
+    assert_int_equal (email,
+                      bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE channel = 'EMAIL' AND state = 'DELIVERED'"));
+    assert_int_equal (sms,
+                      bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE channel = 'SMS' AND state = 'DELIVERED'"));
+    assert_int_equal (push,
+                      bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE channel = 'PUSH' AND state = 'DELIVERED'"));
+    /*  The kill left sends the provider had accepted but notify had not
+        recorded: they came back as duplicates, not as second messages.  */
+    assert_true (s_report_value (report, "email", "duplicates")
+                     + s_report_value (report, "sms", "duplicates")
+                     + s_report_value (report, "lms", "duplicates")
+                     + s_report_value (report, "push", "duplicates")
+                 > 0);
+    free (report);
+    PQfinish (conn);
+    s_stack_stop (&s);
+}
+
+static void
+test_quiet_hours_hold_and_release_in_bill_order (void **state)
+{
+    (void)state;
+    s_stack_t s;
+    s_stack_start (&s, 120, "--email-latency-ms 0");
+    PGconn *conn = bf_testdb_connect (s.db);
+    const char *night[] = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T22:30", NULL };
+    pid_t pid = s_notify (&s, night, "notify-night.log");
+    int64_t expected = bf_testdb_scalar (conn, "SELECT count(*) FROM bill b JOIN subscriber s"
+                                               " ON s.id = b.subscriber_id, unnest (s.channels) c");
+    int64_t held = 0;
+    for (int i = 0; i < 200 && held < expected; i++) {
+        held = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'HELD'");
+        usleep (100000);
+    }
+    assert_int_equal (held, expected);
+    /*  Visible to the operator: why, and until when — 08:00 Seoul time, or
+        later for subscribers whose own window lasts longer.  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE hold_reason"
+                                              " NOT LIKE 'quiet hours (%)' OR not_before <"
+                                              " '2026-11-03 08:00:00+09'"),
+                      0);
+    assert_int_equal (bf_testdb_scalar (conn,
+                                        "SELECT count(*) FROM delivery d JOIN subscriber s"
+                                        " ON s.id = d.subscriber_id WHERE s.quiet_start IS NULL"
+                                        " AND (d.not_before <> '2026-11-03 08:00:00+09'"
+                                        " OR d.hold_reason <> 'quiet hours (system)')"),
+                      0);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt"), 0);
+    assert_int_equal (s_stop (pid, SIGTERM), 0);
+    char *report = s_report (&s);
+    assert_int_equal (s_report_value (report, "sms", "accepted"), 0);
+    free (report);
+
+    /*  14:00: released, one at a time per provider, in bill order.  */
+    const char *morning[] = { "BILLFLOW_NOTIFY_CLOCK=2026-11-03T14:00",
+                              "BILLFLOW_NOTIFY_DISPATCHERS=1",
+                              "BILLFLOW_NOTIFY_BATCH=10",
+                              "BILLFLOW_NOTIFY_EMAIL_CONCURRENCY=1",
+                              "BILLFLOW_NOTIFY_SMS_CONCURRENCY=1",
+                              "BILLFLOW_NOTIFY_PUSH_CONCURRENCY=1",
+                              NULL };
+    pid = s_notify (&s, morning, "notify-morning.log");
+    int64_t waiting = -1;
+    for (int i = 0; i < 600 && waiting != 0; i++) {
+        usleep (100000);
+        waiting = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE state NOT IN"
+                                          " ('DELIVERED', 'FAILED', 'HELD') OR (state = 'HELD'"
+                                          " AND hold_reason = 'quiet hours (system)')");
+    }
+    assert_int_equal (waiting, 0);
+    assert_int_equal (s_stop (pid, SIGTERM), 0);
+    /*  Delivered, except where the subscriber's own window still holds.  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE state <> 'DELIVERED' AND NOT (state = 'HELD'"
+                                              " AND hold_reason = 'quiet hours (subscriber)')"),
+                      0);
+    assert_true (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                         " WHERE state = 'DELIVERED'")
+                 > 150);
+    /*  Notices released together (the system window's end: everyone
+        without a window of their own) went out in bill order, per channel.  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM (SELECT d.channel, d.bill_id,"
+                                              " lag (d.bill_id) OVER (PARTITION BY d.channel"
+                                              "   ORDER BY a.started_at, a.id) AS prev"
+                                              " FROM delivery d JOIN delivery_attempt a"
+                                              " ON a.delivery_id = d.id AND a.attempt_no = 1"
+                                              " JOIN subscriber s ON s.id = d.subscriber_id"
+                                              " WHERE s.quiet_start IS NULL) x"
+                                              " WHERE prev > bill_id"),
+                      0);
+    PQfinish (conn);
+    s_stack_stop (&s);
+}
+
+int
+main (void)
+{
+    curl_global_init (CURL_GLOBAL_ALL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown (test_every_bill_notified_once, s_teardown),
+        cmocka_unit_test_teardown (test_quiet_hours_hold_and_release_in_bill_order, s_teardown),
+    };
+    int rc = cmocka_run_group_tests (tests, NULL, NULL);
+    curl_global_cleanup ();
+    return rc;
+}
