@@ -2676,8 +2676,8 @@ main (int argc, char **argv)
         (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, s_cfg.http_threads,
         MHD_OPTION_CONNECTION_LIMIT, s_cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)S_HTTP_CONNECTION_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S_HTTP_IDLE_S,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_NOTIFY_COMPLETED, s_http_completed, NULL, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u, MHD_OPTION_NOTIFY_COMPLETED, s_http_completed, NULL,
+        MHD_OPTION_END);
     if (!daemon) {
         s_log ("http: cannot listen on %s port %d", s_cfg.bind, s_cfg.http_port);
         return 1;
