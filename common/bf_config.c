@@ -16,6 +16,7 @@
     =========================================================================
 */
 
+#include "bf_log.h"
 #include "bf_config.h"
 
 #include <assert.h>
@@ -147,7 +148,8 @@ static const bf_setting_t s_settings[] = {
       .default_value = "60000",
       .min = 1000,
       .max = 3600000,
-      .help = "How long claimed deliveries stay claimed before another dispatcher may take them over." },
+      .help
+      = "How long claimed deliveries stay claimed before another dispatcher may take them over." },
     { .key = "notify.poll_ms",
       .type = BF_CFG_INT,
       .default_value = "200",
@@ -159,7 +161,8 @@ static const bf_setting_t s_settings[] = {
       .default_value = "5",
       .min = 1,
       .max = 100,
-      .help = "Send attempts per delivery before it fails for good (email then falls back to SMS)." },
+      .help
+      = "Send attempts per delivery before it fails for good (email then falls back to SMS)." },
     { .key = "notify.backoff_base_ms",
       .type = BF_CFG_INT,
       .default_value = "5000",
@@ -175,7 +178,8 @@ static const bf_setting_t s_settings[] = {
     { .key = "notify.quiet_start",
       .type = BF_CFG_STRING,
       .default_value = "21:00",
-      .help = "Start of the system quiet window (HH:MM, local time); empty with quiet_end empty: no window." },
+      .help = "Start of the system quiet window (HH:MM, local time); empty with quiet_end empty: "
+              "no window." },
     { .key = "notify.quiet_end",
       .type = BF_CFG_STRING,
       .default_value = "08:00",
@@ -185,11 +189,13 @@ static const bf_setting_t s_settings[] = {
       .default_value = "540",
       .min = -720,
       .max = 840,
-      .help = "Local time of quiet hours as minutes east of UTC (Asia/Seoul: 540; Korea has no daylight saving)." },
+      .help = "Local time of quiet hours as minutes east of UTC (Asia/Seoul: 540; Korea has no "
+              "daylight saving)." },
     { .key = "notify.clock",
       .type = BF_CFG_STRING,
       .default_value = "",
-      .help = "Injectable clock: local time YYYY-MM-DDTHH:MM the clock starts at and runs on from (tests, demos); empty: the system clock." },
+      .help = "Injectable clock: local time YYYY-MM-DDTHH:MM the clock starts at and runs on from "
+              "(tests, demos); empty: the system clock." },
     { .key = "notify.consumer",
       .type = BF_CFG_STRING,
       .default_value = "notify",
@@ -197,7 +203,8 @@ static const bf_setting_t s_settings[] = {
     { .key = "notify.settle_pub_endpoints",
       .type = BF_CFG_STRING,
       .default_value = "tcp://127.0.0.1:7101",
-      .help = "Comma-separated PUB endpoints of every settle process (whichever relay is active publishes)." },
+      .help = "Comma-separated PUB endpoints of every settle process (whichever relay is active "
+              "publishes)." },
     { .key = "notify.settle_replay_endpoints",
       .type = BF_CFG_STRING,
       .default_value = "tcp://127.0.0.1:7102",
@@ -294,7 +301,8 @@ static const bf_setting_t s_settings[] = {
       .default_value = "50",
       .min = 1,
       .max = 100,
-      .help = "Transient-failure rate (%) over the recent window that opens a provider's circuit breaker." },
+      .help = "Transient-failure rate (%) over the recent window that opens a provider's circuit "
+              "breaker." },
     { .key = "notify.breaker_min_samples",
       .type = BF_CFG_INT,
       .default_value = "20",
@@ -324,20 +332,6 @@ typedef struct {
 struct bf_config_t {
     s_value_t values[S_COUNT];
 };
-
-static void s_err (char *err, size_t errsize, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_err (char *err, size_t errsize, const char *format, ...)
-{
-    if (!err || errsize == 0)
-        return;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (err, errsize, format, args);
-    va_end (args);
-}
 
 //  Copies text for quoting in a message: non-printable bytes become '?',
 //  long text is cut with "...". Returns out.
@@ -548,19 +542,19 @@ s_assign (bf_config_t *self, size_t index, const char *text, const char *source,
     int rc = s_convert (setting, text, &canonical, &number, &flag, expected, sizeof expected);
     if (rc == -1) {
         if (setting->secret)
-            s_err (err, errsize, "%s: bad value for %s (secret, not shown): expected %s", source,
-                   setting->key, expected);
+            bf_err_set (err, errsize, "%s: bad value for %s (secret, not shown): expected %s",
+                        source, setting->key, expected);
         else {
             char shown[S_SHOW_MAX + 8];
-            s_err (err, errsize, "%s: bad value '%s' for %s: expected %s", source,
-                   s_printable (text, shown, sizeof shown), setting->key, expected);
+            bf_err_set (err, errsize, "%s: bad value '%s' for %s: expected %s", source,
+                        s_printable (text, shown, sizeof shown), setting->key, expected);
         }
         return -1;
     }
     char *source_copy = rc == 0 ? strdup (source) : NULL;
     if (!source_copy) {
         free (canonical);
-        s_err (err, errsize, "%s: out of memory setting %s", source, setting->key);
+        bf_err_set (err, errsize, "%s: out of memory setting %s", source, setting->key);
         return -1;
     }
     s_value_t *value = &self->values[index];
@@ -611,18 +605,18 @@ bf_config_set (bf_config_t *self, const char *key, const char *value, const char
     if (!source || !*source)
         source = "bf_config_set";
     if (!key) {
-        s_err (err, errsize, "%s: no setting name given", source);
+        bf_err_set (err, errsize, "%s: no setting name given", source);
         return -1;
     }
     size_t index = s_index (key);
     if (index == S_COUNT) {
         char shown[S_SHOW_MAX + 8];
-        s_err (err, errsize, "%s: unknown setting '%s'", source,
-               s_printable (key, shown, sizeof shown));
+        bf_err_set (err, errsize, "%s: unknown setting '%s'", source,
+                    s_printable (key, shown, sizeof shown));
         return -1;
     }
     if (!value) {
-        s_err (err, errsize, "%s: no value given for %s", source, key);
+        bf_err_set (err, errsize, "%s: no value given for %s", source, key);
         return -1;
     }
     return s_assign (self, index, value, source, err, errsize);
@@ -701,12 +695,12 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
 {
     assert (self);
     if (!path || !*path) {
-        s_err (err, errsize, "no config file name given");
+        bf_err_set (err, errsize, "no config file name given");
         return -1;
     }
     FILE *file = fopen (path, "re");
     if (!file) {
-        s_err (err, errsize, "cannot open config file '%s': %s", path, strerror (errno));
+        bf_err_set (err, errsize, "cannot open config file '%s': %s", path, strerror (errno));
         return -1;
     }
     size_t set_on_line[S_COUNT] = { 0 };
@@ -719,7 +713,7 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
     while (rc == 0 && (len = getline (&line, &line_cap, file)) >= 0) {
         lineno++;
         if (memchr (line, 0, (size_t)len)) {
-            s_err (err, errsize, "%s:%zu: NUL byte in line", path, lineno);
+            bf_err_set (err, errsize, "%s:%zu: NUL byte in line", path, lineno);
             rc = -1;
             break;
         }
@@ -729,14 +723,15 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
         if (*text == '[') {
             size_t n = strlen (text);
             if (text[n - 1] != ']') {
-                s_err (err, errsize, "%s:%zu: section line must look like [name]", path, lineno);
+                bf_err_set (err, errsize, "%s:%zu: section line must look like [name]", path,
+                            lineno);
                 rc = -1;
                 break;
             }
             text[n - 1] = 0;
             char *name = s_trim (text + 1);
             if (!s_is_name (name) || strlen (name) >= sizeof section) {
-                s_err (err, errsize, "%s:%zu: bad section name", path, lineno);
+                bf_err_set (err, errsize, "%s:%zu: bad section name", path, lineno);
                 rc = -1;
                 break;
             }
@@ -746,7 +741,7 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
         char *equals = strchr (text, '=');
         if (!equals) {
             //  The line is not quoted back: it may be a mistyped secret.
-            s_err (err, errsize, "%s:%zu: expected 'key = value'", path, lineno);
+            bf_err_set (err, errsize, "%s:%zu: expected 'key = value'", path, lineno);
             rc = -1;
             break;
         }
@@ -754,7 +749,7 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
         char *name = s_trim (text);
         char key[S_KEY_MAX * 2 + 2];
         if (!s_is_name (name) || strlen (name) >= S_KEY_MAX) {
-            s_err (err, errsize, "%s:%zu: bad setting name before '='", path, lineno);
+            bf_err_set (err, errsize, "%s:%zu: bad setting name before '='", path, lineno);
             rc = -1;
             break;
         }
@@ -769,19 +764,19 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
         const char *problem = NULL;
         char *value = s_parse_value (value_text, &problem);
         if (!value) {
-            s_err (err, errsize, "%s:%zu: %s: %s", path, lineno, key, problem);
+            bf_err_set (err, errsize, "%s:%zu: %s: %s", path, lineno, key, problem);
             rc = -1;
             break;
         }
         size_t index = s_index (key);
         if (index == S_COUNT) {
-            s_err (err, errsize, "%s:%zu: unknown setting '%s'", path, lineno, key);
+            bf_err_set (err, errsize, "%s:%zu: unknown setting '%s'", path, lineno, key);
             rc = -1;
             break;
         }
         if (set_on_line[index]) {
-            s_err (err, errsize, "%s:%zu: %s is already set on line %zu", path, lineno, key,
-                   set_on_line[index]);
+            bf_err_set (err, errsize, "%s:%zu: %s is already set on line %zu", path, lineno, key,
+                        set_on_line[index]);
             rc = -1;
             break;
         }
@@ -791,7 +786,7 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
         rc = s_assign (self, index, value, source, err, errsize);
     }
     if (rc == 0 && ferror (file)) {
-        s_err (err, errsize, "cannot read config file '%s': %s", path, strerror (errno));
+        bf_err_set (err, errsize, "cannot read config file '%s': %s", path, strerror (errno));
         rc = -1;
     }
     if (line) {
@@ -837,14 +832,14 @@ bf_config_load_env (bf_config_t *self, const char *const *envp, char *err, size_
         char name[S_SHOW_MAX + 8];
         char *name_copy = strndup (entry, name_len);
         if (!name_copy) {
-            s_err (err, errsize, "environment: out of memory");
+            bf_err_set (err, errsize, "environment: out of memory");
             return -1;
         }
         snprintf (source, sizeof source, "env %s", s_printable (name_copy, name, sizeof name));
         free (name_copy);
         if (index == S_COUNT) {
-            s_err (err, errsize, "%s: unknown setting (no billflow setting has this variable name)",
-                   source);
+            bf_err_set (err, errsize,
+                        "%s: unknown setting (no billflow setting has this variable name)", source);
             return -1;
         }
         if (s_assign (self, index, equals + 1, source, err, errsize) != 0)
@@ -858,7 +853,7 @@ bf_config_load (const char *path, char *err, size_t errsize)
 {
     bf_config_t *self = bf_config_new ();
     if (!self) {
-        s_err (err, errsize, "out of memory");
+        bf_err_set (err, errsize, "out of memory");
         return NULL;
     }
     if (!path || !*path)

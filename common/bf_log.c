@@ -422,3 +422,15 @@ bf_mask_phone (const char *phone, char *out, size_t outsize)
         s_mask_set (out, outsize, masked);
     return out;
 }
+
+int
+bf_err_set (char *err, size_t errsize, const char *format, ...)
+{
+    if (err && errsize > 0) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (err, errsize, format, args);
+        va_end (args);
+    }
+    return -1;
+}

@@ -46,6 +46,12 @@ void bf_logv (bf_log_level_t level, const char *format, va_list args);
 #define bf_warn(...)  bf_log (BF_LOG_WARN, __VA_ARGS__)
 #define bf_error(...) bf_log (BF_LOG_ERROR, __VA_ARGS__)
 
+/*  Formats a reason into err (when err is non-NULL and errsize > 0) and
+    returns -1, so `return bf_err_set (err, errsize, "...", ...)` reports a
+    failure in one line.  */
+int bf_err_set (char *err, size_t errsize, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 /*  Masked forms for logs, CLI output and previews. Both always write a
     NUL-terminated string into out (truncated to outsize) and return out.
     "hong.gildong@example.com" -> "h***@example.com";

@@ -23,6 +23,7 @@
     =========================================================================
 */
 
+#include "bf_log.h"
 #include "bf_pii.h"
 
 #include <assert.h>
@@ -56,20 +57,6 @@ struct bf_pii_t {
     uint8_t hash_key[crypto_generichash_KEYBYTES];
 };
 
-static void s_err (char *err, size_t errsize, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_err (char *err, size_t errsize, const char *format, ...)
-{
-    if (!err || errsize == 0)
-        return;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (err, errsize, format, args);
-    va_end (args);
-}
-
 static bool
 s_is_space (char c)
 {
@@ -95,23 +82,24 @@ s_parse_key (const char *text, size_t len, uint8_t *master, char *err, size_t er
     while (len > 0 && s_is_space (text[len - 1]))
         len--;
     if (len == 0) {
-        s_err (err, errsize, "PII key is empty (expected %d hex characters)", BF_PII_KEY_HEX_LEN);
+        bf_err_set (err, errsize, "PII key is empty (expected %d hex characters)",
+                    BF_PII_KEY_HEX_LEN);
         return -1;
     }
     for (size_t i = 0; i < len; i++)
         if (!s_is_hex (text[i])) {
-            s_err (err, errsize, "PII key has a non-hex character at position %zu", i + 1);
+            bf_err_set (err, errsize, "PII key has a non-hex character at position %zu", i + 1);
             return -1;
         }
     if (len != BF_PII_KEY_HEX_LEN) {
-        s_err (err, errsize, "PII key has %zu hex characters, expected %d", len,
-               BF_PII_KEY_HEX_LEN);
+        bf_err_set (err, errsize, "PII key has %zu hex characters, expected %d", len,
+                    BF_PII_KEY_HEX_LEN);
         return -1;
     }
     size_t bin_len = 0;
     if (sodium_hex2bin (master, crypto_kdf_KEYBYTES, text, len, NULL, &bin_len, NULL) != 0
         || bin_len != crypto_kdf_KEYBYTES) {
-        s_err (err, errsize, "PII key is not valid hex");
+        bf_err_set (err, errsize, "PII key is not valid hex");
         return -1;
     }
     return 0;
@@ -122,7 +110,7 @@ s_new_from_master (const uint8_t *master, char *err, size_t errsize)
 {
     bf_pii_t *self = (bf_pii_t *)calloc (1, sizeof (bf_pii_t));
     if (!self) {
-        s_err (err, errsize, "out of memory");
+        bf_err_set (err, errsize, "out of memory");
         return NULL;
     }
     if (crypto_kdf_derive_from_key (self->seal_key, sizeof self->seal_key, S_SUBKEY_SEAL,
@@ -131,7 +119,7 @@ s_new_from_master (const uint8_t *master, char *err, size_t errsize)
         || crypto_kdf_derive_from_key (self->hash_key, sizeof self->hash_key, S_SUBKEY_HASH,
                                        S_KDF_CONTEXT, master)
                != 0) {
-        s_err (err, errsize, "cannot derive PII subkeys");
+        bf_err_set (err, errsize, "cannot derive PII subkeys");
         bf_pii_destroy (&self);
         return NULL;
     }
@@ -142,7 +130,7 @@ static int
 s_sodium_ready (char *err, size_t errsize)
 {
     if (sodium_init () < 0) {
-        s_err (err, errsize, "libsodium cannot initialise");
+        bf_err_set (err, errsize, "libsodium cannot initialise");
         return -1;
     }
     return 0;
@@ -154,7 +142,7 @@ bf_pii_new (const char *key_hex, char *err, size_t errsize)
     if (s_sodium_ready (err, errsize) != 0)
         return NULL;
     if (!key_hex) {
-        s_err (err, errsize, "no PII key given");
+        bf_err_set (err, errsize, "no PII key given");
         return NULL;
     }
     uint8_t master[crypto_kdf_KEYBYTES];
@@ -172,7 +160,7 @@ bf_pii_load (const char *key_file, const char *key_hex, char *err, size_t errsiz
         return NULL;
     if (!key_file || !*key_file) {
         if (!key_hex || !*key_hex) {
-            s_err (err, errsize, "no PII key: set pii.key_file (or pii.key)");
+            bf_err_set (err, errsize, "no PII key: set pii.key_file (or pii.key)");
             return NULL;
         }
         return bf_pii_new (key_hex, err, errsize);
@@ -181,25 +169,25 @@ bf_pii_load (const char *key_file, const char *key_hex, char *err, size_t errsiz
     //  between the check and the read.
     int fd = open (key_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        s_err (err, errsize, "cannot open PII key file '%s': %s", key_file, strerror (errno));
+        bf_err_set (err, errsize, "cannot open PII key file '%s': %s", key_file, strerror (errno));
         return NULL;
     }
     struct stat st;
     if (fstat (fd, &st) != 0) {
-        s_err (err, errsize, "cannot stat PII key file '%s': %s", key_file, strerror (errno));
+        bf_err_set (err, errsize, "cannot stat PII key file '%s': %s", key_file, strerror (errno));
         close (fd);
         return NULL;
     }
     if (!S_ISREG (st.st_mode)) {
-        s_err (err, errsize, "PII key file '%s' is not a regular file", key_file);
+        bf_err_set (err, errsize, "PII key file '%s' is not a regular file", key_file);
         close (fd);
         return NULL;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        s_err (err, errsize,
-               "PII key file '%s' is accessible by group or others (mode %04o); "
-               "it must be readable by its owner only (chmod 600)",
-               key_file, (unsigned)(st.st_mode & 07777));
+        bf_err_set (err, errsize,
+                    "PII key file '%s' is accessible by group or others (mode %04o); "
+                    "it must be readable by its owner only (chmod 600)",
+                    key_file, (unsigned)(st.st_mode & 07777));
         close (fd);
         return NULL;
     }
@@ -211,7 +199,8 @@ bf_pii_load (const char *key_file, const char *key_hex, char *err, size_t errsiz
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            s_err (err, errsize, "cannot read PII key file '%s': %s", key_file, strerror (errno));
+            bf_err_set (err, errsize, "cannot read PII key file '%s': %s", key_file,
+                        strerror (errno));
             failed = true;
             break;
         }
@@ -221,8 +210,8 @@ bf_pii_load (const char *key_file, const char *key_hex, char *err, size_t errsiz
     }
     close (fd);
     if (!failed && len > S_KEY_FILE_MAX) {
-        s_err (err, errsize, "PII key file '%s' is too long for a key (over %d bytes)", key_file,
-               S_KEY_FILE_MAX);
+        bf_err_set (err, errsize, "PII key file '%s' is too long for a key (over %d bytes)",
+                    key_file, S_KEY_FILE_MAX);
         failed = true;
     }
     bf_pii_t *self = NULL;
@@ -232,7 +221,7 @@ bf_pii_load (const char *key_file, const char *key_hex, char *err, size_t errsiz
         if (s_parse_key (text, len, master, reason, sizeof reason) == 0)
             self = s_new_from_master (master, err, errsize);
         else
-            s_err (err, errsize, "PII key file '%s': %s", key_file, reason);
+            bf_err_set (err, errsize, "PII key file '%s': %s", key_file, reason);
         sodium_memzero (master, sizeof master);
     }
     sodium_memzero (text, sizeof text);

@@ -32,22 +32,6 @@
 #define S_VALUE_MAX 192            /* a formatted value or composed label, with NUL */
 #define S_ELLIPSIS  "\xe2\x80\xa6" /* U+2026 "…": 3 bytes UTF-8, 2 bytes EUC-KR */
 
-static int s_fail (char *err, size_t errsize, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-/*  Writes the reason into err (when there is room) and returns -1.  */
-static int
-s_fail (char *err, size_t errsize, const char *format, ...)
-{
-    if (err && errsize > 0) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, errsize, format, args);
-        va_end (args);
-    }
-    return -1;
-}
-
 /*  Length of the valid UTF-8 sequence at p (at most avail bytes), with its
     code point in *cp; 0 when the bytes there are not valid UTF-8 (overlong,
     surrogate, above U+10FFFF, truncated, stray continuation byte).  */
@@ -275,7 +259,7 @@ s_walk_fail (s_walk_t *self, size_t offset, const char *format, ...)
     va_start (args, format);
     vsnprintf (reason, sizeof reason, format, args);
     va_end (args);
-    return s_fail (self->err, self->errsize, "line %d: %s", line, reason);
+    return bf_err_set (self->err, self->errsize, "line %d: %s", line, reason);
 }
 
 static void
@@ -517,7 +501,7 @@ int
 bf_template_check (const char *tmpl, char *err, size_t errsize)
 {
     if (!tmpl)
-        return s_fail (err, errsize, "no template");
+        return bf_err_set (err, errsize, "no template");
     s_walk_t self = { .tmpl = tmpl, .err = err, .errsize = errsize };
     if (s_check_utf8 (&self) != 0)
         return -1;
@@ -532,18 +516,18 @@ s_prepare (s_walk_t *self)
     const bf_bill_view_t *view = self->view;
     bf_period_t period;
     if (!view->period || bf_period_parse (view->period, &period) != 0)
-        return s_fail (self->err, self->errsize, "view: period \"%s\" is not YYYY-MM",
-                       view->period ? view->period : "(null)");
+        return bf_err_set (self->err, self->errsize, "view: period \"%s\" is not YYYY-MM",
+                           view->period ? view->period : "(null)");
     bf_day_t due;
     if (!view->due_date || bf_date_parse (view->due_date, &due) != 0)
-        return s_fail (self->err, self->errsize, "view: due date \"%s\" is not YYYY-MM-DD",
-                       view->due_date ? view->due_date : "(null)");
+        return bf_err_set (self->err, self->errsize, "view: due date \"%s\" is not YYYY-MM-DD",
+                           view->due_date ? view->due_date : "(null)");
     if (view->line_count > 0 && !view->lines)
-        return s_fail (self->err, self->errsize, "view: %zu lines but no line array",
-                       view->line_count);
+        return bf_err_set (self->err, self->errsize, "view: %zu lines but no line array",
+                           view->line_count);
     for (size_t i = 0; i < view->line_count; i++)
         if (!view->lines[i].code || !*view->lines[i].code)
-            return s_fail (self->err, self->errsize, "view: line %zu has no code", i + 1);
+            return bf_err_set (self->err, self->errsize, "view: line %zu has no code", i + 1);
     int year, month, mday;
     bf_day_to_ymd (due, &year, &month, &mday);
     snprintf (self->period_label, sizeof self->period_label, "%d년 %d월", period.year,
@@ -562,12 +546,12 @@ bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, cha
                     size_t outsize, char *err, size_t errsize)
 {
     if (!out || outsize == 0)
-        return s_fail (err, errsize, "no output buffer");
+        return bf_err_set (err, errsize, "no output buffer");
     out[0] = 0;
     if (!tmpl)
-        return s_fail (err, errsize, "no template");
+        return bf_err_set (err, errsize, "no template");
     if (!view)
-        return s_fail (err, errsize, "no bill view");
+        return bf_err_set (err, errsize, "no bill view");
     s_walk_t self = {
         .tmpl = tmpl,
         .view = view,
@@ -586,8 +570,8 @@ bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, cha
     }
     if (self.need + 1 > outsize || self.need > INT_MAX) {
         out[0] = 0;
-        return s_fail (err, errsize, "rendered text needs %zu bytes, the buffer holds %zu",
-                       self.need + 1, outsize);
+        return bf_err_set (err, errsize, "rendered text needs %zu bytes, the buffer holds %zu",
+                           self.need + 1, outsize);
     }
     out[self.need] = 0;
     return (int)self.need;
@@ -781,25 +765,25 @@ bf_sms_compose (const char *body, const char *title, const char *short_body, bf_
                 char *err, size_t errsize)
 {
     if (!sms)
-        return s_fail (err, errsize, "no result");
+        return bf_err_set (err, errsize, "no result");
     memset (sms, 0, sizeof *sms);
     if (!body)
-        return s_fail (err, errsize, "no body");
+        return bf_err_set (err, errsize, "no body");
     long bytes = bf_text_euckr_bytes (body, NULL);
     if (bytes < 0)
-        return s_fail (err, errsize, "body is not valid UTF-8");
+        return bf_err_set (err, errsize, "body is not valid UTF-8");
     bf_fit_t fit;
     if (bytes <= BF_LMS_MAX_BYTES) {
         sms->kind = bytes <= BF_SMS_MAX_BYTES ? BF_SMS_KIND_SMS : BF_SMS_KIND_LMS;
         if (bf_text_fit_euckr (body, (size_t)bytes, false, sms->body, sizeof sms->body, &fit))
-            return s_fail (err, errsize, "body cannot be converted");
+            return bf_err_set (err, errsize, "body cannot be converted");
         sms->body_bytes = fit.bytes;
         sms->replaced = fit.replaced;
         if (sms->kind == BF_SMS_KIND_LMS && title) {
             if (bf_text_fit_euckr (title, BF_LMS_TITLE_MAX_BYTES, true, sms->title,
                                    sizeof sms->title, &fit)) {
                 memset (sms, 0, sizeof *sms);
-                return s_fail (err, errsize, "title is not valid UTF-8");
+                return bf_err_set (err, errsize, "title is not valid UTF-8");
             }
             sms->title_bytes = fit.bytes;
             sms->replaced += fit.replaced;
@@ -808,13 +792,13 @@ bf_sms_compose (const char *body, const char *title, const char *short_body, bf_
         return 0;
     }
     if (!short_body || !*short_body)
-        return s_fail (err, errsize,
-                       "body is %ld bytes in EUC-KR, over the LMS limit of %d, "
-                       "and the template has no short form",
-                       bytes, BF_LMS_MAX_BYTES);
+        return bf_err_set (err, errsize,
+                           "body is %ld bytes in EUC-KR, over the LMS limit of %d, "
+                           "and the template has no short form",
+                           bytes, BF_LMS_MAX_BYTES);
     if (bf_text_fit_euckr (short_body, BF_SMS_MAX_BYTES, true, sms->body, sizeof sms->body, &fit)) {
         memset (sms, 0, sizeof *sms);
-        return s_fail (err, errsize, "short form is not valid UTF-8");
+        return bf_err_set (err, errsize, "short form is not valid UTF-8");
     }
     sms->kind = BF_SMS_KIND_SHORT;
     sms->body_bytes = fit.bytes;
@@ -857,12 +841,12 @@ int
 bf_template_check_set (const bf_template_set_t *set, char *err, size_t errsize)
 {
     if (!set || !set->channel)
-        return s_fail (err, errsize, "no channel");
+        return bf_err_set (err, errsize, "no channel");
     bool email = strcmp (set->channel, "EMAIL") == 0;
     bool sms = strcmp (set->channel, "SMS") == 0;
     bool push = strcmp (set->channel, "PUSH") == 0;
     if (!email && !sms && !push)
-        return s_fail (err, errsize, "unknown channel \"%s\"", set->channel);
+        return bf_err_set (err, errsize, "unknown channel \"%s\"", set->channel);
     const struct {
         const char *field;
         const char *text;
@@ -877,19 +861,19 @@ bf_template_check_set (const bf_template_set_t *set, char *err, size_t errsize)
         const char *text = parts[i].text;
         if (!text || !*text) {
             if (parts[i].required)
-                return s_fail (err, errsize, "%s: missing (needed for %s)", parts[i].field,
-                               set->channel);
+                return bf_err_set (err, errsize, "%s: missing (needed for %s)", parts[i].field,
+                                   set->channel);
             continue;
         }
         char reason[256];
         if (bf_template_check (text, reason, sizeof reason) != 0)
-            return s_fail (err, errsize, "%s: %s", parts[i].field, reason);
+            return bf_err_set (err, errsize, "%s: %s", parts[i].field, reason);
         int line;
         char ch[5];
         if (sms && strcmp (parts[i].field, "body_html") != 0
             && s_first_unencodable (text, &line, ch))
-            return s_fail (err, errsize, "%s: line %d: \"%s\" cannot be sent in EUC-KR",
-                           parts[i].field, line, ch);
+            return bf_err_set (err, errsize, "%s: line %d: \"%s\" cannot be sent in EUC-KR",
+                               parts[i].field, line, ch);
     }
     return 0;
 }

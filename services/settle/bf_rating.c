@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bf_log.h"
 #include "bf_rating.h"
 
 #define S_MONEY_MAX    INT64_C (1000000000000) /* won */
@@ -46,22 +47,6 @@ static const bool s_charge_taxable[] = {
     [BF_CHARGE_CONTENT] = true,
     [BF_CHARGE_ADJUSTMENT] = true,
 };
-
-static int s_fail (char *err, size_t errsize, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-/*  Writes the reason into err (when there is room) and returns -1.  */
-static int
-s_fail (char *err, size_t errsize, const char *format, ...)
-{
-    if (err && errsize > 0) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, errsize, format, args);
-        va_end (args);
-    }
-    return -1;
-}
 
 /*  floor (a / b) for b > 0, whatever the sign of a: C division truncates
     toward zero, billing-rules floors toward minus infinity.  */
@@ -116,10 +101,10 @@ s_check_value (int64_t value, int64_t max, bool unlimited_ok, const char *owner,
 {
     if ((value >= 0 && value <= max) || (unlimited_ok && value == BF_RATING_UNLIMITED))
         return 0;
-    return s_fail (err, errsize,
-                   "%s%s%s%s%s %" PRId64 " outside 0..%" PRId64 " (the importer's limit)",
-                   owner ? owner : "", owner ? " " : "", owner ? code : "", owner ? ": " : "",
-                   field, value, max);
+    return bf_err_set (err, errsize,
+                       "%s%s%s%s%s %" PRId64 " outside 0..%" PRId64 " (the importer's limit)",
+                       owner ? owner : "", owner ? " " : "", owner ? code : "", owner ? ": " : "",
+                       field, value, max);
 }
 
 /*  A validity range [from, to) must be non-empty, as the importer ensures;
@@ -131,8 +116,8 @@ s_check_range (bf_day_t from, bf_day_t to, const char *what, size_t index, char 
     if (from < to)
         return 0;
     char a[11], b[11];
-    return s_fail (err, errsize, "%s %zu: empty range [%s, %s)", what, index, s_day_text (from, a),
-                   s_day_text (to, b));
+    return bf_err_set (err, errsize, "%s %zu: empty range [%s, %s)", what, index,
+                       s_day_text (from, a), s_day_text (to, b));
 }
 
 /*  Appends line prefix+code (code may be NULL) with amount.  */
@@ -141,7 +126,7 @@ s_push (bf_bill_t *bill, const char *prefix, const char *code, int64_t amount, c
         size_t errsize)
 {
     if (bill->nlines == BF_RATING_MAX_LINES)
-        return s_fail (err, errsize, "too many bill lines (at most %d)", BF_RATING_MAX_LINES);
+        return bf_err_set (err, errsize, "too many bill lines (at most %d)", BF_RATING_MAX_LINES);
     bf_bill_line_t *line = &bill->lines[bill->nlines++];
     snprintf (line->code, sizeof line->code, "%s%s", prefix, code ? code : "");
     line->amount = amount;
@@ -160,9 +145,9 @@ static int
 s_check_plan (const bf_rating_plan_t *plan, size_t index, char *err, size_t errsize)
 {
     if (!s_code_ok (plan->plan_code))
-        return s_fail (err, errsize, "plan segment %zu with an invalid plan code", index);
+        return bf_err_set (err, errsize, "plan segment %zu with an invalid plan code", index);
     if (!plan->known)
-        return s_fail (err, errsize, "unknown plan %s", plan->plan_code);
+        return bf_err_set (err, errsize, "unknown plan %s", plan->plan_code);
     const struct {
         int64_t value, max;
         bool unlimited_ok;
@@ -190,15 +175,16 @@ s_check_subscriber (const bf_rating_input_t *input, char *err, size_t errsize)
 {
     int pay_day = input->pay_day;
     if (pay_day != 5 && pay_day != 10 && pay_day != 15 && pay_day != 20 && pay_day != 25)
-        return s_fail (err, errsize, "pay_day %d is not one of 5, 10, 15, 20, 25", pay_day);
+        return bf_err_set (err, errsize, "pay_day %d is not one of 5, 10, 15, 20, 25", pay_day);
     if (input->welfare < BF_WELFARE_NONE || input->welfare > BF_WELFARE_SENIOR)
-        return s_fail (err, errsize, "unknown welfare grade %d", (int)input->welfare);
+        return bf_err_set (err, errsize, "unknown welfare grade %d", (int)input->welfare);
     if (input->family_active < 0)
-        return s_fail (err, errsize, "family_active %d is negative", input->family_active);
+        return bf_err_set (err, errsize, "family_active %d is negative", input->family_active);
     if (input->activated_on >= input->terminated_on) {
         char a[11], b[11];
-        return s_fail (err, errsize, "terminated_on %s not after activated_on %s",
-                       s_day_text (input->terminated_on, a), s_day_text (input->activated_on, b));
+        return bf_err_set (err, errsize, "terminated_on %s not after activated_on %s",
+                           s_day_text (input->terminated_on, a),
+                           s_day_text (input->activated_on, b));
     }
     if (s_check_value (input->used_data_mb, S_QUANTITY_MAX, false, NULL, NULL, "used_data_mb", err,
                        errsize)
@@ -208,25 +194,26 @@ s_check_subscriber (const bf_rating_input_t *input, char *err, size_t errsize)
                           errsize))
         return -1;
     if (!input->has_arrears && input->arrears != 0)
-        return s_fail (err, errsize, "arrears %" PRId64 " without an arrears row", input->arrears);
+        return bf_err_set (err, errsize, "arrears %" PRId64 " without an arrears row",
+                           input->arrears);
     if (s_check_value (input->arrears, S_MONEY_MAX, false, NULL, NULL, "arrears", err, errsize))
         return -1;
     if (input->ncharges > 0 && !input->charges)
-        return s_fail (err, errsize, "charges missing");
+        return bf_err_set (err, errsize, "charges missing");
     for (size_t i = 0; i < input->ncharges; i++) {
         const bf_rating_charge_t *charge = &input->charges[i];
         if (charge->kind < BF_CHARGE_DEVICE_INSTALLMENT || charge->kind > BF_CHARGE_ADJUSTMENT)
-            return s_fail (err, errsize, "charge %zu: unknown kind %d", i, (int)charge->kind);
+            return bf_err_set (err, errsize, "charge %zu: unknown kind %d", i, (int)charge->kind);
         const char *name = s_charge_codes[charge->kind] + strlen ("CHARGE:");
         if (charge->taxable != s_charge_taxable[charge->kind])
-            return s_fail (err, errsize, "charge %zu: %s must %s taxable", i, name,
-                           s_charge_taxable[charge->kind] ? "be" : "not be");
+            return bf_err_set (err, errsize, "charge %zu: %s must %s taxable", i, name,
+                               s_charge_taxable[charge->kind] ? "be" : "not be");
         int64_t low = charge->kind == BF_CHARGE_ADJUSTMENT ? -S_MONEY_MAX : 0;
         if (charge->amount < low || charge->amount > S_MONEY_MAX)
-            return s_fail (err, errsize,
-                           "charge %zu: %s amount %" PRId64 " outside %" PRId64 "..%" PRId64
-                           " (the importer's limit)",
-                           i, name, charge->amount, low, S_MONEY_MAX);
+            return bf_err_set (err, errsize,
+                               "charge %zu: %s amount %" PRId64 " outside %" PRId64 "..%" PRId64
+                               " (the importer's limit)",
+                               i, name, charge->amount, low, S_MONEY_MAX);
     }
     return 0;
 }
@@ -277,13 +264,13 @@ bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *b
     if (err && errsize > 0)
         err[0] = '\0';
     if (period.year < 1900 || period.year > 9999 || period.month < 1 || period.month > 12)
-        return s_fail (err, errsize, "period %d-%02d outside 1900-01..9999-12", period.year,
-                       period.month);
+        return bf_err_set (err, errsize, "period %d-%02d outside 1900-01..9999-12", period.year,
+                           period.month);
     if (s_check_subscriber (input, err, errsize))
         return -1;
     if ((input->nplans > 0 && !input->plans) || (input->naddons > 0 && !input->addons)
         || (input->ncontracts > 0 && !input->contracts))
-        return s_fail (err, errsize, "plans, add-ons or contracts missing");
+        return bf_err_set (err, errsize, "plans, add-ons or contracts missing");
 
     const bf_day_t first = bf_period_first_day (period);
     const bf_day_t end = bf_period_end_day (period);
@@ -311,9 +298,9 @@ bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *b
             const bf_rating_plan_t *pb = &input->plans[meeting[b]];
             if (bf_days_overlap (pa->from, pa->to, pb->from, pb->to) > 0) {
                 char t[4][11];
-                return s_fail (err, errsize, "plan segments [%s, %s) and [%s, %s) overlap",
-                               s_day_text (pa->from, t[0]), s_day_text (pa->to, t[1]),
-                               s_day_text (pb->from, t[2]), s_day_text (pb->to, t[3]));
+                return bf_err_set (err, errsize, "plan segments [%s, %s) and [%s, %s) overlap",
+                                   s_day_text (pa->from, t[0]), s_day_text (pa->to, t[1]),
+                                   s_day_text (pb->from, t[2]), s_day_text (pb->to, t[3]));
             }
         }
     }
@@ -339,10 +326,10 @@ bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *b
         counted_days[at] = days;
     }
     if (active_days > 0 && ncounted == 0)
-        return s_fail (err, errsize, "active for %" PRId64 " days of the period but no plan",
-                       active_days);
+        return bf_err_set (err, errsize, "active for %" PRId64 " days of the period but no plan",
+                           active_days);
     if (ncounted == 0 && (input->used_data_mb || input->used_voice_sec || input->used_sms))
-        return s_fail (err, errsize, "usage in a period without any plan segment");
+        return bf_err_set (err, errsize, "usage in a period without any plan segment");
 
     //  Add-on subscriptions with days in ACTIVE ∩ period, in bill order.
     size_t addons[BF_RATING_MAX_LINES];
@@ -356,14 +343,16 @@ bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *b
         if (days == 0)
             continue;
         if (!s_code_ok (addon->addon_code))
-            return s_fail (err, errsize, "add-on subscription %zu with an invalid add-on code", i);
+            return bf_err_set (err, errsize, "add-on subscription %zu with an invalid add-on code",
+                               i);
         if (!addon->known)
-            return s_fail (err, errsize, "unknown add-on %s", addon->addon_code);
+            return bf_err_set (err, errsize, "unknown add-on %s", addon->addon_code);
         if (s_check_value (addon->monthly_fee, S_MONEY_MAX, false, "add-on", addon->addon_code,
                            "monthly_fee", err, errsize))
             return -1;
         if (naddons == BF_RATING_MAX_LINES)
-            return s_fail (err, errsize, "too many bill lines (at most %d)", BF_RATING_MAX_LINES);
+            return bf_err_set (err, errsize, "too many bill lines (at most %d)",
+                               BF_RATING_MAX_LINES);
         size_t at = naddons++;
         for (; at > 0 && s_addon_before (addon, &input->addons[addons[at - 1]]); at--) {
             addons[at] = addons[at - 1];
@@ -496,7 +485,7 @@ bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *b
         return -1;
     int64_t before_rounding = subtotal + vat + non_taxable + input->arrears;
     if (before_rounding < 0)
-        return s_fail (err, errsize, "negative total %" PRId64, before_rounding);
+        return bf_err_set (err, errsize, "negative total %" PRId64, before_rounding);
     int64_t rounding = -(before_rounding % 10);
     if (s_push_nonzero (bill, "ROUNDING", rounding, err, errsize))
         return -1;
