@@ -93,7 +93,7 @@ s_retry (void *context, PGconn *conn, const Billflow__Command *cmd, char *result
         }
         const char *params[] = { run };
         res = bf_db_query (conn,
-                           "UPDATE delivery d SET state = 'RETRY', attempt_base = d.attempts,"
+                           "UPDATE delivery d SET state = 'PENDING', attempt_base = d.attempts,"
                            " not_before = now (), final_at = NULL, hold_reason = NULL,"
                            " updated_at = now () FROM bill b"
                            " WHERE d.state = 'FAILED' AND b.period = d.period"
@@ -107,7 +107,7 @@ s_retry (void *context, PGconn *conn, const Billflow__Command *cmd, char *result
         }
         const char *params[] = { list };
         res = bf_db_query (conn,
-                           "UPDATE delivery SET state = 'RETRY', attempt_base = attempts,"
+                           "UPDATE delivery SET state = 'PENDING', attempt_base = attempts,"
                            " not_before = now (), final_at = NULL, hold_reason = NULL,"
                            " updated_at = now ()"
                            " WHERE state = 'FAILED' AND id = ANY ($1::bigint[])",

@@ -2,8 +2,9 @@
       dispatch.pause                       stop claiming deliveries (in flight ones finish)
       dispatch.resume                      claim again
       deliveries.retry   run_id=N | ids=1,2,3
-                                           failed deliveries of a run, or by id, go out again
-                                           (delivered ones are never touched)
+                                           failed deliveries of a run, or by id, are PENDING
+                                           again with fresh attempts (due at once whatever
+                                           the clock); delivered ones are never touched
       deliveries.status  [period=YYYY-MM]  deliveries by channel and state (query)
     Results are JSON objects.  */
 

@@ -166,8 +166,8 @@ main (int argc, char **argv)
         .consumer = bf_config_str (config, "notify.consumer"),
         .purpose = PURPOSE,
         .replay_credit = (int)bf_config_int (config, "notify.replay_credit"),
-        .batch = 500,
-        .heartbeat_timeout_ms = 3 * (int)bf_config_int (config, "settle.heartbeat_ms"),
+        .batch = (int)bf_config_int (config, "notify.ingest_batch"),
+        .heartbeat_timeout_ms = (int)bf_config_int (config, "notify.ingest_silence_ms"),
     };
     zactor_t *ingest = zactor_new (bf_ingest_actor, &iargs);
 

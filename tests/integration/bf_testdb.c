@@ -9,6 +9,7 @@
 
 #include "bf_migrate.h"
 #include "bf_testdb.h"
+#include "bf_wire.h"
 
 static int s_counter;
 
@@ -212,4 +213,107 @@ bf_test_write (const char *path, const char *text)
     size_t len = strlen (text);
     int rc = fwrite (text, 1, len, f) == len ? 0 : -1;
     return fclose (f) == 0 ? rc : -1;
+}
+
+int
+bf_test_control_bind (bf_test_control_t *self)
+{
+    memset (self, 0, sizeof *self);
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->router)
+        return -1;
+    self->port = zsock_bind (self->router, "tcp://127.0.0.1:*[50000-59999]");
+    zsock_set_rcvtimeo (self->router, 10000);
+    return self->port > 0 ? 0 : -1;
+}
+
+int
+bf_test_control_registered (bf_test_control_t *self, const char *service, int timeout_ms)
+{
+    zsock_set_rcvtimeo (self->router, timeout_ms);
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (zclock_mono () < deadline) {
+        zmsg_t *msg = zmsg_recv (self->router);
+        if (!msg)
+            return -1;
+        zframe_t *peer = zmsg_pop (msg);
+        bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+        char err[256];
+        int rc = bf_wire_recv (&msg, 0, &in, err, sizeof err);
+        bool registered = rc == BF_WIRE_OK && in.type == BF_MSG_SVC_REG
+                          && !strcmp (bf_wire_service_register (&in)->service, service);
+        bf_wire_msg_reset (&in);
+        if (registered) {
+            zframe_destroy (&self->peer);
+            self->peer = peer;
+            zsock_set_rcvtimeo (self->router, 10000);
+            return 0;
+        }
+        zframe_destroy (&peer);
+    }
+    return -1;
+}
+
+struct Billflow__CommandReply *
+bf_test_control_command (bf_test_control_t *self, const char *conninfo, void *in_p, const char *id,
+                         const char *target, const char *verb, const char *key, const char *value,
+                         bool store)
+{
+    bf_wire_msg_t *in = in_p;
+    if (store) {
+        PGconn *conn = bf_testdb_connect (conninfo);
+        const char *params[] = { id, target, verb };
+        PGresult *res = PQexecParams (conn,
+                                      "INSERT INTO command (command_id, client, target, verb)"
+                                      " VALUES ($1, 'test', $2, $3) ON CONFLICT DO NOTHING",
+                                      3, NULL, params, NULL, NULL, 0);
+        PQclear (res);
+        PQfinish (conn);
+    }
+    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+    Billflow__Argument arg = BILLFLOW__ARGUMENT__INIT;
+    Billflow__Argument *args[] = { &arg };
+    arg.key = (char *)key;
+    arg.value = (char *)value;
+    cmd.schema_version = BF_SCHEMA_VERSION;
+    cmd.command_id = (char *)id;
+    cmd.target = (char *)target;
+    cmd.verb = (char *)verb;
+    cmd.n_args = key ? 1 : 0;
+    cmd.args = args;
+    zmsg_t *msg = bf_wire_encode (BF_MSG_CMD, 0, &cmd.base);
+    if (!msg || !self->peer)
+        return NULL;
+    zmsg_pushmem (msg, zframe_data (self->peer), zframe_size (self->peer));
+    if (zmsg_send (&msg, self->router) != 0)
+        return NULL;
+    while (true) {
+        zmsg_t *reply = zmsg_recv (self->router);
+        if (!reply)
+            return NULL;
+        zframe_t *peer = zmsg_pop (reply);
+        zframe_destroy (&peer);
+        char err[256];
+        if (bf_wire_recv (&reply, 0, in, err, sizeof err) != BF_WIRE_OK)
+            continue;
+        if (in->type == BF_MSG_CMD_REPLY && !strcmp (bf_wire_command_reply (in)->command_id, id))
+            return bf_wire_command_reply (in);
+    }
+}
+
+void
+bf_test_control_send_raw (bf_test_control_t *self, const char *const *frames, int count)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, zframe_data (self->peer), zframe_size (self->peer));
+    for (int i = 0; i < count; i++)
+        zmsg_addstr (msg, frames[i]);
+    zmsg_send (&msg, self->router);
+}
+
+void
+bf_test_control_close (bf_test_control_t *self)
+{
+    zframe_destroy (&self->peer);
+    zsock_destroy (&self->router);
 }

@@ -5,6 +5,7 @@
 #ifndef BF_TESTDB_H_INCLUDED
 #define BF_TESTDB_H_INCLUDED
 
+#include <czmq.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,5 +39,36 @@ void bf_test_rmdir (char **path_p);
 /*  Whole file into a malloc'd NUL-terminated buffer, or NULL.  */
 char *bf_test_slurp (const char *path);
 int bf_test_write (const char *path, const char *text);
+
+/*  --- A stand-in for control: a ROUTER that services connect to. --- */
+
+typedef struct {
+    zsock_t *router;
+    zframe_t *peer; /* the service that registered */
+    int port;
+} bf_test_control_t;
+
+/*  Binds on 127.0.0.1 (a free port into self->port). Returns 0 or -1.  */
+int bf_test_control_bind (bf_test_control_t *self);
+
+/*  Waits up to timeout_ms for [SVC.REG] from service; remembers its
+    identity. Returns 0, or -1 (timeout or another service).  */
+int bf_test_control_registered (bf_test_control_t *self, const char *service, int timeout_ms);
+
+/*  Sends a command to the registered service — after storing it in
+    `command` of conninfo first when store is set, as control does — and
+    returns its reply (owned by in; skips heartbeats), or NULL after 10 s.
+    key/value: one argument, or NULL.  */
+struct Billflow__CommandReply;
+struct Billflow__CommandReply *bf_test_control_command (bf_test_control_t *self,
+                                                        const char *conninfo, void *in,
+                                                        const char *id, const char *target,
+                                                        const char *verb, const char *key,
+                                                        const char *value, bool store);
+
+/*  Sends raw frames to the service (for garbage tests): count strings.  */
+void bf_test_control_send_raw (bf_test_control_t *self, const char *const *frames, int count);
+
+void bf_test_control_close (bf_test_control_t *self);
 
 #endif

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "bf_testdb.h"
+#include "bf_wire.h"
 
 #define S_MAX_CHILDREN 8
 
@@ -456,6 +457,123 @@ test_quiet_hours_hold_and_release_in_bill_order (void **state)
     s_stack_stop (&s);
 }
 
+/*  True when json (any spacing) contains needle (written without spaces).  */
+static bool
+s_json_has (const char *json, const char *needle)
+{
+    char *flat = strdup (json), *out = flat;
+    for (const char *p = json; *p; p++)
+        if (*p != ' ')
+            *out++ = *p;
+    *out = 0;
+    bool found = strstr (flat, needle) != NULL;
+    if (!found)
+        fprintf (stderr, "# '%s' not in %s\n", needle, json);
+    free (flat);
+    return found;
+}
+
+static void
+test_commands_through_the_control_link (void **state)
+{
+    (void)state;
+    s_stack_t s;
+    /*  Slow enough that a pause lands mid-stream: 300 ms per send, five at
+        a time per provider.  */
+    s_stack_start (&s, 300,
+                   "--email-latency-ms 0 --sms-latency-ms 300 --lms-latency-ms 300"
+                   " --push-latency-ms 300 --reject-recipient yoon.eunseo2@daum.net");
+    PGconn *conn = bf_testdb_connect (s.db);
+    bf_test_control_t control;
+    assert_int_equal (bf_test_control_bind (&control), 0);
+    char endpoint[80];
+    snprintf (endpoint, sizeof endpoint, "BILLFLOW_CONTROL_ENDPOINT=tcp://127.0.0.1:%d",
+              control.port);
+    const char *env[] = { endpoint,
+                          "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00",
+                          "BILLFLOW_NOTIFY_DISPATCHERS=1",
+                          "BILLFLOW_CONTROL_HEARTBEAT_MS=200",
+                          "BILLFLOW_NOTIFY_SMS_CONCURRENCY=5",
+                          "BILLFLOW_NOTIFY_PUSH_CONCURRENCY=5",
+                          "BILLFLOW_NOTIFY_EMAIL_CONCURRENCY=5",
+                          "BILLFLOW_NOTIFY_BATCH=20",
+                          NULL };
+    pid_t pid = s_notify (&s, env, "notify-cmd.log");
+    assert_int_equal (bf_test_control_registered (&control, "notify", 10000), 0);
+    bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+
+    /*  Paused, nothing more is sent; the switch is in the database.  */
+    Billflow__CommandReply *r = bf_test_control_command (&control, s.db, &in, "n-pause-1", "notify",
+                                                         "dispatch.pause", NULL, NULL, true);
+    assert_non_null (r);
+    assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    usleep (1500000); /* in-flight sends finish; the dispatcher sees the switch */
+    int64_t before = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt");
+    usleep (1500000);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt"), before);
+    assert_true (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'PENDING'")
+                 > 0);
+    r = bf_test_control_command (&control, s.db, &in, "n-status-1", "notify", "deliveries.status",
+                                 NULL, NULL, false);
+    assert_true (s_json_has (r->result, "\"paused\":true"));
+
+    r = bf_test_control_command (&control, s.db, &in, "n-resume-1", "notify", "dispatch.resume",
+                                 NULL, NULL, true);
+    assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    s_wait_final (conn, 60);
+
+    /*  Retry: the failed email goes out again (and fails again: the address
+        is still rejected), with fresh attempts; its SMS fallback stays one.  */
+    char id[32], ids[64];
+    assert_int_equal (bf_testdb_text (conn,
+                                      "SELECT id FROM delivery WHERE subscriber_id = 2"
+                                      " AND channel = 'EMAIL' AND state = 'FAILED'",
+                                      id, sizeof id),
+                      0);
+    r = bf_test_control_command (&control, s.db, &in, "n-retry-1", "notify", "deliveries.retry",
+                                 "ids", id, true);
+    assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    assert_true (s_json_has (r->result, "\"deliveries\":1"));
+    char first[256];
+    snprintf (first, sizeof first, "%s", r->result);
+    char sql[256];
+    snprintf (sql, sizeof sql, "SELECT count(*) FROM delivery_attempt WHERE delivery_id = %s", id);
+    for (int i = 0; i < 100 && bf_testdb_scalar (conn, sql) < 2; i++)
+        usleep (100000);
+    assert_int_equal (bf_testdb_scalar (conn, sql), 2);
+    s_wait_final (conn, 30);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE"
+                                              " subscriber_id = 2 AND channel = 'SMS'"),
+                      1);
+    /*  G6: the same command_id again answers the same and does nothing.  */
+    r = bf_test_control_command (&control, s.db, &in, "n-retry-1", "notify", "deliveries.retry",
+                                 "ids", id, false);
+    assert_true (r->replayed);
+    assert_string_equal (r->result, first);
+    assert_int_equal (bf_testdb_scalar (conn, sql), 2);
+    /*  A delivered notice is never sent again.  */
+    assert_int_equal (bf_testdb_text (conn,
+                                      "SELECT id FROM delivery WHERE state = 'DELIVERED'"
+                                      " ORDER BY id LIMIT 1",
+                                      ids, sizeof ids),
+                      0);
+    r = bf_test_control_command (&control, s.db, &in, "n-retry-2", "notify", "deliveries.retry",
+                                 "ids", ids, true);
+    assert_true (s_json_has (r->result, "\"deliveries\":0"));
+    /*  Bad input: an unknown verb, ids that are not ids.  */
+    r = bf_test_control_command (&control, s.db, &in, "n-x-1", "notify", "dispatch.explode", NULL,
+                                 NULL, true);
+    assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
+    r = bf_test_control_command (&control, s.db, &in, "n-bad-1", "notify", "deliveries.retry",
+                                 "ids", "1;DROP", true);
+    assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
+    bf_wire_msg_reset (&in);
+    assert_int_equal (s_stop (pid, SIGTERM), 0);
+    bf_test_control_close (&control);
+    PQfinish (conn);
+    s_stack_stop (&s);
+}
+
 int
 main (void)
 {
@@ -463,6 +581,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_every_bill_notified_once, s_teardown),
         cmocka_unit_test_teardown (test_quiet_hours_hold_and_release_in_bill_order, s_teardown),
+        cmocka_unit_test_teardown (test_commands_through_the_control_link, s_teardown),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     curl_global_cleanup ();

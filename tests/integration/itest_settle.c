@@ -362,8 +362,7 @@ s_teardown_child (void **state)
 }
 
 typedef struct {
-    zsock_t *router;
-    zframe_t *peer; /* settle's identity, from its registration */
+    bf_test_control_t control;
     char *db;
     pid_t pid;
 } s_control_t;
@@ -372,12 +371,10 @@ static void
 s_control_start (s_control_t *c, int subscribers)
 {
     c->db = s_db_with_data (subscribers, 8);
-    c->router = zsock_new (ZMQ_ROUTER);
-    assert_non_null (c->router);
-    int port = zsock_bind (c->router, "tcp://127.0.0.1:*[50000-59999]");
-    assert_true (port > 0);
+    assert_int_equal (bf_test_control_bind (&c->control), 0);
     char endpoint[64], replay[64], conninfo[160];
-    snprintf (endpoint, sizeof endpoint, "BILLFLOW_CONTROL_ENDPOINT=tcp://127.0.0.1:%d", port);
+    snprintf (endpoint, sizeof endpoint, "BILLFLOW_CONTROL_ENDPOINT=tcp://127.0.0.1:%d",
+              c->control.port);
     snprintf (replay, sizeof replay, "BILLFLOW_SETTLE_REPLAY_ENDPOINT=tcp://127.0.0.1:*");
     snprintf (conninfo, sizeof conninfo, "BILLFLOW_DB_CONNINFO=%s", c->db);
     c->pid = fork ();
@@ -399,17 +396,7 @@ s_control_start (s_control_t *c, int subscribers)
         execl (getenv ("BF_SETTLE"), "settle", NULL);
         _exit (127);
     }
-    /*  The registration names the service.  */
-    zsock_set_rcvtimeo (c->router, 10000);
-    zmsg_t *msg = zmsg_recv (c->router);
-    assert_non_null (msg);
-    c->peer = zmsg_pop (msg);
-    bf_wire_msg_t in = BF_WIRE_MSG_INIT;
-    char err[256];
-    assert_int_equal (bf_wire_recv (&msg, 0, &in, err, sizeof err), BF_WIRE_OK);
-    assert_int_equal (in.type, BF_MSG_SVC_REG);
-    assert_string_equal (bf_wire_service_register (&in)->service, "settle");
-    bf_wire_msg_reset (&in);
+    assert_int_equal (bf_test_control_registered (&c->control, "settle", 10000), 0);
 }
 
 static void
@@ -421,55 +408,19 @@ s_control_stop (s_control_t *c)
     s_child = 0;
     assert_true (WIFEXITED (status));
     assert_int_equal (WEXITSTATUS (status), 0);
-    zframe_destroy (&c->peer);
-    zsock_destroy (&c->router);
+    bf_test_control_close (&c->control);
     bf_testdb_drop (&c->db);
 }
 
-/*  Sends a command (stored first, as control does) and returns its reply.  */
+/*  Sends a settle command (stored first, as control does); its reply.  */
 static Billflow__CommandReply *
 s_command (s_control_t *c, bf_wire_msg_t *in, const char *id, const char *verb, const char *period,
            bool store)
 {
-    if (store) {
-        PGconn *conn = bf_testdb_connect (c->db);
-        char sql[512];
-        snprintf (sql, sizeof sql,
-                  "INSERT INTO command (command_id, client, target, verb)"
-                  " VALUES ('%s', 'test', 'settle', '%s') ON CONFLICT DO NOTHING",
-                  id, verb);
-        assert_string_equal (bf_testdb_exec (conn, sql), "00000");
-        PQfinish (conn);
-    }
-    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
-    Billflow__Argument arg = BILLFLOW__ARGUMENT__INIT;
-    Billflow__Argument *args[] = { &arg };
-    arg.key = "period";
-    arg.value = (char *)period;
-    cmd.schema_version = BF_SCHEMA_VERSION;
-    cmd.command_id = (char *)id;
-    cmd.target = "settle";
-    cmd.verb = (char *)verb;
-    cmd.n_args = period ? 1 : 0;
-    cmd.args = args;
-    zmsg_t *msg = bf_wire_encode (BF_MSG_CMD, 0, &cmd.base);
-    assert_non_null (msg);
-    zmsg_pushmem (msg, zframe_data (c->peer), zframe_size (c->peer));
-    assert_int_equal (zmsg_send (&msg, c->router), 0);
-    /*  Skip heartbeats until the reply comes.  */
-    while (true) {
-        zmsg_t *reply = zmsg_recv (c->router);
-        assert_non_null (reply);
-        zframe_t *peer = zmsg_pop (reply);
-        zframe_destroy (&peer);
-        char err[256];
-        assert_int_equal (bf_wire_recv (&reply, 0, in, err, sizeof err), BF_WIRE_OK);
-        if (in->type == BF_MSG_CMD_REPLY) {
-            Billflow__CommandReply *r = bf_wire_command_reply (in);
-            assert_string_equal (r->command_id, id);
-            return r;
-        }
-    }
+    Billflow__CommandReply *r = bf_test_control_command (&c->control, c->db, in, id, "settle", verb,
+                                                         period ? "period" : NULL, period, store);
+    assert_non_null (r);
+    return r;
 }
 
 /*  True when json (any spacing) contains needle (written without spaces).  */
@@ -551,16 +502,10 @@ test_commands_through_the_control_link (void **state)
     assert_non_null (strstr (r->error, "not a period"));
     r = s_command (&c, &in, "cmd-bad-1", "run.start", "2026-13", false);
     assert_true (r->replayed);
-    zmsg_t *garbage = zmsg_new ();
-    zmsg_addmem (garbage, zframe_data (c.peer), zframe_size (c.peer));
-    zmsg_addstr (garbage, "CMD");
-    zmsg_addstr (garbage, "not eight bytes");
-    zmsg_addstr (garbage, "\x01\x02\x03");
-    zmsg_send (&garbage, c.router);
-    garbage = zmsg_new ();
-    zmsg_addmem (garbage, zframe_data (c.peer), zframe_size (c.peer));
-    zmsg_addstr (garbage, "lonely frame");
-    zmsg_send (&garbage, c.router);
+    const char *garbage[] = { "CMD", "not eight bytes", "\x01\x02\x03" };
+    bf_test_control_send_raw (&c.control, garbage, 3);
+    const char *lonely[] = { "lonely frame" };
+    bf_test_control_send_raw (&c.control, lonely, 1);
     r = s_command (&c, &in, "cmd-status-2", "run.status", "2026-10", false);
     assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
     assert_true (s_json_has (r->result, "\"state\":\"COMPLETED\""));
