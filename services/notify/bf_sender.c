@@ -17,7 +17,16 @@
     reply line). Slots are never freed before the sender; a finished slot
     goes back to the free list and its easy handle is curl_easy_reset.
     Requests whose data cannot be sent never get a transfer: their slot
-    waits on the "local" list and the next poll reports them.  */
+    waits on the "local" list and the next poll reports them.
+
+    Email over plain smtp:// does not go through libcurl but through
+    bf_smtp, our own non-blocking client: libcurl 7.88 waits for the reply
+    to the end of a message in a blocking loop inside curl_multi_perform,
+    which froze every transfer for the server's latency on each email.
+    bf_smtp's epoll descriptor is one extra fd for curl_multi_poll, so one
+    wait still covers everything. smtps:// and STARTTLS stay on libcurl
+    (with its blocking end-of-message wait): the fast path is for relays on
+    the local network or loopback.  */
 
 #include "bf_sender.h"
 
@@ -33,6 +42,7 @@
 #include <time.h>
 
 #include "bf_log.h"
+#include "bf_smtp.h"
 
 #define S_BODY_CAP            (64 * 1024)
 #define S_WINDOW_SIZE         100
@@ -87,6 +97,7 @@ struct s_slot_t {
     s_slot_t *all_next; /* every slot, for destroy */
     CURL *easy;
     bool active; /* added to the multi */
+    bool native; /* handed to bf_smtp */
     bool probe;
     bf_provider_t provider;
     uint64_t epoch;
@@ -107,6 +118,7 @@ struct s_slot_t {
 
 struct _bf_sender_t {
     CURLM *multi;
+    bf_smtp_t *smtp; /* plain smtp:// email; NULL = email through libcurl */
     s_provider_t providers[BF_PROVIDER_COUNT];
     char *smtp_from;      /* From: header as configured */
     char *smtp_mail_from; /* the address alone, for MAIL FROM */
@@ -1025,7 +1037,7 @@ s_slot_clear (s_slot_t *slot)
     slot->upload.len = slot->reply.len = 0;
     slot->upload_pos = 0;
     slot->upload_started = slot->reply_truncated = slot->has_retry_after = false;
-    slot->probe = slot->active = false;
+    slot->probe = slot->active = slot->native = false;
     slot->retry_after[0] = slot->last_line[0] = slot->errbuf[0] = '\0';
     memset (&slot->result, 0, sizeof slot->result);
 }
@@ -1342,6 +1354,43 @@ s_map_smtp (bf_sender_t *self, s_slot_t *slot, CURLcode code, long reply, bf_sen
               line[0] ? line : curl_easy_strerror (code));
 }
 
+//  bf_smtp's result, mapped like libcurl's (bf_sender.h has the table);
+//  the error text is the reply line of the step that failed.
+static void
+s_map_native (bf_sender_t *self, s_slot_t *slot, const bf_smtp_result_t *smtp,
+              bf_send_result_t *result)
+{
+    result->status_code = smtp->code;
+    if (smtp->error == BF_SMTP_OK) {
+        result->outcome = BF_OUTCOME_DELIVERED;
+        return;
+    }
+    result->outcome = BF_OUTCOME_TRANSIENT;
+    char line[200] = "";
+    s_scrub (smtp->line, strlen (smtp->line), slot->request.to, line, sizeof line);
+    switch (smtp->error) {
+        case BF_SMTP_REPLY:
+            if (smtp->code >= 500 && smtp->code < 600 && !smtp->in_setup)
+                result->outcome = BF_OUTCOME_PERMANENT;
+            snprintf (result->error, sizeof result->error, "SMTP %d: %s", smtp->code, line);
+            break;
+        case BF_SMTP_CONNECT:
+            snprintf (result->error, sizeof result->error, "connection failed: %s", line);
+            break;
+        case BF_SMTP_TIMEOUT:
+            snprintf (result->error, sizeof result->error, "timeout after %d ms: %s",
+                      self->timeout_ms, line);
+            break;
+        case BF_SMTP_UNEXPECTED:
+            snprintf (result->error, sizeof result->error, "transfer failed: unexpected reply: %s",
+                      line);
+            break;
+        default:
+            snprintf (result->error, sizeof result->error, "transfer failed: %s", line);
+            break;
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  Public API
 
@@ -1521,6 +1570,20 @@ bf_sender_new (const bf_sender_config_t *config, char *err, size_t errsize)
         bf_sender_destroy (&self);
         return NULL;
     }
+    s_provider_t *email = &self->providers[BF_PROVIDER_EMAIL];
+    if (email->configured && !self->smtp_starttls && bf_smtp_url_ok (email->url)) {
+        bf_smtp_config_t smtp = { .url = email->url,
+                                  .username = self->smtp_username,
+                                  .password = self->smtp_password,
+                                  .max_sessions = email->concurrency,
+                                  .timeout_ms = self->timeout_ms,
+                                  .connect_ms = self->connect_ms };
+        self->smtp = bf_smtp_new (&smtp, err, errsize);
+        if (!self->smtp) {
+            bf_sender_destroy (&self);
+            return NULL;
+        }
+    }
     s_raise_nofile ();
     for (int i = 0; i < BF_PROVIDER_COUNT; i++) {
         s_provider_t *p = &self->providers[i];
@@ -1537,6 +1600,7 @@ bf_sender_destroy (bf_sender_t **self_p)
     if (!self_p || !*self_p)
         return;
     bf_sender_t *self = *self_p;
+    bf_smtp_destroy (&self->smtp); /* before the slots: it holds pointers to them */
     s_slot_t *slot = self->all_slots;
     while (slot) {
         s_slot_t *next = slot->all_next;
@@ -1639,13 +1703,24 @@ bf_sender_submit (bf_sender_t *self, const bf_send_request_t *request)
         self->local_tail = slot;
         return 0;
     }
-    if (s_prepare (self, slot) || curl_multi_add_handle (self->multi, slot->easy) != CURLM_OK) {
+    if (which == BF_PROVIDER_EMAIL && self->smtp) {
+        if (s_build_email (self, &slot->upload, &slot->request)
+            || bf_smtp_submit (self->smtp, self->smtp_mail_from, slot->request.to,
+                               slot->upload.data, slot->upload.len, slot)) {
+            bf_error ("sender: could not start delivery %" PRId64 " (out of memory)",
+                      request->delivery_id);
+            s_slot_release (self, slot);
+            return -1;
+        }
+        slot->native = true;
+    } else if (s_prepare (self, slot)
+               || curl_multi_add_handle (self->multi, slot->easy) != CURLM_OK) {
         bf_error ("sender: could not start delivery %" PRId64 " (out of memory or libcurl error)",
                   request->delivery_id);
         s_slot_release (self, slot);
         return -1;
-    }
-    slot->active = true;
+    } else
+        slot->active = true;
     slot->epoch = p->epoch;
     p->inflight++;
     if (p->rate > 0)
@@ -1657,17 +1732,11 @@ bf_sender_submit (bf_sender_t *self, const bf_send_request_t *request)
     return 0;
 }
 
-//  Fills slot->result for a finished transfer and updates the provider.
+//  Updates the provider for a finished send whose outcome is mapped.
 static void
-s_finish (bf_sender_t *self, s_slot_t *slot, CURLcode code)
+s_account (bf_sender_t *self, s_slot_t *slot)
 {
     bf_send_result_t *result = &slot->result;
-    long status = 0;
-    curl_easy_getinfo (slot->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (slot->provider == BF_PROVIDER_EMAIL)
-        s_map_smtp (self, slot, code, status, result);
-    else
-        s_map_http (self, slot, code, status, result);
     result->finished_ms = s_wall_ms ();
     int64_t now = s_mono_ms ();
     s_provider_t *p = &self->providers[slot->provider];
@@ -1688,6 +1757,47 @@ s_finish (bf_sender_t *self, s_slot_t *slot, CURLcode code)
             result->provider_name, bf_sender_outcome_name (result->outcome), result->status_code,
             now - slot->started_mono, result->error[0] ? ": " : "", result->error);
     }
+}
+
+//  Fills slot->result for a finished libcurl transfer and updates the provider.
+static void
+s_finish (bf_sender_t *self, s_slot_t *slot, CURLcode code)
+{
+    long status = 0;
+    curl_easy_getinfo (slot->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (slot->provider == BF_PROVIDER_EMAIL)
+        s_map_smtp (self, slot, code, status, &slot->result);
+    else
+        s_map_http (self, slot, code, status, &slot->result);
+    s_account (self, slot);
+}
+
+typedef struct {
+    bf_sender_t *self;
+    bf_send_done_fn done;
+    void *context;
+} s_native_ctx_t;
+
+//  bf_smtp's done callback: maps, accounts and reports one email.
+static void
+s_on_native_done (void *context, void *cookie, const bf_smtp_result_t *smtp)
+{
+    s_native_ctx_t *ctx = (s_native_ctx_t *)context;
+    s_slot_t *slot = (s_slot_t *)cookie;
+    s_map_native (ctx->self, slot, smtp, &slot->result);
+    s_account (ctx->self, slot);
+    if (ctx->done)
+        ctx->done (ctx->context, &slot->request, &slot->result);
+    s_slot_release (ctx->self, slot);
+}
+
+static int
+s_collect_native (bf_sender_t *self, bf_send_done_fn done, void *context)
+{
+    if (!self->smtp)
+        return 0;
+    s_native_ctx_t ctx = { self, done, context };
+    return bf_smtp_perform (self->smtp, s_on_native_done, &ctx);
 }
 
 static int
@@ -1742,13 +1852,23 @@ bf_sender_poll (bf_sender_t *self, int timeout_ms, bf_send_done_fn done, void *c
     if (curl_multi_perform (self->multi, &running) != CURLM_OK)
         return -1;
     count += s_collect (self, done, context);
+    count += s_collect_native (self, done, context);
     if (count > 0 || timeout_ms <= 0)
         return count;
-    if (curl_multi_poll (self->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK)
+    struct curl_waitfd extra = { .fd = bf_smtp_fd (self->smtp), .events = CURL_WAIT_POLLIN };
+    if (self->smtp) {
+        int smtp_wait = bf_smtp_timeout_ms (self->smtp);
+        if (smtp_wait >= 0 && smtp_wait < timeout_ms)
+            timeout_ms = smtp_wait;
+    }
+    if (curl_multi_poll (self->multi, self->smtp ? &extra : NULL, self->smtp ? 1 : 0, timeout_ms,
+                         NULL)
+        != CURLM_OK)
         return -1;
     if (curl_multi_perform (self->multi, &running) != CURLM_OK)
         return -1;
-    return s_collect (self, done, context);
+    count = s_collect (self, done, context);
+    return count + s_collect_native (self, done, context);
 }
 
 void

@@ -200,6 +200,8 @@ typedef struct {
     bool close_after;
     char *greeting, *mail, *rcpt, *data, *end; /* SMTP replies; "" = never */
     bool auth;
+    int end_delay_ms;  /* SMTP: the reply after "." goes out this much later */
+    bool drop_in_data; /* SMTP: hang up on the first message line */
     //  Observations (under lock)
     s_request_t *requests;
     int request_count, request_cap;
@@ -340,8 +342,18 @@ s_smtp_process (s_server_t *self, s_conn_t *conn)
                     abort ();
                 self->messages[self->message_count++] = s_xstrdup (conn->data.data);
                 conn->data.len = 0;
-                if (*self->end)
+                if (*self->end && self->end_delay_ms > 0) {
+                    conn->reply.len = 0;
+                    s_tbuf_str (&conn->reply, self->end);
+                    s_tbuf_str (&conn->reply, "\r\n");
+                    conn->due_ms = s_now_ms () + self->end_delay_ms;
+                    conn->pending = true;
+                    if (++self->active > self->max_active)
+                        self->max_active = self->active;
+                } else if (*self->end)
                     s_send_line (conn, self->end);
+            } else if (self->drop_in_data) {
+                shutdown (conn->fd, SHUT_RDWR);
             } else {
                 const char *text = line[0] == '.' ? line + 1 : line;
                 s_tbuf_str (&conn->data, text);
@@ -472,7 +484,10 @@ s_server_run (void *arg)
                 pthread_mutex_lock (&self->lock);
                 self->active--;
                 pthread_mutex_unlock (&self->lock);
-                s_http_process (self, conn);
+                if (self->proto == S_HTTP)
+                    s_http_process (self, conn);
+                else
+                    s_smtp_process (self, conn);
             }
         }
     }
@@ -1325,6 +1340,166 @@ test_smtp_mappings (void **state)
 }
 
 //  --------------------------------------------------------------------------
+//  SMTP: the non-blocking client (bf_smtp) behind plain smtp://
+
+//  Pushes n emails (ids first_id..) through the sender as fast as it admits
+//  them; returns the elapsed ms.
+static int64_t
+s_send_emails (bf_sender_t *sender, int n, int64_t first_id, s_sink_t *sink)
+{
+    int64_t start = s_now_ms (), deadline = start + S_DEADLINE_MS;
+    int next = 0;
+    while (sink->done < n) {
+        assert_true (s_now_ms () < deadline);
+        while (next < n && bf_sender_ready (sender, BF_PROVIDER_EMAIL)) {
+            char to[64];
+            snprintf (to, sizeof to, "user%d@example.com", next);
+            bf_send_request_t request = { .delivery_id = first_id + next,
+                                          .kind = BF_SEND_EMAIL,
+                                          .to = to,
+                                          .title = "청구서",
+                                          .text = "본문\n.leading dot\n",
+                                          .attempt = 1 };
+            assert_int_equal (bf_sender_submit (sender, &request), 0);
+            next++;
+            int inflight = bf_sender_inflight (sender, BF_PROVIDER_EMAIL);
+            if (inflight > sink->max_inflight)
+                sink->max_inflight = inflight;
+        }
+        assert_true (bf_sender_poll (sender, 100, s_on_done, sink) >= 0);
+    }
+    assert_int_equal (sink->done, n);
+    return s_now_ms () - start;
+}
+
+static void
+test_smtp_parallel_slow_server (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_SMTP);
+    server->end_delay_ms = 500;
+    bf_sender_config_t config = s_config (0, server->port);
+    config.concurrency[BF_PROVIDER_EMAIL] = 300;
+    config.timeout_ms = 10000;
+    bf_sender_t *sender = s_sender (&config);
+    s_sink_t sink = { 0 };
+    int64_t elapsed = s_send_emails (sender, 300, 1, &sink);
+    int connections = s_server_count (server, &server->connections);
+    int max_active = s_server_count (server, &server->max_active);
+    printf ("# smtp: 300 emails x 500 ms final reply in %" PRId64 " ms (serial: 150000 ms); "
+            "%d sessions, server peak %d waiting at once\n",
+            elapsed, connections, max_active);
+    assert_int_equal (sink.outcomes[BF_OUTCOME_DELIVERED], 300);
+    assert_int_equal (sink.last.status_code, 250);
+    assert_int_equal (sink.max_inflight, 300);
+    assert_true (max_active >= 250);
+    assert_true (connections <= 300);
+    assert_true (elapsed < 5000);
+
+    //  A second wave reuses the sessions: no new connection.
+    s_sink_t again = { 0 };
+    elapsed = s_send_emails (sender, 300, 1000, &again);
+    printf ("# smtp second wave: %" PRId64 " ms, new sessions %d\n", elapsed,
+            s_server_count (server, &server->connections) - connections);
+    assert_int_equal (again.outcomes[BF_OUTCOME_DELIVERED], 300);
+    assert_int_equal (s_server_count (server, &server->connections), connections);
+    pthread_mutex_lock (&server->lock);
+    assert_int_equal (server->message_count, 600);
+    //  Dot-stuffing undone by the server: the body is intact.
+    assert_null (strstr (server->messages[0], "\r\n..")); /* base64 body has no dots */
+    pthread_mutex_unlock (&server->lock);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
+static void
+test_smtp_multiline_and_reuse (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_SMTP);
+    s_server_smtp (server, S_GREETING, "220-test.local ESMTP\r\n220-more greeting\r\n220 ready");
+    s_server_smtp (server, S_MAIL, "250-2.1.0 first\r\n250-second\r\n250 2.1.0 ok");
+    s_server_smtp (server, S_RCPT,
+                   "550-5.1.1 <hong.gildong@example.com> no such user\r\n550 5.1.1 mailbox unknown");
+    bf_sender_config_t config = s_config (0, server->port);
+    /*  One session, so that reuse (one connection for every message) does
+        not depend on timing: with more, a message submitted while the
+        previous session is still resetting may open a second one.  */
+    config.concurrency[BF_PROVIDER_EMAIL] = 1;
+    bf_sender_t *sender = s_sender (&config);
+    bf_send_request_t request = { .delivery_id = 90,
+                                  .kind = BF_SEND_EMAIL,
+                                  .to = "hong.gildong@example.com",
+                                  .title = "t",
+                                  .text = "x" };
+    //  The 550 at RCPT is reported with its own reply line (libcurl gave
+    //  the "221" of its QUIT instead).
+    bf_send_result_t result = s_send (sender, &request);
+    assert_int_equal (result.outcome, BF_OUTCOME_PERMANENT);
+    assert_int_equal (result.status_code, 550);
+    assert_string_equal (result.error, "SMTP 550: 550 5.1.1 mailbox unknown");
+    s_server_smtp (server, S_RCPT, "550 5.1.1 <hong.gildong@example.com>: no such user");
+    result = s_send (sender, &request);
+    assert_int_equal (result.status_code, 550);
+    assert_non_null (strstr (result.error, "SMTP 550: 550 5.1.1"));
+    assert_non_null (strstr (result.error, "no such user"));
+    assert_null (strstr (result.error, "hong.gildong"));
+    assert_null (strstr (result.error, "221"));
+    //  The session is reset and reused for the next messages.
+    s_server_smtp (server, S_RCPT, "250 2.1.5 ok");
+    for (int i = 0; i < 3; i++) {
+        request.delivery_id = 91 + i;
+        assert_int_equal (s_send (sender, &request).outcome, BF_OUTCOME_DELIVERED);
+    }
+    pthread_mutex_lock (&server->lock);
+    assert_int_equal (server->connections, 1);
+    assert_int_equal (server->message_count, 3);
+    assert_non_null (strstr (server->transcript.data, "\nRSET\n"));
+    pthread_mutex_unlock (&server->lock);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
+static void
+test_smtp_broken_session (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_SMTP);
+    server->drop_in_data = true;
+    bf_sender_config_t config = s_config (0, server->port);
+    bf_sender_t *sender = s_sender (&config);
+    bf_send_request_t request = {
+        .delivery_id = 95, .kind = BF_SEND_EMAIL, .to = "a@example.com", .title = "t", .text = "x"
+    };
+    bf_send_result_t result = s_send (sender, &request);
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_int_equal (result.status_code, 354);
+    assert_non_null (strstr (result.error, "transfer failed"));
+    //  The broken session is replaced.
+    pthread_mutex_lock (&server->lock);
+    server->drop_in_data = false;
+    pthread_mutex_unlock (&server->lock);
+    assert_int_equal (s_send (sender, &request).outcome, BF_OUTCOME_DELIVERED);
+    assert_int_equal (s_server_count (server, &server->connections), 2);
+    assert_int_equal (bf_sender_inflight (sender, BF_PROVIDER_EMAIL), 0);
+
+    //  No final reply: the message times out, and only that message.
+    s_server_smtp (server, S_END, "");
+    bf_sender_destroy (&sender);
+    config.timeout_ms = 300;
+    sender = s_sender (&config);
+    int64_t start = s_now_ms ();
+    result = s_send (sender, &request);
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_non_null (strstr (result.error, "timeout after 300 ms"));
+    assert_in_range (s_now_ms () - start, 280, 2000);
+    s_server_smtp (server, S_END, "250 2.0.0 queued");
+    assert_int_equal (s_send (sender, &request).outcome, BF_OUTCOME_DELIVERED);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
+//  --------------------------------------------------------------------------
 //  Requests that cannot be sent, programming errors, unconfigured providers
 
 static void
@@ -1886,6 +2061,9 @@ main (void)
         cmocka_unit_test (test_smtp_conversation),
         cmocka_unit_test (test_smtp_auth),
         cmocka_unit_test (test_smtp_mappings),
+        cmocka_unit_test (test_smtp_parallel_slow_server),
+        cmocka_unit_test (test_smtp_multiline_and_reuse),
+        cmocka_unit_test (test_smtp_broken_session),
         cmocka_unit_test (test_invalid_requests),
         cmocka_unit_test (test_logs_mask_contacts),
         cmocka_unit_test (test_breaker_opens_and_recovers),

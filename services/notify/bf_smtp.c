@@ -1,0 +1,1040 @@
+/*  bf_smtp — the non-blocking SMTP client (contract in bf_smtp.h).
+
+    Sessions live on one list; idle ones also on an idle stack (the most
+    recently used is reused first, so a trickle of mail keeps one
+    connection). Every socket is registered once, edge-triggered, for
+    input and output, so a session's I/O is: write what is pending until
+    EAGAIN, read until EAGAIN, act on each complete reply. A session that
+    is closed while events for it may still sit in the current epoll batch
+    is only marked dead and freed at the end of bf_smtp_perform.
+
+    Messages that find no idle session and no room for a new one wait in
+    a FIFO queue. Finished messages wait on a list until bf_smtp_perform
+    hands them to the done callback: nothing is ever reported from inside
+    bf_smtp_submit.  */
+
+#include "bf_smtp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_EVENTS_MAX 1024
+#define S_IN_MAX     4096 /* one reply line must fit */
+#define S_NEVER      INT64_MAX
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} s_buf_t;
+
+typedef struct s_msg_t s_msg_t;
+struct s_msg_t {
+    s_msg_t *next;
+    void *cookie;
+    char *mail_cmd, *rcpt_cmd; /* complete command lines with CRLF */
+    s_buf_t wire;              /* dot-stuffed body + ".\r\n" */
+    int64_t deadline;
+    bool retried;  /* already moved to a fresh session once */
+    bool answered; /* the server replied to something of this message */
+    bf_smtp_result_t result;
+};
+
+typedef enum {
+    S_CONNECTING,
+    S_GREETING,
+    S_EHLO,
+    S_HELO,
+    S_AUTH_PLAIN,
+    S_AUTH_LOGIN,
+    S_AUTH_USER,
+    S_AUTH_PASS,
+    S_IDLE,
+    S_MAIL,
+    S_RCPT,
+    S_DATA,
+    S_BODY,
+    S_RSET,
+} s_state_t;
+
+typedef struct s_session_t s_session_t;
+struct s_session_t {
+    s_session_t *prev, *next;           /* all live sessions */
+    s_session_t *idle_prev, *idle_next; /* idle stack */
+    s_session_t *dead_next;
+    bool idle, dead, reused;
+    bool auth_plain, auth_login; /* offered in the EHLO reply */
+    int fd;
+    s_state_t state;
+    s_msg_t *msg;
+    int64_t deadline, connect_deadline;
+    s_buf_t cmd;     /* the last command sent */
+    const char *out; /* cmd.data or msg->wire.data */
+    size_t out_len, out_pos;
+    char in[S_IN_MAX];
+    size_t in_len;
+};
+
+struct _bf_smtp_t {
+    char *host, *port, *ehlo;
+    char *username, *password;
+    int max_sessions, timeout_ms, connect_ms;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    bool resolved;
+    int epoll_fd;
+    struct epoll_event *events;
+    s_session_t *sessions, *idle;
+    int session_count;
+    s_session_t *dead;
+    s_msg_t *queue_head, *queue_tail;
+    s_msg_t *done_head, *done_tail;
+    int inflight;
+    int64_t next_check; /* no deadline passes before this */
+    bool pumping;
+};
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+s_buf_add (s_buf_t *buf, const void *data, size_t len)
+{
+    if (buf->len + len + 1 > buf->cap) {
+        size_t cap = buf->cap ? buf->cap : 256;
+        while (cap < buf->len + len + 1)
+            cap *= 2;
+        char *grown = realloc (buf->data, cap);
+        if (!grown)
+            return -1;
+        buf->data = grown;
+        buf->cap = cap;
+    }
+    memcpy (buf->data + buf->len, data, len);
+    buf->len += len;
+    buf->data[buf->len] = '\0';
+    return 0;
+}
+
+static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int
+s_base64 (s_buf_t *buf, const unsigned char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)data[i + 1] << 8;
+        if (i + 2 < len)
+            v |= data[i + 2];
+        char out[4]
+            = { s_b64[(v >> 18) & 63], s_b64[(v >> 12) & 63],
+                i + 1 < len ? s_b64[(v >> 6) & 63] : '=', i + 2 < len ? s_b64[v & 63] : '=' };
+        if (s_buf_add (buf, out, 4))
+            return -1;
+    }
+    return 0;
+}
+
+//  The message as it goes after DATA: every line break CRLF, a leading
+//  '.' doubled, then the terminating ".".
+static int
+s_stuff (s_buf_t *out, const char *text, size_t len)
+{
+    bool line_start = true;
+    int rc = 0;
+    for (size_t i = 0; i < len && rc == 0; i++) {
+        char c = text[i];
+        if (c == '\r' || c == '\n') {
+            if (c == '\r' && i + 1 < len && text[i + 1] == '\n')
+                i++;
+            rc = s_buf_add (out, "\r\n", 2);
+            line_start = true;
+            continue;
+        }
+        if (line_start && c == '.')
+            rc = s_buf_add (out, ".", 1);
+        rc = rc ? rc : s_buf_add (out, &c, 1);
+        line_start = false;
+    }
+    if (rc == 0 && !line_start)
+        rc = s_buf_add (out, "\r\n", 2);
+    return rc ? rc : s_buf_add (out, ".\r\n", 3);
+}
+
+static void
+s_set_line (bf_smtp_result_t *result, const char *text)
+{
+    size_t len = strnlen (text, sizeof result->line - 1);
+    memcpy (result->line, text, len);
+    result->line[len] = '\0';
+}
+
+static void
+s_watch (bf_smtp_t *self, int64_t deadline)
+{
+    if (deadline < self->next_check)
+        self->next_check = deadline;
+}
+
+//  --------------------------------------------------------------------------
+//  URL
+
+//  Splits url into host, port and EHLO domain (each malloc'ed when out is
+//  not NULL). Returns 0 or -1.
+static int
+s_parse_url (const char *url, char **host_out, char **port_out, char **ehlo_out)
+{
+    if (strncmp (url, "smtp://", 7) != 0)
+        return -1;
+    const char *p = url + 7;
+    for (const unsigned char *c = (const unsigned char *)p; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7F || strchr ("@?#%\\", *c))
+            return -1;
+    const char *host = p, *host_end;
+    if (*p == '[') {
+        host = p + 1;
+        host_end = strchr (host, ']');
+        if (!host_end)
+            return -1;
+        p = host_end + 1;
+    } else {
+        host_end = p + strcspn (p, ":/");
+        p = host_end;
+    }
+    if (host_end == host)
+        return -1;
+    char port[8] = "25";
+    if (*p == ':') {
+        p++;
+        size_t digits = strspn (p, "0123456789");
+        if (digits == 0 || digits > 5)
+            return -1;
+        memcpy (port, p, digits);
+        port[digits] = '\0';
+        long value = strtol (port, NULL, 10);
+        if (value < 1 || value > 65535)
+            return -1;
+        p += digits;
+    }
+    if (*p != '\0' && *p != '/')
+        return -1;
+    const char *ehlo = *p == '/' && p[1] ? p + 1 : "localhost";
+    if (strchr (ehlo, '/'))
+        return -1;
+    if (!host_out)
+        return 0;
+    *host_out = strndup (host, (size_t)(host_end - host));
+    *port_out = strdup (port);
+    *ehlo_out = strdup (ehlo);
+    return *host_out && *port_out && *ehlo_out ? 0 : -1;
+}
+
+bool
+bf_smtp_url_ok (const char *url)
+{
+    return url && s_parse_url (url, NULL, NULL, NULL) == 0;
+}
+
+static int
+s_resolve (bf_smtp_t *self)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *found = NULL;
+    if (getaddrinfo (self->host, self->port, &hints, &found) != 0 || !found)
+        return -1;
+    memcpy (&self->addr, found->ai_addr, found->ai_addrlen);
+    self->addr_len = found->ai_addrlen;
+    self->resolved = true;
+    freeaddrinfo (found);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Messages
+
+static void
+s_msg_free (s_msg_t *msg)
+{
+    if (!msg)
+        return;
+    free (msg->mail_cmd);
+    free (msg->rcpt_cmd);
+    free (msg->wire.data);
+    free (msg);
+}
+
+static void
+s_queue_push (bf_smtp_t *self, s_msg_t *msg, bool front)
+{
+    if (front) {
+        msg->next = self->queue_head;
+        self->queue_head = msg;
+        if (!self->queue_tail)
+            self->queue_tail = msg;
+    } else {
+        msg->next = NULL;
+        if (self->queue_tail)
+            self->queue_tail->next = msg;
+        else
+            self->queue_head = msg;
+        self->queue_tail = msg;
+    }
+    s_watch (self, msg->deadline);
+}
+
+//  Moves msg to the finished list with its result as set.
+static void
+s_msg_done (bf_smtp_t *self, s_msg_t *msg)
+{
+    msg->next = NULL;
+    if (self->done_tail)
+        self->done_tail->next = msg;
+    else
+        self->done_head = msg;
+    self->done_tail = msg;
+}
+
+static void
+s_msg_fail (bf_smtp_t *self, s_msg_t *msg, bf_smtp_error_t error, const char *line)
+{
+    msg->result.error = error;
+    if (line)
+        s_set_line (&msg->result, line);
+    s_msg_done (self, msg);
+}
+
+//  --------------------------------------------------------------------------
+//  Sessions
+
+static void s_pump (bf_smtp_t *self);
+
+static void
+s_idle_remove (bf_smtp_t *self, s_session_t *s)
+{
+    if (!s->idle)
+        return;
+    if (s->idle_prev)
+        s->idle_prev->idle_next = s->idle_next;
+    else
+        self->idle = s->idle_next;
+    if (s->idle_next)
+        s->idle_next->idle_prev = s->idle_prev;
+    s->idle_prev = s->idle_next = NULL;
+    s->idle = false;
+}
+
+static void
+s_idle_push (bf_smtp_t *self, s_session_t *s)
+{
+    s->state = S_IDLE;
+    s->deadline = S_NEVER;
+    s->out_len = s->out_pos = 0;
+    s->idle = true;
+    s->idle_prev = NULL;
+    s->idle_next = self->idle;
+    if (self->idle)
+        self->idle->idle_prev = s;
+    self->idle = s;
+}
+
+//  Closes s. Its message (if any) fails with error/line, or goes back to
+//  the queue when the session was reused and the server never answered
+//  for it (a stale connection). s is freed later (it may be in the epoll
+//  batch being processed).
+static void
+s_session_close (bf_smtp_t *self, s_session_t *s, bf_smtp_error_t error, const char *line)
+{
+    if (s->dead)
+        return;
+    s_idle_remove (self, s);
+    if (s->fd >= 0)
+        close (s->fd);
+    s->fd = -1;
+    s->dead = true;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        self->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->dead_next = self->dead;
+    self->dead = s;
+    self->session_count--;
+    s_msg_t *msg = s->msg;
+    s->msg = NULL;
+    s->out = NULL;
+    s->out_len = s->out_pos = 0;
+    if (msg) {
+        if (s->reused && !msg->answered && !msg->retried && error == BF_SMTP_BROKEN) {
+            msg->retried = true;
+            msg->result.code = 0;
+            s_queue_push (self, msg, true);
+        } else
+            s_msg_fail (self, msg, error, line);
+    }
+    s_pump (self);
+}
+
+static void
+s_free_dead (bf_smtp_t *self)
+{
+    while (self->dead) {
+        s_session_t *s = self->dead;
+        self->dead = s->dead_next;
+        free (s->cmd.data);
+        free (s);
+    }
+}
+
+//  Writes what is pending. Returns 0, or -1 when the session was closed.
+static int
+s_flush (bf_smtp_t *self, s_session_t *s)
+{
+    while (s->out_pos < s->out_len) {
+        ssize_t put = send (s->fd, s->out + s->out_pos, s->out_len - s->out_pos, MSG_NOSIGNAL);
+        if (put > 0) {
+            s->out_pos += (size_t)put;
+            continue;
+        }
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        s_session_close (self, s, BF_SMTP_BROKEN, "connection lost while sending");
+        return -1;
+    }
+    return 0;
+}
+
+//  Sends one command line (format without CRLF). Returns 0 or -1 (closed).
+static int s_command (bf_smtp_t *self, s_session_t *s, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+s_command (bf_smtp_t *self, s_session_t *s, const char *format, ...)
+{
+    char line[512];
+    va_list args;
+    va_start (args, format);
+    int need = vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    s->cmd.len = 0;
+    if (need < 0 || (size_t)need >= sizeof line || s_buf_add (&s->cmd, line, (size_t)need)
+        || s_buf_add (&s->cmd, "\r\n", 2)) {
+        s_session_close (self, s, BF_SMTP_BROKEN, "out of memory or command too long");
+        return -1;
+    }
+    s->out = s->cmd.data;
+    s->out_len = s->cmd.len;
+    s->out_pos = 0;
+    return s_flush (self, s);
+}
+
+//  Sends a prepared buffer (not copied: it must outlive the write).
+static int
+s_send_raw (bf_smtp_t *self, s_session_t *s, const char *data, size_t len)
+{
+    s->out = data;
+    s->out_len = len;
+    s->out_pos = 0;
+    return s_flush (self, s);
+}
+
+static int
+s_start_message (bf_smtp_t *self, s_session_t *s)
+{
+    s->state = S_MAIL;
+    s->deadline = s->msg->deadline;
+    s_watch (self, s->deadline);
+    return s_send_raw (self, s, s->msg->mail_cmd, strlen (s->msg->mail_cmd));
+}
+
+//  Opens a session for msg. On a failure msg is reported.
+static void
+s_session_open (bf_smtp_t *self, s_msg_t *msg)
+{
+    if (!self->resolved && s_resolve (self)) {
+        s_msg_fail (self, msg, BF_SMTP_CONNECT, "could not resolve the host");
+        return;
+    }
+    s_session_t *s = calloc (1, sizeof *s);
+    if (!s) {
+        s_msg_fail (self, msg, BF_SMTP_CONNECT, "out of memory");
+        return;
+    }
+    s->fd = socket (self->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0) {
+        s_msg_fail (self, msg, BF_SMTP_CONNECT, strerror (errno));
+        free (s);
+        return;
+    }
+    int one = 1;
+    setsockopt (s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt (s->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = s };
+    int rc = connect (s->fd, (struct sockaddr *)&self->addr, self->addr_len);
+    if ((rc != 0 && errno != EINPROGRESS)
+        || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, s->fd, &ev)) {
+        s_msg_fail (self, msg, BF_SMTP_CONNECT, strerror (errno));
+        close (s->fd);
+        free (s);
+        return;
+    }
+    s->state = rc == 0 ? S_GREETING : S_CONNECTING;
+    s->msg = msg;
+    int64_t now = s_now_ms ();
+    s->connect_deadline = now + self->connect_ms;
+    s->deadline = s->connect_deadline < msg->deadline ? s->connect_deadline : msg->deadline;
+    s_watch (self, s->deadline);
+    s->next = self->sessions;
+    if (self->sessions)
+        self->sessions->prev = s;
+    self->sessions = s;
+    self->session_count++;
+}
+
+//  Gives queued messages to idle sessions or new ones, up to max_sessions.
+static void
+s_pump (bf_smtp_t *self)
+{
+    if (self->pumping)
+        return;
+    self->pumping = true;
+    while (self->queue_head && (self->idle || self->session_count < self->max_sessions)) {
+        s_msg_t *msg = self->queue_head;
+        self->queue_head = msg->next;
+        if (!self->queue_head)
+            self->queue_tail = NULL;
+        msg->next = NULL;
+        if (self->idle) {
+            s_session_t *s = self->idle;
+            s_idle_remove (self, s);
+            s->msg = msg;
+            s_start_message (self, s);
+        } else
+            s_session_open (self, msg);
+    }
+    self->pumping = false;
+}
+
+//  --------------------------------------------------------------------------
+//  Replies
+
+//  The session is set up: AUTH if wanted and offered, else the message.
+static int
+s_setup_done (bf_smtp_t *self, s_session_t *s)
+{
+    return s_start_message (self, s);
+}
+
+static int
+s_auth (bf_smtp_t *self, s_session_t *s)
+{
+    s_buf_t b64 = { 0 };
+    int rc = 0;
+    if (s->auth_plain) {
+        s_buf_t plain = { 0 };
+        rc = s_buf_add (&plain, "", 1);
+        rc = rc ? rc : s_buf_add (&plain, self->username, strlen (self->username));
+        rc = rc ? rc : s_buf_add (&plain, "", 1);
+        const char *password = self->password ? self->password : "";
+        rc = rc ? rc : s_buf_add (&plain, password, strlen (password));
+        rc = rc ? rc : s_base64 (&b64, (unsigned char *)plain.data, plain.len);
+        if (plain.data)
+            memset (plain.data, 0, plain.len);
+        free (plain.data);
+        s->state = S_AUTH_PLAIN;
+    } else
+        s->state = S_AUTH_LOGIN;
+    s->cmd.len = 0;
+    if (rc == 0) {
+        const char *verb = s->auth_plain ? "AUTH PLAIN " : "AUTH LOGIN";
+        rc = s_buf_add (&s->cmd, verb, strlen (verb));
+    }
+    if (rc == 0 && s->auth_plain)
+        rc = s_buf_add (&s->cmd, b64.data, b64.len);
+    rc = rc ? rc : s_buf_add (&s->cmd, "\r\n", 2);
+    if (b64.data)
+        memset (b64.data, 0, b64.len);
+    free (b64.data);
+    if (rc) {
+        s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
+        return -1;
+    }
+    return s_send_raw (self, s, s->cmd.data, s->cmd.len);
+}
+
+//  An AUTH LOGIN answer: base64 of text.
+static int
+s_auth_line (bf_smtp_t *self, s_session_t *s, const char *text)
+{
+    s->cmd.len = 0;
+    if (s_base64 (&s->cmd, (const unsigned char *)text, strlen (text))
+        || s_buf_add (&s->cmd, "\r\n", 2)) {
+        s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
+        return -1;
+    }
+    return s_send_raw (self, s, s->cmd.data, s->cmd.len);
+}
+
+//  A failure of the session set-up: the message fails TRANSIENT-ly (the
+//  caller's mapping) and the session goes.
+static int
+s_setup_failed (bf_smtp_t *self, s_session_t *s, int code, const char *line)
+{
+    if (s->msg) {
+        s->msg->result.code = code;
+        s->msg->result.in_setup = true;
+    }
+    s_session_close (self, s, code >= 400 ? BF_SMTP_REPLY : BF_SMTP_UNEXPECTED, line);
+    return -1;
+}
+
+//  The message on s failed with a reply: report it, then RSET (or close
+//  when the server is going away or the body was not fully sent).
+static int
+s_message_failed (bf_smtp_t *self, s_session_t *s, int code, const char *line)
+{
+    s_msg_t *msg = s->msg;
+    msg->result.code = code;
+    bool complete = s->out_pos >= s->out_len;
+    if (code < 400 || code >= 600 || code == 421 || !complete) {
+        s_session_close (self, s, code >= 400 && code < 600 ? BF_SMTP_REPLY : BF_SMTP_UNEXPECTED,
+                         line);
+        return -1;
+    }
+    s->msg = NULL;
+    s_msg_fail (self, msg, BF_SMTP_REPLY, line);
+    s->reused = true;
+    s->state = S_RSET;
+    s->deadline = s_now_ms () + self->timeout_ms;
+    s_watch (self, s->deadline);
+    return s_command (self, s, "RSET");
+}
+
+//  Acts on one complete reply (code, its last line). Returns 0, or -1
+//  when the session was closed.
+static int
+s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
+{
+    if (s->msg && s->state >= S_MAIL)
+        s->msg->answered = true;
+    if (s->msg)
+        s->msg->result.code = code;
+    switch (s->state) {
+        case S_CONNECTING:
+        case S_GREETING:
+            if (code != 220)
+                return s_setup_failed (self, s, code, line);
+            s->state = S_EHLO;
+            return s_command (self, s, "EHLO %s", self->ehlo);
+        case S_EHLO:
+            if (code / 100 != 2) {
+                s->state = S_HELO;
+                return s_command (self, s, "HELO %s", self->ehlo);
+            }
+            if (self->username && (s->auth_plain || s->auth_login))
+                return s_auth (self, s);
+            return s_setup_done (self, s);
+        case S_HELO:
+            if (code / 100 != 2)
+                return s_setup_failed (self, s, code, line);
+            return s_setup_done (self, s);
+        case S_AUTH_PLAIN:
+            if (code == 334) { /* the server wants the response on its own line */
+                s->state = S_AUTH_PASS;
+                s_buf_t plain = { 0 };
+                const char *password = self->password ? self->password : "";
+                int rc = s_buf_add (&plain, "", 1);
+                rc = rc ? rc : s_buf_add (&plain, self->username, strlen (self->username));
+                rc = rc ? rc : s_buf_add (&plain, "", 1);
+                rc = rc ? rc : s_buf_add (&plain, password, strlen (password));
+                s->cmd.len = 0;
+                rc = rc ? rc : s_base64 (&s->cmd, (unsigned char *)plain.data, plain.len);
+                rc = rc ? rc : s_buf_add (&s->cmd, "\r\n", 2);
+                if (plain.data)
+                    memset (plain.data, 0, plain.len);
+                free (plain.data);
+                if (rc) {
+                    s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
+                    return -1;
+                }
+                return s_send_raw (self, s, s->cmd.data, s->cmd.len);
+            }
+            /* fall through */
+        case S_AUTH_PASS:
+            if (code / 100 != 2)
+                return s_setup_failed (self, s, code, line);
+            return s_setup_done (self, s);
+        case S_AUTH_LOGIN:
+            if (code != 334)
+                return s_setup_failed (self, s, code, line);
+            s->state = S_AUTH_USER;
+            return s_auth_line (self, s, self->username);
+        case S_AUTH_USER:
+            if (code != 334)
+                return s_setup_failed (self, s, code, line);
+            s->state = S_AUTH_PASS;
+            return s_auth_line (self, s, self->password ? self->password : "");
+        case S_IDLE:
+            //  An idle session spoke (421 shutting down, usually): drop it.
+            s_session_close (self, s, BF_SMTP_BROKEN, line);
+            return -1;
+        case S_MAIL:
+            if (code / 100 != 2)
+                return s_message_failed (self, s, code, line);
+            s->state = S_RCPT;
+            return s_send_raw (self, s, s->msg->rcpt_cmd, strlen (s->msg->rcpt_cmd));
+        case S_RCPT:
+            if (code != 250 && code != 251)
+                return s_message_failed (self, s, code, line);
+            s->state = S_DATA;
+            return s_command (self, s, "DATA");
+        case S_DATA:
+            if (code != 354)
+                return s_message_failed (self, s, code, line);
+            s->state = S_BODY;
+            return s_send_raw (self, s, s->msg->wire.data, s->msg->wire.len);
+        case S_BODY: {
+            if (code / 100 != 2 || s->out_pos < s->out_len)
+                return s_message_failed (self, s, code, line);
+            s_msg_t *msg = s->msg;
+            s->msg = NULL;
+            msg->result.error = BF_SMTP_OK;
+            s_set_line (&msg->result, line);
+            s_msg_done (self, msg);
+            s->reused = true;
+            s_idle_push (self, s);
+            s_pump (self);
+            return 0;
+        }
+        case S_RSET:
+            if (code / 100 != 2) {
+                s_session_close (self, s, BF_SMTP_BROKEN, line);
+                return -1;
+            }
+            s_idle_push (self, s);
+            s_pump (self);
+            return 0;
+    }
+    return 0;
+}
+
+//  Splits the input into lines; a reply ends with "ddd " or "ddd".
+static int
+s_parse_input (bf_smtp_t *self, s_session_t *s)
+{
+    size_t start = 0;
+    while (true) {
+        char *eol = memchr (s->in + start, '\n', s->in_len - start);
+        if (!eol)
+            break;
+        size_t len = (size_t)(eol - (s->in + start));
+        char line[S_IN_MAX + 1];
+        memcpy (line, s->in + start, len);
+        line[len] = '\0';
+        if (len > 0 && line[len - 1] == '\r')
+            line[--len] = '\0';
+        start += (size_t)(eol - (s->in + start)) + 1;
+        bool digits = len >= 3 && line[0] >= '2' && line[0] <= '5' && line[1] >= '0'
+                      && line[1] <= '9' && line[2] >= '0' && line[2] <= '9';
+        if (!digits || (len > 3 && line[3] != ' ' && line[3] != '-')) {
+            s_session_close (self, s, BF_SMTP_BROKEN, "malformed reply from server");
+            return -1;
+        }
+        if (s->state == S_EHLO && len > 8 && strncasecmp (line + 4, "AUTH", 4) == 0
+            && (line[8] == ' ' || line[8] == '=')) {
+            char *save = NULL;
+            for (char *word = strtok_r (line + 9, " ", &save); word;
+                 word = strtok_r (NULL, " ", &save)) {
+                if (strcasecmp (word, "PLAIN") == 0)
+                    s->auth_plain = true;
+                else if (strcasecmp (word, "LOGIN") == 0)
+                    s->auth_login = true;
+            }
+            continue;
+        }
+        if (len > 3 && line[3] == '-')
+            continue;
+        int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+        if (s_on_reply (self, s, code, line))
+            return -1;
+    }
+    memmove (s->in, s->in + start, s->in_len - start);
+    s->in_len -= start;
+    if (s->in_len == sizeof s->in) {
+        s_session_close (self, s, BF_SMTP_BROKEN, "reply line too long");
+        return -1;
+    }
+    return 0;
+}
+
+//  Handles readiness of s. Returns 0, or -1 when the session was closed.
+static int
+s_session_io (bf_smtp_t *self, s_session_t *s, uint32_t events)
+{
+    if (s->state == S_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return 0;
+        int error = 0;
+        socklen_t len = sizeof error;
+        if (getsockopt (s->fd, SOL_SOCKET, SO_ERROR, &error, &len) || error) {
+            s_session_close (self, s, BF_SMTP_CONNECT, strerror (error ? error : errno));
+            return -1;
+        }
+        s->state = S_GREETING;
+    }
+    if (s_flush (self, s))
+        return -1;
+    while (true) {
+        ssize_t got = recv (s->fd, s->in + s->in_len, sizeof s->in - s->in_len, 0);
+        if (got > 0) {
+            s->in_len += (size_t)got;
+            if (s_parse_input (self, s))
+                return -1;
+            continue;
+        }
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        s_session_close (self, s, BF_SMTP_BROKEN,
+                         got == 0 ? "connection closed by the server" : "connection lost");
+        return -1;
+    }
+}
+
+static void
+s_check_timeouts (bf_smtp_t *self, int64_t now)
+{
+    if (now < self->next_check)
+        return;
+    self->next_check = S_NEVER;
+    for (s_session_t *s = self->sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->deadline > now) {
+            s_watch (self, s->deadline);
+            continue;
+        }
+        const char *what = s->state == S_CONNECTING ? "while connecting"
+                           : s->state < S_IDLE      ? "while setting the session up"
+                           : s->state == S_BODY     ? "waiting for the reply to the message"
+                           : s->state == S_RSET     ? "waiting for RSET"
+                                                    : "waiting for a reply";
+        if (s->msg && s->state < S_IDLE)
+            s->msg->result.in_setup = true;
+        s_session_close (self, s, BF_SMTP_TIMEOUT, what);
+        next = self->sessions; /* the list may have changed (pump) */
+    }
+    for (s_msg_t **at = &self->queue_head; *at;) {
+        s_msg_t *msg = *at;
+        if (msg->deadline > now) {
+            s_watch (self, msg->deadline);
+            at = &msg->next;
+            continue;
+        }
+        *at = msg->next;
+        if (self->queue_tail == msg) {
+            self->queue_tail = NULL;
+            for (s_msg_t *m = self->queue_head; m; m = m->next)
+                self->queue_tail = m;
+        }
+        s_msg_fail (self, msg, BF_SMTP_TIMEOUT, "waiting for a free session");
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Public API
+
+bf_smtp_t *
+bf_smtp_new (const bf_smtp_config_t *config, char *err, size_t errsize)
+{
+    if (err && errsize)
+        err[0] = '\0';
+    if (!config || !config->url || config->max_sessions <= 0 || config->timeout_ms <= 0
+        || config->connect_ms <= 0 || !bf_smtp_url_ok (config->url)) {
+        if (err && errsize)
+            snprintf (err, errsize, "bf_smtp: bad configuration");
+        return NULL;
+    }
+    bf_smtp_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        if (err && errsize)
+            snprintf (err, errsize, "out of memory");
+        return NULL;
+    }
+    self->epoll_fd = -1;
+    self->max_sessions = config->max_sessions;
+    self->timeout_ms = config->timeout_ms;
+    self->connect_ms = config->connect_ms;
+    self->next_check = S_NEVER;
+    bool ok = s_parse_url (config->url, &self->host, &self->port, &self->ehlo) == 0;
+    if (ok && config->username && !(self->username = strdup (config->username)))
+        ok = false;
+    if (ok && config->password && !(self->password = strdup (config->password)))
+        ok = false;
+    if (ok && !(self->events = calloc (S_EVENTS_MAX, sizeof *self->events)))
+        ok = false;
+    if (ok && (self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC)) < 0)
+        ok = false;
+    if (!ok) {
+        if (err && errsize)
+            snprintf (err, errsize, "bf_smtp: out of memory or no epoll descriptor");
+        bf_smtp_destroy (&self);
+        return NULL;
+    }
+    s_resolve (self); /* retried on connect when it fails now */
+    return self;
+}
+
+void
+bf_smtp_destroy (bf_smtp_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bf_smtp_t *self = *self_p;
+    while (self->sessions) {
+        s_session_t *s = self->sessions;
+        if (s->state == S_IDLE && s->fd >= 0) /* best effort; never waits */
+            (void)!send (s->fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+        s_msg_free (s->msg);
+        s->msg = NULL;
+        s_idle_remove (self, s);
+        if (s->fd >= 0)
+            close (s->fd);
+        self->sessions = s->next;
+        free (s->cmd.data);
+        free (s);
+    }
+    s_free_dead (self);
+    for (s_msg_t *m = self->queue_head, *next; m; m = next) {
+        next = m->next;
+        s_msg_free (m);
+    }
+    for (s_msg_t *m = self->done_head, *next; m; m = next) {
+        next = m->next;
+        s_msg_free (m);
+    }
+    if (self->epoll_fd >= 0)
+        close (self->epoll_fd);
+    free (self->events);
+    free (self->host);
+    free (self->port);
+    free (self->ehlo);
+    free (self->username);
+    if (self->password)
+        memset (self->password, 0, strlen (self->password));
+    free (self->password);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+bf_smtp_submit (bf_smtp_t *self, const char *mail_from, const char *rcpt, const char *message,
+                size_t len, void *cookie)
+{
+    if (!self || !mail_from || !rcpt || !message)
+        return -1;
+    s_msg_t *msg = calloc (1, sizeof *msg);
+    if (!msg)
+        return -1;
+    msg->cookie = cookie;
+    size_t mail_len = strlen (mail_from) + 16, rcpt_len = strlen (rcpt) + 16;
+    msg->mail_cmd = malloc (mail_len);
+    msg->rcpt_cmd = malloc (rcpt_len);
+    if (!msg->mail_cmd || !msg->rcpt_cmd || s_stuff (&msg->wire, message, len)) {
+        s_msg_free (msg);
+        return -1;
+    }
+    snprintf (msg->mail_cmd, mail_len, "MAIL FROM:<%s>\r\n", mail_from);
+    snprintf (msg->rcpt_cmd, rcpt_len, "RCPT TO:<%s>\r\n", rcpt);
+    msg->deadline = s_now_ms () + self->timeout_ms;
+    self->inflight++;
+    s_queue_push (self, msg, false);
+    s_pump (self);
+    return 0;
+}
+
+int
+bf_smtp_perform (bf_smtp_t *self, bf_smtp_done_fn done, void *context)
+{
+    if (!self)
+        return 0;
+    for (int round = 0; round < 8; round++) {
+        int count = epoll_wait (self->epoll_fd, self->events, S_EVENTS_MAX, 0);
+        for (int i = 0; i < count; i++) {
+            s_session_t *s = (s_session_t *)self->events[i].data.ptr;
+            if (!s->dead)
+                s_session_io (self, s, self->events[i].events);
+        }
+        if (count < S_EVENTS_MAX)
+            break;
+    }
+    s_check_timeouts (self, s_now_ms ());
+    s_free_dead (self);
+    int reported = 0;
+    while (self->done_head) {
+        s_msg_t *msg = self->done_head;
+        self->done_head = msg->next;
+        if (!self->done_head)
+            self->done_tail = NULL;
+        self->inflight--;
+        reported++;
+        if (done)
+            done (context, msg->cookie, &msg->result);
+        s_msg_free (msg);
+    }
+    s_free_dead (self);
+    return reported;
+}
+
+int
+bf_smtp_fd (const bf_smtp_t *self)
+{
+    return self ? self->epoll_fd : -1;
+}
+
+int
+bf_smtp_timeout_ms (bf_smtp_t *self)
+{
+    if (!self)
+        return -1;
+    if (self->done_head)
+        return 0;
+    if (self->next_check == S_NEVER)
+        return -1;
+    int64_t wait = self->next_check - s_now_ms ();
+    return wait <= 0 ? 0 : wait > 3600000 ? 3600000 : (int)wait;
+}
+
+int
+bf_smtp_inflight (const bf_smtp_t *self)
+{
+    return self ? self->inflight : 0;
+}
+
+int
+bf_smtp_sessions (const bf_smtp_t *self)
+{
+    return self ? self->session_count : 0;
+}

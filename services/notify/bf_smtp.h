@@ -1,0 +1,101 @@
+/*  bf_smtp — a non-blocking SMTP client for bf_sender's email provider:
+    a pool of plain-TCP sessions to one server (smtp://host:port[/ehlo]),
+    all waited on through one epoll descriptor, so thousands of messages
+    can wait for their final reply at once without blocking each other.
+
+    Why not libcurl: libcurl 7.88 waits for the reply to the end of the
+    message (after the final ".") in a blocking loop inside
+    curl_multi_perform, so one slow server reply freezes every transfer of
+    the multi handle. TLS (smtps://, STARTTLS) is not handled here: those
+    configurations keep going through libcurl.
+
+    A session: connect -> 220 greeting -> EHLO (HELO when EHLO is refused)
+    -> AUTH PLAIN or LOGIN when a username is configured and the server
+    offers AUTH -> for each message: MAIL FROM, RCPT TO, DATA, the body
+    (dot-stuffed, CRLF line ends), "." and the final reply. A session is
+    reused for the next message; after a failed message it sends RSET
+    first. A session that breaks fails its message and is dropped; the
+    next message opens a new one. A message on a reused session that breaks
+    before the server answered anything for it is retried once on a fresh
+    session (the server closed an idle connection under us).
+
+    Threading: one thread, like bf_sender.  */
+
+#ifndef BF_SMTP_H_INCLUDED
+#define BF_SMTP_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _bf_smtp_t bf_smtp_t;
+
+typedef struct {
+    const char *url;                 /* smtp://host[:port][/ehlo-domain] */
+    const char *username, *password; /* AUTH when username is not NULL */
+    int max_sessions;                /* > 0 */
+    int timeout_ms;                  /* whole message, connect included; > 0 */
+    int connect_ms;                  /* connect alone; > 0 */
+} bf_smtp_config_t;
+
+/*  Why a message did not go through.  */
+typedef enum {
+    BF_SMTP_OK,         /* final reply 2xx */
+    BF_SMTP_REPLY,      /* the server refused: code/line tell what */
+    BF_SMTP_CONNECT,    /* could not connect (or resolve the host) */
+    BF_SMTP_TIMEOUT,    /* timeout_ms (or connect_ms) passed */
+    BF_SMTP_BROKEN,     /* connection lost or a reply we cannot parse */
+    BF_SMTP_UNEXPECTED, /* a reply code that makes no sense at that step */
+} bf_smtp_error_t;
+
+typedef struct {
+    bf_smtp_error_t error;
+    int code;       /* the last reply code of this message; 0 = none */
+    bool in_setup;  /* failed during greeting / EHLO / HELO / AUTH */
+    char line[256]; /* the reply line of the failing step (raw, unscrubbed)
+                       or a short description when no reply applies */
+} bf_smtp_result_t;
+
+/*  Called by bf_smtp_perform for every finished message. result is valid
+    during the call only. The callback may call bf_smtp_submit, never
+    bf_smtp_destroy.  */
+typedef void (*bf_smtp_done_fn) (void *context, void *cookie, const bf_smtp_result_t *result);
+
+/*  True when url is one this client serves: smtp:// with a host, an
+    optional numeric port and an optional plain path (no userinfo, query or
+    percent escapes).  */
+bool bf_smtp_url_ok (const char *url);
+
+/*  Creates a client (strings copied). No connection is made yet. The host
+    is resolved here; when that fails it is tried again on each connect.
+    Returns NULL (reason in err) on bad config or out of memory.  */
+bf_smtp_t *bf_smtp_new (const bf_smtp_config_t *config, char *err, size_t errsize);
+
+/*  Sends QUIT to idle sessions (best effort, never waits), closes every
+    session and drops messages in flight without reporting them. Sets
+    *self_p to NULL; safe on NULL.  */
+void bf_smtp_destroy (bf_smtp_t **self_p);
+
+/*  Queues one message for rcpt. message is the RFC 5322 text (CRLF line
+    ends); it is copied, dot-stuffed and terminated. cookie comes back in
+    the done callback. Returns 0 (the message will be reported by a later
+    bf_smtp_perform, even if it fails at once) or -1 on out of memory.  */
+int bf_smtp_submit (bf_smtp_t *self, const char *mail_from, const char *rcpt, const char *message,
+                    size_t len, void *cookie);
+
+/*  Does all the I/O that is ready without waiting, enforces timeouts, and
+    reports finished messages through done. Returns how many finished.  */
+int bf_smtp_perform (bf_smtp_t *self, bf_smtp_done_fn done, void *context);
+
+/*  The epoll descriptor: readable when bf_smtp_perform has work.  */
+int bf_smtp_fd (const bf_smtp_t *self);
+
+/*  Milliseconds until the next deadline (0 = results or expiries are
+    waiting now), or -1 when nothing is in flight.  */
+int bf_smtp_timeout_ms (bf_smtp_t *self);
+
+/*  Messages submitted and not yet reported; open sessions.  */
+int bf_smtp_inflight (const bf_smtp_t *self);
+int bf_smtp_sessions (const bf_smtp_t *self);
+
+#endif
