@@ -57,6 +57,10 @@ echo "== notify: $expected notices"
 export BILLFLOW_NOTIFY_SETTLE_PUB_ENDPOINTS="ipc://$work/pub" BILLFLOW_NOTIFY_SETTLE_REPLAY_ENDPOINTS="ipc://$work/replay"
 export BILLFLOW_NOTIFY_SMTP_URL="smtp://127.0.0.1:$smtp" BILLFLOW_NOTIFY_SMS_URL="http://127.0.0.1:$http" BILLFLOW_NOTIFY_PUSH_URL="http://127.0.0.1:$http"
 export BILLFLOW_NOTIFY_CLOCK="$(date -d tomorrow +%Y-%m-%d)T10:00" BILLFLOW_NOTIFY_BACKOFF_BASE_MS=1000 BILLFLOW_NOTIFY_BACKOFF_MAX_MS=5000
+# With replies after 1 s, emails per second = sessions in flight: size the
+# pool for the target (the mock provider takes ~8,000 sessions).
+export BILLFLOW_NOTIFY_EMAIL_CONCURRENCY=${EMAIL_CONCURRENCY:-6000}
+echo "  notify: email concurrency $BILLFLOW_NOTIFY_EMAIL_CONCURRENCY, backoff 1-5 s, clock $BILLFLOW_NOTIFY_CLOCK"
 t0=$(date +%s%3N)
 "$notify" 2>"$work/notify.log" & npid=$!; pids+=($npid)
 hwm=0

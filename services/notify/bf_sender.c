@@ -125,6 +125,7 @@ struct _bf_sender_t {
     char *smtp_username, *smtp_password;
     bool smtp_starttls;
     int timeout_ms, connect_ms;
+    int timeouts[BF_PROVIDER_COUNT]; /* per provider: config's, else timeout_ms */
     int breaker_pct, breaker_min, breaker_open_ms;
     s_slot_t *free_slots;
     s_slot_t *all_slots;
@@ -1160,7 +1161,7 @@ s_setup_common (bf_sender_t *self, s_slot_t *slot)
     } while (0)
     S_SET (CURLOPT_PRIVATE, (void *)slot);
     S_SET (CURLOPT_NOSIGNAL, 1L);
-    S_SET (CURLOPT_TIMEOUT_MS, (long)self->timeout_ms);
+    S_SET (CURLOPT_TIMEOUT_MS, (long)self->timeouts[bf_sender_provider_of (slot->request.kind)]);
     S_SET (CURLOPT_CONNECTTIMEOUT_MS, (long)self->connect_ms);
     S_SET (CURLOPT_ERRORBUFFER, slot->errbuf);
     S_SET (CURLOPT_TCP_KEEPALIVE, 1L);
@@ -1268,8 +1269,8 @@ s_transfer_error (bf_sender_t *self, s_slot_t *slot, CURLcode code, bf_send_resu
     const char *text = slot->errbuf[0] ? slot->errbuf : curl_easy_strerror (code);
     s_scrub (text, strlen (text), slot->request.to, reason, sizeof reason);
     if (code == CURLE_OPERATION_TIMEDOUT)
-        snprintf (result->error, sizeof result->error, "timeout after %d ms: %s", self->timeout_ms,
-                  reason);
+        snprintf (result->error, sizeof result->error, "timeout after %d ms: %s",
+                  self->timeouts[bf_sender_provider_of (slot->request.kind)], reason);
     else if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST)
         snprintf (result->error, sizeof result->error, "connection failed: %s", reason);
     else
@@ -1379,7 +1380,7 @@ s_map_native (bf_sender_t *self, s_slot_t *slot, const bf_smtp_result_t *smtp,
             break;
         case BF_SMTP_TIMEOUT:
             snprintf (result->error, sizeof result->error, "timeout after %d ms: %s",
-                      self->timeout_ms, line);
+                      self->timeouts[BF_PROVIDER_EMAIL], line);
             break;
         case BF_SMTP_UNEXPECTED:
             snprintf (result->error, sizeof result->error, "transfer failed: unexpected reply: %s",
@@ -1522,6 +1523,9 @@ s_configure (bf_sender_t *self, const bf_sender_config_t *config, char *err, siz
     self->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : S_DEFAULT_TIMEOUT_MS;
     self->connect_ms
         = self->timeout_ms < S_DEFAULT_CONNECT_MS ? self->timeout_ms : S_DEFAULT_CONNECT_MS;
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        self->timeouts[p] = config->provider_timeout_ms[p] > 0 ? config->provider_timeout_ms[p]
+                                                               : self->timeout_ms;
     self->breaker_pct
         = config->breaker_error_pct > 0 ? config->breaker_error_pct : S_DEFAULT_ERROR_PCT;
     self->breaker_min
@@ -1576,7 +1580,7 @@ bf_sender_new (const bf_sender_config_t *config, char *err, size_t errsize)
                                   .username = self->smtp_username,
                                   .password = self->smtp_password,
                                   .max_sessions = email->concurrency,
-                                  .timeout_ms = self->timeout_ms,
+                                  .timeout_ms = self->timeouts[BF_PROVIDER_EMAIL],
                                   .connect_ms = self->connect_ms };
         self->smtp = bf_smtp_new (&smtp, err, errsize);
         if (!self->smtp) {

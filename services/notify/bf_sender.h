@@ -134,9 +134,10 @@ typedef struct {
     const char *smtp_url, *smtp_from, *smtp_username, *smtp_password;
     bool smtp_starttls; /* require TLS (CURLUSESSL_ALL) */
     const char *sms_url, *sms_token, *push_url, *push_token;
-    int concurrency[BF_PROVIDER_COUNT]; /* max in flight */
-    int rate_per_s[BF_PROVIDER_COUNT];  /* 0 = unlimited */
-    int timeout_ms;                     /* whole transfer */
+    int concurrency[BF_PROVIDER_COUNT];         /* max in flight */
+    int rate_per_s[BF_PROVIDER_COUNT];          /* 0 = unlimited */
+    int timeout_ms;                             /* whole transfer */
+    int provider_timeout_ms[BF_PROVIDER_COUNT]; /* per provider; 0 = timeout_ms */
     int breaker_error_pct, breaker_min_samples, breaker_open_ms;
 } bf_sender_config_t;
 

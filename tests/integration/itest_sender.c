@@ -1038,6 +1038,18 @@ test_http_timeout (void **state)
     assert_in_range (result.finished_ms - result.started_ms, 280, 2000);
     assert_int_equal (server->request_count, 1); /* it was sent, never answered */
     bf_sender_destroy (&sender);
+
+    /*  A provider's own timeout wins over the shared one.  */
+    config.timeout_ms = 10000;
+    config.provider_timeout_ms[BF_PROVIDER_SMS] = 400;
+    sender = s_sender (&config);
+    start = s_now_ms ();
+    result = s_send_sms (sender, 2, "01012345678", "x");
+    elapsed = s_now_ms () - start;
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_non_null (strstr (result.error, "timeout after 400 ms"));
+    assert_in_range (elapsed, 380, 2000);
+    bf_sender_destroy (&sender);
     s_server_stop (&server);
 }
 
@@ -1419,8 +1431,9 @@ test_smtp_multiline_and_reuse (void **state)
     s_server_t *server = s_server_start (S_SMTP);
     s_server_smtp (server, S_GREETING, "220-test.local ESMTP\r\n220-more greeting\r\n220 ready");
     s_server_smtp (server, S_MAIL, "250-2.1.0 first\r\n250-second\r\n250 2.1.0 ok");
-    s_server_smtp (server, S_RCPT,
-                   "550-5.1.1 <hong.gildong@example.com> no such user\r\n550 5.1.1 mailbox unknown");
+    s_server_smtp (
+        server, S_RCPT,
+        "550-5.1.1 <hong.gildong@example.com> no such user\r\n550 5.1.1 mailbox unknown");
     bf_sender_config_t config = s_config (0, server->port);
     /*  One session, so that reuse (one connection for every message) does
         not depend on timing: with more, a message submitted while the
