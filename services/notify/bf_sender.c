@@ -41,6 +41,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "bf_log.h"
 #include "bf_smtp.h"
 
@@ -761,33 +763,19 @@ s_build_json (s_buf_t *buf, const bf_send_request_t *request)
     return rc ? rc : s_buf_str (buf, "}");
 }
 
-static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-//  Base64 of data; with wrap, a CRLF after every 76 characters and at the end.
+//  Base64 of data; with wrap, a CRLF after every 76 characters and at the
+//  end. libsodium encodes; 57-byte chunks (a multiple of 3) make 76-char
+//  lines whose concatenation is the base64 of the whole.
 static int
 s_base64 (s_buf_t *buf, const unsigned char *data, size_t len, bool wrap)
 {
-    size_t column = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < len)
-            v |= data[i + 2];
-        char out[4]
-            = { s_b64[(v >> 18) & 63], s_b64[(v >> 12) & 63],
-                i + 1 < len ? s_b64[(v >> 6) & 63] : '=', i + 2 < len ? s_b64[v & 63] : '=' };
-        if (s_buf_add (buf, out, 4))
+    for (size_t at = 0; at < len; at += 57) {
+        size_t take = len - at < 57 ? len - at : 57;
+        char line[sodium_base64_ENCODED_LEN (57, sodium_base64_VARIANT_ORIGINAL)];
+        sodium_bin2base64 (line, sizeof line, data + at, take, sodium_base64_VARIANT_ORIGINAL);
+        if (s_buf_add (buf, line, strlen (line)) || (wrap && s_buf_add (buf, "\r\n", 2)))
             return -1;
-        column += 4;
-        if (wrap && column == 76) {
-            if (s_buf_add (buf, "\r\n", 2))
-                return -1;
-            column = 0;
-        }
     }
-    if (wrap && column > 0)
-        return s_buf_add (buf, "\r\n", 2);
     return 0;
 }
 

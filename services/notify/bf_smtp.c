@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -135,21 +136,16 @@ s_buf_add (s_buf_t *buf, const void *data, size_t len)
     return 0;
 }
 
-static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+//  Base64 (RFC 4648, padded) of data, appended to buf; libsodium encodes,
+//  in 48-byte chunks (a multiple of 3, so the pieces concatenate).
 static int
 s_base64 (s_buf_t *buf, const unsigned char *data, size_t len)
 {
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < len)
-            v |= data[i + 2];
-        char out[4]
-            = { s_b64[(v >> 18) & 63], s_b64[(v >> 12) & 63],
-                i + 1 < len ? s_b64[(v >> 6) & 63] : '=', i + 2 < len ? s_b64[v & 63] : '=' };
-        if (s_buf_add (buf, out, 4))
+    for (size_t at = 0; at < len; at += 48) {
+        size_t take = len - at < 48 ? len - at : 48;
+        char piece[sodium_base64_ENCODED_LEN (48, sodium_base64_VARIANT_ORIGINAL)];
+        sodium_bin2base64 (piece, sizeof piece, data + at, take, sodium_base64_VARIANT_ORIGINAL);
+        if (s_buf_add (buf, piece, strlen (piece)))
             return -1;
     }
     return 0;
