@@ -554,6 +554,29 @@ s_submit_ready (s_dispatch_t *self)
         }
 }
 
+/*  Dispatch paused: claimed deliveries that have not gone out return to the
+    table as HELD ("dispatch paused"), due at once — resume sends them, and
+    meanwhile the operator sees why they wait. In-flight sends finish.  */
+static void
+s_release_queued (s_dispatch_t *self)
+{
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        while (self->queue[p]) {
+            s_job_t *job = self->queue[p];
+            self->queue[p] = job->next;
+            self->queued--;
+            s_record_t *r = s_record_new (self, job->id, job->attempt);
+            if (r) {
+                r->state = "HELD";
+                r->not_before_ms = s_now (self);
+                snprintf (r->hold_reason, sizeof r->hold_reason, "dispatch paused");
+            }
+            s_job_free (job);
+        }
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        self->queue_tail[p] = NULL;
+}
+
 static void
 s_on_done (void *context, const bf_send_request_t *request, const bf_send_result_t *result)
 {
@@ -716,6 +739,8 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
             /*  Nothing due: look again after poll_ms.  */
             next_claim = n > 0 ? mono : mono + self.args.poll_ms;
         }
+        if (self.paused && self.queued > 0)
+            s_release_queued (&self);
         s_submit_ready (&self);
         bf_sender_poll (self.sender, inflight > 0 ? 5 : 0, s_on_done, &self);
         if (self.nrecords >= S_FLUSH_ROWS

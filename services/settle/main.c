@@ -62,6 +62,7 @@ typedef struct {
     zactor_t *relay;
     zactor_t *replay;
     zactor_t *link;
+    bf_settle_cmd_t cmd; /* the control link's context, for its whole life */
 } s_settle_t;
 
 static int s_usage_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
@@ -153,8 +154,8 @@ s_service (s_settle_t *self)
     self->replay = zactor_new (bf_replay_actor, &rargs);
     const char *control = bf_config_str (self->config, "control.endpoint");
     if (*control) {
-        bf_settle_cmd_t cmd
-            = { .chunk_size = (int)bf_config_int (self->config, "settle.chunk_size") };
+        /*  The link uses its context for its whole life: it lives in self.  */
+        self->cmd.chunk_size = (int)bf_config_int (self->config, "settle.chunk_size");
         bf_link_args_t largs
             = { .conninfo = s_conninfo (self),
                 .endpoint = control,
@@ -162,7 +163,7 @@ s_service (s_settle_t *self)
                 .instance = self->instance,
                 .heartbeat_ms = (int)bf_config_int (self->config, "control.heartbeat_ms"),
                 .verbs = bf_settle_cmd_verbs,
-                .context = &cmd };
+                .context = &self->cmd };
         self->link = zactor_new (bf_link_actor, &largs);
     }
     if (!self->relay || !self->replay || (*control && !self->link)) {

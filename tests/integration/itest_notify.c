@@ -507,7 +507,7 @@ test_commands_through_the_control_link (void **state)
                                                          "dispatch.pause", NULL, NULL, true);
     assert_non_null (r);
     assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    usleep (1500000); /* in-flight sends finish; the dispatcher sees the switch */
+    usleep (2500000); /* the dispatcher sees the switch (1 s); in-flight sends finish */
     int64_t before = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt");
     usleep (1500000);
     assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt"), before);
