@@ -434,3 +434,15 @@ bf_err_set (char *err, size_t errsize, const char *format, ...)
     }
     return -1;
 }
+
+int
+bf_usage_error (const char *program, const char *usage, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, "%s: ", program);
+    vfprintf (stderr, format, args);
+    va_end (args);
+    fprintf (stderr, "\n\n%s", usage);
+    return 2;
+}

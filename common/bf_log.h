@@ -52,6 +52,11 @@ void bf_logv (bf_log_level_t level, const char *format, va_list args);
 int bf_err_set (char *err, size_t errsize, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
 
+/*  For command-line programs: prints "PROGRAM: message", a blank line and
+    usage to stderr, and returns 2 (the exit code of a usage error).  */
+int bf_usage_error (const char *program, const char *usage, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 /*  Masked forms for logs, CLI output and previews. Both always write a
     NUL-terminated string into out (truncated to outsize) and return out.
     "hong.gildong@example.com" -> "h***@example.com";

@@ -34,19 +34,7 @@ static const char *s_usage
       "  --config FILE    config file (default $BILLFLOW_CONFIG); docs/configuration.md\n"
       "  --db CONNINFO    libpq connection string (overrides db.conninfo)\n";
 
-static int s_usage_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
-static int
-s_usage_error (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "notify: ");
-    vfprintf (stderr, format, args);
-    va_end (args);
-    fprintf (stderr, "\n\n%s", s_usage);
-    return 2;
-}
+#define s_usage_error(...) bf_usage_error ("notify", s_usage, __VA_ARGS__)
 
 /*  notify.clock "YYYY-MM-DDTHH:MM" (local) into an offset from the system
     clock; "" -> 0. Returns 0 or -1.  */

@@ -65,19 +65,7 @@ typedef struct {
     bf_settle_cmd_t cmd; /* the control link's context, for its whole life */
 } s_settle_t;
 
-static int s_usage_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
-static int
-s_usage_error (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "settle: ");
-    vfprintf (stderr, format, args);
-    va_end (args);
-    fprintf (stderr, "\n\n%s", s_usage);
-    return EXIT_USAGE;
-}
+#define s_usage_error(...) bf_usage_error ("settle", s_usage, __VA_ARGS__)
 
 static double
 s_now (void)

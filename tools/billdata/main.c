@@ -68,19 +68,7 @@ s_peak_rss_mb (void)
     return ru.ru_maxrss / 1024;
 }
 
-static int s_usage_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
-static int
-s_usage_error (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "billdata: ");
-    vfprintf (stderr, format, args);
-    va_end (args);
-    fprintf (stderr, "\n\n%s", s_usage);
-    return EXIT_USAGE;
-}
+#define s_usage_error(...) bf_usage_error ("billdata", s_usage, __VA_ARGS__)
 
 static PGconn *
 s_connect (const bf_config_t *config)
