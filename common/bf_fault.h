@@ -5,7 +5,7 @@
     N-th time (default 1st) the process reaches bf_fault ("NAME") it kills
     itself with SIGKILL, exactly like `kill -9` at that instruction. With the
     variable unset (production) a fault point is one branch on a cached flag.
-    Names used: see docs/guarantees.md.  */
+    Names used: listed in docs/settle.md and docs/notify.md.  */
 
 #ifndef BF_FAULT_H_INCLUDED
 #define BF_FAULT_H_INCLUDED
