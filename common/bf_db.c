@@ -1,6 +1,7 @@
 /*  bf_db — libpq helpers: connect with backoff, checked execution with
     SQLSTATE classification, transactions, and a buffered COPY writer.  */
 
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +41,6 @@ s_sleep_ms (int ms)
         ;
 }
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*  Copies a libpq message without its trailing newline.  */
 static void
 s_set_message (const char *text)
@@ -65,7 +58,7 @@ bf_db_connect (const char *conninfo, const char *app, int timeout_ms)
         (expanded from "dbname", last) win over these defaults.  */
     const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
     const char *values[] = { app ? app : "billflow", "10", conninfo ? conninfo : "", NULL };
-    int64_t deadline = s_now_ms () + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
     int backoff = 100;
     for (int attempt = 1;; attempt++) {
         /*  expand_dbname lets conninfo be a "key=value" string or a URI.  */
@@ -76,7 +69,7 @@ bf_db_connect (const char *conninfo, const char *app, int timeout_ms)
         snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "08001");
         s_last_status = BF_DB_RETRY;
         PQfinish (conn);
-        int64_t left = deadline - s_now_ms ();
+        int64_t left = deadline - zclock_mono ();
         if (left <= 0) {
             bf_error ("database: cannot connect after %d attempt%s: %s", attempt,
                       attempt == 1 ? "" : "s", s_last_message);

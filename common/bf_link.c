@@ -30,12 +30,6 @@ bf_link_arg (const Billflow__Command *cmd, const char *key)
     return NULL;
 }
 
-static int64_t
-s_now_ms (void)
-{
-    return zclock_time ();
-}
-
 static void
 s_send_register (s_link_t *self)
 {
@@ -67,7 +61,7 @@ s_send_heartbeat (s_link_t *self)
     hb.event_id = bf_uuid_v4 (event_id);
     hb.service = self->service;
     hb.instance_id = self->instance;
-    hb.sent_at_ms = s_now_ms ();
+    hb.sent_at_ms = zclock_time ();
     hb.state_json = state;
     bf_wire_send (self->dealer, BF_MSG_SVC_HB, 0, &hb.base);
 }
@@ -275,20 +269,20 @@ bf_link_actor (zsock_t *pipe, void *args)
     zsock_set_linger (self.dealer, 2000);
     zsock_signal (pipe, 0);
     s_send_register (&self);
-    int64_t next_beat = s_now_ms () + self.args.heartbeat_ms;
+    int64_t next_beat = zclock_mono () + self.args.heartbeat_ms;
     zpoller_t *poller = zpoller_new (pipe, self.dealer, NULL);
     zpoller_set_nonstop (poller, true);
     bool running = true;
     while (running) {
-        int64_t wait = next_beat - s_now_ms ();
+        int64_t wait = next_beat - zclock_mono ();
         void *which = zpoller_wait (poller, wait > 0 ? (int)wait : 0);
         if (which == pipe)
             running = s_on_pipe (&self);
         else if (which == self.dealer)
             s_on_dealer (&self);
-        if (s_now_ms () >= next_beat) {
+        if (zclock_mono () >= next_beat) {
             s_send_heartbeat (&self);
-            next_beat = s_now_ms () + self.args.heartbeat_ms;
+            next_beat = zclock_mono () + self.args.heartbeat_ms;
         }
     }
     zpoller_destroy (&poller);

@@ -162,8 +162,8 @@ static const bf_db_statement_t s_statements[] = {
     { "d_context",
       "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
       " to_char (s.quiet_start, 'HH24:MI'), to_char (s.quiet_end, 'HH24:MI'),"
-      " b.total, b.due_date, b.line_count, d.period, d.bill_id, d.subscriber_id"
-      " FROM unnest ($1::bigint[]) x (id) JOIN delivery d ON d.id = x.id"
+      " b.total, b.due_date, b.line_count, d.period, d.bill_id, d.subscriber_id, x.ord"
+      " FROM unnest ($1::bigint[]) WITH ORDINALITY x (id, ord) JOIN delivery d ON d.id = x.id"
       " JOIN subscriber s ON s.id = d.subscriber_id"
       " JOIN bill b ON b.period = d.period AND b.bill_id = d.bill_id",
       1 },
@@ -460,16 +460,28 @@ s_claim (s_dispatch_t *self, int n)
         }
     }
 
+    /*  Context rows name their claimed row: the ids went in claimed order.  */
+    int *row_of = malloc ((size_t)count * sizeof *row_of);
+    if (!row_of) {
+        PQclear (claimed);
+        PQclear (ctx);
+        PQclear (lines);
+        return -1;
+    }
+    for (int i = 0; i < count; i++)
+        row_of[i] = -1;
+    for (int r = 0; r < PQntuples (ctx); r++) {
+        long ord = atol (PQgetvalue (ctx, r, 13));
+        if (ord >= 1 && ord <= count)
+            row_of[ord - 1] = r;
+    }
     int64_t now_ms = s_now (self);
     for (int i = 0; i < count; i++) {
         int64_t id = strtoll (PQgetvalue (claimed, i, 0), NULL, 10);
         int channel = s_channel_index (PQgetvalue (claimed, i, 1));
         int attempt = atoi (PQgetvalue (claimed, i, 2));
         int attempt_base = atoi (PQgetvalue (claimed, i, 3));
-        int row = -1;
-        for (int r = 0; r < PQntuples (ctx) && row < 0; r++)
-            if (strtoll (PQgetvalue (ctx, r, 0), NULL, 10) == id)
-                row = r;
+        int row = row_of[i];
         if (row < 0) {
             s_fail_unsent (self, id, channel, attempt, "delivery context not found");
             continue;
@@ -531,6 +543,7 @@ s_claim (s_dispatch_t *self, int n)
                                        : BF_PROVIDER_PUSH;
         s_enqueue (self, job);
     }
+    free (row_of);
     PQclear (claimed);
     PQclear (ctx);
     PQclear (lines);

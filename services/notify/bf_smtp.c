@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <czmq.h>
 #include <sodium.h>
 #include <string.h>
 #include <strings.h>
@@ -108,14 +109,6 @@ struct _bf_smtp_t {
 
 //  --------------------------------------------------------------------------
 //  Helpers
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int
 s_buf_add (s_buf_t *buf, const void *data, size_t len)
@@ -498,7 +491,7 @@ s_session_open (bf_smtp_t *self, s_msg_t *msg)
     }
     s->state = rc == 0 ? S_GREETING : S_CONNECTING;
     s->msg = msg;
-    int64_t now = s_now_ms ();
+    int64_t now = zclock_mono ();
     s->connect_deadline = now + self->connect_ms;
     s->deadline = s->connect_deadline < msg->deadline ? s->connect_deadline : msg->deadline;
     s_watch (self, s->deadline);
@@ -623,7 +616,7 @@ s_message_failed (bf_smtp_t *self, s_session_t *s, int code, const char *line)
     s_msg_fail (self, msg, BF_SMTP_REPLY, line);
     s->reused = true;
     s->state = S_RSET;
-    s->deadline = s_now_ms () + self->timeout_ms;
+    s->deadline = zclock_mono () + self->timeout_ms;
     s_watch (self, s->deadline);
     return s_command (self, s, "RSET");
 }
@@ -964,7 +957,7 @@ bf_smtp_submit (bf_smtp_t *self, const char *mail_from, const char *rcpt, const 
     }
     snprintf (msg->mail_cmd, mail_len, "MAIL FROM:<%s>\r\n", mail_from);
     snprintf (msg->rcpt_cmd, rcpt_len, "RCPT TO:<%s>\r\n", rcpt);
-    msg->deadline = s_now_ms () + self->timeout_ms;
+    msg->deadline = zclock_mono () + self->timeout_ms;
     self->inflight++;
     s_queue_push (self, msg, false);
     s_pump (self);
@@ -986,7 +979,7 @@ bf_smtp_perform (bf_smtp_t *self, bf_smtp_done_fn done, void *context)
         if (count < S_EVENTS_MAX)
             break;
     }
-    s_check_timeouts (self, s_now_ms ());
+    s_check_timeouts (self, zclock_mono ());
     s_free_dead (self);
     int reported = 0;
     while (self->done_head) {
@@ -1019,7 +1012,7 @@ bf_smtp_timeout_ms (bf_smtp_t *self)
         return 0;
     if (self->next_check == S_NEVER)
         return -1;
-    int64_t wait = self->next_check - s_now_ms ();
+    int64_t wait = self->next_check - zclock_mono ();
     return wait <= 0 ? 0 : wait > 3600000 ? 3600000 : (int)wait;
 }
 

@@ -9,12 +9,6 @@
 #include "bf_log.h"
 #include "bf_run.h"
 
-static void
-s_err (char *err, size_t errsize, const char *text)
-{
-    snprintf (err, errsize, "%s", text);
-}
-
 /*  Validates period and takes the period's transaction-level lock.  */
 static int
 s_lock_period (PGconn *conn, const char *period, char *err, size_t errsize)
@@ -28,7 +22,7 @@ s_lock_period (PGconn *conn, const char *period, char *err, size_t errsize)
     PGresult *res = bf_db_query (conn, "SELECT pg_advisory_xact_lock (hashtext ('bf_run:' || $1))",
                                  1, params, PGRES_TUPLES_OK, "locking the period");
     if (!res) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     PQclear (res);
@@ -46,7 +40,7 @@ s_latest (PGconn *conn, const char *period, int64_t *run_id, char *state, size_t
                                  " ORDER BY run_id DESC LIMIT 1",
                                  1, params, PGRES_TUPLES_OK, "reading runs");
     if (!res) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     *run_id = 0;
@@ -99,7 +93,7 @@ bf_run_start (PGconn *conn, const char *period, int chunk_size, const char *comm
                                  "       EXISTS (SELECT 1 FROM rating_error WHERE period = $1)",
                                  1, params, PGRES_TUPLES_OK, "reading the period's state");
     if (!res) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     bool completed = PQgetvalue (res, 0, 0)[0] == 't';
@@ -112,7 +106,7 @@ bf_run_start (PGconn *conn, const char *period, int chunk_size, const char *comm
     res = bf_db_query (conn, "SELECT bf_ensure_period ($1)", 1, params, PGRES_TUPLES_OK,
                        "creating the period's partitions");
     if (!res) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     PQclear (res);
@@ -125,7 +119,7 @@ bf_run_start (PGconn *conn, const char *period, int chunk_size, const char *comm
                        " started_at) VALUES ($1, 'RUNNING', $2, $3, now ()) RETURNING run_id",
                        3, run_params, PGRES_TUPLES_OK, "creating the run");
     if (!res) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     *run_id = strtoll (PQgetvalue (res, 0, 0), NULL, 10);
@@ -136,7 +130,7 @@ bf_run_start (PGconn *conn, const char *period, int chunk_size, const char *comm
     const char *chunk_params[] = { id, period, size, rerate ? "true" : "false" };
     res = bf_db_query (conn, s_chunks_sql, 4, chunk_params, PGRES_COMMAND_OK, "creating chunks");
     if (!res) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     const char *count = PQcmdTuples (res);
@@ -151,7 +145,7 @@ bf_run_start (PGconn *conn, const char *period, int chunk_size, const char *comm
              rerate ? " (re-rating subscribers with rating errors)" : "", count, chunk_size);
     PQclear (res);
     if (!upd) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     PQclear (upd);
@@ -180,7 +174,7 @@ s_transition (PGconn *conn, const char *period, const char *sql, const char *tar
     const char *params[] = { id };
     PGresult *res = bf_db_query (conn, sql, 1, params, PGRES_COMMAND_OK, "changing run state");
     if (!res) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     bool changed = strcmp (PQcmdTuples (res), "0") != 0;
@@ -202,7 +196,7 @@ bf_run_stop (PGconn *conn, const char *period, int64_t *run_id, char *err, size_
         return rc;
     }
     if (rc == BF_RUN_CHANGED && bf_run_settle_stops (conn) < 0) {
-        s_err (err, errsize, bf_db_last_message ());
+        bf_err_set (err, errsize, "%s", bf_db_last_message ());
         return -1;
     }
     return rc;

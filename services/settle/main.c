@@ -67,14 +67,6 @@ typedef struct {
 
 #define s_usage_error(...) bf_usage_error ("settle", s_usage, __VA_ARGS__)
 
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static const char *
 s_conninfo (const s_settle_t *self)
 {
@@ -172,7 +164,7 @@ s_service (s_settle_t *self)
 static bool
 s_wait_sequenced (PGconn *conn, int timeout_ms)
 {
-    double deadline = s_now () + timeout_ms / 1000.0;
+    double deadline = (zclock_usecs () / 1e6) + timeout_ms / 1000.0;
     while (!zsys_interrupted) {
         PGresult *res = bf_db_query (conn, "SELECT EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL)",
                                      0, NULL, PGRES_TUPLES_OK, "checking the outbox");
@@ -182,7 +174,7 @@ s_wait_sequenced (PGconn *conn, int timeout_ms)
         PQclear (res);
         if (!pending)
             return true;
-        if (s_now () > deadline)
+        if ((zclock_usecs () / 1e6) > deadline)
             return false;
         zclock_sleep (100);
     }

@@ -7,6 +7,7 @@
     stops all database work; validation goes on so the operator gets every bad
     row in one pass, and finish() rolls the transaction back.  */
 
+#include <czmq.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
@@ -934,19 +935,11 @@ static const char *s_copy_sql[BD_TABLE_COUNT] = {
 
 /*  --- sink callbacks --------------------------------------------------------- */
 
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int
 s_begin (bd_sink_t *sink, bd_table_t table)
 {
     bd_import_t *self = (bd_import_t *)sink;
-    self->started = s_now ();
+    self->started = (zclock_usecs () / 1e6);
     self->table = table;
     self->line = 1;
     self->copy_sql = s_copy_sql[table];
@@ -1087,7 +1080,7 @@ s_end (bd_sink_t *sink, bd_table_t table)
         default:
             break;
     }
-    self->seconds[table] = s_now () - self->started;
+    self->seconds[table] = (zclock_usecs () / 1e6) - self->started;
     return self->stopped || self->db_failed ? -1 : 0;
 }
 
