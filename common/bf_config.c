@@ -124,7 +124,55 @@ static const bf_setting_t s_settings[] = {
     { .key = "control.endpoint",
       .type = BF_CFG_STRING,
       .default_value = "",
-      .help = "ZeroMQ endpoint of control's ROUTER; empty: run without control (headless)." },
+      .help = "ZeroMQ endpoint(s) of control's ROUTER, comma-separated when several control"
+              " processes run; empty: run without control (headless)." },
+    { .key = "control.bind",
+      .type = BF_CFG_STRING,
+      .default_value = "tcp://*:7100",
+      .help = "ZeroMQ endpoint the active control binds its ROUTER to." },
+    { .key = "control.key_file",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .help = "control's own secret key file (billctl keygen); control does not start without"
+              " it." },
+    { .key = "control.allowed_keys",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .help = "File listing the public keys control accepts, each with a name and a role." },
+    { .key = "control.server_key",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .help = "control's public key (Z85) for its clients; empty: connect without CURVE." },
+    { .key = "control.client_key_file",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .help = "This program's own secret key file for talking to control." },
+    { .key = "control.command_timeout_ms",
+      .type = BF_CFG_INT,
+      .default_value = "30000",
+      .min = 1000,
+      .max = 3600000,
+      .help = "How long a forwarded command waits for its service's answer before control"
+              " forwards it again." },
+    { .key = "control.election_ms",
+      .type = BF_CFG_INT,
+      .default_value = "1000",
+      .min = 100,
+      .max = 60000,
+      .help = "How often a standby control tries to become active, and the active one checks"
+              " that it still is." },
+    { .key = "billctl.timeout_ms",
+      .type = BF_CFG_INT,
+      .default_value = "3000",
+      .min = 100,
+      .max = 600000,
+      .help = "How long billctl waits for control's answer before it asks again." },
+    { .key = "billctl.retries",
+      .type = BF_CFG_INT,
+      .default_value = "3",
+      .min = 0,
+      .max = 100,
+      .help = "How often billctl asks again, with the same command_id, before it gives up." },
     { .key = "control.heartbeat_ms",
       .type = BF_CFG_INT,
       .default_value = "1000",
@@ -970,4 +1018,26 @@ bf_config_dump (const bf_config_t *self, FILE *out)
             fputs (value->value, out);
         fprintf (out, "  # %s\n", value->source);
     }
+}
+
+void
+bf_config_log_init (const bf_config_t *self, const char *program)
+{
+    bf_log_level_t level = BF_LOG_INFO;
+    bf_log_level_parse (bf_config_str (self, "log.level"), &level);
+    bf_log_init (program, level, !strcmp (bf_config_str (self, "log.format"), "json"));
+}
+
+char *
+bf_config_instance (const bf_config_t *self, char *out, size_t outsize)
+{
+    const char *configured = bf_config_str (self, "service.instance");
+    if (*configured)
+        snprintf (out, outsize, "%s", configured);
+    else {
+        char host[64] = "localhost";
+        gethostname (host, sizeof host - 1);
+        snprintf (out, outsize, "%s:%d", host, (int)getpid ());
+    }
+    return out;
 }

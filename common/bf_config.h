@@ -73,6 +73,13 @@ const char *bf_config_source (const bf_config_t *self, const char *key);
     "(unset)".  */
 void bf_config_dump (const bf_config_t *self, FILE *out);
 
+/*  Starts logging for program with log.level and log.format.  */
+void bf_config_log_init (const bf_config_t *self, const char *program);
+
+/*  This process's instance name: service.instance, or "hostname:pid" when
+    that is empty. Returns out.  */
+char *bf_config_instance (const bf_config_t *self, char *out, size_t outsize);
+
 /*  The settings table.  */
 size_t bf_settings_count (void);
 const bf_setting_t *bf_settings_get (size_t index);

@@ -1,24 +1,37 @@
 /*  bf_link — register, heartbeat, and apply control's commands once each.  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_link.h"
 #include "bf_log.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
 
+/*  Heartbeat intervals without a frame from control before the link
+    reconnects; how long a reply may wait for a connection to control.  */
+#define S_SILENT_BEATS  3
+#define S_REPLY_WAIT_MS 1000
+
 typedef struct {
     zsock_t *pipe;
-    zsock_t *dealer;
+    zsock_t *dealer; /* NULL between a failed reconnect and the next */
     PGconn *conn;
+    zcert_t *cert; /* our key pair when control speaks CURVE */
     bf_link_args_t args;
-    char conninfo[1024], endpoint[256], service[32], instance[128];
+    char conninfo[1024], endpoints[1024], service[32], instance[128];
+    char server_key[BF_CURVE_KEY_TXT];
+    bool need_register; /* SVC.REG goes out once a connection is up */
+    int64_t heard_at;   /* zclock_mono of the last frame from control */
+    int64_t silent_since;
+    bool silent; /* logged that control went quiet */
     bf_wire_stats_t wire;
-    long applied, replayed, failed;
+    long applied, replayed, failed, reconnects;
 } s_link_t;
 
 const char *
@@ -28,6 +41,30 @@ bf_link_arg (const Billflow__Command *cmd, const char *key)
         if (cmd->args[i] && cmd->args[i]->key && !strcmp (cmd->args[i]->key, key))
             return cmd->args[i]->value;
     return NULL;
+}
+
+/*  Encodes and sends msg, waiting at most wait_ms for a connection to
+    control (none is a normal state: control away, or a standby). Returns 0,
+    or -1 with zmq_errno () set (EAGAIN: no connection).  */
+static int
+s_send (s_link_t *self, bf_msg_type_t type, const ProtobufCMessage *msg, int wait_ms)
+{
+    if (!self->dealer) {
+        errno = EAGAIN;
+        return -1;
+    }
+    zmsg_t *wire = bf_wire_encode (type, 0, msg);
+    if (!wire) {
+        errno = EINVAL;
+        return -1;
+    }
+    zsock_set_sndtimeo (self->dealer, wait_ms);
+    int rc = zmsg_send (&wire, self->dealer);
+    int error = zmq_errno ();
+    zmsg_destroy (&wire);
+    zsock_set_sndtimeo (self->dealer, 0);
+    errno = error;
+    return rc == 0 ? 0 : -1;
 }
 
 static void
@@ -47,7 +84,11 @@ s_send_register (s_link_t *self)
         verbs[n++] = (char *)v->verb;
     reg.n_verbs = n;
     reg.verbs = verbs;
-    bf_wire_send (self->dealer, BF_MSG_SVC_REG, 0, &reg.base);
+    if (s_send (self, BF_MSG_SVC_REG, &reg.base, 0) == 0) {
+        self->need_register = false;
+        bf_debug ("link: registered %s %s with control", self->service, self->instance);
+    } else if (zmq_errno () != EAGAIN)
+        bf_warn ("link: could not send SVC.REG: %s", zmq_strerror (zmq_errno ()));
 }
 
 static void
@@ -63,12 +104,13 @@ s_send_heartbeat (s_link_t *self)
     hb.instance_id = self->instance;
     hb.sent_at_ms = zclock_time ();
     hb.state_json = state;
-    bf_wire_send (self->dealer, BF_MSG_SVC_HB, 0, &hb.base);
+    if (s_send (self, BF_MSG_SVC_HB, &hb.base, 0) != 0)
+        bf_debug ("link: heartbeat not sent: %s", zmq_strerror (zmq_errno ()));
 }
 
 static void
 s_reply (s_link_t *self, const char *command_id, Billflow__CommandReply__Status status,
-         const char *result, const char *error, bool replayed)
+         const char *result, const char *error, bool replayed, bool retryable)
 {
     Billflow__CommandReply reply = BILLFLOW__COMMAND_REPLY__INIT;
     reply.schema_version = BF_SCHEMA_VERSION;
@@ -77,8 +119,10 @@ s_reply (s_link_t *self, const char *command_id, Billflow__CommandReply__Status 
     reply.result = (char *)(result ? result : "");
     reply.error = (char *)(error ? error : "");
     reply.replayed = replayed;
-    if (bf_wire_send (self->dealer, BF_MSG_CMD_REPLY, 0, &reply.base) != 0)
-        bf_error ("link: could not send the reply to command %s", command_id);
+    reply.retryable = retryable;
+    if (s_send (self, BF_MSG_CMD_REPLY, &reply.base, S_REPLY_WAIT_MS) != 0)
+        bf_warn ("link: could not send the reply to command %s (%s); control will ask again",
+                 command_id, zmq_strerror (zmq_errno ()));
 }
 
 static bool
@@ -111,7 +155,7 @@ s_replay_stored (s_link_t *self, const char *command_id)
     s_reply (self, command_id,
              ok ? BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
                 : BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
-             PQgetvalue (res, 0, 1), PQgetvalue (res, 0, 2), true);
+             PQgetvalue (res, 0, 1), PQgetvalue (res, 0, 2), true, false);
     PQclear (res);
     self->replayed++;
     bf_info ("link: command %s was applied before; answered with its stored result", command_id);
@@ -129,7 +173,7 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
     if (cmd->target && *cmd->target && strcmp (cmd->target, self->service) != 0) {
         bf_warn ("link: command %s is for '%s', not %s", id, cmd->target, self->service);
         s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL,
-                 "command sent to the wrong service", false);
+                 "command sent to the wrong service", false, false);
         self->failed++;
         return;
     }
@@ -138,13 +182,14 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
         snprintf (error, sizeof error, "unknown verb '%.40s' for %s", cmd->verb ? cmd->verb : "",
                   self->service);
         bf_warn ("link: command %s: %s", id, error);
-        s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false);
+        s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false,
+                 false);
         self->failed++;
         return;
     }
     if (!s_connected (self)) {
         s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL,
-                 "retryable: database unavailable", false);
+                 "retryable: database unavailable", false, true);
         self->failed++;
         return;
     }
@@ -189,7 +234,7 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
             s_reply (self, id,
                      status == BF_LINK_OK ? BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
                                           : BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
-                     result, error, false);
+                     result, error, false, false);
             return;
         }
         /*  The insert lost a race with another delivery of the same id (or
@@ -204,7 +249,7 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
     }
     snprintf (error, sizeof error, "retryable: %s",
               *bf_db_last_message () ? bf_db_last_message () : "database failure");
-    s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false);
+    s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, true);
     self->failed++;
 }
 
@@ -214,6 +259,13 @@ s_on_dealer (s_link_t *self)
     zmsg_t *msg = zmsg_recv (self->dealer);
     if (!msg)
         return;
+    //  Anything at all from control is a sign of life.
+    self->heard_at = zclock_mono ();
+    if (self->silent) {
+        self->silent = false;
+        bf_info ("link: control is back (silent for %.1f s)",
+                 (double)(self->heard_at - self->silent_since) / 1000.0);
+    }
     bf_wire_msg_t in = BF_WIRE_MSG_INIT;
     char err[256];
     int rc = bf_wire_recv (&msg, BF_WIRE_MAX_PAYLOAD, &in, err, sizeof err);
@@ -225,6 +277,8 @@ s_on_dealer (s_link_t *self)
     const Billflow__Command *cmd = bf_wire_command (&in);
     if (cmd)
         s_apply (self, cmd);
+    else if (in.type == BF_MSG_SVC_HB)
+        bf_debug ("link: heartbeat from control");
     else
         bf_warn ("link: unexpected %s frame from control", bf_msg_type_name (in.type));
     bf_wire_msg_reset (&in);
@@ -238,54 +292,200 @@ s_on_pipe (s_link_t *self)
         return false;
     bool go_on = !streq (command, "$TERM");
     if (streq (command, "STATS")) {
-        char v[4][24];
+        char v[5][24];
         snprintf (v[0], sizeof v[0], "%ld", self->applied);
         snprintf (v[1], sizeof v[1], "%ld", self->replayed);
         snprintf (v[2], sizeof v[2], "%ld", self->failed);
         snprintf (v[3], sizeof v[3], "%llu", (unsigned long long)self->wire.rejected);
-        zstr_sendx (self->pipe, v[0], v[1], v[2], v[3], NULL);
+        snprintf (v[4], sizeof v[4], "%ld", self->reconnects);
+        zstr_sendx (self->pipe, v[0], v[1], v[2], v[3], v[4], NULL);
     }
     free (command);
     return go_on;
+}
+
+/*  A new DEALER connected to every endpoint. Returns 0, or -1 with the
+    reason in err.  */
+static int
+s_dealer_open (s_link_t *self, char *err, size_t errsize)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer)
+        return bf_err_set (err, errsize, "cannot create a socket: %s", zmq_strerror (zmq_errno ()));
+    //  Only completed connections take messages: nothing queues for a
+    //  control that is not there, and a send never blocks the actor.
+    zsock_set_immediate (dealer, 1);
+    zsock_set_sndtimeo (dealer, 0);
+    //  Replies must not be dropped while the link stops.
+    zsock_set_linger (dealer, 2000);
+    if (self->cert && bf_curve_client (dealer, self->cert, self->server_key, err, errsize) != 0) {
+        zsock_destroy (&dealer);
+        return -1;
+    }
+    char list[sizeof self->endpoints], *save = NULL;
+    snprintf (list, sizeof list, "%s", self->endpoints);
+    int connected = 0;
+    for (char *endpoint = strtok_r (list, ",", &save); endpoint;
+         endpoint = strtok_r (NULL, ",", &save)) {
+        while (*endpoint == ' ' || *endpoint == '\t')
+            endpoint++;
+        size_t len = strlen (endpoint);
+        while (len > 0 && (endpoint[len - 1] == ' ' || endpoint[len - 1] == '\t'))
+            endpoint[--len] = 0;
+        if (!*endpoint)
+            continue;
+        if (zsock_connect (dealer, "%s", endpoint) != 0) {
+            bf_err_set (err, errsize, "cannot connect to control at '%s': %s", endpoint,
+                        zmq_strerror (zmq_errno ()));
+            zsock_destroy (&dealer);
+            return -1;
+        }
+        connected++;
+    }
+    if (connected == 0) {
+        zsock_destroy (&dealer);
+        return bf_err_set (err, errsize, "no control endpoint in '%s'", self->endpoints);
+    }
+    self->dealer = dealer;
+    return 0;
+}
+
+/*  Control has said nothing for S_SILENT_BEATS intervals: a new DEALER
+    (so every endpoint is connected afresh, and a control that forgot us
+    sees a new peer) and a new registration.  */
+static void
+s_reconnect (s_link_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (!self->silent) {
+        self->silent = true;
+        self->silent_since = self->heard_at;
+        bf_warn ("link: nothing from control for %lld ms; reconnecting to %s",
+                 (long long)(now - self->heard_at), self->endpoints);
+    } else
+        bf_debug ("link: control still silent; reconnecting");
+    if (self->dealer) {
+        //  What is queued for a control that stopped answering is stale.
+        zsock_set_linger (self->dealer, 0);
+        zsock_destroy (&self->dealer);
+    }
+    char err[256];
+    if (s_dealer_open (self, err, sizeof err) != 0)
+        bf_error ("link: %s", err);
+    self->reconnects++;
+    self->need_register = true;
+    self->heard_at = now;
+}
+
+/*  Checks the arguments and loads the key pair. Returns 0, or -1 with the
+    reason in err.  */
+static int
+s_setup (s_link_t *self, char *err, size_t errsize)
+{
+    const bf_link_args_t *args = &self->args;
+    if (!args->endpoint || !*args->endpoint)
+        return bf_err_set (err, errsize, "no control endpoint");
+    if (strlen (args->endpoint) >= sizeof self->endpoints)
+        return bf_err_set (err, errsize, "control endpoint list is too long");
+    if (args->heartbeat_ms <= 0)
+        return bf_err_set (err, errsize, "heartbeat interval must be positive");
+    snprintf (self->conninfo, sizeof self->conninfo, "%s", args->conninfo ? args->conninfo : "");
+    snprintf (self->endpoints, sizeof self->endpoints, "%s", args->endpoint);
+    snprintf (self->service, sizeof self->service, "%s", args->service ? args->service : "");
+    snprintf (self->instance, sizeof self->instance, "%s", args->instance ? args->instance : "");
+    const char *server_key = args->server_key ? args->server_key : "";
+    const char *key_file = args->key_file ? args->key_file : "";
+    if (*server_key) {
+        if (!bf_curve_key_parse (server_key, NULL))
+            return bf_err_set (err, errsize,
+                               "control's public key (control.server_key) is not 40 Z85"
+                               " characters");
+        if (!*key_file)
+            return bf_err_set (err, errsize,
+                               "control.server_key is set but control.client_key_file is not:"
+                               " CURVE needs this service's own key pair");
+        char why[512];
+        self->cert = bf_curve_load_secret (key_file, why, sizeof why);
+        if (!self->cert)
+            return bf_err_set (err, errsize, "control.client_key_file: %s", why);
+        snprintf (self->server_key, sizeof self->server_key, "%s", server_key);
+    } else if (*key_file)
+        bf_warn ("link: control.client_key_file is set but control.server_key is empty:"
+                 " connecting to control without CURVE");
+    return s_dealer_open (self, err, errsize);
 }
 
 void
 bf_link_actor (zsock_t *pipe, void *args)
 {
     s_link_t self = { .pipe = pipe, .args = *(const bf_link_args_t *)args };
-    snprintf (self.conninfo, sizeof self.conninfo, "%s",
-              self.args.conninfo ? self.args.conninfo : "");
-    snprintf (self.endpoint, sizeof self.endpoint, "%s", self.args.endpoint);
-    snprintf (self.service, sizeof self.service, "%s", self.args.service);
-    snprintf (self.instance, sizeof self.instance, "%s", self.args.instance);
-    self.dealer = zsock_new (ZMQ_DEALER);
-    if (!self.dealer || zsock_connect (self.dealer, "%s", self.endpoint) != 0) {
-        bf_error ("link: cannot connect to control at %s", self.endpoint);
-        zsock_destroy (&self.dealer);
+    char err[768];
+    if (s_setup (&self, err, sizeof err) != 0) {
+        bf_error ("link: cannot start: %s", err);
+        zcert_destroy (&self.cert);
         zsock_signal (pipe, 1);
         return;
     }
-    /*  Replies must not be dropped while control is away for a moment.  */
-    zsock_set_linger (self.dealer, 2000);
+    bf_info ("link: %s %s connecting to control at %s%s", self.service, self.instance,
+             self.endpoints, self.cert ? " (CURVE)" : "");
     zsock_signal (pipe, 0);
-    s_send_register (&self);
-    int64_t next_beat = zclock_mono () + self.args.heartbeat_ms;
-    zpoller_t *poller = zpoller_new (pipe, self.dealer, NULL);
-    zpoller_set_nonstop (poller, true);
+    const int beat = self.args.heartbeat_ms;
+    self.need_register = true;
+    self.heard_at = zclock_mono ();
+    int64_t next_beat = zclock_mono () + beat;
     bool running = true;
     while (running) {
-        int64_t wait = next_beat - zclock_mono ();
-        void *which = zpoller_wait (poller, wait > 0 ? (int)wait : 0);
-        if (which == pipe)
+        int64_t now = zclock_mono ();
+        int64_t due = next_beat < self.heard_at + S_SILENT_BEATS * beat
+                          ? next_beat
+                          : self.heard_at + S_SILENT_BEATS * beat;
+        zmq_pollitem_t items[2] = {
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+            { self.dealer ? zsock_resolve (self.dealer) : NULL, 0,
+              (short)(ZMQ_POLLIN | (self.need_register ? ZMQ_POLLOUT : 0)), 0 },
+        };
+        //  Not zpoller: the registration waits for POLLOUT, which says that
+        //  a connection (and its CURVE handshake) is complete.
+        int rc = zmq_poll (items, self.dealer ? 2 : 1, due > now ? (long)(due - now) : 0);
+        if (rc < 0 && zmq_errno () == ETERM)
+            break;
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             running = s_on_pipe (&self);
-        else if (which == self.dealer)
+        if (!running)
+            break;
+        if (rc > 0 && self.dealer && (items[1].revents & ZMQ_POLLIN))
             s_on_dealer (&self);
-        if (zclock_mono () >= next_beat) {
-            s_send_heartbeat (&self);
-            next_beat = zclock_mono () + self.args.heartbeat_ms;
+        if (self.dealer && self.need_register && (zsock_events (self.dealer) & ZMQ_POLLOUT))
+            s_send_register (&self);
+        now = zclock_mono ();
+        if (now >= next_beat) {
+            if (!self.need_register)
+                s_send_heartbeat (&self);
+            next_beat = now + beat;
         }
+        //  A frame waiting to be read (after a long command, say) is life.
+        if (now - self.heard_at >= S_SILENT_BEATS * beat
+            && !(self.dealer && (zsock_events (self.dealer) & ZMQ_POLLIN)))
+            s_reconnect (&self);
     }
-    zpoller_destroy (&poller);
     zsock_destroy (&self.dealer);
+    zcert_destroy (&self.cert);
     PQfinish (self.conn);
+}
+
+zactor_t *
+bf_link_start (const bf_link_args_t *args)
+{
+    zactor_t *actor = zactor_new (bf_link_actor, (void *)args);
+    if (!actor)
+        return NULL;
+    zsock_set_rcvtimeo (zactor_sock (actor), 10000);
+    zstr_send (actor, "STATS");
+    zmsg_t *msg = zmsg_recv (actor);
+    bool alive = msg && zmsg_signal (msg) < 0;
+    zmsg_destroy (&msg);
+    zsock_set_rcvtimeo (zactor_sock (actor), -1);
+    /*  An actor that ended is left alone: its thread is gone and the
+        process is about to exit.  */
+    return alive ? actor : NULL;
 }

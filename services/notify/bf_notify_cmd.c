@@ -1,5 +1,5 @@
-/*  bf_notify_cmd — dispatch.pause / dispatch.resume / deliveries.retry /
-    deliveries.status.  */
+/*  bf_notify_cmd — dispatch.pause / dispatch.resume / deliveries.retry
+    (status is control's deliveries.summary query).  */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,45 +126,9 @@ s_retry (void *context, PGconn *conn, const Billflow__Command *cmd, char *result
     return BF_LINK_OK;
 }
 
-static bf_link_status_t
-s_status (void *context, PGconn *conn, const Billflow__Command *cmd, char *result,
-          size_t resultsize, char *error, size_t errorsize)
-{
-    (void)context;
-    const char *period = bf_link_arg (cmd, "period");
-    bf_period_t p;
-    if (period && bf_period_parse (period, &p) != 0) {
-        snprintf (error, errorsize, "'%.40s' is not a period (YYYY-MM)", period);
-        return BF_LINK_FAILED;
-    }
-    const char *params[] = { period };
-    PGresult *res
-        = bf_db_query (conn,
-                       "SELECT coalesce (json_object_agg (channel, states), '{}')::text FROM"
-                       " (SELECT channel, json_object_agg (state, n) AS states FROM"
-                       "   (SELECT channel, state, count (*) AS n FROM delivery"
-                       "    WHERE $1::text IS NULL OR period = $1 GROUP BY channel, state) c"
-                       "  GROUP BY channel) x",
-                       1, params, PGRES_TUPLES_OK, "counting deliveries");
-    PGresult *paused = res ? bf_db_query (conn, "SELECT paused FROM dispatch_state", 0, NULL,
-                                          PGRES_TUPLES_OK, "reading the dispatch switch")
-                           : NULL;
-    if (!res || !paused) {
-        PQclear (res);
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
-    snprintf (result, resultsize, "{\"paused\":%s,\"deliveries\":%s}",
-              PQgetvalue (paused, 0, 0)[0] == 't' ? "true" : "false", PQgetvalue (res, 0, 0));
-    PQclear (res);
-    PQclear (paused);
-    return BF_LINK_OK;
-}
-
 const bf_link_verb_t bf_notify_cmd_verbs[] = {
     { "dispatch.pause", false, s_pause },
     { "dispatch.resume", false, s_resume },
     { "deliveries.retry", false, s_retry },
-    { "deliveries.status", true, s_status },
     { NULL, false, NULL },
 };

@@ -5,8 +5,7 @@
                                            failed deliveries of a run, or by id, are PENDING
                                            again with fresh attempts (due at once whatever
                                            the clock); delivered ones are never touched
-      deliveries.status  [period=YYYY-MM]  deliveries by channel and state (query)
-    Results are JSON objects.  */
+    Results are JSON objects. Delivery figures are control's queries.  */
 
 #ifndef BF_NOTIFY_CMD_H_INCLUDED
 #define BF_NOTIFY_CMD_H_INCLUDED

@@ -3,7 +3,7 @@
     The ingest actor turns settle's events into deliveries (one per bill,
     channel and purpose); dispatcher actors send them through the providers
     and record every attempt; the control link applies dispatch.pause,
-    dispatch.resume, deliveries.retry and answers deliveries.status.
+    dispatch.resume and deliveries.retry.
     SIGTERM/SIGINT stop it: dispatchers finish what is in flight (bounded)
     and record it; anything else returns through its lease.  */
 
@@ -104,9 +104,7 @@ main (int argc, char **argv)
         fprintf (stderr, "notify: configuration: %s\n", err);
         return 2;
     }
-    bf_log_level_t level = BF_LOG_INFO;
-    bf_log_level_parse (bf_config_str (config, "log.level"), &level);
-    bf_log_init ("notify", level, !strcmp (bf_config_str (config, "log.format"), "json"));
+    bf_config_log_init (config, "notify");
 
     /*  Settings that need more than the table's checks.  */
     bf_quiet_window_t quiet;
@@ -131,14 +129,7 @@ main (int argc, char **argv)
                  bf_config_str (config, "notify.clock"), (long long)(clock_offset / 1000));
 
     char instance[128];
-    const char *configured = bf_config_str (config, "service.instance");
-    if (*configured)
-        snprintf (instance, sizeof instance, "%s", configured);
-    else {
-        char host[64] = "localhost";
-        gethostname (host, sizeof host - 1);
-        snprintf (instance, sizeof instance, "%s:%d", host, (int)getpid ());
-    }
+    bf_config_instance (config, instance, sizeof instance);
     int n = (int)bf_config_int (config, "notify.dispatchers");
     if (n == 0) {
         long cores = sysconf (_SC_NPROCESSORS_ONLN);
@@ -226,8 +217,10 @@ main (int argc, char **argv)
                 .instance = instance,
                 .heartbeat_ms = (int)bf_config_int (config, "control.heartbeat_ms"),
                 .verbs = bf_notify_cmd_verbs,
-                .context = NULL };
-        link = zactor_new (bf_link_actor, &largs);
+                .context = NULL,
+                .server_key = bf_config_str (config, "control.server_key"),
+                .key_file = bf_config_str (config, "control.client_key_file") };
+        link = bf_link_start (&largs);
         ok = link != NULL;
     }
     int rc = 0;

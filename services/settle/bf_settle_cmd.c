@@ -1,4 +1,5 @@
-/*  bf_settle_cmd — run.start / run.stop / run.resume / run.status.  */
+/*  bf_settle_cmd — run.start / run.stop / run.resume (status is control's
+    run.show query).  */
 
 #include <stdio.h>
 #include <string.h>
@@ -101,33 +102,9 @@ s_resume (void *context, PGconn *conn, const Billflow__Command *cmd, char *resul
     return s_period_op (conn, cmd, 2, 0, result, resultsize, error, errorsize);
 }
 
-static bf_link_status_t
-s_status (void *context, PGconn *conn, const Billflow__Command *cmd, char *result,
-          size_t resultsize, char *error, size_t errorsize)
-{
-    (void)context;
-    const char *period = bf_link_arg (cmd, "period");
-    bf_period_t p;
-    if (!period || bf_period_parse (period, &p) != 0) {
-        snprintf (error, errorsize, "run.status needs the argument period=YYYY-MM");
-        return BF_LINK_FAILED;
-    }
-    bf_run_info_t info;
-    int rc = bf_run_info (conn, period, 0, &info);
-    if (rc < 0)
-        return s_failure ();
-    char run[1024] = "null";
-    if (rc == 0)
-        bf_run_info_json (&info, run, sizeof run);
-    snprintf (result, resultsize, "{\"outcome\":\"%s\",\"run\":%s}", rc == 0 ? "found" : "none",
-              run);
-    return BF_LINK_OK;
-}
-
 const bf_link_verb_t bf_settle_cmd_verbs[] = {
     { "run.start", false, s_start },
     { "run.stop", false, s_stop },
     { "run.resume", false, s_resume },
-    { "run.status", true, s_status },
     { NULL, false, NULL },
 };

@@ -2,8 +2,8 @@
       run.start  period=YYYY-MM   start (or find) the period's run
       run.stop   period=YYYY-MM   let in-flight chunks finish, claim no more
       run.resume period=YYYY-MM   continue a stopped run
-      run.status period=YYYY-MM   the latest run's state and counters (query)
-    Each result is a JSON object {"outcome": ..., "run": {...}}.  */
+    Each result is a JSON object {"outcome": ..., "run": {...}}. A run's
+    status is a query control answers itself (run.show, runs.list).  */
 
 #ifndef BF_SETTLE_CMD_H_INCLUDED
 #define BF_SETTLE_CMD_H_INCLUDED

@@ -3,8 +3,8 @@
     Service mode: worker actors rate chunks of whatever run is RUNNING, the
     relay publishes committed outbox rows (one active relay across every
     settle process), the replay actor answers catch-up requests, and the
-    control link takes commands (run.start, run.stop, run.resume,
-    run.status) when control.endpoint is set. SIGTERM/SIGINT stop it:
+    control link takes commands (run.start, run.stop, run.resume) when
+    control.endpoint is set. SIGTERM/SIGINT stop it:
     workers finish the chunk in hand, nothing committed is lost.
 
     Headless: `settle --once --period YYYY-MM` starts (or resumes) the run of
@@ -143,8 +143,10 @@ s_service (s_settle_t *self)
                 .instance = self->instance,
                 .heartbeat_ms = (int)bf_config_int (self->config, "control.heartbeat_ms"),
                 .verbs = bf_settle_cmd_verbs,
-                .context = &self->cmd };
-        self->link = zactor_new (bf_link_actor, &largs);
+                .context = &self->cmd,
+                .server_key = bf_config_str (self->config, "control.server_key"),
+                .key_file = bf_config_str (self->config, "control.client_key_file") };
+        self->link = bf_link_start (&largs);
     }
     if (!self->relay || !self->replay || (*control && !self->link)) {
         bf_error ("settle: an actor failed to start (see above)");
@@ -347,17 +349,8 @@ main (int argc, char **argv)
         fprintf (stderr, "settle: configuration: %s\n", err);
         return EXIT_USAGE;
     }
-    bf_log_level_t level = BF_LOG_INFO;
-    bf_log_level_parse (bf_config_str (self.config, "log.level"), &level);
-    bf_log_init ("settle", level, !strcmp (bf_config_str (self.config, "log.format"), "json"));
-    const char *instance = bf_config_str (self.config, "service.instance");
-    if (*instance)
-        snprintf (self.instance, sizeof self.instance, "%s", instance);
-    else {
-        char host[64] = "localhost";
-        gethostname (host, sizeof host - 1);
-        snprintf (self.instance, sizeof self.instance, "%s:%d", host, (int)getpid ());
-    }
+    bf_config_log_init (self.config, "settle");
+    bf_config_instance (self.config, self.instance, sizeof self.instance);
     self.nworkers = (int)bf_config_int (self.config, "settle.workers");
     if (self.nworkers == 0) {
         long cores = sysconf (_SC_NPROCESSORS_ONLN);

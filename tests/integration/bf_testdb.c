@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bf_curve.h"
 #include "bf_migrate.h"
 #include "bf_testdb.h"
 #include "bf_wire.h"
@@ -215,43 +216,168 @@ bf_test_write (const char *path, const char *text)
     return fclose (f) == 0 ? rc : -1;
 }
 
+/*  The stand-in's actor. Pipe in: "$TERM"; ["ANSWER"]["0"|"1"];
+    ["SEND"][peer][frames...] (to the ROUTER). Pipe out: [peer][frames...]
+    for everything the ROUTER receives except the heartbeats it answers.  */
+static void
+s_control_actor (zsock_t *pipe, void *args)
+{
+    zsock_t *router = args;
+    bool answer = true;
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == pipe) {
+            zmsg_t *msg = zmsg_recv (pipe);
+            char *command = msg ? zmsg_popstr (msg) : NULL;
+            bool stop = !command || streq (command, "$TERM");
+            if (command && streq (command, "ANSWER")) {
+                char *flag = zmsg_popstr (msg);
+                answer = flag && streq (flag, "1");
+                free (flag);
+            } else if (command && streq (command, "SEND"))
+                zmsg_send (&msg, router);
+            free (command);
+            zmsg_destroy (&msg);
+            if (stop)
+                break;
+        } else if (which == router) {
+            zmsg_t *msg = zmsg_recv (router);
+            if (!msg)
+                continue;
+            const uint8_t *frames[3] = { NULL };
+            size_t sizes[3] = { 0 };
+            zframe_t *frame = zmsg_first (msg); /* the peer */
+            for (int i = 0; i < 3 && (frame = zmsg_next (msg)); i++) {
+                frames[i] = zframe_data (frame);
+                sizes[i] = zframe_size (frame);
+            }
+            bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+            bool heartbeat = zmsg_size (msg) == 4
+                             && bf_wire_decode (frames, sizes, 3, 0, &in, NULL, 0) == BF_WIRE_OK
+                             && in.type == BF_MSG_SVC_HB;
+            bf_wire_msg_reset (&in);
+            if (!heartbeat)
+                zmsg_send (&msg, pipe);
+            else if (answer) {
+                Billflow__ServiceHeartbeat hb = BILLFLOW__SERVICE_HEARTBEAT__INIT;
+                char event_id[40];
+                snprintf (event_id, sizeof event_id, "hb-%lld", (long long)zclock_usecs ());
+                hb.schema_version = BF_SCHEMA_VERSION;
+                hb.event_id = event_id;
+                hb.service = "control";
+                hb.instance_id = "stand-in";
+                hb.sent_at_ms = zclock_time ();
+                zmsg_t *reply = bf_wire_encode (BF_MSG_SVC_HB, 0, &hb.base);
+                zframe_t *peer = zmsg_pop (msg);
+                if (reply && peer) {
+                    zmsg_prepend (reply, &peer);
+                    zmsg_send (&reply, router);
+                }
+                zmsg_destroy (&reply);
+                zframe_destroy (&peer);
+            }
+            zmsg_destroy (&msg);
+        } else if (zpoller_terminated (poller))
+            break;
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
 int
 bf_test_control_bind (bf_test_control_t *self)
 {
+    return bf_test_control_bind_curve (self, NULL);
+}
+
+int
+bf_test_control_bind_curve (bf_test_control_t *self, zcert_t *cert)
+{
     memset (self, 0, sizeof *self);
-    self->router = zsock_new (ZMQ_ROUTER);
-    if (!self->router)
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    if (!router)
         return -1;
-    self->port = zsock_bind (self->router, "tcp://127.0.0.1:*[50000-59999]");
-    zsock_set_rcvtimeo (self->router, 10000);
-    return self->port > 0 ? 0 : -1;
+    if (cert)
+        bf_curve_server (router, cert);
+    self->port = zsock_bind (router, "tcp://127.0.0.1:*[50000-59999]");
+    if (self->port <= 0) {
+        zsock_destroy (&router);
+        return -1;
+    }
+    /*  The actor owns the socket from here on.  */
+    self->actor = zactor_new (s_control_actor, router);
+    zsock_set_rcvtimeo (self->actor, 10000);
+    return 0;
+}
+
+void
+bf_test_control_answer_heartbeats (bf_test_control_t *self, bool answer)
+{
+    zstr_sendx (self->actor, "ANSWER", answer ? "1" : "0", NULL);
+}
+
+/*  One message from the ROUTER, or NULL after timeout_ms: the peer goes to
+    *peer_p, the rest is decoded into in. Returns the decode result, or 1 on
+    timeout.  */
+static int
+s_control_recv (bf_test_control_t *self, int timeout_ms, zframe_t **peer_p, bf_wire_msg_t *in)
+{
+    zsock_set_rcvtimeo (self->actor, timeout_ms > 0 ? timeout_ms : 0);
+    zmsg_t *msg = zmsg_recv (self->actor);
+    if (!msg)
+        return 1;
+    *peer_p = zmsg_pop (msg);
+    char err[256];
+    return bf_wire_recv (&msg, 0, in, err, sizeof err);
+}
+
+/*  True when in is [SVC.REG] from self's service: remembers the peer.  */
+static bool
+s_control_note_register (bf_test_control_t *self, zframe_t **peer_p, const bf_wire_msg_t *in)
+{
+    const Billflow__ServiceRegister *reg = bf_wire_service_register (in);
+    if (!reg || strcmp (reg->service, self->service) != 0)
+        return false;
+    zframe_destroy (&self->peer);
+    self->peer = *peer_p;
+    *peer_p = NULL;
+    return true;
 }
 
 int
 bf_test_control_registered (bf_test_control_t *self, const char *service, int timeout_ms)
 {
-    zsock_set_rcvtimeo (self->router, timeout_ms);
+    snprintf (self->service, sizeof self->service, "%s", service);
     int64_t deadline = zclock_mono () + timeout_ms;
-    while (zclock_mono () < deadline) {
-        zmsg_t *msg = zmsg_recv (self->router);
-        if (!msg)
-            return -1;
-        zframe_t *peer = zmsg_pop (msg);
+    int64_t left;
+    while ((left = deadline - zclock_mono ()) > 0) {
+        zframe_t *peer = NULL;
         bf_wire_msg_t in = BF_WIRE_MSG_INIT;
-        char err[256];
-        int rc = bf_wire_recv (&msg, 0, &in, err, sizeof err);
-        bool registered = rc == BF_WIRE_OK && in.type == BF_MSG_SVC_REG
-                          && !strcmp (bf_wire_service_register (&in)->service, service);
+        int rc = s_control_recv (self, (int)left, &peer, &in);
+        bool registered = rc == BF_WIRE_OK && s_control_note_register (self, &peer, &in);
         bf_wire_msg_reset (&in);
-        if (registered) {
-            zframe_destroy (&self->peer);
-            self->peer = peer;
-            zsock_set_rcvtimeo (self->router, 10000);
-            return 0;
-        }
         zframe_destroy (&peer);
+        if (registered)
+            return 0;
+        if (rc == 1)
+            return -1;
     }
     return -1;
+}
+
+static int
+s_control_send (bf_test_control_t *self, const Billflow__Command *cmd)
+{
+    zmsg_t *msg = bf_wire_encode (BF_MSG_CMD, 0, &cmd->base);
+    if (!msg || !self->peer) {
+        zmsg_destroy (&msg);
+        return -1;
+    }
+    zmsg_pushmem (msg, zframe_data (self->peer), zframe_size (self->peer));
+    zmsg_pushstr (msg, "SEND");
+    return zmsg_send (&msg, self->actor);
 }
 
 struct Billflow__CommandReply *
@@ -281,39 +407,47 @@ bf_test_control_command (bf_test_control_t *self, const char *conninfo, void *in
     cmd.verb = (char *)verb;
     cmd.n_args = key ? 1 : 0;
     cmd.args = args;
-    zmsg_t *msg = bf_wire_encode (BF_MSG_CMD, 0, &cmd.base);
-    if (!msg || !self->peer)
+    if (s_control_send (self, &cmd) != 0)
         return NULL;
-    zmsg_pushmem (msg, zframe_data (self->peer), zframe_size (self->peer));
-    if (zmsg_send (&msg, self->router) != 0)
-        return NULL;
-    while (true) {
-        zmsg_t *reply = zmsg_recv (self->router);
-        if (!reply)
+    int64_t deadline = zclock_mono () + 10000;
+    int64_t left;
+    while ((left = deadline - zclock_mono ()) > 0) {
+        zframe_t *peer = NULL;
+        int rc = s_control_recv (self, (int)left, &peer, in);
+        if (rc == 1)
             return NULL;
-        zframe_t *peer = zmsg_pop (reply);
+        if (rc == BF_WIRE_OK && s_control_note_register (self, &peer, in)) {
+            /*  The link reconnected: what went to the old peer is lost.  */
+            fprintf (stderr, "# %s registered again; command %s sent again\n", self->service, id);
+            if (s_control_send (self, &cmd) != 0) {
+                zframe_destroy (&peer);
+                return NULL;
+            }
+        }
         zframe_destroy (&peer);
-        char err[256];
-        if (bf_wire_recv (&reply, 0, in, err, sizeof err) != BF_WIRE_OK)
-            continue;
-        if (in->type == BF_MSG_CMD_REPLY && !strcmp (bf_wire_command_reply (in)->command_id, id))
+        if (rc == BF_WIRE_OK && in->type == BF_MSG_CMD_REPLY
+            && !strcmp (bf_wire_command_reply (in)->command_id, id))
             return bf_wire_command_reply (in);
     }
+    return NULL;
 }
 
 void
 bf_test_control_send_raw (bf_test_control_t *self, const char *const *frames, int count)
 {
+    if (!self->peer)
+        return;
     zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "SEND");
     zmsg_addmem (msg, zframe_data (self->peer), zframe_size (self->peer));
     for (int i = 0; i < count; i++)
         zmsg_addstr (msg, frames[i]);
-    zmsg_send (&msg, self->router);
+    zmsg_send (&msg, self->actor);
 }
 
 void
 bf_test_control_close (bf_test_control_t *self)
 {
     zframe_destroy (&self->peer);
-    zsock_destroy (&self->router);
+    zactor_destroy (&self->actor);
 }

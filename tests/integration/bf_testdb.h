@@ -40,16 +40,30 @@ void bf_test_rmdir (char **path_p);
 char *bf_test_slurp (const char *path);
 int bf_test_write (const char *path, const char *text);
 
-/*  --- A stand-in for control: a ROUTER that services connect to. --- */
+/*  --- A stand-in for control: a ROUTER that services connect to. ---
+
+    The ROUTER lives in a background actor that answers every [SVC.HB] with
+    control's own [SVC.HB] (service "control"), as control does, so a
+    service's link keeps hearing control while a test is busy elsewhere.
+    Everything else reaches the test through the calls below.  */
 
 typedef struct {
-    zsock_t *router;
-    zframe_t *peer; /* the service that registered */
+    zactor_t *actor; /* owns the ROUTER */
+    zframe_t *peer;  /* the service that registered (last SVC.REG seen) */
+    char service[32];
     int port;
 } bf_test_control_t;
 
 /*  Binds on 127.0.0.1 (a free port into self->port). Returns 0 or -1.  */
 int bf_test_control_bind (bf_test_control_t *self);
+
+/*  The same as a CURVE server with the key pair cert (bf_curve_server):
+    start a ZAP handler (bf_zap_actor) first.  */
+int bf_test_control_bind_curve (bf_test_control_t *self, zcert_t *cert);
+
+/*  Answer heartbeats (the default) or stop answering them, to play a
+    control that hangs.  */
+void bf_test_control_answer_heartbeats (bf_test_control_t *self, bool answer);
 
 /*  Waits up to timeout_ms for [SVC.REG] from service; remembers its
     identity. Returns 0, or -1 (timeout or another service).  */
@@ -57,8 +71,10 @@ int bf_test_control_registered (bf_test_control_t *self, const char *service, in
 
 /*  Sends a command to the registered service — after storing it in
     `command` of conninfo first when store is set, as control does — and
-    returns its reply (owned by in; skips heartbeats), or NULL after 10 s.
-    key/value: one argument, or NULL.  */
+    returns its reply (owned by in), or NULL after 10 s. Should the service
+    register again meanwhile (its link reconnected), the command goes again
+    to the new peer (the command_id makes that safe). key/value: one
+    argument, or NULL.  */
 struct Billflow__CommandReply;
 struct Billflow__CommandReply *bf_test_control_command (bf_test_control_t *self,
                                                         const char *conninfo, void *in,

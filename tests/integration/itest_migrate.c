@@ -34,7 +34,10 @@ test_migrate_twice (void **state)
     /*  The binary says the same, and is current.  */
     char *out = NULL;
     assert_int_equal (bf_testdb_billdata (db, &out, "migrate"), 0);
-    assert_non_null (strstr (out, "migrate: 0 applied, schema at 005_templates.sql"));
+    char expected[160];
+    snprintf (expected, sizeof expected, "migrate: 0 applied, schema at %s",
+              bf_migrations[bf_migrations_count - 1].name);
+    assert_non_null (strstr (out, expected));
     free (out);
     bf_testdb_drop (&db);
 }

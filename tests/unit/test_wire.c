@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bf_log.h"
+#include "bf_testutil.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
 
@@ -1444,32 +1445,6 @@ test_uuid_threads (void **state)
     free (ids);
 }
 
-//  Many tests provoke refusals on purpose: their log lines go to
-//  /dev/null (the group state holds that fd) unless BF_TEST_VERBOSE is set.
-static int
-s_group_setup (void **state)
-{
-    static int log_fd = 2;
-    if (getenv ("BF_TEST_VERBOSE") == NULL) {
-        int fd = open ("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (fd >= 0)
-            log_fd = fd;
-    }
-    bf_log_set_fd (log_fd);
-    *state = &log_fd;
-    return 0;
-}
-
-static int
-s_group_teardown (void **state)
-{
-    int fd = *(int *)*state;
-    bf_log_set_fd (2);
-    if (fd != 2)
-        close (fd);
-    return 0;
-}
-
 int
 main (void)
 {
@@ -1490,5 +1465,6 @@ main (void)
         cmocka_unit_test (test_uuid_valid),      cmocka_unit_test (test_uuid_threads),
         cmocka_unit_test (test_encode_raw),
     };
-    return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
+    /*  Many tests provoke refusals on purpose: a quiet log.  */
+    return cmocka_run_group_tests (tests, bf_testutil_quiet_setup, bf_testutil_quiet_teardown);
 }

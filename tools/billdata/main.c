@@ -361,9 +361,7 @@ main (int argc, char **argv)
         fprintf (stderr, "billdata: configuration: %s\n", err);
         return EXIT_USAGE;
     }
-    bf_log_level_t level = BF_LOG_INFO;
-    bf_log_level_parse (bf_config_str (config, "log.level"), &level);
-    bf_log_init ("billdata", level, !strcmp (bf_config_str (config, "log.format"), "json"));
+    bf_config_log_init (config, "billdata");
 
     /*  Subcommands parse their own options from their name on.  */
     int sub_argc = argc - i;

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The chaos test at full size: a whole billing cycle of SUBSCRIBERS while a
+# seeded driver kills -9 settle, notify, control and the active relay at
+# random moments and restarts them, and restarts PostgreSQL once; then the
+# bills must equal a clean run's, every bill's event must have reached
+# notify, the mock provider must have accepted exactly one message per
+# (bill, channel), and no delivery may be left unfinished
+# (tests/integration/itest_chaos.c; CI runs it at 3,000 subscribers).
+#
+#   bash bench/chaos.sh [SUBSCRIBERS] [SEED]     (default 100000, seed from the clock)
+#
+# The seed and every fault are printed ("# chaos ..."): run again with the
+# same SEED to replay a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-100000}
+seed=${2:-$(date +%s)}
+
+bash scripts/bootstrap >/dev/null
+[ -f build/build.ninja ] || meson setup build >/dev/null
+meson compile -C build >/dev/null
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+echo "chaos: $n subscribers, seed $seed"
+start=$(date +%s)
+status=0
+BF_CHAOS_SUBSCRIBERS=$n BF_CHAOS_SEED=$seed \
+  scripts/pgtmp run --fast -- \
+  meson test -C build --suite integration chaos --timeout-multiplier 0 --print-errorlogs \
+  >/dev/null || status=$?
+grep -E '^# chaos|^(ok|not ok)' build/meson-logs/testlog.txt || true
+echo "chaos: $( [ $status -eq 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - start )) s"
+exit $status

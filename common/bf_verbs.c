@@ -1,0 +1,56 @@
+/*  bf_verbs — the catalogue of commands and queries.  */
+
+#include <string.h>
+
+#include "bf_verbs.h"
+
+static const bf_verb_t s_verbs[] = {
+    { "settle", "run.start", false, "period=YYYY-MM", "Start (or find) the period's run." },
+    { "settle", "run.stop", false, "period=YYYY-MM",
+      "Stop the period's run after the chunks in hand." },
+    { "settle", "run.resume", false, "period=YYYY-MM", "Resume a stopped run." },
+    { "notify", "dispatch.pause", false, "", "Stop sending notices (kept across restarts)." },
+    { "notify", "dispatch.resume", false, "", "Send notices again." },
+    { "notify", "deliveries.retry", false, "run_id=N | ids=1,2,3",
+      "Send failed deliveries again: all of a run's, or the listed ones." },
+    { "control", "runs.list", true, "[period=YYYY-MM] [limit=N]", "Runs, newest first." },
+    { "control", "run.show", true, "period=YYYY-MM | run_id=N",
+      "One run: progress, counts, amounts, duration, rating errors, and its notices." },
+    { "control", "deliveries.summary", true, "[period=YYYY-MM]",
+      "Notices by channel and state, and whether dispatch is paused." },
+    { "control", "deliveries.failures", true, "[period=YYYY-MM] [channel=C] [limit=N]",
+      "Failed notices with masked contacts and their last error." },
+    { "control", "services.list", true, "", "Registered service instances, up or down." },
+    { "control", "commands.list", true, "[command_id=ID] [state=S] [target=T] [limit=N]",
+      "Stored commands, newest first." },
+    { "control", "audit.list", true, "[actor=NAME] [command_id=ID] [limit=N]",
+      "The audit log, newest first." },
+    { "control", "control.status", true, "", "This control process: role, counters, keys." },
+};
+
+const bf_verb_t *
+bf_verb_at (size_t index)
+{
+    return index < sizeof s_verbs / sizeof s_verbs[0] ? &s_verbs[index] : NULL;
+}
+
+const bf_verb_t *
+bf_verb_find (const char *verb)
+{
+    for (size_t i = 0; verb && i < sizeof s_verbs / sizeof s_verbs[0]; i++)
+        if (!strcmp (s_verbs[i].verb, verb))
+            return &s_verbs[i];
+    return NULL;
+}
+
+bool
+bf_verb_allowed (const bf_verb_t *verb, const char *role)
+{
+    if (!verb || !role)
+        return false;
+    if (!strcmp (role, "operator"))
+        return true;
+    if (!strcmp (role, "viewer"))
+        return verb->query;
+    return false;
+}

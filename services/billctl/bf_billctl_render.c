@@ -1,0 +1,1205 @@
+/*  bf_billctl_render — billctl's tables and JSON output (bf_billctl.h).
+
+    Every value goes through s_cell, which copes with any JSON type (so a
+    field of an unexpected type prints, never crashes) and scrubs strings:
+    control masks contacts already, and this is the second line of defence
+    that keeps an unmasked email or phone number off the operator's screen.  */
+
+#include <assert.h>
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf_billctl.h"
+#include "bf_log.h"
+
+#define S_CELL      512 /* bytes of one rendered value */
+#define S_MAX_WIDTH 72  /* display columns of a table cell before it is cut */
+#define S_MAX_COLS  12
+
+//  --------------------------------------------------------------------------
+//  Numbers and text
+
+char *
+bf_billctl_thousands (int64_t amount, char *out, size_t outsize)
+{
+    if (!out || outsize == 0)
+        return out;
+    char digits[32];
+    uint64_t magnitude = amount < 0 ? (uint64_t)0 - (uint64_t)amount : (uint64_t)amount;
+    int n = snprintf (digits, sizeof digits, "%llu", (unsigned long long)magnitude);
+    char buf[48];
+    size_t len = 0;
+    if (amount < 0)
+        buf[len++] = '-';
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[len++] = ',';
+        buf[len++] = digits[i];
+    }
+    buf[len] = 0;
+    snprintf (out, outsize, "%s", buf);
+    return out;
+}
+
+static bool
+s_local_char (char c)
+{
+    return isalnum ((unsigned char)c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+
+static bool
+s_domain_char (char c)
+{
+    return isalnum ((unsigned char)c) || c == '.' || c == '-';
+}
+
+/*  An email address starting at text[i]: sets *end past it.  */
+static bool
+s_email_at (const char *text, size_t len, size_t i, size_t *end)
+{
+    if (!s_local_char (text[i]) || (i > 0 && s_local_char (text[i - 1])))
+        return false;
+    size_t j = i;
+    while (j < len && s_local_char (text[j]))
+        j++;
+    if (j >= len || text[j] != '@' || j == i)
+        return false;
+    size_t k = j + 1;
+    while (k < len && s_domain_char (text[k]))
+        k++;
+    while (k > j + 1 && (text[k - 1] == '.' || text[k - 1] == '-'))
+        k--; /* a sentence's full stop is not part of the domain */
+    bool dot = false;
+    for (size_t d = j + 2; d + 1 < k; d++)
+        if (text[d] == '.')
+            dot = true;
+    if (!dot)
+        return false;
+    *end = k;
+    return true;
+}
+
+/*  A Korean phone number starting at text[i] ("010-1234-5678",
+    "01012345678", "+82-10-1234-5678"): sets *end past it.  */
+static bool
+s_phone_at (const char *text, size_t len, size_t i, size_t *end)
+{
+    size_t start = i;
+    if (text[i] == '+')
+        i++;
+    if (i >= len || !isdigit ((unsigned char)text[i]))
+        return false;
+    if (start > 0
+        && (isalnum ((unsigned char)text[start - 1]) || text[start - 1] == '-'
+            || text[start - 1] == '+'))
+        return false;
+    size_t j = i, digits = 0;
+    char first[3] = { 0 };
+    while (j < len && (isdigit ((unsigned char)text[j]) || text[j] == '-')) {
+        if (isdigit ((unsigned char)text[j])) {
+            if (digits < 2)
+                first[digits] = text[j];
+            digits++;
+        }
+        j++;
+    }
+    while (j > i && text[j - 1] == '-')
+        j--;
+    if (j < len && (isalnum ((unsigned char)text[j]) || text[j] == '_'))
+        return false;
+    bool domestic = !strcmp (first, "01") && text[start] != '+' && digits >= 10 && digits <= 11;
+    bool international
+        = !strcmp (first, "82") && text[start] == '+' && digits >= 11 && digits <= 13;
+    if (!domestic && !international)
+        return false;
+    *end = j;
+    return true;
+}
+
+static size_t
+s_append (char *out, size_t outsize, size_t o, const char *text)
+{
+    while (*text && o + 1 < outsize)
+        out[o++] = *text++;
+    return o;
+}
+
+char *
+bf_billctl_scrub (const char *text, char *out, size_t outsize)
+{
+    if (!out || outsize == 0)
+        return out;
+    size_t o = 0;
+    size_t len = text ? strlen (text) : 0;
+    size_t i = 0;
+    while (i < len && o + 1 < outsize) {
+        size_t end;
+        if (s_email_at (text, len, i, &end) || s_phone_at (text, len, i, &end)) {
+            char token[256], masked[BF_MASK_MAX];
+            size_t n = end - i;
+            if (n >= sizeof token)
+                snprintf (masked, sizeof masked, "***");
+            else {
+                memcpy (token, text + i, n);
+                token[n] = 0;
+                if (strchr (token, '@'))
+                    bf_mask_email (token, masked, sizeof masked);
+                else
+                    bf_mask_phone (token, masked, sizeof masked);
+            }
+            /*  Never a partial token: either the whole mask fits or none.  */
+            if (o + strlen (masked) + 1 > outsize)
+                break;
+            o = s_append (out, outsize, o, masked);
+            i = end;
+            continue;
+        }
+        unsigned char c = (unsigned char)text[i++];
+        out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    /*  Do not end inside a UTF-8 sequence.  */
+    if (o > 0 && o + 1 >= outsize) {
+        size_t k = o;
+        while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
+            unsigned char lead = (unsigned char)out[k - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (o - (k - 1) < need)
+                o = k - 1;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+/*  Display columns of UTF-8 text (Hangul and CJK count two).  */
+static size_t
+s_width (const char *text)
+{
+    size_t width = 0;
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p) {
+        uint32_t cp = *p;
+        int extra = 0;
+        if (cp >= 0xF0)
+            cp &= 0x07, extra = 3;
+        else if (cp >= 0xE0)
+            cp &= 0x0F, extra = 2;
+        else if (cp >= 0xC0)
+            cp &= 0x1F, extra = 1;
+        p++;
+        for (int k = 0; k < extra && (*p & 0xC0) == 0x80; k++, p++)
+            cp = (cp << 6) | (*p & 0x3F);
+        bool wide = (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF)
+                    || (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF)
+                    || (cp >= 0xFF00 && cp <= 0xFF60);
+        width += wide ? 2 : 1;
+    }
+    return width;
+}
+
+/*  Cuts text (in place) to at most max display columns, ending in "...".  */
+static void
+s_cut (char *text, size_t max)
+{
+    if (s_width (text) <= max)
+        return;
+    size_t width = 0;
+    unsigned char *p = (unsigned char *)text;
+    while (*p) {
+        unsigned char *start = p;
+        p++;
+        while ((*p & 0xC0) == 0x80)
+            p++;
+        char save = (char)*p;
+        *p = 0;
+        size_t w = s_width ((char *)start);
+        *p = (unsigned char)save;
+        if (width + w > max - 3) {
+            strcpy ((char *)start, "...");
+            return;
+        }
+        width += w;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  JSON values as text
+
+static bool
+s_contact_masked (const char *text)
+{
+    return strstr (text, "***") || !strcmp (text, "(unavailable)") || !*text;
+}
+
+/*  A string value as safe text: contacts must come masked (anything else
+    is replaced), everything else is scrubbed.  */
+static char *
+s_safe_string (const char *key, const char *text, char *out, size_t outsize)
+{
+    if (key && !strcmp (key, "contact") && !s_contact_masked (text)) {
+        snprintf (out, outsize, "***");
+        return out;
+    }
+    return bf_billctl_scrub (text, out, outsize);
+}
+
+/*  Any JSON value as text: null/missing "-", booleans yes/no, objects and
+    arrays compact JSON (scrubbed).  */
+static char *
+s_cell (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    if (!value || json_is_null (value))
+        snprintf (out, outsize, "-");
+    else if (json_is_string (value))
+        s_safe_string (key, json_string_value (value), out, outsize);
+    else if (json_is_integer (value))
+        snprintf (out, outsize, "%lld", (long long)json_integer_value (value));
+    else if (json_is_real (value))
+        snprintf (out, outsize, "%.1f", json_real_value (value));
+    else if (json_is_boolean (value))
+        snprintf (out, outsize, "%s", json_is_true (value) ? "yes" : "no");
+    else {
+        char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
+        bf_billctl_scrub (text ? text : "?", out, outsize);
+        free (text);
+    }
+    return out;
+}
+
+/*  A count with thousands separators (other types as s_cell).  */
+static char *
+s_count (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    if (json_is_integer (value))
+        return bf_billctl_thousands (json_integer_value (value), out, outsize);
+    return s_cell (value, key, out, outsize);
+}
+
+static char *
+s_field (const json_t *object, const char *key, char *out, size_t outsize)
+{
+    return s_cell (json_is_object (object) ? json_object_get (object, key) : NULL, key, out,
+                   outsize);
+}
+
+static char *
+s_field_count (const json_t *object, const char *key, char *out, size_t outsize)
+{
+    return s_count (json_is_object (object) ? json_object_get (object, key) : NULL, key, out,
+                    outsize);
+}
+
+static int64_t
+s_int (const json_t *object, const char *key)
+{
+    const json_t *value = json_is_object (object) ? json_object_get (object, key) : NULL;
+    return json_is_integer (value) ? json_integer_value (value) : 0;
+}
+
+/*  "period=2026-10 limit=5" from an args object (other types as s_cell).  */
+static char *
+s_args (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    if (!json_is_object (value))
+        return s_cell (value, key, out, outsize);
+    size_t o = 0;
+    out[0] = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach ((json_t *)value, name, v)
+    {
+        char cell[S_CELL], safe_name[64];
+        s_cell (v, name, cell, sizeof cell);
+        bf_billctl_scrub (name, safe_name, sizeof safe_name);
+        if (o > 0)
+            o = s_append (out, outsize, o, " ");
+        o = s_append (out, outsize, o, safe_name);
+        o = s_append (out, outsize, o, "=");
+        o = s_append (out, outsize, o, cell);
+        out[o] = 0;
+    }
+    if (o == 0)
+        snprintf (out, outsize, "-");
+    return out;
+}
+
+//  --------------------------------------------------------------------------
+//  Tables
+
+typedef struct {
+    size_t ncols;
+    const char *heads[S_MAX_COLS];
+    char head_store[S_MAX_COLS][32];
+    bool right[S_MAX_COLS];
+    char **cells;
+    size_t ncells, cap;
+    bool oom;
+} s_table_t;
+
+static void
+s_table_init (s_table_t *self)
+{
+    memset (self, 0, sizeof *self);
+}
+
+/*  Adds a column headed head; a trailing '>' aligns the column right.  */
+static void
+s_table_head (s_table_t *self, const char *head)
+{
+    if (self->ncols == S_MAX_COLS)
+        return;
+    size_t len = strlen (head);
+    bool right = len > 0 && head[len - 1] == '>';
+    size_t n = right ? len - 1 : len;
+    if (n >= sizeof self->head_store[0])
+        n = sizeof self->head_store[0] - 1;
+    memcpy (self->head_store[self->ncols], head, n);
+    self->head_store[self->ncols][n] = 0;
+    self->heads[self->ncols] = self->head_store[self->ncols];
+    self->right[self->ncols] = right;
+    self->ncols++;
+}
+
+static void
+s_table_cell (s_table_t *self, const char *text)
+{
+    if (self->ncells == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 64;
+        char **cells = realloc (self->cells, cap * sizeof *cells);
+        if (!cells) {
+            self->oom = true;
+            return;
+        }
+        self->cells = cells;
+        self->cap = cap;
+    }
+    char *copy = strdup (text);
+    if (!copy) {
+        self->oom = true;
+        return;
+    }
+    s_cut (copy, S_MAX_WIDTH);
+    self->cells[self->ncells++] = copy;
+}
+
+static void
+s_pad (FILE *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fputc (' ', out);
+}
+
+static void
+s_table_row (FILE *out, const s_table_t *self, const char *const *row, const size_t *widths,
+             const char *indent)
+{
+    fputs (indent, out);
+    for (size_t c = 0; c < self->ncols; c++) {
+        size_t w = s_width (row[c]);
+        bool last = c + 1 == self->ncols;
+        if (self->right[c])
+            s_pad (out, widths[c] - w);
+        fputs (row[c], out);
+        if (!last && !self->right[c])
+            s_pad (out, widths[c] - w);
+        if (!last)
+            fputs ("  ", out);
+    }
+    fputc ('\n', out);
+}
+
+/*  Prints and frees the table.  */
+static void
+s_table_print (FILE *out, s_table_t *self, const char *indent)
+{
+    size_t widths[S_MAX_COLS] = { 0 };
+    size_t nrows = self->ncols ? self->ncells / self->ncols : 0;
+    for (size_t c = 0; c < self->ncols; c++) {
+        widths[c] = s_width (self->heads[c]);
+        for (size_t r = 0; r < nrows; r++) {
+            size_t w = s_width (self->cells[r * self->ncols + c]);
+            if (w > widths[c])
+                widths[c] = w;
+        }
+    }
+    s_table_row (out, self, self->heads, widths, indent);
+    for (size_t r = 0; r < nrows; r++)
+        s_table_row (out, self, (const char *const *)&self->cells[r * self->ncols], widths, indent);
+    for (size_t i = 0; i < self->ncells; i++)
+        free (self->cells[i]);
+    free (self->cells);
+    self->cells = NULL;
+    self->ncells = self->cap = 0;
+}
+
+static void
+s_kv (FILE *out, const char *label, const char *value)
+{
+    fprintf (out, "  %-16s %s\n", label, value);
+}
+
+/*  A column of a table with a row per element of a JSON list: format
+    writes the cell for value, the row's field key (the whole row when key
+    is NULL), into out and returns it.  */
+typedef char *(s_format_fn)(const json_t *value, const char *key, char *out, size_t outsize);
+
+typedef struct {
+    const char *head; /* as s_table_head: a trailing '>' aligns right */
+    const char *key;
+    s_format_fn *format;
+} s_column_t;
+
+#define S_COLUMNS(columns) (columns), sizeof (columns) / sizeof (columns)[0]
+
+/*  Starts self with these columns and a row per element of list.  */
+static void
+s_table_list (s_table_t *self, const json_t *list, const s_column_t *columns, size_t ncolumns)
+{
+    assert (ncolumns <= S_MAX_COLS);
+    s_table_init (self);
+    for (size_t c = 0; c < ncolumns; c++)
+        s_table_head (self, columns[c].head);
+    size_t i;
+    json_t *row;
+    json_array_foreach (list, i, row)
+    {
+        for (size_t c = 0; c < ncolumns; c++) {
+            char cell[S_CELL];
+            const char *key = columns[c].key;
+            s_table_cell (self, columns[c].format (key ? json_object_get (row, key) : row, key,
+                                                   cell, sizeof cell));
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Result documents
+
+/*  "45/100 (45%)" from a run's chunk counts (key unused: a column format
+    of the whole row).  */
+static char *
+s_chunks (const json_t *run, const char *key, char *out, size_t outsize)
+{
+    (void)key;
+    int64_t done = s_int (run, "chunks_done"), total = s_int (run, "chunks_total");
+    if (total > 0)
+        snprintf (out, outsize, "%lld/%lld (%lld%%)", (long long)done, (long long)total,
+                  (long long)(done * 100 / total));
+    else
+        snprintf (out, outsize, "%lld/%lld", (long long)done, (long long)total);
+    return out;
+}
+
+/*  A "label  value" line of field key, unless the document lacks the key
+    altogether (a command's result carries fewer fields than run.show).  */
+static void
+s_kv_field (FILE *out, const json_t *run, const char *label, const char *key, bool count)
+{
+    if (!json_object_get (run, key))
+        return;
+    char a[S_CELL];
+    s_kv (out, label,
+          count ? s_field_count (run, key, a, sizeof a) : s_field (run, key, a, sizeof a));
+}
+
+/*  The details of one RUN object.  */
+static void
+s_render_run (FILE *out, const json_t *run)
+{
+    char a[S_CELL], b[S_CELL], line[2 * S_CELL + 64];
+    s_field (run, "run_id", a, sizeof a);
+    s_field (run, "period", b, sizeof b);
+    char state[S_CELL];
+    s_field (run, "state", state, sizeof state);
+    fprintf (out, "Run %s of %s: %s%s\n", a, b, state,
+             json_is_true (json_object_get (run, "rerate")) ? " (re-rate)" : "");
+    s_kv (out, "chunks", s_chunks (run, NULL, a, sizeof a));
+    s_kv (out, "subscribers", s_field_count (run, "subscribers_done", a, sizeof a));
+    s_kv (out, "bills", s_field_count (run, "bills", a, sizeof a));
+    s_field_count (run, "amount_total", a, sizeof a);
+    snprintf (line, sizeof line, "%s won", a);
+    s_kv (out, "amount", line);
+    s_kv (out, "rating errors", s_field_count (run, "rating_errors", a, sizeof a));
+    s_kv_field (out, run, "chunk size", "chunk_size", true);
+    s_kv_field (out, run, "command id", "command_id", false);
+    s_kv_field (out, run, "created", "created_at", false);
+    s_kv_field (out, run, "started", "started_at", false);
+    s_kv_field (out, run, "finished", "finished_at", false);
+    s_field (run, "seconds", a, sizeof a);
+    if (strcmp (a, "-"))
+        snprintf (line, sizeof line, "%s s", a);
+    else
+        snprintf (line, sizeof line, "-");
+    s_kv (out, "duration", line);
+}
+
+/*  States in a sensible order first, then any others as they come.  */
+static const char *s_states[] = { "DELIVERED", "FAILED", "PENDING", "SENDING", "RETRY", "HELD" };
+#define S_NSTATES (sizeof s_states / sizeof s_states[0])
+
+static bool
+s_known_state (const char *state)
+{
+    for (size_t i = 0; i < S_NSTATES; i++)
+        if (!strcmp (s_states[i], state))
+            return true;
+    return false;
+}
+
+static void
+s_add_state (const char **columns, size_t *ncolumns, size_t max, const char *state)
+{
+    for (size_t i = 0; i < *ncolumns; i++)
+        if (!strcmp (columns[i], state))
+            return;
+    if (*ncolumns < max)
+        columns[(*ncolumns)++] = state;
+}
+
+/*  NOTICES: totals, then a table of channel x state with a total row.  */
+static void
+s_render_notices (FILE *out, const json_t *notices)
+{
+    if (!json_is_object (notices)) {
+        fprintf (out, "Notices: -\n");
+        return;
+    }
+    char total[S_CELL], fallbacks[S_CELL], held[S_CELL];
+    fprintf (out, "Notices: %s total, %s fallback%s, held until %s\n",
+             s_field_count (notices, "total", total, sizeof total),
+             s_field_count (notices, "fallbacks", fallbacks, sizeof fallbacks),
+             s_int (notices, "fallbacks") == 1 ? "" : "s",
+             s_field (notices, "held_until", held, sizeof held));
+    json_t *by_state = json_object_get (notices, "by_state");
+    json_t *by_channel = json_object_get (notices, "by_channel");
+    /*  Columns: the usual states, then whatever else turns up (up to the
+        table's width).  */
+    const char *columns[S_MAX_COLS - 1];
+    size_t ncolumns = 0;
+    const size_t max = S_MAX_COLS - 1;
+    for (size_t i = 0; i < S_NSTATES; i++)
+        s_add_state (columns, &ncolumns, max, s_states[i]);
+    const char *key;
+    json_t *value;
+    if (json_is_object (by_state)) {
+        json_object_foreach (by_state, key, value)
+        {
+            if (!s_known_state (key))
+                s_add_state (columns, &ncolumns, max, key);
+        }
+    }
+    if (json_is_object (by_channel)) {
+        json_t *states;
+        json_object_foreach (by_channel, key, states)
+        {
+            const char *state;
+            if (!json_is_object (states))
+                continue;
+            json_object_foreach (states, state, value)
+            {
+                if (!s_known_state (state))
+                    s_add_state (columns, &ncolumns, max, state);
+            }
+        }
+    }
+    s_table_t table;
+    s_table_init (&table);
+    s_table_head (&table, "CHANNEL");
+    for (size_t i = 0; i < ncolumns; i++) {
+        char head[33]; /* 31 bytes of the state, '>' */
+        bf_billctl_scrub (columns[i], head, sizeof head - 1);
+        for (char *p = head; *p; p++)
+            if (*p == '|' || *p == '>')
+                *p = '_'; /* a state's name cannot steer the table */
+        strcat (head, ">");
+        s_table_head (&table, head);
+    }
+    char cell[S_CELL];
+    if (json_is_object (by_channel)) {
+        json_t *states;
+        json_object_foreach (by_channel, key, states)
+        {
+            s_table_cell (&table, bf_billctl_scrub (key, cell, sizeof cell));
+            for (size_t i = 0; i < ncolumns; i++) {
+                json_t *n = json_is_object (states) ? json_object_get (states, columns[i]) : NULL;
+                s_table_cell (&table, n ? s_count (n, NULL, cell, sizeof cell) : "0");
+            }
+        }
+    }
+    s_table_cell (&table, "all");
+    for (size_t i = 0; i < ncolumns; i++) {
+        json_t *n = json_is_object (by_state) ? json_object_get (by_state, columns[i]) : NULL;
+        s_table_cell (&table, n ? s_count (n, NULL, cell, sizeof cell) : "0");
+    }
+    s_table_print (out, &table, "  ");
+}
+
+static int
+s_render_run_show (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    json_t *run = json_object_get (root, "run");
+    if (!run || (!json_is_null (run) && !json_is_object (run)))
+        return bf_err_set (err, errsize, "control's answer to run.show has no \"run\" object");
+    if (json_is_null (run)) {
+        fprintf (out, "No run for this period.\n");
+        return 0;
+    }
+    s_render_run (out, run);
+    json_t *events = json_object_get (root, "events");
+    char a[S_CELL], b[S_CELL];
+    if (json_is_object (events)) {
+        char line[2 * S_CELL + 64];
+        snprintf (line, sizeof line, "published %s, ingested %s%s",
+                  s_field_count (events, "published_seq", a, sizeof a),
+                  s_field_count (events, "ingested_seq", b, sizeof b),
+                  json_is_true (json_object_get (events, "unsequenced"))
+                      ? ", some not yet sequenced"
+                      : "");
+        s_kv (out, "events", line);
+    }
+    json_t *final = json_object_get (root, "final");
+    s_kv (out, "final", json_is_true (final) ? "yes" : "no (events or notices still in progress)");
+    fputc ('\n', out);
+    s_render_notices (out, json_object_get (root, "notices"));
+    json_t *errors = json_object_get (root, "rating_errors");
+    if (json_is_array (errors) && json_array_size (errors) > 0) {
+        fprintf (out, "\nRating errors (first %zu):\n", json_array_size (errors));
+        static const s_column_t columns[] = {
+            { "SUBSCRIBER>", "subscriber_id", s_cell },
+            { "REASON", "reason", s_cell },
+        };
+        s_table_t table;
+        s_table_list (&table, errors, S_COLUMNS (columns));
+        s_table_print (out, &table, "  ");
+    }
+    return 0;
+}
+
+static int
+s_render_summary (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    json_t *notices = json_object_get (root, "notices");
+    if (!json_is_object (notices))
+        return bf_err_set (err, errsize,
+                           "control's answer to deliveries.summary has no \"notices\" object");
+    char a[S_CELL];
+    json_t *period = json_object_get (root, "period");
+    fprintf (out, "Period:   %s\n",
+             json_is_string (period) ? s_cell (period, "period", a, sizeof a) : "all periods");
+    json_t *paused = json_object_get (root, "paused");
+    fprintf (out, "Dispatch: %s\n",
+             json_is_true (paused)    ? "PAUSED (billctl notify resume sends again)"
+             : json_is_false (paused) ? "running"
+                                      : "-");
+    s_render_notices (out, notices);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Lists: a table of columns each, a row per element
+
+/*  The run's state, " (re-rate)" added for a re-rating run (key unused: a
+    column format of the whole row).  */
+static char *
+s_run_state (const json_t *run, const char *key, char *out, size_t outsize)
+{
+    (void)key;
+    s_field (run, "state", out, outsize);
+    if (json_is_true (json_object_get (run, "rerate")))
+        strncat (out, " (re-rate)", outsize - strlen (out) - 1);
+    return out;
+}
+
+static char *
+s_age (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    if (!json_is_integer (value))
+        return s_cell (value, key, out, outsize);
+    double seconds = (double)json_integer_value (value) / 1000.0;
+    if (seconds < 120)
+        snprintf (out, outsize, "%.1f s", seconds);
+    else if (seconds < 7200)
+        snprintf (out, outsize, "%.0f min", seconds / 60);
+    else
+        snprintf (out, outsize, "%.1f h", seconds / 3600);
+    return out;
+}
+
+static char *
+s_verbs (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    if (!json_is_array (value))
+        return s_cell (value, key, out, outsize);
+    size_t o = 0, i;
+    json_t *v;
+    out[0] = 0;
+    json_array_foreach (value, i, v)
+    {
+        char cell[S_CELL];
+        if (o > 0)
+            o = s_append (out, outsize, o, ",");
+        o = s_append (out, outsize, o, s_cell (v, NULL, cell, sizeof cell));
+        out[o] = 0;
+    }
+    if (o == 0)
+        snprintf (out, outsize, "-");
+    return out;
+}
+
+static char *
+s_up (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    (void)key;
+    snprintf (out, outsize, "%s",
+              json_is_boolean (value) ? (json_is_true (value) ? "up" : "DOWN") : "-");
+    return out;
+}
+
+/*  A command's outcome: its result's "outcome", or a result that is no
+    object.  */
+static char *
+s_outcome (const json_t *result, const char *key, char *out, size_t outsize)
+{
+    if (json_is_object (result) && json_object_get (result, "outcome"))
+        return s_cell (json_object_get (result, "outcome"), "outcome", out, outsize);
+    return s_cell (result && !json_is_object (result) ? result : NULL, key, out, outsize);
+}
+
+/*  As s_cell, an empty string "-" too.  */
+static char *
+s_nonempty (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    if (json_is_string (value) && !*json_string_value (value)) {
+        snprintf (out, outsize, "-");
+        return out;
+    }
+    return s_cell (value, key, out, outsize);
+}
+
+/*  The lists' columns, one a line (clang-format would pack short ones
+    into a grid).  */
+// clang-format off
+static const s_column_t s_runs_columns[] = {
+    { "RUN>", "run_id", s_cell },
+    { "PERIOD", "period", s_cell },
+    { "STATE", NULL, s_run_state },
+    { "CHUNKS>", NULL, s_chunks },
+    { "SUBSCRIBERS>", "subscribers_done", s_count },
+    { "BILLS>", "bills", s_count },
+    { "AMOUNT (WON)>", "amount_total", s_count },
+    { "ERRORS>", "rating_errors", s_count },
+    { "STARTED", "started_at", s_cell },
+    { "FINISHED", "finished_at", s_cell },
+    { "SECONDS>", "seconds", s_cell },
+};
+
+static const s_column_t s_failures_columns[] = {
+    { "ID>", "id", s_cell },
+    { "PERIOD", "period", s_cell },
+    { "BILL>", "bill_id", s_cell },
+    { "SUBSCRIBER>", "subscriber_id", s_cell },
+    { "CHANNEL", "channel", s_cell },
+    { "ATTEMPTS>", "attempts", s_cell },
+    { "CONTACT", "contact", s_cell },
+    { "FINAL AT", "final_at", s_cell },
+    { "FALLBACK>", "fallback_id", s_cell },
+    { "LAST ERROR", "last_error", s_cell },
+};
+
+static const s_column_t s_services_columns[] = {
+    { "SERVICE", "service", s_cell },
+    { "INSTANCE", "instance_id", s_cell },
+    { "PID>", "pid", s_cell },
+    { "VERSION", "version", s_cell },
+    { "UP", "up", s_up },
+    { "LAST HEARTBEAT", "last_heartbeat", s_cell },
+    { "AGE>", "age_ms", s_age },
+    { "VERBS", "verbs", s_verbs },
+    { "STATE", "state", s_args },
+};
+
+static const s_column_t s_commands_columns[] = {
+    { "COMMAND ID", "command_id", s_cell },
+    { "CLIENT", "client", s_cell },
+    { "TARGET", "target", s_cell },
+    { "VERB", "verb", s_cell },
+    { "ARGS", "args", s_args },
+    { "STATE", "state", s_cell },
+    { "RECEIVED", "received_at", s_cell },
+    { "COMPLETED", "completed_at", s_cell },
+    { "OUTCOME", "result", s_outcome },
+    { "ERROR", "error", s_nonempty },
+};
+
+static const s_column_t s_audit_columns[] = {
+    { "ID>", "id", s_cell },
+    { "AT", "at", s_cell },
+    { "ACTOR", "actor", s_cell },
+    { "COMMAND ID", "command_id", s_cell },
+    { "TARGET", "target", s_cell },
+    { "VERB", "verb", s_cell },
+    { "ARGS", "args", s_args },
+    { "OUTCOME", "outcome", s_cell },
+    { "DETAIL", "detail", s_cell },
+};
+// clang-format on
+
+typedef struct {
+    const char *verb;  /* the query */
+    const char *key;   /* its answer's list */
+    const char *empty; /* the line for an empty list */
+    const s_column_t *columns;
+    size_t ncolumns;
+} s_list_t;
+
+static const s_list_t s_lists[] = {
+    { "runs.list", "runs", "No runs.", S_COLUMNS (s_runs_columns) },
+    { "deliveries.failures", "failures", "No failed notices.", S_COLUMNS (s_failures_columns) },
+    { "services.list", "services", "No services registered.", S_COLUMNS (s_services_columns) },
+    { "commands.list", "commands", "No commands.", S_COLUMNS (s_commands_columns) },
+    { "audit.list", "audit", "No audit entries.", S_COLUMNS (s_audit_columns) },
+};
+
+static const s_list_t *
+s_list_lookup (const char *verb)
+{
+    for (size_t i = 0; i < sizeof s_lists / sizeof s_lists[0]; i++)
+        if (!strcmp (s_lists[i].verb, verb))
+            return &s_lists[i];
+    return NULL;
+}
+
+static int
+s_render_list (FILE *out, const s_list_t *self, json_t *root, char *err, size_t errsize)
+{
+    json_t *list = json_object_get (root, self->key);
+    if (!json_is_array (list))
+        return bf_err_set (err, errsize, "control's answer to %s has no \"%s\" list", self->verb,
+                           self->key);
+    if (json_array_size (list) == 0) {
+        fprintf (out, "%s\n", self->empty);
+        return 0;
+    }
+    s_table_t table;
+    s_table_list (&table, list, self->columns, self->ncolumns);
+    s_table_print (out, &table, "");
+    return 0;
+}
+
+/*  Anything else (a command's result, control.status): one line per key,
+    a nested run in detail.  */
+static int
+s_render_object (FILE *out, json_t *root)
+{
+    const char *key;
+    json_t *value;
+    json_t *run = NULL;
+    json_object_foreach (root, key, value)
+    {
+        if (!strcmp (key, "run") && json_is_object (value)) {
+            run = value;
+            continue;
+        }
+        char label[64], cell[S_CELL];
+        bf_billctl_scrub (key, label, sizeof label);
+        s_kv (out, label, s_cell (value, key, cell, sizeof cell));
+    }
+    if (run)
+        s_render_run (out, run);
+    return 0;
+}
+
+static json_t *
+s_parse (const char *json, const char *verb, char *err, size_t errsize)
+{
+    if (!json || !*json) {
+        bf_err_set (err, errsize, "control's answer to %s has no result", verb);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loads (json, 0, &jerr);
+    if (!root) {
+        bf_err_set (err, errsize, "control's answer to %s is not JSON (line %d: %s)", verb,
+                    jerr.line, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object (root)) {
+        json_decref (root);
+        bf_err_set (err, errsize, "control's answer to %s is not a JSON object", verb);
+        return NULL;
+    }
+    return root;
+}
+
+int
+bf_billctl_render (FILE *out, const char *verb, const char *json, char *err, size_t errsize)
+{
+    if (err && errsize)
+        *err = 0;
+    verb = verb ? verb : "?";
+    json_t *root = s_parse (json, verb, err, errsize);
+    if (!root)
+        return -1;
+    int rc;
+    const s_list_t *list = s_list_lookup (verb);
+    if (list)
+        rc = s_render_list (out, list, root, err, errsize);
+    else if (!strcmp (verb, "run.show"))
+        rc = s_render_run_show (out, root, err, errsize);
+    else if (!strcmp (verb, "deliveries.summary"))
+        rc = s_render_summary (out, root, err, errsize);
+    else
+        rc = s_render_object (out, root);
+    json_decref (root);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  run watch
+
+static void
+s_bar (char *out, size_t outsize, int64_t done, int64_t total)
+{
+    const int width = 30;
+    int filled = total > 0 ? (int)(done * width / total) : 0;
+    if (filled > width)
+        filled = width;
+    if (filled < 0)
+        filled = 0;
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[width] = 0;
+    snprintf (out, outsize, "[%s] %3lld%%", bar, total > 0 ? (long long)(done * 100 / total) : 0LL);
+}
+
+static char *
+s_notice_counts (const json_t *notices, const char *sep, char *out, size_t outsize)
+{
+    const json_t *by_state
+        = json_is_object (notices) ? json_object_get (notices, "by_state") : NULL;
+    size_t o = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < S_NSTATES; i++) {
+        char lower[16], n[32];
+        size_t k = 0;
+        for (; s_states[i][k] && k + 1 < sizeof lower; k++)
+            lower[k] = (char)tolower ((unsigned char)s_states[i][k]);
+        lower[k] = 0;
+        bf_billctl_thousands (s_int (by_state, s_states[i]), n, sizeof n);
+        if (i > 0)
+            o = s_append (out, outsize, o, sep);
+        o = s_append (out, outsize, o, lower);
+        o = s_append (out, outsize, o, " ");
+        o = s_append (out, outsize, o, n);
+        out[o] = 0;
+    }
+    return out;
+}
+
+int
+bf_billctl_render_progress (FILE *out, const char *json, const char *period, bool tty, bool *final,
+                            bool *failed, char *err, size_t errsize)
+{
+    if (final)
+        *final = false;
+    if (failed)
+        *failed = false;
+    json_t *root = s_parse (json, "run.show", err, errsize);
+    if (!root)
+        return -1;
+    json_t *run = json_object_get (root, "run");
+    if (!run || (!json_is_null (run) && !json_is_object (run))) {
+        json_decref (root);
+        return bf_err_set (err, errsize, "control's answer to run.show has no \"run\" object");
+    }
+    const char *clear = tty ? "\033[2K" : "";
+    char safe_period[32];
+    bf_billctl_scrub (period ? period : "?", safe_period, sizeof safe_period);
+    if (json_is_null (run)) {
+        fprintf (out, "%sno run for %s yet; waiting for it to start\n", clear, safe_period);
+        json_decref (root);
+        return 1;
+    }
+    bool is_final = json_is_true (json_object_get (root, "final"));
+    char state[S_CELL], id[S_CELL], bar[128], chunks[64], subs[S_CELL], bills[S_CELL],
+        amount[S_CELL], notices[512], held[S_CELL];
+    s_field (run, "state", state, sizeof state);
+    s_field (run, "run_id", id, sizeof id);
+    int64_t done = s_int (run, "chunks_done"), total = s_int (run, "chunks_total");
+    s_bar (bar, sizeof bar, done, total);
+    snprintf (chunks, sizeof chunks, "%lld/%lld", (long long)done, (long long)total);
+    s_field_count (run, "subscribers_done", subs, sizeof subs);
+    s_field_count (run, "bills", bills, sizeof bills);
+    s_field_count (run, "amount_total", amount, sizeof amount);
+    json_t *notice_doc = json_object_get (root, "notices");
+    json_t *held_until
+        = json_is_object (notice_doc) ? json_object_get (notice_doc, "held_until") : NULL;
+    s_cell (held_until, "held_until", held, sizeof held);
+    int lines;
+    if (tty) {
+        s_notice_counts (notice_doc, "  ", notices, sizeof notices);
+        fprintf (out, "%srun %s of %s: %s%s%s\n", clear, id, safe_period, state,
+                 json_is_true (json_object_get (run, "rerate")) ? " (re-rate)" : "",
+                 is_final ? " (final)" : "");
+        fprintf (out, "%s  subscribers  %s  chunks %s  settled %s\n", clear, bar, chunks, subs);
+        fprintf (out, "%s  bills        %s\n", clear, bills);
+        fprintf (out, "%s  amount       %s won\n", clear, amount);
+        fprintf (out, "%s  notices      %s\n", clear, notices);
+        fprintf (out, "%s  held until   %s\n", clear, held);
+        lines = 6;
+    } else {
+        s_notice_counts (notice_doc, " ", notices, sizeof notices);
+        fprintf (out,
+                 "%s run %s %s: chunks %s (%lld%%), subscribers %s, bills %s, amount %s won;"
+                 " notices %s; held until %s%s\n",
+                 safe_period, id, state, chunks, total > 0 ? (long long)(done * 100 / total) : 0LL,
+                 subs, bills, amount, notices, held, is_final ? " (final)" : "");
+        lines = 1;
+    }
+    if (final)
+        *final = is_final;
+    if (failed)
+        *failed = !strcmp (state, "FAILED");
+    json_decref (root);
+    return lines;
+}
+
+int
+bf_billctl_run_state (const char *json, bool *exists, bool *final, bool *failed, char *err,
+                      size_t errsize)
+{
+    *exists = *final = *failed = false;
+    json_t *root = s_parse (json, "run.show", err, errsize);
+    if (!root)
+        return -1;
+    json_t *run = json_object_get (root, "run");
+    if (!run || (!json_is_null (run) && !json_is_object (run))) {
+        json_decref (root);
+        return bf_err_set (err, errsize, "control's answer to run.show has no \"run\" object");
+    }
+    *exists = json_is_object (run);
+    *final = *exists && json_is_true (json_object_get (root, "final"));
+    json_t *state = *exists ? json_object_get (run, "state") : NULL;
+    *failed = json_is_string (state) && !strcmp (json_string_value (state), "FAILED");
+    json_decref (root);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  JSON output
+
+/*  Replaces, in place, every string in value that could hold a contact.  */
+static void
+s_scrub_json (json_t *value, const char *key)
+{
+    if (json_is_string (value)) {
+        /*  A mask is at most a few bytes longer than what it replaces.  */
+        const char *text = json_string_value (value);
+        size_t size = 2 * strlen (text) + 64;
+        char *safe = malloc (size);
+        if (!safe || strcmp (s_safe_string (key, text, safe, size), text))
+            if (json_string_set (value, safe ? safe : "***") != 0)
+                json_string_set (value, "***");
+        free (safe);
+    } else if (json_is_object (value)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach (value, k, v)
+        {
+            s_scrub_json (v, k);
+        }
+    } else if (json_is_array (value)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach (value, i, v)
+        {
+            s_scrub_json (v, key);
+        }
+    }
+}
+
+const char *
+bf_billctl_status_name (int status)
+{
+    switch (status) {
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
+            return "OK";
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
+            return "ACCEPTED";
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
+            return "FAILED";
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
+            return "REJECTED";
+        default:
+            return "UNSPECIFIED";
+    }
+}
+
+static int
+s_dump_line (FILE *out, json_t *doc)
+{
+    char *text = json_dumps (doc, JSON_COMPACT);
+    if (!text)
+        return -1;
+    fprintf (out, "%s\n", text);
+    free (text);
+    fflush (out);
+    return 0;
+}
+
+int
+bf_billctl_reply_json (FILE *out, const Billflow__CommandReply *reply, char *err, size_t errsize)
+{
+    if (err && errsize)
+        *err = 0;
+    int rc = 0;
+    json_t *result = json_null ();
+    if (reply->result && *reply->result) {
+        json_error_t jerr;
+        json_t *parsed = json_loads (reply->result, JSON_DECODE_ANY, &jerr);
+        if (parsed) {
+            json_decref (result);
+            result = parsed;
+            s_scrub_json (result, NULL);
+        } else
+            rc = bf_err_set (err, errsize, "control's result is not JSON (line %d: %s)", jerr.line,
+                             jerr.text);
+    }
+    char command_id[256], error[4096];
+    bf_billctl_scrub (reply->command_id, command_id, sizeof command_id);
+    bf_billctl_scrub (reply->error, error, sizeof error);
+    json_t *doc
+        = json_pack ("{s:s, s:s, s:b, s:o, s:s?}", "command_id", command_id, "status",
+                     bf_billctl_status_name (reply->status), "replayed", reply->replayed ? 1 : 0,
+                     "result", result, "error", *error ? error : NULL);
+    if (!doc)
+        return bf_err_set (err, errsize, "cannot build the JSON output");
+    if (s_dump_line (out, doc) != 0)
+        rc = bf_err_set (err, errsize, "cannot write the JSON output");
+    json_decref (doc);
+    return rc;
+}
+
+int
+bf_billctl_result_json (FILE *out, const char *json, char *err, size_t errsize)
+{
+    if (err && errsize)
+        *err = 0;
+    json_error_t jerr;
+    json_t *doc = json && *json ? json_loads (json, 0, &jerr) : NULL;
+    if (!doc) {
+        if (json && *json)
+            return bf_err_set (err, errsize, "control's result is not JSON (line %d: %s)",
+                               jerr.line, jerr.text);
+        return bf_err_set (err, errsize, "control's answer has no result");
+    }
+    s_scrub_json (doc, NULL);
+    int rc = s_dump_line (out, doc);
+    json_decref (doc);
+    return rc == 0 ? 0 : bf_err_set (err, errsize, "cannot write the JSON output");
+}

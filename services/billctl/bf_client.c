@@ -1,0 +1,414 @@
+/*  bf_client — a client of control with Lazy Pirate retries (bf_client.h).
+
+    One attempt: wait (in short slices, so that SIGINT/SIGTERM are noticed)
+    until the DEALER may send — with ZMQ_IMMEDIATE that means a connection
+    to some control is up — then send without blocking, then wait for the
+    matching CMD.REPLY until the attempt's deadline. The whole attempt,
+    connecting included, takes at most timeout_ms. A timed-out attempt
+    throws the socket away (its queue and any half-open connection with it)
+    and the next attempt starts on a fresh one, with the same Command.  */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf_client.h"
+#include "bf_curve.h"
+#include "bf_log.h"
+#include "bf_wire.h"
+
+/*  Replies may carry lists of up to 500 rows: allow more than the services'
+    default payload limit.  */
+#define S_MAX_REPLY ((size_t)16 << 20)
+
+/*  Longest single wait, so that an interrupt is seen promptly even when
+    the signal did not interrupt zmq_poll.  */
+#define S_SLICE_MS 100
+
+struct bf_client_t {
+    char *endpoints;
+    char *server_key; /* NULL: no CURVE */
+    zcert_t *cert;
+    int timeout_ms;
+    int retries;
+    int wait_ms;
+    zsock_t *sock;
+    uint64_t seq;
+};
+
+typedef enum {
+    S_WAIT_READY = 0,
+    S_WAIT_TIMEOUT = 1,
+    S_WAIT_INTERRUPTED = 2,
+    S_WAIT_ERROR = 3,
+} s_wait_t;
+
+static bool
+s_interrupted (void)
+{
+    return zsys_interrupted != 0;
+}
+
+/*  Opens a fresh DEALER connected to every endpoint. Returns NULL with a
+    reason in err.  */
+static zsock_t *
+s_connect (bf_client_t *self, char *err, size_t errsize)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    if (!sock) {
+        bf_err_set (err, errsize, "cannot create a ZeroMQ socket: %s", zmq_strerror (errno));
+        return NULL;
+    }
+    zsock_set_linger (sock, 0);
+    zsock_set_immediate (sock, 1);
+    zsock_set_sndtimeo (sock, 0);
+    if (self->server_key
+        && bf_curve_client (sock, self->cert, self->server_key, err, errsize) != 0) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    char *list = strdup (self->endpoints);
+    if (!list) {
+        zsock_destroy (&sock);
+        bf_err_set (err, errsize, "out of memory");
+        return NULL;
+    }
+    int connected = 0;
+    char *save = NULL;
+    for (char *ep = strtok_r (list, ",", &save); ep; ep = strtok_r (NULL, ",", &save)) {
+        while (*ep == ' ' || *ep == '\t')
+            ep++;
+        size_t len = strlen (ep);
+        while (len > 0 && (ep[len - 1] == ' ' || ep[len - 1] == '\t'))
+            ep[--len] = 0;
+        if (!*ep)
+            continue;
+        if (zsock_connect (sock, "%s", ep) != 0) {
+            bf_err_set (err, errsize, "cannot connect to '%s': %s", ep, zmq_strerror (errno));
+            free (list);
+            zsock_destroy (&sock);
+            return NULL;
+        }
+        connected++;
+    }
+    free (list);
+    if (connected == 0) {
+        zsock_destroy (&sock);
+        bf_err_set (err, errsize, "no control endpoint given");
+        return NULL;
+    }
+    return sock;
+}
+
+bf_client_t *
+bf_client_new (const bf_client_args_t *args, char *err, size_t errsize)
+{
+    if (err && errsize)
+        *err = 0;
+    if (!args || !args->endpoints || !*args->endpoints) {
+        bf_err_set (err, errsize, "no control endpoint given (control.endpoint)");
+        return NULL;
+    }
+    if (args->timeout_ms <= 0 || args->retries < 0) {
+        bf_err_set (err, errsize, "timeout must be positive and retries not negative");
+        return NULL;
+    }
+    bf_client_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        bf_err_set (err, errsize, "out of memory");
+        return NULL;
+    }
+    self->timeout_ms = args->timeout_ms;
+    self->retries = args->retries;
+    self->wait_ms = args->wait_ms > 0 ? args->wait_ms : BF_CLIENT_WAIT_MS;
+    self->endpoints = strdup (args->endpoints);
+    if (!self->endpoints) {
+        bf_err_set (err, errsize, "out of memory");
+        goto failed;
+    }
+    if (args->server_key && *args->server_key) {
+        if (!args->key_file || !*args->key_file) {
+            bf_err_set (err, errsize,
+                        "a server key is set (control.server_key) but no client key file:"
+                        " give --key FILE or set control.client_key_file");
+            goto failed;
+        }
+        if (!bf_curve_key_parse (args->server_key, NULL)) {
+            bf_err_set (err, errsize,
+                        "the server key (control.server_key) is not a Z85 public key of 40"
+                        " characters");
+            goto failed;
+        }
+        self->server_key = strdup (args->server_key);
+        if (!self->server_key) {
+            bf_err_set (err, errsize, "out of memory");
+            goto failed;
+        }
+        char why[256] = "";
+        self->cert = bf_curve_load_secret (args->key_file, why, sizeof why);
+        if (!self->cert) {
+            bf_err_set (err, errsize, "cannot load the client key file '%s': %s", args->key_file,
+                        why);
+            goto failed;
+        }
+    }
+    self->sock = s_connect (self, err, errsize);
+    if (!self->sock)
+        goto failed;
+    return self;
+
+failed:
+    bf_client_destroy (&self);
+    return NULL;
+}
+
+void
+bf_client_destroy (bf_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bf_client_t *self = *self_p;
+    zsock_destroy (&self->sock);
+    zcert_destroy (&self->cert);
+    free (self->server_key);
+    free (self->endpoints);
+    free (self);
+    *self_p = NULL;
+}
+
+/*  Waits until sock has events (ZMQ_POLLIN or ZMQ_POLLOUT) or the deadline
+    (zclock_mono ms) passes.  */
+static s_wait_t
+s_poll (zsock_t *sock, short events, int64_t deadline)
+{
+    zmq_pollitem_t item = { zsock_resolve (sock), 0, events, 0 };
+    while (true) {
+        if (s_interrupted ())
+            return S_WAIT_INTERRUPTED;
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            return S_WAIT_TIMEOUT;
+        int rc = zmq_poll (&item, 1, left < S_SLICE_MS ? (long)left : S_SLICE_MS);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue; /* the loop head checks the flag */
+            return S_WAIT_ERROR;
+        }
+        if (rc > 0 && (item.revents & events))
+            return S_WAIT_READY;
+    }
+}
+
+/*  An ACCEPTED answer saying the command is queued for (or running in) a
+    live service: {"queued_for": "settle"}.  */
+static bool
+s_queued (const Billflow__CommandReply *reply)
+{
+    return reply && reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED
+           && reply->result && strstr (reply->result, "\"queued_for\"");
+}
+
+/*  Receives until an answer to command_id arrives or the deadline passes.
+    Other messages (stale answers, garbage) are dropped.  */
+static int
+s_await (bf_client_t *self, const char *command_id, int64_t deadline,
+         Billflow__CommandReply **reply, char *err, size_t errsize)
+{
+    while (true) {
+        s_wait_t w = s_poll (self->sock, ZMQ_POLLIN, deadline);
+        if (w == S_WAIT_TIMEOUT)
+            return BF_CLIENT_NO_ANSWER;
+        if (w == S_WAIT_INTERRUPTED) {
+            bf_err_set (err, errsize, "interrupted");
+            return BF_CLIENT_INTERRUPTED;
+        }
+        if (w == S_WAIT_ERROR) {
+            bf_err_set (err, errsize, "cannot receive: %s", zmq_strerror (errno));
+            return BF_CLIENT_ERROR;
+        }
+        /*  Drain what is queued without blocking.  */
+        while (zsock_events (self->sock) & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (self->sock);
+            if (!msg)
+                break;
+            bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+            char why[256];
+            int rc = bf_wire_recv (&msg, S_MAX_REPLY, &in, why, sizeof why);
+            if (rc != BF_WIRE_OK) {
+                bf_debug ("bf_client: dropping an undecodable message from control (%s): %s",
+                          bf_wire_rc_name (rc), why);
+                continue;
+            }
+            Billflow__CommandReply *answer = bf_wire_command_reply (&in);
+            if (!answer) {
+                bf_debug ("bf_client: dropping a %s message from control",
+                          bf_msg_type_name (in.type));
+                bf_wire_msg_reset (&in);
+                continue;
+            }
+            if (strcmp (answer->command_id, command_id) != 0) {
+                bf_debug ("bf_client: dropping a stale answer to command %.64s",
+                          answer->command_id);
+                bf_wire_msg_reset (&in);
+                continue;
+            }
+            /*  Take the body over: bf_wire unpacks with the default
+                allocator, so the caller's free_unpacked (reply, NULL) fits.  */
+            *reply = answer;
+            in.body = NULL;
+            bf_wire_msg_reset (&in);
+            return BF_CLIENT_ANSWERED;
+        }
+    }
+}
+
+int
+bf_client_request (bf_client_t *self, const char *command_id, const char *target, const char *verb,
+                   size_t nargs, const char *const *keys, const char *const *values,
+                   Billflow__CommandReply **reply, int *attempts, char *err, size_t errsize)
+{
+    assert (self);
+    assert (reply);
+    *reply = NULL;
+    if (attempts)
+        *attempts = 0;
+    if (err && errsize)
+        *err = 0;
+    if (!command_id || !*command_id || !target || !verb || (nargs > 0 && (!keys || !values))) {
+        bf_err_set (err, errsize, "a request needs a command id, a target and a verb");
+        return BF_CLIENT_ERROR;
+    }
+    Billflow__Argument *argv = nargs ? calloc (nargs, sizeof *argv) : NULL;
+    Billflow__Argument **argp = nargs ? calloc (nargs, sizeof *argp) : NULL;
+    if (nargs && (!argv || !argp)) {
+        free (argv);
+        free (argp);
+        bf_err_set (err, errsize, "out of memory");
+        return BF_CLIENT_ERROR;
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        billflow__argument__init (&argv[i]);
+        argv[i].key = (char *)keys[i];
+        argv[i].value = (char *)values[i];
+        argp[i] = &argv[i];
+    }
+    Billflow__Command cmd;
+    billflow__command__init (&cmd);
+    cmd.schema_version = BF_SCHEMA_VERSION;
+    cmd.command_id = (char *)command_id;
+    cmd.target = (char *)target;
+    cmd.verb = (char *)verb;
+    cmd.n_args = nargs;
+    cmd.args = argp;
+    cmd.issued_at_ms = zclock_time ();
+    uint64_t seq = ++self->seq;
+    zmsg_t *request = bf_wire_encode (BF_MSG_CMD, seq, &cmd.base);
+    free (argp);
+    free (argv);
+    if (!request) {
+        bf_err_set (err, errsize, "cannot encode the request (see the log)");
+        return BF_CLIENT_ERROR;
+    }
+
+    int rc = BF_CLIENT_NO_ANSWER;
+    int sent = 0;
+    int64_t started = zclock_mono ();
+    for (int attempt = 1; attempt <= self->retries + 1; attempt++) {
+        if (attempt > 1) {
+            /*  Lazy Pirate: a fresh socket for every attempt.  */
+            zsock_destroy (&self->sock);
+            self->sock = s_connect (self, err, errsize);
+            if (!self->sock) {
+                rc = BF_CLIENT_ERROR;
+                break;
+            }
+            bf_debug ("bf_client: no answer to %s within %d ms; attempt %d of %d", command_id,
+                      self->timeout_ms, attempt, self->retries + 1);
+        }
+        if (attempts)
+            *attempts = attempt;
+        int64_t deadline = zclock_mono () + self->timeout_ms;
+        s_wait_t w = s_poll (self->sock, ZMQ_POLLOUT, deadline);
+        if (w == S_WAIT_INTERRUPTED) {
+            bf_err_set (err, errsize, "interrupted");
+            rc = BF_CLIENT_INTERRUPTED;
+            break;
+        }
+        if (w == S_WAIT_ERROR) {
+            bf_err_set (err, errsize, "cannot send: %s", zmq_strerror (errno));
+            rc = BF_CLIENT_ERROR;
+            break;
+        }
+        if (w == S_WAIT_TIMEOUT)
+            continue; /* no connection came up within this attempt */
+        zmsg_t *copy = zmsg_dup (request);
+        if (!copy || zmsg_send (&copy, self->sock) != 0) {
+            /*  The connection went away between poll and send: count the
+                attempt and wait out its time like a lost answer.  */
+            bf_debug ("bf_client: sending attempt %d failed: %s", attempt, zmq_strerror (errno));
+            zmsg_destroy (&copy);
+        } else
+            sent++;
+        rc = s_await (self, command_id, deadline, reply, err, errsize);
+        /*  "queued": control stored the command and its service is working
+            on it; the final answer follows on this socket. Wait for it up
+            to wait_ms; after that the caller gets the acknowledgement.  */
+        if (rc == BF_CLIENT_ANSWERED && s_queued (*reply)) {
+            Billflow__CommandReply *final = NULL;
+            int64_t until = zclock_mono () + self->wait_ms;
+            int more = s_await (self, command_id, until, &final, err, errsize);
+            if (more == BF_CLIENT_ANSWERED) {
+                billflow__command_reply__free_unpacked (*reply, NULL);
+                *reply = final;
+            } else if (more == BF_CLIENT_INTERRUPTED) {
+                billflow__command_reply__free_unpacked (*reply, NULL);
+                *reply = NULL;
+                rc = more;
+            }
+        }
+        if (rc != BF_CLIENT_NO_ANSWER)
+            break;
+    }
+    zmsg_destroy (&request);
+    if (rc == BF_CLIENT_NO_ANSWER) {
+        double seconds = (double)(zclock_mono () - started) / 1000.0;
+        int tries = self->retries + 1;
+        if (sent == 0)
+            bf_err_set (err, errsize,
+                        "no connection to control at %s could be made in %d attempt%s"
+                        " (%.1f s)",
+                        self->endpoints, tries, tries == 1 ? "" : "s", seconds);
+        else
+            bf_err_set (err, errsize, "no answer from control at %s after %d attempt%s (%.1f s)",
+                        self->endpoints, tries, tries == 1 ? "" : "s", seconds);
+    }
+    return rc;
+}
+
+bool
+bf_client_queued (const Billflow__CommandReply *reply)
+{
+    return s_queued (reply);
+}
+
+int
+bf_client_wait (bf_client_t *self, const char *command_id, int timeout_ms,
+                Billflow__CommandReply **reply, char *err, size_t errsize)
+{
+    assert (self);
+    assert (reply);
+    *reply = NULL;
+    if (err && errsize)
+        *err = 0;
+    if (!command_id || !*command_id) {
+        bf_err_set (err, errsize, "no command id to wait for");
+        return BF_CLIENT_ERROR;
+    }
+    int rc = s_await (self, command_id, zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0), reply,
+                      err, errsize);
+    if (rc == BF_CLIENT_NO_ANSWER)
+        bf_err_set (err, errsize, "no answer to %s from control within %d ms", command_id,
+                    timeout_ms);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/*  bf_client — a client of control: one command or query at a time, with
+    Lazy Pirate retries (billctl uses it; so do the tests).
+
+    A DEALER connected to every endpoint of control.endpoint (comma-
+    separated; ZMQ_IMMEDIATE, so only a control that is up and bound gets
+    the request), as a CURVE client when a server key is given. A request
+    is [CMD][seq][Command]; the answer is [CMD.REPLY][seq][CommandReply]
+    with the same command_id (answers to other ids, left over from earlier
+    attempts, are dropped). When no answer comes within timeout_ms, the
+    socket is closed and opened again and the same Command (same
+    command_id) is sent again, up to retries times; then the request fails
+    with BF_CLIENT_NO_ANSWER. Repeating a command is safe: control executes
+    a command_id once (G6).  */
+
+#ifndef BF_CLIENT_H_INCLUDED
+#define BF_CLIENT_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "billflow.pb-c.h"
+
+typedef struct {
+    const char *endpoints;  /* "tcp://a:7100,tcp://b:7100" */
+    const char *server_key; /* Z85 public key of control; NULL/"": no CURVE */
+    const char *key_file;   /* this client's secret key file (with server_key) */
+    int timeout_ms;         /* per attempt */
+    int retries;            /* extra attempts after the first */
+    int wait_ms;            /* after "queued": wait this long for the outcome
+                               (0: BF_CLIENT_WAIT_MS) */
+} bf_client_args_t;
+
+#define BF_CLIENT_WAIT_MS 60000
+
+typedef struct bf_client_t bf_client_t;
+
+/*  NULL with a reason in err (unreadable key file, bad server key).  */
+bf_client_t *bf_client_new (const bf_client_args_t *args, char *err, size_t errsize);
+void bf_client_destroy (bf_client_t **self_p);
+
+typedef enum {
+    BF_CLIENT_ANSWERED = 0,     /* *reply holds control's answer */
+    BF_CLIENT_NO_ANSWER = -1,   /* no answer after every attempt */
+    BF_CLIENT_ERROR = -2,       /* could not build or send the request */
+    BF_CLIENT_INTERRUPTED = -3, /* SIGINT/SIGTERM while waiting */
+} bf_client_rc_t;
+
+/*  Sends a command: target/verb from the catalogue (bf_verbs.h), args as
+    nargs key/value pairs (keys[i] = values[i]), command_id the caller's
+    (must not be NULL). On BF_CLIENT_ANSWERED *reply is the unpacked answer,
+    which the caller frees with billflow__command_reply__free_unpacked
+    (reply, NULL). attempts (may be NULL) gets the number of sends.  */
+int bf_client_request (bf_client_t *self, const char *command_id, const char *target,
+                       const char *verb, size_t nargs, const char *const *keys,
+                       const char *const *values, Billflow__CommandReply **reply, int *attempts,
+                       char *err, size_t errsize);
+
+/*  True when reply is control's acknowledgement "stored; its service is
+    working on it" (ACCEPTED, {"queued_for": target}) rather than an
+    outcome. bf_client_request waits for the outcome after one, up to
+    wait_ms, and returns the acknowledgement only when none came.  */
+bool bf_client_queued (const Billflow__CommandReply *reply);
+
+/*  A pending answer that arrives after the request returned (for example a
+    final answer after ACCEPTED): waits up to timeout_ms for an answer to
+    command_id. Same results as bf_client_request, without resending.  */
+int bf_client_wait (bf_client_t *self, const char *command_id, int timeout_ms,
+                    Billflow__CommandReply **reply, char *err, size_t errsize);
+
+#endif

@@ -1,0 +1,1182 @@
+/*  bf_control — election, the command store and forwarder, the service
+    registry, and queries (bf_control.h).  */
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf_control.h"
+#include "bf_curve.h"
+#include "bf_db.h"
+#include "bf_fault.h"
+#include "bf_log.h"
+#include "bf_query.h"
+#include "bf_uuid.h"
+#include "bf_verbs.h"
+#include "bf_wire.h"
+
+/*  Session advisory lock held by the active control (distinct from the
+    relay's and the migrator's keys).  */
+#define S_LOCK_KEY "27697189231550857"
+
+/*  Largest message the ROUTER takes: bigger ones cost the sender its
+    connection; anything over BF_WIRE_MAX_PAYLOAD is counted and dropped.  */
+#define S_MAX_MSG (4 * BF_WIRE_MAX_PAYLOAD)
+
+/*  Pause before forwarding again a command whose service answered
+    "retryable".  */
+#define S_RETRY_PAUSE_MS 1000
+
+/*  At most one warning per this interval for dropped frames.  */
+#define S_WARN_EVERY_MS 10000
+
+enum { S_SETTLE, S_NOTIFY, S_TARGETS };
+static const char *s_target_names[S_TARGETS] = { "settle", "notify" };
+
+typedef struct {
+    char instance[128];
+    char service[16];
+    char key_name[65];
+    zframe_t *identity;
+    int64_t last_seen; /* zclock_mono */
+} s_service_t;
+
+typedef struct {
+    zframe_t *identity;
+    bool original; /* the submission that stored the command */
+} s_waiter_t;
+
+typedef struct {
+    char command_id[129]; /* "" when nothing is in flight */
+    char instance[128];
+    int64_t deadline;
+} s_inflight_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zactor_t *zap;
+    zsock_t *router;
+    zpoller_t *poller;
+    zcert_t *cert;
+    PGconn *conn;
+    bool active;
+    int64_t active_mono; /* when this process became active (zclock_mono) */
+    char since[40];
+    bf_control_args_t args;
+    char conninfo[1024], bind[256], instance[128], allowed_keys[1024];
+    bf_query_ctx_t query_ctx;
+    zhashx_t *services; /* instance -> s_service_t */
+    zhashx_t *waiters;  /* command_id -> zlistx_t of s_waiter_t */
+    s_inflight_t inflight[S_TARGETS];
+    bool pending[S_TARGETS]; /* open commands may exist */
+    int64_t retry_at[S_TARGETS];
+    int64_t next_election;
+    bf_wire_stats_t wire;
+    int64_t last_drop_warning;
+    uint64_t dropped_since_warning, not_allowed;
+    uint64_t commands, repeated, rejected, forwarded, completed, queries, refused;
+} s_control_t;
+
+/*  --- small helpers --------------------------------------------------- */
+
+static int
+s_target_index (const char *target)
+{
+    for (int t = 0; t < S_TARGETS; t++)
+        if (target && !strcmp (target, s_target_names[t]))
+            return t;
+    return -1;
+}
+
+static bool
+s_command_id_valid (const char *id)
+{
+    size_t len = strlen (id);
+    if (len == 0 || len > 128)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+              || *p == '.' || *p == '_' || *p == ':' || *p == '-'))
+            return false;
+    return true;
+}
+
+static void
+s_service_destroy (void **item)
+{
+    s_service_t *svc = *item;
+    if (svc) {
+        zframe_destroy (&svc->identity);
+        free (svc);
+        *item = NULL;
+    }
+}
+
+static void
+s_waiter_destroy (void **item)
+{
+    s_waiter_t *waiter = *item;
+    if (waiter) {
+        zframe_destroy (&waiter->identity);
+        free (waiter);
+        *item = NULL;
+    }
+}
+
+static void
+s_waiters_destroy (void **item)
+{
+    zlistx_destroy ((zlistx_t **)item);
+}
+
+/*  Command arguments as a JSON object text (malloc'd), or NULL with a
+    reason when a key is empty or repeated.  */
+static char *
+s_args_json (const Billflow__Command *cmd, char *err, size_t errsize)
+{
+    json_t *object = json_object ();
+    for (size_t i = 0; i < cmd->n_args; i++) {
+        const Billflow__Argument *arg = cmd->args[i];
+        if (!arg || !arg->key || !*arg->key || json_object_get (object, arg->key)) {
+            bf_err_set (err, errsize, "argument %zu has an empty or repeated key", i + 1);
+            json_decref (object);
+            return NULL;
+        }
+        json_t *value = json_string (arg->value ? arg->value : "");
+        if (!value) {
+            bf_err_set (err, errsize, "argument '%.40s' is not valid UTF-8", arg->key);
+            json_decref (object);
+            return NULL;
+        }
+        json_object_set_new (object, arg->key, value);
+    }
+    char *text = json_dumps (object, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref (object);
+    if (!text)
+        bf_err_set (err, errsize, "arguments cannot be encoded");
+    return text;
+}
+
+/*  --- replies to clients ------------------------------------------------ */
+
+static void
+s_send_to (s_control_t *self, zframe_t *identity, bf_msg_type_t type, const ProtobufCMessage *msg)
+{
+    if (!self->router)
+        return;
+    zmsg_t *out = bf_wire_encode (type, 0, msg);
+    if (!out)
+        return;
+    zframe_t *id = zframe_dup (identity);
+    zmsg_prepend (out, &id);
+    if (zmsg_send (&out, self->router) != 0) {
+        bf_debug ("control: could not send %s to a peer (gone)", bf_msg_type_name (type));
+        zmsg_destroy (&out);
+    }
+}
+
+static void
+s_answer (s_control_t *self, zframe_t *identity, const char *command_id,
+          Billflow__CommandReply__Status status, const char *result, const char *error,
+          bool replayed, bool retryable)
+{
+    Billflow__CommandReply reply = BILLFLOW__COMMAND_REPLY__INIT;
+    reply.schema_version = BF_SCHEMA_VERSION;
+    reply.command_id = (char *)command_id;
+    reply.status = status;
+    reply.result = (char *)(result ? result : "");
+    reply.error = (char *)(error ? error : "");
+    reply.replayed = replayed;
+    reply.retryable = retryable;
+    s_send_to (self, identity, BF_MSG_CMD_REPLY, &reply.base);
+}
+
+static Billflow__CommandReply__Status
+s_status_of_state (const char *state)
+{
+    if (!strcmp (state, "DONE"))
+        return BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK;
+    if (!strcmp (state, "FAILED"))
+        return BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED;
+    if (!strcmp (state, "REJECTED"))
+        return BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED;
+    return BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED;
+}
+
+static void
+s_add_waiter (s_control_t *self, const char *command_id, zframe_t *identity, bool original)
+{
+    zlistx_t *list = zhashx_lookup (self->waiters, command_id);
+    if (!list) {
+        list = zlistx_new ();
+        zlistx_set_destructor (list, s_waiter_destroy);
+        zhashx_insert (self->waiters, command_id, list);
+    }
+    for (s_waiter_t *w = zlistx_first (list); w; w = zlistx_next (list))
+        if (zframe_eq (w->identity, identity))
+            return;
+    s_waiter_t *waiter = calloc (1, sizeof *waiter);
+    waiter->identity = zframe_dup (identity);
+    waiter->original = original;
+    zlistx_add_end (list, waiter);
+}
+
+/*  Sends the final outcome to everyone waiting for command_id.  */
+static void
+s_answer_waiters (s_control_t *self, const char *command_id, const char *state, const char *result,
+                  const char *error)
+{
+    zlistx_t *list = zhashx_lookup (self->waiters, command_id);
+    if (!list)
+        return;
+    for (s_waiter_t *w = zlistx_first (list); w; w = zlistx_next (list))
+        s_answer (self, w->identity, command_id, s_status_of_state (state), result, error,
+                  !w->original, false);
+    zhashx_delete (self->waiters, command_id);
+}
+
+/*  --- the audit log --------------------------------------------------- */
+
+static void
+s_audit (s_control_t *self, const char *actor, const char *command_id, const char *target,
+         const char *verb, const char *args, const char *outcome, const char *detail)
+{
+    if (!self->conn)
+        return;
+    const char *params[] = { actor, command_id, target, verb, args, outcome, detail };
+    PGresult *res = bf_db_query (self->conn,
+                                 "INSERT INTO audit_log (actor, command_id, target, verb, args,"
+                                 " outcome, detail) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
+                                 7, params, PGRES_COMMAND_OK, "writing the audit log");
+    PQclear (res);
+}
+
+/*  --- the service registry -------------------------------------------- */
+
+static bool
+s_live (const s_control_t *self, const s_service_t *svc)
+{
+    return zclock_mono () - svc->last_seen <= 3LL * self->args.heartbeat_ms;
+}
+
+/*  The live instance of target heard from most recently, or NULL.  */
+static s_service_t *
+s_live_instance (s_control_t *self, int target)
+{
+    s_service_t *best = NULL;
+    for (s_service_t *svc = zhashx_first (self->services); svc; svc = zhashx_next (self->services))
+        if (!strcmp (svc->service, s_target_names[target]) && s_live (self, svc)
+            && (!best || svc->last_seen > best->last_seen))
+            best = svc;
+    return best;
+}
+
+static s_service_t *
+s_service_by_identity (s_control_t *self, zframe_t *identity)
+{
+    for (s_service_t *svc = zhashx_first (self->services); svc; svc = zhashx_next (self->services))
+        if (zframe_eq (svc->identity, identity))
+            return svc;
+    return NULL;
+}
+
+/*  Instances silent for three heartbeat intervals are down: logged once
+    and forgotten (service_instance keeps their last heartbeat).  */
+static void
+s_expire_services (s_control_t *self)
+{
+    zlistx_t *gone = zlistx_new ();
+    for (s_service_t *svc = zhashx_first (self->services); svc; svc = zhashx_next (self->services))
+        if (!s_live (self, svc))
+            zlistx_add_end (gone, svc->instance);
+    for (const char *instance = zlistx_first (gone); instance; instance = zlistx_next (gone)) {
+        s_service_t *svc = zhashx_lookup (self->services, instance);
+        bf_warn ("control: %s instance %s is down (no heartbeat for %d ms)", svc->service,
+                 svc->instance, 3 * self->args.heartbeat_ms);
+        zhashx_delete (self->services, instance);
+    }
+    zlistx_destroy (&gone);
+}
+
+/*  --- forwarding ------------------------------------------------------ */
+
+/*  Builds and sends the stored command to svc.  */
+static int
+s_send_command (s_control_t *self, s_service_t *svc, const char *command_id, const char *target,
+                const char *verb, const char *args_text, const char *client)
+{
+    json_error_t jerr;
+    json_t *args = json_loads (args_text, 0, &jerr);
+    if (!json_is_object (args)) {
+        bf_error ("control: command %s has unreadable stored arguments", command_id);
+        json_decref (args);
+        return -1;
+    }
+    size_t n = json_object_size (args), i = 0;
+    Billflow__Argument *items = calloc (n ? n : 1, sizeof *items);
+    Billflow__Argument **ptrs = calloc (n ? n : 1, sizeof *ptrs);
+    const char *key;
+    json_t *value;
+    json_object_foreach (args, key, value)
+    {
+        billflow__argument__init (&items[i]);
+        items[i].key = (char *)key;
+        items[i].value = (char *)(json_is_string (value) ? json_string_value (value) : "");
+        ptrs[i] = &items[i];
+        i++;
+    }
+    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+    cmd.schema_version = BF_SCHEMA_VERSION;
+    cmd.command_id = (char *)command_id;
+    cmd.target = (char *)target;
+    cmd.verb = (char *)verb;
+    cmd.n_args = n;
+    cmd.args = ptrs;
+    cmd.issued_by = (char *)client;
+    cmd.issued_at_ms = zclock_time ();
+    s_send_to (self, svc->identity, BF_MSG_CMD, &cmd.base);
+    free (ptrs);
+    free (items);
+    json_decref (args);
+    return 0;
+}
+
+/*  Forwards target's oldest open command when nothing of target's is in
+    flight and an instance is up.  */
+static void
+s_pump (s_control_t *self, int t)
+{
+    if (!self->active || !self->conn)
+        return;
+    s_inflight_t *flight = &self->inflight[t];
+    int64_t now = zclock_mono ();
+    if (*flight->command_id) {
+        s_service_t *svc = zhashx_lookup (self->services, flight->instance);
+        if (now < flight->deadline && svc && s_live (self, svc))
+            return;
+        bf_warn ("control: command %s got no answer from %s instance %s%s; it will be forwarded"
+                 " again",
+                 flight->command_id, s_target_names[t], flight->instance,
+                 svc && s_live (self, svc) ? " in time" : " (instance down)");
+        *flight->command_id = 0;
+        self->pending[t] = true;
+    }
+    if (!self->pending[t] || now < self->retry_at[t])
+        return;
+    s_service_t *svc = s_live_instance (self, t);
+    if (!svc)
+        return;
+    const char *params[] = { s_target_names[t], svc->instance };
+    PGresult *res = bf_db_query (
+        self->conn,
+        "UPDATE command SET state = 'FORWARDED', forwarded_at = now (), forwards = forwards + 1,"
+        " instance_id = $2 WHERE command_id = (SELECT command_id FROM command"
+        "  WHERE target = $1 AND state IN ('RECEIVED', 'FORWARDED')"
+        "  ORDER BY received_at, command_id LIMIT 1)"
+        " RETURNING command_id, verb, args::text, client",
+        2, params, PGRES_TUPLES_OK, "taking the next command");
+    if (!res) {
+        /*  A permanent error (a schema not migrated) is not tried every
+            second.  */
+        self->retry_at[t]
+            = now
+              + (bf_db_last_status () == BF_DB_RETRY ? S_RETRY_PAUSE_MS : 10 * S_RETRY_PAUSE_MS);
+        return;
+    }
+    if (PQntuples (res) == 0) {
+        self->pending[t] = false;
+        PQclear (res);
+        return;
+    }
+    const char *id = PQgetvalue (res, 0, 0);
+    if (s_send_command (self, svc, id, s_target_names[t], PQgetvalue (res, 0, 1),
+                        PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 3))
+        == 0) {
+        snprintf (flight->command_id, sizeof flight->command_id, "%s", id);
+        snprintf (flight->instance, sizeof flight->instance, "%s", svc->instance);
+        flight->deadline = now + self->args.command_timeout_ms;
+        self->forwarded++;
+        bf_info ("control: command %s %s forwarded to %s", id, PQgetvalue (res, 0, 1),
+                 svc->instance);
+    } else
+        self->retry_at[t] = now + S_RETRY_PAUSE_MS;
+    PQclear (res);
+}
+
+static void
+s_pump_all (s_control_t *self)
+{
+    for (int t = 0; t < S_TARGETS; t++)
+        s_pump (self, t);
+}
+
+/*  --- commands from clients ------------------------------------------- */
+
+static void
+s_reject (s_control_t *self, zframe_t *identity, const char *actor, const Billflow__Command *cmd,
+          const char *reason)
+{
+    self->rejected++;
+    const char *id
+        = cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : NULL;
+    bf_warn ("control: rejected a command from %s (%s %s): %s", actor, id ? id : "(bad id)",
+             cmd->verb && *cmd->verb ? cmd->verb : "(no verb)", reason);
+    s_audit (self, actor, id, cmd->target && *cmd->target ? cmd->target : NULL,
+             cmd->verb && *cmd->verb ? cmd->verb : NULL, NULL, "rejected", reason);
+    s_answer (self, identity, cmd->command_id ? cmd->command_id : "",
+              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED, NULL, reason, false, false);
+}
+
+static void
+s_control_status (s_control_t *self, char **json)
+{
+    json_t *by = json_object ();
+    for (int rc = -1; rc > -BF_WIRE_RC_COUNT; rc--)
+        if (self->wire.by_rc[-rc])
+            json_object_set_new (by, bf_wire_rc_name (rc),
+                                 json_integer ((json_int_t)self->wire.by_rc[-rc]));
+    json_t *waiting = json_object ();
+    for (int t = 0; t < S_TARGETS; t++)
+        json_object_set_new (waiting, s_target_names[t],
+                             *self->inflight[t].command_id
+                                 ? json_string (self->inflight[t].command_id)
+                                 : json_null ());
+    char stats[4][24] = { "0", "0", "0", "0" };
+    if (self->zap) {
+        zstr_send (self->zap, "STATS");
+        char *a = NULL, *r = NULL, *l = NULL, *e = NULL;
+        if (zstr_recvx (self->zap, &a, &r, &l, &e, NULL) == 4) {
+            snprintf (stats[0], sizeof stats[0], "%s", a);
+            snprintf (stats[1], sizeof stats[1], "%s", r);
+            snprintf (stats[2], sizeof stats[2], "%s", l);
+            snprintf (stats[3], sizeof stats[3], "%s", e);
+        }
+        zstr_free (&a);
+        zstr_free (&r);
+        zstr_free (&l);
+        zstr_free (&e);
+    }
+    int up = 0;
+    for (s_service_t *svc = zhashx_first (self->services); svc; svc = zhashx_next (self->services))
+        up += s_live (self, svc);
+    json_t *doc = json_pack (
+        "{s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:o}, s:{s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:i, s:o}",
+        "instance", self->instance, "role", self->active ? "active" : "standby", "since",
+        self->since, "bind", self->bind, "frames", "decoded", (json_int_t)self->wire.decoded,
+        "rejected", (json_int_t)self->wire.rejected, "not_allowed", (json_int_t)self->not_allowed,
+        "by_reason", by, "keys", "entries", (json_int_t)atoll (stats[3]), "allowed",
+        (json_int_t)atoll (stats[0]), "refused", (json_int_t)atoll (stats[1]), "reloads",
+        (json_int_t)atoll (stats[2]), "commands", "received", (json_int_t)self->commands,
+        "repeated", (json_int_t)self->repeated, "rejected", (json_int_t)self->rejected, "forwarded",
+        (json_int_t)self->forwarded, "completed", (json_int_t)self->completed, "queries",
+        (json_int_t)self->queries, "services_up", up, "in_flight", waiting);
+    *json = doc ? json_dumps (doc, JSON_COMPACT) : strdup ("{}");
+    json_decref (doc);
+}
+
+static void
+s_query (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd)
+{
+    self->queries++;
+    char *json = NULL, err[512] = "";
+    int rc = BF_QUERY_OK;
+    if (!strcmp (cmd->verb, "control.status"))
+        s_control_status (self, &json);
+    else if (!self->conn)
+        rc = BF_QUERY_RETRY, bf_err_set (err, sizeof err, "database unavailable");
+    else
+        rc = bf_query (self->conn, &self->query_ctx, cmd, &json, err, sizeof err);
+    if (rc == BF_QUERY_OK)
+        s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, json,
+                  NULL, false, false);
+    else
+        s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+                  NULL, err, false, rc == BF_QUERY_RETRY);
+    free (json);
+}
+
+/*  ACCEPTED: stored, and either waiting for its service to come up
+    ({"waiting_for": target}) or queued for / running in a live instance
+    ({"queued_for": target}; the outcome follows).  */
+static void
+s_acknowledge (s_control_t *self, zframe_t *identity, const char *command_id, int t, bool replayed)
+{
+    char result[96];
+    bool live = s_live_instance (self, t) != NULL;
+    /*  Just after taking over, services have not found this process yet:
+        say nothing for three heartbeat intervals rather than "down"; the
+        outcome (or the client's next try) answers.  */
+    if (!live && zclock_mono () < self->active_mono + 3LL * self->args.heartbeat_ms)
+        return;
+    snprintf (result, sizeof result, "{\"%s\":\"%s\"}", live ? "queued_for" : "waiting_for",
+              s_target_names[t]);
+    s_answer (self, identity, command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED, result,
+              NULL, replayed, false);
+}
+
+/*  The outcome of a command_id that is already stored.  */
+static void
+s_repeated (s_control_t *self, zframe_t *identity, const char *actor, const char *command_id)
+{
+    const char *params[] = { command_id };
+    PGresult *res = bf_db_query (self->conn,
+                                 "SELECT state, coalesce (result::text, ''), coalesce (error, ''),"
+                                 " target, verb FROM command WHERE command_id = $1",
+                                 1, params, PGRES_TUPLES_OK, "reading a stored command");
+    if (!res || PQntuples (res) != 1) {
+        PQclear (res);
+        s_answer (self, identity, command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL,
+                  "retryable: database unavailable", false, true);
+        return;
+    }
+    self->repeated++;
+    const char *state = PQgetvalue (res, 0, 0);
+    int t = s_target_index (PQgetvalue (res, 0, 3));
+    s_audit (self, actor, command_id, PQgetvalue (res, 0, 3), PQgetvalue (res, 0, 4), NULL,
+             "repeated", state);
+    if (strcmp (state, "RECEIVED") && strcmp (state, "FORWARDED"))
+        s_answer (self, identity, command_id, s_status_of_state (state), PQgetvalue (res, 0, 1),
+                  PQgetvalue (res, 0, 2), true, false);
+    else {
+        s_add_waiter (self, command_id, identity, false);
+        if (t >= 0)
+            s_acknowledge (self, identity, command_id, t, true);
+    }
+    PQclear (res);
+}
+
+static void
+s_command (s_control_t *self, zframe_t *identity, const char *actor, const char *role,
+           const Billflow__Command *cmd)
+{
+    if (!s_command_id_valid (cmd->command_id)) {
+        s_reject (self, identity, actor, cmd, "command_id must be 1-128 of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    const bf_verb_t *verb = bf_verb_find (cmd->verb);
+    char reason[256];
+    if (!verb) {
+        snprintf (reason, sizeof reason, "unknown verb '%.40s'", cmd->verb ? cmd->verb : "");
+        s_reject (self, identity, actor, cmd, reason);
+        return;
+    }
+    if (cmd->target && *cmd->target && strcmp (cmd->target, verb->target) != 0) {
+        snprintf (reason, sizeof reason, "%s is a %s verb, not %.20s", verb->verb, verb->target,
+                  cmd->target);
+        s_reject (self, identity, actor, cmd, reason);
+        return;
+    }
+    if (!bf_verb_allowed (verb, role)) {
+        snprintf (reason, sizeof reason, "key '%s' (%s) may not send %s", actor, role, verb->verb);
+        s_reject (self, identity, actor, cmd, reason);
+        return;
+    }
+    if (verb->query) {
+        s_query (self, identity, cmd);
+        return;
+    }
+    char *args = s_args_json (cmd, reason, sizeof reason);
+    if (!args) {
+        s_reject (self, identity, actor, cmd, reason);
+        return;
+    }
+    if (!self->conn) {
+        s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+                  NULL, "retryable: database unavailable", false, true);
+        free (args);
+        return;
+    }
+    /*  Stored before anything else (G6): the command and its audit row in
+        one transaction.  */
+    int t = s_target_index (verb->target);
+    bool stored = false, ok = bf_db_begin (self->conn) == BF_DB_OK;
+    if (ok) {
+        const char *params[] = { cmd->command_id, actor, verb->target, verb->verb, args };
+        PGresult *res = bf_db_query (
+            self->conn,
+            "INSERT INTO command (command_id, client, target, verb, args)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (command_id) DO NOTHING",
+            5, params, PGRES_COMMAND_OK, "storing a command");
+        ok = res != NULL;
+        stored = ok && !strcmp (PQcmdTuples (res), "1");
+        PQclear (res);
+    }
+    if (ok && stored) {
+        const char *params[] = { actor, cmd->command_id, verb->target, verb->verb, args };
+        PGresult *res = bf_db_query (self->conn,
+                                     "INSERT INTO audit_log (actor, command_id, target, verb, args,"
+                                     " outcome) VALUES ($1, $2, $3, $4, $5::jsonb, 'received')",
+                                     5, params, PGRES_COMMAND_OK, "auditing a command");
+        ok = res != NULL;
+        PQclear (res);
+    }
+    if (ok)
+        ok = bf_db_commit (self->conn) == BF_DB_OK;
+    else if (self->conn)
+        bf_db_rollback (self->conn);
+    free (args);
+    if (!ok) {
+        bool retryable = bf_db_last_status () == BF_DB_RETRY;
+        char error[512];
+        snprintf (error, sizeof error, "%sthe command could not be stored: %s",
+                  retryable ? "retryable: " : "", bf_db_last_message ());
+        s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+                  NULL, error, false, retryable);
+        return;
+    }
+    if (!stored) {
+        s_repeated (self, identity, actor, cmd->command_id);
+        return;
+    }
+    bf_fault ("control.after_store");
+    self->commands++;
+    bf_info ("control: command %s %s from %s stored", cmd->command_id, verb->verb, actor);
+    s_add_waiter (self, cmd->command_id, identity, true);
+    self->pending[t] = true;
+    if (!s_live_instance (self, t))
+        bf_info ("control: command %s waits for %s, which is down", cmd->command_id,
+                 s_target_names[t]);
+    s_acknowledge (self, identity, cmd->command_id, t, false);
+    s_pump (self, t);
+}
+
+/*  --- answers from services ------------------------------------------- */
+
+static void
+s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandReply *reply)
+{
+    const char *id = reply->command_id;
+    int t = s_target_index (svc->service);
+    s_inflight_t *flight = &self->inflight[t];
+    bool ours = !strcmp (flight->command_id, id);
+    bool retry = reply->retryable
+                 || (reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED && reply->error
+                     && !strncmp (reply->error, "retryable:", 10));
+    if (retry) {
+        bf_warn ("control: %s could not apply command %s for now (%s); it will be forwarded"
+                 " again",
+                 svc->instance, id, reply->error ? reply->error : "");
+        if (ours)
+            *flight->command_id = 0;
+        self->pending[t] = true;
+        self->retry_at[t] = zclock_mono () + S_RETRY_PAUSE_MS;
+        return;
+    }
+    const char *state
+        = reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK ? "DONE" : "FAILED";
+    char error[512] = "";
+    if (reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
+        && reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED)
+        snprintf (error, sizeof error, "service answered with status %d", (int)reply->status);
+    else
+        snprintf (error, sizeof error, "%s", reply->error ? reply->error : "");
+    /*  A result that is not JSON is kept, as a string, rather than lost.  */
+    char *result = NULL;
+    if (reply->result && *reply->result) {
+        json_error_t jerr;
+        json_t *doc = json_loads (reply->result, 0, &jerr);
+        if (doc)
+            result = strdup (reply->result);
+        else {
+            bf_warn ("control: %s answered command %s with a result that is not JSON",
+                     svc->instance, id);
+            json_t *wrapped
+                = json_pack ("{s:s%}", "unparsed", reply->result, strnlen (reply->result, 4096));
+            result = wrapped ? json_dumps (wrapped, JSON_COMPACT) : NULL;
+            json_decref (wrapped);
+        }
+        json_decref (doc);
+    }
+    bool ok = bf_db_begin (self->conn) == BF_DB_OK;
+    PGresult *res = NULL;
+    if (ok) {
+        const char *params[] = { id, state, result, *error ? error : NULL };
+        res = bf_db_query (self->conn,
+                           "UPDATE command SET state = $2, result = $3::jsonb, error = $4,"
+                           " completed_at = now () WHERE command_id = $1"
+                           " AND state IN ('RECEIVED', 'FORWARDED')"
+                           " RETURNING client, target, verb, args::text,"
+                           " coalesce (result::text, ''), coalesce (error, '')",
+                           4, params, PGRES_TUPLES_OK, "storing a command's outcome");
+        ok = res != NULL;
+    }
+    if (ok && PQntuples (res) == 1) {
+        const char *params[]
+            = { PQgetvalue (res, 0, 0), id,
+                PQgetvalue (res, 0, 1), PQgetvalue (res, 0, 2),
+                PQgetvalue (res, 0, 3), !strcmp (state, "DONE") ? "done" : "failed",
+                *error ? error : NULL };
+        PGresult *audit = bf_db_query (self->conn,
+                                       "INSERT INTO audit_log (actor, command_id, target, verb,"
+                                       " args, outcome, detail)"
+                                       " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
+                                       7, params, PGRES_COMMAND_OK, "auditing an outcome");
+        ok = audit != NULL;
+        PQclear (audit);
+    }
+    if (ok)
+        ok = bf_db_commit (self->conn) == BF_DB_OK;
+    else
+        bf_db_rollback (self->conn);
+    free (result);
+    if (!ok) {
+        /*  Not stored: the command stays in flight, times out and is
+            forwarded again; the service answers with what it recorded.  */
+        PQclear (res);
+        return;
+    }
+    if (PQntuples (res) == 1) {
+        self->completed++;
+        bf_info ("control: command %s %s: %s%s%s", id, PQgetvalue (res, 0, 2), state,
+                 *error ? ": " : "", error);
+        bf_fault ("control.before_answer");
+        s_answer_waiters (self, id, state, PQgetvalue (res, 0, 4), PQgetvalue (res, 0, 5));
+    } else {
+        /*  Already final (a late duplicate answer): answer from the store.  */
+        bf_debug ("control: late answer for command %s ignored", id);
+        const char *params[] = { id };
+        PGresult *stored = bf_db_query (self->conn,
+                                        "SELECT state, coalesce (result::text, ''),"
+                                        " coalesce (error, '') FROM command WHERE command_id = $1",
+                                        1, params, PGRES_TUPLES_OK, "reading a stored command");
+        if (stored && PQntuples (stored) == 1)
+            s_answer_waiters (self, id, PQgetvalue (stored, 0, 0), PQgetvalue (stored, 0, 1),
+                              PQgetvalue (stored, 0, 2));
+        PQclear (stored);
+    }
+    PQclear (res);
+    if (ours)
+        *flight->command_id = 0;
+    self->pending[t] = true;
+    s_pump (self, t);
+}
+
+/*  --- registration and heartbeats ------------------------------------- */
+
+static bool
+s_instance_valid (const char *text)
+{
+    size_t len = text ? strlen (text) : 0;
+    if (len == 0 || len >= 128)
+        return false;
+    for (const char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+            return false;
+    return true;
+}
+
+static s_service_t *
+s_touch_service (s_control_t *self, zframe_t *identity, const char *service, const char *instance,
+                 const char *key_name, bool *is_new)
+{
+    s_service_t *svc = zhashx_lookup (self->services, instance);
+    *is_new = svc == NULL;
+    if (!svc) {
+        svc = calloc (1, sizeof *svc);
+        snprintf (svc->instance, sizeof svc->instance, "%s", instance);
+        zhashx_insert (self->services, instance, svc);
+    }
+    snprintf (svc->service, sizeof svc->service, "%s", service);
+    snprintf (svc->key_name, sizeof svc->key_name, "%s", key_name);
+    if (!svc->identity || !zframe_eq (svc->identity, identity)) {
+        zframe_destroy (&svc->identity);
+        svc->identity = zframe_dup (identity);
+    }
+    svc->last_seen = zclock_mono ();
+    return svc;
+}
+
+static void
+s_register (s_control_t *self, zframe_t *identity, const char *key_name,
+            const Billflow__ServiceRegister *reg)
+{
+    int t = s_target_index (reg->service);
+    if (t < 0 || !s_instance_valid (reg->instance_id)) {
+        bf_warn ("control: refused a registration from key %s: service '%.20s', instance '%.40s'",
+                 key_name, reg->service ? reg->service : "",
+                 reg->instance_id ? reg->instance_id : "");
+        self->not_allowed++;
+        return;
+    }
+    bool is_new;
+    s_touch_service (self, identity, reg->service, reg->instance_id, key_name, &is_new);
+    /*  A restarted instance lost what it was given.  */
+    if (!strcmp (self->inflight[t].instance, reg->instance_id))
+        *self->inflight[t].command_id = 0;
+    json_t *verbs = json_array ();
+    for (size_t i = 0; i < reg->n_verbs; i++) {
+        const bf_verb_t *v = bf_verb_find (reg->verbs[i]);
+        if (!v || strcmp (v->target, reg->service) != 0)
+            bf_warn ("control: %s registers verb '%.40s', which control does not know for %s",
+                     reg->instance_id, reg->verbs[i], reg->service);
+        json_array_append_new (verbs, json_string (reg->verbs[i]));
+    }
+    char *verbs_text = json_dumps (verbs, JSON_COMPACT);
+    json_decref (verbs);
+    char pid[16];
+    snprintf (pid, sizeof pid, "%u", reg->pid);
+    const char *params[] = { reg->instance_id,
+                             reg->service,
+                             key_name,
+                             pid,
+                             reg->version ? reg->version : "",
+                             verbs_text ? verbs_text : "[]" };
+    if (self->conn) {
+        PGresult *res = bf_db_query (
+            self->conn,
+            "INSERT INTO service_instance (instance_id, service, key_name, pid, version, verbs)"
+            " VALUES ($1, $2, $3, $4::integer, $5,"
+            "  ARRAY (SELECT json_array_elements_text ($6::json)))"
+            " ON CONFLICT (instance_id) DO UPDATE SET service = excluded.service,"
+            " key_name = excluded.key_name, pid = excluded.pid, version = excluded.version,"
+            " verbs = excluded.verbs, registered_at = now (), last_heartbeat = now ()",
+            6, params, PGRES_COMMAND_OK, "recording a registration");
+        PQclear (res);
+    }
+    free (verbs_text);
+    bf_info ("control: %s instance %s registered (key %s, pid %u)", reg->service, reg->instance_id,
+             key_name, reg->pid);
+    self->pending[t] = true;
+    s_pump (self, t);
+}
+
+static void
+s_heartbeat (s_control_t *self, zframe_t *identity, const char *key_name,
+             const Billflow__ServiceHeartbeat *hb)
+{
+    int t = s_target_index (hb->service);
+    if (t < 0 || !s_instance_valid (hb->instance_id)) {
+        self->not_allowed++;
+        return;
+    }
+    bool is_new;
+    s_touch_service (self, identity, hb->service, hb->instance_id, key_name, &is_new);
+    if (is_new)
+        bf_info ("control: %s instance %s is up (heartbeat; key %s)", hb->service, hb->instance_id,
+                 key_name);
+    /*  Keep the state only when it is a JSON object.  */
+    json_error_t jerr;
+    json_t *state
+        = hb->state_json && *hb->state_json ? json_loads (hb->state_json, 0, &jerr) : NULL;
+    const char *state_text = json_is_object (state) ? hb->state_json : "{}";
+    if (self->conn) {
+        const char *params[] = { hb->instance_id, hb->service, key_name, state_text };
+        PGresult *res
+            = bf_db_query (self->conn,
+                           "INSERT INTO service_instance (instance_id, service, key_name, state)"
+                           " VALUES ($1, $2, $3, $4::jsonb)"
+                           " ON CONFLICT (instance_id) DO UPDATE SET last_heartbeat = now (),"
+                           " state = excluded.state, key_name = excluded.key_name",
+                           4, params, PGRES_COMMAND_OK, "recording a heartbeat");
+        PQclear (res);
+    }
+    json_decref (state);
+    /*  Answer, so the service knows control is there.  */
+    Billflow__ServiceHeartbeat beat = BILLFLOW__SERVICE_HEARTBEAT__INIT;
+    char event_id[37];
+    beat.schema_version = BF_SCHEMA_VERSION;
+    beat.event_id = bf_uuid_v4 (event_id);
+    beat.service = "control";
+    beat.instance_id = self->instance;
+    beat.sent_at_ms = zclock_time ();
+    beat.state_json = "{}";
+    s_send_to (self, identity, BF_MSG_SVC_HB, &beat.base);
+    if (is_new)
+        self->pending[t] = true;
+    s_pump (self, t);
+}
+
+/*  --- the ROUTER ------------------------------------------------------ */
+
+static void
+s_dropped (s_control_t *self, const char *who, const char *why)
+{
+    self->dropped_since_warning++;
+    int64_t now = zclock_mono ();
+    if (now - self->last_drop_warning >= S_WARN_EVERY_MS) {
+        bf_warn ("control: dropped %llu bad frame(s); latest from %s: %s",
+                 (unsigned long long)self->dropped_since_warning, who, why);
+        self->dropped_since_warning = 0;
+        self->last_drop_warning = now;
+    }
+}
+
+static void
+s_on_router (s_control_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->router);
+    if (!msg)
+        return;
+    zframe_t *identity = zmsg_pop (msg);
+    zframe_t *first = zmsg_first (msg);
+    const char *name = first ? zframe_meta (first, "User-Id") : NULL;
+    const char *role = first ? zframe_meta (first, "X-Role") : NULL;
+    char actor[65], role_copy[16];
+    snprintf (actor, sizeof actor, "%s", name && *name ? name : "unknown");
+    snprintf (role_copy, sizeof role_copy, "%s", role ? role : "");
+    bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+    char err[256];
+    int rc = identity ? bf_wire_recv (&msg, BF_WIRE_MAX_PAYLOAD, &in, err, sizeof err)
+                      : BF_WIRE_EFRAMES;
+    zmsg_destroy (&msg);
+    bf_wire_stats_count (&self->wire, rc);
+    if (rc != BF_WIRE_OK) {
+        s_dropped (self, actor, identity ? err : "no routing identity");
+        zframe_destroy (&identity);
+        return;
+    }
+    bool service = !strcmp (role_copy, "service");
+    const Billflow__Command *cmd = bf_wire_command (&in);
+    const Billflow__CommandReply *reply = bf_wire_command_reply (&in);
+    const Billflow__ServiceRegister *reg = bf_wire_service_register (&in);
+    const Billflow__ServiceHeartbeat *hb = bf_wire_service_heartbeat (&in);
+    if (cmd && (!strcmp (role_copy, "operator") || !strcmp (role_copy, "viewer")))
+        s_command (self, identity, actor, role_copy, cmd);
+    else if (cmd) {
+        s_reject (self, identity, actor, cmd, "this key's role may not send commands");
+    } else if (service && reg)
+        s_register (self, identity, actor, reg);
+    else if (service && hb)
+        s_heartbeat (self, identity, actor, hb);
+    else if (service && reply) {
+        s_service_t *svc = s_service_by_identity (self, identity);
+        if (svc)
+            s_service_reply (self, svc, reply);
+        else {
+            self->not_allowed++;
+            bf_warn ("control: answer to command %s from an instance that is not registered"
+                     " (key %s) ignored; the command will be forwarded again",
+                     reply->command_id, actor);
+        }
+    } else {
+        self->not_allowed++;
+        char why[96];
+        snprintf (why, sizeof why, "%s frame not accepted from role '%s'",
+                  bf_msg_type_name (in.type), role_copy);
+        s_dropped (self, actor, why);
+    }
+    bf_wire_msg_reset (&in);
+    zframe_destroy (&identity);
+}
+
+/*  --- election -------------------------------------------------------- */
+
+static void
+s_rebuild_poller (s_control_t *self)
+{
+    zpoller_destroy (&self->poller);
+    self->poller = zpoller_new (self->pipe, self->zap, NULL);
+    if (self->router)
+        zpoller_add (self->poller, self->router);
+    zpoller_set_nonstop (self->poller, true);
+}
+
+static void
+s_step_down (s_control_t *self, const char *why)
+{
+    if (self->active)
+        bf_warn ("control %s: no longer active: %s", self->instance, why);
+    self->active = false;
+    zsock_destroy (&self->router);
+    zhashx_purge (self->services);
+    zhashx_purge (self->waiters);
+    for (int t = 0; t < S_TARGETS; t++)
+        *self->inflight[t].command_id = 0;
+    PQfinish (self->conn);
+    self->conn = NULL;
+    s_rebuild_poller (self);
+}
+
+static void
+s_become_active (s_control_t *self)
+{
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (self->router) {
+        bf_curve_server (self->router, self->cert);
+        zsock_set_maxmsgsize (self->router, (int)S_MAX_MSG);
+        zsock_set_linger (self->router, 0);
+    }
+    if (!self->router || zsock_bind (self->router, "%s", self->bind) < 0) {
+        bf_error ("control %s: won the election but cannot bind %s: %s; standing by",
+                  self->instance, self->bind, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&self->router);
+        PGresult *res = bf_db_query (self->conn, "SELECT pg_advisory_unlock (" S_LOCK_KEY ")", 0,
+                                     NULL, PGRES_TUPLES_OK, "giving up the control lock");
+        PQclear (res);
+        return;
+    }
+    self->active = true;
+    self->active_mono = zclock_mono ();
+    for (int t = 0; t < S_TARGETS; t++) {
+        self->pending[t] = true;
+        self->retry_at[t] = 0;
+    }
+    const char *params[] = { self->instance, self->bind };
+    PGresult *res = bf_db_query (self->conn,
+                                 "UPDATE control_leader SET instance_id = $1, bind = $2,"
+                                 " since = now (), updated_at = now ()"
+                                 " RETURNING to_char (since AT TIME ZONE 'UTC',"
+                                 " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+                                 2, params, PGRES_TUPLES_OK, "recording the active control");
+    if (res && PQntuples (res) == 1)
+        snprintf (self->since, sizeof self->since, "%s", PQgetvalue (res, 0, 0));
+    PQclear (res);
+    s_rebuild_poller (self);
+    bf_info ("control %s: active, listening on %s", self->instance, self->bind);
+}
+
+static void
+s_election (s_control_t *self)
+{
+    if (self->active) {
+        PGresult *res = self->conn ? bf_db_query (self->conn, "SELECT 1", 0, NULL, PGRES_TUPLES_OK,
+                                                  "checking the database")
+                                   : NULL;
+        if (!res || PQstatus (self->conn) != CONNECTION_OK)
+            s_step_down (self, "lost the database connection (and with it the lock)");
+        PQclear (res);
+        return;
+    }
+    if (!self->conn || PQstatus (self->conn) != CONNECTION_OK) {
+        PQfinish (self->conn);
+        self->conn = bf_db_connect (self->conninfo, "billflow-control", 0);
+        if (!self->conn)
+            return;
+    }
+    PGresult *res = bf_db_query (self->conn, "SELECT pg_try_advisory_lock (" S_LOCK_KEY ")", 0,
+                                 NULL, PGRES_TUPLES_OK, "competing for the control lock");
+    bool won = res && PQgetvalue (res, 0, 0)[0] == 't';
+    PQclear (res);
+    if (won)
+        s_become_active (self);
+}
+
+/*  --- the actor ------------------------------------------------------- */
+
+static void
+s_on_zap (s_control_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->zap);
+    if (!msg)
+        return;
+    char *kind = zmsg_popstr (msg);
+    if (kind && !strcmp (kind, "REFUSED")) {
+        char *key = zmsg_popstr (msg), *address = zmsg_popstr (msg), *mechanism = zmsg_popstr (msg);
+        char detail[256];
+        snprintf (detail, sizeof detail, "key %s from %s (%s) is not in the allowed list",
+                  key ? key : "-", address ? address : "?", mechanism ? mechanism : "?");
+        self->refused++;
+        if (self->active)
+            s_audit (self, "unknown", NULL, NULL, NULL, NULL, "refused", detail);
+        zstr_free (&key);
+        zstr_free (&address);
+        zstr_free (&mechanism);
+    }
+    zstr_free (&kind);
+    zmsg_destroy (&msg);
+}
+
+/*  True when the ZAP actor answers STATS (an actor that ended answers with
+    its exit signal, or not at all).  */
+static bool
+s_zap_alive (zactor_t *zap)
+{
+    zsock_set_rcvtimeo (zactor_sock (zap), 5000);
+    zstr_send (zap, "STATS");
+    zmsg_t *msg = zmsg_recv (zap);
+    bool alive = msg && zmsg_signal (msg) < 0 && zmsg_size (msg) == 4;
+    zmsg_destroy (&msg);
+    zsock_set_rcvtimeo (zactor_sock (zap), -1);
+    return alive;
+}
+
+static bool
+s_on_pipe (s_control_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command)
+        return false;
+    bool go_on = strcmp (command, "$TERM") != 0;
+    if (!strcmp (command, "STATUS"))
+        zstr_send (self->pipe, self->active ? "active" : "standby");
+    free (command);
+    return go_on;
+}
+
+void
+bf_control_actor (zsock_t *pipe, void *args)
+{
+    s_control_t *self = calloc (1, sizeof *self);
+    self->pipe = pipe;
+    self->args = *(const bf_control_args_t *)args;
+    snprintf (self->conninfo, sizeof self->conninfo, "%s",
+              self->args.conninfo ? self->args.conninfo : "");
+    snprintf (self->bind, sizeof self->bind, "%s", self->args.bind);
+    snprintf (self->instance, sizeof self->instance, "%s", self->args.instance);
+    snprintf (self->allowed_keys, sizeof self->allowed_keys, "%s", self->args.allowed_keys);
+    self->query_ctx.pii = self->args.pii;
+    self->query_ctx.heartbeat_ms = self->args.heartbeat_ms;
+    char err[512];
+    self->cert = bf_curve_load_secret (self->args.key_file, err, sizeof err);
+    if (!self->cert)
+        bf_error ("control: key file: %s", err);
+    bf_zap_args_t zargs = { .allowed_keys = self->allowed_keys };
+    self->zap = self->cert ? zactor_new (bf_zap_actor, &zargs) : NULL;
+    /*  zactor_new does not report a failed start. Without a running ZAP
+        handler a CURVE server would admit any key, so make sure.  */
+    if (self->zap && !s_zap_alive (self->zap)) {
+        bf_error ("control: the allowed-keys handler did not start (see above)");
+        self->zap = NULL; /* it ended; control does not start */
+    }
+    if (!self->zap) {
+        zcert_destroy (&self->cert);
+        free (self);
+        zsock_signal (pipe, 1);
+        return;
+    }
+    self->services = zhashx_new ();
+    zhashx_set_destructor (self->services, s_service_destroy);
+    self->waiters = zhashx_new ();
+    zhashx_set_destructor (self->waiters, s_waiters_destroy);
+    s_rebuild_poller (self);
+    zsock_signal (pipe, 0);
+    bf_info ("control %s: started; competing to become active", self->instance);
+
+    bool running = true;
+    while (running) {
+        int64_t now = zclock_mono ();
+        if (now >= self->next_election) {
+            s_election (self);
+            self->next_election = zclock_mono () + self->args.election_ms;
+        }
+        if (self->active) {
+            s_expire_services (self);
+            s_pump_all (self);
+        }
+        int64_t wait = self->next_election - zclock_mono ();
+        if (wait > 200)
+            wait = 200;
+        void *which = zpoller_wait (self->poller, wait > 0 ? (int)wait : 0);
+        if (which == pipe)
+            running = s_on_pipe (self);
+        else if (which == self->zap)
+            s_on_zap (self);
+        else if (self->router && which == self->router) {
+            /*  Drain what is queued, a bounded number at a time.  */
+            for (int i = 0; i < 256 && self->router && (zsock_events (self->router) & ZMQ_POLLIN);
+                 i++)
+                s_on_router (self);
+        }
+    }
+    self->active = false;
+    zsock_destroy (&self->router);
+    zpoller_destroy (&self->poller);
+    zactor_destroy (&self->zap);
+    zhashx_destroy (&self->services);
+    zhashx_destroy (&self->waiters);
+    zcert_destroy (&self->cert);
+    PQfinish (self->conn);
+    free (self);
+}

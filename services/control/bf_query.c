@@ -1,0 +1,623 @@
+/*  bf_query — control's queries (see bf_query.h).
+
+    Each query is one SQL statement that builds its document with
+    json_build_object / json_agg, so PostgreSQL does the escaping and every
+    figure of a document comes from one snapshot. The text then goes through
+    jansson: the failures list adds its masked contacts there, and every
+    document leaves compact.
+
+    Statements run unprepared (PQexecParams): optional filters are written
+    as "$1::text IS NULL OR col = $1", which only a plan made for the actual
+    values turns into index conditions, and the unnamed statement is always
+    planned for them.  */
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf_date.h"
+#include "bf_db.h"
+#include "bf_log.h"
+#include "bf_query.h"
+
+#define S_LIMIT_DEFAULT 20
+#define S_LIMIT_MAX     500
+
+/*  A timestamptz as RFC 3339 UTC with milliseconds; NULL stays NULL.  */
+#define S_TS(x) "to_char ((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+//  --------------------------------------------------------------------------
+//  Arguments
+
+/*  Argument keys, as bits of a verb's accepted set.  */
+enum {
+    S_PERIOD = 1 << 0,
+    S_RUN_ID = 1 << 1,
+    S_LIMIT = 1 << 2,
+    S_CHANNEL = 1 << 3,
+    S_STATE = 1 << 4,
+    S_TARGET = 1 << 5,
+    S_COMMAND_ID = 1 << 6,
+    S_ACTOR = 1 << 7,
+};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} s_keys[] = {
+    { "period", S_PERIOD },         { "run_id", S_RUN_ID }, { "limit", S_LIMIT },
+    { "channel", S_CHANNEL },       { "state", S_STATE },   { "target", S_TARGET },
+    { "command_id", S_COMMAND_ID }, { "actor", S_ACTOR },
+};
+#define S_KEYS (sizeof s_keys / sizeof s_keys[0])
+
+/*  Validated arguments; NULL = not given. Strings point into the command
+    or into the buffers here.  */
+typedef struct {
+    unsigned given;
+    const char *period;
+    const char *run_id;
+    const char *channel;
+    const char *state;
+    const char *target;
+    const char *command_id;
+    const char *actor;
+    char period_buf[8];
+    char run_id_buf[24];
+    char limit[8];
+} s_args_t;
+
+/*  value for an error message: at most 40 characters, printable ASCII
+    only, so nothing an attacker sends is echoed raw.  */
+static const char *
+s_shown (const char *value, char *out, size_t outsize)
+{
+    size_t n = 0, i = 0;
+    for (; value[i] && n + 4 < outsize && i < 40; i++)
+        out[n++] = value[i] >= 0x20 && value[i] < 0x7f ? value[i] : '?';
+    if (value[i] && n + 4 < outsize) {
+        memcpy (out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/*  A decimal integer in 1..max, digits only.  */
+static bool
+s_positive (const char *text, int64_t max, int64_t *value)
+{
+    if (!text[0] || strlen (text) > 19)
+        return false;
+    int64_t v = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        int d = *p - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (v < 1 || v > max)
+        return false;
+    *value = v;
+    return true;
+}
+
+static bool
+s_one_of (const char *value, const char *const *set)
+{
+    for (; *set; set++)
+        if (!strcmp (value, *set))
+            return true;
+    return false;
+}
+
+/*  1..max characters, each a letter, a digit or one of extra.  */
+static bool
+s_name_ok (const char *value, size_t max, const char *extra)
+{
+    size_t len = strlen (value);
+    if (len < 1 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || strchr (extra, c)))
+            return false;
+    }
+    return true;
+}
+
+static int
+s_bad_value (const char *key, const char *value, const char *expected, char *err, size_t errsize)
+{
+    char shown[48];
+    bf_err_set (err, errsize, "%s: expected %s, got \"%s\"", key, expected,
+                s_shown (value, shown, sizeof shown));
+    return BF_QUERY_BAD;
+}
+
+/*  Validates cmd's arguments against the keys verb accepts (a mask of
+    S_*). Returns BF_QUERY_OK or BF_QUERY_BAD with err naming the argument.  */
+static int
+s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, char *err,
+              size_t errsize)
+{
+    static const char *const channels[] = { "EMAIL", "SMS", "PUSH", NULL };
+    static const char *const states[]
+        = { "RECEIVED", "FORWARDED", "DONE", "FAILED", "REJECTED", NULL };
+    static const char *const targets[] = { "settle", "notify", "control", NULL };
+
+    memset (args, 0, sizeof *args);
+    snprintf (args->limit, sizeof args->limit, "%d", S_LIMIT_DEFAULT);
+    for (size_t i = 0; i < cmd->n_args; i++) {
+        const Billflow__Argument *arg = cmd->args[i];
+        const char *key = arg && arg->key ? arg->key : "";
+        const char *value = arg && arg->value ? arg->value : "";
+        unsigned bit = 0;
+        for (size_t k = 0; k < S_KEYS && !bit; k++)
+            if (!strcmp (key, s_keys[k].name))
+                bit = s_keys[k].bit;
+        if (!(accepted & bit)) {
+            char shown[48], keys[128] = "";
+            for (size_t k = 0; k < S_KEYS; k++)
+                if (accepted & s_keys[k].bit)
+                    snprintf (keys + strlen (keys), sizeof keys - strlen (keys), "%s%s",
+                              keys[0] ? ", " : "", s_keys[k].name);
+            return bf_err_set (err, errsize, "unknown argument \"%s\" for %s (%s%s)",
+                               s_shown (key, shown, sizeof shown), cmd->verb,
+                               keys[0] ? "accepted: " : "it takes no arguments", keys),
+                   BF_QUERY_BAD;
+        }
+        if (args->given & bit)
+            return bf_err_set (err, errsize, "%s: given more than once", key), BF_QUERY_BAD;
+        args->given |= bit;
+
+        int64_t n;
+        bf_period_t period;
+        switch (bit) {
+            case S_PERIOD:
+                if (bf_period_parse (value, &period) != 0)
+                    return s_bad_value (key, value, "a period YYYY-MM", err, errsize);
+                args->period = bf_period_format (period, args->period_buf);
+                break;
+            case S_RUN_ID:
+                if (!s_positive (value, INT64_MAX, &n))
+                    return s_bad_value (key, value, "a positive integer", err, errsize);
+                snprintf (args->run_id_buf, sizeof args->run_id_buf, "%lld", (long long)n);
+                args->run_id = args->run_id_buf;
+                break;
+            case S_LIMIT:
+                if (!s_positive (value, S_LIMIT_MAX, &n))
+                    return s_bad_value (key, value, "an integer from 1 to 500", err, errsize);
+                snprintf (args->limit, sizeof args->limit, "%lld", (long long)n);
+                break;
+            case S_CHANNEL:
+                if (!s_one_of (value, channels))
+                    return s_bad_value (key, value, "EMAIL, SMS or PUSH", err, errsize);
+                args->channel = value;
+                break;
+            case S_STATE:
+                if (!s_one_of (value, states))
+                    return s_bad_value (key, value, "RECEIVED, FORWARDED, DONE, FAILED or REJECTED",
+                                        err, errsize);
+                args->state = value;
+                break;
+            case S_TARGET:
+                if (!s_one_of (value, targets))
+                    return s_bad_value (key, value, "settle, notify or control", err, errsize);
+                args->target = value;
+                break;
+            case S_COMMAND_ID:
+                /*  As the command table's CHECK has it.  */
+                if (!s_name_ok (value, 128, "._:-"))
+                    return s_bad_value (key, value, "1-128 of A-Z a-z 0-9 . _ : -", err, errsize);
+                args->command_id = value;
+                break;
+            case S_ACTOR:
+                /*  A key name (bf_curve.h), or "unknown".  */
+                if (!s_name_ok (value, 64, "._-"))
+                    return s_bad_value (key, value, "a key name (1-64 of A-Z a-z 0-9 . _ -)", err,
+                                        errsize);
+                args->actor = value;
+                break;
+            default:
+                break;
+        }
+    }
+    return BF_QUERY_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Running a statement
+
+/*  A failed statement's answer: RETRY when the failure is a passing one.  */
+static int
+s_db_failed (char *err, size_t errsize)
+{
+    if (bf_db_last_status () == BF_DB_RETRY) {
+        bf_err_set (err, errsize, "database unavailable (SQLSTATE %s): %s", bf_db_last_sqlstate (),
+                    bf_db_last_message ());
+        return BF_QUERY_RETRY;
+    }
+    bf_err_set (err, errsize, "database error (SQLSTATE %s): %s", bf_db_last_sqlstate (),
+                bf_db_last_message ());
+    return BF_QUERY_BAD;
+}
+
+/*  Runs sql, which returns one row with one JSON document, and parses it.  */
+static int
+s_document (PGconn *conn, const char *sql, int nparams, const char *const *params, const char *what,
+            json_t **doc, char *err, size_t errsize)
+{
+    PGresult *res = bf_db_query (conn, sql, nparams, params, PGRES_TUPLES_OK, what);
+    if (!res)
+        return s_db_failed (err, errsize);
+    if (PQntuples (res) != 1 || PQgetisnull (res, 0, 0)) {
+        PQclear (res);
+        bf_error ("query: %s returned no document", what);
+        return bf_err_set (err, errsize, "%s returned no document", what), BF_QUERY_BAD;
+    }
+    json_error_t jerr;
+    *doc = json_loads (PQgetvalue (res, 0, 0), 0, &jerr);
+    PQclear (res);
+    if (!*doc) {
+        bf_error ("query: %s: unreadable document: %s", what, jerr.text);
+        return bf_err_set (err, errsize, "%s: unreadable document", what), BF_QUERY_BAD;
+    }
+    return BF_QUERY_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Documents
+
+/* clang-format off */
+/*  RUN of the settlement_run row r.  */
+#define S_RUN                                                                                    \
+    "json_build_object ('run_id', r.run_id, 'period', r.period, 'state', r.state,"               \
+    " 'rerate', EXISTS (SELECT 1 FROM settlement_run o WHERE o.period = r.period"                \
+    "                   AND o.run_id < r.run_id AND o.state = 'COMPLETED'),"                     \
+    " 'chunk_size', r.chunk_size, 'chunks_total', r.chunks_total,"                               \
+    " 'chunks_done', r.chunks_done, 'subscribers_done', r.subscribers_done, 'bills', r.bills,"   \
+    " 'amount_total', r.amount_total, 'rating_errors', r.rating_errors,"                         \
+    " 'command_id', r.command_id, 'created_at', " S_TS ("r.created_at") ","                      \
+    " 'started_at', " S_TS ("r.started_at") ", 'finished_at', " S_TS ("r.finished_at") ","      \
+    " 'seconds', round (extract (epoch FROM coalesce (r.finished_at, now ()) - r.started_at),"   \
+    " 3))"
+
+/*  CTEs for NOTICES: c = the counters of the deliveries WHERE cond selects
+    (by period), summed over shards; held = the earliest release of each
+    period that has held notices (one entry of delivery_held each).  */
+#define S_COUNTERS(cond)                                                                         \
+    " c AS (SELECT channel, state, sum (n)::bigint AS n, sum (fallbacks)::bigint AS f,"          \
+    "  array_position (ARRAY['PENDING', 'SENDING', 'RETRY', 'HELD', 'DELIVERED', 'FAILED',"      \
+    "                        'CANCELLED'], state) AS so,"                                        \
+    "  array_position (ARRAY['EMAIL', 'SMS', 'PUSH'], channel) AS co"                            \
+    "  FROM delivery_count WHERE " cond " GROUP BY channel, state),"                             \
+    " held AS (SELECT (SELECT d.not_before FROM delivery d WHERE d.state = 'HELD'"               \
+    "                  AND d.period = p.period ORDER BY d.not_before LIMIT 1) AS not_before"     \
+    "  FROM (SELECT period FROM delivery_count WHERE " cond " AND state = 'HELD'"                \
+    "        GROUP BY period HAVING sum (n) > 0) p)"
+
+#define S_NOTICES                                                                                \
+    "json_build_object ('total', (SELECT coalesce (sum (n), 0) FROM c),"                         \
+    " 'by_state', (SELECT coalesce (json_object_agg (state, n ORDER BY so), '{}')"               \
+    "   FROM (SELECT state, sum (n) AS n, min (so) AS so FROM c GROUP BY state"                  \
+    "         HAVING sum (n) <> 0) s),"                                                          \
+    " 'by_channel', (SELECT coalesce (json_object_agg (channel, states ORDER BY co), '{}')"      \
+    "   FROM (SELECT channel, min (co) AS co, json_object_agg (state, n ORDER BY so) AS states"  \
+    "         FROM c WHERE n <> 0 GROUP BY channel) s),"                                         \
+    " 'fallbacks', (SELECT coalesce (sum (f), 0) FROM c),"                                       \
+    " 'held_until', " S_TS ("(SELECT min (not_before) FROM held)") ")"
+
+static const char s_sql_runs_list[] =
+    "SELECT json_build_object ('runs', coalesce (json_agg (" S_RUN
+    " ORDER BY r.run_id DESC), '[]'))"
+    " FROM (SELECT * FROM settlement_run WHERE $1::text IS NULL OR period = $1"
+    "       ORDER BY run_id DESC LIMIT $2::int) r";
+
+static const char s_sql_run_show[] =
+    "WITH r AS (SELECT * FROM settlement_run"
+    "           WHERE ($1::bigint IS NULL OR run_id = $1) AND ($2::text IS NULL OR period = $2)"
+    "           ORDER BY run_id DESC LIMIT 1),"
+    " p AS (SELECT coalesce ((SELECT period FROM r), $2::text) AS period),"
+    S_COUNTERS ("period = (SELECT period FROM p)") ","
+    " ev AS (SELECT coalesce ((SELECT last_seq FROM relay_state), 0) AS published,"
+    "               coalesce ((SELECT max (last_seq) FROM notify_cursor), 0) AS ingested,"
+    "               EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL) AS unsequenced)"
+    " SELECT json_build_object ("
+    "  'run', (SELECT " S_RUN " FROM r),"
+    "  'notices', " S_NOTICES ","
+    "  'events', (SELECT json_build_object ('published_seq', published,"
+    "             'ingested_seq', ingested, 'unsequenced', unsequenced) FROM ev),"
+    "  'rating_errors', coalesce ((SELECT json_agg (json_build_object ("
+    "     'subscriber_id', e.subscriber_id, 'reason', e.reason) ORDER BY e.subscriber_id)"
+    "     FROM (SELECT subscriber_id, reason FROM rating_error"
+    "           WHERE period = (SELECT period FROM r) ORDER BY subscriber_id LIMIT 10) e),"
+    "     '[]'),"
+    "  'final', coalesce ((SELECT state IN ('COMPLETED', 'FAILED') FROM r), false)"
+    "     AND (SELECT NOT unsequenced AND ingested >= published FROM ev)"
+    "     AND (SELECT coalesce (sum (n), 0) FROM c"
+    "          WHERE state IN ('PENDING', 'SENDING', 'RETRY', 'HELD')) = 0)";
+
+static const char s_sql_deliveries_summary[] =
+    "WITH" S_COUNTERS ("($1::text IS NULL OR period = $1)")
+    " SELECT json_build_object ('period', $1::text,"
+    "  'paused', coalesce ((SELECT paused FROM dispatch_state), false),"
+    "  'notices', " S_NOTICES ")";
+
+/*  At most `limit` entries of delivery_failed for each (period, channel)
+    whose counters say it has failures, then the newest of those; each with
+    its sealed contact for the channel.  */
+static const char s_sql_deliveries_failures[] =
+    "SELECT json_build_object ('id', d.id, 'period', d.period, 'bill_id', d.bill_id,"
+    "  'subscriber_id', d.subscriber_id, 'channel', d.channel, 'attempts', d.attempts,"
+    "  'last_error', d.last_error, 'contact', NULL,"
+    "  'final_at', " S_TS ("d.final_at") ","
+    "  'fallback_id', (SELECT f.id FROM delivery f WHERE f.bill_id = d.bill_id"
+    "                  AND f.channel = 'SMS' AND f.purpose = d.purpose"
+    "                  AND f.fallback_of = d.id)),"
+    " d.channel, d.subscriber_id,"
+    " CASE d.channel WHEN 'EMAIL' THEN s.email_enc WHEN 'SMS' THEN s.phone_enc END"
+    " FROM (SELECT period, channel FROM delivery_count"
+    "       WHERE state = 'FAILED' AND ($1::text IS NULL OR period = $1)"
+    "       AND ($2::text IS NULL OR channel = $2)"
+    "       GROUP BY period, channel HAVING sum (n) > 0) k"
+    " CROSS JOIN LATERAL (SELECT * FROM delivery x WHERE x.state = 'FAILED'"
+    "       AND x.period = k.period AND x.channel = k.channel"
+    "       ORDER BY x.final_at DESC, x.id DESC LIMIT $3::int) d"
+    " LEFT JOIN subscriber s ON s.id = d.subscriber_id"
+    " ORDER BY d.final_at DESC, d.id DESC LIMIT $3::int";
+
+/*  One row per process that ever registered: the newest 500 of each
+    service (index service_instance_service).  */
+static const char s_sql_services_list[] =
+    "SELECT json_build_object ('services', coalesce (json_agg (json_build_object ("
+    "  'service', i.service, 'instance_id', i.instance_id, 'pid', i.pid,"
+    "  'version', i.version, 'verbs', to_json (i.verbs),"
+    "  'registered_at', " S_TS ("i.registered_at") ","
+    "  'last_heartbeat', " S_TS ("i.last_heartbeat") ","
+    "  'age_ms', i.age_ms, 'up', i.age_ms <= $1::bigint, 'state', i.state)"
+    "  ORDER BY i.service, i.last_heartbeat DESC, i.instance_id), '[]'))"
+    " FROM (SELECT s.*, greatest (0, (extract (epoch FROM now () - s.last_heartbeat)"
+    "         * 1000)::bigint) AS age_ms"
+    "       FROM unnest (ARRAY['settle', 'notify']) v (service)"
+    "       CROSS JOIN LATERAL (SELECT * FROM service_instance x WHERE x.service = v.service"
+    "             ORDER BY x.last_heartbeat DESC LIMIT 500) s) i";
+
+static const char s_sql_commands_list[] =
+    "SELECT json_build_object ('commands', coalesce (json_agg (json_build_object ("
+    "  'command_id', c.command_id, 'client', c.client, 'target', c.target, 'verb', c.verb,"
+    "  'args', c.args, 'state', c.state, 'result', c.result, 'error', c.error,"
+    "  'received_at', " S_TS ("c.received_at") ","
+    "  'forwarded_at', " S_TS ("c.forwarded_at") ","
+    "  'completed_at', " S_TS ("c.completed_at") ")"
+    "  ORDER BY c.received_at DESC, c.command_id DESC), '[]'))"
+    " FROM (SELECT * FROM command WHERE ($1::text IS NULL OR command_id = $1)"
+    "       AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR target = $3)"
+    "       ORDER BY received_at DESC, command_id DESC LIMIT $4::int) c";
+
+static const char s_sql_audit_list[] =
+    "SELECT json_build_object ('audit', coalesce (json_agg (json_build_object ("
+    "  'id', a.id, 'at', " S_TS ("a.at") ", 'actor', a.actor,"
+    "  'command_id', a.command_id, 'target', a.target, 'verb', a.verb, 'args', a.args,"
+    "  'outcome', a.outcome, 'detail', a.detail) ORDER BY a.id DESC), '[]'))"
+    " FROM (SELECT * FROM audit_log WHERE ($1::text IS NULL OR actor = $1)"
+    "       AND ($2::text IS NULL OR command_id = $2) ORDER BY id DESC LIMIT $3::int) a";
+
+/* clang-format on */
+
+static int
+s_runs_list (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_t errsize)
+{
+    const char *params[] = { args->period, args->limit };
+    return s_document (conn, s_sql_runs_list, 2, params, "runs.list", doc, err, errsize);
+}
+
+static int
+s_run_show (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_t errsize)
+{
+    if (!args->period && !args->run_id)
+        return bf_err_set (err, errsize, "run.show needs period=YYYY-MM or run_id=N"), BF_QUERY_BAD;
+    if (args->period && args->run_id)
+        return bf_err_set (err, errsize, "run.show takes period or run_id, not both"), BF_QUERY_BAD;
+    const char *params[] = { args->run_id, args->period };
+    return s_document (conn, s_sql_run_show, 2, params, "run.show", doc, err, errsize);
+}
+
+static int
+s_deliveries_summary (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_t errsize)
+{
+    const char *params[] = { args->period };
+    return s_document (conn, s_sql_deliveries_summary, 1, params, "deliveries.summary", doc, err,
+                       errsize);
+}
+
+/*  The masked contact of a failed delivery: the sealed value in column col
+    of row (NULL when the subscriber has none), opened for the channel.  */
+static void
+s_contact (const bf_query_ctx_t *ctx, const PGresult *res, int row, int col, const char *channel,
+           int64_t subject, char *out, size_t outsize)
+{
+    const char *field = !strcmp (channel, "EMAIL") ? "email"
+                        : !strcmp (channel, "SMS") ? "phone"
+                                                   : NULL;
+    if (!field) {
+        /*  A push notice goes to a device token, not to a contact.  */
+        snprintf (out, outsize, "-");
+        return;
+    }
+    if (!ctx || !ctx->pii) {
+        snprintf (out, outsize, "(unavailable)");
+        return;
+    }
+    if (PQgetisnull (res, row, col)) {
+        snprintf (out, outsize, "-");
+        return;
+    }
+    size_t len = 0;
+    unsigned char *sealed
+        = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, row, col), &len);
+    char plain[512];
+    long n = sealed ? bf_pii_open (ctx->pii, field, (uint64_t)subject, sealed, len, plain,
+                                   sizeof plain)
+                    : -1;
+    PQfreemem (sealed);
+    if (n < 0)
+        snprintf (out, outsize, "(unavailable)");
+    else if (!strcmp (field, "email"))
+        bf_mask_email (plain, out, outsize);
+    else
+        bf_mask_phone (plain, out, outsize);
+    sodium_memzero (plain, sizeof plain);
+}
+
+static int
+s_deliveries_failures (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *args, json_t **doc,
+                       char *err, size_t errsize)
+{
+    const char *params[] = { args->period, args->channel, args->limit };
+    PGresult *res = bf_db_query (conn, s_sql_deliveries_failures, 3, params, PGRES_TUPLES_OK,
+                                 "deliveries.failures");
+    if (!res)
+        return s_db_failed (err, errsize);
+    json_t *list = json_array ();
+    *doc = json_pack ("{s:o}", "failures", list);
+    if (!list || !*doc) {
+        PQclear (res);
+        json_decref (*doc);
+        *doc = NULL;
+        return bf_err_set (err, errsize, "out of memory"), BF_QUERY_BAD;
+    }
+    for (int row = 0; row < PQntuples (res); row++) {
+        json_error_t jerr;
+        json_t *item = json_loads (PQgetvalue (res, row, 0), 0, &jerr);
+        char contact[BF_MASK_MAX];
+        s_contact (ctx, res, row, 3, PQgetvalue (res, row, 1),
+                   strtoll (PQgetvalue (res, row, 2), NULL, 10), contact, sizeof contact);
+        if (!item || json_object_set_new (item, "contact", json_string (contact)) != 0
+            || json_array_append_new (list, item) != 0) {
+            bf_error ("query: deliveries.failures: unreadable row: %s", item ? "" : jerr.text);
+            json_decref (item);
+            PQclear (res);
+            json_decref (*doc);
+            *doc = NULL;
+            return bf_err_set (err, errsize, "deliveries.failures: unreadable row"), BF_QUERY_BAD;
+        }
+    }
+    PQclear (res);
+    return BF_QUERY_OK;
+}
+
+static int
+s_services_list (PGconn *conn, const bf_query_ctx_t *ctx, json_t **doc, char *err, size_t errsize)
+{
+    char window[24];
+    snprintf (window, sizeof window, "%lld",
+              3LL * (ctx && ctx->heartbeat_ms > 0 ? ctx->heartbeat_ms : 1000));
+    const char *params[] = { window };
+    return s_document (conn, s_sql_services_list, 1, params, "services.list", doc, err, errsize);
+}
+
+static int
+s_commands_list (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_t errsize)
+{
+    const char *params[] = { args->command_id, args->state, args->target, args->limit };
+    return s_document (conn, s_sql_commands_list, 4, params, "commands.list", doc, err, errsize);
+}
+
+static int
+s_audit_list (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_t errsize)
+{
+    const char *params[] = { args->actor, args->command_id, args->limit };
+    return s_document (conn, s_sql_audit_list, 3, params, "audit.list", doc, err, errsize);
+}
+
+//  --------------------------------------------------------------------------
+
+typedef enum {
+    S_RUNS_LIST,
+    S_RUN_SHOW,
+    S_DELIVERIES_SUMMARY,
+    S_DELIVERIES_FAILURES,
+    S_SERVICES_LIST,
+    S_COMMANDS_LIST,
+    S_AUDIT_LIST,
+} s_query_t;
+
+static const struct {
+    const char *verb;
+    s_query_t query;
+    unsigned keys;
+} s_queries[] = {
+    { "runs.list", S_RUNS_LIST, S_PERIOD | S_LIMIT },
+    { "run.show", S_RUN_SHOW, S_PERIOD | S_RUN_ID },
+    { "deliveries.summary", S_DELIVERIES_SUMMARY, S_PERIOD },
+    { "deliveries.failures", S_DELIVERIES_FAILURES, S_PERIOD | S_CHANNEL | S_LIMIT },
+    { "services.list", S_SERVICES_LIST, 0 },
+    { "commands.list", S_COMMANDS_LIST, S_COMMAND_ID | S_STATE | S_TARGET | S_LIMIT },
+    { "audit.list", S_AUDIT_LIST, S_ACTOR | S_COMMAND_ID | S_LIMIT },
+};
+
+int
+bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd, char **json,
+          char *err, size_t errsize)
+{
+    if (json)
+        *json = NULL;
+    if (!cmd || !json)
+        return bf_err_set (err, errsize, "no query"), BF_QUERY_BAD;
+    const char *verb = cmd->verb ? cmd->verb : "";
+    size_t q = 0;
+    while (q < sizeof s_queries / sizeof s_queries[0] && strcmp (verb, s_queries[q].verb))
+        q++;
+    if (q == sizeof s_queries / sizeof s_queries[0]) {
+        char shown[48];
+        return bf_err_set (err, errsize, "unknown query \"%s\"",
+                           s_shown (verb, shown, sizeof shown)),
+               BF_QUERY_BAD;
+    }
+    s_args_t args;
+    int rc = s_args_parse (cmd, s_queries[q].keys, &args, err, errsize);
+    if (rc != BF_QUERY_OK)
+        return rc;
+    if (!conn || PQstatus (conn) != CONNECTION_OK)
+        return bf_err_set (err, errsize, "database unavailable: no connection"), BF_QUERY_RETRY;
+
+    json_t *doc = NULL;
+    switch (s_queries[q].query) {
+        case S_RUNS_LIST:
+            rc = s_runs_list (conn, &args, &doc, err, errsize);
+            break;
+        case S_RUN_SHOW:
+            rc = s_run_show (conn, &args, &doc, err, errsize);
+            break;
+        case S_DELIVERIES_SUMMARY:
+            rc = s_deliveries_summary (conn, &args, &doc, err, errsize);
+            break;
+        case S_DELIVERIES_FAILURES:
+            rc = s_deliveries_failures (conn, ctx, &args, &doc, err, errsize);
+            break;
+        case S_SERVICES_LIST:
+            rc = s_services_list (conn, ctx, &doc, err, errsize);
+            break;
+        case S_COMMANDS_LIST:
+            rc = s_commands_list (conn, &args, &doc, err, errsize);
+            break;
+        case S_AUDIT_LIST:
+            rc = s_audit_list (conn, &args, &doc, err, errsize);
+            break;
+    }
+    if (rc != BF_QUERY_OK)
+        return rc;
+    *json = json_dumps (doc, JSON_COMPACT | JSON_REAL_PRECISION (15));
+    json_decref (doc);
+    if (!*json)
+        return bf_err_set (err, errsize, "out of memory"), BF_QUERY_BAD;
+    return BF_QUERY_OK;
+}

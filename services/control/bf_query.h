@@ -1,0 +1,95 @@
+/*  bf_query — control's queries, answered from PostgreSQL (bf_verbs.h lists
+    them; docs/control.md documents every result).
+
+    Queries change nothing and are not stored. Each answers in milliseconds
+    whatever the size of the run: run and delivery figures come from
+    counters (settlement_run's columns, delivery_count maintained by
+    triggers in db/006_delivery_count.sql), never from counting rows;
+    lists are bounded by a limit (default 20, at most 500) and use indexes.
+
+    Contacts in results are always masked (bf_mask_email / bf_mask_phone of
+    the decrypted value; "(unavailable)" when no PII key is configured or the
+    value cannot be decrypted; "-" for a push notice, which goes to a device
+    token rather than a contact, and when the subscriber has no contact).
+
+    Arguments (bf_verbs.h lists each query's): period YYYY-MM, run_id a
+    positive integer, limit an integer 1..500 (default 20), channel EMAIL |
+    SMS | PUSH, state and target from command's fixed sets, command_id as
+    command's CHECK allows, actor a key name (bf_curve.h). A bad value, a
+    key the query does not take, a key given twice, and run.show with
+    neither or both of period and run_id are BF_QUERY_BAD, with err naming
+    the argument.
+
+    Result documents (JSON objects; timestamps are RFC 3339 UTC strings or
+    null; amounts are integers in won):
+
+    runs.list            {"runs":[RUN...]}
+    run.show             {"run":RUN|null, "notices":NOTICES, "events":EVENTS,
+                          "rating_errors":[{"subscriber_id":N,"reason":S}...] (first 10),
+                          "final":bool}
+                         (by period: the period's newest run; notices and rating
+                          errors are the period's, the errors those still open, by
+                          subscriber id)
+    deliveries.summary   {"period":S|null, "paused":bool, "notices":NOTICES}
+    deliveries.failures  {"failures":[{"id","period","bill_id","subscriber_id","channel",
+                          "attempts","last_error","contact","final_at","fallback_id"}...]}
+                         (newest final_at first; fallback_id: the SMS notice sent in
+                          place of a failed email, or null)
+    services.list        {"services":[{"service","instance_id","pid","version","verbs":[...],
+                          "registered_at","last_heartbeat","age_ms","up","state":{...}}...]}
+    commands.list        {"commands":[{"command_id","client","target","verb","args":{...},
+                          "state","result":{...}|null,"error","received_at","forwarded_at",
+                          "completed_at"}...]}
+    audit.list           {"audit":[{"id","at","actor","command_id","target","verb","args",
+                          "outcome","detail"}...]}
+
+    RUN      {"run_id","period","state","rerate","chunk_size","chunks_total","chunks_done",
+              "subscribers_done","bills","amount_total","rating_errors","command_id",
+              "created_at","started_at","finished_at","seconds"}   (seconds: from start to
+             finish, or to now while unfinished, to the millisecond; rerate: an earlier run of
+             the period completed, so this one re-rates its rating errors)
+    NOTICES  {"total":N, "by_state":{"PENDING":N,...}, "by_channel":{"EMAIL":{"DELIVERED":N,
+              ...},...}, "fallbacks":N, "held_until":S|null}   (states with 0 are omitted;
+             fallbacks: notices that are the SMS fallback of a failed email, counted in
+             by_state too; held_until: the earliest release of a HELD notice)
+    EVENTS   {"published_seq":N, "ingested_seq":N, "unsequenced":bool}
+    final    the run is COMPLETED or FAILED, every event is sequenced and ingested, and no
+             notice of the period is PENDING, SENDING, RETRY or HELD.
+
+    services.list reads the service_instance table control keeps (db/007);
+    "up" is a heartbeat within 3 heartbeat intervals (ctx->heartbeat_ms),
+    age_ms the time since it. Listed by service, newest heartbeat first, at
+    most 500 instances a service. Lists of runs, commands and the audit log
+    are newest first.
+
+    Database failures: BF_QUERY_RETRY when bf_db says the failure is
+    retryable (connection lost, shutdown, serialization ...) or conn is not
+    connected, else BF_QUERY_BAD; err carries the SQLSTATE and message.  */
+
+#ifndef BF_QUERY_H_INCLUDED
+#define BF_QUERY_H_INCLUDED
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "bf_pii.h"
+#include "billflow.pb-c.h"
+
+typedef struct {
+    const bf_pii_t *pii; /* NULL: contacts shown as "(unavailable)" */
+    int heartbeat_ms;    /* services' heartbeat interval */
+} bf_query_ctx_t;
+
+typedef enum {
+    BF_QUERY_OK = 0,
+    BF_QUERY_BAD = -1,   /* bad arguments: err says which (answered FAILED) */
+    BF_QUERY_RETRY = -2, /* database unavailable: err says so (FAILED, retryable) */
+} bf_query_rc_t;
+
+/*  Answers the query cmd->verb (one of bf_verbs.h's control queries except
+    control.status, which control builds itself) on conn. On BF_QUERY_OK
+    *json is a malloc'd JSON document the caller frees.  */
+int bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd, char **json,
+              char *err, size_t errsize);
+
+#endif

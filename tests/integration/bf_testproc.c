@@ -1,0 +1,202 @@
+/*  bf_testproc — start, watch, kill and restart the real binaries.  */
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bf_testproc.h"
+
+#define S_MAX_CHILDREN 64
+
+static pid_t s_children[S_MAX_CHILDREN];
+static bool s_atexit_set;
+
+static void
+s_track (pid_t pid, bool add)
+{
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (add ? s_children[i] == 0 : s_children[i] == pid) {
+            s_children[i] = add ? pid : 0;
+            return;
+        }
+}
+
+void
+bf_proc_kill_all (void)
+{
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (s_children[i] > 0) {
+            kill (s_children[i], SIGKILL);
+            waitpid (s_children[i], NULL, 0);
+            s_children[i] = 0;
+        }
+}
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+bf_proc_init (bf_proc_t *p, const char *binary, const char *log)
+{
+    memset (p, 0, sizeof *p);
+    p->binary = binary;
+    snprintf (p->log, sizeof p->log, "%s", log);
+}
+
+void
+bf_proc_env (bf_proc_t *p, const char *format, ...)
+{
+    if (p->nenv >= BF_PROC_MAX_ENV) {
+        fprintf (stderr, "bf_proc_env: too many entries\n");
+        abort ();
+    }
+    va_list args;
+    va_start (args, format);
+    vsnprintf (p->env[p->nenv++], sizeof p->env[0], format, args);
+    va_end (args);
+}
+
+pid_t
+bf_proc_start (bf_proc_t *p)
+{
+    if (!s_atexit_set) {
+        atexit (bf_proc_kill_all);
+        s_atexit_set = true;
+    }
+    pid_t pid = fork ();
+    if (pid < 0) {
+        perror ("fork");
+        abort ();
+    }
+    if (pid == 0) {
+        for (int i = 0; i < p->nenv; i++)
+            putenv (p->env[i]);
+        int fd = open (p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+            close (fd);
+        }
+        if (p->shell)
+            execl ("/bin/sh", "sh", "-c", p->shell, (char *)NULL);
+        else
+            execl (p->binary, p->binary, p->argv1, (char *)NULL);
+        _exit (127);
+    }
+    s_track (pid, true);
+    p->pid = pid;
+    return pid;
+}
+
+static int
+s_code (int status)
+{
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+int
+bf_proc_kill (bf_proc_t *p)
+{
+    if (p->pid <= 0)
+        return -1;
+    kill (p->pid, SIGKILL);
+    int status = 0;
+    waitpid (p->pid, &status, 0);
+    s_track (p->pid, false);
+    p->pid = 0;
+    return s_code (status);
+}
+
+int
+bf_proc_wait (bf_proc_t *p, int timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    int64_t until = s_now_ms () + timeout_ms;
+    do {
+        int status = 0;
+        if (waitpid (p->pid, &status, WNOHANG) == p->pid) {
+            s_track (p->pid, false);
+            p->pid = 0;
+            return s_code (status);
+        }
+        usleep (20000);
+    } while (s_now_ms () < until);
+    return -1;
+}
+
+int
+bf_proc_stop (bf_proc_t *p, int timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    kill (p->pid, SIGTERM);
+    int rc = bf_proc_wait (p, timeout_ms);
+    return rc >= 0 ? rc : bf_proc_kill (p);
+}
+
+long
+bf_proc_log_size (const bf_proc_t *p)
+{
+    struct stat st;
+    return stat (p->log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+bool
+bf_proc_wait_log (const bf_proc_t *p, const char *text, long from, int timeout_ms)
+{
+    int64_t until = s_now_ms () + timeout_ms;
+    do {
+        FILE *file = fopen (p->log, "r");
+        if (file) {
+            fseek (file, 0, SEEK_END);
+            long size = ftell (file);
+            if (size > from) {
+                char *buffer = malloc ((size_t)(size - from) + 1);
+                fseek (file, from, SEEK_SET);
+                size_t got = fread (buffer, 1, (size_t)(size - from), file);
+                buffer[got] = 0;
+                bool found = strstr (buffer, text) != NULL;
+                free (buffer);
+                if (found) {
+                    fclose (file);
+                    return true;
+                }
+            }
+            fclose (file);
+        }
+        usleep (50000);
+    } while (s_now_ms () < until);
+    return false;
+}
+
+int
+bf_proc_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (fd >= 0 && bind (fd, (struct sockaddr *)&addr, sizeof addr) == 0
+        && getsockname (fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs (addr.sin_port);
+    if (fd >= 0)
+        close (fd);
+    return port;
+}

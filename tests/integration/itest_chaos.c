@@ -1,0 +1,355 @@
+/*  itest_chaos — a whole billing cycle while a seeded driver kills -9
+    settle, notify, control and the active relay at random moments and
+    restarts them, and restarts PostgreSQL once (G1-G7 together).
+
+    Afterwards: the bills and their lines equal a clean run's (a checksum of
+    all of them against `settle --once` on a second database generated from
+    the same seed), every bill's event reached notify (each bill has its
+    deliveries), the mock provider accepted exactly one message per (bill,
+    channel) (its accepted count equals the delivered notices, and no
+    recipient got two), and no delivery is left unfinished.
+
+    Size and seed: BF_CHAOS_SUBSCRIBERS (default 3000, the CI size),
+    BF_CHAOS_SEED (default: from the clock). Both and every fault are
+    printed ("# chaos ...") so a failure can be replayed with the same
+    seed. bench/chaos.sh runs it at 100,000 and 1,000,000 subscribers.  */
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bf_client.h"
+#include "bf_testdb.h"
+#include "bf_teststack.h"
+
+#define PERIOD "2026-10"
+
+static bf_stack_t s_stack;
+static uint64_t s_rng;
+
+/*  splitmix64: the driver's only source of randomness.  */
+static uint64_t
+s_random (void)
+{
+    uint64_t z = (s_rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int
+s_between (int low, int high)
+{
+    return low + (int)(s_random () % (uint64_t)(high - low + 1));
+}
+
+static int64_t s_started;
+
+static void
+s_log (const char *format, ...)
+{
+    char line[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    printf ("# chaos +%.1fs: %s\n", (double)(bf_stack_now_ms () - s_started) / 1000.0, line);
+    fflush (stdout);
+}
+
+/*  A checksum of every bill and line of the period over the columns a run
+    decides (not ids, runs or times): the count and the sum of a 64-bit hash
+    of each row, which needs no sort and no huge string at 1,000,000
+    subscribers.  */
+static void
+s_checksum (PGconn *conn, char *out, size_t outsize)
+{
+    int rc = bf_testdb_text (
+        conn,
+        "SELECT count (*) || ':' || sum (hashtextextended (x, 7)::numeric) FROM ("
+        " SELECT 'b' || subscriber_id || ',' || total || ',' || due_date || ',' || line_count"
+        "  AS x FROM bill WHERE period = '" PERIOD "'"
+        " UNION ALL"
+        " SELECT 'l' || subscriber_id || ',' || line_no || ',' || code || ',' || amount"
+        "  FROM bill_line WHERE period = '" PERIOD "') t",
+        out, outsize);
+    assert_int_equal (rc, 0);
+}
+
+static char *
+s_reference_checksum (int subscribers, uint64_t seed, char *out, size_t outsize)
+{
+    char *db = bf_testdb_create (true), *text = NULL, *dir = bf_test_mkdtemp ();
+    assert_int_equal (
+        bf_testdb_billdata (db, &text, "generate --subscribers %d --period " PERIOD " --seed %llu",
+                            subscribers, (unsigned long long)seed),
+        0);
+    free (text);
+    char command[2048];
+    snprintf (command, sizeof command,
+              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_SETTLE_PUB_ENDPOINT='ipc://%s/pub'"
+              " \"$BF_SETTLE\" --once --period " PERIOD " > '%s/once.log' 2>&1",
+              db, dir, dir);
+    assert_int_equal (system (command), 0);
+    PGconn *conn = bf_testdb_connect (db);
+    s_checksum (conn, out, outsize);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+    bf_test_rmdir (&dir);
+    return out;
+}
+
+static int64_t
+s_scalar (const char *sql)
+{
+    /*  PostgreSQL restarts under the driver: reconnect when needed.  */
+    if (PQstatus (s_stack.conn) != CONNECTION_OK)
+        PQreset (s_stack.conn);
+    return bf_testdb_scalar (s_stack.conn, sql);
+}
+
+/*  The run is complete and every notice final (or held by a rule).  */
+static bool
+s_done (void)
+{
+    int64_t runs = s_scalar ("SELECT count (*) FROM settlement_run WHERE period = '" PERIOD "'"
+                             " AND state = 'COMPLETED'");
+    if (runs < 1)
+        return false;
+    int64_t bills_without = s_scalar (
+        "SELECT count (*) FROM bill b WHERE b.period = '" PERIOD "' AND NOT EXISTS"
+        " (SELECT 1 FROM delivery d WHERE d.period = b.period AND d.bill_id = b.bill_id)");
+    int64_t open = s_scalar ("SELECT count (*) FROM delivery WHERE state NOT IN"
+                             " ('DELIVERED', 'FAILED', 'CANCELLED', 'HELD')");
+    return bills_without == 0 && open == 0;
+}
+
+/*  The settle process holding the relay, or -1.  */
+static int
+s_relay_holder (void)
+{
+    char id[64] = "";
+    if (bf_testdb_text (s_stack.conn, "SELECT coalesce (relay_id, '') FROM relay_state", id,
+                        sizeof id)
+        != 0)
+        return -1;
+    if (!strcmp (id, "settle-1"))
+        return 0;
+    if (!strcmp (id, "settle-2"))
+        return 1;
+    return -1;
+}
+
+static void
+s_restart_pg (void)
+{
+    char command[1024];
+    snprintf (command, sizeof command, "\"$BF_SOURCE_ROOT/scripts/pgtmp\" restart '%s'",
+              getenv ("PGHOST"));
+    assert_int_equal (system (command), 0);
+}
+
+/*  One fault: kill -9 a component (or restart PostgreSQL), wait, restart.  */
+static void
+s_fault (int n, bool pg_done)
+{
+    bf_stack_t *s = &s_stack;
+    int kind = s_between (0, pg_done ? 3 : 4);
+    bf_proc_t *victim = NULL;
+    const char *what = NULL;
+    switch (kind) {
+        case 0:
+            victim = &s->settle[s_between (0, 1)];
+            what = victim == &s->settle[0] ? "settle-1" : "settle-2";
+            break;
+        case 1:
+            victim = &s->notify;
+            what = "notify";
+            break;
+        case 2:
+            victim = &s->control[0];
+            what = "control";
+            break;
+        case 3: {
+            int holder = s_relay_holder ();
+            victim = &s->settle[holder < 0 ? 0 : holder];
+            what = holder == 1 ? "settle-2 (active relay)" : "settle-1 (active relay)";
+            break;
+        }
+        default:
+            break;
+    }
+    int pause = s_between (0, 1500);
+    if (!victim) {
+        s_log ("fault %d: restart PostgreSQL", n);
+        s_restart_pg ();
+        return;
+    }
+    if (victim->pid <= 0) {
+        s_log ("fault %d: %s is not running; start it", n, what);
+        bf_proc_start (victim);
+        return;
+    }
+    s_log ("fault %d: kill -9 %s (pid %d); restart after %d ms", n, what, (int)victim->pid, pause);
+    bf_proc_kill (victim);
+    usleep ((useconds_t)pause * 1000);
+    bf_proc_start (victim);
+}
+
+static json_t *
+s_channel (json_t *report, const char *channel)
+{
+    return json_object_get (report, channel);
+}
+
+static void
+test_chaos_cycle (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    const char *size_text = getenv ("BF_CHAOS_SUBSCRIBERS");
+    const char *seed_text = getenv ("BF_CHAOS_SEED");
+    int subscribers = size_text ? atoi (size_text) : 3000;
+    uint64_t seed = seed_text ? strtoull (seed_text, NULL, 10) : (uint64_t)time (NULL);
+    s_rng = seed;
+    s_started = bf_stack_now_ms ();
+    s_log ("seed %llu, %d subscribers (replay: BF_CHAOS_SEED=%llu BF_CHAOS_SUBSCRIBERS=%d)",
+           (unsigned long long)seed, subscribers, (unsigned long long)seed, subscribers);
+
+    char reference[96], result[96];
+    s_reference_checksum (subscribers, seed % 1000000, reference, sizeof reference);
+    s_log ("clean run's checksum %s", reference);
+
+    bf_stack_init (s);
+    char *out = NULL;
+    assert_int_equal (bf_testdb_billdata (
+                          s->db, &out, "generate --subscribers %d --period " PERIOD " --seed %llu",
+                          subscribers, (unsigned long long)(seed % 1000000)),
+                      0);
+    free (out);
+    char flags[256];
+    snprintf (flags, sizeof flags, "--email-latency-ms 50 --seed %llu",
+              (unsigned long long)(seed % 100000));
+    bf_stack_mock_start (s, flags);
+    bf_proc_start (&s->control[0]);
+    assert_int_equal (bf_stack_wait_active (s, 0, 15000), 0);
+    bf_proc_start (&s->settle[0]);
+    bf_proc_start (&s->settle[1]);
+    bf_proc_start (&s->notify);
+    assert_int_equal (bf_stack_wait_registered (s, "settle", 15000), 0);
+    assert_int_equal (bf_stack_wait_registered (s, "notify", 15000), 0);
+
+    /*  The run starts through control, as operators start it.  */
+    bf_client_t *client = bf_stack_client (s, "ops-a", 1000, 30);
+    assert_non_null (client);
+    Billflow__CommandReply *reply = NULL;
+    char err[256];
+    const char *keys[] = { "period" }, *values[] = { PERIOD };
+    assert_int_equal (bf_client_request (client, "chaos-start", "settle", "run.start", 1, keys,
+                                         values, &reply, NULL, err, sizeof err),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    s_log ("run started");
+
+    /*  Faults until the cycle is done (at least 6, PostgreSQL once), then
+        let it finish.  */
+    bool pg_done = false;
+    int faults = 0;
+    int64_t deadline = bf_stack_now_ms () + 60000 + (int64_t)subscribers * 6;
+    bool seen_done = false;
+    while (bf_stack_now_ms () < deadline && (faults < 6 || !s_done ())) {
+        usleep ((useconds_t)s_between (300, 2500) * 1000);
+        if (!seen_done && s_done ()) {
+            s_log ("cycle done");
+            seen_done = true;
+        }
+        if (faults >= 12)
+            continue;
+        bool pg = !pg_done && faults == 3;
+        if (pg) {
+            s_log ("fault %d: restart PostgreSQL", faults + 1);
+            s_restart_pg ();
+            pg_done = true;
+        } else
+            s_fault (faults + 1, true);
+        faults++;
+    }
+    /*  Everything running again for the end.  */
+    for (int i = 0; i < 2; i++)
+        if (s->settle[i].pid <= 0)
+            bf_proc_start (&s->settle[i]);
+    if (s->notify.pid <= 0)
+        bf_proc_start (&s->notify);
+    while (bf_stack_now_ms () < deadline && !s_done ())
+        usleep (200000);
+    s_log ("%d faults; cycle %s", faults, s_done () ? "done" : "NOT done by the deadline");
+    assert_true (pg_done);
+    assert_true (s_done ());
+
+    /*  G1/G7: the same bills as a clean run.  */
+    s_checksum (s->conn, result, sizeof result);
+    s_log ("checksum %s", result);
+    assert_string_equal (result, reference);
+    /*  G3: every bill's event reached notify (s_done), and every notice of
+        it is final.  */
+    assert_int_equal (s_scalar ("SELECT count (*) FROM delivery WHERE state NOT IN"
+                                " ('DELIVERED', 'FAILED', 'CANCELLED', 'HELD')"),
+                      0);
+    /*  G4: the provider accepted exactly one message per delivered notice,
+        and no recipient got two on a channel.  */
+    char *text = bf_stack_mock_report (s);
+    assert_non_null (text);
+    json_error_t jerr;
+    json_t *report = json_loads (text, 0, &jerr);
+    assert_non_null (report);
+    int64_t email = s_scalar ("SELECT count (*) FROM delivery WHERE channel = 'EMAIL'"
+                              " AND state = 'DELIVERED'");
+    int64_t sms = s_scalar ("SELECT count (*) FROM delivery WHERE channel = 'SMS'"
+                            " AND state = 'DELIVERED'");
+    int64_t push = s_scalar ("SELECT count (*) FROM delivery WHERE channel = 'PUSH'"
+                             " AND state = 'DELIVERED'");
+    int64_t accepted_email
+        = json_integer_value (json_object_get (s_channel (report, "email"), "accepted"));
+    int64_t accepted_sms
+        = json_integer_value (json_object_get (s_channel (report, "sms"), "accepted"))
+          + json_integer_value (json_object_get (s_channel (report, "lms"), "accepted"));
+    int64_t accepted_push
+        = json_integer_value (json_object_get (s_channel (report, "push"), "accepted"));
+    s_log ("delivered email %lld sms %lld push %lld; provider accepted %lld / %lld / %lld",
+           (long long)email, (long long)sms, (long long)push, (long long)accepted_email,
+           (long long)accepted_sms, (long long)accepted_push);
+    assert_int_equal (accepted_email, email);
+    assert_int_equal (accepted_sms, sms);
+    assert_int_equal (accepted_push, push);
+    const char *channels[] = { "email", "sms", "lms", "push" };
+    for (size_t i = 0; i < 4; i++) {
+        json_t *ch = s_channel (report, channels[i]);
+        assert_int_equal (json_integer_value (json_object_get (ch, "recipients_over_one_total")),
+                          0);
+    }
+    json_decref (report);
+    free (text);
+    bf_client_destroy (&client);
+    bf_stack_destroy (s);
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_linger (0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_chaos_cycle),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

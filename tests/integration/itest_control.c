@@ -1,0 +1,709 @@
+/*  itest_control — control and billctl against the real binaries (G6, G8):
+    one execution per command_id under 100 concurrent submissions, a crash
+    between storing and forwarding, a target that is down, services going
+    down and coming back, CURVE refusal, malformed frames, roles, billctl's
+    exit codes, and failover between two control processes.  */
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bf_client.h"
+#include "bf_curve.h"
+#include "bf_testdb.h"
+#include "bf_testproc.h"
+#include "bf_teststack.h"
+#include "bf_wire.h"
+
+#define PERIOD "2026-10"
+
+static bf_stack_t s_stack;
+
+static int
+s_setup (void **state)
+{
+    (void)state;
+    bf_stack_init (&s_stack);
+    char *out = NULL;
+    assert_int_equal (bf_testdb_billdata (s_stack.db, &out,
+                                          "generate --subscribers 300 --period " PERIOD
+                                          " --seed 7"),
+                      0);
+    free (out);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void)state;
+    bf_stack_destroy (&s_stack);
+    return 0;
+}
+
+static int64_t
+s_now_ms (void)
+{
+    return bf_stack_now_ms ();
+}
+
+static void
+s_key_path (char *out, size_t outsize, const char *name)
+{
+    bf_stack_key_path (&s_stack, name, out, outsize);
+}
+
+static void
+s_control_init (int i, const char *fault)
+{
+    bf_stack_control_init (&s_stack, i, fault);
+}
+
+static int64_t
+s_wait_scalar (const char *sql, int64_t want, int timeout_ms)
+{
+    return bf_stack_wait_scalar (&s_stack, sql, want, timeout_ms);
+}
+
+static void
+s_wait_active (int i)
+{
+    assert_int_equal (bf_stack_wait_active (&s_stack, i, 15000), 0);
+}
+
+static void
+s_wait_registered (const char *service)
+{
+    assert_int_equal (bf_stack_wait_registered (&s_stack, service, 15000), 0);
+}
+
+static bf_client_t *
+s_client (const char *key_name, const char *endpoints, int timeout_ms, int retries)
+{
+    (void)endpoints;
+    bf_client_t *client = bf_stack_client (&s_stack, key_name, timeout_ms, retries);
+    assert_non_null (client);
+    return client;
+}
+
+/*  One request with at most one argument.  */
+static int
+s_request (bf_client_t *client, const char *id, const char *target, const char *verb,
+           const char *key, const char *value, Billflow__CommandReply **reply)
+{
+    char err[256];
+    const char *keys[] = { key }, *values[] = { value };
+    return bf_client_request (client, id, target, verb, key ? 1 : 0, keys, values, reply, NULL, err,
+                              sizeof err);
+}
+
+/*  A query's result parsed, after asserting it was answered OK.  */
+static json_t *
+s_query (bf_client_t *client, const char *verb)
+{
+    char id[40];
+    snprintf (id, sizeof id, "q-%lld", (long long)s_now_ms ());
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (s_request (client, id, "control", verb, NULL, NULL, &reply),
+                      BF_CLIENT_ANSWERED);
+    if (reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK)
+        print_error ("%s: %s\n", verb, reply->error);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    json_error_t jerr;
+    json_t *doc = json_loads (reply->result, 0, &jerr);
+    assert_non_null (doc);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    return doc;
+}
+
+/*  "up" of the first services.list entry of service, or -1 when absent.  */
+static int
+s_service_up (bf_client_t *client, const char *service)
+{
+    json_t *doc = s_query (client, "services.list");
+    json_t *list = json_object_get (doc, "services"), *item;
+    size_t i;
+    int up = -1;
+    json_array_foreach (list, i, item)
+    {
+        if (!strcmp (json_string_value (json_object_get (item, "service")), service)) {
+            up = json_is_true (json_object_get (item, "up"));
+            break;
+        }
+    }
+    json_decref (doc);
+    return up;
+}
+
+static int64_t
+s_runs (void)
+{
+    return bf_testdb_scalar (s_stack.conn,
+                             "SELECT count (*) FROM settlement_run WHERE period = '" PERIOD "'");
+}
+
+/*  --- G6: 100 concurrent submissions of one command_id ------------------ */
+
+static void
+test_concurrent_submissions (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_proc_start (&s->settle[0]);
+    s_wait_registered ("settle");
+
+    enum { N = 100 };
+    char err[256], path[2][600];
+    s_key_path (path[0], sizeof path[0], "ops-a");
+    s_key_path (path[1], sizeof path[1], "ops-b");
+    zcert_t *certs[2] = { bf_curve_load_secret (path[0], err, sizeof err),
+                          bf_curve_load_secret (path[1], err, sizeof err) };
+    assert_non_null (certs[0]);
+    assert_non_null (certs[1]);
+    zsock_t *socks[N];
+    zpoller_t *poller = zpoller_new (NULL);
+    for (int i = 0; i < N; i++) {
+        socks[i] = zsock_new (ZMQ_DEALER);
+        assert_int_equal (bf_curve_client (socks[i], certs[i % 2], s->control_key, err, sizeof err),
+                          0);
+        assert_int_equal (zsock_connect (socks[i], "%s", s->endpoints), 0);
+        zpoller_add (poller, socks[i]);
+    }
+    Billflow__Argument arg = BILLFLOW__ARGUMENT__INIT, *args[] = { &arg };
+    arg.key = "period";
+    arg.value = PERIOD;
+    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+    cmd.schema_version = BF_SCHEMA_VERSION;
+    cmd.command_id = "concurrent-1";
+    cmd.target = "settle";
+    cmd.verb = "run.start";
+    cmd.n_args = 1;
+    cmd.args = args;
+    for (int i = 0; i < N; i++)
+        assert_int_equal (bf_wire_send (socks[i], BF_MSG_CMD, 0, &cmd.base), 0);
+
+    char *results[N] = { NULL };
+    int answered = 0, originals = 0;
+    int64_t until = s_now_ms () + 30000;
+    while (answered < N && s_now_ms () < until) {
+        zsock_t *which = zpoller_wait (poller, 500);
+        if (!which)
+            continue;
+        int i = 0;
+        while (socks[i] != which)
+            i++;
+        zmsg_t *msg = zmsg_recv (which);
+        bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+        assert_int_equal (bf_wire_recv (&msg, 0, &in, err, sizeof err), 0);
+        Billflow__CommandReply *reply = bf_wire_command_reply (&in);
+        assert_non_null (reply);
+        assert_string_equal (reply->command_id, "concurrent-1");
+        if (reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED) {
+            assert_null (results[i]);
+            assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+            results[i] = strdup (reply->result);
+            originals += !reply->replayed;
+            answered++;
+        }
+        bf_wire_msg_reset (&in);
+    }
+    assert_int_equal (answered, N);
+    assert_int_equal (originals, 1);
+    for (int i = 1; i < N; i++)
+        assert_string_equal (results[i], results[0]);
+    assert_non_null (strstr (results[0], "\"outcome\""));
+    /*  One execution: one run, one application, one stored outcome.  */
+    assert_int_equal (s_runs (), 1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM applied_command"
+                                                 " WHERE command_id = 'concurrent-1'"),
+                      1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"
+                                                 " WHERE command_id = 'concurrent-1'"
+                                                 " AND state = 'DONE'"),
+                      1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM audit_log"
+                                                 " WHERE command_id = 'concurrent-1'"
+                                                 " AND outcome = 'received'"),
+                      1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM audit_log"
+                                                 " WHERE command_id = 'concurrent-1'"
+                                                 " AND outcome = 'repeated'"),
+                      N - 1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM audit_log"
+                                                 " WHERE command_id = 'concurrent-1'"
+                                                 " AND outcome = 'done'"
+                                                 " AND actor IN ('ops-a', 'ops-b')"),
+                      1);
+    for (int i = 0; i < N; i++) {
+        free (results[i]);
+        zsock_destroy (&socks[i]);
+    }
+    zpoller_destroy (&poller);
+    zcert_destroy (&certs[0]);
+    zcert_destroy (&certs[1]);
+
+    /*  After completion, from another client: the stored answer, nothing run.  */
+    bf_client_t *client = s_client ("ops-b", NULL, 2000, 3);
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (
+        s_request (client, "concurrent-1", "settle", "run.start", "period", PERIOD, &reply),
+        BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    assert_true (reply->replayed);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    /*  And after a control restart.  */
+    bf_proc_kill (&s->control[0]);
+    bf_proc_start (&s->control[0]);
+    assert_int_equal (
+        s_request (client, "concurrent-1", "settle", "run.start", "period", PERIOD, &reply),
+        BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    assert_true (reply->replayed);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_int_equal (s_runs (), 1);
+    bf_client_destroy (&client);
+}
+
+/*  --- control killed between storing and forwarding --------------------- */
+
+typedef struct {
+    bf_client_t *client;
+    const char *id;
+    int rc, attempts;
+    Billflow__CommandReply *reply;
+} s_async_t;
+
+static void *
+s_async_request (void *arg)
+{
+    s_async_t *a = arg;
+    char err[256];
+    const char *keys[] = { "period" }, *values[] = { PERIOD };
+    a->rc = bf_client_request (a->client, a->id, "settle", "run.start", 1, keys, values, &a->reply,
+                               &a->attempts, err, sizeof err);
+    return NULL;
+}
+
+static void
+test_crash_between_store_and_forward (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    s_control_init (0, "control.after_store");
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_proc_start (&s->settle[0]);
+    s_wait_registered ("settle");
+
+    s_async_t a = { .client = s_client ("ops-a", NULL, 500, 60), .id = "crash-1" };
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_async_request, &a), 0);
+    /*  control dies right after the command is stored.  */
+    assert_int_equal (bf_proc_wait (&s->control[0], 15000), 128 + SIGKILL);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"
+                                                 " WHERE command_id = 'crash-1'"
+                                                 " AND state = 'RECEIVED'"),
+                      1);
+    assert_int_equal (s_runs (), 0);
+    /*  Restarted, it forwards the stored command; the client, still
+        repeating the same command_id, gets the result.  */
+    s_control_init (0, NULL);
+    bf_proc_start (&s->control[0]);
+    assert_int_equal (pthread_join (thread, NULL), 0);
+    assert_int_equal (a.rc, BF_CLIENT_ANSWERED);
+    assert_int_equal (a.reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    assert_true (a.attempts >= 2);
+    assert_non_null (strstr (a.reply->result, "\"started\""));
+    billflow__command_reply__free_unpacked (a.reply, NULL);
+    bf_client_destroy (&a.client);
+    assert_int_equal (s_runs (), 1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM applied_command"
+                                                 " WHERE command_id = 'crash-1'"),
+                      1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT forwards FROM command"
+                                                 " WHERE command_id = 'crash-1'"),
+                      1);
+}
+
+/*  --- a command for a service that is down waits for it ------------------ */
+
+static void
+test_target_down (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_client_t *client = s_client ("ops-a", NULL, 2000, 3);
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (s_request (client, "down-1", "settle", "run.start", "period", PERIOD, &reply),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED);
+    assert_non_null (strstr (reply->result, "settle"));
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"
+                                                 " WHERE command_id = 'down-1'"
+                                                 " AND state = 'RECEIVED'"),
+                      1);
+    /*  It waits, persisted, across a control restart too.  */
+    bf_proc_kill (&s->control[0]);
+    bf_proc_start (&s->control[0]);
+    usleep (500000);
+    assert_int_equal (s_runs (), 0);
+    bf_proc_start (&s->settle[0]);
+    assert_int_equal (s_wait_scalar ("SELECT count (*) FROM command WHERE command_id = 'down-1'"
+                                     " AND state = 'DONE'",
+                                     1, 15000),
+                      1);
+    assert_int_equal (s_runs (), 1);
+    assert_int_equal (s_request (client, "down-1", "settle", "run.start", "period", PERIOD, &reply),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    assert_true (reply->replayed);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    bf_client_destroy (&client);
+}
+
+/*  --- services: down after three missed heartbeats, back when they return - */
+
+static void
+test_services_down_and_back (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_proc_start (&s->settle[0]);
+    bf_proc_start (&s->notify);
+    s_wait_registered ("settle");
+    s_wait_registered ("notify");
+    bf_client_t *client = s_client ("viewer", NULL, 2000, 3);
+    assert_int_equal (s_service_up (client, "settle"), 1);
+    assert_int_equal (s_service_up (client, "notify"), 1);
+
+    bf_proc_kill (&s->settle[0]);
+    usleep (900000); /* > 3 x 200 ms */
+    assert_int_equal (s_service_up (client, "settle"), 0);
+    assert_int_equal (s_service_up (client, "notify"), 1);
+    bf_proc_start (&s->settle[0]);
+    s_wait_registered ("settle");
+    assert_int_equal (s_service_up (client, "settle"), 1);
+
+    /*  control restarts: the services notice its silence and register
+        again with the new process.  */
+    bf_proc_kill (&s->control[0]);
+    long from = bf_proc_log_size (&s->control[0]);
+    bf_proc_start (&s->control[0]);
+    assert_true (bf_proc_wait_log (&s->control[0], "settle instance settle-1", from, 10000));
+    assert_true (bf_proc_wait_log (&s->control[0], "notify instance notify-1", from, 10000));
+    assert_int_equal (s_service_up (client, "settle"), 1);
+
+    /*  And a command still reaches notify through the new control.  */
+    bf_client_t *ops = s_client ("ops-a", NULL, 2000, 3);
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (s_request (ops, "pause-1", "notify", "dispatch.pause", NULL, NULL, &reply),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT paused::int FROM dispatch_state"), 1);
+    assert_int_equal (s_request (ops, "resume-1", "notify", "dispatch.resume", NULL, NULL, &reply),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT paused::int FROM dispatch_state"), 0);
+    bf_client_destroy (&ops);
+    bf_client_destroy (&client);
+}
+
+/*  --- CURVE: unknown keys get nothing ------------------------------------ */
+
+static void
+test_unknown_key_refused (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    Billflow__CommandReply *reply = NULL;
+    bf_client_t *intruder = s_client ("intruder", NULL, 300, 1);
+    assert_int_equal (
+        s_request (intruder, "intruder-1", "control", "services.list", NULL, NULL, &reply),
+        BF_CLIENT_NO_ANSWER);
+    bf_client_destroy (&intruder);
+    bf_client_t *plain = s_client (NULL, NULL, 300, 1);
+    assert_int_equal (s_request (plain, "plain-1", "control", "services.list", NULL, NULL, &reply),
+                      BF_CLIENT_NO_ANSWER);
+    bf_client_destroy (&plain);
+    assert_true (s_wait_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'unknown'"
+                                " AND outcome = 'refused'",
+                                1, 5000)
+                 >= 1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"), 0);
+    bf_client_t *client = s_client ("viewer", NULL, 2000, 3);
+    json_t *doc = s_query (client, "control.status");
+    assert_true (json_integer_value (json_object_get (json_object_get (doc, "keys"), "refused"))
+                 >= 1);
+    json_decref (doc);
+    bf_client_destroy (&client);
+}
+
+/*  --- G8: malformed frames are counted and dropped ----------------------- */
+
+static void
+test_malformed_frames (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    char err[256], path[600];
+    s_key_path (path, sizeof path, "ops-a");
+    zcert_t *cert = bf_curve_load_secret (path, err, sizeof err);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert_int_equal (bf_curve_client (dealer, cert, s->control_key, err, sizeof err), 0);
+    assert_int_equal (zsock_connect (dealer, "%s", s->endpoints), 0);
+    zstr_send (dealer, "hello");                              /* one frame */
+    zstr_sendx (dealer, "NOPE", "12345678", "x", NULL);       /* unknown type */
+    zstr_sendx (dealer, "CMD", "1234", "x", NULL);            /* bad seq */
+    zstr_sendx (dealer, "CMD", "12345678", "\xff\xff", NULL); /* not a protobuf */
+    size_t big = BF_WIRE_MAX_PAYLOAD + 10;
+    char *payload = calloc (1, big);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "CMD");
+    zmsg_addmem (msg, "\0\0\0\0\0\0\0\0", 8);
+    zmsg_addmem (msg, payload, big);
+    zmsg_send (&msg, dealer);
+    free (payload);
+    /*  control is still there and answers.  */
+    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+    cmd.schema_version = BF_SCHEMA_VERSION;
+    cmd.command_id = "status-after-garbage";
+    cmd.target = "control";
+    cmd.verb = "control.status";
+    assert_int_equal (bf_wire_send (dealer, BF_MSG_CMD, 0, &cmd.base), 0);
+    zsock_set_rcvtimeo (dealer, 10000);
+    msg = zmsg_recv (dealer);
+    assert_non_null (msg);
+    bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+    assert_int_equal (bf_wire_recv (&msg, 0, &in, err, sizeof err), 0);
+    Billflow__CommandReply *reply = bf_wire_command_reply (&in);
+    assert_non_null (reply);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    json_error_t jerr;
+    json_t *doc = json_loads (reply->result, 0, &jerr);
+    assert_non_null (doc);
+    json_t *frames = json_object_get (doc, "frames");
+    assert_int_equal (json_integer_value (json_object_get (frames, "rejected")), 5);
+    json_t *by = json_object_get (frames, "by_reason");
+    assert_int_equal (json_integer_value (json_object_get (by, "frames")), 1);
+    assert_int_equal (json_integer_value (json_object_get (by, "type")), 1);
+    assert_int_equal (json_integer_value (json_object_get (by, "seq")), 1);
+    assert_int_equal (json_integer_value (json_object_get (by, "protobuf")), 1);
+    assert_int_equal (json_integer_value (json_object_get (by, "too_big")), 1);
+    json_decref (doc);
+    bf_wire_msg_reset (&in);
+    zsock_destroy (&dealer);
+    zcert_destroy (&cert);
+    assert_true (bf_proc_wait_log (&s->control[0], "dropped", 0, 1000));
+    assert_int_equal (kill (s->control[0].pid, 0), 0);
+}
+
+/*  --- roles and rejections ----------------------------------------------- */
+
+static void
+s_expect_status (bf_client_t *client, const char *id, const char *target, const char *verb,
+                 Billflow__CommandReply__Status status, const char *error_part)
+{
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (s_request (client, id, target, verb, "period", PERIOD, &reply),
+                      BF_CLIENT_ANSWERED);
+    if (reply->status != status)
+        print_error ("%s %s: status %d (%s)\n", id, verb, reply->status, reply->error);
+    assert_int_equal (reply->status, status);
+    if (error_part)
+        assert_non_null (strstr (reply->error, error_part));
+    billflow__command_reply__free_unpacked (reply, NULL);
+}
+
+static void
+test_roles_and_rejections (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    const Billflow__CommandReply__Status rejected
+        = BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED;
+    bf_client_t *viewer = s_client ("viewer", NULL, 2000, 3);
+    s_expect_status (viewer, "viewer-1", "settle", "run.start", rejected, "may not");
+    s_expect_status (viewer, "viewer-2", "control", "runs.list",
+                     BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    bf_client_destroy (&viewer);
+    bf_client_t *ops = s_client ("ops-a", NULL, 2000, 3);
+    s_expect_status (ops, "ops-1", "settle", "run.explode", rejected, "unknown verb");
+    s_expect_status (ops, "ops 2", "settle", "run.start", rejected, "command_id");
+    s_expect_status (ops, "ops-3", "notify", "run.start", rejected, "settle verb");
+    /*  A query with a bad argument: FAILED, and nothing stored.  */
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (s_request (ops, "ops-4", "control", "runs.list", "period", "2026-13", &reply),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    bf_client_destroy (&ops);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM audit_log"
+                                                 " WHERE outcome = 'rejected'"),
+                      4);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"), 0);
+}
+
+/*  --- billctl: exit codes ------------------------------------------------ */
+
+/*  Runs billctl with args (a shell word list) as ops-a against endpoints;
+    output into out. Returns the exit code; *ms the time it took.  */
+static int
+s_billctl (const char *endpoints, char **out, int64_t *ms, const char *args)
+{
+    char path[600], command[2048], output[600];
+    s_key_path (path, sizeof path, "ops-a");
+    snprintf (output, sizeof output, "%s/billctl.out", s_stack.dir);
+    snprintf (command, sizeof command,
+              "\"$BF_BILLCTL\" --control '%s' --server-key '%s' --key '%s' %s > '%s' 2>&1",
+              endpoints, s_stack.control_key, path, args, output);
+    int64_t start = s_now_ms ();
+    int status = system (command);
+    if (ms)
+        *ms = s_now_ms () - start;
+    *out = bf_test_slurp (output);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static void
+test_billctl (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    char *out = NULL, dead[64];
+    int64_t ms = 0;
+    /*  Nothing listening: exit 5 with a clear message, within its timeout.  */
+    snprintf (dead, sizeof dead, "tcp://127.0.0.1:%d", bf_proc_free_port ());
+    assert_int_equal (s_billctl (dead, &out, &ms,
+                                 "--timeout 300 --retries 2 run start " PERIOD
+                                 " --command-id dead-1"),
+                      5);
+    assert_non_null (strstr (out, "dead-1"));
+    assert_true (ms < 3000);
+    free (out);
+
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_proc_start (&s->settle[0]);
+    s_wait_registered ("settle");
+    assert_int_equal (
+        s_billctl (s->endpoints, &out, NULL, "run start " PERIOD " --command-id cli-1"), 0);
+    assert_non_null (strstr (out, "cli-1"));
+    free (out);
+    assert_int_equal (
+        s_billctl (s->endpoints, &out, NULL, "--json run start " PERIOD " --command-id cli-1"), 0);
+    assert_non_null (strstr (out, "\"replayed\""));
+    free (out);
+    assert_int_equal (s_runs (), 1);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "--json commands --id cli-1"), 0);
+    assert_non_null (strstr (out, "DONE"));
+    free (out);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "services"), 0);
+    assert_non_null (strstr (out, "settle-1"));
+    free (out);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "audit"), 0);
+    assert_non_null (strstr (out, "cli-1"));
+    free (out);
+    /*  notify is down: stored, waiting, exit 3. settle refuses: exit 1.
+        A bad period never leaves billctl: exit 2.  */
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "notify retry --run 999999"), 3);
+    assert_non_null (strstr (out, "notify"));
+    free (out);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "run stop 2031-01"), 1);
+    free (out);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "run start 2026-13"), 2);
+    free (out);
+}
+
+/*  --- failover between two control processes ----------------------------- */
+
+static void
+test_failover (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_stack_both_controls (s);
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_proc_start (&s->control[1]);
+    bf_proc_start (&s->settle[0]);
+    s_wait_registered ("settle");
+    char leader[64] = "";
+    assert_int_equal (
+        bf_testdb_text (s->conn, "SELECT instance_id FROM control_leader", leader, sizeof leader),
+        0);
+    assert_string_equal (leader, "control-1");
+    bf_client_t *client = s_client ("ops-a", NULL, 1000, 10);
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (s_request (client, "fo-1", "settle", "run.start", "period", PERIOD, &reply),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    billflow__command_reply__free_unpacked (reply, NULL);
+
+    /*  The active one dies; the standby takes over; clients and services
+        find it.  */
+    bf_proc_kill (&s->control[0]);
+    s_wait_active (1);
+    assert_int_equal (
+        bf_testdb_text (s->conn, "SELECT instance_id FROM control_leader", leader, sizeof leader),
+        0);
+    assert_string_equal (leader, "control-2");
+    assert_int_equal (
+        s_request (client, "fo-2", "settle", "run.start", "period", "2026-11", &reply),
+        BF_CLIENT_ANSWERED);
+    if (reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK)
+        print_error ("fo-2: %d %s %s\n", reply->status, reply->result, reply->error);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_int_equal (s_request (client, "fo-1", "settle", "run.start", "period", PERIOD, &reply),
+                      BF_CLIENT_ANSWERED);
+    assert_true (reply->replayed);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_int_equal (s_service_up (client, "settle"), 1);
+    assert_int_equal (s_runs (), 1);
+    bf_client_destroy (&client);
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_linger (0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_concurrent_submissions, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_crash_between_store_and_forward, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_target_down, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_services_down_and_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_key_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_malformed_frames, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_roles_and_rejections, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_billctl, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failover, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

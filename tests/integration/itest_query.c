@@ -1,0 +1,1140 @@
+/*  Integration: control's queries (services/control/bf_query.h) and the
+    delivery counters behind them (db/006_delivery_count.sql).
+    - delivery_count equals count(*) grouped after INSERT, COPY, many-row
+      UPDATEs, rolled-back work, DELETE and TRUNCATE, and under concurrent
+      writers, none of which waits for another's counter rows;
+    - every query's document on a settled period, with values checked
+      against the tables; run.show's "final" turns true only when the run,
+      its events and its notices are all done;
+    - the queries read counters and indexes, not the deliveries;
+    - failures show masked contacts, never the plain ones;
+    - services are up or down by the age of their heartbeat;
+    - bad arguments of every kind, and database failures.  */
+
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "bf_db.h"
+#include "bf_log.h"
+#include "bf_pii.h"
+#include "bf_query.h"
+#include "bf_testdb.h"
+
+#define PERIOD "2026-10"
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+/*  A fresh database with subscribers generated and the period settled by
+    the real settle binary.  */
+static char *
+s_settled_db (int subscribers, int seed)
+{
+    char *db = bf_testdb_create (true);
+    assert_non_null (db);
+    char *out = NULL;
+    int rc = bf_testdb_billdata (
+        db, &out, "generate --subscribers %d --period " PERIOD " --seed %d", subscribers, seed);
+    if (rc != 0)
+        fail_msg ("generate failed: %s", out);
+    free (out);
+    char command[1024];
+    snprintf (command, sizeof command,
+              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_DB_CONNECT_TIMEOUT_MS=5000"
+              " BILLFLOW_PII_KEY=" BF_TEST_PII_KEY
+              " BILLFLOW_SETTLE_PUB_ENDPOINT='tcp://127.0.0.1:*' BILLFLOW_SETTLE_POLL_MS=50"
+              " sh -c 'exec \"$BF_SETTLE\" --once --period " PERIOD "' >/dev/null 2>&1",
+              db);
+    int status = system (command);
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+        fail_msg ("settle --once failed (status %d)", status);
+    return db;
+}
+
+static void
+s_exec (PGconn *conn, const char *sql)
+{
+    const char *state = bf_testdb_exec (conn, sql);
+    if (strcmp (state, "00000"))
+        fail_msg ("SQLSTATE %s: %s", state, sql);
+}
+
+static int64_t
+s_scalar (PGconn *conn, const char *sql)
+{
+    int64_t v = bf_testdb_scalar (conn, sql);
+    if (v < 0)
+        fail_msg ("no value: %s", sql);
+    return v;
+}
+
+/*  Keys of delivery_count (summed over shards) whose figures differ from
+    count(*) grouped over delivery: 0 when the counters are exact.  */
+static int64_t
+s_counter_mismatches (PGconn *conn)
+{
+    return bf_testdb_scalar (
+        conn,
+        "SELECT count(*) FROM"
+        " (SELECT period, channel, state, sum (n) AS n, sum (fallbacks) AS f"
+        "  FROM delivery_count GROUP BY 1, 2, 3 HAVING sum (n) <> 0 OR sum (fallbacks) <> 0) c"
+        " FULL JOIN (SELECT period, channel, state, count(*) AS n, count (fallback_of) AS f"
+        "  FROM delivery GROUP BY 1, 2, 3) d USING (period, channel, state)"
+        " WHERE c.n IS DISTINCT FROM d.n OR c.f IS DISTINCT FROM d.f");
+}
+
+#define assert_counters_exact(conn) assert_int_equal (s_counter_mismatches (conn), 0)
+
+/*  One notice per bill and channel of the subscriber, PENDING.  */
+static void
+s_create_deliveries (PGconn *conn)
+{
+    s_exec (conn, "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose,"
+                  " event_seq)"
+                  " SELECT b.period, b.bill_id, b.subscriber_id, c, 'BILL_ISSUED', o.seq"
+                  " FROM bill b JOIN subscriber s ON s.id = b.subscriber_id"
+                  " JOIN outbox o ON o.period = b.period AND o.bill_id = b.bill_id,"
+                  " unnest (s.channels) c");
+}
+
+/*  Runs verb with NULL-terminated key, value pairs. *json is set on OK.  */
+static int
+s_query (PGconn *conn, const bf_query_ctx_t *ctx, char **json, char *err, size_t errsize,
+         const char *verb, ...)
+{
+    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+    Billflow__Argument args[8], *argp[8];
+    cmd.verb = (char *)verb;
+    cmd.command_id = (char *)"q-1";
+    cmd.target = (char *)"control";
+    va_list ap;
+    va_start (ap, verb);
+    const char *key;
+    while ((key = va_arg (ap, const char *)) && cmd.n_args < 8) {
+        billflow__argument__init (&args[cmd.n_args]);
+        args[cmd.n_args].key = (char *)key;
+        args[cmd.n_args].value = va_arg (ap, char *);
+        argp[cmd.n_args] = &args[cmd.n_args];
+        cmd.n_args++;
+    }
+    va_end (ap);
+    cmd.args = argp;
+    err[0] = 0;
+    return bf_query (conn, ctx, &cmd, json, err, errsize);
+}
+
+/*  The document of a query that must succeed.  */
+static json_t *
+s_doc (PGconn *conn, const bf_query_ctx_t *ctx, const char *verb, const char *k1, const char *v1,
+       const char *k2, const char *v2)
+{
+    char *json = NULL, err[512];
+    int rc = s_query (conn, ctx, &json, err, sizeof err, verb, k1, v1, k2, v2, NULL);
+    if (rc != BF_QUERY_OK)
+        fail_msg ("%s failed (%d): %s", verb, rc, err);
+    assert_non_null (json);
+    json_error_t jerr;
+    json_t *doc = json_loads (json, 0, &jerr);
+    if (!doc)
+        fail_msg ("%s: not JSON (%s): %s", verb, jerr.text, json);
+    free (json);
+    return doc;
+}
+
+/*  The member at a dotted path ("notices.by_state.PENDING", "runs.0").  */
+static json_t *
+s_at (json_t *doc, const char *path)
+{
+    char buf[256];
+    snprintf (buf, sizeof buf, "%s", path);
+    json_t *node = doc;
+    for (char *save = NULL, *part = strtok_r (buf, ".", &save); part && node;
+         part = strtok_r (NULL, ".", &save))
+        node = json_is_array (node) ? json_array_get (node, strtoul (part, NULL, 10))
+                                    : json_object_get (node, part);
+    return node;
+}
+
+static int64_t
+s_int (json_t *doc, const char *path)
+{
+    json_t *node = s_at (doc, path);
+    if (!json_is_integer (node))
+        fail_msg ("%s is not an integer", path);
+    return json_integer_value (node);
+}
+
+static const char *
+s_str (json_t *doc, const char *path)
+{
+    json_t *node = s_at (doc, path);
+    if (!json_is_string (node))
+        fail_msg ("%s is not a string", path);
+    return json_string_value (node);
+}
+
+static bool
+s_bool (json_t *doc, const char *path)
+{
+    json_t *node = s_at (doc, path);
+    if (!json_is_boolean (node))
+        fail_msg ("%s is not a boolean", path);
+    return json_is_true (node);
+}
+
+/*  True when object has exactly the keys listed (NULL-terminated).  */
+static bool
+s_has_keys (json_t *object, ...)
+{
+    if (!json_is_object (object))
+        return false;
+    va_list ap;
+    va_start (ap, object);
+    size_t n = 0;
+    bool ok = true;
+    const char *key;
+    while ((key = va_arg (ap, const char *))) {
+        n++;
+        if (!json_object_get (object, key)) {
+            fprintf (stderr, "# missing key %s\n", key);
+            ok = false;
+        }
+    }
+    va_end (ap);
+    return ok && json_object_size (object) == n;
+}
+
+static const bf_query_ctx_t s_no_pii = { NULL, 1000 };
+
+//  --------------------------------------------------------------------------
+//  Counters
+
+static void
+test_counters_follow_every_statement (void **state)
+{
+    (void)state;
+    char *db = s_settled_db (300, 5);
+    PGconn *conn = bf_testdb_connect (db);
+    assert_non_null (conn);
+    assert_int_equal (s_scalar (conn, "SELECT count(*) FROM delivery_count"), 0);
+
+    /*  INSERT ... SELECT, many rows in one statement.  */
+    s_create_deliveries (conn);
+    int64_t total = s_scalar (conn, "SELECT count(*) FROM delivery");
+    assert_true (total > 300);
+    assert_counters_exact (conn);
+
+    /*  INSERT ... ON CONFLICT DO NOTHING adding nothing, as a redelivered
+        event does.  */
+    s_exec (conn, "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose)"
+                  " SELECT period, bill_id, subscriber_id, channel, purpose FROM delivery"
+                  " ON CONFLICT DO NOTHING");
+    assert_int_equal (s_scalar (conn, "SELECT count(*) FROM delivery"), total);
+    assert_counters_exact (conn);
+
+    /*  COPY (a second purpose, so the unique key allows the rows).  */
+    PGresult *bills = PQexec (conn, "SELECT period, bill_id, subscriber_id FROM bill");
+    assert_int_equal (PQresultStatus (bills), PGRES_TUPLES_OK);
+    bf_copy_t *copy = bf_copy_begin (conn, "COPY delivery (period, bill_id, subscriber_id,"
+                                           " channel, purpose, state, final_at) FROM STDIN");
+    assert_non_null (copy);
+    for (int i = 0; i < PQntuples (bills); i++) {
+        bf_copy_str (copy, PQgetvalue (bills, i, 0));
+        bf_copy_str (copy, PQgetvalue (bills, i, 1));
+        bf_copy_str (copy, PQgetvalue (bills, i, 2));
+        bf_copy_str (copy, i % 2 ? "SMS" : "PUSH");
+        bf_copy_str (copy, "REMINDER");
+        bf_copy_str (copy, i % 5 ? "PENDING" : "CANCELLED");
+        bf_copy_str (copy, i % 5 ? NULL : "2026-11-01 00:00:00+00");
+        assert_int_equal (bf_copy_row_end (copy), BF_DB_OK);
+    }
+    int copied = PQntuples (bills);
+    PQclear (bills);
+    assert_int_equal (bf_copy_end (&copy, NULL), BF_DB_OK);
+    assert_int_equal (s_scalar (conn, "SELECT count(*) FROM delivery"), total + copied);
+    assert_int_equal (
+        s_scalar (conn, "SELECT sum (n) FROM delivery_count WHERE state = 'CANCELLED'"),
+        (copied + 4) / 5);
+    assert_counters_exact (conn);
+
+    /*  UPDATEs of many rows, moving them between several states at once.  */
+    s_exec (conn, "UPDATE delivery SET state = CASE id % 4 WHEN 0 THEN 'SENDING'"
+                  " WHEN 1 THEN 'RETRY' WHEN 2 THEN 'HELD' ELSE state END"
+                  " WHERE state = 'PENDING'");
+    assert_counters_exact (conn);
+    s_exec (conn, "UPDATE delivery SET state = CASE WHEN id % 10 = 3 THEN 'FAILED'"
+                  " ELSE 'DELIVERED' END, final_at = now () WHERE state = 'SENDING'");
+    assert_counters_exact (conn);
+
+    /*  An UPDATE that moves nothing between states writes no counter.  */
+    s_exec (conn, "BEGIN");
+    int64_t versions
+        = s_scalar (conn, "SELECT coalesce (sum (n_tup_upd + n_tup_ins), 0)"
+                          " FROM pg_stat_xact_user_tables WHERE relname = 'delivery_count'");
+    s_exec (conn, "UPDATE delivery SET last_error = 'note', updated_at = now ()");
+    assert_int_equal (s_scalar (conn, "SELECT coalesce (sum (n_tup_upd + n_tup_ins), 0)"
+                                      " FROM pg_stat_xact_user_tables"
+                                      " WHERE relname = 'delivery_count'"),
+                      versions);
+    s_exec (conn, "COMMIT");
+    assert_counters_exact (conn);
+
+    /*  SMS fallbacks of failed emails, counted apart as well.  */
+    s_exec (conn, "UPDATE delivery SET state = 'FAILED', final_at = now ()"
+                  " WHERE channel = 'EMAIL' AND purpose = 'BILL_ISSUED' AND id % 3 = 0");
+    s_exec (conn, "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose,"
+                  " fallback_of) SELECT period, bill_id, subscriber_id, 'SMS', 'FALLBACK', id"
+                  " FROM delivery WHERE state = 'FAILED' AND channel = 'EMAIL'");
+    int64_t fallbacks
+        = s_scalar (conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NOT NULL");
+    assert_true (fallbacks > 0);
+    assert_int_equal (s_scalar (conn, "SELECT sum (fallbacks) FROM delivery_count"), fallbacks);
+    assert_counters_exact (conn);
+
+    /*  Work rolled back leaves the counters as they were.  */
+    s_exec (conn, "BEGIN");
+    s_exec (conn, "UPDATE delivery SET state = 'CANCELLED', final_at = now ()"
+                  " WHERE state <> 'CANCELLED'");
+    s_exec (conn, "DELETE FROM delivery WHERE fallback_of IS NOT NULL");
+    s_exec (conn, "ROLLBACK");
+    assert_counters_exact (conn);
+
+    /*  DELETE, fallbacks first (they reference the failed emails).  */
+    s_exec (conn, "DELETE FROM delivery WHERE fallback_of IS NOT NULL OR purpose = 'REMINDER'");
+    assert_int_equal (s_scalar (conn, "SELECT sum (fallbacks) FROM delivery_count"), 0);
+    assert_counters_exact (conn);
+    s_exec (conn, "DELETE FROM delivery WHERE id % 2 = 0");
+    assert_counters_exact (conn);
+
+    /*  TRUNCATE empties them.  */
+    s_exec (conn, "TRUNCATE delivery CASCADE");
+    assert_int_equal (s_scalar (conn, "SELECT count(*) FROM delivery_count"), 0);
+    s_create_deliveries (conn);
+    assert_counters_exact (conn);
+
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+typedef struct {
+    const char *db;
+    int k; /* this writer's deliveries: id % 4 = k */
+    int rounds;
+    char error[256];
+} s_writer_t;
+
+/*  Moves its deliveries PENDING -> SENDING -> RETRY -> PENDING ..., two
+    statements a transaction, as a dispatcher's flush does.  */
+static void *
+s_writer (void *arg)
+{
+    s_writer_t *self = arg;
+    PGconn *conn = PQconnectdb (self->db);
+    if (PQstatus (conn) != CONNECTION_OK) {
+        snprintf (self->error, sizeof self->error, "connect: %s", PQerrorMessage (conn));
+        PQfinish (conn);
+        return NULL;
+    }
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "BEGIN;"
+              " UPDATE delivery SET state = CASE state WHEN 'PENDING' THEN 'SENDING'"
+              "   WHEN 'SENDING' THEN 'RETRY' ELSE 'PENDING' END WHERE id %% 4 = %d;"
+              " UPDATE delivery SET state = 'HELD' WHERE id %% 4 = %d AND id %% 7 = 0;"
+              " UPDATE delivery SET state = 'PENDING' WHERE id %% 4 = %d AND state = 'HELD';"
+              " COMMIT",
+              self->k, self->k, self->k);
+    for (int i = 0; i < self->rounds && !self->error[0]; i++) {
+        PGresult *res = PQexec (conn, sql);
+        if (PQresultStatus (res) != PGRES_COMMAND_OK)
+            snprintf (self->error, sizeof self->error, "round %d: %s", i,
+                      PQresultErrorMessage (res));
+        PQclear (res);
+    }
+    PQfinish (conn);
+    return NULL;
+}
+
+static void
+test_counters_under_concurrent_writers (void **state)
+{
+    (void)state;
+    char *db = s_settled_db (400, 6);
+    PGconn *conn = bf_testdb_connect (db);
+    s_create_deliveries (conn);
+
+    enum { N = 4 };
+    s_writer_t writers[N];
+    pthread_t threads[N];
+    for (int i = 0; i < N; i++) {
+        writers[i] = (s_writer_t){ db, i, 40, "" };
+        assert_int_equal (pthread_create (&threads[i], NULL, s_writer, &writers[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join (threads[i], NULL);
+        if (writers[i].error[0])
+            fail_msg ("writer %d: %s", i, writers[i].error);
+    }
+    assert_counters_exact (conn);
+    assert_true (s_scalar (conn, "SELECT count (DISTINCT shard) FROM delivery_count") > 1);
+
+    /*  A writer never waits for another's counter rows: hold the shard a
+        second connection would start with, lock its rows too, and that
+        connection's writes still go through at once, into another shard.  */
+    PGconn *other = bf_testdb_connect (db);
+    int64_t home = s_scalar (other, "SELECT pg_backend_pid () % 16");
+    char sql[512];
+    s_exec (conn, "BEGIN");
+    snprintf (sql, sizeof sql, "SELECT pg_advisory_xact_lock (1650877539, %lld)", (long long)home);
+    s_exec (conn, sql);
+    snprintf (sql, sizeof sql,
+              "INSERT INTO delivery_count (period, channel, state, shard, n)"
+              " SELECT '" PERIOD "', c, s, %lld, 0 FROM unnest (ARRAY['EMAIL', 'SMS', 'PUSH']) c,"
+              " unnest (ARRAY['PENDING', 'SENDING', 'RETRY', 'HELD', 'DELIVERED']) s"
+              " ON CONFLICT (period, channel, state, shard) DO UPDATE SET n = delivery_count.n",
+              (long long)home);
+    s_exec (conn, sql);
+    s_exec (other, "SET lock_timeout = '2s'");
+    s_exec (other, "UPDATE delivery SET state = 'DELIVERED', final_at = now () WHERE id % 5 = 0");
+    s_exec (other, "UPDATE delivery SET state = 'SENDING' WHERE state = 'PENDING' AND id % 5 = 1");
+    s_exec (conn, "COMMIT");
+    assert_counters_exact (conn);
+
+    PQfinish (other);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+//  --------------------------------------------------------------------------
+//  Documents
+
+static void
+s_check_run (json_t *run, PGconn *conn)
+{
+    assert_true (s_has_keys (run, "run_id", "period", "state", "rerate", "chunk_size",
+                             "chunks_total", "chunks_done", "subscribers_done", "bills",
+                             "amount_total", "rating_errors", "command_id", "created_at",
+                             "started_at", "finished_at", "seconds", NULL));
+    assert_int_equal (s_int (run, "run_id"),
+                      s_scalar (conn, "SELECT max (run_id) FROM settlement_run"));
+    assert_string_equal (s_str (run, "period"), PERIOD);
+    assert_string_equal (s_str (run, "state"), "COMPLETED");
+    assert_false (s_bool (run, "rerate"));
+    assert_int_equal (s_int (run, "bills"), s_scalar (conn, "SELECT count(*) FROM bill"));
+    assert_int_equal (s_int (run, "amount_total"), s_scalar (conn, "SELECT sum (total) FROM bill"));
+    assert_int_equal (s_int (run, "subscribers_done"),
+                      s_scalar (conn, "SELECT count(*) FROM subscriber"));
+    assert_int_equal (s_int (run, "chunks_done"), s_int (run, "chunks_total"));
+    assert_int_equal (s_int (run, "rating_errors"),
+                      s_scalar (conn, "SELECT count(*) FROM rating_error"));
+    assert_true (json_is_null (s_at (run, "command_id")));
+    /*  RFC 3339 UTC.  */
+    const char *created = s_str (run, "created_at");
+    assert_int_equal (strlen (created), strlen ("2026-10-01T00:00:00.000Z"));
+    assert_int_equal (created[10], 'T');
+    assert_int_equal (created[23], 'Z');
+    assert_true (json_is_string (s_at (run, "finished_at")));
+    assert_true (json_is_number (s_at (run, "seconds")));
+    assert_true (json_number_value (s_at (run, "seconds")) >= 0);
+}
+
+static void
+test_run_show_and_runs_list (void **state)
+{
+    (void)state;
+    char *db = s_settled_db (250, 7);
+    PGconn *conn = bf_testdb_connect (db);
+    int64_t bills = s_scalar (conn, "SELECT count(*) FROM bill");
+
+    /*  Settled, nothing ingested: not final.  */
+    json_t *doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
+    assert_true (s_has_keys (doc, "run", "notices", "events", "rating_errors", "final", NULL));
+    s_check_run (s_at (doc, "run"), conn);
+    assert_true (s_has_keys (s_at (doc, "notices"), "total", "by_state", "by_channel", "fallbacks",
+                             "held_until", NULL));
+    assert_int_equal (s_int (doc, "notices.total"), 0);
+    assert_int_equal (json_object_size (s_at (doc, "notices.by_state")), 0);
+    assert_true (json_is_null (s_at (doc, "notices.held_until")));
+    assert_true (
+        s_has_keys (s_at (doc, "events"), "published_seq", "ingested_seq", "unsequenced", NULL));
+    assert_int_equal (s_int (doc, "events.published_seq"), bills);
+    assert_int_equal (s_int (doc, "events.ingested_seq"), 0);
+    assert_false (s_bool (doc, "events.unsequenced"));
+    assert_true (json_is_array (s_at (doc, "rating_errors")));
+    assert_false (s_bool (doc, "final"));
+    json_decref (doc);
+
+    /*  By run_id, the same run; an unknown run is null with no notices.  */
+    doc = s_doc (conn, &s_no_pii, "run.show", "run_id", "1", NULL, NULL);
+    s_check_run (s_at (doc, "run"), conn);
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "run.show", "run_id", "99", NULL, NULL);
+    assert_true (json_is_null (s_at (doc, "run")));
+    assert_int_equal (s_int (doc, "notices.total"), 0);
+    assert_false (s_bool (doc, "final"));
+    json_decref (doc);
+
+    /*  Rating errors: the first 10 of the period, by subscriber.  */
+    s_exec (conn, "INSERT INTO rating_error (period, subscriber_id, run_id, reason)"
+                  " SELECT '" PERIOD "', id, 1, 'reason \"' || id || '\"' FROM subscriber"
+                  " WHERE id % 20 = 0");
+    doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
+    json_t *errors = s_at (doc, "rating_errors");
+    assert_int_equal (json_array_size (errors), 10);
+    assert_true (s_has_keys (json_array_get (errors, 0), "subscriber_id", "reason", NULL));
+    int64_t first = s_scalar (conn, "SELECT min (subscriber_id) FROM rating_error");
+    assert_int_equal (s_int (doc, "rating_errors.0.subscriber_id"), first);
+    char reason[64];
+    snprintf (reason, sizeof reason, "reason \"%lld\"", (long long)first);
+    assert_string_equal (s_str (doc, "rating_errors.0.reason"), reason);
+    assert_true (s_int (doc, "rating_errors.1.subscriber_id") > first);
+    json_decref (doc);
+    s_exec (conn, "DELETE FROM rating_error");
+
+    /*  Ingested, notices pending: not final.  */
+    s_exec (conn, "INSERT INTO notify_cursor (consumer, last_seq)"
+                  " SELECT 'notify', last_seq FROM relay_state");
+    s_create_deliveries (conn);
+    int64_t notices = s_scalar (conn, "SELECT count(*) FROM delivery");
+    doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
+    assert_int_equal (s_int (doc, "events.ingested_seq"), bills);
+    assert_int_equal (s_int (doc, "notices.total"), notices);
+    assert_int_equal (s_int (doc, "notices.by_state.PENDING"), notices);
+    assert_int_equal (s_int (doc, "notices.by_channel.EMAIL.PENDING"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery WHERE channel = 'EMAIL'"));
+    assert_int_equal (s_int (doc, "notices.by_channel.PUSH.PENDING"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery WHERE channel = 'PUSH'"));
+    assert_false (s_bool (doc, "final"));
+    json_decref (doc);
+
+    /*  Delivered, failed with SMS fallbacks delivered, some held: not final.  */
+    s_exec (conn, "UPDATE delivery SET state = CASE WHEN id % 9 = 0 AND channel = 'EMAIL'"
+                  " THEN 'FAILED' ELSE 'DELIVERED' END, final_at = now ()");
+    s_exec (conn, "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose,"
+                  " fallback_of, state, final_at) SELECT period, bill_id, subscriber_id, 'SMS',"
+                  " 'FALLBACK', id, 'DELIVERED', now () FROM delivery WHERE state = 'FAILED'");
+    s_exec (conn,
+            "UPDATE delivery SET state = 'HELD', final_at = NULL,"
+            " not_before = '2026-11-02 21:00:00+00'::timestamptz + (id % 5) * interval '1 minute'"
+            " WHERE id % 6 = 1 AND state = 'DELIVERED'");
+    doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
+    assert_int_equal (s_int (doc, "notices.total"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery"));
+    assert_int_equal (s_int (doc, "notices.by_state.HELD"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'HELD'"));
+    assert_int_equal (s_int (doc, "notices.by_state.FAILED"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'FAILED'"));
+    assert_null (s_at (doc, "notices.by_state.PENDING")); /* zero: omitted */
+    assert_int_equal (
+        s_int (doc, "notices.fallbacks"),
+        s_scalar (conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NOT NULL"));
+    assert_true (s_int (doc, "notices.fallbacks") > 0);
+    assert_string_equal (s_str (doc, "notices.held_until"), "2026-11-02T21:00:00.000Z");
+    assert_false (s_bool (doc, "final"));
+    json_decref (doc);
+
+    /*  Released and delivered: final.  */
+    s_exec (conn, "UPDATE delivery SET state = 'DELIVERED', final_at = now ()"
+                  " WHERE state = 'HELD'");
+    doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
+    assert_true (json_is_null (s_at (doc, "notices.held_until")));
+    assert_true (s_bool (doc, "final"));
+    json_decref (doc);
+
+    /*  An unsequenced event makes it not final again.  */
+    s_exec (conn, "INSERT INTO outbox (event_id, topic, period, bill_id, subscriber_id, payload)"
+                  " VALUES (gen_random_uuid (), 'BILL', '" PERIOD "', 0, 1, '\\x00')");
+    doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
+    assert_true (s_bool (doc, "events.unsequenced"));
+    assert_false (s_bool (doc, "final"));
+    json_decref (doc);
+
+    /*  runs.list: newest first, limit, period filter; a re-rating run.  */
+    s_exec (conn, "INSERT INTO settlement_run (period, state, chunk_size, command_id, started_at)"
+                  " VALUES ('" PERIOD "', 'RUNNING', 100, 'cron-2026-10', now ())");
+    doc = s_doc (conn, &s_no_pii, "runs.list", NULL, NULL, NULL, NULL);
+    assert_int_equal (json_array_size (s_at (doc, "runs")), 2);
+    assert_int_equal (s_int (doc, "runs.0.run_id"), 2);
+    assert_true (s_bool (doc, "runs.0.rerate"));
+    assert_string_equal (s_str (doc, "runs.0.command_id"), "cron-2026-10");
+    assert_true (json_is_null (s_at (doc, "runs.0.finished_at")));
+    assert_int_equal (s_int (doc, "runs.1.run_id"), 1);
+    assert_false (s_bool (doc, "runs.1.rerate"));
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "runs.list", "limit", "1", "period", PERIOD);
+    assert_int_equal (json_array_size (s_at (doc, "runs")), 1);
+    assert_int_equal (s_int (doc, "runs.0.run_id"), 2);
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "runs.list", "period", "2026-11", NULL, NULL);
+    assert_true (s_has_keys (doc, "runs", NULL));
+    assert_int_equal (json_array_size (s_at (doc, "runs")), 0);
+    json_decref (doc);
+    /*  run.show by period shows the newest run.  */
+    doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
+    assert_int_equal (s_int (doc, "run.run_id"), 2);
+    assert_false (s_bool (doc, "final"));
+    json_decref (doc);
+
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+static void
+test_deliveries_summary (void **state)
+{
+    (void)state;
+    char *db = s_settled_db (200, 8);
+    PGconn *conn = bf_testdb_connect (db);
+    s_create_deliveries (conn);
+    /*  A second period's notices (bills of 2026-11 as copies).  */
+    s_exec (conn, "SELECT bf_ensure_period ('2026-11')");
+    s_exec (conn, "INSERT INTO bill (period, subscriber_id, bill_id, run_id, total, due_date,"
+                  " line_count) SELECT '2026-11', subscriber_id, bill_id, run_id, total,"
+                  " due_date + 30, line_count FROM bill WHERE subscriber_id % 2 = 0");
+    s_exec (conn, "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose, state,"
+                  " not_before) SELECT '2026-11', bill_id, subscriber_id, 'SMS', 'NOV', 'HELD',"
+                  " '2026-12-01 22:00:00+00' FROM bill WHERE period = '2026-11'");
+    s_exec (conn, "UPDATE delivery SET state = 'HELD', not_before = '2026-11-01 22:30:00+00'"
+                  " WHERE period = '" PERIOD "' AND id % 10 = 0");
+
+    json_t *doc = s_doc (conn, &s_no_pii, "deliveries.summary", "period", PERIOD, NULL, NULL);
+    assert_true (s_has_keys (doc, "period", "paused", "notices", NULL));
+    assert_string_equal (s_str (doc, "period"), PERIOD);
+    assert_false (s_bool (doc, "paused"));
+    assert_int_equal (s_int (doc, "notices.total"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery WHERE period = '" PERIOD "'"));
+    assert_int_equal (s_int (doc, "notices.by_state.HELD"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery WHERE period = '" PERIOD "'"
+                                      " AND state = 'HELD'"));
+    assert_string_equal (s_str (doc, "notices.held_until"), "2026-11-01T22:30:00.000Z");
+    assert_int_equal (s_int (doc, "notices.fallbacks"), 0);
+    json_decref (doc);
+
+    /*  Every period; paused.  */
+    s_exec (conn, "UPDATE dispatch_state SET paused = true");
+    doc = s_doc (conn, &s_no_pii, "deliveries.summary", NULL, NULL, NULL, NULL);
+    assert_true (json_is_null (s_at (doc, "period")));
+    assert_true (s_bool (doc, "paused"));
+    assert_int_equal (s_int (doc, "notices.total"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery"));
+    assert_int_equal (s_int (doc, "notices.by_channel.SMS.HELD"),
+                      s_scalar (conn, "SELECT count(*) FROM delivery WHERE channel = 'SMS'"
+                                      " AND state = 'HELD'"));
+    assert_string_equal (s_str (doc, "notices.held_until"), "2026-11-01T22:30:00.000Z");
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "deliveries.summary", "period", "2026-11", NULL, NULL);
+    assert_string_equal (s_str (doc, "notices.held_until"), "2026-12-01T22:00:00.000Z");
+    assert_true (s_has_keys (s_at (doc, "notices.by_channel"), "SMS", NULL));
+    json_decref (doc);
+    /*  A period without notices.  */
+    doc = s_doc (conn, &s_no_pii, "deliveries.summary", "period", "2025-01", NULL, NULL);
+    assert_int_equal (s_int (doc, "notices.total"), 0);
+    assert_int_equal (json_object_size (s_at (doc, "notices.by_channel")), 0);
+    json_decref (doc);
+
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+/*  Rows of the tables whose names match pattern (a regular expression)
+    read since the transaction began; their sequential scans into
+    *seq_scans.  */
+static int64_t
+s_rows_read (PGconn *conn, const char *pattern, int64_t *seq_scans)
+{
+    char sql[256];
+    snprintf (sql, sizeof sql,
+              "SELECT coalesce (sum (seq_scan), 0) FROM pg_stat_xact_user_tables"
+              " WHERE relname ~ '%s'",
+              pattern);
+    *seq_scans = s_scalar (conn, sql);
+    snprintf (sql, sizeof sql,
+              "SELECT coalesce (sum (seq_tup_read + idx_tup_fetch), 0)"
+              " FROM pg_stat_xact_user_tables WHERE relname ~ '%s'",
+              pattern);
+    return s_scalar (conn, sql);
+}
+
+static void
+test_queries_read_counters_not_rows (void **state)
+{
+    (void)state;
+    char *db = s_settled_db (3000, 9);
+    PGconn *conn = bf_testdb_connect (db);
+    s_create_deliveries (conn);
+    s_exec (conn, "UPDATE delivery SET state = CASE id % 20 WHEN 0 THEN 'FAILED' WHEN 1 THEN 'HELD'"
+                  " ELSE 'DELIVERED' END, final_at = CASE WHEN id % 20 = 1 THEN NULL"
+                  " ELSE now () - id * interval '1 s' END,"
+                  " not_before = now () + id * interval '1 s'");
+    s_exec (conn, "ANALYZE");
+    int64_t deliveries = s_scalar (conn, "SELECT count(*) FROM delivery");
+    assert_true (deliveries > 3000);
+
+    static const struct {
+        const char *verb, *key, *value;
+        int64_t max_rows; /* of delivery read */
+    } cases[] = {
+        { "run.show", "period", PERIOD, 1 },
+        { "deliveries.summary", "period", PERIOD, 1 },
+        { "deliveries.summary", NULL, NULL, 1 },
+        { "runs.list", NULL, NULL, 0 },
+        /*  At most limit per (period, channel), and each one's fallback.  */
+        { "deliveries.failures", "limit", "50", 3 * 50 * 2 },
+        { "deliveries.failures", "channel", "SMS", 20 * 2 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /*  The backend flushes its table statistics only between
+            transactions, so the difference inside one is the query's.  */
+        s_exec (conn, "BEGIN");
+        int64_t scans0 = 0, bill_scans0 = 0;
+        int64_t read0 = s_rows_read (conn, "^delivery$", &scans0);
+        int64_t bill_read0 = s_rows_read (conn, "^bill_[0-9]{4}_", &bill_scans0);
+        json_t *doc
+            = s_doc (conn, &s_no_pii, cases[i].verb, cases[i].key, cases[i].value, NULL, NULL);
+        json_decref (doc);
+        int64_t seq_scans = 0;
+        int64_t read = s_rows_read (conn, "^delivery$", &seq_scans) - read0;
+        seq_scans -= scans0;
+        fprintf (stderr, "# %s %s: %lld delivery rows read, %lld seq scans\n", cases[i].verb,
+                 cases[i].key ? cases[i].key : "", (long long)read, (long long)seq_scans);
+        assert_int_equal (seq_scans, 0);
+        assert_true (read <= cases[i].max_rows);
+        /*  bill is partitioned: its statistics are the partition's.  */
+        int64_t bill_scans = 0;
+        assert_int_equal (s_rows_read (conn, "^bill_[0-9]{4}_", &bill_scans) - bill_read0, 0);
+        assert_int_equal (bill_scans - bill_scans0, 0);
+        s_exec (conn, "COMMIT");
+    }
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+//  --------------------------------------------------------------------------
+//  Failures and contacts
+
+static void
+test_failures_show_masked_contacts (void **state)
+{
+    (void)state;
+    char *db = s_settled_db (120, 10);
+    PGconn *conn = bf_testdb_connect (db);
+    s_create_deliveries (conn);
+    /*  Fail every third notice, one second apart, newest = highest id;
+        with an error text that needs escaping.  */
+    s_exec (conn, "UPDATE delivery SET state = 'FAILED', attempts = 3,"
+                  " final_at = '2026-11-01 10:00:00+00'::timestamptz + id * interval '1 s',"
+                  " last_error = 'provider said \"no\", ' || E'it''s \\n\\t\\\\ 사용자 없음 ' || id"
+                  " WHERE id % 3 = 0");
+    /*  SMS fallbacks as notify adds them: not where the bill has an SMS
+        notice already.  */
+    s_exec (conn, "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose,"
+                  " fallback_of) SELECT period, bill_id, subscriber_id, 'SMS', purpose, id"
+                  " FROM delivery WHERE state = 'FAILED' AND channel = 'EMAIL'"
+                  " ON CONFLICT (bill_id, channel, purpose) DO NOTHING");
+    assert_true (s_scalar (conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NOT NULL")
+                 > 0);
+
+    char err[256];
+    bf_pii_t *pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
+    assert_non_null (pii);
+    bf_query_ctx_t ctx = { pii, 1000 };
+    json_t *doc = s_doc (conn, &ctx, "deliveries.failures", "limit", "500", NULL, NULL);
+    char *text = json_dumps (doc, 0);
+    json_t *list = s_at (doc, "failures");
+    int64_t failed = s_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'FAILED'");
+    assert_true (failed > 20);
+    assert_int_equal ((int64_t)json_array_size (list), failed);
+
+    PGresult *res = PQexec (conn, "SELECT d.id, d.channel, s.id, s.email_enc, s.phone_enc,"
+                                  " d.last_error, f.id FROM delivery d"
+                                  " JOIN subscriber s ON s.id = d.subscriber_id"
+                                  " LEFT JOIN delivery f ON f.fallback_of = d.id"
+                                  " WHERE d.state = 'FAILED' ORDER BY d.final_at DESC, d.id DESC");
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    int seen[3] = { 0 };
+    for (int i = 0; i < PQntuples (res); i++) {
+        json_t *item = json_array_get (list, (size_t)i);
+        assert_true (s_has_keys (item, "id", "period", "bill_id", "subscriber_id", "channel",
+                                 "attempts", "last_error", "contact", "final_at", "fallback_id",
+                                 NULL));
+        assert_int_equal (s_int (item, "id"), strtoll (PQgetvalue (res, i, 0), NULL, 10));
+        assert_int_equal (s_int (item, "attempts"), 3);
+        assert_string_equal (s_str (item, "last_error"), PQgetvalue (res, i, 5));
+        const char *channel = PQgetvalue (res, i, 1);
+        assert_string_equal (s_str (item, "channel"), channel);
+        if (PQgetisnull (res, i, 6))
+            assert_true (json_is_null (s_at (item, "fallback_id")));
+        else
+            assert_int_equal (s_int (item, "fallback_id"),
+                              strtoll (PQgetvalue (res, i, 6), NULL, 10));
+        const char *contact = s_str (item, "contact");
+        uint64_t subject = strtoull (PQgetvalue (res, i, 2), NULL, 10);
+        if (!strcmp (channel, "PUSH")) {
+            assert_string_equal (contact, "-");
+            seen[2]++;
+            continue;
+        }
+        bool email = !strcmp (channel, "EMAIL");
+        size_t len = 0;
+        unsigned char *sealed
+            = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, i, email ? 3 : 4), &len);
+        char plain[256], masked[BF_MASK_MAX];
+        assert_true (
+            bf_pii_open (pii, email ? "email" : "phone", subject, sealed, len, plain, sizeof plain)
+            > 0);
+        PQfreemem (sealed);
+        if (email)
+            bf_mask_email (plain, masked, sizeof masked);
+        else
+            bf_mask_phone (plain, masked, sizeof masked);
+        assert_string_equal (contact, masked);
+        assert_string_not_equal (contact, plain);
+        /*  Never the plain contact, anywhere in the document.  */
+        assert_null (strstr (text, plain));
+        seen[email ? 0 : 1]++;
+    }
+    assert_true (seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+    PQclear (res);
+    free (text);
+    json_decref (doc);
+
+    /*  Newest first, limit, channel and period filters.  */
+    doc = s_doc (conn, &ctx, "deliveries.failures", "channel", "EMAIL", "limit", "5");
+    list = s_at (doc, "failures");
+    assert_int_equal (json_array_size (list), 5);
+    assert_int_equal (s_int (doc, "failures.0.id"),
+                      s_scalar (conn, "SELECT max (id) FROM delivery WHERE state = 'FAILED'"
+                                      " AND channel = 'EMAIL'"));
+    for (size_t i = 0; i < 5; i++) {
+        json_t *item = json_array_get (list, i);
+        assert_string_equal (s_str (item, "channel"), "EMAIL");
+        assert_non_null (strchr (s_str (item, "contact"), '@'));
+        if (i > 0)
+            assert_true (
+                strcmp (s_str (item, "final_at"), s_str (json_array_get (list, i - 1), "final_at"))
+                < 0);
+    }
+    json_decref (doc);
+    doc = s_doc (conn, &ctx, "deliveries.failures", NULL, NULL, NULL, NULL);
+    assert_int_equal (json_array_size (s_at (doc, "failures")), 20); /* the default limit */
+    json_decref (doc);
+    doc = s_doc (conn, &ctx, "deliveries.failures", "period", "2026-09", NULL, NULL);
+    assert_int_equal (json_array_size (s_at (doc, "failures")), 0);
+    json_decref (doc);
+
+    /*  Without a PII key, or with another key: "(unavailable)".  */
+    doc = s_doc (conn, &s_no_pii, "deliveries.failures", "channel", "SMS", NULL, NULL);
+    assert_true (json_array_size (s_at (doc, "failures")) > 0);
+    assert_string_equal (s_str (doc, "failures.0.contact"), "(unavailable)");
+    json_decref (doc);
+    char other_key[BF_PII_KEY_HEX_LEN + 1];
+    bf_pii_keygen (other_key, sizeof other_key);
+    bf_pii_t *other = bf_pii_new (other_key, err, sizeof err);
+    bf_query_ctx_t other_ctx = { other, 1000 };
+    doc = s_doc (conn, &other_ctx, "deliveries.failures", "channel", "EMAIL", NULL, NULL);
+    assert_string_equal (s_str (doc, "failures.0.contact"), "(unavailable)");
+    json_decref (doc);
+
+    bf_pii_destroy (&other);
+    bf_pii_destroy (&pii);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+//  --------------------------------------------------------------------------
+//  Services, commands, audit
+
+static void
+test_services_list_up_and_down (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    PGconn *conn = bf_testdb_connect (db);
+    json_t *doc = s_doc (conn, &s_no_pii, "services.list", NULL, NULL, NULL, NULL);
+    assert_true (s_has_keys (doc, "services", NULL));
+    assert_int_equal (json_array_size (s_at (doc, "services")), 0);
+    json_decref (doc);
+
+    s_exec (conn, "INSERT INTO service_instance (instance_id, service, key_name, pid, version,"
+                  " verbs, last_heartbeat, state) VALUES"
+                  " ('settle-a', 'settle', 'settle-1', 101, '0.1.0', '{run.start,run.stop}',"
+                  "  now () - interval '500 ms', '{\"relay\": \"active\", \"workers\": 2}'),"
+                  " ('settle-b', 'settle', 'settle-2', 102, '0.1.0', '{run.start}',"
+                  "  now () - interval '10 s', '{}'),"
+                  " ('notify-a', 'notify', 'notify-1', 201, '0.1.0', '{dispatch.pause}',"
+                  "  now () - interval '2500 ms', '{\"paused\": false}')");
+    bf_query_ctx_t ctx = { NULL, 1000 };
+    doc = s_doc (conn, &ctx, "services.list", NULL, NULL, NULL, NULL);
+    json_t *list = s_at (doc, "services");
+    assert_int_equal (json_array_size (list), 3);
+    json_t *item;
+    size_t i;
+    int found = 0;
+    json_array_foreach (list, i, item)
+    {
+        assert_true (s_has_keys (item, "service", "instance_id", "pid", "version", "verbs",
+                                 "registered_at", "last_heartbeat", "age_ms", "up", "state", NULL));
+        const char *id = s_str (item, "instance_id");
+        int64_t age = s_int (item, "age_ms");
+        if (!strcmp (id, "settle-a")) {
+            assert_true (s_bool (item, "up"));
+            assert_true (age >= 500 && age < 2500);
+            assert_int_equal (s_int (item, "pid"), 101);
+            assert_int_equal (json_array_size (s_at (item, "verbs")), 2);
+            assert_string_equal (s_str (item, "verbs.1"), "run.stop");
+            assert_string_equal (s_str (item, "state.relay"), "active");
+            assert_int_equal (s_int (item, "state.workers"), 2);
+            found++;
+        } else if (!strcmp (id, "settle-b")) {
+            assert_false (s_bool (item, "up"));
+            assert_true (age >= 10000);
+            assert_int_equal (json_object_size (s_at (item, "state")), 0);
+            found++;
+        } else if (!strcmp (id, "notify-a")) {
+            assert_true (s_bool (item, "up")); /* 2.5 s < 3 x 1 s */
+            assert_string_equal (s_str (item, "service"), "notify");
+            assert_false (s_bool (item, "state.paused"));
+            found++;
+        }
+    }
+    assert_int_equal (found, 3);
+    json_decref (doc);
+
+    /*  With a shorter heartbeat, notify-a is down.  */
+    ctx.heartbeat_ms = 500;
+    doc = s_doc (conn, &ctx, "services.list", NULL, NULL, NULL, NULL);
+    json_array_foreach (s_at (doc, "services"), i,
+                        item) if (!strcmp (s_str (item, "instance_id"), "notify-a"))
+        assert_false (s_bool (item, "up"));
+    json_decref (doc);
+
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+static void
+test_commands_and_audit_lists (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    PGconn *conn = bf_testdb_connect (db);
+    s_exec (conn, "INSERT INTO command (command_id, client, target, verb, args, state, result,"
+                  " error, received_at, forwarded_at, completed_at) VALUES"
+                  " ('c-1', 'ops-kim', 'settle', 'run.start', '{\"period\": \"2026-10\"}', 'DONE',"
+                  "  '{\"outcome\": \"started\"}', NULL, '2026-11-01 00:00:01+00',"
+                  "  '2026-11-01 00:00:02+00', '2026-11-01 00:00:03+00'),"
+                  " ('c-2', 'ops-kim', 'notify', 'dispatch.pause', '{}', 'FAILED', NULL,"
+                  "  'the \"notify\" service said: no\n', '2026-11-01 00:00:04+00', NULL,"
+                  "  '2026-11-01 00:00:05+00'),"
+                  " ('c-3', 'cron', 'settle', 'run.start', '{\"period\": \"2026-11\"}',"
+                  "  'RECEIVED', NULL, NULL, '2026-11-01 00:00:06+00', NULL, NULL)");
+    json_t *doc = s_doc (conn, &s_no_pii, "commands.list", NULL, NULL, NULL, NULL);
+    json_t *list = s_at (doc, "commands");
+    assert_int_equal (json_array_size (list), 3);
+    assert_true (s_has_keys (json_array_get (list, 0), "command_id", "client", "target", "verb",
+                             "args", "state", "result", "error", "received_at", "forwarded_at",
+                             "completed_at", NULL));
+    assert_string_equal (s_str (doc, "commands.0.command_id"), "c-3");
+    assert_string_equal (s_str (doc, "commands.0.args.period"), "2026-11");
+    assert_true (json_is_null (s_at (doc, "commands.0.result")));
+    assert_true (json_is_null (s_at (doc, "commands.0.completed_at")));
+    assert_string_equal (s_str (doc, "commands.1.error"), "the \"notify\" service said: no\n");
+    assert_string_equal (s_str (doc, "commands.2.result.outcome"), "started");
+    assert_string_equal (s_str (doc, "commands.2.received_at"), "2026-11-01T00:00:01.000Z");
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "commands.list", "target", "settle", "limit", "1");
+    assert_int_equal (json_array_size (s_at (doc, "commands")), 1);
+    assert_string_equal (s_str (doc, "commands.0.command_id"), "c-3");
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "commands.list", "state", "DONE", "target", "settle");
+    assert_int_equal (json_array_size (s_at (doc, "commands")), 1);
+    assert_string_equal (s_str (doc, "commands.0.command_id"), "c-1");
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "commands.list", "command_id", "c-2", NULL, NULL);
+    assert_int_equal (json_array_size (s_at (doc, "commands")), 1);
+    assert_string_equal (s_str (doc, "commands.0.state"), "FAILED");
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "commands.list", "command_id", "c-9", NULL, NULL);
+    assert_int_equal (json_array_size (s_at (doc, "commands")), 0);
+    json_decref (doc);
+
+    s_exec (conn, "INSERT INTO audit_log (at, actor, command_id, target, verb, args, outcome,"
+                  " detail) SELECT '2026-11-01 00:00:00+00'::timestamptz + i * interval '1 s',"
+                  " CASE WHEN i % 3 = 0 THEN 'dashboard' ELSE 'ops-kim' END,"
+                  " CASE WHEN i % 2 = 0 THEN 'c-' || i END, 'settle', 'run.start',"
+                  " '{\"period\": \"2026-10\"}', 'OK', 'detail <' || i || '>'"
+                  " FROM generate_series (1, 30) i");
+    s_exec (conn, "INSERT INTO audit_log (actor, outcome, detail)"
+                  " VALUES ('unknown', 'REFUSED', 'key \"abc\" refused')");
+    doc = s_doc (conn, &s_no_pii, "audit.list", NULL, NULL, NULL, NULL);
+    list = s_at (doc, "audit");
+    assert_int_equal (json_array_size (list), 20);
+    assert_true (s_has_keys (json_array_get (list, 0), "id", "at", "actor", "command_id", "target",
+                             "verb", "args", "outcome", "detail", NULL));
+    assert_int_equal (s_int (doc, "audit.0.id"), 31);
+    assert_string_equal (s_str (doc, "audit.0.detail"), "key \"abc\" refused");
+    assert_true (json_is_null (s_at (doc, "audit.0.args")));
+    assert_int_equal (s_int (doc, "audit.1.id"), 30);
+    assert_string_equal (s_str (doc, "audit.1.args.period"), "2026-10");
+    assert_string_equal (s_str (doc, "audit.1.at"), "2026-11-01T00:00:30.000Z");
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "audit.list", "actor", "dashboard", "limit", "500");
+    list = s_at (doc, "audit");
+    assert_int_equal (json_array_size (list), 10);
+    json_t *item;
+    size_t i;
+    json_array_foreach (list, i, item) assert_string_equal (s_str (item, "actor"), "dashboard");
+    json_decref (doc);
+    doc = s_doc (conn, &s_no_pii, "audit.list", "command_id", "c-12", "actor", "dashboard");
+    assert_int_equal (json_array_size (s_at (doc, "audit")), 1);
+    assert_string_equal (s_str (doc, "audit.0.detail"), "detail <12>");
+    json_decref (doc);
+
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+//  --------------------------------------------------------------------------
+//  Bad arguments, database failures
+
+static void
+test_bad_arguments (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    PGconn *conn = bf_testdb_connect (db);
+    static const struct {
+        const char *verb, *k1, *v1, *k2, *v2;
+        const char *expect; /* in the error */
+    } cases[] = {
+        { "runs.list", "period", "2026-13", NULL, NULL, "period: expected a period YYYY-MM" },
+        { "runs.list", "period", "2026-1", NULL, NULL, "period:" },
+        { "runs.list", "period", "", NULL, NULL, "period:" },
+        { "runs.list", "period", "2026-10 ", NULL, NULL, "period:" },
+        { "runs.list", "limit", "0", NULL, NULL, "limit: expected an integer from 1 to 500" },
+        { "runs.list", "limit", "501", NULL, NULL, "limit:" },
+        { "runs.list", "limit", "-3", NULL, NULL, "limit:" },
+        { "runs.list", "limit", "ten", NULL, NULL, "limit:" },
+        { "runs.list", "limit", "", NULL, NULL, "limit:" },
+        { "runs.list", "limit", "20", "limit", "30", "limit: given more than once" },
+        { "runs.list", "run_id", "1", NULL, NULL, "unknown argument \"run_id\" for runs.list" },
+        { "run.show", NULL, NULL, NULL, NULL, "run.show needs period" },
+        { "run.show", "period", "2026-10", "run_id", "1", "not both" },
+        { "run.show", "run_id", "0", NULL, NULL, "run_id: expected a positive integer" },
+        { "run.show", "run_id", "-1", NULL, NULL, "run_id:" },
+        { "run.show", "run_id", "1x", NULL, NULL, "run_id:" },
+        { "run.show", "run_id", "99999999999999999999", NULL, NULL, "run_id:" },
+        { "run.show", "run_id", "1", "limit", "2", "unknown argument \"limit\"" },
+        { "deliveries.summary", "channel", "SMS", NULL, NULL, "unknown argument \"channel\"" },
+        { "deliveries.failures", "channel", "email", NULL, NULL,
+          "channel: expected EMAIL, SMS or PUSH" },
+        { "deliveries.failures", "channel", "FAX", NULL, NULL, "channel:" },
+        { "deliveries.failures", "state", "FAILED", NULL, NULL, "unknown argument \"state\"" },
+        { "services.list", "limit", "5", NULL, NULL, "it takes no arguments" },
+        { "commands.list", "state", "done", NULL, NULL, "state: expected RECEIVED" },
+        { "commands.list", "target", "billing", NULL, NULL, "target: expected settle" },
+        { "commands.list", "command_id", "bad id!", NULL, NULL, "command_id:" },
+        { "commands.list", "command_id", "", NULL, NULL, "command_id:" },
+        { "commands.list", "actor", "ops", NULL, NULL, "unknown argument \"actor\"" },
+        { "audit.list", "actor", "ops kim", NULL, NULL, "actor: expected a key name" },
+        { "audit.list", "state", "DONE", NULL, NULL, "unknown argument \"state\"" },
+        { "audit.list", "", "x", NULL, NULL, "unknown argument \"\"" },
+        { "runs.lisst", NULL, NULL, NULL, NULL, "unknown query \"runs.lisst\"" },
+        { "control.status", NULL, NULL, NULL, NULL, "unknown query" },
+        { "run.start", "period", "2026-10", NULL, NULL, "unknown query" },
+        { "", NULL, NULL, NULL, NULL, "unknown query" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *json = (char *)"untouched", err[256];
+        int rc = s_query (conn, &s_no_pii, &json, err, sizeof err, cases[i].verb, cases[i].k1,
+                          cases[i].v1, cases[i].k2, cases[i].v2, NULL);
+        fprintf (stderr, "# %s %s=%s -> %d: %s\n", cases[i].verb, cases[i].k1 ? cases[i].k1 : "",
+                 cases[i].v1 ? cases[i].v1 : "", rc, err);
+        assert_int_equal (rc, BF_QUERY_BAD);
+        assert_null (json);
+        if (!strstr (err, cases[i].expect))
+            fail_msg ("case %zu: \"%s\" does not say \"%s\"", i, err, cases[i].expect);
+    }
+    /*  What an attacker sends is not echoed raw.  */
+    char *json = NULL, err[256];
+    assert_int_equal (s_query (conn, &s_no_pii, &json, err, sizeof err, "runs.list", "period",
+                               "\x1b[31m2026\n-10", NULL),
+                      BF_QUERY_BAD);
+    assert_null (strchr (err, '\x1b'));
+    assert_null (strchr (err, '\n'));
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+static void
+test_database_failures (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    PGconn *conn = bf_testdb_connect (db);
+    PGconn *admin = bf_testdb_connect (db);
+    char *json = NULL, err[512];
+
+    /*  A permanent failure: BAD, with the database's message.  */
+    s_exec (admin, "ALTER TABLE delivery_count RENAME TO delivery_count_gone");
+    assert_int_equal (s_query (conn, &s_no_pii, &json, err, sizeof err, "deliveries.summary", NULL),
+                      BF_QUERY_BAD);
+    assert_null (json);
+    assert_non_null (strstr (err, "delivery_count"));
+    s_exec (admin, "ALTER TABLE delivery_count_gone RENAME TO delivery_count");
+    assert_int_equal (s_query (conn, &s_no_pii, &json, err, sizeof err, "deliveries.summary", NULL),
+                      BF_QUERY_OK);
+    free (json);
+    json = NULL;
+
+    /*  A lost connection: RETRY.  */
+    char sql[128];
+    snprintf (sql, sizeof sql, "SELECT pg_terminate_backend (%d)", PQbackendPID (conn));
+    s_exec (admin, sql);
+    usleep (100 * 1000);
+    assert_int_equal (s_query (conn, &s_no_pii, &json, err, sizeof err, "runs.list", NULL),
+                      BF_QUERY_RETRY);
+    assert_null (json);
+    assert_non_null (strstr (err, "unavailable"));
+    assert_int_equal (s_query (conn, &s_no_pii, &json, err, sizeof err, "services.list", NULL),
+                      BF_QUERY_RETRY);
+    assert_int_equal (s_query (NULL, &s_no_pii, &json, err, sizeof err, "services.list", NULL),
+                      BF_QUERY_RETRY);
+    /*  Bad arguments are reported as such even without a database.  */
+    assert_int_equal (
+        s_query (NULL, &s_no_pii, &json, err, sizeof err, "runs.list", "limit", "0", NULL),
+        BF_QUERY_BAD);
+
+    PQfinish (admin);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+int
+main (void)
+{
+    bf_log_init ("itest_query", BF_LOG_WARN, false);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_counters_follow_every_statement),
+        cmocka_unit_test (test_counters_under_concurrent_writers),
+        cmocka_unit_test (test_run_show_and_runs_list),
+        cmocka_unit_test (test_deliveries_summary),
+        cmocka_unit_test (test_queries_read_counters_not_rows),
+        cmocka_unit_test (test_failures_show_masked_contacts),
+        cmocka_unit_test (test_services_list_up_and_down),
+        cmocka_unit_test (test_commands_and_audit_lists),
+        cmocka_unit_test (test_bad_arguments),
+        cmocka_unit_test (test_database_failures),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

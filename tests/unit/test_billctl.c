@@ -1,0 +1,1115 @@
+/*  test_billctl — billctl's command line (bf_billctl_parse), its help, its
+    renderers (tables, progress lines, JSON output) on sample documents of
+    every shape control sends (services/control/bf_query.h) and on
+    malformed ones, and the built binary itself against an endpoint where
+    nothing listens (exit 5, quickly, with a clear message). The binary's
+    path comes from BF_BILLCTL (tests/meson.build sets it).  */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <czmq.h>
+#include <errno.h>
+#include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bf_billctl.h"
+#include "bf_log.h"
+#include "bf_testutil.h"
+
+extern char **environ;
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+/*  A NULL-terminated argv with "billctl" in front.  */
+// clang-format off
+#define ARGV(...) ((char *[]){ "billctl", __VA_ARGS__, NULL })
+// clang-format on
+
+static int
+s_argc (char **argv)
+{
+    int n = 0;
+    while (argv[n])
+        n++;
+    return n;
+}
+
+static int
+s_parse (char **argv, bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    return bf_billctl_parse (s_argc (argv), argv, opts, err, errsize);
+}
+
+/*  Parses argv, expecting a usage error whose reason contains needle.  */
+static void
+s_usage_error (char **argv, const char *needle)
+{
+    bf_billctl_opts_t opts;
+    char err[512] = "";
+    int rc = s_parse (argv, &opts, err, sizeof err);
+    if (rc != BF_BILLCTL_EXIT_USAGE)
+        fail_msg ("expected a usage error containing '%s', got rc %d", needle, rc);
+    if (!strstr (err, needle))
+        fail_msg ("usage error '%s' does not contain '%s'", err, needle);
+}
+
+static void
+s_ok (char **argv, bf_billctl_opts_t *opts)
+{
+    char err[512] = "";
+    int rc = s_parse (argv, opts, err, sizeof err);
+    if (rc != 0)
+        fail_msg ("unexpected usage error: %s", err);
+}
+
+static const char *
+s_arg (const bf_billctl_opts_t *opts, const char *key)
+{
+    for (size_t i = 0; i < opts->nargs; i++)
+        if (!strcmp (opts->keys[i], key))
+            return opts->values[i];
+    return NULL;
+}
+
+typedef struct {
+    FILE *file;
+    char *text;
+    size_t size;
+} memout_t;
+
+static void
+s_mem_open (memout_t *self)
+{
+    self->text = NULL;
+    self->size = 0;
+    self->file = open_memstream (&self->text, &self->size);
+    assert_non_null (self->file);
+}
+
+static char *
+s_mem_close (memout_t *self)
+{
+    fclose (self->file);
+    return self->text;
+}
+
+/*  Renders json for verb into a string (caller frees); rc into *rc.  */
+static char *
+s_render (const char *verb, const char *json, int *rc, char *err, size_t errsize)
+{
+    memout_t mem;
+    s_mem_open (&mem);
+    *rc = bf_billctl_render (mem.file, verb, json, err, errsize);
+    return s_mem_close (&mem);
+}
+
+/*  Renders json for verb and fails unless rc is want_rc, err holds
+    needle (when not NULL) and the output is text (when not NULL).  */
+static void
+s_render_check (const char *verb, const char *json, int want_rc, const char *needle,
+                const char *text)
+{
+    int rc;
+    char err[256] = "";
+    char *out = s_render (verb, json, &rc, err, sizeof err);
+    bool ok = rc == want_rc && (!needle || strstr (err, needle)) && (!text || !strcmp (out, text));
+    if (!ok)
+        fail_msg ("%s %s: rc %d, err '%s', output:\n%s", verb, json, rc, err, out);
+    free (out);
+}
+
+static void
+s_contains (const char *text, const char *needle)
+{
+    if (!strstr (text, needle))
+        fail_msg ("output does not contain '%s':\n%s", needle, text);
+}
+
+static void
+s_lacks (const char *text, const char *needle)
+{
+    if (strstr (text, needle))
+        fail_msg ("output contains '%s':\n%s", needle, text);
+}
+
+//  --------------------------------------------------------------------------
+//  Sample documents
+
+static const char *s_run_show
+    = "{\"run\":{\"run_id\":42,\"period\":\"2026-10\",\"state\":\"RUNNING\",\"rerate\":false,"
+      "\"chunk_size\":1000,\"chunks_total\":100,\"chunks_done\":45,\"subscribers_done\":45000,"
+      "\"bills\":44990,\"amount_total\":12345678,\"rating_errors\":2,"
+      "\"command_id\":\"0b9c6d2e-4f1a-4c3b-9e7d-5a6b7c8d9e0f\","
+      "\"created_at\":\"2026-11-01T00:00:00Z\",\"started_at\":\"2026-11-01T00:00:01Z\","
+      "\"finished_at\":null,\"seconds\":12.5},"
+      "\"notices\":{\"total\":30000,\"by_state\":{\"DELIVERED\":25000,\"FAILED\":12,"
+      "\"PENDING\":4000,\"HELD\":988},"
+      "\"by_channel\":{\"EMAIL\":{\"DELIVERED\":20000,\"FAILED\":10},\"SMS\":{\"DELIVERED\":5000,"
+      "\"FAILED\":2,\"HELD\":988}},\"fallbacks\":7,\"held_until\":\"2026-11-02T08:00:00+09:00\"},"
+      "\"events\":{\"published_seq\":44990,\"ingested_seq\":44000,\"unsequenced\":true},"
+      "\"rating_errors\":[{\"subscriber_id\":4200000007,\"reason\":\"no plan on 2026-10-01\"},"
+      "{\"subscriber_id\":4200000009,\"reason\":\"arrears row for unknown subscriber\"}],"
+      "\"final\":false}";
+
+static const char *s_services
+    = "{\"services\":[{\"service\":\"settle\",\"instance_id\":\"host-a:101:1700000000\","
+      "\"pid\":101,\"version\":\"0.1.0\",\"verbs\":[\"run.start\",\"run.stop\",\"run.resume\"],"
+      "\"registered_at\":\"2026-11-01T00:00:00Z\",\"last_heartbeat\":\"2026-11-01T00:10:00Z\","
+      "\"age_ms\":800,\"up\":true,\"state\":{\"workers\":8}},"
+      "{\"service\":\"notify\",\"instance_id\":\"host-b:202:1700000001\",\"pid\":202,"
+      "\"version\":\"0.1.0\",\"verbs\":[\"dispatch.pause\"],\"registered_at\":null,"
+      "\"last_heartbeat\":\"2026-11-01T00:01:00Z\",\"age_ms\":540000,\"up\":false,"
+      "\"state\":{}}]}";
+
+static const char *s_commands
+    = "{\"commands\":[{\"command_id\":\"cron-run-start-2026-10\",\"client\":\"ops-kim\","
+      "\"target\":\"settle\",\"verb\":\"run.start\",\"args\":{\"period\":\"2026-10\"},"
+      "\"state\":\"DONE\",\"result\":{\"outcome\":\"started\",\"run\":null},\"error\":\"\","
+      "\"received_at\":\"2026-11-01T00:00:00Z\",\"forwarded_at\":\"2026-11-01T00:00:00Z\","
+      "\"completed_at\":\"2026-11-01T00:00:01Z\"},"
+      "{\"command_id\":\"5a6b\",\"client\":\"ops-lee\",\"target\":\"notify\","
+      "\"verb\":\"deliveries.retry\",\"args\":{\"ids\":\"1,2,3\"},\"state\":\"ACCEPTED\","
+      "\"result\":null,\"error\":null,\"received_at\":\"2026-11-01T01:00:00Z\","
+      "\"forwarded_at\":null,\"completed_at\":null}]}";
+
+//  --------------------------------------------------------------------------
+//  Parsing
+
+static void
+test_parse_run_commands (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    s_ok (ARGV ("run", "start", "2026-10"), &opts);
+    assert_int_equal (opts.cmd, BF_BILLCTL_RUN_START);
+    assert_string_equal (opts.req_target, "settle");
+    assert_string_equal (opts.req_verb, "run.start");
+    assert_false (opts.query);
+    assert_int_equal (opts.nargs, 1);
+    assert_string_equal (s_arg (&opts, "period"), "2026-10");
+
+    s_ok (ARGV ("run", "stop", "2026-10"), &opts);
+    assert_string_equal (opts.req_verb, "run.stop");
+    s_ok (ARGV ("run", "resume", "1999-01"), &opts);
+    assert_string_equal (opts.req_verb, "run.resume");
+
+    s_ok (ARGV ("run", "status"), &opts);
+    assert_string_equal (opts.req_verb, "runs.list");
+    assert_string_equal (opts.req_target, "control");
+    assert_true (opts.query);
+    assert_int_equal (opts.nargs, 0);
+    s_ok (ARGV ("run", "status", "2026-10"), &opts);
+    assert_string_equal (opts.req_verb, "run.show");
+    assert_string_equal (s_arg (&opts, "period"), "2026-10");
+
+    s_ok (ARGV ("run", "watch", "2026-10"), &opts);
+    assert_string_equal (opts.req_verb, "run.show");
+    assert_int_equal (opts.interval_ms, BF_BILLCTL_INTERVAL_DEFAULT);
+    s_ok (ARGV ("run", "watch", "2026-10", "--interval", "250"), &opts);
+    assert_int_equal (opts.interval_ms, 250);
+    s_ok (ARGV ("run", "watch", "--interval=5000", "2026-10"), &opts);
+    assert_int_equal (opts.interval_ms, 5000);
+}
+
+static void
+test_parse_bad_period (void **state)
+{
+    (void)state;
+    s_usage_error (ARGV ("run", "start", "2026-13"), "'2026-13' is not a period");
+    s_usage_error (ARGV ("run", "start", "2026-1"), "not a period");
+    s_usage_error (ARGV ("run", "stop", "October"), "not a period");
+    s_usage_error (ARGV ("run", "status", "2026-10-01"), "not a period");
+    s_usage_error (ARGV ("run", "watch", "26-10"), "not a period");
+    s_usage_error (ARGV ("notify", "status", "x"), "not a period");
+    s_usage_error (ARGV ("notify", "failures", "2026-00"), "not a period");
+    s_usage_error (ARGV ("run", "start"), "needs a PERIOD");
+    s_usage_error (ARGV ("run", "resume"), "needs a PERIOD");
+    s_usage_error (ARGV ("run", "watch"), "needs a PERIOD");
+}
+
+static void
+test_parse_notify (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    s_ok (ARGV ("notify", "pause"), &opts);
+    assert_string_equal (opts.req_target, "notify");
+    assert_string_equal (opts.req_verb, "dispatch.pause");
+    s_ok (ARGV ("notify", "resume"), &opts);
+    assert_string_equal (opts.req_verb, "dispatch.resume");
+
+    s_ok (ARGV ("notify", "retry", "--run", "42"), &opts);
+    assert_string_equal (opts.req_verb, "deliveries.retry");
+    assert_int_equal (opts.nargs, 1);
+    assert_string_equal (s_arg (&opts, "run_id"), "42");
+    s_ok (ARGV ("notify", "retry", "--ids", "1,2,3"), &opts);
+    assert_string_equal (s_arg (&opts, "ids"), "1,2,3");
+    assert_null (s_arg (&opts, "run_id"));
+
+    s_usage_error (ARGV ("notify", "retry"), "needs --run ID or --ids");
+    s_usage_error (ARGV ("notify", "retry", "--run", "4", "--ids", "1"), "not both");
+    s_usage_error (ARGV ("notify", "retry", "--run", "0"), "--run must be");
+    s_usage_error (ARGV ("notify", "retry", "--run", "-3"), "--run must be");
+    s_usage_error (ARGV ("notify", "retry", "--run", "4x"), "--run must be");
+    s_usage_error (ARGV ("notify", "retry", "--ids", "1,,2"), "--ids must be");
+    s_usage_error (ARGV ("notify", "retry", "--ids", "1,2,"), "--ids must be");
+    s_usage_error (ARGV ("notify", "retry", "--ids", "1, 2"), "--ids must be");
+    s_usage_error (ARGV ("notify", "retry", "--ids", "0"), "--ids must be");
+    s_usage_error (ARGV ("notify", "retry", "--ids", "99999999999999999999"), "--ids must be");
+    s_usage_error (ARGV ("notify", "retry", "--run"), "needs a value");
+
+    s_ok (ARGV ("notify", "status"), &opts);
+    assert_string_equal (opts.req_verb, "deliveries.summary");
+    assert_int_equal (opts.nargs, 0);
+    s_ok (ARGV ("notify", "failures", "2026-10", "--channel", "sms", "--limit", "100"), &opts);
+    assert_string_equal (opts.req_verb, "deliveries.failures");
+    assert_string_equal (s_arg (&opts, "period"), "2026-10");
+    assert_string_equal (s_arg (&opts, "channel"), "SMS");
+    assert_string_equal (s_arg (&opts, "limit"), "100");
+    s_usage_error (ARGV ("notify", "failures", "--channel", "FAX"), "--channel must be");
+    s_usage_error (ARGV ("notify", "failures", "--limit", "0"), "--limit must be");
+    s_usage_error (ARGV ("notify", "failures", "--limit", "501"), "--limit must be");
+    s_usage_error (ARGV ("notify", "failures", "--limit", "ten"), "--limit must be");
+}
+
+static void
+test_parse_queries (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    s_ok (ARGV ("services"), &opts);
+    assert_string_equal (opts.req_verb, "services.list");
+    assert_true (opts.query);
+
+    s_ok (ARGV ("commands", "--id", "abc", "--state", "DONE", "--target", "settle", "--limit", "5"),
+          &opts);
+    assert_string_equal (opts.req_verb, "commands.list");
+    assert_string_equal (s_arg (&opts, "command_id"), "abc");
+    assert_string_equal (s_arg (&opts, "state"), "DONE");
+    assert_string_equal (s_arg (&opts, "target"), "settle");
+    assert_string_equal (s_arg (&opts, "limit"), "5");
+    s_usage_error (ARGV ("commands", "--target", "billing"), "--target must be");
+    s_usage_error (ARGV ("commands", "--state", "SLEEPING"), "--state must be");
+    s_usage_error (ARGV ("commands", "--id", "a b"), "--id must be");
+    s_ok (ARGV ("commands", "--state", "failed"), &opts);
+    assert_string_equal (s_arg (&opts, "state"), "FAILED");
+    s_usage_error (ARGV ("audit", "--actor", "kim park"), "--actor must be");
+    s_usage_error (ARGV ("audit", "--id", ""), "--id must be");
+
+    s_ok (ARGV ("audit", "--actor", "ops-kim", "--id", "x1", "--limit", "3"), &opts);
+    assert_string_equal (opts.req_verb, "audit.list");
+    assert_string_equal (s_arg (&opts, "actor"), "ops-kim");
+    assert_string_equal (s_arg (&opts, "command_id"), "x1");
+    assert_string_equal (s_arg (&opts, "limit"), "3");
+}
+
+static void
+test_parse_global_options (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    /*  Before and after the command word, both spellings.  */
+    s_ok (ARGV ("--control", "tcp://a:7100,tcp://b:7100", "--timeout=500", "services", "--json",
+                "--retries", "0", "--key", "ops.key_secret", "--server-key", "K", "--config",
+                "billflow.conf", "--log-level", "debug"),
+          &opts);
+    assert_int_equal (opts.cmd, BF_BILLCTL_SERVICES);
+    assert_string_equal (opts.control, "tcp://a:7100,tcp://b:7100");
+    assert_string_equal (opts.timeout, "500");
+    assert_string_equal (opts.retries, "0");
+    assert_string_equal (opts.key_file, "ops.key_secret");
+    assert_string_equal (opts.server_key, "K");
+    assert_string_equal (opts.config_path, "billflow.conf");
+    assert_string_equal (opts.log_level, "debug");
+    assert_true (opts.json);
+
+    s_ok (ARGV ("run", "start", "2026-10", "--command-id", "cron-run-start-2026-10"), &opts);
+    assert_string_equal (opts.command_id, "cron-run-start-2026-10");
+    s_ok (ARGV ("--command-id", "x", "notify", "pause"), &opts);
+    assert_string_equal (opts.command_id, "x");
+    s_usage_error (ARGV ("services", "--command-id", "x"), "--command-id applies to commands");
+    s_usage_error (ARGV ("run", "start", "2026-10", "--command-id", "has space"), "--command-id");
+    s_usage_error (ARGV ("run", "start", "2026-10", "--command-id", "a/b"), "--command-id");
+    char long_id[140];
+    memset (long_id, 'x', 129);
+    long_id[129] = 0;
+    s_usage_error (ARGV ("notify", "pause", "--command-id", long_id), "--command-id");
+    long_id[128] = 0;
+    s_ok (ARGV ("notify", "pause", "--command-id", long_id), &opts);
+    s_ok (ARGV ("notify", "pause", "--command-id", "job:2026-10_a.b"), &opts);
+    s_usage_error (ARGV ("run", "start", "2026-10", "--command-id", ""), "--command-id");
+}
+
+static void
+test_parse_usage_errors (void **state)
+{
+    (void)state;
+    s_usage_error (ARGV ("services", "--frobnicate"), "unknown option '--frobnicate'");
+    s_usage_error (ARGV ("--verbose", "services"), "unknown option '--verbose'");
+    s_usage_error (ARGV ("services", "-x"), "unknown option '-x'");
+    s_usage_error (ARGV ("services", "extra"), "unexpected argument 'extra'");
+    s_usage_error (ARGV ("run", "start", "2026-10", "2026-11"), "unexpected argument '2026-11'");
+    s_usage_error (ARGV ("notify", "pause", "now"), "unexpected argument 'now'");
+    s_usage_error (ARGV ("frobnicate"), "unknown command 'frobnicate'");
+    s_usage_error (ARGV ("run", "explode"), "unknown command 'run explode'");
+    s_usage_error (ARGV ("run"), "needs a subcommand");
+    s_usage_error (ARGV ("--json"), "no command");
+    s_usage_error (ARGV ("services", "--limit", "5"), "'--limit' does not apply");
+    s_usage_error (ARGV ("run", "start", "2026-10", "--interval", "5"), "does not apply");
+    s_usage_error (ARGV ("services", "--json", "--json"), "given twice");
+    s_usage_error (ARGV ("services", "--json=yes"), "takes no value");
+    s_usage_error (ARGV ("services", "--control"), "needs a value");
+    s_usage_error (ARGV ("run", "watch", "2026-10", "--interval", "50"), "--interval must be");
+    s_usage_error (ARGV ("keygen"), "needs a NAME");
+    s_usage_error (ARGV ("keygen", "bad name!"), "not a key name");
+    s_usage_error (ARGV ("keygen", "ops", "--json"), "--json does not apply");
+
+    bf_billctl_opts_t opts;
+    char **argv = ARGV ("keygen", "ops-kim", "--dir", "/tmp/keys");
+    s_ok (argv, &opts);
+    assert_int_equal (opts.cmd, BF_BILLCTL_KEYGEN);
+    assert_string_equal (opts.name, "ops-kim");
+    assert_string_equal (opts.dir, "/tmp/keys");
+    s_ok (ARGV ("keygen", "ops-kim"), &opts);
+    assert_string_equal (opts.dir, ".");
+    /*  "--" ends the options.  */
+    s_usage_error (ARGV ("services", "--", "--json"), "unexpected argument '--json'");
+}
+
+static void
+test_help (void **state)
+{
+    (void)state;
+    struct {
+        char **argv;
+        bf_billctl_cmd_t cmd;
+        const char *needle;
+    } cases[] = {
+        { ARGV ("--help"), BF_BILLCTL_NONE, "commands:" },
+        { ARGV ("-h"), BF_BILLCTL_NONE, "commands:" },
+        { ARGV ("help"), BF_BILLCTL_NONE, "commands:" },
+        { ARGV ("run", "start", "--help"), BF_BILLCTL_RUN_START, "run start PERIOD" },
+        { ARGV ("--help", "run", "stop"), BF_BILLCTL_RUN_STOP, "run stop PERIOD" },
+        { ARGV ("run", "resume", "--help"), BF_BILLCTL_RUN_RESUME, "run resume PERIOD" },
+        { ARGV ("run", "status", "--help"), BF_BILLCTL_RUN_STATUS, "runs.list" },
+        { ARGV ("run", "watch", "--help"), BF_BILLCTL_RUN_WATCH, "--interval" },
+        { ARGV ("notify", "pause", "--help"), BF_BILLCTL_NOTIFY_PAUSE, "dispatch.pause" },
+        { ARGV ("notify", "resume", "--help"), BF_BILLCTL_NOTIFY_RESUME, "dispatch.resume" },
+        { ARGV ("notify", "retry", "--help"), BF_BILLCTL_NOTIFY_RETRY, "--ids" },
+        { ARGV ("notify", "status", "--help"), BF_BILLCTL_NOTIFY_STATUS, "deliveries.summary" },
+        { ARGV ("notify", "failures", "--help"), BF_BILLCTL_NOTIFY_FAILURES, "--channel" },
+        { ARGV ("services", "--help"), BF_BILLCTL_SERVICES, "services.list" },
+        { ARGV ("commands", "--help"), BF_BILLCTL_COMMANDS, "--state" },
+        { ARGV ("audit", "--help"), BF_BILLCTL_AUDIT, "--actor" },
+        { ARGV ("keygen", "--help"), BF_BILLCTL_KEYGEN, "allowed-keys" },
+        { ARGV ("help", "notify", "retry"), BF_BILLCTL_NOTIFY_RETRY, "--run" },
+        /*  --help wins over what is wrong or missing.  */
+        { ARGV ("run", "start", "--help", "--frobnicate"), BF_BILLCTL_RUN_START, "PERIOD" },
+        { ARGV ("run", "start", "2026-99", "--help"), BF_BILLCTL_RUN_START, "PERIOD" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bf_billctl_opts_t opts;
+        char err[256];
+        int rc = s_parse (cases[i].argv, &opts, err, sizeof err);
+        assert_int_equal (rc, 0);
+        assert_true (opts.help);
+        assert_int_equal (opts.cmd, cases[i].cmd);
+        memout_t mem;
+        s_mem_open (&mem);
+        bf_billctl_help (mem.file, opts.cmd);
+        char *text = s_mem_close (&mem);
+        s_contains (text, cases[i].needle);
+        s_contains (text, "exit codes:");
+        s_contains (text, "130");
+        s_contains (text, "--command-id");
+        free (text);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Rendering
+
+static void
+test_thousands_and_scrub (void **state)
+{
+    (void)state;
+    char out[64];
+    assert_string_equal (bf_billctl_thousands (0, out, sizeof out), "0");
+    assert_string_equal (bf_billctl_thousands (999, out, sizeof out), "999");
+    assert_string_equal (bf_billctl_thousands (1000, out, sizeof out), "1,000");
+    assert_string_equal (bf_billctl_thousands (12345678, out, sizeof out), "12,345,678");
+    assert_string_equal (bf_billctl_thousands (-1234567, out, sizeof out), "-1,234,567");
+    assert_string_equal (bf_billctl_thousands (INT64_MIN, out, sizeof out),
+                         "-9,223,372,036,854,775,808");
+
+    char safe[256];
+    bf_billctl_scrub ("550 mailbox hong.gildong@example.com unknown.", safe, sizeof safe);
+    assert_string_equal (safe, "550 mailbox h***@example.com unknown.");
+    bf_billctl_scrub ("sms to 010-1234-5678 failed", safe, sizeof safe);
+    assert_string_equal (safe, "sms to 010-****-5678 failed");
+    bf_billctl_scrub ("to 01012345678: 429", safe, sizeof safe);
+    s_lacks (safe, "12345678");
+    bf_billctl_scrub ("intl +82-10-1234-5678 x", safe, sizeof safe);
+    s_lacks (safe, "1234-5678");
+    /*  Already masked, ids, periods, times and uuids stay as they are.  */
+    const char *keep[] = {
+        "h***@example.com",
+        "010-****-5678",
+        "subscriber 4200000007 period 2026-10",
+        "2026-11-01T00:00:00Z",
+        "0b9c6d2e-4f1a-4c3b-9e7d-5a6b7c8d9e0f",
+        "run 01 of 2026-10",
+    };
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        bf_billctl_scrub (keep[i], safe, sizeof safe);
+        assert_string_equal (safe, keep[i]);
+    }
+    bf_billctl_scrub ("line\nbreak\tand\033[2Jescape", safe, sizeof safe);
+    assert_null (strchr (safe, '\n'));
+    assert_null (strchr (safe, '\033'));
+    /*  Cut short: never a partial address.  */
+    bf_billctl_scrub ("x hong.gildong@example.com", safe, 8);
+    s_lacks (safe, "hong");
+    assert_true (strlen (safe) < 8);
+}
+
+static void
+test_render_run_show (void **state)
+{
+    (void)state;
+    int rc;
+    char err[256];
+    char *text = s_render ("run.show", s_run_show, &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "Run 42 of 2026-10: RUNNING");
+    s_contains (text, "45/100 (45%)");
+    s_contains (text, "45,000");
+    s_contains (text, "12,345,678 won");
+    s_contains (text, "12.5 s");
+    s_contains (text, "some not yet sequenced");
+    s_contains (text, "final            no");
+    s_contains (text, "Notices: 30,000 total, 7 fallbacks, held until 2026-11-02T08:00:00+09:00");
+    s_contains (text, "CHANNEL  DELIVERED  FAILED  PENDING  SENDING  RETRY  HELD");
+    s_contains (text, "EMAIL       20,000      10        0        0      0     0");
+    s_contains (text, "SMS          5,000       2        0        0      0   988");
+    s_contains (text, "all         25,000      12    4,000        0      0   988");
+    s_contains (text, "Rating errors (first 2)");
+    s_contains (text, "4200000007  no plan on 2026-10-01");
+    free (text);
+
+    text = s_render ("run.show", "{\"run\":null,\"final\":false}", &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "No run");
+    free (text);
+}
+
+static void
+test_render_services_and_commands (void **state)
+{
+    (void)state;
+    int rc;
+    char err[256];
+    char *text = s_render ("services.list", s_services, &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "SERVICE  INSTANCE");
+    s_contains (text, "settle   host-a:101:1700000000  101");
+    s_contains (text, "run.start,run.stop,run.resume");
+    s_contains (text, "DOWN");
+    s_contains (text, "0.8 s");
+    s_contains (text, "9 min");
+    s_contains (text, "workers=8");
+    /*  Columns line up: every row starts its second column at one place.  */
+    const char *line2 = strchr (text, '\n') + 1;
+    assert_int_equal (strstr (text, "INSTANCE") - text, strstr (line2, "host-a") - line2);
+    free (text);
+
+    text = s_render ("commands.list", s_commands, &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "COMMAND ID");
+    s_contains (text, "cron-run-start-2026-10");
+    s_contains (text, "period=2026-10");
+    s_contains (text, "started");
+    s_contains (text, "ACCEPTED");
+    s_contains (text, "ids=1,2,3");
+    free (text);
+
+    text = s_render ("runs.list",
+                     "{\"runs\":[{\"run_id\":7,\"period\":\"2026-09\",\"state\":\"COMPLETED\","
+                     "\"rerate\":true,\"chunks_total\":10,\"chunks_done\":10,"
+                     "\"subscribers_done\":1000000,\"bills\":999999,\"amount_total\":"
+                     "45678901234,\"rating_errors\":0,\"started_at\":\"s\",\"finished_at\":\"f\","
+                     "\"seconds\":61.0}]}",
+                     &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "AMOUNT (WON)");
+    s_contains (text, "COMPLETED (re-rate)");
+    s_contains (text, "45,678,901,234");
+    s_contains (text, "1,000,000");
+    s_contains (text, "10/10 (100%)");
+    free (text);
+
+    text = s_render ("runs.list", "{\"runs\":[]}", &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "No runs.");
+    free (text);
+
+    text
+        = s_render ("audit.list",
+                    "{\"audit\":[{\"id\":1,\"at\":\"t\",\"actor\":\"ops-kim\",\"command_id\":\"c\","
+                    "\"target\":\"notify\",\"verb\":\"dispatch.pause\",\"args\":{},"
+                    "\"outcome\":\"OK\",\"detail\":null}]}",
+                    &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "ops-kim");
+    s_contains (text, "dispatch.pause");
+    free (text);
+
+    text = s_render ("deliveries.summary",
+                     "{\"period\":null,\"paused\":true,\"notices\":{\"total\":3,\"by_state\":"
+                     "{\"FAILED\":3},\"by_channel\":{\"PUSH\":{\"FAILED\":3}},\"fallbacks\":0,"
+                     "\"held_until\":null}}",
+                     &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "all periods");
+    s_contains (text, "PAUSED");
+    s_contains (text, "PUSH");
+    free (text);
+
+    /*  A command's result.  */
+    text = s_render ("dispatch.pause", "{\"outcome\":\"paused\",\"paused\":true}", &rc, err,
+                     sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "outcome");
+    s_contains (text, "paused");
+    s_contains (text, "yes");
+    free (text);
+}
+
+static void
+test_render_contacts_masked (void **state)
+{
+    (void)state;
+    int rc;
+    char err[256];
+    char *text = s_render (
+        "deliveries.failures",
+        "{\"failures\":[{\"id\":1017,\"period\":\"2026-10\",\"bill_id\":9000000001,"
+        "\"subscriber_id\":4200000007,\"channel\":\"EMAIL\",\"attempts\":5,"
+        "\"last_error\":\"550 5.1.1 <hong.gildong@example.com>: user unknown\","
+        "\"contact\":\"h***@example.com\",\"final_at\":\"2026-11-01T03:00:00Z\","
+        "\"fallback_id\":2040},"
+        "{\"id\":1018,\"period\":\"2026-10\",\"bill_id\":9000000002,\"subscriber_id\":4200000008,"
+        "\"channel\":\"SMS\",\"attempts\":3,\"last_error\":\"rejected 010-9876-5432\","
+        "\"contact\":\"010-9876-5432\",\"final_at\":null,\"fallback_id\":null}]}",
+        &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "h***@example.com");
+    s_lacks (text, "hong.gildong");
+    s_lacks (text, "9876-5432");
+    s_contains (text, "1017");
+    s_contains (text, "LAST ERROR");
+    free (text);
+
+    memout_t mem;
+    s_mem_open (&mem);
+    assert_int_equal (bf_billctl_result_json (mem.file,
+                                              "{\"failures\":[{\"contact\":\"kim@example.com\","
+                                              "\"last_error\":\"for kim@example.com\"}]}",
+                                              err, sizeof err),
+                      0);
+    text = s_mem_close (&mem);
+    s_lacks (text, "kim@example.com");
+    s_contains (text, "\"contact\":\"***\"");
+    free (text);
+}
+
+static void
+test_render_malformed (void **state)
+{
+    (void)state;
+    const struct {
+        const char *verb, *json, *needle;
+    } bad[] = {
+        { "runs.list", "not json", "not JSON" },
+        { "runs.list", "", "no result" },
+        { "runs.list", "[1,2]", "not a JSON object" },
+        { "runs.list", "{\"runs\":{}}", "no \"runs\" list" },
+        { "run.show", "{\"run\":7}", "no \"run\" object" },
+        { "run.show", "{}", "no \"run\" object" },
+        { "services.list", "{\"services\":\"x\"}", "no \"services\" list" },
+        { "commands.list", "{\"commands\"", "not JSON" },
+        { "audit.list", "{}", "no \"audit\" list" },
+        { "deliveries.failures", "null", "not JSON" },
+        { "deliveries.summary", "{\"paused\":1}", "no \"notices\" object" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        s_render_check (bad[i].verb, bad[i].json, -1, bad[i].needle, NULL);
+    /*  Right shape, wrong field types: rendered without a crash.  */
+    const struct {
+        const char *verb, *json;
+    } odd[] = {
+        { "runs.list", "{\"runs\":[1,\"x\",null,{\"run_id\":\"seven\",\"chunks_total\":\"a\","
+                       "\"amount_total\":1.5,\"rerate\":\"yes\"}]}" },
+        { "run.show", "{\"run\":{\"state\":5,\"chunks_total\":0},\"notices\":[],\"events\":3,"
+                      "\"rating_errors\":{},\"final\":\"no\"}" },
+        { "run.show", "{\"run\":{},\"notices\":{\"by_state\":[],\"by_channel\":{\"EMAIL\":7,"
+                      "\"SMS\":{\"WEIRD|STATE>\":\"x\"}}}}" },
+        { "services.list", "{\"services\":[{\"verbs\":\"x\",\"up\":\"maybe\",\"age_ms\":-5,"
+                           "\"state\":[1]}]}" },
+        { "commands.list", "{\"commands\":[{\"args\":[1,2],\"result\":\"r\",\"error\":5}]}" },
+        { "audit.list", "{\"audit\":[{\"args\":\"raw\",\"id\":{}}]}" },
+        { "deliveries.failures", "{\"failures\":[{\"contact\":5}]}" },
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        s_render_check (odd[i].verb, odd[i].json, 0, NULL, NULL);
+}
+
+/*  Every table renderer's exact output, odd rows and empty lists included:
+    the bytes an operator sees must not change when the table code does.  */
+static void
+test_render_tables_exact (void **state)
+{
+    (void)state;
+    const struct {
+        const char *verb, *json, *text;
+    } cases[] = {
+        { "services.list",
+          "{\"services\":[{\"service\":\"settle\",\"pid\":101,\"verbs\":[\"run.start\","
+          "\"run.stop\"],\"age_ms\":800,\"up\":true,\"state\":{\"workers\":8}},"
+          "{\"service\":\"notify\",\"verbs\":[],\"age_ms\":9000000,\"up\":false,"
+          "\"state\":\"idle\"},{\"verbs\":\"x\",\"up\":\"maybe\",\"age_ms\":-5,\"state\":[1]},"
+          "7]}",
+          "SERVICE  INSTANCE  PID  VERSION  UP    LAST HEARTBEAT     AGE  VERBS               "
+          "STATE\n"
+          "settle   -         101  -        up    -                0.8 s  run.start,run.stop  "
+          "workers=8\n"
+          "notify   -           -  -        DOWN  -                2.5 h  -                   "
+          "idle\n"
+          "-        -           -  -        -     -               -0.0 s  x                   "
+          "[1]\n"
+          "-        -           -  -        -     -                    -  -                   "
+          "-\n" },
+        { "commands.list",
+          "{\"commands\":[{\"command_id\":\"c-1\",\"client\":\"ops-kim\",\"target\":\"settle\","
+          "\"verb\":\"run.start\",\"args\":{\"period\":\"2026-10\",\"limit\":5},"
+          "\"state\":\"DONE\",\"result\":{\"outcome\":\"started\"},\"error\":\"\","
+          "\"received_at\":\"r\",\"completed_at\":\"c\"},{\"command_id\":\"c-2\",\"args\":{},"
+          "\"result\":null,\"error\":null},{\"args\":[1,2],\"result\":\"r\",\"error\":5},"
+          "{\"result\":{\"run\":1},\"error\":\"boom\"}]}",
+          "COMMAND ID  CLIENT   TARGET  VERB       ARGS                    STATE  RECEIVED  "
+          "COMPLETED  OUTCOME  ERROR\n"
+          "c-1         ops-kim  settle  run.start  period=2026-10 limit=5  DONE   r         "
+          "c          started  -\n"
+          "c-2         -        -       -          -                       -      -         "
+          "-          -        -\n"
+          "-           -        -       -          [1,2]                   -      -         "
+          "-          r        5\n"
+          "-           -        -       -          -                       -      -         "
+          "-          -        boom\n" },
+        { "runs.list",
+          "{\"runs\":[{\"run_id\":7,\"period\":\"2026-09\",\"state\":\"COMPLETED\","
+          "\"rerate\":true,\"chunks_total\":10,\"chunks_done\":3,\"subscribers_done\":1000000,"
+          "\"bills\":999999,\"amount_total\":45678901234,\"rating_errors\":0,"
+          "\"started_at\":\"s\",\"finished_at\":\"f\",\"seconds\":61.0},{\"run_id\":\"seven\","
+          "\"chunks_total\":\"a\",\"amount_total\":1.5,\"rerate\":\"yes\"},1]}",
+          "  RUN  PERIOD   STATE                    CHUNKS  SUBSCRIBERS    BILLS    AMOUNT "
+          "(WON)  ERRORS  STARTED  FINISHED  SECONDS\n"
+          "    7  2026-09  COMPLETED (re-rate)  3/10 (30%)    1,000,000  999,999  "
+          "45,678,901,234       0  s        f            61.0\n"
+          "seven  -        -                           0/0            -        -             "
+          "1.5       -  -        -               -\n"
+          "    -  -        -                           0/0            -        -               "
+          "-       -  -        -               -\n" },
+        { "audit.list",
+          "{\"audit\":[{\"id\":1,\"at\":\"t\",\"actor\":\"ops-kim\",\"command_id\":\"c\","
+          "\"target\":\"notify\",\"verb\":\"dispatch.pause\",\"args\":{},\"outcome\":\"OK\","
+          "\"detail\":null},{\"args\":\"raw\",\"id\":{}}]}",
+          "ID  AT  ACTOR    COMMAND ID  TARGET  VERB            ARGS  OUTCOME  DETAIL\n"
+          " 1  t   ops-kim  c           notify  dispatch.pause  -     OK       -\n"
+          "{}  -   -        -           -       -               raw   -        -\n" },
+        { "deliveries.failures",
+          "{\"failures\":[{\"id\":1017,\"period\":\"2026-10\",\"bill_id\":9000000001,"
+          "\"subscriber_id\":4200000007,\"channel\":\"EMAIL\",\"attempts\":5,"
+          "\"last_error\":\"550 <hong.gildong@example.com>: user unknown\","
+          "\"contact\":\"h***@example.com\",\"final_at\":\"2026-11-01T03:00:00Z\","
+          "\"fallback_id\":2040},{\"contact\":5,\"channel\":\"SMS\",\"last_error\":\"rejected "
+          "010-9876-5432\"}]}",
+          "  ID  PERIOD         BILL  SUBSCRIBER  CHANNEL  ATTEMPTS  CONTACT           FINAL "
+          "AT              FALLBACK  LAST ERROR\n"
+          "1017  2026-10  9000000001  4200000007  EMAIL           5  h***@example.com  "
+          "2026-11-01T03:00:00Z      2040  550 <h***@example.com>: user unknown\n"
+          "   -  -                 -           -  SMS             -  5                 "
+          "-                            -  rejected 010-****-5432\n" },
+        { "run.show",
+          "{\"run\":{\"run_id\":42,\"period\":\"2026-10\",\"state\":\"RUNNING\","
+          "\"chunks_total\":100,\"chunks_done\":45},\"notices\":{\"total\":1,"
+          "\"by_state\":{\"FAILED\":1},\"by_channel\":{\"SMS\":{\"FAILED\":1}},"
+          "\"fallbacks\":0},\"rating_errors\":[{\"subscriber_id\":4200000007,\"reason\":\"no "
+          "plan on 2026-10-01\"},{\"reason\":5},3],\"final\":true}",
+          "Run 42 of 2026-10: RUNNING\n"
+          "  chunks           45/100 (45%)\n"
+          "  subscribers      -\n"
+          "  bills            -\n"
+          "  amount           - won\n"
+          "  rating errors    -\n"
+          "  duration         -\n"
+          "  final            yes\n"
+          "\n"
+          "Notices: 1 total, 0 fallbacks, held until -\n"
+          "  CHANNEL  DELIVERED  FAILED  PENDING  SENDING  RETRY  HELD\n"
+          "  SMS              0       1        0        0      0     0\n"
+          "  all              0       1        0        0      0     0\n"
+          "\n"
+          "Rating errors (first 3):\n"
+          "  SUBSCRIBER  REASON\n"
+          "  4200000007  no plan on 2026-10-01\n"
+          "           -  5\n"
+          "           -  -\n" },
+        { "runs.list", "{\"runs\":[]}", "No runs.\n" },
+        { "services.list", "{\"services\":[]}", "No services registered.\n" },
+        { "commands.list", "{\"commands\":[]}", "No commands.\n" },
+        { "audit.list", "{\"audit\":[]}", "No audit entries.\n" },
+        { "deliveries.failures", "{\"failures\":[]}", "No failed notices.\n" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        s_render_check (cases[i].verb, cases[i].json, 0, NULL, cases[i].text);
+}
+
+static void
+test_render_progress (void **state)
+{
+    (void)state;
+    char err[256];
+    bool final = true, failed = true;
+    memout_t mem;
+    s_mem_open (&mem);
+    int lines = bf_billctl_render_progress (mem.file, s_run_show, "2026-10", false, &final, &failed,
+                                            err, sizeof err);
+    char *text = s_mem_close (&mem);
+    assert_int_equal (lines, 1);
+    assert_false (final);
+    assert_false (failed);
+    s_contains (text, "2026-10 run 42 RUNNING: chunks 45/100 (45%)");
+    s_contains (text, "amount 12,345,678 won");
+    s_contains (text, "delivered 25,000 failed 12 pending 4,000 sending 0 retry 0 held 988");
+    assert_null (strchr (text, '\033'));
+    assert_int_equal (strchr (text, '\n') - text + 1, (long)strlen (text)); /* one line */
+    free (text);
+
+    s_mem_open (&mem);
+    lines = bf_billctl_render_progress (mem.file, s_run_show, "2026-10", true, NULL, NULL, err,
+                                        sizeof err);
+    text = s_mem_close (&mem);
+    assert_int_equal (lines, 6);
+    s_contains (text, "\033[2K");
+    s_contains (text, "[#############.................]  45%");
+    s_contains (text, "held until   2026-11-02T08:00:00+09:00");
+    free (text);
+
+    s_mem_open (&mem);
+    lines = bf_billctl_render_progress (mem.file, "{\"run\":null,\"final\":false}", "2026-10",
+                                        false, &final, &failed, err, sizeof err);
+    text = s_mem_close (&mem);
+    assert_int_equal (lines, 1);
+    s_contains (text, "no run for 2026-10 yet");
+    free (text);
+
+    const char *done = "{\"run\":{\"run_id\":1,\"state\":\"FAILED\"},\"final\":true}";
+    s_mem_open (&mem);
+    lines = bf_billctl_render_progress (mem.file, done, "2026-10", false, &final, &failed, err,
+                                        sizeof err);
+    free (s_mem_close (&mem));
+    assert_int_equal (lines, 1);
+    assert_true (final);
+    assert_true (failed);
+
+    bool exists;
+    assert_int_equal (bf_billctl_run_state (done, &exists, &final, &failed, err, sizeof err), 0);
+    assert_true (exists && final && failed);
+    assert_int_equal (bf_billctl_run_state ("{\"run\":null,\"final\":true}", &exists, &final,
+                                            &failed, err, sizeof err),
+                      0);
+    assert_false (exists || final || failed);
+    assert_int_equal (bf_billctl_run_state ("garbage", &exists, &final, &failed, err, sizeof err),
+                      -1);
+
+    s_mem_open (&mem);
+    lines = bf_billctl_render_progress (mem.file, "{\"run\":[]}", "2026-10", true, NULL, NULL, err,
+                                        sizeof err);
+    free (s_mem_close (&mem));
+    assert_int_equal (lines, -1);
+}
+
+static void
+test_reply_json (void **state)
+{
+    (void)state;
+    Billflow__CommandReply reply;
+    billflow__command_reply__init (&reply);
+    reply.schema_version = 1;
+    reply.command_id = (char *)"cmd-1";
+    reply.status = BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK;
+    reply.result = (char *)"{\"outcome\":\"started\",\"run\":{\"run_id\":42}}";
+    reply.replayed = 1;
+    char err[256];
+    memout_t mem;
+    s_mem_open (&mem);
+    assert_int_equal (bf_billctl_reply_json (mem.file, &reply, err, sizeof err), 0);
+    char *text = s_mem_close (&mem);
+    json_error_t jerr;
+    json_t *doc = json_loads (text, 0, &jerr);
+    assert_non_null (doc);
+    assert_string_equal (json_string_value (json_object_get (doc, "command_id")), "cmd-1");
+    assert_string_equal (json_string_value (json_object_get (doc, "status")), "OK");
+    assert_true (json_is_true (json_object_get (doc, "replayed")));
+    assert_int_equal (json_integer_value (json_object_get (
+                          json_object_get (json_object_get (doc, "result"), "run"), "run_id")),
+                      42);
+    assert_true (json_is_null (json_object_get (doc, "error")));
+    json_decref (doc);
+    free (text);
+
+    reply.status = BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED;
+    reply.result = (char *)"";
+    reply.error = (char *)"no run for 2026-10";
+    reply.replayed = 0;
+    s_mem_open (&mem);
+    assert_int_equal (bf_billctl_reply_json (mem.file, &reply, err, sizeof err), 0);
+    text = s_mem_close (&mem);
+    doc = json_loads (text, 0, &jerr);
+    assert_non_null (doc);
+    assert_string_equal (json_string_value (json_object_get (doc, "status")), "FAILED");
+    assert_true (json_is_null (json_object_get (doc, "result")));
+    assert_string_equal (json_string_value (json_object_get (doc, "error")), "no run for 2026-10");
+    json_decref (doc);
+    free (text);
+
+    /*  A result that is not JSON: null, and an error.  */
+    reply.status = BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK;
+    reply.result = (char *)"{broken";
+    s_mem_open (&mem);
+    assert_int_equal (bf_billctl_reply_json (mem.file, &reply, err, sizeof err), -1);
+    text = s_mem_close (&mem);
+    s_contains (err, "not JSON");
+    doc = json_loads (text, 0, &jerr);
+    assert_non_null (doc);
+    assert_true (json_is_null (json_object_get (doc, "result")));
+    json_decref (doc);
+    free (text);
+
+    s_mem_open (&mem);
+    assert_int_equal (bf_billctl_result_json (mem.file, "{nope", err, sizeof err), -1);
+    text = s_mem_close (&mem);
+    assert_int_equal (strlen (text), 0);
+    free (text);
+    assert_string_equal (bf_billctl_status_name (BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED),
+                         "ACCEPTED");
+    assert_string_equal (bf_billctl_status_name (99), "UNSPECIFIED");
+}
+
+//  --------------------------------------------------------------------------
+//  The binary
+
+typedef struct {
+    int status; /* exit code, or -1 */
+    char out[8192];
+    char err[8192];
+    int64_t ms;
+} run_t;
+
+static void
+s_read_all (int fd, char *buf, size_t size)
+{
+    size_t len = 0;
+    while (len + 1 < size) {
+        ssize_t n = read (fd, buf + len, size - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = 0;
+}
+
+/*  Runs billctl with args, without BILLFLOW_* from the environment.
+    Skips the test when BF_BILLCTL is not set.  */
+static void
+s_run_billctl (char *const *args, run_t *run)
+{
+    const char *path = getenv ("BF_BILLCTL");
+    if (!path || !*path) {
+        fprintf (stderr, "# BF_BILLCTL is not set (meson test sets it): skipped\n");
+        skip ();
+    }
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = (char *)path;
+    for (int i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    char *envp[256];
+    int envc = 0;
+    for (char **e = environ; *e && envc < 255; e++)
+        if (strncmp (*e, "BILLFLOW_", 9) != 0)
+            envp[envc++] = *e;
+    envp[envc] = NULL;
+
+    int out_pipe[2], err_pipe[2];
+    assert_int_equal (pipe (out_pipe), 0);
+    assert_int_equal (pipe (err_pipe), 0);
+    int64_t start = zclock_mono ();
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        dup2 (out_pipe[1], 1);
+        dup2 (err_pipe[1], 2);
+        close (out_pipe[0]);
+        close (err_pipe[0]);
+        close (out_pipe[1]);
+        close (err_pipe[1]);
+        execve (path, argv, envp);
+        _exit (127);
+    }
+    close (out_pipe[1]);
+    close (err_pipe[1]);
+    /*  Small outputs: stdout first, then stderr, fits the pipe buffers.  */
+    s_read_all (out_pipe[0], run->out, sizeof run->out);
+    s_read_all (err_pipe[0], run->err, sizeof run->err);
+    close (out_pipe[0]);
+    close (err_pipe[0]);
+    int status;
+    while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    run->ms = zclock_mono () - start;
+    run->status = WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static void
+test_binary_dead_endpoint (void **state)
+{
+    (void)state;
+    int port;
+    int holder = bf_testutil_dead_port (&port);
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+
+    run_t run;
+    char *args[] = { "run",       "start", "2026-10",   "--control", endpoint,
+                     "--timeout", "200",   "--retries", "2",         NULL };
+    s_run_billctl (args, &run);
+    if (run.status != BF_BILLCTL_EXIT_NO_ANSWER)
+        fail_msg ("exit %d, stderr: %s", run.status, run.err);
+    assert_true (run.ms < 3000);
+    assert_true (run.ms >= 550);
+    s_contains (run.err, "command id: ");
+    s_contains (run.err, endpoint);
+    s_contains (run.err, "3 attempts");
+    s_contains (run.err, "may or may not have been stored");
+    s_contains (run.err, "--command-id");
+    assert_int_equal (strlen (run.out), 0);
+
+    /*  The same command id, given: it is the one named.  */
+    char *again[] = { "--command-id", "cron-run-start-2026-10",
+                      "--control",    endpoint,
+                      "--timeout",    "100",
+                      "--retries",    "0",
+                      "run",          "start",
+                      "2026-10",      NULL };
+    s_run_billctl (again, &run);
+    assert_int_equal (run.status, BF_BILLCTL_EXIT_NO_ANSWER);
+    s_contains (run.err, "--command-id cron-run-start-2026-10");
+    s_contains (run.err, "1 attempt ");
+
+    /*  A query says nothing was changed.  */
+    char *query[]
+        = { "services", "--control", endpoint, "--timeout", "100", "--retries", "1", NULL };
+    s_run_billctl (query, &run);
+    assert_int_equal (run.status, BF_BILLCTL_EXIT_NO_ANSWER);
+    s_lacks (run.err, "command id:");
+    s_contains (run.err, "changes nothing");
+    close (holder);
+}
+
+static void
+test_binary_exit_codes (void **state)
+{
+    (void)state;
+    run_t run;
+    char *help[] = { "--help", NULL };
+    s_run_billctl (help, &run);
+    assert_int_equal (run.status, 0);
+    s_contains (run.out, "exit codes:");
+
+    char *bad_period[] = { "run", "start", "2026-13", NULL };
+    s_run_billctl (bad_period, &run);
+    assert_int_equal (run.status, BF_BILLCTL_EXIT_USAGE);
+    s_contains (run.err, "'2026-13' is not a period");
+    s_contains (run.err, "usage: billctl run start PERIOD");
+
+    char *bad_option[] = { "services", "--bogus", NULL };
+    s_run_billctl (bad_option, &run);
+    assert_int_equal (run.status, BF_BILLCTL_EXIT_USAGE);
+    s_contains (run.err, "--bogus");
+
+    /*  A bad value for a setting is a usage error; no endpoint is setup.  */
+    char *bad_timeout[] = { "services", "--control", "tcp://127.0.0.1:1", "--timeout", "5", NULL };
+    s_run_billctl (bad_timeout, &run);
+    assert_int_equal (run.status, BF_BILLCTL_EXIT_USAGE);
+    s_contains (run.err, "billctl.timeout_ms");
+
+    char *no_endpoint[] = { "services", NULL };
+    s_run_billctl (no_endpoint, &run);
+    assert_int_equal (run.status, BF_BILLCTL_EXIT_SETUP);
+    s_contains (run.err, "--control");
+
+    char *no_key[] = { "services",
+                       "--control",
+                       "tcp://127.0.0.1:1",
+                       "--server-key",
+                       "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
+                       NULL };
+    s_run_billctl (no_key, &run);
+    assert_int_equal (run.status, BF_BILLCTL_EXIT_SETUP);
+    s_contains (run.err, "--key");
+
+    char *missing_config[] = { "services", "--config", "/nonexistent/billflow.conf", NULL };
+    s_run_billctl (missing_config, &run);
+    assert_int_equal (run.status, BF_BILLCTL_EXIT_SETUP);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_parse_run_commands),
+        cmocka_unit_test (test_parse_bad_period),
+        cmocka_unit_test (test_parse_notify),
+        cmocka_unit_test (test_parse_queries),
+        cmocka_unit_test (test_parse_global_options),
+        cmocka_unit_test (test_parse_usage_errors),
+        cmocka_unit_test (test_help),
+        cmocka_unit_test (test_thousands_and_scrub),
+        cmocka_unit_test (test_render_run_show),
+        cmocka_unit_test (test_render_services_and_commands),
+        cmocka_unit_test (test_render_contacts_masked),
+        cmocka_unit_test (test_render_malformed),
+        cmocka_unit_test (test_render_tables_exact),
+        cmocka_unit_test (test_render_progress),
+        cmocka_unit_test (test_reply_json),
+        cmocka_unit_test (test_binary_dead_endpoint),
+        cmocka_unit_test (test_binary_exit_codes),
+    };
+    if (getenv ("BF_TEST_FILTER"))
+        cmocka_set_test_filter (getenv ("BF_TEST_FILTER"));
+    return cmocka_run_group_tests_name ("billctl", tests, bf_testutil_quiet_setup,
+                                        bf_testutil_quiet_teardown);
+}
