@@ -16,6 +16,9 @@ static const bf_verb_t s_verbs[] = {
     { "control", "runs.list", true, "[period=YYYY-MM] [limit=N]", "Runs, newest first." },
     { "control", "run.show", true, "period=YYYY-MM | run_id=N",
       "One run: progress, counts, amounts, duration, rating errors, and its notices." },
+    { "control", "run.report", true, "period=YYYY-MM",
+      "The period's reconciliation report: bills, runs, notices, fallbacks, held notices,"
+      " attempts, and the bills without a final notice." },
     { "control", "deliveries.summary", true, "[period=YYYY-MM]",
       "Notices by channel and state, and whether dispatch is paused." },
     { "control", "deliveries.failures", true, "[period=YYYY-MM] [channel=C] [limit=N]",

@@ -48,6 +48,7 @@ typedef enum {
     BF_BILLCTL_RUN_RESUME,
     BF_BILLCTL_RUN_STATUS,
     BF_BILLCTL_RUN_WATCH,
+    BF_BILLCTL_RUN_REPORT,
     BF_BILLCTL_NOTIFY_PAUSE,
     BF_BILLCTL_NOTIFY_RESUME,
     BF_BILLCTL_NOTIFY_RETRY,
@@ -152,6 +153,12 @@ int bf_billctl_render_progress (FILE *out, const char *json, const char *period,
     state is FAILED. Returns 0, or -1 with a reason in err.  */
 int bf_billctl_run_state (const char *json, bool *exists, bool *final, bool *failed, char *err,
                           size_t errsize);
+
+/*  Whether a run.report result json (services/control/bf_report.h) says
+    the period is final: every bill notified, nothing in progress, the run
+    completed (billctl run report exits 1 when not). Returns 0, or -1 with a
+    reason in err when json is not a report (*final is then false).  */
+int bf_billctl_report_final (const char *json, bool *final, char *err, size_t errsize);
 
 /*  The --json output of a command's reply, one line:
     {"command_id","status","replayed","result":<parsed result or null>,"error"}.

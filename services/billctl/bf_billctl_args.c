@@ -79,6 +79,25 @@ static const s_command_t s_commands[] = {
       "  billctl run watch 2026-10\n"
       "  billctl run watch 2026-10 --interval 5000 --json > progress.jsonl\n",
       "run.show", 1, 1 },
+    { BF_BILLCTL_RUN_REPORT, "run", "report", "run report PERIOD",
+      "the period's reconciliation report",
+      "The reconciliation report of PERIOD (query run.report): bills and amount in won\n"
+      "(the runs' counters checked against the bill table), the runs, notices by channel\n"
+      "and state, SMS fallbacks of failed emails, held notices (how many, from when until\n"
+      "when, why), send attempts by channel and outcome, and the bills without a final\n"
+      "notice (the first 100, each with its reason: no delivery, in progress, failed\n"
+      "without fallback). A bill is notified when one of its notices was delivered, is\n"
+      "held, or is the SMS fallback of a failed email and ended too.\n"
+      "\n"
+      "The period is final when its newest run completed, every bill is notified and no\n"
+      "notice is pending, sending or waiting to retry (held ones may remain).\n"
+      "Exit 0 when final; 1 when bills are unnotified or work is still in progress (also\n"
+      "with --json, which prints the document).\n"
+      "\n"
+      "example:\n"
+      "  billctl run report 2026-10\n"
+      "  billctl run report 2026-10 --json > report-2026-10.json\n",
+      "run.report", 1, 1 },
     { BF_BILLCTL_NOTIFY_PAUSE, "notify", "pause", "notify pause", "stop sending notices",
       "Pauses dispatch in notify (verb dispatch.pause): no notice is sent until\n"
       "`billctl notify resume`; the pause survives restarts.\n"
@@ -234,7 +253,8 @@ static const char *s_exit_help
     = "exit codes:\n"
       "  0    OK\n"
       "  1    FAILED: the target service refused or failed it (or control's answer was\n"
-      "       malformed); when retryable, repeat it with the same --command-id\n"
+      "       malformed); when retryable, repeat it with the same --command-id.\n"
+      "       run report: the period is not final (unnotified bills, work in progress)\n"
       "  2    usage error (bad option, argument or period)\n"
       "  3    ACCEPTED: stored, but the target service is down; it runs when the service\n"
       "       returns (check with `billctl commands --id ID`)\n"
@@ -409,6 +429,7 @@ s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, siz
         case BF_BILLCTL_RUN_START:
         case BF_BILLCTL_RUN_STOP:
         case BF_BILLCTL_RUN_RESUME:
+        case BF_BILLCTL_RUN_REPORT:
         case BF_BILLCTL_NOTIFY_STATUS:
             s_arg (opts, "period", opts->period);
             break;

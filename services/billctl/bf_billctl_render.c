@@ -913,6 +913,262 @@ s_render_object (FILE *out, json_t *root)
     return 0;
 }
 
+//  --------------------------------------------------------------------------
+//  run.report: the reconciliation report of a period
+
+/*  A table row: name, a count per column of row (an object; "-" where it
+    has none) and their total ("-" unless every one is an integer).  */
+static void
+s_matrix_row (s_table_t *table, const char *name, const json_t *row, const char *const *columns,
+              size_t ncolumns)
+{
+    char cell[S_CELL];
+    s_table_cell (table, bf_billctl_scrub (name, cell, sizeof cell));
+    int64_t total = 0;
+    bool summable = json_is_object (row);
+    for (size_t i = 0; i < ncolumns; i++) {
+        json_t *n = json_is_object (row) ? json_object_get (row, columns[i]) : NULL;
+        s_table_cell (table, s_count (n, NULL, cell, sizeof cell));
+        if (!json_is_integer (n) || __builtin_add_overflow (total, json_integer_value (n), &total))
+            summable = false;
+    }
+    s_table_cell (table, summable ? bf_billctl_thousands (total, cell, sizeof cell) : "-");
+}
+
+/*  rows (an object of objects: channel -> column -> count) as a table of
+    the fixed columns with a TOTAL column, and an "all" row of totals.  */
+static void
+s_render_matrix (FILE *out, const json_t *rows, const json_t *totals, const char *const *columns,
+                 size_t ncolumns)
+{
+    s_table_t table;
+    s_table_init (&table);
+    s_table_head (&table, "CHANNEL");
+    for (size_t i = 0; i < ncolumns; i++) {
+        char head[32];
+        snprintf (head, sizeof head, "%s>", columns[i]);
+        s_table_head (&table, head);
+    }
+    s_table_head (&table, "TOTAL>");
+    const char *key;
+    json_t *row;
+    if (json_is_object (rows)) {
+        json_object_foreach ((json_t *)rows, key, row)
+        {
+            s_matrix_row (&table, key, row, columns, ncolumns);
+        }
+    }
+    s_matrix_row (&table, "all", totals, columns, ncolumns);
+    s_table_print (out, &table, "  ");
+}
+
+/*  "12,345 won" of an amount (other types as s_cell).  */
+static char *
+s_won (const json_t *value, char *out, size_t outsize)
+{
+    char a[S_CELL - 8];
+    s_count (value, NULL, a, sizeof a);
+    snprintf (out, outsize, "%s won", a);
+    return out;
+}
+
+/*  The line under the title: why the period is not final.  */
+static void
+s_report_why (const json_t *root, char *out, size_t outsize)
+{
+    char a[S_CELL];
+    size_t o = 0;
+    out[0] = 0;
+    json_t *run_state = json_object_get (root, "run_state");
+    if (!json_is_string (run_state) || strcmp (json_string_value (run_state), "COMPLETED")) {
+        s_cell (run_state, "run_state", a, sizeof a);
+        o = s_append (out, outsize, o, json_is_null (run_state) ? "no run" : "run ");
+        if (!json_is_null (run_state))
+            o = s_append (out, outsize, o, a);
+    }
+    json_t *unnotified = json_object_get (root, "unnotified");
+    if (s_int (unnotified, "count") != 0) {
+        s_field_count (unnotified, "count", a, sizeof a);
+        o = s_append (out, outsize, o, o ? "; " : "");
+        o = s_append (out, outsize, o, a);
+        o = s_append (out, outsize, o, " bills without a final notice");
+    }
+    const json_t *by_state = json_object_get (json_object_get (root, "notices"), "by_state");
+    int64_t open = 0;
+    static const char *const in_flight[] = { "PENDING", "SENDING", "RETRY" };
+    for (size_t i = 0; i < sizeof in_flight / sizeof in_flight[0]; i++) {
+        int64_t n = s_int (by_state, in_flight[i]);
+        if (n > 0 && __builtin_add_overflow (open, n, &open))
+            open = INT64_MAX;
+    }
+    if (open > 0) {
+        bf_billctl_thousands (open, a, sizeof a);
+        o = s_append (out, outsize, o, o ? "; " : "");
+        o = s_append (out, outsize, o, a);
+        o = s_append (out, outsize, o, " notices in progress");
+    }
+    out[o] = 0;
+}
+
+static const char *const s_report_states[]
+    = { "DELIVERED", "FAILED", "CANCELLED", "PENDING", "SENDING", "RETRY", "HELD" };
+static const char *const s_report_outcomes[]
+    = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED" };
+static const char *const s_report_reasons[]
+    = { "no delivery", "in progress", "failed without fallback" };
+
+#define S_NELEMS(a) (sizeof (a) / sizeof (a)[0])
+
+// clang-format off
+static const s_column_t s_report_runs_columns[] = {
+    { "RUN>", "run_id", s_cell },
+    { "STATE", NULL, s_run_state },
+    { "BILLS>", "bills", s_count },
+    { "AMOUNT (WON)>", "amount_total", s_count },
+    { "ERRORS>", "rating_errors", s_count },
+    { "STARTED", "started_at", s_cell },
+    { "FINISHED", "finished_at", s_cell },
+    { "SECONDS>", "seconds", s_cell },
+};
+
+static const s_column_t s_report_held_columns[] = {
+    { "REASON", "reason", s_cell },
+    { "NOTICES>", "count", s_count },
+};
+
+static const s_column_t s_report_unnotified_columns[] = {
+    { "BILL>", "bill_id", s_cell },
+    { "SUBSCRIBER>", "subscriber_id", s_cell },
+    { "REASON", "reason", s_cell },
+};
+// clang-format on
+
+/*  The document of bf_report.h: needs "final" (a boolean) and an
+    "unnotified" object with a "bills" list; anything else that is missing
+    or odd shows as "-".  */
+static int
+s_report_shape (const json_t *root, char *err, size_t errsize)
+{
+    json_t *unnotified = json_object_get (root, "unnotified");
+    if (!json_is_boolean (json_object_get (root, "final")))
+        return bf_err_set (err, errsize, "control's answer to run.report has no \"final\"");
+    if (!json_is_object (unnotified) || !json_is_array (json_object_get (unnotified, "bills")))
+        return bf_err_set (err, errsize,
+                           "control's answer to run.report has no \"unnotified\" bills list");
+    return 0;
+}
+
+static int
+s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    if (s_report_shape (root, err, errsize) != 0)
+        return -1;
+    char a[S_CELL], b[S_CELL], c[S_CELL], line[4 * S_CELL];
+    bool final = json_is_true (json_object_get (root, "final"));
+    fprintf (out, "Reconciliation report of %s: %s\n", s_field (root, "period", a, sizeof a),
+             final ? "FINAL" : "NOT FINAL");
+    if (!final) {
+        s_report_why (root, line, sizeof line);
+        if (*line)
+            fprintf (out, "  %s\n", line);
+    }
+
+    /*  Bills: the runs' counters, checked against the bill table.  */
+    json_t *bills = json_object_get (root, "bills");
+    fprintf (out, "\nBills\n");
+    s_kv (out, "bills", s_field_count (bills, "count", a, sizeof a));
+    s_kv (out, "amount", s_won (json_object_get (bills, "amount_total"), a, sizeof a));
+    json_t *consistent = json_object_get (bills, "consistent");
+    snprintf (line, sizeof line, "%s bills, %s: %s",
+              s_field_count (bills, "table_count", a, sizeof a),
+              s_won (json_object_get (bills, "table_amount_total"), b, sizeof b),
+              json_is_true (consistent)    ? "agrees with the runs"
+              : json_is_false (consistent) ? "DIFFERS from the runs' counters"
+                                           : "-");
+    s_kv (out, "bill table", line);
+
+    json_t *runs = json_object_get (root, "runs");
+    fprintf (out, "\nRuns\n");
+    if (json_is_array (runs) && json_array_size (runs) > 0) {
+        s_table_t table;
+        s_table_list (&table, runs, S_COLUMNS (s_report_runs_columns));
+        s_table_print (out, &table, "  ");
+    } else
+        fprintf (out, "  %s\n", json_is_array (runs) ? "none" : s_cell (runs, "runs", a, sizeof a));
+
+    json_t *notices = json_object_get (root, "notices");
+    fprintf (out, "\nNotices: %s total, %s finished, %s unfinished\n",
+             s_field_count (notices, "total", a, sizeof a),
+             s_field_count (notices, "finished", b, sizeof b),
+             s_field_count (notices, "unfinished", c, sizeof c));
+    s_render_matrix (out, json_object_get (notices, "by_channel"),
+                     json_object_get (notices, "by_state"), s_report_states,
+                     S_NELEMS (s_report_states));
+
+    json_t *fallbacks = json_object_get (root, "fallbacks");
+    fprintf (out, "\nFallbacks (SMS in place of a failed email)\n");
+    s_kv (out, "failed emails", s_field_count (fallbacks, "failed_emails", a, sizeof a));
+    s_kv (out, "created", s_field_count (fallbacks, "created", a, sizeof a));
+    s_kv (out, "delivered", s_field_count (fallbacks, "delivered", a, sizeof a));
+    s_kv (out, "failed", s_field_count (fallbacks, "failed", a, sizeof a));
+    s_kv (out, "cancelled", s_field_count (fallbacks, "cancelled", a, sizeof a));
+    s_kv (out, "unfinished", s_field_count (fallbacks, "unfinished", a, sizeof a));
+
+    json_t *held = json_object_get (root, "held");
+    json_t *reasons = json_object_get (held, "reasons");
+    if (json_is_integer (json_object_get (held, "count")) && s_int (held, "count") == 0
+        && (!reasons || (json_is_array (reasons) && json_array_size (reasons) == 0)))
+        fprintf (out, "\nHeld: none\n");
+    else {
+        fprintf (out, "\nHeld: %s notices, from %s until %s\n",
+                 s_field_count (held, "count", a, sizeof a), s_field (held, "from", b, sizeof b),
+                 s_field (held, "until", c, sizeof c));
+        if (json_is_array (reasons) && json_array_size (reasons) > 0) {
+            s_table_t table;
+            s_table_list (&table, reasons, S_COLUMNS (s_report_held_columns));
+            s_table_print (out, &table, "  ");
+        }
+    }
+
+    json_t *attempts = json_object_get (root, "attempts");
+    fprintf (out, "\nAttempts: %s total\n", s_field_count (attempts, "total", a, sizeof a));
+    s_render_matrix (out, json_object_get (attempts, "by_channel"),
+                     json_object_get (attempts, "by_outcome"), s_report_outcomes,
+                     S_NELEMS (s_report_outcomes));
+
+    json_t *unnotified = json_object_get (root, "unnotified");
+    json_t *list = json_object_get (unnotified, "bills");
+    json_t *count = json_object_get (unnotified, "count");
+    if (json_array_size (list) == 0 && json_is_integer (count) && json_integer_value (count) == 0) {
+        fprintf (out, "\nUnnotified bills: none\n");
+        return 0;
+    }
+    json_t *by_reason = json_object_get (unnotified, "by_reason");
+    size_t o = 0;
+    line[0] = 0;
+    for (size_t i = 0; i < S_NELEMS (s_report_reasons); i++) {
+        o = s_append (line, sizeof line, o, i ? ", " : " (");
+        o = s_append (line, sizeof line, o, s_report_reasons[i]);
+        o = s_append (line, sizeof line, o, " ");
+        o = s_append (line, sizeof line, o,
+                      s_field_count (by_reason, s_report_reasons[i], a, sizeof a));
+        line[o] = 0;
+    }
+    o = s_append (line, sizeof line, o, ")");
+    line[o] = 0;
+    fprintf (out, "\nUnnotified bills: %s%s\n", s_count (count, "count", a, sizeof a), line);
+    if (json_array_size (list) > 0) {
+        s_table_t table;
+        s_table_list (&table, list, S_COLUMNS (s_report_unnotified_columns));
+        s_table_print (out, &table, "  ");
+        if (json_is_integer (count)
+            && json_integer_value (count) > (json_int_t)json_array_size (list))
+            fprintf (out, "  (the first %zu of %s)\n", json_array_size (list),
+                     bf_billctl_thousands (json_integer_value (count), a, sizeof a));
+    }
+    return 0;
+}
+
 static json_t *
 s_parse (const char *json, const char *verb, char *err, size_t errsize)
 {
@@ -952,8 +1208,23 @@ bf_billctl_render (FILE *out, const char *verb, const char *json, char *err, siz
         rc = s_render_run_show (out, root, err, errsize);
     else if (!strcmp (verb, "deliveries.summary"))
         rc = s_render_summary (out, root, err, errsize);
+    else if (!strcmp (verb, "run.report"))
+        rc = s_render_report (out, root, err, errsize);
     else
         rc = s_render_object (out, root);
+    json_decref (root);
+    return rc;
+}
+
+int
+bf_billctl_report_final (const char *json, bool *final, char *err, size_t errsize)
+{
+    *final = false;
+    json_t *root = s_parse (json, "run.report", err, errsize);
+    if (!root)
+        return -1;
+    int rc = s_report_shape (root, err, errsize);
+    *final = rc == 0 && json_is_true (json_object_get (root, "final"));
     json_decref (root);
     return rc;
 }

@@ -200,6 +200,9 @@ s_poll (zsock_t *sock, short events, int64_t deadline)
     }
 }
 
+/*  While a queued command runs, how often the request is repeated.  */
+#define S_RESEND_MS 2000
+
 /*  An ACCEPTED answer saying the command is queued for (or running in) a
     live service: {"queued_for": "settle"}.  */
 static bool
@@ -312,9 +315,16 @@ bf_client_request (bf_client_t *self, const char *command_id, const char *target
     }
 
     int rc = BF_CLIENT_NO_ANSWER;
-    int sent = 0;
+    int sent = 0, misses = 0;
     int64_t started = zclock_mono ();
-    for (int attempt = 1; attempt <= self->retries + 1; attempt++) {
+    /*  After an acknowledgement ("queued": stored, its service is working on
+        it) the outcome follows on the same socket. While waiting for it the
+        request is repeated every S_RESEND_MS (control may have restarted and
+        forgotten who waits; a repeat is answered from the store), until
+        wait_ms has passed; then the caller gets the acknowledgement.  */
+    Billflow__CommandReply *ack = NULL;
+    int64_t wait_until = 0;
+    for (int attempt = 1;; attempt++) {
         if (attempt > 1) {
             /*  Lazy Pirate: a fresh socket for every attempt.  */
             zsock_destroy (&self->sock);
@@ -323,12 +333,14 @@ bf_client_request (bf_client_t *self, const char *command_id, const char *target
                 rc = BF_CLIENT_ERROR;
                 break;
             }
-            bf_debug ("bf_client: no answer to %s within %d ms; attempt %d of %d", command_id,
-                      self->timeout_ms, attempt, self->retries + 1);
+            bf_debug ("bf_client: no answer to %s; attempt %d", command_id, attempt);
         }
         if (attempts)
             *attempts = attempt;
-        int64_t deadline = zclock_mono () + self->timeout_ms;
+        int patience = ack && self->timeout_ms < S_RESEND_MS ? S_RESEND_MS : self->timeout_ms;
+        int64_t deadline = zclock_mono () + patience;
+        if (ack && deadline > wait_until)
+            deadline = wait_until;
         s_wait_t w = s_poll (self->sock, ZMQ_POLLOUT, deadline);
         if (w == S_WAIT_INTERRUPTED) {
             bf_err_set (err, errsize, "interrupted");
@@ -340,36 +352,49 @@ bf_client_request (bf_client_t *self, const char *command_id, const char *target
             rc = BF_CLIENT_ERROR;
             break;
         }
-        if (w == S_WAIT_TIMEOUT)
-            continue; /* no connection came up within this attempt */
-        zmsg_t *copy = zmsg_dup (request);
-        if (!copy || zmsg_send (&copy, self->sock) != 0) {
-            /*  The connection went away between poll and send: count the
-                attempt and wait out its time like a lost answer.  */
-            bf_debug ("bf_client: sending attempt %d failed: %s", attempt, zmq_strerror (errno));
-            zmsg_destroy (&copy);
-        } else
-            sent++;
-        rc = s_await (self, command_id, deadline, reply, err, errsize);
-        /*  "queued": control stored the command and its service is working
-            on it; the final answer follows on this socket. Wait for it up
-            to wait_ms; after that the caller gets the acknowledgement.  */
-        if (rc == BF_CLIENT_ANSWERED && s_queued (*reply)) {
-            Billflow__CommandReply *final = NULL;
-            int64_t until = zclock_mono () + self->wait_ms;
-            int more = s_await (self, command_id, until, &final, err, errsize);
-            if (more == BF_CLIENT_ANSWERED) {
-                billflow__command_reply__free_unpacked (*reply, NULL);
-                *reply = final;
-            } else if (more == BF_CLIENT_INTERRUPTED) {
-                billflow__command_reply__free_unpacked (*reply, NULL);
-                *reply = NULL;
-                rc = more;
-            }
+        rc = BF_CLIENT_NO_ANSWER;
+        if (w == S_WAIT_READY) {
+            zmsg_t *copy = zmsg_dup (request);
+            if (!copy || zmsg_send (&copy, self->sock) != 0) {
+                /*  The connection went away between poll and send: count
+                    the attempt and wait out its time like a lost answer.  */
+                bf_debug ("bf_client: sending attempt %d failed: %s", attempt,
+                          zmq_strerror (errno));
+                zmsg_destroy (&copy);
+            } else
+                sent++;
+            rc = s_await (self, command_id, deadline, reply, err, errsize);
+        }
+        while (rc == BF_CLIENT_ANSWERED && s_queued (*reply)) {
+            if (ack)
+                billflow__command_reply__free_unpacked (ack, NULL);
+            ack = *reply;
+            *reply = NULL;
+            if (!wait_until)
+                wait_until = zclock_mono () + self->wait_ms;
+            misses = 0;
+            deadline = zclock_mono ()
+                       + (self->timeout_ms < S_RESEND_MS ? S_RESEND_MS : self->timeout_ms);
+            if (deadline > wait_until)
+                deadline = wait_until;
+            rc = s_await (self, command_id, deadline, reply, err, errsize);
         }
         if (rc != BF_CLIENT_NO_ANSWER)
+            break; /* an outcome, an error or an interruption */
+        if (ack) {
+            if (zclock_mono () >= wait_until) {
+                *reply = ack;
+                ack = NULL;
+                rc = BF_CLIENT_ANSWERED;
+                break;
+            }
+            continue; /* control went quiet while it works: ask again */
+        }
+        if (++misses > self->retries)
             break;
     }
+    if (ack)
+        billflow__command_reply__free_unpacked (ack, NULL);
     zmsg_destroy (&request);
     if (rc == BF_CLIENT_NO_ANSWER) {
         double seconds = (double)(zclock_mono () - started) / 1000.0;

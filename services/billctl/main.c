@@ -19,6 +19,9 @@
 #include "bf_log.h"
 #include "bf_uuid.h"
 
+/*  Least per-attempt wait for `run report`.  */
+#define S_REPORT_TIMEOUT_MS 300000
+
 typedef struct {
     bf_billctl_opts_t *opts;
     bf_config_t *config;
@@ -84,8 +87,13 @@ s_connect (s_billctl_t *self)
         .server_key = bf_config_str (self->config, "control.server_key"),
         .key_file = bf_config_str (self->config, "control.client_key_file"),
         .timeout_ms = (int)bf_config_int (self->config, "billctl.timeout_ms"),
+        .wait_ms = 0,
         .retries = (int)bf_config_int (self->config, "billctl.retries"),
     };
+    /*  The report reads a whole period (seconds at a million bills): one
+        long attempt, not several short ones that would each start it.  */
+    if (self->opts->cmd == BF_BILLCTL_RUN_REPORT && args.timeout_ms < S_REPORT_TIMEOUT_MS)
+        args.timeout_ms = S_REPORT_TIMEOUT_MS;
     char err[512];
     self->client = bf_client_new (&args, err, sizeof err);
     if (!self->client) {
@@ -144,6 +152,26 @@ s_print_error (const char *what, const char *error)
     fprintf (stderr, "billctl: %s: %s\n", what, safe);
 }
 
+/*  run report: exit 0 when the period is final, 1 when bills are
+    unnotified or work is in progress (the report says which).  */
+static int
+s_report_exit (const char *result, const char *period)
+{
+    char err[512];
+    bool final = false;
+    if (bf_billctl_report_final (result, &final, err, sizeof err) != 0) {
+        fprintf (stderr, "billctl: %s\n", err);
+        return BF_BILLCTL_EXIT_FAILED;
+    }
+    if (final)
+        return BF_BILLCTL_EXIT_OK;
+    fprintf (stderr,
+             "billctl: %s is not final: bills without a final notice, or work still in"
+             " progress\n",
+             period ? period : "the period");
+    return BF_BILLCTL_EXIT_FAILED;
+}
+
 /*  Shows an answer and returns the exit code it means.  */
 static int
 s_outcome (s_billctl_t *self, const Billflow__CommandReply *reply, const char *command_id,
@@ -175,6 +203,8 @@ s_outcome (s_billctl_t *self, const Billflow__CommandReply *reply, const char *c
                     fprintf (stderr, "billctl: %s\n", err);
                     return BF_BILLCTL_EXIT_FAILED;
                 }
+                if (!strcmp (verb, "run.report"))
+                    return s_report_exit (reply->result, opts->period);
             } else if (!opts->json) {
                 printf ("%s: OK\n", verb);
                 if (reply->result && *reply->result

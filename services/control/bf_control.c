@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     zsock_t *pipe;
     zactor_t *zap;
+    zactor_t *reporter; /* runs the slow queries (run.report) */
     zsock_t *router;
     zpoller_t *poller;
     zcert_t *cert;
@@ -476,12 +477,110 @@ s_control_status (s_control_t *self, char **json)
     json_decref (doc);
 }
 
+/*  --- slow queries ---------------------------------------------------- */
+
+/*  The reporter: an actor with its own database connection that answers
+    the queries that read whole periods (run.report: seconds at a million
+    bills), so that control goes on answering everyone else meanwhile.
+    In:  [identity][packed Command]
+    Out: [identity][command_id]["OK" | "FAILED" | "RETRY"][document or error]  */
+typedef struct {
+    char conninfo[1024];
+    bf_query_ctx_t ctx;
+} s_reporter_args_t;
+
+static bool
+s_slow_query (const char *verb)
+{
+    return !strcmp (verb, "run.report");
+}
+
+static void
+s_reporter_actor (zsock_t *pipe, void *args)
+{
+    s_reporter_args_t self = *(s_reporter_args_t *)args;
+    PGconn *conn = NULL;
+    zsock_signal (pipe, 0);
+    while (true) {
+        zmsg_t *msg = zmsg_recv (pipe);
+        if (!msg)
+            break;
+        zframe_t *identity = zmsg_pop (msg);
+        zframe_t *packed = zmsg_pop (msg);
+        if (!identity || !packed) { /* $TERM */
+            zframe_destroy (&identity);
+            zframe_destroy (&packed);
+            zmsg_destroy (&msg);
+            break;
+        }
+        Billflow__Command *cmd
+            = billflow__command__unpack (NULL, zframe_size (packed), zframe_data (packed));
+        char *json = NULL, err[512] = "";
+        int rc = BF_QUERY_RETRY;
+        if (!conn || PQstatus (conn) != CONNECTION_OK) {
+            PQfinish (conn);
+            conn = bf_db_connect (self.conninfo, "billflow-control-report", 0);
+        }
+        if (!cmd)
+            rc = BF_QUERY_BAD, bf_err_set (err, sizeof err, "unreadable query");
+        else if (!conn)
+            bf_err_set (err, sizeof err, "database unavailable");
+        else
+            rc = bf_query (conn, &self.ctx, cmd, &json, err, sizeof err);
+        zmsg_t *out = zmsg_new ();
+        zmsg_append (out, &identity);
+        zmsg_addstr (out, cmd ? cmd->command_id : "");
+        zmsg_addstr (out, rc == BF_QUERY_OK ? "OK" : rc == BF_QUERY_RETRY ? "RETRY" : "FAILED");
+        zmsg_addstr (out, rc == BF_QUERY_OK ? json : err);
+        zmsg_send (&out, pipe);
+        free (json);
+        if (cmd)
+            billflow__command__free_unpacked (cmd, NULL);
+        zframe_destroy (&packed);
+        zmsg_destroy (&msg);
+    }
+    PQfinish (conn);
+}
+
+static void
+s_on_reporter (s_control_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->reporter);
+    if (!msg)
+        return;
+    zframe_t *identity = zmsg_pop (msg);
+    char *id = zmsg_popstr (msg), *status = zmsg_popstr (msg), *text = zmsg_popstr (msg);
+    if (identity && id && status && text) {
+        bool ok = !strcmp (status, "OK");
+        s_answer (self, identity, id,
+                  ok ? BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
+                     : BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+                  ok ? text : NULL, ok ? NULL : text, false, !strcmp (status, "RETRY"));
+    }
+    zframe_destroy (&identity);
+    zstr_free (&id);
+    zstr_free (&status);
+    zstr_free (&text);
+    zmsg_destroy (&msg);
+}
+
 static void
 s_query (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd)
 {
     self->queries++;
     char *json = NULL, err[512] = "";
     int rc = BF_QUERY_OK;
+    if (s_slow_query (cmd->verb) && self->reporter) {
+        size_t size = billflow__command__get_packed_size (cmd);
+        zframe_t *packed = zframe_new (NULL, size);
+        billflow__command__pack (cmd, zframe_data (packed));
+        zmsg_t *msg = zmsg_new ();
+        zframe_t *id = zframe_dup (identity);
+        zmsg_append (msg, &id);
+        zmsg_append (msg, &packed);
+        zmsg_send (&msg, self->reporter);
+        return;
+    }
     if (!strcmp (cmd->verb, "control.status"))
         s_control_status (self, &json);
     else if (!self->conn)
@@ -967,7 +1066,7 @@ static void
 s_rebuild_poller (s_control_t *self)
 {
     zpoller_destroy (&self->poller);
-    self->poller = zpoller_new (self->pipe, self->zap, NULL);
+    self->poller = zpoller_new (self->pipe, self->zap, self->reporter, NULL);
     if (self->router)
         zpoller_add (self->poller, self->router);
     zpoller_set_nonstop (self->poller, true);
@@ -1136,6 +1235,9 @@ bf_control_actor (zsock_t *pipe, void *args)
         zsock_signal (pipe, 1);
         return;
     }
+    s_reporter_args_t rargs = { .ctx = self->query_ctx };
+    snprintf (rargs.conninfo, sizeof rargs.conninfo, "%s", self->conninfo);
+    self->reporter = zactor_new (s_reporter_actor, &rargs);
     self->services = zhashx_new ();
     zhashx_set_destructor (self->services, s_service_destroy);
     self->waiters = zhashx_new ();
@@ -1163,6 +1265,8 @@ bf_control_actor (zsock_t *pipe, void *args)
             running = s_on_pipe (self);
         else if (which == self->zap)
             s_on_zap (self);
+        else if (which == self->reporter)
+            s_on_reporter (self);
         else if (self->router && which == self->router) {
             /*  Drain what is queued, a bounded number at a time.  */
             for (int i = 0; i < 256 && self->router && (zsock_events (self->router) & ZMQ_POLLIN);
@@ -1173,6 +1277,7 @@ bf_control_actor (zsock_t *pipe, void *args)
     self->active = false;
     zsock_destroy (&self->router);
     zpoller_destroy (&self->poller);
+    zactor_destroy (&self->reporter);
     zactor_destroy (&self->zap);
     zhashx_destroy (&self->services);
     zhashx_destroy (&self->waiters);

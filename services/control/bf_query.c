@@ -23,6 +23,7 @@
 #include "bf_db.h"
 #include "bf_log.h"
 #include "bf_query.h"
+#include "bf_report.h"
 
 #define S_LIMIT_DEFAULT 20
 #define S_LIMIT_MAX     500
@@ -343,7 +344,7 @@ static const char s_sql_run_show[] =
     "  'final', coalesce ((SELECT state IN ('COMPLETED', 'FAILED') FROM r), false)"
     "     AND (SELECT NOT unsequenced AND ingested >= published FROM ev)"
     "     AND (SELECT coalesce (sum (n), 0) FROM c"
-    "          WHERE state IN ('PENDING', 'SENDING', 'RETRY', 'HELD')) = 0)";
+    "          WHERE state IN ('PENDING', 'SENDING', 'RETRY')) = 0)";
 
 static const char s_sql_deliveries_summary[] =
     "WITH" S_COUNTERS ("($1::text IS NULL OR period = $1)")
@@ -548,6 +549,7 @@ typedef enum {
     S_SERVICES_LIST,
     S_COMMANDS_LIST,
     S_AUDIT_LIST,
+    S_RUN_REPORT,
 } s_query_t;
 
 static const struct {
@@ -562,6 +564,7 @@ static const struct {
     { "services.list", S_SERVICES_LIST, 0 },
     { "commands.list", S_COMMANDS_LIST, S_COMMAND_ID | S_STATE | S_TARGET | S_LIMIT },
     { "audit.list", S_AUDIT_LIST, S_ACTOR | S_COMMAND_ID | S_LIMIT },
+    { "run.report", S_RUN_REPORT, S_PERIOD }, /* bf_report.c */
 };
 
 int
@@ -611,6 +614,9 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
             break;
         case S_AUDIT_LIST:
             rc = s_audit_list (conn, &args, &doc, err, errsize);
+            break;
+        case S_RUN_REPORT:
+            rc = bf_report (conn, args.period, &doc, err, errsize);
             break;
     }
     if (rc != BF_QUERY_OK)

@@ -42,6 +42,11 @@
                           "completed_at"}...]}
     audit.list           {"audit":[{"id","at","actor","command_id","target","verb","args",
                           "outcome","detail"}...]}
+    run.report           the period's reconciliation report (period required), specified
+                         in bf_report.h: bills, runs, notices, fallbacks, held notices,
+                         attempts, the bills without a final notice, "final". The one
+                         query that reads rows: an anti-join of the period's bills and
+                         notices, meant for a monthly report, not for polling
 
     RUN      {"run_id","period","state","rerate","chunk_size","chunks_total","chunks_done",
               "subscribers_done","bills","amount_total","rating_errors","command_id",
@@ -54,7 +59,8 @@
              by_state too; held_until: the earliest release of a HELD notice)
     EVENTS   {"published_seq":N, "ingested_seq":N, "unsequenced":bool}
     final    the run is COMPLETED or FAILED, every event is sequenced and ingested, and no
-             notice of the period is PENDING, SENDING, RETRY or HELD.
+             notice of the period is PENDING, SENDING or RETRY. HELD notices do not keep
+             it open: they are held by a rule the operator sees (notices.held_until; G4).
 
     services.list reads the service_instance table control keeps (db/007);
     "up" is a heartbeat within 3 heartbeat intervals (ctx->heartbeat_ms),

@@ -283,6 +283,20 @@ test_chaos_cycle (void **state)
         } else
             s_fault (faults + 1, true);
         faults++;
+        /*  G6 under faults: the start command repeated answers the stored
+            outcome and starts nothing.  */
+        if (s_between (0, 2) == 0) {
+            int rc = bf_client_request (client, "chaos-start", "settle", "run.start", 1, keys,
+                                        values, &reply, NULL, err, sizeof err);
+            if (rc == BF_CLIENT_ANSWERED) {
+                s_log ("start command repeated: status %d, replayed %d", reply->status,
+                       reply->replayed);
+                assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+                assert_true (reply->replayed);
+                billflow__command_reply__free_unpacked (reply, NULL);
+            } else
+                s_log ("start command repeated: no answer yet (%s)", err);
+        }
     }
     /*  Everything running again for the end.  */
     for (int i = 0; i < 2; i++)
@@ -305,6 +319,16 @@ test_chaos_cycle (void **state)
     assert_int_equal (s_scalar ("SELECT count (*) FROM delivery WHERE state NOT IN"
                                 " ('DELIVERED', 'FAILED', 'CANCELLED', 'HELD')"),
                       0);
+    /*  G4: a failed email ends with an SMS for the same bill (its fallback,
+        or the subscriber's own SMS notice).  */
+    assert_int_equal (s_scalar ("SELECT count (*) FROM delivery e WHERE e.channel = 'EMAIL'"
+                                " AND e.state = 'FAILED' AND NOT EXISTS (SELECT 1 FROM delivery m"
+                                " WHERE m.bill_id = e.bill_id AND m.channel = 'SMS'"
+                                " AND m.state IN ('DELIVERED', 'FAILED', 'HELD'))"),
+                      0);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM settlement_run"
+                                " WHERE period = '" PERIOD "'"),
+                      1);
     /*  G4: the provider accepted exactly one message per delivered notice,
         and no recipient got two on a channel.  */
     char *text = bf_stack_mock_report (s);

@@ -338,6 +338,74 @@ test_crash_between_store_and_forward (void **state)
                       1);
 }
 
+/*  control dies after storing the outcome, before answering: the client,
+    repeating, gets the stored outcome from the restarted control.  */
+static void
+test_crash_before_answer (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    s_control_init (0, "control.before_answer");
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_proc_start (&s->settle[0]);
+    s_wait_registered ("settle");
+    s_async_t a = { .client = s_client ("ops-a", NULL, 500, 60), .id = "crash-2" };
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_async_request, &a), 0);
+    assert_int_equal (bf_proc_wait (&s->control[0], 15000), 128 + SIGKILL);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"
+                                                 " WHERE command_id = 'crash-2'"
+                                                 " AND state = 'DONE'"),
+                      1);
+    s_control_init (0, NULL);
+    bf_proc_start (&s->control[0]);
+    assert_int_equal (pthread_join (thread, NULL), 0);
+    assert_int_equal (a.rc, BF_CLIENT_ANSWERED);
+    assert_int_equal (a.reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    assert_true (a.reply->replayed);
+    assert_non_null (strstr (a.reply->result, "\"started\""));
+    billflow__command_reply__free_unpacked (a.reply, NULL);
+    bf_client_destroy (&a.client);
+    assert_int_equal (s_runs (), 1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT forwards FROM command"
+                                                 " WHERE command_id = 'crash-2'"),
+                      1);
+}
+
+/*  control will not start without its keys, or with a list it cannot
+    parse: exit 2 and a message naming the problem (G8).  */
+static void
+test_bad_configuration (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    char command[2048], out[600], list[600];
+    snprintf (out, sizeof out, "%s/control-bad.out", s->dir);
+    snprintf (command, sizeof command,
+              "env -u BILLFLOW_CONTROL_KEY_FILE BILLFLOW_DB_CONNINFO='%s' \"$BF_CONTROL\""
+              " > '%s' 2>&1",
+              s->db, out);
+    int status = system (command);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 2);
+    char *text = bf_test_slurp (out);
+    assert_non_null (strstr (text, "control.key_file"));
+    free (text);
+    snprintf (list, sizeof list, "%s/bad_keys", s->dir);
+    assert_int_equal (bf_test_write (list, "ops-a operator not-a-key\n"), 0);
+    char key[600];
+    s_key_path (key, sizeof key, "control");
+    snprintf (command, sizeof command,
+              "BILLFLOW_CONTROL_KEY_FILE='%s' BILLFLOW_CONTROL_ALLOWED_KEYS='%s'"
+              " BILLFLOW_DB_CONNINFO='%s' \"$BF_CONTROL\" > '%s' 2>&1",
+              key, list, s->db, out);
+    status = system (command);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 2);
+    text = bf_test_slurp (out);
+    assert_non_null (strstr (text, ":1:"));
+    free (text);
+}
+
 /*  --- a command for a service that is down waits for it ------------------ */
 
 static void
@@ -697,6 +765,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_concurrent_submissions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_crash_between_store_and_forward, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_crash_before_answer, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_configuration, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_target_down, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_services_down_and_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_key_refused, s_setup, s_teardown),

@@ -29,6 +29,7 @@
 #include "bf_pii.h"
 #include "bf_query.h"
 #include "bf_testdb.h"
+#include "bf_testjson.h"
 
 #define PERIOD "2026-10"
 
@@ -149,47 +150,6 @@ s_doc (PGconn *conn, const bf_query_ctx_t *ctx, const char *verb, const char *k1
         fail_msg ("%s: not JSON (%s): %s", verb, jerr.text, json);
     free (json);
     return doc;
-}
-
-/*  The member at a dotted path ("notices.by_state.PENDING", "runs.0").  */
-static json_t *
-s_at (json_t *doc, const char *path)
-{
-    char buf[256];
-    snprintf (buf, sizeof buf, "%s", path);
-    json_t *node = doc;
-    for (char *save = NULL, *part = strtok_r (buf, ".", &save); part && node;
-         part = strtok_r (NULL, ".", &save))
-        node = json_is_array (node) ? json_array_get (node, strtoul (part, NULL, 10))
-                                    : json_object_get (node, part);
-    return node;
-}
-
-static int64_t
-s_int (json_t *doc, const char *path)
-{
-    json_t *node = s_at (doc, path);
-    if (!json_is_integer (node))
-        fail_msg ("%s is not an integer", path);
-    return json_integer_value (node);
-}
-
-static const char *
-s_str (json_t *doc, const char *path)
-{
-    json_t *node = s_at (doc, path);
-    if (!json_is_string (node))
-        fail_msg ("%s is not a string", path);
-    return json_string_value (node);
-}
-
-static bool
-s_bool (json_t *doc, const char *path)
-{
-    json_t *node = s_at (doc, path);
-    if (!json_is_boolean (node))
-        fail_msg ("%s is not a boolean", path);
-    return json_is_true (node);
 }
 
 /*  True when object has exactly the keys listed (NULL-terminated).  */
@@ -425,27 +385,28 @@ s_check_run (json_t *run, PGconn *conn)
                              "chunks_total", "chunks_done", "subscribers_done", "bills",
                              "amount_total", "rating_errors", "command_id", "created_at",
                              "started_at", "finished_at", "seconds", NULL));
-    assert_int_equal (s_int (run, "run_id"),
+    assert_int_equal (bf_json_int (run, "run_id"),
                       s_scalar (conn, "SELECT max (run_id) FROM settlement_run"));
-    assert_string_equal (s_str (run, "period"), PERIOD);
-    assert_string_equal (s_str (run, "state"), "COMPLETED");
-    assert_false (s_bool (run, "rerate"));
-    assert_int_equal (s_int (run, "bills"), s_scalar (conn, "SELECT count(*) FROM bill"));
-    assert_int_equal (s_int (run, "amount_total"), s_scalar (conn, "SELECT sum (total) FROM bill"));
-    assert_int_equal (s_int (run, "subscribers_done"),
+    assert_string_equal (bf_json_str (run, "period"), PERIOD);
+    assert_string_equal (bf_json_str (run, "state"), "COMPLETED");
+    assert_false (bf_json_bool (run, "rerate"));
+    assert_int_equal (bf_json_int (run, "bills"), s_scalar (conn, "SELECT count(*) FROM bill"));
+    assert_int_equal (bf_json_int (run, "amount_total"),
+                      s_scalar (conn, "SELECT sum (total) FROM bill"));
+    assert_int_equal (bf_json_int (run, "subscribers_done"),
                       s_scalar (conn, "SELECT count(*) FROM subscriber"));
-    assert_int_equal (s_int (run, "chunks_done"), s_int (run, "chunks_total"));
-    assert_int_equal (s_int (run, "rating_errors"),
+    assert_int_equal (bf_json_int (run, "chunks_done"), bf_json_int (run, "chunks_total"));
+    assert_int_equal (bf_json_int (run, "rating_errors"),
                       s_scalar (conn, "SELECT count(*) FROM rating_error"));
-    assert_true (json_is_null (s_at (run, "command_id")));
+    assert_true (json_is_null (bf_json_at (run, "command_id")));
     /*  RFC 3339 UTC.  */
-    const char *created = s_str (run, "created_at");
+    const char *created = bf_json_str (run, "created_at");
     assert_int_equal (strlen (created), strlen ("2026-10-01T00:00:00.000Z"));
     assert_int_equal (created[10], 'T');
     assert_int_equal (created[23], 'Z');
-    assert_true (json_is_string (s_at (run, "finished_at")));
-    assert_true (json_is_number (s_at (run, "seconds")));
-    assert_true (json_number_value (s_at (run, "seconds")) >= 0);
+    assert_true (json_is_string (bf_json_at (run, "finished_at")));
+    assert_true (json_is_number (bf_json_at (run, "seconds")));
+    assert_true (json_number_value (bf_json_at (run, "seconds")) >= 0);
 }
 
 static void
@@ -459,29 +420,29 @@ test_run_show_and_runs_list (void **state)
     /*  Settled, nothing ingested: not final.  */
     json_t *doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
     assert_true (s_has_keys (doc, "run", "notices", "events", "rating_errors", "final", NULL));
-    s_check_run (s_at (doc, "run"), conn);
-    assert_true (s_has_keys (s_at (doc, "notices"), "total", "by_state", "by_channel", "fallbacks",
-                             "held_until", NULL));
-    assert_int_equal (s_int (doc, "notices.total"), 0);
-    assert_int_equal (json_object_size (s_at (doc, "notices.by_state")), 0);
-    assert_true (json_is_null (s_at (doc, "notices.held_until")));
-    assert_true (
-        s_has_keys (s_at (doc, "events"), "published_seq", "ingested_seq", "unsequenced", NULL));
-    assert_int_equal (s_int (doc, "events.published_seq"), bills);
-    assert_int_equal (s_int (doc, "events.ingested_seq"), 0);
-    assert_false (s_bool (doc, "events.unsequenced"));
-    assert_true (json_is_array (s_at (doc, "rating_errors")));
-    assert_false (s_bool (doc, "final"));
+    s_check_run (bf_json_at (doc, "run"), conn);
+    assert_true (s_has_keys (bf_json_at (doc, "notices"), "total", "by_state", "by_channel",
+                             "fallbacks", "held_until", NULL));
+    assert_int_equal (bf_json_int (doc, "notices.total"), 0);
+    assert_int_equal (json_object_size (bf_json_at (doc, "notices.by_state")), 0);
+    assert_true (json_is_null (bf_json_at (doc, "notices.held_until")));
+    assert_true (s_has_keys (bf_json_at (doc, "events"), "published_seq", "ingested_seq",
+                             "unsequenced", NULL));
+    assert_int_equal (bf_json_int (doc, "events.published_seq"), bills);
+    assert_int_equal (bf_json_int (doc, "events.ingested_seq"), 0);
+    assert_false (bf_json_bool (doc, "events.unsequenced"));
+    assert_true (json_is_array (bf_json_at (doc, "rating_errors")));
+    assert_false (bf_json_bool (doc, "final"));
     json_decref (doc);
 
     /*  By run_id, the same run; an unknown run is null with no notices.  */
     doc = s_doc (conn, &s_no_pii, "run.show", "run_id", "1", NULL, NULL);
-    s_check_run (s_at (doc, "run"), conn);
+    s_check_run (bf_json_at (doc, "run"), conn);
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "run.show", "run_id", "99", NULL, NULL);
-    assert_true (json_is_null (s_at (doc, "run")));
-    assert_int_equal (s_int (doc, "notices.total"), 0);
-    assert_false (s_bool (doc, "final"));
+    assert_true (json_is_null (bf_json_at (doc, "run")));
+    assert_int_equal (bf_json_int (doc, "notices.total"), 0);
+    assert_false (bf_json_bool (doc, "final"));
     json_decref (doc);
 
     /*  Rating errors: the first 10 of the period, by subscriber.  */
@@ -489,15 +450,15 @@ test_run_show_and_runs_list (void **state)
                   " SELECT '" PERIOD "', id, 1, 'reason \"' || id || '\"' FROM subscriber"
                   " WHERE id % 20 = 0");
     doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
-    json_t *errors = s_at (doc, "rating_errors");
+    json_t *errors = bf_json_at (doc, "rating_errors");
     assert_int_equal (json_array_size (errors), 10);
     assert_true (s_has_keys (json_array_get (errors, 0), "subscriber_id", "reason", NULL));
     int64_t first = s_scalar (conn, "SELECT min (subscriber_id) FROM rating_error");
-    assert_int_equal (s_int (doc, "rating_errors.0.subscriber_id"), first);
+    assert_int_equal (bf_json_int (doc, "rating_errors.0.subscriber_id"), first);
     char reason[64];
     snprintf (reason, sizeof reason, "reason \"%lld\"", (long long)first);
-    assert_string_equal (s_str (doc, "rating_errors.0.reason"), reason);
-    assert_true (s_int (doc, "rating_errors.1.subscriber_id") > first);
+    assert_string_equal (bf_json_str (doc, "rating_errors.0.reason"), reason);
+    assert_true (bf_json_int (doc, "rating_errors.1.subscriber_id") > first);
     json_decref (doc);
     s_exec (conn, "DELETE FROM rating_error");
 
@@ -507,17 +468,19 @@ test_run_show_and_runs_list (void **state)
     s_create_deliveries (conn);
     int64_t notices = s_scalar (conn, "SELECT count(*) FROM delivery");
     doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
-    assert_int_equal (s_int (doc, "events.ingested_seq"), bills);
-    assert_int_equal (s_int (doc, "notices.total"), notices);
-    assert_int_equal (s_int (doc, "notices.by_state.PENDING"), notices);
-    assert_int_equal (s_int (doc, "notices.by_channel.EMAIL.PENDING"),
+    assert_int_equal (bf_json_int (doc, "events.ingested_seq"), bills);
+    assert_int_equal (bf_json_int (doc, "notices.total"), notices);
+    assert_int_equal (bf_json_int (doc, "notices.by_state.PENDING"), notices);
+    assert_int_equal (bf_json_int (doc, "notices.by_channel.EMAIL.PENDING"),
                       s_scalar (conn, "SELECT count(*) FROM delivery WHERE channel = 'EMAIL'"));
-    assert_int_equal (s_int (doc, "notices.by_channel.PUSH.PENDING"),
+    assert_int_equal (bf_json_int (doc, "notices.by_channel.PUSH.PENDING"),
                       s_scalar (conn, "SELECT count(*) FROM delivery WHERE channel = 'PUSH'"));
-    assert_false (s_bool (doc, "final"));
+    assert_false (bf_json_bool (doc, "final"));
     json_decref (doc);
 
-    /*  Delivered, failed with SMS fallbacks delivered, some held: not final.  */
+    /*  Delivered, failed with SMS fallbacks delivered, some held: final —
+        held notices are held by a rule the operator sees (held_until), and
+        do not keep the period open (G4).  */
     s_exec (conn, "UPDATE delivery SET state = CASE WHEN id % 9 = 0 AND channel = 'EMAIL'"
                   " THEN 'FAILED' ELSE 'DELIVERED' END, final_at = now ()");
     s_exec (conn, "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose,"
@@ -528,61 +491,70 @@ test_run_show_and_runs_list (void **state)
             " not_before = '2026-11-02 21:00:00+00'::timestamptz + (id % 5) * interval '1 minute'"
             " WHERE id % 6 = 1 AND state = 'DELIVERED'");
     doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
-    assert_int_equal (s_int (doc, "notices.total"),
+    assert_int_equal (bf_json_int (doc, "notices.total"),
                       s_scalar (conn, "SELECT count(*) FROM delivery"));
-    assert_int_equal (s_int (doc, "notices.by_state.HELD"),
+    assert_int_equal (bf_json_int (doc, "notices.by_state.HELD"),
                       s_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'HELD'"));
-    assert_int_equal (s_int (doc, "notices.by_state.FAILED"),
+    assert_int_equal (bf_json_int (doc, "notices.by_state.FAILED"),
                       s_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'FAILED'"));
-    assert_null (s_at (doc, "notices.by_state.PENDING")); /* zero: omitted */
+    assert_null (bf_json_at (doc, "notices.by_state.PENDING")); /* zero: omitted */
     assert_int_equal (
-        s_int (doc, "notices.fallbacks"),
+        bf_json_int (doc, "notices.fallbacks"),
         s_scalar (conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NOT NULL"));
-    assert_true (s_int (doc, "notices.fallbacks") > 0);
-    assert_string_equal (s_str (doc, "notices.held_until"), "2026-11-02T21:00:00.000Z");
-    assert_false (s_bool (doc, "final"));
+    assert_true (bf_json_int (doc, "notices.fallbacks") > 0);
+    assert_string_equal (bf_json_str (doc, "notices.held_until"), "2026-11-02T21:00:00.000Z");
+    assert_true (bf_json_bool (doc, "final"));
+    json_decref (doc);
+
+    /*  One retrying: not final.  */
+    s_exec (conn, "UPDATE delivery SET state = 'RETRY', final_at = NULL"
+                  " WHERE id = (SELECT min (id) FROM delivery WHERE state = 'DELIVERED')");
+    doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
+    assert_false (bf_json_bool (doc, "final"));
     json_decref (doc);
 
     /*  Released and delivered: final.  */
     s_exec (conn, "UPDATE delivery SET state = 'DELIVERED', final_at = now ()"
+                  " WHERE state = 'RETRY'");
+    s_exec (conn, "UPDATE delivery SET state = 'DELIVERED', final_at = now ()"
                   " WHERE state = 'HELD'");
     doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
-    assert_true (json_is_null (s_at (doc, "notices.held_until")));
-    assert_true (s_bool (doc, "final"));
+    assert_true (json_is_null (bf_json_at (doc, "notices.held_until")));
+    assert_true (bf_json_bool (doc, "final"));
     json_decref (doc);
 
     /*  An unsequenced event makes it not final again.  */
     s_exec (conn, "INSERT INTO outbox (event_id, topic, period, bill_id, subscriber_id, payload)"
                   " VALUES (gen_random_uuid (), 'BILL', '" PERIOD "', 0, 1, '\\x00')");
     doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
-    assert_true (s_bool (doc, "events.unsequenced"));
-    assert_false (s_bool (doc, "final"));
+    assert_true (bf_json_bool (doc, "events.unsequenced"));
+    assert_false (bf_json_bool (doc, "final"));
     json_decref (doc);
 
     /*  runs.list: newest first, limit, period filter; a re-rating run.  */
     s_exec (conn, "INSERT INTO settlement_run (period, state, chunk_size, command_id, started_at)"
                   " VALUES ('" PERIOD "', 'RUNNING', 100, 'cron-2026-10', now ())");
     doc = s_doc (conn, &s_no_pii, "runs.list", NULL, NULL, NULL, NULL);
-    assert_int_equal (json_array_size (s_at (doc, "runs")), 2);
-    assert_int_equal (s_int (doc, "runs.0.run_id"), 2);
-    assert_true (s_bool (doc, "runs.0.rerate"));
-    assert_string_equal (s_str (doc, "runs.0.command_id"), "cron-2026-10");
-    assert_true (json_is_null (s_at (doc, "runs.0.finished_at")));
-    assert_int_equal (s_int (doc, "runs.1.run_id"), 1);
-    assert_false (s_bool (doc, "runs.1.rerate"));
+    assert_int_equal (json_array_size (bf_json_at (doc, "runs")), 2);
+    assert_int_equal (bf_json_int (doc, "runs.0.run_id"), 2);
+    assert_true (bf_json_bool (doc, "runs.0.rerate"));
+    assert_string_equal (bf_json_str (doc, "runs.0.command_id"), "cron-2026-10");
+    assert_true (json_is_null (bf_json_at (doc, "runs.0.finished_at")));
+    assert_int_equal (bf_json_int (doc, "runs.1.run_id"), 1);
+    assert_false (bf_json_bool (doc, "runs.1.rerate"));
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "runs.list", "limit", "1", "period", PERIOD);
-    assert_int_equal (json_array_size (s_at (doc, "runs")), 1);
-    assert_int_equal (s_int (doc, "runs.0.run_id"), 2);
+    assert_int_equal (json_array_size (bf_json_at (doc, "runs")), 1);
+    assert_int_equal (bf_json_int (doc, "runs.0.run_id"), 2);
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "runs.list", "period", "2026-11", NULL, NULL);
     assert_true (s_has_keys (doc, "runs", NULL));
-    assert_int_equal (json_array_size (s_at (doc, "runs")), 0);
+    assert_int_equal (json_array_size (bf_json_at (doc, "runs")), 0);
     json_decref (doc);
     /*  run.show by period shows the newest run.  */
     doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
-    assert_int_equal (s_int (doc, "run.run_id"), 2);
-    assert_false (s_bool (doc, "final"));
+    assert_int_equal (bf_json_int (doc, "run.run_id"), 2);
+    assert_false (bf_json_bool (doc, "final"));
     json_decref (doc);
 
     PQfinish (conn);
@@ -609,37 +581,37 @@ test_deliveries_summary (void **state)
 
     json_t *doc = s_doc (conn, &s_no_pii, "deliveries.summary", "period", PERIOD, NULL, NULL);
     assert_true (s_has_keys (doc, "period", "paused", "notices", NULL));
-    assert_string_equal (s_str (doc, "period"), PERIOD);
-    assert_false (s_bool (doc, "paused"));
-    assert_int_equal (s_int (doc, "notices.total"),
+    assert_string_equal (bf_json_str (doc, "period"), PERIOD);
+    assert_false (bf_json_bool (doc, "paused"));
+    assert_int_equal (bf_json_int (doc, "notices.total"),
                       s_scalar (conn, "SELECT count(*) FROM delivery WHERE period = '" PERIOD "'"));
-    assert_int_equal (s_int (doc, "notices.by_state.HELD"),
+    assert_int_equal (bf_json_int (doc, "notices.by_state.HELD"),
                       s_scalar (conn, "SELECT count(*) FROM delivery WHERE period = '" PERIOD "'"
                                       " AND state = 'HELD'"));
-    assert_string_equal (s_str (doc, "notices.held_until"), "2026-11-01T22:30:00.000Z");
-    assert_int_equal (s_int (doc, "notices.fallbacks"), 0);
+    assert_string_equal (bf_json_str (doc, "notices.held_until"), "2026-11-01T22:30:00.000Z");
+    assert_int_equal (bf_json_int (doc, "notices.fallbacks"), 0);
     json_decref (doc);
 
     /*  Every period; paused.  */
     s_exec (conn, "UPDATE dispatch_state SET paused = true");
     doc = s_doc (conn, &s_no_pii, "deliveries.summary", NULL, NULL, NULL, NULL);
-    assert_true (json_is_null (s_at (doc, "period")));
-    assert_true (s_bool (doc, "paused"));
-    assert_int_equal (s_int (doc, "notices.total"),
+    assert_true (json_is_null (bf_json_at (doc, "period")));
+    assert_true (bf_json_bool (doc, "paused"));
+    assert_int_equal (bf_json_int (doc, "notices.total"),
                       s_scalar (conn, "SELECT count(*) FROM delivery"));
-    assert_int_equal (s_int (doc, "notices.by_channel.SMS.HELD"),
+    assert_int_equal (bf_json_int (doc, "notices.by_channel.SMS.HELD"),
                       s_scalar (conn, "SELECT count(*) FROM delivery WHERE channel = 'SMS'"
                                       " AND state = 'HELD'"));
-    assert_string_equal (s_str (doc, "notices.held_until"), "2026-11-01T22:30:00.000Z");
+    assert_string_equal (bf_json_str (doc, "notices.held_until"), "2026-11-01T22:30:00.000Z");
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "deliveries.summary", "period", "2026-11", NULL, NULL);
-    assert_string_equal (s_str (doc, "notices.held_until"), "2026-12-01T22:00:00.000Z");
-    assert_true (s_has_keys (s_at (doc, "notices.by_channel"), "SMS", NULL));
+    assert_string_equal (bf_json_str (doc, "notices.held_until"), "2026-12-01T22:00:00.000Z");
+    assert_true (s_has_keys (bf_json_at (doc, "notices.by_channel"), "SMS", NULL));
     json_decref (doc);
     /*  A period without notices.  */
     doc = s_doc (conn, &s_no_pii, "deliveries.summary", "period", "2025-01", NULL, NULL);
-    assert_int_equal (s_int (doc, "notices.total"), 0);
-    assert_int_equal (json_object_size (s_at (doc, "notices.by_channel")), 0);
+    assert_int_equal (bf_json_int (doc, "notices.total"), 0);
+    assert_int_equal (json_object_size (bf_json_at (doc, "notices.by_channel")), 0);
     json_decref (doc);
 
     PQfinish (conn);
@@ -750,7 +722,7 @@ test_failures_show_masked_contacts (void **state)
     bf_query_ctx_t ctx = { pii, 1000 };
     json_t *doc = s_doc (conn, &ctx, "deliveries.failures", "limit", "500", NULL, NULL);
     char *text = json_dumps (doc, 0);
-    json_t *list = s_at (doc, "failures");
+    json_t *list = bf_json_at (doc, "failures");
     int64_t failed = s_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'FAILED'");
     assert_true (failed > 20);
     assert_int_equal ((int64_t)json_array_size (list), failed);
@@ -767,17 +739,17 @@ test_failures_show_masked_contacts (void **state)
         assert_true (s_has_keys (item, "id", "period", "bill_id", "subscriber_id", "channel",
                                  "attempts", "last_error", "contact", "final_at", "fallback_id",
                                  NULL));
-        assert_int_equal (s_int (item, "id"), strtoll (PQgetvalue (res, i, 0), NULL, 10));
-        assert_int_equal (s_int (item, "attempts"), 3);
-        assert_string_equal (s_str (item, "last_error"), PQgetvalue (res, i, 5));
+        assert_int_equal (bf_json_int (item, "id"), strtoll (PQgetvalue (res, i, 0), NULL, 10));
+        assert_int_equal (bf_json_int (item, "attempts"), 3);
+        assert_string_equal (bf_json_str (item, "last_error"), PQgetvalue (res, i, 5));
         const char *channel = PQgetvalue (res, i, 1);
-        assert_string_equal (s_str (item, "channel"), channel);
+        assert_string_equal (bf_json_str (item, "channel"), channel);
         if (PQgetisnull (res, i, 6))
-            assert_true (json_is_null (s_at (item, "fallback_id")));
+            assert_true (json_is_null (bf_json_at (item, "fallback_id")));
         else
-            assert_int_equal (s_int (item, "fallback_id"),
+            assert_int_equal (bf_json_int (item, "fallback_id"),
                               strtoll (PQgetvalue (res, i, 6), NULL, 10));
-        const char *contact = s_str (item, "contact");
+        const char *contact = bf_json_str (item, "contact");
         uint64_t subject = strtoull (PQgetvalue (res, i, 2), NULL, 10);
         if (!strcmp (channel, "PUSH")) {
             assert_string_equal (contact, "-");
@@ -810,39 +782,39 @@ test_failures_show_masked_contacts (void **state)
 
     /*  Newest first, limit, channel and period filters.  */
     doc = s_doc (conn, &ctx, "deliveries.failures", "channel", "EMAIL", "limit", "5");
-    list = s_at (doc, "failures");
+    list = bf_json_at (doc, "failures");
     assert_int_equal (json_array_size (list), 5);
-    assert_int_equal (s_int (doc, "failures.0.id"),
+    assert_int_equal (bf_json_int (doc, "failures.0.id"),
                       s_scalar (conn, "SELECT max (id) FROM delivery WHERE state = 'FAILED'"
                                       " AND channel = 'EMAIL'"));
     for (size_t i = 0; i < 5; i++) {
         json_t *item = json_array_get (list, i);
-        assert_string_equal (s_str (item, "channel"), "EMAIL");
-        assert_non_null (strchr (s_str (item, "contact"), '@'));
+        assert_string_equal (bf_json_str (item, "channel"), "EMAIL");
+        assert_non_null (strchr (bf_json_str (item, "contact"), '@'));
         if (i > 0)
-            assert_true (
-                strcmp (s_str (item, "final_at"), s_str (json_array_get (list, i - 1), "final_at"))
-                < 0);
+            assert_true (strcmp (bf_json_str (item, "final_at"),
+                                 bf_json_str (json_array_get (list, i - 1), "final_at"))
+                         < 0);
     }
     json_decref (doc);
     doc = s_doc (conn, &ctx, "deliveries.failures", NULL, NULL, NULL, NULL);
-    assert_int_equal (json_array_size (s_at (doc, "failures")), 20); /* the default limit */
+    assert_int_equal (json_array_size (bf_json_at (doc, "failures")), 20); /* the default limit */
     json_decref (doc);
     doc = s_doc (conn, &ctx, "deliveries.failures", "period", "2026-09", NULL, NULL);
-    assert_int_equal (json_array_size (s_at (doc, "failures")), 0);
+    assert_int_equal (json_array_size (bf_json_at (doc, "failures")), 0);
     json_decref (doc);
 
     /*  Without a PII key, or with another key: "(unavailable)".  */
     doc = s_doc (conn, &s_no_pii, "deliveries.failures", "channel", "SMS", NULL, NULL);
-    assert_true (json_array_size (s_at (doc, "failures")) > 0);
-    assert_string_equal (s_str (doc, "failures.0.contact"), "(unavailable)");
+    assert_true (json_array_size (bf_json_at (doc, "failures")) > 0);
+    assert_string_equal (bf_json_str (doc, "failures.0.contact"), "(unavailable)");
     json_decref (doc);
     char other_key[BF_PII_KEY_HEX_LEN + 1];
     bf_pii_keygen (other_key, sizeof other_key);
     bf_pii_t *other = bf_pii_new (other_key, err, sizeof err);
     bf_query_ctx_t other_ctx = { other, 1000 };
     doc = s_doc (conn, &other_ctx, "deliveries.failures", "channel", "EMAIL", NULL, NULL);
-    assert_string_equal (s_str (doc, "failures.0.contact"), "(unavailable)");
+    assert_string_equal (bf_json_str (doc, "failures.0.contact"), "(unavailable)");
     json_decref (doc);
 
     bf_pii_destroy (&other);
@@ -862,7 +834,7 @@ test_services_list_up_and_down (void **state)
     PGconn *conn = bf_testdb_connect (db);
     json_t *doc = s_doc (conn, &s_no_pii, "services.list", NULL, NULL, NULL, NULL);
     assert_true (s_has_keys (doc, "services", NULL));
-    assert_int_equal (json_array_size (s_at (doc, "services")), 0);
+    assert_int_equal (json_array_size (bf_json_at (doc, "services")), 0);
     json_decref (doc);
 
     s_exec (conn, "INSERT INTO service_instance (instance_id, service, key_name, pid, version,"
@@ -875,7 +847,7 @@ test_services_list_up_and_down (void **state)
                   "  now () - interval '2500 ms', '{\"paused\": false}')");
     bf_query_ctx_t ctx = { NULL, 1000 };
     doc = s_doc (conn, &ctx, "services.list", NULL, NULL, NULL, NULL);
-    json_t *list = s_at (doc, "services");
+    json_t *list = bf_json_at (doc, "services");
     assert_int_equal (json_array_size (list), 3);
     json_t *item;
     size_t i;
@@ -884,26 +856,26 @@ test_services_list_up_and_down (void **state)
     {
         assert_true (s_has_keys (item, "service", "instance_id", "pid", "version", "verbs",
                                  "registered_at", "last_heartbeat", "age_ms", "up", "state", NULL));
-        const char *id = s_str (item, "instance_id");
-        int64_t age = s_int (item, "age_ms");
+        const char *id = bf_json_str (item, "instance_id");
+        int64_t age = bf_json_int (item, "age_ms");
         if (!strcmp (id, "settle-a")) {
-            assert_true (s_bool (item, "up"));
+            assert_true (bf_json_bool (item, "up"));
             assert_true (age >= 500 && age < 2500);
-            assert_int_equal (s_int (item, "pid"), 101);
-            assert_int_equal (json_array_size (s_at (item, "verbs")), 2);
-            assert_string_equal (s_str (item, "verbs.1"), "run.stop");
-            assert_string_equal (s_str (item, "state.relay"), "active");
-            assert_int_equal (s_int (item, "state.workers"), 2);
+            assert_int_equal (bf_json_int (item, "pid"), 101);
+            assert_int_equal (json_array_size (bf_json_at (item, "verbs")), 2);
+            assert_string_equal (bf_json_str (item, "verbs.1"), "run.stop");
+            assert_string_equal (bf_json_str (item, "state.relay"), "active");
+            assert_int_equal (bf_json_int (item, "state.workers"), 2);
             found++;
         } else if (!strcmp (id, "settle-b")) {
-            assert_false (s_bool (item, "up"));
+            assert_false (bf_json_bool (item, "up"));
             assert_true (age >= 10000);
-            assert_int_equal (json_object_size (s_at (item, "state")), 0);
+            assert_int_equal (json_object_size (bf_json_at (item, "state")), 0);
             found++;
         } else if (!strcmp (id, "notify-a")) {
-            assert_true (s_bool (item, "up")); /* 2.5 s < 3 x 1 s */
-            assert_string_equal (s_str (item, "service"), "notify");
-            assert_false (s_bool (item, "state.paused"));
+            assert_true (bf_json_bool (item, "up")); /* 2.5 s < 3 x 1 s */
+            assert_string_equal (bf_json_str (item, "service"), "notify");
+            assert_false (bf_json_bool (item, "state.paused"));
             found++;
         }
     }
@@ -913,9 +885,9 @@ test_services_list_up_and_down (void **state)
     /*  With a shorter heartbeat, notify-a is down.  */
     ctx.heartbeat_ms = 500;
     doc = s_doc (conn, &ctx, "services.list", NULL, NULL, NULL, NULL);
-    json_array_foreach (s_at (doc, "services"), i,
-                        item) if (!strcmp (s_str (item, "instance_id"), "notify-a"))
-        assert_false (s_bool (item, "up"));
+    json_array_foreach (bf_json_at (doc, "services"), i,
+                        item) if (!strcmp (bf_json_str (item, "instance_id"), "notify-a"))
+        assert_false (bf_json_bool (item, "up"));
     json_decref (doc);
 
     PQfinish (conn);
@@ -939,33 +911,34 @@ test_commands_and_audit_lists (void **state)
                   " ('c-3', 'cron', 'settle', 'run.start', '{\"period\": \"2026-11\"}',"
                   "  'RECEIVED', NULL, NULL, '2026-11-01 00:00:06+00', NULL, NULL)");
     json_t *doc = s_doc (conn, &s_no_pii, "commands.list", NULL, NULL, NULL, NULL);
-    json_t *list = s_at (doc, "commands");
+    json_t *list = bf_json_at (doc, "commands");
     assert_int_equal (json_array_size (list), 3);
     assert_true (s_has_keys (json_array_get (list, 0), "command_id", "client", "target", "verb",
                              "args", "state", "result", "error", "received_at", "forwarded_at",
                              "completed_at", NULL));
-    assert_string_equal (s_str (doc, "commands.0.command_id"), "c-3");
-    assert_string_equal (s_str (doc, "commands.0.args.period"), "2026-11");
-    assert_true (json_is_null (s_at (doc, "commands.0.result")));
-    assert_true (json_is_null (s_at (doc, "commands.0.completed_at")));
-    assert_string_equal (s_str (doc, "commands.1.error"), "the \"notify\" service said: no\n");
-    assert_string_equal (s_str (doc, "commands.2.result.outcome"), "started");
-    assert_string_equal (s_str (doc, "commands.2.received_at"), "2026-11-01T00:00:01.000Z");
+    assert_string_equal (bf_json_str (doc, "commands.0.command_id"), "c-3");
+    assert_string_equal (bf_json_str (doc, "commands.0.args.period"), "2026-11");
+    assert_true (json_is_null (bf_json_at (doc, "commands.0.result")));
+    assert_true (json_is_null (bf_json_at (doc, "commands.0.completed_at")));
+    assert_string_equal (bf_json_str (doc, "commands.1.error"),
+                         "the \"notify\" service said: no\n");
+    assert_string_equal (bf_json_str (doc, "commands.2.result.outcome"), "started");
+    assert_string_equal (bf_json_str (doc, "commands.2.received_at"), "2026-11-01T00:00:01.000Z");
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "commands.list", "target", "settle", "limit", "1");
-    assert_int_equal (json_array_size (s_at (doc, "commands")), 1);
-    assert_string_equal (s_str (doc, "commands.0.command_id"), "c-3");
+    assert_int_equal (json_array_size (bf_json_at (doc, "commands")), 1);
+    assert_string_equal (bf_json_str (doc, "commands.0.command_id"), "c-3");
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "commands.list", "state", "DONE", "target", "settle");
-    assert_int_equal (json_array_size (s_at (doc, "commands")), 1);
-    assert_string_equal (s_str (doc, "commands.0.command_id"), "c-1");
+    assert_int_equal (json_array_size (bf_json_at (doc, "commands")), 1);
+    assert_string_equal (bf_json_str (doc, "commands.0.command_id"), "c-1");
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "commands.list", "command_id", "c-2", NULL, NULL);
-    assert_int_equal (json_array_size (s_at (doc, "commands")), 1);
-    assert_string_equal (s_str (doc, "commands.0.state"), "FAILED");
+    assert_int_equal (json_array_size (bf_json_at (doc, "commands")), 1);
+    assert_string_equal (bf_json_str (doc, "commands.0.state"), "FAILED");
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "commands.list", "command_id", "c-9", NULL, NULL);
-    assert_int_equal (json_array_size (s_at (doc, "commands")), 0);
+    assert_int_equal (json_array_size (bf_json_at (doc, "commands")), 0);
     json_decref (doc);
 
     s_exec (conn, "INSERT INTO audit_log (at, actor, command_id, target, verb, args, outcome,"
@@ -977,27 +950,28 @@ test_commands_and_audit_lists (void **state)
     s_exec (conn, "INSERT INTO audit_log (actor, outcome, detail)"
                   " VALUES ('unknown', 'REFUSED', 'key \"abc\" refused')");
     doc = s_doc (conn, &s_no_pii, "audit.list", NULL, NULL, NULL, NULL);
-    list = s_at (doc, "audit");
+    list = bf_json_at (doc, "audit");
     assert_int_equal (json_array_size (list), 20);
     assert_true (s_has_keys (json_array_get (list, 0), "id", "at", "actor", "command_id", "target",
                              "verb", "args", "outcome", "detail", NULL));
-    assert_int_equal (s_int (doc, "audit.0.id"), 31);
-    assert_string_equal (s_str (doc, "audit.0.detail"), "key \"abc\" refused");
-    assert_true (json_is_null (s_at (doc, "audit.0.args")));
-    assert_int_equal (s_int (doc, "audit.1.id"), 30);
-    assert_string_equal (s_str (doc, "audit.1.args.period"), "2026-10");
-    assert_string_equal (s_str (doc, "audit.1.at"), "2026-11-01T00:00:30.000Z");
+    assert_int_equal (bf_json_int (doc, "audit.0.id"), 31);
+    assert_string_equal (bf_json_str (doc, "audit.0.detail"), "key \"abc\" refused");
+    assert_true (json_is_null (bf_json_at (doc, "audit.0.args")));
+    assert_int_equal (bf_json_int (doc, "audit.1.id"), 30);
+    assert_string_equal (bf_json_str (doc, "audit.1.args.period"), "2026-10");
+    assert_string_equal (bf_json_str (doc, "audit.1.at"), "2026-11-01T00:00:30.000Z");
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "audit.list", "actor", "dashboard", "limit", "500");
-    list = s_at (doc, "audit");
+    list = bf_json_at (doc, "audit");
     assert_int_equal (json_array_size (list), 10);
     json_t *item;
     size_t i;
-    json_array_foreach (list, i, item) assert_string_equal (s_str (item, "actor"), "dashboard");
+    json_array_foreach (list, i, item)
+        assert_string_equal (bf_json_str (item, "actor"), "dashboard");
     json_decref (doc);
     doc = s_doc (conn, &s_no_pii, "audit.list", "command_id", "c-12", "actor", "dashboard");
-    assert_int_equal (json_array_size (s_at (doc, "audit")), 1);
-    assert_string_equal (s_str (doc, "audit.0.detail"), "detail <12>");
+    assert_int_equal (json_array_size (bf_json_at (doc, "audit")), 1);
+    assert_string_equal (bf_json_str (doc, "audit.0.detail"), "detail <12>");
     json_decref (doc);
 
     PQfinish (conn);

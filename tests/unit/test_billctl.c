@@ -180,6 +180,87 @@ static const char *s_commands
       "\"result\":null,\"error\":null,\"received_at\":\"2026-11-01T01:00:00Z\","
       "\"forwarded_at\":null,\"completed_at\":null}]}";
 
+/*  A run.report document (services/control/bf_report.h) and its rendering.  */
+static const char *s_report
+    = "{\"period\":\"2026-10\",\"final\":false,\"run_state\":\"COMPLETED\",\"bills\":{\"cou"
+      "nt\":1234567,\"amount_total\":45678901230,\"table_count\":1234567,\"table_amount_tot"
+      "al\":45678901230,\"consistent\":true},\"runs\":[{\"run_id\":41,\"state\":\"COMPLETED"
+      "\",\"rerate\":false,\"bills\":1234560,\"amount_total\":45678000000,\"rating_errors\""
+      ":7,\"started_at\":\"2026-11-01T00:00:00.000Z\",\"finished_at\":\"2026-11-01T00:01:40"
+      ".000Z\",\"seconds\":100.0},{\"run_id\":42,\"state\":\"COMPLETED\",\"rerate\":true,\""
+      "bills\":7,\"amount_total\":901230,\"rating_errors\":0,\"started_at\":\"2026-11-02T00"
+      ":00:00.000Z\",\"finished_at\":\"2026-11-02T00:00:01.500Z\",\"seconds\":1.5}],\"notic"
+      "es\":{\"total\":2469140,\"finished\":2469130,\"unfinished\":10,\"by_state\":{\"DELIV"
+      "ERED\":2469000,\"FAILED\":120,\"CANCELLED\":10,\"PENDING\":1,\"SENDING\":2,\"RETRY\""
+      ":3,\"HELD\":4},\"by_channel\":{\"EMAIL\":{\"DELIVERED\":1234000,\"FAILED\":100,\"CAN"
+      "CELLED\":10,\"PENDING\":1,\"SENDING\":2,\"RETRY\":3,\"HELD\":1},\"SMS\":{\"DELIVERED"
+      "\":1235000,\"FAILED\":20,\"CANCELLED\":0,\"PENDING\":0,\"SENDING\":0,\"RETRY\":0,\"H"
+      "ELD\":3},\"PUSH\":{\"DELIVERED\":0,\"FAILED\":0,\"CANCELLED\":0,\"PENDING\":0,\"SEND"
+      "ING\":0,\"RETRY\":0,\"HELD\":0}}},\"fallbacks\":{\"failed_emails\":100,\"created\":9"
+      "0,\"delivered\":80,\"failed\":8,\"cancelled\":0,\"unfinished\":2},\"held\":{\"count\""
+      ":4,\"from\":\"2026-11-02T12:00:00.000Z\",\"until\":\"2026-11-02T23:00:00.000Z\",\"re"
+      "asons\":[{\"reason\":\"quiet hours (system)\",\"count\":3},{\"reason\":null,\"count\""
+      ":1}]},\"attempts\":{\"total\":2469500,\"by_channel\":{\"EMAIL\":{\"DELIVERED\":12340"
+      "00,\"DUPLICATE\":5,\"TRANSIENT\":300,\"PERMANENT\":100,\"THROTTLED\":0},\"SMS\":{\"D"
+      "ELIVERED\":1235000,\"DUPLICATE\":0,\"TRANSIENT\":0,\"PERMANENT\":20,\"THROTTLED\":75"
+      "},\"PUSH\":{\"DELIVERED\":0,\"DUPLICATE\":0,\"TRANSIENT\":0,\"PERMANENT\":0,\"THROTT"
+      "LED\":0}},\"by_outcome\":{\"DELIVERED\":2469000,\"DUPLICATE\":5,\"TRANSIENT\":300,\""
+      "PERMANENT\":120,\"THROTTLED\":75}},\"unnotified\":{\"count\":1203,\"by_reason\":{\"n"
+      "o delivery\":1,\"in progress\":2,\"failed without fallback\":1200},\"bills\":[{\"bil"
+      "l_id\":9000000001,\"subscriber_id\":4200000007,\"reason\":\"no delivery\"},{\"bill_i"
+      "d\":9000000002,\"subscriber_id\":4200000008,\"reason\":\"failed without fallback\"}]"
+      "}}";
+
+static const char *s_report_text
+    = "Reconciliation report of 2026-10: NOT FINAL\n"
+      "  1,203 bills without a final notice; 6 notices in progress\n"
+      "\n"
+      "Bills\n"
+      "  bills            1,234,567\n"
+      "  amount           45,678,901,230 won\n"
+      "  bill table       1,234,567 bills, 45,678,901,230 won: agrees with the runs\n"
+      "\n"
+      "Runs\n"
+      "  RUN  STATE                    BILLS    AMOUNT (WON)  ERRORS  STARTED                  "
+      " FINISHED                  SECONDS\n"
+      "   41  COMPLETED            1,234,560  45,678,000,000       7  2026-11-01T00:00:00.000Z "
+      " 2026-11-01T00:01:40.000Z    100.0\n"
+      "   42  COMPLETED (re-rate)          7         901,230       0  2026-11-02T00:00:00.000Z "
+      " 2026-11-02T00:00:01.500Z      1.5\n"
+      "\n"
+      "Notices: 2,469,140 total, 2,469,130 finished, 10 unfinished\n"
+      "  CHANNEL  DELIVERED  FAILED  CANCELLED  PENDING  SENDING  RETRY  HELD      TOTAL\n"
+      "  EMAIL    1,234,000     100         10        1        2      3     1  1,234,117\n"
+      "  SMS      1,235,000      20          0        0        0      0     3  1,235,023\n"
+      "  PUSH             0       0          0        0        0      0     0          0\n"
+      "  all      2,469,000     120         10        1        2      3     4  2,469,140\n"
+      "\n"
+      "Fallbacks (SMS in place of a failed email)\n"
+      "  failed emails    100\n"
+      "  created          90\n"
+      "  delivered        80\n"
+      "  failed           8\n"
+      "  cancelled        0\n"
+      "  unfinished       2\n"
+      "\n"
+      "Held: 4 notices, from 2026-11-02T12:00:00.000Z until 2026-11-02T23:00:00.000Z\n"
+      "  REASON                NOTICES\n"
+      "  quiet hours (system)        3\n"
+      "  -                           1\n"
+      "\n"
+      "Attempts: 2,469,500 total\n"
+      "  CHANNEL  DELIVERED  DUPLICATE  TRANSIENT  PERMANENT  THROTTLED      TOTAL\n"
+      "  EMAIL    1,234,000          5        300        100          0  1,234,405\n"
+      "  SMS      1,235,000          0          0         20         75  1,235,095\n"
+      "  PUSH             0          0          0          0          0          0\n"
+      "  all      2,469,000          5        300        120         75  2,469,500\n"
+      "\n"
+      "Unnotified bills: 1,203 (no delivery 1, in progress 2, failed without fallback 1,200)\n"
+      "        BILL  SUBSCRIBER  REASON\n"
+      "  9000000001  4200000007  no delivery\n"
+      "  9000000002  4200000008  failed without fallback\n"
+      "  (the first 2 of 1,203)\n";
+
 //  --------------------------------------------------------------------------
 //  Parsing
 
@@ -217,6 +298,43 @@ test_parse_run_commands (void **state)
     assert_int_equal (opts.interval_ms, 250);
     s_ok (ARGV ("run", "watch", "--interval=5000", "2026-10"), &opts);
     assert_int_equal (opts.interval_ms, 5000);
+}
+
+static void
+test_parse_run_report (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    s_ok (ARGV ("run", "report", "2026-10"), &opts);
+    assert_int_equal (opts.cmd, BF_BILLCTL_RUN_REPORT);
+    assert_string_equal (opts.req_target, "control");
+    assert_string_equal (opts.req_verb, "run.report");
+    assert_true (opts.query);
+    assert_int_equal (opts.nargs, 1);
+    assert_string_equal (s_arg (&opts, "period"), "2026-10");
+    s_ok (ARGV ("--json", "run", "report", "2026-10"), &opts);
+    assert_true (opts.json);
+
+    s_usage_error (ARGV ("run", "report"), "run report needs a PERIOD");
+    s_usage_error (ARGV ("run", "report", "2026-13"), "'2026-13' is not a period");
+    s_usage_error (ARGV ("run", "report", "2026-10", "2026-11"), "unexpected argument '2026-11'");
+    s_usage_error (ARGV ("run", "report", "2026-10", "--limit", "5"), "does not apply");
+    s_usage_error (ARGV ("run", "report", "2026-10", "--command-id", "x"), "not to the query");
+
+    memout_t mem;
+    s_mem_open (&mem);
+    bf_billctl_help (mem.file, BF_BILLCTL_RUN_REPORT);
+    char *text = s_mem_close (&mem);
+    s_contains (text, "usage: billctl run report PERIOD");
+    s_contains (text, "run.report");
+    s_contains (text, "Exit 0 when final; 1 when bills are unnotified");
+    free (text);
+    s_mem_open (&mem);
+    bf_billctl_help (mem.file, BF_BILLCTL_NONE);
+    text = s_mem_close (&mem);
+    s_contains (text, "run report PERIOD");
+    s_contains (text, "run report: the period is not final");
+    free (text);
 }
 
 static void
@@ -508,6 +626,87 @@ test_render_run_show (void **state)
     text = s_render ("run.show", "{\"run\":null,\"final\":false}", &rc, err, sizeof err);
     assert_int_equal (rc, 0);
     s_contains (text, "No run");
+    free (text);
+}
+
+static void
+test_render_report (void **state)
+{
+    (void)state;
+    /*  The whole report, exactly.  */
+    s_render_check ("run.report", s_report, 0, NULL, s_report_text);
+    bool final = true;
+    char err[256] = "";
+    assert_int_equal (bf_billctl_report_final (s_report, &final, err, sizeof err), 0);
+    assert_false (final);
+
+    /*  Final, nothing unnotified, nothing held, no runs (a hand-made
+        document: control would not call it final without a run).  */
+    const char *done = "{\"period\":\"2026-09\",\"final\":true,\"run_state\":\"COMPLETED\","
+                       "\"bills\":{\"count\":2,\"amount_total\":20000,\"table_count\":3,"
+                       "\"table_amount_total\":30000,\"consistent\":false},\"runs\":[],"
+                       "\"held\":{\"count\":0,\"from\":null,\"until\":null,\"reasons\":[]},"
+                       "\"unnotified\":{\"count\":0,\"by_reason\":{},\"bills\":[]}}";
+    int rc;
+    char *text = s_render ("run.report", done, &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "Reconciliation report of 2026-09: FINAL\n\nBills\n");
+    s_contains (text, "3 bills, 30,000 won: DIFFERS from the runs' counters");
+    s_contains (text, "Runs\n  none\n");
+    s_contains (text, "Held: none\n");
+    s_contains (text, "Unnotified bills: none\n");
+    s_lacks (text, "BILL>");
+    free (text);
+    assert_int_equal (bf_billctl_report_final (done, &final, err, sizeof err), 0);
+    assert_true (final);
+
+    /*  No run yet: said so under the title.  */
+    text = s_render ("run.report",
+                     "{\"period\":\"2026-11\",\"final\":false,\"run_state\":null,"
+                     "\"unnotified\":{\"count\":0,\"bills\":[]}}",
+                     &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, ": NOT FINAL\n  no run\n");
+    free (text);
+
+    /*  Not a report: an error, nothing to decide the exit code with.  */
+    const struct {
+        const char *json, *needle;
+    } bad[] = {
+        { "not json", "not JSON" },
+        { "", "no result" },
+        { "[1]", "not a JSON object" },
+        { "{}", "no \"final\"" },
+        { "{\"final\":\"yes\",\"unnotified\":{\"bills\":[]}}", "no \"final\"" },
+        { "{\"final\":true}", "no \"unnotified\" bills list" },
+        { "{\"final\":true,\"unnotified\":{\"bills\":{}}}", "no \"unnotified\" bills list" },
+        { "{\"final\":true,\"unnotified\":[]}", "no \"unnotified\" bills list" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_render_check ("run.report", bad[i].json, -1, bad[i].needle, NULL);
+        final = true;
+        assert_int_equal (bf_billctl_report_final (bad[i].json, &final, err, sizeof err), -1);
+        assert_false (final);
+        if (!strstr (err, bad[i].needle))
+            fail_msg ("report_final '%s': '%s'", bad[i].json, err);
+    }
+    assert_int_equal (bf_billctl_report_final (NULL, &final, err, sizeof err), -1);
+
+    /*  The right shape with odd fields: rendered, no crash, no contact.  */
+    text = s_render ("run.report",
+                     "{\"final\":false,\"period\":7,\"run_state\":{},\"bills\":[],\"runs\":{},"
+                     "\"notices\":{\"by_channel\":{\"EMAIL\":7,\"X\":{\"DELIVERED\":\"x\","
+                     "\"FAILED\":9223372036854775807,\"CANCELLED\":9223372036854775807}},"
+                     "\"by_state\":[]},\"held\":{\"count\":\"x\",\"reasons\":\"y\"},"
+                     "\"attempts\":5,\"unnotified\":{\"count\":\"many\",\"by_reason\":[],"
+                     "\"bills\":[1,\"x\",{},null,{\"bill_id\":1,\"reason\":"
+                     "\"call 010-1234-5678\"}]}}",
+                     &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "Reconciliation report of 7: NOT FINAL");
+    s_contains (text, "Unnotified bills: many");
+    s_contains (text, "call 010-****-5678");
+    s_lacks (text, "1234-5678");
     free (text);
 }
 
@@ -1091,6 +1290,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_parse_run_commands),
+        cmocka_unit_test (test_parse_run_report),
         cmocka_unit_test (test_parse_bad_period),
         cmocka_unit_test (test_parse_notify),
         cmocka_unit_test (test_parse_queries),
@@ -1099,6 +1299,7 @@ main (void)
         cmocka_unit_test (test_help),
         cmocka_unit_test (test_thousands_and_scrub),
         cmocka_unit_test (test_render_run_show),
+        cmocka_unit_test (test_render_report),
         cmocka_unit_test (test_render_services_and_commands),
         cmocka_unit_test (test_render_contacts_masked),
         cmocka_unit_test (test_render_malformed),

@@ -1,0 +1,175 @@
+/*  bf_report — run.report (see bf_report.h).
+
+    One statement builds the whole document with json_build_object, like
+    the other queries (bf_query.c), so every figure comes from one snapshot
+    and PostgreSQL does the escaping. Fixed sets (states, channels,
+    outcomes, reasons) are listed in full with zeros, so the document has
+    the same shape for every period.  */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "bf_db.h"
+#include "bf_log.h"
+#include "bf_report.h"
+
+#define S_STR(x)  #x
+#define S_XSTR(x) S_STR (x)
+
+/*  A timestamptz as RFC 3339 UTC with milliseconds; NULL stays NULL.  */
+#define S_TS(x) "to_char ((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/*  sum (col) of the counters c WHERE cond, 0 when there are none.  */
+#define S_SUM(col, cond) "(SELECT coalesce (sum (" col "), 0) FROM c WHERE " cond ")"
+
+#define S_OPEN "('PENDING', 'SENDING', 'RETRY')"
+
+/* clang-format off */
+/*  CTEs:
+    r    the period's runs, with rerate (an earlier run completed);
+    c    delivery_count summed over shards, by channel and state;
+    bt   the bill partition's own count and sum;
+    u    the unnotified bills: the anti-join of bf_report.h's rule. A bill
+         is notified by a notice of it (delivery_bill: period, bill_id)
+         that is DELIVERED or HELD, or that is the fallback of a FAILED
+         email of the period and ended FAILED or CANCELLED (the email by
+         primary key, or by delivery_failed for the period's failed
+         emails: the planner picks);
+    ur   u with each bill's reason, from its notices (delivery_bill again);
+    h    earliest and latest release of the HELD notices (delivery_held);
+    hr   the HELD notices by hold_reason (delivery_held);
+    a    attempts of the period's notices, by channel and outcome;
+    st, ch, oc, rs   the fixed sets, in the order the document lists them.  */
+static const char s_sql_report[] =
+    "WITH r AS (SELECT x.*, EXISTS (SELECT 1 FROM settlement_run o WHERE o.period = x.period"
+    "                               AND o.run_id < x.run_id AND o.state = 'COMPLETED') AS rerate"
+    "           FROM settlement_run x WHERE x.period = $1),"
+    " c AS (SELECT channel, state, sum (n)::bigint AS n, sum (fallbacks)::bigint AS f"
+    "       FROM delivery_count WHERE period = $1 GROUP BY channel, state),"
+    " bt AS (SELECT count (*)::bigint AS n, coalesce (sum (total), 0)::bigint AS amount"
+    "        FROM bill WHERE period = $1),"
+    " u AS MATERIALIZED (SELECT b.period, b.bill_id, b.subscriber_id FROM bill b"
+    "       WHERE b.period = $1 AND NOT EXISTS (SELECT 1 FROM delivery d"
+    "         WHERE d.period = b.period AND d.bill_id = b.bill_id"
+    "         AND (d.state IN ('DELIVERED', 'HELD')"
+    "              OR (d.state IN ('FAILED', 'CANCELLED') AND d.fallback_of IS NOT NULL"
+    "                  AND EXISTS (SELECT 1 FROM delivery e WHERE e.id = d.fallback_of"
+    "                              AND e.period = d.period AND e.state = 'FAILED'"
+    "                              AND e.channel = 'EMAIL'))))),"
+    " ur AS (SELECT u.bill_id, u.subscriber_id, x.reason FROM u CROSS JOIN LATERAL"
+    "        (SELECT CASE WHEN bool_or (d.state IN " S_OPEN ") THEN 'in progress'"
+    "                     WHEN bool_or (d.state = 'FAILED') THEN 'failed without fallback'"
+    "                     ELSE 'no delivery' END AS reason"
+    "         FROM delivery d WHERE d.period = u.period AND d.bill_id = u.bill_id) x),"
+    " h AS (SELECT min (not_before) AS first, max (not_before) AS last FROM delivery"
+    "       WHERE period = $1 AND state = 'HELD'),"
+    " hr AS (SELECT hold_reason AS reason, count (*)::bigint AS n FROM delivery"
+    "        WHERE period = $1 AND state = 'HELD' GROUP BY hold_reason),"
+    " a AS (SELECT d.channel, x.outcome, count (*)::bigint AS n"
+    "       FROM delivery d JOIN delivery_attempt x ON x.delivery_id = d.id"
+    "       WHERE d.period = $1 GROUP BY d.channel, x.outcome),"
+    " st AS (SELECT * FROM unnest (ARRAY['DELIVERED', 'FAILED', 'CANCELLED', 'PENDING',"
+    "        'SENDING', 'RETRY', 'HELD']) WITH ORDINALITY AS s (state, o)),"
+    " ch AS (SELECT * FROM unnest (ARRAY['EMAIL', 'SMS', 'PUSH']) WITH ORDINALITY AS s (channel, o)),"
+    " oc AS (SELECT * FROM unnest (ARRAY['DELIVERED', 'DUPLICATE', 'TRANSIENT', 'PERMANENT',"
+    "        'THROTTLED']) WITH ORDINALITY AS s (outcome, o)),"
+    " rs AS (SELECT * FROM unnest (ARRAY['no delivery', 'in progress',"
+    "        'failed without fallback']) WITH ORDINALITY AS s (reason, o)),"
+    " k AS (SELECT (SELECT state FROM r ORDER BY run_id DESC LIMIT 1) AS run_state,"
+    "              (SELECT coalesce (sum (bills), 0)::bigint FROM r) AS bills,"
+    "              (SELECT coalesce (sum (amount_total), 0)::bigint FROM r) AS amount,"
+    "              (SELECT count (*) FROM ur) AS unnotified,"
+    "              " S_SUM ("n", "state IN " S_OPEN) " AS in_flight)"
+    " SELECT json_build_object ("
+    "  'period', $1::text,"
+    "  'final', (SELECT coalesce (run_state = 'COMPLETED', false) AND unnotified = 0 AND in_flight = 0"
+    "            FROM k),"
+    "  'run_state', (SELECT run_state FROM k),"
+    "  'bills', (SELECT json_build_object ('count', k.bills, 'amount_total', k.amount,"
+    "     'table_count', bt.n, 'table_amount_total', bt.amount,"
+    "     'consistent', k.bills = bt.n AND k.amount = bt.amount) FROM k, bt),"
+    "  'runs', coalesce ((SELECT json_agg (json_build_object ('run_id', run_id, 'state', state,"
+    "     'rerate', rerate, 'bills', bills, 'amount_total', amount_total,"
+    "     'rating_errors', rating_errors, 'started_at', " S_TS ("started_at") ","
+    "     'finished_at', " S_TS ("finished_at") ","
+    "     'seconds', round (extract (epoch FROM coalesce (finished_at, now ()) - started_at), 3))"
+    "     ORDER BY run_id) FROM r), '[]'),"
+    "  'notices', json_build_object ("
+    "     'total', " S_SUM ("n", "true") ","
+    "     'finished', " S_SUM ("n", "state IN ('DELIVERED', 'FAILED', 'CANCELLED')") ","
+    "     'unfinished', " S_SUM ("n", "state IN ('PENDING', 'SENDING', 'RETRY', 'HELD')") ","
+    "     'by_state', (SELECT json_object_agg (st.state, (SELECT coalesce (sum (n), 0) FROM c"
+    "        WHERE c.state = st.state) ORDER BY st.o) FROM st),"
+    "     'by_channel', (SELECT json_object_agg (ch.channel, (SELECT json_object_agg (st.state,"
+    "        (SELECT coalesce (sum (n), 0) FROM c WHERE c.channel = ch.channel"
+    "         AND c.state = st.state) ORDER BY st.o) FROM st) ORDER BY ch.o) FROM ch)),"
+    "  'fallbacks', json_build_object ("
+    "     'failed_emails', " S_SUM ("n", "channel = 'EMAIL' AND state = 'FAILED'") ","
+    "     'created', " S_SUM ("f", "true") ","
+    "     'delivered', " S_SUM ("f", "state = 'DELIVERED'") ","
+    "     'failed', " S_SUM ("f", "state = 'FAILED'") ","
+    "     'cancelled', " S_SUM ("f", "state = 'CANCELLED'") ","
+    "     'unfinished', " S_SUM ("f", "state IN ('PENDING', 'SENDING', 'RETRY', 'HELD')") "),"
+    "  'held', json_build_object ("
+    "     'count', " S_SUM ("n", "state = 'HELD'") ","
+    "     'from', " S_TS ("(SELECT first FROM h)") ","
+    "     'until', " S_TS ("(SELECT last FROM h)") ","
+    "     'reasons', coalesce ((SELECT json_agg (json_build_object ('reason', reason, 'count', n)"
+    "        ORDER BY n DESC, reason NULLS LAST) FROM hr), '[]')),"
+    "  'attempts', json_build_object ("
+    "     'total', (SELECT coalesce (sum (n), 0) FROM a),"
+    "     'by_channel', (SELECT json_object_agg (ch.channel, (SELECT json_object_agg (oc.outcome,"
+    "        (SELECT coalesce (sum (n), 0) FROM a WHERE a.channel = ch.channel"
+    "         AND a.outcome = oc.outcome) ORDER BY oc.o) FROM oc) ORDER BY ch.o) FROM ch),"
+    "     'by_outcome', (SELECT json_object_agg (oc.outcome, (SELECT coalesce (sum (n), 0) FROM a"
+    "        WHERE a.outcome = oc.outcome) ORDER BY oc.o) FROM oc)),"
+    "  'unnotified', json_build_object ("
+    "     'count', (SELECT unnotified FROM k),"
+    "     'by_reason', (SELECT json_object_agg (rs.reason, (SELECT count (*) FROM ur"
+    "        WHERE ur.reason = rs.reason) ORDER BY rs.o) FROM rs),"
+    "     'bills', coalesce ((SELECT json_agg (json_build_object ('bill_id', bill_id,"
+    "        'subscriber_id', subscriber_id, 'reason', reason) ORDER BY bill_id)"
+    "        FROM (SELECT * FROM ur ORDER BY bill_id"
+    "              LIMIT " S_XSTR (BF_REPORT_UNNOTIFIED_MAX) ") l), '[]')))";
+/* clang-format on */
+
+int
+bf_report (PGconn *conn, const char *period, json_t **doc, char *err, size_t errsize)
+{
+    *doc = NULL;
+    if (!period)
+        return bf_err_set (err, errsize, "run.report needs period=YYYY-MM"), BF_QUERY_BAD;
+    const char *params[] = { period };
+    /*  The report reads whole periods: hash joins are linear whatever the
+        statistics say. Right after a run, before autovacuum has analysed
+        the new rows, the planner would otherwise pick nested loops over
+        sequential scans (minutes at 100,000 bills instead of a second).  */
+    PGresult *res = NULL;
+    if (bf_db_begin (conn) == BF_DB_OK
+        && bf_db_exec (conn, "SET LOCAL enable_nestloop = off", "run.report planning") == BF_DB_OK)
+        res = bf_db_query (conn, s_sql_report, 1, params, PGRES_TUPLES_OK, "run.report");
+    if (res)
+        bf_db_commit (conn);
+    else if (PQtransactionStatus (conn) != PQTRANS_IDLE)
+        bf_db_rollback (conn);
+    if (!res) {
+        bool retry = bf_db_last_status () == BF_DB_RETRY;
+        bf_err_set (err, errsize, "database %s (SQLSTATE %s): %s", retry ? "unavailable" : "error",
+                    bf_db_last_sqlstate (), bf_db_last_message ());
+        return retry ? BF_QUERY_RETRY : BF_QUERY_BAD;
+    }
+    if (PQntuples (res) != 1 || PQgetisnull (res, 0, 0)) {
+        PQclear (res);
+        bf_error ("query: run.report returned no document");
+        return bf_err_set (err, errsize, "run.report returned no document"), BF_QUERY_BAD;
+    }
+    json_error_t jerr;
+    *doc = json_loads (PQgetvalue (res, 0, 0), 0, &jerr);
+    PQclear (res);
+    if (!*doc) {
+        bf_error ("query: run.report: unreadable document: %s", jerr.text);
+        return bf_err_set (err, errsize, "run.report: unreadable document"), BF_QUERY_BAD;
+    }
+    return BF_QUERY_OK;
+}
