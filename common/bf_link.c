@@ -112,14 +112,8 @@ static void
 s_reply (s_link_t *self, const char *command_id, Billflow__CommandReply__Status status,
          const char *result, const char *error, bool replayed, bool retryable)
 {
-    Billflow__CommandReply reply = BILLFLOW__COMMAND_REPLY__INIT;
-    reply.schema_version = BF_SCHEMA_VERSION;
-    reply.command_id = (char *)command_id;
-    reply.status = status;
-    reply.result = (char *)(result ? result : "");
-    reply.error = (char *)(error ? error : "");
-    reply.replayed = replayed;
-    reply.retryable = retryable;
+    Billflow__CommandReply reply;
+    bf_wire_reply_init (&reply, command_id, status, result, error, replayed, retryable);
     if (s_send (self, BF_MSG_CMD_REPLY, &reply.base, S_REPLY_WAIT_MS) != 0)
         bf_warn ("link: could not send the reply to command %s (%s); control will ask again",
                  command_id, zmq_strerror (zmq_errno ()));

@@ -596,3 +596,18 @@ bf_wire_rc_name (int rc)
         return "unknown";
     return s_rc_names[-rc];
 }
+
+void
+bf_wire_reply_init (Billflow__CommandReply *reply, const char *command_id,
+                    Billflow__CommandReply__Status status, const char *result, const char *error,
+                    bool replayed, bool retryable)
+{
+    billflow__command_reply__init (reply);
+    reply->schema_version = BF_SCHEMA_VERSION;
+    reply->command_id = (char *)command_id;
+    reply->status = status;
+    reply->result = (char *)(result ? result : "");
+    reply->error = (char *)(error ? error : "");
+    reply->replayed = replayed;
+    reply->retryable = retryable;
+}

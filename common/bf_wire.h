@@ -200,6 +200,13 @@ zmsg_t *bf_wire_encode_raw (bf_msg_type_t type, uint64_t seq, const void *payloa
     message is freed either way).  */
 int bf_wire_send (void *socket, bf_msg_type_t type, uint64_t seq, const ProtobufCMessage *msg);
 
+/*  Fills reply (a CommandReply the caller owns, on the stack) with the
+    schema version and these fields; NULL result or error become "". The
+    strings are referenced, not copied.  */
+void bf_wire_reply_init (Billflow__CommandReply *reply, const char *command_id,
+                         Billflow__CommandReply__Status status, const char *result,
+                         const char *error, bool replayed, bool retryable);
+
 /*  --- counters ---------------------------------------------------------- */
 
 /*  Counts one decode result rc into stats: 0 as decoded, a negative code

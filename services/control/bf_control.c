@@ -182,14 +182,8 @@ s_answer (s_control_t *self, zframe_t *identity, const char *command_id,
           Billflow__CommandReply__Status status, const char *result, const char *error,
           bool replayed, bool retryable)
 {
-    Billflow__CommandReply reply = BILLFLOW__COMMAND_REPLY__INIT;
-    reply.schema_version = BF_SCHEMA_VERSION;
-    reply.command_id = (char *)command_id;
-    reply.status = status;
-    reply.result = (char *)(result ? result : "");
-    reply.error = (char *)(error ? error : "");
-    reply.replayed = replayed;
-    reply.retryable = retryable;
+    Billflow__CommandReply reply;
+    bf_wire_reply_init (&reply, command_id, status, result, error, replayed, retryable);
     s_send_to (self, identity, BF_MSG_CMD_REPLY, &reply.base);
 }
 

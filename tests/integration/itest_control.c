@@ -297,29 +297,31 @@ s_async_request (void *arg)
     return NULL;
 }
 
-static void
-test_crash_between_store_and_forward (void **state)
+/*  Arms fault in control, sends run.start with id from a client that
+    keeps repeating it, waits for control to die at the fault, checks the
+    command's stored state, restarts control, and checks the client got the
+    outcome and the command ran once and was forwarded once. Returns whether
+    the answer was a replay.  */
+static bool
+s_crash_and_recover (const char *fault, const char *id, const char *stored_state)
 {
-    (void)state;
     bf_stack_t *s = &s_stack;
-    s_control_init (0, "control.after_store");
+    s_control_init (0, fault);
     bf_proc_start (&s->control[0]);
     s_wait_active (0);
     bf_proc_start (&s->settle[0]);
     s_wait_registered ("settle");
-
-    s_async_t a = { .client = s_client ("ops-a", NULL, 500, 60), .id = "crash-1" };
+    s_async_t a = { .client = s_client ("ops-a", NULL, 500, 60), .id = id };
     pthread_t thread;
     assert_int_equal (pthread_create (&thread, NULL, s_async_request, &a), 0);
-    /*  control dies right after the command is stored.  */
     assert_int_equal (bf_proc_wait (&s->control[0], 15000), 128 + SIGKILL);
-    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"
-                                                 " WHERE command_id = 'crash-1'"
-                                                 " AND state = 'RECEIVED'"),
-                      1);
-    assert_int_equal (s_runs (), 0);
-    /*  Restarted, it forwards the stored command; the client, still
-        repeating the same command_id, gets the result.  */
+    char sql[256];
+    snprintf (sql, sizeof sql, "SELECT state FROM command WHERE command_id = '%s'", id);
+    char state[16] = "";
+    assert_int_equal (bf_testdb_text (s->conn, sql, state, sizeof state), 0);
+    assert_string_equal (state, stored_state);
+    if (!strcmp (stored_state, "RECEIVED"))
+        assert_int_equal (s_runs (), 0);
     s_control_init (0, NULL);
     bf_proc_start (&s->control[0]);
     assert_int_equal (pthread_join (thread, NULL), 0);
@@ -327,15 +329,25 @@ test_crash_between_store_and_forward (void **state)
     assert_int_equal (a.reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
     assert_true (a.attempts >= 2);
     assert_non_null (strstr (a.reply->result, "\"started\""));
+    bool replayed = a.reply->replayed;
     billflow__command_reply__free_unpacked (a.reply, NULL);
     bf_client_destroy (&a.client);
     assert_int_equal (s_runs (), 1);
-    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM applied_command"
-                                                 " WHERE command_id = 'crash-1'"),
-                      1);
-    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT forwards FROM command"
-                                                 " WHERE command_id = 'crash-1'"),
-                      1);
+    snprintf (sql, sizeof sql, "SELECT count (*) FROM applied_command WHERE command_id = '%s'", id);
+    assert_int_equal (bf_testdb_scalar (s->conn, sql), 1);
+    snprintf (sql, sizeof sql, "SELECT forwards FROM command WHERE command_id = '%s'", id);
+    assert_int_equal (bf_testdb_scalar (s->conn, sql), 1);
+    return replayed;
+}
+
+/*  control dies right after storing the command: restarted, it forwards
+    the stored command, and the client, still repeating the id, gets the
+    result.  */
+static void
+test_crash_between_store_and_forward (void **state)
+{
+    (void)state;
+    s_crash_and_recover ("control.after_store", "crash-1", "RECEIVED");
 }
 
 /*  control dies after storing the outcome, before answering: the client,
@@ -344,33 +356,7 @@ static void
 test_crash_before_answer (void **state)
 {
     (void)state;
-    bf_stack_t *s = &s_stack;
-    s_control_init (0, "control.before_answer");
-    bf_proc_start (&s->control[0]);
-    s_wait_active (0);
-    bf_proc_start (&s->settle[0]);
-    s_wait_registered ("settle");
-    s_async_t a = { .client = s_client ("ops-a", NULL, 500, 60), .id = "crash-2" };
-    pthread_t thread;
-    assert_int_equal (pthread_create (&thread, NULL, s_async_request, &a), 0);
-    assert_int_equal (bf_proc_wait (&s->control[0], 15000), 128 + SIGKILL);
-    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"
-                                                 " WHERE command_id = 'crash-2'"
-                                                 " AND state = 'DONE'"),
-                      1);
-    s_control_init (0, NULL);
-    bf_proc_start (&s->control[0]);
-    assert_int_equal (pthread_join (thread, NULL), 0);
-    assert_int_equal (a.rc, BF_CLIENT_ANSWERED);
-    assert_int_equal (a.reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    assert_true (a.reply->replayed);
-    assert_non_null (strstr (a.reply->result, "\"started\""));
-    billflow__command_reply__free_unpacked (a.reply, NULL);
-    bf_client_destroy (&a.client);
-    assert_int_equal (s_runs (), 1);
-    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT forwards FROM command"
-                                                 " WHERE command_id = 'crash-2'"),
-                      1);
+    assert_true (s_crash_and_recover ("control.before_answer", "crash-2", "DONE"));
 }
 
 /*  control will not start without its keys, or with a list it cannot
