@@ -1041,3 +1041,16 @@ bf_config_instance (const bf_config_t *self, char *out, size_t outsize)
     }
     return out;
 }
+
+int
+bf_config_override (bf_config_t *self, const bf_config_override_t *overrides, size_t count,
+                    char *err, size_t errsize)
+{
+    for (size_t i = 0; i < count; i++)
+        if (overrides[i].value
+            && bf_config_set (self, overrides[i].key, overrides[i].value, overrides[i].option, err,
+                              errsize)
+                   != 0)
+            return -1;
+    return 0;
+}

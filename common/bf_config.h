@@ -73,6 +73,19 @@ const char *bf_config_source (const bf_config_t *self, const char *key);
     "(unset)".  */
 void bf_config_dump (const bf_config_t *self, FILE *out);
 
+/*  A command-line option that sets a setting: value NULL when the option
+    was not given.  */
+typedef struct {
+    const char *key;    /* "db.conninfo" */
+    const char *value;  /* the option's argument, or NULL */
+    const char *option; /* "--db", for messages */
+} bf_config_override_t;
+
+/*  Sets every given override (bf_config_set, the option as the source).
+    Returns 0, or -1 with the first bad one's reason in err.  */
+int bf_config_override (bf_config_t *self, const bf_config_override_t *overrides, size_t count,
+                        char *err, size_t errsize);
+
 /*  Starts logging for program with log.level and log.format.  */
 void bf_config_log_init (const bf_config_t *self, const char *program);
 

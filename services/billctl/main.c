@@ -51,24 +51,18 @@ s_configure (s_billctl_t *self)
         fprintf (stderr, "billctl: configuration: %s\n", err);
         return BF_BILLCTL_EXIT_SETUP;
     }
-    const struct {
-        const char *value, *key, *option;
-    } overrides[] = {
-        { opts->control, "control.endpoint", "--control" },
-        { opts->server_key, "control.server_key", "--server-key" },
-        { opts->key_file, "control.client_key_file", "--key" },
-        { opts->timeout, "billctl.timeout_ms", "--timeout" },
-        { opts->retries, "billctl.retries", "--retries" },
-        { opts->log_level, "log.level", "--log-level" },
+    const bf_config_override_t overrides[] = {
+        { "control.endpoint", opts->control, "--control" },
+        { "control.server_key", opts->server_key, "--server-key" },
+        { "control.client_key_file", opts->key_file, "--key" },
+        { "billctl.timeout_ms", opts->timeout, "--timeout" },
+        { "billctl.retries", opts->retries, "--retries" },
+        { "log.level", opts->log_level, "--log-level" },
     };
-    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
-        if (!overrides[i].value)
-            continue;
-        if (bf_config_set (self->config, overrides[i].key, overrides[i].value, overrides[i].option,
-                           err, sizeof err)
-            != 0)
-            return s_usage (opts, err);
-    }
+    if (bf_config_override (self->config, overrides, sizeof overrides / sizeof overrides[0], err,
+                            sizeof err)
+        != 0)
+        return s_usage (opts, err);
     bf_config_log_init (self->config, "billctl");
     return 0;
 }

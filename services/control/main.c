@@ -65,11 +65,12 @@ main (int argc, char **argv)
         return s_usage_error ("unexpected argument '%s'", argv[optind]);
 
     char err[512];
+    const bf_config_override_t overrides[] = {
+        { "db.conninfo", db, "--db" },
+        { "control.bind", bind, "--bind" },
+    };
     bf_config_t *config = bf_config_load (config_path, err, sizeof err);
-    if (config && db && bf_config_set (config, "db.conninfo", db, "--db", err, sizeof err) != 0)
-        bf_config_destroy (&config);
-    if (config && bind
-        && bf_config_set (config, "control.bind", bind, "--bind", err, sizeof err) != 0)
+    if (config && bf_config_override (config, overrides, 2, err, sizeof err) != 0)
         bf_config_destroy (&config);
     if (!config) {
         fprintf (stderr, "control: configuration: %s\n", err);

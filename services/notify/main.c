@@ -92,13 +92,12 @@ main (int argc, char **argv)
         return s_usage_error ("unexpected argument '%s'", argv[optind]);
 
     char err[512];
+    const bf_config_override_t overrides[] = {
+        { "db.conninfo", db, "--db" },
+        { "notify.dispatchers", dispatchers, "--dispatchers" },
+    };
     bf_config_t *config = bf_config_load (config_path, err, sizeof err);
-    if (config && db && bf_config_set (config, "db.conninfo", db, "--db", err, sizeof err) != 0)
-        bf_config_destroy (&config);
-    if (config && dispatchers
-        && bf_config_set (config, "notify.dispatchers", dispatchers, "--dispatchers", err,
-                          sizeof err)
-               != 0)
+    if (config && bf_config_override (config, overrides, 2, err, sizeof err) != 0)
         bf_config_destroy (&config);
     if (!config) {
         fprintf (stderr, "notify: configuration: %s\n", err);

@@ -337,13 +337,12 @@ main (int argc, char **argv)
 
     s_settle_t self = { 0 };
     char err[512];
+    const bf_config_override_t overrides[] = {
+        { "db.conninfo", db, "--db" },
+        { "settle.workers", workers, "--workers" },
+    };
     self.config = bf_config_load (config_path, err, sizeof err);
-    if (self.config && db
-        && bf_config_set (self.config, "db.conninfo", db, "--db", err, sizeof err) != 0)
-        bf_config_destroy (&self.config);
-    if (self.config && workers
-        && bf_config_set (self.config, "settle.workers", workers, "--workers", err, sizeof err)
-               != 0)
+    if (self.config && bf_config_override (self.config, overrides, 2, err, sizeof err) != 0)
         bf_config_destroy (&self.config);
     if (!self.config) {
         fprintf (stderr, "settle: configuration: %s\n", err);

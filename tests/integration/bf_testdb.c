@@ -165,6 +165,20 @@ bf_testdb_billdata (const char *conninfo, char **output, const char *args_format
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
+int
+bf_testdb_settle_once (const char *conninfo, const char *period)
+{
+    char command[2048];
+    snprintf (command, sizeof command,
+              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_DB_CONNECT_TIMEOUT_MS=5000"
+              " BILLFLOW_PII_KEY=" BF_TEST_PII_KEY
+              " BILLFLOW_SETTLE_PUB_ENDPOINT='tcp://127.0.0.1:*' BILLFLOW_SETTLE_POLL_MS=50"
+              " sh -c 'exec \"$BF_SETTLE\" --once --period %s' >/dev/null 2>&1",
+              conninfo ? conninfo : "", period);
+    int status = system (command);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
 char *
 bf_test_mkdtemp (void)
 {

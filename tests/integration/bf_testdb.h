@@ -33,6 +33,11 @@ const char *bf_testdb_exec (PGconn *conn, const char *sql);
 int bf_testdb_billdata (const char *conninfo, char **output, const char *args_format, ...)
     __attribute__ ((format (printf, 3, 4)));
 
+/*  Runs `$BF_SETTLE --once --period PERIOD` against conninfo with the test
+    PII key (its relay publishing on a free loopback port; output dropped).
+    Returns the exit status, or -1 when it could not run.  */
+int bf_testdb_settle_once (const char *conninfo, const char *period);
+
 /*  A fresh temporary directory (malloc'd path); bf_test_rmdir removes it.  */
 char *bf_test_mkdtemp (void);
 void bf_test_rmdir (char **path_p);

@@ -88,23 +88,17 @@ s_checksum (PGconn *conn, char *out, size_t outsize)
 static char *
 s_reference_checksum (int subscribers, uint64_t seed, char *out, size_t outsize)
 {
-    char *db = bf_testdb_create (true), *text = NULL, *dir = bf_test_mkdtemp ();
+    char *db = bf_testdb_create (true), *text = NULL;
     assert_int_equal (
         bf_testdb_billdata (db, &text, "generate --subscribers %d --period " PERIOD " --seed %llu",
                             subscribers, (unsigned long long)seed),
         0);
     free (text);
-    char command[2048];
-    snprintf (command, sizeof command,
-              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_SETTLE_PUB_ENDPOINT='ipc://%s/pub'"
-              " \"$BF_SETTLE\" --once --period " PERIOD " > '%s/once.log' 2>&1",
-              db, dir, dir);
-    assert_int_equal (system (command), 0);
+    assert_int_equal (bf_testdb_settle_once (db, PERIOD), 0);
     PGconn *conn = bf_testdb_connect (db);
     s_checksum (conn, out, outsize);
     PQfinish (conn);
     bf_testdb_drop (&db);
-    bf_test_rmdir (&dir);
     return out;
 }
 

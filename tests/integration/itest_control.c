@@ -108,6 +108,26 @@ s_request (bf_client_t *client, const char *id, const char *target, const char *
                               sizeof err);
 }
 
+/*  One request with at most one argument (key = value, or NULL) whose
+    answer must have status; error_part, when given, must be in its error.
+    Returns whether the answer was a replay.  */
+static bool
+s_expect (bf_client_t *client, const char *id, const char *target, const char *verb,
+          const char *key, const char *value, Billflow__CommandReply__Status status,
+          const char *error_part)
+{
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (s_request (client, id, target, verb, key, value, &reply), BF_CLIENT_ANSWERED);
+    if (reply->status != status)
+        print_error ("%s %s: status %d (%s)\n", id, verb, reply->status, reply->error);
+    assert_int_equal (reply->status, status);
+    if (error_part)
+        assert_non_null (strstr (reply->error, error_part));
+    bool replayed = reply->replayed;
+    billflow__command_reply__free_unpacked (reply, NULL);
+    return replayed;
+}
+
 /*  A query's result parsed, after asserting it was answered OK.  */
 static json_t *
 s_query (bf_client_t *client, const char *verb)
@@ -257,22 +277,13 @@ test_concurrent_submissions (void **state)
 
     /*  After completion, from another client: the stored answer, nothing run.  */
     bf_client_t *client = s_client ("ops-b", NULL, 2000, 3);
-    Billflow__CommandReply *reply = NULL;
-    assert_int_equal (
-        s_request (client, "concurrent-1", "settle", "run.start", "period", PERIOD, &reply),
-        BF_CLIENT_ANSWERED);
-    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    assert_true (reply->replayed);
-    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_true (s_expect (client, "concurrent-1", "settle", "run.start", "period", PERIOD,
+                           BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL));
     /*  And after a control restart.  */
     bf_proc_kill (&s->control[0]);
     bf_proc_start (&s->control[0]);
-    assert_int_equal (
-        s_request (client, "concurrent-1", "settle", "run.start", "period", PERIOD, &reply),
-        BF_CLIENT_ANSWERED);
-    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    assert_true (reply->replayed);
-    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_true (s_expect (client, "concurrent-1", "settle", "run.start", "period", PERIOD,
+                           BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL));
     assert_int_equal (s_runs (), 1);
     bf_client_destroy (&client);
 }
@@ -423,11 +434,8 @@ test_target_down (void **state)
                                      1, 15000),
                       1);
     assert_int_equal (s_runs (), 1);
-    assert_int_equal (s_request (client, "down-1", "settle", "run.start", "period", PERIOD, &reply),
-                      BF_CLIENT_ANSWERED);
-    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    assert_true (reply->replayed);
-    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_true (s_expect (client, "down-1", "settle", "run.start", "period", PERIOD,
+                           BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL));
     bf_client_destroy (&client);
 }
 
@@ -467,16 +475,11 @@ test_services_down_and_back (void **state)
 
     /*  And a command still reaches notify through the new control.  */
     bf_client_t *ops = s_client ("ops-a", NULL, 2000, 3);
-    Billflow__CommandReply *reply = NULL;
-    assert_int_equal (s_request (ops, "pause-1", "notify", "dispatch.pause", NULL, NULL, &reply),
-                      BF_CLIENT_ANSWERED);
-    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    billflow__command_reply__free_unpacked (reply, NULL);
+    s_expect (ops, "pause-1", "notify", "dispatch.pause", NULL, NULL,
+              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
     assert_int_equal (bf_testdb_scalar (s->conn, "SELECT paused::int FROM dispatch_state"), 1);
-    assert_int_equal (s_request (ops, "resume-1", "notify", "dispatch.resume", NULL, NULL, &reply),
-                      BF_CLIENT_ANSWERED);
-    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    billflow__command_reply__free_unpacked (reply, NULL);
+    s_expect (ops, "resume-1", "notify", "dispatch.resume", NULL, NULL,
+              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
     assert_int_equal (bf_testdb_scalar (s->conn, "SELECT paused::int FROM dispatch_state"), 0);
     bf_client_destroy (&ops);
     bf_client_destroy (&client);
@@ -578,21 +581,6 @@ test_malformed_frames (void **state)
 /*  --- roles and rejections ----------------------------------------------- */
 
 static void
-s_expect_status (bf_client_t *client, const char *id, const char *target, const char *verb,
-                 Billflow__CommandReply__Status status, const char *error_part)
-{
-    Billflow__CommandReply *reply = NULL;
-    assert_int_equal (s_request (client, id, target, verb, "period", PERIOD, &reply),
-                      BF_CLIENT_ANSWERED);
-    if (reply->status != status)
-        print_error ("%s %s: status %d (%s)\n", id, verb, reply->status, reply->error);
-    assert_int_equal (reply->status, status);
-    if (error_part)
-        assert_non_null (strstr (reply->error, error_part));
-    billflow__command_reply__free_unpacked (reply, NULL);
-}
-
-static void
 test_roles_and_rejections (void **state)
 {
     (void)state;
@@ -602,20 +590,17 @@ test_roles_and_rejections (void **state)
     const Billflow__CommandReply__Status rejected
         = BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED;
     bf_client_t *viewer = s_client ("viewer", NULL, 2000, 3);
-    s_expect_status (viewer, "viewer-1", "settle", "run.start", rejected, "may not");
-    s_expect_status (viewer, "viewer-2", "control", "runs.list",
-                     BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    s_expect (viewer, "viewer-1", "settle", "run.start", "period", PERIOD, rejected, "may not");
+    s_expect (viewer, "viewer-2", "control", "runs.list", "period", PERIOD,
+              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
     bf_client_destroy (&viewer);
     bf_client_t *ops = s_client ("ops-a", NULL, 2000, 3);
-    s_expect_status (ops, "ops-1", "settle", "run.explode", rejected, "unknown verb");
-    s_expect_status (ops, "ops 2", "settle", "run.start", rejected, "command_id");
-    s_expect_status (ops, "ops-3", "notify", "run.start", rejected, "settle verb");
+    s_expect (ops, "ops-1", "settle", "run.explode", "period", PERIOD, rejected, "unknown verb");
+    s_expect (ops, "ops 2", "settle", "run.start", "period", PERIOD, rejected, "command_id");
+    s_expect (ops, "ops-3", "notify", "run.start", "period", PERIOD, rejected, "settle verb");
     /*  A query with a bad argument: FAILED, and nothing stored.  */
-    Billflow__CommandReply *reply = NULL;
-    assert_int_equal (s_request (ops, "ops-4", "control", "runs.list", "period", "2026-13", &reply),
-                      BF_CLIENT_ANSWERED);
-    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
-    billflow__command_reply__free_unpacked (reply, NULL);
+    s_expect (ops, "ops-4", "control", "runs.list", "period", "2026-13",
+              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL);
     bf_client_destroy (&ops);
     assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM audit_log"
                                                  " WHERE outcome = 'rejected'"),
@@ -714,10 +699,8 @@ test_failover (void **state)
     assert_string_equal (leader, "control-1");
     bf_client_t *client = s_client ("ops-a", NULL, 1000, 10);
     Billflow__CommandReply *reply = NULL;
-    assert_int_equal (s_request (client, "fo-1", "settle", "run.start", "period", PERIOD, &reply),
-                      BF_CLIENT_ANSWERED);
-    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    billflow__command_reply__free_unpacked (reply, NULL);
+    s_expect (client, "fo-1", "settle", "run.start", "period", PERIOD,
+              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
 
     /*  The active one dies; the standby takes over; clients and services
         find it.  */

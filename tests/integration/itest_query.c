@@ -49,16 +49,9 @@ s_settled_db (int subscribers, int seed)
     if (rc != 0)
         fail_msg ("generate failed: %s", out);
     free (out);
-    char command[1024];
-    snprintf (command, sizeof command,
-              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_DB_CONNECT_TIMEOUT_MS=5000"
-              " BILLFLOW_PII_KEY=" BF_TEST_PII_KEY
-              " BILLFLOW_SETTLE_PUB_ENDPOINT='tcp://127.0.0.1:*' BILLFLOW_SETTLE_POLL_MS=50"
-              " sh -c 'exec \"$BF_SETTLE\" --once --period " PERIOD "' >/dev/null 2>&1",
-              db);
-    int status = system (command);
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        fail_msg ("settle --once failed (status %d)", status);
+    int status = bf_testdb_settle_once (db, PERIOD);
+    if (status != 0)
+        fail_msg ("settle --once failed (exit %d)", status);
     return db;
 }
 

@@ -31,6 +31,7 @@
 #include "bf_relay.h"
 #include "bf_replay.h"
 #include "bf_testdb.h"
+#include "bf_testproc.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
 
@@ -47,15 +48,9 @@ extern char **environ;
 static void
 s_endpoint (char *out, size_t outsize)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    assert_true (fd >= 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    assert_int_equal (bind (fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    assert_int_equal (getsockname (fd, (struct sockaddr *)&addr, &len), 0);
-    close (fd);
-    snprintf (out, outsize, "tcp://127.0.0.1:%d", ntohs (addr.sin_port));
+    int port = bf_proc_free_port ();
+    assert_true (port > 0);
+    snprintf (out, outsize, "tcp://127.0.0.1:%d", port);
 }
 
 //  A valid BillSettled for bill_id, packed; event_id is written to

@@ -40,6 +40,7 @@
 
 #include "bf_log.h"
 #include "bf_sender.h"
+#include "bf_testproc.h"
 
 extern char **environ;
 
@@ -122,15 +123,9 @@ s_xstrdup (const char *text)
 static int
 s_free_port (void)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    assert_true (fd >= 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    assert_int_equal (bind (fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    assert_int_equal (getsockname (fd, (struct sockaddr *)&addr, &len), 0);
-    close (fd);
-    return ntohs (addr.sin_port);
+    int port = bf_proc_free_port ();
+    assert_true (port > 0);
+    return port;
 }
 
 static const char s_b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
