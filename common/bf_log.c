@@ -15,6 +15,7 @@
 */
 
 #include "bf_log.h"
+#include "bf_text.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -64,46 +65,6 @@ s_puts (s_buf_t *buf, const char *text)
     s_put (buf, text, strlen (text));
 }
 
-//  Length (1..4) of the well-formed UTF-8 sequence at p, or 0 when the bytes
-//  at p are not one (overlong forms, surrogates and code points above
-//  U+10FFFF count as malformed).
-
-static size_t
-s_utf8_len (const unsigned char *p, size_t avail)
-{
-    if (avail == 0)
-        return 0;
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (avail < need)
-        return 0;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return need;
-}
-
 //  Appends text with the escaping of the chosen format (see banner).
 
 static void
@@ -136,7 +97,7 @@ s_put_escaped (s_buf_t *buf, const char *text, size_t len, bool json)
             }
             i++;
         } else {
-            size_t n = s_utf8_len (p + i, len - i);
+            size_t n = bf_text_utf8_len ((const char *)p + i, len - i);
             if (n > 0) {
                 s_put (buf, text + i, n);
                 i += n;
@@ -344,7 +305,7 @@ bf_mask_email (const char *email, char *out, size_t outsize)
             ats++;
             at = i;
         }
-        size_t n = s_utf8_len (p + i, len - i);
+        size_t n = bf_text_utf8_len ((const char *)p + i, len - i);
         if (n == 0) {
             s_mask_set (out, outsize, "***");
             return out;
@@ -356,7 +317,7 @@ bf_mask_email (const char *email, char *out, size_t outsize)
         return out;
     }
     //  First character of the local part (one UTF-8 sequence) + "***@" + domain.
-    size_t first = s_utf8_len (p, at);
+    size_t first = bf_text_utf8_len ((const char *)p, at);
     size_t domain_len = len - at - 1;
     size_t need = first + 4 + domain_len + 1;
     if (first == 0 || need > outsize) {
