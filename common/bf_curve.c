@@ -18,6 +18,8 @@
 #define S_ZAP_ENDPOINT     "inproc://zeromq.zap.01"
 #define S_ZAP_DOMAIN       "billflow"
 #define S_ROLE_PROPERTY    "X-Role"
+#define S_SERVICE_PROPERTY  BF_CURVE_SERVICE_PROPERTY
+#define S_INSTANCE_PROPERTY BF_CURVE_INSTANCE_PROPERTY
 #define S_REFUSAL_QUIET_MS (60 * 1000) /* one report per key per minute */
 #define S_REFUSAL_TRACKED  4096        /* keys remembered for that */
 #define S_RELOAD_CHECK_MS  1000
@@ -307,6 +309,37 @@ bf_keyring_destroy (bf_keyring_t **self_p)
     *self_p = NULL;
 }
 
+/*  Splits a service binding "SERVICE" or "SERVICE:GLOB". Returns 0, or -1
+    when either part is empty, too long or holds characters it may not.  */
+static int
+s_binding_parse (const char *text, char *service, size_t service_size, char *pattern,
+                 size_t pattern_size)
+{
+    const char *colon = strchr (text, ':');
+    size_t len = colon ? (size_t)(colon - text) : strlen (text);
+    if (len < 1 || len >= service_size)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return -1;
+    }
+    memcpy (service, text, len);
+    service[len] = 0;
+    *pattern = 0;
+    if (!colon)
+        return 0;
+    const char *glob = colon + 1;
+    size_t glen = strlen (glob);
+    if (glen < 1 || glen >= pattern_size)
+        return -1;
+    for (size_t i = 0; i < glen; i++)
+        if ((unsigned char)glob[i] < 0x21 || (unsigned char)glob[i] > 0x7e)
+            return -1;
+    memcpy (pattern, glob, glen + 1);
+    return 0;
+}
+
 /*  Checks one split line and appends it. Returns 0, or -1 with the reason
     (without the file:line prefix) in why.  */
 static int
@@ -317,10 +350,22 @@ s_keyring_add (bf_keyring_t *self, char *const *field, int nfields, int lineno, 
     if (nfields < 3)
         return bf_err_set (why, whysize, "expected 'name role key', found %d field%s", nfields,
                            nfields == 1 ? "" : "s");
-    if (nfields > 3)
-        return bf_err_set (why, whysize, "unexpected '%s' after the key",
-                           s_printable (field[3], 40, shown, sizeof shown));
+    if (nfields > 4)
+        return bf_err_set (why, whysize, "unexpected '%s' after the service binding",
+                           s_printable (field[4], 40, shown, sizeof shown));
     const char *name = field[0], *role = field[1], *key_txt = field[2];
+    const char *binding = nfields == 4 ? field[3] : NULL;
+    char service[sizeof ((bf_keyring_entry_t *)0)->service] = "";
+    char pattern[sizeof ((bf_keyring_entry_t *)0)->instance_pattern] = "";
+    if (binding && strcmp (role, "service") != 0)
+        return bf_err_set (why, whysize, "unexpected '%s' after the key: only a service key is"
+                           " bound to a service",
+                           s_printable (binding, 40, shown, sizeof shown));
+    if (binding && s_binding_parse (binding, service, sizeof service, pattern, sizeof pattern) != 0)
+        return bf_err_set (why, whysize,
+                           "bad service binding '%s' for '%s': SERVICE or SERVICE:INSTANCE-GLOB"
+                           " (service 1-15 of a-z 0-9 _ -; glob 1-127 printable characters)",
+                           s_printable (binding, 60, shown, sizeof shown), name);
     if (!s_name_valid (name))
         return bf_err_set (why, whysize, "bad name '%s': 1-64 of A-Z a-z 0-9 . _ -",
                            s_printable (name, 64, shown, sizeof shown));
@@ -358,6 +403,8 @@ s_keyring_add (bf_keyring_t *self, char *const *field, int nfields, int lineno, 
     snprintf (entry->name, sizeof entry->name, "%s", name);
     snprintf (entry->role, sizeof entry->role, "%s", role);
     snprintf (entry->key_txt, sizeof entry->key_txt, "%s", key_txt);
+    snprintf (entry->service, sizeof entry->service, "%s", service);
+    snprintf (entry->instance_pattern, sizeof entry->instance_pattern, "%s", pattern);
     memcpy (entry->key, key, sizeof key);
     self->lines[self->size++] = lineno;
     return 0;
@@ -398,13 +445,13 @@ bf_keyring_load (const char *path, char *err, size_t errsize)
             //  Fields separated by white space; a line whose first field
             //  starts with '#' is a comment, and so is anything after the
             //  key that starts with '#' (a key itself may hold '#').
-            char *field[4], *save = NULL;
+            char *field[5], *save = NULL;
             int nfields = 0;
             for (char *word = strtok_r (line, " \t\r\n\v\f", &save); word;
                  word = strtok_r (NULL, " \t\r\n\v\f", &save)) {
                 if (word[0] == '#' && (nfields == 0 || nfields >= 3))
                     break;
-                if (nfields < 4)
+                if (nfields < 5)
                     field[nfields] = word;
                 nfields++;
             }
@@ -551,6 +598,23 @@ s_frame_is (zframe_t *frame, const char *text)
            && !memcmp (zframe_data (frame), text, zframe_size (frame));
 }
 
+/*  Appends one ZMTP metadata property at p: name length (1 byte), name,
+    value length (4 bytes, big-endian), value. Returns the end.  */
+static uint8_t *
+s_metadata_add (uint8_t *p, const char *name, const char *value)
+{
+    size_t name_len = strlen (name), value_len = strlen (value);
+    *p++ = (uint8_t)name_len;
+    memcpy (p, name, name_len);
+    p += name_len;
+    *p++ = (uint8_t)(value_len >> 24);
+    *p++ = (uint8_t)(value_len >> 16);
+    *p++ = (uint8_t)(value_len >> 8);
+    *p++ = (uint8_t)value_len;
+    memcpy (p, value, value_len);
+    return p + value_len;
+}
+
 static void
 s_zap_reply (s_zap_t *self, zframe_t *request_id, const char *status, const char *text,
              const bf_keyring_entry_t *entry)
@@ -564,19 +628,16 @@ s_zap_reply (s_zap_t *self, zframe_t *request_id, const char *status, const char
     zmsg_addstr (reply, status);
     zmsg_addstr (reply, text);
     if (entry) {
-        //  ZMTP metadata: name length (1 byte), name, value length (4 bytes,
-        //  big-endian), value.
-        size_t name_len = strlen (S_ROLE_PROPERTY), value_len = strlen (entry->role);
-        uint8_t metadata[1 + 16 + 4 + sizeof entry->role], *p = metadata;
-        *p++ = (uint8_t)name_len;
-        memcpy (p, S_ROLE_PROPERTY, name_len);
-        p += name_len;
-        *p++ = (uint8_t)(value_len >> 24);
-        *p++ = (uint8_t)(value_len >> 16);
-        *p++ = (uint8_t)(value_len >> 8);
-        *p++ = (uint8_t)value_len;
-        memcpy (p, entry->role, value_len);
-        p += value_len;
+        //  ZMTP metadata: the role and, for a bound service key, the service
+        //  and instance glob it may register as.
+        uint8_t metadata[3 * (1 + 16 + 4) + sizeof entry->role + sizeof entry->service
+                         + sizeof entry->instance_pattern];
+        uint8_t *p = metadata;
+        p = s_metadata_add (p, S_ROLE_PROPERTY, entry->role);
+        if (*entry->service)
+            p = s_metadata_add (p, S_SERVICE_PROPERTY, entry->service);
+        if (*entry->instance_pattern)
+            p = s_metadata_add (p, S_INSTANCE_PROPERTY, entry->instance_pattern);
         zmsg_addstr (reply, entry->name);
         zmsg_addmem (reply, metadata, (size_t)(p - metadata));
     } else {

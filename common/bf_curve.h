@@ -12,20 +12,27 @@
         # name       role      public key (Z85)
         ops-kim      operator  rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7
         dashboard    viewer    ...
-        settle-1     service   ...
+        settle-1     service   ...   settle:settle-*
+        notify-1     service   ...   notify
 
     one entry per line, fields separated by white space, '#' comments and
     blank lines ignored. name: 1-64 of [A-Za-z0-9._-]; role: operator,
     viewer or service (bf_verbs.h); key: 40 Z85 characters that decode to 32
-    bytes. Duplicate names or keys, unknown roles, bad keys and extra fields
-    are errors naming file:line.
+    bytes. A service key may carry a fourth field, its binding: the service
+    it may register as (1-15 of [a-z0-9_-]) and, after a ':', an fnmatch(3)
+    glob its instance names must match (1-127 printable characters). A
+    service key without a binding still parses (old lists keep loading) but
+    control lets it register as nothing (docs/control.md). Duplicate names
+    or keys, unknown roles, bad keys or bindings, a binding on a key that is
+    not a service's, and extra fields are errors naming file:line.
 
     The ZAP handler (an actor; exactly one per process, bound to
     inproc://zeromq.zap.01 before any CURVE server socket binds) accepts a
     CURVE client whose key is in the list: the ZAP reply's user id is the
     entry's name and its metadata carries "X-Role" = role, so control reads
     zframe_meta (frame, "User-Id") and zframe_meta (frame, "X-Role") on
-    every received frame. Any other key, and any mechanism but CURVE, is
+    every received frame; for a bound service key also "X-Service" and,
+    when it has one, "X-Instance" (the glob). Any other key, and any mechanism but CURVE, is
     refused (ZAP 400): the peer's handshake fails and it gets nothing. The
     list file is read again when its modification time or size changes (at
     most once a second), so an operator adds or revokes a key without a
@@ -81,7 +88,13 @@ typedef struct {
     char role[16];
     char key_txt[BF_CURVE_KEY_TXT];
     uint8_t key[32];
+    char service[16];           /* a service key's binding; "" when unbound */
+    char instance_pattern[128]; /* fnmatch glob for its instances; "": any */
 } bf_keyring_entry_t;
+
+/*  Frame metadata the ZAP handler sets for a bound service key.  */
+#define BF_CURVE_SERVICE_PROPERTY  "X-Service"
+#define BF_CURVE_INSTANCE_PROPERTY "X-Instance"
 
 typedef struct bf_keyring_t bf_keyring_t;
 

@@ -10,6 +10,7 @@
 #include "bf_db.h"
 #include "bf_link.h"
 #include "bf_log.h"
+#include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
 
@@ -156,6 +157,63 @@ s_replay_stored (s_link_t *self, const char *command_id)
     return true;
 }
 
+/*  True for the SQLSTATEs that say "this row can never be stored as it
+    is": class 22 (data exception: invalid UTF-8 22021, bad JSON 22P02,
+    too long 22001), 23 (integrity) except 23505 (another delivery of the
+    same id won the race: answered from what it stored), and 54 (program
+    limit exceeded). Everything else (connection loss, serialization,
+    deadlock, shutdown, ...) may pass and is answered "retryable".  */
+static bool
+s_unstorable (const char *sqlstate)
+{
+    if (!sqlstate || strlen (sqlstate) != 5)
+        return false;
+    if (!strcmp (sqlstate, "23505"))
+        return false;
+    return !strncmp (sqlstate, "22", 2) || !strncmp (sqlstate, "23", 2)
+           || !strncmp (sqlstate, "54", 2);
+}
+
+/*  The command's outcome could not be stored for good (its effect was
+    rolled back): records and answers a FAILED outcome that says so, with
+    the SQLSTATE and the verb's own error made printable, so the command
+    is answered instead of being delivered again forever. Returns false
+    when even that cannot be stored (the caller answers "retryable").  */
+static bool
+s_store_failure (s_link_t *self, const Billflow__Command *cmd, const char *sqlstate,
+                 const char *verb_error)
+{
+    const char *id = cmd->command_id;
+    char shown[200], error[512];
+    snprintf (error, sizeof error, "the outcome could not be stored (SQLSTATE %s); nothing was"
+              " applied%s%s",
+              sqlstate, *verb_error ? ": " : "",
+              bf_text_clip (shown, sizeof shown, verb_error, 160));
+    if (bf_db_begin (self->conn) != BF_DB_OK)
+        return false;
+    const char *params[] = { id, self->service, error };
+    PGresult *res = bf_db_query (self->conn,
+                                 "INSERT INTO applied_command (command_id, service, status, error)"
+                                 " VALUES ($1, $2, 'FAILED', $3)",
+                                 3, params, PGRES_COMMAND_OK, "recording a failed command");
+    bool ok = res != NULL && bf_db_commit (self->conn) == BF_DB_OK;
+    PQclear (res);
+    if (!ok) {
+        bf_db_rollback (self->conn);
+        /*  Another delivery stored it meanwhile: answer with that.  */
+        if (bf_db_begin (self->conn) == BF_DB_OK && s_replay_stored (self, id)) {
+            bf_db_rollback (self->conn);
+            return true;
+        }
+        bf_db_rollback (self->conn);
+        return false;
+    }
+    self->failed++;
+    bf_warn ("link: command %s %s: %s", id, cmd->verb, error);
+    s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, false);
+    return true;
+}
+
 static void
 s_apply (s_link_t *self, const Billflow__Command *cmd)
 {
@@ -165,7 +223,9 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
         if (cmd->verb && !strcmp (v->verb, cmd->verb))
             verb = v;
     if (cmd->target && *cmd->target && strcmp (cmd->target, self->service) != 0) {
-        bf_warn ("link: command %s is for '%s', not %s", id, cmd->target, self->service);
+        char shown[BF_TEXT_CLIP_SHORT];
+        bf_warn ("link: command %s is for '%s', not %s", id,
+                 bf_text_clip (shown, sizeof shown, cmd->target, 40), self->service);
         s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL,
                  "command sent to the wrong service", false, false);
         self->failed++;
@@ -173,8 +233,9 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
     }
     if (!verb) {
         char error[160];
-        snprintf (error, sizeof error, "unknown verb '%.40s' for %s", cmd->verb ? cmd->verb : "",
-                  self->service);
+        char shown[BF_TEXT_CLIP_SHORT];
+        snprintf (error, sizeof error, "unknown verb '%s' for %s",
+                  bf_text_clip (shown, sizeof shown, cmd->verb, 40), self->service);
         bf_warn ("link: command %s: %s", id, error);
         s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false,
                  false);
@@ -188,7 +249,9 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
         return;
     }
     char result[4096] = "", error[512] = "";
-    for (int attempt = 0; attempt < 2; attempt++) {
+    bool permanent = false; /* the outcome could not be stored, for good */
+    char sqlstate[6] = "";
+    for (int attempt = 0; attempt < 2 && !permanent; attempt++) {
         if (bf_db_begin (self->conn) != BF_DB_OK)
             break;
         if (!verb->query && s_replay_stored (self, id)) {
@@ -201,6 +264,12 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
             bf_db_rollback (self->conn);
             break;
         }
+        /*  The error text goes into a row and a reply: whatever the verb
+            wrote (outside text cut anywhere), it is stored printable and
+            whole characters only.  */
+        char clean[sizeof error];
+        snprintf (error, sizeof error, "%s",
+                  bf_text_clip (clean, sizeof clean, error, sizeof clean - 1));
         bool recorded = verb->query;
         if (!verb->query) {
             const char *params[] = { id, self->service, status == BF_LINK_OK ? "DONE" : "FAILED",
@@ -231,6 +300,13 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
                      result, error, false, false);
             return;
         }
+        /*  A permanent failure (the outcome is not storable: SQLSTATE
+            class 22 data exception, 23 integrity, ...) would fail the
+            same way on every delivery and hold the command open forever:
+            the effect is rolled back and a FAILED outcome is stored
+            instead, below.  */
+        permanent = s_unstorable (bf_db_last_sqlstate ()) && PQstatus (self->conn) == CONNECTION_OK;
+        snprintf (sqlstate, sizeof sqlstate, "%s", bf_db_last_sqlstate ());
         /*  The insert lost a race with another delivery of the same id (or
             the commit failed): the effect is rolled back; answer with what
             the winner stored, or try once more.  */
@@ -241,8 +317,13 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
         }
         bf_db_rollback (self->conn);
     }
+    if (permanent && s_store_failure (self, cmd, sqlstate, error))
+        return;
+    char why[256];
     snprintf (error, sizeof error, "retryable: %s",
-              *bf_db_last_message () ? bf_db_last_message () : "database failure");
+              bf_text_clip (why, sizeof why,
+                            *bf_db_last_message () ? bf_db_last_message () : "database failure",
+                            200));
     s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, true);
     self->failed++;
 }

@@ -31,6 +31,7 @@
 #define BF_BILLCTL_EXIT_REJECTED    4
 #define BF_BILLCTL_EXIT_NO_ANSWER   5
 #define BF_BILLCTL_EXIT_SETUP       6
+#define BF_BILLCTL_EXIT_BUSY        7 /* control is busy (rate limit): try later */
 #define BF_BILLCTL_EXIT_INTERRUPTED 130
 
 /*  Default and bounds of run watch --interval, in ms.  */

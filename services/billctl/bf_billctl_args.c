@@ -262,6 +262,8 @@ static const char *s_exit_help
       "  5    no answer from control after every attempt: the command may or may not have\n"
       "       been stored; repeat it with the same --command-id (safe: it runs at most once)\n"
       "  6    local setup error: key file unreadable, bad configuration\n"
+      "  7    control is busy: this key is over its rate limit (or has reports queued)\n"
+      "       after every retry; nothing was stored or run: try again later\n"
       "  130  interrupted (SIGINT/SIGTERM)\n";
 
 static const s_command_t *

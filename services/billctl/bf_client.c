@@ -203,6 +203,9 @@ s_poll (zsock_t *sock, short events, int64_t deadline)
 /*  While a queued command runs, how often the request is repeated.  */
 #define S_RESEND_MS 2000
 
+/*  First pause after a "busy" answer; it doubles with each one (to 32x).  */
+#define S_BUSY_PAUSE_MS 250
+
 /*  An ACCEPTED answer saying the command is queued for (or running in) a
     live service: {"queued_for": "settle"}.  */
 static bool
@@ -315,7 +318,7 @@ bf_client_request (bf_client_t *self, const char *command_id, const char *target
     }
 
     int rc = BF_CLIENT_NO_ANSWER;
-    int sent = 0, misses = 0;
+    int sent = 0, misses = 0, busy = 0;
     int64_t started = zclock_mono ();
     /*  After an acknowledgement ("queued": stored, its service is working on
         it) the outcome follows on the same socket. While waiting for it the
@@ -379,6 +382,26 @@ bf_client_request (bf_client_t *self, const char *command_id, const char *target
                 deadline = wait_until;
             rc = s_await (self, command_id, deadline, reply, err, errsize);
         }
+        if (rc == BF_CLIENT_ANSWERED && bf_client_busy (*reply) && busy < self->retries) {
+            /*  control is over this key's rate, or its reporter is full:
+                nothing was stored or run; ask again after a growing pause
+                (the same command_id, so a repeat is safe anyway).  */
+            int pause = S_BUSY_PAUSE_MS << (busy < 5 ? busy : 5);
+            busy++;
+            bf_debug ("bf_client: control is busy (%s); asking again in %d ms", (*reply)->error,
+                      pause);
+            billflow__command_reply__free_unpacked (*reply, NULL);
+            *reply = NULL;
+            int64_t until = zclock_mono () + pause;
+            while (!zsys_interrupted && zclock_mono () < until)
+                zclock_sleep (20);
+            if (zsys_interrupted) {
+                bf_err_set (err, errsize, "interrupted");
+                rc = BF_CLIENT_INTERRUPTED;
+                break;
+            }
+            continue;
+        }
         if (rc != BF_CLIENT_NO_ANSWER)
             break; /* an outcome, an error or an interruption */
         if (ack) {
@@ -409,6 +432,13 @@ bf_client_request (bf_client_t *self, const char *command_id, const char *target
                         self->endpoints, tries, tries == 1 ? "" : "s", seconds);
     }
     return rc;
+}
+
+bool
+bf_client_busy (const Billflow__CommandReply *reply)
+{
+    return reply && reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED
+           && reply->retryable && reply->error && !strncmp (reply->error, "busy:", 5);
 }
 
 bool

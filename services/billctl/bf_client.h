@@ -56,6 +56,13 @@ int bf_client_request (bf_client_t *self, const char *command_id, const char *ta
                        const char *const *values, Billflow__CommandReply **reply, int *attempts,
                        char *err, size_t errsize);
 
+/*  True when reply is control's "busy" answer (FAILED, retryable, the
+    error starting "busy:"): the key is over its rate limit or its slow
+    queries are queued already; nothing was stored or run. bf_client_request
+    asks again after 250 ms, doubling, up to retries times, and returns
+    the busy answer when control stays busy.  */
+bool bf_client_busy (const Billflow__CommandReply *reply);
+
 /*  True when reply is control's acknowledgement "stored; its service is
     working on it" (ACCEPTED, {"queued_for": target}) rather than an
     outcome. bf_client_request waits for the outcome after one, up to

@@ -226,6 +226,15 @@ s_outcome (s_billctl_t *self, const Billflow__CommandReply *reply, const char *c
                      command_id, target, command_id, command_id);
             return BF_BILLCTL_EXIT_ACCEPTED;
         case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
+            if (bf_client_busy (reply)) {
+                s_print_error ("control is busy", reply->error);
+                fprintf (stderr,
+                         "billctl: control refused %s for now (too many requests from this key,"
+                         " or too many reports queued); nothing was stored or run. Try again"
+                         " later%s%s\n",
+                         verb, query ? "" : " with --command-id ", query ? "" : command_id);
+                return BF_BILLCTL_EXIT_BUSY;
+            }
             snprintf (what, sizeof what, "%s failed", verb);
             s_print_error (what, reply->error);
             if (reply->retryable && !query)

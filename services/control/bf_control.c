@@ -1,7 +1,9 @@
 /*  bf_control — election, the command store and forwarder, the service
     registry, and queries (bf_control.h).  */
 
+#include <fnmatch.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "bf_fault.h"
 #include "bf_log.h"
 #include "bf_query.h"
+#include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_verbs.h"
 #include "bf_wire.h"
@@ -20,9 +23,32 @@
     relay's and the migrator's keys).  */
 #define S_LOCK_KEY "27697189231550857"
 
-/*  Largest message the ROUTER takes: bigger ones cost the sender its
-    connection; anything over BF_WIRE_MAX_PAYLOAD is counted and dropped.  */
-#define S_MAX_MSG (4 * BF_WIRE_MAX_PAYLOAD)
+/*  Largest message part the ROUTER takes: bigger ones cost the sender its
+    connection (it was 4 MiB); anything over BF_WIRE_MAX_PAYLOAD is counted
+    and dropped; a command or query over max_request_bytes is rejected
+    with an answer and an audit row.  */
+#define S_MAX_MSG (BF_WIRE_MAX_PAYLOAD + 4096)
+
+/*  Defaults of the hardening settings (bf_control_args_t).  */
+#define S_CLIENT_RATE       50
+#define S_CLIENT_BURST      100
+#define S_COMMAND_ATTEMPTS  5
+#define S_MAX_REQUEST_BYTES 16384
+
+/*  Slow queries (run.report) queued for the reporter: at most this many in
+    all, and per key; more are answered "busy".  */
+#define S_REPORTS_QUEUED  16
+#define S_REPORTS_PER_KEY 2
+
+/*  Outside text in an audit row or a log line: at most this many bytes
+    per field.  */
+#define S_AUDIT_FIELD_MAX 64
+#define S_AUDIT_DETAIL_MAX 400
+
+/*  A refused registration or a rate-limited key is logged at most once
+    per this interval per key, and audited at most once per second.  */
+#define S_KEY_WARN_EVERY_MS 10000
+#define S_KEY_AUDIT_EVERY_MS 1000
 
 /*  Pause before forwarding again a command whose service answered
     "retryable".  */
@@ -46,6 +72,25 @@ typedef struct {
     zframe_t *identity;
     bool original; /* the submission that stored the command */
 } s_waiter_t;
+
+/*  What control keeps per key name (the allowed list bounds how many):
+    its token bucket, its queued reports, and when it was last warned
+    about and audited.  */
+typedef struct {
+    double tokens;
+    int64_t refilled; /* zclock_mono */
+    int reports;      /* run.report queued for the reporter */
+    uint64_t limited, limited_unaudited, limited_unlogged;
+    int64_t warned, audited;
+} s_key_t;
+
+/*  Who sent a frame: the ZAP handler's metadata of its connection.  */
+typedef struct {
+    char actor[65];
+    char role[16];
+    char service[16];  /* a service key's binding; "" when unbound */
+    char pattern[128]; /* and its instance glob; "" for any */
+} s_peer_t;
 
 typedef struct {
     char command_id[129]; /* "" when nothing is in flight */
@@ -77,6 +122,9 @@ typedef struct {
     int64_t last_drop_warning;
     uint64_t dropped_since_warning, not_allowed;
     uint64_t commands, repeated, rejected, forwarded, completed, queries, refused;
+    uint64_t limited, busy, gave_up, services_refused, foreign_replies;
+    zhashx_t *keys;    /* key name -> s_key_t */
+    zlistx_t *reports; /* key names of the queued reports, oldest first */
 } s_control_t;
 
 /*  --- small helpers --------------------------------------------------- */
@@ -103,6 +151,56 @@ s_command_id_valid (const char *id)
     return true;
 }
 
+/*  A bounded, printable copy of outside text for a log line or an audit
+    row (bf_text_clip); *capped is set when text was longer than max.  */
+static const char *
+s_clip (char *out, size_t outsize, const char *text, size_t max, bool *capped)
+{
+    if (capped && text && strlen (text) > max)
+        *capped = true;
+    return bf_text_clip (out, outsize, text, max);
+}
+
+static s_key_t *
+s_key (s_control_t *self, const char *name)
+{
+    s_key_t *key = zhashx_lookup (self->keys, name);
+    if (!key) {
+        key = calloc (1, sizeof *key);
+        if (!key)
+            return NULL;
+        key->tokens = self->args.client_burst;
+        key->refilled = zclock_mono ();
+        zhashx_insert (self->keys, name, key);
+    }
+    return key;
+}
+
+/*  Token bucket per key name: client_rate frames a second, client_burst
+    at once. True when the frame may be handled.  */
+static bool
+s_take_token (s_control_t *self, s_key_t *key)
+{
+    int64_t now = zclock_mono ();
+    key->tokens += (double)(now - key->refilled) * self->args.client_rate / 1000.0;
+    if (key->tokens > self->args.client_burst)
+        key->tokens = self->args.client_burst;
+    key->refilled = now;
+    if (key->tokens < 1.0)
+        return false;
+    key->tokens -= 1.0;
+    return true;
+}
+
+/*  Milliseconds until key has a token again.  */
+static int
+s_token_wait_ms (const s_control_t *self, const s_key_t *key)
+{
+    double missing = 1.0 - key->tokens;
+    int ms = missing > 0 ? (int)ceil (missing * 1000.0 / self->args.client_rate) : 0;
+    return ms < 1 ? 1 : ms;
+}
+
 static void
 s_service_destroy (void **item)
 {
@@ -126,6 +224,19 @@ s_waiter_destroy (void **item)
 }
 
 static void
+s_free_item (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void *
+s_strdup_item (const void *item)
+{
+    return strdup ((const char *)item);
+}
+
+static void
 s_waiters_destroy (void **item)
 {
     zlistx_destroy ((zlistx_t **)item);
@@ -144,13 +255,22 @@ s_args_json (const Billflow__Command *cmd, char *err, size_t errsize)
             json_decref (object);
             return NULL;
         }
+        char shown[BF_TEXT_CLIP_SHORT];
         json_t *value = json_string (arg->value ? arg->value : "");
         if (!value) {
-            bf_err_set (err, errsize, "argument '%.40s' is not valid UTF-8", arg->key);
+            bf_err_set (err, errsize, "the value of argument '%s' is not valid UTF-8",
+                        bf_text_clip (shown, sizeof shown, arg->key, 40));
             json_decref (object);
             return NULL;
         }
-        json_object_set_new (object, arg->key, value);
+        /*  json_object_set_new refuses a key that is not UTF-8 (and takes
+            the value with it).  */
+        if (json_object_set_new (object, arg->key, value) != 0) {
+            bf_err_set (err, errsize, "the name of argument %zu ('%s') is not valid UTF-8", i + 1,
+                        bf_text_clip (shown, sizeof shown, arg->key, 40));
+            json_decref (object);
+            return NULL;
+        }
     }
     char *text = json_dumps (object, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref (object);
@@ -337,6 +457,78 @@ s_send_command (s_control_t *self, s_service_t *svc, const char *command_id, con
     return 0;
 }
 
+/*  Ends an open command FAILED with reason (its audit row "failed" in the
+    same transaction) and answers everyone waiting for it. Used when a
+    command used up its attempts, and when its service's answer cannot be
+    stored. Returns 0, or -1 when the database refused (it stays open and
+    is tried again).  */
+static int
+s_give_up (s_control_t *self, const char *command_id, const char *reason)
+{
+    char error[S_AUDIT_DETAIL_MAX + 8];
+    bf_text_clip (error, sizeof error, reason, S_AUDIT_DETAIL_MAX);
+    if (!self->conn || bf_db_begin (self->conn) != BF_DB_OK)
+        return -1;
+    const char *params[] = { command_id, error };
+    PGresult *res = bf_db_query (self->conn,
+                                 "UPDATE command SET state = 'FAILED', error = $2, result = NULL,"
+                                 " completed_at = now () WHERE command_id = $1"
+                                 " AND state IN ('RECEIVED', 'FORWARDED')"
+                                 " RETURNING client, target, verb, args::text",
+                                 2, params, PGRES_TUPLES_OK, "failing a command");
+    bool ok = res != NULL;
+    if (ok && PQntuples (res) == 1) {
+        const char *audit_params[] = { PQgetvalue (res, 0, 0), command_id, PQgetvalue (res, 0, 1),
+                                       PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 3), error };
+        PGresult *audit = bf_db_query (self->conn,
+                                       "INSERT INTO audit_log (actor, command_id, target, verb,"
+                                       " args, outcome, detail)"
+                                       " VALUES ($1, $2, $3, $4, $5::jsonb, 'failed', $6)",
+                                       6, audit_params, PGRES_COMMAND_OK, "auditing a failure");
+        ok = audit != NULL;
+        PQclear (audit);
+    }
+    bool failed_now = ok && PQntuples (res) == 1;
+    PQclear (res);
+    if (ok)
+        ok = bf_db_commit (self->conn) == BF_DB_OK;
+    else
+        bf_db_rollback (self->conn);
+    if (!ok)
+        return -1;
+    if (failed_now) {
+        self->gave_up++;
+        self->completed++;
+        bf_warn ("control: command %s FAILED: %s", command_id, error);
+        s_answer_waiters (self, command_id, "FAILED", "", error);
+    }
+    return 0;
+}
+
+/*  Records why an attempt at command_id did not end it (kept in its error
+    column while it is open, so the final reason can say it) and gives up
+    on it when it has used its attempts. Returns true when it ended.  */
+static bool
+s_attempt_failed (s_control_t *self, const char *command_id, const char *why)
+{
+    if (!self->conn)
+        return false;
+    char shown[S_AUDIT_DETAIL_MAX + 8];
+    bf_text_clip (shown, sizeof shown, why, 300);
+    const char *params[] = { command_id, shown };
+    PGresult *res = bf_db_query (self->conn,
+                                 "UPDATE command SET error = $2 WHERE command_id = $1"
+                                 " AND state IN ('RECEIVED', 'FORWARDED') RETURNING forwards",
+                                 2, params, PGRES_TUPLES_OK, "noting a failed attempt");
+    int forwards = res && PQntuples (res) == 1 ? atoi (PQgetvalue (res, 0, 0)) : 0;
+    PQclear (res);
+    if (forwards < self->args.command_attempts)
+        return false;
+    char reason[S_AUDIT_DETAIL_MAX + 64];
+    snprintf (reason, sizeof reason, "gave up after %d attempts; the last: %s", forwards, shown);
+    return s_give_up (self, command_id, reason) == 0;
+}
+
 /*  Forwards target's oldest open command when nothing of target's is in
     flight and an instance is up.  */
 static void
@@ -350,27 +542,39 @@ s_pump (s_control_t *self, int t)
         s_service_t *svc = zhashx_lookup (self->services, flight->instance);
         if (now < flight->deadline && svc && s_live (self, svc))
             return;
-        bf_warn ("control: command %s got no answer from %s instance %s%s; it will be forwarded"
-                 " again",
-                 flight->command_id, s_target_names[t], flight->instance,
-                 svc && s_live (self, svc) ? " in time" : " (instance down)");
+        char why[256];
+        snprintf (why, sizeof why, "no answer from %s instance %s%s", s_target_names[t],
+                  flight->instance,
+                  svc && s_live (self, svc) ? " in time" : " (instance down)");
+        bf_warn ("control: command %s: %s; it will be forwarded again", flight->command_id, why);
+        char id[sizeof flight->command_id];
+        snprintf (id, sizeof id, "%s", flight->command_id);
         *flight->command_id = 0;
         self->pending[t] = true;
+        s_attempt_failed (self, id, why);
     }
     if (!self->pending[t] || now < self->retry_at[t])
         return;
     s_service_t *svc = s_live_instance (self, t);
     if (!svc)
         return;
-    const char *params[] = { s_target_names[t], svc->instance };
+    /*  The oldest open command that is due: one that failed an attempt
+        waits S_RETRY_PAUSE_MS times its attempts before the next, and the
+        commands behind it go first meanwhile, so one that keeps failing
+        never holds up the others.  */
+    char pause[16];
+    snprintf (pause, sizeof pause, "%d", S_RETRY_PAUSE_MS);
+    const char *params[] = { s_target_names[t], svc->instance, pause };
     PGresult *res = bf_db_query (
         self->conn,
         "UPDATE command SET state = 'FORWARDED', forwarded_at = now (), forwards = forwards + 1,"
         " instance_id = $2 WHERE command_id = (SELECT command_id FROM command"
         "  WHERE target = $1 AND state IN ('RECEIVED', 'FORWARDED')"
+        "  AND (forwarded_at IS NULL OR forwarded_at"
+        "   <= now () - make_interval (secs => $3::integer * forwards / 1000.0))"
         "  ORDER BY received_at, command_id LIMIT 1)"
-        " RETURNING command_id, verb, args::text, client",
-        2, params, PGRES_TUPLES_OK, "taking the next command");
+        " RETURNING command_id, verb, args::text, client, forwards, coalesce (error, '')",
+        3, params, PGRES_TUPLES_OK, "taking the next command");
     if (!res) {
         /*  A permanent error (a schema not migrated) is not tried every
             second.  */
@@ -380,11 +584,33 @@ s_pump (s_control_t *self, int t)
         return;
     }
     if (PQntuples (res) == 0) {
-        self->pending[t] = false;
         PQclear (res);
+        /*  Nothing due; look again soon when some wait for their next
+            attempt.  */
+        const char *open_params[] = { s_target_names[t] };
+        PGresult *open = bf_db_query (self->conn,
+                                      "SELECT count (*) FROM command WHERE target = $1"
+                                      " AND state IN ('RECEIVED', 'FORWARDED')",
+                                      1, open_params, PGRES_TUPLES_OK, "counting open commands");
+        bool waiting = open && atoll (PQgetvalue (open, 0, 0)) > 0;
+        PQclear (open);
+        self->pending[t] = waiting;
+        if (waiting)
+            self->retry_at[t] = now + S_RETRY_PAUSE_MS / 4;
         return;
     }
     const char *id = PQgetvalue (res, 0, 0);
+    if (atoi (PQgetvalue (res, 0, 4)) > self->args.command_attempts) {
+        /*  Used up its attempts (before a restart, say): end it.  */
+        char reason[S_AUDIT_DETAIL_MAX + 64];
+        snprintf (reason, sizeof reason, "gave up after %d attempts%s%s",
+                  self->args.command_attempts, *PQgetvalue (res, 0, 5) ? "; the last: " : "",
+                  PQgetvalue (res, 0, 5));
+        if (s_give_up (self, id, reason) != 0)
+            self->retry_at[t] = now + S_RETRY_PAUSE_MS;
+        PQclear (res);
+        return;
+    }
     if (s_send_command (self, svc, id, s_target_names[t], PQgetvalue (res, 0, 1),
                         PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 3))
         == 0) {
@@ -408,19 +634,54 @@ s_pump_all (s_control_t *self)
 
 /*  --- commands from clients ------------------------------------------- */
 
+/*  Answers REJECTED and writes the audit row. Every field that came from
+    the client is made printable and cut on a character boundary (an
+    invalid UTF-8 verb once failed the INSERT with SQLSTATE 22021 and left
+    no audit row; a 1,000,000-byte target was stored whole); when a field
+    was cut, the row's detail says so and how long it was. outcome is
+    "rejected" or "refused" (rate limit).  */
 static void
-s_reject (s_control_t *self, zframe_t *identity, const char *actor, const Billflow__Command *cmd,
-          const char *reason)
+s_reject_as (s_control_t *self, zframe_t *identity, const char *actor,
+             const Billflow__Command *cmd, const char *reason, const char *outcome)
 {
     self->rejected++;
     const char *id
         = cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : NULL;
-    bf_warn ("control: rejected a command from %s (%s %s): %s", actor, id ? id : "(bad id)",
-             cmd->verb && *cmd->verb ? cmd->verb : "(no verb)", reason);
-    s_audit (self, actor, id, cmd->target && *cmd->target ? cmd->target : NULL,
-             cmd->verb && *cmd->verb ? cmd->verb : NULL, NULL, "rejected", reason);
-    s_answer (self, identity, cmd->command_id ? cmd->command_id : "",
-              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED, NULL, reason, false, false);
+    bool verb_capped = false, target_capped = false, reason_capped = false;
+    char verb[S_AUDIT_FIELD_MAX + 8], target[S_AUDIT_FIELD_MAX + 8];
+    char why[S_AUDIT_DETAIL_MAX + 8], detail[S_AUDIT_DETAIL_MAX + 160];
+    s_clip (verb, sizeof verb, cmd->verb, S_AUDIT_FIELD_MAX, &verb_capped);
+    s_clip (target, sizeof target, cmd->target, S_AUDIT_FIELD_MAX, &target_capped);
+    s_clip (why, sizeof why, reason, S_AUDIT_DETAIL_MAX, &reason_capped);
+    snprintf (detail, sizeof detail, "%s", why);
+    if (verb_capped || target_capped || reason_capped) {
+        snprintf (detail + strlen (detail), sizeof detail - strlen (detail), " [capped:");
+        if (verb_capped)
+            snprintf (detail + strlen (detail), sizeof detail - strlen (detail),
+                      " verb %zu bytes", strlen (cmd->verb));
+        if (target_capped)
+            snprintf (detail + strlen (detail), sizeof detail - strlen (detail),
+                      " target %zu bytes", strlen (cmd->target));
+        if (reason_capped)
+            snprintf (detail + strlen (detail), sizeof detail - strlen (detail),
+                      " reason %zu bytes", strlen (reason));
+        snprintf (detail + strlen (detail), sizeof detail - strlen (detail), "]");
+    }
+    bf_warn ("control: %s a command from %s (%s %s): %s", outcome, actor, id ? id : "(bad id)",
+             *verb ? verb : "(no verb)", detail);
+    s_audit (self, actor, id, *target ? target : NULL, *verb ? verb : NULL, NULL, outcome, detail);
+    /*  An invalid id is echoed (so the client can match the answer) unless
+        it is huge.  */
+    const char *echo = cmd->command_id && strlen (cmd->command_id) <= 256 ? cmd->command_id : "";
+    s_answer (self, identity, echo, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED, NULL, why,
+              false, false);
+}
+
+static void
+s_reject (s_control_t *self, zframe_t *identity, const char *actor, const Billflow__Command *cmd,
+          const char *reason)
+{
+    s_reject_as (self, identity, actor, cmd, reason, "rejected");
 }
 
 static void
@@ -467,6 +728,18 @@ s_control_status (s_control_t *self, char **json)
         "repeated", (json_int_t)self->repeated, "rejected", (json_int_t)self->rejected, "forwarded",
         (json_int_t)self->forwarded, "completed", (json_int_t)self->completed, "queries",
         (json_int_t)self->queries, "services_up", up, "in_flight", waiting);
+    /*  The hardening counters (docs/control.md "Limits").  */
+    if (doc)
+        json_object_set_new (
+            doc, "limits",
+            json_pack ("{s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i}", "rate_limited",
+                       (json_int_t)self->limited, "busy", (json_int_t)self->busy, "gave_up",
+                       (json_int_t)self->gave_up, "services_refused",
+                       (json_int_t)self->services_refused, "foreign_replies",
+                       (json_int_t)self->foreign_replies, "reports_queued",
+                       (int)zlistx_size (self->reports), "client_rate", self->args.client_rate,
+                       "client_burst", self->args.client_burst, "command_attempts",
+                       self->args.command_attempts));
     *json = doc ? json_dumps (doc, JSON_COMPACT) : strdup ("{}");
     json_decref (doc);
 }
@@ -544,6 +817,14 @@ s_on_reporter (s_control_t *self)
         return;
     zframe_t *identity = zmsg_pop (msg);
     char *id = zmsg_popstr (msg), *status = zmsg_popstr (msg), *text = zmsg_popstr (msg);
+    /*  The reporter answers one at a time, in order.  */
+    char *actor = zlistx_detach (self->reports, NULL);
+    if (actor) {
+        s_key_t *key = zhashx_lookup (self->keys, actor);
+        if (key && key->reports > 0)
+            key->reports--;
+        free (actor);
+    }
     if (identity && id && status && text) {
         bool ok = !strcmp (status, "OK");
         s_answer (self, identity, id,
@@ -558,13 +839,37 @@ s_on_reporter (s_control_t *self)
     zmsg_destroy (&msg);
 }
 
+/*  Answers a query "busy": its key (or everyone) has as many slow queries
+    queued as it may.  */
 static void
-s_query (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd)
+s_busy (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd, const char *why)
+{
+    self->busy++;
+    char error[200];
+    snprintf (error, sizeof error, "busy: %s; retry in a few seconds", why);
+    bf_debug ("control: %s %s answered busy: %s", cmd->verb, cmd->command_id, why);
+    s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+              NULL, error, false, true);
+}
+
+static void
+s_query (s_control_t *self, zframe_t *identity, const char *actor, const Billflow__Command *cmd)
 {
     self->queries++;
     char *json = NULL, err[512] = "";
     int rc = BF_QUERY_OK;
     if (s_slow_query (cmd->verb) && self->reporter) {
+        /*  The hand-off never blocks (the reporter's pipe has a send
+            timeout of 0) and is bounded: per key and in all.  */
+        s_key_t *key = s_key (self, actor);
+        if (key && key->reports >= S_REPORTS_PER_KEY) {
+            s_busy (self, identity, cmd, "this key already has reports queued");
+            return;
+        }
+        if (zlistx_size (self->reports) >= S_REPORTS_QUEUED) {
+            s_busy (self, identity, cmd, "the reporter is busy with other reports");
+            return;
+        }
         size_t size = billflow__command__get_packed_size (cmd);
         zframe_t *packed = zframe_new (NULL, size);
         billflow__command__pack (cmd, zframe_data (packed));
@@ -572,7 +877,14 @@ s_query (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd)
         zframe_t *id = zframe_dup (identity);
         zmsg_append (msg, &id);
         zmsg_append (msg, &packed);
-        zmsg_send (&msg, self->reporter);
+        if (zmsg_send (&msg, self->reporter) != 0) {
+            zmsg_destroy (&msg);
+            s_busy (self, identity, cmd, "the reporter is busy with other reports");
+            return;
+        }
+        zlistx_add_end (self->reports, (void *)actor);
+        if (key)
+            key->reports++;
         return;
     }
     if (!strcmp (cmd->verb, "control.status"))
@@ -651,13 +963,16 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
     const bf_verb_t *verb = bf_verb_find (cmd->verb);
     char reason[256];
     if (!verb) {
-        snprintf (reason, sizeof reason, "unknown verb '%.40s'", cmd->verb ? cmd->verb : "");
+        char shown[BF_TEXT_CLIP_SHORT];
+        snprintf (reason, sizeof reason, "unknown verb '%s'",
+                  bf_text_clip (shown, sizeof shown, cmd->verb, 40));
         s_reject (self, identity, actor, cmd, reason);
         return;
     }
     if (cmd->target && *cmd->target && strcmp (cmd->target, verb->target) != 0) {
-        snprintf (reason, sizeof reason, "%s is a %s verb, not %.20s", verb->verb, verb->target,
-                  cmd->target);
+        char shown[BF_TEXT_CLIP_SHORT];
+        snprintf (reason, sizeof reason, "%s is a %s verb, not '%s'", verb->verb, verb->target,
+                  bf_text_clip (shown, sizeof shown, cmd->target, 20));
         s_reject (self, identity, actor, cmd, reason);
         return;
     }
@@ -667,7 +982,7 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
         return;
     }
     if (verb->query) {
-        s_query (self, identity, cmd);
+        s_query (self, identity, actor, cmd);
         return;
     }
     char *args = s_args_json (cmd, reason, sizeof reason);
@@ -743,18 +1058,35 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
     const char *id = reply->command_id;
     int t = s_target_index (svc->service);
     s_inflight_t *flight = &self->inflight[t];
-    bool ours = !strcmp (flight->command_id, id);
+    /*  Only the instance a command was forwarded to answers it, and only a
+        command of its own service (svc->service is what its key is bound
+        to): anything else is ignored, and the command stays in flight.  */
+    if (t < 0 || !id || strcmp (flight->command_id, id) != 0
+        || strcmp (flight->instance, svc->instance) != 0) {
+        self->not_allowed++;
+        self->foreign_replies++;
+        char shown[BF_TEXT_CLIP_SHORT];
+        bf_warn ("control: ignored an answer from %s instance %s (key %s) to command %s, which"
+                 " is not in flight there",
+                 svc->service, svc->instance, svc->key_name,
+                 bf_text_clip (shown, sizeof shown, id, 64));
+        return;
+    }
     bool retry = reply->retryable
                  || (reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED && reply->error
                      && !strncmp (reply->error, "retryable:", 10));
+    char reply_error[S_AUDIT_DETAIL_MAX + 8];
+    bf_text_clip (reply_error, sizeof reply_error, reply->error, S_AUDIT_DETAIL_MAX);
     if (retry) {
         bf_warn ("control: %s could not apply command %s for now (%s); it will be forwarded"
                  " again",
-                 svc->instance, id, reply->error ? reply->error : "");
-        if (ours)
-            *flight->command_id = 0;
+                 svc->instance, id, reply_error);
+        char command_id[sizeof flight->command_id];
+        snprintf (command_id, sizeof command_id, "%s", id);
+        *flight->command_id = 0;
         self->pending[t] = true;
-        self->retry_at[t] = zclock_mono () + S_RETRY_PAUSE_MS;
+        s_attempt_failed (self, command_id, reply_error);
+        s_pump (self, t);
         return;
     }
     const char *state
@@ -764,8 +1096,9 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
         && reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED)
         snprintf (error, sizeof error, "service answered with status %d", (int)reply->status);
     else
-        snprintf (error, sizeof error, "%s", reply->error ? reply->error : "");
-    /*  A result that is not JSON is kept, as a string, rather than lost.  */
+        snprintf (error, sizeof error, "%s", reply_error);
+    /*  A result that is not JSON is kept, as a printable string, rather
+        than lost.  */
     char *result = NULL;
     if (reply->result && *reply->result) {
         json_error_t jerr;
@@ -775,8 +1108,10 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
         else {
             bf_warn ("control: %s answered command %s with a result that is not JSON",
                      svc->instance, id);
-            json_t *wrapped
-                = json_pack ("{s:s%}", "unparsed", reply->result, strnlen (reply->result, 4096));
+            char shown[1024];
+            json_t *wrapped = json_pack (
+                "{s:s}", "unparsed",
+                bf_text_clip (shown, sizeof shown, reply->result, sizeof shown - 1));
             result = wrapped ? json_dumps (wrapped, JSON_COMPACT) : NULL;
             json_decref (wrapped);
         }
@@ -815,9 +1150,24 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
         bf_db_rollback (self->conn);
     free (result);
     if (!ok) {
-        /*  Not stored: the command stays in flight, times out and is
-            forwarded again; the service answers with what it recorded.  */
         PQclear (res);
+        /*  An answer that can never be stored (SQLSTATE class 22/23: a
+            result PostgreSQL refuses) would be asked for again forever:
+            the command ends FAILED, saying so. Otherwise (the database is
+            away) it stays in flight, times out and is forwarded again; the
+            service answers with what it recorded.  */
+        if (bf_db_last_status () == BF_DB_FAIL && self->conn
+            && PQstatus (self->conn) == CONNECTION_OK) {
+            char reason[256];
+            snprintf (reason, sizeof reason,
+                      "the answer of %s could not be stored (SQLSTATE %s)", svc->instance,
+                      bf_db_last_sqlstate ());
+            if (s_give_up (self, id, reason) == 0) {
+                *flight->command_id = 0;
+                self->pending[t] = true;
+                s_pump (self, t);
+            }
+        }
         return;
     }
     if (PQntuples (res) == 1) {
@@ -840,8 +1190,7 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
         PQclear (stored);
     }
     PQclear (res);
-    if (ours)
-        *flight->command_id = 0;
+    *flight->command_id = 0;
     self->pending[t] = true;
     s_pump (self, t);
 }
@@ -881,18 +1230,61 @@ s_touch_service (s_control_t *self, zframe_t *identity, const char *service, con
     return svc;
 }
 
+/*  True when the key of peer is bound (in the allowed list) to service
+    and its instance glob matches instance. Otherwise the frame is refused:
+    counted, logged once per key per 10 s, audited (outcome "refused") once
+    per key per second.  */
+static bool
+s_binding_ok (s_control_t *self, const s_peer_t *peer, const char *what, const char *service,
+              const char *instance)
+{
+    char why[256];
+    if (!*peer->service)
+        snprintf (why, sizeof why,
+                  "key %s is not bound to a service in the allowed list (add SERVICE or"
+                  " SERVICE:INSTANCE-GLOB after its key)",
+                  peer->actor);
+    else if (strcmp (peer->service, service) != 0)
+        snprintf (why, sizeof why, "key %s is bound to %s, not %s", peer->actor, peer->service,
+                  service);
+    else if (*peer->pattern && fnmatch (peer->pattern, instance, 0) != 0)
+        snprintf (why, sizeof why, "key %s may register %s instances '%s' only", peer->actor,
+                  service, peer->pattern);
+    else
+        return true;
+    self->not_allowed++;
+    self->services_refused++;
+    s_key_t *key = s_key (self, peer->actor);
+    int64_t now = zclock_mono ();
+    if (key && (!key->warned || now - key->warned >= S_KEY_WARN_EVERY_MS)) {
+        bf_warn ("control: refused %s of %s instance %s: %s", what, service, instance, why);
+        key->warned = now;
+    }
+    if (key && (!key->audited || now - key->audited >= S_KEY_AUDIT_EVERY_MS)) {
+        char detail[400];
+        snprintf (detail, sizeof detail, "%s of %s instance %s: %s", what, service, instance, why);
+        s_audit (self, peer->actor, NULL, service, NULL, NULL, "refused", detail);
+        key->audited = now;
+    }
+    return false;
+}
+
 static void
-s_register (s_control_t *self, zframe_t *identity, const char *key_name,
+s_register (s_control_t *self, zframe_t *identity, const s_peer_t *peer,
             const Billflow__ServiceRegister *reg)
 {
+    const char *key_name = peer->actor;
     int t = s_target_index (reg->service);
     if (t < 0 || !s_instance_valid (reg->instance_id)) {
-        bf_warn ("control: refused a registration from key %s: service '%.20s', instance '%.40s'",
-                 key_name, reg->service ? reg->service : "",
-                 reg->instance_id ? reg->instance_id : "");
+        char service[BF_TEXT_CLIP_SHORT], instance[BF_TEXT_CLIP_SHORT];
+        bf_warn ("control: refused a registration from key %s: service '%s', instance '%s'",
+                 key_name, bf_text_clip (service, sizeof service, reg->service, 20),
+                 bf_text_clip (instance, sizeof instance, reg->instance_id, 40));
         self->not_allowed++;
         return;
     }
+    if (!s_binding_ok (self, peer, "a registration", reg->service, reg->instance_id))
+        return;
     bool is_new;
     s_touch_service (self, identity, reg->service, reg->instance_id, key_name, &is_new);
     /*  A restarted instance lost what it was given.  */
@@ -901,9 +1293,13 @@ s_register (s_control_t *self, zframe_t *identity, const char *key_name,
     json_t *verbs = json_array ();
     for (size_t i = 0; i < reg->n_verbs; i++) {
         const bf_verb_t *v = bf_verb_find (reg->verbs[i]);
-        if (!v || strcmp (v->target, reg->service) != 0)
-            bf_warn ("control: %s registers verb '%.40s', which control does not know for %s",
-                     reg->instance_id, reg->verbs[i], reg->service);
+        if (!v || strcmp (v->target, reg->service) != 0) {
+            char shown[BF_TEXT_CLIP_SHORT];
+            bf_warn ("control: %s registers verb '%s', which control does not know for %s",
+                     reg->instance_id, bf_text_clip (shown, sizeof shown, reg->verbs[i], 40),
+                     reg->service);
+            continue;
+        }
         json_array_append_new (verbs, json_string (reg->verbs[i]));
     }
     char *verbs_text = json_dumps (verbs, JSON_COMPACT);
@@ -936,14 +1332,17 @@ s_register (s_control_t *self, zframe_t *identity, const char *key_name,
 }
 
 static void
-s_heartbeat (s_control_t *self, zframe_t *identity, const char *key_name,
+s_heartbeat (s_control_t *self, zframe_t *identity, const s_peer_t *peer,
              const Billflow__ServiceHeartbeat *hb)
 {
+    const char *key_name = peer->actor;
     int t = s_target_index (hb->service);
     if (t < 0 || !s_instance_valid (hb->instance_id)) {
         self->not_allowed++;
         return;
     }
+    if (!s_binding_ok (self, peer, "a heartbeat", hb->service, hb->instance_id))
+        return;
     bool is_new;
     s_touch_service (self, identity, hb->service, hb->instance_id, key_name, &is_new);
     if (is_new)
@@ -996,6 +1395,54 @@ s_dropped (s_control_t *self, const char *who, const char *why)
     }
 }
 
+/*  A frame over its key's rate: a command or query is answered FAILED,
+    retryable, with an error that starts "busy:" and says when to retry
+    (billctl backs off and asks again); anything else is dropped. Counted
+    (control.status "limits"), logged once per key per 10 s with the
+    count, and for commands audited (outcome "refused") at most once per
+    key per second, with how many were refused since the last row.  */
+static void
+s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *actor,
+           const Billflow__Command *cmd)
+{
+    self->limited++;
+    key->limited++;
+    key->limited_unaudited++;
+    key->limited_unlogged++;
+    int64_t now = zclock_mono ();
+    if (!key->warned || now - key->warned >= S_KEY_WARN_EVERY_MS) {
+        bf_warn ("control: key %s is over its rate (%d/s, burst %d): %llu frame(s) refused since"
+                 " the last warning",
+                 actor, self->args.client_rate, self->args.client_burst,
+                 (unsigned long long)key->limited_unlogged);
+        key->warned = now;
+        key->limited_unlogged = 0;
+    }
+    if (!cmd)
+        return;
+    char error[160];
+    snprintf (error, sizeof error,
+              "busy: too many requests from key '%s' (at most %d a second); retry in %d ms",
+              actor, self->args.client_rate, s_token_wait_ms (self, key));
+    const bf_verb_t *verb = bf_verb_find (cmd->verb);
+    if ((!verb || !verb->query) && (!key->audited || now - key->audited >= S_KEY_AUDIT_EVERY_MS)) {
+        char detail[96];
+        snprintf (detail, sizeof detail, "rate limited: %llu command(s) refused since the last row",
+                  (unsigned long long)key->limited_unaudited);
+        bool capped = false;
+        char verb_text[S_AUDIT_FIELD_MAX + 8];
+        s_clip (verb_text, sizeof verb_text, cmd->verb, S_AUDIT_FIELD_MAX, &capped);
+        s_audit (self, actor,
+                 cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : NULL,
+                 verb ? verb->target : NULL, *verb_text ? verb_text : NULL, NULL, "refused", detail);
+        key->audited = now;
+        key->limited_unaudited = 0;
+    }
+    s_answer (self, identity,
+              cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : "",
+              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, true);
+}
+
 static void
 s_on_router (s_control_t *self)
 {
@@ -1006,9 +1453,16 @@ s_on_router (s_control_t *self)
     zframe_t *first = zmsg_first (msg);
     const char *name = first ? zframe_meta (first, "User-Id") : NULL;
     const char *role = first ? zframe_meta (first, "X-Role") : NULL;
-    char actor[65], role_copy[16];
-    snprintf (actor, sizeof actor, "%s", name && *name ? name : "unknown");
-    snprintf (role_copy, sizeof role_copy, "%s", role ? role : "");
+    const char *bound = first ? zframe_meta (first, BF_CURVE_SERVICE_PROPERTY) : NULL;
+    const char *glob = first ? zframe_meta (first, BF_CURVE_INSTANCE_PROPERTY) : NULL;
+    s_peer_t peer;
+    snprintf (peer.actor, sizeof peer.actor, "%s", name && *name ? name : "unknown");
+    snprintf (peer.role, sizeof peer.role, "%s", role ? role : "");
+    snprintf (peer.service, sizeof peer.service, "%s", bound ? bound : "");
+    snprintf (peer.pattern, sizeof peer.pattern, "%s", glob ? glob : "");
+    const char *actor = peer.actor, *role_copy = peer.role;
+    zframe_t *last = zmsg_last (msg);
+    size_t payload = last ? zframe_size (last) : 0;
     bf_wire_msg_t in = BF_WIRE_MSG_INIT;
     char err[256];
     int rc = identity ? bf_wire_recv (&msg, BF_WIRE_MAX_PAYLOAD, &in, err, sizeof err)
@@ -1025,23 +1479,40 @@ s_on_router (s_control_t *self)
     const Billflow__CommandReply *reply = bf_wire_command_reply (&in);
     const Billflow__ServiceRegister *reg = bf_wire_service_register (&in);
     const Billflow__ServiceHeartbeat *hb = bf_wire_service_heartbeat (&in);
-    if (cmd && (!strcmp (role_copy, "operator") || !strcmp (role_copy, "viewer")))
+    /*  Every key gets client_rate frames a second (client_burst at once):
+        a flood is answered "busy" at the cost of a reply, never with
+        database work.  */
+    s_key_t *key = s_key (self, actor);
+    if (key && !s_take_token (self, key)) {
+        s_limited (self, identity, key, actor, cmd);
+        bf_wire_msg_reset (&in);
+        zframe_destroy (&identity);
+        return;
+    }
+    if (cmd && payload > (size_t)self->args.max_request_bytes) {
+        char reason[128];
+        snprintf (reason, sizeof reason, "request too large: %zu bytes (at most %d)", payload,
+                  self->args.max_request_bytes);
+        s_reject (self, identity, actor, cmd, reason);
+    } else if (cmd && (!strcmp (role_copy, "operator") || !strcmp (role_copy, "viewer")))
         s_command (self, identity, actor, role_copy, cmd);
     else if (cmd) {
         s_reject (self, identity, actor, cmd, "this key's role may not send commands");
     } else if (service && reg)
-        s_register (self, identity, actor, reg);
+        s_register (self, identity, &peer, reg);
     else if (service && hb)
-        s_heartbeat (self, identity, actor, hb);
+        s_heartbeat (self, identity, &peer, hb);
     else if (service && reply) {
         s_service_t *svc = s_service_by_identity (self, identity);
         if (svc)
             s_service_reply (self, svc, reply);
         else {
             self->not_allowed++;
+            self->foreign_replies++;
+            char shown[BF_TEXT_CLIP_SHORT];
             bf_warn ("control: answer to command %s from an instance that is not registered"
                      " (key %s) ignored; the command will be forwarded again",
-                     reply->command_id, actor);
+                     bf_text_clip (shown, sizeof shown, reply->command_id, 64), actor);
         }
     } else {
         self->not_allowed++;
@@ -1090,6 +1561,11 @@ s_become_active (s_control_t *self)
         bf_curve_server (self->router, self->cert);
         zsock_set_maxmsgsize (self->router, (int)S_MAX_MSG);
         zsock_set_linger (self->router, 0);
+        /*  A reply to a client that does not read is dropped when its
+            queue is full (EAGAIN), never waited for; a reply to a peer
+            that is gone fails loudly (EHOSTUNREACH).  */
+        zsock_set_sndtimeo (self->router, 0);
+        zsock_set_router_mandatory (self->router, 1);
     }
     if (!self->router || zsock_bind (self->router, "%s", self->bind) < 0) {
         bf_error ("control %s: won the election but cannot bind %s: %s; standing by",
@@ -1209,6 +1685,14 @@ bf_control_actor (zsock_t *pipe, void *args)
     snprintf (self->bind, sizeof self->bind, "%s", self->args.bind);
     snprintf (self->instance, sizeof self->instance, "%s", self->args.instance);
     snprintf (self->allowed_keys, sizeof self->allowed_keys, "%s", self->args.allowed_keys);
+    if (self->args.client_rate <= 0)
+        self->args.client_rate = S_CLIENT_RATE;
+    if (self->args.client_burst <= 0)
+        self->args.client_burst = S_CLIENT_BURST;
+    if (self->args.command_attempts <= 0)
+        self->args.command_attempts = S_COMMAND_ATTEMPTS;
+    if (self->args.max_request_bytes <= 0)
+        self->args.max_request_bytes = S_MAX_REQUEST_BYTES;
     self->query_ctx.pii = self->args.pii;
     self->query_ctx.heartbeat_ms = self->args.heartbeat_ms;
     char err[512];
@@ -1236,6 +1720,15 @@ bf_control_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self->services, s_service_destroy);
     self->waiters = zhashx_new ();
     zhashx_set_destructor (self->waiters, s_waiters_destroy);
+    self->keys = zhashx_new ();
+    zhashx_set_destructor (self->keys, s_free_item);
+    self->reports = zlistx_new ();
+    zlistx_set_duplicator (self->reports, s_strdup_item);
+    zlistx_set_destructor (self->reports, s_free_item);
+    /*  A hand-off to the reporter fails at once rather than block the
+        main loop (the queue is bounded well below the pipe's HWM).  */
+    if (self->reporter)
+        zsock_set_sndtimeo (zactor_sock (self->reporter), 0);
     s_rebuild_poller (self);
     zsock_signal (pipe, 0);
     bf_info ("control %s: started; competing to become active", self->instance);
@@ -1275,6 +1768,8 @@ bf_control_actor (zsock_t *pipe, void *args)
     zactor_destroy (&self->zap);
     zhashx_destroy (&self->services);
     zhashx_destroy (&self->waiters);
+    zhashx_destroy (&self->keys);
+    zlistx_destroy (&self->reports);
     zcert_destroy (&self->cert);
     PQfinish (self->conn);
     free (self);

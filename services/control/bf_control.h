@@ -54,6 +54,11 @@ typedef struct {
     int command_timeout_ms;   /* forwarded without answer: forward again */
     int election_ms;
     const bf_pii_t *pii; /* for masked contacts in queries; may be NULL */
+    /*  Hardening (docs/control.md "Limits"); 0 takes the default.  */
+    int client_rate;       /* frames per second and key (token bucket rate) */
+    int client_burst;      /* ... and its depth */
+    int command_attempts;  /* forwards of one command before it is FAILED */
+    int max_request_bytes; /* largest command or query a client may send */
 } bf_control_args_t;
 
 /*  zactor body. Signals 0 when started (active or standby), -1 when the

@@ -123,6 +123,10 @@ main (int argc, char **argv)
         .command_timeout_ms = (int)bf_config_int (config, "control.command_timeout_ms"),
         .election_ms = (int)bf_config_int (config, "control.election_ms"),
         .pii = pii,
+        .client_rate = (int)bf_config_int (config, "control.client_rate"),
+        .client_burst = (int)bf_config_int (config, "control.client_burst"),
+        .command_attempts = (int)bf_config_int (config, "control.command_attempts"),
+        .max_request_bytes = (int)bf_config_int (config, "control.max_request_bytes"),
     };
     zactor_t *actor = zactor_new (bf_control_actor, &args);
     /*  zactor_new does not report a failed start: ask the actor.  */
