@@ -231,6 +231,27 @@ test_keyring_parse (void **state)
     bf_keyring_destroy (&ring);
     assert_null (ring);
 
+    //  Service bindings: a service, or a service and an instance glob.
+    snprintf (text, sizeof text,
+              "settle-1 service %s settle:settle-*   # bound to settle-*\n"
+              "notify-1 service %s notify\n"
+              "spare    service %s\n",
+              ka, kb, zcert_public_txt (c));
+    s_write_str (path, text);
+    ring = bf_keyring_load (path, err, sizeof err);
+    if (!ring)
+        fail_msg ("%s", err);
+    entry = bf_keyring_find (ring, zcert_public_key (a));
+    assert_string_equal (entry->service, "settle");
+    assert_string_equal (entry->instance_pattern, "settle-*");
+    entry = bf_keyring_find (ring, zcert_public_key (b));
+    assert_string_equal (entry->service, "notify");
+    assert_string_equal (entry->instance_pattern, "");
+    entry = bf_keyring_find (ring, zcert_public_key (c));
+    assert_string_equal (entry->role, "service");
+    assert_string_equal (entry->service, "");
+    bf_keyring_destroy (&ring);
+
     //  An empty list is a list (control refuses everyone with it).
     s_write_str (path, "# nobody yet\n");
     ring = bf_keyring_load (path, err, sizeof err);
@@ -256,6 +277,13 @@ test_keyring_parse (void **state)
         { "a operator %1$s\nb viewer %2$s\na service %2$s\n", 3,
           "duplicate name 'a' (also on line 1)" },
         { "a operator %1$s\n\nb viewer %1$s\n", 3, "duplicate key: 'b' has the key of 'a'" },
+        /*  Service bindings (issue 11, defect 3).  */
+        { "v viewer %1$s notify\n", 1, "only a service key is bound to a service" },
+        { "s service %1$s Settle\n", 1, "bad service binding 'Settle' for 's'" },
+        { "s service %1$s settle:\n", 1, "bad service binding 'settle:'" },
+        { "s service %1$s :settle-*\n", 1, "bad service binding" },
+        { "s service %1$s settle-and-notify-too\n", 1, "bad service binding" },
+        { "s service %1$s settle settle-1\n", 1, "unexpected 'settle-1' after the service binding" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char format[512];
