@@ -29,6 +29,7 @@
 #include "bf_link.h"
 #include "bf_log.h"
 #include "bf_testdb.h"
+#include "bf_text.h"
 #include "bf_wire.h"
 
 #define S_BEAT 100 /* heartbeat interval of the links under test, ms */
@@ -49,6 +50,14 @@ s_echo (void *context, PGconn *conn, const Billflow__Command *cmd, char *result,
         snprintf (error, errorsize, "flaky");
         return BF_LINK_RETRY;
     }
+    /*  "fail:TEXT": refused, with TEXT cut by bytes the way a careless
+        verb cuts it (possibly inside a character).  */
+    if (value && !strncmp (value, "fail:", 5)) {
+        snprintf (error, errorsize, "bad value '%.40s'", value + 5);
+        return BF_LINK_FAILED;
+    }
+    /*  A value holding '"' makes a result that is not JSON, which
+        applied_command refuses (SQLSTATE 22P02).  */
     snprintf (result, resultsize, "{\"echo\": \"%s\"}", value ? value : "");
     return BF_LINK_OK;
 }
@@ -335,6 +344,58 @@ test_retryable (void **state)
     bf_testdb_drop (&db);
 }
 
+/*  An outcome PostgreSQL refuses for good (a result that is not JSON; an
+    error cut inside a character) is not "retryable": the link stores and
+    answers a FAILED outcome (issue 11, defect 2), so control does not
+    forward it again forever.  */
+static void
+test_unstorable_outcome (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    assert_non_null (db);
+    bf_test_control_t control;
+    assert_int_equal (bf_test_control_bind (&control), 0);
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", control.port);
+    bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+    zactor_t *link = s_link_start (db, endpoint, NULL, NULL);
+    assert_int_equal (bf_test_control_registered (&control, "settle", 5000), 0);
+    PGconn *conn = bf_testdb_connect (db);
+    assert_non_null (conn);
+
+    Billflow__CommandReply *r = s_echo_command (&control, db, &in, "unstorable-1", "bad\"json", true);
+    assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
+    assert_false (r->retryable);
+    assert_non_null (strstr (r->error, "could not be stored (SQLSTATE 22P02)"));
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM applied_command"
+                                              " WHERE command_id = 'unstorable-1'"
+                                              " AND status = 'FAILED' AND error LIKE '%22P02%'"),
+                      1);
+    /*  Asked again: the stored answer, not another attempt.  */
+    r = s_echo_command (&control, db, &in, "unstorable-1", "bad\"json", false);
+    assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
+    assert_true (r->replayed);
+
+    /*  14 x U+AC00 cut at 40 bytes: the stored error is whole characters.  */
+    char value[64] = "fail:";
+    for (int i = 0; i < 14; i++)
+        strcat (value, "\xea\xb0\x80");
+    r = s_echo_command (&control, db, &in, "cut-1", value, true);
+    assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
+    assert_false (r->retryable);
+    assert_true (bf_text_utf8_valid (r->error, strlen (r->error)));
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM applied_command"
+                                              " WHERE command_id = 'cut-1' AND status = 'FAILED'"
+                                              " AND error LIKE 'bad value %'"),
+                      1);
+    PQfinish (conn);
+    zactor_destroy (&link);
+    bf_wire_msg_reset (&in);
+    bf_test_control_close (&control);
+    bf_testdb_drop (&db);
+}
+
 int
 main (void)
 {
@@ -343,6 +404,7 @@ main (void)
         cmocka_unit_test (test_reregisters_when_control_goes_quiet),
         cmocka_unit_test (test_curve),
         cmocka_unit_test (test_retryable),
+        cmocka_unit_test (test_unstorable_outcome),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
