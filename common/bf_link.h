@@ -26,7 +26,12 @@
     FAILED; frames that do not decode are logged, counted and dropped. A
     command that could not run for a passing reason (database unavailable,
     a transient failure) is answered FAILED with retryable set and an error
-    starting "retryable: ": nothing was recorded, so it may come again.
+    starting "retryable: ": nothing was recorded, so it may come again. An
+    outcome that can never be stored as it is (SQLSTATE class 22, 23 but
+    23505, or 54: a result that is not JSON, say) is not retryable: the
+    effect is rolled back, and a FAILED outcome naming the SQLSTATE is
+    recorded and answered instead. Errors are stored and answered through
+    bf_text_clip (bf_text.h): printable, whole characters.
 
     Pipe protocol: the zactor contract, plus "STATS" -> commands applied,
     replayed, failed, rejected frames, reconnects (decimal strings).

@@ -28,8 +28,20 @@
          to every client waiting for that command_id.
     A command for a service that is down is answered ACCEPTED and waits,
     stored, until an instance of the service registers or heartbeats.
-    A retryable failure (the service's database was unavailable) leaves the
-    command open; it is forwarded again after a pause.
+    A retryable failure (the service's database was unavailable) or no
+    answer in time leaves the command open; it is forwarded again after a
+    pause of 1 s times its attempts, while later commands for the same
+    service go first, and after command_attempts forwards it ends FAILED
+    with the last reason. Only the instance a command was forwarded to may
+    answer it; a service key registers only as the service (and instance
+    glob) its allowed-list entry is bound to.
+
+    Limits (docs/control.md "Limits"): a token bucket per key name
+    (client_rate, client_burst) answers a flood "busy:" (FAILED, retryable)
+    before any database work; run.report hand-offs to the reporter are
+    bounded per key and in all and never block; replies never block.
+    Rejected commands leave one audit row each, their client-supplied text
+    made printable and capped (bf_text_clip), the cap noted in detail.
 
     A query is answered from PostgreSQL (bf_query.h) every time, never
     stored. Malformed frames are counted (control.status) and dropped.
