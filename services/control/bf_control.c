@@ -45,6 +45,9 @@
 #define S_AUDIT_FIELD_MAX 64
 #define S_AUDIT_DETAIL_MAX 400
 
+/*  A heartbeat's status document larger than this is not stored.  */
+#define S_STATE_MAX 8192
+
 /*  A refused registration or a rate-limited key is logged at most once
     per this interval per key, and audited at most once per second.  */
 #define S_KEY_WARN_EVERY_MS 10000
@@ -1304,13 +1307,14 @@ s_register (s_control_t *self, zframe_t *identity, const s_peer_t *peer,
     }
     char *verbs_text = json_dumps (verbs, JSON_COMPACT);
     json_decref (verbs);
-    char pid[16];
+    char pid[16], version[S_AUDIT_FIELD_MAX + 8];
     snprintf (pid, sizeof pid, "%u", reg->pid);
     const char *params[] = { reg->instance_id,
                              reg->service,
                              key_name,
                              pid,
-                             reg->version ? reg->version : "",
+                             bf_text_clip (version, sizeof version, reg->version,
+                                           S_AUDIT_FIELD_MAX),
                              verbs_text ? verbs_text : "[]" };
     if (self->conn) {
         PGresult *res = bf_db_query (
@@ -1352,7 +1356,8 @@ s_heartbeat (s_control_t *self, zframe_t *identity, const s_peer_t *peer,
     json_error_t jerr;
     json_t *state
         = hb->state_json && *hb->state_json ? json_loads (hb->state_json, 0, &jerr) : NULL;
-    const char *state_text = json_is_object (state) ? hb->state_json : "{}";
+    const char *state_text
+        = json_is_object (state) && strlen (hb->state_json) <= S_STATE_MAX ? hb->state_json : "{}";
     if (self->conn) {
         const char *params[] = { hb->instance_id, hb->service, key_name, state_text };
         PGresult *res
