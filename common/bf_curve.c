@@ -15,16 +15,16 @@
 #include "bf_curve.h"
 #include "bf_log.h"
 
-#define S_ZAP_ENDPOINT     "inproc://zeromq.zap.01"
-#define S_ZAP_DOMAIN       "billflow"
-#define S_ROLE_PROPERTY    "X-Role"
+#define S_ZAP_ENDPOINT      "inproc://zeromq.zap.01"
+#define S_ZAP_DOMAIN        "billflow"
+#define S_ROLE_PROPERTY     "X-Role"
 #define S_SERVICE_PROPERTY  BF_CURVE_SERVICE_PROPERTY
 #define S_INSTANCE_PROPERTY BF_CURVE_INSTANCE_PROPERTY
-#define S_REFUSAL_QUIET_MS (60 * 1000) /* one report per key per minute */
-#define S_REFUSAL_TRACKED  4096        /* keys remembered for that */
-#define S_RELOAD_CHECK_MS  1000
-#define S_SECRET_FILE_MAX  16384
-#define S_BIND_RETRY_MS    500
+#define S_REFUSAL_QUIET_MS  (60 * 1000) /* one report per key per minute */
+#define S_REFUSAL_TRACKED   4096        /* keys remembered for that */
+#define S_RELOAD_CHECK_MS   1000
+#define S_SECRET_FILE_MAX   16384
+#define S_BIND_RETRY_MS     500
 
 static const char s_z85_alphabet[]
     = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -358,7 +358,8 @@ s_keyring_add (bf_keyring_t *self, char *const *field, int nfields, int lineno, 
     char service[sizeof ((bf_keyring_entry_t *)0)->service] = "";
     char pattern[sizeof ((bf_keyring_entry_t *)0)->instance_pattern] = "";
     if (binding && strcmp (role, "service") != 0)
-        return bf_err_set (why, whysize, "unexpected '%s' after the key: only a service key is"
+        return bf_err_set (why, whysize,
+                           "unexpected '%s' after the key: only a service key is"
                            " bound to a service",
                            s_printable (binding, 40, shown, sizeof shown));
     if (binding && s_binding_parse (binding, service, sizeof service, pattern, sizeof pattern) != 0)

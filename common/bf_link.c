@@ -185,7 +185,8 @@ s_store_failure (s_link_t *self, const Billflow__Command *cmd, const char *sqlst
 {
     const char *id = cmd->command_id;
     char shown[200], error[512];
-    snprintf (error, sizeof error, "the outcome could not be stored (SQLSTATE %s); nothing was"
+    snprintf (error, sizeof error,
+              "the outcome could not be stored (SQLSTATE %s); nothing was"
               " applied%s%s",
               sqlstate, *verb_error ? ": " : "",
               bf_text_clip (shown, sizeof shown, verb_error, 160));

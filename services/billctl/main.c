@@ -227,8 +227,8 @@ s_outcome (s_billctl_t *self, const Billflow__CommandReply *reply, const char *c
             return BF_BILLCTL_EXIT_ACCEPTED;
         case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
             if (bf_client_busy (reply)) {
-                s_print_error ("control is busy", reply->error + strlen ("busy:")
-                                                      + (reply->error[5] == ' '));
+                s_print_error ("control is busy",
+                               reply->error + strlen ("busy:") + (reply->error[5] == ' '));
                 fprintf (stderr,
                          "billctl: control refused %s for now (too many requests from this key,"
                          " or too many reports queued); nothing was stored or run. Try again"

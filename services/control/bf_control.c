@@ -42,7 +42,7 @@
 
 /*  Outside text in an audit row or a log line: at most this many bytes
     per field.  */
-#define S_AUDIT_FIELD_MAX 64
+#define S_AUDIT_FIELD_MAX  64
 #define S_AUDIT_DETAIL_MAX 400
 
 /*  A heartbeat's status document larger than this is not stored.  */
@@ -50,7 +50,7 @@
 
 /*  A refused registration or a rate-limited key is logged at most once
     per this interval per key, and audited at most once per second.  */
-#define S_KEY_WARN_EVERY_MS 10000
+#define S_KEY_WARN_EVERY_MS  10000
 #define S_KEY_AUDIT_EVERY_MS 1000
 
 /*  Pause before forwarding again a command whose service answered
@@ -481,8 +481,9 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
                                  2, params, PGRES_TUPLES_OK, "failing a command");
     bool ok = res != NULL;
     if (ok && PQntuples (res) == 1) {
-        const char *audit_params[] = { PQgetvalue (res, 0, 0), command_id, PQgetvalue (res, 0, 1),
-                                       PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 3), error };
+        const char *audit_params[]
+            = { PQgetvalue (res, 0, 0), command_id, PQgetvalue (res, 0, 1), PQgetvalue (res, 0, 2),
+                PQgetvalue (res, 0, 3), error };
         PGresult *audit = bf_db_query (self->conn,
                                        "INSERT INTO audit_log (actor, command_id, target, verb,"
                                        " args, outcome, detail)"
@@ -547,8 +548,7 @@ s_pump (s_control_t *self, int t)
             return;
         char why[256];
         snprintf (why, sizeof why, "no answer from %s instance %s%s", s_target_names[t],
-                  flight->instance,
-                  svc && s_live (self, svc) ? " in time" : " (instance down)");
+                  flight->instance, svc && s_live (self, svc) ? " in time" : " (instance down)");
         bf_warn ("control: command %s: %s; it will be forwarded again", flight->command_id, why);
         char id[sizeof flight->command_id];
         snprintf (id, sizeof id, "%s", flight->command_id);
@@ -644,8 +644,8 @@ s_pump_all (s_control_t *self)
     was cut, the row's detail says so and how long it was. outcome is
     "rejected" or "refused" (rate limit).  */
 static void
-s_reject_as (s_control_t *self, zframe_t *identity, const char *actor,
-             const Billflow__Command *cmd, const char *reason, const char *outcome)
+s_reject_as (s_control_t *self, zframe_t *identity, const char *actor, const Billflow__Command *cmd,
+             const char *reason, const char *outcome)
 {
     self->rejected++;
     const char *id
@@ -660,8 +660,8 @@ s_reject_as (s_control_t *self, zframe_t *identity, const char *actor,
     if (verb_capped || target_capped || reason_capped) {
         snprintf (detail + strlen (detail), sizeof detail - strlen (detail), " [capped:");
         if (verb_capped)
-            snprintf (detail + strlen (detail), sizeof detail - strlen (detail),
-                      " verb %zu bytes", strlen (cmd->verb));
+            snprintf (detail + strlen (detail), sizeof detail - strlen (detail), " verb %zu bytes",
+                      strlen (cmd->verb));
         if (target_capped)
             snprintf (detail + strlen (detail), sizeof detail - strlen (detail),
                       " target %zu bytes", strlen (cmd->target));
@@ -851,8 +851,8 @@ s_busy (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd, con
     char error[200];
     snprintf (error, sizeof error, "busy: %s; retry in a few seconds", why);
     bf_debug ("control: %s %s answered busy: %s", cmd->verb, cmd->command_id, why);
-    s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
-              NULL, error, false, true);
+    s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL,
+              error, false, true);
 }
 
 static void
@@ -1112,9 +1112,9 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
             bf_warn ("control: %s answered command %s with a result that is not JSON",
                      svc->instance, id);
             char shown[1024];
-            json_t *wrapped = json_pack (
-                "{s:s}", "unparsed",
-                bf_text_clip (shown, sizeof shown, reply->result, sizeof shown - 1));
+            json_t *wrapped
+                = json_pack ("{s:s}", "unparsed",
+                             bf_text_clip (shown, sizeof shown, reply->result, sizeof shown - 1));
             result = wrapped ? json_dumps (wrapped, JSON_COMPACT) : NULL;
             json_decref (wrapped);
         }
@@ -1162,9 +1162,8 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
         if (bf_db_last_status () == BF_DB_FAIL && self->conn
             && PQstatus (self->conn) == CONNECTION_OK) {
             char reason[256];
-            snprintf (reason, sizeof reason,
-                      "the answer of %s could not be stored (SQLSTATE %s)", svc->instance,
-                      bf_db_last_sqlstate ());
+            snprintf (reason, sizeof reason, "the answer of %s could not be stored (SQLSTATE %s)",
+                      svc->instance, bf_db_last_sqlstate ());
             if (s_give_up (self, id, reason) == 0) {
                 *flight->command_id = 0;
                 self->pending[t] = true;
@@ -1309,13 +1308,13 @@ s_register (s_control_t *self, zframe_t *identity, const s_peer_t *peer,
     json_decref (verbs);
     char pid[16], version[S_AUDIT_FIELD_MAX + 8];
     snprintf (pid, sizeof pid, "%u", reg->pid);
-    const char *params[] = { reg->instance_id,
-                             reg->service,
-                             key_name,
-                             pid,
-                             bf_text_clip (version, sizeof version, reg->version,
-                                           S_AUDIT_FIELD_MAX),
-                             verbs_text ? verbs_text : "[]" };
+    const char *params[]
+        = { reg->instance_id,
+            reg->service,
+            key_name,
+            pid,
+            bf_text_clip (version, sizeof version, reg->version, S_AUDIT_FIELD_MAX),
+            verbs_text ? verbs_text : "[]" };
     if (self->conn) {
         PGresult *res = bf_db_query (
             self->conn,
@@ -1427,8 +1426,8 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
         return;
     char error[160];
     snprintf (error, sizeof error,
-              "busy: too many requests from key '%s' (at most %d a second); retry in %d ms",
-              actor, self->args.client_rate, s_token_wait_ms (self, key));
+              "busy: too many requests from key '%s' (at most %d a second); retry in %d ms", actor,
+              self->args.client_rate, s_token_wait_ms (self, key));
     const bf_verb_t *verb = bf_verb_find (cmd->verb);
     if ((!verb || !verb->query) && (!key->audited || now - key->audited >= S_KEY_AUDIT_EVERY_MS)) {
         char detail[96];
@@ -1439,7 +1438,8 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
         s_clip (verb_text, sizeof verb_text, cmd->verb, S_AUDIT_FIELD_MAX, &capped);
         s_audit (self, actor,
                  cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : NULL,
-                 verb ? verb->target : NULL, *verb_text ? verb_text : NULL, NULL, "refused", detail);
+                 verb ? verb->target : NULL, *verb_text ? verb_text : NULL, NULL, "refused",
+                 detail);
         key->audited = now;
         key->limited_unaudited = 0;
     }

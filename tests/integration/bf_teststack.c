@@ -105,8 +105,8 @@ s_write_keys (bf_stack_t *s)
         as an old list would have it, and may register as nothing.  */
     const char *names[]
         = { "control", "settle", "notify", "ops-a", "ops-b", "viewer", "intruder", "spare" };
-    const char *roles[] = { NULL,     "service", "service", "operator",
-                            "operator", "viewer", NULL,      "service" };
+    const char *roles[]
+        = { NULL, "service", "service", "operator", "operator", "viewer", NULL, "service" };
     const char *bindings[] = { "", "settle:settle-*", "notify", "", "", "", "", "" };
     char list[2048] = "# name role key [service binding]\n", err[256], pub[BF_CURVE_KEY_TXT];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -117,8 +117,8 @@ s_write_keys (bf_stack_t *s)
         if (i == 0)
             memcpy (s->control_key, pub, sizeof pub);
         if (roles[i])
-            snprintf (list + strlen (list), sizeof list - strlen (list), "%s %s %s %s\n",
-                      names[i], roles[i], pub, bindings[i]);
+            snprintf (list + strlen (list), sizeof list - strlen (list), "%s %s %s %s\n", names[i],
+                      roles[i], pub, bindings[i]);
     }
     char path[600];
     snprintf (path, sizeof path, "%s/allowed_keys", s->dir);

@@ -62,8 +62,7 @@ s_teardown (void **state)
     return 0;
 }
 
-static int64_t
-s_scalar (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+static int64_t s_scalar (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 
 static int64_t
 s_scalar (const char *format, ...)
@@ -336,8 +335,8 @@ s_command_ok (const char *id, const char *target, const char *verb, const char *
     Billflow__CommandReply *reply = NULL;
     char err[256];
     int64_t start = bf_stack_now_ms ();
-    int rc = bf_client_request (ops, id, target, verb, key ? 1 : 0, keys, values, &reply, NULL,
-                                err, sizeof err);
+    int rc = bf_client_request (ops, id, target, verb, key ? 1 : 0, keys, values, &reply, NULL, err,
+                                sizeof err);
     int64_t took = bf_stack_now_ms () - start;
     if (rc != BF_CLIENT_ANSWERED)
         print_error ("%s: %s\n", id, err);
@@ -462,11 +461,12 @@ test_billctl_busy (void **state)
     snprintf (output, sizeof output, "%s/billctl.out", s->dir);
     /*  Two runs back to back: the second finds the bucket empty at each of
         its tries (1 a second, 2 retries at 250 and 500 ms).  */
-    int n = snprintf (command, sizeof command,
-              "\"$BF_BILLCTL\" --control '%s' --server-key '%s' --key '%s' --retries 1 services"
-              " >/dev/null 2>&1; \"$BF_BILLCTL\" --control '%s' --server-key '%s' --key '%s'"
-              " --retries 1 services > '%s' 2>&1",
-              s->endpoints, s->control_key, path, s->endpoints, s->control_key, path, output);
+    int n = snprintf (
+        command, sizeof command,
+        "\"$BF_BILLCTL\" --control '%s' --server-key '%s' --key '%s' --retries 1 services"
+        " >/dev/null 2>&1; \"$BF_BILLCTL\" --control '%s' --server-key '%s' --key '%s'"
+        " --retries 1 services > '%s' 2>&1",
+        s->endpoints, s->control_key, path, s->endpoints, s->control_key, path, output);
     assert_true (n > 0 && n < (int)sizeof command);
     int status = system (command);
     char *out = bf_test_slurp (output);
@@ -515,7 +515,8 @@ static void
 test_poisoned_by_service (void **state)
 {
     (void)state;
-    s_start_control ("BILLFLOW_CONTROL_COMMAND_ATTEMPTS=3 BILLFLOW_CONTROL_COMMAND_TIMEOUT_MS=1000");
+    s_start_control (
+        "BILLFLOW_CONTROL_COMMAND_ATTEMPTS=3 BILLFLOW_CONTROL_COMMAND_TIMEOUT_MS=1000");
     s_fake_t fake;
     s_fake_start (&fake, "settle", "settle", "settle-fake");
     assert_int_equal (bf_stack_wait_registered (&s_stack, "settle", 15000), 0);

@@ -364,7 +364,8 @@ test_unstorable_outcome (void **state)
     PGconn *conn = bf_testdb_connect (db);
     assert_non_null (conn);
 
-    Billflow__CommandReply *r = s_echo_command (&control, db, &in, "unstorable-1", "bad\"json", true);
+    Billflow__CommandReply *r
+        = s_echo_command (&control, db, &in, "unstorable-1", "bad\"json", true);
     assert_int_equal (r->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
     assert_false (r->retryable);
     assert_non_null (strstr (r->error, "could not be stored (SQLSTATE 22P02)"));

@@ -283,7 +283,8 @@ test_keyring_parse (void **state)
         { "s service %1$s settle:\n", 1, "bad service binding 'settle:'" },
         { "s service %1$s :settle-*\n", 1, "bad service binding" },
         { "s service %1$s settle-and-notify-too\n", 1, "bad service binding" },
-        { "s service %1$s settle settle-1\n", 1, "unexpected 'settle-1' after the service binding" },
+        { "s service %1$s settle settle-1\n", 1,
+          "unexpected 'settle-1' after the service binding" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char format[512];
