@@ -3,7 +3,6 @@
 
 #include <fnmatch.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,7 +199,8 @@ static int
 s_token_wait_ms (const s_control_t *self, const s_key_t *key)
 {
     double missing = 1.0 - key->tokens;
-    int ms = missing > 0 ? (int)ceil (missing * 1000.0 / self->args.client_rate) : 0;
+    /*  Rounded up (without libm).  */
+    int ms = missing > 0 ? (int)(missing * 1000.0 / self->args.client_rate) + 1 : 0;
     return ms < 1 ? 1 : ms;
 }
 
