@@ -36,6 +36,7 @@ typedef struct {
     bf_sender_config_t sender; /* strings must live until zactor_new returns */
     int batch, lease_ms, poll_ms;
     int max_attempts, backoff_base_ms, backoff_max_ms;
+    int unknown_retry_ms; /* possibly delivered email: resend after; 0 = never */
     bf_quiet_window_t system_quiet;
     int utc_offset_min;
     int64_t clock_offset_ms; /* injectable clock: now = system time + offset */
