@@ -299,8 +299,8 @@ static const bf_setting_t s_settings[] = {
     { .key = "notify.smtp_allow_plain_auth",
       .type = BF_CFG_BOOL,
       .default_value = "false",
-      .help = "Allow SMTP AUTH over plain smtp:// without STARTTLS (only for a relay on this host); "
-              "otherwise notify refuses to start with credentials on plain smtp://." },
+      .help = "Allow SMTP AUTH over plain smtp:// without STARTTLS (only for a relay on this "
+              "host); otherwise notify refuses to start with credentials on plain smtp://." },
     { .key = "notify.smtp_greeting_timeout_ms",
       .type = BF_CFG_INT,
       .default_value = "300000",
@@ -330,13 +330,15 @@ static const bf_setting_t s_settings[] = {
       .default_value = "600000",
       .min = 100,
       .max = 3600000,
-      .help = "Plain smtp://: wait for the reply to the final dot (RFC: 10 min); expiry = possibly delivered." },
+      .help = "Plain smtp://: wait for the reply to the final dot (RFC: 10 min); "
+              "expiry = possibly delivered." },
     { .key = "notify.email_unknown_retry_ms",
       .type = BF_CFG_INT,
       .default_value = "3600000",
       .min = 0,
       .max = 604800000,
-      .help = "A possibly delivered email is resent (same Message-ID) after this long; 0: never resent, FAILED without fallback." },
+      .help = "A possibly delivered email is resent once (same Message-ID) after this long; "
+              "0: never resent, FAILED without fallback." },
     { .key = "notify.sms_url",
       .type = BF_CFG_STRING,
       .default_value = "http://127.0.0.1:8025",

@@ -30,7 +30,7 @@ typedef struct s_job_t {
     int64_t id;
     int channel; /* 0 EMAIL, 1 SMS, 2 PUSH */
     int attempt;
-    int attempt_base; /* attempts before the operator's last retry */
+    int attempt_base;        /* attempts before the operator's last retry */
     bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
     bf_provider_t provider;
     bf_send_request_t request; /* strings owned by the job */
@@ -654,11 +654,13 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
                 break;
             case BF_OUTCOME_UNKNOWN:
                 /*  Possibly delivered (docs/notify.md "possibly delivered"):
-                    resent once notify.email_unknown_retry_ms has passed, with
-                    the same Message-ID, if attempts are left; never a fast
-                    retry, never a fallback. 0 = never resent: FAILED.  */
+                    resent once, when notify.email_unknown_retry_ms has
+                    passed, with the same Message-ID, if attempts are left;
+                    never a fast retry, never a fallback, never a second
+                    resend (a server that is still too slow has likely taken
+                    both). 0 = never resent: FAILED.  */
                 snprintf (r->error, sizeof r->error, "possibly delivered: %.200s", result->error);
-                if (self->args.unknown_retry_ms > 0 && attempts_left) {
+                if (self->args.unknown_retry_ms > 0 && attempts_left && !job->possibly_delivered) {
                     r->state = "RETRY";
                     r->not_before_ms = now + self->args.unknown_retry_ms;
                     self->stat_retried++;

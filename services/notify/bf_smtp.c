@@ -47,9 +47,9 @@ struct s_msg_t {
     void *cookie;
     char *mail_cmd, *rcpt_cmd; /* complete command lines with CRLF */
     s_buf_t wire;              /* dot-stuffed body + ".\r\n" */
-    int64_t deadline; /* while queued: when it stops waiting for a session */
-    bool retried;  /* already moved to a fresh session once */
-    bool answered; /* the server replied to something of this message */
+    int64_t deadline;          /* while queued: when it stops waiting for a session */
+    bool retried;              /* already moved to a fresh session once */
+    bool answered;             /* the server replied to something of this message */
     bf_smtp_result_t result;
 };
 
@@ -81,9 +81,9 @@ struct s_session_t {
     s_state_t state;
     s_msg_t *msg;
     int64_t deadline;
-    int deadline_ms;  /* the phase timeout behind deadline, for the report */
-    int reply_code;   /* first line's code of a multi-line reply in progress */
-    bool reply_more;  /* inside a multi-line reply */
+    int deadline_ms; /* the phase timeout behind deadline, for the report */
+    int reply_code;  /* first line's code of a multi-line reply in progress */
+    bool reply_more; /* inside a multi-line reply */
     s_buf_t cmd;     /* the last command sent */
     const char *out; /* cmd.data or msg->wire.data */
     size_t out_len, out_pos;
@@ -887,16 +887,15 @@ s_check_timeouts (bf_smtp_t *self, int64_t now)
             s_watch (self, s->deadline);
             continue;
         }
-        const char *what
-            = s->state == S_CONNECTING ? "while connecting"
-              : s->state == S_GREETING ? "waiting for the greeting"
-              : s->state < S_IDLE      ? "while setting the session up"
-              : s->state == S_DATA     ? "waiting for the reply to DATA"
-              : s->state == S_BODY && s->out_pos < s->out_len
-                  ? "while sending the message"
-              : s->state == S_BODY ? "waiting for the reply to the end of the message"
-              : s->state == S_RSET ? "waiting for RSET"
-                                   : "waiting for a reply";
+        const char *what = s->state == S_CONNECTING ? "while connecting"
+                           : s->state == S_GREETING ? "waiting for the greeting"
+                           : s->state < S_IDLE      ? "while setting the session up"
+                           : s->state == S_DATA     ? "waiting for the reply to DATA"
+                           : s->state == S_BODY && s->out_pos < s->out_len
+                               ? "while sending the message"
+                           : s->state == S_BODY ? "waiting for the reply to the end of the message"
+                           : s->state == S_RSET ? "waiting for RSET"
+                                                : "waiting for a reply";
         if (s->msg && s->state < S_IDLE)
             s->msg->result.in_setup = true;
         s_session_close (self, s, BF_SMTP_TIMEOUT, what);

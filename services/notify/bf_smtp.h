@@ -76,13 +76,13 @@ typedef enum {
 
 typedef struct {
     bf_smtp_error_t error;
-    int code;       /* the last reply code of this message; 0 = none */
-    bool in_setup;  /* failed during greeting / EHLO / HELO / AUTH */
+    int code;                /* the last reply code of this message; 0 = none */
+    bool in_setup;           /* failed during greeting / EHLO / HELO / AUTH */
     bool possibly_delivered; /* the whole message was sent, then TIMEOUT or
                                 BROKEN before the final reply */
     int timeout_ms;          /* BF_SMTP_TIMEOUT: the timeout that fired */
-    char line[256]; /* the reply line of the failing step (raw, unscrubbed)
-                       or a short description when no reply applies */
+    char line[256];          /* the reply line of the failing step (raw, unscrubbed)
+                                or a short description when no reply applies */
 } bf_smtp_result_t;
 
 /*  Called by bf_smtp_perform for every finished message. result is valid

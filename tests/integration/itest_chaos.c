@@ -351,8 +351,9 @@ test_chaos_cycle (void **state)
         whose attempt a kill kept from being recorded (claimed attempts
         without their row), or from a possibly delivered attempt (UNKNOWN)
         resent under the policy; at most that many.  */
+    json_t *email_report = s_channel (report, "email");
     int64_t email_copies
-        = json_integer_value (json_object_get (s_channel (report, "email"), "duplicate_deliveries"));
+        = json_integer_value (json_object_get (email_report, "duplicate_deliveries"));
     int64_t window
         = s_scalar ("SELECT coalesce (sum (d.attempts - (SELECT count (*) FROM delivery_attempt a"
                     " WHERE a.delivery_id = d.id)), 0) + (SELECT count (*) FROM delivery_attempt"

@@ -476,7 +476,8 @@ test_slow_mail_server_gets_one_copy (void **state)
     /*  One attempt each: no fast retry, and no SMS in place of the email.  */
     assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt a"
                                               " JOIN delivery d ON d.id = a.delivery_id"
-                                              " WHERE d.state = 'RETRY' AND a.outcome <> 'UNKNOWN'"),
+                                              " WHERE d.state = 'RETRY'"
+                                              " AND a.outcome <> 'UNKNOWN'"),
                       0);
     assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
                                               " WHERE fallback_of IS NOT NULL"),
@@ -488,20 +489,18 @@ test_slow_mail_server_gets_one_copy (void **state)
     assert_int_equal (bf_report (conn, "2026-10", &doc, err, sizeof err), 0);
     json_t *possible = json_object_get (doc, "possible_duplicates");
     assert_int_equal (json_integer_value (json_object_get (possible, "notices")), unknown);
-    assert_int_equal (json_integer_value (json_object_get (possible, "awaiting_resend")),
-                      unknown);
+    assert_int_equal (json_integer_value (json_object_get (possible, "awaiting_resend")), unknown);
     assert_int_equal (json_integer_value (json_object_get (possible, "delivered")), 0);
-    json_t *email = json_object_get (json_object_get (json_object_get (doc, "attempts"),
-                                                      "by_channel"),
-                                     "EMAIL");
+    json_t *email = json_object_get (
+        json_object_get (json_object_get (doc, "attempts"), "by_channel"), "EMAIL");
     assert_int_equal (json_integer_value (json_object_get (email, "UNKNOWN")), unknown);
     json_decref (doc);
     assert_int_equal (s_stop (pid, SIGTERM), 0);
 
     /*  AUTH over plain smtp:// without the explicit setting: notify refuses
         to start (exit 2), naming the setting; nothing is claimed.  */
-    const char *plain[] = { "BILLFLOW_NOTIFY_SMTP_USERNAME=relay",
-                            "BILLFLOW_NOTIFY_SMTP_PASSWORD=pw", NULL };
+    const char *plain[]
+        = { "BILLFLOW_NOTIFY_SMTP_USERNAME=relay", "BILLFLOW_NOTIFY_SMTP_PASSWORD=pw", NULL };
     int64_t attempts = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt");
     pid = s_notify (&s, plain, "notify-plain.log");
     int status = 0;

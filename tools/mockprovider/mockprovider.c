@@ -76,8 +76,8 @@ typedef struct {
     unsigned latency_ms[S_CHANNELS];
     double fail_pct[S_CHANNELS];
     bool fail_permanent;
-    bool latency_at_data; /* email latency delays the 354 to DATA, not the final reply */
-    bool smtp_dedup;      /* refuse a Message-ID accepted before (real servers do not) */
+    bool latency_at_data;  /* email latency delays the 354 to DATA, not the final reply */
+    bool smtp_dedup;       /* refuse a Message-ID accepted before (real servers do not) */
     double email_slow_pct; /* share of emails whose final reply waits email_slow_ms */
     unsigned email_slow_ms;
     double throttle_pct;
@@ -493,9 +493,9 @@ static _Atomic uint64_t s_invalid_requests; /* HTTP requests that named no known
 /*  Emails accepted again under a Message-ID accepted before (no --smtp-dedup): each one is a
     second copy in a mailbox.  */
 static _Atomic uint64_t s_email_redelivered;
-static _Atomic uint64_t s_messages;         /* every outcome, for the progress line */
-static _Atomic uint64_t s_next_id = 1;      /* message numbers: m-1, m-2, ... never reused */
-static _Atomic uint64_t s_draws;            /* PRNG position */
+static _Atomic uint64_t s_messages;    /* every outcome, for the progress line */
+static _Atomic uint64_t s_next_id = 1; /* message numbers: m-1, m-2, ... never reused */
+static _Atomic uint64_t s_draws;       /* PRNG position */
 
 static void
 s_progress (void)
@@ -2555,7 +2555,7 @@ s_parse_args (int argc, char **argv)
             }
             value = argv[++i];
         }
-        uint64_t u;
+        uint64_t u = 0;
         bool ok = true;
         bool known = false;
         for (int ch = 0; ch < S_CHANNELS && !known; ch++) {
