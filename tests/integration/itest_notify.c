@@ -523,6 +523,60 @@ test_slow_mail_server_gets_one_copy (void **state)
     s_stack_stop (&s);
 }
 
+/*  The policy's resend, with a short delay: a server that answers every
+    end of data too late gets each email twice (the attempt and its one
+    resend, same Message-ID), never a third time, and no SMS in addition.  */
+static void
+test_possibly_delivered_resent_once (void **state)
+{
+    (void)state;
+    s_stack_t s;
+    s_stack_start (&s, 40,
+                   "--email-latency-ms 0 --email-fail-pct 0 --email-slow-pct 100"
+                   " --email-slow-ms 1500 --seed 7");
+    PGconn *conn = bf_testdb_connect (s.db);
+    const char *env[]
+        = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BILLFLOW_NOTIFY_SMTP_END_TIMEOUT_MS=300",
+            "BILLFLOW_NOTIFY_EMAIL_UNKNOWN_RETRY_MS=1000", NULL };
+    pid_t pid = s_notify (&s, env, "notify-resend.log");
+    int64_t emails = bf_testdb_scalar (conn, "SELECT count(*) FROM bill b JOIN subscriber s"
+                                             " ON s.id = b.subscriber_id, unnest (s.channels) c"
+                                             " WHERE c = 'EMAIL'");
+    const char *done_sql = "SELECT count(*) FROM delivery WHERE channel = 'EMAIL'"
+                           " AND state IN ('FAILED', 'HELD')";
+    int64_t done = 0;
+    for (int i = 0; i < 300 && done < emails; i++) {
+        done = bf_testdb_scalar (conn, done_sql);
+        usleep (100000);
+    }
+    assert_true (emails > 0);
+    assert_int_equal (done, emails);
+    sleep (2); /* a wrong third send would go now */
+    int64_t failed = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE"
+                                             " channel = 'EMAIL' AND state = 'FAILED'"
+                                             " AND last_error LIKE 'possibly delivered: %'");
+    int64_t twice = bf_testdb_scalar (conn, "SELECT count(*) FROM (SELECT delivery_id FROM"
+                                            " delivery_attempt GROUP BY delivery_id HAVING"
+                                            " count(*) = 2 AND bool_and (outcome = 'UNKNOWN'))"
+                                            " x");
+    char *report = s_report (&s);
+    long copies = s_report_value (report, "email", "duplicate_deliveries");
+    printf ("# every reply late: %lld emails, %lld failed after one resend, mail server got "
+            "%ld second copies\n",
+            (long long)emails, (long long)failed, copies);
+    assert_true (failed > 0);
+    assert_int_equal (twice, failed);
+    assert_int_equal (copies, failed);
+    assert_int_equal (s_report_value (report, "email", "accepted"), 2 * failed);
+    free (report);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE fallback_of IS NOT NULL"),
+                      0);
+    assert_int_equal (s_stop (pid, SIGTERM), 0);
+    PQfinish (conn);
+    s_stack_stop (&s);
+}
+
 static void
 test_quiet_hours_hold_and_release_in_bill_order (void **state)
 {
@@ -721,6 +775,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_every_bill_notified_once, s_teardown),
         cmocka_unit_test_teardown (test_slow_mail_server_gets_one_copy, s_teardown),
+        cmocka_unit_test_teardown (test_possibly_delivered_resent_once, s_teardown),
         cmocka_unit_test_teardown (test_quiet_hours_hold_and_release_in_bill_order, s_teardown),
         cmocka_unit_test_teardown (test_commands_through_the_control_link, s_teardown),
     };
