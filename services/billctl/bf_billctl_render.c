@@ -1013,7 +1013,7 @@ s_report_why (const json_t *root, char *out, size_t outsize)
 static const char *const s_report_states[]
     = { "DELIVERED", "FAILED", "CANCELLED", "PENDING", "SENDING", "RETRY", "HELD" };
 static const char *const s_report_outcomes[]
-    = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED" };
+    = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED", "UNKNOWN" };
 static const char *const s_report_reasons[]
     = { "no delivery", "in progress", "failed without fallback" };
 
@@ -1135,6 +1135,15 @@ s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
     s_render_matrix (out, json_object_get (attempts, "by_channel"),
                      json_object_get (attempts, "by_outcome"), s_report_outcomes,
                      S_NELEMS (s_report_outcomes));
+
+    json_t *possible = json_object_get (root, "possible_duplicates");
+    if (possible) {
+        fprintf (out, "\nPossible duplicates (email possibly delivered: sent, no final reply)\n");
+        s_kv (out, "notices", s_field_count (possible, "notices", a, sizeof a));
+        s_kv (out, "delivered", s_field_count (possible, "delivered", a, sizeof a));
+        s_kv (out, "awaiting resend", s_field_count (possible, "awaiting_resend", a, sizeof a));
+        s_kv (out, "not resent", s_field_count (possible, "not_resent", a, sizeof a));
+    }
 
     json_t *unnotified = json_object_get (root, "unnotified");
     json_t *list = json_object_get (unnotified, "bills");

@@ -40,6 +40,9 @@
     h    earliest and latest release of the HELD notices (delivery_held);
     hr   the HELD notices by hold_reason (delivery_held);
     a    attempts of the period's notices, by channel and outcome;
+    pd   the period's notices with a possibly delivered attempt (outcome
+         UNKNOWN: the whole email went out, the final reply never came),
+         by their state: possible duplicates;
     st, ch, oc, rs   the fixed sets, in the order the document lists them.  */
 static const char s_sql_report[] =
     "WITH r AS (SELECT x.*, EXISTS (SELECT 1 FROM settlement_run o WHERE o.period = x.period"
@@ -69,11 +72,15 @@ static const char s_sql_report[] =
     " a AS (SELECT d.channel, x.outcome, count (*)::bigint AS n"
     "       FROM delivery d JOIN delivery_attempt x ON x.delivery_id = d.id"
     "       WHERE d.period = $1 GROUP BY d.channel, x.outcome),"
+    " pd AS (SELECT d.state, count (*)::bigint AS n FROM delivery d"
+    "        WHERE d.period = $1 AND d.id IN (SELECT delivery_id FROM delivery_attempt"
+    "                                         WHERE outcome = 'UNKNOWN')"
+    "        GROUP BY d.state),"
     " st AS (SELECT * FROM unnest (ARRAY['DELIVERED', 'FAILED', 'CANCELLED', 'PENDING',"
     "        'SENDING', 'RETRY', 'HELD']) WITH ORDINALITY AS s (state, o)),"
     " ch AS (SELECT * FROM unnest (ARRAY['EMAIL', 'SMS', 'PUSH']) WITH ORDINALITY AS s (channel, o)),"
     " oc AS (SELECT * FROM unnest (ARRAY['DELIVERED', 'DUPLICATE', 'TRANSIENT', 'PERMANENT',"
-    "        'THROTTLED']) WITH ORDINALITY AS s (outcome, o)),"
+    "        'THROTTLED', 'UNKNOWN']) WITH ORDINALITY AS s (outcome, o)),"
     " rs AS (SELECT * FROM unnest (ARRAY['no delivery', 'in progress',"
     "        'failed without fallback']) WITH ORDINALITY AS s (reason, o)),"
     " k AS (SELECT (SELECT state FROM r ORDER BY run_id DESC LIMIT 1) AS run_state,"
@@ -124,6 +131,13 @@ static const char s_sql_report[] =
     "         AND a.outcome = oc.outcome) ORDER BY oc.o) FROM oc) ORDER BY ch.o) FROM ch),"
     "     'by_outcome', (SELECT json_object_agg (oc.outcome, (SELECT coalesce (sum (n), 0) FROM a"
     "        WHERE a.outcome = oc.outcome) ORDER BY oc.o) FROM oc)),"
+    "  'possible_duplicates', json_build_object ("
+    "     'notices', (SELECT coalesce (sum (n), 0) FROM pd),"
+    "     'delivered', (SELECT coalesce (sum (n), 0) FROM pd WHERE state = 'DELIVERED'),"
+    "     'awaiting_resend', (SELECT coalesce (sum (n), 0) FROM pd"
+    "        WHERE state IN ('PENDING', 'SENDING', 'RETRY', 'HELD')),"
+    "     'not_resent', (SELECT coalesce (sum (n), 0) FROM pd"
+    "        WHERE state IN ('FAILED', 'CANCELLED'))),"
     "  'unnotified', json_build_object ("
     "     'count', (SELECT unnotified FROM k),"
     "     'by_reason', (SELECT json_object_agg (rs.reason, (SELECT count (*) FROM ur"

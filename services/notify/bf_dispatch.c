@@ -23,14 +23,15 @@
 
 static const char *s_sent_as_names[] = { "EMAIL", "SMS", "LMS", "PUSH" };
 static const char *s_outcome_names[]
-    = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED" };
+    = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED", "UNKNOWN" };
 
 /*  A claimed delivery on its way.  */
 typedef struct s_job_t {
     int64_t id;
     int channel; /* 0 EMAIL, 1 SMS, 2 PUSH */
     int attempt;
-    int attempt_base; /* attempts before the operator's last retry */
+    int attempt_base;        /* attempts before the operator's last retry */
+    bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
     bf_provider_t provider;
     bf_send_request_t request; /* strings owned by the job */
     struct s_job_t *next;
@@ -62,7 +63,7 @@ typedef struct {
     bf_dispatch_args_t args;
     char id[96], conninfo[1024], purpose[32];
     bool paused;
-    int64_t next_pause_check, next_template_reload, last_flush;
+    int64_t next_pause_check, next_template_reload, last_flush, next_renew;
     int backoff;
     s_job_t *queue[BF_PROVIDER_COUNT]; /* rendered, waiting for the sender */
     s_job_t *queue_tail[BF_PROVIDER_COUNT];
@@ -156,8 +157,19 @@ static const bf_db_statement_t s_statements[] = {
       "       AND (state = 'PENDING' OR not_before <= to_timestamp ($2::bigint / 1000.0))"
       "       ORDER BY not_before, bill_id LIMIT $4 FOR UPDATE SKIP LOCKED) pick"
       " WHERE d.id = pick.id"
-      " RETURNING d.id, d.channel, d.attempts, d.attempt_base",
+      " RETURNING d.id, d.channel, d.attempts, d.attempt_base,"
+      " EXISTS (SELECT 1 FROM delivery_attempt a WHERE a.delivery_id = d.id"
+      "         AND a.outcome = 'UNKNOWN')",
       6 },
+    /*  Keeps this dispatcher's claims while their sends are in flight: an
+        email may wait up to the SMTP end-of-data timeout (10 min) for its
+        reply, far longer than a lease, and a claim taken over meanwhile
+        would send a second copy.  */
+    { "d_renew",
+      "UPDATE delivery SET not_before = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
+      " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0)"
+      " WHERE state = 'SENDING' AND lease_owner = $1",
+      3 },
     /*  Everything a message needs, for a batch of deliveries.  */
     { "d_context",
       "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
@@ -213,6 +225,21 @@ s_disconnect (s_dispatch_t *self)
 {
     PQfinish (self->conn);
     self->conn = NULL;
+}
+
+/*  Extends the lease of every delivery this dispatcher holds (d_renew).
+    Returns 0, or -1 on a database error (logged).  */
+static int
+s_renew (s_dispatch_t *self)
+{
+    char now[24], lease[16];
+    snprintf (now, sizeof now, "%lld", (long long)s_now (self));
+    snprintf (lease, sizeof lease, "%d", self->args.lease_ms);
+    const char *params[] = { self->id, now, lease };
+    PGresult *res = bf_db_query_prepared (self->conn, "d_renew", 3, params, PGRES_COMMAND_OK,
+                                          "renewing leases");
+    PQclear (res);
+    return res ? 0 : -1;
 }
 
 static int
@@ -527,6 +554,7 @@ s_claim (s_dispatch_t *self, int n)
         job->channel = channel;
         job->attempt = attempt;
         job->attempt_base = attempt_base;
+        job->possibly_delivered = PQgetvalue (claimed, i, 4)[0] == 't';
         char err[256];
         if (bf_render_message (self->render, channel, ctx, row, lines, to, &job->request, err,
                                sizeof err)
@@ -609,6 +637,10 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
         snprintf (r->message_id, sizeof r->message_id, "%s", result->provider_message_id);
         int64_t now = s_now (self);
         r->not_before_ms = now;
+        bool attempts_left = job->attempt - job->attempt_base < self->args.max_attempts;
+        /*  A notice the subscriber may already have (this or an earlier
+            attempt ended UNKNOWN) never gets an SMS fallback.  */
+        bool may_have_it = job->possibly_delivered || result->outcome == BF_OUTCOME_UNKNOWN;
         switch (result->outcome) {
             case BF_OUTCOME_DELIVERED:
             case BF_OUTCOME_DUPLICATE:
@@ -617,13 +649,34 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
                 break;
             case BF_OUTCOME_PERMANENT:
                 r->state = "FAILED";
-                r->fallback = job->channel == 0;
+                r->fallback = job->channel == 0 && !may_have_it;
                 self->stat_failed++;
                 break;
-            default:
-                if (job->attempt - job->attempt_base >= self->args.max_attempts) {
+            case BF_OUTCOME_UNKNOWN:
+                /*  Possibly delivered (docs/notify.md "possibly delivered"):
+                    resent once, when notify.email_unknown_retry_ms has
+                    passed, with the same Message-ID, if attempts are left;
+                    never a fast retry, never a fallback, never a second
+                    resend (a server that is still too slow has likely taken
+                    both). 0 = never resent: FAILED.  */
+                snprintf (r->error, sizeof r->error, "possibly delivered: %.200s", result->error);
+                if (self->args.unknown_retry_ms > 0 && attempts_left && !job->possibly_delivered) {
+                    r->state = "RETRY";
+                    r->not_before_ms = now + self->args.unknown_retry_ms;
+                    self->stat_retried++;
+                } else {
                     r->state = "FAILED";
-                    r->fallback = job->channel == 0;
+                    self->stat_failed++;
+                }
+                bf_warn ("dispatch %s: delivery %lld attempt %d possibly delivered (%s); %s",
+                         self->id, (long long)job->id, job->attempt, result->error,
+                         r->state[0] == 'R' ? "resent after notify.email_unknown_retry_ms"
+                                            : "not resent");
+                break;
+            default:
+                if (!attempts_left) {
+                    r->state = "FAILED";
+                    r->fallback = job->channel == 0 && !may_have_it;
                     self->stat_failed++;
                 } else {
                     int64_t wait
@@ -741,6 +794,11 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
             } else
                 s_disconnect (&self);
             self.next_pause_check = mono + S_PAUSE_CHECK_MS;
+        }
+        if (self.conn && mono >= self.next_renew) {
+            if ((inflight > 0 || self.queued > 0) && s_renew (&self) != 0)
+                s_disconnect (&self);
+            self.next_renew = mono + self.args.lease_ms / 3;
         }
         if (self.conn && mono >= self.next_template_reload)
             s_load_templates (&self);

@@ -10,8 +10,12 @@
     new state, in batched transactions: DELIVERED; FAILED for a permanent
     error or when attempts run out — an email that fails for good falls back
     to SMS; RETRY with exponential backoff and jitter (or the provider's
-    Retry-After) otherwise. Each request carries the delivery id as its
-    idempotency key, so a resend after a crash is accepted once.
+    Retry-After) otherwise. An email possibly delivered (UNKNOWN: sent,
+    no final reply) is resent once after unknown_retry_ms and never falls
+    back to SMS (docs/notify.md). Each request carries the delivery id as
+    its idempotency key, so an HTTP resend after a crash is accepted once.
+    While sends are in flight the dispatcher renews its leases every
+    lease_ms / 3, so a slow reply does not let another dispatcher resend.
 
     Pipe: the zactor contract; "STATS" -> claimed, delivered, retried,
     failed, held, in flight (decimal strings).
@@ -36,6 +40,7 @@ typedef struct {
     bf_sender_config_t sender; /* strings must live until zactor_new returns */
     int batch, lease_ms, poll_ms;
     int max_attempts, backoff_base_ms, backoff_max_ms;
+    int unknown_retry_ms; /* possibly delivered email: resend after; 0 = never */
     bf_quiet_window_t system_quiet;
     int utc_offset_min;
     int64_t clock_offset_ms; /* injectable clock: now = system time + offset */

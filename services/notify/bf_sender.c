@@ -125,7 +125,7 @@ struct _bf_sender_t {
     char *smtp_from;      /* From: header as configured */
     char *smtp_mail_from; /* the address alone, for MAIL FROM */
     char *smtp_username, *smtp_password;
-    bool smtp_starttls;
+    bool smtp_starttls, smtp_allow_plain_auth;
     int timeout_ms, connect_ms;
     int timeouts[BF_PROVIDER_COUNT]; /* per provider: config's, else timeout_ms */
     int breaker_pct, breaker_min, breaker_open_ms;
@@ -972,7 +972,7 @@ s_breaker_record (bf_sender_t *self, s_slot_t *slot, bf_outcome_t outcome, int64
     const char *name = s_provider_names[which];
     if (slot->probe) {
         p->probe_out = false;
-        if (outcome == BF_OUTCOME_TRANSIENT) {
+        if (outcome == BF_OUTCOME_TRANSIENT || outcome == BF_OUTCOME_UNKNOWN) {
             p->state = S_OPEN;
             p->open_until_ms = now + self->breaker_open_ms;
             bf_warn ("sender: %s breaker reopened: probe failed; next probe in %d ms", name,
@@ -987,7 +987,8 @@ s_breaker_record (bf_sender_t *self, s_slot_t *slot, bf_outcome_t outcome, int64
     }
     if (slot->epoch != p->epoch || outcome == BF_OUTCOME_THROTTLED)
         return;
-    p->window[p->window_next] = (s_sample_t){ now, outcome == BF_OUTCOME_TRANSIENT };
+    p->window[p->window_next]
+        = (s_sample_t){ now, outcome == BF_OUTCOME_TRANSIENT || outcome == BF_OUTCOME_UNKNOWN };
     p->window_next = (p->window_next + 1) % S_WINDOW_SIZE;
     if (p->window_count < S_WINDOW_SIZE)
         p->window_count++;
@@ -1335,6 +1336,13 @@ s_map_smtp (bf_sender_t *self, s_slot_t *slot, CURLcode code, long reply, bf_sen
     else {
         result->outcome = BF_OUTCOME_TRANSIENT;
         if (reply < 400 || reply >= 600) {
+            //  No reply after libcurl took the whole message: possibly
+            //  delivered (libcurl does not tell which step timed out; a
+            //  body it read to the end is as far as we can see).
+            if (slot->upload_started && slot->upload_pos >= slot->upload.len
+                && (code == CURLE_OPERATION_TIMEDOUT || code == CURLE_RECV_ERROR
+                    || code == CURLE_GOT_NOTHING))
+                result->outcome = BF_OUTCOME_UNKNOWN;
             s_transfer_error (self, slot, code, result);
             return;
         }
@@ -1349,12 +1357,13 @@ static void
 s_map_native (bf_sender_t *self, s_slot_t *slot, const bf_smtp_result_t *smtp,
               bf_send_result_t *result)
 {
+    (void)self;
     result->status_code = smtp->code;
     if (smtp->error == BF_SMTP_OK) {
         result->outcome = BF_OUTCOME_DELIVERED;
         return;
     }
-    result->outcome = BF_OUTCOME_TRANSIENT;
+    result->outcome = smtp->possibly_delivered ? BF_OUTCOME_UNKNOWN : BF_OUTCOME_TRANSIENT;
     char line[200] = "";
     s_scrub (smtp->line, strlen (smtp->line), slot->request.to, line, sizeof line);
     switch (smtp->error) {
@@ -1368,7 +1377,7 @@ s_map_native (bf_sender_t *self, s_slot_t *slot, const bf_smtp_result_t *smtp,
             break;
         case BF_SMTP_TIMEOUT:
             snprintf (result->error, sizeof result->error, "timeout after %d ms: %s",
-                      self->timeouts[BF_PROVIDER_EMAIL], line);
+                      smtp->timeout_ms, line);
             break;
         case BF_SMTP_UNEXPECTED:
             snprintf (result->error, sizeof result->error, "transfer failed: unexpected reply: %s",
@@ -1500,9 +1509,18 @@ s_configure (bf_sender_t *self, const bf_sender_config_t *config, char *err, siz
         if ((config->smtp_username && s_has_ctl (config->smtp_username))
             || (config->smtp_password && s_has_ctl (config->smtp_password)))
             return s_config_error (err, errsize, "smtp credentials have control characters");
-        self->smtp_username = s_strdup_opt (config->smtp_username, &rc);
-        self->smtp_password = s_strdup_opt (config->smtp_password, &rc);
+        //  An empty user name is "no AUTH" (the configuration's default).
+        bool auth = config->smtp_username && config->smtp_username[0];
+        self->smtp_username = auth ? s_strdup_opt (config->smtp_username, &rc) : NULL;
+        self->smtp_password = auth ? s_strdup_opt (config->smtp_password, &rc) : NULL;
         self->smtp_starttls = config->smtp_starttls;
+        self->smtp_allow_plain_auth = config->smtp_allow_plain_auth;
+        if (auth && !self->smtp_starttls && strncmp (config->smtp_url, "smtp://", 7) == 0
+            && !self->smtp_allow_plain_auth)
+            return s_config_error (err, errsize,
+                                   "SMTP AUTH over plain smtp:// without STARTTLS refused: "
+                                   "the password would cross the network in clear (allow it "
+                                   "only for a relay on this host: smtp_allow_plain_auth)");
     }
     if (config->breaker_error_pct > 100)
         return s_config_error (err, errsize, "breaker_error_pct must be 0..100");
@@ -1567,9 +1585,15 @@ bf_sender_new (const bf_sender_config_t *config, char *err, size_t errsize)
         bf_smtp_config_t smtp = { .url = email->url,
                                   .username = self->smtp_username,
                                   .password = self->smtp_password,
+                                  .allow_plain_auth = self->smtp_allow_plain_auth,
                                   .max_sessions = email->concurrency,
-                                  .timeout_ms = self->timeouts[BF_PROVIDER_EMAIL],
-                                  .connect_ms = self->connect_ms };
+                                  .queue_ms = self->timeouts[BF_PROVIDER_EMAIL],
+                                  .connect_ms = self->connect_ms,
+                                  .greeting_ms = config->smtp_greeting_ms,
+                                  .command_ms = config->smtp_command_ms,
+                                  .data_ms = config->smtp_data_ms,
+                                  .block_ms = config->smtp_block_ms,
+                                  .end_ms = config->smtp_end_ms };
         self->smtp = bf_smtp_new (&smtp, err, errsize);
         if (!self->smtp) {
             bf_sender_destroy (&self);
@@ -1921,6 +1945,8 @@ bf_sender_outcome_name (bf_outcome_t outcome)
             return "transient";
         case BF_OUTCOME_PERMANENT:
             return "permanent";
+        case BF_OUTCOME_UNKNOWN:
+            return "unknown";
         case BF_OUTCOME_THROTTLED:
             return "throttled";
     }

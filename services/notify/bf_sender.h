@@ -42,7 +42,12 @@
            and failing every email permanently on a relay misconfiguration
            would turn the whole month into SMS fallbacks; instead they count
            for the breaker.
-           connection failure, timeout             TRANSIENT
+           connection failure, timeout before the whole message was
+           sent                                    TRANSIENT
+           timeout or connection loss after the whole message was sent,
+           waiting for the reply to the final "."  UNKNOWN (possibly
+                                                   delivered; counts as
+                                                   transient for the breaker)
     status_code holds the HTTP status or the last SMTP reply code (0 when
     none arrived).
 
@@ -90,6 +95,10 @@ typedef enum {
     BF_OUTCOME_TRANSIENT, /* retry with backoff */
     BF_OUTCOME_PERMANENT, /* no retry (email: fall back to SMS) */
     BF_OUTCOME_THROTTLED, /* retry after retry_after_ms */
+    BF_OUTCOME_UNKNOWN,   /* email possibly delivered: the whole message was
+                             sent, then a timeout or a lost connection before
+                             the server's final reply. Not a failure to retry
+                             soon: a resend may be a second copy. */
 } bf_outcome_t;
 
 /*  One send. Strings are copied on submit. to: email address, phone
@@ -133,6 +142,13 @@ typedef void (*bf_send_done_fn) (void *context, const bf_send_request_t *request
 typedef struct {
     const char *smtp_url, *smtp_from, *smtp_username, *smtp_password;
     bool smtp_starttls; /* require TLS (CURLUSESSL_ALL) */
+    /*  AUTH over plain smtp:// without STARTTLS is refused (bf_sender_new
+        fails) unless this is set: for a relay on this host.  */
+    bool smtp_allow_plain_auth;
+    /*  Plain smtp:// (bf_smtp) phase timeouts, RFC 5321 4.5.3.2; 0 = the
+        RFC's value (bf_smtp.h). smtps:// and STARTTLS (libcurl) use the
+        email timeout for the whole message.  */
+    int smtp_greeting_ms, smtp_command_ms, smtp_data_ms, smtp_block_ms, smtp_end_ms;
     const char *sms_url, *sms_token, *push_url, *push_token;
     int concurrency[BF_PROVIDER_COUNT];         /* max in flight */
     int rate_per_s[BF_PROVIDER_COUNT];          /* 0 = unlimited */
@@ -195,6 +211,6 @@ bf_provider_t bf_sender_provider_of (bf_send_kind_t kind);
 const char *bf_sender_provider_name (bf_provider_t provider); /* "email" | "sms" | "push" */
 const char *bf_sender_outcome_name (bf_outcome_t outcome);    /* "delivered", "duplicate",
                                                                  "transient", "permanent",
-                                                                 "throttled" */
+                                                                 "throttled", "unknown" */
 
 #endif

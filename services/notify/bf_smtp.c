@@ -47,9 +47,9 @@ struct s_msg_t {
     void *cookie;
     char *mail_cmd, *rcpt_cmd; /* complete command lines with CRLF */
     s_buf_t wire;              /* dot-stuffed body + ".\r\n" */
-    int64_t deadline;
-    bool retried;  /* already moved to a fresh session once */
-    bool answered; /* the server replied to something of this message */
+    int64_t deadline;          /* while queued: when it stops waiting for a session */
+    bool retried;              /* already moved to a fresh session once */
+    bool answered;             /* the server replied to something of this message */
     bf_smtp_result_t result;
 };
 
@@ -80,7 +80,10 @@ struct s_session_t {
     int fd;
     s_state_t state;
     s_msg_t *msg;
-    int64_t deadline, connect_deadline;
+    int64_t deadline;
+    int deadline_ms; /* the phase timeout behind deadline, for the report */
+    int reply_code;  /* first line's code of a multi-line reply in progress */
+    bool reply_more; /* inside a multi-line reply */
     s_buf_t cmd;     /* the last command sent */
     const char *out; /* cmd.data or msg->wire.data */
     size_t out_len, out_pos;
@@ -91,7 +94,8 @@ struct s_session_t {
 struct _bf_smtp_t {
     char *host, *port, *ehlo;
     char *username, *password;
-    int max_sessions, timeout_ms, connect_ms;
+    int max_sessions, queue_ms, connect_ms;
+    int greeting_ms, command_ms, data_ms, block_ms, end_ms;
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool resolved;
@@ -183,6 +187,35 @@ s_watch (bf_smtp_t *self, int64_t deadline)
 {
     if (deadline < self->next_check)
         self->next_check = deadline;
+}
+
+//  The timeout of the phase s is in now (RFC 5321 4.5.3.2); 0 = none.
+static int
+s_phase_ms (const bf_smtp_t *self, const s_session_t *s)
+{
+    switch (s->state) {
+        case S_CONNECTING:
+            return self->connect_ms;
+        case S_GREETING:
+            return self->greeting_ms;
+        case S_IDLE:
+            return 0;
+        case S_DATA:
+            return self->data_ms;
+        case S_BODY:
+            return s->out_pos < s->out_len ? self->block_ms : self->end_ms;
+        default:
+            return self->command_ms;
+    }
+}
+
+//  Starts the timeout of s's current phase from now.
+static void
+s_arm (bf_smtp_t *self, s_session_t *s)
+{
+    s->deadline_ms = s_phase_ms (self, s);
+    s->deadline = s->deadline_ms > 0 ? zclock_mono () + s->deadline_ms : S_NEVER;
+    s_watch (self, s->deadline);
 }
 
 //  --------------------------------------------------------------------------
@@ -371,12 +404,20 @@ s_session_close (bf_smtp_t *self, s_session_t *s, bf_smtp_error_t error, const c
     self->session_count--;
     s_msg_t *msg = s->msg;
     s->msg = NULL;
+    //  The whole message went out and no final reply came: the server may
+    //  have taken it (RFC 1047). A reply, even a refusal, is not this case.
+    if (msg && s->state == S_BODY && s->out == msg->wire.data && s->out_pos >= s->out_len
+        && (error == BF_SMTP_TIMEOUT || error == BF_SMTP_BROKEN))
+        msg->result.possibly_delivered = true;
+    if (msg && error == BF_SMTP_TIMEOUT)
+        msg->result.timeout_ms = s->deadline_ms;
     s->out = NULL;
     s->out_len = s->out_pos = 0;
     if (msg) {
         if (s->reused && !msg->answered && !msg->retried && error == BF_SMTP_BROKEN) {
             msg->retried = true;
             msg->result.code = 0;
+            msg->deadline = zclock_mono () + self->queue_ms;
             s_queue_push (self, msg, true);
         } else
             s_msg_fail (self, msg, error, line);
@@ -403,6 +444,8 @@ s_flush (bf_smtp_t *self, s_session_t *s)
         ssize_t put = send (s->fd, s->out + s->out_pos, s->out_len - s->out_pos, MSG_NOSIGNAL);
         if (put > 0) {
             s->out_pos += (size_t)put;
+            if (s->state == S_BODY) /* data block timeout per write; then end of data */
+                s_arm (self, s);
             continue;
         }
         if (put < 0 && errno == EINTR)
@@ -436,16 +479,19 @@ s_command (bf_smtp_t *self, s_session_t *s, const char *format, ...)
     s->out = s->cmd.data;
     s->out_len = s->cmd.len;
     s->out_pos = 0;
+    s_arm (self, s);
     return s_flush (self, s);
 }
 
-//  Sends a prepared buffer (not copied: it must outlive the write).
+//  Sends a prepared buffer (not copied: it must outlive the write) and
+//  starts the timeout of the state set before the call.
 static int
 s_send_raw (bf_smtp_t *self, s_session_t *s, const char *data, size_t len)
 {
     s->out = data;
     s->out_len = len;
     s->out_pos = 0;
+    s_arm (self, s);
     return s_flush (self, s);
 }
 
@@ -453,8 +499,6 @@ static int
 s_start_message (bf_smtp_t *self, s_session_t *s)
 {
     s->state = S_MAIL;
-    s->deadline = s->msg->deadline;
-    s_watch (self, s->deadline);
     return s_send_raw (self, s, s->msg->mail_cmd, strlen (s->msg->mail_cmd));
 }
 
@@ -491,10 +535,7 @@ s_session_open (bf_smtp_t *self, s_msg_t *msg)
     }
     s->state = rc == 0 ? S_GREETING : S_CONNECTING;
     s->msg = msg;
-    int64_t now = zclock_mono ();
-    s->connect_deadline = now + self->connect_ms;
-    s->deadline = s->connect_deadline < msg->deadline ? s->connect_deadline : msg->deadline;
-    s_watch (self, s->deadline);
+    s_arm (self, s);
     s->next = self->sessions;
     if (self->sessions)
         self->sessions->prev = s;
@@ -616,8 +657,6 @@ s_message_failed (bf_smtp_t *self, s_session_t *s, int code, const char *line)
     s_msg_fail (self, msg, BF_SMTP_REPLY, line);
     s->reused = true;
     s->state = S_RSET;
-    s->deadline = zclock_mono () + self->timeout_ms;
-    s_watch (self, s->deadline);
     return s_command (self, s, "RSET");
 }
 
@@ -690,6 +729,10 @@ s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
             s_session_close (self, s, BF_SMTP_BROKEN, line);
             return -1;
         case S_MAIL:
+            //  530: the server wants AUTH (not offered, or not configured):
+            //  a session problem, not this message's (transient, like AUTH).
+            if (code == 530)
+                s->msg->result.in_setup = true;
             if (code / 100 != 2)
                 return s_message_failed (self, s, code, line);
             s->state = S_RCPT;
@@ -729,7 +772,26 @@ s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
     return 0;
 }
 
-//  Splits the input into lines; a reply ends with "ddd " or "ddd".
+//  One EHLO keyword line (after the code): notes the AUTH mechanisms
+//  offered ("AUTH PLAIN LOGIN", or the old "AUTH=PLAIN LOGIN").
+static void
+s_ehlo_keyword (s_session_t *s, const char *text)
+{
+    if (strncasecmp (text, "AUTH", 4) != 0 || (text[4] != ' ' && text[4] != '='))
+        return;
+    char words[S_IN_MAX + 1];
+    snprintf (words, sizeof words, "%s", text + 5);
+    char *save = NULL;
+    for (char *word = strtok_r (words, " ", &save); word; word = strtok_r (NULL, " ", &save)) {
+        if (strcasecmp (word, "PLAIN") == 0)
+            s->auth_plain = true;
+        else if (strcasecmp (word, "LOGIN") == 0)
+            s->auth_login = true;
+    }
+}
+
+//  Splits the input into lines; a reply ends with "ddd " or "ddd" (every
+//  line before it "ddd-"); only the complete reply is acted on.
 static int
 s_parse_input (bf_smtp_t *self, s_session_t *s)
 {
@@ -751,21 +813,20 @@ s_parse_input (bf_smtp_t *self, s_session_t *s)
             s_session_close (self, s, BF_SMTP_BROKEN, "malformed reply from server");
             return -1;
         }
-        if (s->state == S_EHLO && len > 8 && strncasecmp (line + 4, "AUTH", 4) == 0
-            && (line[8] == ' ' || line[8] == '=')) {
-            char *save = NULL;
-            for (char *word = strtok_r (line + 9, " ", &save); word;
-                 word = strtok_r (NULL, " ", &save)) {
-                if (strcasecmp (word, "PLAIN") == 0)
-                    s->auth_plain = true;
-                else if (strcasecmp (word, "LOGIN") == 0)
-                    s->auth_login = true;
-            }
-            continue;
-        }
-        if (len > 3 && line[3] == '-')
-            continue;
         int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+        //  RFC 5321 4.2.1: every line of a multi-line reply has the same code.
+        if (s->reply_more && code != s->reply_code) {
+            s_session_close (self, s, BF_SMTP_BROKEN, "malformed multi-line reply from server");
+            return -1;
+        }
+        //  EHLO keywords are on every line after the first, the last one
+        //  included, in any order (RFC 5321 4.1.1.1).
+        if (s->state == S_EHLO && s->reply_more && len > 4)
+            s_ehlo_keyword (s, line + 4);
+        s->reply_code = code;
+        s->reply_more = len > 3 && line[3] == '-';
+        if (s->reply_more)
+            continue;
         if (s_on_reply (self, s, code, line))
             return -1;
     }
@@ -792,6 +853,7 @@ s_session_io (bf_smtp_t *self, s_session_t *s, uint32_t events)
             return -1;
         }
         s->state = S_GREETING;
+        s_arm (self, s);
     }
     if (s_flush (self, s))
         return -1;
@@ -826,10 +888,14 @@ s_check_timeouts (bf_smtp_t *self, int64_t now)
             continue;
         }
         const char *what = s->state == S_CONNECTING ? "while connecting"
+                           : s->state == S_GREETING ? "waiting for the greeting"
                            : s->state < S_IDLE      ? "while setting the session up"
-                           : s->state == S_BODY     ? "waiting for the reply to the message"
-                           : s->state == S_RSET     ? "waiting for RSET"
-                                                    : "waiting for a reply";
+                           : s->state == S_DATA     ? "waiting for the reply to DATA"
+                           : s->state == S_BODY && s->out_pos < s->out_len
+                               ? "while sending the message"
+                           : s->state == S_BODY ? "waiting for the reply to the end of the message"
+                           : s->state == S_RSET ? "waiting for RSET"
+                                                : "waiting for a reply";
         if (s->msg && s->state < S_IDLE)
             s->msg->result.in_setup = true;
         s_session_close (self, s, BF_SMTP_TIMEOUT, what);
@@ -848,6 +914,7 @@ s_check_timeouts (bf_smtp_t *self, int64_t now)
             for (s_msg_t *m = self->queue_head; m; m = m->next)
                 self->queue_tail = m;
         }
+        msg->result.timeout_ms = self->queue_ms;
         s_msg_fail (self, msg, BF_SMTP_TIMEOUT, "waiting for a free session");
     }
 }
@@ -860,10 +927,19 @@ bf_smtp_new (const bf_smtp_config_t *config, char *err, size_t errsize)
 {
     if (err && errsize)
         err[0] = '\0';
-    if (!config || !config->url || config->max_sessions <= 0 || config->timeout_ms <= 0
-        || config->connect_ms <= 0 || !bf_smtp_url_ok (config->url)) {
+    if (!config || !config->url || config->max_sessions <= 0 || config->queue_ms <= 0
+        || config->connect_ms <= 0 || config->greeting_ms < 0 || config->command_ms < 0
+        || config->data_ms < 0 || config->block_ms < 0 || config->end_ms < 0
+        || !bf_smtp_url_ok (config->url)) {
         if (err && errsize)
             snprintf (err, errsize, "bf_smtp: bad configuration");
+        return NULL;
+    }
+    if (config->username && !config->allow_plain_auth) {
+        if (err && errsize)
+            snprintf (err, errsize,
+                      "SMTP AUTH over plain smtp:// (no TLS) refused: the password would cross "
+                      "the network in clear");
         return NULL;
     }
     bf_smtp_t *self = calloc (1, sizeof *self);
@@ -874,8 +950,13 @@ bf_smtp_new (const bf_smtp_config_t *config, char *err, size_t errsize)
     }
     self->epoll_fd = -1;
     self->max_sessions = config->max_sessions;
-    self->timeout_ms = config->timeout_ms;
+    self->queue_ms = config->queue_ms;
     self->connect_ms = config->connect_ms;
+    self->greeting_ms = config->greeting_ms ? config->greeting_ms : BF_SMTP_GREETING_MS;
+    self->command_ms = config->command_ms ? config->command_ms : BF_SMTP_COMMAND_MS;
+    self->data_ms = config->data_ms ? config->data_ms : BF_SMTP_DATA_MS;
+    self->block_ms = config->block_ms ? config->block_ms : BF_SMTP_BLOCK_MS;
+    self->end_ms = config->end_ms ? config->end_ms : BF_SMTP_END_MS;
     self->next_check = S_NEVER;
     bool ok = s_parse_url (config->url, &self->host, &self->port, &self->ehlo) == 0;
     if (ok && config->username && !(self->username = strdup (config->username)))
@@ -957,7 +1038,7 @@ bf_smtp_submit (bf_smtp_t *self, const char *mail_from, const char *rcpt, const 
     }
     snprintf (msg->mail_cmd, mail_len, "MAIL FROM:<%s>\r\n", mail_from);
     snprintf (msg->rcpt_cmd, rcpt_len, "RCPT TO:<%s>\r\n", rcpt);
-    msg->deadline = zclock_mono () + self->timeout_ms;
+    msg->deadline = zclock_mono () + self->queue_ms;
     self->inflight++;
     s_queue_push (self, msg, false);
     s_pump (self);

@@ -14,7 +14,20 @@
     offers AUTH -> for each message: MAIL FROM, RCPT TO, DATA, the body
     (dot-stuffed, CRLF line ends), "." and the final reply. A session is
     reused for the next message; after a failed message it sends RSET
-    first. A session that breaks fails its message and is dropped; the
+    first. A multi-line reply is read to its last line ("ddd " or "ddd")
+    before it is acted on, whatever the order of the EHLO keywords.
+
+    Timeouts are per phase, as RFC 5321 4.5.3.2 recommends: each one runs
+    from the command (or the connect) to its reply; the data block timeout
+    runs from each write of the body that made progress; the end-of-data
+    timeout from the last byte of the message to the final reply. A message
+    that times out or loses its connection while waiting for that final
+    reply is reported with possibly_delivered set: the server may have
+    accepted it, and a resend may give the recipient a second copy.
+
+    AUTH is only sent when the configuration allows it over this plain
+    (unencrypted) connection: bf_smtp_new refuses credentials without
+    allow_plain_auth. A session that breaks fails its message and is dropped; the
     next message opens a new one. A message on a reused session that breaks
     before the server answered anything for it is retried once on a fresh
     session (the server closed an idle connection under us).
@@ -33,27 +46,43 @@ typedef struct _bf_smtp_t bf_smtp_t;
 typedef struct {
     const char *url;                 /* smtp://host[:port][/ehlo-domain] */
     const char *username, *password; /* AUTH when username is not NULL */
+    bool allow_plain_auth;           /* credentials may cross this plain connection */
     int max_sessions;                /* > 0 */
-    int timeout_ms;                  /* whole message, connect included; > 0 */
-    int connect_ms;                  /* connect alone; > 0 */
+    int queue_ms;                    /* most time a message waits for a session; > 0 */
+    int connect_ms;                  /* TCP connect; > 0 */
+    /*  RFC 5321 4.5.3.2 timeouts; 0 takes the RFC's value (in brackets).  */
+    int greeting_ms; /* the 220 greeting [5 min] */
+    int command_ms;  /* EHLO, HELO, AUTH, MAIL, RCPT, RSET replies [5 min] */
+    int data_ms;     /* the 354 reply to DATA [2 min] */
+    int block_ms;    /* each write of the message body [3 min] */
+    int end_ms;      /* the reply to the final "." [10 min] */
 } bf_smtp_config_t;
+
+#define BF_SMTP_GREETING_MS 300000
+#define BF_SMTP_COMMAND_MS  300000
+#define BF_SMTP_DATA_MS     120000
+#define BF_SMTP_BLOCK_MS    180000
+#define BF_SMTP_END_MS      600000
 
 /*  Why a message did not go through.  */
 typedef enum {
     BF_SMTP_OK,         /* final reply 2xx */
     BF_SMTP_REPLY,      /* the server refused: code/line tell what */
     BF_SMTP_CONNECT,    /* could not connect (or resolve the host) */
-    BF_SMTP_TIMEOUT,    /* timeout_ms (or connect_ms) passed */
+    BF_SMTP_TIMEOUT,    /* a phase timeout (or queue_ms) passed: see timeout_ms */
     BF_SMTP_BROKEN,     /* connection lost or a reply we cannot parse */
     BF_SMTP_UNEXPECTED, /* a reply code that makes no sense at that step */
 } bf_smtp_error_t;
 
 typedef struct {
     bf_smtp_error_t error;
-    int code;       /* the last reply code of this message; 0 = none */
-    bool in_setup;  /* failed during greeting / EHLO / HELO / AUTH */
-    char line[256]; /* the reply line of the failing step (raw, unscrubbed)
-                       or a short description when no reply applies */
+    int code;                /* the last reply code of this message; 0 = none */
+    bool in_setup;           /* failed during greeting / EHLO / HELO / AUTH */
+    bool possibly_delivered; /* the whole message was sent, then TIMEOUT or
+                                BROKEN before the final reply */
+    int timeout_ms;          /* BF_SMTP_TIMEOUT: the timeout that fired */
+    char line[256];          /* the reply line of the failing step (raw, unscrubbed)
+                                or a short description when no reply applies */
 } bf_smtp_result_t;
 
 /*  Called by bf_smtp_perform for every finished message. result is valid
@@ -68,7 +97,8 @@ bool bf_smtp_url_ok (const char *url);
 
 /*  Creates a client (strings copied). No connection is made yet. The host
     is resolved here; when that fails it is tried again on each connect.
-    Returns NULL (reason in err) on bad config or out of memory.  */
+    Returns NULL (reason in err) on bad config (credentials without
+    allow_plain_auth included) or out of memory.  */
 bf_smtp_t *bf_smtp_new (const bf_smtp_config_t *config, char *err, size_t errsize);
 
 /*  Sends QUIT to idle sessions (best effort, never waits), closes every

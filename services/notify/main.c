@@ -123,6 +123,22 @@ main (int argc, char **argv)
         bf_config_destroy (&config);
         return 2;
     }
+    /*  Credentials over plain smtp:// would cross the network in clear:
+        refused at start-up (exit 2), before any notice is claimed, so
+        nothing waits on a configuration that can never send.  */
+    const char *smtp_url = bf_config_str (config, "notify.smtp_url");
+    if (*bf_config_str (config, "notify.smtp_username") && strncmp (smtp_url, "smtp://", 7) == 0
+        && !bf_config_bool (config, "notify.smtp_starttls")
+        && !bf_config_bool (config, "notify.smtp_allow_plain_auth")) {
+        fprintf (stderr, "notify: configuration: notify.smtp_username is set but "
+                         "notify.smtp_url is plain smtp:// without notify.smtp_starttls: AUTH "
+                         "would send the password in clear. Use smtps:// or STARTTLS, or set "
+                         "notify.smtp_allow_plain_auth=true for a relay on this host\n");
+        bf_error ("notify: refusing SMTP AUTH over plain smtp:// "
+                  "(notify.smtp_allow_plain_auth is false)");
+        bf_config_destroy (&config);
+        return 2;
+    }
     if (clock_offset)
         bf_info ("notify: clock set to %s local (offset %+lld s from the system clock)",
                  bf_config_str (config, "notify.clock"), (long long)(clock_offset / 1000));
@@ -160,6 +176,12 @@ main (int argc, char **argv)
             .smtp_username = bf_config_str (config, "notify.smtp_username"),
             .smtp_password = bf_config_str (config, "notify.smtp_password"),
             .smtp_starttls = bf_config_bool (config, "notify.smtp_starttls"),
+            .smtp_allow_plain_auth = bf_config_bool (config, "notify.smtp_allow_plain_auth"),
+            .smtp_greeting_ms = (int)bf_config_int (config, "notify.smtp_greeting_timeout_ms"),
+            .smtp_command_ms = (int)bf_config_int (config, "notify.smtp_command_timeout_ms"),
+            .smtp_data_ms = (int)bf_config_int (config, "notify.smtp_data_timeout_ms"),
+            .smtp_block_ms = (int)bf_config_int (config, "notify.smtp_block_timeout_ms"),
+            .smtp_end_ms = (int)bf_config_int (config, "notify.smtp_end_timeout_ms"),
             .sms_url = bf_config_str (config, "notify.sms_url"),
             .sms_token = bf_config_str (config, "notify.sms_token"),
             .push_url = bf_config_str (config, "notify.push_url"),
@@ -184,6 +206,7 @@ main (int argc, char **argv)
         .max_attempts = (int) bf_config_int (config, "notify.max_attempts"),
         .backoff_base_ms = (int) bf_config_int (config, "notify.backoff_base_ms"),
         .backoff_max_ms = (int) bf_config_int (config, "notify.backoff_max_ms"),
+        .unknown_retry_ms = (int) bf_config_int (config, "notify.email_unknown_retry_ms"),
         .system_quiet = quiet,
         .utc_offset_min = utc_offset,
         .clock_offset_ms = clock_offset,

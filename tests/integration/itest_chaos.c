@@ -346,14 +346,32 @@ test_chaos_cycle (void **state)
     s_log ("delivered email %lld sms %lld push %lld; provider accepted %lld / %lld / %lld",
            (long long)email, (long long)sms, (long long)push, (long long)accepted_email,
            (long long)accepted_sms, (long long)accepted_push);
-    assert_int_equal (accepted_email, email);
+    /*  Email has no idempotency at the mail server (the mock delivers a
+        resent Message-ID again): a second copy may only come from a send
+        whose attempt a kill kept from being recorded (claimed attempts
+        without their row), or from a possibly delivered attempt (UNKNOWN)
+        resent under the policy; at most that many.  */
+    json_t *email_report = s_channel (report, "email");
+    int64_t email_copies
+        = json_integer_value (json_object_get (email_report, "duplicate_deliveries"));
+    int64_t window
+        = s_scalar ("SELECT coalesce (sum (d.attempts - (SELECT count (*) FROM delivery_attempt a"
+                    " WHERE a.delivery_id = d.id)), 0) + (SELECT count (*) FROM delivery_attempt"
+                    " WHERE outcome = 'UNKNOWN') FROM delivery d WHERE d.channel = 'EMAIL'");
+    s_log ("email: %lld second copies, %lld sends in the possibly delivered window",
+           (long long)email_copies, (long long)window);
+    assert_int_equal (accepted_email - email_copies, email);
+    assert_true (email_copies <= window);
     assert_int_equal (accepted_sms, sms);
     assert_int_equal (accepted_push, push);
     const char *channels[] = { "email", "sms", "lms", "push" };
     for (size_t i = 0; i < 4; i++) {
         json_t *ch = s_channel (report, channels[i]);
-        assert_int_equal (json_integer_value (json_object_get (ch, "recipients_over_one_total")),
-                          0);
+        int64_t over = json_integer_value (json_object_get (ch, "recipients_over_one_total"));
+        if (i == 0)
+            assert_true (over <= email_copies);
+        else
+            assert_int_equal (over, 0);
     }
     json_decref (report);
     free (text);

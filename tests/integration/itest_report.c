@@ -156,10 +156,10 @@ s_check_states (json_t *doc, const char *channel, int64_t delivered, int64_t fai
                       (long long)bf_json_int (s, names[i]), (long long)want[i]);
 }
 
-/*  Attempts of a channel (NULL: by_outcome) by the 5 outcomes.  */
+/*  Attempts of a channel (NULL: by_outcome) by the 6 outcomes.  */
 static void
 s_check_outcomes (json_t *doc, const char *channel, int64_t delivered, int64_t duplicate,
-                  int64_t transient, int64_t permanent, int64_t throttled)
+                  int64_t transient, int64_t permanent, int64_t throttled, int64_t unknown)
 {
     char path[64];
     if (channel)
@@ -167,11 +167,12 @@ s_check_outcomes (json_t *doc, const char *channel, int64_t delivered, int64_t d
     else
         snprintf (path, sizeof path, "attempts.by_outcome");
     s_keys_in_order (doc, path, "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED",
-                     NULL);
+                     "UNKNOWN", NULL);
     json_t *s = bf_json_at (doc, path);
-    const int64_t want[] = { delivered, duplicate, transient, permanent, throttled };
-    const char *names[] = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED" };
-    for (size_t i = 0; i < 5; i++)
+    const int64_t want[] = { delivered, duplicate, transient, permanent, throttled, unknown };
+    const char *names[]
+        = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED", "UNKNOWN" };
+    for (size_t i = 0; i < 6; i++)
         if (bf_json_int (s, names[i]) != want[i])
             fail_msg ("%s.%s: %lld, expected %lld", path, names[i],
                       (long long)bf_json_int (s, names[i]), (long long)want[i]);
@@ -206,7 +207,9 @@ s_check_outcomes (json_t *doc, const char *channel, int64_t delivered, int64_t d
     Attempts: every delivered email 1 DELIVERED; every failed email 1
     TRANSIENT + 1 PERMANENT; the retrying email 1 TRANSIENT; the delivered
     fallback 1 THROTTLED + 1 DELIVERED (as LMS); the failed fallback 1
-    PERMANENT; every failed push 1 PERMANENT.  */
+    PERMANENT; every failed push 1 PERMANENT. Possibly delivered (one more
+    attempt, UNKNOWN): rn 1 (then delivered), 9 (awaiting its resend) and
+    5 (failed, not resent).  */
 static void
 s_craft (PGconn *conn)
 {
@@ -271,6 +274,12 @@ s_craft (PGconn *conn)
         " ) AS x (channel, state, fb, no, outcome) ON x.channel = d.channel"
         " AND x.state = d.state AND x.fb = (d.fallback_of IS NOT NULL)"
         " WHERE d.period = '" PERIOD "'");
+
+    s_exec (conn, "INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider,"
+                  " started_at, finished_at, outcome, error) SELECT d.id, 9, 'EMAIL', 'email',"
+                  " now (), now (), 'UNKNOWN', 'timeout after 600000 ms: waiting for the reply"
+                  " to the end of the message' FROM k JOIN delivery d ON d.bill_id = k.bill_id"
+                  " AND d.channel = 'EMAIL' AND d.fallback_of IS NULL WHERE k.rn IN (1, 5, 9)");
 
     /*  2026-11: five bills without a run (copies, new ids), four notices
         pending with an attempt each, one held later than 2026-10's.  */
@@ -341,7 +350,7 @@ test_report_of_a_crafted_period (void **state)
         first 100 listed.  */
     json_t *doc = s_report (conn, PERIOD);
     s_keys_in_order (doc, "", "period", "final", "run_state", "bills", "runs", "notices",
-                     "fallbacks", "held", "attempts", "unnotified", NULL);
+                     "fallbacks", "held", "attempts", "possible_duplicates", "unnotified", NULL);
     assert_string_equal (bf_json_str (doc, "period"), PERIOD);
     assert_false (bf_json_bool (doc, "final"));
     assert_string_equal (bf_json_str (doc, "run_state"), "COMPLETED");
@@ -433,12 +442,21 @@ test_report_of_a_crafted_period (void **state)
 
     /*  Attempts.  */
     s_keys_in_order (doc, "attempts", "total", "by_channel", "by_outcome", NULL);
-    assert_int_equal (bf_json_int (doc, "attempts.total"), bills + 3);
+    assert_int_equal (bf_json_int (doc, "attempts.total"), bills + 6);
     s_keys_in_order (doc, "attempts.by_channel", "EMAIL", "SMS", "PUSH", NULL);
-    s_check_outcomes (doc, "EMAIL", bills - 15, 0, 7, 6, 0);
-    s_check_outcomes (doc, "SMS", 1, 0, 0, 1, 1);
-    s_check_outcomes (doc, "PUSH", 0, 0, 0, 2, 0);
-    s_check_outcomes (doc, NULL, bills - 14, 0, 7, 9, 1);
+    s_check_outcomes (doc, "EMAIL", bills - 15, 0, 7, 6, 0, 3);
+    s_check_outcomes (doc, "SMS", 1, 0, 0, 1, 1, 0);
+    s_check_outcomes (doc, "PUSH", 0, 0, 0, 2, 0, 0);
+    s_check_outcomes (doc, NULL, bills - 14, 0, 7, 9, 1, 3);
+
+    /*  Possible duplicates: the three notices with an UNKNOWN attempt, by
+        their state now.  */
+    s_keys_in_order (doc, "possible_duplicates", "notices", "delivered", "awaiting_resend",
+                     "not_resent", NULL);
+    assert_int_equal (bf_json_int (doc, "possible_duplicates.notices"), 3);
+    assert_int_equal (bf_json_int (doc, "possible_duplicates.delivered"), 1);
+    assert_int_equal (bf_json_int (doc, "possible_duplicates.awaiting_resend"), 1);
+    assert_int_equal (bf_json_int (doc, "possible_duplicates.not_resent"), 1);
 
     /*  Unnotified: exactly these, by bill id.  */
     s_keys_in_order (doc, "unnotified", "count", "by_reason", "bills", NULL);
@@ -490,7 +508,7 @@ test_report_of_a_crafted_period (void **state)
     assert_int_equal (bf_json_int (doc, "unnotified.count"), 0);
     assert_int_equal (json_array_size (bf_json_at (doc, "unnotified.bills")), 0);
     s_check_states (doc, "SMS", 0, 0, 0, 0, 0, 0, 0);
-    s_check_outcomes (doc, NULL, 0, 0, 0, 0, 0);
+    s_check_outcomes (doc, NULL, 0, 0, 0, 0, 0, 0);
     json_decref (doc);
 
     PQfinish (conn);

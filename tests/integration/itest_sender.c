@@ -195,6 +195,7 @@ typedef struct {
     bool close_after;
     char *greeting, *mail, *rcpt, *data, *end; /* SMTP replies; "" = never */
     bool auth;
+    bool auth_last;    /* SMTP: AUTH is the last line of the EHLO reply */
     int end_delay_ms;  /* SMTP: the reply after "." goes out this much later */
     bool drop_in_data; /* SMTP: hang up on the first message line */
     //  Observations (under lock)
@@ -362,9 +363,14 @@ s_smtp_process (s_server_t *self, s_conn_t *conn)
                 s_send_line (conn, "235 2.7.0 Authentication successful");
             } else if (strncasecmp (line, "EHLO", 4) == 0) {
                 s_send_line (conn, "250-test.local");
-                if (self->auth)
-                    s_send_line (conn, "250-AUTH PLAIN");
-                s_send_line (conn, "250 SIZE 10000000");
+                if (self->auth && self->auth_last) {
+                    s_send_line (conn, "250-SIZE 10000000");
+                    s_send_line (conn, "250 AUTH PLAIN LOGIN");
+                } else {
+                    if (self->auth)
+                        s_send_line (conn, "250-AUTH PLAIN");
+                    s_send_line (conn, "250 SIZE 10000000");
+                }
             } else if (strncasecmp (line, "HELO", 4) == 0)
                 s_send_line (conn, "250 test.local");
             else if (strncasecmp (line, "AUTH PLAIN", 10) == 0) {
@@ -374,12 +380,15 @@ s_smtp_process (s_server_t *self, s_conn_t *conn)
                     conn->auth_wait = true;
                     s_send_line (conn, "334 ");
                 }
-            } else if (strncasecmp (line, "MAIL FROM:", 10) == 0)
-                s_send_line (conn, self->mail);
-            else if (strncasecmp (line, "RCPT TO:", 8) == 0)
-                s_send_line (conn, self->rcpt);
-            else if (strcasecmp (line, "DATA") == 0) {
-                s_send_line (conn, self->data);
+            } else if (strncasecmp (line, "MAIL FROM:", 10) == 0) {
+                if (*self->mail) /* "" = never answer */
+                    s_send_line (conn, self->mail);
+            } else if (strncasecmp (line, "RCPT TO:", 8) == 0) {
+                if (*self->rcpt)
+                    s_send_line (conn, self->rcpt);
+            } else if (strcasecmp (line, "DATA") == 0) {
+                if (*self->data)
+                    s_send_line (conn, self->data);
                 conn->in_data = self->data[0] == '3';
             } else if (strcasecmp (line, "QUIT") == 0) {
                 s_send_line (conn, "221 bye");
@@ -1253,6 +1262,7 @@ test_smtp_auth (void **state)
     bf_sender_config_t config = s_config (0, server->port);
     config.smtp_username = "relay-user";
     config.smtp_password = "s3cret";
+    config.smtp_allow_plain_auth = true; /* a relay on this host */
     bf_sender_t *sender = s_sender (&config);
     bf_send_request_t request = {
         .delivery_id = 5, .kind = BF_SEND_EMAIL, .to = "a@example.com", .title = "t", .text = "x"
@@ -1269,6 +1279,125 @@ test_smtp_auth (void **state)
     pthread_mutex_unlock (&server->lock);
     assert_memory_equal (decoded, "\0relay-user\0s3cret", 18);
     free (decoded);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
+//  Issue 10 defect 3: the EHLO reply's last line is the AUTH line. The
+//  client must read every line, the last one included, and authenticate.
+static void
+test_smtp_auth_listed_last (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_SMTP);
+    server->auth = true;
+    server->auth_last = true;
+    bf_sender_config_t config = s_config (0, server->port);
+    config.smtp_username = "relay-user";
+    config.smtp_password = "s3cret";
+    config.smtp_allow_plain_auth = true;
+    config.smtp_command_ms = 2000; /* a stuck EHLO fails here, not after 5 min */
+    bf_sender_t *sender = s_sender (&config);
+    bf_send_request_t request = {
+        .delivery_id = 7, .kind = BF_SEND_EMAIL, .to = "a@example.com", .title = "t", .text = "x"
+    };
+    bf_send_result_t result = s_send (sender, &request);
+    if (result.outcome != BF_OUTCOME_DELIVERED)
+        fail_msg ("AUTH listed last: %s '%s'", bf_sender_outcome_name (result.outcome),
+                  result.error);
+    pthread_mutex_lock (&server->lock);
+    assert_non_null (strstr (server->transcript.data, "\nAUTH PLAIN "));
+    assert_int_equal (server->message_count, 1);
+    pthread_mutex_unlock (&server->lock);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
+//  Credentials over plain smtp:// are refused when the sender is created,
+//  unless smtp_allow_plain_auth; an empty user name means no AUTH.
+static void
+test_smtp_plain_auth_refused (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_SMTP);
+    server->auth = true;
+    bf_sender_config_t config = s_config (0, server->port);
+    config.smtp_username = "relay-user";
+    config.smtp_password = "s3cret";
+    char err[256] = "";
+    bf_sender_t *sender = bf_sender_new (&config, err, sizeof err);
+    assert_null (sender);
+    assert_non_null (strstr (err, "plain smtp://"));
+    assert_non_null (strstr (err, "smtp_allow_plain_auth"));
+    assert_null (strstr (err, "s3cret"));
+    //  With STARTTLS required the credentials go over TLS (libcurl): accepted.
+    config.smtp_starttls = true;
+    sender = bf_sender_new (&config, err, sizeof err);
+    assert_non_null (sender);
+    bf_sender_destroy (&sender);
+    //  No user name: no AUTH, nothing to refuse.
+    config.smtp_starttls = false;
+    config.smtp_username = "";
+    config.smtp_password = "";
+    sender = s_sender (&config);
+    bf_send_request_t request = {
+        .delivery_id = 8, .kind = BF_SEND_EMAIL, .to = "a@example.com", .title = "t", .text = "x"
+    };
+    assert_int_equal (s_send (sender, &request).outcome, BF_OUTCOME_DELIVERED);
+    pthread_mutex_lock (&server->lock);
+    assert_null (strstr (server->transcript.data, "AUTH"));
+    pthread_mutex_unlock (&server->lock);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
+//  Issue 10 defect 4: per-phase timeouts (RFC 5321 4.5.3.2), each error
+//  naming the timeout that fired; a slow reply to the end of the message is
+//  "possibly delivered" (the server has the message), not a transient
+//  failure to retry.
+static void
+test_smtp_phase_timeouts (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_SMTP);
+    server->end_delay_ms = 1500;
+    bf_sender_config_t config = s_config (0, server->port);
+    config.timeout_ms = 10000; /* the old whole-message default: not what fires */
+    config.smtp_end_ms = 400;
+    config.smtp_data_ms = 300;
+    config.smtp_command_ms = 300;
+    bf_sender_t *sender = s_sender (&config);
+    bf_send_request_t request = {
+        .delivery_id = 9, .kind = BF_SEND_EMAIL, .to = "a@example.com", .title = "t", .text = "x"
+    };
+    int64_t start = s_now_ms ();
+    bf_send_result_t result = s_send (sender, &request);
+    int64_t took = s_now_ms () - start;
+    if (result.outcome != BF_OUTCOME_UNKNOWN)
+        fail_msg ("slow end of data: %s '%s'", bf_sender_outcome_name (result.outcome),
+                  result.error);
+    assert_string_equal (result.error,
+                         "timeout after 400 ms: waiting for the reply to the end of the message");
+    assert_in_range (took, 380, 1400);
+    assert_int_equal (s_server_count (server, &server->message_count), 1);
+
+    //  Before the message is complete nothing can have been delivered:
+    //  transient, with the phase's own timeout.
+    pthread_mutex_lock (&server->lock);
+    server->end_delay_ms = 0;
+    pthread_mutex_unlock (&server->lock);
+    s_server_smtp (server, S_DATA, "");
+    start = s_now_ms ();
+    result = s_send (sender, &request);
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_string_equal (result.error, "timeout after 300 ms: waiting for the reply to DATA");
+    assert_in_range (s_now_ms () - start, 280, 1400);
+    s_server_smtp (server, S_DATA, "354 go ahead");
+    s_server_smtp (server, S_RCPT, "");
+    result = s_send (sender, &request);
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_string_equal (result.error, "timeout after 300 ms: waiting for a reply");
+    assert_int_equal (s_server_count (server, &server->message_count), 1);
     bf_sender_destroy (&sender);
     s_server_stop (&server);
 }
@@ -1335,12 +1464,12 @@ test_smtp_mappings (void **state)
     s_server_t *server = s_server_start (S_SMTP);
     s_server_smtp (server, S_GREETING, "");
     config = s_config (0, server->port);
-    config.timeout_ms = 300;
+    config.smtp_greeting_ms = 300;
     sender = s_sender (&config);
     int64_t start = s_now_ms ();
     result = s_send (sender, &request);
     assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
-    assert_non_null (strstr (result.error, "timeout"));
+    assert_string_equal (result.error, "timeout after 300 ms: waiting for the greeting");
     assert_in_range (s_now_ms () - start, 280, 2000);
     bf_sender_destroy (&sender);
     s_server_stop (&server);
@@ -1479,8 +1608,10 @@ test_smtp_broken_session (void **state)
     bf_send_request_t request = {
         .delivery_id = 95, .kind = BF_SEND_EMAIL, .to = "a@example.com", .title = "t", .text = "x"
     };
+    //  The whole (small) message was written before the server hung up, and
+    //  no final reply came: from here that is possibly delivered.
     bf_send_result_t result = s_send (sender, &request);
-    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_int_equal (result.outcome, BF_OUTCOME_UNKNOWN);
     assert_int_equal (result.status_code, 354);
     assert_non_null (strstr (result.error, "transfer failed"));
     //  The broken session is replaced.
@@ -1491,15 +1622,17 @@ test_smtp_broken_session (void **state)
     assert_int_equal (s_server_count (server, &server->connections), 2);
     assert_int_equal (bf_sender_inflight (sender, BF_PROVIDER_EMAIL), 0);
 
-    //  No final reply: the message times out, and only that message.
+    //  No final reply: the message times out, and only that message. The
+    //  whole message went out, so it is possibly delivered (UNKNOWN).
     s_server_smtp (server, S_END, "");
     bf_sender_destroy (&sender);
-    config.timeout_ms = 300;
+    config.smtp_end_ms = 300;
     sender = s_sender (&config);
     int64_t start = s_now_ms ();
     result = s_send (sender, &request);
-    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
-    assert_non_null (strstr (result.error, "timeout after 300 ms"));
+    assert_int_equal (result.outcome, BF_OUTCOME_UNKNOWN);
+    assert_string_equal (result.error, "timeout after 300 ms: waiting for the reply to the end "
+                                       "of the message");
     assert_in_range (s_now_ms () - start, 280, 2000);
     s_server_smtp (server, S_END, "250 2.0.0 queued");
     assert_int_equal (s_send (sender, &request).outcome, BF_OUTCOME_DELIVERED);
@@ -2082,6 +2215,9 @@ main (void)
         cmocka_unit_test (test_submit_from_done),
         cmocka_unit_test (test_wakeup),
         cmocka_unit_test (test_mockprovider_smoke),
+        cmocka_unit_test (test_smtp_auth_listed_last),
+        cmocka_unit_test (test_smtp_plain_auth_refused),
+        cmocka_unit_test (test_smtp_phase_timeouts),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

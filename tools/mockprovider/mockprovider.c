@@ -6,9 +6,11 @@
     (its replies are delayed without blocking any other connection) and flaky (a share of
     messages, drawn from a seeded PRNG, fails); HTTP can also throttle or answer garbage.
 
-    It remembers every Idempotency-Key and Message-ID it accepted, so a resend is refused as a
-    duplicate, and counts the messages each recipient received per channel, so a test can check
-    G4 — at most one notice per bill and channel — from GET /v1/report.
+    It remembers every Idempotency-Key it accepted, so an HTTP resend is refused as a duplicate
+    (409). Like a real mail server, SMTP delivers a resent Message-ID again and counts it as a
+    duplicate delivery (refusing it is the --smtp-dedup option). It counts the messages each
+    recipient received per channel, so a test can check G4 — at most one notice per bill and
+    channel — from GET /v1/report.
 
     Threads: main (waits for SIGTERM/SIGINT), the libmicrohttpd pool (HTTP handlers), one delay
     thread that resumes suspended HTTP connections when their reply is due, and the SMTP
@@ -74,7 +76,10 @@ typedef struct {
     unsigned latency_ms[S_CHANNELS];
     double fail_pct[S_CHANNELS];
     bool fail_permanent;
-    bool latency_at_data; /* email latency delays the 354 to DATA, not the final reply */
+    bool latency_at_data;  /* email latency delays the 354 to DATA, not the final reply */
+    bool smtp_dedup;       /* refuse a Message-ID accepted before (real servers do not) */
+    double email_slow_pct; /* share of emails whose final reply waits email_slow_ms */
+    unsigned email_slow_ms;
     double throttle_pct;
     double garbage_pct;
     const char **reject;
@@ -485,9 +490,12 @@ static s_map_t s_smtp_ids;               /* accepted Message-ID → message numb
 static s_map_t s_recipients[S_CHANNELS]; /* recipient → accepted messages */
 static _Atomic uint64_t s_count[S_CHANNELS][S_OUTCOMES];
 static _Atomic uint64_t s_invalid_requests; /* HTTP requests that named no known channel */
-static _Atomic uint64_t s_messages;         /* every outcome, for the progress line */
-static _Atomic uint64_t s_next_id = 1;      /* message numbers: m-1, m-2, ... never reused */
-static _Atomic uint64_t s_draws;            /* PRNG position */
+/*  Emails accepted again under a Message-ID accepted before (no --smtp-dedup): each one is a
+    second copy in a mailbox.  */
+static _Atomic uint64_t s_email_redelivered;
+static _Atomic uint64_t s_messages;    /* every outcome, for the progress line */
+static _Atomic uint64_t s_next_id = 1; /* message numbers: m-1, m-2, ... never reused */
+static _Atomic uint64_t s_draws;       /* PRNG position */
 
 static void
 s_progress (void)
@@ -537,6 +545,7 @@ s_store_reset (void)
             atomic_store (&s_count[ch][o], 0);
     }
     atomic_store (&s_invalid_requests, 0);
+    atomic_store (&s_email_redelivered, 0);
     atomic_store (&s_messages, 0);
     atomic_store (&s_draws, 0);
 }
@@ -602,7 +611,11 @@ s_report (s_buf_t *buf)
                       s_map_count (&s_recipients[ch]));
         s_over_one_t over = { .buf = buf };
         s_map_each (&s_recipients[ch], s_visit_over_one, &over);
-        s_buf_printf (buf, "], \"recipients_over_one_total\": %" PRIu64 "}", over.total);
+        s_buf_printf (buf, "], \"recipients_over_one_total\": %" PRIu64, over.total);
+        if (ch == S_EMAIL)
+            s_buf_printf (buf, ", \"duplicate_deliveries\": %" PRIu64,
+                          atomic_load (&s_email_redelivered));
+        s_buf_str (buf, "}");
     }
     s_buf_printf (buf, ",\n \"invalid_requests\": %" PRIu64 "}\n",
                   atomic_load (&s_invalid_requests));
@@ -1745,11 +1758,13 @@ s_ehlo (s_session_t *s, bool extended)
         s_sendf (s, "250 mockprovider\r\n");
         return;
     }
+    /*  RFC 5321 puts the keywords in no order; AUTH goes last, where a client that does not
+        read a reply to its final line would miss it.  */
     s_sendf (s,
              "250-mockprovider\r\n250-SIZE %zu\r\n250-8BITMIME\r\n250-PIPELINING\r\n"
              "250-ENHANCEDSTATUSCODES\r\n%s",
-             s_cfg.max_message_size, s_cfg.smtp_user ? "250-AUTH PLAIN LOGIN\r\n" : "");
-    s_sendf (s, "250 HELP\r\n");
+             s_cfg.max_message_size, s_cfg.smtp_user ? "250-HELP\r\n" : "");
+    s_sendf (s, "%s", s_cfg.smtp_user ? "250 AUTH PLAIN LOGIN\r\n" : "250 HELP\r\n");
 }
 
 static void
@@ -1824,12 +1839,12 @@ s_cmd_rcpt (s_session_t *s, char *arg)
     s_sendf (s, "250 2.1.5 Recipient ok\r\n");
 }
 
-/*  Sends reply now, or — when delay is set and email latency configured — after the latency:
-    the session stops processing input until then, other sessions carry on.  */
+/*  Sends reply now, or — when delay is set and email latency configured — after the latency
+    (ms when not 0): the session stops processing input until then, other sessions carry on.  */
 static void
-s_reply_later (s_session_t *s, const char *reply, size_t len, bool delay)
+s_reply_later (s_session_t *s, const char *reply, size_t len, bool delay, unsigned slow_ms)
 {
-    unsigned ms = s_cfg.latency_ms[S_EMAIL];
+    unsigned ms = slow_ms ? slow_ms : s_cfg.latency_ms[S_EMAIL];
     if (!delay || ms == 0 || s_smtp.stop) {
         s_send (s, reply, len);
         return;
@@ -1840,13 +1855,21 @@ s_reply_later (s_session_t *s, const char *reply, size_t len, bool delay)
     s->reply_len = len;
     s->waiting = true;
     s->due_ms = s_now_ms () + ms;
-    s->wnext = NULL;
-    s->wprev = s_smtp.wait_tail;
-    if (s_smtp.wait_tail)
-        s_smtp.wait_tail->wnext = s;
+    /*  The list stays in due order: walk back from the tail (one latency: appended at once;
+        --email-slow-ms replies are due later than the ones after them).  */
+    s_session_t *after = s_smtp.wait_tail;
+    while (after && after->due_ms > s->due_ms)
+        after = after->wprev;
+    s->wprev = after;
+    s->wnext = after ? after->wnext : s_smtp.wait_head;
+    if (s->wnext)
+        s->wnext->wprev = s;
+    else
+        s_smtp.wait_tail = s;
+    if (after)
+        after->wnext = s;
     else
         s_smtp.wait_head = s;
-    s_smtp.wait_tail = s;
 }
 
 /*  Finds the Message-ID header in the captured head of the message (unfolding continuation
@@ -1910,7 +1933,7 @@ s_data_end (s_session_t *s)
         snprintf (reply, sizeof reply,
                   "554 5.6.0 Message-ID header required (at most %d bytes)\r\n", S_MAX_KEY);
         outcome = S_REJECTED;
-    } else if (s_map_get (&s_smtp_ids, mid, strlen (mid), &id)) {
+    } else if (s_cfg.smtp_dedup && s_map_get (&s_smtp_ids, mid, strlen (mid), &id)) {
         snprintf (reply, sizeof reply,
                   "250 2.0.0 Ok: already have this message as m-%" PRIu64 "\r\n", id);
         outcome = S_DUPLICATE;
@@ -1921,6 +1944,12 @@ s_data_end (s_session_t *s)
         uint64_t found = 0;
         id = atomic_fetch_add (&s_next_id, 1);
         int rc = s_map_put_new (&s_smtp_ids, mid, strlen (mid), id, &found);
+        /*  Without --smtp-dedup a known Message-ID is delivered again, like any mail server
+            does: a second copy, counted as a duplicate delivery.  */
+        if (rc == 0) {
+            atomic_fetch_add (&s_email_redelivered, 1);
+            rc = 1;
+        }
         outcome = S_ACCEPTED;
         for (size_t off = 0; rc > 0 && off < s->rcpt_len; off += strlen (s->rcpt + off) + 1)
             if (s_map_bump (&s_recipients[S_EMAIL], s->rcpt + off, strlen (s->rcpt + off)) == 0)
@@ -1940,7 +1969,11 @@ s_data_end (s_session_t *s)
                (int)strcspn (reply, "\r"), reply);
     }
     s_transaction_reset (s);
-    s_reply_later (s, reply, strlen (reply), !s_cfg.latency_at_data);
+    /*  A slow server: the message is taken (recorded above), the final reply is late.  */
+    unsigned slow = s_cfg.email_slow_pct > 0 && s_draw_pct () < s_cfg.email_slow_pct
+                        ? s_cfg.email_slow_ms
+                        : 0;
+    s_reply_later (s, reply, strlen (reply), !s_cfg.latency_at_data || slow, slow);
 }
 
 /*  Message bytes after dot-unstuffing: counted, and the head kept until the blank line.  */
@@ -2038,7 +2071,7 @@ s_cmd_data (s_session_t *s)
     s->hdr_len = 0;
     s->hdr_done = false;
     static const char go[] = "354 2.0.0 End data with <CR><LF>.<CR><LF>\r\n";
-    s_reply_later (s, go, strlen (go), s_cfg.latency_at_data);
+    s_reply_later (s, go, strlen (go), s_cfg.latency_at_data, 0);
 }
 
 static void
@@ -2435,6 +2468,10 @@ s_usage (FILE *out)
         "                                 CH: email (1000 ms, 1%%), sms, lms, push (0, 0)\n"
         "  --email-latency-at end|data    delay the reply after the final '.' (end) or\n"
         "                                 the 354 reply to DATA (data; see README)\n"
+        "  --smtp-dedup on|off            on: refuse a Message-ID accepted before (off:\n"
+        "                                 deliver it again, like a real server)\n"
+        "  --email-slow-pct X --email-slow-ms N  X%% of emails get the reply to the\n"
+        "                                 final '.' after N ms (taken at once)\n"
         "  --fail-mode transient|permanent  failures are HTTP 503 / SMTP 451 (transient),\n"
         "                                 or HTTP 422 / SMTP 550 at RCPT (permanent)\n"
         "  --throttle-pct X               X%% of HTTP messages get 429, Retry-After: 1\n"
@@ -2518,7 +2555,7 @@ s_parse_args (int argc, char **argv)
             }
             value = argv[++i];
         }
-        uint64_t u;
+        uint64_t u = 0;
         bool ok = true;
         bool known = false;
         for (int ch = 0; ch < S_CHANNELS && !known; ch++) {
@@ -2557,6 +2594,14 @@ s_parse_args (int argc, char **argv)
         } else if (strcmp (name, "--email-latency-at") == 0) {
             ok = strcmp (value, "end") == 0 || strcmp (value, "data") == 0;
             s_cfg.latency_at_data = strcmp (value, "data") == 0;
+        } else if (strcmp (name, "--smtp-dedup") == 0) {
+            ok = strcmp (value, "on") == 0 || strcmp (value, "off") == 0;
+            s_cfg.smtp_dedup = strcmp (value, "on") == 0;
+        } else if (strcmp (name, "--email-slow-pct") == 0)
+            ok = s_parse_pct (value, &s_cfg.email_slow_pct);
+        else if (strcmp (name, "--email-slow-ms") == 0) {
+            ok = s_parse_u64 (value, 3600000, &u);
+            s_cfg.email_slow_ms = (unsigned)u;
         } else if (strcmp (name, "--throttle-pct") == 0)
             ok = s_parse_pct (value, &s_cfg.throttle_pct);
         else if (strcmp (name, "--garbage-pct") == 0)
