@@ -149,7 +149,7 @@ static const bf_db_statement_t s_statements[] = {
       "UPDATE delivery d SET state = 'SENDING', lease_owner = $1,"
       " not_before = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
       " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
-      " attempts = d.attempts + 1, updated_at = now ()"
+      " attempts = d.attempts + 1, last_error = NULL, hold_reason = NULL, updated_at = now ()"
       " FROM (SELECT id FROM delivery"
       "       WHERE state IN ('PENDING', 'RETRY', 'HELD', 'SENDING') AND purpose = $5"
       "       AND channel = ANY ($6::text[])"
@@ -167,18 +167,20 @@ static const bf_db_statement_t s_statements[] = {
       " JOIN subscriber s ON s.id = d.subscriber_id"
       " JOIN bill b ON b.period = d.period AND b.bill_id = d.bill_id",
       1 },
+    /*  The lines of each bill once, however many of its deliveries (EMAIL
+        and SMS of one subscriber, say) the batch holds: keyed by the bill
+        (period, subscriber), never merged per subscriber.  */
     { "d_lines",
-      "SELECT l.subscriber_id, l.code, l.amount FROM unnest ($1::text[], $2::bigint[]) x (p, s)"
+      "SELECT l.period, l.subscriber_id, l.code, l.amount, l.label"
+      " FROM (SELECT DISTINCT p, s FROM unnest ($1::text[], $2::bigint[]) u (p, s)) x"
       " JOIN bill_line l ON l.period = x.p AND l.subscriber_id = x.s"
-      " ORDER BY l.subscriber_id, l.line_no",
+      " ORDER BY l.period, l.subscriber_id, l.line_no",
       2 },
     { "d_paused", "SELECT paused FROM dispatch_state", 0 },
     { "d_templates",
       "SELECT channel, version, coalesce (subject, ''), body, coalesce (body_html, ''),"
       " coalesce (short_body, '') FROM template WHERE purpose = $1 AND active",
       1 },
-    { "d_names",
-      "SELECT 'PLAN', code, name FROM plan UNION ALL SELECT 'ADDON', code, name FROM addon", 0 },
     { "d_attempts",
       "INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider, started_at,"
       " finished_at, outcome, status_code, error, provider_message_id)"
@@ -193,7 +195,10 @@ static const bf_db_statement_t s_statements[] = {
       " lease_owner = NULL, lease_until = NULL,"
       " attempts = CASE WHEN r.state = 'HELD' THEN d.attempts - 1 ELSE d.attempts END,"
       " hold_reason = r.hold_reason,"
-      " last_error = coalesce (r.error, d.last_error),"
+      /*  The current state's error only: a delivery that is DELIVERED (or
+          HELD, or waiting again) shows no error of an earlier attempt;
+          delivery_attempt keeps each attempt's error.  */
+      " last_error = r.error,"
       " provider_message_id = coalesce (r.message_id, d.provider_message_id),"
       " final_at = CASE WHEN r.state IN ('DELIVERED', 'FAILED') THEN now () END,"
       " updated_at = now ()"
@@ -221,14 +226,8 @@ s_load_templates (s_dispatch_t *self)
     const char *params[] = { self->purpose };
     PGresult *res = bf_db_query_prepared (self->conn, "d_templates", 1, params, PGRES_TUPLES_OK,
                                           "loading templates");
-    PGresult *names = res ? bf_db_query_prepared (self->conn, "d_names", 0, NULL, PGRES_TUPLES_OK,
-                                                  "loading names")
-                          : NULL;
-    int rc = -1;
-    if (res && names)
-        rc = bf_render_load (self->render, res, names);
+    int rc = res ? bf_render_load (self->render, res) : -1;
     PQclear (res);
-    PQclear (names);
     self->next_template_reload = zclock_mono () + S_TEMPLATE_RELOAD_MS;
     return rc;
 }
@@ -430,7 +429,8 @@ s_claim (s_dispatch_t *self, int n)
     }
     PGresult *lines = NULL;
     if (bf_render_needs_lines (self->render)) {
-        /*  Bill lines of the email deliveries, for the itemised statement.  */
+        /*  Bill lines of the claimed deliveries' bills, for the itemised
+            statement (d_lines reads each bill once).  */
         size_t pcap = (size_t)PQntuples (ctx) * 10 + 3, scap = (size_t)PQntuples (ctx) * 21 + 3;
         char *periods = malloc (pcap), *subs = malloc (scap);
         size_t pl = 0, sl = 0;
