@@ -33,6 +33,7 @@ typedef struct s_job_t {
     int attempt_base; /* attempts before the operator's last retry */
     bf_provider_t provider;
     bf_send_request_t request; /* strings owned by the job */
+    bool stored;               /* request is the content kept from an earlier attempt */
     struct s_job_t *next;
 } s_job_t;
 
@@ -51,6 +52,11 @@ typedef struct {
     int64_t not_before_ms;
     char hold_reason[64];
     bool fallback;
+    /*  The content the attempt sent, to keep in delivery_content (owned;
+        c_sent_as NULL when there is nothing to keep).  */
+    const char *c_sent_as;
+    char *c_title, *c_text, *c_html;
+    int64_t c_date;
 } s_record_t;
 
 typedef struct {
@@ -126,6 +132,18 @@ s_record_new (s_dispatch_t *self, int64_t id, int attempt)
     return r;
 }
 
+/*  Frees the records' kept content and empties the list.  */
+static void
+s_records_clear (s_dispatch_t *self)
+{
+    for (size_t i = 0; i < self->nrecords; i++) {
+        free (self->records[i].c_title);
+        free (self->records[i].c_text);
+        free (self->records[i].c_html);
+    }
+    self->nrecords = 0;
+}
+
 /*  A delivery that ends without a send attempt (cannot render, cannot
     decrypt): FAILED, and emails fall back to SMS.  */
 static void
@@ -159,13 +177,16 @@ static const bf_db_statement_t s_statements[] = {
       " RETURNING d.id, d.channel, d.attempts, d.attempt_base",
       6 },
     /*  Everything a message needs, for a batch of deliveries.  */
+    /*  Columns 14-18: the content an earlier attempt sent, when kept.  */
     { "d_context",
       "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
       " to_char (s.quiet_start, 'HH24:MI'), to_char (s.quiet_end, 'HH24:MI'),"
-      " b.total, b.due_date, b.line_count, d.period, d.bill_id, d.subscriber_id, x.ord"
+      " b.total, b.due_date, b.line_count, d.period, d.bill_id, d.subscriber_id, x.ord,"
+      " c.sent_as, c.title, c.body, c.body_html, c.date_s"
       " FROM unnest ($1::bigint[]) WITH ORDINALITY x (id, ord) JOIN delivery d ON d.id = x.id"
       " JOIN subscriber s ON s.id = d.subscriber_id"
-      " JOIN bill b ON b.period = d.period AND b.bill_id = d.bill_id",
+      " JOIN bill b ON b.period = d.period AND b.bill_id = d.bill_id"
+      " LEFT JOIN delivery_content c ON c.delivery_id = d.id",
       1 },
     /*  The lines of each bill once, however many of its deliveries (EMAIL
         and SMS of one subscriber, say) the batch holds: keyed by the bill
@@ -188,6 +209,12 @@ static const bf_db_statement_t s_statements[] = {
       " to_timestamp (finished_ms / 1000.0), outcome, status_code, error, message_id"
       " FROM dispatch_result WHERE sent_as IS NOT NULL"
       " ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
+      0 },
+    /*  The first attempt's content wins: later attempts send it again.  */
+    { "d_contents",
+      "INSERT INTO delivery_content (delivery_id, sent_as, title, body, body_html, date_s)"
+      " SELECT id, c_sent_as, c_title, c_body, c_html, c_date FROM dispatch_result"
+      " WHERE c_sent_as IS NOT NULL ON CONFLICT (delivery_id) DO NOTHING",
       0 },
     { "d_states",
       "UPDATE delivery d SET state = r.state,"
@@ -245,7 +272,8 @@ s_connect (s_dispatch_t *self)
                        "CREATE TEMP TABLE dispatch_result (id bigint, attempt int, sent_as text,"
                        " provider text, started_ms bigint, finished_ms bigint, outcome text,"
                        " status_code int, error text, message_id text, state text,"
-                       " not_before_ms bigint, hold_reason text, fallback boolean)"
+                       " not_before_ms bigint, hold_reason text, fallback boolean,"
+                       " c_sent_as text, c_title text, c_body text, c_html text, c_date bigint)"
                        " ON COMMIT DELETE ROWS",
                        "creating dispatch_result")
                == BF_DB_OK
@@ -293,6 +321,11 @@ s_flush (s_dispatch_t *self)
         bf_copy_int (copy, r->not_before_ms);
         bf_copy_str (copy, r->hold_reason[0] ? r->hold_reason : NULL);
         bf_copy_str (copy, r->fallback ? "t" : "f");
+        bf_copy_str (copy, r->c_sent_as);
+        bf_copy_str (copy, r->c_title);
+        bf_copy_str (copy, r->c_text);
+        bf_copy_str (copy, r->c_html);
+        bf_copy_int (copy, r->c_date);
         rc = bf_copy_row_end (copy);
     }
     if (copy)
@@ -302,6 +335,12 @@ s_flush (s_dispatch_t *self)
     if (rc == BF_DB_OK) {
         res = bf_db_query_prepared (self->conn, "d_attempts", 0, NULL, PGRES_COMMAND_OK,
                                     "recording attempts");
+        rc = res ? BF_DB_OK : bf_db_last_status ();
+        PQclear (res);
+    }
+    if (rc == BF_DB_OK) {
+        res = bf_db_query_prepared (self->conn, "d_contents", 0, NULL, PGRES_COMMAND_OK,
+                                    "keeping sent content");
         rc = res ? BF_DB_OK : bf_db_last_status ();
         PQclear (res);
     }
@@ -331,7 +370,7 @@ s_flush (s_dispatch_t *self)
             s_disconnect (self);
         return -1;
     }
-    self->nrecords = 0;
+    s_records_clear (self);
     return 0;
 }
 
@@ -370,6 +409,48 @@ s_open_contact (s_dispatch_t *self, const PGresult *res, int row, int col, const
     long n = bf_pii_open (self->pii, field, (uint64_t)subject, sealed, len, out, outsize);
     PQfreemem (sealed);
     return n >= 0;
+}
+
+/*  The request an earlier attempt of the delivery in ctx row sent, kept in
+    delivery_content (d_context columns 14-18), to the contact to: every
+    attempt after the first sends exactly those bytes (docs/notify.md,
+    "What a subscriber receives"). Returns 0 when filled, 1 when nothing
+    was kept for this channel (render), -1 when out of memory.  */
+static int
+s_stored_content (const PGresult *ctx, int row, int channel, const char *to,
+                  bf_send_request_t *request)
+{
+    if (PQgetisnull (ctx, row, 14))
+        return 1;
+    const char *as = PQgetvalue (ctx, row, 14);
+    bf_send_kind_t kind;
+    if (channel == 0 && !strcmp (as, "EMAIL"))
+        kind = BF_SEND_EMAIL;
+    else if (channel == 1 && !strcmp (as, "SMS"))
+        kind = BF_SEND_SMS;
+    else if (channel == 1 && !strcmp (as, "LMS"))
+        kind = BF_SEND_LMS;
+    else if (channel == 2 && !strcmp (as, "PUSH"))
+        kind = BF_SEND_PUSH;
+    else
+        return 1; /* not this channel's: cannot happen through d_contents */
+    memset (request, 0, sizeof *request);
+    request->kind = kind;
+    request->to = strdup (to);
+    request->title = PQgetisnull (ctx, row, 15) ? NULL : strdup (PQgetvalue (ctx, row, 15));
+    request->text = strdup (PQgetvalue (ctx, row, 16));
+    request->html = PQgetisnull (ctx, row, 17) ? NULL : strdup (PQgetvalue (ctx, row, 17));
+    request->date_s = strtoll (PQgetvalue (ctx, row, 18), NULL, 10);
+    if (!request->to || !request->text || (!PQgetisnull (ctx, row, 15) && !request->title)
+        || (!PQgetisnull (ctx, row, 17) && !request->html)) {
+        free ((char *)request->to);
+        free ((char *)request->title);
+        free ((char *)request->text);
+        free ((char *)request->html);
+        memset (request, 0, sizeof *request);
+        return -1;
+    }
+    return 0;
 }
 
 /*  Claims up to n due deliveries, holds or renders them. Returns how many
@@ -528,13 +609,18 @@ s_claim (s_dispatch_t *self, int n)
         job->attempt = attempt;
         job->attempt_base = attempt_base;
         char err[256];
-        if (bf_render_message (self->render, channel, ctx, row, lines, to, &job->request, err,
-                               sizeof err)
-            != 0) {
+        int made = s_stored_content (ctx, row, channel, to, &job->request);
+        if (made == 0)
+            job->stored = true;
+        else if (made < 0
+                 || bf_render_message (self->render, channel, ctx, row, lines, to, &job->request,
+                                       err, sizeof err)
+                        != 0) {
             s_job_free (job);
-            s_fail_unsent (self, id, channel, attempt, err);
+            s_fail_unsent (self, id, channel, attempt, made < 0 ? "out of memory" : err);
             continue;
-        }
+        } else if (channel == 0)
+            job->request.date_s = now_ms / 1000; /* the email's Date, kept with its content */
         job->request.delivery_id = id;
         job->request.attempt = attempt;
         job->request.cookie = job;
@@ -590,6 +676,24 @@ s_release_queued (s_dispatch_t *self)
         self->queue_tail[p] = NULL;
 }
 
+/*  An attempt that did not end DELIVERED may be followed by another (a
+    retry, a later policy resend, an operator's retry): the record takes the
+    job's content so that the flush keeps it in delivery_content, and every
+    later attempt sends exactly it. Content that came from there already is
+    not written again. Only the contact is not kept.  */
+static void
+s_keep_content (s_record_t *r, s_job_t *job, bf_send_kind_t kind)
+{
+    if (!r || job->stored || !r->state || !strcmp (r->state, "DELIVERED"))
+        return;
+    r->c_sent_as = s_sent_as_names[kind];
+    r->c_title = (char *)job->request.title;
+    r->c_text = (char *)job->request.text;
+    r->c_html = (char *)job->request.html;
+    r->c_date = job->request.date_s;
+    job->request.title = job->request.text = job->request.html = NULL;
+}
+
 static void
 s_on_done (void *context, const bf_send_request_t *request, const bf_send_result_t *result)
 {
@@ -637,6 +741,7 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
                 }
         }
     }
+    s_keep_content (r, job, request->kind);
     s_job_free (job);
 }
 
@@ -781,6 +886,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
     bf_sender_destroy (&self.sender);
     bf_render_destroy (&self.render);
     bf_pii_destroy (&self.pii);
+    s_records_clear (&self);
     free (self.records);
     PQfinish (self.conn);
 }
