@@ -575,6 +575,94 @@ s_report_value (const char *report, const char *key)
     return strtol (at + strlen (needle), NULL, 10);
 }
 
+/*  Starts notify on the stack (its clock on a weekday morning, retries
+    after backoff_ms .. backoff_max_ms) and waits until it runs.  */
+static pid_t
+s_notify_start (const char *db, const char *dir, int smtp_port, int http_port, int backoff_ms,
+                int backoff_max_ms)
+{
+    static char env[16][256];
+    int nenv = 0;
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_DB_CONNINFO=%s", db);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_SETTLE_PUB_ENDPOINTS=ipc://%s/pub",
+              dir);
+    snprintf (env[nenv++], sizeof env[0],
+              "BILLFLOW_NOTIFY_SETTLE_REPLAY_ENDPOINTS=ipc://%s/replay", dir);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_SMTP_URL=smtp://127.0.0.1:%d",
+              smtp_port);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_SMS_URL=http://127.0.0.1:%d",
+              http_port);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_PUSH_URL=http://127.0.0.1:%d",
+              http_port);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BACKOFF_BASE_MS=%d", backoff_ms);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BACKOFF_MAX_MS=%d", backoff_max_ms);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_MAX_ATTEMPTS=20");
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=100");
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_POLL_MS=50");
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00");
+    const char *notify_env[20];
+    for (int i = 0; i < nenv; i++)
+        notify_env[i] = env[i];
+    notify_env[nenv] = NULL;
+    char log[512];
+    snprintf (log, sizeof log, "%s/notify.log", dir);
+    pid_t notify = s_spawn (getenv ("BF_NOTIFY"), notify_env, log);
+    for (int i = 0; i < 100; i++) {
+        char *text = bf_test_slurp (log);
+        bool up = text && strstr (text, "dispatchers");
+        free (text);
+        if (up)
+            break;
+        usleep (100000);
+    }
+    return notify;
+}
+
+/*  Settles the month once (settle --once), then starts the settle service
+    whose replay serves the events to notify. Returns its pid.  */
+static pid_t
+s_settle (const char *db, const char *dir)
+{
+    char command[2048];
+    snprintf (command, sizeof command,
+              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_SETTLE_PUB_ENDPOINT='ipc://%s/pub'"
+              " \"$BF_SETTLE\" --once --period " S_PERIOD " > '%s/settle-once.log' 2>&1",
+              db, dir, dir);
+    assert_int_equal (system (command), 0);
+    static char settle_env[3][256];
+    snprintf (settle_env[0], sizeof settle_env[0], "BILLFLOW_DB_CONNINFO=%s", db);
+    snprintf (settle_env[1], sizeof settle_env[1], "BILLFLOW_SETTLE_PUB_ENDPOINT=ipc://%s/pub",
+              dir);
+    snprintf (settle_env[2], sizeof settle_env[2],
+              "BILLFLOW_SETTLE_REPLAY_ENDPOINT=ipc://%s/replay", dir);
+    const char *senv[] = { settle_env[0], settle_env[1], settle_env[2], NULL };
+    char log[512];
+    snprintf (log, sizeof log, "%s/settle.log", dir);
+    return s_spawn (getenv ("BF_SETTLE"), senv, log);
+}
+
+/*  Waits until every bill's notices exist and are final or held by the
+    subscriber's own quiet hours.  */
+static void
+s_wait_final (PGconn *conn, int seconds)
+{
+    int64_t open = -1, expected = -1, have = -1;
+    for (int i = 0; i < seconds * 10; i++) {
+        expected = bf_testdb_scalar (conn, "SELECT count(*) FROM bill b"
+                                           " JOIN subscriber s ON s.id = b.subscriber_id,"
+                                           " unnest (s.channels) c");
+        have = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NULL");
+        open = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                       " WHERE state NOT IN ('DELIVERED', 'FAILED', 'HELD')");
+        if (expected > 0 && have == expected && open == 0)
+            return;
+        usleep (100000);
+    }
+    fail_msg ("deliveries not final: %lld of %lld created, %lld open", (long long)have,
+              (long long)expected, (long long)open);
+}
+
 static void
 test_every_message_matches_the_bill (void **state)
 {
@@ -620,78 +708,16 @@ test_every_message_matches_the_bill (void **state)
 
     /*  notify first, on a database without plans: what it could cache of
         the catalogue at start is nothing.  */
-    char env[16][256];
-    int nenv = 0;
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_DB_CONNINFO=%s", db);
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_SETTLE_PUB_ENDPOINTS=ipc://%s/pub",
-              dir);
-    snprintf (env[nenv++], sizeof env[0],
-              "BILLFLOW_NOTIFY_SETTLE_REPLAY_ENDPOINTS=ipc://%s/replay", dir);
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_SMTP_URL=smtp://127.0.0.1:%d",
-              smtp_port);
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_SMS_URL=http://127.0.0.1:%d",
-              http_port);
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_PUSH_URL=http://127.0.0.1:%d",
-              http_port);
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BACKOFF_BASE_MS=100");
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BACKOFF_MAX_MS=400");
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_MAX_ATTEMPTS=20");
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=95");
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_POLL_MS=50");
-    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00");
-    const char *notify_env[20];
-    for (int i = 0; i < nenv; i++)
-        notify_env[i] = env[i];
-    notify_env[nenv] = NULL;
-    char log[512];
-    snprintf (log, sizeof log, "%s/notify.log", dir);
-    pid_t notify = s_spawn (getenv ("BF_NOTIFY"), notify_env, log);
-    for (int i = 0; i < 100; i++) {
-        char *text = bf_test_slurp (log);
-        bool up = text && strstr (text, "dispatchers");
-        free (text);
-        if (up)
-            break;
-        usleep (100000);
-    }
+    pid_t notify = s_notify_start (db, dir, smtp_port, http_port, 100, 400);
 
     /*  The catalogue and the month arrive now, then the month is settled.  */
     assert_int_equal (bf_testdb_billdata (db, &out, "import '%s/csv'", dir), 0);
     free (out);
-    char command[2048];
-    snprintf (command, sizeof command,
-              "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_SETTLE_PUB_ENDPOINT='ipc://%s/pub'"
-              " \"$BF_SETTLE\" --once --period " S_PERIOD " > '%s/settle-once.log' 2>&1",
-              db, dir, dir);
-    assert_int_equal (system (command), 0);
-    static char settle_env[3][256];
-    snprintf (settle_env[0], sizeof settle_env[0], "BILLFLOW_DB_CONNINFO=%s", db);
-    snprintf (settle_env[1], sizeof settle_env[1], "BILLFLOW_SETTLE_PUB_ENDPOINT=ipc://%s/pub",
-              dir);
-    snprintf (settle_env[2], sizeof settle_env[2],
-              "BILLFLOW_SETTLE_REPLAY_ENDPOINT=ipc://%s/replay", dir);
-    const char *senv[] = { settle_env[0], settle_env[1], settle_env[2], NULL };
-    snprintf (log, sizeof log, "%s/settle.log", dir);
-    pid_t settle = s_spawn (getenv ("BF_SETTLE"), senv, log);
+    pid_t settle = s_settle (db, dir);
 
     /*  Every bill's notices final (or held by the subscriber's own quiet
         hours), within the time a name cache would still be stale.  */
-    int64_t open = -1, expected = -1, have = -1;
-    for (int i = 0; i < 450; i++) {
-        expected = bf_testdb_scalar (conn, "SELECT count(*) FROM bill b"
-                                           " JOIN subscriber s ON s.id = b.subscriber_id,"
-                                           " unnest (s.channels) c");
-        have = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NULL");
-        open = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
-                                       " WHERE state NOT IN ('DELIVERED', 'FAILED', 'HELD')");
-        if (expected > 0 && have == expected && open == 0)
-            break;
-        usleep (100000);
-    }
-    if (!(expected > 0 && have == expected && open == 0))
-        fail_msg ("deliveries not final: %lld of %lld created, %lld open", (long long)have,
-                  (long long)expected, (long long)open);
+    s_wait_final (conn, 45);
     assert_int_equal (s_stop (notify), 0);
     assert_int_equal (s_stop (settle), 0);
 
@@ -858,11 +884,114 @@ test_every_message_matches_the_bill (void **state)
     bf_testdb_drop (&db);
 }
 
+/*  Defect 5: a retry sends exactly the bytes of the first attempt. The
+    provider accepts every SMS, LMS and push but its reply is lost (502), so
+    each is retried under the same Idempotency-Key; between the attempts
+    every subscriber's name changes, which a re-render would show. The mock
+    refuses a used key with a changed body (422, as real providers do):
+    every retry must get 409 (the same body), and every notice end
+    DELIVERED with the content of its first attempt.  */
+static void
+test_a_retry_sends_the_same_bytes (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    char *dir = bf_test_mkdtemp ();
+    PGconn *conn = bf_testdb_connect (db);
+    char *out = NULL;
+    assert_int_equal (bf_testdb_billdata (db, &out,
+                                          "generate --subscribers 80 --period " S_PERIOD
+                                          " --seed 5"),
+                      0);
+    free (out);
+    int http_port = 0, smtp_port = 0;
+    char flags[1024], record[512];
+    snprintf (record, sizeof record, "%s/accepted.jsonl", dir);
+    snprintf (flags, sizeof flags,
+              "--email-latency-ms 5 --email-fail-pct 0 --lost-reply-pct 100 --record '%s'",
+              record);
+    pid_t mock = s_mock_start (dir, flags, &http_port, &smtp_port);
+    pid_t settle = s_settle (db, dir);
+    pid_t notify = s_notify_start (db, dir, smtp_port, http_port, 3000, 3000);
+
+    /*  Every SMS and push notice tried once and waiting for its retry
+        (which comes 2.4 s or more later), or held by quiet hours.  */
+    int64_t http = -1, waiting = -1;
+    for (int i = 0; i < 300; i++) {
+        http = bf_testdb_scalar (conn, "SELECT count(*) FROM bill b"
+                                       " JOIN subscriber s ON s.id = b.subscriber_id,"
+                                       " unnest (s.channels) c WHERE c <> 'EMAIL'");
+        waiting = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                          " WHERE channel <> 'EMAIL' AND state IN ('RETRY', 'HELD')");
+        if (http > 0 && waiting == http)
+            break;
+        usleep (50000);
+    }
+    assert_true (http > 0);
+    assert_int_equal (waiting, http);
+    assert_string_equal (bf_testdb_exec (conn, "UPDATE subscriber SET name = name || '님'"
+                                               " WHERE name IS NOT NULL"),
+                         "00000");
+    s_wait_final (conn, 60);
+    assert_int_equal (s_stop (notify), 0);
+    assert_int_equal (s_stop (settle), 0);
+    assert_int_equal (s_stop (mock), 0);
+
+    int64_t retried = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt a"
+                                              " JOIN delivery d ON d.id = a.delivery_id"
+                                              " WHERE d.channel <> 'EMAIL' AND a.attempt_no = 2"
+                                              " AND a.outcome = 'DUPLICATE'");
+    int64_t failed = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'FAILED'");
+    char mock_out[512];
+    snprintf (mock_out, sizeof mock_out, "%s/mock.out", dir);
+    char *report = bf_test_slurp (mock_out);
+    assert_non_null (report);
+    long reused = s_report_value (report, "key_reused");
+    free (report);
+    print_message ("# %lld SMS/push notices: %lld resent and taken as duplicates, %lld failed,"
+                   " %ld refused as a changed body\n",
+                   (long long)http, (long long)retried, (long long)failed, reused);
+    assert_int_equal (reused, 0);
+    assert_int_equal (failed, 0);
+    assert_true (retried > 0);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE channel <> 'EMAIL' AND state = 'DELIVERED'"),
+                      retried);
+    /*  What was kept is what the subscriber got: the first attempt's body,
+        with the name as it was then.  */
+    char *accepted = bf_test_slurp (record);
+    assert_non_null (accepted);
+    PGresult *res = PQexec (conn, "SELECT d.id, c.body FROM delivery d"
+                                  " JOIN delivery_content c ON c.delivery_id = d.id"
+                                  " WHERE d.channel <> 'EMAIL'");
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    assert_int_equal (PQntuples (res), retried);
+    for (char *line = accepted, *next; line && *line; line = next) {
+        next = strchr (line, '\n');
+        if (next)
+            *next++ = 0;
+        json_t *m = json_loads (line, 0, NULL);
+        assert_non_null (m);
+        const char *key = json_string_value (json_object_get (m, "key"));
+        for (int r = 0; key && r < PQntuples (res); r++)
+            if (!strcmp (PQgetvalue (res, r, 0), key))
+                assert_string_equal (PQgetvalue (res, r, 1),
+                                     json_string_value (json_object_get (m, "body")));
+        json_decref (m);
+    }
+    PQclear (res);
+    free (accepted);
+    PQfinish (conn);
+    bf_test_rmdir (&dir);
+    bf_testdb_drop (&db);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_every_message_matches_the_bill, s_teardown),
+        cmocka_unit_test_teardown (test_a_retry_sends_the_same_bytes, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

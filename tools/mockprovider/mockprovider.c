@@ -77,6 +77,7 @@ typedef struct {
     bool latency_at_data; /* email latency delays the 354 to DATA, not the final reply */
     double throttle_pct;
     double garbage_pct;
+    double lost_reply_pct; /* HTTP: accepted, but the client gets 502 (the reply was lost) */
     const char **reject;
     size_t reject_count;
     uint64_t seed;
@@ -1347,7 +1348,13 @@ s_http_message (s_request_t *req, struct MHD_Connection *connection)
         /*  Out of memory here only weakens the reuse check for this key.  */
         s_map_put_new (&s_http_bodies, key, key_len, body_hash, &found);
         s_record_http (channel, id, key, &f);
-        s_reply (req, MHD_HTTP_ACCEPTED, S_KIND_JSON, "{\"message_id\": \"m-%" PRIu64 "\"}", id);
+        /*  --lost-reply-pct: the message is accepted (a resend of the key is a duplicate),
+            but the client is told otherwise, as when a gateway loses the reply.  */
+        if (draw < fail + s_cfg.throttle_pct + s_cfg.garbage_pct + s_cfg.lost_reply_pct)
+            s_reply_error (req, MHD_HTTP_BAD_GATEWAY, "reply lost (injected; the message was accepted)");
+        else
+            s_reply (req, MHD_HTTP_ACCEPTED, S_KIND_JSON, "{\"message_id\": \"m-%" PRIu64 "\"}",
+                     id);
         s_record (channel, S_ACCEPTED);
     }
 
@@ -2543,6 +2550,7 @@ s_usage (FILE *out)
         "                                 or HTTP 422 / SMTP 550 at RCPT (permanent)\n"
         "  --throttle-pct X               X%% of HTTP messages get 429, Retry-After: 1\n"
         "  --garbage-pct X                X%% of HTTP messages get 200 with a non-JSON body\n"
+        "  --lost-reply-pct X             X%% of HTTP messages are accepted but answered 502\n"
         "  --reject-recipient ADDR        always refuse ADDR (SMTP 550, HTTP 404); repeatable\n"
         "  --seed N                       PRNG seed for failures (1)\n"
         "  --max-message-size BYTES       SMTP size limit (1048576)\n"
@@ -2674,6 +2682,8 @@ s_parse_args (int argc, char **argv)
             ok = s_parse_pct (value, &s_cfg.throttle_pct);
         else if (strcmp (name, "--garbage-pct") == 0)
             ok = s_parse_pct (value, &s_cfg.garbage_pct);
+        else if (strcmp (name, "--lost-reply-pct") == 0)
+            ok = s_parse_pct (value, &s_cfg.lost_reply_pct);
         else if (strcmp (name, "--reject-recipient") == 0) {
             ok = *value && s_cfg.reject_count < sizeof reject / sizeof reject[0];
             if (ok)
@@ -2703,8 +2713,10 @@ s_parse_args (int argc, char **argv)
     if (!s_cfg.smtp_user != !s_cfg.smtp_password)
         return s_bad_usage ("--smtp-user and --smtp-password go together");
     for (int ch = S_SMS; ch < S_CHANNELS; ch++)
-        if (s_cfg.fail_pct[ch] + s_cfg.throttle_pct + s_cfg.garbage_pct > 100.0) {
-            snprintf (why, sizeof why, "fail, throttle and garbage percentages of %s exceed 100",
+        if (s_cfg.fail_pct[ch] + s_cfg.throttle_pct + s_cfg.garbage_pct + s_cfg.lost_reply_pct
+            > 100.0) {
+            snprintf (why, sizeof why,
+                      "fail, throttle, garbage and lost-reply percentages of %s exceed 100",
                       s_channel_name[ch]);
             return s_bad_usage (why);
         }
