@@ -2634,7 +2634,7 @@ s_parse_args (int argc, char **argv)
             }
             value = argv[++i];
         }
-        uint64_t u;
+        uint64_t u = 0;
         bool ok = true;
         bool known = false;
         for (int ch = 0; ch < S_CHANNELS && !known; ch++) {
