@@ -34,6 +34,7 @@ typedef struct s_job_t {
     bf_provider_t provider;
     bf_send_request_t request; /* strings owned by the job */
     bool stored;               /* request is the content kept from an earlier attempt */
+    int template_version;      /* of the rendered request; 0 when stored (kept as recorded) */
     struct s_job_t *next;
 } s_job_t;
 
@@ -57,6 +58,7 @@ typedef struct {
     const char *c_sent_as;
     char *c_title, *c_text, *c_html;
     int64_t c_date;
+    int template_version; /* delivery.template_version; 0 = leave as it is */
 } s_record_t;
 
 typedef struct {
@@ -227,6 +229,7 @@ static const bf_db_statement_t s_statements[] = {
           delivery_attempt keeps each attempt's error.  */
       " last_error = r.error,"
       " provider_message_id = coalesce (r.message_id, d.provider_message_id),"
+      " template_version = coalesce (r.template_version, d.template_version),"
       " final_at = CASE WHEN r.state IN ('DELIVERED', 'FAILED') THEN now () END,"
       " updated_at = now ()"
       " FROM dispatch_result r WHERE d.id = r.id AND d.state = 'SENDING' AND d.lease_owner = $1",
@@ -273,7 +276,8 @@ s_connect (s_dispatch_t *self)
                        " provider text, started_ms bigint, finished_ms bigint, outcome text,"
                        " status_code int, error text, message_id text, state text,"
                        " not_before_ms bigint, hold_reason text, fallback boolean,"
-                       " c_sent_as text, c_title text, c_body text, c_html text, c_date bigint)"
+                       " c_sent_as text, c_title text, c_body text, c_html text, c_date bigint,"
+                       " template_version int)"
                        " ON COMMIT DELETE ROWS",
                        "creating dispatch_result")
                == BF_DB_OK
@@ -326,6 +330,10 @@ s_flush (s_dispatch_t *self)
         bf_copy_str (copy, r->c_text);
         bf_copy_str (copy, r->c_html);
         bf_copy_int (copy, r->c_date);
+        if (r->template_version > 0)
+            bf_copy_int (copy, r->template_version);
+        else
+            bf_copy_null (copy);
         rc = bf_copy_row_end (copy);
     }
     if (copy)
@@ -619,8 +627,11 @@ s_claim (s_dispatch_t *self, int n)
             s_job_free (job);
             s_fail_unsent (self, id, channel, attempt, made < 0 ? "out of memory" : err);
             continue;
-        } else if (channel == 0)
-            job->request.date_s = now_ms / 1000; /* the email's Date, kept with its content */
+        } else {
+            job->template_version = bf_render_version (self->render, channel);
+            if (channel == 0)
+                job->request.date_s = now_ms / 1000; /* the email's Date, kept with its content */
+        }
         job->request.delivery_id = id;
         job->request.attempt = attempt;
         job->request.cookie = job;
@@ -680,10 +691,14 @@ s_release_queued (s_dispatch_t *self)
     retry, a later policy resend, an operator's retry): the record takes the
     job's content so that the flush keeps it in delivery_content, and every
     later attempt sends exactly it. Content that came from there already is
-    not written again. Only the contact is not kept.  */
+    not written again. Only the contact is not kept. Every record also names
+    the template version the rendered content came from
+    (delivery.template_version; unchanged when the content was kept).  */
 static void
 s_keep_content (s_record_t *r, s_job_t *job, bf_send_kind_t kind)
 {
+    if (r)
+        r->template_version = job->template_version; /* the version that went out */
     if (!r || job->stored || !r->state || !strcmp (r->state, "DELIVERED"))
         return;
     r->c_sent_as = s_sent_as_names[kind];

@@ -103,6 +103,14 @@ bf_render_load (bf_render_t *self, const PGresult *templates)
     return usable > 0 ? 0 : -1;
 }
 
+int
+bf_render_version (const bf_render_t *self, int channel)
+{
+    if (channel < 0 || channel > 2 || !self->templates[channel].usable)
+        return 0;
+    return self->templates[channel].version;
+}
+
 bool
 bf_render_needs_lines (const bf_render_t *self)
 {

@@ -23,6 +23,10 @@ void bf_render_destroy (bf_render_t **self_p);
     template (logged).  */
 int bf_render_load (bf_render_t *self, const PGresult *templates);
 
+/*  The version of channel's loaded template (0 EMAIL, 1 SMS, 2 PUSH), or 0
+    when it has no usable one. bf_render_message renders with it.  */
+int bf_render_version (const bf_render_t *self, int channel);
+
 /*  True when a loaded template loops over the bill lines.  */
 bool bf_render_needs_lines (const bf_render_t *self);
 

@@ -734,6 +734,12 @@ test_every_message_matches_the_bill (void **state)
     int64_t stale_errors = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
                                                    " WHERE state = 'DELIVERED'"
                                                    " AND last_error IS NOT NULL");
+    /*  ... and names the template version its content came from.  */
+    int64_t unversioned
+        = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d WHERE state = 'DELIVERED'"
+                                  " AND template_version IS DISTINCT FROM (SELECT version"
+                                  " FROM template t WHERE t.channel = d.channel"
+                                  " AND t.purpose = d.purpose AND t.active)");
 
     /*  The source of truth.  */
     char export_dir[512];
@@ -873,6 +879,7 @@ test_every_message_matches_the_bill (void **state)
     assert_int_equal (s_report_value (report, "key_reused"), 0);
     free (report);
     assert_int_equal (stale_errors, 0);
+    assert_int_equal (unversioned, 0);
 
     free (accepted);
     free (labels);
