@@ -178,8 +178,8 @@ static const bf_db_statement_t s_statements[] = {
       " WHERE d.id = pick.id"
       " RETURNING d.id, d.channel, d.attempts, d.attempt_base",
       6 },
-    /*  Everything a message needs, for a batch of deliveries.  */
-    /*  Columns 14-18: the content an earlier attempt sent, when kept.  */
+    /*  Everything a message needs, for a batch of deliveries; columns 14-18:
+        the content an earlier attempt sent, when kept.  */
     { "d_context",
       "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
       " to_char (s.quiet_start, 'HH24:MI'), to_char (s.quiet_end, 'HH24:MI'),"
