@@ -12,6 +12,8 @@
     it with `billdata export-bills`, the source of truth: the total, the due
     date, and, where the template shows lines, every line with its label and
     amount, in order and exactly once, adding up to the total.
+    Also: a retry resends the first attempt's bytes (defect 5), and the
+    migration's backfill labels old lines as settle labels new ones.
 
     The parsers below follow the wording of the templates (db/005_templates.sql
     and the SMS version this test adds); they never call the rendering code.  */
@@ -32,6 +34,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "bf_label.h"
 #include "bf_testdb.h"
 
 #define S_SUBSCRIBERS 400
@@ -993,12 +996,79 @@ test_a_retry_sends_the_same_bytes (void **state)
     bf_testdb_drop (&db);
 }
 
+/*  db/008_content.sql labels the lines settled before it with the rule of
+    common/bf_label.c, spelled out in SQL: its backfill statement, run on a
+    line of every code (fixed, plan and add-on with and without a catalogue
+    row, unknown, malformed), must give exactly bf_label_line's label.  */
+static void
+test_backfill_labels_as_settle_does (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    PGconn *conn = bf_testdb_connect (db);
+    static const char *codes[]
+        = { "OVERAGE_DATA", "OVERAGE_VOICE", "OVERAGE_SMS", "DISC_CONTRACT", "DISC_FAMILY",
+            "DISC_LOYALTY", "DISC_WELFARE", "CHARGE:DEVICE_INSTALLMENT", "CHARGE:MICRO_PAYMENT",
+            "CHARGE:CONTENT", "CHARGE:ADJUSTMENT", "CREDIT_CARRY", "VAT", "ARREARS", "ROUNDING",
+            "PLAN:LTE_43", "PLAN:GONE", "ADDON:VC", "ADDON:GONE", "PLAN:", "ADDON:", "CHARGE:GIFT",
+            "vat", "SOMETHING_NEW" };
+    size_t n = sizeof codes / sizeof codes[0];
+    assert_string_equal (bf_testdb_exec (conn, "INSERT INTO plan (code, name, monthly_fee,"
+                                               " data_rate_mwon, voice_rate_mwon, sms_rate_mwon)"
+                                               " VALUES ('LTE_43', 'LTE 데이터 43', 43000, 1, 1, 1)"),
+                         "00000");
+    assert_string_equal (bf_testdb_exec (conn, "INSERT INTO addon (code, name, monthly_fee)"
+                                               " VALUES ('VC', 'V컬러링', 3300)"),
+                         "00000");
+    assert_string_equal (bf_testdb_exec (conn, "SELECT bf_ensure_period ('" S_PERIOD "')"),
+                         "00000");
+    for (size_t i = 0; i < n; i++) {
+        char sql[512];
+        snprintf (sql, sizeof sql,
+                  "INSERT INTO bill_line (period, subscriber_id, line_no, code, amount, label)"
+                  " VALUES ('" S_PERIOD "', 1, %zu, '%s', 1, 'before')",
+                  i + 1, codes[i]);
+        assert_string_equal (bf_testdb_exec (conn, sql), "00000");
+    }
+    /*  The migration's own statement, as the file has it.  */
+    char path[1024];
+    snprintf (path, sizeof path, "%s/db/008_content.sql", getenv ("BF_SOURCE_ROOT"));
+    char *migration = bf_test_slurp (path);
+    assert_non_null (migration);
+    char *start = strstr (migration, "UPDATE bill_line l SET label = CASE");
+    assert_non_null (start);
+    char *end = strstr (start, "ELSE l.code END;");
+    assert_non_null (end);
+    end[strlen ("ELSE l.code END")] = 0;
+    assert_string_equal (bf_testdb_exec (conn, start), "00000");
+    free (migration);
+
+    PGresult *res = PQexec (conn, "SELECT code, label FROM bill_line ORDER BY line_no");
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    assert_int_equal (PQntuples (res), (int)n);
+    for (int r = 0; r < PQntuples (res); r++) {
+        const char *code = PQgetvalue (res, r, 0);
+        const char *name = !strcmp (code, "PLAN:LTE_43") ? "LTE 데이터 43"
+                           : !strcmp (code, "ADDON:VC")  ? "V컬러링"
+                                                         : NULL;
+        char buf[128];
+        const char *want = bf_label_line (code, name, buf, sizeof buf);
+        if (strcmp (PQgetvalue (res, r, 1), want) != 0)
+            fail_msg ("%s: the migration labels it '%s', settle '%s'", code,
+                      PQgetvalue (res, r, 1), want);
+    }
+    PQclear (res);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_every_message_matches_the_bill, s_teardown),
         cmocka_unit_test_teardown (test_a_retry_sends_the_same_bytes, s_teardown),
+        cmocka_unit_test (test_backfill_labels_as_settle_does),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
