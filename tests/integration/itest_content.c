@@ -566,8 +566,8 @@ s_mock_start (const char *dir, const char *flags, int *http_port, int *smtp_port
     return -1;
 }
 
-/*  The mock's report (GET /v1/report) through curl(1)-free means: the
-    report is also printed on SIGTERM, which the test uses.  */
+/*  A number in the mock's report, as printed to its stdout when it stops
+    (the same JSON as GET /v1/report).  */
 static long
 s_report_value (const char *report, const char *key)
 {
