@@ -62,8 +62,8 @@ psql -X -q -v period="$period" <<'SQL'
 INSERT INTO settlement_run (period, state, chunk_size) VALUES (:'period', 'COMPLETED', 1000);
 INSERT INTO bill (period, subscriber_id, bill_id, run_id, total, due_date, line_count)
   SELECT :'period', id, id, 1, 10 * (id % 9000), '2026-11-25', 10 FROM subscriber;
-INSERT INTO bill_line (period, subscriber_id, line_no, code, amount)
-  SELECT :'period', id, l, 'PLAN:LTE_43', id % 50000 FROM subscriber, generate_series (1, 10) l;
+INSERT INTO bill_line (period, subscriber_id, line_no, code, amount, label)
+  SELECT :'period', id, l, 'PLAN:LTE_43', id % 50000, 'LTE 43' FROM subscriber, generate_series (1, 10) l;
 SQL
 mkdir "$work/export"
 t "$billdata" export-bills --period "$period" "$work/export"

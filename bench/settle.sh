@@ -56,7 +56,7 @@ echo
 echo "== floor: COPY the same rows into the same tables, PostgreSQL alone"
 psql -X -q <<SQL
 \copy (SELECT period, subscriber_id, bill_id, run_id, total, due_date, line_count FROM bill) TO '$work/bill.copy'
-\copy (SELECT period, subscriber_id, line_no, code, amount FROM bill_line) TO '$work/bill_line.copy'
+\copy (SELECT period, subscriber_id, line_no, code, amount, label FROM bill_line) TO '$work/bill_line.copy'
 \copy (SELECT event_id, topic, period, bill_id, subscriber_id, payload FROM outbox) TO '$work/outbox.copy'
 TRUNCATE bill, bill_line, outbox CASCADE;
 CHECKPOINT;
@@ -65,7 +65,7 @@ t0=$(ms)
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 BEGIN;
 \copy bill (period, subscriber_id, bill_id, run_id, total, due_date, line_count) FROM '$work/bill.copy'
-\copy bill_line (period, subscriber_id, line_no, code, amount) FROM '$work/bill_line.copy'
+\copy bill_line (period, subscriber_id, line_no, code, amount, label) FROM '$work/bill_line.copy'
 \copy outbox (event_id, topic, period, bill_id, subscriber_id, payload) FROM '$work/outbox.copy'
 COMMIT;
 SQL

@@ -34,6 +34,8 @@ typedef struct s_job_t {
     bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
     bf_provider_t provider;
     bf_send_request_t request; /* strings owned by the job */
+    bool stored;               /* request is the content kept from an earlier attempt */
+    int template_version;      /* of the rendered request; 0 when stored (kept as recorded) */
     struct s_job_t *next;
 } s_job_t;
 
@@ -52,6 +54,12 @@ typedef struct {
     int64_t not_before_ms;
     char hold_reason[64];
     bool fallback;
+    /*  The content the attempt sent, to keep in delivery_content (owned;
+        c_sent_as NULL when there is nothing to keep).  */
+    const char *c_sent_as;
+    char *c_title, *c_text, *c_html;
+    int64_t c_date;
+    int template_version; /* delivery.template_version; 0 = leave as it is */
 } s_record_t;
 
 typedef struct {
@@ -127,6 +135,18 @@ s_record_new (s_dispatch_t *self, int64_t id, int attempt)
     return r;
 }
 
+/*  Frees the records' kept content and empties the list.  */
+static void
+s_records_clear (s_dispatch_t *self)
+{
+    for (size_t i = 0; i < self->nrecords; i++) {
+        free (self->records[i].c_title);
+        free (self->records[i].c_text);
+        free (self->records[i].c_html);
+    }
+    self->nrecords = 0;
+}
+
 /*  A delivery that ends without a send attempt (cannot render, cannot
     decrypt): FAILED, and emails fall back to SMS.  */
 static void
@@ -150,7 +170,7 @@ static const bf_db_statement_t s_statements[] = {
       "UPDATE delivery d SET state = 'SENDING', lease_owner = $1,"
       " not_before = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
       " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
-      " attempts = d.attempts + 1, updated_at = now ()"
+      " attempts = d.attempts + 1, last_error = NULL, hold_reason = NULL, updated_at = now ()"
       " FROM (SELECT id FROM delivery"
       "       WHERE state IN ('PENDING', 'RETRY', 'HELD', 'SENDING') AND purpose = $5"
       "       AND channel = ANY ($6::text[])"
@@ -170,27 +190,32 @@ static const bf_db_statement_t s_statements[] = {
       " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0)"
       " WHERE state = 'SENDING' AND lease_owner = $1",
       3 },
-    /*  Everything a message needs, for a batch of deliveries.  */
+    /*  Everything a message needs, for a batch of deliveries; columns 14-18:
+        the content an earlier attempt sent, when kept.  */
     { "d_context",
       "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
       " to_char (s.quiet_start, 'HH24:MI'), to_char (s.quiet_end, 'HH24:MI'),"
-      " b.total, b.due_date, b.line_count, d.period, d.bill_id, d.subscriber_id, x.ord"
+      " b.total, b.due_date, b.line_count, d.period, d.bill_id, d.subscriber_id, x.ord,"
+      " c.sent_as, c.title, c.body, c.body_html, c.date_s"
       " FROM unnest ($1::bigint[]) WITH ORDINALITY x (id, ord) JOIN delivery d ON d.id = x.id"
       " JOIN subscriber s ON s.id = d.subscriber_id"
-      " JOIN bill b ON b.period = d.period AND b.bill_id = d.bill_id",
+      " JOIN bill b ON b.period = d.period AND b.bill_id = d.bill_id"
+      " LEFT JOIN delivery_content c ON c.delivery_id = d.id",
       1 },
+    /*  The lines of each bill once, however many of its deliveries (EMAIL
+        and SMS of one subscriber, say) the batch holds: keyed by the bill
+        (period, subscriber), never merged per subscriber.  */
     { "d_lines",
-      "SELECT l.subscriber_id, l.code, l.amount FROM unnest ($1::text[], $2::bigint[]) x (p, s)"
+      "SELECT l.period, l.subscriber_id, l.code, l.amount, l.label"
+      " FROM (SELECT DISTINCT p, s FROM unnest ($1::text[], $2::bigint[]) u (p, s)) x"
       " JOIN bill_line l ON l.period = x.p AND l.subscriber_id = x.s"
-      " ORDER BY l.subscriber_id, l.line_no",
+      " ORDER BY l.period, l.subscriber_id, l.line_no",
       2 },
     { "d_paused", "SELECT paused FROM dispatch_state", 0 },
     { "d_templates",
       "SELECT channel, version, coalesce (subject, ''), body, coalesce (body_html, ''),"
       " coalesce (short_body, '') FROM template WHERE purpose = $1 AND active",
       1 },
-    { "d_names",
-      "SELECT 'PLAN', code, name FROM plan UNION ALL SELECT 'ADDON', code, name FROM addon", 0 },
     { "d_attempts",
       "INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider, started_at,"
       " finished_at, outcome, status_code, error, provider_message_id)"
@@ -199,14 +224,24 @@ static const bf_db_statement_t s_statements[] = {
       " FROM dispatch_result WHERE sent_as IS NOT NULL"
       " ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
       0 },
+    /*  The first attempt's content wins: later attempts send it again.  */
+    { "d_contents",
+      "INSERT INTO delivery_content (delivery_id, sent_as, title, body, body_html, date_s)"
+      " SELECT id, c_sent_as, c_title, c_body, c_html, c_date FROM dispatch_result"
+      " WHERE c_sent_as IS NOT NULL ON CONFLICT (delivery_id) DO NOTHING",
+      0 },
     { "d_states",
       "UPDATE delivery d SET state = r.state,"
       " not_before = to_timestamp (r.not_before_ms / 1000.0),"
       " lease_owner = NULL, lease_until = NULL,"
       " attempts = CASE WHEN r.state = 'HELD' THEN d.attempts - 1 ELSE d.attempts END,"
       " hold_reason = r.hold_reason,"
-      " last_error = coalesce (r.error, d.last_error),"
+      /*  The current state's error only: a delivery that is DELIVERED (or
+          HELD, or waiting again) shows no error of an earlier attempt;
+          delivery_attempt keeps each attempt's error.  */
+      " last_error = r.error,"
       " provider_message_id = coalesce (r.message_id, d.provider_message_id),"
+      " template_version = coalesce (r.template_version, d.template_version),"
       " final_at = CASE WHEN r.state IN ('DELIVERED', 'FAILED') THEN now () END,"
       " updated_at = now ()"
       " FROM dispatch_result r WHERE d.id = r.id AND d.state = 'SENDING' AND d.lease_owner = $1",
@@ -248,14 +283,8 @@ s_load_templates (s_dispatch_t *self)
     const char *params[] = { self->purpose };
     PGresult *res = bf_db_query_prepared (self->conn, "d_templates", 1, params, PGRES_TUPLES_OK,
                                           "loading templates");
-    PGresult *names = res ? bf_db_query_prepared (self->conn, "d_names", 0, NULL, PGRES_TUPLES_OK,
-                                                  "loading names")
-                          : NULL;
-    int rc = -1;
-    if (res && names)
-        rc = bf_render_load (self->render, res, names);
+    int rc = res ? bf_render_load (self->render, res) : -1;
     PQclear (res);
-    PQclear (names);
     self->next_template_reload = zclock_mono () + S_TEMPLATE_RELOAD_MS;
     return rc;
 }
@@ -273,7 +302,9 @@ s_connect (s_dispatch_t *self)
                        "CREATE TEMP TABLE dispatch_result (id bigint, attempt int, sent_as text,"
                        " provider text, started_ms bigint, finished_ms bigint, outcome text,"
                        " status_code int, error text, message_id text, state text,"
-                       " not_before_ms bigint, hold_reason text, fallback boolean)"
+                       " not_before_ms bigint, hold_reason text, fallback boolean,"
+                       " c_sent_as text, c_title text, c_body text, c_html text, c_date bigint,"
+                       " template_version int)"
                        " ON COMMIT DELETE ROWS",
                        "creating dispatch_result")
                == BF_DB_OK
@@ -321,6 +352,15 @@ s_flush (s_dispatch_t *self)
         bf_copy_int (copy, r->not_before_ms);
         bf_copy_str (copy, r->hold_reason[0] ? r->hold_reason : NULL);
         bf_copy_str (copy, r->fallback ? "t" : "f");
+        bf_copy_str (copy, r->c_sent_as);
+        bf_copy_str (copy, r->c_title);
+        bf_copy_str (copy, r->c_text);
+        bf_copy_str (copy, r->c_html);
+        bf_copy_int (copy, r->c_date);
+        if (r->template_version > 0)
+            bf_copy_int (copy, r->template_version);
+        else
+            bf_copy_null (copy);
         rc = bf_copy_row_end (copy);
     }
     if (copy)
@@ -330,6 +370,12 @@ s_flush (s_dispatch_t *self)
     if (rc == BF_DB_OK) {
         res = bf_db_query_prepared (self->conn, "d_attempts", 0, NULL, PGRES_COMMAND_OK,
                                     "recording attempts");
+        rc = res ? BF_DB_OK : bf_db_last_status ();
+        PQclear (res);
+    }
+    if (rc == BF_DB_OK) {
+        res = bf_db_query_prepared (self->conn, "d_contents", 0, NULL, PGRES_COMMAND_OK,
+                                    "keeping sent content");
         rc = res ? BF_DB_OK : bf_db_last_status ();
         PQclear (res);
     }
@@ -359,7 +405,7 @@ s_flush (s_dispatch_t *self)
             s_disconnect (self);
         return -1;
     }
-    self->nrecords = 0;
+    s_records_clear (self);
     return 0;
 }
 
@@ -398,6 +444,48 @@ s_open_contact (s_dispatch_t *self, const PGresult *res, int row, int col, const
     long n = bf_pii_open (self->pii, field, (uint64_t)subject, sealed, len, out, outsize);
     PQfreemem (sealed);
     return n >= 0;
+}
+
+/*  The request an earlier attempt of the delivery in ctx row sent, kept in
+    delivery_content (d_context columns 14-18), to the contact to: every
+    attempt after the first sends exactly those bytes (docs/notify.md,
+    "What a subscriber receives"). Returns 0 when filled, 1 when nothing
+    was kept for this channel (render), -1 when out of memory.  */
+static int
+s_stored_content (const PGresult *ctx, int row, int channel, const char *to,
+                  bf_send_request_t *request)
+{
+    if (PQgetisnull (ctx, row, 14))
+        return 1;
+    const char *as = PQgetvalue (ctx, row, 14);
+    bf_send_kind_t kind;
+    if (channel == 0 && !strcmp (as, "EMAIL"))
+        kind = BF_SEND_EMAIL;
+    else if (channel == 1 && !strcmp (as, "SMS"))
+        kind = BF_SEND_SMS;
+    else if (channel == 1 && !strcmp (as, "LMS"))
+        kind = BF_SEND_LMS;
+    else if (channel == 2 && !strcmp (as, "PUSH"))
+        kind = BF_SEND_PUSH;
+    else
+        return 1; /* not this channel's: cannot happen through d_contents */
+    memset (request, 0, sizeof *request);
+    request->kind = kind;
+    request->to = strdup (to);
+    request->title = PQgetisnull (ctx, row, 15) ? NULL : strdup (PQgetvalue (ctx, row, 15));
+    request->text = strdup (PQgetvalue (ctx, row, 16));
+    request->html = PQgetisnull (ctx, row, 17) ? NULL : strdup (PQgetvalue (ctx, row, 17));
+    request->date_s = strtoll (PQgetvalue (ctx, row, 18), NULL, 10);
+    if (!request->to || !request->text || (!PQgetisnull (ctx, row, 15) && !request->title)
+        || (!PQgetisnull (ctx, row, 17) && !request->html)) {
+        free ((char *)request->to);
+        free ((char *)request->title);
+        free ((char *)request->text);
+        free ((char *)request->html);
+        memset (request, 0, sizeof *request);
+        return -1;
+    }
+    return 0;
 }
 
 /*  Claims up to n due deliveries, holds or renders them. Returns how many
@@ -457,7 +545,8 @@ s_claim (s_dispatch_t *self, int n)
     }
     PGresult *lines = NULL;
     if (bf_render_needs_lines (self->render)) {
-        /*  Bill lines of the email deliveries, for the itemised statement.  */
+        /*  Bill lines of the claimed deliveries' bills, for the itemised
+            statement (d_lines reads each bill once).  */
         size_t pcap = (size_t)PQntuples (ctx) * 10 + 3, scap = (size_t)PQntuples (ctx) * 21 + 3;
         char *periods = malloc (pcap), *subs = malloc (scap);
         size_t pl = 0, sl = 0;
@@ -556,12 +645,20 @@ s_claim (s_dispatch_t *self, int n)
         job->attempt_base = attempt_base;
         job->possibly_delivered = PQgetvalue (claimed, i, 4)[0] == 't';
         char err[256];
-        if (bf_render_message (self->render, channel, ctx, row, lines, to, &job->request, err,
-                               sizeof err)
-            != 0) {
+        int made = s_stored_content (ctx, row, channel, to, &job->request);
+        if (made == 0)
+            job->stored = true;
+        else if (made < 0
+                 || bf_render_message (self->render, channel, ctx, row, lines, to, &job->request,
+                                       err, sizeof err)
+                        != 0) {
             s_job_free (job);
-            s_fail_unsent (self, id, channel, attempt, err);
+            s_fail_unsent (self, id, channel, attempt, made < 0 ? "out of memory" : err);
             continue;
+        } else {
+            job->template_version = bf_render_version (self->render, channel);
+            if (channel == 0)
+                job->request.date_s = now_ms / 1000; /* the email's Date, kept with its content */
         }
         job->request.delivery_id = id;
         job->request.attempt = attempt;
@@ -616,6 +713,28 @@ s_release_queued (s_dispatch_t *self)
         }
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
         self->queue_tail[p] = NULL;
+}
+
+/*  An attempt that did not end DELIVERED may be followed by another (a
+    retry, a later policy resend, an operator's retry): the record takes the
+    job's content so that the flush keeps it in delivery_content, and every
+    later attempt sends exactly it. Content that came from there already is
+    not written again. Only the contact is not kept. Every record also names
+    the template version the rendered content came from
+    (delivery.template_version; unchanged when the content was kept).  */
+static void
+s_keep_content (s_record_t *r, s_job_t *job, bf_send_kind_t kind)
+{
+    if (r)
+        r->template_version = job->template_version; /* the version that went out */
+    if (!r || job->stored || !r->state || !strcmp (r->state, "DELIVERED"))
+        return;
+    r->c_sent_as = s_sent_as_names[kind];
+    r->c_title = (char *)job->request.title;
+    r->c_text = (char *)job->request.text;
+    r->c_html = (char *)job->request.html;
+    r->c_date = job->request.date_s;
+    job->request.title = job->request.text = job->request.html = NULL;
 }
 
 static void
@@ -690,6 +809,7 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
                 }
         }
     }
+    s_keep_content (r, job, request->kind);
     s_job_free (job);
 }
 
@@ -839,6 +959,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
     bf_sender_destroy (&self.sender);
     bf_render_destroy (&self.render);
     bf_pii_destroy (&self.pii);
+    s_records_clear (&self);
     free (self.records);
     PQfinish (self.conn);
 }

@@ -94,7 +94,7 @@ s_retry (void *context, PGconn *conn, const Billflow__Command *cmd, char *result
         const char *params[] = { run };
         res = bf_db_query (conn,
                            "UPDATE delivery d SET state = 'PENDING', attempt_base = d.attempts,"
-                           " not_before = now (), final_at = NULL, hold_reason = NULL,"
+                           " not_before = now (), final_at = NULL, hold_reason = NULL, last_error = NULL,"
                            " updated_at = now () FROM bill b"
                            " WHERE d.state = 'FAILED' AND b.period = d.period"
                            " AND b.bill_id = d.bill_id AND b.run_id = $1::bigint",
@@ -108,7 +108,7 @@ s_retry (void *context, PGconn *conn, const Billflow__Command *cmd, char *result
         const char *params[] = { list };
         res = bf_db_query (conn,
                            "UPDATE delivery SET state = 'PENDING', attempt_base = attempts,"
-                           " not_before = now (), final_at = NULL, hold_reason = NULL,"
+                           " not_before = now (), final_at = NULL, hold_reason = NULL, last_error = NULL,"
                            " updated_at = now ()"
                            " WHERE state = 'FAILED' AND id = ANY ($1::bigint[])",
                            1, params, PGRES_COMMAND_OK, "retrying deliveries");

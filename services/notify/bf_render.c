@@ -1,4 +1,4 @@
-/*  bf_render — templates and names in memory; one message per call.  */
+/*  bf_render — templates in memory; one message per call.  */
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +15,8 @@ typedef struct {
     char *subject, *body, *body_html, *short_body;
 } s_template_t;
 
-typedef struct {
-    char *kind, *code, *name;
-} s_name_t;
-
 struct bf_render_t {
     s_template_t templates[3]; /* EMAIL, SMS, PUSH */
-    s_name_t *names;
-    size_t nnames;
     char *subject, *text, *html; /* render buffers, S_OUT_MAX each */
     bf_view_line_t *view_lines;
     size_t view_cap;
@@ -36,19 +30,6 @@ s_template_clear (s_template_t *t)
     free (t->body_html);
     free (t->short_body);
     memset (t, 0, sizeof *t);
-}
-
-static void
-s_names_clear (bf_render_t *self)
-{
-    for (size_t i = 0; i < self->nnames; i++) {
-        free (self->names[i].kind);
-        free (self->names[i].code);
-        free (self->names[i].name);
-    }
-    free (self->names);
-    self->names = NULL;
-    self->nnames = 0;
 }
 
 bf_render_t *
@@ -73,7 +54,6 @@ bf_render_destroy (bf_render_t **self_p)
     bf_render_t *self = *self_p;
     for (int c = 0; c < 3; c++)
         s_template_clear (&self->templates[c]);
-    s_names_clear (self);
     free (self->subject);
     free (self->text);
     free (self->html);
@@ -89,7 +69,7 @@ s_dup (const PGresult *res, int row, int col)
 }
 
 int
-bf_render_load (bf_render_t *self, const PGresult *templates, const PGresult *names)
+bf_render_load (bf_render_t *self, const PGresult *templates)
 {
     static const char *channels[] = { "EMAIL", "SMS", "PUSH" };
     int usable = 0;
@@ -118,17 +98,17 @@ bf_render_load (bf_render_t *self, const PGresult *templates, const PGresult *na
             usable++;
         }
     }
-    s_names_clear (self);
-    self->names = calloc ((size_t)PQntuples (names) + 1, sizeof *self->names);
-    for (int r = 0; self->names && r < PQntuples (names); r++) {
-        s_name_t *n = &self->names[self->nnames++];
-        n->kind = s_dup (names, r, 0);
-        n->code = s_dup (names, r, 1);
-        n->name = s_dup (names, r, 2);
-    }
     if (usable == 0)
         bf_error ("render: no channel has a usable active template");
     return usable > 0 ? 0 : -1;
+}
+
+int
+bf_render_version (const bf_render_t *self, int channel)
+{
+    if (channel < 0 || channel > 2 || !self->templates[channel].usable)
+        return 0;
+    return self->templates[channel].version;
 }
 
 bool
@@ -144,35 +124,37 @@ bf_render_needs_lines (const bf_render_t *self)
     return false;
 }
 
-static const char *
-s_lookup (void *arg, const char *kind, const char *code)
+/*  Orders a bill's key (period, subscriber) against row r of lines.  */
+static int
+s_bill_cmp (const PGresult *lines, int r, const char *period, int64_t subscriber)
 {
-    const bf_render_t *self = arg;
-    for (size_t i = 0; i < self->nnames; i++)
-        if (self->names[i].kind && !strcmp (self->names[i].kind, kind) && self->names[i].code
-            && !strcmp (self->names[i].code, code))
-            return self->names[i].name;
-    return NULL;
+    int c = strcmp (PQgetvalue (lines, r, 0), period);
+    if (c)
+        return c < 0 ? -1 : 1;
+    int64_t s = strtoll (PQgetvalue (lines, r, 1), NULL, 10);
+    return s < subscriber ? -1 : s > subscriber ? 1 : 0;
 }
 
-/*  The lines of subscriber: rows are ordered by subscriber id, so a binary
+/*  The lines of one bill (period, subscriber). Rows are one set per bill,
+    ordered by (period, subscriber, line_no) — the dispatcher queries each
+    bill once however many of its deliveries a batch holds — so a binary
     search finds the first.  */
 static size_t
-s_view_lines (bf_render_t *self, const PGresult *lines, int64_t subscriber)
+s_view_lines (bf_render_t *self, const PGresult *lines, const char *period, int64_t subscriber)
 {
     if (!lines)
         return 0;
     int lo = 0, hi = PQntuples (lines);
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (strtoll (PQgetvalue (lines, mid, 0), NULL, 10) < subscriber)
+        if (s_bill_cmp (lines, mid, period, subscriber) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     size_t n = 0;
-    for (int r = lo;
-         r < PQntuples (lines) && strtoll (PQgetvalue (lines, r, 0), NULL, 10) == subscriber; r++) {
+    for (int r = lo; r < PQntuples (lines) && s_bill_cmp (lines, r, period, subscriber) == 0;
+         r++) {
         if (n == self->view_cap) {
             size_t cap = self->view_cap ? self->view_cap * 2 : 64;
             bf_view_line_t *grown = realloc (self->view_lines, cap * sizeof *grown);
@@ -181,8 +163,9 @@ s_view_lines (bf_render_t *self, const PGresult *lines, int64_t subscriber)
             self->view_lines = grown;
             self->view_cap = cap;
         }
-        self->view_lines[n].code = PQgetvalue (lines, r, 1);
-        self->view_lines[n].amount = strtoll (PQgetvalue (lines, r, 2), NULL, 10);
+        self->view_lines[n].code = PQgetvalue (lines, r, 2);
+        self->view_lines[n].amount = strtoll (PQgetvalue (lines, r, 3), NULL, 10);
+        self->view_lines[n].label = PQgetvalue (lines, r, 4);
         n++;
     }
     return n;
@@ -205,10 +188,8 @@ bf_render_message (bf_render_t *self, int channel, const PGresult *ctx, int row,
         .total = strtoll (PQgetvalue (ctx, row, 7), NULL, 10),
         .due_date = PQgetvalue (ctx, row, 8),
         .bill_id = strtoll (PQgetvalue (ctx, row, 11), NULL, 10),
-        .lookup = s_lookup,
-        .lookup_arg = self,
     };
-    view.line_count = s_view_lines (self, lines, subscriber);
+    view.line_count = s_view_lines (self, lines, view.period, subscriber);
     view.lines = self->view_lines;
     if (bf_template_render (t->subject, &view, false, self->subject, S_OUT_MAX, err, errsize) < 0
         || bf_template_render (t->body, &view, false, self->text, S_OUT_MAX, err, errsize) < 0)

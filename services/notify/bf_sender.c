@@ -838,7 +838,7 @@ s_build_email (bf_sender_t *self, s_buf_t *buf, const bf_send_request_t *request
     static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
     static const char *months[]
         = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    time_t now = time (NULL);
+    time_t now = request->date_s > 0 ? (time_t)request->date_s : time (NULL);
     struct tm tm;
     gmtime_r (&now, &tm);
     int64_t id = request->delivery_id;

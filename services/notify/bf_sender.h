@@ -115,6 +115,10 @@ typedef struct {
     const char *html;
     int attempt;
     void *cookie;
+    /*  Email: the Date header's time (seconds since the epoch), fixed when
+        the message is first rendered so that every attempt sends the same
+        bytes; 0 = the time of sending.  */
+    int64_t date_s;
 } bf_send_request_t;
 
 typedef struct {

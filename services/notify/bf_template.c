@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bf_label.h"
 #include "bf_template.h"
 #include "bf_date.h"
 #include "bf_log.h"
@@ -106,61 +107,19 @@ bf_format_won (int64_t amount, char *out, size_t outsize)
     return (int)n;
 }
 
-static const struct {
-    const char *code;
-    const char *label;
-} s_labels[] = {
-    { "OVERAGE_DATA", "데이터 초과 사용료" },
-    { "OVERAGE_VOICE", "음성 초과 사용료" },
-    { "OVERAGE_SMS", "문자 초과 사용료" },
-    { "DISC_CONTRACT", "선택약정 할인" },
-    { "DISC_FAMILY", "가족결합 할인" },
-    { "DISC_LOYALTY", "장기고객 할인" },
-    { "DISC_WELFARE", "복지 할인" },
-    { "CHARGE:DEVICE_INSTALLMENT", "단말기 할부금" },
-    { "CHARGE:MICRO_PAYMENT", "소액결제" },
-    { "CHARGE:CONTENT", "콘텐츠 이용료" },
-    { "CHARGE:ADJUSTMENT", "요금 조정" },
-    { "CREDIT_CARRY", "다음 달 이월 크레딧" },
-    { "VAT", "부가가치세" },
-    { "ARREARS", "미납 요금" },
-    { "ROUNDING", "원 단위 절사" },
-};
-
 const char *
 bf_bill_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
                     size_t bufsize)
 {
-    if (!code)
-        return "";
-    for (size_t i = 0; i < sizeof s_labels / sizeof s_labels[0]; i++)
-        if (strcmp (code, s_labels[i].code) == 0)
-            return s_labels[i].label;
-
-    //  PLAN:<code> and ADDON:<code>: the catalogue name, else a generic
-    //  label that still shows the code.
-    static const struct {
-        const char *prefix;
-        const char *kind;
-        const char *generic;
-    } named[] = {
-        { "PLAN:", "PLAN", "요금제" },
-        { "ADDON:", "ADDON", "부가서비스" },
-    };
-    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-        size_t plen = strlen (named[i].prefix);
-        if (strncmp (code, named[i].prefix, plen) != 0 || code[plen] == 0)
-            continue;
-        const char *item = code + plen;
-        const char *display = lookup ? lookup (arg, named[i].kind, item) : NULL;
-        if (display && *display)
-            return display;
-        if (!buf || bufsize == 0)
-            return code;
-        int n = snprintf (buf, bufsize, "%s (%s)", named[i].generic, item);
-        return (n < 0 || (size_t)n >= bufsize) ? code : buf;
+    //  The one rule of common/bf_label.c; lookup only supplies the name.
+    const char *name = NULL;
+    if (code && !bf_label_fixed (code) && lookup) {
+        if (strncmp (code, "PLAN:", 5) == 0 && code[5])
+            name = lookup (arg, "PLAN", code + 5);
+        else if (strncmp (code, "ADDON:", 6) == 0 && code[6])
+            name = lookup (arg, "ADDON", code + 6);
     }
-    return code;
+    return bf_label_line (code, name, buf, bufsize);
 }
 
 //  ---------------------------------------------------------------------------
@@ -346,6 +305,9 @@ s_value (s_walk_t *self, s_var_t var, const bf_view_line_t *line, char *buf, siz
         case S_VAR_LINE_COUNT:
             return self->line_count;
         case S_VAR_LABEL:
+            //  The label settle stored with the line, when the caller has it.
+            if (line->label && *line->label)
+                return line->label;
             return bf_bill_line_label (line->code, view->lookup, view->lookup_arg, buf, bufsize);
         case S_VAR_CODE:
             return line->code;

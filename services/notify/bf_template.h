@@ -29,8 +29,10 @@
 typedef const char *(bf_name_lookup_fn)(void *arg, const char *kind, const char *code);
 
 typedef struct {
-    const char *code; /* "PLAN:LTE_43", "VAT", ... as in bill_line.code */
-    int64_t amount;   /* won, signed */
+    const char *code;  /* "PLAN:LTE_43", "VAT", ... as in bill_line.code */
+    int64_t amount;    /* won, signed */
+    const char *label; /* bill_line.label, shown as is; NULL: labelled from
+                          code and the view's lookup (bf_bill_line_label) */
 } bf_view_line_t;
 
 /*  What the caller fills for one render; nothing is copied or kept.  */
@@ -80,9 +82,10 @@ int bf_template_check_set (const bf_template_set_t *set, char *err, size_t errsi
 int bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, char *out,
                         size_t outsize, char *err, size_t errsize);
 
-/*  Korean label of a bill line code ("VAT" -> "부가가치세"; "PLAN:LTE_43" ->
-    the plan's name from lookup, else "요금제 (LTE_43)"; an unknown code ->
-    the code itself). Returns a static string, lookup's string, or buf (used
+/*  Korean label of a bill line code by the rule of common/bf_label.h ("VAT"
+    -> "부가가치세"; "PLAN:LTE_43" -> the plan's name from lookup, else
+    "요금제 (LTE_43)"; an unknown code -> the code itself). The dispatcher
+    does not use it: it shows bill_line.label, which settle wrote. Returns a static string, lookup's string, or buf (used
     for composed labels; the code itself when buf is too small).  */
 const char *bf_bill_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
                                 size_t bufsize);

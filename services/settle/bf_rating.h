@@ -41,6 +41,7 @@ typedef enum {
 typedef struct {
     bf_day_t from, to; /* to = BF_DAY_OPEN when open-ended */
     const char *plan_code;
+    const char *name; /* the plan's catalogue name (bill_line.label); not used in rating */
     bool known;
     int64_t monthly_fee;             /* won */
     int64_t data_mb, voice_min, sms; /* allowances, or BF_RATING_UNLIMITED */
@@ -50,6 +51,7 @@ typedef struct {
 typedef struct {
     bf_day_t from, to;
     const char *addon_code;
+    const char *name; /* the add-on's catalogue name (bill_line.label); not used in rating */
     bool known;
     int64_t monthly_fee;
 } bf_rating_addon_t;

@@ -12,6 +12,7 @@
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_fault.h"
+#include "bf_label.h"
 #include "bf_log.h"
 #include "bf_rating.h"
 #include "bf_run.h"
@@ -36,13 +37,13 @@ static const char *s_queries[Q_COUNT] = {
               " ORDER BY s.id",
     [Q_PLAN] = "SELECT a.subscriber_id, a.valid_from, a.valid_to, a.plan_code, p.code IS NOT NULL,"
                " p.monthly_fee, p.data_mb, p.voice_min, p.sms, p.data_rate_mwon,"
-               " p.voice_rate_mwon, p.sms_rate_mwon"
+               " p.voice_rate_mwon, p.sms_rate_mwon, p.name"
                " FROM plan_assignment a LEFT JOIN plan p ON p.code = a.plan_code"
                " WHERE a.subscriber_id >= $2 AND a.subscriber_id < $3 AND $1::text IS NOT NULL"
                " AND a.valid_from < $5::date AND (a.valid_to IS NULL OR a.valid_to > $4::date)"
                " ORDER BY a.subscriber_id, a.valid_from",
     [Q_ADDON] = "SELECT a.subscriber_id, a.valid_from, a.valid_to, a.addon_code,"
-                " d.code IS NOT NULL, d.monthly_fee"
+                " d.code IS NOT NULL, d.monthly_fee, d.name"
                 " FROM addon_subscription a LEFT JOIN addon d ON d.code = a.addon_code"
                 " WHERE a.subscriber_id >= $2 AND a.subscriber_id < $3 AND $1::text IS NOT NULL"
                 " AND a.valid_from < $5::date AND (a.valid_to IS NULL OR a.valid_to > $4::date)"
@@ -110,6 +111,10 @@ typedef struct {
     size_t nbills, bills_cap;
     bf_bill_line_t *lines;
     size_t nlines, lines_cap;
+    /*  Per line: the catalogue name its label shows (PLAN and ADDON lines),
+        pointing into the chunk's query results, or NULL.  */
+    const char **line_names;
+    size_t line_names_cap;
     s_failure_t *failures;
     size_t nfailures, failures_cap;
     int64_t subscribers, amount;
@@ -240,6 +245,7 @@ s_gather (s_worker_t *self, int row, bf_rating_input_t *in)
         p->to = s_day (r, i, 2);
         p->plan_code = PQgetvalue (r, i, 3);
         p->known = PQgetvalue (r, i, 4)[0] == 't';
+        p->name = p->known ? PQgetvalue (r, i, 12) : NULL;
         if (p->known) {
             p->monthly_fee = s_i64 (r, i, 5);
             p->data_mb = s_allowance (r, i, 6);
@@ -264,6 +270,7 @@ s_gather (s_worker_t *self, int row, bf_rating_input_t *in)
         a->to = s_day (r, i, 2);
         a->addon_code = PQgetvalue (r, i, 3);
         a->known = PQgetvalue (r, i, 4)[0] == 't';
+        a->name = a->known ? PQgetvalue (r, i, 6) : NULL;
         a->monthly_fee = a->known ? s_i64 (r, i, 5) : 0;
     }
     in->addons = self->addons;
@@ -329,6 +336,24 @@ s_load (s_worker_t *self)
     return BF_DB_OK;
 }
 
+/*  The catalogue name a PLAN:<x> or ADDON:<x> line of in shows, as read
+    with this chunk (the label is snapshotted into bill_line, so a later
+    rename does not change a settled bill); NULL for other codes.  */
+static const char *
+s_line_name (const bf_rating_input_t *in, const char *code)
+{
+    if (code[0] == 'P' && strncmp (code, "PLAN:", 5) == 0) {
+        for (size_t k = 0; k < in->nplans; k++)
+            if (in->plans[k].name && strcmp (in->plans[k].plan_code, code + 5) == 0)
+                return in->plans[k].name;
+    } else if (code[0] == 'A' && strncmp (code, "ADDON:", 6) == 0) {
+        for (size_t k = 0; k < in->naddons; k++)
+            if (in->addons[k].name && strcmp (in->addons[k].addon_code, code + 6) == 0)
+                return in->addons[k].name;
+    }
+    return NULL;
+}
+
 /*  Rates every subscriber of the chunk into the output buffers.  */
 static int
 s_rate (s_worker_t *self)
@@ -361,7 +386,9 @@ s_rate (s_worker_t *self)
         if (!s_reserve ((void **)&self->bills, &self->bills_cap, self->nbills + 1,
                         sizeof *self->bills)
             || !s_reserve ((void **)&self->lines, &self->lines_cap, self->nlines + bill.nlines,
-                           sizeof *self->lines))
+                           sizeof *self->lines)
+            || !s_reserve ((void **)&self->line_names, &self->line_names_cap,
+                           self->nlines + bill.nlines, sizeof *self->line_names))
             return BF_DB_FAIL;
         s_pending_t *b = &self->bills[self->nbills++];
         b->subscriber_id = in.subscriber_id;
@@ -371,6 +398,8 @@ s_rate (s_worker_t *self)
         b->nlines = (uint32_t)bill.nlines;
         b->channels = s_channels (PQgetvalue (subs, row, 6));
         memcpy (&self->lines[self->nlines], bill.lines, bill.nlines * sizeof bill.lines[0]);
+        for (size_t l = 0; l < bill.nlines; l++)
+            self->line_names[self->nlines + l] = s_line_name (&in, bill.lines[l].code);
         self->nlines += bill.nlines;
         self->amount += bill.total;
     }
@@ -468,7 +497,8 @@ s_write (s_worker_t *self)
         bf_fault ("worker.mid_copy");
 
         copy = rc == BF_DB_OK ? bf_copy_begin (self->conn, "COPY bill_line (period,"
-                                                           " subscriber_id, line_no, code, amount)"
+                                                           " subscriber_id, line_no, code, amount,"
+                                                           " label)"
                                                            " FROM STDIN")
                               : NULL;
         for (size_t i = 0; copy && i < self->nbills && rc == BF_DB_OK; i++) {
@@ -480,6 +510,10 @@ s_write (s_worker_t *self)
                 bf_copy_int (copy, l + 1);
                 bf_copy_str (copy, line->code);
                 bf_copy_int (copy, line->amount);
+                char generic[BF_RATING_CODE_MAX + 32];
+                bf_copy_str (copy, bf_label_line (line->code,
+                                                  self->line_names[b->line_first + l], generic,
+                                                  sizeof generic));
                 rc = bf_copy_row_end (copy);
             }
         }
@@ -706,6 +740,7 @@ s_worker_free (s_worker_t *self)
     free (self->charges);
     free (self->bills);
     free (self->lines);
+    free (self->line_names);
     free (self->failures);
 }
 

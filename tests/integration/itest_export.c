@@ -25,12 +25,12 @@ static const char *s_seed[] = {
     " ('2026-10', 3, 30, 1, 0, '2026-11-05', 1),"
     " ('2026-10', 1, 10, 1, 111200, '2026-11-25', 3),"
     " ('2026-09', 2, 20, 1, 5000, '2026-10-05', 1)",
-    "INSERT INTO bill_line (period, subscriber_id, line_no, code, amount) VALUES"
-    " ('2026-10', 1, 3, 'ROUNDING', -9),"
-    " ('2026-10', 3, 1, 'CHARGE:CONTENT', 0),"
-    " ('2026-10', 1, 1, 'PLAN:LTE_43', 13870),"
-    " ('2026-10', 1, 2, 'ODD,\"CODE\"', 97339),"
-    " ('2026-09', 2, 1, 'PLAN:LTE_43', 5000)",
+    "INSERT INTO bill_line (period, subscriber_id, line_no, code, amount, label) VALUES"
+    " ('2026-10', 1, 3, 'ROUNDING', -9, '원 단위 절사'),"
+    " ('2026-10', 3, 1, 'CHARGE:CONTENT', 0, '콘텐츠 이용료'),"
+    " ('2026-10', 1, 1, 'PLAN:LTE_43', 13870, 'LTE 43 요금제'),"
+    " ('2026-10', 1, 2, 'ODD,\"CODE\"', 97339, 'ODD,\"CODE\"'),"
+    " ('2026-09', 2, 1, 'PLAN:LTE_43', 5000, 'LTE 43 요금제')",
 };
 
 static void
@@ -57,11 +57,11 @@ test_export_writes_the_period (void **state)
     snprintf (path, sizeof path, "%s/bill_lines.csv", dir);
     char *lines = bf_test_slurp (path);
     assert_non_null (lines);
-    assert_string_equal (lines, "subscriber_id,period,line_no,code,amount\n"
-                                "1,2026-10,1,PLAN:LTE_43,13870\n"
-                                "1,2026-10,2,\"ODD,\"\"CODE\"\"\",97339\n"
-                                "1,2026-10,3,ROUNDING,-9\n"
-                                "3,2026-10,1,CHARGE:CONTENT,0\n");
+    assert_string_equal (lines, "subscriber_id,period,line_no,code,amount,label\n"
+                                "1,2026-10,1,PLAN:LTE_43,13870,LTE 43 요금제\n"
+                                "1,2026-10,2,\"ODD,\"\"CODE\"\"\",97339,\"ODD,\"\"CODE\"\"\"\n"
+                                "1,2026-10,3,ROUNDING,-9,원 단위 절사\n"
+                                "3,2026-10,1,CHARGE:CONTENT,0,콘텐츠 이용료\n");
     free (bills);
     free (lines);
     /*  No temporary files are left behind.  */

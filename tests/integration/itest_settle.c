@@ -154,19 +154,21 @@ test_worked_example_end_to_end (void **state)
     snprintf (path, sizeof path, "%s/bill_lines.csv", dir);
     char *lines = bf_test_slurp (path);
     /*  docs/billing-rules.md, worked example: every line, in order.  */
-    const char *expected = "1,2026-10,1,PLAN:LTE_43,13870\n"
-                           "1,2026-10,2,PLAN:5G_59,39967\n"
-                           "1,2026-10,3,OVERAGE_DATA,7997\n"
-                           "1,2026-10,4,ADDON:VCOLORING,1277\n"
-                           "1,2026-10,5,DISC_CONTRACT,-13459\n"
-                           "1,2026-10,6,DISC_FAMILY,-3300\n"
-                           "1,2026-10,7,DISC_LOYALTY,-3707\n"
-                           "1,2026-10,8,CHARGE:DEVICE_INSTALLMENT,31250\n"
-                           "1,2026-10,9,CHARGE:MICRO_PAYMENT,12000\n"
-                           "1,2026-10,10,CHARGE:CONTENT,5500\n"
-                           "1,2026-10,11,VAT,4814\n"
-                           "1,2026-10,12,ARREARS,15000\n"
-                           "1,2026-10,13,ROUNDING,-9\n"
+    /*  Labels: the catalogue's names at settlement (plans.csv, addons.csv)
+        and the fixed labels of docs/templates.md.  */
+    const char *expected = "1,2026-10,1,PLAN:LTE_43,13870,LTE 데이터 43\n"
+                           "1,2026-10,2,PLAN:5G_59,39967,\"5G 스탠다드, 59\"\n"
+                           "1,2026-10,3,OVERAGE_DATA,7997,데이터 초과 사용료\n"
+                           "1,2026-10,4,ADDON:VCOLORING,1277,V컬러링\n"
+                           "1,2026-10,5,DISC_CONTRACT,-13459,선택약정 할인\n"
+                           "1,2026-10,6,DISC_FAMILY,-3300,가족결합 할인\n"
+                           "1,2026-10,7,DISC_LOYALTY,-3707,장기고객 할인\n"
+                           "1,2026-10,8,CHARGE:DEVICE_INSTALLMENT,31250,단말기 할부금\n"
+                           "1,2026-10,9,CHARGE:MICRO_PAYMENT,12000,소액결제\n"
+                           "1,2026-10,10,CHARGE:CONTENT,5500,콘텐츠 이용료\n"
+                           "1,2026-10,11,VAT,4814,부가가치세\n"
+                           "1,2026-10,12,ARREARS,15000,미납 요금\n"
+                           "1,2026-10,13,ROUNDING,-9,원 단위 절사\n"
                            "2,2026-10,1,";
     if (!strstr (lines, expected))
         fail_msg ("subscriber 1's lines differ from the worked example:\n%s", lines);

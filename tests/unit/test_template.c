@@ -645,6 +645,28 @@ test_line_labels (void **state)
     assert_int_equal (s_lookups, 1);
 }
 
+/*  A line that carries its stored label (bill_line.label, what settle wrote)
+    shows exactly that, whatever its code and the lookup say; escaped in
+    HTML like every value.  */
+static void
+test_stored_label_is_shown (void **state)
+{
+    (void)state;
+    bf_bill_view_t view = s_example ();
+    static const bf_view_line_t lines[] = {
+        { "PLAN:LTE_43", 13870, "LTE 데이터 43 (2025 요금제)" },
+        { "VAT", 4814, "부가세" },
+        { "ADDON:VCOLORING", 1277, NULL },
+        { "PLAN:X", 5, "<A&B>" },
+    };
+    view.lines = lines;
+    view.line_count = 4;
+    assert_string_equal (s_render ("{{#lines}}{{label}}|{{/lines}}", &view, false),
+                         "LTE 데이터 43 (2025 요금제)|부가세|V컬러링|<A&B>|");
+    assert_string_equal (s_render ("{{#lines}}{{label}}|{{/lines}}", &view, true),
+                         "LTE 데이터 43 (2025 요금제)|부가세|V컬러링|&lt;A&amp;B&gt;|");
+}
+
 static void
 test_format_won (void **state)
 {
@@ -1330,6 +1352,7 @@ main (void)
         cmocka_unit_test (test_variables),
         cmocka_unit_test (test_empty_bill_in_shipped_templates),
         cmocka_unit_test (test_line_labels),
+        cmocka_unit_test (test_stored_label_is_shown),
         cmocka_unit_test (test_format_won),
         cmocka_unit_test (test_template_errors),
         cmocka_unit_test (test_check_set),

@@ -114,7 +114,7 @@ bd_export_bills (PGconn *conn, const char *period, const char *dir, bd_export_st
     stats->bills = s_copy_to_file (conn, sql, path);
     if (stats->bills >= 0) {
         snprintf (sql, sizeof sql,
-                  "COPY (SELECT subscriber_id, period, line_no, code, amount FROM bill_line"
+                  "COPY (SELECT subscriber_id, period, line_no, code, amount, label FROM bill_line"
                   " WHERE period = %s ORDER BY subscriber_id, line_no)"
                   " TO STDOUT WITH (FORMAT csv, HEADER)",
                   lit);

@@ -82,6 +82,7 @@ typedef struct {
     unsigned email_slow_ms;
     double throttle_pct;
     double garbage_pct;
+    double lost_reply_pct; /* HTTP: accepted, but the client gets 502 (the reply was lost) */
     const char **reject;
     size_t reject_count;
     uint64_t seed;
@@ -89,6 +90,8 @@ typedef struct {
     unsigned http_threads;
     unsigned max_connections;
     bool verbose;
+    const char *record_path; /* --record: every accepted message, one JSON line each */
+    bool key_reuse_ok;       /* --key-reuse accept: a changed body under a used key gets 409 */
 } s_config_t;
 
 static s_config_t s_cfg = {
@@ -486,6 +489,7 @@ s_map_count (s_map_t *self)
 }
 
 static s_map_t s_http_keys;              /* accepted Idempotency-Key → message number */
+static s_map_t s_http_bodies;            /* accepted Idempotency-Key → hash of its body */
 static s_map_t s_smtp_ids;               /* accepted Message-ID → message number */
 static s_map_t s_recipients[S_CHANNELS]; /* recipient → accepted messages */
 static _Atomic uint64_t s_count[S_CHANNELS][S_OUTCOMES];
@@ -493,6 +497,7 @@ static _Atomic uint64_t s_invalid_requests; /* HTTP requests that named no known
 /*  Emails accepted again under a Message-ID accepted before (no --smtp-dedup): each one is a
     second copy in a mailbox.  */
 static _Atomic uint64_t s_email_redelivered;
+static _Atomic uint64_t s_key_reused;  /* HTTP: a used Idempotency-Key with a different body */
 static _Atomic uint64_t s_messages;    /* every outcome, for the progress line */
 static _Atomic uint64_t s_next_id = 1; /* message numbers: m-1, m-2, ... never reused */
 static _Atomic uint64_t s_draws;       /* PRNG position */
@@ -538,6 +543,7 @@ static void
 s_store_reset (void)
 {
     s_map_clear (&s_http_keys);
+    s_map_clear (&s_http_bodies);
     s_map_clear (&s_smtp_ids);
     for (int ch = 0; ch < S_CHANNELS; ch++) {
         s_map_clear (&s_recipients[ch]);
@@ -546,6 +552,7 @@ s_store_reset (void)
     }
     atomic_store (&s_invalid_requests, 0);
     atomic_store (&s_email_redelivered, 0);
+    atomic_store (&s_key_reused, 0);
     atomic_store (&s_messages, 0);
     atomic_store (&s_draws, 0);
 }
@@ -617,8 +624,8 @@ s_report (s_buf_t *buf)
                           atomic_load (&s_email_redelivered));
         s_buf_str (buf, "}");
     }
-    s_buf_printf (buf, ",\n \"invalid_requests\": %" PRIu64 "}\n",
-                  atomic_load (&s_invalid_requests));
+    s_buf_printf (buf, ",\n \"invalid_requests\": %" PRIu64 ", \"key_reused\": %" PRIu64 "}\n",
+                  atomic_load (&s_invalid_requests), atomic_load (&s_key_reused));
 }
 
 typedef struct {
@@ -1121,6 +1128,79 @@ s_respond_reply (struct MHD_Connection *connection, s_request_t *req)
                       MHD_RESPMEM_MUST_COPY, header, value);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/*  --record: what was accepted, exactly as a subscriber gets it                              */
+
+static FILE *s_record_file;
+static pthread_mutex_t s_record_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*  Writes text[0..len) as a JSON string. Bytes of 0x80 and above go through as they are
+    (HTTP content was checked to be UTF-8; an email's raw data is 7-bit in practice).  */
+static void
+s_record_str (FILE *f, const char *text, size_t len)
+{
+    fputc ('"', f);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '"' || c == '\\')
+            fprintf (f, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf (f, "\\u%04x", c);
+        else
+            fputc (c, f);
+    }
+    fputc ('"', f);
+}
+
+/*  One accepted HTTP message: {"channel", "id", "key", "to", "title", "body"}.  */
+static void
+s_record_http (int channel, uint64_t id, const char *key, const s_fields_t *f)
+{
+    if (!s_record_file)
+        return;
+    pthread_mutex_lock (&s_record_lock);
+    fprintf (s_record_file, "{\"channel\": \"%s\", \"id\": \"m-%" PRIu64 "\", \"key\": ",
+             s_channel_name[channel], id);
+    s_record_str (s_record_file, key, strlen (key));
+    fputs (", \"to\": ", s_record_file);
+    s_record_str (s_record_file, f->to.str, f->to.len);
+    fputs (", \"title\": ", s_record_file);
+    if (f->title.str)
+        s_record_str (s_record_file, f->title.str, f->title.len);
+    else
+        fputs ("null", s_record_file);
+    fputs (", \"body\": ", s_record_file);
+    s_record_str (s_record_file, f->body.str, f->body.len);
+    fputs ("}\n", s_record_file);
+    fflush (s_record_file);
+    pthread_mutex_unlock (&s_record_lock);
+}
+
+/*  One accepted email: {"channel": "email", "id", "message_id", "rcpt": [...], "data"}, data
+    being the whole message after dot-unstuffing (headers and MIME body as sent).  */
+static void
+s_record_email (uint64_t id, const char *mid, const char *rcpt, size_t rcpt_len,
+                const char *data, size_t len)
+{
+    if (!s_record_file)
+        return;
+    pthread_mutex_lock (&s_record_lock);
+    fprintf (s_record_file, "{\"channel\": \"email\", \"id\": \"m-%" PRIu64 "\", \"message_id\": ",
+             id);
+    s_record_str (s_record_file, mid, strlen (mid));
+    fputs (", \"rcpt\": [", s_record_file);
+    for (size_t off = 0; off < rcpt_len; off += strlen (rcpt + off) + 1) {
+        if (off)
+            fputs (", ", s_record_file);
+        s_record_str (s_record_file, rcpt + off, strlen (rcpt + off));
+    }
+    fputs ("], \"data\": ", s_record_file);
+    s_record_str (s_record_file, data ? data : "", data ? len : 0);
+    fputs ("}\n", s_record_file);
+    fflush (s_record_file);
+    pthread_mutex_unlock (&s_record_lock);
+}
+
 /*  Decides the reply to one POST /v1/messages and records its outcome. Returns the channel,
     or -1 when the request names no known channel (no latency applies then).  */
 static int
@@ -1191,7 +1271,21 @@ s_http_message (s_request_t *req, struct MHD_Connection *connection)
         goto cleanup;
     }
     uint64_t id;
+    uint64_t body_hash = s_hash (req->body ? req->body : "", req->len);
     if (s_map_get (&s_http_keys, key, key_len, &id)) {
+        /*  The common idempotency convention: a key names one request. A resend must be that
+            request byte for byte; the same key with another body is the client's error.  */
+        uint64_t first_hash;
+        if (!s_cfg.key_reuse_ok && s_map_get (&s_http_bodies, key, key_len, &first_hash)
+            && first_hash != body_hash) {
+            s_reply_error (req, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                           "Idempotency-Key was used with a different request body");
+            s_record (channel, S_REJECTED);
+            atomic_fetch_add (&s_key_reused, 1);
+            s_log ("http %s: Idempotency-Key reused with a different body (422)",
+                   s_channel_name[channel]);
+            goto cleanup;
+        }
         s_reply (req, MHD_HTTP_CONFLICT, S_KIND_JSON, "{\"message_id\": \"m-%" PRIu64 "\"}", id);
         s_record (channel, S_DUPLICATE);
         goto cleanup;
@@ -1264,7 +1358,16 @@ s_http_message (s_request_t *req, struct MHD_Connection *connection)
         s_reply_error (req, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
         s_record (channel, S_FAILED);
     } else {
-        s_reply (req, MHD_HTTP_ACCEPTED, S_KIND_JSON, "{\"message_id\": \"m-%" PRIu64 "\"}", id);
+        /*  Out of memory here only weakens the reuse check for this key.  */
+        s_map_put_new (&s_http_bodies, key, key_len, body_hash, &found);
+        s_record_http (channel, id, key, &f);
+        /*  --lost-reply-pct: the message is accepted (a resend of the key is a duplicate),
+            but the client is told otherwise, as when a gateway loses the reply.  */
+        if (draw < fail + s_cfg.throttle_pct + s_cfg.garbage_pct + s_cfg.lost_reply_pct)
+            s_reply_error (req, MHD_HTTP_BAD_GATEWAY, "reply lost (injected; the message was accepted)");
+        else
+            s_reply (req, MHD_HTTP_ACCEPTED, S_KIND_JSON, "{\"message_id\": \"m-%" PRIu64 "\"}",
+                     id);
         s_record (channel, S_ACCEPTED);
     }
 
@@ -1491,6 +1594,8 @@ typedef struct s_session {
     uint64_t size;
     char *hdr; /* the message's first bytes, to find Message-ID */
     size_t hdr_len, hdr_cap;
+    char *msg; /* --record: the whole message (up to the size limit) */
+    size_t msg_len, msg_cap;
     bool hdr_done;
     char user[256]; /* AUTH LOGIN: the user name given */
     char reply[256];
@@ -1554,6 +1659,7 @@ s_session_free_dead (void)
         free (s->out);
         free (s->rcpt);
         free (s->hdr);
+        free (s->msg);
         free (s);
     }
 }
@@ -1957,8 +2063,10 @@ s_data_end (s_session_t *s)
         if (rc < 0) {
             snprintf (reply, sizeof reply, "451 4.3.1 Out of memory\r\n");
             outcome = S_FAILED;
-        } else
+        } else {
+            s_record_email (id, mid, s->rcpt, s->rcpt_len, s->msg, s->msg_len);
             snprintf (reply, sizeof reply, "250 2.0.0 Ok: queued as m-%" PRIu64 "\r\n", id);
+        }
     }
     s_record (S_EMAIL, outcome);
     if (s_cfg.verbose) {
@@ -1981,6 +2089,8 @@ static void
 s_emit (s_session_t *s, const char *bytes, size_t n)
 {
     s->size += n;
+    if (s_record_file && s->size <= s_cfg.max_message_size)
+        s_bytes_add (&s->msg, &s->msg_len, &s->msg_cap, bytes, n, s_cfg.max_message_size);
     if (s->hdr_done)
         return;
     size_t room = S_SMTP_HEADER_MAX - s->hdr_len;
@@ -2069,6 +2179,7 @@ s_cmd_data (s_session_t *s)
     s->dstate = S_D_BOL;
     s->size = 0;
     s->hdr_len = 0;
+    s->msg_len = 0;
     s->hdr_done = false;
     static const char go[] = "354 2.0.0 End data with <CR><LF>.<CR><LF>\r\n";
     s_reply_later (s, go, strlen (go), s_cfg.latency_at_data, 0);
@@ -2476,12 +2587,17 @@ s_usage (FILE *out)
         "                                 or HTTP 422 / SMTP 550 at RCPT (permanent)\n"
         "  --throttle-pct X               X%% of HTTP messages get 429, Retry-After: 1\n"
         "  --garbage-pct X                X%% of HTTP messages get 200 with a non-JSON body\n"
+        "  --lost-reply-pct X             X%% of HTTP messages are accepted but answered 502\n"
         "  --reject-recipient ADDR        always refuse ADDR (SMTP 550, HTTP 404); repeatable\n"
         "  --seed N                       PRNG seed for failures (1)\n"
         "  --max-message-size BYTES       SMTP size limit (1048576)\n"
         "  --http-threads N               HTTP worker threads (number of CPUs)\n"
         "  --max-connections N            HTTP connection limit (from RLIMIT_NOFILE)\n"
         "  --verbose                      log every message (recipients masked)\n"
+        "  --record FILE                  append every accepted message to FILE, one JSON\n"
+        "                                 object a line (see README)\n"
+        "  --key-reuse reject|accept      a used Idempotency-Key with a different body gets\n"
+        "                                 422 (reject, the default) or 409 (accept)\n"
         "  --help                         this text\n");
 }
 
@@ -2591,6 +2707,11 @@ s_parse_args (int argc, char **argv)
         else if (strcmp (name, "--fail-mode") == 0) {
             ok = strcmp (value, "transient") == 0 || strcmp (value, "permanent") == 0;
             s_cfg.fail_permanent = strcmp (value, "permanent") == 0;
+        } else if (strcmp (name, "--record") == 0)
+            ok = *(s_cfg.record_path = value) != '\0';
+        else if (strcmp (name, "--key-reuse") == 0) {
+            ok = strcmp (value, "reject") == 0 || strcmp (value, "accept") == 0;
+            s_cfg.key_reuse_ok = strcmp (value, "accept") == 0;
         } else if (strcmp (name, "--email-latency-at") == 0) {
             ok = strcmp (value, "end") == 0 || strcmp (value, "data") == 0;
             s_cfg.latency_at_data = strcmp (value, "data") == 0;
@@ -2606,6 +2727,8 @@ s_parse_args (int argc, char **argv)
             ok = s_parse_pct (value, &s_cfg.throttle_pct);
         else if (strcmp (name, "--garbage-pct") == 0)
             ok = s_parse_pct (value, &s_cfg.garbage_pct);
+        else if (strcmp (name, "--lost-reply-pct") == 0)
+            ok = s_parse_pct (value, &s_cfg.lost_reply_pct);
         else if (strcmp (name, "--reject-recipient") == 0) {
             ok = *value && s_cfg.reject_count < sizeof reject / sizeof reject[0];
             if (ok)
@@ -2635,8 +2758,10 @@ s_parse_args (int argc, char **argv)
     if (!s_cfg.smtp_user != !s_cfg.smtp_password)
         return s_bad_usage ("--smtp-user and --smtp-password go together");
     for (int ch = S_SMS; ch < S_CHANNELS; ch++)
-        if (s_cfg.fail_pct[ch] + s_cfg.throttle_pct + s_cfg.garbage_pct > 100.0) {
-            snprintf (why, sizeof why, "fail, throttle and garbage percentages of %s exceed 100",
+        if (s_cfg.fail_pct[ch] + s_cfg.throttle_pct + s_cfg.garbage_pct + s_cfg.lost_reply_pct
+            > 100.0) {
+            snprintf (why, sizeof why,
+                      "fail, throttle, garbage and lost-reply percentages of %s exceed 100",
                       s_channel_name[ch]);
             return s_bad_usage (why);
         }
@@ -2680,8 +2805,16 @@ main (int argc, char **argv)
         s_cfg.max_connections = half > 1000000 ? 1000000 : (unsigned)half;
     }
 
+    if (s_cfg.record_path) {
+        s_record_file = fopen (s_cfg.record_path, "a");
+        if (!s_record_file) {
+            s_log ("cannot open --record file %s: %s", s_cfg.record_path, strerror (errno));
+            return 1;
+        }
+    }
     pthread_key_create (&s_iconv_key, s_iconv_close);
     s_map_init (&s_http_keys);
+    s_map_init (&s_http_bodies);
     s_map_init (&s_smtp_ids);
     for (int ch = 0; ch < S_CHANNELS; ch++)
         s_map_init (&s_recipients[ch]);
