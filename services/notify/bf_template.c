@@ -26,6 +26,7 @@
 #include "bf_template.h"
 #include "bf_date.h"
 #include "bf_log.h"
+#include "bf_text.h"
 
 #define S_MAX_DEPTH 8              /* sections nested in sections */
 #define S_NAME_MAX  32             /* variable name, with NUL */
@@ -386,7 +387,8 @@ s_parse_tag (s_walk_t *self, size_t at, char *sigil, s_var_t *var, size_t *end)
     bool ok = len > 0 && len < S_NAME_MAX && *p >= 'a' && *p <= 'z';
     for (size_t i = 0; ok && i < len; i++)
         ok = (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_';
-    int shown = (int)(close - start) > 40 ? 40 : (int)(close - start);
+    /*  At most 40 bytes of the tag, never ending inside a character.  */
+    int shown = (int)bf_text_utf8_prefix (start, (size_t)(close - start), 40);
     if (!ok)
         return s_walk_fail (self, at, "malformed tag \"{{%.*s}}\"", shown, start);
     *var = S_VAR_NONE;
