@@ -695,7 +695,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
         bf_error ("dispatch %s: %s", self.id, err);
     self.render = bf_render_new ();
     if (!self.pii || !self.sender || !self.render) {
-        zsock_signal (pipe, 1);
+        bf_actor_fail (pipe, self.args.status, self.render ? err : "out of memory");
         bf_render_destroy (&self.render);
         bf_sender_destroy (&self.sender);
         bf_pii_destroy (&self.pii);

@@ -1060,7 +1060,7 @@ bf_ingest_actor (zsock_t *pipe, void *args)
     assert (args); //  programmer error: zactor_new (bf_ingest_actor, &args)
     s_ingest_t *self = s_ingest_new (pipe, (const bf_ingest_args_t *)args);
     if (self == NULL) {
-        zsock_signal (pipe, 0);
+        bf_actor_fail (pipe, ((const bf_ingest_args_t *)args)->status, "ingest could not start");
         char *command;
         while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
             zstr_free (&command);

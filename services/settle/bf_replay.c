@@ -579,7 +579,7 @@ bf_replay_actor (zsock_t *pipe, void *args)
     s_replay_t *self = s_replay_new (pipe, (const bf_replay_args_t *)args);
     if (self == NULL) {
         bf_error ("replay: out of memory at start");
-        zsock_signal (pipe, 0);
+        bf_actor_fail (pipe, ((const bf_replay_args_t *)args)->status, "replay: out of memory at start");
         char *command;
         while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
             zstr_free (&command);
