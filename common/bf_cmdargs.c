@@ -88,7 +88,7 @@ bf_cmdargs_period (const char *name, const char *text, bf_period_t *period, char
     if (!text)
         return bf_err_set (err, errsize, "%s is missing", name);
     if (bf_period_parse (text, period) != 0)
-        return bf_err_set (err, errsize, "%s must be a period (YYYY-MM), not '%s'", name,
+        return bf_err_set (err, errsize, "%s: '%s' is not a period (YYYY-MM)", name,
                            bf_text_clip (shown, sizeof shown, text, S_SHOWN));
     return 0;
 }

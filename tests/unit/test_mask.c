@@ -173,7 +173,7 @@ test_random_groupings (void **state)
     for (int round = 0; round < 2000; round++) {
         const char *prefix = prefixes[rand () % 7];
         const char *s1 = seps[rand () % 6], *s2 = seps[rand () % 6];
-        bool intl = prefix[0] == '+' || prefix[0] == '8' || prefix[1] == '0';
+        bool intl = prefix[0] == '+' || prefix[0] == '8' || prefix[0] == '0';
         char in[128], out[256];
         snprintf (in, sizeof in, "reason: %s%s%s5729%s3194 end", prefix, intl ? "10" : "010", s1,
                   s2);
