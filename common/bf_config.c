@@ -18,6 +18,7 @@
 
 #include "bf_log.h"
 #include "bf_config.h"
+#include "bf_secfile.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -936,6 +937,18 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
     if (rc == 0 && ferror (file)) {
         bf_err_set (err, errsize, "cannot read config file '%s': %s", path, strerror (errno));
         rc = -1;
+    }
+    /*  A file that sets a secret (or a conninfo with a password) is held
+        to the rule for files with secrets (bf_secfile.h).  */
+    for (size_t i = 0; rc == 0 && i < S_COUNT; i++) {
+        bool secret = s_settings[i].secret
+                      || (!strcmp (s_settings[i].key, "db.conninfo") && self->values[i].value
+                          && strstr (self->values[i].value, "password"));
+        if (set_on_line[i] && secret) {
+            char what[S_KEY_MAX * 2 + 64];
+            snprintf (what, sizeof what, "config file setting %s", s_settings[i].key);
+            rc = bf_secfile_check (fileno (file), what, path, err, errsize);
+        }
     }
     if (line) {
         //  The buffer held the file's secrets, if any.

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bf_curve.h"
+#include "bf_secfile.h"
 #include "bf_log.h"
 
 #define S_ZAP_ENDPOINT      "inproc://zeromq.zap.01"
@@ -183,16 +184,8 @@ bf_curve_load_secret (const char *path, char *err, size_t errsize)
         return NULL;
     }
     struct stat st;
-    if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
-        bf_err_set (err, errsize, "secret key file '%s' is not a regular file", path);
-        close (fd);
-        return NULL;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        bf_err_set (err, errsize,
-                    "secret key file '%s' is accessible by group or others (mode %04o); "
-                    "it must be readable by its owner only (chmod 600)",
-                    path, (unsigned)(st.st_mode & 07777));
+    if (bf_secfile_check (fd, "secret key file", path, err, errsize) != 0
+        || fstat (fd, &st) != 0) {
         close (fd);
         return NULL;
     }
@@ -426,6 +419,10 @@ bf_keyring_load (const char *path, char *err, size_t errsize)
     struct stat st;
     if (fstat (fileno (file), &st) != 0 || !S_ISREG (st.st_mode)) {
         bf_err_set (err, errsize, "%s: not a regular file", path);
+        fclose (file);
+        return NULL;
+    }
+    if (bf_secfile_check (fileno (file), "allowed-keys file", path, err, errsize) != 0) {
         fclose (file);
         return NULL;
     }

@@ -191,6 +191,14 @@ bf_logv (bf_log_level_t level, const char *format, va_list args)
         msg_len = cut + sizeof S_TRUNCATED - 1;
     }
 
+    /*  G9's last line of defence: whatever a caller forgot to mask (a
+        provider's reason echoing a number, say) is masked here.  */
+    char safe[S_MSG_MAX + 64];
+    size_t safe_len = bf_mask_text_n (msg, msg_len, NULL, 0, safe, sizeof safe);
+    msg_len = bf_text_utf8_prefix (safe, safe_len, sizeof msg - 1);
+    memcpy (msg, safe, msg_len);
+    msg[msg_len] = 0;
+
     struct timespec now;
     clock_gettime (CLOCK_REALTIME, &now);
     struct tm tm;
@@ -244,144 +252,6 @@ bf_logv (bf_log_level_t level, const char *format, va_list args)
     }
     pthread_mutex_unlock (&s_mutex);
     errno = saved_errno;
-}
-
-//  ---------------------------------------------------------------------------
-//  Masking. Both functions decide first whether the whole input has the
-//  expected shape and only then copy the few characters they show, so a
-//  malformed value is never partly echoed.
-
-static void
-s_mask_set (char *out, size_t outsize, const char *text)
-{
-    if (out && outsize > 0)
-        snprintf (out, outsize, "%s", text);
-}
-
-static bool
-s_is_space (unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-//  Trims ASCII white space: returns start, sets *len.
-
-static const char *
-s_trim (const char *text, size_t *len)
-{
-    size_t n = strlen (text);
-    while (n > 0 && s_is_space ((unsigned char)*text)) {
-        text++;
-        n--;
-    }
-    while (n > 0 && s_is_space ((unsigned char)text[n - 1]))
-        n--;
-    *len = n;
-    return text;
-}
-
-char *
-bf_mask_email (const char *email, char *out, size_t outsize)
-{
-    if (!out || outsize == 0)
-        return out;
-    if (!email) {
-        out[0] = 0;
-        return out;
-    }
-    size_t len;
-    const char *text = s_trim (email, &len);
-    const unsigned char *p = (const unsigned char *)text;
-
-    //  Exactly one '@', valid UTF-8, no control characters or spaces inside.
-    size_t at = len;
-    size_t ats = 0;
-    for (size_t i = 0; i < len;) {
-        if (p[i] <= 0x20 || p[i] == 0x7F) {
-            s_mask_set (out, outsize, "***");
-            return out;
-        }
-        if (p[i] == '@') {
-            ats++;
-            at = i;
-        }
-        size_t n = bf_text_utf8_len ((const char *)p + i, len - i);
-        if (n == 0) {
-            s_mask_set (out, outsize, "***");
-            return out;
-        }
-        i += n;
-    }
-    if (ats != 1 || at == 0 || at == len - 1) {
-        s_mask_set (out, outsize, "***");
-        return out;
-    }
-    //  First character of the local part (one UTF-8 sequence) + "***@" + domain.
-    size_t first = bf_text_utf8_len ((const char *)p, at);
-    size_t domain_len = len - at - 1;
-    size_t need = first + 4 + domain_len + 1;
-    if (first == 0 || need > outsize) {
-        s_mask_set (out, outsize, "***");
-        return out;
-    }
-    memcpy (out, text, first);
-    memcpy (out + first, "***@", 4);
-    memcpy (out + first + 4, text + at + 1, domain_len);
-    out[need - 1] = 0;
-    return out;
-}
-
-char *
-bf_mask_phone (const char *phone, char *out, size_t outsize)
-{
-    if (!out || outsize == 0)
-        return out;
-    if (!phone) {
-        out[0] = 0;
-        return out;
-    }
-    size_t len;
-    const char *text = s_trim (phone, &len);
-
-    //  Accepted: 10 or 11 digits starting with 0, either bare or grouped
-    //  3-3-4 / 3-4-4 with dashes. Anything else is "***".
-    char digits[12];
-    size_t ndigits = 0;
-    size_t group[3] = { 0, 0, 0 };
-    size_t groups = 1;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (c >= '0' && c <= '9') {
-            if (ndigits == 11) {
-                s_mask_set (out, outsize, "***");
-                return out;
-            }
-            digits[ndigits++] = c;
-            group[groups - 1]++;
-        } else if (c == '-' && groups < 3 && group[groups - 1] > 0)
-            groups++;
-        else {
-            s_mask_set (out, outsize, "***");
-            return out;
-        }
-    }
-    bool shape_ok;
-    if (groups == 1)
-        shape_ok = ndigits == 10 || ndigits == 11;
-    else
-        shape_ok
-            = groups == 3 && group[0] == 3 && (group[1] == 3 || group[1] == 4) && group[2] == 4;
-    if (!shape_ok || digits[0] != '0') {
-        s_mask_set (out, outsize, "***");
-        return out;
-    }
-    char masked[16];
-    snprintf (masked, sizeof masked, "%.3s-****-%.4s", digits, digits + ndigits - 4);
-    if (strlen (masked) + 1 > outsize)
-        s_mask_set (out, outsize, "***");
-    else
-        s_mask_set (out, outsize, masked);
-    return out;
 }
 
 int

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bf_mask.h" /* bf_mask_email, bf_mask_phone, bf_mask_text */
+
 typedef enum {
     BF_LOG_DEBUG = 0,
     BF_LOG_INFO = 1,
@@ -56,17 +58,5 @@ int bf_err_set (char *err, size_t errsize, const char *format, ...)
     usage to stderr, and returns 2 (the exit code of a usage error).  */
 int bf_usage_error (const char *program, const char *usage, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
-
-/*  Masked forms for logs, CLI output and previews. Both always write a
-    NUL-terminated string into out (truncated to outsize) and return out.
-    "hong.gildong@example.com" -> "h***@example.com";
-    "010-1234-5678" or "01012345678" -> "010-****-5678".
-    Anything that does not look like an email / phone becomes "***", so a
-    malformed value can never leak through unmasked. NULL input -> "".
-    A masked form that does not fit outsize becomes "***" too (itself cut
-    to outsize - 1 bytes), never a partial value.  */
-#define BF_MASK_MAX 128
-char *bf_mask_email (const char *email, char *out, size_t outsize);
-char *bf_mask_phone (const char *phone, char *out, size_t outsize);
 
 #endif

@@ -25,6 +25,7 @@
 
 #include "bf_log.h"
 #include "bf_pii.h"
+#include "bf_secfile.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -172,22 +173,8 @@ bf_pii_load (const char *key_file, const char *key_hex, char *err, size_t errsiz
         bf_err_set (err, errsize, "cannot open PII key file '%s': %s", key_file, strerror (errno));
         return NULL;
     }
-    struct stat st;
-    if (fstat (fd, &st) != 0) {
-        bf_err_set (err, errsize, "cannot stat PII key file '%s': %s", key_file, strerror (errno));
-        close (fd);
-        return NULL;
-    }
-    if (!S_ISREG (st.st_mode)) {
-        bf_err_set (err, errsize, "PII key file '%s' is not a regular file", key_file);
-        close (fd);
-        return NULL;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        bf_err_set (err, errsize,
-                    "PII key file '%s' is accessible by group or others (mode %04o); "
-                    "it must be readable by its owner only (chmod 600)",
-                    key_file, (unsigned)(st.st_mode & 07777));
+    /*  One rule for files holding secrets (bf_secfile.h).  */
+    if (bf_secfile_check (fd, "PII key file", key_file, err, errsize) != 0) {
         close (fd);
         return NULL;
     }

@@ -42,4 +42,11 @@ char *bf_text_clip (char *out, size_t outsize, const char *text, size_t max_byte
 #define BF_TEXT_CLIP_SHORT 80
 #define BF_TEXT_CLIP_LONG  260
 
+/*  bf_text_clip into a buffer of BF_TEXT_CLIP_LONG bytes that lives until
+    the end of the enclosing block (a compound literal), for a "%s"
+    argument of one log or error line: bf_warn ("... '%s'", BF_TEXT_SHOW
+    (id, 64)). max_bytes is capped at BF_TEXT_CLIP_LONG - 1.  */
+#define BF_TEXT_SHOW(text, max_bytes)                                                           \
+    bf_text_clip ((char[BF_TEXT_CLIP_LONG]){ 0 }, BF_TEXT_CLIP_LONG, (text), (max_bytes))
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bf_billctl.h"
+#include "bf_cmdargs.h"
 #include "bf_config.h"
 #include "bf_date.h"
 #include "bf_verbs.h"
@@ -310,32 +311,6 @@ s_positive (const char *text, int64_t max)
     return value >= 1 && value <= max;
 }
 
-static bool
-s_id_list (const char *text)
-{
-    if (!text || !*text)
-        return false;
-    const char *p = text;
-    while (*p) {
-        const char *start = p;
-        int64_t value = 0;
-        while (isdigit ((unsigned char)*p)) {
-            if (value > (INT64_MAX - 9) / 10)
-                return false;
-            value = value * 10 + (*p - '0');
-            p++;
-        }
-        if (p == start || value < 1)
-            return false;
-        if (*p == ',') {
-            p++;
-            if (!*p)
-                return false;
-        } else if (*p)
-            return false;
-    }
-    return true;
-}
 
 /*  A command id as control's command table allows it: 1-128 of
     A-Z a-z 0-9 . _ : -  */
@@ -460,15 +435,22 @@ s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, siz
                                "notify retry needs --run ID or --ids 1,2,3 (which deliveries)");
             if (opts->run_id && opts->ids)
                 return s_fail (err, errsize, "notify retry takes --run or --ids, not both");
-            if (opts->run_id && !s_positive (opts->run_id, INT64_MAX))
-                return s_fail (err, errsize,
-                               "--run must be a run id (a positive integer), not '%s'",
-                               opts->run_id);
-            if (opts->ids && !s_id_list (opts->ids))
-                return s_fail (err, errsize,
-                               "--ids must be delivery ids (positive integers separated by"
-                               " commas, no spaces), not '%s'",
-                               opts->ids);
+            /*  The same strict rules notify applies (bf_cmdargs.h).  */
+            if (opts->run_id) {
+                int64_t id;
+                char why[256];
+                if (bf_cmdargs_id ("--run", opts->run_id, &id, why, sizeof why) != 0)
+                    return s_fail (err, errsize, "%s", why);
+            }
+            if (opts->ids) {
+                int64_t ids[BF_CMDARGS_MAX_IDS];
+                size_t count;
+                char why[256];
+                if (bf_cmdargs_id_list ("--ids", opts->ids, ids, BF_CMDARGS_MAX_IDS, &count, why,
+                                        sizeof why)
+                    != 0)
+                    return s_fail (err, errsize, "%s", why);
+            }
             s_arg (opts, "run_id", opts->run_id);
             s_arg (opts, "ids", opts->ids);
             break;

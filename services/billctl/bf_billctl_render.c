@@ -43,81 +43,6 @@ bf_billctl_thousands (int64_t amount, char *out, size_t outsize)
     return out;
 }
 
-static bool
-s_local_char (char c)
-{
-    return isalnum ((unsigned char)c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
-}
-
-static bool
-s_domain_char (char c)
-{
-    return isalnum ((unsigned char)c) || c == '.' || c == '-';
-}
-
-/*  An email address starting at text[i]: sets *end past it.  */
-static bool
-s_email_at (const char *text, size_t len, size_t i, size_t *end)
-{
-    if (!s_local_char (text[i]) || (i > 0 && s_local_char (text[i - 1])))
-        return false;
-    size_t j = i;
-    while (j < len && s_local_char (text[j]))
-        j++;
-    if (j >= len || text[j] != '@' || j == i)
-        return false;
-    size_t k = j + 1;
-    while (k < len && s_domain_char (text[k]))
-        k++;
-    while (k > j + 1 && (text[k - 1] == '.' || text[k - 1] == '-'))
-        k--; /* a sentence's full stop is not part of the domain */
-    bool dot = false;
-    for (size_t d = j + 2; d + 1 < k; d++)
-        if (text[d] == '.')
-            dot = true;
-    if (!dot)
-        return false;
-    *end = k;
-    return true;
-}
-
-/*  A Korean phone number starting at text[i] ("010-1234-5678",
-    "01012345678", "+82-10-1234-5678"): sets *end past it.  */
-static bool
-s_phone_at (const char *text, size_t len, size_t i, size_t *end)
-{
-    size_t start = i;
-    if (text[i] == '+')
-        i++;
-    if (i >= len || !isdigit ((unsigned char)text[i]))
-        return false;
-    if (start > 0
-        && (isalnum ((unsigned char)text[start - 1]) || text[start - 1] == '-'
-            || text[start - 1] == '+'))
-        return false;
-    size_t j = i, digits = 0;
-    char first[3] = { 0 };
-    while (j < len && (isdigit ((unsigned char)text[j]) || text[j] == '-')) {
-        if (isdigit ((unsigned char)text[j])) {
-            if (digits < 2)
-                first[digits] = text[j];
-            digits++;
-        }
-        j++;
-    }
-    while (j > i && text[j - 1] == '-')
-        j--;
-    if (j < len && (isalnum ((unsigned char)text[j]) || text[j] == '_'))
-        return false;
-    bool domestic = !strcmp (first, "01") && text[start] != '+' && digits >= 10 && digits <= 11;
-    bool international
-        = !strcmp (first, "82") && text[start] == '+' && digits >= 11 && digits <= 13;
-    if (!domestic && !international)
-        return false;
-    *end = j;
-    return true;
-}
-
 static size_t
 s_append (char *out, size_t outsize, size_t o, const char *text)
 {
@@ -131,47 +56,13 @@ bf_billctl_scrub (const char *text, char *out, size_t outsize)
 {
     if (!out || outsize == 0)
         return out;
-    size_t o = 0;
-    size_t len = text ? strlen (text) : 0;
-    size_t i = 0;
-    while (i < len && o + 1 < outsize) {
-        size_t end;
-        if (s_email_at (text, len, i, &end) || s_phone_at (text, len, i, &end)) {
-            char token[256], masked[BF_MASK_MAX];
-            size_t n = end - i;
-            if (n >= sizeof token)
-                snprintf (masked, sizeof masked, "***");
-            else {
-                memcpy (token, text + i, n);
-                token[n] = 0;
-                if (strchr (token, '@'))
-                    bf_mask_email (token, masked, sizeof masked);
-                else
-                    bf_mask_phone (token, masked, sizeof masked);
-            }
-            /*  Never a partial token: either the whole mask fits or none.  */
-            if (o + strlen (masked) + 1 > outsize)
-                break;
-            o = s_append (out, outsize, o, masked);
-            i = end;
-            continue;
-        }
-        unsigned char c = (unsigned char)text[i++];
-        out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-    }
-    /*  Do not end inside a UTF-8 sequence.  */
-    if (o > 0 && o + 1 >= outsize) {
-        size_t k = o;
-        while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
-            k--;
-        if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
-            unsigned char lead = (unsigned char)out[k - 1];
-            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-            if (o - (k - 1) < need)
-                o = k - 1;
-        }
-    }
-    out[o] = 0;
+    /*  Contacts masked by the one masking module (bf_mask.h), which cuts
+        on a character boundary and never writes half a mask; then control
+        characters become spaces (a mask holds none).  */
+    bf_mask_text (text, text ? strlen (text) : 0, NULL, 0, out, outsize);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
     return out;
 }
 

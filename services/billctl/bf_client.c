@@ -18,6 +18,7 @@
 #include "bf_log.h"
 #include "bf_text.h"
 #include "bf_wire.h"
+#include "bf_text.h"
 
 /*  Replies may carry lists of up to 500 rows: allow more than the services'
     default payload limit.  */
@@ -255,9 +256,8 @@ s_await (bf_client_t *self, const char *command_id, int64_t deadline,
                 continue;
             }
             if (strcmp (answer->command_id, command_id) != 0) {
-                char shown[BF_TEXT_CLIP_SHORT];
                 bf_debug ("bf_client: dropping a stale answer to command %s",
-                          bf_text_clip (shown, sizeof shown, answer->command_id, 64));
+                          BF_TEXT_SHOW (answer->command_id, 64));
                 bf_wire_msg_reset (&in);
                 continue;
             }

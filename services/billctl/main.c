@@ -394,10 +394,11 @@ s_keygen (const bf_billctl_opts_t *opts)
             "                  billctl with --key or control.client_key_file)\n"
             "public key:       %s\n"
             "\n"
-            "Add this line to control's allowed-keys file (control.allowed_keys); the role is\n"
-            "operator (commands and queries), viewer (queries only) or service:\n"
+            "Add this line to control's allowed-keys file (control.allowed_keys). It grants\n"
+            "the least role, viewer (queries only); change it to operator (commands and\n"
+            "queries) or service only for a key that needs it:\n"
             "\n"
-            "%s  operator  %s\n",
+            "%s  viewer  %s\n",
             opts->dir, opts->name, opts->dir, opts->name, key, opts->name, key);
     return BF_BILLCTL_EXIT_OK;
 }

@@ -140,8 +140,11 @@ main (int argc, char **argv)
     }
     int rc = 0;
     if (!actor) {
+        /*  A half-started control must not look up: exit 2 like any
+            configuration error (the reason is logged above).  */
         bf_error ("control %s: failed to start (see above)", instance);
-        rc = 1;
+        fprintf (stderr, "control: start-up stopped: control failed to start (see the log)\n");
+        rc = 2;
     } else {
         while (!zsys_interrupted)
             zclock_sleep (100);

@@ -15,6 +15,7 @@
 #include "bf_log.h"
 #include "bf_pii.h"
 #include "bf_render.h"
+#include "bf_text.h"
 
 #define S_FLUSH_ROWS         500
 #define S_FLUSH_MS           50
@@ -778,7 +779,8 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
                     never a fast retry, never a fallback, never a second
                     resend (a server that is still too slow has likely taken
                     both). 0 = never resent: FAILED.  */
-                snprintf (r->error, sizeof r->error, "possibly delivered: %.200s", result->error);
+                snprintf (r->error, sizeof r->error, "possibly delivered: %s",
+                          BF_TEXT_SHOW (result->error, 200));
                 if (self->args.unknown_retry_ms > 0 && attempts_left && !job->possibly_delivered) {
                     r->state = "RETRY";
                     r->not_before_ms = now + self->args.unknown_retry_ms;
@@ -868,7 +870,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
         bf_error ("dispatch %s: %s", self.id, err);
     self.render = bf_render_new ();
     if (!self.pii || !self.sender || !self.render) {
-        zsock_signal (pipe, 1);
+        bf_actor_fail (pipe, self.args.status, self.render ? err : "out of memory");
         bf_render_destroy (&self.render);
         bf_sender_destroy (&self.sender);
         bf_pii_destroy (&self.pii);

@@ -31,6 +31,8 @@
 #include "bf_quiet.h"
 #include "bf_sender.h"
 
+#include "bf_actor.h"
+
 typedef struct {
     const char *conninfo;
     const char *dispatcher_id; /* unique: "host:pid:d1" */
@@ -44,6 +46,7 @@ typedef struct {
     bf_quiet_window_t system_quiet;
     int utc_offset_min;
     int64_t clock_offset_ms; /* injectable clock: now = system time + offset */
+    bf_actor_status_t *status; /* a failed start is recorded here (bf_actor.h); may be NULL */
 } bf_dispatch_args_t;
 
 void bf_dispatch_actor (zsock_t *pipe, void *args);

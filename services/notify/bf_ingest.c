@@ -47,6 +47,7 @@
 #include "bf_log.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
+#include "bf_text.h"
 
 #define S_APP_NAME "notify-ingest"
 
@@ -790,17 +791,18 @@ s_on_reply (s_ingest_t *self, size_t peer, zmsg_t *msg)
     }
     if (self->req_id[0] == '\0' || peer != self->req_peer
         || strcmp (batch->request_id, self->req_id) != 0) {
-        bf_debug ("ingest: late reply '%.64s' ignored", batch->request_id);
+        bf_debug ("ingest: late reply '%s' ignored", BF_TEXT_SHOW (batch->request_id, 64));
         bf_wire_msg_reset (&m);
         return;
     }
     uint64_t published = batch->last_published_seq;
     if (batch->status != BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK) {
         bool bad = batch->status == BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST;
-        bf_warn ("ingest: replay %s refused seq %" PRIu64 " count %" PRIu64 " (%s: %.200s);"
+        bf_warn ("ingest: replay %s refused seq %" PRIu64 " count %" PRIu64 " (%s: %s);"
                  " retrying in %d ms",
                  self->peers[peer].endpoint, self->req_from, self->req_end - self->req_from,
-                 bad ? "BAD_REQUEST" : "UNAVAILABLE", batch->error, self->fetch_backoff);
+                 bad ? "BAD_REQUEST" : "UNAVAILABLE", BF_TEXT_SHOW (batch->error, 200),
+                 self->fetch_backoff);
         //  Asked beyond replay's tail: what told us of it was wrong.
         if (bad && self->req_from > published + 1)
             self->tail = published;
@@ -1058,7 +1060,7 @@ bf_ingest_actor (zsock_t *pipe, void *args)
     assert (args); //  programmer error: zactor_new (bf_ingest_actor, &args)
     s_ingest_t *self = s_ingest_new (pipe, (const bf_ingest_args_t *)args);
     if (self == NULL) {
-        zsock_signal (pipe, 0);
+        bf_actor_fail (pipe, ((const bf_ingest_args_t *)args)->status, "ingest could not start");
         char *command;
         while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
             zstr_free (&command);

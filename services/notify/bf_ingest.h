@@ -51,6 +51,8 @@
 
 #include <czmq.h>
 
+#include "bf_actor.h"
+
 typedef struct {
     const char *conninfo;
     /*  comma-separated: SUB connects to every settle PUB (only the active
@@ -63,6 +65,7 @@ typedef struct {
     int batch;                    /* events per transaction (e.g. 500) */
     /*  no event or heartbeat for this long: check the tail via replay  */
     int heartbeat_timeout_ms;
+    bf_actor_status_t *status; /* a failed start is recorded here (bf_actor.h); may be NULL */
 } bf_ingest_args_t;
 
 /*  zactor function: zactor_new (bf_ingest_actor, &args). args (and its

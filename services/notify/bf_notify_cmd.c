@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_cmdargs.h"
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_notify_cmd.h"
@@ -19,6 +20,9 @@ static bf_link_status_t
 s_switch (PGconn *conn, const Billflow__Command *cmd, bool pause, char *result, size_t resultsize,
           char *error, size_t errorsize)
 {
+    static const char *const allowed[] = { NULL };
+    if (bf_cmdargs_check (cmd, allowed, error, errorsize) != 0)
+        return BF_LINK_FAILED;
     const char *params[] = { pause ? "true" : "false", cmd->command_id };
     PGresult *res = bf_db_query (conn,
                                  "UPDATE dispatch_state SET paused = $1::boolean, changed_by = $2,"
@@ -51,30 +55,19 @@ s_resume (void *context, PGconn *conn, const Billflow__Command *cmd, char *resul
     return s_switch (conn, cmd, false, result, resultsize, error, errorsize);
 }
 
-/*  "1,2,3" into a PostgreSQL array literal; false when it holds anything
-    but positive integers.  */
-static bool
-s_id_list (const char *text, char *out, size_t outsize)
+/*  ids (parsed) as a PostgreSQL array literal "{1,2,3}" into out.  */
+static void
+s_array_literal (const int64_t *ids, size_t count, char *out, size_t outsize)
 {
     size_t len = 0;
     out[len++] = '{';
-    const char *p = text;
-    bool digit = false;
-    for (; *p && len + 2 < outsize; p++) {
-        if (*p >= '0' && *p <= '9') {
-            out[len++] = *p;
-            digit = true;
-        } else if (*p == ',' && digit) {
-            out[len++] = ',';
-            digit = false;
-        } else if (*p != ' ')
-            return false;
+    for (size_t i = 0; i < count && len < outsize; i++)
+        len += (size_t)snprintf (out + len, outsize - len, "%s%lld", i ? "," : "",
+                                 (long long)ids[i]);
+    if (len + 2 <= outsize) {
+        out[len++] = '}';
+        out[len] = 0;
     }
-    if (*p || !digit)
-        return false;
-    out[len++] = '}';
-    out[len] = 0;
-    return true;
 }
 
 static bf_link_status_t
@@ -82,16 +75,18 @@ s_retry (void *context, PGconn *conn, const Billflow__Command *cmd, char *result
          char *error, size_t errorsize)
 {
     (void)context;
+    static const char *const allowed[] = { "run_id", "ids", NULL };
+    if (bf_cmdargs_check (cmd, allowed, error, errorsize) != 0)
+        return BF_LINK_FAILED;
     const char *run = bf_link_arg (cmd, "run_id"), *ids = bf_link_arg (cmd, "ids");
     PGresult *res;
     if (run && !ids) {
-        char *end;
-        long long id = strtoll (run, &end, 10);
-        if (*run == 0 || *end || id <= 0) {
-            snprintf (error, errorsize, "run_id must be a positive integer, not '%.40s'", run);
+        int64_t id;
+        if (bf_cmdargs_id ("run_id", run, &id, error, errorsize) != 0)
             return BF_LINK_FAILED;
-        }
-        const char *params[] = { run };
+        char canonical[24];
+        snprintf (canonical, sizeof canonical, "%lld", (long long)id);
+        const char *params[] = { canonical };
         res = bf_db_query (conn,
                            "UPDATE delivery d SET state = 'PENDING', attempt_base = d.attempts,"
                            " not_before = now (), final_at = NULL, hold_reason = NULL, last_error = NULL,"
@@ -100,11 +95,15 @@ s_retry (void *context, PGconn *conn, const Billflow__Command *cmd, char *result
                            " AND b.bill_id = d.bill_id AND b.run_id = $1::bigint",
                            1, params, PGRES_COMMAND_OK, "retrying a run's deliveries");
     } else if (ids && !run) {
-        char list[8192];
-        if (!s_id_list (ids, list, sizeof list)) {
-            snprintf (error, errorsize, "ids must be delivery ids separated by commas");
+        /*  BF_CMDARGS_MAX_IDS ids of at most 19 digits and a comma each.  */
+        int64_t parsed[BF_CMDARGS_MAX_IDS];
+        char list[BF_CMDARGS_MAX_IDS * 21 + 3];
+        size_t count;
+        if (bf_cmdargs_id_list ("ids", ids, parsed, BF_CMDARGS_MAX_IDS, &count, error,
+                                errorsize)
+            != 0)
             return BF_LINK_FAILED;
-        }
+        s_array_literal (parsed, count, list, sizeof list);
         const char *params[] = { list };
         res = bf_db_query (conn,
                            "UPDATE delivery SET state = 'PENDING', attempt_base = attempts,"

@@ -339,51 +339,9 @@ s_mask_contact (bf_send_kind_t kind, const char *to, char *out, size_t outsize)
 {
     if (kind == BF_SEND_EMAIL)
         return bf_mask_email (to, out, outsize);
-    if (kind == BF_SEND_PUSH) {
-        size_t len = to ? strlen (to) : 0;
-        if (len > 12 && outsize > 10 && !s_has_ctl (to))
-            snprintf (out, outsize, "%.6s\xE2\x80\xA6", to);
-        else
-            snprintf (out, outsize, "***");
-        return out;
-    }
+    if (kind == BF_SEND_PUSH)
+        return bf_mask_token (to, out, outsize);
     return bf_mask_phone (to, out, outsize);
-}
-
-static bool
-s_is_separator (unsigned char c)
-{
-    return c == ' ' || strchr ("\"'<>(),;[]{}`", c) != NULL;
-}
-
-//  One word of provider text, masked if it could be personal data.
-static int
-s_scrub_word (s_buf_t *out, const char *word, size_t len, const char *contact)
-{
-    char copy[512];
-    if (len >= sizeof copy)
-        return s_buf_str (out, "***");
-    memcpy (copy, word, len);
-    copy[len] = '\0';
-    char masked[BF_MASK_MAX];
-    if (contact && *contact && strstr (copy, contact))
-        return s_buf_str (out, "***");
-    if (memchr (copy, '@', len))
-        return s_buf_str (out, bf_mask_email (copy, masked, sizeof masked));
-    size_t digits = 0, token_chars = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)copy[i];
-        if (c >= '0' && c <= '9')
-            digits++;
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || strchr ("_:.-", c))
-            token_chars++;
-    }
-    if (digits >= 7)
-        return s_buf_str (out, bf_mask_phone (copy, masked, sizeof masked));
-    if (len >= 24 && token_chars == len)
-        return s_buf_fmt (out, "%.6s\xE2\x80\xA6", copy);
-    return s_buf_add (out, copy, len);
 }
 
 //  Provider text (a reason, an SMTP reply) made fit for a log and the
@@ -394,7 +352,7 @@ s_scrub_word (s_buf_t *out, const char *word, size_t len, const char *contact)
 static void
 s_scrub (const char *text, size_t len, const char *contact, char *out, size_t outsize)
 {
-    s_buf_t clean = { 0 }, masked = { 0 };
+    s_buf_t clean = { 0 };
     int rc = 0;
     const unsigned char *p = (const unsigned char *)text;
     for (size_t i = 0; i < len && rc == 0;) {
@@ -413,22 +371,13 @@ s_scrub (const char *text, size_t len, const char *contact, char *out, size_t ou
     }
     while (rc == 0 && clean.len > 0 && clean.data[clean.len - 1] == ' ')
         clean.data[--clean.len] = '\0';
-    size_t start = 0;
-    for (size_t i = 0; rc == 0 && i <= clean.len; i++) {
-        if (i == clean.len || s_is_separator ((unsigned char)clean.data[i])) {
-            if (i > start)
-                rc = s_scrub_word (&masked, clean.data + start, i - start, contact);
-            if (rc == 0 && i < clean.len)
-                rc = s_buf_add (&masked, clean.data + i, 1);
-            start = i + 1;
-        }
-    }
-    if (rc == 0 && masked.data)
-        s_copy_cut (out, outsize, masked.data, masked.len);
+    /*  Masked by the one masking module (bf_mask.h); then cut at a
+        character boundary (a mask never half-written).  */
+    if (rc == 0 && clean.data)
+        bf_mask_text (clean.data, clean.len, contact, BF_MASK_TOKENS, out, outsize);
     else
         snprintf (out, outsize, "%s", rc ? "(unavailable)" : "");
     s_buf_free (&clean);
-    s_buf_free (&masked);
 }
 
 //  --------------------------------------------------------------------------
@@ -1754,6 +1703,13 @@ s_account (bf_sender_t *self, s_slot_t *slot)
 {
     bf_send_result_t *result = &slot->result;
     result->finished_ms = s_wall_ms ();
+    /*  Every error leaves the sender through here, whichever path wrote
+        it: mask it once more as a whole (idempotent on masked text), so no
+        contact reaches delivery.last_error or delivery_attempt.error.  */
+    char safe[sizeof result->error];
+    bf_mask_text (result->error, strlen (result->error), slot->request.to, BF_MASK_TOKENS, safe,
+                  sizeof safe);
+    memcpy (result->error, safe, sizeof safe);
     int64_t now = s_mono_ms ();
     s_provider_t *p = &self->providers[slot->provider];
     p->inflight--;

@@ -21,12 +21,14 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bf_label.h"
 #include "bf_template.h"
 #include "bf_date.h"
 #include "bf_log.h"
+#include "bf_text.h"
 
 #define S_MAX_DEPTH 8              /* sections nested in sections */
 #define S_NAME_MAX  32             /* variable name, with NUL */
@@ -348,7 +350,8 @@ s_parse_tag (s_walk_t *self, size_t at, char *sigil, s_var_t *var, size_t *end)
     bool ok = len > 0 && len < S_NAME_MAX && *p >= 'a' && *p <= 'z';
     for (size_t i = 0; ok && i < len; i++)
         ok = (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_';
-    int shown = (int)(close - start) > 40 ? 40 : (int)(close - start);
+    /*  At most 40 bytes of the tag, never ending inside a character.  */
+    int shown = (int)bf_text_utf8_prefix (start, (size_t)(close - start), 40);
     if (!ok)
         return s_walk_fail (self, at, "malformed tag \"{{%.*s}}\"", shown, start);
     *var = S_VAR_NONE;
@@ -863,78 +866,20 @@ s_buf_puts (s_buf_t *self, const char *text)
     s_buf_put (self, text, strlen (text));
 }
 
-static bool
-s_is_digit (char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool
-s_is_alnum (char c)
-{
-    return s_is_digit (c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool
-s_is_local_char (char c)
-{
-    return s_is_alnum (c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
-}
-
-static bool
-s_is_domain_char (char c)
-{
-    return s_is_alnum (c) || c == '.' || c == '-';
-}
-
-/*  Appends text with every email address and mobile (or other 0-prefixed
-    phone) number in it replaced by its masked form.  */
+/*  Appends text with every email address and phone number in it masked
+    (bf_mask_text).  */
 static void
 s_buf_put_masked (s_buf_t *self, const char *text)
 {
     size_t len = strlen (text);
-    size_t copied = 0; /* text before this offset is in the buffer */
-    char token[BF_MASK_MAX];
-    char masked[BF_MASK_MAX];
-    for (size_t i = 0; i < len; i++) {
-        size_t start = i, end = i;
-        bool found = false;
-        if (text[i] == '@') {
-            while (start > copied && s_is_local_char (text[start - 1]))
-                start--;
-            end = i + 1;
-            while (end < len && s_is_domain_char (text[end]))
-                end++;
-            while (end > i + 1 && (text[end - 1] == '.' || text[end - 1] == '-'))
-                end--;
-            found = start < i && end > i + 1 && memchr (text + i + 1, '.', end - i - 1);
-            if (found && end - start < sizeof token) {
-                memcpy (token, text + start, end - start);
-                token[end - start] = 0;
-                bf_mask_email (token, masked, sizeof masked);
-            } else if (found)
-                snprintf (masked, sizeof masked, "***");
-        } else if (text[i] == '0' && (i == 0 || !s_is_digit (text[i - 1]))) {
-            end = i;
-            while (end < len && (s_is_digit (text[end]) || text[end] == '-'))
-                end++;
-            while (end > i && text[end - 1] == '-')
-                end--;
-            if (end - i < sizeof token) {
-                memcpy (token, text + i, end - i);
-                token[end - i] = 0;
-                bf_mask_phone (token, masked, sizeof masked);
-                found = strcmp (masked, "***") != 0;
-            }
-        }
-        if (!found)
-            continue;
-        s_buf_put (self, text + copied, start - copied);
-        s_buf_puts (self, masked);
-        copied = end;
-        i = end - 1;
+    size_t size = 2 * len + 64; /* a mask is at most a few bytes longer than its match */
+    char *masked = malloc (size);
+    if (!masked) {
+        s_buf_puts (self, "***");
+        return;
     }
-    s_buf_put (self, text + copied, len - copied);
+    s_buf_puts (self, bf_mask_text (text, len, NULL, 0, masked, size));
+    free (masked);
 }
 
 int

@@ -18,6 +18,8 @@
 #include "bf_config.h"
 #include "bf_date.h"
 #include "bf_dispatch.h"
+#include "bf_pii.h"
+#include "bf_sender.h"
 #include "bf_ingest.h"
 #include "bf_link.h"
 #include "bf_log.h"
@@ -55,6 +57,32 @@ s_clock_offset (const char *text, int utc_offset_min, int64_t *offset_ms)
         return -1;
     int64_t start = ((int64_t)day * 1440 + minutes - utc_offset_min) * 60000LL;
     *offset_ms = start - zclock_time ();
+    return 0;
+}
+
+/*  Loads the PII key and builds (then drops) a sender from the settings,
+    as every dispatcher will: a failure is a configuration error naming the
+    setting. Returns 0, or 2 after printing the reason.  */
+static int
+s_check_senders (const bf_dispatch_args_t *dargs)
+{
+    char err[512];
+    bf_pii_t *pii = bf_pii_load (dargs->pii_key_file, dargs->pii_key_hex, err, sizeof err);
+    if (!pii) {
+        fprintf (stderr, "notify: configuration: %s: %s\n",
+                 dargs->pii_key_file && *dargs->pii_key_file ? "pii.key_file" : "pii.key", err);
+        return 2;
+    }
+    bf_pii_destroy (&pii);
+    bf_sender_t *sender = bf_sender_new (&dargs->sender, err, sizeof err);
+    if (!sender) {
+        /*  The sender names its settings without the section ("smtp_url
+            must start with ..."): they are notify's.  */
+        bool named = strchr (err, '_') && strchr (err, '_') < strchr (err, ' ');
+        fprintf (stderr, "notify: configuration: %s%s\n", named ? "notify." : "", err);
+        return 2;
+    }
+    bf_sender_destroy (&sender);
     return 0;
 }
 
@@ -163,7 +191,6 @@ main (int argc, char **argv)
         .batch = (int)bf_config_int (config, "notify.ingest_batch"),
         .heartbeat_timeout_ms = (int)bf_config_int (config, "notify.ingest_silence_ms"),
     };
-    zactor_t *ingest = zactor_new (bf_ingest_actor, &iargs);
 
     bf_dispatch_args_t dargs = {
         .conninfo = conninfo,
@@ -220,14 +247,34 @@ main (int argc, char **argv)
             dargs.sender.rate_per_s[p] = rate > 0 ? rate : 1;
         }
     }
+    /*  The settings the dispatchers need, checked here so the message names
+        them; then any other failed start is noticed (bf_actor_start).  */
+    int rc = s_check_senders (&dargs);
+    bf_actor_status_t started;
+    char why[600];
+    zactor_t *ingest = NULL;
+    if (rc == 0) {
+        iargs.status = &started;
+        ingest = bf_actor_start (bf_ingest_actor, &iargs, &started, why, sizeof why);
+        if (!ingest) {
+            fprintf (stderr, "notify: cannot start ingest: %s\n", why);
+            rc = 2;
+        }
+    }
     zactor_t *dispatchers_actors[MAX_DISPATCHERS] = { NULL };
-    bool ok = ingest != NULL;
+    bool ok = rc == 0;
+    dargs.status = &started;
     for (int i = 0; i < n && ok; i++) {
         char id[160];
         snprintf (id, sizeof id, "%s:d%d", instance, i + 1);
         dargs.dispatcher_id = id;
-        dispatchers_actors[i] = zactor_new (bf_dispatch_actor, &dargs);
+        dispatchers_actors[i]
+            = bf_actor_start (bf_dispatch_actor, &dargs, &started, why, sizeof why);
         ok = dispatchers_actors[i] != NULL;
+        if (!ok) {
+            fprintf (stderr, "notify: cannot start dispatcher %d: %s\n", i + 1, why);
+            rc = 2;
+        }
     }
     zactor_t *link = NULL;
     const char *control = bf_config_str (config, "control.endpoint");
@@ -244,11 +291,14 @@ main (int argc, char **argv)
                 .key_file = bf_config_str (config, "control.client_key_file") };
         link = bf_link_start (&largs);
         ok = link != NULL;
+        if (!ok) {
+            fprintf (stderr, "notify: cannot start the control link (control.endpoint,"
+                             " control.server_key, control.client_key_file): see the log\n");
+            rc = 2;
+        }
     }
-    int rc = 0;
     if (!ok) {
-        bf_error ("notify: an actor failed to start (see above)");
-        rc = 1;
+        bf_error ("notify: start-up stopped: an actor failed to start");
     } else {
         bf_info ("notify %s: ingest, %d dispatchers%s running", instance, n,
                  link ? ", control link" : "");

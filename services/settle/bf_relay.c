@@ -577,7 +577,7 @@ bf_relay_actor (zsock_t *pipe, void *args)
     s_relay_t *self = s_relay_new (pipe, (const bf_relay_args_t *)args);
     if (self == NULL) {
         bf_error ("relay: out of memory at start");
-        zsock_signal (pipe, 0);
+        bf_actor_fail (pipe, ((const bf_relay_args_t *)args)->status, "relay: out of memory at start");
         char *command;
         while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
             zstr_free (&command);

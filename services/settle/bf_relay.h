@@ -23,6 +23,8 @@
 
 #include <czmq.h>
 
+#include "bf_actor.h"
+
 typedef struct {
     const char *conninfo;     /* libpq conninfo ("" = PG* environment) */
     const char *pub_endpoint; /* bound by the leader only, e.g. tcp://0.0.0.0:7101 */
@@ -31,6 +33,7 @@ typedef struct {
     int heartbeat_ms;
     int poll_ms; /* idle wait for new rows / standby lock retries */
     int connect_timeout_ms;
+    bf_actor_status_t *status; /* a failed start is recorded here (bf_actor.h); may be NULL */
 } bf_relay_args_t;
 
 /*  zactor function: zactor_new (bf_relay_actor, &args). args (and its

@@ -25,6 +25,7 @@
 #include "bf_db.h"
 #include "bf_log.h"
 #include "bf_wire.h"
+#include "bf_text.h"
 
 #define S_APP_NAME "settle-replay"
 /*  A reply must not be lost to a close; a stuck requester must not stall
@@ -230,7 +231,7 @@ s_send (s_replay_t *self, s_request_t *request, Billflow__ReplayBatch__Status st
     zframe_t *identity = zframe_dup (request->identity);
     zmsg_prepend (msg, &identity);
     if (zmsg_send (&msg, self->router) != 0) {
-        bf_warn ("replay: cannot answer request '%.64s': %s", request->request_id,
+        bf_warn ("replay: cannot answer request '%s': %s", BF_TEXT_SHOW (request->request_id, 64),
                  zmq_strerror (zmq_errno ()));
         zmsg_destroy (&msg);
         request->gone = true;
@@ -346,7 +347,7 @@ s_serve_range (s_replay_t *self, s_request_t *request, uint64_t from, uint64_t e
                 self->rejected++;
                 return -1;
             }
-            bf_error ("replay: request '%.64s': %s", request->request_id, why);
+            bf_error ("replay: request '%s': %s", BF_TEXT_SHOW (request->request_id, 64), why);
             if (self->n_events > 0)
                 s_send (self, request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL);
             s_reject (self, request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
@@ -433,7 +434,7 @@ s_handle_request (s_replay_t *self)
 
     if (rc != BF_WIRE_OK) {
         snprintf (why, sizeof why, "malformed request (%s): %s", bf_wire_rc_name (rc), err);
-        bf_warn ("replay: request '%.64s' rejected: %s", request.request_id, why);
+        bf_warn ("replay: request '%s' rejected: %s", BF_TEXT_SHOW (request.request_id, 64), why);
         s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
     } else if (fetch == NULL) {
         snprintf (why, sizeof why, "expected RPL.FETCH, got %s", bf_msg_type_name (wire.type));
@@ -442,16 +443,16 @@ s_handle_request (s_replay_t *self)
     } else if (fetch->from_seq == 0 || fetch->count == 0) {
         snprintf (why, sizeof why, "%s is 0 (sequences start at 1; count is the credit)",
                   fetch->from_seq == 0 ? "from_seq" : "count");
-        bf_warn ("replay: request '%.64s' rejected: %s", request.request_id, why);
+        bf_warn ("replay: request '%s' rejected: %s", BF_TEXT_SHOW (request.request_id, 64), why);
         s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
     } else if (!have_tail) {
-        bf_warn ("replay: request '%.64s' not served: %s", request.request_id, why);
+        bf_warn ("replay: request '%s' not served: %s", BF_TEXT_SHOW (request.request_id, 64), why);
         s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
     } else if (fetch->from_seq > tail + 1) {
         snprintf (why, sizeof why,
                   "from_seq %" PRIu64 " is beyond the tail (last published seq %" PRIu64 ")",
                   fetch->from_seq, tail);
-        bf_warn ("replay: request '%.64s' rejected: %s", request.request_id, why);
+        bf_warn ("replay: request '%s' rejected: %s", BF_TEXT_SHOW (request.request_id, 64), why);
         s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
     } else {
         //  from_seq <= tail + 1 < 2^63 and count < 2^32: no overflow.
@@ -467,8 +468,8 @@ s_handle_request (s_replay_t *self)
                 self->served++;
         } else if (s_serve_range (self, &request, fetch->from_seq, end) == 0)
             self->served++;
-        bf_debug ("replay: request '%.64s' from %" PRIu64 " count %" PRIu32 " answered",
-                  request.request_id, fetch->from_seq, fetch->count);
+        bf_debug ("replay: request '%s' from %" PRIu64 " count %" PRIu32 " answered",
+                  BF_TEXT_SHOW (request.request_id, 64), fetch->from_seq, fetch->count);
     }
     s_pending_clear (self);
     bf_wire_msg_reset (&wire);
@@ -578,7 +579,7 @@ bf_replay_actor (zsock_t *pipe, void *args)
     s_replay_t *self = s_replay_new (pipe, (const bf_replay_args_t *)args);
     if (self == NULL) {
         bf_error ("replay: out of memory at start");
-        zsock_signal (pipe, 0);
+        bf_actor_fail (pipe, ((const bf_replay_args_t *)args)->status, "replay: out of memory at start");
         char *command;
         while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
             zstr_free (&command);

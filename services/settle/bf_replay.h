@@ -21,11 +21,14 @@
 
 #include <czmq.h>
 
+#include "bf_actor.h"
+
 typedef struct {
     const char *conninfo;
     const char *endpoint; /* bound, e.g. tcp://0.0.0.0:7102 */
     int max_batch;        /* events per reply message */
     int connect_timeout_ms;
+    bf_actor_status_t *status; /* a failed start is recorded here (bf_actor.h); may be NULL */
 } bf_replay_args_t;
 
 void bf_replay_actor (zsock_t *pipe, void *args);

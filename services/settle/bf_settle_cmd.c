@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bf_cmdargs.h"
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_run.h"
@@ -54,16 +55,17 @@ static bf_link_status_t
 s_period_op (PGconn *conn, const Billflow__Command *cmd, int kind, int chunk_size, char *result,
              size_t resultsize, char *error, size_t errorsize)
 {
+    static const char *const allowed[] = { "period", NULL };
+    if (bf_cmdargs_check (cmd, allowed, error, errorsize) != 0)
+        return BF_LINK_FAILED;
     const char *period = bf_link_arg (cmd, "period");
     if (!period) {
         snprintf (error, errorsize, "%s needs the argument period=YYYY-MM", cmd->verb);
         return BF_LINK_FAILED;
     }
     bf_period_t p;
-    if (bf_period_parse (period, &p) != 0) {
-        snprintf (error, errorsize, "'%.40s' is not a period (YYYY-MM)", period);
+    if (bf_cmdargs_period ("period", period, &p, error, errorsize) != 0)
         return BF_LINK_FAILED;
-    }
     int64_t run_id = 0;
     int outcome;
     if (kind == 0)

@@ -105,7 +105,12 @@ s_start_relay (s_settle_t *self)
         .poll_ms = (int)bf_config_int (self->config, "settle.poll_ms"),
         .connect_timeout_ms = s_timeout (self),
     };
-    self->relay = zactor_new (bf_relay_actor, &args);
+    bf_actor_status_t started;
+    char why[600];
+    args.status = &started;
+    self->relay = bf_actor_start (bf_relay_actor, &args, &started, why, sizeof why);
+    if (!self->relay)
+        fprintf (stderr, "settle: cannot start the relay: %s\n", why);
 }
 
 /*  Stops actors in order: no new commands, workers finish their chunk, then
@@ -131,7 +136,12 @@ s_service (s_settle_t *self)
         .max_batch = (int)bf_config_int (self->config, "settle.replay_max_batch"),
         .connect_timeout_ms = s_timeout (self),
     };
-    self->replay = zactor_new (bf_replay_actor, &rargs);
+    bf_actor_status_t started;
+    char why[600];
+    rargs.status = &started;
+    self->replay = bf_actor_start (bf_replay_actor, &rargs, &started, why, sizeof why);
+    if (!self->replay)
+        fprintf (stderr, "settle: cannot start replay: %s\n", why);
     const char *control = bf_config_str (self->config, "control.endpoint");
     if (*control) {
         /*  The link uses its context for its whole life: it lives in self.  */
@@ -149,9 +159,10 @@ s_service (s_settle_t *self)
         self->link = bf_link_start (&largs);
     }
     if (!self->relay || !self->replay || (*control && !self->link)) {
-        bf_error ("settle: an actor failed to start (see above)");
+        /*  A half-started service must not look up: stop, exit 2.  */
+        bf_error ("settle: start-up stopped: an actor failed to start (see above)");
         s_stop_all (self);
-        return EXIT_INCOMPLETE;
+        return 2;
     }
     bf_info ("settle %s: %d workers, relay, replay%s running", self->instance, self->nworkers,
              *control ? ", control link" : "");

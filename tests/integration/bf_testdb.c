@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bf_curve.h"
@@ -222,9 +224,19 @@ bf_test_slurp (const char *path)
 int
 bf_test_write (const char *path, const char *text)
 {
-    FILE *f = fopen (path, "wb");
-    if (!f)
+    /*  0600: tests write key lists and config files with secrets here,
+        which billflow refuses unless private (bf_secfile.h).  */
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || fchmod (fd, 0600) != 0) {
+        if (fd >= 0)
+            close (fd);
         return -1;
+    }
+    FILE *f = fdopen (fd, "wb");
+    if (!f) {
+        close (fd);
+        return -1;
+    }
     size_t len = strlen (text);
     int rc = fwrite (text, 1, len, f) == len ? 0 : -1;
     return fclose (f) == 0 ? rc : -1;

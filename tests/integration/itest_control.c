@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -405,6 +406,46 @@ test_bad_configuration (void **state)
 
 /*  --- a command for a service that is down waits for it ------------------ */
 
+/*  A half-started notify: with a PII key file it cannot use, or an SMTP
+    URL its senders refuse, every dispatcher failed while notify said
+    "running", registered and showed up in `billctl services`. Now start-up
+    stops: exit 2, a message naming the setting, and no registration.  */
+static void
+test_half_started_notify_refused (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    char bad_key[600];
+    snprintf (bad_key, sizeof bad_key, "%s/bad-pii.key", s->dir);
+    assert_int_equal (bf_test_write (bad_key, "not a key\n"), 0);
+    chmod (bad_key, 0600);
+    static const char *const settings[] = { "pii.key_file", "notify.smtp_url" };
+    static bf_proc_t p;
+    for (int i = 0; i < 2; i++) {
+        p = s->notify;
+        snprintf (p.log, sizeof p.log, "%s/notify-bad-%d.log", s->dir, i);
+        if (i == 0)
+            bf_proc_env (&p, "BILLFLOW_PII_KEY_FILE=%s", bad_key);
+        else
+            bf_proc_env (&p, "BILLFLOW_NOTIFY_SMTP_URL=ftp://x");
+        bf_proc_start (&p);
+        int rc = bf_proc_wait (&p, 20000);
+        if (rc < 0)
+            bf_proc_kill (&p); /* still running: the defect */
+        char *log = bf_test_slurp (p.log);
+        if (rc != 2 || !log || !strstr (log, settings[i]))
+            fail_msg ("notify with a bad %s: exit %d, output:\n%s", settings[i], rc,
+                      log ? log : "(none)");
+        free (log);
+    }
+    assert_int_equal (bf_testdb_scalar (s->conn,
+                                        "SELECT count(*) FROM service_instance"
+                                        " WHERE service = 'notify'"),
+                      0);
+}
+
 static void
 test_target_down (void **state)
 {
@@ -737,6 +778,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_crash_before_answer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_configuration, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_target_down, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_half_started_notify_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_services_down_and_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_key_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_frames, s_setup, s_teardown),

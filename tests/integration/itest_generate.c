@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "bd_tables.h"
@@ -143,6 +144,26 @@ test_generate_into_db_equals_import_of_its_csv (void **state)
     bf_test_rmdir (&dir);
 }
 
+/*  The files hold contacts: written 0600 whatever the umask
+    (docs/configuration.md, "Files holding secrets"); they were 0644.  */
+static void
+test_generated_files_are_private (void **state)
+{
+    (void)state;
+    mode_t old = umask (022);
+    char *dir = s_generate ("13");
+    umask (old);
+    for (int t = 0; t < BD_TABLE_COUNT; t++) {
+        char path[512];
+        snprintf (path, sizeof path, "%s/csv/%s", dir, bd_tables[t].file);
+        struct stat st;
+        assert_int_equal (stat (path, &st), 0);
+        if ((st.st_mode & 07777) != 0600)
+            fail_msg ("%s has mode %04o", bd_tables[t].file, (unsigned)(st.st_mode & 07777));
+    }
+    bf_test_rmdir (&dir);
+}
+
 static void
 test_generate_refuses_bad_arguments (void **state)
 {
@@ -169,6 +190,7 @@ main (void)
         cmocka_unit_test (test_same_seed_same_bytes_other_seed_other_data),
         cmocka_unit_test (test_generate_into_db_equals_import_of_its_csv),
         cmocka_unit_test (test_generate_refuses_bad_arguments),
+        cmocka_unit_test (test_generated_files_are_private),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -21,8 +21,15 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
+#include "bf_billctl.h"
+#include "bf_pii.h"
+#include "bf_query.h"
 #include "bf_report.h"
 #include "bf_testdb.h"
 #include "bf_wire.h"
@@ -768,6 +775,174 @@ test_commands_through_the_control_link (void **state)
     s_stack_stop (&s);
 }
 
+
+//  --------------------------------------------------------------------------
+//  A provider that echoes the destination in its reason (G9)
+
+/*  The reason a real SMS provider gave, spaces and all: the old masking
+    split on spaces and let every group through.  */
+#define S_LEAKY_REASON "invalid destination 010 0378 3194 (+82 10 0378 3194)"
+
+typedef struct {
+    int fd, port;
+    pthread_t thread;
+    volatile int answered;
+} s_leaky_t;
+
+/*  Answers every HTTP request with 422 and S_LEAKY_REASON.  */
+static void *
+s_leaky_run (void *arg)
+{
+    s_leaky_t *self = arg;
+    static const char body[] = "{\"error\":\"" S_LEAKY_REASON "\"}";
+    for (;;) {
+        int c = accept (self->fd, NULL, NULL);
+        if (c < 0)
+            break; /* the listening socket was shut down */
+        char buf[65536];
+        size_t used = 0;
+        long want = -1;
+        for (;;) {
+            ssize_t n = recv (c, buf + used, sizeof buf - 1 - used, 0);
+            if (n <= 0)
+                break;
+            used += (size_t)n;
+            buf[used] = 0;
+            char *end = strstr (buf, "\r\n\r\n");
+            if (end && want < 0) {
+                char *cl = strcasestr (buf, "Content-Length:");
+                want = (long)(end + 4 - buf) + (cl && cl < end ? strtol (cl + 15, NULL, 10) : 0);
+            }
+            if (want >= 0 && (long)used >= want)
+                break;
+        }
+        char reply[512];
+        int len = snprintf (reply, sizeof reply,
+                            "HTTP/1.1 422 Unprocessable Entity\r\nContent-Type: application/json"
+                            "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                            sizeof body - 1, body);
+        if (send (c, reply, (size_t)len, MSG_NOSIGNAL) == len)
+            self->answered++;
+        close (c);
+    }
+    return NULL;
+}
+
+static void
+s_leaky_start (s_leaky_t *self)
+{
+    memset (self, 0, sizeof *self);
+    self->fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert_true (self->fd >= 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert_int_equal (bind (self->fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal (listen (self->fd, 64), 0);
+    socklen_t alen = sizeof addr;
+    assert_int_equal (getsockname (self->fd, (struct sockaddr *)&addr, &alen), 0);
+    self->port = ntohs (addr.sin_port);
+    assert_int_equal (pthread_create (&self->thread, NULL, s_leaky_run, self), 0);
+}
+
+static void
+s_leaky_stop (s_leaky_t *self)
+{
+    shutdown (self->fd, SHUT_RDWR);
+    pthread_join (self->thread, NULL);
+    close (self->fd);
+}
+
+/*  Runs a failures query as control answers it (bf_query) and renders it
+    as billctl does, table and --json; returns the three texts joined.  */
+static char *
+s_failures_everywhere (PGconn *conn)
+{
+    char err[512];
+    bf_pii_t *pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
+    assert_non_null (pii);
+    bf_query_ctx_t ctx = { pii, 1000 };
+    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+    Billflow__Argument limit = BILLFLOW__ARGUMENT__INIT, *argp[1] = { &limit };
+    limit.key = "limit";
+    limit.value = "500";
+    cmd.verb = "deliveries.failures";
+    cmd.command_id = "q-1";
+    cmd.target = "control";
+    cmd.n_args = 1;
+    cmd.args = argp;
+    char *json = NULL;
+    if (bf_query (conn, &ctx, &cmd, &json, err, sizeof err) != BF_QUERY_OK)
+        fail_msg ("deliveries.failures: %s", err);
+    char *table = NULL, *line = NULL;
+    size_t table_size = 0, line_size = 0;
+    FILE *out = open_memstream (&table, &table_size);
+    assert_int_equal (bf_billctl_render (out, "deliveries.failures", json, err, sizeof err), 0);
+    fclose (out);
+    out = open_memstream (&line, &line_size);
+    assert_int_equal (bf_billctl_result_json (out, json, err, sizeof err), 0);
+    fclose (out);
+    size_t size = strlen (json) + table_size + line_size + 8;
+    char *all = malloc (size);
+    snprintf (all, size, "%s\n%s\n%s", json, table, line);
+    free (json);
+    free (table);
+    free (line);
+    bf_pii_destroy (&pii);
+    return all;
+}
+
+static void
+test_provider_reason_with_phone_is_masked (void **state)
+{
+    (void)state;
+    s_stack_t s;
+    s_stack_start (&s, 60, "--email-latency-ms 0");
+    s_leaky_t leaky;
+    s_leaky_start (&leaky);
+    PGconn *conn = bf_testdb_connect (s.db);
+    char sms_url[80];
+    snprintf (sms_url, sizeof sms_url, "BILLFLOW_NOTIFY_SMS_URL=http://127.0.0.1:%d", leaky.port);
+    const char *env[] = { sms_url, "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00",
+                          "BILLFLOW_NOTIFY_DISPATCHERS=1", NULL };
+    pid_t pid = s_notify (&s, env, "notify-leaky.log");
+    s_wait_final (conn, 60);
+    assert_true (leaky.answered > 0);
+
+    /*  The reason's digits are in clear nowhere (checked first: this is
+        what leaked), and the reason itself arrived, masked.  */
+    const char *positive[] = { "SELECT count(*) FROM delivery WHERE state = 'FAILED'"
+                               " AND last_error LIKE '%010-****-3194%'",
+                               "SELECT count(*) FROM delivery_attempt"
+                               " WHERE error LIKE '%010-****-3194%'" };
+    /*  Not in the rows, ...  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE last_error ~ '0378|03783194|1003783194'"),
+                      0);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery_attempt"
+                                              " WHERE error ~ '0378|03783194|1003783194'"),
+                      0);
+    for (int i = 0; i < 2; i++)
+        assert_true (bf_testdb_scalar (conn, positive[i]) > 0);
+    /*  ... not in the failures query nor billctl's table and --json, ...  */
+    char *shown = s_failures_everywhere (conn);
+    assert_non_null (strstr (shown, "010-****-3194"));
+    if (strstr (shown, "0378"))
+        fail_msg ("failures output shows the number:\n%s", shown);
+    free (shown);
+    assert_int_equal (s_stop (pid, SIGTERM), 0);
+    /*  ... not in notify's log.  */
+    char log[512];
+    snprintf (log, sizeof log, "%s/notify-leaky.log", s.dir);
+    char *text = bf_test_slurp (log);
+    assert_non_null (text);
+    if (strstr (text, "0378"))
+        fail_msg ("notify's log shows the number:\n%s", text);
+    free (text);
+    s_leaky_stop (&leaky);
+    PQfinish (conn);
+    s_stack_stop (&s);
+}
+
 int
 main (void)
 {
@@ -778,6 +953,7 @@ main (void)
         cmocka_unit_test_teardown (test_possibly_delivered_resent_once, s_teardown),
         cmocka_unit_test_teardown (test_quiet_hours_hold_and_release_in_bill_order, s_teardown),
         cmocka_unit_test_teardown (test_commands_through_the_control_link, s_teardown),
+        cmocka_unit_test_teardown (test_provider_reason_with_phone_is_masked, s_teardown),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     curl_global_cleanup ();

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bf_client.h"
@@ -514,6 +515,7 @@ test_curve (void **state)
     assert_non_null (file);
     fprintf (file, "ops-kim  operator  %s\n", ops_key);
     fclose (file);
+    assert_int_equal (chmod (list, 0600), 0); /* private, as bf_secfile.h wants */
     bf_zap_args_t zargs = { .allowed_keys = list };
     zactor_t *zap = zactor_new (bf_zap_actor, &zargs);
     assert_non_null (zap);

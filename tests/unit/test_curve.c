@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,7 +30,11 @@
 static void
 s_write (const char *path, const char *text, size_t len)
 {
-    FILE *file = fopen (path, "wb");
+    /*  0600: an allowed-keys file must be private (bf_secfile.h).  */
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true (fd >= 0);
+    assert_int_equal (fchmod (fd, 0600), 0);
+    FILE *file = fdopen (fd, "wb");
     assert_non_null (file);
     assert_int_equal (fwrite (text, 1, len, file), len);
     assert_int_equal (fclose (file), 0);
@@ -149,7 +154,7 @@ test_keygen_and_load (void **state)
     assert_null (bf_curve_load_secret (sec, err, sizeof err));
     assert_non_null (strstr (err, "group or others"));
     assert_non_null (strstr (err, "0644"));
-    assert_int_equal (chmod (sec, 0640), 0);
+    assert_int_equal (chmod (sec, 0660), 0);
     assert_null (bf_curve_load_secret (sec, err, sizeof err));
     assert_non_null (strstr (err, "chmod 600"));
     assert_int_equal (chmod (sec, 0400), 0);

@@ -18,6 +18,7 @@
 #include "bd_tables.h"
 #include "bf_csv.h"
 #include "bf_log.h"
+#include "bf_secfile.h"
 
 #define S_BUFFER_SIZE (1u << 20)
 
@@ -80,9 +81,11 @@ s_begin (bd_sink_t *sink, bd_table_t table)
 
     self->table = table;
     self->table_failed = false;
-    self->file = fopen (self->path, "w");
+    /*  The files hold contacts: 0600 (bf_secfile.h).  */
+    char why[600];
+    self->file = bf_secfile_create (self->path, why, sizeof why);
     if (!self->file) {
-        bf_error ("%s: cannot create: %s", self->path, strerror (errno));
+        bf_error ("%s", why);
         self->failed = true;
         free (self->path);
         self->path = NULL;

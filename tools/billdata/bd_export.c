@@ -15,6 +15,7 @@
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_log.h"
+#include "bf_secfile.h"
 
 /*  Streams the result of a COPY (...) TO STDOUT into path (via path.tmp).
     Returns data rows written (header excluded) or -1.  */
@@ -23,9 +24,11 @@ s_copy_to_file (PGconn *conn, const char *sql, const char *path)
 {
     char tmp[4200];
     snprintf (tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen (tmp, "w");
+    /*  The files hold contacts: 0600 (bf_secfile.h).  */
+    char why[600];
+    FILE *out = bf_secfile_create (tmp, why, sizeof why);
     if (!out) {
-        bf_error ("export: cannot create %s: %s", tmp, strerror (errno));
+        bf_error ("export: %s", why);
         return -1;
     }
     setvbuf (out, NULL, _IOFBF, 1 << 20);

@@ -20,6 +20,7 @@
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_log.h"
+#include "bf_text.h"
 
 /*  Upper bounds that keep every product in rating inside int64:
     quantity (1e12) x rate (1e6 mwon) and fee (1e12) x days (31).  */
@@ -312,10 +313,10 @@ s_int (bd_import_t *self, const char *column, const char *text, int64_t min, int
     *out = v;
     return true;
 bad:
-    s_error (self, column, "'%.40s' is not an integer", text);
+    s_error (self, column, "'%s' is not an integer", BF_TEXT_SHOW (text, 40));
     return false;
 range:
-    s_error (self, column, "%.40s is out of range [%lld, %lld]", text, (long long)min,
+    s_error (self, column, "%s is out of range [%lld, %lld]", BF_TEXT_SHOW (text, 40), (long long)min,
              (long long)max);
     return false;
 }
@@ -327,7 +328,7 @@ s_date (bd_import_t *self, const char *column, const char *text, bf_day_t *out)
         return false;
     if (bf_date_parse (text, out) == 0)
         return true;
-    s_error (self, column, "'%.40s' is not a date (YYYY-MM-DD)", text);
+    s_error (self, column, "'%s' is not a date (YYYY-MM-DD)", BF_TEXT_SHOW (text, 40));
     return false;
 }
 
@@ -357,7 +358,7 @@ s_period (bd_import_t *self, const char *text)
         return false;
     if (bf_period_parse (text, &period) == 0)
         return true;
-    s_error (self, "period", "'%.40s' is not a period (YYYY-MM)", text);
+    s_error (self, "period", "'%s' is not a period (YYYY-MM)", BF_TEXT_SHOW (text, 40));
     return false;
 }
 
@@ -374,7 +375,8 @@ s_code (bd_import_t *self, const char *column, const char *text)
              || c == '-';
     }
     if (!ok)
-        s_error (self, column, "'%.40s' is not a code (1-32 of A-Z a-z 0-9 _ -)", text);
+        s_error (self, column, "'%s' is not a code (1-32 of A-Z a-z 0-9 _ -)",
+                 BF_TEXT_SHOW (text, 40));
     return ok;
 }
 
@@ -460,12 +462,12 @@ s_channels (bd_import_t *self, const char *text, int *mask, char out[32])
             if (strlen (names[i]) == len && strncmp (p, names[i], len) == 0)
                 bit = i;
         if (bit < 0) {
-            s_error (self, "channels", "'%.40s': channels are EMAIL, SMS, PUSH joined by '+'",
-                     text);
+            s_error (self, "channels", "'%s': channels are EMAIL, SMS, PUSH joined by '+'",
+                     BF_TEXT_SHOW (text, 40));
             return false;
         }
         if (*mask & (1 << bit)) {
-            s_error (self, "channels", "'%.40s' names %s twice", text, names[bit]);
+            s_error (self, "channels", "'%s' names %s twice", BF_TEXT_SHOW (text, 40), names[bit]);
             return false;
         }
         *mask |= 1 << bit;
@@ -703,8 +705,8 @@ s_row_subscriber (bd_import_t *self, const char *const *f)
     ok = (!f[FAMILY] || s_int (self, "family_id", f[FAMILY], 1, INT64_MAX, &family)) && ok;
     if (f[WELFARE] && strcmp (f[WELFARE], "DISABLED") && strcmp (f[WELFARE], "LOW_INCOME")
         && strcmp (f[WELFARE], "SENIOR")) {
-        s_error (self, "welfare_grade", "'%.40s' is not DISABLED, LOW_INCOME or SENIOR",
-                 f[WELFARE]);
+        s_error (self, "welfare_grade", "'%s' is not DISABLED, LOW_INCOME or SENIOR",
+                 BF_TEXT_SHOW (f[WELFARE], 40));
         ok = false;
     }
     if (s_int (self, "pay_day", f[PAYDAY], 1, 31, &pay_day)) {
@@ -716,11 +718,13 @@ s_row_subscriber (bd_import_t *self, const char *const *f)
         ok = false;
     ok = s_channels (self, f[CHANNELS], &channels, chan_text) && ok;
     if (f[QSTART] && bf_time_parse (f[QSTART], &qs) != 0) {
-        s_error (self, "quiet_start", "'%.40s' is not a time (HH:MM)", f[QSTART]);
+        s_error (self, "quiet_start", "'%s' is not a time (HH:MM)",
+                 BF_TEXT_SHOW (f[QSTART], 40));
         ok = false;
     }
     if (f[QEND] && bf_time_parse (f[QEND], &qe) != 0) {
-        s_error (self, "quiet_end", "'%.40s' is not a time (HH:MM)", f[QEND]);
+        s_error (self, "quiet_end", "'%s' is not a time (HH:MM)",
+                 BF_TEXT_SHOW (f[QEND], 40));
         ok = false;
     }
     if (!f[QSTART] != !f[QEND]) {
@@ -794,7 +798,8 @@ s_row_segment (bd_import_t *self, const char *const *f)
     bool ok = s_known_subscriber (self, f[0], &sub);
     if (self->table == BD_CONTRACTS) {
         if (s_required (self, "kind", f[1]) && strcmp (f[1], "SELECTIVE_25") != 0) {
-            s_error (self, "kind", "'%.40s' is not a contract kind (SELECTIVE_25)", f[1]);
+            s_error (self, "kind", "'%s' is not a contract kind (SELECTIVE_25)",
+                     BF_TEXT_SHOW (f[1], 40));
             ok = false;
         } else if (!f[1])
             ok = false;
@@ -835,7 +840,8 @@ s_row_usage (bd_import_t *self, const char *const *f)
     ok = s_period (self, f[1]) && ok;
     if (s_required (self, "kind", f[2]) && strcmp (f[2], "DATA_MB") && strcmp (f[2], "VOICE_SEC")
         && strcmp (f[2], "SMS")) {
-        s_error (self, "kind", "'%.40s' is not DATA_MB, VOICE_SEC or SMS", f[2]);
+        s_error (self, "kind", "'%s' is not DATA_MB, VOICE_SEC or SMS",
+                 BF_TEXT_SHOW (f[2], 40));
         ok = false;
     }
     ok = f[2] && s_int (self, "quantity", f[3], 0, S_MAX_QUANTITY, &quantity) && ok;
@@ -862,7 +868,8 @@ s_row_charge (bd_import_t *self, const char *const *f)
         taxable_kind = true;
     else if (strcmp (f[2], "DEVICE_INSTALLMENT") && strcmp (f[2], "MICRO_PAYMENT")) {
         s_error (self, "kind",
-                 "'%.40s' is not DEVICE_INSTALLMENT, MICRO_PAYMENT, CONTENT or ADJUSTMENT", f[2]);
+                 "'%s' is not DEVICE_INSTALLMENT, MICRO_PAYMENT, CONTENT or ADJUSTMENT",
+                 BF_TEXT_SHOW (f[2], 40));
         ok = false;
     }
     bool adjustment = f[2] && !strcmp (f[2], "ADJUSTMENT");
@@ -870,7 +877,7 @@ s_row_charge (bd_import_t *self, const char *const *f)
     if (!s_required (self, "taxable", f[4]))
         ok = false;
     else if (strcmp (f[4], "true") && strcmp (f[4], "false")) {
-        s_error (self, "taxable", "'%.40s' is not true or false", f[4]);
+        s_error (self, "taxable", "'%s' is not true or false", BF_TEXT_SHOW (f[4], 40));
         ok = false;
     } else if (ok && (strcmp (f[4], "true") == 0) != taxable_kind) {
         s_error (self, "taxable", "%s charges are %s (billing-rules.md)", f[2],
@@ -1197,7 +1204,8 @@ s_import_file (bd_import_t *self, bd_table_t table, const char *path)
     for (size_t i = 0; header_ok && i < count; i++) {
         int col = fields[i] ? bd_table_column (table, fields[i]) : -1;
         if (col < 0) {
-            s_error (self, NULL, "unknown column '%.64s' in header", fields[i] ? fields[i] : "");
+            s_error (self, NULL, "unknown column '%s' in header", 
+                     BF_TEXT_SHOW (fields[i], 64));
             header_ok = false;
         } else if (seen[col]) {
             s_error (self, NULL, "column '%s' appears twice in header", fields[i]);
