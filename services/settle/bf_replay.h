@@ -23,9 +23,13 @@
 
 typedef struct {
     const char *conninfo;
-    const char *endpoint; /* bound, e.g. tcp://0.0.0.0:7102 */
+    const char *endpoint; /* bound, e.g. tcp://127.0.0.1:7102 */
     int max_batch;        /* events per reply message */
     int connect_timeout_ms;
+    /*  The key pair the ROUTER serves CURVE with, after the process's ZAP
+        handler started (bf_curve.h); NULL: no CURVE (in-process tests).
+        Only read during zactor_new.  */
+    zcert_t *cert;
 } bf_replay_args_t;
 
 void bf_replay_actor (zsock_t *pipe, void *args);
