@@ -438,6 +438,7 @@ typedef struct {
     struct stat seen; /* the version of the file last read (or tried) */
     int64_t next_check;
     zhash_t *reported; /* key text -> int64_t * (zclock_mono of the last report) */
+    char *roles;       /* ",role,role," or NULL: every role is let in */
     uint64_t allowed, refused, reloads;
 } s_zap_t;
 
@@ -589,6 +590,17 @@ s_zap_reply (s_zap_t *self, zframe_t *request_id, const char *status, const char
     }
 }
 
+/*  True when role is one the handler lets in.  */
+static bool
+s_zap_role_accepted (const s_zap_t *self, const char *role)
+{
+    if (!self->roles)
+        return true;
+    char item[32];
+    snprintf (item, sizeof item, ",%s,", role);
+    return strstr (self->roles, item) != NULL;
+}
+
 /*  One ZAP request: [version][request id][domain][address][identity]
     [mechanism][credentials...] (the REP socket strips the envelope).  */
 static void
@@ -628,7 +640,10 @@ s_zap_handle (s_zap_t *self)
         why = "only CURVE is accepted";
     else if (!(entry = bf_keyring_find (self->keyring, zframe_data (credentials))))
         why = "key not in the allowed list";
-    else
+    else if (!s_zap_role_accepted (self, entry->role)) {
+        why = "the key's role may not connect here";
+        entry = NULL;
+    } else
         why = NULL;
     if (entry) {
         self->allowed++;
@@ -675,6 +690,12 @@ bf_zap_actor (zsock_t *pipe, void *args)
         zsock_signal (pipe, (byte)-1);
         return;
     }
+    if (zargs->roles && *zargs->roles) {
+        //  ",a,b," so that a lookup of ",role," matches whole names only.
+        self.roles = malloc (strlen (zargs->roles) + 3);
+        if (self.roles)
+            sprintf (self.roles, ",%s,", zargs->roles);
+    }
     self.path = strdup (zargs->allowed_keys);
     if (self.path && stat (self.path, &self.seen) != 0)
         memset (&self.seen, 0, sizeof self.seen);
@@ -682,6 +703,7 @@ bf_zap_actor (zsock_t *pipe, void *args)
     if (!self.keyring) {
         bf_error ("zap: cannot read the allowed-keys list: %s", self.path ? err : "out of memory");
         free (self.path);
+        free (self.roles);
         zsock_signal (pipe, (byte)-1);
         return;
     }
@@ -700,6 +722,7 @@ bf_zap_actor (zsock_t *pipe, void *args)
         zsock_destroy (&self.handler);
         bf_keyring_destroy (&self.keyring);
         free (self.path);
+        free (self.roles);
         zsock_signal (pipe, (byte)-1);
         return;
     }
@@ -729,4 +752,5 @@ bf_zap_actor (zsock_t *pipe, void *args)
     zhash_destroy (&self.reported);
     bf_keyring_destroy (&self.keyring);
     free (self.path);
+    free (self.roles);
 }

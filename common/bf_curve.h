@@ -25,7 +25,9 @@
     CURVE client whose key is in the list: the ZAP reply's user id is the
     entry's name and its metadata carries "X-Role" = role, so control reads
     zframe_meta (frame, "User-Id") and zframe_meta (frame, "X-Role") on
-    every received frame. Any other key, and any mechanism but CURVE, is
+    every received frame. When bf_zap_args_t.roles is set, a listed key
+    whose role is not among them is refused too (settle's event stream lets
+    in `service` keys only). Any other key, and any mechanism but CURVE, is
     refused (ZAP 400): the peer's handshake fails and it gets nothing. The
     list file is read again when its modification time or size changes (at
     most once a second), so an operator adds or revokes a key without a
@@ -97,6 +99,9 @@ const bf_keyring_entry_t *bf_keyring_find (const bf_keyring_t *self, const uint8
 
 typedef struct {
     const char *allowed_keys; /* path of the list; copied */
+    /*  Comma-separated roles a listed key must have to be let in (settle's
+        event stream: "service"); NULL or empty: any role. Copied.  */
+    const char *roles;
 } bf_zap_args_t;
 
 /*  zactor body: signals 0 once bound and the list loaded, -1 (and ends)

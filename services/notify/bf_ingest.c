@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_fault.h"
 #include "bf_log.h"
@@ -969,6 +970,10 @@ s_ingest_new (zsock_t *pipe, const bf_ingest_args_t *args)
     zsock_set_rcvtimeo (self->sub, 0); //  reads happen after the poller said so
     zsock_set_subscribe (self->sub, bf_msg_type_name (BF_MSG_EVT_BILL));
     zsock_set_subscribe (self->sub, bf_msg_type_name (BF_MSG_EVT_HB));
+    //  settle serves the stream over CURVE only (docs/settle.md).
+    char err[256];
+    if (args->cert && bf_curve_client (self->sub, args->cert, args->server_key, err, sizeof err))
+        bf_error ("ingest: event stream: %s", err);
     size_t n = 0;
     char **endpoints = s_split (args->pub_endpoints, &n);
     for (size_t i = 0; endpoints && i < n; i++)
@@ -993,6 +998,8 @@ s_ingest_new (zsock_t *pipe, const bf_ingest_args_t *args)
         zsock_set_sndtimeo (dealer, 0);
         zsock_set_rcvtimeo (dealer, 0);
         zsock_set_maxmsgsize (dealer, S_DEALER_MAXMSGSIZE);
+        if (args->cert && bf_curve_client (dealer, args->cert, args->server_key, err, sizeof err))
+            bf_error ("ingest: replay: %s", err);
         if (zsock_connect (dealer, "%s", endpoints[i]) != 0) {
             bf_error ("ingest: cannot connect to replay endpoint '%s': %s", endpoints[i],
                       zmq_strerror (zmq_errno ()));

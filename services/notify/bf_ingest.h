@@ -63,6 +63,11 @@ typedef struct {
     int batch;                    /* events per transaction (e.g. 500) */
     /*  no event or heartbeat for this long: check the tail via replay  */
     int heartbeat_timeout_ms;
+    /*  CURVE client key pair and settle's public key (Z85) for PUB and
+        replay; cert NULL: no CURVE (in-process tests). Only read during
+        zactor_new.  */
+    zcert_t *cert;
+    const char *server_key;
 } bf_ingest_args_t;
 
 /*  zactor function: zactor_new (bf_ingest_actor, &args). args (and its
