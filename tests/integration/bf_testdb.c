@@ -192,6 +192,23 @@ bf_testdb_settle_once (const char *conninfo, const char *period)
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
+int
+bf_test_settle_keys_env (const char *dir)
+{
+    char pub[BF_CURVE_KEY_TXT], err[256], path[600];
+    if (bf_curve_keygen (dir, "settle", pub, err, sizeof err) != 0) {
+        fprintf (stderr, "bf_test: settle key: %s\n", err);
+        return -1;
+    }
+    snprintf (path, sizeof path, "%s/settle.key_secret", dir);
+    setenv ("BILLFLOW_SETTLE_KEY_FILE", path, 1);
+    snprintf (path, sizeof path, "%s/stream_allowed_keys", dir);
+    if (bf_test_write (path, "# nobody reads\n") != 0)
+        return -1;
+    setenv ("BILLFLOW_SETTLE_ALLOWED_KEYS", path, 1);
+    return 0;
+}
+
 char *
 bf_test_mkdtemp (void)
 {
