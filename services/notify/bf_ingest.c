@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,9 +268,14 @@ s_split_free (char **items, size_t count)
     free (items);
 }
 
-//  Logs a rejected frame, at most S_REJECT_LOGS_PER_S a second.
+//  Writes a warning about what arrived (a rejected frame, an event with an
+//  unknown channel), at most S_REJECT_LOGS_PER_S a second; the rest are
+//  counted and summed up in one line.
+static void s_warn_limited (s_ingest_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
 static void
-s_log_rejected (s_ingest_t *self, const char *where, const char *what, const char *why)
+s_warn_limited (s_ingest_t *self, const char *format, ...)
 {
     int64_t second = zclock_mono () / 1000;
     if (second != self->reject_log_second) {
@@ -280,10 +286,23 @@ s_log_rejected (s_ingest_t *self, const char *where, const char *what, const cha
         self->reject_logs = 0;
         self->reject_suppressed = 0;
     }
-    if (self->reject_logs++ < S_REJECT_LOGS_PER_S)
-        bf_warn ("ingest: rejected %s from %s: %s", what, where, why);
-    else
+    if (self->reject_logs++ >= S_REJECT_LOGS_PER_S) {
         self->reject_suppressed++;
+        return;
+    }
+    char line[768];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    bf_warn ("%s", line);
+}
+
+//  Logs a rejected frame (limited).
+static void
+s_log_rejected (s_ingest_t *self, const char *where, const char *what, const char *why)
+{
+    s_warn_limited (self, "ingest: rejected %s from %s: %s", what, where, why);
 }
 
 //  --------------------------------------------------------------------------
@@ -376,14 +395,16 @@ s_store (s_ingest_t *self, uint64_t seq, const Billflow__BillSettled *bill, bool
         if (channel > 0 && channel < S_CHANNELS)
             channels |= (uint8_t)(1u << channel);
         else
-            bf_warn ("ingest: event seq %" PRIu64 " (bill %" PRIu64 ") names unknown channel %d;"
-                     " ignored",
-                     seq, bill->bill_id, channel);
+            s_warn_limited (self,
+                            "ingest: event seq %" PRIu64 " (bill %" PRIu64
+                            ") names unknown channel %d; ignored",
+                            seq, bill->bill_id, channel);
     }
     if (channels == 0)
-        bf_warn ("ingest: event seq %" PRIu64 " (bill %" PRIu64 ") has no known channel:"
-                 " no delivery",
-                 seq, bill->bill_id);
+        s_warn_limited (self,
+                        "ingest: event seq %" PRIu64 " (bill %" PRIu64
+                        ") has no known channel: no delivery",
+                        seq, bill->bill_id);
     slot->seq = seq;
     slot->bill_id = bill->bill_id;
     slot->subscriber_id = bill->subscriber_id;
