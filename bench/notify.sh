@@ -31,6 +31,13 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 "$billdata" keygen "$work/pii.key" >/dev/null
 export BILLFLOW_PII_KEY_FILE="$work/pii.key" n period work MOCK_FLAGS="${MOCK_FLAGS:-}"
+# The event stream is CURVE only (docs/settle.md): settle serves with its key,
+# notify's key is the one service key in the list.
+for k in settle notify; do "$PWD/build/services/billctl/billctl" keygen "$k" --dir "$work" >/dev/null; done
+pubkey() { sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$work/$1.key"; }
+echo "notify service $(pubkey notify)" >"$work/allowed_keys"
+export BILLFLOW_SETTLE_KEY_FILE="$work/settle.key_secret" BILLFLOW_SETTLE_ALLOWED_KEYS="$work/allowed_keys"
+export BILLFLOW_NOTIFY_KEY_FILE="$work/notify.key_secret" BILLFLOW_NOTIFY_SETTLE_SERVER_KEY="$(pubkey settle)"
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
      "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"

@@ -27,7 +27,7 @@ build=${BUILD_DIR:-build}
 
 bash scripts/bootstrap >/dev/null
 [ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
-meson compile -C "$build" billdata:executable settle:executable query_bench >/dev/null
+meson compile -C "$build" billdata:executable settle:executable billctl:executable query_bench >/dev/null
 billdata=$PWD/$build/tools/billdata/billdata
 settle=$PWD/$build/services/settle/settle
 bench=$PWD/$build/bench/query_bench
@@ -37,6 +37,11 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 "$billdata" keygen "$work/pii.key" >/dev/null
 export BILLFLOW_PII_KEY_FILE="$work/pii.key" billdata settle bench n rounds period work
+# settle serves its event stream over CURVE only (docs/settle.md): a key pair
+# and an empty allowed list, since nobody reads this run's stream.
+"$PWD/$build/services/billctl/billctl" keygen settle --dir "$work" >/dev/null
+echo "# nobody reads" >"$work/allowed_keys"
+export BILLFLOW_SETTLE_KEY_FILE="$work/settle.key_secret" BILLFLOW_SETTLE_ALLOWED_KEYS="$work/allowed_keys"
 export BILLFLOW_SETTLE_PUB_ENDPOINT='tcp://127.0.0.1:*'
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \

@@ -483,6 +483,8 @@ typedef struct {
     struct stat seen; /* the version of the file last read (or tried) */
     int64_t next_check;
     zhash_t *reported; /* key text -> int64_t * (zclock_mono of the last report) */
+    char *roles;       /* ",role,role," or NULL: every role is let in */
+    char *services;    /* ",svc,svc," or NULL: any binding is let in */
     uint64_t allowed, refused, reloads;
 } s_zap_t;
 
@@ -648,6 +650,31 @@ s_zap_reply (s_zap_t *self, zframe_t *request_id, const char *status, const char
     }
 }
 
+/*  True when list (",a,b,", see s_zap_list) is NULL or names item.  */
+static bool
+s_zap_listed (const char *list, const char *item)
+{
+    if (!list)
+        return true;
+    char entry[40];
+    snprintf (entry, sizeof entry, ",%s,", item);
+    return *item && strstr (list, entry) != NULL;
+}
+
+/*  ",a,b," from "a,b", so that a lookup of ",item," matches whole names
+    only; NULL for NULL or empty (no restriction) and when out of memory
+    (then the caller refuses to start).  */
+static char *
+s_zap_list (const char *items)
+{
+    if (!items || !*items)
+        return NULL;
+    char *list = malloc (strlen (items) + 3);
+    if (list)
+        sprintf (list, ",%s,", items);
+    return list;
+}
+
 /*  One ZAP request: [version][request id][domain][address][identity]
     [mechanism][credentials...] (the REP socket strips the envelope).  */
 static void
@@ -687,7 +714,13 @@ s_zap_handle (s_zap_t *self)
         why = "only CURVE is accepted";
     else if (!(entry = bf_keyring_find (self->keyring, zframe_data (credentials))))
         why = "key not in the allowed list";
-    else
+    else if (!s_zap_listed (self->roles, entry->role)) {
+        why = "the key's role may not connect here";
+        entry = NULL;
+    } else if (!s_zap_listed (self->services, entry->service)) {
+        why = "the key is not bound to a service that may connect here";
+        entry = NULL;
+    } else
         why = NULL;
     if (entry) {
         self->allowed++;
@@ -734,6 +767,16 @@ bf_zap_actor (zsock_t *pipe, void *args)
         zsock_signal (pipe, (byte)-1);
         return;
     }
+    self.roles = s_zap_list (zargs->roles);
+    self.services = s_zap_list (zargs->services);
+    if ((zargs->roles && *zargs->roles && !self.roles)
+        || (zargs->services && *zargs->services && !self.services)) {
+        bf_error ("zap: out of memory at start");
+        free (self.roles);
+        free (self.services);
+        zsock_signal (pipe, (byte)-1);
+        return;
+    }
     self.path = strdup (zargs->allowed_keys);
     if (self.path && stat (self.path, &self.seen) != 0)
         memset (&self.seen, 0, sizeof self.seen);
@@ -741,6 +784,8 @@ bf_zap_actor (zsock_t *pipe, void *args)
     if (!self.keyring) {
         bf_error ("zap: cannot read the allowed-keys list: %s", self.path ? err : "out of memory");
         free (self.path);
+        free (self.roles);
+        free (self.services);
         zsock_signal (pipe, (byte)-1);
         return;
     }
@@ -759,6 +804,8 @@ bf_zap_actor (zsock_t *pipe, void *args)
         zsock_destroy (&self.handler);
         bf_keyring_destroy (&self.keyring);
         free (self.path);
+        free (self.roles);
+        free (self.services);
         zsock_signal (pipe, (byte)-1);
         return;
     }
@@ -788,4 +835,6 @@ bf_zap_actor (zsock_t *pipe, void *args)
     zhash_destroy (&self.reported);
     bf_keyring_destroy (&self.keyring);
     free (self.path);
+    free (self.roles);
+    free (self.services);
 }

@@ -32,7 +32,9 @@
     entry's name and its metadata carries "X-Role" = role, so control reads
     zframe_meta (frame, "User-Id") and zframe_meta (frame, "X-Role") on
     every received frame; for a bound service key also "X-Service" and,
-    when it has one, "X-Instance" (the glob). Any other key, and any mechanism but CURVE, is
+    when it has one, "X-Instance" (the glob). When bf_zap_args_t.roles is
+    set, a listed key whose role is not among them is refused too (settle's
+    event stream lets in `service` keys only). Any other key, and any mechanism but CURVE, is
     refused (ZAP 400): the peer's handshake fails and it gets nothing. The
     list file is read again when its modification time or size changes (at
     most once a second), so an operator adds or revokes a key without a
@@ -110,6 +112,13 @@ const bf_keyring_entry_t *bf_keyring_find (const bf_keyring_t *self, const uint8
 
 typedef struct {
     const char *allowed_keys; /* path of the list; copied */
+    /*  Comma-separated roles a listed key must have to be let in (settle's
+        event stream: "service"); NULL or empty: any role. Copied.  */
+    const char *roles;
+    /*  Comma-separated services a key must be bound to (its fourth field in
+        the list) to be let in (settle's event stream: "notify"); NULL or
+        empty: any key, bound or not. Copied.  */
+    const char *services;
 } bf_zap_args_t;
 
 /*  zactor body: signals 0 once bound and the list loaded, -1 (and ends)

@@ -38,10 +38,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_fault.h"
 #include "bf_log.h"
@@ -267,9 +269,14 @@ s_split_free (char **items, size_t count)
     free (items);
 }
 
-//  Logs a rejected frame, at most S_REJECT_LOGS_PER_S a second.
+//  Writes a warning about what arrived (a rejected frame, an event with an
+//  unknown channel), at most S_REJECT_LOGS_PER_S a second; the rest are
+//  counted and summed up in one line.
+static void s_warn_limited (s_ingest_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
 static void
-s_log_rejected (s_ingest_t *self, const char *where, const char *what, const char *why)
+s_warn_limited (s_ingest_t *self, const char *format, ...)
 {
     int64_t second = zclock_mono () / 1000;
     if (second != self->reject_log_second) {
@@ -280,10 +287,23 @@ s_log_rejected (s_ingest_t *self, const char *where, const char *what, const cha
         self->reject_logs = 0;
         self->reject_suppressed = 0;
     }
-    if (self->reject_logs++ < S_REJECT_LOGS_PER_S)
-        bf_warn ("ingest: rejected %s from %s: %s", what, where, why);
-    else
+    if (self->reject_logs++ >= S_REJECT_LOGS_PER_S) {
         self->reject_suppressed++;
+        return;
+    }
+    char line[768];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    bf_warn ("%s", line);
+}
+
+//  Logs a rejected frame (limited).
+static void
+s_log_rejected (s_ingest_t *self, const char *where, const char *what, const char *why)
+{
+    s_warn_limited (self, "ingest: rejected %s from %s: %s", what, where, why);
 }
 
 //  --------------------------------------------------------------------------
@@ -376,14 +396,16 @@ s_store (s_ingest_t *self, uint64_t seq, const Billflow__BillSettled *bill, bool
         if (channel > 0 && channel < S_CHANNELS)
             channels |= (uint8_t)(1u << channel);
         else
-            bf_warn ("ingest: event seq %" PRIu64 " (bill %" PRIu64 ") names unknown channel %d;"
-                     " ignored",
-                     seq, bill->bill_id, channel);
+            s_warn_limited (self,
+                            "ingest: event seq %" PRIu64 " (bill %" PRIu64
+                            ") names unknown channel %d; ignored",
+                            seq, bill->bill_id, channel);
     }
     if (channels == 0)
-        bf_warn ("ingest: event seq %" PRIu64 " (bill %" PRIu64 ") has no known channel:"
-                 " no delivery",
-                 seq, bill->bill_id);
+        s_warn_limited (self,
+                        "ingest: event seq %" PRIu64 " (bill %" PRIu64
+                        ") has no known channel: no delivery",
+                        seq, bill->bill_id);
     slot->seq = seq;
     slot->bill_id = bill->bill_id;
     slot->subscriber_id = bill->subscriber_id;
@@ -971,6 +993,10 @@ s_ingest_new (zsock_t *pipe, const bf_ingest_args_t *args)
     zsock_set_rcvtimeo (self->sub, 0); //  reads happen after the poller said so
     zsock_set_subscribe (self->sub, bf_msg_type_name (BF_MSG_EVT_BILL));
     zsock_set_subscribe (self->sub, bf_msg_type_name (BF_MSG_EVT_HB));
+    //  settle serves the stream over CURVE only (docs/settle.md).
+    char err[256];
+    if (args->cert && bf_curve_client (self->sub, args->cert, args->server_key, err, sizeof err))
+        bf_error ("ingest: event stream: %s", err);
     size_t n = 0;
     char **endpoints = s_split (args->pub_endpoints, &n);
     for (size_t i = 0; endpoints && i < n; i++)
@@ -995,6 +1021,8 @@ s_ingest_new (zsock_t *pipe, const bf_ingest_args_t *args)
         zsock_set_sndtimeo (dealer, 0);
         zsock_set_rcvtimeo (dealer, 0);
         zsock_set_maxmsgsize (dealer, S_DEALER_MAXMSGSIZE);
+        if (args->cert && bf_curve_client (dealer, args->cert, args->server_key, err, sizeof err))
+            bf_error ("ingest: replay: %s", err);
         if (zsock_connect (dealer, "%s", endpoints[i]) != 0) {
             bf_error ("ingest: cannot connect to replay endpoint '%s': %s", endpoints[i],
                       zmq_strerror (zmq_errno ()));

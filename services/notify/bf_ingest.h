@@ -66,6 +66,11 @@ typedef struct {
     /*  no event or heartbeat for this long: check the tail via replay  */
     int heartbeat_timeout_ms;
     bf_actor_status_t *status; /* a failed start is recorded here (bf_actor.h); may be NULL */
+    /*  CURVE client key pair and settle's public key (Z85) for PUB and
+        replay; cert NULL: no CURVE (in-process tests). Only read during
+        zactor_new.  */
+    zcert_t *cert;
+    const char *server_key;
 } bf_ingest_args_t;
 
 /*  zactor function: zactor_new (bf_ingest_actor, &args). args (and its

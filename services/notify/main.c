@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bf_config.h"
+#include "bf_curve.h"
 #include "bf_date.h"
 #include "bf_dispatch.h"
 #include "bf_pii.h"
@@ -84,6 +85,42 @@ s_check_senders (const bf_dispatch_args_t *dargs)
     }
     bf_sender_destroy (&sender);
     return 0;
+}
+
+/*  notify's key pair for reading settle's event stream (served over CURVE
+    only), checked with settle's public key. Returns the key pair, or NULL
+    with a reason naming the setting in err.  */
+static zcert_t *
+s_stream_cert (bf_config_t *config, char *err, size_t errsize)
+{
+    const char *server_key = bf_config_str (config, "notify.settle_server_key");
+    const char *key_file = bf_config_str (config, "notify.key_file");
+    const char *key_setting = "notify.key_file";
+    if (!*key_file) {
+        key_file = bf_config_str (config, "control.client_key_file");
+        key_setting = "control.client_key_file";
+    }
+    if (!*server_key) {
+        bf_err_set (err, errsize,
+                    "notify.settle_server_key is required: settle serves its event stream over"
+                    " CURVE only (docs/notify.md)");
+        return NULL;
+    }
+    if (!bf_curve_key_parse (server_key, NULL)) {
+        bf_err_set (err, errsize, "notify.settle_server_key is not 40 Z85 characters");
+        return NULL;
+    }
+    if (!*key_file) {
+        bf_err_set (err, errsize,
+                    "notify.key_file (or control.client_key_file) is required to read settle's"
+                    " event stream (docs/notify.md)");
+        return NULL;
+    }
+    char why[512];
+    zcert_t *cert = bf_curve_load_secret (key_file, why, sizeof why);
+    if (!cert)
+        bf_err_set (err, errsize, "%s: %s", key_setting, why);
+    return cert;
 }
 
 int
@@ -179,6 +216,12 @@ main (int argc, char **argv)
         n = cores > 0 ? (int)(cores < MAX_DISPATCHERS ? cores : MAX_DISPATCHERS) : 1;
     }
     const char *conninfo = bf_config_str (config, "db.conninfo");
+    zcert_t *stream_cert = s_stream_cert (config, err, sizeof err);
+    if (!stream_cert) {
+        fprintf (stderr, "notify: configuration: %s\n", err);
+        bf_config_destroy (&config);
+        return 2;
+    }
     zsys_init ();
 
     bf_ingest_args_t iargs = {
@@ -190,6 +233,8 @@ main (int argc, char **argv)
         .replay_credit = (int)bf_config_int (config, "notify.replay_credit"),
         .batch = (int)bf_config_int (config, "notify.ingest_batch"),
         .heartbeat_timeout_ms = (int)bf_config_int (config, "notify.ingest_silence_ms"),
+        .cert = stream_cert,
+        .server_key = bf_config_str (config, "notify.settle_server_key"),
     };
 
     bf_dispatch_args_t dargs = {
@@ -261,6 +306,7 @@ main (int argc, char **argv)
             rc = 2;
         }
     }
+    zcert_destroy (&stream_cert); //  a started ingest applied it to its sockets
     zactor_t *dispatchers_actors[MAX_DISPATCHERS] = { NULL };
     bool ok = rc == 0;
     dargs.status = &started;

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_fault.h"
 #include "bf_log.h"
@@ -79,6 +80,7 @@ typedef struct {
     zpoller_t *poller;
     char *conninfo;
     char *pub_endpoint;
+    zcert_t *cert; //  the PUB serves CURVE with it; NULL: no CURVE (tests)
     char *relay_id;
     int batch;
     int heartbeat_ms;
@@ -215,6 +217,9 @@ s_bind (s_relay_t *self)
     }
     zsock_set_sndhwm (pub, S_PUB_SNDHWM);
     zsock_set_linger (pub, 0);
+    //  Only keys the process's ZAP handler lets in may subscribe.
+    if (self->cert)
+        bf_curve_server (pub, self->cert);
     if (zsock_bind (pub, "%s", self->pub_endpoint) == -1) {
         bf_error ("relay %s: cannot bind %s: %s", self->relay_id, self->pub_endpoint,
                   zmq_strerror (zmq_errno ()));
@@ -463,7 +468,7 @@ s_relay_new (zsock_t *pipe, const bf_relay_args_t *args)
         return NULL;
     self->pipe = pipe;
     self->conninfo = s_strdup_or (args->conninfo, "");
-    self->pub_endpoint = s_strdup_or (args->pub_endpoint, "tcp://*:7101");
+    self->pub_endpoint = s_strdup_or (args->pub_endpoint, "tcp://127.0.0.1:7101");
     self->relay_id = s_strdup_or (args->relay_id, "relay");
     self->batch = s_at_least (args->batch, 1);
     self->heartbeat_ms = s_at_least (args->heartbeat_ms, 1);
@@ -472,7 +477,10 @@ s_relay_new (zsock_t *pipe, const bf_relay_args_t *args)
     self->reconnect_backoff = self->poll_ms;
     self->bind_backoff = self->poll_ms;
     self->poller = zpoller_new (pipe, NULL);
-    if (!self->conninfo || !self->pub_endpoint || !self->relay_id || !self->poller) {
+    self->cert = args->cert ? zcert_dup (args->cert) : NULL;
+    if (!self->conninfo || !self->pub_endpoint || !self->relay_id || !self->poller
+        || (args->cert && !self->cert)) {
+        zcert_destroy (&self->cert);
         zpoller_destroy (&self->poller);
         free (self->conninfo);
         free (self->pub_endpoint);
@@ -500,6 +508,7 @@ s_relay_destroy (s_relay_t **self_p)
     //  Closing the session releases the advisory lock.
     PQfinish (self->conn);
     zpoller_destroy (&self->poller);
+    zcert_destroy (&self->cert);
     free (self->conninfo);
     free (self->pub_endpoint);
     free (self->relay_id);

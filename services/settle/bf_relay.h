@@ -27,13 +27,16 @@
 
 typedef struct {
     const char *conninfo;     /* libpq conninfo ("" = PG* environment) */
-    const char *pub_endpoint; /* bound by the leader only, e.g. tcp://0.0.0.0:7101 */
+    const char *pub_endpoint; /* bound by the leader only, e.g. tcp://127.0.0.1:7101 */
     const char *relay_id;     /* instance name, in heartbeats and logs */
     int batch;                /* rows per sequencing transaction */
     int heartbeat_ms;
     int poll_ms; /* idle wait for new rows / standby lock retries */
     int connect_timeout_ms;
     bf_actor_status_t *status; /* a failed start is recorded here (bf_actor.h); may be NULL */
+    /*  The key pair the PUB serves CURVE with (copied), after the process's
+        ZAP handler started (bf_curve.h); NULL: no CURVE (in-process tests).  */
+    zcert_t *cert;
 } bf_relay_args_t;
 
 /*  zactor function: zactor_new (bf_relay_actor, &args). args (and its

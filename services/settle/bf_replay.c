@@ -1,13 +1,31 @@
 /*  bf_replay — the replay actor: answers RPL.FETCH from the durable outbox.
 
-    One request is served to its end before the next is read: read the tail
-    (relay_state.last_seq: every seq up to it is committed, so the range
-    below it has no holes), check the range, then read the rows in slices
-    of at most max_batch and send each slice as one or more RPL.BATCH
-    replies, splitting where a reply would pass the 1 MiB payload limit.
-    Every reply of a request carries the same last_published_seq, so the
-    requester knows where the answer ends: at min(from_seq + count,
-    last_published_seq + 1), or at the first reply whose status is not OK.
+    Requests are checked completely before the database is touched: a
+    malformed request (bad frames, wrong type, from_seq 0, count 0) is
+    answered BAD_REQUEST at once, from what is in memory, and costs no
+    query. A valid request joins its peer's queue (at most S_PEER_JOBS; more
+    are answered UNAVAILABLE "busy"), and peers with work are served round
+    robin, one slice of at most max_batch rows per peer per round: a peer
+    that asks for much, or asks often, cannot hold up the others.
+
+    Serving a request: read the tail (relay_state.last_seq: every seq up to
+    it is committed, so the range below it has no holes), check the range,
+    then read the rows in slices of at most max_batch and answer each slice
+    as one or more RPL.BATCH replies, split where a reply would pass the
+    1 MiB payload limit. Every reply of a request carries the same
+    last_published_seq, so the requester knows where the answer ends: at
+    min(from_seq + count, last_published_seq + 1), or at the first reply
+    whose status is not OK.
+
+    Replies are never sent blocking. ROUTER_MANDATORY makes a send to a
+    peer that is gone fail at once (its queued work is dropped); a peer
+    whose pipe is full (it does not read) keeps its built replies and gets
+    no new slice until they went out; when it takes none for S_STALL_MS, its
+    work is dropped too. So a peer that stops reading, or leaves, costs the
+    others nothing.
+
+    Warnings about rejected requests are limited to S_WARN_BURST per
+    S_WARN_WINDOW_MS; the rest are counted and summed up in one line.
 
     Stored payloads are checked as strictly as bf_wire checks what arrives
     from the network: a row that fails is a server-side data error, answered
@@ -18,35 +36,74 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_log.h"
 #include "bf_wire.h"
 #include "bf_text.h"
 
 #define S_APP_NAME "settle-replay"
-/*  A reply must not be lost to a close; a stuck requester must not stall
-    the others for long.  */
-#define S_LINGER_MS   1000
-#define S_SNDTIMEO_MS 1000
+/*  A reply must not be lost to a close.  */
+#define S_LINGER_MS 1000
 /*  A ReplayFetch is a few dozen bytes; anything this big is garbage.  */
 #define S_MAX_REQUEST ((size_t)64 * 1024)
 /*  Inbound messages past this are dropped by libzmq (peer disconnected).  */
 #define S_MAX_MSGSIZE (4 * 1024 * 1024)
+/*  Messages libzmq queues per peer, each way: a reply is at most 1 MiB.  */
+#define S_SNDHWM 16
+#define S_RCVHWM 100
 /*  Reply payload limit: what every receiver accepts.  */
 #define S_MAX_REPLY        BF_WIRE_MAX_PAYLOAD
 #define S_RECONNECT_MIN_MS 100
 #define S_RECONNECT_MAX_MS 5000
 #define S_REBIND_MAX_MS    10000
+/*  Fairness and bounds (docs/settle.md "Replay").  */
+#define S_PEER_JOBS      8    /* valid requests one peer may have waiting */
+#define S_MAX_PEERS      256  /* peers with work at once */
+#define S_READ_BURST     32   /* requests read before the next round of work */
+#define S_STALL_MS       5000 /* a peer that takes no reply this long loses its work */
+#define S_RETRY_MS       10   /* retry sending to a peer whose pipe was full */
+#define S_WARN_BURST     5
+#define S_WARN_WINDOW_MS 10000
 
 static const bf_db_statement_t s_statements[] = {
     { "replay_tail", "SELECT last_seq FROM relay_state", 0 },
     { "replay_range", "SELECT seq, payload FROM outbox WHERE seq >= $1 AND seq < $2 ORDER BY seq",
       2 },
 };
+
+/*  One valid request waiting or being answered.  */
+typedef struct {
+    char *request_id;
+    uint64_t from;
+    uint32_t count;
+    bool started; //  the tail was read: next, end, tail, base are set
+    uint64_t next, end;
+    uint64_t tail; //  last_published_seq in every reply
+    size_t base;   //  packed size of an OK reply without events
+} s_job_t;
+
+/*  A reply built but not yet taken by the peer's pipe.  */
+typedef struct {
+    zmsg_t *msg; //  without the routing id
+    size_t events;
+} s_out_t;
+
+/*  A peer with work.  */
+typedef struct {
+    char *key; //  the routing id in hex: the peers table's key
+    zframe_t *identity;
+    zlist_t *jobs;         //  s_job_t *, oldest first, at most S_PEER_JOBS
+    zlist_t *outbox;       //  s_out_t *, oldest first
+    int64_t stalled_since; //  mono ms of the first refused send; 0: not stalled
+    int64_t retry_at;
+    bool gone; //  a send failed for good: drop the peer's work
+} s_peer_t;
 
 typedef struct {
     zsock_t *pipe;
@@ -63,27 +120,27 @@ typedef struct {
     int64_t rebind_at;
     int rebind_backoff;
     bool terminated;
+    uint64_t tail; //  the tail last read: for replies that need no query
 
-    //  One pending reply, reused for every batch.
+    zhash_t *peers; //  key -> s_peer_t *
+    zlist_t *ring;  //  the same peers, in round-robin order
+
+    //  The events of the reply being built, reused for every reply.
     Billflow__ReplayEvent *events;
     Billflow__ReplayEvent **event_ptrs;
     size_t n_events;
     size_t packed; //  bytes the pending events add to the reply
 
+    //  Rejection warnings: at most S_WARN_BURST per window.
+    int64_t warn_window; //  mono ms the window started
+    int warned;
+    uint64_t warn_suppressed;
+
     uint64_t served;   //  requests answered OK to their end
-    uint64_t rejected; //  requests answered BAD_REQUEST or UNAVAILABLE
+    uint64_t rejected; //  requests answered BAD_REQUEST or UNAVAILABLE, or dropped
     uint64_t events_sent;
     bf_wire_stats_t wire;
 } s_replay_t;
-
-/*  What one request is being answered with.  */
-typedef struct {
-    zframe_t *identity; //  the requester's routing id
-    const char *request_id;
-    uint64_t tail; //  last_published_seq in every reply
-    size_t base;   //  packed size of an OK reply without events
-    bool gone;     //  a send failed: stop answering this request
-} s_request_t;
 
 //  --------------------------------------------------------------------------
 //  Helpers
@@ -97,6 +154,44 @@ s_varint_size (size_t value)
         size++;
     }
     return size;
+}
+
+/*  Writes a warning about a rejected request or a dropped peer, unless
+    S_WARN_BURST were written in this window; those are counted and summed
+    up by s_warn_tick.  */
+static void s_warn_limited (s_replay_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_warn_tick (s_replay_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (now - self->warn_window < S_WARN_WINDOW_MS)
+        return;
+    if (self->warn_suppressed)
+        bf_warn ("replay: %" PRIu64 " more rejected requests not logged (suppressed) in the last"
+                 " %d s",
+                 self->warn_suppressed, S_WARN_WINDOW_MS / 1000);
+    self->warn_window = now;
+    self->warned = 0;
+    self->warn_suppressed = 0;
+}
+
+static void
+s_warn_limited (s_replay_t *self, const char *format, ...)
+{
+    s_warn_tick (self);
+    if (self->warned >= S_WARN_BURST) {
+        self->warn_suppressed++;
+        return;
+    }
+    self->warned++;
+    char line[768];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    bf_warn ("%s", line);
 }
 
 //  --------------------------------------------------------------------------
@@ -152,8 +247,8 @@ s_connection (s_replay_t *self, int timeout_ms)
     return 0;
 }
 
-//  relay_state.last_seq into *tail. Returns 0, or -1 with the reason in
-//  why.
+//  relay_state.last_seq into *tail (and self->tail). Returns 0, or -1 with
+//  the reason in why.
 static int
 s_read_tail (s_replay_t *self, uint64_t *tail, char *why, size_t whysize)
 {
@@ -172,10 +267,159 @@ s_read_tail (s_replay_t *self, uint64_t *tail, char *why, size_t whysize)
         bf_error ("replay: %s", why);
     } else {
         *tail = strtoull (PQgetvalue (res, 0, 0), NULL, 10);
+        self->tail = *tail;
         rc = 0;
     }
     PQclear (res);
     return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+/*  Sends msg (without the routing id) to identity without blocking.
+    Returns 0 (sent; msg is consumed), 1 (the peer's pipe is full; msg is
+    kept) or -1 (the peer is gone, or another error; msg is kept).  */
+static int
+s_send_to (s_replay_t *self, zframe_t *identity, zmsg_t **msg_p)
+{
+    //  The routing id alone first: ROUTER_MANDATORY refuses it with EAGAIN
+    //  (pipe full) or EHOSTUNREACH (no such peer) before anything is queued,
+    //  so a refused message can be sent again later.
+    void *handle = zsock_resolve (self->router);
+    if (zmq_send (handle, zframe_data (identity), zframe_size (identity),
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT)
+        == -1)
+        return zmq_errno () == EAGAIN ? 1 : -1;
+    //  Accepted: the other frames go into the same pipe (libzmq checks the
+    //  high-water mark per message, at its first frame).
+    if (zmsg_send (msg_p, self->router) != 0)
+        return -1;
+    return 0;
+}
+
+/*  An answer that needs no query (BAD_REQUEST, busy): sent at once without
+    blocking, dropped when the peer's pipe is full or the peer is gone.  */
+static void
+s_answer_now (s_replay_t *self, zframe_t *identity, const char *request_id,
+              Billflow__ReplayBatch__Status status, const char *error)
+{
+    self->rejected++;
+    Billflow__ReplayBatch batch;
+    billflow__replay_batch__init (&batch);
+    batch.schema_version = BF_SCHEMA_VERSION;
+    batch.request_id = (char *)request_id;
+    batch.status = status;
+    batch.error = (char *)error;
+    batch.last_published_seq = self->tail;
+    zmsg_t *msg = bf_wire_encode (BF_MSG_RPL_BATCH, 0, &batch.base);
+    if (msg && s_send_to (self, identity, &msg) != 0)
+        bf_debug ("replay: an error reply to request '%s' was dropped (peer gone or not"
+                  " reading)",
+                  BF_TEXT_SHOW (request_id, 64));
+    zmsg_destroy (&msg);
+}
+
+//  --------------------------------------------------------------------------
+//  Peers
+
+static void
+s_job_destroy (s_job_t **job_p)
+{
+    if (*job_p) {
+        free ((*job_p)->request_id);
+        free (*job_p);
+        *job_p = NULL;
+    }
+}
+
+static void
+s_out_destroy (s_out_t **out_p)
+{
+    if (*out_p) {
+        zmsg_destroy (&(*out_p)->msg);
+        free (*out_p);
+        *out_p = NULL;
+    }
+}
+
+static void
+s_peer_destroy (s_peer_t **peer_p)
+{
+    s_peer_t *peer = *peer_p;
+    if (!peer)
+        return;
+    s_job_t *job;
+    while (peer->jobs && (job = zlist_pop (peer->jobs)))
+        s_job_destroy (&job);
+    s_out_t *out;
+    while (peer->outbox && (out = zlist_pop (peer->outbox)))
+        s_out_destroy (&out);
+    zlist_destroy (&peer->jobs);
+    zlist_destroy (&peer->outbox);
+    zframe_destroy (&peer->identity);
+    free (peer->key);
+    free (peer);
+    *peer_p = NULL;
+}
+
+//  The key of a routing id: its bytes in hex, into a fresh string.
+static char *
+s_peer_key (zframe_t *identity)
+{
+    size_t size = zframe_size (identity);
+    char *key = malloc (size * 2 + 1);
+    if (!key)
+        return NULL;
+    const uint8_t *data = zframe_data (identity);
+    for (size_t i = 0; i < size; i++)
+        snprintf (key + 2 * i, 3, "%02x", data[i]);
+    key[size * 2] = 0;
+    return key;
+}
+
+//  The peer of identity, made when absent. NULL when S_MAX_PEERS have work
+//  (or out of memory).
+static s_peer_t *
+s_peer_get (s_replay_t *self, zframe_t *identity)
+{
+    char *key = s_peer_key (identity);
+    if (!key)
+        return NULL;
+    s_peer_t *peer = zhash_lookup (self->peers, key);
+    if (peer || zhash_size (self->peers) >= S_MAX_PEERS) {
+        free (key);
+        return peer;
+    }
+    peer = calloc (1, sizeof *peer);
+    if (peer) {
+        peer->key = key;
+        peer->identity = zframe_dup (identity);
+        peer->jobs = zlist_new ();
+        peer->outbox = zlist_new ();
+    } else
+        free (key);
+    if (!peer || !peer->identity || !peer->jobs || !peer->outbox
+        || zhash_insert (self->peers, peer->key, peer) != 0) {
+        s_peer_destroy (&peer);
+        return NULL;
+    }
+    if (zlist_append (self->ring, peer) != 0) {
+        zhash_delete (self->peers, peer->key);
+        s_peer_destroy (&peer);
+        return NULL;
+    }
+    return peer;
+}
+
+//  Forgets a peer and whatever work it had (counted as rejected).
+static void
+s_peer_drop (s_replay_t *self, s_peer_t *peer)
+{
+    self->rejected += zlist_size (peer->jobs);
+    zlist_remove (self->ring, peer);
+    zhash_delete (self->peers, peer->key);
+    s_peer_destroy (&peer);
 }
 
 //  --------------------------------------------------------------------------
@@ -194,69 +438,80 @@ s_pending_clear (s_replay_t *self)
 }
 
 static void
-s_batch_init (Billflow__ReplayBatch *batch, const s_request_t *request,
-              Billflow__ReplayBatch__Status status, const char *error)
+s_batch_init (Billflow__ReplayBatch *batch, const s_job_t *job, Billflow__ReplayBatch__Status status,
+              const char *error)
 {
     billflow__replay_batch__init (batch);
     batch->schema_version = BF_SCHEMA_VERSION;
-    batch->request_id = (char *)request->request_id;
+    batch->request_id = job->request_id;
     batch->status = status;
     batch->error = (char *)(error ? error : "");
-    batch->last_published_seq = request->tail;
+    batch->last_published_seq = job->tail;
 }
 
-//  Sends one reply: the pending events (status OK), or an error without
-//  events. Clears the pending events either way. Returns 0 or -1 (the
-//  requester is gone or stuck; request->gone is set).
+/*  Builds one reply, the pending events (status OK) or an error without
+    events, and queues it in the peer's outbox. Clears the pending events
+    either way. Returns 0 or -1 (not encodable: a bug, logged by bf_wire).  */
 static int
-s_send (s_replay_t *self, s_request_t *request, Billflow__ReplayBatch__Status status,
+s_emit (s_replay_t *self, s_peer_t *peer, const s_job_t *job, Billflow__ReplayBatch__Status status,
         const char *error)
 {
     Billflow__ReplayBatch batch;
-    s_batch_init (&batch, request, status, error);
+    s_batch_init (&batch, job, status, error);
     uint64_t seq = 0;
     if (status == BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK && self->n_events > 0) {
         batch.n_events = self->n_events;
         batch.events = self->event_ptrs;
         seq = self->events[self->n_events - 1].seq;
     }
-    size_t sent = batch.n_events;
+    size_t events = batch.n_events;
     zmsg_t *msg = bf_wire_encode (BF_MSG_RPL_BATCH, seq, &batch.base);
     s_pending_clear (self);
-    if (msg == NULL) {
-        //  bf_wire_encode logged why; a bug here, not the requester's fault.
-        request->gone = true;
-        return -1;
+    s_out_t *out = msg ? calloc (1, sizeof *out) : NULL;
+    if (out) {
+        out->msg = msg;
+        out->events = events;
     }
-    zframe_t *identity = zframe_dup (request->identity);
-    zmsg_prepend (msg, &identity);
-    if (zmsg_send (&msg, self->router) != 0) {
-        bf_warn ("replay: cannot answer request '%s': %s", BF_TEXT_SHOW (request->request_id, 64),
-                 zmq_strerror (zmq_errno ()));
+    if (!out || zlist_append (peer->outbox, out) != 0) {
         zmsg_destroy (&msg);
-        request->gone = true;
+        free (out);
         return -1;
     }
-    self->events_sent += sent;
     return 0;
 }
 
-//  Answers with an error and counts the rejection.
+/*  Sends what the peer's outbox holds, oldest first, without blocking.  */
 static void
-s_reject (s_replay_t *self, s_request_t *request, Billflow__ReplayBatch__Status status,
-          const char *error)
+s_flush (s_replay_t *self, s_peer_t *peer)
 {
-    self->rejected++;
-    if (!request->gone)
-        s_send (self, request, status, error);
+    s_out_t *out;
+    while ((out = zlist_first (peer->outbox))) {
+        int rc = s_send_to (self, peer->identity, &out->msg);
+        int64_t now = zclock_mono ();
+        if (rc == 1) {
+            if (!peer->stalled_since)
+                peer->stalled_since = now;
+            peer->retry_at = now + S_RETRY_MS;
+            return;
+        }
+        zlist_pop (peer->outbox);
+        if (rc != 0) {
+            s_out_destroy (&out);
+            peer->gone = true;
+            return;
+        }
+        self->events_sent += out->events;
+        s_out_destroy (&out);
+        peer->stalled_since = 0;
+    }
 }
 
-//  Adds the stored event (seq, payload) to the pending reply, sending the
-//  pending reply first when the event would not fit. Returns 0, or -1 with
-//  the reason in why (bad stored payload, or the requester is gone).
+/*  Adds the stored event (seq, payload) to the pending reply, queueing the
+    pending reply first when the event would not fit. Returns 0, or -1 with
+    the reason in why (bad stored payload).  */
 static int
-s_add_event (s_replay_t *self, s_request_t *request, uint64_t seq, const uint8_t *payload,
-             size_t len, char *why, size_t whysize)
+s_add_event (s_replay_t *self, s_peer_t *peer, const s_job_t *job, uint64_t seq,
+             const uint8_t *payload, size_t len, char *why, size_t whysize)
 {
     char err[256];
     Billflow__BillSettled *bill = billflow__bill_settled__unpack (NULL, len, payload);
@@ -277,7 +532,7 @@ s_add_event (s_replay_t *self, s_request_t *request, uint64_t seq, const uint8_t
     size_t inner = protobuf_c_message_get_packed_size (&probe.base);
     size_t adds = 1 + s_varint_size (inner) + inner; //  field 5 tag, length, body
 
-    size_t base = request->base;
+    size_t base = job->base;
     if (base + adds > S_MAX_REPLY) {
         snprintf (why, whysize, "outbox seq %" PRIu64 " does not fit a reply (%zu bytes)", seq,
                   adds);
@@ -285,8 +540,8 @@ s_add_event (s_replay_t *self, s_request_t *request, uint64_t seq, const uint8_t
         return -1;
     }
     if (self->n_events == (size_t)self->max_batch || base + self->packed + adds > S_MAX_REPLY) {
-        if (s_send (self, request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL) != 0) {
-            snprintf (why, whysize, "requester gone");
+        if (s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL) != 0) {
+            snprintf (why, whysize, "cannot encode a reply");
             protobuf_c_message_free_unpacked (&bill->base, NULL);
             return -1;
         }
@@ -299,68 +554,197 @@ s_add_event (s_replay_t *self, s_request_t *request, uint64_t seq, const uint8_t
     return 0;
 }
 
-//  Sends [from, end) in slices of max_batch rows. Returns 0, or -1 after
-//  answering with an error (or finding the requester gone).
+/*  Answers the next slice of job: at most max_batch rows. Returns 1 when the
+    job is answered to its end (OK), 0 when more slices follow, -1 when it
+    ended with an error reply.  */
 static int
-s_serve_range (s_replay_t *self, s_request_t *request, uint64_t from, uint64_t end)
+s_serve_slice (s_replay_t *self, s_peer_t *peer, s_job_t *job)
 {
     char why[512];
-    uint64_t next = from;
-    while (next < end && !request->gone) {
-        uint64_t hi
-            = end - next > (uint64_t)self->max_batch ? next + (uint64_t)self->max_batch : end;
-        char lo_text[24], hi_text[24];
-        snprintf (lo_text, sizeof lo_text, "%" PRIu64, next);
-        snprintf (hi_text, sizeof hi_text, "%" PRIu64, hi);
-        const char *params[] = { lo_text, hi_text };
-        //  Binary results: payload arrives as its raw bytes, seq as int8.
-        PGresult *res = PQexecPrepared (self->conn, "replay_range", 2, params, NULL, NULL, 1);
-        if (bf_db_check (self->conn, res, PGRES_TUPLES_OK, "replay range") != BF_DB_OK) {
-            PQclear (res);
-            snprintf (why, sizeof why, "database unavailable: %s", bf_db_last_message ());
-            s_check_connection (self);
-            //  Earlier slices went out already; the error ends the answer.
-            s_reject (self, request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
-            return -1;
-        }
-        int rows = PQntuples (res);
-        bool bad = false;
-        for (int i = 0; i < rows && !bad; i++) {
-            uint64_t seq;
-            if (!bf_db_get_int8 (res, i, 0, &seq) || seq != next) {
-                snprintf (why, sizeof why, "outbox seq %" PRIu64 " is missing", next);
-                bad = true;
-            } else if (s_add_event (self, request, seq, (const uint8_t *)PQgetvalue (res, i, 1),
-                                    (size_t)PQgetlength (res, i, 1), why, sizeof why)
-                       != 0)
-                bad = true;
-            else
-                next++;
-        }
-        if (!bad && next < hi) {
-            snprintf (why, sizeof why, "outbox seq %" PRIu64 " is missing", next);
-            bad = true;
-        }
+    uint64_t next = job->next, end = job->end;
+    uint64_t hi = end - next > (uint64_t)self->max_batch ? next + (uint64_t)self->max_batch : end;
+    char lo_text[24], hi_text[24];
+    snprintf (lo_text, sizeof lo_text, "%" PRIu64, next);
+    snprintf (hi_text, sizeof hi_text, "%" PRIu64, hi);
+    const char *params[] = { lo_text, hi_text };
+    //  Binary results: payload arrives as its raw bytes, seq as int8.
+    PGresult *res = PQexecPrepared (self->conn, "replay_range", 2, params, NULL, NULL, 1);
+    if (bf_db_check (self->conn, res, PGRES_TUPLES_OK, "replay range") != BF_DB_OK) {
         PQclear (res);
-        if (bad) {
-            if (request->gone) {
-                self->rejected++;
-                return -1;
-            }
-            bf_error ("replay: request '%s': %s", BF_TEXT_SHOW (request->request_id, 64), why);
-            if (self->n_events > 0)
-                s_send (self, request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL);
-            s_reject (self, request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
-            return -1;
-        }
-        if (self->n_events > 0)
-            s_send (self, request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL);
-    }
-    if (request->gone) {
-        self->rejected++;
+        snprintf (why, sizeof why, "database unavailable: %s", bf_db_last_message ());
+        s_check_connection (self);
+        //  Earlier slices went out already; the error ends the answer.
+        s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
         return -1;
     }
+    int rows = PQntuples (res);
+    bool bad = false;
+    for (int i = 0; i < rows && !bad; i++) {
+        uint64_t seq;
+        if (!bf_db_get_int8 (res, i, 0, &seq) || seq != next) {
+            snprintf (why, sizeof why, "outbox seq %" PRIu64 " is missing", next);
+            bad = true;
+        } else if (s_add_event (self, peer, job, seq, (const uint8_t *)PQgetvalue (res, i, 1),
+                                (size_t)PQgetlength (res, i, 1), why, sizeof why)
+                   != 0)
+            bad = true;
+        else
+            next++;
+    }
+    if (!bad && next < hi) {
+        snprintf (why, sizeof why, "outbox seq %" PRIu64 " is missing", next);
+        bad = true;
+    }
+    PQclear (res);
+    job->next = next;
+    if (self->n_events > 0)
+        s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL);
+    if (bad) {
+        //  The same stored fault answers every request that reaches it:
+        //  logged within the warning limit.
+        s_warn_limited (self, "replay: request '%s': %s", BF_TEXT_SHOW (job->request_id, 64), why);
+        s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
+        return -1;
+    }
+    return next >= end ? 1 : 0;
+}
+
+/*  Starts a job: reads the tail and checks the range against it. Returns 1
+    when the job is answered already (caught up: an empty OK), 0 when
+    slices follow, -1 when it was answered with an error.  */
+static int
+s_start_job (s_replay_t *self, s_peer_t *peer, s_job_t *job)
+{
+    char why[512];
+    uint64_t tail = 0;
+    job->started = true;
+    if (s_read_tail (self, &tail, why, sizeof why) != 0) {
+        job->tail = 0; //  unknown
+        s_warn_limited (self, "replay: request '%s' not served: %s", BF_TEXT_SHOW (job->request_id, 64), why);
+        s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
+        return -1;
+    }
+    job->tail = tail;
+    if (job->from > tail + 1) {
+        snprintf (why, sizeof why,
+                  "from_seq %" PRIu64 " is beyond the tail (last published seq %" PRIu64 ")",
+                  job->from, tail);
+        s_warn_limited (self, "replay: request '%s' rejected: %s", BF_TEXT_SHOW (job->request_id, 64), why);
+        s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
+        return -1;
+    }
+    Billflow__ReplayBatch header;
+    s_batch_init (&header, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL);
+    job->base = protobuf_c_message_get_packed_size (&header.base);
+    //  from <= tail + 1 < 2^63 and count < 2^32: no overflow.
+    job->next = job->from;
+    job->end = job->from + job->count;
+    if (job->end > tail + 1)
+        job->end = tail + 1;
+    if (job->end == job->from) {
+        //  Caught up: an empty OK says so.
+        s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL);
+        return 1;
+    }
     return 0;
+}
+
+/*  One turn of a peer: send what waits, else one slice of its oldest job.  */
+static void
+s_peer_turn (s_replay_t *self, s_peer_t *peer)
+{
+    if (zlist_size (peer->outbox) > 0) {
+        s_flush (self, peer);
+        return;
+    }
+    s_job_t *job = zlist_first (peer->jobs);
+    if (!job)
+        return;
+    int rc = job->started ? 0 : s_start_job (self, peer, job);
+    if (rc == 0 && job->next < job->end)
+        rc = s_serve_slice (self, peer, job);
+    s_pending_clear (self);
+    if (rc != 0) {
+        if (rc > 0)
+            self->served++;
+        else
+            self->rejected++;
+        bf_debug ("replay: request '%s' from %" PRIu64 " count %" PRIu32 " answered",
+                  BF_TEXT_SHOW (job->request_id, 64), job->from, job->count);
+        zlist_pop (peer->jobs);
+        s_job_destroy (&job);
+    }
+    s_flush (self, peer);
+}
+
+static bool
+s_peer_ready (const s_peer_t *peer, int64_t now)
+{
+    if (zlist_size (peer->outbox) > 0)
+        return now >= peer->retry_at;
+    return zlist_size (peer->jobs) > 0;
+}
+
+/*  One round: a turn for each peer that is ready, in ring order; drops the
+    peers that are gone, stalled too long, or done.  */
+static void
+s_round (s_replay_t *self)
+{
+    size_t n = zlist_size (self->ring);
+    for (size_t i = 0; i < n; i++) {
+        s_peer_t *peer = zlist_pop (self->ring);
+        if (!peer)
+            break;
+        int64_t now = zclock_mono ();
+        if (s_peer_ready (peer, now))
+            s_peer_turn (self, peer);
+        now = zclock_mono ();
+        if (peer->gone) {
+            s_warn_limited (self, "replay: a requester left; its %zu queued requests are dropped",
+                            zlist_size (peer->jobs));
+            zlist_append (self->ring, peer); //  s_peer_drop removes it
+            s_peer_drop (self, peer);
+        } else if (peer->stalled_since && now - peer->stalled_since >= S_STALL_MS) {
+            s_warn_limited (self,
+                            "replay: a requester took no reply for %d ms; its %zu queued requests"
+                            " are dropped",
+                            S_STALL_MS, zlist_size (peer->jobs));
+            zlist_append (self->ring, peer);
+            s_peer_drop (self, peer);
+        } else if (zlist_size (peer->jobs) == 0 && zlist_size (peer->outbox) == 0) {
+            zlist_append (self->ring, peer);
+            s_peer_drop (self, peer);
+        } else
+            zlist_append (self->ring, peer);
+    }
+}
+
+/*  How long the actor may sleep: 0 when a peer is ready, else until the
+    first retry, stall or warning summary is due; -1 for no limit.  */
+static int
+s_next_timeout (s_replay_t *self)
+{
+    int64_t now = zclock_mono ();
+    int64_t due = -1;
+    for (s_peer_t *peer = zlist_first (self->ring); peer; peer = zlist_next (self->ring)) {
+        if (s_peer_ready (peer, now))
+            return 0;
+        if (zlist_size (peer->outbox) > 0) {
+            int64_t at = peer->retry_at;
+            if (due < 0 || at < due)
+                due = at;
+        }
+    }
+    if (self->warn_suppressed) {
+        int64_t at = self->warn_window + S_WARN_WINDOW_MS;
+        if (due < 0 || at < due)
+            due = at;
+    }
+    if (!self->bound && (due < 0 || self->rebind_at < due))
+        due = self->rebind_at;
+    if (due < 0)
+        return -1;
+    return due <= now ? 0 : (int)(due - now);
 }
 
 //  --------------------------------------------------------------------------
@@ -392,14 +776,16 @@ s_peek_request_id (zmsg_t *msg)
     return id;
 }
 
+/*  Reads one request and checks it completely, without the database: a bad
+    one is answered at once, a good one joins its peer's queue.  */
 static void
 s_handle_request (s_replay_t *self)
 {
     zmsg_t *msg = zmsg_recv (self->router);
     if (msg == NULL)
         return;
-    s_request_t request = { zmsg_pop (msg), "unknown", 0, 0, false };
-    if (request.identity == NULL) {
+    zframe_t *identity = zmsg_pop (msg);
+    if (identity == NULL) {
         zmsg_destroy (&msg);
         return;
     }
@@ -420,61 +806,53 @@ s_handle_request (s_replay_t *self)
     char *peeked = rc == BF_WIRE_OK ? NULL : s_peek_request_id (msg);
     zmsg_destroy (&msg);
     Billflow__ReplayFetch *fetch = bf_wire_replay_fetch (&wire);
-    if (fetch)
-        request.request_id = fetch->request_id;
-    else if (peeked)
-        request.request_id = peeked;
+    const char *request_id = fetch ? fetch->request_id : peeked ? peeked : "unknown";
 
+    const Billflow__ReplayBatch__Status BAD = BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST;
     char why[512];
-    uint64_t tail = 0;
-    //  The tail goes into every reply, errors included; a request that is
-    //  bad on its own is BAD_REQUEST even while the database is down.
-    bool have_tail = s_read_tail (self, &tail, why, sizeof why) == 0;
-    request.tail = tail;
-
-    if (rc != BF_WIRE_OK) {
+    if (rc != BF_WIRE_OK)
         snprintf (why, sizeof why, "malformed request (%s): %s", bf_wire_rc_name (rc), err);
-        bf_warn ("replay: request '%s' rejected: %s", BF_TEXT_SHOW (request.request_id, 64), why);
-        s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
-    } else if (fetch == NULL) {
+    else if (fetch == NULL)
         snprintf (why, sizeof why, "expected RPL.FETCH, got %s", bf_msg_type_name (wire.type));
-        bf_warn ("replay: request rejected: %s", why);
-        s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
-    } else if (fetch->from_seq == 0 || fetch->count == 0) {
+    else if (fetch->from_seq == 0 || fetch->count == 0)
         snprintf (why, sizeof why, "%s is 0 (sequences start at 1; count is the credit)",
                   fetch->from_seq == 0 ? "from_seq" : "count");
-        bf_warn ("replay: request '%s' rejected: %s", BF_TEXT_SHOW (request.request_id, 64), why);
-        s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
-    } else if (!have_tail) {
-        bf_warn ("replay: request '%s' not served: %s", BF_TEXT_SHOW (request.request_id, 64), why);
-        s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
-    } else if (fetch->from_seq > tail + 1) {
-        snprintf (why, sizeof why,
-                  "from_seq %" PRIu64 " is beyond the tail (last published seq %" PRIu64 ")",
-                  fetch->from_seq, tail);
-        bf_warn ("replay: request '%s' rejected: %s", BF_TEXT_SHOW (request.request_id, 64), why);
-        s_reject (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
+    else
+        why[0] = 0;
+
+    if (*why) {
+        s_warn_limited (self, "replay: request '%s' rejected: %s", BF_TEXT_SHOW (request_id, 64), why);
+        s_answer_now (self, identity, request_id, BAD, why);
     } else {
-        //  from_seq <= tail + 1 < 2^63 and count < 2^32: no overflow.
-        Billflow__ReplayBatch header;
-        s_batch_init (&header, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL);
-        request.base = protobuf_c_message_get_packed_size (&header.base);
-        uint64_t end = fetch->from_seq + fetch->count;
-        if (end > tail + 1)
-            end = tail + 1;
-        if (end == fetch->from_seq) {
-            //  Caught up: an empty OK says so.
-            if (s_send (self, &request, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_OK, NULL) == 0)
-                self->served++;
-        } else if (s_serve_range (self, &request, fetch->from_seq, end) == 0)
-            self->served++;
-        bf_debug ("replay: request '%s' from %" PRIu64 " count %" PRIu32 " answered",
-                  BF_TEXT_SHOW (request.request_id, 64), fetch->from_seq, fetch->count);
+        s_peer_t *peer = s_peer_get (self, identity);
+        s_job_t *job = NULL;
+        if (!peer)
+            snprintf (why, sizeof why, "busy: %d requesters are waiting; retry later",
+                      S_MAX_PEERS);
+        else if (zlist_size (peer->jobs) >= S_PEER_JOBS)
+            snprintf (why, sizeof why,
+                      "busy: %d requests from this requester are waiting; retry after their"
+                      " answers",
+                      S_PEER_JOBS);
+        else if (!(job = calloc (1, sizeof *job)) || !(job->request_id = strdup (request_id))
+                 || zlist_append (peer->jobs, job) != 0) {
+            s_job_destroy (&job);
+            snprintf (why, sizeof why, "busy: out of memory; retry later");
+        }
+        if (*why) {
+            s_warn_limited (self, "replay: request '%s' not queued: %s", BF_TEXT_SHOW (request_id, 64), why);
+            s_answer_now (self, identity, request_id,
+                          BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
+            if (peer && zlist_size (peer->jobs) == 0 && zlist_size (peer->outbox) == 0)
+                s_peer_drop (self, peer);
+        } else {
+            job->from = fetch->from_seq;
+            job->count = fetch->count;
+        }
     }
-    s_pending_clear (self);
     bf_wire_msg_reset (&wire);
     free (peeked);
-    zframe_destroy (&request.identity);
+    zframe_destroy (&identity);
 }
 
 //  --------------------------------------------------------------------------
@@ -502,6 +880,11 @@ s_replay_destroy (s_replay_t **self_p)
     if (self == NULL)
         return;
     s_pending_clear (self);
+    s_peer_t *peer;
+    while (self->ring && (peer = zlist_pop (self->ring)))
+        s_peer_destroy (&peer);
+    zlist_destroy (&self->ring);
+    zhash_destroy (&self->peers);
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->router);
     PQfinish (self->conn);
@@ -522,23 +905,35 @@ s_replay_new (zsock_t *pipe, const bf_replay_args_t *args)
     self->pipe = pipe;
     self->max_batch = args->max_batch > 0 ? args->max_batch : 1;
     self->conninfo = strdup (args->conninfo ? args->conninfo : "");
-    self->endpoint = strdup (args->endpoint && *args->endpoint ? args->endpoint : "tcp://*:7102");
+    self->endpoint = strdup (args->endpoint && *args->endpoint ? args->endpoint : "tcp://127.0.0.1:7102");
     self->events = calloc ((size_t)self->max_batch, sizeof *self->events);
     self->event_ptrs = calloc ((size_t)self->max_batch, sizeof *self->event_ptrs);
     self->router = zsock_new (ZMQ_ROUTER);
+    self->peers = zhash_new ();
+    self->ring = zlist_new ();
     self->reconnect_backoff = S_RECONNECT_MIN_MS;
     self->rebind_backoff = 1000;
-    if (!self->conninfo || !self->endpoint || !self->events || !self->event_ptrs || !self->router) {
+    self->warn_window = zclock_mono ();
+    if (!self->conninfo || !self->endpoint || !self->events || !self->event_ptrs || !self->router
+        || !self->peers || !self->ring) {
         s_replay_destroy (&self);
         return NULL;
     }
     for (int i = 0; i < self->max_batch; i++)
         self->event_ptrs[i] = &self->events[i];
-    //  A reply to a requester that left fails loudly instead of vanishing.
+    //  A reply to a requester that left, or does not read, fails at once
+    //  (EHOSTUNREACH, EAGAIN) instead of vanishing or blocking.
     zsock_set_router_mandatory (self->router, 1);
     zsock_set_linger (self->router, S_LINGER_MS);
-    zsock_set_sndtimeo (self->router, S_SNDTIMEO_MS);
+    zsock_set_sndtimeo (self->router, 0);
+    zsock_set_rcvtimeo (self->router, 0);
+    zsock_set_sndhwm (self->router, S_SNDHWM);
+    zsock_set_rcvhwm (self->router, S_RCVHWM);
     zsock_set_maxmsgsize (self->router, S_MAX_MSGSIZE);
+    //  Only keys in the allowed list with a role that may read events get
+    //  through the handshake (the process's ZAP handler decides).
+    if (args->cert)
+        bf_curve_server (self->router, args->cert);
     self->poller = zpoller_new (pipe, self->router, NULL);
     if (self->poller == NULL) {
         s_replay_destroy (&self);
@@ -589,23 +984,30 @@ bf_replay_actor (zsock_t *pipe, void *args)
     s_bind (self);
     //  A database that is down now is not fatal: requests get UNAVAILABLE
     //  and each one tries again (paced).
-    s_connection (self, ((const bf_replay_args_t *)args)->connect_timeout_ms);
+    //  The tail read now answers the bad requests that come before the
+    //  first good one.
+    if (s_connection (self, ((const bf_replay_args_t *)args)->connect_timeout_ms) == 0) {
+        char why[512];
+        uint64_t tail;
+        s_read_tail (self, &tail, why, sizeof why);
+    }
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
-        int timeout = -1;
-        if (!self->bound) {
-            int64_t wait = self->rebind_at - zclock_mono ();
-            timeout = wait < 0 ? 0 : (int)wait;
-        }
-        void *which = zpoller_wait (self->poller, timeout);
+        void *which = zpoller_wait (self->poller, s_next_timeout (self));
         if (which == self->pipe)
             s_handle_pipe (self);
-        else if (which == self->router)
-            s_handle_request (self);
-        else if (zpoller_terminated (self->poller) && zmq_errno () == ETERM)
+        else if (which == NULL && zpoller_terminated (self->poller) && zmq_errno () == ETERM)
             break; //  the ZeroMQ context is gone: nobody can talk to us
-        if (!self->bound && !self->terminated && zclock_mono () >= self->rebind_at)
+        if (self->terminated)
+            break;
+        //  A bounded burst of requests (cheap: no database), then one round
+        //  of work, so a flood is read fast and never starves the answers.
+        for (int i = 0; i < S_READ_BURST && (zsock_events (self->router) & ZMQ_POLLIN); i++)
+            s_handle_request (self);
+        s_round (self);
+        s_warn_tick (self);
+        if (!self->bound && zclock_mono () >= self->rebind_at)
             s_bind (self);
     }
     s_replay_destroy (&self);

@@ -10,8 +10,15 @@
     Bad requests get a ReplayBatch with status BAD_REQUEST and an error text
     (malformed frames, unknown types, from_seq 0, count 0, from_seq beyond the
     published tail); a database failure gets UNAVAILABLE. Every reply carries
-    last_published_seq. Every rejected request is logged and counted; the
-    actor keeps running.
+    last_published_seq. Every rejected request is counted and logged
+    (within a limit of a few lines per 10 s, the rest summed up); the actor
+    keeps running.
+
+    Fairness and bounds (bf_replay.c, docs/settle.md "Replay under load"):
+    requests are checked before any query; each peer may have a few valid
+    requests waiting (more are answered UNAVAILABLE "busy"); peers are
+    served round robin one slice at a time; sends never block, and the work
+    of a peer that left or stopped reading is dropped.
 
     Pipe protocol: the zactor contract (ready signal, "$TERM"), plus
       "STATS" -> replies requests served, rejected, events sent (decimal text).  */
@@ -25,10 +32,14 @@
 
 typedef struct {
     const char *conninfo;
-    const char *endpoint; /* bound, e.g. tcp://0.0.0.0:7102 */
+    const char *endpoint; /* bound, e.g. tcp://127.0.0.1:7102 */
     int max_batch;        /* events per reply message */
     int connect_timeout_ms;
     bf_actor_status_t *status; /* a failed start is recorded here (bf_actor.h); may be NULL */
+    /*  The key pair the ROUTER serves CURVE with, after the process's ZAP
+        handler started (bf_curve.h); NULL: no CURVE (in-process tests).
+        Only read during zactor_new.  */
+    zcert_t *cert;
 } bf_replay_args_t;
 
 void bf_replay_actor (zsock_t *pipe, void *args);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bf_config.h"
+#include "bf_curve.h"
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_link.h"
@@ -52,7 +53,10 @@ static const char *s_usage
       "  --db CONNINFO    libpq connection string (overrides db.conninfo)\n"
       "\n"
       "exit codes (--once): 0 completed, 1 did not complete, 2 usage or configuration error,\n"
-      "                     3 completed but some subscribers failed rating\n";
+      "                     3 completed but some subscribers failed rating\n"
+      "\n"
+      "settle serves its event stream (PUB, replay) over CURVE only: it needs settle.key_file\n"
+      "(or control.client_key_file) and settle.allowed_keys (or control.allowed_keys).\n";
 
 typedef struct {
     bf_config_t *config;
@@ -63,6 +67,8 @@ typedef struct {
     zactor_t *replay;
     zactor_t *link;
     bf_settle_cmd_t cmd; /* the control link's context, for its whole life */
+    zcert_t *cert;       /* settle.key_file: PUB and replay serve CURVE with it */
+    zactor_t *zap;       /* lets in settle.allowed_keys' service keys only */
 } s_settle_t;
 
 #define s_usage_error(...) bf_usage_error ("settle", s_usage, __VA_ARGS__)
@@ -104,6 +110,7 @@ s_start_relay (s_settle_t *self)
         .heartbeat_ms = (int)bf_config_int (self->config, "settle.heartbeat_ms"),
         .poll_ms = (int)bf_config_int (self->config, "settle.poll_ms"),
         .connect_timeout_ms = s_timeout (self),
+        .cert = self->cert,
     };
     bf_actor_status_t started;
     char why[600];
@@ -125,6 +132,75 @@ s_stop_all (s_settle_t *self)
     zactor_destroy (&self->replay);
 }
 
+/*  The event stream (PUB and replay) carries every bill: it is served over
+    CURVE only, to the keys of settle.allowed_keys with role service. Loads
+    the key pair, checks the list and starts the ZAP handler. Returns 0, or
+    -1 with a reason naming the setting in err.  */
+static int
+s_stream_security (s_settle_t *self, char *err, size_t errsize)
+{
+    const char *key_file = bf_config_str (self->config, "settle.key_file");
+    const char *key_setting = "settle.key_file";
+    if (!*key_file) {
+        key_file = bf_config_str (self->config, "control.client_key_file");
+        key_setting = "control.client_key_file";
+    }
+    const char *allowed = bf_config_str (self->config, "settle.allowed_keys");
+    const char *list_setting = "settle.allowed_keys";
+    if (!*allowed) {
+        allowed = bf_config_str (self->config, "control.allowed_keys");
+        list_setting = "control.allowed_keys";
+    }
+    if (!*key_file)
+        return bf_err_set (err, errsize,
+                           "settle.key_file (or control.client_key_file) is required: the event"
+                           " stream (PUB and replay) is served over CURVE only (docs/settle.md)");
+    if (!*allowed)
+        return bf_err_set (err, errsize,
+                           "settle.allowed_keys (or control.allowed_keys) is required: it lists"
+                           " the keys that may read the event stream (docs/settle.md)");
+    char why[512];
+    self->cert = bf_curve_load_secret (key_file, why, sizeof why);
+    if (!self->cert)
+        return bf_err_set (err, errsize, "%s: %s", key_setting, why);
+    bf_keyring_t *keyring = bf_keyring_load (allowed, why, sizeof why);
+    if (!keyring)
+        return bf_err_set (err, errsize, "%s: %s", list_setting, why);
+    bf_keyring_destroy (&keyring);
+    bf_zap_args_t zargs = { .allowed_keys = allowed, .roles = "service", .services = "notify" };
+    self->zap = zactor_new (bf_zap_actor, &zargs);
+    //  zactor_new does not report a failed start: an actor that ended
+    //  answers STATS with its end signal instead of four fields.
+    bool alive = false;
+    if (self->zap) {
+        zsock_set_rcvtimeo (zactor_sock (self->zap), 5000);
+        zstr_send (self->zap, "STATS");
+        zmsg_t *msg = zmsg_recv (self->zap);
+        alive = msg && zmsg_size (msg) == 4;
+        zmsg_destroy (&msg);
+        zsock_set_rcvtimeo (zactor_sock (self->zap), -1);
+    }
+    if (!alive) {
+        zactor_destroy (&self->zap);
+        return bf_err_set (err, errsize, "%s: the key handler did not start (see above)",
+                           list_setting);
+    }
+    return 0;
+}
+
+/*  Reads and drops what the ZAP handler reports (refused keys are logged
+    by the handler itself), so its pipe never fills.  */
+static void
+s_drain_zap (s_settle_t *self)
+{
+    if (!self->zap)
+        return;
+    zmsg_t *msg;
+    while ((zsock_events (zactor_sock (self->zap)) & ZMQ_POLLIN)
+           && (msg = zmsg_recv (self->zap)))
+        zmsg_destroy (&msg);
+}
+
 static int
 s_service (s_settle_t *self)
 {
@@ -135,6 +211,7 @@ s_service (s_settle_t *self)
         .endpoint = bf_config_str (self->config, "settle.replay_endpoint"),
         .max_batch = (int)bf_config_int (self->config, "settle.replay_max_batch"),
         .connect_timeout_ms = s_timeout (self),
+        .cert = self->cert,
     };
     bf_actor_status_t started;
     char why[600];
@@ -166,8 +243,10 @@ s_service (s_settle_t *self)
     }
     bf_info ("settle %s: %d workers, relay, replay%s running", self->instance, self->nworkers,
              *control ? ", control link" : "");
-    while (!zsys_interrupted)
+    while (!zsys_interrupted) {
         zclock_sleep (100);
+        s_drain_zap (self);
+    }
     bf_info ("settle %s: stopping", self->instance);
     s_stop_all (self);
     return 0;
@@ -268,6 +347,7 @@ s_once (s_settle_t *self, const char *period)
     int rc = EXIT_INCOMPLETE;
     while (!zsys_interrupted) {
         zclock_sleep (200);
+        s_drain_zap (self);
         if (bf_run_info (conn, NULL, run_id, &info) != 0) {
             if (PQstatus (conn) != CONNECTION_OK)
                 PQreset (conn);
@@ -369,7 +449,15 @@ main (int argc, char **argv)
     /*  CZMQ's handler sets zsys_interrupted on SIGINT/SIGTERM; actors poll
         with nonstop set, so only this thread reacts.  */
     zsys_init ();
+    if (s_stream_security (&self, err, sizeof err) != 0) {
+        fprintf (stderr, "settle: configuration: %s\n", err);
+        zcert_destroy (&self.cert);
+        bf_config_destroy (&self.config);
+        return EXIT_USAGE;
+    }
     int rc = once ? s_once (&self, period) : s_service (&self);
+    zactor_destroy (&self.zap);
+    zcert_destroy (&self.cert);
     bf_config_destroy (&self.config);
     return rc;
 }

@@ -170,15 +170,45 @@ bf_testdb_billdata (const char *conninfo, char **output, const char *args_format
 int
 bf_testdb_settle_once (const char *conninfo, const char *period)
 {
-    char command[2048];
+    /*  settle serves its event stream over CURVE only: a throwaway key pair
+        and an empty allowed list (nobody reads this run's stream).  */
+    char *dir = bf_test_mkdtemp ();
+    char pub[BF_CURVE_KEY_TXT], err[256], list[600];
+    if (!dir || bf_curve_keygen (dir, "settle", pub, err, sizeof err) != 0) {
+        fprintf (stderr, "bf_testdb: settle key: %s\n", dir ? err : "no temporary directory");
+        bf_test_rmdir (&dir);
+        return -1;
+    }
+    snprintf (list, sizeof list, "%s/allowed_keys", dir);
+    bf_test_write (list, "# nobody reads\n");
+    char command[4096];
     snprintf (command, sizeof command,
               "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_DB_CONNECT_TIMEOUT_MS=5000"
               " BILLFLOW_PII_KEY=" BF_TEST_PII_KEY
               " BILLFLOW_SETTLE_PUB_ENDPOINT='tcp://127.0.0.1:*' BILLFLOW_SETTLE_POLL_MS=50"
+              " BILLFLOW_SETTLE_KEY_FILE='%s/settle.key_secret' BILLFLOW_SETTLE_ALLOWED_KEYS='%s'"
               " sh -c 'exec \"$BF_SETTLE\" --once --period %s' >/dev/null 2>&1",
-              conninfo ? conninfo : "", period);
+              conninfo ? conninfo : "", dir, list, period);
     int status = system (command);
+    bf_test_rmdir (&dir);
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+int
+bf_test_settle_keys_env (const char *dir)
+{
+    char pub[BF_CURVE_KEY_TXT], err[256], path[600];
+    if (bf_curve_keygen (dir, "settle", pub, err, sizeof err) != 0) {
+        fprintf (stderr, "bf_test: settle key: %s\n", err);
+        return -1;
+    }
+    snprintf (path, sizeof path, "%s/settle.key_secret", dir);
+    setenv ("BILLFLOW_SETTLE_KEY_FILE", path, 1);
+    snprintf (path, sizeof path, "%s/stream_allowed_keys", dir);
+    if (bf_test_write (path, "# nobody reads\n") != 0)
+        return -1;
+    setenv ("BILLFLOW_SETTLE_ALLOWED_KEYS", path, 1);
+    return 0;
 }
 
 char *

@@ -38,6 +38,13 @@ int bf_testdb_billdata (const char *conninfo, char **output, const char *args_fo
     Returns the exit status, or -1 when it could not run.  */
 int bf_testdb_settle_once (const char *conninfo, const char *period);
 
+/*  For tests that run settle themselves: makes a settle key pair and an
+    empty allowed list in dir (nobody reads the stream) and sets
+    BILLFLOW_SETTLE_KEY_FILE and BILLFLOW_SETTLE_ALLOWED_KEYS in this
+    process's environment, so every settle it starts serves its event
+    stream over CURVE. Returns 0 or -1.  */
+int bf_test_settle_keys_env (const char *dir);
+
 /*  A fresh temporary directory (malloc'd path); bf_test_rmdir removes it.  */
 char *bf_test_mkdtemp (void);
 void bf_test_rmdir (char **path_p);

@@ -75,6 +75,9 @@ s_settle_init (bf_stack_t *s, int i)
     bf_proc_env (p, "BILLFLOW_SETTLE_WORKERS=1");
     bf_proc_env (p, "BILLFLOW_SETTLE_POLL_MS=50");
     bf_proc_env (p, "BILLFLOW_SETTLE_LEASE_MS=3000");
+    /*  The event stream serves CURVE with settle's key (control.client_key_file)
+        to the service keys of the same list control uses.  */
+    bf_proc_env (p, "BILLFLOW_SETTLE_ALLOWED_KEYS=%s/allowed_keys", s->dir);
 }
 
 static void
@@ -88,6 +91,7 @@ s_notify_init (bf_stack_t *s)
     bf_proc_env (p, "BILLFLOW_NOTIFY_SETTLE_PUB_ENDPOINTS=ipc://%s/pub", s->dir);
     bf_proc_env (p, "BILLFLOW_NOTIFY_SETTLE_REPLAY_ENDPOINTS=ipc://%s/replay-1,ipc://%s/replay-2",
                  s->dir, s->dir);
+    bf_proc_env (p, "BILLFLOW_NOTIFY_SETTLE_SERVER_KEY=%s", s->settle_key);
     bf_proc_env (p, "BILLFLOW_NOTIFY_DISPATCHERS=1");
     bf_proc_env (p, "BILLFLOW_NOTIFY_LEASE_MS=5000");
     bf_proc_env (p, "BILLFLOW_NOTIFY_POLL_MS=50");
@@ -116,6 +120,8 @@ s_write_keys (bf_stack_t *s)
         }
         if (i == 0)
             memcpy (s->control_key, pub, sizeof pub);
+        if (i == 1)
+            memcpy (s->settle_key, pub, sizeof pub);
         if (roles[i])
             snprintf (list + strlen (list), sizeof list - strlen (list), "%s %s %s %s\n", names[i],
                       roles[i], pub, bindings[i]);

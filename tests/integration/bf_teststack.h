@@ -29,6 +29,7 @@ typedef struct {
     bf_proc_t settle[2];
     bf_proc_t notify;
     bf_proc_t mock;
+    char settle_key[BF_CURVE_KEY_TXT]; /* settle's public key: its event stream's server key */
 } bf_stack_t;
 
 /*  Creates the database (migrated), the directory, the keys and the list;

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -1093,6 +1094,92 @@ test_throughput (void **state)
     bf_testdb_drop (&db);
 }
 
+
+//  --------------------------------------------------------------------------
+//  An event stream full of unknown channels: each event is still ingested
+//  (its known channel gets a delivery), but the warnings are limited to a
+//  few a second and the rest counted (issue 11, defect 8: the same class as
+//  replay's unthrottled warnings).
+
+static void
+test_unknown_channel_warnings_are_limited (void **state)
+{
+    (void)state;
+    PGconn *conn;
+    char *db = s_db_new (&conn);
+    enum { N = 300 };
+    s_bills (conn, 1, N);
+    char pub[64], rpl[64];
+    s_endpoint (pub, sizeof pub);
+    s_endpoint (rpl, sizeof rpl);
+    char *dir = bf_test_mkdtemp ();
+    assert_non_null (dir);
+    char path[600];
+    snprintf (path, sizeof path, "%s/ingest.log", dir);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true (fd >= 0);
+    bf_log_init ("itest_ingest", BF_LOG_WARN, false);
+    bf_log_set_fd (fd);
+
+    zactor_t *replay = s_replay_start (db, rpl, 10);
+    zactor_t *ingest = s_ingest_start (db, pub, rpl, 10, 50, 1000);
+    zsock_t *fake = s_fake_pub (pub);
+    //  Each event names SMS and two channels no build knows (9, 10).
+    Billflow__Channel channels[] = { BILLFLOW__CHANNEL__CHANNEL_SMS, (Billflow__Channel)9,
+                                     (Billflow__Channel)10 };
+    for (int round = 0; round < 100 && s_status (ingest).cursor < N; round++) {
+        for (uint64_t i = 1; i <= N; i++) {
+            Billflow__BillSettled bill = BILLFLOW__BILL_SETTLED__INIT;
+            char event_id[BF_UUID_LEN + 1];
+            assert_non_null (bf_uuid_v4 (event_id));
+            bill.schema_version = BF_SCHEMA_VERSION;
+            bill.event_id = event_id;
+            bill.bill_id = S_BILL_BASE + i;
+            bill.subscriber_id = i;
+            bill.period = (char *)S_PERIOD;
+            bill.total = (int64_t)i * 10;
+            bill.due_date = (char *)"2026-11-25";
+            bill.n_channels = 3;
+            bill.channels = channels;
+            bill.run_id = 1;
+            bill.line_count = 2;
+            zmsg_t *msg = bf_wire_encode (BF_MSG_EVT_BILL, i, &bill.base);
+            assert_non_null (msg);
+            assert_int_equal (zmsg_send (&msg, fake), 0);
+        }
+        zclock_sleep (50); //  again until the SUB had joined for a whole pass
+    }
+    s_wait_cursor (ingest, N, 10000);
+    //  A second later one more warning writes the count of the limited ones.
+    zclock_sleep (1100);
+    s_send_frames (fake, 1, "EVT.BILL", (size_t)8);
+    zclock_sleep (300);
+    zsock_destroy (&fake);
+    zactor_destroy (&ingest);
+    zactor_destroy (&replay);
+    bf_log_set_fd (2);
+    bf_log_init ("itest_ingest", getenv ("BF_TEST_VERBOSE") ? BF_LOG_DEBUG : BF_LOG_ERROR, false);
+    close (fd);
+
+    //  Every event ingested with its one known channel.
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"), N);
+    char *text = bf_test_slurp (path);
+    assert_non_null (text);
+    int unknown = 0;
+    for (const char *at = text; (at = strstr (at, "names unknown channel")); at++)
+        unknown++;
+    bool summary = strstr (text, "more rejected frames not logged") != NULL;
+    fprintf (stderr, "# %d unknown-channel warning lines for %d events\n", unknown, 2 * N);
+    free (text);
+    bf_test_rmdir (&dir);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+    //  At most 5 a second; the test takes a few seconds, 2 * N are due.
+    if (unknown > 60)
+        fail_msg ("%d warning lines about unknown channels (limit 60 of %d)", unknown, 2 * N);
+    assert_true (summary);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1110,6 +1197,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_replay_trouble),
         cmocka_unit_test (test_database_loss_and_missing_bill),
         cmocka_unit_test (test_throughput),
+        cmocka_unit_test (test_unknown_channel_warnings_are_limited),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "bf_billctl.h"
+#include "bf_curve.h"
 #include "bf_pii.h"
 #include "bf_query.h"
 #include "bf_report.h"
@@ -107,7 +108,7 @@ typedef struct {
     char *dir;
     pid_t mock;
     int http_port, smtp_port;
-    char env[16][256]; /* shared notify environment */
+    char env[24][256]; /* shared notify environment */
     int nenv;
 } s_stack_t;
 
@@ -209,21 +210,37 @@ s_stack_start (s_stack_t *s, int n, const char *mock_flags)
                                           n),
                       0);
     free (out);
+    /*  The event stream is CURVE only: settle serves with its key, and
+        notify's key is the one service key in the list.  */
+    char settle_pub[BF_CURVE_KEY_TXT], notify_pub[BF_CURVE_KEY_TXT], err[256], list[600];
+    assert_int_equal (bf_curve_keygen (s->dir, "settle", settle_pub, err, sizeof err), 0);
+    assert_int_equal (bf_curve_keygen (s->dir, "notify", notify_pub, err, sizeof err), 0);
+    snprintf (list, sizeof list, "notify service %s\n", notify_pub);
+    char path[600];
+    snprintf (path, sizeof path, "%s/allowed_keys", s->dir);
+    assert_int_equal (bf_test_write (path, list), 0);
     char command[2048];
     snprintf (command, sizeof command,
               "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_SETTLE_PUB_ENDPOINT='ipc://%s/pub'"
+              " BILLFLOW_SETTLE_KEY_FILE='%s/settle.key_secret'"
+              " BILLFLOW_SETTLE_ALLOWED_KEYS='%s/allowed_keys'"
               " \"$BF_SETTLE\" --once --period 2026-10 > '%s/settle-once.log' 2>&1",
-              s->db, s->dir, s->dir);
+              s->db, s->dir, s->dir, s->dir, s->dir);
     assert_int_equal (system (command), 0);
     s_mock_start (s, mock_flags);
 
-    static char settle_env[4][256];
+    static char settle_env[5][700];
     snprintf (settle_env[0], sizeof settle_env[0], "BILLFLOW_DB_CONNINFO=%s", s->db);
     snprintf (settle_env[1], sizeof settle_env[1], "BILLFLOW_SETTLE_PUB_ENDPOINT=ipc://%s/pub",
               s->dir);
     snprintf (settle_env[2], sizeof settle_env[2],
               "BILLFLOW_SETTLE_REPLAY_ENDPOINT=ipc://%s/replay", s->dir);
-    const char *senv[] = { settle_env[0], settle_env[1], settle_env[2], NULL };
+    snprintf (settle_env[3], sizeof settle_env[3],
+              "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret", s->dir);
+    snprintf (settle_env[4], sizeof settle_env[4], "BILLFLOW_SETTLE_ALLOWED_KEYS=%s",
+              path);
+    const char *senv[] = { settle_env[0], settle_env[1], settle_env[2], settle_env[3],
+                           settle_env[4], NULL };
     char log[512];
     snprintf (log, sizeof log, "%s/settle.log", s->dir);
     s_spawn (getenv ("BF_SETTLE"), senv, log, NULL);
@@ -232,6 +249,8 @@ s_stack_start (s_stack_t *s, int n, const char *mock_flags)
     s_env (s, "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
     s_env (s, "BILLFLOW_NOTIFY_SETTLE_PUB_ENDPOINTS=ipc://%s/pub", s->dir);
     s_env (s, "BILLFLOW_NOTIFY_SETTLE_REPLAY_ENDPOINTS=ipc://%s/replay", s->dir);
+    s_env (s, "BILLFLOW_NOTIFY_SETTLE_SERVER_KEY=%s", settle_pub);
+    s_env (s, "BILLFLOW_NOTIFY_KEY_FILE=%s/notify.key_secret", s->dir);
     s_env (s, "BILLFLOW_NOTIFY_SMTP_URL=smtp://127.0.0.1:%d", s->smtp_port);
     s_env (s, "BILLFLOW_NOTIFY_SMS_URL=http://127.0.0.1:%d", s->http_port);
     s_env (s, "BILLFLOW_NOTIFY_PUSH_URL=http://127.0.0.1:%d", s->http_port);
