@@ -35,7 +35,7 @@ export BILLFLOW_PII_KEY_FILE="$work/pii.key" n period work MOCK_FLAGS="${MOCK_FL
 # notify's key is the one service key in the list.
 for k in settle notify; do "$PWD/build/services/billctl/billctl" keygen "$k" --dir "$work" >/dev/null; done
 pubkey() { sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$work/$1.key"; }
-echo "notify service $(pubkey notify)" >"$work/allowed_keys"
+echo "notify service $(pubkey notify) notify" >"$work/allowed_keys"
 export BILLFLOW_SETTLE_KEY_FILE="$work/settle.key_secret" BILLFLOW_SETTLE_ALLOWED_KEYS="$work/allowed_keys"
 export BILLFLOW_NOTIFY_KEY_FILE="$work/notify.key_secret" BILLFLOW_NOTIFY_SETTLE_SERVER_KEY="$(pubkey settle)"
 

@@ -211,6 +211,28 @@ bf_test_settle_keys_env (const char *dir)
     return 0;
 }
 
+int
+bf_test_stream_keys (const char *dir, char *settle_pub)
+{
+    char path[600], err[256];
+    snprintf (path, sizeof path, "%s/settle.key", dir);
+    zcert_t *cert = zcert_load (path);
+    if (cert) {
+        snprintf (settle_pub, BF_CURVE_KEY_TXT, "%s", zcert_public_txt (cert));
+        zcert_destroy (&cert);
+        return 0;
+    }
+    char notify_pub[BF_CURVE_KEY_TXT], list[600];
+    if (bf_curve_keygen (dir, "settle", settle_pub, err, sizeof err) != 0
+        || bf_curve_keygen (dir, "notify", notify_pub, err, sizeof err) != 0) {
+        fprintf (stderr, "bf_test: stream keys: %s\n", err);
+        return -1;
+    }
+    snprintf (list, sizeof list, "notify service %s notify\n", notify_pub);
+    snprintf (path, sizeof path, "%s/stream_allowed_keys", dir);
+    return bf_test_write (path, list);
+}
+
 char *
 bf_test_mkdtemp (void)
 {

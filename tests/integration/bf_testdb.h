@@ -45,6 +45,17 @@ int bf_testdb_settle_once (const char *conninfo, const char *period);
     stream over CURVE. Returns 0 or -1.  */
 int bf_test_settle_keys_env (const char *dir);
 
+/*  The event stream's keys for a test that runs settle and notify by hand:
+    the first call for dir makes dir/settle.key_secret and
+    dir/notify.key_secret and writes dir/stream_allowed_keys, which lets in
+    the notify key (bound to notify) only; later calls find them. Writes
+    settle's public key (Z85, BF_CURVE_KEY_TXT bytes) to settle_pub. settle
+    takes BILLFLOW_SETTLE_KEY_FILE=dir/settle.key_secret and
+    BILLFLOW_SETTLE_ALLOWED_KEYS=dir/stream_allowed_keys; notify takes
+    BILLFLOW_NOTIFY_SETTLE_SERVER_KEY=settle_pub and
+    BILLFLOW_NOTIFY_KEY_FILE=dir/notify.key_secret. Returns 0 or -1.  */
+int bf_test_stream_keys (const char *dir, char *settle_pub);
+
 /*  A fresh temporary directory (malloc'd path); bf_test_rmdir removes it.  */
 char *bf_test_mkdtemp (void);
 void bf_test_rmdir (char **path_p);

@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "bf_curve.h"
 #include "bf_label.h"
 #include "bf_testdb.h"
 
@@ -604,6 +605,10 @@ s_notify_start (const char *db, const char *dir, int smtp_port, int http_port, i
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=100");
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_POLL_MS=50");
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00");
+    char settle_pub[BF_CURVE_KEY_TXT];
+    assert_int_equal (bf_test_stream_keys (dir, settle_pub), 0);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_SETTLE_SERVER_KEY=%s", settle_pub);
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_KEY_FILE=%s/notify.key_secret", dir);
     const char *notify_env[20];
     for (int i = 0; i < nenv; i++)
         notify_env[i] = env[i];
@@ -627,19 +632,28 @@ s_notify_start (const char *db, const char *dir, int smtp_port, int http_port, i
 static pid_t
 s_settle (const char *db, const char *dir)
 {
+    char settle_pub[BF_CURVE_KEY_TXT];
+    assert_int_equal (bf_test_stream_keys (dir, settle_pub), 0);
     char command[2048];
     snprintf (command, sizeof command,
               "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_SETTLE_PUB_ENDPOINT='ipc://%s/pub'"
+              " BILLFLOW_SETTLE_KEY_FILE='%s/settle.key_secret'"
+              " BILLFLOW_SETTLE_ALLOWED_KEYS='%s/stream_allowed_keys'"
               " \"$BF_SETTLE\" --once --period " S_PERIOD " > '%s/settle-once.log' 2>&1",
-              db, dir, dir);
+              db, dir, dir, dir, dir);
     assert_int_equal (system (command), 0);
-    static char settle_env[3][256];
+    static char settle_env[5][700];
     snprintf (settle_env[0], sizeof settle_env[0], "BILLFLOW_DB_CONNINFO=%s", db);
     snprintf (settle_env[1], sizeof settle_env[1], "BILLFLOW_SETTLE_PUB_ENDPOINT=ipc://%s/pub",
               dir);
     snprintf (settle_env[2], sizeof settle_env[2],
               "BILLFLOW_SETTLE_REPLAY_ENDPOINT=ipc://%s/replay", dir);
-    const char *senv[] = { settle_env[0], settle_env[1], settle_env[2], NULL };
+    snprintf (settle_env[3], sizeof settle_env[3], "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret",
+              dir);
+    snprintf (settle_env[4], sizeof settle_env[4],
+              "BILLFLOW_SETTLE_ALLOWED_KEYS=%s/stream_allowed_keys", dir);
+    const char *senv[] = { settle_env[0], settle_env[1], settle_env[2], settle_env[3],
+                           settle_env[4], NULL };
     char log[512];
     snprintf (log, sizeof log, "%s/settle.log", dir);
     return s_spawn (getenv ("BF_SETTLE"), senv, log);

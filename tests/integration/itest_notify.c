@@ -212,18 +212,14 @@ s_stack_start (s_stack_t *s, int n, const char *mock_flags)
     free (out);
     /*  The event stream is CURVE only: settle serves with its key, and
         notify's key is the one service key in the list.  */
-    char settle_pub[BF_CURVE_KEY_TXT], notify_pub[BF_CURVE_KEY_TXT], err[256], list[600];
-    assert_int_equal (bf_curve_keygen (s->dir, "settle", settle_pub, err, sizeof err), 0);
-    assert_int_equal (bf_curve_keygen (s->dir, "notify", notify_pub, err, sizeof err), 0);
-    snprintf (list, sizeof list, "notify service %s\n", notify_pub);
-    char path[600];
-    snprintf (path, sizeof path, "%s/allowed_keys", s->dir);
-    assert_int_equal (bf_test_write (path, list), 0);
+    char settle_pub[BF_CURVE_KEY_TXT], path[600];
+    assert_int_equal (bf_test_stream_keys (s->dir, settle_pub), 0);
+    snprintf (path, sizeof path, "%s/stream_allowed_keys", s->dir);
     char command[2048];
     snprintf (command, sizeof command,
               "BILLFLOW_DB_CONNINFO='%s' BILLFLOW_SETTLE_PUB_ENDPOINT='ipc://%s/pub'"
               " BILLFLOW_SETTLE_KEY_FILE='%s/settle.key_secret'"
-              " BILLFLOW_SETTLE_ALLOWED_KEYS='%s/allowed_keys'"
+              " BILLFLOW_SETTLE_ALLOWED_KEYS='%s/stream_allowed_keys'"
               " \"$BF_SETTLE\" --once --period 2026-10 > '%s/settle-once.log' 2>&1",
               s->db, s->dir, s->dir, s->dir, s->dir);
     assert_int_equal (system (command), 0);
