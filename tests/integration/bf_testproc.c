@@ -68,8 +68,8 @@ s_scan_reports (void)
         char path[1024], shown[1100];
         snprintf (path, sizeof path, "%s/%s", s_report_dir, entry->d_name);
         snprintf (shown, sizeof shown, "%s.shown", path);
-        FILE *file = fopen (path, "r");
         fprintf (stderr, "==== sanitizer report of a child process: %s\n", path);
+        FILE *file = fopen (path, "r");
         if (file) {
             char line[1024];
             while (fgets (line, sizeof line, file))
@@ -133,7 +133,8 @@ s_sanitizer_setup (void)
     if (root && *root) {
         const char *old = getenv ("LSAN_OPTIONS");
         char value[1400];
-        snprintf (value, sizeof value, "%s%ssuppressions=%s/tests/sanitizer/lsan.supp",
+        snprintf (value, sizeof value,
+                  "%s%ssuppressions=%s/tests/sanitizer/lsan.supp:print_suppressions=0",
                   old && *old ? old : "", old && *old ? ":" : "", root);
         setenv ("LSAN_OPTIONS", value, 1);
     }
