@@ -295,6 +295,35 @@ bf_wire_validate (bf_msg_type_t type, const ProtobufCMessage *msg, char *err, si
 //  --------------------------------------------------------------------------
 //  Decoding
 
+//  Frees the unknown fields of msg and of every message nested in it
+//  (bf_wire.h: a decoded message keeps none). unpack allocated them with
+//  the default allocator (malloc).
+static void
+s_drop_unknown (ProtobufCMessage *msg)
+{
+    if (msg == NULL)
+        return;
+    for (unsigned i = 0; i < msg->n_unknown_fields; i++)
+        free (msg->unknown_fields[i].data);
+    free (msg->unknown_fields);
+    msg->unknown_fields = NULL;
+    msg->n_unknown_fields = 0;
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    for (unsigned f = 0; f < desc->n_fields; f++) {
+        const ProtobufCFieldDescriptor *field = &desc->fields[f];
+        if (field->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        char *at = (char *)msg + field->offset;
+        if (field->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t count = *(size_t *)((char *)msg + field->quantifier_offset);
+            ProtobufCMessage **items = *(ProtobufCMessage ***)at;
+            for (size_t i = 0; i < count; i++)
+                s_drop_unknown (items[i]);
+        } else
+            s_drop_unknown (*(ProtobufCMessage **)at);
+    }
+}
+
 int
 bf_wire_decode (const uint8_t *const *frames, const size_t *sizes, size_t nframes,
                 size_t max_payload, bf_wire_msg_t *out, char *err, size_t errsize)
@@ -338,6 +367,7 @@ bf_wire_decode (const uint8_t *const *frames, const size_t *sizes, size_t nframe
     if (body == NULL)
         return s_fail (BF_WIRE_EPROTO, err, errsize, "%s: payload of %zu bytes is not a valid %s",
                        entry->name, sizes[2], entry->desc->name);
+    s_drop_unknown (body);
 
     int rc = bf_wire_validate (type, body, err, errsize);
     if (rc != BF_WIRE_OK) {

@@ -23,6 +23,12 @@
     "" counts as missing) and cheap type-specific nonsense are each rejected
     with their own error code, so receivers can count what they drop.
 
+    Unknown fields are skipped, as protobuf does, and not kept: a decoded
+    message holds only the fields of proto/billflow.proto, at every depth.
+    So whatever was accepted encodes again to a payload that decodes to the
+    same message (protobuf-c accepts a field number 0 written as "80 00",
+    keeps it, and would write it back as a tag that it then refuses).
+
     Schema version: the encoder sets nothing itself. Callers fill
     schema_version (BF_SCHEMA_VERSION) in every message they build — in the
     BillSettled events nested inside a ReplayBatch too — either directly or

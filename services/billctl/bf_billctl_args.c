@@ -287,6 +287,12 @@ s_fail (char *err, size_t errsize, const char *format, ...)
         va_start (args, format);
         vsnprintf (err, errsize, format, args);
         va_end (args);
+        //  The reason quotes the offending word as typed: a control
+        //  character in it (a line break, an escape sequence) is shown as
+        //  '?' so the reason stays one harmless line on the terminal.
+        for (char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7F)
+                *p = '?';
     }
     return BF_BILLCTL_EXIT_USAGE;
 }

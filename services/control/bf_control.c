@@ -752,7 +752,8 @@ s_control_status (s_control_t *self, char **json)
 /*  The reporter: an actor with its own database connection that answers
     the queries that read whole periods (run.report: seconds at a million
     bills), so that control goes on answering everyone else meanwhile.
-    In:  [identity][packed Command]
+    In:  [identity][command_id][target][verb][key][value]... (the decoded
+         Command's fields, s_reporter_request; never packed again)
     Out: [identity][command_id]["OK" | "FAILED" | "RETRY"][document or error]  */
 typedef struct {
     char conninfo[1024];
@@ -763,6 +764,28 @@ static bool
 s_slow_query (const char *verb)
 {
     return !strcmp (verb, "run.report");
+}
+
+#define S_REPORT_MAX_ARGS 16
+
+//  The reporter's request for cmd (fields as strings; NULL strings as "").
+//  The caller answers a query with more than S_REPORT_MAX_ARGS arguments
+//  itself (no query takes so many).
+static zmsg_t *
+s_reporter_request (zframe_t *identity, const Billflow__Command *cmd)
+{
+    zmsg_t *msg = zmsg_new ();
+    zframe_t *id = zframe_dup (identity);
+    zmsg_append (msg, &id);
+    zmsg_addstr (msg, cmd->command_id ? cmd->command_id : "");
+    zmsg_addstr (msg, cmd->target ? cmd->target : "");
+    zmsg_addstr (msg, cmd->verb ? cmd->verb : "");
+    for (size_t i = 0; i < cmd->n_args && i < S_REPORT_MAX_ARGS; i++) {
+        const Billflow__Argument *arg = cmd->args[i];
+        zmsg_addstr (msg, arg && arg->key ? arg->key : "");
+        zmsg_addstr (msg, arg && arg->value ? arg->value : "");
+    }
+    return msg;
 }
 
 static void
@@ -776,15 +799,31 @@ s_reporter_actor (zsock_t *pipe, void *args)
         if (!msg)
             break;
         zframe_t *identity = zmsg_pop (msg);
-        zframe_t *packed = zmsg_pop (msg);
-        if (!identity || !packed) { /* $TERM */
+        if (!identity || zmsg_size (msg) < 3) { /* $TERM */
             zframe_destroy (&identity);
-            zframe_destroy (&packed);
             zmsg_destroy (&msg);
             break;
         }
-        Billflow__Command *cmd
-            = billflow__command__unpack (NULL, zframe_size (packed), zframe_data (packed));
+        //  The Command again, its strings pointing into the frames.
+        char *fields[3 + 2 * S_REPORT_MAX_ARGS] = { NULL };
+        size_t nfields = 0;
+        for (; nfields < 3 + 2 * S_REPORT_MAX_ARGS && zmsg_size (msg) > 0; nfields++)
+            fields[nfields] = zmsg_popstr (msg);
+        Billflow__Argument argv[S_REPORT_MAX_ARGS], *arg_ptrs[S_REPORT_MAX_ARGS];
+        Billflow__Command request = BILLFLOW__COMMAND__INIT;
+        request.schema_version = BF_SCHEMA_VERSION;
+        request.command_id = fields[0];
+        request.target = fields[1];
+        request.verb = fields[2];
+        request.args = arg_ptrs;
+        for (size_t i = 3; i + 1 < nfields; i += 2) {
+            billflow__argument__init (&argv[request.n_args]);
+            argv[request.n_args].key = fields[i];
+            argv[request.n_args].value = fields[i + 1];
+            arg_ptrs[request.n_args] = &argv[request.n_args];
+            request.n_args++;
+        }
+        Billflow__Command *cmd = fields[0] && fields[1] && fields[2] ? &request : NULL;
         char *json = NULL, err[512] = "";
         int rc = BF_QUERY_RETRY;
         if (!conn || PQstatus (conn) != CONNECTION_OK) {
@@ -804,9 +843,8 @@ s_reporter_actor (zsock_t *pipe, void *args)
         zmsg_addstr (out, rc == BF_QUERY_OK ? json : err);
         zmsg_send (&out, pipe);
         free (json);
-        if (cmd)
-            billflow__command__free_unpacked (cmd, NULL);
-        zframe_destroy (&packed);
+        for (size_t i = 0; i < nfields; i++)
+            zstr_free (&fields[i]);
         zmsg_destroy (&msg);
     }
     PQfinish (conn);
@@ -861,6 +899,11 @@ s_query (s_control_t *self, zframe_t *identity, const char *actor, const Billflo
     self->queries++;
     char *json = NULL, err[512] = "";
     int rc = BF_QUERY_OK;
+    if (s_slow_query (cmd->verb) && cmd->n_args > S_REPORT_MAX_ARGS) {
+        s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+                  NULL, "too many arguments", false, false);
+        return;
+    }
     if (s_slow_query (cmd->verb) && self->reporter) {
         /*  The hand-off never blocks (the reporter's pipe has a send
             timeout of 0) and is bounded: per key and in all.  */
@@ -873,13 +916,9 @@ s_query (s_control_t *self, zframe_t *identity, const char *actor, const Billflo
             s_busy (self, identity, cmd, "the reporter is busy with other reports");
             return;
         }
-        size_t size = billflow__command__get_packed_size (cmd);
-        zframe_t *packed = zframe_new (NULL, size);
-        billflow__command__pack (cmd, zframe_data (packed));
-        zmsg_t *msg = zmsg_new ();
-        zframe_t *id = zframe_dup (identity);
-        zmsg_append (msg, &id);
-        zmsg_append (msg, &packed);
+        //  What was decoded, field by field: never packed again (issue 11
+        //  defect 9: a re-encoded message need not decode).
+        zmsg_t *msg = s_reporter_request (identity, cmd);
         if (zmsg_send (&msg, self->reporter) != 0) {
             zmsg_destroy (&msg);
             s_busy (self, identity, cmd, "the reporter is busy with other reports");

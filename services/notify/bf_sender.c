@@ -1908,3 +1908,22 @@ bf_sender_outcome_name (bf_outcome_t outcome)
     }
     return "unknown";
 }
+
+int
+bf_sender_parse_reply (const char *body, size_t len, char *message_id, size_t idsize,
+                       char *reason, size_t reasonsize)
+{
+    s_json_t json;
+    int rc = body ? s_json_parse_reply (body, len, &json) : -1;
+    if (message_id && idsize) {
+        message_id[0] = '\0';
+        if (rc == 0 && json.has_message_id)
+            s_copy_cut (message_id, idsize, json.message_id, strlen (json.message_id));
+    }
+    if (reason && reasonsize) {
+        reason[0] = '\0';
+        if (rc == 0 && json.has_reason)
+            s_copy_cut (reason, reasonsize, json.reason, strlen (json.reason));
+    }
+    return rc;
+}

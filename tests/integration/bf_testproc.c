@@ -1,6 +1,8 @@
 /*  bf_testproc — start, watch, kill and restart the real binaries.  */
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -21,6 +23,135 @@
 static pid_t s_children[S_MAX_CHILDREN];
 static bool s_atexit_set;
 
+/*  --- sanitizer reports of the children -----------------------------------
+
+    In a sanitizer build (build-asan: the test program itself is built
+    with -fsanitize=address), every process a test starts — services,
+    billctl, billdata, the mock provider, by bf_proc_start, system() or
+    popen() — is the sanitizer build too and inherits ASAN_OPTIONS and
+    UBSAN_OPTIONS, to which this harness adds log_path: each report is
+    written to a file in a directory of this test program's own
+    ($BF_SANITIZER_DIR/<program>-<pid>/, default ./sanitizer-logs/...).
+    Leak checking is on (detect_leaks=1), and bf_proc_kill_all stops the
+    children with SIGTERM first so that they exit normally and leaks and
+    errors of the shutdown path are reported too. A report fails the test
+    program: bf_proc_kill_all prints every new report file, and at exit the
+    program exits 1 when there was any (bf_proc_sanitizer_reports).  */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define S_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define S_SANITIZED 1
+#endif
+#endif
+
+#ifdef S_SANITIZED
+static char s_report_dir[512];
+static int s_reports_seen;
+
+//  Prints every report file not printed yet; returns how many there are.
+static int
+s_scan_reports (void)
+{
+    DIR *dir = s_report_dir[0] ? opendir (s_report_dir) : NULL;
+    if (!dir)
+        return 0;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        count++;
+        if (strstr (entry->d_name, ".shown"))
+            continue;
+        char path[1024], shown[1100];
+        snprintf (path, sizeof path, "%s/%s", s_report_dir, entry->d_name);
+        snprintf (shown, sizeof shown, "%s.shown", path);
+        fprintf (stderr, "==== sanitizer report of a child process: %s\n", path);
+        FILE *file = fopen (path, "r");
+        if (file) {
+            char line[1024];
+            while (fgets (line, sizeof line, file))
+                fputs (line, stderr);
+            fclose (file);
+        }
+        rename (path, shown);
+    }
+    closedir (dir);
+    return count;
+}
+
+static void
+s_reports_at_exit (void)
+{
+    bf_proc_kill_all ();
+    s_reports_seen = s_scan_reports ();
+    if (s_reports_seen > 0) {
+        fprintf (stderr, "==== %d sanitizer report(s) in %s: failing\n", s_reports_seen,
+                 s_report_dir);
+        fflush (stderr);
+        _exit (1);
+    }
+}
+
+//  Appends ":log_path=..." (and defaults) to the variable for the children.
+static void
+s_add_options (const char *name, const char *extra)
+{
+    const char *old = getenv (name);
+    char value[1400];
+    snprintf (value, sizeof value, "%s%s%s:log_path=%s/%s", old && *old ? old : "",
+              old && *old ? ":" : "", extra, s_report_dir,
+              strcmp (name, "ASAN_OPTIONS") == 0 ? "asan" : "ubsan");
+    setenv (name, value, 1);
+}
+
+__attribute__ ((constructor)) static void
+s_sanitizer_setup (void)
+{
+    const char *base = getenv ("BF_SANITIZER_DIR");
+    if (!base || !*base)
+        base = "sanitizer-logs";
+    mkdir (base, 0755);
+    char name[64] = "test";
+    FILE *comm = fopen ("/proc/self/comm", "r");
+    if (comm) {
+        if (fgets (name, sizeof name, comm))
+            name[strcspn (name, "\n")] = 0;
+        fclose (comm);
+    }
+    snprintf (s_report_dir, sizeof s_report_dir, "%s/%s-%d", base, name, (int)getpid ());
+    if (mkdir (s_report_dir, 0755) != 0) {
+        s_report_dir[0] = 0;
+        return;
+    }
+    s_add_options ("ASAN_OPTIONS", "detect_leaks=1:log_exe_name=1");
+    s_add_options ("UBSAN_OPTIONS", "print_stacktrace=1:log_exe_name=1");
+    //  Third-party leaks only (the file says which and why).
+    const char *root = getenv ("BF_SOURCE_ROOT");
+    if (root && *root) {
+        const char *old = getenv ("LSAN_OPTIONS");
+        char value[1400];
+        snprintf (value, sizeof value,
+                  "%s%ssuppressions=%s/tests/sanitizer/lsan.supp:print_suppressions=0",
+                  old && *old ? old : "", old && *old ? ":" : "", root);
+        setenv ("LSAN_OPTIONS", value, 1);
+    }
+    atexit (s_reports_at_exit);
+}
+#endif
+
+int
+bf_proc_sanitizer_reports (void)
+{
+#ifdef S_SANITIZED
+    return s_scan_reports ();
+#else
+    return 0;
+#endif
+}
+
 static void
 s_track (pid_t pid, bool add)
 {
@@ -34,12 +165,34 @@ s_track (pid_t pid, bool add)
 void
 bf_proc_kill_all (void)
 {
+#ifdef S_SANITIZED
+    //  A normal exit first, so that the sanitizers check it (leaks too).
+    for (int i = 0; i < S_MAX_CHILDREN; i++)
+        if (s_children[i] > 0)
+            kill (s_children[i], SIGTERM);
+    for (int tries = 0; tries < 250; tries++) {
+        bool running = false;
+        for (int i = 0; i < S_MAX_CHILDREN; i++)
+            if (s_children[i] > 0) {
+                if (waitpid (s_children[i], NULL, WNOHANG) == s_children[i])
+                    s_children[i] = 0;
+                else
+                    running = true;
+            }
+        if (!running)
+            break;
+        usleep (20000);
+    }
+#endif
     for (int i = 0; i < S_MAX_CHILDREN; i++)
         if (s_children[i] > 0) {
             kill (s_children[i], SIGKILL);
             waitpid (s_children[i], NULL, 0);
             s_children[i] = 0;
         }
+#ifdef S_SANITIZED
+    s_scan_reports ();
+#endif
 }
 
 static int64_t

@@ -54,6 +54,10 @@ long bf_proc_log_size (const bf_proc_t *p);
 /*  Kills every child still running (teardown).  */
 void bf_proc_kill_all (void);
 
+/*  In a sanitizer build: prints the children's sanitizer reports not
+    printed yet and returns how many report files this test program's
+    children wrote so far (any fails the program at exit). 0 otherwise.  */
+int bf_proc_sanitizer_reports (void);
 /*  A TCP port on 127.0.0.1 that was free a moment ago.  */
 int bf_proc_free_port (void);
 

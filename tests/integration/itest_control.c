@@ -619,6 +619,86 @@ test_malformed_frames (void **state)
     assert_int_equal (kill (s->control[0].pid, 0), 0);
 }
 
+/*  Issue 11 defect 9: a run.report whose payload carries protobuf field 0
+    ("80 00", which protobuf-c accepts once but refuses re-encoded) at the
+    top level, or inside its period argument, is answered with its own
+    command_id, like any run.report.  */
+static void
+test_report_with_field_zero (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    char err[256], path[600];
+    s_key_path (path, sizeof path, "ops-a");
+    zcert_t *cert = bf_curve_load_secret (path, err, sizeof err);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert_int_equal (bf_curve_client (dealer, cert, s->control_key, err, sizeof err), 0);
+    assert_int_equal (zsock_connect (dealer, "%s", s->endpoints), 0);
+    zsock_set_rcvtimeo (dealer, 30000); //  generous: a loaded CI machine, ASan
+    static const uint8_t field_zero[] = { 0x80, 0x00, 0x01 };
+    for (int nested = 0; nested < 2; nested++) {
+        char id[40];
+        snprintf (id, sizeof id, "report-field-zero-%d", nested);
+        Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+        cmd.schema_version = BF_SCHEMA_VERSION;
+        cmd.command_id = id;
+        cmd.target = "control";
+        cmd.verb = "run.report";
+        uint8_t payload[512];
+        size_t size = billflow__command__pack (&cmd, payload);
+        //  The argument period = PERIOD by hand: field 5, length-delimited,
+        //  holding key (field 1) and value (field 2), then field 0 inside
+        //  it or after the whole message.
+        uint8_t arg[64];
+        size_t alen = 0;
+        arg[alen++] = 0x0a;
+        arg[alen++] = 6;
+        memcpy (arg + alen, "period", 6), alen += 6;
+        arg[alen++] = 0x12;
+        arg[alen++] = (uint8_t)strlen (PERIOD);
+        memcpy (arg + alen, PERIOD, strlen (PERIOD)), alen += strlen (PERIOD);
+        if (nested)
+            memcpy (arg + alen, field_zero, sizeof field_zero), alen += sizeof field_zero;
+        payload[size++] = 0x2a;
+        payload[size++] = (uint8_t)alen;
+        memcpy (payload + size, arg, alen), size += alen;
+        if (!nested)
+            memcpy (payload + size, field_zero, sizeof field_zero), size += sizeof field_zero;
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, "CMD");
+        zmsg_addmem (msg, "\0\0\0\0\0\0\0\0", 8);
+        zmsg_addmem (msg, payload, size);
+        assert_int_equal (zmsg_send (&msg, dealer), 0);
+
+        msg = zmsg_recv (dealer);
+        if (!msg) {
+            char *log = bf_test_slurp (s->control[0].log);
+            print_error ("%s: no answer in 30 s; control's log:\n%s\n", id, log ? log : "-");
+            free (log);
+        }
+        assert_non_null (msg);
+        bf_wire_msg_t in = BF_WIRE_MSG_INIT;
+        assert_int_equal (bf_wire_recv (&msg, 0, &in, err, sizeof err), 0);
+        Billflow__CommandReply *reply = bf_wire_command_reply (&in);
+        assert_non_null (reply);
+        assert_string_equal (reply->command_id, id);
+        //  Answered as a report of PERIOD: a document, or why there is none.
+        if (reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK)
+            print_error ("%s: status %d: %s\n", id, reply->status, reply->error);
+        assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+        json_error_t jerr;
+        json_t *doc = json_loads (reply->result, 0, &jerr);
+        assert_non_null (doc);
+        json_decref (doc);
+        bf_wire_msg_reset (&in);
+    }
+    zsock_destroy (&dealer);
+    zcert_destroy (&cert);
+    assert_int_equal (kill (s->control[0].pid, 0), 0);
+}
+
 /*  --- roles and rejections ----------------------------------------------- */
 
 static void
@@ -782,6 +862,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_services_down_and_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_key_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_frames, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_report_with_field_zero, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_roles_and_rejections, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_billctl, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failover, s_setup, s_teardown),

@@ -482,6 +482,10 @@ test_parse_usage_errors (void **state)
     s_usage_error (ARGV ("services", "--frobnicate"), "unknown option '--frobnicate'");
     s_usage_error (ARGV ("--verbose", "services"), "unknown option '--verbose'");
     s_usage_error (ARGV ("services", "-x"), "unknown option '-x'");
+    //  Found by fuzz_billctl_args: the reason quotes the word, and a control
+    //  character in it (a line break, an escape) shows as '?': one line.
+    s_usage_error (ARGV ("notify", "retry", "-\n-run", "42"), "unknown option '-?-run'");
+    s_usage_error (ARGV ("run", "start", "\x1b[2J2026-10"), "'?[2J2026-10' is not a period");
     s_usage_error (ARGV ("services", "extra"), "unexpected argument 'extra'");
     s_usage_error (ARGV ("run", "start", "2026-10", "2026-11"), "unexpected argument '2026-11'");
     s_usage_error (ARGV ("notify", "pause", "now"), "unexpected argument 'now'");

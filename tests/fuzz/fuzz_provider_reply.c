@@ -1,0 +1,119 @@
+/*  fuzz_provider_reply — fuzz target for the provider-reply JSON reader
+    that bf_sender applies to every HTTP provider reply
+    (bf_sender_parse_reply). Input: the reply body as it is.
+
+    Contract checked against jansson as the reference parser: when jansson
+    accepts the body (without NUL bytes, which jansson takes as the end) as one object (nested at most 30 deep: our reader
+    refuses deeper ones), ours accepts it too and finds the same top-level
+    "message_id" (when it is a string without NUL that fits). The outputs
+    are always NUL-terminated valid UTF-8 within their buffers; a rejected
+    body leaves both empty.  */
+
+#include <jansson.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "bf_sender.h"
+#include "fuzz_util.h"
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+static size_t
+s_depth (json_t *value)
+{
+    size_t deepest = 0;
+    if (json_is_object (value)) {
+        const char *key;
+        json_t *member;
+        json_object_foreach (value, key, member) {
+            size_t d = s_depth (member);
+            if (d > deepest)
+                deepest = d;
+        }
+        return deepest + 1;
+    }
+    if (json_is_array (value)) {
+        size_t index;
+        json_t *member;
+        json_array_foreach (value, index, member) {
+            size_t d = s_depth (member);
+            if (d > deepest)
+                deepest = d;
+        }
+        return deepest + 1;
+    }
+    return 0;
+}
+
+//  True when text is valid UTF-8 (no overlongs, no surrogates).
+static int
+s_utf8_valid (const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p) {
+        size_t n;
+        unsigned int cp;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        } else if ((*p & 0xE0) == 0xC0) {
+            n = 1;
+            cp = *p & 0x1F;
+        } else if ((*p & 0xF0) == 0xE0) {
+            n = 2;
+            cp = *p & 0x0F;
+        } else if ((*p & 0xF8) == 0xF0) {
+            n = 3;
+            cp = *p & 0x07;
+        } else
+            return 0;
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    //  An exactly-sized copy, so reading one byte past len is caught.
+    char *body = malloc (size ? size : 1);
+    bf_fuzz_require (body != NULL);
+    if (size)
+        memcpy (body, data, size);
+
+    char message_id[128], reason[401];
+    memset (message_id, 'x', sizeof message_id);
+    memset (reason, 'x', sizeof reason);
+    int rc = bf_sender_parse_reply (body, size, message_id, sizeof message_id, reason,
+                                    sizeof reason);
+    bf_fuzz_require (rc == 0 || rc == -1);
+    bf_fuzz_require (memchr (message_id, 0, sizeof message_id) != NULL);
+    bf_fuzz_require (memchr (reason, 0, sizeof reason) != NULL);
+    bf_fuzz_require (s_utf8_valid (message_id) && s_utf8_valid (reason));
+    if (rc != 0)
+        bf_fuzz_require (message_id[0] == '\0' && reason[0] == '\0');
+
+    //  jansson stops at a NUL byte outside a string (and may then accept
+    //  what came before): no reference for such bodies; ours refuses them.
+    json_error_t error;
+    json_t *reference = memchr (body, 0, size) ? NULL
+                        : json_loadb (body, size, JSON_REJECT_DUPLICATES, &error);
+    if (reference && json_is_object (reference) && s_depth (reference) <= 30) {
+        bf_fuzz_require (rc == 0);
+        json_t *id = json_object_get (reference, "message_id");
+        if (json_is_string (id) && json_string_length (id) < sizeof message_id
+            && strlen (json_string_value (id)) == json_string_length (id))
+            bf_fuzz_require (strcmp (message_id, json_string_value (id)) == 0);
+    }
+    json_decref (reference);
+    free (body);
+    return 0;
+}
