@@ -22,6 +22,7 @@
 #include "bf_link.h"
 #include "bf_log.h"
 #include "bf_notify_cmd.h"
+#include "bf_observe.h"
 #include "bf_quiet.h"
 
 #define MAX_DISPATCHERS 64
@@ -135,6 +136,11 @@ main (int argc, char **argv)
         n = cores > 0 ? (int)(cores < MAX_DISPATCHERS ? cores : MAX_DISPATCHERS) : 1;
     }
     const char *conninfo = bf_config_str (config, "db.conninfo");
+    if (bf_observe_start (config, "notify", err, sizeof err) != 0) {
+        fprintf (stderr, "notify: configuration: %s\n", err);
+        bf_config_destroy (&config);
+        return 2;
+    }
     zsys_init ();
 
     bf_ingest_args_t iargs = {
@@ -229,6 +235,7 @@ main (int argc, char **argv)
     } else {
         bf_info ("notify %s: ingest, %d dispatchers%s running", instance, n,
                  link ? ", control link" : "");
+        bf_observe_ready (true);
         while (!zsys_interrupted)
             zclock_sleep (100);
         bf_info ("notify %s: stopping", instance);
@@ -237,6 +244,7 @@ main (int argc, char **argv)
     zactor_destroy (&ingest);
     for (int i = 0; i < n; i++)
         zactor_destroy (&dispatchers_actors[i]);
+    bf_observe_stop ();
     bf_config_destroy (&config);
     return rc;
 }

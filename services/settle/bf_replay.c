@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "bf_db.h"
+#include "bf_health.h"
 #include "bf_log.h"
 #include "bf_wire.h"
 
@@ -597,7 +598,7 @@ bf_replay_actor (zsock_t *pipe, void *args)
             int64_t wait = self->rebind_at - zclock_mono ();
             timeout = wait < 0 ? 0 : (int)wait;
         }
-        void *which = zpoller_wait (self->poller, timeout);
+        void *which = bf_health_zpoller_wait ("replay", self->poller, timeout);
         if (which == self->pipe)
             s_handle_pipe (self);
         else if (which == self->router)

@@ -29,6 +29,7 @@
 #include "bf_db.h"
 #include "bf_link.h"
 #include "bf_log.h"
+#include "bf_observe.h"
 #include "bf_relay.h"
 #include "bf_replay.h"
 #include "bf_run.h"
@@ -155,6 +156,7 @@ s_service (s_settle_t *self)
     }
     bf_info ("settle %s: %d workers, relay, replay%s running", self->instance, self->nworkers,
              *control ? ", control link" : "");
+    bf_observe_ready (true);
     while (!zsys_interrupted)
         zclock_sleep (100);
     bf_info ("settle %s: stopping", self->instance);
@@ -357,8 +359,14 @@ main (int argc, char **argv)
     }
     /*  CZMQ's handler sets zsys_interrupted on SIGINT/SIGTERM; actors poll
         with nonstop set, so only this thread reacts.  */
+    if (bf_observe_start (self.config, "settle", err, sizeof err) != 0) {
+        fprintf (stderr, "settle: configuration: %s\n", err);
+        bf_config_destroy (&self.config);
+        return EXIT_USAGE;
+    }
     zsys_init ();
     int rc = once ? s_once (&self, period) : s_service (&self);
+    bf_observe_stop ();
     bf_config_destroy (&self.config);
     return rc;
 }
