@@ -52,6 +52,12 @@ s_now (void)
 }
 
 void
+bf_settle_metrics_init (void)
+{
+    pthread_once (&s_once, s_init);
+}
+
+void
 bf_settle_metrics_claimed (int attempts)
 {
     pthread_once (&s_once, s_init);

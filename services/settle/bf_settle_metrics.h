@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*  Registers every settle metric now, so that a scrape shows them at 0
+    before the first chunk (safe to call again).  */
+void bf_settle_metrics_init (void);
+
 /*  A worker claimed a chunk; attempts > 1 means an earlier holder's lease
     expired (the chunk was lost by it and is taken over).  */
 void bf_settle_metrics_claimed (int attempts);

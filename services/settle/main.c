@@ -34,6 +34,7 @@
 #include "bf_replay.h"
 #include "bf_run.h"
 #include "bf_settle_cmd.h"
+#include "bf_settle_metrics.h"
 #include "bf_worker.h"
 
 #define EXIT_INCOMPLETE 1
@@ -364,6 +365,7 @@ main (int argc, char **argv)
         bf_config_destroy (&self.config);
         return EXIT_USAGE;
     }
+    bf_settle_metrics_init ();
     zsys_init ();
     int rc = once ? s_once (&self, period) : s_service (&self);
     bf_observe_stop ();
