@@ -86,7 +86,7 @@ bf_http_check_address (const char *address, char *err, size_t errsize)
     if (bf_http_is_off (address))
         return 0;
     struct sockaddr_storage addr;
-    socklen_t len;
+    socklen_t len = 0;
     return s_parse (address, &addr, &len, err, errsize);
 }
 
@@ -170,7 +170,7 @@ bf_http_t *
 bf_http_start (const bf_http_args_t *args, char *err, size_t errsize)
 {
     struct sockaddr_storage addr;
-    socklen_t addrlen;
+    socklen_t addrlen = 0;
     if (s_parse (args->address, &addr, &addrlen, err, errsize) != 0) {
         bf_error ("http: %s", err);
         return NULL;
