@@ -4,11 +4,16 @@
     - unknown paths get 404, other methods 405;
     - /readyz turns 503 naming PostgreSQL while the database refuses
       connections (its connections terminated, new ones not allowed), and
-      200 again once it accepts them.  */
+      200 again once it accepts them;
+    - control: the leader and the standby are both ready, each says its
+      role in /readyz and billflow_control_leader; when the leader dies the
+      standby's role and gauge turn to leader;
+    - notify: ready, and its ingest and dispatch actors are in /healthz.  */
 
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <math.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +30,7 @@
 #include "bf_run.h"
 #include "bf_testdb.h"
 #include "bf_testproc.h"
+#include "bf_teststack.h"
 
 #define PERIOD "2026-10"
 
@@ -201,6 +207,66 @@ test_settle_endpoint (void **state)
     bf_testdb_drop (&db);
 }
 
+/*  Waits until path's body holds text; returns whether it did.  */
+static bool
+s_wait_body (int port, const char *path, const char *text, int timeout_ms, char *out,
+             size_t outsize)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        s_http (port, "GET", path, out, outsize);
+        if (strstr (out, text))
+            return true;
+        if (zclock_mono () >= deadline)
+            return false;
+        zclock_sleep (100);
+    }
+}
+
+static void
+test_control_roles_and_notify (void **state)
+{
+    (void)state;
+    bf_stack_t s;
+    bf_stack_init (&s);
+    bf_stack_both_controls (&s);
+    int port[2] = { bf_proc_free_port (), bf_proc_free_port () };
+    for (int i = 0; i < 2; i++)
+        bf_proc_env (&s.control[i], "BILLFLOW_CONTROL_HTTP=127.0.0.1:%d", port[i]);
+    int nport = bf_proc_free_port ();
+    bf_proc_env (&s.notify, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:%d", nport);
+    bf_proc_start (&s.control[0]);
+    assert_int_equal (bf_stack_wait_active (&s, 0, 20000), 0);
+    bf_proc_start (&s.control[1]);
+    static char body[1 << 16];
+    assert_true (s_wait_body (port[0], "/readyz", "role: leader\n", 10000, body, sizeof body));
+    assert_non_null (strstr (body, "control ready\n"));
+    /*  The standby is ready: being standby is not being unready.  */
+    assert_true (s_wait_body (port[1], "/readyz", "role: standby\n", 10000, body, sizeof body));
+    assert_int_equal (s_http (port[1], "GET", "/readyz", body, sizeof body), 200);
+    assert_int_equal (s_http (port[1], "GET", "/metrics", body, sizeof body), 200);
+    assert_true (s_sample (body, "billflow_control_leader") == 0);
+    assert_int_equal (s_http (port[0], "GET", "/metrics", body, sizeof body), 200);
+    assert_true (s_sample (body, "billflow_control_leader") == 1);
+    assert_int_equal (s_http (port[0], "GET", "/healthz", body, sizeof body), 200);
+    assert_non_null (strstr (body, "ok: 1 actor turning"));
+
+    bf_proc_start (&s.notify);
+    assert_int_equal (s_wait_status (nport, "/readyz", 200, 20000, body, sizeof body), 200);
+    assert_non_null (strstr (body, "notify ready\n"));
+    assert_int_equal (s_http (nport, "GET", "/healthz", body, sizeof body), 200);
+    assert_non_null (strstr (body, "notify live\nok: "));
+    assert_int_equal (s_http (nport, "GET", "/metrics", body, sizeof body), 200);
+    assert_non_null (strstr (body, "\nbillflow_build_info{version=\""));
+
+    /*  The leader dies: the standby takes over and says so.  */
+    bf_proc_kill (&s.control[0]);
+    assert_true (s_wait_body (port[1], "/readyz", "role: leader\n", 30000, body, sizeof body));
+    assert_int_equal (s_http (port[1], "GET", "/metrics", body, sizeof body), 200);
+    assert_true (s_sample (body, "billflow_control_leader") == 1);
+    bf_stack_destroy (&s);
+}
+
 static int
 s_teardown (void **state)
 {
@@ -214,6 +280,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_settle_endpoint, s_teardown),
+        cmocka_unit_test_teardown (test_control_roles_and_notify, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
