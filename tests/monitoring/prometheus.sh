@@ -69,7 +69,7 @@ for _ in $(seq 100); do
 done
 [ "$(query 'sum(up)')" = 3 ] || { echo "prometheus.sh: Prometheus does not see all three targets up" >&2; cat "$state/prom/log" >&2; exit 1; }
 
-stack generate 3000 "$period" 5 >/dev/null
+stack generate "${BF_SUBSCRIBERS:-3000}" "$period" 5 >/dev/null
 rc=0
 "$state/billctl" run start "$period" --command-id "prom-$period" >/dev/null || rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || { echo "prometheus.sh: run start failed ($rc)" >&2; exit 1; }
@@ -89,4 +89,27 @@ done
 echo "prometheus.sh: database $bills bills, $chunks chunks; Prometheus $b bills, $c chunks"
 [ "$ok" = 1 ] || { echo "prometheus.sh: Prometheus's figures differ from the database" >&2; exit 1; }
 [ "$(query 'max(billflow_control_leader)')" = 1 ] || { echo "prometheus.sh: no control leader in Prometheus" >&2; exit 1; }
+
+# BF_SCREENSHOT=FILE.png: Prometheus's graph page with some of the
+# dashboard's queries over the cycle, rendered by headless Chromium
+# (docs/observability.md shows it).
+if [ -n "${BF_SCREENSHOT:-}" ]; then
+  url=$(python3 - "$port" <<'PY'
+import sys, urllib.parse
+queries = [
+    "sum(rate(billflow_bills_written_total[15s]))",
+    "sum(rate(billflow_settle_chunks_committed_total[15s]))",
+    "histogram_quantile(0.95, sum by (le) (rate(billflow_settle_chunk_duration_seconds_bucket[15s])))",
+]
+params = {}
+for i, q in enumerate(queries):
+    params.update({f"g{i}.expr": q, f"g{i}.tab": "0", f"g{i}.range_input": "2m",
+                   f"g{i}.stacked": "0", f"g{i}.show_exemplars": "0"})
+print(f"http://127.0.0.1:{sys.argv[1]}/graph?" + urllib.parse.urlencode(params))
+PY
+)
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,2400 \
+    --virtual-time-budget=15000 --screenshot="$BF_SCREENSHOT" "$url" >/dev/null 2>&1 \
+    || echo "prometheus.sh: chromium could not take the screenshot" >&2
+fi
 echo "prometheus.sh: OK"
