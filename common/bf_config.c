@@ -484,6 +484,28 @@ static const bf_setting_t s_settings[] = {
       .min = 100,
       .max = 3600000,
       .help = "How long an open breaker waits before letting one probe through." },
+    /*  Observability endpoint (bf_http.h, docs/observability.md).  */
+    { .key = "settle.http",
+      .type = BF_CFG_STRING,
+      .default_value = "off",
+      .help = "Address of settle's /metrics, /healthz, /readyz (HOST:PORT, numeric host), or "
+              "off." },
+    { .key = "notify.http",
+      .type = BF_CFG_STRING,
+      .default_value = "off",
+      .help = "Address of notify's /metrics, /healthz, /readyz (HOST:PORT, numeric host), or "
+              "off." },
+    { .key = "control.http",
+      .type = BF_CFG_STRING,
+      .default_value = "off",
+      .help = "Address of control's /metrics, /healthz, /readyz (HOST:PORT, numeric host), or "
+              "off." },
+    { .key = "http.stuck_ms",
+      .type = BF_CFG_INT,
+      .default_value = "60000",
+      .min = 10,
+      .max = 3600000,
+      .help = "An actor busy in one loop turn for longer than this makes /healthz answer 503." },
 };
 
 #define S_COUNT      (sizeof s_settings / sizeof s_settings[0])

@@ -2,13 +2,16 @@
     SQLSTATE classification, transactions, and a buffered COPY writer.  */
 
 #include <czmq.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "bf_db.h"
+#include "bf_health.h"
 #include "bf_log.h"
+#include "bf_metrics.h"
 
 /*  Last failure on this thread, for callers that report it.  */
 static _Thread_local int s_last_status = BF_DB_OK;
@@ -31,6 +34,34 @@ const char *
 bf_db_last_message (void)
 {
     return s_last_message;
+}
+
+/*  Metrics (docs/observability.md), registered on first use.  */
+static bf_series_t *s_connects_ok, *s_connects_failed, *s_errors_retryable, *s_errors_permanent;
+static pthread_once_t s_metrics_once = PTHREAD_ONCE_INIT;
+
+static void
+s_metrics_init (void)
+{
+    bf_metric_t *connects = bf_metrics_counter (
+        "billflow_db_connects_total", "PostgreSQL connection attempts by outcome (ok, failed).",
+        "outcome");
+    s_connects_ok = bf_metric_series (connects, "ok");
+    s_connects_failed = bf_metric_series (connects, "failed");
+    bf_metric_t *errors = bf_metrics_counter (
+        "billflow_db_errors_total", "Failed PostgreSQL statements by kind (retryable, permanent).",
+        "kind");
+    s_errors_retryable = bf_metric_series (errors, "retryable");
+    s_errors_permanent = bf_metric_series (errors, "permanent");
+}
+
+/*  Counts an outcome and tells readiness whether PostgreSQL answers.  */
+static void
+s_observe (bf_series_t **series, bool up)
+{
+    pthread_once (&s_metrics_once, s_metrics_init);
+    bf_counter_inc (*series);
+    bf_health_db_seen (up);
 }
 
 static void
@@ -63,7 +94,9 @@ bf_db_connect (const char *conninfo, const char *app, int timeout_ms)
     for (int attempt = 1;; attempt++) {
         /*  expand_dbname lets conninfo be a "key=value" string or a URI.  */
         PGconn *conn = PQconnectdbParams (keys, values, 1);
-        if (conn && PQstatus (conn) == CONNECTION_OK)
+        bool ok = conn && PQstatus (conn) == CONNECTION_OK;
+        s_observe (ok ? &s_connects_ok : &s_connects_failed, ok);
+        if (ok)
             return conn;
         s_set_message (conn ? PQerrorMessage (conn) : "out of memory");
         snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "08001");
@@ -101,6 +134,7 @@ bf_db_check (PGconn *conn, const PGresult *res, ExecStatusType expect, const cha
 {
     if (res && PQresultStatus (res) == expect) {
         s_last_status = BF_DB_OK;
+        bf_health_db_seen (true);
         return BF_DB_OK;
     }
     const char *state = res ? PQresultErrorField (res, PG_DIAG_SQLSTATE) : NULL;
@@ -116,6 +150,9 @@ bf_db_check (PGconn *conn, const PGresult *res, ExecStatusType expect, const cha
                        : conn ? PQerrorMessage (conn)
                               : "no connection");
     s_last_status = bf_db_sqlstate_retryable (s_last_sqlstate) ? BF_DB_RETRY : BF_DB_FAIL;
+    /*  Readiness: down only when the server itself is gone or going.  */
+    s_observe (s_last_status == BF_DB_RETRY ? &s_errors_retryable : &s_errors_permanent,
+               strncmp (s_last_sqlstate, "08", 2) && strncmp (s_last_sqlstate, "57P", 3));
     bf_log (s_last_status == BF_DB_RETRY ? BF_LOG_WARN : BF_LOG_ERROR,
             "database: %s failed (SQLSTATE %s, %s): %s", what ? what : "statement", s_last_sqlstate,
             s_last_status == BF_DB_RETRY ? "retryable" : "permanent", s_last_message);

@@ -11,6 +11,7 @@
 #include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_fault.h"
+#include "bf_health.h"
 #include "bf_log.h"
 #include "bf_query.h"
 #include "bf_text.h"
@@ -1791,7 +1792,7 @@ bf_control_actor (zsock_t *pipe, void *args)
         int64_t wait = self->next_election - zclock_mono ();
         if (wait > 200)
             wait = 200;
-        void *which = zpoller_wait (self->poller, wait > 0 ? (int)wait : 0);
+        void *which = bf_health_zpoller_wait ("control", self->poller, wait > 0 ? (int)wait : 0);
         if (which == pipe)
             running = s_on_pipe (self);
         else if (which == self->zap)

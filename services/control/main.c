@@ -14,8 +14,10 @@
 
 #include "bf_config.h"
 #include "bf_control.h"
+#include "bf_control_role.h"
 #include "bf_curve.h"
 #include "bf_log.h"
+#include "bf_observe.h"
 #include "bf_pii.h"
 
 static const char *s_usage
@@ -112,6 +114,12 @@ main (int argc, char **argv)
     }
     char instance[128];
     bf_config_instance (config, instance, sizeof instance);
+    if (bf_observe_start (config, "control", err, sizeof err) != 0) {
+        fprintf (stderr, "control: configuration: %s\n", err);
+        bf_pii_destroy (&pii);
+        bf_config_destroy (&config);
+        return 2;
+    }
     zsys_init ();
     bf_control_args_t args = {
         .conninfo = bf_config_str (config, "db.conninfo"),
@@ -146,11 +154,15 @@ main (int argc, char **argv)
         fprintf (stderr, "control: start-up stopped: control failed to start (see the log)\n");
         rc = 2;
     } else {
-        while (!zsys_interrupted)
+        bf_observe_ready (true);
+        while (!zsys_interrupted) {
+            bf_control_role_poll (actor);
             zclock_sleep (100);
+        }
         bf_info ("control %s: stopping", instance);
     }
     zactor_destroy (&actor);
+    bf_observe_stop ();
     bf_pii_destroy (&pii);
     bf_config_destroy (&config);
     return rc;

@@ -12,6 +12,7 @@
 #include "bf_db.h"
 #include "bf_dispatch.h"
 #include "bf_fault.h"
+#include "bf_health.h"
 #include "bf_log.h"
 #include "bf_pii.h"
 #include "bf_render.h"
@@ -892,7 +893,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
             inflight += bf_sender_inflight (self.sender, p);
         bool busy = inflight > 0 || self.queued > 0 || self.nrecords > 0;
         int64_t wait = busy ? 0 : next_claim - zclock_mono ();
-        if (zpoller_wait (poller, wait > 0 ? (int)wait : 0) == pipe) {
+        if (bf_health_zpoller_wait ("dispatch", poller, wait > 0 ? (int)wait : 0) == pipe) {
             running = s_on_pipe (&self);
             continue;
         }

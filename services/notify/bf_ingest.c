@@ -46,6 +46,7 @@
 #include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_fault.h"
+#include "bf_health.h"
 #include "bf_log.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
@@ -1100,7 +1101,7 @@ bf_ingest_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
-        void *which = zpoller_wait (self->poller, s_wait_ms (self));
+        void *which = bf_health_zpoller_wait ("ingest", self->poller, s_wait_ms (self));
         if (which == self->pipe) {
             s_handle_pipe (self);
             if (self->terminated)

@@ -25,6 +25,7 @@
 #include "bf_link.h"
 #include "bf_log.h"
 #include "bf_notify_cmd.h"
+#include "bf_observe.h"
 #include "bf_quiet.h"
 
 #define MAX_DISPATCHERS 64
@@ -217,8 +218,9 @@ main (int argc, char **argv)
     }
     const char *conninfo = bf_config_str (config, "db.conninfo");
     zcert_t *stream_cert = s_stream_cert (config, err, sizeof err);
-    if (!stream_cert) {
+    if (!stream_cert || bf_observe_start (config, "notify", err, sizeof err) != 0) {
         fprintf (stderr, "notify: configuration: %s\n", err);
+        zcert_destroy (&stream_cert);
         bf_config_destroy (&config);
         return 2;
     }
@@ -348,6 +350,7 @@ main (int argc, char **argv)
     } else {
         bf_info ("notify %s: ingest, %d dispatchers%s running", instance, n,
                  link ? ", control link" : "");
+        bf_observe_ready (true);
         while (!zsys_interrupted)
             zclock_sleep (100);
         bf_info ("notify %s: stopping", instance);
@@ -356,6 +359,7 @@ main (int argc, char **argv)
     zactor_destroy (&ingest);
     for (int i = 0; i < n; i++)
         zactor_destroy (&dispatchers_actors[i]);
+    bf_observe_stop ();
     bf_config_destroy (&config);
     return rc;
 }

@@ -35,6 +35,7 @@
 #include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_fault.h"
+#include "bf_health.h"
 #include "bf_log.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
@@ -601,7 +602,7 @@ bf_relay_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
-        void *which = zpoller_wait (self->poller, s_timeout (self));
+        void *which = bf_health_zpoller_wait ("relay", self->poller, s_timeout (self));
         if (which == self->pipe)
             s_handle_pipe (self);
         else if (zpoller_terminated (self->poller) && zmq_errno () == ETERM)

@@ -43,6 +43,7 @@
 
 #include "bf_curve.h"
 #include "bf_db.h"
+#include "bf_health.h"
 #include "bf_log.h"
 #include "bf_wire.h"
 #include "bf_text.h"
@@ -994,7 +995,7 @@ bf_replay_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
-        void *which = zpoller_wait (self->poller, s_next_timeout (self));
+        void *which = bf_health_zpoller_wait ("replay", self->poller, s_next_timeout (self));
         if (which == self->pipe)
             s_handle_pipe (self);
         else if (which == NULL && zpoller_terminated (self->poller) && zmq_errno () == ETERM)

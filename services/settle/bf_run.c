@@ -8,6 +8,7 @@
 #include "bf_db.h"
 #include "bf_log.h"
 #include "bf_run.h"
+#include "bf_settle_metrics.h"
 
 /*  Validates period and takes the period's transaction-level lock.  */
 static int
@@ -149,6 +150,7 @@ bf_run_start (PGconn *conn, const char *period, int chunk_size, const char *comm
         return -1;
     }
     PQclear (upd);
+    bf_settle_metrics_run_started ();
     return BF_RUN_STARTED;
 }
 

@@ -12,10 +12,12 @@
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_fault.h"
+#include "bf_health.h"
 #include "bf_label.h"
 #include "bf_log.h"
 #include "bf_rating.h"
 #include "bf_run.h"
+#include "bf_settle_metrics.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
 #include "bf_worker.h"
@@ -663,6 +665,7 @@ s_claim (s_worker_t *self)
         snprintf (self->period, sizeof self->period, "%s", PQgetvalue (res, 0, 4));
         bf_period_parse (self->period, &self->p);
         int attempts = atoi (PQgetvalue (res, 0, 5));
+        bf_settle_metrics_claimed (attempts);
         if (attempts > 1)
             bf_warn ("worker %s: took over run %lld chunk %d (attempt %d; an earlier holder's "
                      "lease expired)",
@@ -694,6 +697,7 @@ s_settle_chunk (s_worker_t *self)
         return rc;
     }
     bf_fault ("worker.after_commit");
+    bf_settle_metrics_committed (self->subscribers, self->nbills, self->amount, self->nfailures);
     self->stat_chunks++;
     self->stat_subscribers += self->subscribers;
     self->stat_bills += (int64_t)self->nbills;
@@ -759,7 +763,7 @@ bf_worker_actor (zsock_t *pipe, void *args)
     int idle_wait = 0;
     int backoff = 100; /* between connection attempts, doubling to 5 s */
     while (running) {
-        if (zpoller_wait (poller, idle_wait) == pipe) {
+        if (bf_health_zpoller_wait ("worker", poller, idle_wait) == pipe) {
             running = s_pipe (&self);
             continue;
         }

@@ -30,10 +30,12 @@
 #include "bf_db.h"
 #include "bf_link.h"
 #include "bf_log.h"
+#include "bf_observe.h"
 #include "bf_relay.h"
 #include "bf_replay.h"
 #include "bf_run.h"
 #include "bf_settle_cmd.h"
+#include "bf_settle_metrics.h"
 #include "bf_worker.h"
 
 #define EXIT_INCOMPLETE 1
@@ -243,6 +245,7 @@ s_service (s_settle_t *self)
     }
     bf_info ("settle %s: %d workers, relay, replay%s running", self->instance, self->nworkers,
              *control ? ", control link" : "");
+    bf_observe_ready (true);
     while (!zsys_interrupted) {
         zclock_sleep (100);
         s_drain_zap (self);
@@ -448,16 +451,24 @@ main (int argc, char **argv)
     }
     /*  CZMQ's handler sets zsys_interrupted on SIGINT/SIGTERM; actors poll
         with nonstop set, so only this thread reacts.  */
+    if (bf_observe_start (self.config, "settle", err, sizeof err) != 0) {
+        fprintf (stderr, "settle: configuration: %s\n", err);
+        bf_config_destroy (&self.config);
+        return EXIT_USAGE;
+    }
+    bf_settle_metrics_init ();
     zsys_init ();
     if (s_stream_security (&self, err, sizeof err) != 0) {
         fprintf (stderr, "settle: configuration: %s\n", err);
         zcert_destroy (&self.cert);
+        bf_observe_stop ();
         bf_config_destroy (&self.config);
         return EXIT_USAGE;
     }
     int rc = once ? s_once (&self, period) : s_service (&self);
     zactor_destroy (&self.zap);
     zcert_destroy (&self.cert);
+    bf_observe_stop ();
     bf_config_destroy (&self.config);
     return rc;
 }

@@ -149,7 +149,7 @@ test_reregisters_when_control_goes_quiet (void **state)
     snprintf (endpoints, sizeof endpoints, "tcp://127.0.0.1:%d, tcp://127.0.0.1:%d", standby_port,
               control.port);
     zactor_t *link = s_link_start (db, endpoints, NULL, NULL);
-    assert_int_equal (bf_test_control_registered (&control, "settle", 5000), 0);
+    assert_int_equal (bf_test_control_registered (&control, "settle", 15000), 0);
 
     //  Heartbeats answered: no reconnect, no second registration.
     assert_int_equal (bf_test_control_registered (&control, "settle", 10 * S_BEAT), -1);

@@ -1,0 +1,286 @@
+/*  Integration: settle's observability endpoint on a real PostgreSQL.
+    - during a run /healthz answers 200, and afterwards the scraped figures
+      (bills, won, subscribers, chunks) equal the database's;
+    - unknown paths get 404, other methods 405;
+    - /readyz turns 503 naming PostgreSQL while the database refuses
+      connections (its connections terminated, new ones not allowed), and
+      200 again once it accepts them;
+    - control: the leader and the standby are both ready, each says its
+      role in /readyz and billflow_control_leader; when the leader dies the
+      standby's role and gauge turn to leader;
+    - notify: ready, and its ingest and dispatch actors are in /healthz.  */
+
+#include <arpa/inet.h>
+#include <czmq.h>
+#include <math.h>
+#include <stdbool.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "bf_db.h"
+#include "bf_run.h"
+#include "bf_testdb.h"
+#include "bf_testproc.h"
+#include "bf_teststack.h"
+
+#define PERIOD "2026-10"
+
+/*  One request to 127.0.0.1:port; the status (0 when none) and the body
+    (after the headers) in out.  */
+static int
+s_http (int port, const char *method, const char *path, char *out, size_t outsize)
+{
+    out[0] = 0;
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct timeval tv = { 10, 0 };
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t)port) };
+    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
+    if (connect (fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        close (fd);
+        return 0;
+    }
+    char request[256];
+    int n = snprintf (request, sizeof request,
+                      "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", method, path);
+    if (send (fd, request, (size_t)n, MSG_NOSIGNAL) != n) {
+        close (fd);
+        return 0;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < outsize && (r = recv (fd, out + got, outsize - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    out[got] = 0;
+    close (fd);
+    int status = 0;
+    if (sscanf (out, "HTTP/1.%*d %d", &status) != 1)
+        return 0;
+    char *body = strstr (out, "\r\n\r\n");
+    if (body)
+        memmove (out, body + 4, strlen (body + 4) + 1);
+    return status;
+}
+
+/*  The value of the unlabelled sample name in an exposition; NAN when
+    absent.  */
+static double
+s_sample (const char *text, const char *name)
+{
+    char key[160];
+    snprintf (key, sizeof key, "\n%s ", name);
+    const char *at = strstr (text, key);
+    return at ? strtod (at + strlen (key), NULL) : NAN;
+}
+
+/*  Polls path until it answers want (up to timeout_ms); returns the last
+    status.  */
+static int
+s_wait_status (int port, const char *path, int want, int timeout_ms, char *out, size_t outsize)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    int status;
+    while ((status = s_http (port, "GET", path, out, outsize)) != want
+           && zclock_mono () < deadline)
+        zclock_sleep (100);
+    return status;
+}
+
+static void
+test_settle_endpoint (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    assert_non_null (db);
+    char *output = NULL;
+    assert_int_equal (bf_testdb_billdata (db, &output, "generate --subscribers 3000 --period "
+                                                       PERIOD " --seed 7"),
+                      0);
+    free (output);
+    char *dir = bf_test_mkdtemp ();
+    char log[600];
+    snprintf (log, sizeof log, "%s/settle.log", dir);
+    int port = bf_proc_free_port ();
+    bf_proc_t settle;
+    bf_proc_init (&settle, getenv ("BF_SETTLE"), log);
+    bf_proc_env (&settle, "BILLFLOW_DB_CONNINFO=%s", db);
+    bf_proc_env (&settle, "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
+    bf_proc_env (&settle, "BILLFLOW_SETTLE_HTTP=127.0.0.1:%d", port);
+    bf_proc_env (&settle, "BILLFLOW_SETTLE_PUB_ENDPOINT=tcp://127.0.0.1:*");
+    bf_proc_env (&settle, "BILLFLOW_SETTLE_REPLAY_ENDPOINT=tcp://127.0.0.1:*");
+    bf_proc_env (&settle, "BILLFLOW_SETTLE_WORKERS=2");
+    bf_proc_env (&settle, "BILLFLOW_SETTLE_POLL_MS=100");
+    bf_proc_start (&settle);
+    static char body[1 << 17];
+    assert_int_equal (s_wait_status (port, "/readyz", 200, 15000, body, sizeof body), 200);
+    assert_non_null (strstr (body, "settle ready\n"));
+    assert_non_null (strstr (body, "postgresql: ok"));
+    /*  Nothing settled yet: the settle metrics are there, at 0.  */
+    assert_int_equal (s_http (port, "GET", "/metrics", body, sizeof body), 200);
+    assert_true (s_sample (body, "billflow_bills_written_total") == 0);
+
+    /*  Start the run as control would; the service's workers settle it.  */
+    PGconn *conn = bf_testdb_connect (db);
+    assert_non_null (conn);
+    int64_t run_id = 0;
+    char err[256];
+    assert_int_equal (bf_db_begin (conn), BF_DB_OK);
+    assert_int_equal (bf_run_start (conn, PERIOD, 100, NULL, &run_id, err, sizeof err),
+                      BF_RUN_STARTED);
+    assert_int_equal (bf_db_commit (conn), BF_DB_OK);
+    int64_t deadline = zclock_mono () + 120000;
+    int live_checks = 0;
+    char sql[256];
+    snprintf (sql, sizeof sql,
+              "SELECT (state = 'COMPLETED')::int FROM settlement_run WHERE run_id = %lld",
+              (long long)run_id);
+    while (bf_testdb_scalar (conn, sql) != 1) {
+        assert_true (zclock_mono () < deadline);
+        /*  Liveness answers while the workers work.  */
+        assert_int_equal (s_http (port, "GET", "/healthz", body, sizeof body), 200);
+        live_checks++;
+        zclock_sleep (50);
+    }
+    assert_true (live_checks > 0);
+
+    /*  The scraped figures are the database's.  */
+    assert_int_equal (s_http (port, "GET", "/metrics", body, sizeof body), 200);
+    int64_t bills = bf_testdb_scalar (conn, "SELECT count(*) FROM bill");
+    int64_t won = bf_testdb_scalar (conn, "SELECT coalesce (sum (total), 0) FROM bill");
+    int64_t subscribers = bf_testdb_scalar (conn, "SELECT count(*) FROM subscriber");
+    snprintf (sql, sizeof sql, "SELECT chunks_total FROM settlement_run WHERE run_id = %lld",
+              (long long)run_id);
+    int64_t chunks = bf_testdb_scalar (conn, sql);
+    assert_true (bills > 0);
+    assert_true (s_sample (body, "billflow_bills_written_total") == (double)bills);
+    assert_true (s_sample (body, "billflow_billed_won_total") == (double)won);
+    assert_true (s_sample (body, "billflow_settle_chunks_committed_total") == (double)chunks);
+    assert_true (s_sample (body, "billflow_settle_chunk_duration_seconds_count") == (double)chunks);
+    assert_true (s_sample (body, "billflow_settle_subscribers_rated_total")
+                 == (double)subscribers);
+    assert_true (s_sample (body, "billflow_settle_rating_errors_total")
+                 == (double)bf_testdb_scalar (conn, "SELECT count(*) FROM rating_error"));
+    assert_true (s_sample (body, "billflow_settle_chunks_claimed_total") >= (double)chunks);
+
+    /*  Paths and methods on the real service.  */
+    assert_int_equal (s_http (port, "GET", "/nothing", body, sizeof body), 404);
+    assert_int_equal (s_http (port, "POST", "/metrics", body, sizeof body), 405);
+    assert_int_equal (s_http (port, "DELETE", "/readyz", body, sizeof body), 405);
+
+    /*  The database refuses connections: not ready, naming PostgreSQL.  */
+    PGconn *admin = bf_testdb_connect ("dbname=postgres");
+    assert_non_null (admin);
+    const char *name = strstr (db, "dbname=") + 7;
+    snprintf (sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS false", name);
+    assert_string_equal (bf_testdb_exec (admin, sql), "00000");
+    PQfinish (conn);
+    snprintf (sql, sizeof sql,
+              "SELECT count(pg_terminate_backend (pid)) FROM pg_stat_activity WHERE datname = '%s'",
+              name);
+    assert_true (bf_testdb_scalar (admin, sql) >= 0);
+    assert_int_equal (s_wait_status (port, "/readyz", 503, 15000, body, sizeof body), 503);
+    assert_non_null (strstr (body, "settle NOT READY\n"));
+    assert_non_null (strstr (body, "postgresql: FAIL"));
+    /*  Alive all the same: liveness is not readiness.  */
+    assert_int_equal (s_http (port, "GET", "/healthz", body, sizeof body), 200);
+    snprintf (sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS true", name);
+    assert_string_equal (bf_testdb_exec (admin, sql), "00000");
+    assert_int_equal (s_wait_status (port, "/readyz", 200, 20000, body, sizeof body), 200);
+    assert_non_null (strstr (body, "postgresql: ok"));
+    assert_int_equal (s_http (port, "GET", "/metrics", body, sizeof body), 200);
+    assert_true (s_sample (body, "billflow_bills_written_total") == (double)bills);
+    PQfinish (admin);
+
+    assert_int_equal (bf_proc_stop (&settle, 20000), 0);
+    bf_test_rmdir (&dir);
+    bf_testdb_drop (&db);
+}
+
+/*  Waits until path's body holds text; returns whether it did.  */
+static bool
+s_wait_body (int port, const char *path, const char *text, int timeout_ms, char *out,
+             size_t outsize)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        s_http (port, "GET", path, out, outsize);
+        if (strstr (out, text))
+            return true;
+        if (zclock_mono () >= deadline)
+            return false;
+        zclock_sleep (100);
+    }
+}
+
+static void
+test_control_roles_and_notify (void **state)
+{
+    (void)state;
+    bf_stack_t s;
+    bf_stack_init (&s);
+    bf_stack_both_controls (&s);
+    int port[2] = { bf_proc_free_port (), bf_proc_free_port () };
+    for (int i = 0; i < 2; i++)
+        bf_proc_env (&s.control[i], "BILLFLOW_CONTROL_HTTP=127.0.0.1:%d", port[i]);
+    int nport = bf_proc_free_port ();
+    bf_proc_env (&s.notify, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:%d", nport);
+    bf_proc_start (&s.control[0]);
+    assert_int_equal (bf_stack_wait_active (&s, 0, 20000), 0);
+    bf_proc_start (&s.control[1]);
+    static char body[1 << 16];
+    assert_true (s_wait_body (port[0], "/readyz", "role: leader\n", 10000, body, sizeof body));
+    assert_non_null (strstr (body, "control ready\n"));
+    /*  The standby is ready: being standby is not being unready.  */
+    assert_true (s_wait_body (port[1], "/readyz", "role: standby\n", 10000, body, sizeof body));
+    assert_int_equal (s_http (port[1], "GET", "/readyz", body, sizeof body), 200);
+    assert_int_equal (s_http (port[1], "GET", "/metrics", body, sizeof body), 200);
+    assert_true (s_sample (body, "billflow_control_leader") == 0);
+    assert_int_equal (s_http (port[0], "GET", "/metrics", body, sizeof body), 200);
+    assert_true (s_sample (body, "billflow_control_leader") == 1);
+    assert_int_equal (s_http (port[0], "GET", "/healthz", body, sizeof body), 200);
+    assert_non_null (strstr (body, "ok: 1 actor turning"));
+
+    bf_proc_start (&s.notify);
+    assert_int_equal (s_wait_status (nport, "/readyz", 200, 20000, body, sizeof body), 200);
+    assert_non_null (strstr (body, "notify ready\n"));
+    assert_int_equal (s_http (nport, "GET", "/healthz", body, sizeof body), 200);
+    assert_non_null (strstr (body, "notify live\nok: "));
+    assert_int_equal (s_http (nport, "GET", "/metrics", body, sizeof body), 200);
+    assert_non_null (strstr (body, "\nbillflow_build_info{version=\""));
+
+    /*  The leader dies: the standby takes over and says so.  */
+    bf_proc_kill (&s.control[0]);
+    assert_true (s_wait_body (port[1], "/readyz", "role: leader\n", 30000, body, sizeof body));
+    assert_int_equal (s_http (port[1], "GET", "/metrics", body, sizeof body), 200);
+    assert_true (s_sample (body, "billflow_control_leader") == 1);
+    bf_stack_destroy (&s);
+}
+
+static int
+s_teardown (void **state)
+{
+    (void)state;
+    bf_proc_kill_all ();
+    return 0;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown (test_settle_endpoint, s_teardown),
+        cmocka_unit_test_teardown (test_control_roles_and_notify, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
