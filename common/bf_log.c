@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <sys/types.h>
 #include <time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_MSG_MAX     8192
@@ -276,4 +277,44 @@ bf_usage_error (const char *program, const char *usage, const char *format, ...)
     va_end (args);
     fprintf (stderr, "\n\n%s", usage);
     return 2;
+}
+
+static int64_t
+s_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+bf_log_limit_tick (bf_log_limit_t *limit)
+{
+    int64_t now = s_mono_ms ();
+    int64_t ends = limit->window_start + limit->window_ms;
+    if (now < ends)
+        return limit->suppressed ? (int)(ends - now) : -1;
+    if (limit->suppressed)
+        bf_warn ("%s: %llu more %s not logged (suppressed) in the last %d s", limit->prefix,
+                 (unsigned long long)limit->suppressed, limit->noun,
+                 (limit->window_ms + 999) / 1000);
+    limit->window_start = now;
+    limit->written = 0;
+    limit->suppressed = 0;
+    return -1;
+}
+
+void
+bf_log_limited (bf_log_limit_t *limit, bf_log_level_t level, const char *format, ...)
+{
+    bf_log_limit_tick (limit);
+    if (limit->written >= limit->burst) {
+        limit->suppressed++;
+        return;
+    }
+    limit->written++;
+    va_list args;
+    va_start (args, format);
+    bf_logv (level, format, args);
+    va_end (args);
 }

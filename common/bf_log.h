@@ -9,6 +9,7 @@
 #define BF_LOG_H_INCLUDED
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -47,6 +48,36 @@ void bf_logv (bf_log_level_t level, const char *format, va_list args);
 #define bf_info(...)  bf_log (BF_LOG_INFO, __VA_ARGS__)
 #define bf_warn(...)  bf_log (BF_LOG_WARN, __VA_ARGS__)
 #define bf_error(...) bf_log (BF_LOG_ERROR, __VA_ARGS__)
+
+/*  A limit on one kind of warning that outside input can cause (rejected
+    frames, rejected requests): at most burst lines per window_ms are
+    written; the rest are counted, and when the window that held them ends
+    one line says how many: "PREFIX: N more NOUN not logged (suppressed) in
+    the last S s". One per actor (not thread-safe); zero-initialise with
+    BF_LOG_LIMIT_INIT.  */
+typedef struct {
+    const char *prefix; /* "replay" */
+    const char *noun;   /* "rejected requests" */
+    int burst;
+    int window_ms;
+    int64_t window_start; /* monotonic ms */
+    int written;
+    uint64_t suppressed;
+} bf_log_limit_t;
+
+#define BF_LOG_LIMIT_INIT(prefix, noun, burst, window_ms)                                          \
+    ((bf_log_limit_t){ (prefix), (noun), (burst), (window_ms), 0, 0, 0 })
+
+/*  Writes one line at level, unless the limit's burst was reached in this
+    window: then it only counts it.  */
+void bf_log_limited (bf_log_limit_t *limit, bf_log_level_t level, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/*  Ends the window when it has passed, writing the summary line of what it
+    suppressed. Returns the milliseconds until the current window ends when
+    it holds suppressed lines (call again then, so the summary is not
+    late), or -1 when nothing waits.  */
+int bf_log_limit_tick (bf_log_limit_t *limit);
 
 /*  Formats a reason into err (when err is non-NULL and errsize > 0) and
     returns -1, so `return bf_err_set (err, errsize, "...", ...)` reports a

@@ -170,9 +170,9 @@ typedef struct {
     uint64_t filled;
     uint64_t unexpected; //  decodable, but not what the socket should carry
     bf_wire_stats_t wire;
-    int64_t reject_log_second;
-    int reject_logs;
-    uint64_t reject_suppressed;
+    //  Warnings about what arrives (rejected frames, events naming unknown
+    //  channels): at most S_REJECT_LOGS_PER_S a second, the rest summed up.
+    bf_log_limit_t warn_limit;
     bool terminated;
 } s_ingest_t;
 
@@ -270,41 +270,12 @@ s_split_free (char **items, size_t count)
     free (items);
 }
 
-//  Writes a warning about what arrived (a rejected frame, an event with an
-//  unknown channel), at most S_REJECT_LOGS_PER_S a second; the rest are
-//  counted and summed up in one line.
-static void s_warn_limited (s_ingest_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static void
-s_warn_limited (s_ingest_t *self, const char *format, ...)
-{
-    int64_t second = zclock_mono () / 1000;
-    if (second != self->reject_log_second) {
-        if (self->reject_suppressed)
-            bf_warn ("ingest: %" PRIu64 " more rejected frames not logged",
-                     self->reject_suppressed);
-        self->reject_log_second = second;
-        self->reject_logs = 0;
-        self->reject_suppressed = 0;
-    }
-    if (self->reject_logs++ >= S_REJECT_LOGS_PER_S) {
-        self->reject_suppressed++;
-        return;
-    }
-    char line[768];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (line, sizeof line, format, args);
-    va_end (args);
-    bf_warn ("%s", line);
-}
-
 //  Logs a rejected frame (limited).
 static void
 s_log_rejected (s_ingest_t *self, const char *where, const char *what, const char *why)
 {
-    s_warn_limited (self, "ingest: rejected %s from %s: %s", what, where, why);
+    bf_log_limited (&self->warn_limit, BF_LOG_WARN, "ingest: rejected %s from %s: %s", what, where,
+                    why);
 }
 
 //  --------------------------------------------------------------------------
@@ -397,13 +368,13 @@ s_store (s_ingest_t *self, uint64_t seq, const Billflow__BillSettled *bill, bool
         if (channel > 0 && channel < S_CHANNELS)
             channels |= (uint8_t)(1u << channel);
         else
-            s_warn_limited (self,
+            bf_log_limited (&self->warn_limit, BF_LOG_WARN,
                             "ingest: event seq %" PRIu64 " (bill %" PRIu64
                             ") names unknown channel %d; ignored",
                             seq, bill->bill_id, channel);
     }
     if (channels == 0)
-        s_warn_limited (self,
+        bf_log_limited (&self->warn_limit, BF_LOG_WARN,
                         "ingest: event seq %" PRIu64 " (bill %" PRIu64
                         ") has no known channel: no delivery",
                         seq, bill->bill_id);
@@ -959,6 +930,9 @@ static s_ingest_t *
 s_ingest_new (zsock_t *pipe, const bf_ingest_args_t *args)
 {
     s_ingest_t *self = calloc (1, sizeof *self);
+    if (self)
+        self->warn_limit
+            = BF_LOG_LIMIT_INIT ("ingest", "rejected frames", S_REJECT_LOGS_PER_S, 1000);
     if (self == NULL)
         return NULL;
     self->pipe = pipe;

@@ -132,10 +132,8 @@ typedef struct {
     size_t n_events;
     size_t packed; //  bytes the pending events add to the reply
 
-    //  Rejection warnings: at most S_WARN_BURST per window.
-    int64_t warn_window; //  mono ms the window started
-    int warned;
-    uint64_t warn_suppressed;
+    //  Rejection warnings: at most S_WARN_BURST per window, the rest summed up.
+    bf_log_limit_t warn_limit;
 
     uint64_t served;   //  requests answered OK to their end
     uint64_t rejected; //  requests answered BAD_REQUEST or UNAVAILABLE, or dropped
@@ -155,44 +153,6 @@ s_varint_size (size_t value)
         size++;
     }
     return size;
-}
-
-/*  Writes a warning about a rejected request or a dropped peer, unless
-    S_WARN_BURST were written in this window; those are counted and summed
-    up by s_warn_tick.  */
-static void s_warn_limited (s_replay_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static void
-s_warn_tick (s_replay_t *self)
-{
-    int64_t now = zclock_mono ();
-    if (now - self->warn_window < S_WARN_WINDOW_MS)
-        return;
-    if (self->warn_suppressed)
-        bf_warn ("replay: %" PRIu64 " more rejected requests not logged (suppressed) in the last"
-                 " %d s",
-                 self->warn_suppressed, S_WARN_WINDOW_MS / 1000);
-    self->warn_window = now;
-    self->warned = 0;
-    self->warn_suppressed = 0;
-}
-
-static void
-s_warn_limited (s_replay_t *self, const char *format, ...)
-{
-    s_warn_tick (self);
-    if (self->warned >= S_WARN_BURST) {
-        self->warn_suppressed++;
-        return;
-    }
-    self->warned++;
-    char line[768];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (line, sizeof line, format, args);
-    va_end (args);
-    bf_warn ("%s", line);
 }
 
 //  --------------------------------------------------------------------------
@@ -439,8 +399,8 @@ s_pending_clear (s_replay_t *self)
 }
 
 static void
-s_batch_init (Billflow__ReplayBatch *batch, const s_job_t *job, Billflow__ReplayBatch__Status status,
-              const char *error)
+s_batch_init (Billflow__ReplayBatch *batch, const s_job_t *job,
+              Billflow__ReplayBatch__Status status, const char *error)
 {
     billflow__replay_batch__init (batch);
     batch->schema_version = BF_SCHEMA_VERSION;
@@ -603,7 +563,8 @@ s_serve_slice (s_replay_t *self, s_peer_t *peer, s_job_t *job)
     if (bad) {
         //  The same stored fault answers every request that reaches it:
         //  logged within the warning limit.
-        s_warn_limited (self, "replay: request '%s': %s", BF_TEXT_SHOW (job->request_id, 64), why);
+        bf_log_limited (&self->warn_limit, BF_LOG_WARN, "replay: request '%s': %s",
+                        BF_TEXT_SHOW (job->request_id, 64), why);
         s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
         return -1;
     }
@@ -621,7 +582,8 @@ s_start_job (s_replay_t *self, s_peer_t *peer, s_job_t *job)
     job->started = true;
     if (s_read_tail (self, &tail, why, sizeof why) != 0) {
         job->tail = 0; //  unknown
-        s_warn_limited (self, "replay: request '%s' not served: %s", BF_TEXT_SHOW (job->request_id, 64), why);
+        bf_log_limited (&self->warn_limit, BF_LOG_WARN, "replay: request '%s' not served: %s",
+                        BF_TEXT_SHOW (job->request_id, 64), why);
         s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
         return -1;
     }
@@ -630,7 +592,8 @@ s_start_job (s_replay_t *self, s_peer_t *peer, s_job_t *job)
         snprintf (why, sizeof why,
                   "from_seq %" PRIu64 " is beyond the tail (last published seq %" PRIu64 ")",
                   job->from, tail);
-        s_warn_limited (self, "replay: request '%s' rejected: %s", BF_TEXT_SHOW (job->request_id, 64), why);
+        bf_log_limited (&self->warn_limit, BF_LOG_WARN, "replay: request '%s' rejected: %s",
+                        BF_TEXT_SHOW (job->request_id, 64), why);
         s_emit (self, peer, job, BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST, why);
         return -1;
     }
@@ -701,12 +664,13 @@ s_round (s_replay_t *self)
             s_peer_turn (self, peer);
         now = zclock_mono ();
         if (peer->gone) {
-            s_warn_limited (self, "replay: a requester left; its %zu queued requests are dropped",
+            bf_log_limited (&self->warn_limit, BF_LOG_WARN,
+                            "replay: a requester left; its %zu queued requests are dropped",
                             zlist_size (peer->jobs));
             zlist_append (self->ring, peer); //  s_peer_drop removes it
             s_peer_drop (self, peer);
         } else if (peer->stalled_since && now - peer->stalled_since >= S_STALL_MS) {
-            s_warn_limited (self,
+            bf_log_limited (&self->warn_limit, BF_LOG_WARN,
                             "replay: a requester took no reply for %d ms; its %zu queued requests"
                             " are dropped",
                             S_STALL_MS, zlist_size (peer->jobs));
@@ -736,11 +700,9 @@ s_next_timeout (s_replay_t *self)
                 due = at;
         }
     }
-    if (self->warn_suppressed) {
-        int64_t at = self->warn_window + S_WARN_WINDOW_MS;
-        if (due < 0 || at < due)
-            due = at;
-    }
+    int summary = bf_log_limit_tick (&self->warn_limit);
+    if (summary >= 0 && (due < 0 || now + summary < due))
+        due = now + summary;
     if (!self->bound && (due < 0 || self->rebind_at < due))
         due = self->rebind_at;
     if (due < 0)
@@ -822,14 +784,14 @@ s_handle_request (s_replay_t *self)
         why[0] = 0;
 
     if (*why) {
-        s_warn_limited (self, "replay: request '%s' rejected: %s", BF_TEXT_SHOW (request_id, 64), why);
+        bf_log_limited (&self->warn_limit, BF_LOG_WARN, "replay: request '%s' rejected: %s",
+                        BF_TEXT_SHOW (request_id, 64), why);
         s_answer_now (self, identity, request_id, BAD, why);
     } else {
         s_peer_t *peer = s_peer_get (self, identity);
         s_job_t *job = NULL;
         if (!peer)
-            snprintf (why, sizeof why, "busy: %d requesters are waiting; retry later",
-                      S_MAX_PEERS);
+            snprintf (why, sizeof why, "busy: %d requesters are waiting; retry later", S_MAX_PEERS);
         else if (zlist_size (peer->jobs) >= S_PEER_JOBS)
             snprintf (why, sizeof why,
                       "busy: %d requests from this requester are waiting; retry after their"
@@ -841,7 +803,8 @@ s_handle_request (s_replay_t *self)
             snprintf (why, sizeof why, "busy: out of memory; retry later");
         }
         if (*why) {
-            s_warn_limited (self, "replay: request '%s' not queued: %s", BF_TEXT_SHOW (request_id, 64), why);
+            bf_log_limited (&self->warn_limit, BF_LOG_WARN, "replay: request '%s' not queued: %s",
+                            BF_TEXT_SHOW (request_id, 64), why);
             s_answer_now (self, identity, request_id,
                           BILLFLOW__REPLAY_BATCH__STATUS__STATUS_UNAVAILABLE, why);
             if (peer && zlist_size (peer->jobs) == 0 && zlist_size (peer->outbox) == 0)
@@ -901,12 +864,16 @@ static s_replay_t *
 s_replay_new (zsock_t *pipe, const bf_replay_args_t *args)
 {
     s_replay_t *self = calloc (1, sizeof *self);
+    if (self)
+        self->warn_limit
+            = BF_LOG_LIMIT_INIT ("replay", "rejected requests", S_WARN_BURST, S_WARN_WINDOW_MS);
     if (self == NULL)
         return NULL;
     self->pipe = pipe;
     self->max_batch = args->max_batch > 0 ? args->max_batch : 1;
     self->conninfo = strdup (args->conninfo ? args->conninfo : "");
-    self->endpoint = strdup (args->endpoint && *args->endpoint ? args->endpoint : "tcp://127.0.0.1:7102");
+    self->endpoint
+        = strdup (args->endpoint && *args->endpoint ? args->endpoint : "tcp://127.0.0.1:7102");
     self->events = calloc ((size_t)self->max_batch, sizeof *self->events);
     self->event_ptrs = calloc ((size_t)self->max_batch, sizeof *self->event_ptrs);
     self->router = zsock_new (ZMQ_ROUTER);
@@ -914,7 +881,6 @@ s_replay_new (zsock_t *pipe, const bf_replay_args_t *args)
     self->ring = zlist_new ();
     self->reconnect_backoff = S_RECONNECT_MIN_MS;
     self->rebind_backoff = 1000;
-    self->warn_window = zclock_mono ();
     if (!self->conninfo || !self->endpoint || !self->events || !self->event_ptrs || !self->router
         || !self->peers || !self->ring) {
         s_replay_destroy (&self);
@@ -975,7 +941,8 @@ bf_replay_actor (zsock_t *pipe, void *args)
     s_replay_t *self = s_replay_new (pipe, (const bf_replay_args_t *)args);
     if (self == NULL) {
         bf_error ("replay: out of memory at start");
-        bf_actor_fail (pipe, ((const bf_replay_args_t *)args)->status, "replay: out of memory at start");
+        bf_actor_fail (pipe, ((const bf_replay_args_t *)args)->status,
+                       "replay: out of memory at start");
         char *command;
         while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
             zstr_free (&command);
@@ -1007,7 +974,7 @@ bf_replay_actor (zsock_t *pipe, void *args)
         for (int i = 0; i < S_READ_BURST && (zsock_events (self->router) & ZMQ_POLLIN); i++)
             s_handle_request (self);
         s_round (self);
-        s_warn_tick (self);
+        bf_log_limit_tick (&self->warn_limit);
         if (!self->bound && zclock_mono () >= self->rebind_at)
             s_bind (self);
     }

@@ -396,6 +396,37 @@ test_level_filter (void **state)
     free (text);
 }
 
+/*  bf_log_limited: a burst per window, the rest counted and summed up in
+    one line when the window ends (moved back by hand, not slept).  */
+static void
+test_limited (void **state)
+{
+    (void)state;
+    bf_log_init ("limit", BF_LOG_INFO, false);
+    bf_log_limit_t limit = BF_LOG_LIMIT_INIT ("replay", "rejected requests", 3, 10000);
+    s_capture_start ();
+    for (int i = 0; i < 10; i++)
+        bf_log_limited (&limit, BF_LOG_WARN, "rejected %d", i);
+    assert_true (bf_log_limit_tick (&limit) > 0); //  7 wait for their summary
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 3);
+    assert_non_null (strstr (text, "]: rejected 2\n"));
+    assert_null (strstr (text, "rejected 3"));
+    free (text);
+
+    limit.window_start -= limit.window_ms; //  the window ends
+    s_capture_start ();
+    assert_int_equal (bf_log_limit_tick (&limit), -1);
+    bf_log_limited (&limit, BF_LOG_WARN, "rejected %d", 10);
+    text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 2);
+    assert_non_null (strstr (
+        text, "]: replay: 7 more rejected requests not logged (suppressed) in the last 10 s\n"));
+    assert_non_null (strstr (text, "]: rejected 10\n"));
+    free (text);
+    assert_int_equal (bf_log_limit_tick (&limit), -1); //  nothing suppressed: no summary due
+}
+
 static void
 test_plain_format (void **state)
 {
@@ -801,6 +832,7 @@ main (void)
         cmocka_unit_test (test_errno_preserved),
         cmocka_unit_test (test_threads_whole_lines),
         cmocka_unit_test (test_mask_email),
+        cmocka_unit_test (test_limited),
         cmocka_unit_test (test_mask_phone),
         cmocka_unit_test (test_mask_small_buffers),
         cmocka_unit_test (test_mask_random_bytes),
