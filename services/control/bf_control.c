@@ -357,18 +357,23 @@ s_answer_waiters (s_control_t *self, const char *command_id, const char *state, 
 
 /*  --- the audit log --------------------------------------------------- */
 
-static void
+/*  Writes one audit row (args: JSON text or NULL; detail may be NULL), in
+    the caller's transaction when one is open. The one place that writes
+    audit_log. Returns true when the row was written.  */
+static bool
 s_audit (s_control_t *self, const char *actor, const char *command_id, const char *target,
          const char *verb, const char *args, const char *outcome, const char *detail)
 {
     if (!self->conn)
-        return;
+        return false;
     const char *params[] = { actor, command_id, target, verb, args, outcome, detail };
     PGresult *res = bf_db_query (self->conn,
                                  "INSERT INTO audit_log (actor, command_id, target, verb, args,"
                                  " outcome, detail) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
                                  7, params, PGRES_COMMAND_OK, "writing the audit log");
+    bool ok = res != NULL;
     PQclear (res);
+    return ok;
 }
 
 /*  --- the service registry -------------------------------------------- */
@@ -482,16 +487,8 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
                                  2, params, PGRES_TUPLES_OK, "failing a command");
     bool ok = res != NULL;
     if (ok && PQntuples (res) == 1) {
-        const char *audit_params[]
-            = { PQgetvalue (res, 0, 0), command_id, PQgetvalue (res, 0, 1), PQgetvalue (res, 0, 2),
-                PQgetvalue (res, 0, 3), error };
-        PGresult *audit = bf_db_query (self->conn,
-                                       "INSERT INTO audit_log (actor, command_id, target, verb,"
-                                       " args, outcome, detail)"
-                                       " VALUES ($1, $2, $3, $4, $5::jsonb, 'failed', $6)",
-                                       6, audit_params, PGRES_COMMAND_OK, "auditing a failure");
-        ok = audit != NULL;
-        PQclear (audit);
+        ok = s_audit (self, PQgetvalue (res, 0, 0), command_id, PQgetvalue (res, 0, 1),
+                      PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 3), "failed", error);
     }
     bool failed_now = ok && PQntuples (res) == 1;
     PQclear (res);
@@ -1055,13 +1052,8 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
         PQclear (res);
     }
     if (ok && stored) {
-        const char *params[] = { actor, cmd->command_id, verb->target, verb->verb, args };
-        PGresult *res = bf_db_query (self->conn,
-                                     "INSERT INTO audit_log (actor, command_id, target, verb, args,"
-                                     " outcome) VALUES ($1, $2, $3, $4, $5::jsonb, 'received')",
-                                     5, params, PGRES_COMMAND_OK, "auditing a command");
-        ok = res != NULL;
-        PQclear (res);
+        ok = s_audit (self, actor, cmd->command_id, verb->target, verb->verb, args, "received",
+                      NULL);
     }
     if (ok)
         ok = bf_db_commit (self->conn) == BF_DB_OK;
@@ -1174,18 +1166,9 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
         ok = res != NULL;
     }
     if (ok && PQntuples (res) == 1) {
-        const char *params[]
-            = { PQgetvalue (res, 0, 0), id,
-                PQgetvalue (res, 0, 1), PQgetvalue (res, 0, 2),
-                PQgetvalue (res, 0, 3), !strcmp (state, "DONE") ? "done" : "failed",
-                *error ? error : NULL };
-        PGresult *audit = bf_db_query (self->conn,
-                                       "INSERT INTO audit_log (actor, command_id, target, verb,"
-                                       " args, outcome, detail)"
-                                       " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
-                                       7, params, PGRES_COMMAND_OK, "auditing an outcome");
-        ok = audit != NULL;
-        PQclear (audit);
+        ok = s_audit (self, PQgetvalue (res, 0, 0), id, PQgetvalue (res, 0, 1),
+                      PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 3),
+                      !strcmp (state, "DONE") ? "done" : "failed", *error ? error : NULL);
     }
     if (ok)
         ok = bf_db_commit (self->conn) == BF_DB_OK;
