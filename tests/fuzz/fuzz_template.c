@@ -66,11 +66,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     bf_fuzz_split (data + 1, size - 1, parts, S_PARTS, &buffer);
     const char *tmpl = parts[0] ? parts[0] : "";
     static const int64_t amounts[] = { INT64_MIN, INT64_MAX, -13459, 0, 111200, -1, 1 };
-    bf_view_line_t lines[8];
+    bf_view_line_t lines[8] = { { 0 } };
     for (size_t i = 0; i < nlines; i++) {
         //  A line without a code makes the view invalid: not what is tested.
         lines[i].code = parts[5 + i] && *parts[5 + i] ? parts[5 + i] : "VAT";
         lines[i].amount = amounts[i % 7];
+        //  Odd lines carry a stored label (settle's, any text); even ones
+        //  are labelled from their code.
+        lines[i].label = i % 2 ? parts[5 + i] : NULL;
     }
     bf_bill_view_t view = {
         .name = parts[1],

@@ -28,6 +28,7 @@
 
 #include "bf_db.h"
 #include "bf_run.h"
+#include "bf_curve.h"
 #include "bf_testdb.h"
 #include "bf_testproc.h"
 #include "bf_teststack.h"
@@ -120,6 +121,11 @@ test_settle_endpoint (void **state)
     bf_proc_env (&settle, "BILLFLOW_SETTLE_PUB_ENDPOINT=tcp://127.0.0.1:*");
     bf_proc_env (&settle, "BILLFLOW_SETTLE_REPLAY_ENDPOINT=tcp://127.0.0.1:*");
     bf_proc_env (&settle, "BILLFLOW_SETTLE_WORKERS=2");
+    //  The event stream is served over CURVE only.
+    char settle_pub[BF_CURVE_KEY_TXT];
+    assert_int_equal (bf_test_stream_keys (dir, settle_pub), 0);
+    bf_proc_env (&settle, "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret", dir);
+    bf_proc_env (&settle, "BILLFLOW_SETTLE_ALLOWED_KEYS=%s/stream_allowed_keys", dir);
     bf_proc_env (&settle, "BILLFLOW_SETTLE_POLL_MS=100");
     bf_proc_start (&settle);
     static char body[1 << 17];
