@@ -31,6 +31,12 @@ trap 'rm -rf "$work"' EXIT
 "$billdata" keygen "$work/pii.key" >/dev/null
 export BILLFLOW_PII_KEY_FILE="$work/pii.key" billdata settle n period work rounds
 export BILLFLOW_SETTLE_PUB_ENDPOINT='tcp://127.0.0.1:*'
+# settle serves its event stream over CURVE only (docs/settle.md): a key pair
+# and an empty allowed list, since nobody reads this run's stream.
+"$PWD/build/services/billctl/billctl" keygen settle --dir "$work" >/dev/null
+echo "# nobody reads" >"$work/allowed_keys"
+chmod 600 "$work/allowed_keys"   # a file naming keys: owner only (docs/configuration.md)
+export BILLFLOW_SETTLE_KEY_FILE="$work/settle.key_secret" BILLFLOW_SETTLE_ALLOWED_KEYS="$work/allowed_keys"
 
 echo "machine: $(nproc) cores; $n subscribers, $rounds rounds of each kind"
 

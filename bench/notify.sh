@@ -36,6 +36,7 @@ export BILLFLOW_PII_KEY_FILE="$work/pii.key" n period work MOCK_FLAGS="${MOCK_FL
 for k in settle notify; do "$PWD/build/services/billctl/billctl" keygen "$k" --dir "$work" >/dev/null; done
 pubkey() { sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$work/$1.key"; }
 echo "notify service $(pubkey notify) notify" >"$work/allowed_keys"
+chmod 600 "$work/allowed_keys"   # a file naming keys: owner only (docs/configuration.md)
 export BILLFLOW_SETTLE_KEY_FILE="$work/settle.key_secret" BILLFLOW_SETTLE_ALLOWED_KEYS="$work/allowed_keys"
 export BILLFLOW_NOTIFY_KEY_FILE="$work/notify.key_secret" BILLFLOW_NOTIFY_SETTLE_SERVER_KEY="$(pubkey settle)"
 

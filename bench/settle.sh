@@ -33,6 +33,7 @@ export BILLFLOW_PII_KEY_FILE="$work/pii.key" billdata settle n period work
 # and an empty allowed list, since nobody reads this run's stream.
 "$PWD/build/services/billctl/billctl" keygen settle --dir "$work" >/dev/null
 echo "# nobody reads" >"$work/allowed_keys"
+chmod 600 "$work/allowed_keys"   # a file naming keys: owner only (docs/configuration.md)
 export BILLFLOW_SETTLE_KEY_FILE="$work/settle.key_secret" BILLFLOW_SETTLE_ALLOWED_KEYS="$work/allowed_keys"
 export BILLFLOW_SETTLE_PUB_ENDPOINT='tcp://127.0.0.1:*'
 
