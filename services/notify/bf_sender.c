@@ -29,6 +29,7 @@
     the local network or loopback.  */
 
 #include "bf_sender.h"
+#include "bf_text.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -220,41 +221,6 @@ s_buf_free (s_buf_t *buf)
     buf->len = buf->cap = 0;
 }
 
-//  Length of the valid UTF-8 sequence at p (1..4), or 0 when invalid
-//  (overlong forms, surrogates and values past U+10FFFF are invalid).
-static size_t
-s_utf8_len (const unsigned char *p, size_t left)
-{
-    if (left == 0)
-        return 0;
-    if (p[0] < 0x80)
-        return 1;
-    size_t len;
-    uint32_t cp;
-    if ((p[0] & 0xE0) == 0xC0) {
-        len = 2;
-        cp = p[0] & 0x1F;
-    } else if ((p[0] & 0xF0) == 0xE0) {
-        len = 3;
-        cp = p[0] & 0x0F;
-    } else if ((p[0] & 0xF8) == 0xF0) {
-        len = 4;
-        cp = p[0] & 0x07;
-    } else
-        return 0;
-    if (left < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)
-        || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 static void
 s_utf8_put (s_buf_t *buf, uint32_t cp, int *rc)
 {
@@ -289,7 +255,7 @@ s_copy_cut (char *out, size_t outsize, const char *text, size_t len)
 {
     size_t used = 0;
     while (used < len) {
-        size_t step = s_utf8_len ((const unsigned char *)text + used, len - used);
+        size_t step = bf_text_utf8_len ((const char *)text + used, len - used);
         if (step == 0)
             step = 1;
         if (used + step > outsize - 1)
@@ -356,7 +322,7 @@ s_scrub (const char *text, size_t len, const char *contact, char *out, size_t ou
     int rc = 0;
     const unsigned char *p = (const unsigned char *)text;
     for (size_t i = 0; i < len && rc == 0;) {
-        size_t step = s_utf8_len (p + i, len - i);
+        size_t step = bf_text_utf8_len ((const char *)p + i, len - i);
         if (step == 0) {
             rc = s_buf_add (&clean, "?", 1);
             i++;
@@ -438,7 +404,7 @@ s_json_string (s_json_t *j, s_buf_t *out)
         if (c < 0x20)
             return -1;
         if (c != '\\') {
-            size_t step = s_utf8_len ((const unsigned char *)j->p, (size_t)(j->end - j->p));
+            size_t step = bf_text_utf8_len ((const char *)j->p, (size_t)(j->end - j->p));
             if (step == 0)
                 return -1;
             if (out && s_buf_add (out, j->p, step))
@@ -682,7 +648,7 @@ s_json_quote (s_buf_t *buf, const char *text)
         else if (c < 0x20 || c == 0x7F)
             rc = s_buf_fmt (buf, "\\u%04x", c);
         else {
-            size_t step = s_utf8_len (p + i, len - i);
+            size_t step = bf_text_utf8_len ((const char *)p + i, len - i);
             if (step == 0) {
                 rc = s_buf_str (buf, "\\ufffd");
                 i++;
@@ -763,7 +729,7 @@ s_subject (s_buf_t *buf, const char *title)
         size_t take = 0;
         while (at + take < clean.len) {
             size_t step
-                = s_utf8_len ((unsigned char *)clean.data + at + take, clean.len - at - take);
+                = bf_text_utf8_len ((const char *)clean.data + at + take, clean.len - at - take);
             if (step == 0)
                 step = 1;
             if (take + step > 39)
@@ -1910,8 +1876,8 @@ bf_sender_outcome_name (bf_outcome_t outcome)
 }
 
 int
-bf_sender_parse_reply (const char *body, size_t len, char *message_id, size_t idsize,
-                       char *reason, size_t reasonsize)
+bf_sender_parse_reply (const char *body, size_t len, char *message_id, size_t idsize, char *reason,
+                       size_t reasonsize)
 {
     s_json_t json;
     int rc = body ? s_json_parse_reply (body, len, &json) : -1;
