@@ -5,6 +5,7 @@
     when the thread ends (CZMQ actors are pthreads). Times are
     CLOCK_MONOTONIC milliseconds.  */
 
+#include <czmq.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -47,14 +48,6 @@ static _Atomic int s_db_state;
 static _Atomic int64_t s_db_since; /* when the state began */
 static _Atomic int64_t s_db_seen;  /* last time it was seen up (1 s grain) */
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 s_thread_gone (void *value)
 {
@@ -89,7 +82,7 @@ s_my_slot (const char *actor)
         if (!atomic_load (&s_actors[i].used)) {
             snprintf (s_actors[i].name, sizeof s_actors[i].name, "%.40s#%d", actor, number);
             atomic_store (&s_actors[i].busy, 1);
-            atomic_store (&s_actors[i].since, s_now_ms ());
+            atomic_store (&s_actors[i].since, zclock_mono ());
             atomic_store (&s_actors[i].used, 1);
             s_slot = i;
             pthread_setspecific (s_key, (void *)(intptr_t)(i + 1));
@@ -106,7 +99,7 @@ s_mark (const char *actor, int busy)
     int slot = s_my_slot (actor);
     if (slot < 0)
         return;
-    atomic_store_explicit (&s_actors[slot].since, s_now_ms (), memory_order_relaxed);
+    atomic_store_explicit (&s_actors[slot].since, zclock_mono (), memory_order_relaxed);
     atomic_store_explicit (&s_actors[slot].busy, busy, memory_order_relaxed);
 }
 
@@ -155,7 +148,7 @@ bf_health_live (int64_t stale_ms, char *out, size_t outsize)
         return false;
     out[0] = 0;
     size_t used = 0;
-    int64_t now = s_now_ms ();
+    int64_t now = zclock_mono ();
     int actors = 0, stuck = 0;
     pthread_mutex_lock (&s_lock);
     for (int i = 0; i < BF_HEALTH_MAX_ACTORS; i++) {
@@ -248,7 +241,7 @@ bf_health_db_seen (bool up)
         second for the "seen" time), so threads do not fight over the
         cache line.  */
     int state = up ? 1 : 2;
-    int64_t now = s_now_ms ();
+    int64_t now = zclock_mono ();
     if (atomic_load_explicit (&s_db_state, memory_order_relaxed) != state) {
         atomic_store (&s_db_since, now);
         if (up)
@@ -264,7 +257,7 @@ bf_health_ready_db (void *arg, char *reason, size_t reasonsize)
 {
     (void)arg;
     int state = atomic_load (&s_db_state);
-    int64_t now = s_now_ms ();
+    int64_t now = zclock_mono ();
     if (state == 1)
         snprintf (reason, reasonsize, "up, seen %.0f s ago",
                   (now - atomic_load (&s_db_seen)) / 1000.0);

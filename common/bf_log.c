@@ -25,7 +25,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
-#include <time.h>
+
+#include <czmq.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -279,18 +280,10 @@ bf_usage_error (const char *program, const char *usage, const char *format, ...)
     return 2;
 }
 
-static int64_t
-s_mono_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 bf_log_limit_tick (bf_log_limit_t *limit)
 {
-    int64_t now = s_mono_ms ();
+    int64_t now = zclock_mono ();
     int64_t ends = limit->window_start + limit->window_ms;
     if (now < ends)
         return limit->suppressed ? (int)(ends - now) : -1;
