@@ -1,5 +1,6 @@
-/*  bf_text — UTF-8 text that comes from outside: validate it, and make a
-    bounded, printable copy that never cuts a character.
+/*  bf_text — the one home of text primitives: UTF-8 validate, decode and
+    cut on a character boundary; a bounded, printable copy of outside text;
+    a growable buffer with UTF-8 and base64 (libsodium) appenders.
 
     Every place that puts outside text (a command argument, a verb, a key
     name, a provider's reason) into a log line, an error reply or a
@@ -13,11 +14,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*  Length (1..4) of the well-formed UTF-8 sequence at p, or 0 when the
     bytes at p are not one: overlong forms, surrogates, code points above
     U+10FFFF and sequences cut by avail count as malformed.  */
 size_t bf_text_utf8_len (const char *p, size_t avail);
+
+/*  Like bf_text_utf8_len, and stores the sequence's code point in *cp
+    when it is well-formed (cp untouched when 0 is returned).  */
+size_t bf_text_utf8_decode (const char *p, size_t avail, uint32_t *cp);
 
 /*  True when the len bytes at text are well-formed UTF-8 (NUL bytes are
     well-formed; callers that need C strings check for them).  */
@@ -48,5 +54,44 @@ char *bf_text_clip (char *out, size_t outsize, const char *text, size_t max_byte
     (id, 64)). max_bytes is capped at BF_TEXT_CLIP_LONG - 1.  */
 #define BF_TEXT_SHOW(text, max_bytes)                                                           \
     bf_text_clip ((char[BF_TEXT_CLIP_LONG]){ 0 }, BF_TEXT_CLIP_LONG, (text), (max_bytes))
+
+//  ---------------------------------------------------------------------------
+//  A growable byte buffer. Zero-initialise it ({ 0 }); data is always
+//  NUL-terminated once anything was added (and NULL before). Every adder
+//  returns 0, or -1 when memory ran out, leaving the buffer as it was. Not
+//  thread-safe: one buffer, one thread.
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} bf_text_buf_t;
+
+//  Makes room for more bytes (and the NUL) beyond len.
+int bf_text_buf_reserve (bf_text_buf_t *self, size_t more);
+
+//  Appends len bytes (which may hold NULs).
+int bf_text_buf_add (bf_text_buf_t *self, const void *data, size_t len);
+
+//  Appends a C string.
+int bf_text_buf_str (bf_text_buf_t *self, const char *text);
+
+//  Appends printf output.
+int bf_text_buf_fmt (bf_text_buf_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+//  Appends the UTF-8 encoding of code point cp (at most U+10FFFF and not a
+//  surrogate; anything else appends U+FFFD).
+int bf_text_buf_utf8 (bf_text_buf_t *self, uint32_t cp);
+
+//  Appends the base64 (RFC 4648, with padding) of len bytes at data,
+//  encoded by libsodium. With wrap, as MIME wants it (RFC 2045 §6.8): a
+//  CRLF after every 76 characters and after the last line.
+int bf_text_buf_base64 (bf_text_buf_t *self, const void *data, size_t len, bool wrap);
+
+//  Empties the buffer and keeps its memory.
+void bf_text_buf_reset (bf_text_buf_t *self);
+
+//  Frees the memory; the buffer is empty and reusable afterwards.
+void bf_text_buf_free (bf_text_buf_t *self);
 
 #endif

@@ -1,5 +1,6 @@
-/*  test_text — bf_text: UTF-8 validation and bounded printable copies
-    over a corpus of malformed and boundary inputs.  */
+/*  test_text — bf_text: UTF-8 validation, decoding and bounded printable
+    copies over a corpus of malformed and boundary inputs; the growable
+    buffer, code point encoding and base64 (RFC 4648 vectors, MIME lines).  */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,6 +114,125 @@ test_clip_examples (void **state)
     assert_string_equal (tiny, "abcd\xE2\x80\xA6");
 }
 
+//  decode agrees with utf8_len on every sequence, and yields the code point.
+static void
+test_decode (void **state)
+{
+    (void)state;
+    struct {
+        const char *bytes;
+        size_t len;
+        uint32_t cp;
+    } good[] = {
+        { "A", 1, 0x41 },
+        { "\xC2\xA9", 2, 0xA9 },
+        { "\xED\x9F\xBF", 3, 0xD7FF },
+        { "\xEA\xB0\x80", 3, 0xAC00 },       /* 가 */
+        { "\xEF\xBF\xBD", 3, 0xFFFD },
+        { "\xF0\x9F\x98\x80", 4, 0x1F600 },
+        { "\xF4\x8F\xBF\xBF", 4, 0x10FFFF },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint32_t cp = 0;
+        assert_int_equal (bf_text_utf8_decode (good[i].bytes, good[i].len, &cp), good[i].len);
+        assert_int_equal (cp, good[i].cp);
+    }
+    const char *bad[] = { "\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\x80", "\xE0\x80\x80" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint32_t cp = 7;
+        assert_int_equal (bf_text_utf8_decode (bad[i], strlen (bad[i]), &cp), 0);
+        assert_int_equal (cp, 7);
+    }
+    uint32_t cp = 7;
+    assert_int_equal (bf_text_utf8_decode ("\xEA\xB0", 2, &cp), 0); /* cut */
+}
+
+//  Encoding every scalar value and decoding it again is the identity;
+//  surrogates and values beyond U+10FFFF encode as U+FFFD.
+static void
+test_buf_utf8_roundtrip (void **state)
+{
+    (void)state;
+    bf_text_buf_t buf = { 0 };
+    for (uint32_t cp = 0; cp <= 0x10FFFF; cp += (cp < 0x11000 ? 1 : 97)) {
+        bf_text_buf_reset (&buf);
+        assert_int_equal (bf_text_buf_utf8 (&buf, cp), 0);
+        uint32_t back = 0;
+        if (cp >= 0xD800 && cp <= 0xDFFF) {
+            assert_string_equal (buf.data, "\xEF\xBF\xBD");
+            continue;
+        }
+        assert_int_equal (bf_text_utf8_decode (buf.data, buf.len, &back), buf.len);
+        assert_int_equal (back, cp);
+    }
+    bf_text_buf_reset (&buf);
+    assert_int_equal (bf_text_buf_utf8 (&buf, 0x110000), 0);
+    assert_string_equal (buf.data, "\xEF\xBF\xBD");
+    bf_text_buf_free (&buf);
+    assert_null (buf.data);
+}
+
+static void
+test_buf_append (void **state)
+{
+    (void)state;
+    bf_text_buf_t buf = { 0 };
+    assert_int_equal (bf_text_buf_str (&buf, "청구"), 0);
+    assert_int_equal (bf_text_buf_fmt (&buf, " %d원", 12345), 0);
+    assert_int_equal (bf_text_buf_add (&buf, "\0x", 2), 0);
+    assert_int_equal (buf.len, strlen ("청구 12345원") + 2);
+    assert_memory_equal (buf.data, "청구 12345원\0x", buf.len + 1);
+    //  Growth past the first allocation keeps every byte.
+    bf_text_buf_reset (&buf);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal (bf_text_buf_fmt (&buf, "%04d", i % 10000), 0);
+    assert_int_equal (buf.len, 40000);
+    assert_memory_equal (buf.data + 4 * 9999, "9999", 5);
+    //  A request for more than memory can hold fails and leaves the buffer.
+    assert_int_equal (bf_text_buf_reserve (&buf, SIZE_MAX - 8), -1);
+    assert_int_equal (buf.len, 40000);
+    bf_text_buf_free (&buf);
+}
+
+//  RFC 4648 §10 test vectors, and MIME wrapping at 76 characters.
+static void
+test_buf_base64 (void **state)
+{
+    (void)state;
+    const char *in[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+    const char *out[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+    bf_text_buf_t buf = { 0 };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        bf_text_buf_reset (&buf);
+        assert_int_equal (bf_text_buf_base64 (&buf, in[i], strlen (in[i]), false), 0);
+        assert_string_equal (buf.data ? buf.data : "", out[i]);
+    }
+    unsigned char data[200];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 7 + 3);
+    bf_text_buf_t flat = { 0 };
+    bf_text_buf_reset (&buf);
+    assert_int_equal (bf_text_buf_base64 (&flat, data, sizeof data, false), 0);
+    assert_int_equal (bf_text_buf_base64 (&buf, data, sizeof data, true), 0);
+    //  Lines of 76 characters, each ending in CRLF; joined they are the flat form.
+    size_t lines = 0, joined = 0;
+    for (char *line = buf.data; *line; lines++) {
+        char *end = strstr (line, "\r\n");
+        assert_non_null (end);
+        size_t n = (size_t)(end - line);
+        assert_true (n <= 76);
+        if (end[2])
+            assert_int_equal (n, 76);
+        assert_memory_equal (line, flat.data + joined, n);
+        joined += n;
+        line = end + 2;
+    }
+    assert_int_equal (joined, flat.len);
+    assert_int_equal (lines, (sizeof data + 56) / 57);
+    bf_text_buf_free (&flat);
+    bf_text_buf_free (&buf);
+}
+
 int
 main (void)
 {
@@ -121,6 +241,10 @@ main (void)
         cmocka_unit_test (test_prefix),
         cmocka_unit_test (test_clip_corpus),
         cmocka_unit_test (test_clip_examples),
+        cmocka_unit_test (test_decode),
+        cmocka_unit_test (test_buf_utf8_roundtrip),
+        cmocka_unit_test (test_buf_append),
+        cmocka_unit_test (test_buf_base64),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
