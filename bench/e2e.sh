@@ -12,6 +12,9 @@
 # Target (issue 6): 1,000,000 subscribers in under 5 minutes on 2 cores.
 # EMAIL_CONCURRENCY sets notify.email_concurrency (default 6000, as in
 # bench/notify.sh: with 1 s replies, in-flight emails bound the rate).
+# SCRAPE=1 scrapes /metrics of settle, notify and control once a second
+# from run start to the end (as a Prometheus would) and prints the count;
+# bench/scrape.sh pairs runs with and without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -40,6 +43,22 @@ stack generate "$n" "$period" 41 >/dev/null
 t1=$(now)
 echo "data: $n subscribers generated into the database in $(secs "$t0" "$t1") s (not counted)"
 
+scraper=""
+if [ "${SCRAPE:-0}" = 1 ]; then
+  # shellcheck disable=SC1091
+  urls=$(. "$dir/env"; for a in "$BILLFLOW_SETTLE_HTTP" "$BILLFLOW_NOTIFY_HTTP" "$BILLFLOW_CONTROL_HTTP"; do
+           echo "http://$a/metrics"; done)
+  ( n_ok=0; n_bytes=0
+    trap 'echo "$n_ok $n_bytes" >"$dir/scrapes"; exit 0' TERM
+    while :; do
+      for u in $urls; do
+        b=$(curl -sf --max-time 5 "$u" | wc -c) && n_ok=$((n_ok + 1)) && n_bytes=$((n_bytes + b))
+      done
+      sleep 1
+    done ) &
+  scraper=$!
+fi
+
 start=$(now)
 "$dir/billctl" run start "$period" --command-id "bench-e2e-$period" >/dev/null
 completed=""
@@ -54,6 +73,11 @@ while :; do
   sleep 1
 done
 end=$(now)
+if [ -n "$scraper" ]; then
+  kill "$scraper"; wait "$scraper" 2>/dev/null || true
+  read -r n_ok n_bytes <"$dir/scrapes"
+  echo "scraping: $n_ok scrapes of settle, notify and control answered ($((n_bytes / 1024)) KiB in all)"
+fi
 notices=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["notices"]["total"])' "$json")
 elapsed=$(secs "$start" "$end")
 echo "final: every notice final $elapsed s after run start;" \
