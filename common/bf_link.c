@@ -565,3 +565,19 @@ bf_link_start (const bf_link_args_t *args)
         process is about to exit.  */
     return alive ? actor : NULL;
 }
+
+void
+bf_link_args_from_config (bf_link_args_t *args, const bf_config_t *config, const char *service,
+                          const char *instance, const bf_link_verb_t *verbs, void *context)
+{
+    memset (args, 0, sizeof *args);
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->endpoint = bf_config_str (config, "control.endpoint");
+    args->service = service;
+    args->instance = instance;
+    args->heartbeat_ms = (int)bf_config_int (config, "control.heartbeat_ms");
+    args->verbs = verbs;
+    args->context = context;
+    args->server_key = bf_config_str (config, "control.server_key");
+    args->key_file = bf_config_str (config, "control.client_key_file");
+}

@@ -1802,3 +1802,23 @@ bf_control_actor (zsock_t *pipe, void *args)
     PQfinish (self->conn);
     free (self);
 }
+
+void
+bf_control_args_from_config (bf_control_args_t *args, const bf_config_t *config,
+                             const char *instance, const bf_pii_t *pii)
+{
+    memset (args, 0, sizeof *args);
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->bind = bf_config_str (config, "control.bind");
+    args->key_file = bf_config_str (config, "control.key_file");
+    args->allowed_keys = bf_config_str (config, "control.allowed_keys");
+    args->instance = instance;
+    args->heartbeat_ms = (int)bf_config_int (config, "control.heartbeat_ms");
+    args->command_timeout_ms = (int)bf_config_int (config, "control.command_timeout_ms");
+    args->election_ms = (int)bf_config_int (config, "control.election_ms");
+    args->pii = pii;
+    args->client_rate = (int)bf_config_int (config, "control.client_rate");
+    args->client_burst = (int)bf_config_int (config, "control.client_burst");
+    args->command_attempts = (int)bf_config_int (config, "control.command_attempts");
+    args->max_request_bytes = (int)bf_config_int (config, "control.max_request_bytes");
+}
