@@ -95,8 +95,7 @@ const char *bf_link_arg (const Billflow__Command *cmd, const char *key);
     control.client_key_file) for service's instance, with its verbs and
     their context. Strings point into config. The link is wanted when
     args->endpoint is not empty.  */
-void bf_link_args_from_config (bf_link_args_t *args, const bf_config_t *config,
-                               const char *service, const char *instance,
-                               const bf_link_verb_t *verbs, void *context);
+void bf_link_args_from_config (bf_link_args_t *args, const bf_config_t *config, const char *service,
+                               const char *instance, const bf_link_verb_t *verbs, void *context);
 
 #endif

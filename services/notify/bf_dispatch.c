@@ -1007,21 +1007,23 @@ s_share (bf_sender_config_t *sender, int dispatchers)
 }
 
 int
-bf_dispatch_args_from_config (bf_dispatch_args_t *args, const bf_config_t *config,
-                              int dispatchers, char *err, size_t errsize)
+bf_dispatch_args_from_config (bf_dispatch_args_t *args, const bf_config_t *config, int dispatchers,
+                              char *err, size_t errsize)
 {
     memset (args, 0, sizeof *args);
     if (bf_quiet_parse (bf_config_str (config, "notify.quiet_start"),
                         bf_config_str (config, "notify.quiet_end"), &args->system_quiet)
         != 0)
-        return bf_err_set (err, errsize, "notify.quiet_start and notify.quiet_end must be "
-                                         "HH:MM, both or neither");
+        return bf_err_set (err, errsize,
+                           "notify.quiet_start and notify.quiet_end must be "
+                           "HH:MM, both or neither");
     args->utc_offset_min = (int)bf_config_int (config, "notify.utc_offset_min");
     if (s_clock_offset (bf_config_str (config, "notify.clock"), args->utc_offset_min,
                         &args->clock_offset_ms)
         != 0)
-        return bf_err_set (err, errsize, "notify.clock must be YYYY-MM-DDTHH:MM (local) "
-                                         "or empty");
+        return bf_err_set (err, errsize,
+                           "notify.clock must be YYYY-MM-DDTHH:MM (local) "
+                           "or empty");
     args->conninfo = bf_config_str (config, "db.conninfo");
     args->pii_key_file = bf_config_str (config, "pii.key_file");
     args->pii_key_hex = bf_config_str (config, "pii.key");
