@@ -1,12 +1,49 @@
 /*  bf_service — a service main's start-up and wait block (see bf_service.h).  */
 
+#include <assert.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bf_log.h"
 #include "bf_observe.h"
 #include "bf_service.h"
+
+/*  Room for the options a service main takes.  */
+#define S_MAX_OPTIONS 8
+
+int
+bf_service_options (int argc, char **argv, const char *program, const char *usage,
+                    const char **config_path, bf_config_override_t *overrides, size_t count)
+{
+    assert (count + 3 <= S_MAX_OPTIONS);
+    struct option options[S_MAX_OPTIONS] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+    };
+    for (size_t i = 0; i < count; i++) {
+        assert (overrides[i].option && !strncmp (overrides[i].option, "--", 2));
+        options[2 + i]
+            = (struct option){ overrides[i].option + 2, required_argument, NULL, 256 + (int)i };
+    }
+    int c;
+    while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        if (c == 'c')
+            *config_path = optarg;
+        else if (c == 'h') {
+            fputs (usage, stdout);
+            return 0;
+        } else if (c >= 256 && c < 256 + (int)count)
+            overrides[c - 256].value = optarg;
+        else
+            return bf_usage_error (program, usage, "unknown option");
+    }
+    if (optind != argc)
+        return bf_usage_error (program, usage, "unexpected argument '%s'", argv[optind]);
+    return -1;
+}
 
 int
 bf_service_load (bf_service_t *self, const char *program, const char *path,

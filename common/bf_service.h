@@ -2,6 +2,8 @@
     (settle, notify, control), so that a main only wires its actors.
 
     A main runs, in this order:
+        bf_service_options the command line (--config, --help, options
+                           that set a setting)
         bf_service_load    configuration (file, environment, command-line
                            overrides), logging, the instance name
         ...its own checks and actor arguments (*_args_from_config)...
@@ -35,6 +37,14 @@ typedef struct {
     bf_config_t *config; /* owned; NULL before bf_service_load and after bf_service_end */
     char instance[128];  /* service.instance, or "hostname:pid" */
 } bf_service_t;
+
+/*  Parses the command line of program: --config FILE into *config_path,
+    --help (prints usage on stdout), and for each of the count overrides
+    the option it names ("--db"), which takes an argument that becomes its
+    value. Returns -1 to go on, or the exit status: 0 after --help, 2
+    after printing a usage error with usage.  */
+int bf_service_options (int argc, char **argv, const char *program, const char *usage,
+                        const char **config_path, bf_config_override_t *overrides, size_t count);
 
 /*  Loads the configuration (path, or $BILLFLOW_CONFIG when NULL; then the
     environment; then the count overrides), starts logging for program and

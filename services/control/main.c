@@ -6,7 +6,6 @@
     settle and notify. SIGTERM/SIGINT stop it; a standby takes over.  */
 
 #include <czmq.h>
-#include <getopt.h>
 #include <stdio.h>
 
 #include "bf_config.h"
@@ -27,44 +26,6 @@ static const char *s_usage
       "control needs control.key_file (its key pair, from `billctl keygen`) and\n"
       "control.allowed_keys (the keys it accepts); docs/control.md.\n"
       "Exit status: 0 stopped by a signal, 1 failed to start, 2 bad usage or configuration.\n";
-
-#define s_usage_error(...) bf_usage_error ("control", s_usage, __VA_ARGS__)
-
-/*  Options into *config_path and overrides (db.conninfo, control.bind).
-    Returns -1 to go on, else the exit status.  */
-static int
-s_parse_options (int argc, char **argv, const char **config_path, bf_config_override_t *overrides)
-{
-    static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "db", required_argument, NULL, 'd' },
-        { "bind", required_argument, NULL, 'b' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
-    while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
-        switch (c) {
-            case 'c':
-                *config_path = optarg;
-                break;
-            case 'd':
-                overrides[0].value = optarg;
-                break;
-            case 'b':
-                overrides[1].value = optarg;
-                break;
-            case 'h':
-                fputs (s_usage, stdout);
-                return 0;
-            default:
-                return s_usage_error ("unknown option");
-        }
-    }
-    if (optind != argc)
-        return s_usage_error ("unexpected argument '%s'", argv[optind]);
-    return -1;
-}
 
 /*  control's key pair and allowed list: both required, and both usable
     (the actor would only log it). Returns 0 or the exit status after
@@ -136,7 +97,7 @@ main (int argc, char **argv)
         { "db.conninfo", NULL, "--db" },
         { "control.bind", NULL, "--bind" },
     };
-    int rc = s_parse_options (argc, argv, &config_path, overrides);
+    int rc = bf_service_options (argc, argv, "control", s_usage, &config_path, overrides, 2);
     if (rc >= 0)
         return rc;
     bf_service_t service = { 0 };

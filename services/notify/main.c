@@ -8,7 +8,6 @@
     and record it; anything else returns through its lease.  */
 
 #include <czmq.h>
-#include <getopt.h>
 #include <stdio.h>
 
 #include "bf_config.h"
@@ -30,8 +29,6 @@ static const char *s_usage
       "  --config FILE    config file (default $BILLFLOW_CONFIG); docs/configuration.md\n"
       "  --db CONNINFO    libpq connection string (overrides db.conninfo)\n";
 
-#define s_usage_error(...) bf_usage_error ("notify", s_usage, __VA_ARGS__)
-
 /*  The process: its actors' arguments and the actors.  */
 typedef struct {
     bf_ingest_args_t iargs;
@@ -43,42 +40,6 @@ typedef struct {
     zactor_t *link;
 } s_notify_t;
 
-/*  Options into *config_path and overrides (db.conninfo,
-    notify.dispatchers). Returns -1 to go on, else the exit status.  */
-static int
-s_parse_options (int argc, char **argv, const char **config_path, bf_config_override_t *overrides)
-{
-    static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "db", required_argument, NULL, 'd' },
-        { "dispatchers", required_argument, NULL, 'n' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
-    while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
-        switch (c) {
-            case 'c':
-                *config_path = optarg;
-                break;
-            case 'd':
-                overrides[0].value = optarg;
-                break;
-            case 'n':
-                overrides[1].value = optarg;
-                break;
-            case 'h':
-                fputs (s_usage, stdout);
-                return 0;
-            default:
-                return s_usage_error ("unknown option");
-        }
-    }
-    if (optind != argc)
-        return s_usage_error ("unexpected argument '%s'", argv[optind]);
-    return -1;
-}
-
 /*  Every actor's arguments from the settings, checked before anything
     starts. Returns 0 or the exit status after printing the reason.  */
 static int
@@ -86,8 +47,7 @@ s_configure (s_notify_t *self, bf_service_t *service)
 {
     char err[1024];
     self->n = bf_service_actor_count (service, "notify.dispatchers", MAX_DISPATCHERS);
-    if (bf_dispatch_args_from_config (&self->dargs, service->config, self->n, err, sizeof err)
-        != 0)
+    if (bf_dispatch_args_from_config (&self->dargs, service->config, self->n, err, sizeof err) != 0)
         return bf_service_config_error (service, "%s", err);
     /*  Credentials over plain smtp:// would cross the network in clear:
         refused at start-up (exit 2), before any notice is claimed, so
@@ -165,7 +125,7 @@ main (int argc, char **argv)
         { "db.conninfo", NULL, "--db" },
         { "notify.dispatchers", NULL, "--dispatchers" },
     };
-    int rc = s_parse_options (argc, argv, &config_path, overrides);
+    int rc = bf_service_options (argc, argv, "notify", s_usage, &config_path, overrides, 2);
     if (rc >= 0)
         return rc;
     bf_service_t service = { 0 };
