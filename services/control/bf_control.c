@@ -154,6 +154,7 @@ typedef enum {
     S_SQL_TRY_LOCK,
     S_SQL_COUNT
 } s_sql_t;
+_Static_assert(S_SQL_COUNT <= 32, "s_control_t.prepared has a bit per statement");
 
 static const bf_db_statement_t s_statements[S_SQL_COUNT] = {
     //  The one place that writes audit_log (s_audit).
