@@ -881,123 +881,136 @@ s_parse_value (char *text, const char **problem)
     return s_trim (text);
 }
 
+//  A config file being read: where, and what each line set.
+typedef struct {
+    const char *path;
+    size_t lineno;
+    char section[S_KEY_MAX];     /* "" before any [section] line */
+    size_t set_on_line[S_COUNT]; /* 0: not set by this file */
+} s_file_t;
+
+//  A "[name]" line (text trimmed, starting with '['): the section of the
+//  lines below it. Returns 0, or -1 with the reason in err.
+static int
+s_read_section (s_file_t *file, char *text, char *err, size_t errsize)
+{
+    size_t n = strlen (text);
+    if (text[n - 1] != ']')
+        return bf_err_set (err, errsize, "%s:%zu: section line must look like [name]", file->path,
+                           file->lineno);
+    text[n - 1] = 0;
+    char *name = s_trim (text + 1);
+    if (!s_is_name (name) || strlen (name) >= sizeof file->section)
+        return bf_err_set (err, errsize, "%s:%zu: bad section name", file->path, file->lineno);
+    strcpy (file->section, name);
+    return 0;
+}
+
+//  A "key = value" line (text trimmed): the setting is assigned, once per
+//  file. Returns 0, or -1 with the reason in err.
+static int
+s_read_setting (bf_config_t *self, s_file_t *file, char *text, char *err, size_t errsize)
+{
+    char *equals = strchr (text, '=');
+    //  The line is not quoted back: it may be a mistyped secret.
+    if (!equals)
+        return bf_err_set (err, errsize, "%s:%zu: expected 'key = value'", file->path,
+                           file->lineno);
+    *equals = 0;
+    char *name = s_trim (text);
+    char key[S_KEY_MAX * 2 + 2];
+    if (!s_is_name (name) || strlen (name) >= S_KEY_MAX)
+        return bf_err_set (err, errsize, "%s:%zu: bad setting name before '='", file->path,
+                           file->lineno);
+    if (*file->section)
+        snprintf (key, sizeof key, "%s.%s", file->section, name);
+    else
+        snprintf (key, sizeof key, "%s", name);
+
+    char *value_text = equals + 1;
+    while (s_is_space (*value_text))
+        value_text++;
+    const char *problem = NULL;
+    char *value = s_parse_value (value_text, &problem);
+    if (!value)
+        return bf_err_set (err, errsize, "%s:%zu: %s: %s", file->path, file->lineno, key, problem);
+    size_t index = s_index (key);
+    if (index == S_COUNT)
+        return bf_err_set (err, errsize, "%s:%zu: unknown setting '%s'", file->path, file->lineno,
+                           key);
+    if (file->set_on_line[index])
+        return bf_err_set (err, errsize, "%s:%zu: %s is already set on line %zu", file->path,
+                           file->lineno, key, file->set_on_line[index]);
+    file->set_on_line[index] = file->lineno;
+    char source[S_KEY_MAX * 4];
+    snprintf (source, sizeof source, "%s:%zu", file->path, file->lineno);
+    return s_assign (self, index, value, source, err, errsize);
+}
+
+//  One line of len bytes (its newline included). Returns 0, or -1 with
+//  the reason in err.
+static int
+s_read_line (bf_config_t *self, s_file_t *file, char *line, size_t len, char *err, size_t errsize)
+{
+    if (memchr (line, 0, len))
+        return bf_err_set (err, errsize, "%s:%zu: NUL byte in line", file->path, file->lineno);
+    char *text = s_trim (line);
+    if (*text == 0 || *text == '#')
+        return 0;
+    if (*text == '[')
+        return s_read_section (file, text, err, errsize);
+    return s_read_setting (self, file, text, err, errsize);
+}
+
+//  A file that sets a secret (or a conninfo with a password) is held to
+//  the rule for files with secrets (bf_secfile.h). Returns 0, or -1 with
+//  the reason in err.
+static int
+s_check_secrets (const bf_config_t *self, const s_file_t *file, int fd, char *err, size_t errsize)
+{
+    for (size_t i = 0; i < S_COUNT; i++) {
+        bool secret = s_settings[i].secret
+                      || (!strcmp (s_settings[i].key, "db.conninfo") && self->values[i].value
+                          && strstr (self->values[i].value, "password"));
+        if (file->set_on_line[i] && secret) {
+            char what[S_KEY_MAX * 2 + 64];
+            snprintf (what, sizeof what, "config file setting %s", s_settings[i].key);
+            if (bf_secfile_check (fd, what, file->path, err, errsize) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 int
 bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errsize)
 {
     assert (self);
-    if (!path || !*path) {
-        bf_err_set (err, errsize, "no config file name given");
-        return -1;
-    }
-    FILE *file = fopen (path, "re");
-    if (!file) {
-        bf_err_set (err, errsize, "cannot open config file '%s': %s", path, strerror (errno));
-        return -1;
-    }
-    size_t set_on_line[S_COUNT] = { 0 };
-    char section[S_KEY_MAX] = "";
+    if (!path || !*path)
+        return bf_err_set (err, errsize, "no config file name given");
+    FILE *stream = fopen (path, "re");
+    if (!stream)
+        return bf_err_set (err, errsize, "cannot open config file '%s': %s", path,
+                           strerror (errno));
+    s_file_t file = { .path = path };
     char *line = NULL;
     size_t line_cap = 0;
-    size_t lineno = 0;
     ssize_t len;
     int rc = 0;
-    while (rc == 0 && (len = getline (&line, &line_cap, file)) >= 0) {
-        lineno++;
-        if (memchr (line, 0, (size_t)len)) {
-            bf_err_set (err, errsize, "%s:%zu: NUL byte in line", path, lineno);
-            rc = -1;
-            break;
-        }
-        char *text = s_trim (line);
-        if (*text == 0 || *text == '#')
-            continue;
-        if (*text == '[') {
-            size_t n = strlen (text);
-            if (text[n - 1] != ']') {
-                bf_err_set (err, errsize, "%s:%zu: section line must look like [name]", path,
-                            lineno);
-                rc = -1;
-                break;
-            }
-            text[n - 1] = 0;
-            char *name = s_trim (text + 1);
-            if (!s_is_name (name) || strlen (name) >= sizeof section) {
-                bf_err_set (err, errsize, "%s:%zu: bad section name", path, lineno);
-                rc = -1;
-                break;
-            }
-            strcpy (section, name);
-            continue;
-        }
-        char *equals = strchr (text, '=');
-        if (!equals) {
-            //  The line is not quoted back: it may be a mistyped secret.
-            bf_err_set (err, errsize, "%s:%zu: expected 'key = value'", path, lineno);
-            rc = -1;
-            break;
-        }
-        *equals = 0;
-        char *name = s_trim (text);
-        char key[S_KEY_MAX * 2 + 2];
-        if (!s_is_name (name) || strlen (name) >= S_KEY_MAX) {
-            bf_err_set (err, errsize, "%s:%zu: bad setting name before '='", path, lineno);
-            rc = -1;
-            break;
-        }
-        if (*section)
-            snprintf (key, sizeof key, "%s.%s", section, name);
-        else
-            snprintf (key, sizeof key, "%s", name);
-
-        char *value_text = equals + 1;
-        while (s_is_space (*value_text))
-            value_text++;
-        const char *problem = NULL;
-        char *value = s_parse_value (value_text, &problem);
-        if (!value) {
-            bf_err_set (err, errsize, "%s:%zu: %s: %s", path, lineno, key, problem);
-            rc = -1;
-            break;
-        }
-        size_t index = s_index (key);
-        if (index == S_COUNT) {
-            bf_err_set (err, errsize, "%s:%zu: unknown setting '%s'", path, lineno, key);
-            rc = -1;
-            break;
-        }
-        if (set_on_line[index]) {
-            bf_err_set (err, errsize, "%s:%zu: %s is already set on line %zu", path, lineno, key,
-                        set_on_line[index]);
-            rc = -1;
-            break;
-        }
-        set_on_line[index] = lineno;
-        char source[S_KEY_MAX * 4];
-        snprintf (source, sizeof source, "%s:%zu", path, lineno);
-        rc = s_assign (self, index, value, source, err, errsize);
+    while (rc == 0 && (len = getline (&line, &line_cap, stream)) >= 0) {
+        file.lineno++;
+        rc = s_read_line (self, &file, line, (size_t)len, err, errsize);
     }
-    if (rc == 0 && ferror (file)) {
-        bf_err_set (err, errsize, "cannot read config file '%s': %s", path, strerror (errno));
-        rc = -1;
-    }
-    /*  A file that sets a secret (or a conninfo with a password) is held
-        to the rule for files with secrets (bf_secfile.h).  */
-    for (size_t i = 0; rc == 0 && i < S_COUNT; i++) {
-        bool secret = s_settings[i].secret
-                      || (!strcmp (s_settings[i].key, "db.conninfo") && self->values[i].value
-                          && strstr (self->values[i].value, "password"));
-        if (set_on_line[i] && secret) {
-            char what[S_KEY_MAX * 2 + 64];
-            snprintf (what, sizeof what, "config file setting %s", s_settings[i].key);
-            rc = bf_secfile_check (fileno (file), what, path, err, errsize);
-        }
-    }
+    if (rc == 0 && ferror (stream))
+        rc = bf_err_set (err, errsize, "cannot read config file '%s': %s", path, strerror (errno));
+    if (rc == 0)
+        rc = s_check_secrets (self, &file, fileno (stream), err, errsize);
     if (line) {
         //  The buffer held the file's secrets, if any.
         explicit_bzero (line, line_cap);
         free (line);
     }
-    fclose (file);
+    fclose (stream);
     return rc;
 }
 

@@ -174,6 +174,18 @@ s_unstorable (const char *sqlstate)
            || !strncmp (sqlstate, "54", 2);
 }
 
+/*  After a failed write: rolls it back and, when another delivery of
+    command_id stored its outcome meanwhile, answers with that and returns
+    true.  */
+static bool
+s_replay_after_failure (s_link_t *self, const char *command_id)
+{
+    bf_db_rollback (self->conn);
+    bool replayed = bf_db_begin (self->conn) == BF_DB_OK && s_replay_stored (self, command_id);
+    bf_db_rollback (self->conn);
+    return replayed;
+}
+
 /*  The command's outcome could not be stored for good (its effect was
     rolled back): records and answers a FAILED outcome that says so, with
     the SQLSTATE and the verb's own error made printable, so the command
@@ -199,24 +211,18 @@ s_store_failure (s_link_t *self, const Billflow__Command *cmd, const char *sqlst
                                  3, params, PGRES_COMMAND_OK, "recording a failed command");
     bool ok = res != NULL && bf_db_commit (self->conn) == BF_DB_OK;
     PQclear (res);
-    if (!ok) {
-        bf_db_rollback (self->conn);
-        /*  Another delivery stored it meanwhile: answer with that.  */
-        if (bf_db_begin (self->conn) == BF_DB_OK && s_replay_stored (self, id)) {
-            bf_db_rollback (self->conn);
-            return true;
-        }
-        bf_db_rollback (self->conn);
-        return false;
-    }
+    if (!ok) /* another delivery stored it meanwhile: answer with that */
+        return s_replay_after_failure (self, id);
     self->failed++;
     bf_warn ("link: command %s %s: %s", id, cmd->verb, error);
     s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, false);
     return true;
 }
 
-static void
-s_apply (s_link_t *self, const Billflow__Command *cmd)
+/*  The verb of cmd, once cmd is known to be for this service and the
+    database is there; else NULL after answering FAILED (counted).  */
+static const bf_link_verb_t *
+s_verb_of (s_link_t *self, const Billflow__Command *cmd)
 {
     const char *id = cmd->command_id;
     const bf_link_verb_t *verb = NULL;
@@ -230,7 +236,7 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
         s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL,
                  "command sent to the wrong service", false, false);
         self->failed++;
-        return;
+        return NULL;
     }
     if (!verb) {
         char error[160];
@@ -241,83 +247,124 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
         s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false,
                  false);
         self->failed++;
-        return;
+        return NULL;
     }
     if (!s_connected (self)) {
         s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL,
                  "retryable: database unavailable", false, true);
         self->failed++;
-        return;
+        return NULL;
     }
+    return verb;
+}
+
+/*  Inserts the outcome into applied_command, in the open transaction,
+    and replaces result with its stored form, so a repeated command_id
+    gets byte-identical replies. Returns true when the row was written.  */
+static bool
+s_record (s_link_t *self, const char *id, bf_link_status_t status, char *result, size_t resultsize,
+          const char *error)
+{
+    const char *params[]
+        = { id, self->service, status == BF_LINK_OK ? "DONE" : "FAILED",
+            status == BF_LINK_OK && *result ? result : NULL, status == BF_LINK_OK ? NULL : error };
+    PGresult *res = bf_db_query (self->conn,
+                                 "INSERT INTO applied_command (command_id, service,"
+                                 " status, result, error) VALUES ($1, $2, $3, $4, $5)"
+                                 " RETURNING coalesce (result::text, '')",
+                                 5, params, PGRES_TUPLES_OK, "recording the command");
+    if (res)
+        snprintf (result, resultsize, "%s", PQgetvalue (res, 0, 0));
+    PQclear (res);
+    return res != NULL;
+}
+
+/*  Counts, logs and answers an outcome that is committed.  */
+static void
+s_answer_applied (s_link_t *self, const Billflow__Command *cmd, bf_link_status_t status,
+                  const char *result, const char *error)
+{
+    if (status == BF_LINK_OK)
+        self->applied++;
+    else
+        self->failed++;
+    bf_info ("link: command %s %s: %s", cmd->command_id, cmd->verb,
+             status == BF_LINK_OK ? "done" : error);
+    s_reply (self, cmd->command_id,
+             status == BF_LINK_OK ? BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
+                                  : BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+             result, error, false, false);
+}
+
+typedef enum {
+    S_ANSWERED, /* the command is answered */
+    S_STOP,     /* the database failed: no more attempts */
+    S_AGAIN,    /* the outcome was not stored: rolled back, may be tried again */
+} s_attempt_t;
+
+/*  One attempt at cmd: in one transaction, the verb's effect and its
+    applied_command row (none for a query), then the answer. result (4096
+    bytes) and error are the verb's buffers, kept across attempts. When
+    the row could not be stored, *permanent says whether it never can be
+    (its SQLSTATE in sqlstate, 6 bytes) and error holds the verb's error.  */
+static s_attempt_t
+s_attempt (s_link_t *self, const Billflow__Command *cmd, const bf_link_verb_t *verb, char *result,
+           char *error, size_t errorsize, bool *permanent, char *sqlstate)
+{
+    const char *id = cmd->command_id;
+    const size_t resultsize = 4096;
+    if (bf_db_begin (self->conn) != BF_DB_OK)
+        return S_STOP;
+    if (!verb->query && s_replay_stored (self, id)) {
+        bf_db_rollback (self->conn);
+        return S_ANSWERED;
+    }
+    bf_link_status_t status
+        = verb->apply (self->args.context, self->conn, cmd, result, resultsize, error, errorsize);
+    if (status == BF_LINK_RETRY) {
+        bf_db_rollback (self->conn);
+        return S_STOP;
+    }
+    /*  The error text goes into a row and a reply: whatever the verb
+        wrote (outside text cut anywhere), it is stored printable and
+        whole characters only.  */
+    char clean[512];
+    snprintf (error, errorsize, "%s", bf_text_clip (clean, sizeof clean, error, sizeof clean - 1));
+    bool recorded = verb->query || s_record (self, id, status, result, resultsize, error);
+    if (recorded && bf_db_commit (self->conn) == BF_DB_OK) {
+        s_answer_applied (self, cmd, status, result, error);
+        return S_ANSWERED;
+    }
+    /*  A permanent failure (the outcome is not storable: SQLSTATE
+        class 22 data exception, 23 integrity, ...) would fail the
+        same way on every delivery and hold the command open forever:
+        the effect is rolled back and a FAILED outcome is stored
+        instead (s_apply).  */
+    *permanent = s_unstorable (bf_db_last_sqlstate ()) && PQstatus (self->conn) == CONNECTION_OK;
+    snprintf (sqlstate, 6, "%s", bf_db_last_sqlstate ());
+    /*  The insert lost a race with another delivery of the same id (or
+        the commit failed): the effect is rolled back; answer with what
+        the winner stored, or try once more.  */
+    return s_replay_after_failure (self, id) ? S_ANSWERED : S_AGAIN;
+}
+
+/*  Applies cmd once per command_id (bf_link.h): at most two attempts;
+    an outcome that can never be stored is stored as FAILED instead; any
+    other failure is answered "retryable".  */
+static void
+s_apply (s_link_t *self, const Billflow__Command *cmd)
+{
+    const bf_link_verb_t *verb = s_verb_of (self, cmd);
+    if (!verb)
+        return;
     char result[4096] = "", error[512] = "";
     bool permanent = false; /* the outcome could not be stored, for good */
     char sqlstate[6] = "";
-    for (int attempt = 0; attempt < 2 && !permanent; attempt++) {
-        if (bf_db_begin (self->conn) != BF_DB_OK)
-            break;
-        if (!verb->query && s_replay_stored (self, id)) {
-            bf_db_rollback (self->conn);
-            return;
-        }
-        bf_link_status_t status = verb->apply (self->args.context, self->conn, cmd, result,
-                                               sizeof result, error, sizeof error);
-        if (status == BF_LINK_RETRY) {
-            bf_db_rollback (self->conn);
-            break;
-        }
-        /*  The error text goes into a row and a reply: whatever the verb
-            wrote (outside text cut anywhere), it is stored printable and
-            whole characters only.  */
-        char clean[sizeof error];
-        snprintf (error, sizeof error, "%s",
-                  bf_text_clip (clean, sizeof clean, error, sizeof clean - 1));
-        bool recorded = verb->query;
-        if (!verb->query) {
-            const char *params[] = { id, self->service, status == BF_LINK_OK ? "DONE" : "FAILED",
-                                     status == BF_LINK_OK && *result ? result : NULL,
-                                     status == BF_LINK_OK ? NULL : error };
-            PGresult *res = bf_db_query (self->conn,
-                                         "INSERT INTO applied_command (command_id, service,"
-                                         " status, result, error) VALUES ($1, $2, $3, $4, $5)"
-                                         " RETURNING coalesce (result::text, '')",
-                                         5, params, PGRES_TUPLES_OK, "recording the command");
-            recorded = res != NULL;
-            /*  Answer with the stored form, so a repeated command_id gets
-                byte-identical replies.  */
-            if (res)
-                snprintf (result, sizeof result, "%s", PQgetvalue (res, 0, 0));
-            PQclear (res);
-        }
-        if (recorded && bf_db_commit (self->conn) == BF_DB_OK) {
-            if (status == BF_LINK_OK)
-                self->applied++;
-            else
-                self->failed++;
-            bf_info ("link: command %s %s: %s", id, cmd->verb,
-                     status == BF_LINK_OK ? "done" : error);
-            s_reply (self, id,
-                     status == BF_LINK_OK ? BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
-                                          : BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
-                     result, error, false, false);
-            return;
-        }
-        /*  A permanent failure (the outcome is not storable: SQLSTATE
-            class 22 data exception, 23 integrity, ...) would fail the
-            same way on every delivery and hold the command open forever:
-            the effect is rolled back and a FAILED outcome is stored
-            instead, below.  */
-        permanent = s_unstorable (bf_db_last_sqlstate ()) && PQstatus (self->conn) == CONNECTION_OK;
-        snprintf (sqlstate, sizeof sqlstate, "%s", bf_db_last_sqlstate ());
-        /*  The insert lost a race with another delivery of the same id (or
-            the commit failed): the effect is rolled back; answer with what
-            the winner stored, or try once more.  */
-        bf_db_rollback (self->conn);
-        if (bf_db_begin (self->conn) == BF_DB_OK && s_replay_stored (self, id)) {
-            bf_db_rollback (self->conn);
-            return;
-        }
-        bf_db_rollback (self->conn);
-    }
+    s_attempt_t attempt = S_AGAIN;
+    for (int i = 0; i < 2 && !permanent && attempt == S_AGAIN; i++)
+        attempt = s_attempt (self, cmd, verb, result, error, sizeof error, &permanent, sqlstate);
+    if (attempt == S_ANSWERED)
+        return;
     if (permanent && s_store_failure (self, cmd, sqlstate, error))
         return;
     char why[256];
@@ -325,7 +372,8 @@ s_apply (s_link_t *self, const Billflow__Command *cmd)
               bf_text_clip (why, sizeof why,
                             *bf_db_last_message () ? bf_db_last_message () : "database failure",
                             200));
-    s_reply (self, id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, true);
+    s_reply (self, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error,
+             false, true);
     self->failed++;
 }
 
@@ -564,4 +612,20 @@ bf_link_start (const bf_link_args_t *args)
     /*  An actor that ended is left alone: its thread is gone and the
         process is about to exit.  */
     return alive ? actor : NULL;
+}
+
+void
+bf_link_args_from_config (bf_link_args_t *args, const bf_config_t *config, const char *service,
+                          const char *instance, const bf_link_verb_t *verbs, void *context)
+{
+    memset (args, 0, sizeof *args);
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->endpoint = bf_config_str (config, "control.endpoint");
+    args->service = service;
+    args->instance = instance;
+    args->heartbeat_ms = (int)bf_config_int (config, "control.heartbeat_ms");
+    args->verbs = verbs;
+    args->context = context;
+    args->server_key = bf_config_str (config, "control.server_key");
+    args->key_file = bf_config_str (config, "control.client_key_file");
 }

@@ -48,6 +48,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bf_config.h"
 #include "billflow.pb-c.h"
 
 typedef enum {
@@ -88,5 +89,13 @@ zactor_t *bf_link_start (const bf_link_args_t *args);
 
 /*  Value of argument key in cmd, or NULL.  */
 const char *bf_link_arg (const Billflow__Command *cmd, const char *key);
+
+/*  Fills *args from the settings every service shares (db.conninfo,
+    control.endpoint, control.heartbeat_ms, control.server_key,
+    control.client_key_file) for service's instance, with its verbs and
+    their context. Strings point into config. The link is wanted when
+    args->endpoint is not empty.  */
+void bf_link_args_from_config (bf_link_args_t *args, const bf_config_t *config, const char *service,
+                               const char *instance, const bf_link_verb_t *verbs, void *context);
 
 #endif

@@ -128,7 +128,126 @@ typedef struct {
     uint64_t limited, busy, gave_up, services_refused, foreign_replies;
     zhashx_t *keys;    /* key name -> s_key_t */
     zlistx_t *reports; /* key names of the queued reports, oldest first */
+    uint32_t prepared; /* bit per s_sql_t prepared on conn */
 } s_control_t;
+
+/*  --- statements ------------------------------------------------------ */
+
+/*  Every statement control runs on its connection (queries: bf_query.c),
+    prepared on that connection when first used (s_sql): a database whose
+    schema is not migrated yet fails the statements that need it, as
+    before, and works once it is.  */
+typedef enum {
+    S_SQL_AUDIT,
+    S_SQL_GIVE_UP,
+    S_SQL_ATTEMPT_FAILED,
+    S_SQL_TAKE_NEXT,
+    S_SQL_COUNT_OPEN,
+    S_SQL_STORE_COMMAND,
+    S_SQL_STORED_COMMAND,
+    S_SQL_STORE_OUTCOME,
+    S_SQL_REGISTER,
+    S_SQL_HEARTBEAT,
+    S_SQL_UNLOCK,
+    S_SQL_RECORD_LEADER,
+    S_SQL_PING,
+    S_SQL_TRY_LOCK,
+    S_SQL_COUNT
+} s_sql_t;
+_Static_assert(S_SQL_COUNT <= 32, "s_control_t.prepared has a bit per statement");
+
+static const bf_db_statement_t s_statements[S_SQL_COUNT] = {
+    //  The one place that writes audit_log (s_audit).
+    [S_SQL_AUDIT] = { "control_audit",
+                      "INSERT INTO audit_log (actor, command_id, target, verb, args, outcome,"
+                      " detail) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
+                      7 },
+    [S_SQL_GIVE_UP] = { "control_give_up",
+                        "UPDATE command SET state = 'FAILED', error = $2, result = NULL,"
+                        " completed_at = now () WHERE command_id = $1"
+                        " AND state IN ('RECEIVED', 'FORWARDED')"
+                        " RETURNING client, target, verb, args::text",
+                        2 },
+    [S_SQL_ATTEMPT_FAILED] = { "control_attempt_failed",
+                               "UPDATE command SET error = $2 WHERE command_id = $1"
+                               " AND state IN ('RECEIVED', 'FORWARDED') RETURNING forwards",
+                               2 },
+    //  The oldest open command of target $1 that is due: one that failed
+    //  an attempt waits $3 ms times its forwards.
+    [S_SQL_TAKE_NEXT]
+    = { "control_take_next",
+        "UPDATE command SET state = 'FORWARDED', forwarded_at = now (), forwards = forwards + 1,"
+        " instance_id = $2 WHERE command_id = (SELECT command_id FROM command"
+        "  WHERE target = $1 AND state IN ('RECEIVED', 'FORWARDED')"
+        "  AND (forwarded_at IS NULL OR forwarded_at"
+        "   <= now () - make_interval (secs => $3::integer * forwards / 1000.0))"
+        "  ORDER BY received_at, command_id LIMIT 1)"
+        " RETURNING command_id, verb, args::text, client, forwards, coalesce (error, '')",
+        3 },
+    [S_SQL_COUNT_OPEN] = { "control_count_open",
+                           "SELECT count (*) FROM command WHERE target = $1"
+                           " AND state IN ('RECEIVED', 'FORWARDED')",
+                           1 },
+    [S_SQL_STORE_COMMAND] = { "control_store_command",
+                              "INSERT INTO command (command_id, client, target, verb, args)"
+                              " VALUES ($1, $2, $3, $4, $5::jsonb)"
+                              " ON CONFLICT (command_id) DO NOTHING",
+                              5 },
+    [S_SQL_STORED_COMMAND] = { "control_stored_command",
+                               "SELECT state, coalesce (result::text, ''), coalesce (error, ''),"
+                               " target, verb FROM command WHERE command_id = $1",
+                               1 },
+    [S_SQL_STORE_OUTCOME] = { "control_store_outcome",
+                              "UPDATE command SET state = $2, result = $3::jsonb, error = $4,"
+                              " completed_at = now () WHERE command_id = $1"
+                              " AND state IN ('RECEIVED', 'FORWARDED')"
+                              " RETURNING client, target, verb, args::text,"
+                              " coalesce (result::text, ''), coalesce (error, '')",
+                              4 },
+    [S_SQL_REGISTER]
+    = { "control_register",
+        "INSERT INTO service_instance (instance_id, service, key_name, pid, version, verbs)"
+        " VALUES ($1, $2, $3, $4::integer, $5,"
+        "  ARRAY (SELECT json_array_elements_text ($6::json)))"
+        " ON CONFLICT (instance_id) DO UPDATE SET service = excluded.service,"
+        " key_name = excluded.key_name, pid = excluded.pid, version = excluded.version,"
+        " verbs = excluded.verbs, registered_at = now (), last_heartbeat = now ()",
+        6 },
+    [S_SQL_HEARTBEAT] = { "control_heartbeat",
+                          "INSERT INTO service_instance (instance_id, service, key_name, state)"
+                          " VALUES ($1, $2, $3, $4::jsonb)"
+                          " ON CONFLICT (instance_id) DO UPDATE SET last_heartbeat = now (),"
+                          " state = excluded.state, key_name = excluded.key_name",
+                          4 },
+    [S_SQL_UNLOCK] = { "control_unlock", "SELECT pg_advisory_unlock (" S_LOCK_KEY ")", 0 },
+    [S_SQL_RECORD_LEADER] = { "control_record_leader",
+                              "UPDATE control_leader SET instance_id = $1, bind = $2,"
+                              " since = now (), updated_at = now ()"
+                              " RETURNING to_char (since AT TIME ZONE 'UTC',"
+                              " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+                              2 },
+    [S_SQL_PING] = { "control_ping", "SELECT 1", 0 },
+    [S_SQL_TRY_LOCK] = { "control_try_lock", "SELECT pg_try_advisory_lock (" S_LOCK_KEY ")", 0 },
+};
+
+/*  Runs statement on self->conn with params, preparing it first when this
+    connection has not yet. Returns its result when its status is expect
+    (the caller PQclear()s it), else NULL, logged with what (bf_db.h).  */
+static PGresult *
+s_sql (s_control_t *self, s_sql_t statement, const char *const *params, ExecStatusType expect,
+       const char *what)
+{
+    const bf_db_statement_t *sql = &s_statements[statement];
+    if (!(self->prepared & (1u << statement))) {
+        PGresult *res = PQprepare (self->conn, sql->name, sql->sql, sql->nparams, NULL);
+        int rc = bf_db_check (self->conn, res, PGRES_COMMAND_OK, what);
+        PQclear (res);
+        if (rc != BF_DB_OK)
+            return NULL;
+        self->prepared |= 1u << statement;
+    }
+    return bf_db_query_prepared (self->conn, sql->name, sql->nparams, params, expect, what);
+}
 
 /*  --- small helpers --------------------------------------------------- */
 
@@ -367,10 +486,7 @@ s_audit (s_control_t *self, const char *actor, const char *command_id, const cha
     if (!self->conn)
         return false;
     const char *params[] = { actor, command_id, target, verb, args, outcome, detail };
-    PGresult *res = bf_db_query (self->conn,
-                                 "INSERT INTO audit_log (actor, command_id, target, verb, args,"
-                                 " outcome, detail) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
-                                 7, params, PGRES_COMMAND_OK, "writing the audit log");
+    PGresult *res = s_sql (self, S_SQL_AUDIT, params, PGRES_COMMAND_OK, "writing the audit log");
     bool ok = res != NULL;
     PQclear (res);
     return ok;
@@ -479,12 +595,7 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
     if (!self->conn || bf_db_begin (self->conn) != BF_DB_OK)
         return -1;
     const char *params[] = { command_id, error };
-    PGresult *res = bf_db_query (self->conn,
-                                 "UPDATE command SET state = 'FAILED', error = $2, result = NULL,"
-                                 " completed_at = now () WHERE command_id = $1"
-                                 " AND state IN ('RECEIVED', 'FORWARDED')"
-                                 " RETURNING client, target, verb, args::text",
-                                 2, params, PGRES_TUPLES_OK, "failing a command");
+    PGresult *res = s_sql (self, S_SQL_GIVE_UP, params, PGRES_TUPLES_OK, "failing a command");
     bool ok = res != NULL;
     if (ok && PQntuples (res) == 1) {
         ok = s_audit (self, PQgetvalue (res, 0, 0), command_id, PQgetvalue (res, 0, 1),
@@ -518,10 +629,8 @@ s_attempt_failed (s_control_t *self, const char *command_id, const char *why)
     char shown[S_AUDIT_DETAIL_MAX + 8];
     bf_text_clip (shown, sizeof shown, why, 300);
     const char *params[] = { command_id, shown };
-    PGresult *res = bf_db_query (self->conn,
-                                 "UPDATE command SET error = $2 WHERE command_id = $1"
-                                 " AND state IN ('RECEIVED', 'FORWARDED') RETURNING forwards",
-                                 2, params, PGRES_TUPLES_OK, "noting a failed attempt");
+    PGresult *res
+        = s_sql (self, S_SQL_ATTEMPT_FAILED, params, PGRES_TUPLES_OK, "noting a failed attempt");
     int forwards = res && PQntuples (res) == 1 ? atoi (PQgetvalue (res, 0, 0)) : 0;
     PQclear (res);
     if (forwards < self->args.command_attempts)
@@ -566,16 +675,8 @@ s_pump (s_control_t *self, int t)
     char pause[16];
     snprintf (pause, sizeof pause, "%d", S_RETRY_PAUSE_MS);
     const char *params[] = { s_target_names[t], svc->instance, pause };
-    PGresult *res = bf_db_query (
-        self->conn,
-        "UPDATE command SET state = 'FORWARDED', forwarded_at = now (), forwards = forwards + 1,"
-        " instance_id = $2 WHERE command_id = (SELECT command_id FROM command"
-        "  WHERE target = $1 AND state IN ('RECEIVED', 'FORWARDED')"
-        "  AND (forwarded_at IS NULL OR forwarded_at"
-        "   <= now () - make_interval (secs => $3::integer * forwards / 1000.0))"
-        "  ORDER BY received_at, command_id LIMIT 1)"
-        " RETURNING command_id, verb, args::text, client, forwards, coalesce (error, '')",
-        3, params, PGRES_TUPLES_OK, "taking the next command");
+    PGresult *res
+        = s_sql (self, S_SQL_TAKE_NEXT, params, PGRES_TUPLES_OK, "taking the next command");
     if (!res) {
         /*  A permanent error (a schema not migrated) is not tried every
             second.  */
@@ -589,10 +690,8 @@ s_pump (s_control_t *self, int t)
         /*  Nothing due; look again soon when some wait for their next
             attempt.  */
         const char *open_params[] = { s_target_names[t] };
-        PGresult *open = bf_db_query (self->conn,
-                                      "SELECT count (*) FROM command WHERE target = $1"
-                                      " AND state IN ('RECEIVED', 'FORWARDED')",
-                                      1, open_params, PGRES_TUPLES_OK, "counting open commands");
+        PGresult *open = s_sql (self, S_SQL_COUNT_OPEN, open_params, PGRES_TUPLES_OK,
+                                "counting open commands");
         bool waiting = open && atoll (PQgetvalue (open, 0, 0)) > 0;
         PQclear (open);
         self->pending[t] = waiting;
@@ -966,10 +1065,8 @@ static void
 s_repeated (s_control_t *self, zframe_t *identity, const char *actor, const char *command_id)
 {
     const char *params[] = { command_id };
-    PGresult *res = bf_db_query (self->conn,
-                                 "SELECT state, coalesce (result::text, ''), coalesce (error, ''),"
-                                 " target, verb FROM command WHERE command_id = $1",
-                                 1, params, PGRES_TUPLES_OK, "reading a stored command");
+    PGresult *res
+        = s_sql (self, S_SQL_STORED_COMMAND, params, PGRES_TUPLES_OK, "reading a stored command");
     if (!res || PQntuples (res) != 1) {
         PQclear (res);
         s_answer (self, identity, command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL,
@@ -1042,11 +1139,8 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
     bool stored = false, ok = bf_db_begin (self->conn) == BF_DB_OK;
     if (ok) {
         const char *params[] = { cmd->command_id, actor, verb->target, verb->verb, args };
-        PGresult *res = bf_db_query (
-            self->conn,
-            "INSERT INTO command (command_id, client, target, verb, args)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (command_id) DO NOTHING",
-            5, params, PGRES_COMMAND_OK, "storing a command");
+        PGresult *res
+            = s_sql (self, S_SQL_STORE_COMMAND, params, PGRES_COMMAND_OK, "storing a command");
         ok = res != NULL;
         stored = ok && !strcmp (PQcmdTuples (res), "1");
         PQclear (res);
@@ -1087,82 +1181,94 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
 
 /*  --- answers from services ------------------------------------------- */
 
-static void
-s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandReply *reply)
+/*  True when reply may answer its command: only the instance a command
+    was forwarded to answers it, and only a command of its own service
+    (svc->service is what its key is bound to). Anything else is counted
+    and logged, and the command stays in flight.  */
+static bool
+s_reply_expected (s_control_t *self, const s_service_t *svc, const Billflow__CommandReply *reply,
+                  int t)
 {
     const char *id = reply->command_id;
-    int t = s_target_index (svc->service);
-    s_inflight_t *flight = &self->inflight[t];
-    /*  Only the instance a command was forwarded to answers it, and only a
-        command of its own service (svc->service is what its key is bound
-        to): anything else is ignored, and the command stays in flight.  */
-    if (t < 0 || !id || strcmp (flight->command_id, id) != 0
-        || strcmp (flight->instance, svc->instance) != 0) {
-        self->not_allowed++;
-        self->foreign_replies++;
-        char shown[BF_TEXT_CLIP_SHORT];
-        bf_warn ("control: ignored an answer from %s instance %s (key %s) to command %s, which"
-                 " is not in flight there",
-                 svc->service, svc->instance, svc->key_name,
-                 bf_text_clip (shown, sizeof shown, id, 64));
-        return;
-    }
-    bool retry = reply->retryable
-                 || (reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED && reply->error
-                     && !strncmp (reply->error, "retryable:", 10));
-    char reply_error[S_AUDIT_DETAIL_MAX + 8];
-    bf_text_clip (reply_error, sizeof reply_error, reply->error, S_AUDIT_DETAIL_MAX);
-    if (retry) {
-        bf_warn ("control: %s could not apply command %s for now (%s); it will be forwarded"
-                 " again",
-                 svc->instance, id, reply_error);
-        char command_id[sizeof flight->command_id];
-        snprintf (command_id, sizeof command_id, "%s", id);
-        *flight->command_id = 0;
-        self->pending[t] = true;
-        s_attempt_failed (self, command_id, reply_error);
-        s_pump (self, t);
-        return;
-    }
-    const char *state
-        = reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK ? "DONE" : "FAILED";
-    char error[512] = "";
-    if (reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
-        && reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED)
-        snprintf (error, sizeof error, "service answered with status %d", (int)reply->status);
-    else
-        snprintf (error, sizeof error, "%s", reply_error);
-    /*  A result that is not JSON is kept, as a printable string, rather
-        than lost.  */
+    if (t >= 0 && id && strcmp (self->inflight[t].command_id, id) == 0
+        && strcmp (self->inflight[t].instance, svc->instance) == 0)
+        return true;
+    self->not_allowed++;
+    self->foreign_replies++;
+    char shown[BF_TEXT_CLIP_SHORT];
+    bf_warn ("control: ignored an answer from %s instance %s (key %s) to command %s, which"
+             " is not in flight there",
+             svc->service, svc->instance, svc->key_name,
+             bf_text_clip (shown, sizeof shown, id, 64));
+    return false;
+}
+
+/*  Nothing of target t is in flight any more: forward its next command.  */
+static void
+s_next_command (s_control_t *self, int t)
+{
+    *self->inflight[t].command_id = 0;
+    self->pending[t] = true;
+    s_pump (self, t);
+}
+
+/*  The service could not apply the command for now: the attempt is
+    noted and the command forwarded again.  */
+static void
+s_reply_retry (s_control_t *self, const s_service_t *svc, const char *id, const char *reply_error,
+               int t)
+{
+    bf_warn ("control: %s could not apply command %s for now (%s); it will be forwarded"
+             " again",
+             svc->instance, id, reply_error);
+    char command_id[sizeof self->inflight[t].command_id];
+    snprintf (command_id, sizeof command_id, "%s", id);
+    *self->inflight[t].command_id = 0;
+    self->pending[t] = true;
+    s_attempt_failed (self, command_id, reply_error);
+    s_pump (self, t);
+}
+
+/*  A reply's result as it is stored (malloc'd; NULL for none): a result
+    that is not JSON is kept, as a printable string, rather than lost.  */
+static char *
+s_reply_result (const s_service_t *svc, const Billflow__CommandReply *reply)
+{
+    if (!reply->result || !*reply->result)
+        return NULL;
     char *result = NULL;
-    if (reply->result && *reply->result) {
-        json_error_t jerr;
-        json_t *doc = json_loads (reply->result, 0, &jerr);
-        if (doc)
-            result = strdup (reply->result);
-        else {
-            bf_warn ("control: %s answered command %s with a result that is not JSON",
-                     svc->instance, id);
-            char shown[1024];
-            json_t *wrapped
-                = json_pack ("{s:s}", "unparsed",
-                             bf_text_clip (shown, sizeof shown, reply->result, sizeof shown - 1));
-            result = wrapped ? json_dumps (wrapped, JSON_COMPACT) : NULL;
-            json_decref (wrapped);
-        }
-        json_decref (doc);
+    json_error_t jerr;
+    json_t *doc = json_loads (reply->result, 0, &jerr);
+    if (doc)
+        result = strdup (reply->result);
+    else {
+        bf_warn ("control: %s answered command %s with a result that is not JSON", svc->instance,
+                 reply->command_id);
+        char shown[1024];
+        json_t *wrapped
+            = json_pack ("{s:s}", "unparsed",
+                         bf_text_clip (shown, sizeof shown, reply->result, sizeof shown - 1));
+        result = wrapped ? json_dumps (wrapped, JSON_COMPACT) : NULL;
+        json_decref (wrapped);
     }
+    json_decref (doc);
+    return result;
+}
+
+/*  Stores the outcome of command id (state, result, error: "" for none)
+    and its audit row in one transaction. Returns the updated row (no row:
+    the command was already final), or NULL when it could not be stored
+    (rolled back).  */
+static PGresult *
+s_store_outcome (s_control_t *self, const char *id, const char *state, const char *result,
+                 const char *error)
+{
     bool ok = bf_db_begin (self->conn) == BF_DB_OK;
     PGresult *res = NULL;
     if (ok) {
         const char *params[] = { id, state, result, *error ? error : NULL };
-        res = bf_db_query (self->conn,
-                           "UPDATE command SET state = $2, result = $3::jsonb, error = $4,"
-                           " completed_at = now () WHERE command_id = $1"
-                           " AND state IN ('RECEIVED', 'FORWARDED')"
-                           " RETURNING client, target, verb, args::text,"
-                           " coalesce (result::text, ''), coalesce (error, '')",
-                           4, params, PGRES_TUPLES_OK, "storing a command's outcome");
+        res = s_sql (self, S_SQL_STORE_OUTCOME, params, PGRES_TUPLES_OK,
+                     "storing a command's outcome");
         ok = res != NULL;
     }
     if (ok && PQntuples (res) == 1) {
@@ -1174,50 +1280,90 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
         ok = bf_db_commit (self->conn) == BF_DB_OK;
     else
         bf_db_rollback (self->conn);
-    free (result);
-    if (!ok) {
+    if (!ok)
         PQclear (res);
-        /*  An answer that can never be stored (SQLSTATE class 22/23: a
-            result PostgreSQL refuses) would be asked for again forever:
-            the command ends FAILED, saying so. Otherwise (the database is
-            away) it stays in flight, times out and is forwarded again; the
-            service answers with what it recorded.  */
-        if (bf_db_last_status () == BF_DB_FAIL && self->conn
-            && PQstatus (self->conn) == CONNECTION_OK) {
-            char reason[256];
-            snprintf (reason, sizeof reason, "the answer of %s could not be stored (SQLSTATE %s)",
-                      svc->instance, bf_db_last_sqlstate ());
-            if (s_give_up (self, id, reason) == 0) {
-                *flight->command_id = 0;
-                self->pending[t] = true;
-                s_pump (self, t);
-            }
-        }
+    return ok ? res : NULL;
+}
+
+/*  An answer that can never be stored (SQLSTATE class 22/23: a result
+    PostgreSQL refuses) would be asked for again forever: the command ends
+    FAILED, saying so. Otherwise (the database is away) it stays in
+    flight, times out and is forwarded again; the service answers with
+    what it recorded.  */
+static void
+s_outcome_not_stored (s_control_t *self, const s_service_t *svc, const char *id, int t)
+{
+    if (bf_db_last_status () != BF_DB_FAIL || !self->conn || PQstatus (self->conn) != CONNECTION_OK)
         return;
-    }
-    if (PQntuples (res) == 1) {
+    char reason[256];
+    snprintf (reason, sizeof reason, "the answer of %s could not be stored (SQLSTATE %s)",
+              svc->instance, bf_db_last_sqlstate ());
+    if (s_give_up (self, id, reason) == 0)
+        s_next_command (self, t);
+}
+
+/*  Answers everyone waiting for command id: with the outcome just stored
+    (stored: its row), or, when it was already final (a late duplicate
+    answer), with what the store holds.  */
+static void
+s_answer_outcome (s_control_t *self, const char *id, const PGresult *stored, const char *state,
+                  const char *error)
+{
+    if (PQntuples (stored) == 1) {
         self->completed++;
-        bf_info ("control: command %s %s: %s%s%s", id, PQgetvalue (res, 0, 2), state,
+        bf_info ("control: command %s %s: %s%s%s", id, PQgetvalue (stored, 0, 2), state,
                  *error ? ": " : "", error);
         bf_fault ("control.before_answer");
-        s_answer_waiters (self, id, state, PQgetvalue (res, 0, 4), PQgetvalue (res, 0, 5));
-    } else {
-        /*  Already final (a late duplicate answer): answer from the store.  */
-        bf_debug ("control: late answer for command %s ignored", id);
-        const char *params[] = { id };
-        PGresult *stored = bf_db_query (self->conn,
-                                        "SELECT state, coalesce (result::text, ''),"
-                                        " coalesce (error, '') FROM command WHERE command_id = $1",
-                                        1, params, PGRES_TUPLES_OK, "reading a stored command");
-        if (stored && PQntuples (stored) == 1)
-            s_answer_waiters (self, id, PQgetvalue (stored, 0, 0), PQgetvalue (stored, 0, 1),
-                              PQgetvalue (stored, 0, 2));
-        PQclear (stored);
+        s_answer_waiters (self, id, state, PQgetvalue (stored, 0, 4), PQgetvalue (stored, 0, 5));
+        return;
     }
+    bf_debug ("control: late answer for command %s ignored", id);
+    const char *params[] = { id };
+    PGresult *res
+        = s_sql (self, S_SQL_STORED_COMMAND, params, PGRES_TUPLES_OK, "reading a stored command");
+    if (res && PQntuples (res) == 1)
+        s_answer_waiters (self, id, PQgetvalue (res, 0, 0), PQgetvalue (res, 0, 1),
+                          PQgetvalue (res, 0, 2));
     PQclear (res);
-    *flight->command_id = 0;
-    self->pending[t] = true;
-    s_pump (self, t);
+}
+
+/*  A service's answer to the command in flight there: checked, then
+    either forwarded again (retryable) or stored with its audit row and
+    sent to everyone waiting; then target's next command goes.  */
+static void
+s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandReply *reply)
+{
+    const char *id = reply->command_id;
+    int t = s_target_index (svc->service);
+    if (!s_reply_expected (self, svc, reply, t))
+        return;
+    bool retry = reply->retryable
+                 || (reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED && reply->error
+                     && !strncmp (reply->error, "retryable:", 10));
+    char reply_error[S_AUDIT_DETAIL_MAX + 8];
+    bf_text_clip (reply_error, sizeof reply_error, reply->error, S_AUDIT_DETAIL_MAX);
+    if (retry) {
+        s_reply_retry (self, svc, id, reply_error, t);
+        return;
+    }
+    const char *state
+        = reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK ? "DONE" : "FAILED";
+    char error[512] = "";
+    if (reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
+        && reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED)
+        snprintf (error, sizeof error, "service answered with status %d", (int)reply->status);
+    else
+        snprintf (error, sizeof error, "%s", reply_error);
+    char *result = s_reply_result (svc, reply);
+    PGresult *stored = s_store_outcome (self, id, state, result, error);
+    free (result);
+    if (!stored) {
+        s_outcome_not_stored (self, svc, id, t);
+        return;
+    }
+    s_answer_outcome (self, id, stored, state, error);
+    PQclear (stored);
+    s_next_command (self, t);
 }
 
 /*  --- registration and heartbeats ------------------------------------- */
@@ -1339,15 +1485,8 @@ s_register (s_control_t *self, zframe_t *identity, const s_peer_t *peer,
             bf_text_clip (version, sizeof version, reg->version, S_AUDIT_FIELD_MAX),
             verbs_text ? verbs_text : "[]" };
     if (self->conn) {
-        PGresult *res = bf_db_query (
-            self->conn,
-            "INSERT INTO service_instance (instance_id, service, key_name, pid, version, verbs)"
-            " VALUES ($1, $2, $3, $4::integer, $5,"
-            "  ARRAY (SELECT json_array_elements_text ($6::json)))"
-            " ON CONFLICT (instance_id) DO UPDATE SET service = excluded.service,"
-            " key_name = excluded.key_name, pid = excluded.pid, version = excluded.version,"
-            " verbs = excluded.verbs, registered_at = now (), last_heartbeat = now ()",
-            6, params, PGRES_COMMAND_OK, "recording a registration");
+        PGresult *res
+            = s_sql (self, S_SQL_REGISTER, params, PGRES_COMMAND_OK, "recording a registration");
         PQclear (res);
     }
     free (verbs_text);
@@ -1383,12 +1522,7 @@ s_heartbeat (s_control_t *self, zframe_t *identity, const s_peer_t *peer,
     if (self->conn) {
         const char *params[] = { hb->instance_id, hb->service, key_name, state_text };
         PGresult *res
-            = bf_db_query (self->conn,
-                           "INSERT INTO service_instance (instance_id, service, key_name, state)"
-                           " VALUES ($1, $2, $3, $4::jsonb)"
-                           " ON CONFLICT (instance_id) DO UPDATE SET last_heartbeat = now (),"
-                           " state = excluded.state, key_name = excluded.key_name",
-                           4, params, PGRES_COMMAND_OK, "recording a heartbeat");
+            = s_sql (self, S_SQL_HEARTBEAT, params, PGRES_COMMAND_OK, "recording a heartbeat");
         PQclear (res);
     }
     json_decref (state);
@@ -1578,6 +1712,7 @@ s_step_down (s_control_t *self, const char *why)
         *self->inflight[t].command_id = 0;
     PQfinish (self->conn);
     self->conn = NULL;
+    self->prepared = 0;
     s_rebuild_poller (self);
 }
 
@@ -1599,8 +1734,8 @@ s_become_active (s_control_t *self)
         bf_error ("control %s: won the election but cannot bind %s: %s; standing by",
                   self->instance, self->bind, zmq_strerror (zmq_errno ()));
         zsock_destroy (&self->router);
-        PGresult *res = bf_db_query (self->conn, "SELECT pg_advisory_unlock (" S_LOCK_KEY ")", 0,
-                                     NULL, PGRES_TUPLES_OK, "giving up the control lock");
+        PGresult *res
+            = s_sql (self, S_SQL_UNLOCK, NULL, PGRES_TUPLES_OK, "giving up the control lock");
         PQclear (res);
         return;
     }
@@ -1611,12 +1746,8 @@ s_become_active (s_control_t *self)
         self->retry_at[t] = 0;
     }
     const char *params[] = { self->instance, self->bind };
-    PGresult *res = bf_db_query (self->conn,
-                                 "UPDATE control_leader SET instance_id = $1, bind = $2,"
-                                 " since = now (), updated_at = now ()"
-                                 " RETURNING to_char (since AT TIME ZONE 'UTC',"
-                                 " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-                                 2, params, PGRES_TUPLES_OK, "recording the active control");
+    PGresult *res = s_sql (self, S_SQL_RECORD_LEADER, params, PGRES_TUPLES_OK,
+                           "recording the active control");
     if (res && PQntuples (res) == 1)
         snprintf (self->since, sizeof self->since, "%s", PQgetvalue (res, 0, 0));
     PQclear (res);
@@ -1628,9 +1759,9 @@ static void
 s_election (s_control_t *self)
 {
     if (self->active) {
-        PGresult *res = self->conn ? bf_db_query (self->conn, "SELECT 1", 0, NULL, PGRES_TUPLES_OK,
-                                                  "checking the database")
-                                   : NULL;
+        PGresult *res
+            = self->conn ? s_sql (self, S_SQL_PING, NULL, PGRES_TUPLES_OK, "checking the database")
+                         : NULL;
         if (!res || PQstatus (self->conn) != CONNECTION_OK)
             s_step_down (self, "lost the database connection (and with it the lock)");
         PQclear (res);
@@ -1639,11 +1770,12 @@ s_election (s_control_t *self)
     if (!self->conn || PQstatus (self->conn) != CONNECTION_OK) {
         PQfinish (self->conn);
         self->conn = bf_db_connect (self->conninfo, "billflow-control", 0);
+        self->prepared = 0;
         if (!self->conn)
             return;
     }
-    PGresult *res = bf_db_query (self->conn, "SELECT pg_try_advisory_lock (" S_LOCK_KEY ")", 0,
-                                 NULL, PGRES_TUPLES_OK, "competing for the control lock");
+    PGresult *res
+        = s_sql (self, S_SQL_TRY_LOCK, NULL, PGRES_TUPLES_OK, "competing for the control lock");
     bool won = res && PQgetvalue (res, 0, 0)[0] == 't';
     PQclear (res);
     if (won)
@@ -1801,4 +1933,24 @@ bf_control_actor (zsock_t *pipe, void *args)
     zcert_destroy (&self->cert);
     PQfinish (self->conn);
     free (self);
+}
+
+void
+bf_control_args_from_config (bf_control_args_t *args, const bf_config_t *config,
+                             const char *instance, const bf_pii_t *pii)
+{
+    memset (args, 0, sizeof *args);
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->bind = bf_config_str (config, "control.bind");
+    args->key_file = bf_config_str (config, "control.key_file");
+    args->allowed_keys = bf_config_str (config, "control.allowed_keys");
+    args->instance = instance;
+    args->heartbeat_ms = (int)bf_config_int (config, "control.heartbeat_ms");
+    args->command_timeout_ms = (int)bf_config_int (config, "control.command_timeout_ms");
+    args->election_ms = (int)bf_config_int (config, "control.election_ms");
+    args->pii = pii;
+    args->client_rate = (int)bf_config_int (config, "control.client_rate");
+    args->client_burst = (int)bf_config_int (config, "control.client_burst");
+    args->command_attempts = (int)bf_config_int (config, "control.command_attempts");
+    args->max_request_bytes = (int)bf_config_int (config, "control.max_request_bytes");
 }

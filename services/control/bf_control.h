@@ -54,6 +54,7 @@
 
 #include <czmq.h>
 
+#include "bf_config.h"
 #include "bf_pii.h"
 
 typedef struct {
@@ -76,5 +77,12 @@ typedef struct {
 /*  zactor body. Signals 0 when started (active or standby), -1 when the
     key file or the allowed list cannot be used.  */
 void bf_control_actor (zsock_t *pipe, void *args);
+
+/*  Fills *args from control's settings (docs/configuration.md): the
+    database, control.bind, its key file and allowed list, heartbeat,
+    command timeout, election interval and the limits. instance and pii
+    (may be NULL) are the caller's. Strings point into config.  */
+void bf_control_args_from_config (bf_control_args_t *args, const bf_config_t *config,
+                                  const char *instance, const bf_pii_t *pii);
 
 #endif

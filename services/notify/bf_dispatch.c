@@ -16,6 +16,7 @@
 #include "bf_log.h"
 #include "bf_pii.h"
 #include "bf_render.h"
+#include "bf_sender_config.h"
 #include "bf_text.h"
 
 #define S_FLUSH_ROWS         500
@@ -965,4 +966,96 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
     s_records_clear (&self);
     free (self.records);
     PQfinish (self.conn);
+}
+
+/*  --- arguments from the configuration -------------------------------- */
+
+/*  notify.clock "YYYY-MM-DDTHH:MM" (local) into an offset from the system
+    clock; "" -> 0. Returns 0 or -1.  */
+static int
+s_clock_offset (const char *text, int utc_offset_min, int64_t *offset_ms)
+{
+    *offset_ms = 0;
+    if (!*text)
+        return 0;
+    char date[11];
+    int minutes;
+    if (strlen (text) != 16 || text[10] != 'T')
+        return -1;
+    memcpy (date, text, 10);
+    date[10] = 0;
+    bf_day_t day;
+    if (bf_date_parse (date, &day) != 0 || bf_time_parse (text + 11, &minutes) != 0)
+        return -1;
+    int64_t start = ((int64_t)day * 1440 + minutes - utc_offset_min) * 60000LL;
+    *offset_ms = start - zclock_time ();
+    return 0;
+}
+
+/*  Each dispatcher's in-flight limits are its share of the process's.  */
+static void
+s_share (bf_sender_config_t *sender, int dispatchers)
+{
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
+        int share = sender->concurrency[p] / dispatchers;
+        sender->concurrency[p] = share > 0 ? share : 1;
+        if (sender->rate_per_s[p] > 0) {
+            int rate = sender->rate_per_s[p] / dispatchers;
+            sender->rate_per_s[p] = rate > 0 ? rate : 1;
+        }
+    }
+}
+
+int
+bf_dispatch_args_from_config (bf_dispatch_args_t *args, const bf_config_t *config, int dispatchers,
+                              char *err, size_t errsize)
+{
+    memset (args, 0, sizeof *args);
+    if (bf_quiet_parse (bf_config_str (config, "notify.quiet_start"),
+                        bf_config_str (config, "notify.quiet_end"), &args->system_quiet)
+        != 0)
+        return bf_err_set (err, errsize,
+                           "notify.quiet_start and notify.quiet_end must be "
+                           "HH:MM, both or neither");
+    args->utc_offset_min = (int)bf_config_int (config, "notify.utc_offset_min");
+    if (s_clock_offset (bf_config_str (config, "notify.clock"), args->utc_offset_min,
+                        &args->clock_offset_ms)
+        != 0)
+        return bf_err_set (err, errsize,
+                           "notify.clock must be YYYY-MM-DDTHH:MM (local) "
+                           "or empty");
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->pii_key_file = bf_config_str (config, "pii.key_file");
+    args->pii_key_hex = bf_config_str (config, "pii.key");
+    bf_sender_args_from_config (&args->sender, config);
+    s_share (&args->sender, dispatchers > 0 ? dispatchers : 1);
+    args->batch = (int)bf_config_int (config, "notify.batch");
+    args->lease_ms = (int)bf_config_int (config, "notify.lease_ms");
+    args->poll_ms = (int)bf_config_int (config, "notify.poll_ms");
+    args->max_attempts = (int)bf_config_int (config, "notify.max_attempts");
+    args->backoff_base_ms = (int)bf_config_int (config, "notify.backoff_base_ms");
+    args->backoff_max_ms = (int)bf_config_int (config, "notify.backoff_max_ms");
+    args->unknown_retry_ms = (int)bf_config_int (config, "notify.email_unknown_retry_ms");
+    return 0;
+}
+
+int
+bf_dispatch_args_check (const bf_dispatch_args_t *args, char *err, size_t errsize)
+{
+    char why[512];
+    bf_pii_t *pii = bf_pii_load (args->pii_key_file, args->pii_key_hex, why, sizeof why);
+    if (!pii)
+        return bf_err_set (err, errsize, "%s: %s",
+                           args->pii_key_file && *args->pii_key_file ? "pii.key_file" : "pii.key",
+                           why);
+    bf_pii_destroy (&pii);
+    bf_sender_t *sender = bf_sender_new (&args->sender, why, sizeof why);
+    if (!sender) {
+        /*  The sender names its settings without the section ("smtp_url
+            must start with ..."): they are notify's.  */
+        bool named = strchr (why, '_') && strchr (why, '_') < strchr (why, ' ');
+        return bf_err_set (err, errsize, "%s%s", named ? "notify." : "", why);
+    }
+    bf_sender_destroy (&sender);
+    return 0;
 }

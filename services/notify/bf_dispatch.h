@@ -32,6 +32,7 @@
 #include "bf_sender.h"
 
 #include "bf_actor.h"
+#include "bf_config.h"
 
 typedef struct {
     const char *conninfo;
@@ -50,6 +51,21 @@ typedef struct {
 } bf_dispatch_args_t;
 
 void bf_dispatch_actor (zsock_t *pipe, void *args);
+
+/*  Fills *args from notify's settings (docs/configuration.md): the
+    database, the PII key, the sender (bf_sender_args_from_config) with
+    each of dispatchers dispatchers taking its share of the process's
+    concurrency and rate, batching, leases, backoff, the system's quiet
+    hours and the clock (notify.clock). dispatcher_id, purpose and status
+    are the caller's. Strings point into config. Returns 0, or -1 with the
+    reason (naming the setting) in err.  */
+int bf_dispatch_args_from_config (bf_dispatch_args_t *args, const bf_config_t *config,
+                                  int dispatchers, char *err, size_t errsize);
+
+/*  Loads the PII key and builds (then drops) a sender from args, as every
+    dispatcher will, so that a bad setting stops start-up with a message
+    that names it. Returns 0, or -1 with the reason in err.  */
+int bf_dispatch_args_check (const bf_dispatch_args_t *args, char *err, size_t errsize);
 
 /*  Backoff before attempt n+1 after n failed ones: base * 2^(n-1), at most
     max, times a jitter factor in [0.8, 1.2) drawn from jitter (0..65535).  */

@@ -1092,3 +1092,58 @@ bf_ingest_actor (zsock_t *pipe, void *args)
     }
     s_ingest_destroy (&self);
 }
+
+/*  --- arguments from the configuration -------------------------------- */
+
+/*  notify's key pair for reading settle's event stream (served over CURVE
+    only), checked with settle's public key. Returns the key pair, or NULL
+    with a reason naming the setting in err.  */
+static zcert_t *
+s_stream_cert (const bf_config_t *config, char *err, size_t errsize)
+{
+    const char *server_key = bf_config_str (config, "notify.settle_server_key");
+    const char *key_file = bf_config_str (config, "notify.key_file");
+    const char *key_setting = "notify.key_file";
+    if (!*key_file) {
+        key_file = bf_config_str (config, "control.client_key_file");
+        key_setting = "control.client_key_file";
+    }
+    if (!*server_key) {
+        bf_err_set (err, errsize,
+                    "notify.settle_server_key is required: settle serves its event stream over"
+                    " CURVE only (docs/notify.md)");
+        return NULL;
+    }
+    if (!bf_curve_key_parse (server_key, NULL)) {
+        bf_err_set (err, errsize, "notify.settle_server_key is not 40 Z85 characters");
+        return NULL;
+    }
+    if (!*key_file) {
+        bf_err_set (err, errsize,
+                    "notify.key_file (or control.client_key_file) is required to read settle's"
+                    " event stream (docs/notify.md)");
+        return NULL;
+    }
+    char why[512];
+    zcert_t *cert = bf_curve_load_secret (key_file, why, sizeof why);
+    if (!cert)
+        bf_err_set (err, errsize, "%s: %s", key_setting, why);
+    return cert;
+}
+
+int
+bf_ingest_args_from_config (bf_ingest_args_t *args, const bf_config_t *config, char *err,
+                            size_t errsize)
+{
+    memset (args, 0, sizeof *args);
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->pub_endpoints = bf_config_str (config, "notify.settle_pub_endpoints");
+    args->replay_endpoints = bf_config_str (config, "notify.settle_replay_endpoints");
+    args->consumer = bf_config_str (config, "notify.consumer");
+    args->replay_credit = (int)bf_config_int (config, "notify.replay_credit");
+    args->batch = (int)bf_config_int (config, "notify.ingest_batch");
+    args->heartbeat_timeout_ms = (int)bf_config_int (config, "notify.ingest_silence_ms");
+    args->server_key = bf_config_str (config, "notify.settle_server_key");
+    args->cert = s_stream_cert (config, err, errsize);
+    return args->cert ? 0 : -1;
+}

@@ -52,6 +52,7 @@
 #include <czmq.h>
 
 #include "bf_actor.h"
+#include "bf_config.h"
 
 typedef struct {
     const char *conninfo;
@@ -80,5 +81,16 @@ typedef struct {
     cursor (last_seq ingested), events ingested, duplicates ignored, gaps
     filled, rejected frames (decimal strings; see above).  */
 void bf_ingest_actor (zsock_t *pipe, void *args);
+
+/*  Fills *args from notify's settings (docs/configuration.md): the
+    database, settle's PUB and replay endpoints, the consumer, credit,
+    batch and silence, and the CURVE key pair for the event stream
+    (notify.key_file, or control.client_key_file) with settle's public key
+    (notify.settle_server_key), both required. purpose and status are the
+    caller's. Strings point into config; args->cert is the caller's to
+    destroy once the actor started. Returns 0, or -1 with the reason
+    (naming the setting) in err.  */
+int bf_ingest_args_from_config (bf_ingest_args_t *args, const bf_config_t *config, char *err,
+                                size_t errsize);
 
 #endif

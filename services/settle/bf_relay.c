@@ -612,3 +612,15 @@ bf_relay_actor (zsock_t *pipe, void *args)
     }
     s_relay_destroy (&self);
 }
+
+void
+bf_relay_args_from_config (bf_relay_args_t *args, const bf_config_t *config)
+{
+    memset (args, 0, sizeof *args);
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->pub_endpoint = bf_config_str (config, "settle.pub_endpoint");
+    args->batch = (int)bf_config_int (config, "settle.relay_batch");
+    args->heartbeat_ms = (int)bf_config_int (config, "settle.heartbeat_ms");
+    args->poll_ms = (int)bf_config_int (config, "settle.poll_ms");
+    args->connect_timeout_ms = (int)bf_config_int (config, "db.connect_timeout_ms");
+}

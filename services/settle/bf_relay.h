@@ -24,6 +24,7 @@
 #include <czmq.h>
 
 #include "bf_actor.h"
+#include "bf_config.h"
 
 typedef struct {
     const char *conninfo;     /* libpq conninfo ("" = PG* environment) */
@@ -42,5 +43,11 @@ typedef struct {
 /*  zactor function: zactor_new (bf_relay_actor, &args). args (and its
     strings) need only live until zactor_new returns.  */
 void bf_relay_actor (zsock_t *pipe, void *args);
+
+/*  Fills *args from settle's settings (db.conninfo, settle.pub_endpoint,
+    settle.relay_batch, settle.heartbeat_ms, settle.poll_ms,
+    db.connect_timeout_ms); relay_id, cert and status are the caller's.
+    Strings point into config.  */
+void bf_relay_args_from_config (bf_relay_args_t *args, const bf_config_t *config);
 
 #endif

@@ -980,3 +980,13 @@ bf_replay_actor (zsock_t *pipe, void *args)
     }
     s_replay_destroy (&self);
 }
+
+void
+bf_replay_args_from_config (bf_replay_args_t *args, const bf_config_t *config)
+{
+    memset (args, 0, sizeof *args);
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->endpoint = bf_config_str (config, "settle.replay_endpoint");
+    args->max_batch = (int)bf_config_int (config, "settle.replay_max_batch");
+    args->connect_timeout_ms = (int)bf_config_int (config, "db.connect_timeout_ms");
+}

@@ -29,6 +29,7 @@
 #include <czmq.h>
 
 #include "bf_actor.h"
+#include "bf_config.h"
 
 typedef struct {
     const char *conninfo;
@@ -43,5 +44,10 @@ typedef struct {
 } bf_replay_args_t;
 
 void bf_replay_actor (zsock_t *pipe, void *args);
+
+/*  Fills *args from settle's settings (db.conninfo, settle.replay_endpoint,
+    settle.replay_max_batch, db.connect_timeout_ms); cert and status are
+    the caller's. Strings point into config.  */
+void bf_replay_args_from_config (bf_replay_args_t *args, const bf_config_t *config);
 
 #endif

@@ -799,3 +799,12 @@ bf_worker_actor (zsock_t *pipe, void *args)
     zpoller_destroy (&poller);
     s_worker_free (&self);
 }
+
+void
+bf_worker_args_from_config (bf_worker_args_t *args, const bf_config_t *config)
+{
+    memset (args, 0, sizeof *args);
+    args->conninfo = bf_config_str (config, "db.conninfo");
+    args->lease_ms = (int)bf_config_int (config, "settle.lease_ms");
+    args->poll_ms = (int)bf_config_int (config, "settle.poll_ms");
+}

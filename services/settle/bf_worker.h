@@ -22,6 +22,8 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "bf_config.h"
+
 typedef struct {
     const char *conninfo;
     const char *worker_id; /* unique per worker: "host:pid:w1" */
@@ -30,5 +32,9 @@ typedef struct {
 } bf_worker_args_t;
 
 void bf_worker_actor (zsock_t *pipe, void *args);
+
+/*  Fills *args from settle's settings (db.conninfo, settle.lease_ms,
+    settle.poll_ms); worker_id is the caller's. Strings point into config.  */
+void bf_worker_args_from_config (bf_worker_args_t *args, const bf_config_t *config);
 
 #endif

@@ -16,13 +16,9 @@
 
 #include <czmq.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "bf_config.h"
 #include "bf_curve.h"
@@ -30,16 +26,15 @@
 #include "bf_db.h"
 #include "bf_link.h"
 #include "bf_log.h"
-#include "bf_observe.h"
 #include "bf_relay.h"
 #include "bf_replay.h"
 #include "bf_run.h"
 #include "bf_settle_cmd.h"
+#include "bf_service.h"
 #include "bf_settle_metrics.h"
 #include "bf_worker.h"
 
 #define EXIT_INCOMPLETE 1
-#define EXIT_USAGE      2
 #define EXIT_RATING     3
 #define MAX_WORKERS     64
 
@@ -61,8 +56,8 @@ static const char *s_usage
       "(or control.client_key_file) and settle.allowed_keys (or control.allowed_keys).\n";
 
 typedef struct {
-    bf_config_t *config;
-    char instance[128];
+    bf_service_t service; /* its config and instance */
+    bf_config_t *config;  /* service.config, once loaded */
     int nworkers;
     zactor_t *workers[MAX_WORKERS];
     zactor_t *relay;
@@ -75,28 +70,15 @@ typedef struct {
 
 #define s_usage_error(...) bf_usage_error ("settle", s_usage, __VA_ARGS__)
 
-static const char *
-s_conninfo (const s_settle_t *self)
-{
-    return bf_config_str (self->config, "db.conninfo");
-}
-
-static int
-s_timeout (const s_settle_t *self)
-{
-    return (int)bf_config_int (self->config, "db.connect_timeout_ms");
-}
-
 static void
 s_start_workers (s_settle_t *self)
 {
     for (int i = 0; i < self->nworkers; i++) {
         char id[160];
-        snprintf (id, sizeof id, "%s:w%d", self->instance, i + 1);
-        bf_worker_args_t args = { .conninfo = s_conninfo (self),
-                                  .worker_id = id,
-                                  .lease_ms = (int)bf_config_int (self->config, "settle.lease_ms"),
-                                  .poll_ms = (int)bf_config_int (self->config, "settle.poll_ms") };
+        snprintf (id, sizeof id, "%s:w%d", self->service.instance, i + 1);
+        bf_worker_args_t args;
+        bf_worker_args_from_config (&args, self->config);
+        args.worker_id = id;
         self->workers[i] = zactor_new (bf_worker_actor, &args);
     }
 }
@@ -104,22 +86,40 @@ s_start_workers (s_settle_t *self)
 static void
 s_start_relay (s_settle_t *self)
 {
-    bf_relay_args_t args = {
-        .conninfo = s_conninfo (self),
-        .pub_endpoint = bf_config_str (self->config, "settle.pub_endpoint"),
-        .relay_id = self->instance,
-        .batch = (int)bf_config_int (self->config, "settle.relay_batch"),
-        .heartbeat_ms = (int)bf_config_int (self->config, "settle.heartbeat_ms"),
-        .poll_ms = (int)bf_config_int (self->config, "settle.poll_ms"),
-        .connect_timeout_ms = s_timeout (self),
-        .cert = self->cert,
-    };
+    bf_relay_args_t args;
+    bf_relay_args_from_config (&args, self->config);
+    args.relay_id = self->service.instance;
+    args.cert = self->cert;
     bf_actor_status_t started;
-    char why[600];
     args.status = &started;
-    self->relay = bf_actor_start (bf_relay_actor, &args, &started, why, sizeof why);
-    if (!self->relay)
-        fprintf (stderr, "settle: cannot start the relay: %s\n", why);
+    self->relay = bf_service_actor (&self->service, "the relay", bf_relay_actor, &args, &started);
+}
+
+static void
+s_start_replay (s_settle_t *self)
+{
+    bf_replay_args_t args;
+    bf_replay_args_from_config (&args, self->config);
+    args.cert = self->cert;
+    bf_actor_status_t started;
+    args.status = &started;
+    self->replay = bf_service_actor (&self->service, "replay", bf_replay_actor, &args, &started);
+}
+
+/*  The control link, when control.endpoint is set. Returns false when it
+    is wanted and did not start.  */
+static bool
+s_start_link (s_settle_t *self)
+{
+    /*  The link uses its context for its whole life: it lives in self.  */
+    bf_link_args_t args;
+    bf_link_args_from_config (&args, self->config, "settle", self->service.instance,
+                              bf_settle_cmd_verbs, &self->cmd);
+    if (!*args.endpoint)
+        return true;
+    self->cmd.chunk_size = (int)bf_config_int (self->config, "settle.chunk_size");
+    self->link = bf_link_start (&args);
+    return self->link != NULL;
 }
 
 /*  Stops actors in order: no new commands, workers finish their chunk, then
@@ -203,54 +203,28 @@ s_drain_zap (s_settle_t *self)
         zmsg_destroy (&msg);
 }
 
+static void
+s_tick (void *self)
+{
+    s_drain_zap (self);
+}
+
 static int
 s_service (s_settle_t *self)
 {
     s_start_workers (self);
     s_start_relay (self);
-    bf_replay_args_t rargs = {
-        .conninfo = s_conninfo (self),
-        .endpoint = bf_config_str (self->config, "settle.replay_endpoint"),
-        .max_batch = (int)bf_config_int (self->config, "settle.replay_max_batch"),
-        .connect_timeout_ms = s_timeout (self),
-        .cert = self->cert,
-    };
-    bf_actor_status_t started;
-    char why[600];
-    rargs.status = &started;
-    self->replay = bf_actor_start (bf_replay_actor, &rargs, &started, why, sizeof why);
-    if (!self->replay)
-        fprintf (stderr, "settle: cannot start replay: %s\n", why);
-    const char *control = bf_config_str (self->config, "control.endpoint");
-    if (*control) {
-        /*  The link uses its context for its whole life: it lives in self.  */
-        self->cmd.chunk_size = (int)bf_config_int (self->config, "settle.chunk_size");
-        bf_link_args_t largs
-            = { .conninfo = s_conninfo (self),
-                .endpoint = control,
-                .service = "settle",
-                .instance = self->instance,
-                .heartbeat_ms = (int)bf_config_int (self->config, "control.heartbeat_ms"),
-                .verbs = bf_settle_cmd_verbs,
-                .context = &self->cmd,
-                .server_key = bf_config_str (self->config, "control.server_key"),
-                .key_file = bf_config_str (self->config, "control.client_key_file") };
-        self->link = bf_link_start (&largs);
-    }
-    if (!self->relay || !self->replay || (*control && !self->link)) {
+    s_start_replay (self);
+    bool linked = s_start_link (self);
+    if (!self->relay || !self->replay || !linked) {
         /*  A half-started service must not look up: stop, exit 2.  */
         bf_error ("settle: start-up stopped: an actor failed to start (see above)");
         s_stop_all (self);
-        return 2;
+        return BF_SERVICE_EXIT_CONFIG;
     }
-    bf_info ("settle %s: %d workers, relay, replay%s running", self->instance, self->nworkers,
-             *control ? ", control link" : "");
-    bf_observe_ready (true);
-    while (!zsys_interrupted) {
-        zclock_sleep (100);
-        s_drain_zap (self);
-    }
-    bf_info ("settle %s: stopping", self->instance);
+    bf_info ("settle %s: %d workers, relay, replay%s running", self->service.instance,
+             self->nworkers, self->link ? ", control link" : "");
+    bf_service_wait (&self->service, s_tick, self);
     s_stop_all (self);
     return 0;
 }
@@ -295,7 +269,8 @@ s_print_summary (const bf_run_info_t *info, const char *outcome)
 static int
 s_once (s_settle_t *self, const char *period)
 {
-    PGconn *conn = bf_db_connect (s_conninfo (self), "settle", s_timeout (self));
+    PGconn *conn = bf_db_connect (bf_config_str (self->config, "db.conninfo"), "settle",
+                                  (int)bf_config_int (self->config, "db.connect_timeout_ms"));
     if (!conn)
         return EXIT_INCOMPLETE;
     char err[512];
@@ -382,8 +357,18 @@ s_once (s_settle_t *self, const char *period)
     return rc;
 }
 
-int
-main (int argc, char **argv)
+/*  The command line: the config file, the overrides (db.conninfo,
+    settle.workers), --once and its period.  */
+typedef struct {
+    const char *config_path;
+    bf_config_override_t overrides[2];
+    bool once;
+    const char *period;
+} s_options_t;
+
+/*  Returns -1 to go on, else the exit status.  */
+static int
+s_parse_options (int argc, char **argv, s_options_t *opts)
 {
     static const struct option options[] = {
         { "config", required_argument, NULL, 'c' },
@@ -394,25 +379,23 @@ main (int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *config_path = NULL, *db = NULL, *workers = NULL, *period = NULL;
-    bool once = false;
     int c;
     while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (c) {
             case 'c':
-                config_path = optarg;
+                opts->config_path = optarg;
                 break;
             case 'd':
-                db = optarg;
+                opts->overrides[0].value = optarg;
                 break;
             case 'w':
-                workers = optarg;
+                opts->overrides[1].value = optarg;
                 break;
             case 'o':
-                once = true;
+                opts->once = true;
                 break;
             case 'p':
-                period = optarg;
+                opts->period = optarg;
                 break;
             case 'h':
                 fputs (s_usage, stdout);
@@ -423,52 +406,39 @@ main (int argc, char **argv)
     }
     if (optind != argc)
         return s_usage_error ("unexpected argument '%s'", argv[optind]);
-    if (once != (period != NULL))
+    if (opts->once != (opts->period != NULL))
         return s_usage_error ("--once and --period go together");
     bf_period_t parsed;
-    if (period && bf_period_parse (period, &parsed) != 0)
-        return s_usage_error ("'%s' is not a period (YYYY-MM)", period);
+    if (opts->period && bf_period_parse (opts->period, &parsed) != 0)
+        return s_usage_error ("'%s' is not a period (YYYY-MM)", opts->period);
+    return -1;
+}
 
+int
+main (int argc, char **argv)
+{
+    s_options_t opts = { .overrides = { { "db.conninfo", NULL, "--db" },
+                                        { "settle.workers", NULL, "--workers" } } };
+    int rc = s_parse_options (argc, argv, &opts);
+    if (rc >= 0)
+        return rc;
     s_settle_t self = { 0 };
-    char err[512];
-    const bf_config_override_t overrides[] = {
-        { "db.conninfo", db, "--db" },
-        { "settle.workers", workers, "--workers" },
-    };
-    self.config = bf_config_load (config_path, err, sizeof err);
-    if (self.config && bf_config_override (self.config, overrides, 2, err, sizeof err) != 0)
-        bf_config_destroy (&self.config);
-    if (!self.config) {
-        fprintf (stderr, "settle: configuration: %s\n", err);
-        return EXIT_USAGE;
+    rc = bf_service_load (&self.service, "settle", opts.config_path, opts.overrides, 2);
+    if (rc != 0)
+        return rc;
+    self.config = self.service.config;
+    self.nworkers = bf_service_actor_count (&self.service, "settle.workers", MAX_WORKERS);
+    rc = bf_service_start (&self.service);
+    if (rc == 0) {
+        bf_settle_metrics_init ();
+        char err[512];
+        if (s_stream_security (&self, err, sizeof err) != 0)
+            rc = bf_service_config_error (&self.service, "%s", err);
     }
-    bf_config_log_init (self.config, "settle");
-    bf_config_instance (self.config, self.instance, sizeof self.instance);
-    self.nworkers = (int)bf_config_int (self.config, "settle.workers");
-    if (self.nworkers == 0) {
-        long cores = sysconf (_SC_NPROCESSORS_ONLN);
-        self.nworkers = cores > 0 ? (int)(cores < MAX_WORKERS ? cores : MAX_WORKERS) : 1;
-    }
-    /*  CZMQ's handler sets zsys_interrupted on SIGINT/SIGTERM; actors poll
-        with nonstop set, so only this thread reacts.  */
-    if (bf_observe_start (self.config, "settle", err, sizeof err) != 0) {
-        fprintf (stderr, "settle: configuration: %s\n", err);
-        bf_config_destroy (&self.config);
-        return EXIT_USAGE;
-    }
-    bf_settle_metrics_init ();
-    zsys_init ();
-    if (s_stream_security (&self, err, sizeof err) != 0) {
-        fprintf (stderr, "settle: configuration: %s\n", err);
-        zcert_destroy (&self.cert);
-        bf_observe_stop ();
-        bf_config_destroy (&self.config);
-        return EXIT_USAGE;
-    }
-    int rc = once ? s_once (&self, period) : s_service (&self);
+    if (rc == 0)
+        rc = opts.once ? s_once (&self, opts.period) : s_service (&self);
     zactor_destroy (&self.zap);
     zcert_destroy (&self.cert);
-    bf_observe_stop ();
-    bf_config_destroy (&self.config);
+    bf_service_end (&self.service);
     return rc;
 }
