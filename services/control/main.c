@@ -25,7 +25,7 @@ static const char *s_usage
       "\n"
       "control needs control.key_file (its key pair, from `billctl keygen`) and\n"
       "control.allowed_keys (the keys it accepts); docs/control.md.\n"
-      "Exit status: 0 stopped by a signal, 1 failed to start, 2 bad usage or configuration.\n";
+      "Exit status: 0 stopped by a signal, 2 bad usage or configuration or failed to start.\n";
 
 /*  control's key pair and allowed list: both required, and both usable
     (the actor would only log it). Returns 0 or the exit status after
