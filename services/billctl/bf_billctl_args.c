@@ -453,7 +453,7 @@ s_build_retry (bf_billctl_opts_t *opts, char *err, size_t errsize)
     return 0;
 }
 
-/*  notify failures: --channel (any case) and --limit.  */
+/*  notify failures: --channel (any case).  */
 static int
 s_build_failures (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
@@ -465,8 +465,6 @@ s_build_failures (bf_billctl_opts_t *opts, char *err, size_t errsize)
                            opts->channel);
         opts->channel = channel;
     }
-    if (s_check_limit (opts->limit, err, errsize))
-        return BF_BILLCTL_EXIT_USAGE;
     s_arg (opts, "channel", opts->channel);
     s_arg (opts, "limit", opts->limit);
     return 0;
@@ -481,12 +479,10 @@ s_check_id (const char *id, char *err, size_t errsize)
     return 0;
 }
 
-/*  commands: --id, --target, --state (any case) and --limit.  */
+/*  commands: --target and --state (any case).  */
 static int
 s_build_commands (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
-    if (s_check_id (opts->id, err, errsize))
-        return BF_BILLCTL_EXIT_USAGE;
     if (opts->target && strcmp (opts->target, "settle") && strcmp (opts->target, "notify")
         && strcmp (opts->target, "control"))
         return s_fail (err, errsize, "--target must be settle, notify or control, not '%s'",
@@ -505,8 +501,6 @@ s_build_commands (bf_billctl_opts_t *opts, char *err, size_t errsize)
                            opts->state);
         opts->state = state;
     }
-    if (s_check_limit (opts->limit, err, errsize))
-        return BF_BILLCTL_EXIT_USAGE;
     s_arg (opts, "command_id", opts->id);
     s_arg (opts, "state", opts->state);
     s_arg (opts, "target", opts->target);
@@ -514,28 +508,27 @@ s_build_commands (bf_billctl_opts_t *opts, char *err, size_t errsize)
     return 0;
 }
 
-/*  audit: --id, --actor and --limit.  */
+/*  audit: --actor.  */
 static int
 s_build_audit (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
-    if (s_check_id (opts->id, err, errsize))
-        return BF_BILLCTL_EXIT_USAGE;
     if (opts->actor && !s_name_ok (opts->actor))
         return s_fail (err, errsize,
                        "--actor must be a key name (1-64 of A-Z a-z 0-9 . _ -), not '%s'",
                        opts->actor);
-    if (s_check_limit (opts->limit, err, errsize))
-        return BF_BILLCTL_EXIT_USAGE;
     s_arg (opts, "actor", opts->actor);
     s_arg (opts, "command_id", opts->id);
     s_arg (opts, "limit", opts->limit);
     return 0;
 }
 
-/*  The request's arguments, by command.  */
+/*  The request's arguments, by command. --id (commands and audit only) is
+    checked before the other options.  */
 static int
 s_build_args (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
+    if (s_check_id (opts->id, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
     switch (opts->cmd) {
         case BF_BILLCTL_RUN_STATUS:
             if (opts->period)
@@ -612,7 +605,8 @@ s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, siz
             return BF_BILLCTL_EXIT_USAGE;
     }
     opts->req_verb = command->verb;
-    if (s_build_args (opts, err, errsize))
+    /*  --limit last: a command's own options are checked first.  */
+    if (s_build_args (opts, err, errsize) || s_check_limit (opts->limit, err, errsize))
         return BF_BILLCTL_EXIT_USAGE;
     return s_build_verb (opts, err, errsize);
 }

@@ -226,8 +226,8 @@ static const bf_db_statement_t s_statements[] = {
       " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0)"
       " WHERE state = 'SENDING' AND lease_owner = $1",
       3 },
-    /*  Everything a message needs, for a batch of deliveries (columns: s_ctx_column_t);
-        c.*: the content an earlier attempt sent, when kept.  */
+    /*  Everything a message needs, for a batch of deliveries (columns:
+        s_ctx_column_t); c.*: the content an earlier attempt sent, when kept.  */
     { "d_context",
       "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
       " to_char (s.quiet_start, 'HH24:MI'), to_char (s.quiet_end, 'HH24:MI'),"
@@ -483,8 +483,8 @@ s_open_contact (s_dispatch_t *self, const PGresult *res, int row, int col, const
 }
 
 /*  The request an earlier attempt of the delivery in ctx row sent, kept in
-    delivery_content (d_context's S_CTX_SENT_AS..S_CTX_DATE_S), to the contact to: every
-    attempt after the first sends exactly those bytes (docs/notify.md,
+    delivery_content (d_context's S_CTX_SENT_AS..S_CTX_DATE_S), to the
+    contact to: every attempt after the first sends exactly those bytes (docs/notify.md,
     "What a subscriber receives"). Returns 0 when filled, 1 when nothing
     was kept for this channel (render), -1 when out of memory.  */
 static int

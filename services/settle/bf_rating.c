@@ -428,6 +428,19 @@ s_count_contract_days (const bf_rating_input_t *input, const s_window_t *w, s_te
     return 0;
 }
 
+/*  Appends line prefix+code with monthly_fee prorated to days of
+    period_days, and adds the amount to *sum.  */
+static int
+s_push_prorated (bf_bill_t *bill, const char *prefix, const char *code, int64_t monthly_fee,
+                 int64_t days, int64_t period_days, int64_t *sum, char *err, size_t errsize)
+{
+    int64_t amount = s_floor_div (monthly_fee * days, period_days);
+    if (s_push (bill, prefix, code, amount, err, errsize))
+        return -1;
+    *sum += amount;
+    return 0;
+}
+
 /*  Step 1, plan fee: a line per counted segment, prorated.  */
 static int
 s_bill_plans (const bf_rating_input_t *input, const s_window_t *w, const s_terms_t *terms,
@@ -435,10 +448,9 @@ s_bill_plans (const bf_rating_input_t *input, const s_window_t *w, const s_terms
 {
     for (size_t c = 0; c < terms->ncounted; c++) {
         const bf_rating_plan_t *plan = &input->plans[terms->counted[c]];
-        int64_t amount = s_floor_div (plan->monthly_fee * terms->counted_days[c], w->period_days);
-        if (s_push (bill, "PLAN:", plan->plan_code, amount, err, errsize))
+        if (s_push_prorated (bill, "PLAN:", plan->plan_code, plan->monthly_fee,
+                             terms->counted_days[c], w->period_days, &sums->plan_fee, err, errsize))
             return -1;
-        sums->plan_fee += amount;
     }
     return 0;
 }
@@ -480,10 +492,9 @@ s_bill_addons (const bf_rating_input_t *input, const s_window_t *w, const s_term
 {
     for (size_t a = 0; a < terms->naddons; a++) {
         const bf_rating_addon_t *addon = &input->addons[terms->addons[a]];
-        int64_t amount = s_floor_div (addon->monthly_fee * terms->addon_days[a], w->period_days);
-        if (s_push (bill, "ADDON:", addon->addon_code, amount, err, errsize))
+        if (s_push_prorated (bill, "ADDON:", addon->addon_code, addon->monthly_fee,
+                             terms->addon_days[a], w->period_days, &sums->addon_fee, err, errsize))
             return -1;
-        sums->addon_fee += amount;
     }
     return 0;
 }
