@@ -11,6 +11,7 @@
     each statement's plan once (auto_explain, with row counts and buffers)
     instead of timing. Used by bench/query.sh.  */
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,58 +49,115 @@ s_notice (void *arg, const char *message)
     fputs (message, stdout);
 }
 
-int
-main (int argc, char *argv[])
+typedef struct {
+    int rounds;
+    const char *period;
+    bool explain;
+} s_options_t;
+
+/*  The command line into opts; false after a usage message.  */
+static bool
+s_parse (int argc, char *argv[], s_options_t *opts)
 {
-    int rounds = 200;
-    const char *period = "2026-10";
-    int explain = 0;
+    *opts = (s_options_t){ .rounds = 200, .period = "2026-10", .explain = false };
     for (int i = 1; i < argc; i++) {
         if (!strcmp (argv[i], "-n") && i + 1 < argc)
-            rounds = atoi (argv[++i]);
+            opts->rounds = atoi (argv[++i]);
         else if (!strcmp (argv[i], "-p") && i + 1 < argc)
-            period = argv[++i];
+            opts->period = argv[++i];
         else if (!strcmp (argv[i], "--explain"))
-            explain = 1;
+            opts->explain = true;
         else {
             fprintf (stderr, "usage: query_bench [-n ROUNDS] [-p PERIOD] [--explain]\n");
-            return 2;
+            return false;
         }
     }
-    if (rounds < 1 || rounds > 100000) {
+    if (opts->rounds < 1 || opts->rounds > 100000) {
         fprintf (stderr, "query_bench: -n takes 1..100000\n");
-        return 2;
+        return false;
     }
-    bf_log_init ("query_bench", BF_LOG_WARN, false);
+    return true;
+}
 
+/*  The PII key of the environment, as the services read it, in *pii (NULL
+    without one). false when it is set but cannot be loaded.  */
+static bool
+s_load_pii (bf_pii_t **pii)
+{
     const char *key_file = getenv ("BILLFLOW_PII_KEY_FILE");
     const char *key_hex = getenv ("BILLFLOW_PII_KEY");
+    *pii = NULL;
+    if (!(key_file && *key_file) && !(key_hex && *key_hex))
+        return true;
     char err[512];
-    bf_pii_t *pii = NULL;
-    if ((key_file && *key_file) || (key_hex && *key_hex)) {
-        pii = bf_pii_load (key_file ? key_file : "", key_hex ? key_hex : "", err, sizeof err);
-        if (!pii) {
-            fprintf (stderr, "query_bench: %s\n", err);
-            return 1;
-        }
-    }
-    PGconn *conn = PQconnectdb ("");
-    if (PQstatus (conn) != CONNECTION_OK) {
-        fprintf (stderr, "query_bench: %s", PQerrorMessage (conn));
-        PQfinish (conn);
-        bf_pii_destroy (&pii);
-        return 1;
-    }
-    if (explain) {
-        PQsetNoticeProcessor (conn, s_notice, NULL);
-        PQclear (PQexec (conn, "LOAD 'auto_explain'"));
-        PQclear (PQexec (conn, "SET auto_explain.log_min_duration = 0"));
-        PQclear (PQexec (conn, "SET auto_explain.log_analyze = on"));
-        PQclear (PQexec (conn, "SET auto_explain.log_buffers = on"));
-        PQclear (PQexec (conn, "SET client_min_messages = log"));
-        rounds = 1;
-    }
+    *pii = bf_pii_load (key_file ? key_file : "", key_hex ? key_hex : "", err, sizeof err);
+    if (!*pii)
+        fprintf (stderr, "query_bench: %s\n", err);
+    return *pii != NULL;
+}
 
+/*  Makes the server log each statement's plan (auto_explain) to this
+    client, which prints it.  */
+static void
+s_explain_on (PGconn *conn)
+{
+    PQsetNoticeProcessor (conn, s_notice, NULL);
+    PQclear (PQexec (conn, "LOAD 'auto_explain'"));
+    PQclear (PQexec (conn, "SET auto_explain.log_min_duration = 0"));
+    PQclear (PQexec (conn, "SET auto_explain.log_analyze = on"));
+    PQclear (PQexec (conn, "SET auto_explain.log_buffers = on"));
+    PQclear (PQexec (conn, "SET client_min_messages = log"));
+}
+
+/*  Runs query c rounds times, each time into times[]; *bytes is the size
+    of its JSON answer. false (reported) when a run fails.  */
+static bool
+s_run_case (PGconn *conn, bf_query_ctx_t *ctx, const s_case_t *c, int rounds, double *times,
+            size_t *bytes)
+{
+    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+    Billflow__Argument args[2], *argp[2] = { &args[0], &args[1] };
+    cmd.verb = (char *)c->verb;
+    const char *keys[] = { c->key1, c->key2 };
+    const char *values[] = { c->value1, c->value2 };
+    for (int a = 0; a < 2 && keys[a]; a++) {
+        billflow__argument__init (&args[a]);
+        args[a].key = (char *)keys[a];
+        args[a].value = (char *)values[a];
+        cmd.n_args++;
+    }
+    cmd.args = argp;
+    for (int r = 0; r < rounds; r++) {
+        char *json = NULL;
+        char err[512];
+        double t0 = s_now_ms ();
+        int rc = bf_query (conn, ctx, &cmd, &json, err, sizeof err);
+        times[r] = s_now_ms () - t0;
+        if (rc != BF_QUERY_OK) {
+            fprintf (stderr, "query_bench: %s: %s\n", c->label, err);
+            return false;
+        }
+        *bytes = strlen (json);
+        free (json);
+    }
+    return true;
+}
+
+/*  A line of the table: min, median, p99 and max of times (sorted here).  */
+static void
+s_print_times (const char *label, double *times, int rounds, size_t bytes)
+{
+    qsort (times, (size_t)rounds, sizeof *times, s_cmp);
+    int p99 = (int)((rounds - 1) * 0.99 + 0.5);
+    printf ("%-34s %8.2f %8.2f %8.2f %8.2f %8zu\n", label, times[0], times[rounds / 2], times[p99],
+            times[rounds - 1], bytes);
+}
+
+/*  Times (or explains) every query. Returns the exit status.  */
+static int
+s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
+{
+    const char *period = opts->period;
     const s_case_t cases[] = {
         { "run.show period", "run.show", "period", period, NULL, NULL },
         { "deliveries.summary period", "deliveries.summary", "period", period, NULL, NULL },
@@ -114,49 +172,46 @@ main (int argc, char *argv[])
         { "audit.list actor=ops-kim", "audit.list", "actor", "ops-kim", NULL, NULL },
         { "services.list", "services.list", NULL, NULL, NULL, NULL },
     };
+    int rounds = opts->explain ? 1 : opts->rounds;
     bf_query_ctx_t ctx = { pii, 1000 };
     double *times = calloc ((size_t)rounds, sizeof *times);
-    int status = 0;
-    if (!explain)
+    if (!opts->explain)
         printf ("%-34s %8s %8s %8s %8s %8s\n", "query", "min_ms", "median", "p99_ms", "max_ms",
                 "bytes");
+    int status = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0] && times; c++) {
-        Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
-        Billflow__Argument args[2], *argp[2] = { &args[0], &args[1] };
-        cmd.verb = (char *)cases[c].verb;
-        const char *keys[] = { cases[c].key1, cases[c].key2 };
-        const char *values[] = { cases[c].value1, cases[c].value2 };
-        for (int a = 0; a < 2 && keys[a]; a++) {
-            billflow__argument__init (&args[a]);
-            args[a].key = (char *)keys[a];
-            args[a].value = (char *)values[a];
-            cmd.n_args++;
-        }
-        cmd.args = argp;
         size_t bytes = 0;
-        for (int r = 0; r < rounds; r++) {
-            char *json = NULL;
-            double t0 = s_now_ms ();
-            int rc = bf_query (conn, &ctx, &cmd, &json, err, sizeof err);
-            times[r] = s_now_ms () - t0;
-            if (rc != BF_QUERY_OK) {
-                fprintf (stderr, "query_bench: %s: %s\n", cases[c].label, err);
-                status = 1;
-                break;
-            }
-            bytes = strlen (json);
-            free (json);
-        }
-        if (status)
+        if (!s_run_case (conn, &ctx, &cases[c], rounds, times, &bytes)) {
+            status = 1;
             break;
-        if (explain)
-            continue;
-        qsort (times, (size_t)rounds, sizeof *times, s_cmp);
-        int p99 = (int)((rounds - 1) * 0.99 + 0.5);
-        printf ("%-34s %8.2f %8.2f %8.2f %8.2f %8zu\n", cases[c].label, times[0], times[rounds / 2],
-                times[p99], times[rounds - 1], bytes);
+        }
+        if (!opts->explain)
+            s_print_times (cases[c].label, times, rounds, bytes);
     }
     free (times);
+    return status;
+}
+
+int
+main (int argc, char *argv[])
+{
+    s_options_t opts;
+    if (!s_parse (argc, argv, &opts))
+        return 2;
+    bf_log_init ("query_bench", BF_LOG_WARN, false);
+    bf_pii_t *pii;
+    if (!s_load_pii (&pii))
+        return 1;
+    PGconn *conn = PQconnectdb ("");
+    if (PQstatus (conn) != CONNECTION_OK) {
+        fprintf (stderr, "query_bench: %s", PQerrorMessage (conn));
+        PQfinish (conn);
+        bf_pii_destroy (&pii);
+        return 1;
+    }
+    if (opts.explain)
+        s_explain_on (conn);
+    int status = s_bench (conn, pii, &opts);
     PQfinish (conn);
     bf_pii_destroy (&pii);
     return status;

@@ -372,12 +372,222 @@ s_check_limit (const char *limit, char *err, size_t errsize)
     return 0;
 }
 
+/*  Copies text upper-cased into buf (bufsize bytes); text too long for it
+    leaves buf empty, which no check accepts.  */
+static char *
+s_upper (const char *text, char *buf, size_t bufsize)
+{
+    size_t len = strlen (text);
+    if (len >= bufsize)
+        len = 0;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)toupper ((unsigned char)text[i]);
+    buf[len] = 0;
+    return buf;
+}
+
+/*  keygen NAME: local, so no request; the options that apply to requests
+    do not apply.  */
+static int
+s_build_keygen (bf_billctl_opts_t *opts, const char *name, char *err, size_t errsize)
+{
+    opts->name = name;
+    if (!s_name_ok (opts->name))
+        return s_fail (err, errsize, "'%s' is not a key name (1-64 of A-Z a-z 0-9 . _ -)",
+                       opts->name);
+    if (!opts->dir)
+        opts->dir = ".";
+    if (!*opts->dir)
+        return s_fail (err, errsize, "--dir needs a directory");
+    if (opts->command_id)
+        return s_fail (err, errsize, "--command-id does not apply to keygen");
+    if (opts->json)
+        return s_fail (err, errsize, "--json does not apply to keygen");
+    return 0;
+}
+
+/*  run watch: --interval, checked and in milliseconds.  */
+static int
+s_build_watch (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    opts->interval_ms = BF_BILLCTL_INTERVAL_DEFAULT;
+    if (opts->interval) {
+        if (!s_positive (opts->interval, BF_BILLCTL_INTERVAL_MAX)
+            || atoi (opts->interval) < BF_BILLCTL_INTERVAL_MIN)
+            return s_fail (err, errsize,
+                           "--interval must be a number of milliseconds from %d to %d,"
+                           " not '%s'",
+                           BF_BILLCTL_INTERVAL_MIN, BF_BILLCTL_INTERVAL_MAX, opts->interval);
+        opts->interval_ms = atoi (opts->interval);
+    }
+    s_arg (opts, "period", opts->period);
+    return 0;
+}
+
+/*  notify retry: exactly one of --run and --ids, checked by the same
+    strict rules notify applies (bf_cmdargs.h).  */
+static int
+s_build_retry (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    if (!opts->run_id && !opts->ids)
+        return s_fail (err, errsize,
+                       "notify retry needs --run ID or --ids 1,2,3 (which deliveries)");
+    if (opts->run_id && opts->ids)
+        return s_fail (err, errsize, "notify retry takes --run or --ids, not both");
+    char why[256];
+    if (opts->run_id) {
+        int64_t id;
+        if (bf_cmdargs_id ("--run", opts->run_id, &id, why, sizeof why) != 0)
+            return s_fail (err, errsize, "%s", why);
+    }
+    if (opts->ids) {
+        int64_t ids[BF_CMDARGS_MAX_IDS];
+        size_t count;
+        if (bf_cmdargs_id_list ("--ids", opts->ids, ids, BF_CMDARGS_MAX_IDS, &count, why,
+                                sizeof why)
+            != 0)
+            return s_fail (err, errsize, "%s", why);
+    }
+    s_arg (opts, "run_id", opts->run_id);
+    s_arg (opts, "ids", opts->ids);
+    return 0;
+}
+
+/*  notify failures: --channel (any case).  */
+static int
+s_build_failures (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    s_arg (opts, "period", opts->period);
+    if (opts->channel) {
+        const char *channel = s_upper (opts->channel, opts->channel_buf, sizeof opts->channel_buf);
+        if (strcmp (channel, "EMAIL") && strcmp (channel, "SMS") && strcmp (channel, "PUSH"))
+            return s_fail (err, errsize, "--channel must be EMAIL, SMS or PUSH, not '%s'",
+                           opts->channel);
+        opts->channel = channel;
+    }
+    s_arg (opts, "channel", opts->channel);
+    s_arg (opts, "limit", opts->limit);
+    return 0;
+}
+
+static int
+s_check_id (const char *id, char *err, size_t errsize)
+{
+    if (id && !s_command_id_ok (id))
+        return s_fail (err, errsize,
+                       "--id must be a command id (1-128 of A-Z a-z 0-9 . _ : -), not '%s'", id);
+    return 0;
+}
+
+/*  commands: --target and --state (any case).  */
+static int
+s_build_commands (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    if (opts->target && strcmp (opts->target, "settle") && strcmp (opts->target, "notify")
+        && strcmp (opts->target, "control"))
+        return s_fail (err, errsize, "--target must be settle, notify or control, not '%s'",
+                       opts->target);
+    if (opts->state) {
+        static const char *const states[]
+            = { "RECEIVED", "FORWARDED", "DONE", "FAILED", "REJECTED" };
+        const char *state = s_upper (opts->state, opts->state_buf, sizeof opts->state_buf);
+        bool known = false;
+        for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+            known = known || !strcmp (state, states[i]);
+        if (!known)
+            return s_fail (err, errsize,
+                           "--state must be RECEIVED, FORWARDED, DONE, FAILED or REJECTED,"
+                           " not '%s'",
+                           opts->state);
+        opts->state = state;
+    }
+    s_arg (opts, "command_id", opts->id);
+    s_arg (opts, "state", opts->state);
+    s_arg (opts, "target", opts->target);
+    s_arg (opts, "limit", opts->limit);
+    return 0;
+}
+
+/*  audit: --actor.  */
+static int
+s_build_audit (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    if (opts->actor && !s_name_ok (opts->actor))
+        return s_fail (err, errsize,
+                       "--actor must be a key name (1-64 of A-Z a-z 0-9 . _ -), not '%s'",
+                       opts->actor);
+    s_arg (opts, "actor", opts->actor);
+    s_arg (opts, "command_id", opts->id);
+    s_arg (opts, "limit", opts->limit);
+    return 0;
+}
+
+/*  The request's arguments, by command. --id (commands and audit only) is
+    checked before the other options.  */
+static int
+s_build_args (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    if (s_check_id (opts->id, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
+    switch (opts->cmd) {
+        case BF_BILLCTL_RUN_STATUS:
+            if (opts->period)
+                opts->req_verb = "run.show";
+            s_arg (opts, "period", opts->period);
+            return 0;
+        case BF_BILLCTL_RUN_START:
+        case BF_BILLCTL_RUN_STOP:
+        case BF_BILLCTL_RUN_RESUME:
+        case BF_BILLCTL_RUN_REPORT:
+        case BF_BILLCTL_NOTIFY_STATUS:
+            s_arg (opts, "period", opts->period);
+            return 0;
+        case BF_BILLCTL_RUN_WATCH:
+            return s_build_watch (opts, err, errsize);
+        case BF_BILLCTL_NOTIFY_RETRY:
+            return s_build_retry (opts, err, errsize);
+        case BF_BILLCTL_NOTIFY_FAILURES:
+            return s_build_failures (opts, err, errsize);
+        case BF_BILLCTL_COMMANDS:
+            return s_build_commands (opts, err, errsize);
+        case BF_BILLCTL_AUDIT:
+            return s_build_audit (opts, err, errsize);
+        default:
+            return 0;
+    }
+}
+
+/*  The request's target and kind, from the verb catalogue; --command-id
+    only for commands, and as control stores it.  */
+static int
+s_build_verb (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    const bf_verb_t *verb = bf_verb_find (opts->req_verb);
+    if (!verb)
+        return s_fail (err, errsize, "internal error: verb %s is not in the catalogue",
+                       opts->req_verb);
+    opts->req_target = verb->target;
+    opts->query = verb->query;
+    if (!opts->command_id)
+        return 0;
+    if (opts->query)
+        return s_fail (err, errsize,
+                       "--command-id applies to commands (run start/stop/resume, notify"
+                       " pause/resume/retry), not to the query '%s'",
+                       opts->req_verb);
+    if (!s_command_id_ok (opts->command_id))
+        return s_fail (err, errsize,
+                       "--command-id must be 1-128 of A-Z a-z 0-9 . _ : - (as control"
+                       " stores it), not '%s'",
+                       opts->command_id);
+    return 0;
+}
+
 /*  Checks the command's own arguments and builds the request.  */
 static int
 s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, size_t errsize)
 {
     const s_command_t *command = s_command (opts->cmd);
-    const char *full = command->synopsis;
     if (nwords < command->min_args) {
         if (opts->cmd == BF_BILLCTL_KEYGEN)
             return s_fail (err, errsize, "keygen needs a NAME for the key pair");
@@ -386,172 +596,19 @@ s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, siz
     }
     if (nwords > command->max_args)
         return s_fail (err, errsize, "unexpected argument '%s' (usage: billctl %s)",
-                       words[command->max_args], full);
-    if (opts->cmd == BF_BILLCTL_KEYGEN) {
-        opts->name = words[0];
-        if (!s_name_ok (opts->name))
-            return s_fail (err, errsize, "'%s' is not a key name (1-64 of A-Z a-z 0-9 . _ -)",
-                           opts->name);
-        if (!opts->dir)
-            opts->dir = ".";
-        if (!*opts->dir)
-            return s_fail (err, errsize, "--dir needs a directory");
-        if (opts->command_id)
-            return s_fail (err, errsize, "--command-id does not apply to keygen");
-        if (opts->json)
-            return s_fail (err, errsize, "--json does not apply to keygen");
-        return 0;
-    }
+                       words[command->max_args], command->synopsis);
+    if (opts->cmd == BF_BILLCTL_KEYGEN)
+        return s_build_keygen (opts, words[0], err, errsize);
     if (nwords == 1) {
         opts->period = words[0];
         if (s_check_period (opts->period, err, errsize))
             return BF_BILLCTL_EXIT_USAGE;
     }
     opts->req_verb = command->verb;
-    switch (opts->cmd) {
-        case BF_BILLCTL_RUN_START:
-        case BF_BILLCTL_RUN_STOP:
-        case BF_BILLCTL_RUN_RESUME:
-        case BF_BILLCTL_RUN_REPORT:
-        case BF_BILLCTL_NOTIFY_STATUS:
-            s_arg (opts, "period", opts->period);
-            break;
-        case BF_BILLCTL_RUN_STATUS:
-            if (opts->period)
-                opts->req_verb = "run.show";
-            s_arg (opts, "period", opts->period);
-            break;
-        case BF_BILLCTL_RUN_WATCH:
-            opts->interval_ms = BF_BILLCTL_INTERVAL_DEFAULT;
-            if (opts->interval) {
-                if (!s_positive (opts->interval, BF_BILLCTL_INTERVAL_MAX)
-                    || atoi (opts->interval) < BF_BILLCTL_INTERVAL_MIN)
-                    return s_fail (err, errsize,
-                                   "--interval must be a number of milliseconds from %d to %d,"
-                                   " not '%s'",
-                                   BF_BILLCTL_INTERVAL_MIN, BF_BILLCTL_INTERVAL_MAX,
-                                   opts->interval);
-                opts->interval_ms = atoi (opts->interval);
-            }
-            s_arg (opts, "period", opts->period);
-            break;
-        case BF_BILLCTL_NOTIFY_RETRY:
-            if (!opts->run_id && !opts->ids)
-                return s_fail (err, errsize,
-                               "notify retry needs --run ID or --ids 1,2,3 (which deliveries)");
-            if (opts->run_id && opts->ids)
-                return s_fail (err, errsize, "notify retry takes --run or --ids, not both");
-            /*  The same strict rules notify applies (bf_cmdargs.h).  */
-            if (opts->run_id) {
-                int64_t id;
-                char why[256];
-                if (bf_cmdargs_id ("--run", opts->run_id, &id, why, sizeof why) != 0)
-                    return s_fail (err, errsize, "%s", why);
-            }
-            if (opts->ids) {
-                int64_t ids[BF_CMDARGS_MAX_IDS];
-                size_t count;
-                char why[256];
-                if (bf_cmdargs_id_list ("--ids", opts->ids, ids, BF_CMDARGS_MAX_IDS, &count, why,
-                                        sizeof why)
-                    != 0)
-                    return s_fail (err, errsize, "%s", why);
-            }
-            s_arg (opts, "run_id", opts->run_id);
-            s_arg (opts, "ids", opts->ids);
-            break;
-        case BF_BILLCTL_NOTIFY_FAILURES:
-            s_arg (opts, "period", opts->period);
-            if (opts->channel) {
-                size_t len = strlen (opts->channel);
-                if (len >= sizeof opts->channel_buf)
-                    len = 0;
-                for (size_t i = 0; i < len; i++)
-                    opts->channel_buf[i] = (char)toupper ((unsigned char)opts->channel[i]);
-                opts->channel_buf[len] = 0;
-                if (strcmp (opts->channel_buf, "EMAIL") && strcmp (opts->channel_buf, "SMS")
-                    && strcmp (opts->channel_buf, "PUSH"))
-                    return s_fail (err, errsize, "--channel must be EMAIL, SMS or PUSH, not '%s'",
-                                   opts->channel);
-                opts->channel = opts->channel_buf;
-            }
-            if (s_check_limit (opts->limit, err, errsize))
-                return BF_BILLCTL_EXIT_USAGE;
-            s_arg (opts, "channel", opts->channel);
-            s_arg (opts, "limit", opts->limit);
-            break;
-        case BF_BILLCTL_COMMANDS:
-            if (opts->id && !s_command_id_ok (opts->id))
-                return s_fail (err, errsize,
-                               "--id must be a command id (1-128 of A-Z a-z 0-9 . _ : -), not '%s'",
-                               opts->id);
-            if (opts->target && strcmp (opts->target, "settle") && strcmp (opts->target, "notify")
-                && strcmp (opts->target, "control"))
-                return s_fail (err, errsize, "--target must be settle, notify or control, not '%s'",
-                               opts->target);
-            if (opts->state) {
-                size_t len = strlen (opts->state);
-                if (len >= sizeof opts->state_buf)
-                    len = 0;
-                for (size_t i = 0; i < len; i++)
-                    opts->state_buf[i] = (char)toupper ((unsigned char)opts->state[i]);
-                opts->state_buf[len] = 0;
-                static const char *const states[]
-                    = { "RECEIVED", "FORWARDED", "DONE", "FAILED", "REJECTED" };
-                bool known = false;
-                for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
-                    known = known || !strcmp (opts->state_buf, states[i]);
-                if (!known)
-                    return s_fail (err, errsize,
-                                   "--state must be RECEIVED, FORWARDED, DONE, FAILED or REJECTED,"
-                                   " not '%s'",
-                                   opts->state);
-                opts->state = opts->state_buf;
-            }
-            if (s_check_limit (opts->limit, err, errsize))
-                return BF_BILLCTL_EXIT_USAGE;
-            s_arg (opts, "command_id", opts->id);
-            s_arg (opts, "state", opts->state);
-            s_arg (opts, "target", opts->target);
-            s_arg (opts, "limit", opts->limit);
-            break;
-        case BF_BILLCTL_AUDIT:
-            if (opts->id && !s_command_id_ok (opts->id))
-                return s_fail (err, errsize,
-                               "--id must be a command id (1-128 of A-Z a-z 0-9 . _ : -), not '%s'",
-                               opts->id);
-            if (opts->actor && !s_name_ok (opts->actor))
-                return s_fail (err, errsize,
-                               "--actor must be a key name (1-64 of A-Z a-z 0-9 . _ -), not '%s'",
-                               opts->actor);
-            if (s_check_limit (opts->limit, err, errsize))
-                return BF_BILLCTL_EXIT_USAGE;
-            s_arg (opts, "actor", opts->actor);
-            s_arg (opts, "command_id", opts->id);
-            s_arg (opts, "limit", opts->limit);
-            break;
-        default:
-            break;
-    }
-    const bf_verb_t *verb = bf_verb_find (opts->req_verb);
-    if (!verb)
-        return s_fail (err, errsize, "internal error: verb %s is not in the catalogue",
-                       opts->req_verb);
-    opts->req_target = verb->target;
-    opts->query = verb->query;
-    if (opts->command_id) {
-        if (opts->query)
-            return s_fail (err, errsize,
-                           "--command-id applies to commands (run start/stop/resume, notify"
-                           " pause/resume/retry), not to the query '%s'",
-                           opts->req_verb);
-        if (!s_command_id_ok (opts->command_id))
-            return s_fail (err, errsize,
-                           "--command-id must be 1-128 of A-Z a-z 0-9 . _ : - (as control"
-                           " stores it), not '%s'",
-                           opts->command_id);
-    }
-    return 0;
+    /*  --limit last: a command's own options are checked first.  */
+    if (s_build_args (opts, err, errsize) || s_check_limit (opts->limit, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
+    return s_build_verb (opts, err, errsize);
 }
 
 /*  Takes the option at argv[*i] (and its value, moving *i past it).  */

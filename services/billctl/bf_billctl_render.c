@@ -949,12 +949,11 @@ s_report_shape (const json_t *root, char *err, size_t errsize)
     return 0;
 }
 
-static int
-s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
+/*  The title, and under it why the period is not final.  */
+static void
+s_report_title (FILE *out, const json_t *root)
 {
-    if (s_report_shape (root, err, errsize) != 0)
-        return -1;
-    char a[S_CELL], b[S_CELL], c[S_CELL], line[4 * S_CELL];
+    char a[S_CELL], line[4 * S_CELL];
     bool final = json_is_true (json_object_get (root, "final"));
     fprintf (out, "Reconciliation report of %s: %s\n", s_field (root, "period", a, sizeof a),
              final ? "FINAL" : "NOT FINAL");
@@ -963,8 +962,13 @@ s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
         if (*line)
             fprintf (out, "  %s\n", line);
     }
+}
 
-    /*  Bills: the runs' counters, checked against the bill table.  */
+/*  Bills: the runs' counters, checked against the bill table.  */
+static void
+s_report_bills (FILE *out, const json_t *root)
+{
+    char a[S_CELL], b[S_CELL], line[4 * S_CELL];
     json_t *bills = json_object_get (root, "bills");
     fprintf (out, "\nBills\n");
     s_kv (out, "bills", s_field_count (bills, "count", a, sizeof a));
@@ -977,7 +981,12 @@ s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
               : json_is_false (consistent) ? "DIFFERS from the runs' counters"
                                            : "-");
     s_kv (out, "bill table", line);
+}
 
+static void
+s_report_runs (FILE *out, const json_t *root)
+{
+    char a[S_CELL];
     json_t *runs = json_object_get (root, "runs");
     fprintf (out, "\nRuns\n");
     if (json_is_array (runs) && json_array_size (runs) > 0) {
@@ -986,7 +995,13 @@ s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
         s_table_print (out, &table, "  ");
     } else
         fprintf (out, "  %s\n", json_is_array (runs) ? "none" : s_cell (runs, "runs", a, sizeof a));
+}
 
+/*  Notices by channel and state, then attempts by channel and outcome.  */
+static void
+s_report_notices (FILE *out, const json_t *root)
+{
+    char a[S_CELL], b[S_CELL], c[S_CELL];
     json_t *notices = json_object_get (root, "notices");
     fprintf (out, "\nNotices: %s total, %s finished, %s unfinished\n",
              s_field_count (notices, "total", a, sizeof a),
@@ -995,53 +1010,90 @@ s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
     s_render_matrix (out, json_object_get (notices, "by_channel"),
                      json_object_get (notices, "by_state"), s_report_states,
                      S_NELEMS (s_report_states));
+}
 
-    json_t *fallbacks = json_object_get (root, "fallbacks");
-    fprintf (out, "\nFallbacks (SMS in place of a failed email)\n");
-    s_kv (out, "failed emails", s_field_count (fallbacks, "failed_emails", a, sizeof a));
-    s_kv (out, "created", s_field_count (fallbacks, "created", a, sizeof a));
-    s_kv (out, "delivered", s_field_count (fallbacks, "delivered", a, sizeof a));
-    s_kv (out, "failed", s_field_count (fallbacks, "failed", a, sizeof a));
-    s_kv (out, "cancelled", s_field_count (fallbacks, "cancelled", a, sizeof a));
-    s_kv (out, "unfinished", s_field_count (fallbacks, "unfinished", a, sizeof a));
+/*  Under a heading, "label  count" for each key of the object at name in
+    root (labels[i] shows keys[i]).  */
+static void
+s_report_counts (FILE *out, const json_t *root, const char *name, const char *heading,
+                 const char *const *labels, const char *const *keys, size_t n)
+{
+    char a[S_CELL];
+    json_t *object = json_object_get (root, name);
+    fprintf (out, "\n%s\n", heading);
+    for (size_t i = 0; i < n; i++)
+        s_kv (out, labels[i], s_field_count (object, keys[i], a, sizeof a));
+}
 
+static void
+s_report_fallbacks (FILE *out, const json_t *root)
+{
+    static const char *const labels[]
+        = { "failed emails", "created", "delivered", "failed", "cancelled", "unfinished" };
+    static const char *const keys[]
+        = { "failed_emails", "created", "delivered", "failed", "cancelled", "unfinished" };
+    s_report_counts (out, root, "fallbacks", "Fallbacks (SMS in place of a failed email)", labels,
+                     keys, S_NELEMS (keys));
+}
+
+/*  Held notices: how many, from when until when, and why.  */
+static void
+s_report_held (FILE *out, const json_t *root)
+{
+    char a[S_CELL], b[S_CELL], c[S_CELL];
     json_t *held = json_object_get (root, "held");
     json_t *reasons = json_object_get (held, "reasons");
     if (json_is_integer (json_object_get (held, "count")) && s_int (held, "count") == 0
-        && (!reasons || (json_is_array (reasons) && json_array_size (reasons) == 0)))
+        && (!reasons || (json_is_array (reasons) && json_array_size (reasons) == 0))) {
         fprintf (out, "\nHeld: none\n");
-    else {
-        fprintf (out, "\nHeld: %s notices, from %s until %s\n",
-                 s_field_count (held, "count", a, sizeof a), s_field (held, "from", b, sizeof b),
-                 s_field (held, "until", c, sizeof c));
-        if (json_is_array (reasons) && json_array_size (reasons) > 0) {
-            s_table_t table;
-            s_table_list (&table, reasons, S_COLUMNS (s_report_held_columns));
-            s_table_print (out, &table, "  ");
-        }
+        return;
     }
+    fprintf (out, "\nHeld: %s notices, from %s until %s\n",
+             s_field_count (held, "count", a, sizeof a), s_field (held, "from", b, sizeof b),
+             s_field (held, "until", c, sizeof c));
+    if (json_is_array (reasons) && json_array_size (reasons) > 0) {
+        s_table_t table;
+        s_table_list (&table, reasons, S_COLUMNS (s_report_held_columns));
+        s_table_print (out, &table, "  ");
+    }
+}
 
+static void
+s_report_attempts (FILE *out, const json_t *root)
+{
+    char a[S_CELL];
     json_t *attempts = json_object_get (root, "attempts");
     fprintf (out, "\nAttempts: %s total\n", s_field_count (attempts, "total", a, sizeof a));
     s_render_matrix (out, json_object_get (attempts, "by_channel"),
                      json_object_get (attempts, "by_outcome"), s_report_outcomes,
                      S_NELEMS (s_report_outcomes));
+}
 
-    json_t *possible = json_object_get (root, "possible_duplicates");
-    if (possible) {
-        fprintf (out, "\nPossible duplicates (email possibly delivered: sent, no final reply)\n");
-        s_kv (out, "notices", s_field_count (possible, "notices", a, sizeof a));
-        s_kv (out, "delivered", s_field_count (possible, "delivered", a, sizeof a));
-        s_kv (out, "awaiting resend", s_field_count (possible, "awaiting_resend", a, sizeof a));
-        s_kv (out, "not resent", s_field_count (possible, "not_resent", a, sizeof a));
-    }
+/*  Emails possibly delivered (sent, no final reply); only when the report
+    has the section.  */
+static void
+s_report_possible (FILE *out, const json_t *root)
+{
+    static const char *const labels[] = { "notices", "delivered", "awaiting resend", "not resent" };
+    static const char *const keys[] = { "notices", "delivered", "awaiting_resend", "not_resent" };
+    if (json_object_get (root, "possible_duplicates"))
+        s_report_counts (out, root, "possible_duplicates",
+                         "Possible duplicates (email possibly delivered: sent, no final reply)",
+                         labels, keys, S_NELEMS (keys));
+}
 
+/*  Bills without a final notice: the count by reason, then the first of
+    them.  */
+static void
+s_report_unnotified (FILE *out, const json_t *root)
+{
+    char a[S_CELL], line[4 * S_CELL];
     json_t *unnotified = json_object_get (root, "unnotified");
     json_t *list = json_object_get (unnotified, "bills");
     json_t *count = json_object_get (unnotified, "count");
     if (json_array_size (list) == 0 && json_is_integer (count) && json_integer_value (count) == 0) {
         fprintf (out, "\nUnnotified bills: none\n");
-        return 0;
+        return;
     }
     json_t *by_reason = json_object_get (unnotified, "by_reason");
     size_t o = 0;
@@ -1066,6 +1118,22 @@ s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
             fprintf (out, "  (the first %zu of %s)\n", json_array_size (list),
                      bf_billctl_thousands (json_integer_value (count), a, sizeof a));
     }
+}
+
+static int
+s_render_report (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    if (s_report_shape (root, err, errsize) != 0)
+        return -1;
+    s_report_title (out, root);
+    s_report_bills (out, root);
+    s_report_runs (out, root);
+    s_report_notices (out, root);
+    s_report_fallbacks (out, root);
+    s_report_held (out, root);
+    s_report_attempts (out, root);
+    s_report_possible (out, root);
+    s_report_unnotified (out, root);
     return 0;
 }
 

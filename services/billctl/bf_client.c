@@ -271,29 +271,38 @@ s_await (bf_client_t *self, const char *command_id, int64_t deadline,
     }
 }
 
-int
-bf_client_request (bf_client_t *self, const char *command_id, const char *target, const char *verb,
-                   size_t nargs, const char *const *keys, const char *const *values,
-                   Billflow__CommandReply **reply, int *attempts, char *err, size_t errsize)
+/*  A request on its way: what bf_client_request was given and what its
+    attempts have seen so far.  */
+typedef struct {
+    const char *command_id;
+    zmsg_t *request;                /* [CMD][seq][Command], sent again as it is */
+    Billflow__CommandReply **reply; /* the caller's */
+    int *attempts;                  /* the caller's; may be NULL */
+    /*  After an acknowledgement ("queued": stored, its service is working
+        on it) the outcome follows on the same socket. While waiting for it
+        the request is repeated every S_RESEND_MS (control may have
+        restarted and forgotten who waits; a repeat is answered from the
+        store), until wait_until; then the caller gets the acknowledgement.  */
+    Billflow__CommandReply *ack;
+    int64_t wait_until;
+    int sent, misses, busy;
+    char *err;
+    size_t errsize;
+} s_request_t;
+
+/*  The request message of a command: NULL with a reason in err.  */
+static zmsg_t *
+s_encode (bf_client_t *self, const char *command_id, const char *target, const char *verb,
+          size_t nargs, const char *const *keys, const char *const *values, char *err,
+          size_t errsize)
 {
-    assert (self);
-    assert (reply);
-    *reply = NULL;
-    if (attempts)
-        *attempts = 0;
-    if (err && errsize)
-        *err = 0;
-    if (!command_id || !*command_id || !target || !verb || (nargs > 0 && (!keys || !values))) {
-        bf_err_set (err, errsize, "a request needs a command id, a target and a verb");
-        return BF_CLIENT_ERROR;
-    }
     Billflow__Argument *argv = nargs ? calloc (nargs, sizeof *argv) : NULL;
     Billflow__Argument **argp = nargs ? calloc (nargs, sizeof *argp) : NULL;
     if (nargs && (!argv || !argp)) {
         free (argv);
         free (argp);
         bf_err_set (err, errsize, "out of memory");
-        return BF_CLIENT_ERROR;
+        return NULL;
     }
     for (size_t i = 0; i < nargs; i++) {
         billflow__argument__init (&argv[i]);
@@ -314,117 +323,163 @@ bf_client_request (bf_client_t *self, const char *command_id, const char *target
     zmsg_t *request = bf_wire_encode (BF_MSG_CMD, seq, &cmd.base);
     free (argp);
     free (argv);
-    if (!request) {
+    if (!request)
         bf_err_set (err, errsize, "cannot encode the request (see the log)");
+    return request;
+}
+
+/*  One attempt: from the second on, on a fresh socket (Lazy Pirate); waits
+    until the request can go, sends it, and waits for the answer until the
+    attempt's deadline.  */
+static int
+s_attempt (bf_client_t *self, s_request_t *req, int attempt)
+{
+    if (attempt > 1) {
+        zsock_destroy (&self->sock);
+        self->sock = s_connect (self, req->err, req->errsize);
+        if (!self->sock)
+            return BF_CLIENT_ERROR;
+        bf_debug ("bf_client: no answer to %s; attempt %d", req->command_id, attempt);
+    }
+    if (req->attempts)
+        *req->attempts = attempt;
+    int patience = req->ack && self->timeout_ms < S_RESEND_MS ? S_RESEND_MS : self->timeout_ms;
+    int64_t deadline = zclock_mono () + patience;
+    if (req->ack && deadline > req->wait_until)
+        deadline = req->wait_until;
+    s_wait_t w = s_poll (self->sock, ZMQ_POLLOUT, deadline);
+    if (w == S_WAIT_INTERRUPTED) {
+        bf_err_set (req->err, req->errsize, "interrupted");
+        return BF_CLIENT_INTERRUPTED;
+    }
+    if (w == S_WAIT_ERROR) {
+        bf_err_set (req->err, req->errsize, "cannot send: %s", zmq_strerror (errno));
         return BF_CLIENT_ERROR;
     }
+    if (w != S_WAIT_READY)
+        return BF_CLIENT_NO_ANSWER;
+    zmsg_t *copy = zmsg_dup (req->request);
+    if (!copy || zmsg_send (&copy, self->sock) != 0) {
+        /*  The connection went away between poll and send: count the
+            attempt and wait out its time like a lost answer.  */
+        bf_debug ("bf_client: sending attempt %d failed: %s", attempt, zmq_strerror (errno));
+        zmsg_destroy (&copy);
+    } else
+        req->sent++;
+    return s_await (self, req->command_id, deadline, req->reply, req->err, req->errsize);
+}
 
+/*  While the answer (rc) is an acknowledgement, keeps it as req->ack and
+    waits for the outcome, at most until wait_until. Returns the last
+    s_await's result.  */
+static int
+s_follow_ack (bf_client_t *self, s_request_t *req, int rc)
+{
+    while (rc == BF_CLIENT_ANSWERED && s_queued (*req->reply)) {
+        if (req->ack)
+            billflow__command_reply__free_unpacked (req->ack, NULL);
+        req->ack = *req->reply;
+        *req->reply = NULL;
+        if (!req->wait_until)
+            req->wait_until = zclock_mono () + self->wait_ms;
+        req->misses = 0;
+        int64_t deadline
+            = zclock_mono () + (self->timeout_ms < S_RESEND_MS ? S_RESEND_MS : self->timeout_ms);
+        if (deadline > req->wait_until)
+            deadline = req->wait_until;
+        rc = s_await (self, req->command_id, deadline, req->reply, req->err, req->errsize);
+    }
+    return rc;
+}
+
+/*  control is over this key's rate, or its reporter is full: nothing was
+    stored or run. Drops the busy answer and pauses (growing with each one)
+    before the request is asked again, with the same command_id, so a
+    repeat is safe anyway. BF_CLIENT_INTERRUPTED when a signal ends the
+    pause.  */
+static int
+s_pause_busy (s_request_t *req)
+{
+    int pause = S_BUSY_PAUSE_MS << (req->busy < 5 ? req->busy : 5);
+    req->busy++;
+    bf_debug ("bf_client: control is busy (%s); asking again in %d ms", (*req->reply)->error,
+              pause);
+    billflow__command_reply__free_unpacked (*req->reply, NULL);
+    *req->reply = NULL;
+    int64_t until = zclock_mono () + pause;
+    while (!zsys_interrupted && zclock_mono () < until)
+        zclock_sleep (20);
+    if (zsys_interrupted) {
+        bf_err_set (req->err, req->errsize, "interrupted");
+        return BF_CLIENT_INTERRUPTED;
+    }
+    return BF_CLIENT_NO_ANSWER;
+}
+
+/*  Attempts until an outcome, an error or an interruption, or until the
+    retries are spent; then hands over the acknowledgement if one came.  */
+static int
+s_exchange (bf_client_t *self, s_request_t *req)
+{
     int rc = BF_CLIENT_NO_ANSWER;
-    int sent = 0, misses = 0, busy = 0;
-    int64_t started = zclock_mono ();
-    /*  After an acknowledgement ("queued": stored, its service is working on
-        it) the outcome follows on the same socket. While waiting for it the
-        request is repeated every S_RESEND_MS (control may have restarted and
-        forgotten who waits; a repeat is answered from the store), until
-        wait_ms has passed; then the caller gets the acknowledgement.  */
-    Billflow__CommandReply *ack = NULL;
-    int64_t wait_until = 0;
     for (int attempt = 1;; attempt++) {
-        if (attempt > 1) {
-            /*  Lazy Pirate: a fresh socket for every attempt.  */
-            zsock_destroy (&self->sock);
-            self->sock = s_connect (self, err, errsize);
-            if (!self->sock) {
-                rc = BF_CLIENT_ERROR;
+        rc = s_follow_ack (self, req, s_attempt (self, req, attempt));
+        if (rc == BF_CLIENT_ANSWERED && bf_client_busy (*req->reply) && req->busy < self->retries) {
+            rc = s_pause_busy (req);
+            if (rc == BF_CLIENT_INTERRUPTED)
                 break;
-            }
-            bf_debug ("bf_client: no answer to %s; attempt %d", command_id, attempt);
-        }
-        if (attempts)
-            *attempts = attempt;
-        int patience = ack && self->timeout_ms < S_RESEND_MS ? S_RESEND_MS : self->timeout_ms;
-        int64_t deadline = zclock_mono () + patience;
-        if (ack && deadline > wait_until)
-            deadline = wait_until;
-        s_wait_t w = s_poll (self->sock, ZMQ_POLLOUT, deadline);
-        if (w == S_WAIT_INTERRUPTED) {
-            bf_err_set (err, errsize, "interrupted");
-            rc = BF_CLIENT_INTERRUPTED;
-            break;
-        }
-        if (w == S_WAIT_ERROR) {
-            bf_err_set (err, errsize, "cannot send: %s", zmq_strerror (errno));
-            rc = BF_CLIENT_ERROR;
-            break;
-        }
-        rc = BF_CLIENT_NO_ANSWER;
-        if (w == S_WAIT_READY) {
-            zmsg_t *copy = zmsg_dup (request);
-            if (!copy || zmsg_send (&copy, self->sock) != 0) {
-                /*  The connection went away between poll and send: count
-                    the attempt and wait out its time like a lost answer.  */
-                bf_debug ("bf_client: sending attempt %d failed: %s", attempt,
-                          zmq_strerror (errno));
-                zmsg_destroy (&copy);
-            } else
-                sent++;
-            rc = s_await (self, command_id, deadline, reply, err, errsize);
-        }
-        while (rc == BF_CLIENT_ANSWERED && s_queued (*reply)) {
-            if (ack)
-                billflow__command_reply__free_unpacked (ack, NULL);
-            ack = *reply;
-            *reply = NULL;
-            if (!wait_until)
-                wait_until = zclock_mono () + self->wait_ms;
-            misses = 0;
-            deadline = zclock_mono ()
-                       + (self->timeout_ms < S_RESEND_MS ? S_RESEND_MS : self->timeout_ms);
-            if (deadline > wait_until)
-                deadline = wait_until;
-            rc = s_await (self, command_id, deadline, reply, err, errsize);
-        }
-        if (rc == BF_CLIENT_ANSWERED && bf_client_busy (*reply) && busy < self->retries) {
-            /*  control is over this key's rate, or its reporter is full:
-                nothing was stored or run; ask again after a growing pause
-                (the same command_id, so a repeat is safe anyway).  */
-            int pause = S_BUSY_PAUSE_MS << (busy < 5 ? busy : 5);
-            busy++;
-            bf_debug ("bf_client: control is busy (%s); asking again in %d ms", (*reply)->error,
-                      pause);
-            billflow__command_reply__free_unpacked (*reply, NULL);
-            *reply = NULL;
-            int64_t until = zclock_mono () + pause;
-            while (!zsys_interrupted && zclock_mono () < until)
-                zclock_sleep (20);
-            if (zsys_interrupted) {
-                bf_err_set (err, errsize, "interrupted");
-                rc = BF_CLIENT_INTERRUPTED;
-                break;
-            }
             continue;
         }
         if (rc != BF_CLIENT_NO_ANSWER)
             break; /* an outcome, an error or an interruption */
-        if (ack) {
-            if (zclock_mono () >= wait_until) {
-                *reply = ack;
-                ack = NULL;
+        if (req->ack) {
+            if (zclock_mono () >= req->wait_until) {
+                *req->reply = req->ack;
+                req->ack = NULL;
                 rc = BF_CLIENT_ANSWERED;
                 break;
             }
             continue; /* control went quiet while it works: ask again */
         }
-        if (++misses > self->retries)
+        if (++req->misses > self->retries)
             break;
     }
-    if (ack)
-        billflow__command_reply__free_unpacked (ack, NULL);
-    zmsg_destroy (&request);
+    return rc;
+}
+
+int
+bf_client_request (bf_client_t *self, const char *command_id, const char *target, const char *verb,
+                   size_t nargs, const char *const *keys, const char *const *values,
+                   Billflow__CommandReply **reply, int *attempts, char *err, size_t errsize)
+{
+    assert (self);
+    assert (reply);
+    *reply = NULL;
+    if (attempts)
+        *attempts = 0;
+    if (err && errsize)
+        *err = 0;
+    if (!command_id || !*command_id || !target || !verb || (nargs > 0 && (!keys || !values))) {
+        bf_err_set (err, errsize, "a request needs a command id, a target and a verb");
+        return BF_CLIENT_ERROR;
+    }
+    s_request_t req = { .command_id = command_id,
+                        .reply = reply,
+                        .attempts = attempts,
+                        .err = err,
+                        .errsize = errsize };
+    req.request = s_encode (self, command_id, target, verb, nargs, keys, values, err, errsize);
+    if (!req.request)
+        return BF_CLIENT_ERROR;
+    int64_t started = zclock_mono ();
+    int rc = s_exchange (self, &req);
+    if (req.ack)
+        billflow__command_reply__free_unpacked (req.ack, NULL);
+    zmsg_destroy (&req.request);
     if (rc == BF_CLIENT_NO_ANSWER) {
         double seconds = (double)(zclock_mono () - started) / 1000.0;
         int tries = self->retries + 1;
-        if (sent == 0)
+        if (req.sent == 0)
             bf_err_set (err, errsize,
                         "no connection to control at %s could be made in %d attempt%s"
                         " (%.1f s)",

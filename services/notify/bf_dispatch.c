@@ -168,6 +168,40 @@ s_fail_unsent (s_dispatch_t *self, int64_t id, int channel, int attempt, const c
 
 /*  --- database ------------------------------------------------------------ */
 
+/*  d_claim's RETURNING list, in order.  */
+typedef enum {
+    S_CLAIM_ID,
+    S_CLAIM_CHANNEL,
+    S_CLAIM_ATTEMPTS,
+    S_CLAIM_ATTEMPT_BASE,
+    S_CLAIM_WAS_UNKNOWN, /* an earlier attempt ended UNKNOWN */
+} s_claim_column_t;
+
+/*  d_context's SELECT list, in order. bf_render_message reads the same
+    result (name, total, due date, period, bill id, subscriber id) at these
+    positions: reorder both together.  */
+typedef enum {
+    S_CTX_ID,
+    S_CTX_NAME,
+    S_CTX_EMAIL_ENC,
+    S_CTX_PHONE_ENC,
+    S_CTX_PUSH_TOKEN_ENC,
+    S_CTX_QUIET_START,
+    S_CTX_QUIET_END,
+    S_CTX_TOTAL,
+    S_CTX_DUE_DATE,
+    S_CTX_LINE_COUNT,
+    S_CTX_PERIOD,
+    S_CTX_BILL_ID,
+    S_CTX_SUBSCRIBER_ID,
+    S_CTX_ORD, /* the id's place in the claimed rows, from 1 */
+    S_CTX_SENT_AS,
+    S_CTX_TITLE,
+    S_CTX_BODY,
+    S_CTX_BODY_HTML,
+    S_CTX_DATE_S,
+} s_ctx_column_t;
+
 static const bf_db_statement_t s_statements[] = {
     { "d_claim",
       "UPDATE delivery d SET state = 'SENDING', lease_owner = $1,"
@@ -193,8 +227,8 @@ static const bf_db_statement_t s_statements[] = {
       " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0)"
       " WHERE state = 'SENDING' AND lease_owner = $1",
       3 },
-    /*  Everything a message needs, for a batch of deliveries; columns 14-18:
-        the content an earlier attempt sent, when kept.  */
+    /*  Everything a message needs, for a batch of deliveries (columns:
+        s_ctx_column_t); c.*: the content an earlier attempt sent, when kept.  */
     { "d_context",
       "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
       " to_char (s.quiet_start, 'HH24:MI'), to_char (s.quiet_end, 'HH24:MI'),"
@@ -450,17 +484,17 @@ s_open_contact (s_dispatch_t *self, const PGresult *res, int row, int col, const
 }
 
 /*  The request an earlier attempt of the delivery in ctx row sent, kept in
-    delivery_content (d_context columns 14-18), to the contact to: every
-    attempt after the first sends exactly those bytes (docs/notify.md,
+    delivery_content (d_context's S_CTX_SENT_AS..S_CTX_DATE_S), to the
+    contact to: every attempt after the first sends exactly those bytes (docs/notify.md,
     "What a subscriber receives"). Returns 0 when filled, 1 when nothing
     was kept for this channel (render), -1 when out of memory.  */
 static int
 s_stored_content (const PGresult *ctx, int row, int channel, const char *to,
                   bf_send_request_t *request)
 {
-    if (PQgetisnull (ctx, row, 14))
+    if (PQgetisnull (ctx, row, S_CTX_SENT_AS))
         return 1;
-    const char *as = PQgetvalue (ctx, row, 14);
+    const char *as = PQgetvalue (ctx, row, S_CTX_SENT_AS);
     bf_send_kind_t kind;
     if (channel == 0 && !strcmp (as, "EMAIL"))
         kind = BF_SEND_EMAIL;
@@ -475,12 +509,15 @@ s_stored_content (const PGresult *ctx, int row, int channel, const char *to,
     memset (request, 0, sizeof *request);
     request->kind = kind;
     request->to = strdup (to);
-    request->title = PQgetisnull (ctx, row, 15) ? NULL : strdup (PQgetvalue (ctx, row, 15));
-    request->text = strdup (PQgetvalue (ctx, row, 16));
-    request->html = PQgetisnull (ctx, row, 17) ? NULL : strdup (PQgetvalue (ctx, row, 17));
-    request->date_s = strtoll (PQgetvalue (ctx, row, 18), NULL, 10);
-    if (!request->to || !request->text || (!PQgetisnull (ctx, row, 15) && !request->title)
-        || (!PQgetisnull (ctx, row, 17) && !request->html)) {
+    request->title
+        = PQgetisnull (ctx, row, S_CTX_TITLE) ? NULL : strdup (PQgetvalue (ctx, row, S_CTX_TITLE));
+    request->text = strdup (PQgetvalue (ctx, row, S_CTX_BODY));
+    request->html = PQgetisnull (ctx, row, S_CTX_BODY_HTML)
+                        ? NULL
+                        : strdup (PQgetvalue (ctx, row, S_CTX_BODY_HTML));
+    request->date_s = strtoll (PQgetvalue (ctx, row, S_CTX_DATE_S), NULL, 10);
+    if (!request->to || !request->text || (!PQgetisnull (ctx, row, S_CTX_TITLE) && !request->title)
+        || (!PQgetisnull (ctx, row, S_CTX_BODY_HTML) && !request->html)) {
         free ((char *)request->to);
         free ((char *)request->title);
         free ((char *)request->text);
@@ -491,15 +528,15 @@ s_stored_content (const PGresult *ctx, int row, int channel, const char *to,
     return 0;
 }
 
-/*  Claims up to n due deliveries, holds or renders them. Returns how many
-    were claimed, or -1 on a database failure.  */
-static int
-s_claim (s_dispatch_t *self, int n)
+/*  The channels whose provider takes work now, as a text[] literal
+    ("{EMAIL,PUSH}"; room for all three in ready[32]). false when none: a
+    delivery must not sit behind an open breaker or a full pipe until its
+    lease runs out.  */
+static bool
+s_ready_channels (s_dispatch_t *self, char ready[32])
 {
-    /*  Only channels whose provider takes work now: a delivery must not sit
-        behind an open breaker or a full pipe until its lease runs out.  */
     static const char *channels[] = { "EMAIL", "SMS", "PUSH" };
-    char ready[32] = "{";
+    strcpy (ready, "{");
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
         if (bf_sender_ready (self->sender, (bf_provider_t)p) && !self->queue[p]) {
             if (ready[1])
@@ -507,170 +544,228 @@ s_claim (s_dispatch_t *self, int n)
             strcat (ready, channels[p]);
         }
     strcat (ready, "}");
-    if (!ready[1] || ready[1] == '}')
-        return 0;
+    return ready[1] && ready[1] != '}';
+}
+
+/*  Column col of every row of res as a text[] literal, "{a,b,c}"; each
+    value at most width characters. NULL when out of memory; the caller
+    frees it.  */
+static char *
+s_array_literal (const PGresult *res, int col, size_t width)
+{
+    int rows = PQntuples (res);
+    size_t cap = (size_t)rows * (width + 1) + 3;
+    char *text = malloc (cap);
+    if (!text)
+        return NULL;
+    size_t len = 0;
+    text[len++] = '{';
+    for (int i = 0; i < rows; i++)
+        len += (size_t)snprintf (text + len, cap - len, "%s%s", i ? "," : "",
+                                 PQgetvalue (res, i, col));
+    text[len++] = '}';
+    text[len] = 0;
+    return text;
+}
+
+/*  d_claim: up to n due deliveries of the ready channels, leased to this
+    dispatcher. NULL on a database failure (logged).  */
+static PGresult *
+s_query_claim (s_dispatch_t *self, int n, const char *ready)
+{
     char now[24], lease[16], limit[16];
     snprintf (now, sizeof now, "%lld", (long long)s_now (self));
     snprintf (lease, sizeof lease, "%d", self->args.lease_ms);
     snprintf (limit, sizeof limit, "%d", n);
     const char *params[] = { self->id, now, lease, limit, self->purpose, ready };
-    PGresult *claimed = bf_db_query_prepared (self->conn, "d_claim", 6, params, PGRES_TUPLES_OK,
-                                              "claiming deliveries");
-    if (!claimed)
-        return -1;
-    int count = PQntuples (claimed);
-    if (count == 0) {
-        PQclear (claimed);
-        return 0;
-    }
-    self->stat_claimed += count;
-    /*  The context of every claimed delivery, in one query.  */
-    size_t cap = (size_t)count * 21 + 3;
-    char *ids = malloc (cap);
-    if (!ids) {
-        PQclear (claimed);
-        return -1;
-    }
-    size_t len = 0;
-    ids[len++] = '{';
-    for (int i = 0; i < count; i++)
-        len += (size_t)snprintf (ids + len, cap - len, "%s%s", i ? "," : "",
-                                 PQgetvalue (claimed, i, 0));
-    ids[len++] = '}';
-    ids[len] = 0;
-    const char *ctx_params[] = { ids };
-    PGresult *ctx = bf_db_query_prepared (self->conn, "d_context", 1, ctx_params, PGRES_TUPLES_OK,
+    return bf_db_query_prepared (self->conn, "d_claim", 6, params, PGRES_TUPLES_OK,
+                                 "claiming deliveries");
+}
+
+/*  d_context: the context of every claimed delivery, in one query; the ids
+    go in claimed order (S_CTX_ORD).  */
+static PGresult *
+s_query_context (s_dispatch_t *self, const PGresult *claimed)
+{
+    char *ids = s_array_literal (claimed, S_CLAIM_ID, 20);
+    if (!ids)
+        return NULL;
+    const char *params[] = { ids };
+    PGresult *ctx = bf_db_query_prepared (self->conn, "d_context", 1, params, PGRES_TUPLES_OK,
                                           "reading delivery context");
     free (ids);
-    if (!ctx) {
-        PQclear (claimed);
-        return -1;
-    }
-    PGresult *lines = NULL;
-    if (bf_render_needs_lines (self->render)) {
-        /*  Bill lines of the claimed deliveries' bills, for the itemised
-            statement (d_lines reads each bill once).  */
-        size_t pcap = (size_t)PQntuples (ctx) * 10 + 3, scap = (size_t)PQntuples (ctx) * 21 + 3;
-        char *periods = malloc (pcap), *subs = malloc (scap);
-        size_t pl = 0, sl = 0;
-        if (periods && subs) {
-            periods[pl++] = '{';
-            subs[sl++] = '{';
-            for (int i = 0; i < PQntuples (ctx); i++) {
-                pl += (size_t)snprintf (periods + pl, pcap - pl, "%s%s", i ? "," : "",
-                                        PQgetvalue (ctx, i, 10));
-                sl += (size_t)snprintf (subs + sl, scap - sl, "%s%s", i ? "," : "",
-                                        PQgetvalue (ctx, i, 12));
-            }
-            periods[pl++] = '}';
-            periods[pl] = 0;
-            subs[sl++] = '}';
-            subs[sl] = 0;
-            const char *line_params[] = { periods, subs };
-            lines = bf_db_query_prepared (self->conn, "d_lines", 2, line_params, PGRES_TUPLES_OK,
-                                          "reading bill lines");
-        }
-        free (periods);
-        free (subs);
-        if (!lines) {
-            PQclear (claimed);
-            PQclear (ctx);
-            return -1;
-        }
-    }
+    return ctx;
+}
 
-    /*  Context rows name their claimed row: the ids went in claimed order.  */
-    int *row_of = malloc ((size_t)count * sizeof *row_of);
-    if (!row_of) {
-        PQclear (claimed);
-        PQclear (ctx);
-        PQclear (lines);
-        return -1;
+/*  d_lines: the bill lines of the context rows' bills, for the itemised
+    statement (each bill read once).  */
+static PGresult *
+s_query_lines (s_dispatch_t *self, const PGresult *ctx)
+{
+    char *periods = s_array_literal (ctx, S_CTX_PERIOD, 9);
+    char *subs = s_array_literal (ctx, S_CTX_SUBSCRIBER_ID, 20);
+    PGresult *lines = NULL;
+    if (periods && subs) {
+        const char *params[] = { periods, subs };
+        lines = bf_db_query_prepared (self->conn, "d_lines", 2, params, PGRES_TUPLES_OK,
+                                      "reading bill lines");
     }
+    free (periods);
+    free (subs);
+    return lines;
+}
+
+/*  For each of count claimed rows, its ctx row (-1 when it has none).
+    NULL when out of memory; the caller frees it.  */
+static int *
+s_context_rows (const PGresult *ctx, int count)
+{
+    int *row_of = malloc ((size_t)count * sizeof *row_of);
+    if (!row_of)
+        return NULL;
     for (int i = 0; i < count; i++)
         row_of[i] = -1;
     for (int r = 0; r < PQntuples (ctx); r++) {
-        long ord = atol (PQgetvalue (ctx, r, 13));
+        long ord = atol (PQgetvalue (ctx, r, S_CTX_ORD));
         if (ord >= 1 && ord <= count)
             row_of[ord - 1] = r;
     }
-    int64_t now_ms = s_now (self);
-    for (int i = 0; i < count; i++) {
-        int64_t id = strtoll (PQgetvalue (claimed, i, 0), NULL, 10);
-        int channel = s_channel_index (PQgetvalue (claimed, i, 1));
-        int attempt = atoi (PQgetvalue (claimed, i, 2));
-        int attempt_base = atoi (PQgetvalue (claimed, i, 3));
-        int row = row_of[i];
-        if (row < 0) {
-            s_fail_unsent (self, id, channel, attempt, "delivery context not found");
-            continue;
-        }
-        int64_t subscriber = strtoll (PQgetvalue (ctx, row, 12), NULL, 10);
+    return row_of;
+}
 
-        /*  Quiet hours: the system's window and the subscriber's own.  */
-        bf_quiet_window_t windows[2] = { self->args.system_quiet, { 0, 0 } };
-        if (!PQgetisnull (ctx, row, 5))
-            bf_quiet_parse (PQgetvalue (ctx, row, 5), PQgetvalue (ctx, row, 6), &windows[1]);
-        int64_t release = bf_quiet_release_ms (now_ms, self->args.utc_offset_min, windows, 2);
-        if (release) {
-            s_record_t *r = s_record_new (self, id, attempt);
-            if (r) {
-                r->state = "HELD";
-                r->not_before_ms = release;
-                /*  Named after the subscriber's own window when it alone
-                    would hold the notice now.  */
-                bool own = bf_quiet_release_ms (now_ms, self->args.utc_offset_min, &windows[1], 1);
-                snprintf (r->hold_reason, sizeof r->hold_reason, "quiet hours (%s)",
-                          own ? "subscriber" : "system");
-                self->stat_held++;
-            }
-            continue;
-        }
-
-        /*  The contact is decrypted here and nowhere else.  */
-        char to[600];
-        static const char *fields[] = { "email", "phone", "push_token" };
-        static const int cols[] = { 2, 3, 4 };
-        if (!s_open_contact (self, ctx, row, cols[channel], fields[channel], subscriber, to,
-                             sizeof to)) {
-            s_fail_unsent (self, id, channel, attempt,
-                           "the contact cannot be decrypted (key changed or data damaged)");
-            continue;
-        }
-        s_job_t *job = calloc (1, sizeof *job);
-        if (!job) {
-            s_fail_unsent (self, id, channel, attempt, "out of memory");
-            continue;
-        }
-        job->id = id;
-        job->channel = channel;
-        job->attempt = attempt;
-        job->attempt_base = attempt_base;
-        job->possibly_delivered = PQgetvalue (claimed, i, 4)[0] == 't';
-        char err[256];
-        int made = s_stored_content (ctx, row, channel, to, &job->request);
-        if (made == 0)
-            job->stored = true;
-        else if (made < 0
-                 || bf_render_message (self->render, channel, ctx, row, lines, to, &job->request,
-                                       err, sizeof err)
-                        != 0) {
-            s_job_free (job);
-            s_fail_unsent (self, id, channel, attempt, made < 0 ? "out of memory" : err);
-            continue;
-        } else {
-            job->template_version = bf_render_version (self->render, channel);
-            if (channel == 0)
-                job->request.date_s = now_ms / 1000; /* the email's Date, kept with its content */
-        }
-        job->request.delivery_id = id;
-        job->request.attempt = attempt;
-        job->request.cookie = job;
-        job->provider = channel == 0   ? BF_PROVIDER_EMAIL
-                        : channel == 1 ? BF_PROVIDER_SMS
-                                       : BF_PROVIDER_PUSH;
-        s_enqueue (self, job);
+/*  Holds delivery id for quiet hours, the system's window and the
+    subscriber's own (ctx row), when now_ms is inside one: true when held.  */
+static bool
+s_hold_quiet (s_dispatch_t *self, const PGresult *ctx, int row, int64_t id, int attempt,
+              int64_t now_ms)
+{
+    bf_quiet_window_t windows[2] = { self->args.system_quiet, { 0, 0 } };
+    if (!PQgetisnull (ctx, row, S_CTX_QUIET_START))
+        bf_quiet_parse (PQgetvalue (ctx, row, S_CTX_QUIET_START),
+                        PQgetvalue (ctx, row, S_CTX_QUIET_END), &windows[1]);
+    int64_t release = bf_quiet_release_ms (now_ms, self->args.utc_offset_min, windows, 2);
+    if (!release)
+        return false;
+    s_record_t *r = s_record_new (self, id, attempt);
+    if (r) {
+        r->state = "HELD";
+        r->not_before_ms = release;
+        /*  Named after the subscriber's own window when it alone would hold
+            the notice now.  */
+        bool own = bf_quiet_release_ms (now_ms, self->args.utc_offset_min, &windows[1], 1);
+        snprintf (r->hold_reason, sizeof r->hold_reason, "quiet hours (%s)",
+                  own ? "subscriber" : "system");
+        self->stat_held++;
     }
+    return true;
+}
+
+/*  Fills job's request to the contact to: the content an earlier attempt
+    kept, or a fresh rendering (ctx row, bill lines). Returns NULL, or why
+    not ("out of memory", the renderer's reason in err).  */
+static const char *
+s_job_content (s_dispatch_t *self, s_job_t *job, const PGresult *ctx, int row,
+               const PGresult *lines, const char *to, int64_t now_ms, char *err, size_t errsize)
+{
+    int made = s_stored_content (ctx, row, job->channel, to, &job->request);
+    if (made == 0) {
+        job->stored = true;
+        return NULL;
+    }
+    if (made < 0)
+        return "out of memory";
+    if (bf_render_message (self->render, job->channel, ctx, row, lines, to, &job->request, err,
+                           errsize)
+        != 0)
+        return err;
+    job->template_version = bf_render_version (self->render, job->channel);
+    if (job->channel == 0)
+        job->request.date_s = now_ms / 1000; /* the email's Date, kept with its content */
+    return NULL;
+}
+
+/*  Takes claimed row i on: fails it (no context, no contact, no content),
+    holds it for quiet hours, or queues it for the sender.  */
+static void
+s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx, int row,
+        const PGresult *lines, int64_t now_ms)
+{
+    int64_t id = strtoll (PQgetvalue (claimed, i, S_CLAIM_ID), NULL, 10);
+    int channel = s_channel_index (PQgetvalue (claimed, i, S_CLAIM_CHANNEL));
+    int attempt = atoi (PQgetvalue (claimed, i, S_CLAIM_ATTEMPTS));
+    if (row < 0) {
+        s_fail_unsent (self, id, channel, attempt, "delivery context not found");
+        return;
+    }
+    if (s_hold_quiet (self, ctx, row, id, attempt, now_ms))
+        return;
+
+    /*  The contact is decrypted here and nowhere else.  */
+    char to[600];
+    static const char *fields[] = { "email", "phone", "push_token" };
+    static const int cols[] = { S_CTX_EMAIL_ENC, S_CTX_PHONE_ENC, S_CTX_PUSH_TOKEN_ENC };
+    int64_t subscriber = strtoll (PQgetvalue (ctx, row, S_CTX_SUBSCRIBER_ID), NULL, 10);
+    if (!s_open_contact (self, ctx, row, cols[channel], fields[channel], subscriber, to,
+                         sizeof to)) {
+        s_fail_unsent (self, id, channel, attempt,
+                       "the contact cannot be decrypted (key changed or data damaged)");
+        return;
+    }
+    s_job_t *job = calloc (1, sizeof *job);
+    if (!job) {
+        s_fail_unsent (self, id, channel, attempt, "out of memory");
+        return;
+    }
+    job->id = id;
+    job->channel = channel;
+    job->attempt = attempt;
+    job->attempt_base = atoi (PQgetvalue (claimed, i, S_CLAIM_ATTEMPT_BASE));
+    job->possibly_delivered = PQgetvalue (claimed, i, S_CLAIM_WAS_UNKNOWN)[0] == 't';
+    char err[256];
+    const char *why = s_job_content (self, job, ctx, row, lines, to, now_ms, err, sizeof err);
+    if (why) {
+        s_job_free (job);
+        s_fail_unsent (self, id, channel, attempt, why);
+        return;
+    }
+    job->request.delivery_id = id;
+    job->request.attempt = attempt;
+    job->request.cookie = job;
+    job->provider = channel == 0   ? BF_PROVIDER_EMAIL
+                    : channel == 1 ? BF_PROVIDER_SMS
+                                   : BF_PROVIDER_PUSH;
+    s_enqueue (self, job);
+}
+
+/*  Claims up to n due deliveries, holds or renders them. Returns how many
+    were claimed, or -1 on a database failure.  */
+static int
+s_claim (s_dispatch_t *self, int n)
+{
+    char ready[32];
+    if (!s_ready_channels (self, ready))
+        return 0;
+    PGresult *claimed = s_query_claim (self, n, ready);
+    PGresult *ctx = NULL, *lines = NULL;
+    int *row_of = NULL;
+    int count = claimed ? PQntuples (claimed) : -1;
+    if (count <= 0)
+        goto cleanup;
+    self->stat_claimed += count;
+    bool needs_lines = bf_render_needs_lines (self->render);
+    ctx = s_query_context (self, claimed);
+    if (ctx && needs_lines)
+        lines = s_query_lines (self, ctx);
+    if (ctx && (lines || !needs_lines))
+        row_of = s_context_rows (ctx, count);
+    if (!row_of) {
+        count = -1;
+        goto cleanup;
+    }
+    int64_t now_ms = s_now (self);
+    for (int i = 0; i < count; i++)
+        s_take (self, claimed, i, ctx, row_of[i], lines, now_ms);
+cleanup:
     free (row_of);
     PQclear (claimed);
     PQclear (ctx);
@@ -854,6 +949,126 @@ s_capacity (s_dispatch_t *self)
     return free_slots - self->queued;
 }
 
+/*  Sends in flight, over every provider.  */
+static int
+s_inflight (s_dispatch_t *self)
+{
+    int inflight = 0;
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        inflight += bf_sender_inflight (self->sender, p);
+    return inflight;
+}
+
+/*  Loads the PII key and makes the sender and renderer. On failure the
+    start is reported failed on the pipe, what was made is freed, and false
+    is returned.  */
+static bool
+s_start (s_dispatch_t *self)
+{
+    char err[256];
+    self->pii = bf_pii_load (self->args.pii_key_file, self->args.pii_key_hex, err, sizeof err);
+    if (!self->pii)
+        bf_error ("dispatch %s: PII key: %s", self->id, err);
+    self->sender = self->pii ? bf_sender_new (&self->args.sender, err, sizeof err) : NULL;
+    if (self->pii && !self->sender)
+        bf_error ("dispatch %s: %s", self->id, err);
+    self->render = bf_render_new ();
+    if (self->pii && self->sender && self->render)
+        return true;
+    bf_actor_fail (self->pipe, self->args.status, self->render ? err : "out of memory");
+    bf_render_destroy (&self->render);
+    bf_sender_destroy (&self->sender);
+    bf_pii_destroy (&self->pii);
+    return false;
+}
+
+/*  A failed start still honours the actor contract: wait for $TERM.  */
+static void
+s_await_term (zsock_t *pipe)
+{
+    char *command;
+    while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
+        free (command);
+    free (command);
+}
+
+/*  Reads the dispatch switch (d_paused); a database error disconnects.  */
+static void
+s_check_paused (s_dispatch_t *self)
+{
+    PGresult *res = bf_db_query_prepared (self->conn, "d_paused", 0, NULL, PGRES_TUPLES_OK,
+                                          "reading the dispatch switch");
+    if (!res) {
+        s_disconnect (self);
+        return;
+    }
+    bool paused = PQntuples (res) == 1 && PQgetvalue (res, 0, 0)[0] == 't';
+    if (paused != self->paused)
+        bf_info ("dispatch %s: %s", self->id, paused ? "paused" : "resumed");
+    self->paused = paused;
+    PQclear (res);
+}
+
+/*  One turn of the loop, connected: the periodic checks (pause switch,
+    leases, templates), a claim when there is room and work is due, then
+    sending, collecting outcomes and recording them. *next_claim is when to
+    claim next.  */
+static void
+s_turn (s_dispatch_t *self, int inflight, int64_t *next_claim)
+{
+    int64_t mono = zclock_mono ();
+    if (mono >= self->next_pause_check) {
+        s_check_paused (self);
+        self->next_pause_check = mono + S_PAUSE_CHECK_MS;
+    }
+    if (self->conn && mono >= self->next_renew) {
+        if ((inflight > 0 || self->queued > 0) && s_renew (self) != 0)
+            s_disconnect (self);
+        self->next_renew = mono + self->args.lease_ms / 3;
+    }
+    if (self->conn && mono >= self->next_template_reload)
+        s_load_templates (self);
+    int room = s_capacity (self);
+    if (self->conn && !self->paused && mono >= *next_claim && room > 0) {
+        int n = s_claim (self, room < self->args.batch ? room : self->args.batch);
+        if (n < 0)
+            s_disconnect (self);
+        /*  Nothing due: look again after poll_ms.  */
+        *next_claim = n > 0 ? mono : mono + self->args.poll_ms;
+    }
+    if (self->paused && self->queued > 0)
+        s_release_queued (self);
+    s_submit_ready (self);
+    bf_sender_poll (self->sender, inflight > 0 ? 5 : 0, s_on_done, self);
+    if (self->nrecords >= S_FLUSH_ROWS
+        || (self->nrecords > 0 && zclock_mono () - self->last_flush >= S_FLUSH_MS))
+        s_flush (self);
+}
+
+/*  Stop: lets what is in flight finish (bounded), records it, and frees
+    everything. Claimed, unsent deliveries are dropped: their leases bring
+    them back.  */
+static void
+s_stop (s_dispatch_t *self)
+{
+    int64_t deadline = zclock_mono () + 5000;
+    while (zclock_mono () < deadline && s_inflight (self) > 0)
+        bf_sender_poll (self->sender, 50, s_on_done, self);
+    s_flush (self);
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        while (self->queue[p]) {
+            s_job_t *job = self->queue[p];
+            self->queue[p] = job->next;
+            s_job_free (job);
+        }
+    bf_sender_destroy (&self->sender);
+    bf_render_destroy (&self->render);
+    bf_pii_destroy (&self->pii);
+    s_records_clear (self);
+    free (self->records);
+    PQfinish (self->conn);
+}
+
 void
 bf_dispatch_actor (zsock_t *pipe, void *args)
 {
@@ -863,24 +1078,8 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
               self.args.conninfo ? self.args.conninfo : "");
     snprintf (self.purpose, sizeof self.purpose, "%s", self.args.purpose);
     self.jitter_state = (unsigned)zclock_mono () ^ (unsigned)getpid ();
-    char err[256];
-    self.pii = bf_pii_load (self.args.pii_key_file, self.args.pii_key_hex, err, sizeof err);
-    if (!self.pii)
-        bf_error ("dispatch %s: PII key: %s", self.id, err);
-    self.sender = self.pii ? bf_sender_new (&self.args.sender, err, sizeof err) : NULL;
-    if (self.pii && !self.sender)
-        bf_error ("dispatch %s: %s", self.id, err);
-    self.render = bf_render_new ();
-    if (!self.pii || !self.sender || !self.render) {
-        bf_actor_fail (pipe, self.args.status, self.render ? err : "out of memory");
-        bf_render_destroy (&self.render);
-        bf_sender_destroy (&self.sender);
-        bf_pii_destroy (&self.pii);
-        /*  Still honour the contract: wait for $TERM.  */
-        char *command;
-        while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
-            free (command);
-        free (command);
+    if (!s_start (&self)) {
+        s_await_term (pipe);
         return;
     }
     zsock_signal (pipe, 0);
@@ -889,9 +1088,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
     bool running = true;
     int64_t next_claim = 0;
     while (running) {
-        int inflight = 0;
-        for (int p = 0; p < BF_PROVIDER_COUNT; p++)
-            inflight += bf_sender_inflight (self.sender, p);
+        int inflight = s_inflight (&self);
         bool busy = inflight > 0 || self.queued > 0 || self.nrecords > 0;
         int64_t wait = busy ? 0 : next_claim - zclock_mono ();
         if (bf_health_zpoller_wait ("dispatch", poller, wait > 0 ? (int)wait : 0) == pipe) {
@@ -905,67 +1102,10 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
                 bf_sender_poll (self.sender, 10, s_on_done, &self);
             continue;
         }
-        int64_t mono = zclock_mono ();
-        if (mono >= self.next_pause_check) {
-            PGresult *res = bf_db_query_prepared (self.conn, "d_paused", 0, NULL, PGRES_TUPLES_OK,
-                                                  "reading the dispatch switch");
-            if (res) {
-                bool paused = PQntuples (res) == 1 && PQgetvalue (res, 0, 0)[0] == 't';
-                if (paused != self.paused)
-                    bf_info ("dispatch %s: %s", self.id, paused ? "paused" : "resumed");
-                self.paused = paused;
-                PQclear (res);
-            } else
-                s_disconnect (&self);
-            self.next_pause_check = mono + S_PAUSE_CHECK_MS;
-        }
-        if (self.conn && mono >= self.next_renew) {
-            if ((inflight > 0 || self.queued > 0) && s_renew (&self) != 0)
-                s_disconnect (&self);
-            self.next_renew = mono + self.args.lease_ms / 3;
-        }
-        if (self.conn && mono >= self.next_template_reload)
-            s_load_templates (&self);
-        int room = s_capacity (&self);
-        if (self.conn && !self.paused && mono >= next_claim && room > 0) {
-            int n = s_claim (&self, room < self.args.batch ? room : self.args.batch);
-            if (n < 0)
-                s_disconnect (&self);
-            /*  Nothing due: look again after poll_ms.  */
-            next_claim = n > 0 ? mono : mono + self.args.poll_ms;
-        }
-        if (self.paused && self.queued > 0)
-            s_release_queued (&self);
-        s_submit_ready (&self);
-        bf_sender_poll (self.sender, inflight > 0 ? 5 : 0, s_on_done, &self);
-        if (self.nrecords >= S_FLUSH_ROWS
-            || (self.nrecords > 0 && zclock_mono () - self.last_flush >= S_FLUSH_MS))
-            s_flush (&self);
+        s_turn (&self, inflight, &next_claim);
     }
-    /*  Stop: let what is in flight finish (bounded), record it.  */
-    int64_t deadline = zclock_mono () + 5000;
-    while (zclock_mono () < deadline) {
-        int inflight = 0;
-        for (int p = 0; p < BF_PROVIDER_COUNT; p++)
-            inflight += bf_sender_inflight (self.sender, p);
-        if (inflight == 0)
-            break;
-        bf_sender_poll (self.sender, 50, s_on_done, &self);
-    }
-    s_flush (&self);
-    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
-        while (self.queue[p]) {
-            s_job_t *job = self.queue[p];
-            self.queue[p] = job->next;
-            s_job_free (job); /* claimed, unsent: their leases bring them back */
-        }
     zpoller_destroy (&poller);
-    bf_sender_destroy (&self.sender);
-    bf_render_destroy (&self.render);
-    bf_pii_destroy (&self.pii);
-    s_records_clear (&self);
-    free (self.records);
-    PQfinish (self.conn);
+    s_stop (&self);
 }
 
 /*  --- arguments from the configuration -------------------------------- */

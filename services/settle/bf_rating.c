@@ -255,14 +255,37 @@ s_addon_before (const bf_rating_addon_t *a, const bf_rating_addon_t *b)
     return strcmp (a->addon_code, b->addon_code) < 0;
 }
 
-int
-bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *bill, char *err,
-                size_t errsize)
+/*  The period and the days of it the line is active: ACTIVE ∩ period is
+    [active_from, active_to), empty when active_days is 0.  */
+typedef struct {
+    bf_day_t first, end; /* the period, [first, end) */
+    int64_t period_days;
+    bf_day_t active_from, active_to;
+    int64_t active_days;
+} s_window_t;
+
+/*  What the first pass finds: the counted plan segments sorted by
+    valid_from, the add-on subscriptions in bill order (indexes into the
+    input, each with its days in ACTIVE ∩ period) and the contract days.  */
+typedef struct {
+    size_t counted[S_PERIOD_DAYS_MAX];
+    int64_t counted_days[S_PERIOD_DAYS_MAX];
+    size_t ncounted;
+    size_t addons[BF_RATING_MAX_LINES];
+    int64_t addon_days[BF_RATING_MAX_LINES];
+    size_t naddons;
+    int64_t contract_days;
+} s_terms_t;
+
+/*  The amounts the later steps build on, as the steps compute them.  */
+typedef struct {
+    int64_t plan_fee, overage, addon_fee, discounts, taxable, non_taxable;
+} s_sums_t;
+
+/*  Checks the period and every input that does not depend on it.  */
+static int
+s_check_inputs (const bf_rating_input_t *input, bf_period_t period, char *err, size_t errsize)
 {
-    assert (input);
-    assert (bill);
-    if (err && errsize > 0)
-        err[0] = '\0';
     if (period.year < 1900 || period.year > 9999 || period.month < 1 || period.month > 12)
         return bf_err_set (err, errsize, "period %d-%02d outside 1900-01..9999-12", period.year,
                            period.month);
@@ -271,29 +294,40 @@ bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *b
     if ((input->nplans > 0 && !input->plans) || (input->naddons > 0 && !input->addons)
         || (input->ncontracts > 0 && !input->contracts))
         return bf_err_set (err, errsize, "plans, add-ons or contracts missing");
+    return 0;
+}
 
-    const bf_day_t first = bf_period_first_day (period);
-    const bf_day_t end = bf_period_end_day (period);
-    const int64_t period_days = bf_period_days (period);
-    //  ACTIVE ∩ period = [active_from, active_to); empty when active_days = 0
-    const bf_day_t active_from = input->activated_on > first ? input->activated_on : first;
-    const bf_day_t active_to = input->terminated_on < end ? input->terminated_on : end;
-    const int64_t active_days
-        = bf_days_overlap (input->activated_on, input->terminated_on, first, end);
+static s_window_t
+s_window (const bf_rating_input_t *input, bf_period_t period)
+{
+    s_window_t w;
+    w.first = bf_period_first_day (period);
+    w.end = bf_period_end_day (period);
+    w.period_days = bf_period_days (period);
+    w.active_from = input->activated_on > w.first ? input->activated_on : w.first;
+    w.active_to = input->terminated_on < w.end ? input->terminated_on : w.end;
+    w.active_days = bf_days_overlap (input->activated_on, input->terminated_on, w.first, w.end);
+    return w;
+}
 
-    //  Plan segments. Overlaps are looked for among the segments that meet
-    //  the period, whether or not the line is active on those days.
-    size_t meeting[S_PERIOD_DAYS_MAX + 1];
-    size_t nmeeting = 0;
+/*  The plan segments that meet the period, into meeting (room for
+    S_PERIOD_DAYS_MAX + 1). Overlaps are looked for among them, whether or
+    not the line is active on those days.  */
+static int
+s_meeting_plans (const bf_rating_input_t *input, const s_window_t *w, size_t *meeting,
+                 size_t *nmeeting, char *err, size_t errsize)
+{
+    *nmeeting = 0;
     for (size_t i = 0; i < input->nplans; i++) {
         const bf_rating_plan_t *plan = &input->plans[i];
         if (s_check_range (plan->from, plan->to, "plan segment", i, err, errsize))
             return -1;
-        if (nmeeting < S_PERIOD_DAYS_MAX + 1 && bf_days_overlap (plan->from, plan->to, first, end))
-            meeting[nmeeting++] = i;
+        if (*nmeeting < S_PERIOD_DAYS_MAX + 1
+            && bf_days_overlap (plan->from, plan->to, w->first, w->end))
+            meeting[(*nmeeting)++] = i;
     }
-    for (size_t a = 0; a < nmeeting; a++) {
-        for (size_t b = a + 1; b < nmeeting; b++) {
+    for (size_t a = 0; a < *nmeeting; a++) {
+        for (size_t b = a + 1; b < *nmeeting; b++) {
             const bf_rating_plan_t *pa = &input->plans[meeting[a]];
             const bf_rating_plan_t *pb = &input->plans[meeting[b]];
             if (bf_days_overlap (pa->from, pa->to, pb->from, pb->to) > 0) {
@@ -304,42 +338,55 @@ bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *b
             }
         }
     }
-    assert (nmeeting <= S_PERIOD_DAYS_MAX);
+    assert (*nmeeting <= S_PERIOD_DAYS_MAX);
+    return 0;
+}
 
-    //  Counted segments, sorted by valid_from (distinct: no overlaps).
-    size_t counted[S_PERIOD_DAYS_MAX];
-    int64_t counted_days[S_PERIOD_DAYS_MAX];
-    size_t ncounted = 0;
+/*  Counted segments: the meeting ones with active days, sorted by
+    valid_from (distinct: no overlaps).  */
+static int
+s_count_plans (const bf_rating_input_t *input, const s_window_t *w, s_terms_t *terms, char *err,
+               size_t errsize)
+{
+    size_t meeting[S_PERIOD_DAYS_MAX + 1];
+    size_t nmeeting;
+    if (s_meeting_plans (input, w, meeting, &nmeeting, err, errsize))
+        return -1;
+    terms->ncounted = 0;
     for (size_t m = 0; m < nmeeting; m++) {
         const bf_rating_plan_t *plan = &input->plans[meeting[m]];
-        int64_t days = bf_days_overlap (plan->from, plan->to, active_from, active_to);
+        int64_t days = bf_days_overlap (plan->from, plan->to, w->active_from, w->active_to);
         if (days == 0)
             continue;
         if (s_check_plan (plan, meeting[m], err, errsize))
             return -1;
-        size_t at = ncounted++;
-        for (; at > 0 && input->plans[counted[at - 1]].from > plan->from; at--) {
-            counted[at] = counted[at - 1];
-            counted_days[at] = counted_days[at - 1];
+        size_t at = terms->ncounted++;
+        for (; at > 0 && input->plans[terms->counted[at - 1]].from > plan->from; at--) {
+            terms->counted[at] = terms->counted[at - 1];
+            terms->counted_days[at] = terms->counted_days[at - 1];
         }
-        counted[at] = meeting[m];
-        counted_days[at] = days;
+        terms->counted[at] = meeting[m];
+        terms->counted_days[at] = days;
     }
-    if (active_days > 0 && ncounted == 0)
+    if (w->active_days > 0 && terms->ncounted == 0)
         return bf_err_set (err, errsize, "active for %" PRId64 " days of the period but no plan",
-                           active_days);
-    if (ncounted == 0 && (input->used_data_mb || input->used_voice_sec || input->used_sms))
+                           w->active_days);
+    if (terms->ncounted == 0 && (input->used_data_mb || input->used_voice_sec || input->used_sms))
         return bf_err_set (err, errsize, "usage in a period without any plan segment");
+    return 0;
+}
 
-    //  Add-on subscriptions with days in ACTIVE ∩ period, in bill order.
-    size_t addons[BF_RATING_MAX_LINES];
-    int64_t addon_days[BF_RATING_MAX_LINES];
-    size_t naddons = 0;
+/*  Add-on subscriptions with days in ACTIVE ∩ period, in bill order.  */
+static int
+s_count_addons (const bf_rating_input_t *input, const s_window_t *w, s_terms_t *terms, char *err,
+                size_t errsize)
+{
+    terms->naddons = 0;
     for (size_t i = 0; i < input->naddons; i++) {
         const bf_rating_addon_t *addon = &input->addons[i];
         if (s_check_range (addon->from, addon->to, "add-on subscription", i, err, errsize))
             return -1;
-        int64_t days = bf_days_overlap (addon->from, addon->to, active_from, active_to);
+        int64_t days = bf_days_overlap (addon->from, addon->to, w->active_from, w->active_to);
         if (days == 0)
             continue;
         if (!s_code_ok (addon->addon_code))
@@ -350,146 +397,232 @@ bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *b
         if (s_check_value (addon->monthly_fee, S_MONEY_MAX, false, "add-on", addon->addon_code,
                            "monthly_fee", err, errsize))
             return -1;
-        if (naddons == BF_RATING_MAX_LINES)
+        if (terms->naddons == BF_RATING_MAX_LINES)
             return bf_err_set (err, errsize, "too many bill lines (at most %d)",
                                BF_RATING_MAX_LINES);
-        size_t at = naddons++;
-        for (; at > 0 && s_addon_before (addon, &input->addons[addons[at - 1]]); at--) {
-            addons[at] = addons[at - 1];
-            addon_days[at] = addon_days[at - 1];
+        size_t at = terms->naddons++;
+        for (; at > 0 && s_addon_before (addon, &input->addons[terms->addons[at - 1]]); at--) {
+            terms->addons[at] = terms->addons[at - 1];
+            terms->addon_days[at] = terms->addon_days[at - 1];
         }
-        addons[at] = i;
-        addon_days[at] = days;
+        terms->addons[at] = i;
+        terms->addon_days[at] = days;
     }
+    return 0;
+}
 
-    //  Contract days, summed as billing-rules says; the cap keeps the
-    //  discount at 25 % even if contracts overlap (the importer refuses that).
-    int64_t contract_days = 0;
+/*  Contract days, summed as billing-rules says; the cap keeps the discount
+    at 25 % even if contracts overlap (the importer refuses that).  */
+static int
+s_count_contract_days (const bf_rating_input_t *input, const s_window_t *w, s_terms_t *terms,
+                       char *err, size_t errsize)
+{
+    int64_t days = 0;
     for (size_t i = 0; i < input->ncontracts; i++) {
         const bf_rating_contract_t *contract = &input->contracts[i];
         if (s_check_range (contract->from, contract->to, "contract", i, err, errsize))
             return -1;
-        contract_days += bf_days_overlap (contract->from, contract->to, active_from, active_to);
+        days += bf_days_overlap (contract->from, contract->to, w->active_from, w->active_to);
     }
-    contract_days = s_min (contract_days, active_days);
+    terms->contract_days = s_min (days, w->active_days);
+    return 0;
+}
 
-    bill->nlines = 0;
-    bill->total = 0;
-    bf_period_t next = bf_period_next (period);
-    bill->due_date = bf_day_from_ymd (next.year, next.month, input->pay_day);
-    bill->has_bill = active_days > 0 || input->ncharges > 0 || input->has_arrears;
-    if (!bill->has_bill)
-        return 0;
+/*  Appends line prefix+code with monthly_fee prorated to days of
+    period_days, and adds the amount to *sum.  */
+static int
+s_push_prorated (bf_bill_t *bill, const char *prefix, const char *code, int64_t monthly_fee,
+                 int64_t days, int64_t period_days, int64_t *sum, char *err, size_t errsize)
+{
+    int64_t amount = s_floor_div (monthly_fee * days, period_days);
+    if (s_push (bill, prefix, code, amount, err, errsize))
+        return -1;
+    *sum += amount;
+    return 0;
+}
 
-    //  1. Plan fee
-    int64_t plan_fee = 0;
-    for (size_t c = 0; c < ncounted; c++) {
-        const bf_rating_plan_t *plan = &input->plans[counted[c]];
-        int64_t amount = s_floor_div (plan->monthly_fee * counted_days[c], period_days);
-        if (s_push (bill, "PLAN:", plan->plan_code, amount, err, errsize))
+/*  Step 1, plan fee: a line per counted segment, prorated.  */
+static int
+s_bill_plans (const bf_rating_input_t *input, const s_window_t *w, const s_terms_t *terms,
+              bf_bill_t *bill, s_sums_t *sums, char *err, size_t errsize)
+{
+    for (size_t c = 0; c < terms->ncounted; c++) {
+        const bf_rating_plan_t *plan = &input->plans[terms->counted[c]];
+        if (s_push_prorated (bill, "PLAN:", plan->plan_code, plan->monthly_fee,
+                             terms->counted_days[c], w->period_days, &sums->plan_fee, err, errsize))
             return -1;
-        plan_fee += amount;
     }
+    return 0;
+}
 
-    //  2. Allowances (0 and no overage when nothing is counted: no usage then)
+/*  Steps 2 and 3: the allowances of the counted segments, and overage at
+    the rates of the latest one. Nothing counted means no usage (checked
+    in the first pass): allowances 0, no overage.  */
+static int
+s_bill_overage (const bf_rating_input_t *input, const s_window_t *w, const s_terms_t *terms,
+                bf_bill_t *bill, s_sums_t *sums, char *err, size_t errsize)
+{
     int64_t allow_data = 0, allow_voice = 0, allow_sms = 0;
-    for (size_t c = 0; c < ncounted; c++) {
-        const bf_rating_plan_t *plan = &input->plans[counted[c]];
+    for (size_t c = 0; c < terms->ncounted; c++) {
+        const bf_rating_plan_t *plan = &input->plans[terms->counted[c]];
         int64_t voice_sec
             = plan->voice_min == BF_RATING_UNLIMITED ? BF_RATING_UNLIMITED : plan->voice_min * 60;
-        s_add_allowance (&allow_data, plan->data_mb, counted_days[c], period_days);
-        s_add_allowance (&allow_voice, voice_sec, counted_days[c], period_days);
-        s_add_allowance (&allow_sms, plan->sms, counted_days[c], period_days);
+        s_add_allowance (&allow_data, plan->data_mb, terms->counted_days[c], w->period_days);
+        s_add_allowance (&allow_voice, voice_sec, terms->counted_days[c], w->period_days);
+        s_add_allowance (&allow_sms, plan->sms, terms->counted_days[c], w->period_days);
     }
+    if (terms->ncounted == 0)
+        return 0;
+    const bf_rating_plan_t *latest = &input->plans[terms->counted[terms->ncounted - 1]];
+    int64_t data = s_overage (input->used_data_mb, allow_data, latest->data_rate_mwon);
+    int64_t voice = s_overage (input->used_voice_sec, allow_voice, latest->voice_rate_mwon);
+    int64_t sms = s_overage (input->used_sms, allow_sms, latest->sms_rate_mwon);
+    if (s_push_nonzero (bill, "OVERAGE_DATA", data, err, errsize)
+        || s_push_nonzero (bill, "OVERAGE_VOICE", voice, err, errsize)
+        || s_push_nonzero (bill, "OVERAGE_SMS", sms, err, errsize))
+        return -1;
+    sums->overage = data + voice + sms;
+    return 0;
+}
 
-    //  3. Overage at the rates of the latest counted segment
-    int64_t overage = 0;
-    if (ncounted > 0) {
-        const bf_rating_plan_t *latest = &input->plans[counted[ncounted - 1]];
-        int64_t data = s_overage (input->used_data_mb, allow_data, latest->data_rate_mwon);
-        int64_t voice = s_overage (input->used_voice_sec, allow_voice, latest->voice_rate_mwon);
-        int64_t sms = s_overage (input->used_sms, allow_sms, latest->sms_rate_mwon);
-        if (s_push_nonzero (bill, "OVERAGE_DATA", data, err, errsize)
-            || s_push_nonzero (bill, "OVERAGE_VOICE", voice, err, errsize)
-            || s_push_nonzero (bill, "OVERAGE_SMS", sms, err, errsize))
+/*  Step 4, add-ons: a line per subscription, prorated.  */
+static int
+s_bill_addons (const bf_rating_input_t *input, const s_window_t *w, const s_terms_t *terms,
+               bf_bill_t *bill, s_sums_t *sums, char *err, size_t errsize)
+{
+    for (size_t a = 0; a < terms->naddons; a++) {
+        const bf_rating_addon_t *addon = &input->addons[terms->addons[a]];
+        if (s_push_prorated (bill, "ADDON:", addon->addon_code, addon->monthly_fee,
+                             terms->addon_days[a], w->period_days, &sums->addon_fee, err, errsize))
             return -1;
-        overage = data + voice + sms;
     }
+    return 0;
+}
 
-    //  4. Add-ons
-    int64_t addon_fee = 0;
-    for (size_t a = 0; a < naddons; a++) {
-        const bf_rating_addon_t *addon = &input->addons[addons[a]];
-        int64_t amount = s_floor_div (addon->monthly_fee * addon_days[a], period_days);
-        if (s_push (bill, "ADDON:", addon->addon_code, amount, err, errsize))
-            return -1;
-        addon_fee += amount;
+/*  The welfare discount of base (a positive amount; 0 when base is not).  */
+static int64_t
+s_welfare_amount (bf_welfare_t welfare, int64_t base)
+{
+    if (base <= 0)
+        return 0;
+    switch (welfare) {
+        case BF_WELFARE_DISABLED:
+            return s_floor_div (base * 35, 100);
+        case BF_WELFARE_LOW_INCOME:
+            return s_min (base, 26000);
+        case BF_WELFARE_SENIOR:
+            return s_min (s_floor_div (base * 50, 100), 11000);
+        case BF_WELFARE_NONE:
+            break;
     }
+    return 0;
+}
 
-    //  5. Discounts, as positive amounts until they become lines
+/*  Step 5, discounts: computed as positive amounts, each on what the ones
+    before it left, and written as negative lines.  */
+static int
+s_bill_discounts (const bf_rating_input_t *input, const s_window_t *w, const s_terms_t *terms,
+                  bf_bill_t *bill, s_sums_t *sums, char *err, size_t errsize)
+{
+    int64_t plan_fee = sums->plan_fee;
     int64_t contract = 0;
-    if (active_days > 0)
-        contract = s_floor_div (plan_fee * 25 * contract_days, 100 * active_days);
+    if (w->active_days > 0)
+        contract = s_floor_div (plan_fee * 25 * terms->contract_days, 100 * w->active_days);
     int64_t family = s_min (s_family_amount (input->family_active), plan_fee - contract);
-    int tenure = bf_rating_tenure_years (input->customer_since, end - 1);
+    int tenure = bf_rating_tenure_years (input->customer_since, w->end - 1);
     int64_t loyalty_percent = tenure >= 10 ? 10 : tenure >= 5 ? 5 : 0;
     int64_t loyalty = s_floor_div ((plan_fee - contract - family) * loyalty_percent, 100);
-    int64_t base = plan_fee - contract - family - loyalty + addon_fee;
-    int64_t welfare = 0;
-    if (base > 0) {
-        switch (input->welfare) {
-            case BF_WELFARE_DISABLED:
-                welfare = s_floor_div (base * 35, 100);
-                break;
-            case BF_WELFARE_LOW_INCOME:
-                welfare = s_min (base, 26000);
-                break;
-            case BF_WELFARE_SENIOR:
-                welfare = s_min (s_floor_div (base * 50, 100), 11000);
-                break;
-            case BF_WELFARE_NONE:
-                break;
-        }
-    }
+    int64_t base = plan_fee - contract - family - loyalty + sums->addon_fee;
+    int64_t welfare = s_welfare_amount (input->welfare, base);
     if (s_push_nonzero (bill, "DISC_CONTRACT", -contract, err, errsize)
         || s_push_nonzero (bill, "DISC_FAMILY", -family, err, errsize)
         || s_push_nonzero (bill, "DISC_LOYALTY", -loyalty, err, errsize)
         || s_push_nonzero (bill, "DISC_WELFARE", -welfare, err, errsize))
         return -1;
-    int64_t discounts = contract + family + loyalty + welfare;
+    sums->discounts = contract + family + loyalty + welfare;
+    return 0;
+}
 
-    //  6. Charges, in row order
-    int64_t taxable = 0, non_taxable = 0;
+/*  Step 6, charges, in row order, summed by taxability.  */
+static int
+s_bill_charges (const bf_rating_input_t *input, bf_bill_t *bill, s_sums_t *sums, char *err,
+                size_t errsize)
+{
     for (size_t i = 0; i < input->ncharges; i++) {
         const bf_rating_charge_t *charge = &input->charges[i];
         if (s_push (bill, s_charge_codes[charge->kind], NULL, charge->amount, err, errsize))
             return -1;
         if (charge->taxable)
-            taxable += charge->amount;
+            sums->taxable += charge->amount;
         else
-            non_taxable += charge->amount;
+            sums->non_taxable += charge->amount;
     }
+    return 0;
+}
 
-    //  7. Taxable subtotal; a credit beyond it is not applied this month
-    int64_t subtotal = plan_fee + addon_fee + overage - discounts + taxable;
+/*  Steps 7 to 10: the taxable subtotal (a credit beyond it is carried, not
+    applied this month), VAT, arrears and rounding; sets bill->total.  */
+static int
+s_bill_total (const bf_rating_input_t *input, const s_sums_t *sums, bf_bill_t *bill, char *err,
+              size_t errsize)
+{
+    int64_t subtotal
+        = sums->plan_fee + sums->addon_fee + sums->overage - sums->discounts + sums->taxable;
     if (subtotal < 0) {
         if (s_push (bill, "CREDIT_CARRY", NULL, -subtotal, err, errsize))
             return -1;
         subtotal = 0;
     }
-
-    //  8. VAT, 9. arrears, 10. rounding
     int64_t vat = s_floor_div (subtotal * 10, 100);
     if (s_push_nonzero (bill, "VAT", vat, err, errsize)
         || s_push_nonzero (bill, "ARREARS", input->arrears, err, errsize))
         return -1;
-    int64_t before_rounding = subtotal + vat + non_taxable + input->arrears;
+    int64_t before_rounding = subtotal + vat + sums->non_taxable + input->arrears;
     if (before_rounding < 0)
         return bf_err_set (err, errsize, "negative total %" PRId64, before_rounding);
     int64_t rounding = -(before_rounding % 10);
     if (s_push_nonzero (bill, "ROUNDING", rounding, err, errsize))
         return -1;
     bill->total = before_rounding + rounding;
+    return 0;
+}
+
+int
+bf_rating_rate (const bf_rating_input_t *input, bf_period_t period, bf_bill_t *bill, char *err,
+                size_t errsize)
+{
+    assert (input);
+    assert (bill);
+    if (err && errsize > 0)
+        err[0] = '\0';
+
+    //  First pass: validate, find what is counted. bill is untouched on error.
+    if (s_check_inputs (input, period, err, errsize))
+        return -1;
+    const s_window_t w = s_window (input, period);
+    s_terms_t terms;
+    if (s_count_plans (input, &w, &terms, err, errsize)
+        || s_count_addons (input, &w, &terms, err, errsize)
+        || s_count_contract_days (input, &w, &terms, err, errsize))
+        return -1;
+
+    bill->nlines = 0;
+    bill->total = 0;
+    bf_period_t next = bf_period_next (period);
+    bill->due_date = bf_day_from_ymd (next.year, next.month, input->pay_day);
+    bill->has_bill = w.active_days > 0 || input->ncharges > 0 || input->has_arrears;
+    if (!bill->has_bill)
+        return 0;
+
+    //  Second pass: the billing-rules steps in order, one line at a time.
+    s_sums_t sums = { 0 };
+    if (s_bill_plans (input, &w, &terms, bill, &sums, err, errsize)
+        || s_bill_overage (input, &w, &terms, bill, &sums, err, errsize)
+        || s_bill_addons (input, &w, &terms, bill, &sums, err, errsize)
+        || s_bill_discounts (input, &w, &terms, bill, &sums, err, errsize)
+        || s_bill_charges (input, bill, &sums, err, errsize)
+        || s_bill_total (input, &sums, bill, err, errsize))
+        return -1;
 
 #ifndef NDEBUG
     int64_t sum = 0;

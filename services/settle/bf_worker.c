@@ -439,139 +439,184 @@ s_event (const s_worker_t *self, const s_pending_t *b, int64_t bill_id, const ch
     return billflow__bill_settled__pack (&ev, buf);
 }
 
-/*  Writes the chunk: bill ids, bills, lines, outbox, rating errors, the
-    chunk's DONE mark and the run's counters. Caller has the transaction.  */
+/*  Ends a COPY of s_write: commits it when rc is BF_DB_OK, else cancels it
+    and keeps rc. A COPY that did not start (copy NULL) gives the database's
+    status.  */
 static int
-s_write (s_worker_t *self)
+s_copy_finish (bf_copy_t *copy, int rc)
 {
-    char run[24], chunk[16], count[24];
-    snprintf (run, sizeof run, "%lld", (long long)self->run_id);
-    snprintf (chunk, sizeof chunk, "%d", self->chunk_no);
-    snprintf (count, sizeof count, "%zu", self->nbills);
+    if (!copy)
+        return rc == BF_DB_OK ? bf_db_last_status () : rc;
+    if (rc != BF_DB_OK) {
+        bf_copy_end (&copy, "chunk failed");
+        return rc;
+    }
+    return bf_copy_end (&copy, NULL);
+}
 
-    /*  Bills rated again must drop their old rating errors.  */
+/*  Bills rated again must drop their old rating errors.  */
+static int
+s_clear_errors (s_worker_t *self)
+{
     char from[24], to[24];
     snprintf (from, sizeof from, "%lld", (long long)self->id_from);
     snprintf (to, sizeof to, "%lld", (long long)self->id_to);
-    const char *del_params[] = { self->period, from, to };
-    PGresult *res = bf_db_query_prepared (self->conn, "w_clear_errors", 3, del_params,
-                                          PGRES_COMMAND_OK, "clearing rating errors");
+    const char *params[] = { self->period, from, to };
+    PGresult *res = bf_db_query_prepared (self->conn, "w_clear_errors", 3, params, PGRES_COMMAND_OK,
+                                          "clearing rating errors");
     if (!res)
         return bf_db_last_status ();
     PQclear (res);
+    return BF_DB_OK;
+}
 
-    int64_t *ids = NULL;
-    if (self->nbills > 0) {
-        const char *id_params[] = { count };
-        res = bf_db_query_prepared (self->conn, "w_bill_ids", 1, id_params, PGRES_TUPLES_OK,
-                                    "reserving bill ids");
-        if (!res)
-            return bf_db_last_status ();
-        ids = malloc (self->nbills * sizeof *ids);
-        if (!ids || (size_t)PQntuples (res) != self->nbills) {
-            PQclear (res);
-            free (ids);
-            return BF_DB_FAIL;
-        }
+/*  Reserves a bill id for each pending bill: *ids (nbills of them, the
+    caller frees) on BF_DB_OK.  */
+static int
+s_reserve_bill_ids (s_worker_t *self, int64_t **ids)
+{
+    char count[24];
+    snprintf (count, sizeof count, "%zu", self->nbills);
+    const char *params[] = { count };
+    PGresult *res = bf_db_query_prepared (self->conn, "w_bill_ids", 1, params, PGRES_TUPLES_OK,
+                                          "reserving bill ids");
+    if (!res)
+        return bf_db_last_status ();
+    int rc = BF_DB_FAIL;
+    *ids = malloc (self->nbills * sizeof **ids);
+    if (*ids && (size_t)PQntuples (res) == self->nbills) {
         for (size_t i = 0; i < self->nbills; i++)
-            ids[i] = s_i64 (res, (int)i, 0);
-        PQclear (res);
+            (*ids)[i] = s_i64 (res, (int)i, 0);
+        rc = BF_DB_OK;
     }
+    PQclear (res);
+    return rc;
+}
 
+static int
+s_copy_bills (s_worker_t *self, const int64_t *ids)
+{
     int rc = BF_DB_OK;
-    bf_copy_t *copy = NULL;
-    if (self->nbills > 0) {
-        copy = bf_copy_begin (self->conn, "COPY bill (period, subscriber_id, bill_id, run_id,"
-                                          " total, due_date, line_count) FROM STDIN");
-        for (size_t i = 0; copy && i < self->nbills && rc == BF_DB_OK; i++) {
-            const s_pending_t *b = &self->bills[i];
-            char due[11];
+    bf_copy_t *copy = bf_copy_begin (self->conn, "COPY bill (period, subscriber_id, bill_id,"
+                                                 " run_id, total, due_date, line_count)"
+                                                 " FROM STDIN");
+    for (size_t i = 0; copy && i < self->nbills && rc == BF_DB_OK; i++) {
+        const s_pending_t *b = &self->bills[i];
+        char due[11];
+        bf_copy_str (copy, self->period);
+        bf_copy_int (copy, b->subscriber_id);
+        bf_copy_int (copy, ids[i]);
+        bf_copy_int (copy, self->run_id);
+        bf_copy_int (copy, b->total);
+        bf_copy_str (copy, bf_date_format (b->due_date, due));
+        bf_copy_int (copy, b->nlines);
+        rc = bf_copy_row_end (copy);
+    }
+    return s_copy_finish (copy, rc);
+}
+
+/*  The lines of every pending bill, each with its label snapshotted.  */
+static int
+s_copy_lines (s_worker_t *self)
+{
+    int rc = BF_DB_OK;
+    bf_copy_t *copy = bf_copy_begin (self->conn, "COPY bill_line (period, subscriber_id,"
+                                                 " line_no, code, amount, label) FROM STDIN");
+    for (size_t i = 0; copy && i < self->nbills && rc == BF_DB_OK; i++) {
+        const s_pending_t *b = &self->bills[i];
+        for (uint32_t l = 0; l < b->nlines && rc == BF_DB_OK; l++) {
+            const bf_bill_line_t *line = &self->lines[b->line_first + l];
+            char generic[BF_RATING_CODE_MAX + 32];
             bf_copy_str (copy, self->period);
             bf_copy_int (copy, b->subscriber_id);
-            bf_copy_int (copy, ids[i]);
-            bf_copy_int (copy, self->run_id);
-            bf_copy_int (copy, b->total);
-            bf_copy_str (copy, bf_date_format (b->due_date, due));
-            bf_copy_int (copy, b->nlines);
+            bf_copy_int (copy, l + 1);
+            bf_copy_str (copy, line->code);
+            bf_copy_int (copy, line->amount);
+            bf_copy_str (copy, bf_label_line (line->code, self->line_names[b->line_first + l],
+                                              generic, sizeof generic));
             rc = bf_copy_row_end (copy);
         }
-        rc = copy ? bf_copy_end (&copy, NULL) : bf_db_last_status ();
+    }
+    return s_copy_finish (copy, rc);
+}
+
+/*  An EVT.BILL outbox event per pending bill, for notify.  */
+static int
+s_copy_outbox (s_worker_t *self, const int64_t *ids)
+{
+    int rc = BF_DB_OK;
+    bf_copy_t *copy = bf_copy_begin (self->conn, "COPY outbox (event_id, topic, period, bill_id,"
+                                                 " subscriber_id, payload) FROM STDIN");
+    for (size_t i = 0; copy && i < self->nbills && rc == BF_DB_OK; i++) {
+        char event_id[37];
+        uint8_t payload[512];
+        bf_uuid_v4 (event_id);
+        size_t len = s_event (self, &self->bills[i], ids[i], event_id, payload, sizeof payload);
+        bf_copy_str (copy, event_id);
+        bf_copy_str (copy, "EVT.BILL");
+        bf_copy_str (copy, self->period);
+        bf_copy_int (copy, ids[i]);
+        bf_copy_int (copy, self->bills[i].subscriber_id);
+        bf_copy_bytea (copy, payload, len);
+        rc = bf_copy_row_end (copy);
+    }
+    return s_copy_finish (copy, rc);
+}
+
+/*  The pending bills: their ids, the bills, their lines and their outbox
+    events. Nothing to do without bills.  */
+static int
+s_write_bills (s_worker_t *self)
+{
+    if (self->nbills == 0)
+        return BF_DB_OK;
+    int64_t *ids = NULL;
+    int rc = s_reserve_bill_ids (self, &ids);
+    if (rc == BF_DB_OK) {
+        rc = s_copy_bills (self, ids);
         bf_fault ("worker.mid_copy");
-
-        copy = rc == BF_DB_OK ? bf_copy_begin (self->conn, "COPY bill_line (period,"
-                                                           " subscriber_id, line_no, code, amount,"
-                                                           " label)"
-                                                           " FROM STDIN")
-                              : NULL;
-        for (size_t i = 0; copy && i < self->nbills && rc == BF_DB_OK; i++) {
-            const s_pending_t *b = &self->bills[i];
-            for (uint32_t l = 0; l < b->nlines && rc == BF_DB_OK; l++) {
-                const bf_bill_line_t *line = &self->lines[b->line_first + l];
-                bf_copy_str (copy, self->period);
-                bf_copy_int (copy, b->subscriber_id);
-                bf_copy_int (copy, l + 1);
-                bf_copy_str (copy, line->code);
-                bf_copy_int (copy, line->amount);
-                char generic[BF_RATING_CODE_MAX + 32];
-                bf_copy_str (copy, bf_label_line (line->code,
-                                                  self->line_names[b->line_first + l], generic,
-                                                  sizeof generic));
-                rc = bf_copy_row_end (copy);
-            }
-        }
-        if (rc == BF_DB_OK)
-            rc = copy ? bf_copy_end (&copy, NULL) : bf_db_last_status ();
-
-        copy = rc == BF_DB_OK ? bf_copy_begin (self->conn, "COPY outbox (event_id, topic, period,"
-                                                           " bill_id, subscriber_id, payload)"
-                                                           " FROM STDIN")
-                              : NULL;
-        for (size_t i = 0; copy && i < self->nbills && rc == BF_DB_OK; i++) {
-            char event_id[37];
-            uint8_t payload[512];
-            bf_uuid_v4 (event_id);
-            size_t len = s_event (self, &self->bills[i], ids[i], event_id, payload, sizeof payload);
-            bf_copy_str (copy, event_id);
-            bf_copy_str (copy, "EVT.BILL");
-            bf_copy_str (copy, self->period);
-            bf_copy_int (copy, ids[i]);
-            bf_copy_int (copy, self->bills[i].subscriber_id);
-            bf_copy_bytea (copy, payload, len);
-            rc = bf_copy_row_end (copy);
-        }
-        if (rc == BF_DB_OK)
-            rc = copy ? bf_copy_end (&copy, NULL) : bf_db_last_status ();
     }
+    if (rc == BF_DB_OK)
+        rc = s_copy_lines (self);
+    if (rc == BF_DB_OK)
+        rc = s_copy_outbox (self, ids);
     free (ids);
-    if (copy)
-        bf_copy_end (&copy, "chunk failed");
-    if (rc != BF_DB_OK)
-        return rc;
+    return rc;
+}
 
-    if (self->nfailures > 0) {
-        copy = bf_copy_begin (
-            self->conn, "COPY rating_error (period, subscriber_id, run_id, reason) FROM STDIN");
-        for (size_t i = 0; copy && i < self->nfailures && rc == BF_DB_OK; i++) {
-            bf_copy_str (copy, self->period);
-            bf_copy_int (copy, self->failures[i].subscriber_id);
-            bf_copy_int (copy, self->run_id);
-            bf_copy_str (copy, self->failures[i].reason);
-            rc = bf_copy_row_end (copy);
-        }
-        rc = copy ? bf_copy_end (&copy, rc == BF_DB_OK ? NULL : "chunk failed")
-                  : bf_db_last_status ();
-        if (rc != BF_DB_OK)
-            return rc;
+static int
+s_write_failures (s_worker_t *self)
+{
+    if (self->nfailures == 0)
+        return BF_DB_OK;
+    int rc = BF_DB_OK;
+    bf_copy_t *copy = bf_copy_begin (
+        self->conn, "COPY rating_error (period, subscriber_id, run_id, reason) FROM STDIN");
+    for (size_t i = 0; copy && i < self->nfailures && rc == BF_DB_OK; i++) {
+        bf_copy_str (copy, self->period);
+        bf_copy_int (copy, self->failures[i].subscriber_id);
+        bf_copy_int (copy, self->run_id);
+        bf_copy_str (copy, self->failures[i].reason);
+        rc = bf_copy_row_end (copy);
     }
+    return s_copy_finish (copy, rc);
+}
 
-    char subs[24], bills[24], amount[24], errors[24];
+/*  Marks the chunk DONE (only while this worker holds its lease:
+    BF_DB_RETRY when another took it over) and adds its counts to the run.  */
+static int
+s_mark_done (s_worker_t *self)
+{
+    char run[24], chunk[16], subs[24], bills[24], amount[24], errors[24];
+    snprintf (run, sizeof run, "%lld", (long long)self->run_id);
+    snprintf (chunk, sizeof chunk, "%d", self->chunk_no);
     snprintf (subs, sizeof subs, "%lld", (long long)self->subscribers);
     snprintf (bills, sizeof bills, "%zu", self->nbills);
     snprintf (amount, sizeof amount, "%lld", (long long)self->amount);
     snprintf (errors, sizeof errors, "%zu", self->nfailures);
     const char *done_params[] = { run, chunk, self->id, subs, bills, amount, errors };
-    res = bf_db_query_prepared (self->conn, "w_done", 7, done_params, PGRES_COMMAND_OK,
-                                "marking the chunk done");
+    PGresult *res = bf_db_query_prepared (self->conn, "w_done", 7, done_params, PGRES_COMMAND_OK,
+                                          "marking the chunk done");
     if (!res)
         return bf_db_last_status ();
     bool ours = strcmp (PQcmdTuples (res), "1") == 0;
@@ -582,14 +627,39 @@ s_write (s_worker_t *self)
                  self->id, run, chunk);
         return BF_DB_RETRY;
     }
-    res = bf_db_query_prepared (self->conn, "w_run_counts", 5,
-                                (const char *[]){ run, subs, bills, amount, errors },
-                                PGRES_COMMAND_OK, "updating the run");
+    const char *count_params[] = { run, subs, bills, amount, errors };
+    res = bf_db_query_prepared (self->conn, "w_run_counts", 5, count_params, PGRES_COMMAND_OK,
+                                "updating the run");
     if (!res)
         return bf_db_last_status ();
     PQclear (res);
     return BF_DB_OK;
 }
+
+/*  Writes the chunk: bill ids, bills, lines, outbox, rating errors, the
+    chunk's DONE mark and the run's counters. Caller has the transaction.  */
+static int
+s_write (s_worker_t *self)
+{
+    int rc = s_clear_errors (self);
+    if (rc == BF_DB_OK)
+        rc = s_write_bills (self);
+    if (rc == BF_DB_OK)
+        rc = s_write_failures (self);
+    if (rc == BF_DB_OK)
+        rc = s_mark_done (self);
+    return rc;
+}
+
+/*  w_claim's RETURNING list, in order.  */
+enum {
+    S_CLAIM_RUN_ID,
+    S_CLAIM_CHUNK_NO,
+    S_CLAIM_ID_FROM,
+    S_CLAIM_ID_TO,
+    S_CLAIM_PERIOD,
+    S_CLAIM_ATTEMPTS
+};
 
 /*  The statements besides the read queries.  */
 static const bf_db_statement_t s_statements[] = {
@@ -645,6 +715,24 @@ s_disconnect (s_worker_t *self)
     self->conn = NULL;
 }
 
+/*  Takes the chunk of w_claim's row: its run, ids and period.  */
+static void
+s_take_chunk (s_worker_t *self, const PGresult *res)
+{
+    self->run_id = s_i64 (res, 0, S_CLAIM_RUN_ID);
+    self->chunk_no = atoi (PQgetvalue (res, 0, S_CLAIM_CHUNK_NO));
+    self->id_from = s_i64 (res, 0, S_CLAIM_ID_FROM);
+    self->id_to = s_i64 (res, 0, S_CLAIM_ID_TO);
+    snprintf (self->period, sizeof self->period, "%s", PQgetvalue (res, 0, S_CLAIM_PERIOD));
+    bf_period_parse (self->period, &self->p);
+    int attempts = atoi (PQgetvalue (res, 0, S_CLAIM_ATTEMPTS));
+    bf_settle_metrics_claimed (attempts);
+    if (attempts > 1)
+        bf_warn ("worker %s: took over run %lld chunk %d (attempt %d; an earlier holder's "
+                 "lease expired)",
+                 self->id, (long long)self->run_id, self->chunk_no, attempts);
+}
+
 /*  Claims a chunk. 1 claimed, 0 none available, -1 database failure.  */
 static int
 s_claim (s_worker_t *self)
@@ -656,24 +744,11 @@ s_claim (s_worker_t *self)
                                           "claiming a chunk");
     if (!res)
         return -1;
-    int rc = 0;
-    if (PQntuples (res) == 1) {
-        self->run_id = s_i64 (res, 0, 0);
-        self->chunk_no = atoi (PQgetvalue (res, 0, 1));
-        self->id_from = s_i64 (res, 0, 2);
-        self->id_to = s_i64 (res, 0, 3);
-        snprintf (self->period, sizeof self->period, "%s", PQgetvalue (res, 0, 4));
-        bf_period_parse (self->period, &self->p);
-        int attempts = atoi (PQgetvalue (res, 0, 5));
-        bf_settle_metrics_claimed (attempts);
-        if (attempts > 1)
-            bf_warn ("worker %s: took over run %lld chunk %d (attempt %d; an earlier holder's "
-                     "lease expired)",
-                     self->id, (long long)self->run_id, self->chunk_no, attempts);
-        rc = 1;
-    }
+    bool claimed = PQntuples (res) == 1;
+    if (claimed)
+        s_take_chunk (self, res);
     PQclear (res);
-    return rc;
+    return claimed ? 1 : 0;
 }
 
 /*  Settles the claimed chunk in one transaction. BF_DB_OK when committed.  */

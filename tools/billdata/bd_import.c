@@ -671,120 +671,184 @@ s_copy_sealed (bd_import_t *self, const char *field, int64_t id, const char *val
     }
 }
 
-static void
-s_row_subscriber (bd_import_t *self, const char *const *f)
-{
-    enum {
-        ID,
-        NAME,
-        EMAIL,
-        PHONE,
-        ACT,
-        TERM,
-        SINCE,
-        FAMILY,
-        WELFARE,
-        PAYDAY,
-        CHANNELS,
-        QSTART,
-        QEND,
-        PUSH
-    };
-    int64_t id, family = 0, pay_day;
-    bf_day_t activated, terminated = 0, since;
-    int channels = 0, qs = 0, qe = 0;
+/*  subscribers.csv's columns (docs/data-format.md), in order.  */
+enum {
+    S_SUB_ID,
+    S_SUB_NAME,
+    S_SUB_EMAIL,
+    S_SUB_PHONE,
+    S_SUB_ACTIVATED_ON,
+    S_SUB_TERMINATED_ON,
+    S_SUB_CUSTOMER_SINCE,
+    S_SUB_FAMILY_ID,
+    S_SUB_WELFARE_GRADE,
+    S_SUB_PAY_DAY,
+    S_SUB_CHANNELS,
+    S_SUB_QUIET_START,
+    S_SUB_QUIET_END,
+    S_SUB_PUSH_TOKEN
+};
+
+/*  A subscriber row's values as parsed; the other columns are copied as
+    they are.  */
+typedef struct {
+    int64_t id, family, pay_day;
+    bf_day_t activated, terminated, since;
+    int channels; /* bits 1 EMAIL, 2 SMS, 4 PUSH */
     char phone[16], chan_text[32];
-    if (!s_int (self, "id", f[ID], 1, INT64_MAX, &id))
-        return;
-    bool ok = s_text (self, "name", f[NAME], S_MAX_NAME);
-    ok = (!f[EMAIL] || s_email (self, f[EMAIL])) && ok;
-    ok = s_required (self, "phone", f[PHONE]) && s_phone (self, f[PHONE], phone) && ok;
-    ok = s_date (self, "activated_on", f[ACT], &activated) && ok;
-    ok = (!f[TERM] || s_date (self, "terminated_on", f[TERM], &terminated)) && ok;
-    ok = s_date (self, "customer_since", f[SINCE], &since) && ok;
-    ok = (!f[FAMILY] || s_int (self, "family_id", f[FAMILY], 1, INT64_MAX, &family)) && ok;
-    if (f[WELFARE] && strcmp (f[WELFARE], "DISABLED") && strcmp (f[WELFARE], "LOW_INCOME")
-        && strcmp (f[WELFARE], "SENIOR")) {
-        s_error (self, "welfare_grade", "'%s' is not DISABLED, LOW_INCOME or SENIOR",
-                 BF_TEXT_SHOW (f[WELFARE], 40));
+} s_subscriber_t;
+
+static bool
+s_welfare_grade (bd_import_t *self, const char *text)
+{
+    if (!text || !strcmp (text, "DISABLED") || !strcmp (text, "LOW_INCOME")
+        || !strcmp (text, "SENIOR"))
+        return true;
+    s_error (self, "welfare_grade", "'%s' is not DISABLED, LOW_INCOME or SENIOR",
+             BF_TEXT_SHOW (text, 40));
+    return false;
+}
+
+static bool
+s_pay_day (bd_import_t *self, const char *text, int64_t *pay_day)
+{
+    if (!s_int (self, "pay_day", text, 1, 31, pay_day))
+        return false;
+    if (*pay_day % 5 || *pay_day > 25) {
+        s_error (self, "pay_day", "%lld is not one of 5, 10, 15, 20, 25", (long long)*pay_day);
+        return false;
+    }
+    return true;
+}
+
+/*  quiet_start and quiet_end: times, both or neither.  */
+static bool
+s_quiet_hours (bd_import_t *self, const char *start, const char *end)
+{
+    bool ok = true;
+    int minutes;
+    if (start && bf_time_parse (start, &minutes) != 0) {
+        s_error (self, "quiet_start", "'%s' is not a time (HH:MM)", BF_TEXT_SHOW (start, 40));
         ok = false;
     }
-    if (s_int (self, "pay_day", f[PAYDAY], 1, 31, &pay_day)) {
-        if (pay_day % 5 || pay_day > 25) {
-            s_error (self, "pay_day", "%lld is not one of 5, 10, 15, 20, 25", (long long)pay_day);
-            ok = false;
-        }
-    } else
-        ok = false;
-    ok = s_channels (self, f[CHANNELS], &channels, chan_text) && ok;
-    if (f[QSTART] && bf_time_parse (f[QSTART], &qs) != 0) {
-        s_error (self, "quiet_start", "'%s' is not a time (HH:MM)",
-                 BF_TEXT_SHOW (f[QSTART], 40));
+    if (end && bf_time_parse (end, &minutes) != 0) {
+        s_error (self, "quiet_end", "'%s' is not a time (HH:MM)", BF_TEXT_SHOW (end, 40));
         ok = false;
     }
-    if (f[QEND] && bf_time_parse (f[QEND], &qe) != 0) {
-        s_error (self, "quiet_end", "'%s' is not a time (HH:MM)",
-                 BF_TEXT_SHOW (f[QEND], 40));
-        ok = false;
-    }
-    if (!f[QSTART] != !f[QEND]) {
-        s_error (self, f[QSTART] ? "quiet_end" : "quiet_start",
+    if (!start != !end) {
+        s_error (self, start ? "quiet_end" : "quiet_start",
                  "quiet_start and quiet_end come together or not at all");
         ok = false;
     }
-    if (f[PUSH]) {
-        size_t len = strlen (f[PUSH]);
-        bool token_ok = len <= S_MAX_TOKEN;
-        for (size_t i = 0; token_ok && i < len; i++)
-            token_ok = (f[PUSH][i] > 0x20 && f[PUSH][i] < 0x7f);
-        if (!token_ok) {
-            s_error (self, "push_token", "must be 1-%d printable ASCII characters", S_MAX_TOKEN);
-            ok = false;
-        }
-    }
+    return ok;
+}
+
+/*  An optional push token: 1-S_MAX_TOKEN printable ASCII characters.  */
+static bool
+s_push_token (bd_import_t *self, const char *text)
+{
+    if (!text)
+        return true;
+    size_t len = strlen (text);
+    bool ok = len <= S_MAX_TOKEN;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (text[i] > 0x20 && text[i] < 0x7f);
     if (!ok)
-        return;
-    if (f[TERM] && terminated <= activated) {
-        s_error (self, "terminated_on", "%s is not after activated_on %s", f[TERM], f[ACT]);
-        return;
+        s_error (self, "push_token", "must be 1-%d printable ASCII characters", S_MAX_TOKEN);
+    return ok;
+}
+
+/*  Parses every column after the id into sub, reporting each bad one.  */
+static bool
+s_subscriber_fields (bd_import_t *self, const char *const *f, s_subscriber_t *sub)
+{
+    bool ok = s_text (self, "name", f[S_SUB_NAME], S_MAX_NAME);
+    ok = (!f[S_SUB_EMAIL] || s_email (self, f[S_SUB_EMAIL])) && ok;
+    ok = s_required (self, "phone", f[S_SUB_PHONE]) && s_phone (self, f[S_SUB_PHONE], sub->phone)
+         && ok;
+    ok = s_date (self, "activated_on", f[S_SUB_ACTIVATED_ON], &sub->activated) && ok;
+    ok = (!f[S_SUB_TERMINATED_ON]
+          || s_date (self, "terminated_on", f[S_SUB_TERMINATED_ON], &sub->terminated))
+         && ok;
+    ok = s_date (self, "customer_since", f[S_SUB_CUSTOMER_SINCE], &sub->since) && ok;
+    ok = (!f[S_SUB_FAMILY_ID]
+          || s_int (self, "family_id", f[S_SUB_FAMILY_ID], 1, INT64_MAX, &sub->family))
+         && ok;
+    ok = s_welfare_grade (self, f[S_SUB_WELFARE_GRADE]) && ok;
+    ok = s_pay_day (self, f[S_SUB_PAY_DAY], &sub->pay_day) && ok;
+    ok = s_channels (self, f[S_SUB_CHANNELS], &sub->channels, sub->chan_text) && ok;
+    ok = s_quiet_hours (self, f[S_SUB_QUIET_START], f[S_SUB_QUIET_END]) && ok;
+    ok = s_push_token (self, f[S_SUB_PUSH_TOKEN]) && ok;
+    return ok;
+}
+
+/*  The rules between columns, checked once every column parsed: the first
+    broken one is reported.  */
+static bool
+s_subscriber_consistent (bd_import_t *self, const char *const *f, const s_subscriber_t *sub)
+{
+    if (f[S_SUB_TERMINATED_ON] && sub->terminated <= sub->activated) {
+        s_error (self, "terminated_on", "%s is not after activated_on %s", f[S_SUB_TERMINATED_ON],
+                 f[S_SUB_ACTIVATED_ON]);
+        return false;
     }
-    if (since > activated) {
-        s_error (self, "customer_since", "%s is after activated_on %s", f[SINCE], f[ACT]);
-        return;
+    if (sub->since > sub->activated) {
+        s_error (self, "customer_since", "%s is after activated_on %s", f[S_SUB_CUSTOMER_SINCE],
+                 f[S_SUB_ACTIVATED_ON]);
+        return false;
     }
-    if ((channels & 1) && !f[EMAIL]) {
+    if ((sub->channels & 1) && !f[S_SUB_EMAIL]) {
         s_error (self, "email", "is required: channels include EMAIL");
-        return;
+        return false;
     }
-    if ((channels & 4) && !f[PUSH]) {
+    if ((sub->channels & 4) && !f[S_SUB_PUSH_TOKEN]) {
         s_error (self, "push_token", "is required: channels include PUSH");
-        return;
+        return false;
     }
-    int added = s_idset_add (&self->subs, (uint64_t)id);
+    return true;
+}
+
+/*  The subscriber's row for COPY, contacts sealed (email and phone with
+    their lookup hashes).  */
+static void
+s_copy_subscriber (bd_import_t *self, const char *const *f, const s_subscriber_t *sub)
+{
+    bf_copy_int (self->copy, sub->id);
+    bf_copy_str (self->copy, f[S_SUB_NAME]);
+    s_copy_sealed (self, "email", sub->id, f[S_SUB_EMAIL], true);
+    s_copy_sealed (self, "phone", sub->id, sub->phone, true);
+    s_copy_sealed (self, "push_token", sub->id, f[S_SUB_PUSH_TOKEN], false);
+    bf_copy_str (self->copy, f[S_SUB_ACTIVATED_ON]);
+    bf_copy_str (self->copy, f[S_SUB_TERMINATED_ON]);
+    bf_copy_str (self->copy, f[S_SUB_CUSTOMER_SINCE]);
+    bf_copy_str (self->copy, f[S_SUB_FAMILY_ID]);
+    bf_copy_str (self->copy, f[S_SUB_WELFARE_GRADE]);
+    bf_copy_int (self->copy, sub->pay_day);
+    bf_copy_str (self->copy, sub->chan_text);
+    bf_copy_str (self->copy, f[S_SUB_QUIET_START]);
+    bf_copy_str (self->copy, f[S_SUB_QUIET_END]);
+    if (self->staging)
+        bf_copy_int (self->copy, self->line);
+    s_copy_row_end (self);
+}
+
+static void
+s_row_subscriber (bd_import_t *self, const char *const *f)
+{
+    s_subscriber_t sub = { 0 };
+    if (!s_int (self, "id", f[S_SUB_ID], 1, INT64_MAX, &sub.id))
+        return;
+    if (!s_subscriber_fields (self, f, &sub) || !s_subscriber_consistent (self, f, &sub))
+        return;
+    int added = s_idset_add (&self->subs, (uint64_t)sub.id);
     if (added <= 0) {
         s_error (self, "id", added == 0 ? "subscriber %lld appears twice" : "out of memory (%lld)",
-                 (long long)id);
+                 (long long)sub.id);
         return;
     }
     if (!s_copy_open (self))
         return;
-    bf_copy_int (self->copy, id);
-    bf_copy_str (self->copy, f[NAME]);
-    s_copy_sealed (self, "email", id, f[EMAIL], true);
-    s_copy_sealed (self, "phone", id, phone, true);
-    s_copy_sealed (self, "push_token", id, f[PUSH], false);
-    bf_copy_str (self->copy, f[ACT]);
-    bf_copy_str (self->copy, f[TERM]);
-    bf_copy_str (self->copy, f[SINCE]);
-    bf_copy_str (self->copy, f[FAMILY]);
-    bf_copy_str (self->copy, f[WELFARE]);
-    bf_copy_int (self->copy, pay_day);
-    bf_copy_str (self->copy, chan_text);
-    bf_copy_str (self->copy, f[QSTART]);
-    bf_copy_str (self->copy, f[QEND]);
-    if (self->staging)
-        bf_copy_int (self->copy, self->line);
-    s_copy_row_end (self);
+    s_copy_subscriber (self, f, &sub);
     self->rows[BD_SUBSCRIBERS]++;
 }
 
