@@ -14,6 +14,7 @@
 #include "bf_fault.h"
 #include "bf_health.h"
 #include "bf_log.h"
+#include "bf_notify_metrics.h"
 #include "bf_pii.h"
 #include "bf_render.h"
 #include "bf_text.h"
@@ -395,12 +396,14 @@ s_flush (s_dispatch_t *self)
         res = bf_db_query_prepared (self->conn, "d_fallbacks", 0, NULL, PGRES_COMMAND_OK,
                                     "adding SMS fallbacks");
         rc = res ? BF_DB_OK : bf_db_last_status ();
+        bf_notify_metrics_fallbacks_inserted (res ? strtoull (PQcmdTuples (res), NULL, 10) : 0);
         PQclear (res);
     }
     if (rc == BF_DB_OK) {
         bf_fault ("dispatch.before_record_commit");
         rc = bf_db_commit (self->conn);
     }
+    bf_notify_metrics_flush_done (rc == BF_DB_OK);
     if (rc != BF_DB_OK) {
         bf_db_rollback (self->conn);
         if (PQstatus (self->conn) != CONNECTION_OK)
@@ -622,6 +625,7 @@ s_claim (s_dispatch_t *self, int n)
                 snprintf (r->hold_reason, sizeof r->hold_reason, "quiet hours (%s)",
                           own ? "subscriber" : "system");
                 self->stat_held++;
+                bf_notify_metrics_quiet_held (channel);
             }
             continue;
         }
@@ -745,6 +749,7 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
     s_dispatch_t *self = context;
     s_job_t *job = request->cookie;
     bf_fault ("dispatch.after_send");
+    bf_notify_metrics_attempt (job->channel, result);
     s_record_t *r = s_record_new (self, job->id, job->attempt);
     if (r) {
         r->sent_as = s_sent_as_names[request->kind];
@@ -891,6 +896,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
         int inflight = 0;
         for (int p = 0; p < BF_PROVIDER_COUNT; p++)
             inflight += bf_sender_inflight (self.sender, p);
+        bf_notify_metrics_dispatcher (self.sender, self.paused);
         bool busy = inflight > 0 || self.queued > 0 || self.nrecords > 0;
         int64_t wait = busy ? 0 : next_claim - zclock_mono ();
         if (bf_health_zpoller_wait ("dispatch", poller, wait > 0 ? (int)wait : 0) == pipe) {
@@ -952,6 +958,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
         bf_sender_poll (self.sender, 50, s_on_done, &self);
     }
     s_flush (&self);
+    bf_notify_metrics_dispatcher (NULL, false);
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
         while (self.queue[p]) {
             s_job_t *job = self.queue[p];

@@ -22,6 +22,7 @@
 #include "bf_pii.h"
 #include "bf_sender.h"
 #include "bf_ingest.h"
+#include "bf_notify_metrics.h"
 #include "bf_link.h"
 #include "bf_log.h"
 #include "bf_notify_cmd.h"
@@ -224,6 +225,7 @@ main (int argc, char **argv)
         bf_config_destroy (&config);
         return 2;
     }
+    bf_notify_metrics_init ();
     zsys_init ();
 
     bf_ingest_args_t iargs = {
