@@ -279,15 +279,20 @@ test_control_roles_and_notify (void **state)
     bf_stack_destroy (&s);
 }
 
-/*  The sample name{labels} in text; 0 when absent (a family shows every
-    series it has; a channel without deliveries may have none).  */
-static double
-s_labelled (const char *text, const char *family, const char *labels)
+/*  Whether notify's sample family{labels} (labels "" for none) is there
+    and equals want; else the difference in why.  */
+static bool
+s_figure (const char *text, const char *family, const char *labels, double want, char *why,
+          size_t whysize)
 {
     char key[256];
-    snprintf (key, sizeof key, "%s{%s}", family, labels);
-    double v = s_sample (text, key);
-    return isnan (v) ? 0 : v;
+    int n = labels[0] ? snprintf (key, sizeof key, "%s{%s}", family, labels)
+                      : snprintf (key, sizeof key, "%s", family);
+    double value = n > 0 && (size_t)n < sizeof key ? s_sample (text, key) : NAN;
+    if (value == want)
+        return true;
+    snprintf (why, whysize, "%.200s is %g, not %g", key, value, want);
+    return false;
 }
 
 /*  Compares notify's scrape with the database; "" when every figure
@@ -301,105 +306,67 @@ s_notify_figures (PGconn *conn, const char *text, char *why, size_t whysize)
         DELIVERED and DUPLICATE are "sent" (accepted by the provider),
         THROTTLED is "rate_limited" (429), UNKNOWN "timeout" (possibly
         delivered), TRANSIENT and PERMANENT keep their names.  */
-    static const struct {
-        const char *label, *outcomes;
-    } map[] = {
+    static const char *outcomes[][2] = {
         { "sent", "'DELIVERED','DUPLICATE'" }, { "transient", "'TRANSIENT'" },
         { "permanent", "'PERMANENT'" },        { "timeout", "'UNKNOWN'" },
         { "rate_limited", "'THROTTLED'" },
     };
-    char sql[512], labels[160];
+    /*  Per channel: family, then the count(*) it must equal (%s: channel).  */
+    static const char *per_channel[][2] = {
+        { "billflow_notify_deliveries_created_total", "" },
+        { "billflow_notify_fallbacks_total", " AND d.fallback_of IS NOT NULL" },
+        { "billflow_notify_quiet_held_total",
+          " AND d.state = 'HELD' AND d.hold_reason LIKE 'quiet hours%'" },
+    };
+    char labels[160], sql[512];
     why[0] = 0;
-    int64_t published
-        = bf_testdb_scalar (conn, "SELECT count(*) FROM outbox WHERE seq IS NOT NULL");
-    double ingested = s_sample (text, "billflow_notify_events_ingested_total");
-    if (ingested != (double)published) {
-        snprintf (why, whysize, "events ingested %g, published %lld", ingested,
-                  (long long)published);
+    if (!s_figure (
+            text, "billflow_notify_events_ingested_total", "",
+            (double)bf_testdb_scalar (conn, "SELECT count(*) FROM outbox WHERE seq IS NOT NULL"),
+            why, whysize))
         return;
-    }
     for (int c = 0; c < 3; c++) {
-        snprintf (sql, sizeof sql, "SELECT count(*) FROM delivery WHERE channel = '%s'",
-                  channels[c]);
-        int64_t rows = bf_testdb_scalar (conn, sql);
         snprintf (labels, sizeof labels, "channel=\"%s\"", lower[c]);
-        double created = s_labelled (text, "billflow_notify_deliveries_created_total", labels);
-        if (created != (double)rows) {
-            snprintf (why, whysize, "%s deliveries created %g, table %lld", channels[c], created,
-                      (long long)rows);
-            return;
+        for (size_t f = 0; f < sizeof per_channel / sizeof per_channel[0]; f++) {
+            snprintf (sql, sizeof sql, "SELECT count(*) FROM delivery d WHERE d.channel = '%s'%s",
+                      channels[c], per_channel[f][1]);
+            if (!s_figure (text, per_channel[f][0], labels, (double)bf_testdb_scalar (conn, sql),
+                           why, whysize))
+                return;
         }
+        /*  Every attempt is observed once by the latency histogram.  */
         snprintf (sql, sizeof sql,
-                  "SELECT count(*) FROM delivery WHERE channel = '%s' AND fallback_of IS NOT NULL",
+                  "SELECT count(*) FROM delivery_attempt a JOIN delivery d"
+                  " ON d.id = a.delivery_id WHERE d.channel = '%s'",
                   channels[c]);
-        rows = bf_testdb_scalar (conn, sql);
-        double fallbacks = s_labelled (text, "billflow_notify_fallbacks_total", labels);
-        if (fallbacks != (double)rows) {
-            snprintf (why, whysize, "%s fallbacks %g, table %lld", channels[c], fallbacks,
-                      (long long)rows);
+        if (!s_figure (text, "billflow_notify_provider_latency_seconds_count", labels,
+                       (double)bf_testdb_scalar (conn, sql), why, whysize))
             return;
-        }
-        snprintf (sql, sizeof sql,
-                  "SELECT count(*) FROM delivery WHERE channel = '%s' AND state = 'HELD'"
-                  " AND hold_reason LIKE 'quiet hours%%'",
-                  channels[c]);
-        rows = bf_testdb_scalar (conn, sql);
-        double held = s_labelled (text, "billflow_notify_quiet_held_total", labels);
-        if (held != (double)rows) {
-            snprintf (why, whysize, "%s quiet holds %g, table %lld", channels[c], held,
-                      (long long)rows);
-            return;
-        }
-        double all = 0;
-        for (size_t o = 0; o < sizeof map / sizeof map[0]; o++) {
+        for (size_t o = 0; o < sizeof outcomes / sizeof outcomes[0]; o++) {
             snprintf (sql, sizeof sql,
                       "SELECT count(*) FROM delivery_attempt a JOIN delivery d"
                       " ON d.id = a.delivery_id WHERE d.channel = '%s' AND a.outcome IN (%s)",
-                      channels[c], map[o].outcomes);
-            rows = bf_testdb_scalar (conn, sql);
+                      channels[c], outcomes[o][1]);
+            double want = (double)bf_testdb_scalar (conn, sql);
             snprintf (labels, sizeof labels, "channel=\"%s\",provider=\"%s\",outcome=\"%s\"",
-                      lower[c], lower[c], map[o].label);
-            double attempts = s_labelled (text, "billflow_notify_send_attempts_total", labels);
-            if (attempts != (double)rows) {
-                snprintf (why, whysize, "%s attempts %s: %g, table %lld", channels[c], map[o].label,
-                          attempts, (long long)rows);
+                      lower[c], lower[c], outcomes[o][0]);
+            if (!s_figure (text, "billflow_notify_send_attempts_total", labels, want, why, whysize))
                 return;
-            }
-            all += attempts;
-            if (!strcmp (map[o].label, "rate_limited")) {
-                snprintf (labels, sizeof labels, "channel=\"%s\"", lower[c]);
-                double pauses
-                    = s_labelled (text, "billflow_notify_rate_limit_pauses_total", labels);
-                if (pauses != attempts) {
-                    snprintf (why, whysize, "%s 429 pauses %g, attempts %g", channels[c], pauses,
-                              attempts);
-                    return;
-                }
-            }
+            /*  Every 429 is a pause.  */
+            snprintf (labels, sizeof labels, "channel=\"%s\"", lower[c]);
+            if (!strcmp (outcomes[o][0], "rate_limited")
+                && !s_figure (text, "billflow_notify_rate_limit_pauses_total", labels, want, why,
+                              whysize))
+                return;
         }
-        snprintf (labels, sizeof labels, "channel=\"%s\"", lower[c]);
-        double observed
-            = s_labelled (text, "billflow_notify_provider_latency_seconds_count", labels);
-        if (observed != all) {
-            snprintf (why, whysize, "%s latency observations %g, attempts %g", channels[c],
-                      observed, all);
-            return;
-        }
+        /*  The end: nothing in flight, no breaker open.  */
         snprintf (labels, sizeof labels, "provider=\"%s\"", lower[c]);
-        if (s_labelled (text, "billflow_notify_requests_in_flight", labels) != 0) {
-            snprintf (why, whysize, "requests still in flight to %s", lower[c]);
+        if (!s_figure (text, "billflow_notify_requests_in_flight", labels, 0, why, whysize)
+            || !s_figure (text, "billflow_notify_breaker_open", labels, 0, why, whysize))
             return;
-        }
-        if (s_labelled (text, "billflow_notify_breaker_open", labels) != 0) {
-            snprintf (why, whysize, "breaker of %s open", lower[c]);
-            return;
-        }
     }
-    if (s_sample (text, "billflow_notify_ingest_lag_events") != 0)
-        snprintf (why, whysize, "ingest lag %g",
-                  s_sample (text, "billflow_notify_ingest_lag_events"));
-    else if (s_sample (text, "billflow_notify_dispatch_paused") != 0)
-        snprintf (why, whysize, "dispatch paused");
+    if (s_figure (text, "billflow_notify_ingest_lag_events", "", 0, why, whysize))
+        s_figure (text, "billflow_notify_dispatch_paused", "", 0, why, whysize);
 }
 
 static void

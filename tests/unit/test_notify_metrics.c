@@ -85,12 +85,16 @@ static void
 test_outcome_labels (void **state)
 {
     (void)state;
-    assert_string_equal (bf_notify_metrics_outcome_label (BF_OUTCOME_DELIVERED), "sent");
-    assert_string_equal (bf_notify_metrics_outcome_label (BF_OUTCOME_DUPLICATE), "sent");
-    assert_string_equal (bf_notify_metrics_outcome_label (BF_OUTCOME_TRANSIENT), "transient");
-    assert_string_equal (bf_notify_metrics_outcome_label (BF_OUTCOME_PERMANENT), "permanent");
-    assert_string_equal (bf_notify_metrics_outcome_label (BF_OUTCOME_UNKNOWN), "timeout");
-    assert_string_equal (bf_notify_metrics_outcome_label (BF_OUTCOME_THROTTLED), "rate_limited");
+    static const struct {
+        bf_outcome_t outcome;
+        const char *label;
+    } map[] = {
+        { BF_OUTCOME_DELIVERED, "sent" },      { BF_OUTCOME_DUPLICATE, "sent" },
+        { BF_OUTCOME_TRANSIENT, "transient" }, { BF_OUTCOME_PERMANENT, "permanent" },
+        { BF_OUTCOME_UNKNOWN, "timeout" },     { BF_OUTCOME_THROTTLED, "rate_limited" },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        assert_string_equal (bf_notify_metrics_outcome_label (map[i].outcome), map[i].label);
     assert_null (bf_notify_metrics_outcome_label ((bf_outcome_t)99));
 }
 
