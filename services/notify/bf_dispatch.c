@@ -14,6 +14,7 @@
 #include "bf_fault.h"
 #include "bf_health.h"
 #include "bf_log.h"
+#include "bf_notify_metrics.h"
 #include "bf_pii.h"
 #include "bf_render.h"
 #include "bf_sender_config.h"
@@ -430,12 +431,14 @@ s_flush (s_dispatch_t *self)
         res = bf_db_query_prepared (self->conn, "d_fallbacks", 0, NULL, PGRES_COMMAND_OK,
                                     "adding SMS fallbacks");
         rc = res ? BF_DB_OK : bf_db_last_status ();
+        bf_notify_metrics_fallbacks_inserted (res ? strtoull (PQcmdTuples (res), NULL, 10) : 0);
         PQclear (res);
     }
     if (rc == BF_DB_OK) {
         bf_fault ("dispatch.before_record_commit");
         rc = bf_db_commit (self->conn);
     }
+    bf_notify_metrics_flush_done (rc == BF_DB_OK);
     if (rc != BF_DB_OK) {
         bf_db_rollback (self->conn);
         if (PQstatus (self->conn) != CONNECTION_OK)
@@ -633,11 +636,11 @@ s_context_rows (const PGresult *ctx, int count)
     return row_of;
 }
 
-/*  Holds delivery id for quiet hours, the system's window and the
+/*  Holds delivery id (of channel) for quiet hours, the system's window and the
     subscriber's own (ctx row), when now_ms is inside one: true when held.  */
 static bool
-s_hold_quiet (s_dispatch_t *self, const PGresult *ctx, int row, int64_t id, int attempt,
-              int64_t now_ms)
+s_hold_quiet (s_dispatch_t *self, const PGresult *ctx, int row, int64_t id, int channel,
+              int attempt, int64_t now_ms)
 {
     bf_quiet_window_t windows[2] = { self->args.system_quiet, { 0, 0 } };
     if (!PQgetisnull (ctx, row, S_CTX_QUIET_START))
@@ -656,6 +659,7 @@ s_hold_quiet (s_dispatch_t *self, const PGresult *ctx, int row, int64_t id, int 
         snprintf (r->hold_reason, sizeof r->hold_reason, "quiet hours (%s)",
                   own ? "subscriber" : "system");
         self->stat_held++;
+        bf_notify_metrics_quiet_held (channel);
     }
     return true;
 }
@@ -697,7 +701,7 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
         s_fail_unsent (self, id, channel, attempt, "delivery context not found");
         return;
     }
-    if (s_hold_quiet (self, ctx, row, id, attempt, now_ms))
+    if (s_hold_quiet (self, ctx, row, id, channel, attempt, now_ms))
         return;
 
     /*  The contact is decrypted here and nowhere else.  */
@@ -841,6 +845,7 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
     s_dispatch_t *self = context;
     s_job_t *job = request->cookie;
     bf_fault ("dispatch.after_send");
+    bf_notify_metrics_attempt (job->channel, result);
     s_record_t *r = s_record_new (self, job->id, job->attempt);
     if (r) {
         r->sent_as = s_sent_as_names[request->kind];
@@ -1055,6 +1060,7 @@ s_stop (s_dispatch_t *self)
     while (zclock_mono () < deadline && s_inflight (self) > 0)
         bf_sender_poll (self->sender, 50, s_on_done, self);
     s_flush (self);
+    bf_notify_metrics_dispatcher (NULL, false);
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
         while (self->queue[p]) {
             s_job_t *job = self->queue[p];
@@ -1089,6 +1095,7 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
     int64_t next_claim = 0;
     while (running) {
         int inflight = s_inflight (&self);
+        bf_notify_metrics_dispatcher (self.sender, self.paused);
         bool busy = inflight > 0 || self.queued > 0 || self.nrecords > 0;
         int64_t wait = busy ? 0 : next_claim - zclock_mono ();
         if (bf_health_zpoller_wait ("dispatch", poller, wait > 0 ? (int)wait : 0) == pipe) {

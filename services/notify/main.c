@@ -13,6 +13,7 @@
 #include "bf_config.h"
 #include "bf_dispatch.h"
 #include "bf_ingest.h"
+#include "bf_notify_metrics.h"
 #include "bf_link.h"
 #include "bf_log.h"
 #include "bf_notify_cmd.h"
@@ -134,8 +135,10 @@ main (int argc, char **argv)
         return rc;
     s_notify_t self = { 0 };
     rc = s_configure (&self, &service);
-    if (rc == 0)
+    if (rc == 0) {
+        bf_notify_metrics_init ();
         rc = bf_service_start (&service);
+    }
     if (rc == 0) {
         rc = s_start (&self, &service);
         if (rc != 0)
