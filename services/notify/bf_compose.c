@@ -167,6 +167,17 @@ s_base64_text (bf_text_buf_t *buf, const char *text)
     return rc;
 }
 
+//  One body part: its headers and its content, base64.
+static int
+s_part (bf_text_buf_t *buf, const char *subtype, const char *content)
+{
+    int rc = bf_text_buf_fmt (buf,
+                              "Content-Type: text/%s; charset=UTF-8\r\n"
+                              "Content-Transfer-Encoding: base64\r\n\r\n",
+                              subtype);
+    return rc ? rc : s_base64_text (buf, content);
+}
+
 int
 bf_compose_subject (bf_text_buf_t *buf, const char *title)
 {
@@ -234,20 +245,12 @@ bf_compose_email (bf_text_buf_t *buf, const bf_send_request_t *request, const ch
                                    "--=_bf_%" PRId64 "\r\n",
                                    id, id);
     }
-    if (text) {
-        rc = rc ? rc
-                : bf_text_buf_str (buf, "Content-Type: text/plain; charset=UTF-8\r\n"
-                                        "Content-Transfer-Encoding: base64\r\n\r\n");
-        rc = rc ? rc : s_base64_text (buf, request->text);
-    }
+    if (text)
+        rc = rc ? rc : s_part (buf, "plain", request->text);
     if (text && html)
         rc = rc ? rc : bf_text_buf_fmt (buf, "--=_bf_%" PRId64 "\r\n", id);
-    if (html) {
-        rc = rc ? rc
-                : bf_text_buf_str (buf, "Content-Type: text/html; charset=UTF-8\r\n"
-                                        "Content-Transfer-Encoding: base64\r\n\r\n");
-        rc = rc ? rc : s_base64_text (buf, request->html);
-    }
+    if (html)
+        rc = rc ? rc : s_part (buf, "html", request->html);
     if (text && html)
         rc = rc ? rc : bf_text_buf_fmt (buf, "--=_bf_%" PRId64 "--\r\n", id);
     return rc;

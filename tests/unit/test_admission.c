@@ -122,51 +122,61 @@ test_pause (void **state)
     bf_admission_destroy (&self);
 }
 
+//  One step of a breaker scenario: count results at a time, then the state.
+typedef struct {
+    int count;
+    bf_admit_result_t result;
+    int64_t at_ms;
+    bf_breaker_state_t after;
+} s_step_t;
+
+static void
+s_scenario (const char *name, int pct, const s_step_t *steps, size_t n)
+{
+    bf_admission_t *self = s_new (0, pct, 20, 30000, 0);
+    for (size_t i = 0; i < n; i++) {
+        s_record_n (self, steps[i].count, steps[i].result, steps[i].at_ms);
+        bf_breaker_state_t state = bf_admission_breaker (self, steps[i].at_ms);
+        if (state != steps[i].after)
+            fail_msg ("%s, step %zu: breaker %s, expected %s", name, i,
+                      bf_admission_breaker_name (state),
+                      bf_admission_breaker_name (steps[i].after));
+    }
+    bf_admission_destroy (&self);
+}
+
+#define S_SCENARIO(name, pct, ...)                                                                 \
+    do {                                                                                           \
+        const s_step_t steps[] = { __VA_ARGS__ };                                                  \
+        s_scenario (name, pct, steps, sizeof steps / sizeof steps[0]);                             \
+    } while (0)
+
 static void
 test_breaker_opens_on_error_share (void **state)
 {
     (void)state;
+    const bf_admit_result_t ok = BF_ADMIT_HEALTHY, failed = BF_ADMIT_FAILED;
+    const bf_breaker_state_t closed = BF_BREAKER_CLOSED, open = BF_BREAKER_OPEN;
+    /*  19 failures are under the minimum of 20 samples; the 20th opens.  */
+    S_SCENARIO ("minimum", 50, { 19, failed, 100, closed }, { 1, failed, 100, open });
+    /*  The share: 9 of 20 (45 %) and 10 of 21 stay closed, throttled
+        results are no samples, 11 of 22 opens.  */
+    S_SCENARIO ("share", 50, { 11, ok, 0, closed }, { 9, failed, 0, closed },
+                { 1, failed, 0, closed }, { 50, BF_ADMIT_THROTTLED, 0, closed },
+                { 1, failed, 0, open });
+    /*  Samples older than 60 s do not count.  */
+    S_SCENARIO ("age", 50, { 19, failed, 0, closed }, { 1, failed, 60001, closed },
+                { 19, failed, 60001, open });
+    /*  The window holds the last 100: old healthy ones fall out.  */
+    S_SCENARIO ("window", 60, { 100, ok, 0, closed }, { 59, failed, 0, closed },
+                { 1, failed, 0, open });
+
+    /*  While open: no sends, and the wait is the open time.  */
     bf_admission_t *self = s_new (0, 50, 20, 30000, 0);
-    /*  19 failures are under the minimum of 20 samples.  */
-    s_record_n (self, 19, BF_ADMIT_FAILED, 100);
-    assert_int_equal (bf_admission_breaker (self, 100), BF_BREAKER_CLOSED);
-    assert_true (bf_admission_ready (self, 100));
-    s_record_n (self, 1, BF_ADMIT_FAILED, 100);
-    assert_int_equal (bf_admission_breaker (self, 100), BF_BREAKER_OPEN);
+    s_record_n (self, 20, failed, 100);
     assert_string_equal (bf_admission_breaker_name (bf_admission_breaker (self, 100)), "open");
     assert_false (bf_admission_ready (self, 100));
     assert_int_equal (bf_admission_wait_ms (self, 100), 30000);
-    bf_admission_destroy (&self);
-
-    /*  The share: 9 of 20 (45 %) and 10 of 21 stay closed; 11 of 22 opens.  */
-    self = s_new (0, 50, 20, 30000, 0);
-    s_record_n (self, 11, BF_ADMIT_HEALTHY, 0);
-    s_record_n (self, 9, BF_ADMIT_FAILED, 0);
-    s_record_n (self, 1, BF_ADMIT_FAILED, 0);
-    assert_int_equal (bf_admission_breaker (self, 0), BF_BREAKER_CLOSED);
-    /*  Throttled results are not samples.  */
-    s_record_n (self, 50, BF_ADMIT_THROTTLED, 0);
-    assert_int_equal (bf_admission_breaker (self, 0), BF_BREAKER_CLOSED);
-    s_record_n (self, 1, BF_ADMIT_FAILED, 0);
-    assert_int_equal (bf_admission_breaker (self, 0), BF_BREAKER_OPEN);
-    bf_admission_destroy (&self);
-
-    /*  Samples older than 60 s do not count.  */
-    self = s_new (0, 50, 20, 30000, 0);
-    s_record_n (self, 19, BF_ADMIT_FAILED, 0);
-    s_record_n (self, 1, BF_ADMIT_FAILED, 60001);
-    assert_int_equal (bf_admission_breaker (self, 60001), BF_BREAKER_CLOSED);
-    s_record_n (self, 19, BF_ADMIT_FAILED, 60001);
-    assert_int_equal (bf_admission_breaker (self, 60001), BF_BREAKER_OPEN);
-    bf_admission_destroy (&self);
-
-    /*  The window holds the last 100: old healthy ones fall out.  */
-    self = s_new (0, 60, 20, 30000, 0);
-    s_record_n (self, 100, BF_ADMIT_HEALTHY, 0);
-    s_record_n (self, 59, BF_ADMIT_FAILED, 0);
-    assert_int_equal (bf_admission_breaker (self, 0), BF_BREAKER_CLOSED);
-    s_record_n (self, 1, BF_ADMIT_FAILED, 0);
-    assert_int_equal (bf_admission_breaker (self, 0), BF_BREAKER_OPEN);
     bf_admission_destroy (&self);
 }
 
