@@ -188,7 +188,8 @@ s_slot_clear (s_slot_t *slot)
     curl_slist_free_all (slot->headers);
     curl_slist_free_all (slot->rcpt);
     slot->headers = slot->rcpt = NULL;
-    slot->upload.len = slot->reply.len = 0;
+    bf_text_buf_reset (&slot->upload);
+    bf_text_buf_reset (&slot->reply);
     slot->upload_pos = 0;
     slot->upload_started = slot->reply_truncated = slot->has_retry_after = false;
     slot->active = slot->native = false;
