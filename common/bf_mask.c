@@ -393,6 +393,50 @@ s_put_phones (s_sink_t *sink, const unsigned char *p, size_t len, const s_groups
     return last_end;
 }
 
+/*  BF_MASK_ONE_LINE's cleaning into clean (room for len bytes: it never
+    grows the text). Returns the cleaned length.  */
+static size_t
+s_one_line (const unsigned char *p, size_t len, char *clean)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < len;) {
+        size_t step = bf_text_utf8_len ((const char *)p + i, len - i);
+        if (step == 0) {
+            clean[used++] = '?';
+            i++;
+        } else if (step == 1 && (p[i] < 0x20 || p[i] == 0x7F || p[i] == ' ')) {
+            if (used > 0 && clean[used - 1] != ' ')
+                clean[used++] = ' ';
+            i++;
+        } else {
+            memcpy (clean + used, p + i, step);
+            used += step;
+            i += step;
+        }
+    }
+    while (used > 0 && clean[used - 1] == ' ')
+        used--;
+    return used;
+}
+
+static size_t
+s_mask_one_line (const char *text, size_t len, const char *contact, unsigned flags, char *out,
+                 size_t outsize)
+{
+    char stack[1024];
+    char *clean = len <= sizeof stack ? stack : malloc (len);
+    if (!clean) {
+        s_mask_set (out, outsize, "(unavailable)");
+        return strlen (out);
+    }
+    size_t used = s_one_line ((const unsigned char *)text, len, clean);
+    size_t written
+        = bf_mask_text_n (clean, used, contact, flags & ~BF_MASK_ONE_LINE, out, outsize);
+    if (clean != stack)
+        free (clean);
+    return written;
+}
+
 char *
 bf_mask_text (const char *text, size_t len, const char *contact, unsigned flags, char *out,
               size_t outsize)
@@ -407,6 +451,8 @@ bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flag
 {
     if (!out || outsize == 0)
         return 0;
+    if ((flags & BF_MASK_ONE_LINE) && text && len > 0)
+        return s_mask_one_line (text, len, contact, flags, out, outsize);
     s_sink_t sink = { .out = out, .size = outsize };
     const unsigned char *p = (const unsigned char *)(text ? text : "");
     if (!text)

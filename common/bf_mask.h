@@ -56,6 +56,15 @@ char *bf_mask_token (const char *token, char *out, size_t outsize);
 
 #define BF_MASK_TOKENS 1u /* also shorten push-token-like words */
 
+/*  Make the text one clean line before masking, for text that comes from
+    outside (a provider's reason, an SMTP reply line, a libcurl error):
+    every run of ASCII control characters (C0, DEL) and spaces becomes one
+    space, a malformed UTF-8 byte becomes '?', and spaces at either end
+    go. Masking then sees the cleaned text, so a number split by a line
+    break is masked like one split by a space. Should the copy that needs
+    (for text over 1 KiB) not be had, out holds "(unavailable)".  */
+#define BF_MASK_ONE_LINE 2u
+
 /*  Copies the len bytes of text into out (outsize > 0, always
     NUL-terminated) with every email address and phone number masked (see
     above) and, when contact is neither NULL nor "", every occurrence of

@@ -217,12 +217,13 @@ const char *bf_sender_outcome_name (bf_outcome_t outcome);    /* "delivered", "d
                                                                  "transient", "permanent",
                                                                  "throttled", "unknown" */
 
-/*  The provider-reply reader that bf_sender applies to every HTTP reply,
-    exposed for the fuzz target and tests: body (len bytes, need not be
-    NUL-terminated) must be exactly one JSON object. Copies its top-level
-    string "message_id" and its first top-level string "reason", "error",
-    "message" or "detail" (UTF-8, cut at a character boundary to fit) into
-    message_id / reason, "" when absent. Returns 0, or -1 when the body is
+/*  The provider-reply reader that bf_sender applies to every HTTP reply
+    (bf_reply_parse; bf_reply.h has the strictness rules and limits): body
+    (len bytes, need not be NUL-terminated) must be exactly one JSON
+    object. Copies its top-level string "message_id" and its first
+    top-level string "reason", "error", "message" or "detail" (UTF-8, cut
+    at a character boundary to fit) into message_id / reason, "" when
+    absent. Returns 0, or -1 when the body is
     not one well-formed object (both outputs "").  */
 int bf_sender_parse_reply (const char *body, size_t len, char *message_id, size_t idsize,
                            char *reason, size_t reasonsize);

@@ -143,6 +143,48 @@ test_contact_and_tokens (void **state)
     assert_false (bf_mask_text_has_contact ("17,793원 2026-10-25"));
 }
 
+/*  BF_MASK_ONE_LINE: control characters and space runs collapse, bad
+    bytes become '?', the ends are trimmed, and masking sees the cleaned
+    line (a number split by line breaks is still a number).  */
+static void
+test_one_line (void **state)
+{
+    (void)state;
+    const unsigned flags = BF_MASK_ONE_LINE;
+    assert_string_equal (s_mask ("  body\ttoo\r\n\nlong  ", NULL, flags), "body too long");
+    assert_string_equal (s_mask ("<html>Unprocessable\r\n\r\nEntity</html>", NULL, flags),
+                         "<html>Unprocessable Entity</html>");
+    assert_string_equal (s_mask ("bad \xff\xfe byte \x7f end", NULL, flags), "bad ?? byte end");
+    assert_string_equal (s_mask ("cut \xea\xb0", NULL, flags), "cut ??");
+    assert_string_equal (s_mask ("call 010\n0378\t3194 now", NULL, flags),
+                         "call 010-****-3194 now");
+    /*  Without the flag, the same text is copied with its controls.  */
+    assert_string_equal (s_mask ("call 010\n0378\t3194 now", NULL, 0), "call 010\n0378\t3194 now");
+    assert_string_equal (s_mask ("rcpt\r\n xyzzy-contact refused", "xyzzy-contact", flags),
+                         "rcpt *** refused");
+    assert_string_equal (s_mask ("tok\tabcdefghijklmnopqrstuvwxyz0123",
+                                 NULL, flags | BF_MASK_TOKENS),
+                         "tok abcdef\xE2\x80\xA6");
+    assert_string_equal (s_mask (" \r\n\t ", NULL, flags), "");
+    assert_string_equal (s_mask ("", NULL, flags), "");
+    /*  NUL bytes inside the length are controls too.  */
+    char out[64];
+    bf_mask_text ("a\0\0b", 4, NULL, flags, out, sizeof out);
+    assert_string_equal (out, "a b");
+    /*  Longer than the stack copy: cleaned and masked the same way.  */
+    char *big = malloc (3001);
+    assert_non_null (big);
+    memset (big, '\n', 3000);
+    memcpy (big + 1500, "010-0378-3194", 13);
+    big[3000] = '\0';
+    assert_string_equal (bf_mask_text (big, 3000, NULL, flags, out, sizeof out), "010-****-3194");
+    free (big);
+    /*  A small out: cut whole, valid UTF-8.  */
+    char small[8];
+    bf_mask_text ("가\n\n나다라", strlen ("가\n\n나다라"), NULL, flags, small, sizeof small);
+    assert_string_equal (small, "가 나");
+}
+
 /*  Small buffers: a mask is whole or absent, and the cut never splits a
     character.  */
 static void
@@ -190,6 +232,7 @@ main (void)
         cmocka_unit_test (test_phones),
         cmocka_unit_test (test_emails),
         cmocka_unit_test (test_contact_and_tokens),
+        cmocka_unit_test (test_one_line),
         cmocka_unit_test (test_small_buffers),
         cmocka_unit_test (test_random_groupings),
     };
