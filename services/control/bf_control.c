@@ -619,6 +619,8 @@ s_pump (s_control_t *self, int t)
         snprintf (flight->instance, sizeof flight->instance, "%s", svc->instance);
         flight->deadline = now + self->args.command_timeout_ms;
         self->forwarded++;
+        bf_log_field ("command_id", "%s", id);
+        bf_log_field ("verb", "%s", PQgetvalue (res, 0, 1));
         bf_info ("control: command %s %s forwarded to %s", id, PQgetvalue (res, 0, 1),
                  svc->instance);
     } else
@@ -822,6 +824,10 @@ s_reporter_actor (zsock_t *pipe, void *args)
             request.n_args++;
         }
         Billflow__Command *cmd = fields[0] && fields[1] && fields[2] ? &request : NULL;
+        if (cmd) {
+            bf_log_ctx_set ("command_id", "%s", BF_TEXT_SHOW (cmd->command_id, 128));
+            bf_log_ctx_set ("verb", "%s", BF_TEXT_SHOW (cmd->verb, 64));
+        }
         char *json = NULL, err[512] = "";
         int rc = BF_QUERY_RETRY;
         if (!conn || PQstatus (conn) != CONNECTION_OK) {
@@ -840,6 +846,7 @@ s_reporter_actor (zsock_t *pipe, void *args)
         zmsg_addstr (out, rc == BF_QUERY_OK ? "OK" : rc == BF_QUERY_RETRY ? "RETRY" : "FAILED");
         zmsg_addstr (out, rc == BF_QUERY_OK ? json : err);
         zmsg_send (&out, pipe);
+        bf_log_ctx_clear ();
         free (json);
         for (size_t i = 0; i < nfields; i++)
             zstr_free (&fields[i]);
@@ -1197,6 +1204,7 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
     }
     if (PQntuples (res) == 1) {
         self->completed++;
+        bf_log_field ("verb", "%s", PQgetvalue (res, 0, 2));
         bf_info ("control: command %s %s: %s%s%s", id, PQgetvalue (res, 0, 2), state,
                  *error ? ": " : "", error);
         bf_fault ("control.before_answer");
@@ -1505,6 +1513,14 @@ s_on_router (s_control_t *self)
     bool service = !strcmp (role_copy, "service");
     const Billflow__Command *cmd = bf_wire_command (&in);
     const Billflow__CommandReply *reply = bf_wire_command_reply (&in);
+    /*  Every line about this message carries who sent it and what; the
+        caller clears them (docs/observability.md, "Logs").  */
+    bf_log_ctx_set ("actor", "%s", actor);
+    if (cmd || reply)
+        bf_log_ctx_set ("command_id", "%s",
+                        BF_TEXT_SHOW (cmd ? cmd->command_id : reply->command_id, 128));
+    if (cmd)
+        bf_log_ctx_set ("verb", "%s", BF_TEXT_SHOW (cmd->verb, 64));
     const Billflow__ServiceRegister *reg = bf_wire_service_register (&in);
     const Billflow__ServiceHeartbeat *hb = bf_wire_service_heartbeat (&in);
     /*  Every key gets client_rate frames a second (client_burst at once):
@@ -1785,8 +1801,10 @@ bf_control_actor (zsock_t *pipe, void *args)
         else if (self->router && which == self->router) {
             /*  Drain what is queued, a bounded number at a time.  */
             for (int i = 0; i < 256 && self->router && (zsock_events (self->router) & ZMQ_POLLIN);
-                 i++)
+                 i++) {
                 s_on_router (self);
+                bf_log_ctx_clear ();
+            }
         }
     }
     self->active = false;
