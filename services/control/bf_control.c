@@ -501,6 +501,7 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
     if (failed_now) {
         self->gave_up++;
         self->completed++;
+        bf_log_field ("command_id", "%s", command_id);
         bf_warn ("control: command %s FAILED: %s", command_id, error);
         s_answer_waiters (self, command_id, "FAILED", "", error);
     }
@@ -536,6 +537,9 @@ s_attempt_failed (s_control_t *self, const char *command_id, const char *why)
 static void
 s_pump (s_control_t *self, int t)
 {
+    /*  What follows is about the command forwarded, not the message being
+        handled (the pump ends every handler that calls it).  */
+    bf_log_ctx_clear ();
     if (!self->active || !self->conn)
         return;
     s_inflight_t *flight = &self->inflight[t];
@@ -547,6 +551,7 @@ s_pump (s_control_t *self, int t)
         char why[256];
         snprintf (why, sizeof why, "no answer from %s instance %s%s", s_target_names[t],
                   flight->instance, svc && s_live (self, svc) ? " in time" : " (instance down)");
+        bf_log_field ("command_id", "%s", flight->command_id);
         bf_warn ("control: command %s: %s; it will be forwarded again", flight->command_id, why);
         char id[sizeof flight->command_id];
         snprintf (id, sizeof id, "%s", flight->command_id);
@@ -1497,6 +1502,7 @@ s_on_router (s_control_t *self)
     snprintf (peer.service, sizeof peer.service, "%s", bound ? bound : "");
     snprintf (peer.pattern, sizeof peer.pattern, "%s", glob ? glob : "");
     const char *actor = peer.actor, *role_copy = peer.role;
+    bf_log_ctx_set ("actor", "%s", actor);
     zframe_t *last = zmsg_last (msg);
     size_t payload = last ? zframe_size (last) : 0;
     bf_wire_msg_t in = BF_WIRE_MSG_INIT;
@@ -1513,9 +1519,8 @@ s_on_router (s_control_t *self)
     bool service = !strcmp (role_copy, "service");
     const Billflow__Command *cmd = bf_wire_command (&in);
     const Billflow__CommandReply *reply = bf_wire_command_reply (&in);
-    /*  Every line about this message carries who sent it and what; the
-        caller clears them (docs/observability.md, "Logs").  */
-    bf_log_ctx_set ("actor", "%s", actor);
+    /*  Every line about this message carries what it is; the caller
+        clears the context (docs/observability.md, "Logs").  */
     if (cmd || reply)
         bf_log_ctx_set ("command_id", "%s",
                         BF_TEXT_SHOW (cmd ? cmd->command_id : reply->command_id, 128));
