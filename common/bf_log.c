@@ -46,7 +46,7 @@
 //  escape (a plain quoted value: 4-byte \xHH), plus the escaped service
 //  name, the keys and punctuation, and the fixed fields.
 #define S_FIELD_LINE_MAX (BF_LOG_VALUE_MAX * 6 + S_KEY_MAX + 8)
-#define S_LINE_MAX                                                                                  \
+#define S_LINE_MAX                                                                                 \
     (S_MSG_MAX * 6 + S_SERVICE_MAX * 6 + 2 * BF_LOG_FIELDS_MAX * S_FIELD_LINE_MAX + 256)
 
 static pthread_mutex_t s_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -195,8 +195,7 @@ s_fields_put (s_fields_t *set, const char *key, bool number, const char *text, s
     const char *value = number ? text : safe;
     size_t value_len = number ? len : safe_len;
     if (value_len > sizeof field->value - 1) {
-        value_len = bf_text_utf8_prefix (value, value_len,
-                                         sizeof field->value - sizeof S_ELLIPSIS);
+        value_len = bf_text_utf8_prefix (value, value_len, sizeof field->value - sizeof S_ELLIPSIS);
         memcpy (field->value, value, value_len);
         memcpy (field->value + value_len, S_ELLIPSIS, sizeof S_ELLIPSIS - 1);
         value_len += sizeof S_ELLIPSIS - 1;
@@ -220,26 +219,20 @@ s_fields_vset (s_fields_t *set, const char *key, const char *format, va_list arg
 }
 
 void
-bf_log_ctx_set (const char *key, const char *format, ...)
+bf_log_set (bf_log_scope_t scope, const char *key, const char *format, ...)
 {
     va_list args;
     va_start (args, format);
-    s_fields_vset (&s_ctx, key, format, args);
+    s_fields_vset (scope == BF_LOG_NEXT_LINE ? &s_next : &s_ctx, key, format, args);
     va_end (args);
 }
 
-static void
-s_fields_int (s_fields_t *set, const char *key, int64_t value)
+void
+bf_log_set_int (bf_log_scope_t scope, const char *key, int64_t value)
 {
     char text[24];
     int len = snprintf (text, sizeof text, "%lld", (long long)value);
-    s_fields_put (set, key, true, text, (size_t)len);
-}
-
-void
-bf_log_ctx_int (const char *key, int64_t value)
-{
-    s_fields_int (&s_ctx, key, value);
+    s_fields_put (scope == BF_LOG_NEXT_LINE ? &s_next : &s_ctx, key, true, text, (size_t)len);
 }
 
 void
@@ -258,21 +251,6 @@ void
 bf_log_ctx_clear (void)
 {
     s_ctx.count = 0;
-}
-
-void
-bf_log_field (const char *key, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    s_fields_vset (&s_next, key, format, args);
-    va_end (args);
-}
-
-void
-bf_log_field_int (const char *key, int64_t value)
-{
-    s_fields_int (&s_next, key, value);
 }
 
 //  A plain value goes in quotes when it would not read as one word.
@@ -346,7 +324,8 @@ bf_log_oneline (char *out, size_t outsize, const char *text)
     bool pending_break = false; //  a line break seen, " | " not yet written
     while (left > 0) {
         char c = *p;
-        if (c == '\n' || c == '\r' || ((c == ' ' || c == '\t') && (buf.len == 0 || pending_break))) {
+        if (c == '\n' || c == '\r'
+            || ((c == ' ' || c == '\t') && (buf.len == 0 || pending_break))) {
             pending_break = pending_break || c == '\n' || c == '\r';
             p++, left--;
             continue;

@@ -66,23 +66,29 @@ void bf_logv (bf_log_level_t level, const char *format, va_list args);
 #define BF_LOG_FIELDS_MAX 12
 #define BF_LOG_VALUE_MAX  256
 
-/*  Sets context field key to the formatted text (a JSON string).  */
-void bf_log_ctx_set (const char *key, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+typedef enum {
+    BF_LOG_CONTEXT = 0,   /* the thread's context, until unset or cleared */
+    BF_LOG_NEXT_LINE = 1, /* the next line the thread logs only */
+} bf_log_scope_t;
 
-/*  Sets context field key to an integer (a JSON number).  */
-void bf_log_ctx_int (const char *key, int64_t value);
+/*  Sets field key of scope to the formatted text (a JSON string), or to
+    an integer (a JSON number). Fields of the next line are written after
+    the context and win over a context field of the same key; they go with
+    that line whether or not its level is enabled or a limiter drops it.  */
+void bf_log_set (bf_log_scope_t scope, const char *key, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+void bf_log_set_int (bf_log_scope_t scope, const char *key, int64_t value);
+
+#define bf_log_ctx_set(...)          bf_log_set (BF_LOG_CONTEXT, __VA_ARGS__)
+#define bf_log_ctx_int(key, value)   bf_log_set_int (BF_LOG_CONTEXT, (key), (value))
+#define bf_log_field(...)            bf_log_set (BF_LOG_NEXT_LINE, __VA_ARGS__)
+#define bf_log_field_int(key, value) bf_log_set_int (BF_LOG_NEXT_LINE, (key), (value))
 
 /*  Removes context field key, when set.  */
 void bf_log_ctx_unset (const char *key);
 
 /*  Removes every context field of the calling thread.  */
 void bf_log_ctx_clear (void);
-
-/*  Adds a field to the next line this thread logs only (whether or not
-    that line's level is enabled), after the context fields; it wins over
-    a context field of the same key. At most BF_LOG_FIELDS_MAX.  */
-void bf_log_field (const char *key, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
-void bf_log_field_int (const char *key, int64_t value);
 
 /*  Copies text (NULL reads as "") into out (outsize > 0, always
     NUL-terminated) as one readable line: each line break, with the blank

@@ -231,8 +231,8 @@ test_settle_endpoint (void **state)
         names a chunk without its run.  */
     char run_text[24];
     snprintf (run_text, sizeof run_text, "%lld", (long long)run_id);
-    assert_true (s_log_count (log, (const char *[]){ "run_id", run_text, "period", PERIOD,
-                                                     "chunk", "*", NULL })
+    assert_true (s_log_count (log, (const char *[]){ "run_id", run_text, "period", PERIOD, "chunk",
+                                                     "*", NULL })
                  >= chunks);
     assert_int_equal (s_log_count (log, (const char *[]){ "chunk", "*", NULL }),
                       s_log_count (log, (const char *[]){ "chunk", "*", "run_id", run_text,
@@ -352,15 +352,15 @@ test_control_roles_and_notify (void **state)
     assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
     billflow__command_reply__free_unpacked (reply, NULL);
     bf_client_destroy (&client);
-    const char *const by_operator[] = { "command_id", "log-fields-1", "verb", "dispatch.resume",
-                                        "actor", "ops-a", NULL };
-    const char *const by_notify[] = { "command_id", "log-fields-1", "verb", "dispatch.resume",
-                                      "actor", "notify", NULL };
+    const char *const by_operator[]
+        = { "command_id", "log-fields-1", "verb", "dispatch.resume", "actor", "ops-a", NULL };
+    const char *const by_notify[]
+        = { "command_id", "log-fields-1", "verb", "dispatch.resume", "actor", "notify", NULL };
     assert_true (s_log_count (s.control[0].log, by_operator) >= 1); /* stored */
     assert_true (s_log_count (s.control[0].log, by_notify) >= 1);   /* DONE */
-    assert_true (s_log_count (s.control[0].log, (const char *[]){ "command_id", "log-fields-1",
-                                                                  NULL })
-                 >= 3); /* stored, forwarded, DONE */
+    assert_true (
+        s_log_count (s.control[0].log, (const char *[]){ "command_id", "log-fields-1", NULL })
+        >= 3); /* stored, forwarded, DONE */
     /*  notify's own line applying it (logged before its answer).  */
     assert_true (s_log_count (s.notify.log, (const char *[]){ "command_id", "log-fields-1", "verb",
                                                               "dispatch.resume", NULL })

@@ -861,8 +861,7 @@ test_ctx_threads (void **state)
     s_capture_start ();
     pthread_t threads[S_CTX_THREADS];
     for (int t = 0; t < S_CTX_THREADS; t++)
-        assert_int_equal (
-            pthread_create (&threads[t], NULL, s_ctx_logger, (void *)(intptr_t)t), 0);
+        assert_int_equal (pthread_create (&threads[t], NULL, s_ctx_logger, (void *)(intptr_t)t), 0);
     for (int t = 0; t < S_CTX_THREADS; t++)
         pthread_join (threads[t], NULL);
     bf_info ("main");
