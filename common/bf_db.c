@@ -72,14 +72,13 @@ s_sleep_ms (int ms)
         ;
 }
 
-/*  Copies a libpq message without its trailing newline.  */
+/*  Copies a libpq message as one line: its lines ("ERROR: ...",
+    "DETAIL: ...", "\tIs the server running ...") joined by " | ", so a
+    plain log line and an error reply show it readably.  */
 static void
 s_set_message (const char *text)
 {
-    snprintf (s_last_message, sizeof s_last_message, "%s", text ? text : "");
-    size_t len = strlen (s_last_message);
-    while (len > 0 && (s_last_message[len - 1] == '\n' || s_last_message[len - 1] == ' '))
-        s_last_message[--len] = 0;
+    bf_log_oneline (s_last_message, sizeof s_last_message, text);
 }
 
 PGconn *
@@ -103,6 +102,7 @@ bf_db_connect (const char *conninfo, const char *app, int timeout_ms)
         s_last_status = BF_DB_RETRY;
         PQfinish (conn);
         int64_t left = deadline - zclock_mono ();
+        bf_log_field ("sqlstate", "%s", s_last_sqlstate);
         if (left <= 0) {
             bf_error ("database: cannot connect after %d attempt%s: %s", attempt,
                       attempt == 1 ? "" : "s", s_last_message);
@@ -153,6 +153,7 @@ bf_db_check (PGconn *conn, const PGresult *res, ExecStatusType expect, const cha
     /*  Readiness: down only when the server itself is gone or going.  */
     s_observe (s_last_status == BF_DB_RETRY ? &s_errors_retryable : &s_errors_permanent,
                strncmp (s_last_sqlstate, "08", 2) && strncmp (s_last_sqlstate, "57P", 3));
+    bf_log_field ("sqlstate", "%s", s_last_sqlstate);
     bf_log (s_last_status == BF_DB_RETRY ? BF_LOG_WARN : BF_LOG_ERROR,
             "database: %s failed (SQLSTATE %s, %s): %s", what ? what : "statement", s_last_sqlstate,
             s_last_status == BF_DB_RETRY ? "retryable" : "permanent", s_last_message);
@@ -409,6 +410,7 @@ s_flush (bf_copy_t *self)
         s_set_message (PQerrorMessage (self->conn));
         snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "08006");
         s_last_status = BF_DB_RETRY;
+        bf_log_field ("sqlstate", "%s", s_last_sqlstate);
         bf_error ("database: COPY: sending data failed: %s", s_last_message);
         self->failed = true;
         return BF_DB_RETRY;

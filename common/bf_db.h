@@ -70,7 +70,10 @@ int bf_db_commit (PGconn *conn);
 /*  Rolls back if a transaction is open; harmless otherwise.  */
 void bf_db_rollback (PGconn *conn);
 
-/*  Status and SQLSTATE of the last failing call on this thread.  */
+/*  Status, SQLSTATE and message of the last failing call on this thread.
+    The message is libpq's, on one line (its lines joined by " | "). The
+    line bf_db logs for a failure carries the SQLSTATE as the field
+    "sqlstate" too (bf_log_field).  */
 int bf_db_last_status (void);
 const char *bf_db_last_sqlstate (void);
 const char *bf_db_last_message (void);

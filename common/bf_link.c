@@ -399,9 +399,14 @@ s_on_dealer (s_link_t *self)
         return;
     }
     const Billflow__Command *cmd = bf_wire_command (&in);
-    if (cmd)
+    if (cmd) {
+        /*  The service's lines about the command name it, as control's do
+            (docs/observability.md, "Logs").  */
+        bf_log_ctx_set ("command_id", "%s", BF_TEXT_SHOW (cmd->command_id, 128));
+        bf_log_ctx_set ("verb", "%s", BF_TEXT_SHOW (cmd->verb, 64));
         s_apply (self, cmd);
-    else if (in.type == BF_MSG_SVC_HB)
+        bf_log_ctx_clear ();
+    } else if (in.type == BF_MSG_SVC_HB)
         bf_debug ("link: heartbeat from control");
     else
         bf_warn ("link: unexpected %s frame from control", bf_msg_type_name (in.type));

@@ -11,12 +11,18 @@
     always one line; JSON lines escape per RFC 8259 (control characters as
     \u00XX) and replace bytes that are not valid UTF-8 by U+FFFD, so every
     line is a valid JSON object.
+
+    Context fields live in thread-local tables (one per thread, so no
+    locking): s_ctx for the work a thread is doing, s_next for the next
+    line only. Values are masked and cut when set; they are escaped when a
+    line is written, since the format may change in between.
     =========================================================================
 */
 
 #include "bf_log.h"
 #include "bf_text.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,9 +39,15 @@
 #define S_MSG_MAX     8192
 #define S_SERVICE_MAX 64
 #define S_TRUNCATED   " [truncated]"
-//  Worst case: every message byte becomes a 6-byte \u00XX escape, plus the
-//  escaped service name and the fixed fields.
-#define S_LINE_MAX (S_MSG_MAX * 6 + S_SERVICE_MAX * 6 + 256)
+#define S_KEY_MAX     24   /* a field's key, with its NUL */
+#define S_VALUE_RAW   1024 /* a field's formatted value before masking and cutting */
+#define S_ELLIPSIS    "\xe2\x80\xa6"
+//  Worst case: every message and value byte becomes a 6-byte \u00XX
+//  escape (a plain quoted value: 4-byte \xHH), plus the escaped service
+//  name, the keys and punctuation, and the fixed fields.
+#define S_FIELD_LINE_MAX (BF_LOG_VALUE_MAX * 6 + S_KEY_MAX + 8)
+#define S_LINE_MAX                                                                                 \
+    (S_MSG_MAX * 6 + S_SERVICE_MAX * 6 + 2 * BF_LOG_FIELDS_MAX * S_FIELD_LINE_MAX + 256)
 
 static pthread_mutex_t s_mutex = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int s_level = BF_LOG_INFO;
@@ -43,6 +55,23 @@ static atomic_int s_fd = 2;
 static atomic_bool s_json = false;
 static char s_service[S_SERVICE_MAX] = "billflow"; //  guarded by s_mutex
 static char s_line[S_LINE_MAX];                    //  guarded by s_mutex
+
+//  One field: value_len bytes of value (masked, cut; may hold any byte).
+
+typedef struct {
+    char key[S_KEY_MAX];
+    char value[BF_LOG_VALUE_MAX];
+    size_t value_len;
+    bool number; //  a JSON number, else a JSON string
+} s_field_t;
+
+typedef struct {
+    s_field_t field[BF_LOG_FIELDS_MAX];
+    int count;
+} s_fields_t;
+
+static _Thread_local s_fields_t s_ctx;  //  the thread's context
+static _Thread_local s_fields_t s_next; //  fields of the thread's next line
 
 //  Text appender that never overruns; len stops growing when full.
 
@@ -116,6 +145,220 @@ s_put_escaped (s_buf_t *buf, const char *text, size_t len, bool json)
     }
 }
 
+//  ---------------------------------------------------------------------------
+//  Fields
+
+static bool
+s_key_valid (const char *key)
+{
+    static const char *reserved[] = { "ts", "level", "service", "pid", "msg" };
+    if (!key || *key < 'a' || *key > 'z')
+        return false;
+    size_t len = strspn (key, "abcdefghijklmnopqrstuvwxyz0123456789_");
+    if (key[len] != 0 || len >= S_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcmp (key, reserved[i]) == 0)
+            return false;
+    return true;
+}
+
+static s_field_t *
+s_fields_find (s_fields_t *set, const char *key)
+{
+    for (int i = 0; i < set->count; i++)
+        if (strcmp (set->field[i].key, key) == 0)
+            return &set->field[i];
+    return NULL;
+}
+
+//  Sets key to the len bytes at text: masked, then cut to fit.
+
+static void
+s_fields_put (s_fields_t *set, const char *key, bool number, const char *text, size_t len)
+{
+    bool valid = s_key_valid (key);
+    assert (valid); //  keys are constants of the code
+    if (!valid)
+        return;
+    s_field_t *field = s_fields_find (set, key);
+    if (!field) {
+        assert (set->count < BF_LOG_FIELDS_MAX);
+        if (set->count >= BF_LOG_FIELDS_MAX)
+            return;
+        field = &set->field[set->count++];
+        snprintf (field->key, sizeof field->key, "%s", key);
+    }
+    field->number = number;
+    char safe[S_VALUE_RAW + 64];
+    size_t safe_len = number ? 0 : bf_mask_text_n (text, len, NULL, 0, safe, sizeof safe);
+    const char *value = number ? text : safe;
+    size_t value_len = number ? len : safe_len;
+    if (value_len > sizeof field->value - 1) {
+        value_len = bf_text_utf8_prefix (value, value_len, sizeof field->value - sizeof S_ELLIPSIS);
+        memcpy (field->value, value, value_len);
+        memcpy (field->value + value_len, S_ELLIPSIS, sizeof S_ELLIPSIS - 1);
+        value_len += sizeof S_ELLIPSIS - 1;
+    } else
+        memcpy (field->value, value, value_len);
+    field->value[value_len] = 0;
+    field->value_len = value_len;
+}
+
+static void
+s_fields_vset (s_fields_t *set, const char *key, const char *format, va_list args)
+{
+    char raw[S_VALUE_RAW];
+    int rc = format ? vsnprintf (raw, sizeof raw, format, args) : -1;
+    size_t len;
+    if (rc < 0)
+        len = (size_t)snprintf (raw, sizeof raw, "(unformattable)");
+    else
+        len = (size_t)rc < sizeof raw ? (size_t)rc : sizeof raw - 1;
+    s_fields_put (set, key, false, raw, len);
+}
+
+void
+bf_log_set (bf_log_scope_t scope, const char *key, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_fields_vset (scope == BF_LOG_NEXT_LINE ? &s_next : &s_ctx, key, format, args);
+    va_end (args);
+}
+
+void
+bf_log_set_int (bf_log_scope_t scope, const char *key, int64_t value)
+{
+    char text[24];
+    int len = snprintf (text, sizeof text, "%lld", (long long)value);
+    s_fields_put (scope == BF_LOG_NEXT_LINE ? &s_next : &s_ctx, key, true, text, (size_t)len);
+}
+
+void
+bf_log_ctx_unset (const char *key)
+{
+    s_field_t *field = key ? s_fields_find (&s_ctx, key) : NULL;
+    if (!field)
+        return;
+    s_field_t *last = &s_ctx.field[s_ctx.count - 1];
+    //  Keep the order the fields were set in.
+    memmove (field, field + 1, (size_t)(last - field) * sizeof *field);
+    s_ctx.count--;
+}
+
+void
+bf_log_ctx_clear (void)
+{
+    s_ctx.count = 0;
+}
+
+//  A plain value goes in quotes when it would not read as one word.
+
+static void
+s_put_plain_value (s_buf_t *buf, const char *value, size_t len)
+{
+    bool quote = len == 0;
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = value[i] == ' ' || value[i] == '"' || value[i] == '=' || value[i] == ']';
+    if (!quote) {
+        s_put_escaped (buf, value, len, false);
+        return;
+    }
+    s_puts (buf, "\"");
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++)
+        if (i == len || value[i] == '"' || value[i] == '\\') {
+            s_put_escaped (buf, value + start, i - start, false);
+            if (i < len)
+                s_puts (buf, value[i] == '"' ? "\\\"" : "\\\\");
+            start = i + 1;
+        }
+    s_puts (buf, "\"");
+}
+
+//  Appends the fields of the line: the thread's context, then the ones
+//  for this line only (which win over a context field of the same key).
+
+static void
+s_put_fields (s_buf_t *buf, const s_fields_t *next, bool json)
+{
+    bool first = true;
+    for (int set = 0; set < 2; set++) {
+        const s_fields_t *fields = set == 0 ? &s_ctx : next;
+        for (int i = 0; fields && i < fields->count; i++) {
+            const s_field_t *field = &fields->field[i];
+            if (set == 0 && next && s_fields_find ((s_fields_t *)next, field->key))
+                continue;
+            if (json) {
+                s_puts (buf, ",\"");
+                s_puts (buf, field->key);
+                s_puts (buf, "\":");
+                if (field->number)
+                    s_put (buf, field->value, field->value_len);
+                else {
+                    s_puts (buf, "\"");
+                    s_put_escaped (buf, field->value, field->value_len, true);
+                    s_puts (buf, "\"");
+                }
+            } else {
+                s_puts (buf, first ? "  [" : " ");
+                s_puts (buf, field->key);
+                s_puts (buf, "=");
+                s_put_plain_value (buf, field->value, field->value_len);
+            }
+            first = false;
+        }
+    }
+    if (!json && !first)
+        s_puts (buf, "]");
+}
+
+char *
+bf_log_oneline (char *out, size_t outsize, const char *text)
+{
+    assert (out && outsize > 0);
+    s_buf_t buf = { out, 0, outsize - 1 };
+    const char *p = text ? text : "";
+    size_t left = strlen (p);
+    bool pending_break = false; //  a line break seen, " | " not yet written
+    while (left > 0) {
+        char c = *p;
+        if (c == '\n' || c == '\r'
+            || ((c == ' ' || c == '\t') && (buf.len == 0 || pending_break))) {
+            pending_break = pending_break || c == '\n' || c == '\r';
+            p++, left--;
+            continue;
+        }
+        if (c == ' ' || c == '\t') {
+            //  Blank space before a line break or the end goes.
+            size_t blank = strspn (p, " \t");
+            if (blank == left || p[blank] == '\n' || p[blank] == '\r') {
+                p += blank, left -= blank;
+                continue;
+            }
+        }
+        size_t n = bf_text_utf8_len (p, left);
+        if (n == 0)
+            n = 1;
+        size_t need = n + (pending_break && buf.len > 0 ? 3 : 0);
+        if (buf.len + need > buf.cap)
+            break;
+        if (pending_break && buf.len > 0)
+            s_puts (&buf, " | ");
+        pending_break = false;
+        if (c == '\t')
+            s_puts (&buf, " ");
+        else
+            s_put (&buf, p, n);
+        p += n, left -= n;
+    }
+    out[buf.len] = 0;
+    return out;
+}
+
+//  ---------------------------------------------------------------------------
+
 void
 bf_log_init (const char *service, bf_log_level_t level, bool json)
 {
@@ -158,6 +401,9 @@ bf_log_enabled (bf_log_level_t level)
     return (int)level >= atomic_load (&s_level);
 }
 
+static void s_write_line (bf_log_level_t level, const s_fields_t *next, const char *format,
+                          va_list args);
+
 void
 bf_log (bf_log_level_t level, const char *format, ...)
 {
@@ -169,6 +415,16 @@ bf_log (bf_log_level_t level, const char *format, ...)
 
 void
 bf_logv (bf_log_level_t level, const char *format, va_list args)
+{
+    s_write_line (level, &s_next, format, args);
+    s_next.count = 0; //  used or not, they were for this line
+}
+
+//  Writes one line with the thread's context and, when next is not NULL,
+//  those fields too.
+
+static void
+s_write_line (bf_log_level_t level, const s_fields_t *next, const char *format, va_list args)
 {
     static const char *plain_names[] = { "DEBUG", "INFO ", "WARN ", "ERROR" };
     static const char *json_names[] = { "debug", "info", "warn", "error" };
@@ -227,8 +483,10 @@ bf_logv (bf_log_level_t level, const char *format, va_list args)
         s_puts (&buf, pid);
         s_puts (&buf, ",\"msg\":\"");
         s_put_escaped (&buf, msg, msg_len, true);
+        s_puts (&buf, "\"");
+        s_put_fields (&buf, next, true);
         buf.cap = sizeof s_line;
-        s_puts (&buf, "\"}\n");
+        s_puts (&buf, "}\n");
     } else {
         s_puts (&buf, ts);
         s_puts (&buf, " ");
@@ -239,6 +497,7 @@ bf_logv (bf_log_level_t level, const char *format, va_list args)
         s_puts (&buf, pid);
         s_puts (&buf, "]: ");
         s_put_escaped (&buf, msg, msg_len, false);
+        s_put_fields (&buf, next, false);
         buf.cap = sizeof s_line;
         s_puts (&buf, "\n");
     }
@@ -280,6 +539,27 @@ bf_usage_error (const char *program, const char *usage, const char *format, ...)
     return 2;
 }
 
+//  The summary is no caller's line: fields set for the next line stay.
+
+static void s_summary_line (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+static void
+s_summary_line (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_write_line (BF_LOG_WARN, NULL, format, args);
+    va_end (args);
+}
+
+static void
+s_summary (bf_log_limit_t *limit)
+{
+    s_summary_line ("%s: %llu more %s not logged (suppressed) in the last %d s", limit->prefix,
+                    (unsigned long long)limit->suppressed, limit->noun,
+                    (limit->window_ms + 999) / 1000);
+}
+
 int
 bf_log_limit_tick (bf_log_limit_t *limit)
 {
@@ -288,9 +568,7 @@ bf_log_limit_tick (bf_log_limit_t *limit)
     if (now < ends)
         return limit->suppressed ? (int)(ends - now) : -1;
     if (limit->suppressed)
-        bf_warn ("%s: %llu more %s not logged (suppressed) in the last %d s", limit->prefix,
-                 (unsigned long long)limit->suppressed, limit->noun,
-                 (limit->window_ms + 999) / 1000);
+        s_summary (limit);
     limit->window_start = now;
     limit->written = 0;
     limit->suppressed = 0;
@@ -303,6 +581,7 @@ bf_log_limited (bf_log_limit_t *limit, bf_log_level_t level, const char *format,
     bf_log_limit_tick (limit);
     if (limit->written >= limit->burst) {
         limit->suppressed++;
+        s_next.count = 0; //  this line's fields go with it
         return;
     }
     limit->written++;

@@ -24,7 +24,8 @@ typedef enum {
 
 /*  Sets the component name shown on each line ("settle", "billdata"), the
     minimum level, and the format (json = one JSON object per line with
-    ts, level, service, pid, msg). Safe to call again to change settings.  */
+    ts, level, service, pid, msg, then the context fields below). Safe to
+    call again to change settings.  */
 void bf_log_init (const char *service, bf_log_level_t level, bool json);
 
 /*  Parses "debug", "info", "warn" or "error" (case-insensitive).
@@ -43,6 +44,60 @@ bool bf_log_enabled (bf_log_level_t level);
     " [truncated]", and errno is preserved.  */
 void bf_log (bf_log_level_t level, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 void bf_logv (bf_log_level_t level, const char *format, va_list args);
+
+/*  Context fields (docs/observability.md, "Logs"): key/value pairs that
+    every line of the calling thread carries until cleared, for the work
+    the thread is doing (each actor is one thread): run_id, chunk,
+    command_id, delivery_id, ... In JSON each is a key of the line's object
+    (after msg); in plain format they follow the message as
+    "  [key=value key=value]", a value quoted ("...") when it is empty or
+    holds a space, '"', '=' or ']'.
+
+    Keys are programmer-chosen constants: 1..23 characters of [a-z0-9_]
+    starting with a letter, and none of ts, level, service, pid, msg
+    (asserted). A thread holds at most BF_LOG_FIELDS_MAX context fields
+    (asserted). Setting a key again replaces its value in place.
+    A value is formatted, masked like the message (bf_mask_text: contacts
+    never reach a log) and cut on a UTF-8 character boundary to at most
+    BF_LOG_VALUE_MAX - 1 bytes, a cut value ending in "…". Control
+    characters and malformed UTF-8 in it are escaped when a line is
+    written, as in the message. Per thread: no locking, and a thread
+    never sees another's fields.  */
+#define BF_LOG_FIELDS_MAX 12
+#define BF_LOG_VALUE_MAX  256
+
+typedef enum {
+    BF_LOG_CONTEXT = 0,   /* the thread's context, until unset or cleared */
+    BF_LOG_NEXT_LINE = 1, /* the next line the thread logs only */
+} bf_log_scope_t;
+
+/*  Sets field key of scope to the formatted text (a JSON string), or to
+    an integer (a JSON number). Fields of the next line are written after
+    the context and win over a context field of the same key; they go with
+    that line whether or not its level is enabled or a limiter drops it.  */
+void bf_log_set (bf_log_scope_t scope, const char *key, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+void bf_log_set_int (bf_log_scope_t scope, const char *key, int64_t value);
+
+#define bf_log_ctx_set(...)          bf_log_set (BF_LOG_CONTEXT, __VA_ARGS__)
+#define bf_log_ctx_int(key, value)   bf_log_set_int (BF_LOG_CONTEXT, (key), (value))
+#define bf_log_field(...)            bf_log_set (BF_LOG_NEXT_LINE, __VA_ARGS__)
+#define bf_log_field_int(key, value) bf_log_set_int (BF_LOG_NEXT_LINE, (key), (value))
+
+/*  Removes context field key, when set.  */
+void bf_log_ctx_unset (const char *key);
+
+/*  Removes every context field of the calling thread.  */
+void bf_log_ctx_clear (void);
+
+/*  Copies text (NULL reads as "") into out (outsize > 0, always
+    NUL-terminated) as one readable line: each line break, with the blank
+    space around it, becomes " | "; blank space at either end goes. For
+    libpq's multi-line messages ("ERROR:  ...\nDETAIL:  ...", "...
+    failed: ...\n\tIs the server running ...?\n"), which a plain log
+    line would otherwise show with escaped \n and \t. A copy that does
+    not fit is cut on a UTF-8 character boundary. Returns out.  */
+char *bf_log_oneline (char *out, size_t outsize, const char *text);
 
 #define bf_debug(...) bf_log (BF_LOG_DEBUG, __VA_ARGS__)
 #define bf_info(...)  bf_log (BF_LOG_INFO, __VA_ARGS__)

@@ -612,6 +612,7 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
     if (failed_now) {
         self->gave_up++;
         self->completed++;
+        bf_log_field ("command_id", "%s", command_id);
         bf_warn ("control: command %s FAILED: %s", command_id, error);
         s_answer_waiters (self, command_id, "FAILED", "", error);
     }
@@ -645,6 +646,9 @@ s_attempt_failed (s_control_t *self, const char *command_id, const char *why)
 static void
 s_pump (s_control_t *self, int t)
 {
+    /*  What follows is about the command forwarded, not the message being
+        handled (the pump ends every handler that calls it).  */
+    bf_log_ctx_clear ();
     if (!self->active || !self->conn)
         return;
     s_inflight_t *flight = &self->inflight[t];
@@ -656,6 +660,7 @@ s_pump (s_control_t *self, int t)
         char why[256];
         snprintf (why, sizeof why, "no answer from %s instance %s%s", s_target_names[t],
                   flight->instance, svc && s_live (self, svc) ? " in time" : " (instance down)");
+        bf_log_field ("command_id", "%s", flight->command_id);
         bf_warn ("control: command %s: %s; it will be forwarded again", flight->command_id, why);
         char id[sizeof flight->command_id];
         snprintf (id, sizeof id, "%s", flight->command_id);
@@ -718,6 +723,8 @@ s_pump (s_control_t *self, int t)
         snprintf (flight->instance, sizeof flight->instance, "%s", svc->instance);
         flight->deadline = now + self->args.command_timeout_ms;
         self->forwarded++;
+        bf_log_field ("command_id", "%s", id);
+        bf_log_field ("verb", "%s", PQgetvalue (res, 0, 1));
         bf_info ("control: command %s %s forwarded to %s", id, PQgetvalue (res, 0, 1),
                  svc->instance);
     } else
@@ -921,6 +928,10 @@ s_reporter_actor (zsock_t *pipe, void *args)
             request.n_args++;
         }
         Billflow__Command *cmd = fields[0] && fields[1] && fields[2] ? &request : NULL;
+        if (cmd) {
+            bf_log_ctx_set ("command_id", "%s", BF_TEXT_SHOW (cmd->command_id, 128));
+            bf_log_ctx_set ("verb", "%s", BF_TEXT_SHOW (cmd->verb, 64));
+        }
         char *json = NULL, err[512] = "";
         int rc = BF_QUERY_RETRY;
         if (!conn || PQstatus (conn) != CONNECTION_OK) {
@@ -939,6 +950,7 @@ s_reporter_actor (zsock_t *pipe, void *args)
         zmsg_addstr (out, rc == BF_QUERY_OK ? "OK" : rc == BF_QUERY_RETRY ? "RETRY" : "FAILED");
         zmsg_addstr (out, rc == BF_QUERY_OK ? json : err);
         zmsg_send (&out, pipe);
+        bf_log_ctx_clear ();
         free (json);
         for (size_t i = 0; i < nfields; i++)
             zstr_free (&fields[i]);
@@ -1311,6 +1323,7 @@ s_answer_outcome (s_control_t *self, const char *id, const PGresult *stored, con
 {
     if (PQntuples (stored) == 1) {
         self->completed++;
+        bf_log_field ("verb", "%s", PQgetvalue (stored, 0, 2));
         bf_info ("control: command %s %s: %s%s%s", id, PQgetvalue (stored, 0, 2), state,
                  *error ? ": " : "", error);
         bf_fault ("control.before_answer");
@@ -1623,6 +1636,7 @@ s_on_router (s_control_t *self)
     snprintf (peer.service, sizeof peer.service, "%s", bound ? bound : "");
     snprintf (peer.pattern, sizeof peer.pattern, "%s", glob ? glob : "");
     const char *actor = peer.actor, *role_copy = peer.role;
+    bf_log_ctx_set ("actor", "%s", actor);
     zframe_t *last = zmsg_last (msg);
     size_t payload = last ? zframe_size (last) : 0;
     bf_wire_msg_t in = BF_WIRE_MSG_INIT;
@@ -1639,6 +1653,13 @@ s_on_router (s_control_t *self)
     bool service = !strcmp (role_copy, "service");
     const Billflow__Command *cmd = bf_wire_command (&in);
     const Billflow__CommandReply *reply = bf_wire_command_reply (&in);
+    /*  Every line about this message carries what it is; the caller
+        clears the context (docs/observability.md, "Logs").  */
+    if (cmd || reply)
+        bf_log_ctx_set ("command_id", "%s",
+                        BF_TEXT_SHOW (cmd ? cmd->command_id : reply->command_id, 128));
+    if (cmd)
+        bf_log_ctx_set ("verb", "%s", BF_TEXT_SHOW (cmd->verb, 64));
     const Billflow__ServiceRegister *reg = bf_wire_service_register (&in);
     const Billflow__ServiceHeartbeat *hb = bf_wire_service_heartbeat (&in);
     /*  Every key gets client_rate frames a second (client_burst at once):
@@ -1917,8 +1938,10 @@ bf_control_actor (zsock_t *pipe, void *args)
         else if (self->router && which == self->router) {
             /*  Drain what is queued, a bounded number at a time.  */
             for (int i = 0; i < 256 && self->router && (zsock_events (self->router) & ZMQ_POLLIN);
-                 i++)
+                 i++) {
                 s_on_router (self);
+                bf_log_ctx_clear ();
+            }
         }
     }
     self->active = false;

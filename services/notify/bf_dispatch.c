@@ -26,6 +26,7 @@
 #define S_TEMPLATE_RELOAD_MS 60000
 
 static const char *s_sent_as_names[] = { "EMAIL", "SMS", "LMS", "PUSH" };
+static const char *s_channel_names[] = { "EMAIL", "SMS", "PUSH" };
 static const char *s_outcome_names[]
     = { "DELIVERED", "DUPLICATE", "TRANSIENT", "PERMANENT", "THROTTLED", "UNKNOWN" };
 
@@ -164,6 +165,8 @@ s_fail_unsent (s_dispatch_t *self, int64_t id, int channel, int attempt, const c
     snprintf (r->error, sizeof r->error, "%s", why);
     r->not_before_ms = s_now (self);
     self->stat_failed++;
+    bf_log_field_int ("delivery_id", id);
+    bf_log_field ("channel", "%s", s_channel_names[channel]);
     bf_warn ("dispatch %s: delivery %lld failed before sending: %s", self->id, (long long)id, why);
 }
 
@@ -779,13 +782,26 @@ cleanup:
 
 /*  --- sending ---------------------------------------------------------------- */
 
+/*  Every line about job, the sender's included, carries it
+    (docs/observability.md, "Logs"); bf_log_ctx_clear after.  */
+static void
+s_log_job (const s_job_t *job, const char *provider)
+{
+    bf_log_ctx_int ("delivery_id", job->id);
+    bf_log_ctx_set ("channel", "%s", s_channel_names[job->channel]);
+    bf_log_ctx_set ("provider", "%s", provider);
+}
+
 static void
 s_submit_ready (s_dispatch_t *self)
 {
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
         while (self->queue[p] && bf_sender_ready (self->sender, (bf_provider_t)p)) {
             s_job_t *job = self->queue[p];
-            if (bf_sender_submit (self->sender, &job->request) != 0)
+            s_log_job (job, bf_sender_provider_name ((bf_provider_t)p));
+            int rc = bf_sender_submit (self->sender, &job->request);
+            bf_log_ctx_clear ();
+            if (rc != 0)
                 break;
             self->queue[p] = job->next;
             if (!self->queue[p])
@@ -844,6 +860,7 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
 {
     s_dispatch_t *self = context;
     s_job_t *job = request->cookie;
+    s_log_job (job, result->provider_name ? result->provider_name : "unknown");
     bf_fault ("dispatch.after_send");
     bf_notify_metrics_attempt (job->channel, result);
     s_record_t *r = s_record_new (self, job->id, job->attempt);
@@ -915,6 +932,7 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
     }
     s_keep_content (r, job, request->kind);
     s_job_free (job);
+    bf_log_ctx_clear ();
 }
 
 /*  --- actor -------------------------------------------------------------------- */

@@ -349,8 +349,8 @@ s_resync (s_ingest_t *self, uint64_t stored)
 //  Validates and buffers one event. Returns 0, or -1 when the event can
 //  never be written (ids beyond bigint) — counted as rejected by the caller.
 static int
-s_store (s_ingest_t *self, uint64_t seq, const Billflow__BillSettled *bill, bool replayed,
-         const char *where)
+s_hold (s_ingest_t *self, uint64_t seq, const Billflow__BillSettled *bill, bool replayed,
+        const char *where)
 {
     if (bill->bill_id > INT64_MAX || bill->subscriber_id > INT64_MAX || seq > INT64_MAX
         || strlen (bill->period) != 7) {
@@ -392,6 +392,22 @@ s_store (s_ingest_t *self, uint64_t seq, const Billflow__BillSettled *bill, bool
     if (seq == self->contig + 1)
         s_advance_contig (self);
     return 0;
+}
+
+//  s_hold, with the event's run, period and bill on its log lines
+//  (docs/observability.md, "Logs").
+static int
+s_store (s_ingest_t *self, uint64_t seq, const Billflow__BillSettled *bill, bool replayed,
+         const char *where)
+{
+    if (bill->run_id <= INT64_MAX)
+        bf_log_ctx_int ("run_id", (int64_t)bill->run_id);
+    bf_log_ctx_set ("period", "%s", BF_TEXT_SHOW (bill->period, 16));
+    if (bill->bill_id <= INT64_MAX)
+        bf_log_ctx_int ("bill_id", (int64_t)bill->bill_id);
+    int rc = s_hold (self, seq, bill, replayed, where);
+    bf_log_ctx_clear ();
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -544,6 +560,8 @@ s_run_failed (s_ingest_t *self, uint64_t first, uint64_t last)
         return;
     }
     const s_slot_t *slot = s_slot (self, first);
+    bf_log_field ("period", "%s", slot->period);
+    bf_log_field_int ("bill_id", (int64_t)slot->bill_id);
     bf_error ("ingest: event seq %" PRIu64 " (period %s, bill %" PRIu64 ") cannot be ingested"
               " (SQLSTATE %s: %s); not skipping it: retrying in %d ms",
               first, slot->period, slot->bill_id, bf_db_last_sqlstate (), bf_db_last_message (),

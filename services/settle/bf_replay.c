@@ -624,6 +624,7 @@ s_peer_turn (s_replay_t *self, s_peer_t *peer)
     s_job_t *job = zlist_first (peer->jobs);
     if (!job)
         return;
+    bf_log_ctx_set ("request_id", "%s", BF_TEXT_SHOW (job->request_id, 64));
     int rc = job->started ? 0 : s_start_job (self, peer, job);
     if (rc == 0 && job->next < job->end)
         rc = s_serve_slice (self, peer, job);
@@ -639,6 +640,7 @@ s_peer_turn (s_replay_t *self, s_peer_t *peer)
         s_job_destroy (&job);
     }
     s_flush (self, peer);
+    bf_log_ctx_clear ();
 }
 
 static bool
@@ -770,6 +772,7 @@ s_handle_request (s_replay_t *self)
     zmsg_destroy (&msg);
     Billflow__ReplayFetch *fetch = bf_wire_replay_fetch (&wire);
     const char *request_id = fetch ? fetch->request_id : peeked ? peeked : "unknown";
+    bf_log_ctx_set ("request_id", "%s", BF_TEXT_SHOW (request_id, 64));
 
     const Billflow__ReplayBatch__Status BAD = BILLFLOW__REPLAY_BATCH__STATUS__STATUS_BAD_REQUEST;
     char why[512];
@@ -817,6 +820,7 @@ s_handle_request (s_replay_t *self)
     bf_wire_msg_reset (&wire);
     free (peeked);
     zframe_destroy (&identity);
+    bf_log_ctx_clear ();
 }
 
 //  --------------------------------------------------------------------------

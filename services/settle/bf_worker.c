@@ -865,9 +865,14 @@ bf_worker_actor (zsock_t *pipe, void *args)
                 s_disconnect (&self);
             continue;
         }
+        /*  Every line about this chunk carries it (docs/observability.md).  */
+        bf_log_ctx_int ("run_id", self.run_id);
+        bf_log_ctx_set ("period", "%s", self.period);
+        bf_log_ctx_int ("chunk", self.chunk_no);
         int rc = s_settle_chunk (&self);
         if (rc == BF_DB_RETRY && PQstatus (self.conn) != CONNECTION_OK)
             s_disconnect (&self);
+        bf_log_ctx_clear ();
         /*  Straight on to the next chunk while there is work.  */
         idle_wait = rc == BF_DB_OK ? 0 : self.poll_ms;
     }

@@ -14,7 +14,11 @@
       replies) equal the database's: deliveries created per channel,
       attempts per channel and outcome, quiet-hours holds, events ingested
       against events published; ingest lag, requests in flight, breakers
-      and the pause switch back at 0.  */
+      and the pause switch back at 0;
+    - logs in JSON: every line one object; settle's lines about a chunk
+      carry run_id, period and chunk, its database failures sqlstate;
+      control's lines about a command carry command_id, verb and actor,
+      and the line of the service that applied it command_id and verb.  */
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -32,12 +36,14 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "bf_client.h"
 #include "bf_db.h"
 #include "bf_run.h"
 #include "bf_curve.h"
 #include "bf_testdb.h"
 #include "bf_testproc.h"
 #include "bf_teststack.h"
+#include "bf_testjson.h"
 
 #define PERIOD "2026-10"
 
@@ -104,6 +110,46 @@ s_wait_status (int port, const char *path, int want, int timeout_ms, char *out, 
     return status;
 }
 
+/*  Reads the JSON log at path: fails the test on a line that is not one
+    JSON object. Returns the number of lines whose fields match every pair
+    of want (key, value, ..., NULL): an integer field matches its decimal
+    text, a string field its text; a value ending in '*' matches any
+    text that starts with what precedes it ("*": any value).  */
+static int
+s_log_count (const char *path, const char *const *want)
+{
+    char *text = bf_test_slurp (path);
+    assert_non_null (text);
+    int lines = 0, matched = 0;
+    char *save = NULL;
+    for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
+        json_error_t jerr;
+        json_t *doc = json_loads (line, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object (doc))
+            fail_msg ("%s: not a JSON object (%s): %s", path, jerr.text, line);
+        lines++;
+        bool match = true;
+        for (int i = 0; want[i] && match; i += 2) {
+            json_t *field = json_object_get (doc, want[i]);
+            char number[32];
+            const char *value = json_is_string (field) ? json_string_value (field) : NULL;
+            if (json_is_integer (field)) {
+                snprintf (number, sizeof number, "%lld", (long long)json_integer_value (field));
+                value = number;
+            }
+            size_t prefix = strlen (want[i + 1]) - 1; //  "08*": starts with "08"
+            match = value
+                    && (want[i + 1][prefix] == '*' ? !strncmp (want[i + 1], value, prefix)
+                                                   : !strcmp (want[i + 1], value));
+        }
+        matched += match;
+        json_decref (doc);
+    }
+    assert_true (lines > 0);
+    free (text);
+    return matched;
+}
+
 static void
 test_settle_endpoint (void **state)
 {
@@ -133,6 +179,8 @@ test_settle_endpoint (void **state)
     bf_proc_env (&settle, "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret", dir);
     bf_proc_env (&settle, "BILLFLOW_SETTLE_ALLOWED_KEYS=%s/stream_allowed_keys", dir);
     bf_proc_env (&settle, "BILLFLOW_SETTLE_POLL_MS=100");
+    bf_proc_env (&settle, "BILLFLOW_LOG_FORMAT=json");
+    bf_proc_env (&settle, "BILLFLOW_LOG_LEVEL=debug");
     bf_proc_start (&settle);
     static char body[1 << 17];
     assert_int_equal (s_wait_status (port, "/readyz", 200, 15000, body, sizeof body), 200);
@@ -185,6 +233,18 @@ test_settle_endpoint (void **state)
                  == (double)bf_testdb_scalar (conn, "SELECT count(*) FROM rating_error"));
     assert_true (s_sample (body, "billflow_settle_chunks_claimed_total") >= (double)chunks);
 
+    /*  Every chunk's lines name the run, its period and the chunk; no line
+        names a chunk without its run.  */
+    char run_text[24];
+    snprintf (run_text, sizeof run_text, "%lld", (long long)run_id);
+    assert_true (s_log_count (log, (const char *[]){ "run_id", run_text, "period", PERIOD, "chunk",
+                                                     "*", NULL })
+                 >= chunks);
+    assert_int_equal (s_log_count (log, (const char *[]){ "chunk", "*", NULL }),
+                      s_log_count (log, (const char *[]){ "chunk", "*", "run_id", run_text,
+                                                          "period", PERIOD, NULL }));
+    assert_int_equal (s_log_count (log, (const char *[]){ "sqlstate", "*", NULL }), 0);
+
     /*  Paths and methods on the real service.  */
     assert_int_equal (s_http (port, "GET", "/nothing", body, sizeof body), 404);
     assert_int_equal (s_http (port, "POST", "/metrics", body, sizeof body), 405);
@@ -213,6 +273,12 @@ test_settle_endpoint (void **state)
     assert_int_equal (s_http (port, "GET", "/metrics", body, sizeof body), 200);
     assert_true (s_sample (body, "billflow_bills_written_total") == (double)bills);
     PQfinish (admin);
+    /*  The failures while the database refused connections carry their
+        SQLSTATE as a field (a connection class, 08xxx or 57Pxx).  */
+    assert_true (s_log_count (log, (const char *[]){ "sqlstate", "*", NULL }) > 0);
+    assert_int_equal (s_log_count (log, (const char *[]){ "sqlstate", "*", NULL }),
+                      s_log_count (log, (const char *[]){ "sqlstate", "08*", NULL })
+                          + s_log_count (log, (const char *[]){ "sqlstate", "57P*", NULL }));
 
     assert_int_equal (bf_proc_stop (&settle, 20000), 0);
     bf_test_rmdir (&dir);
@@ -247,6 +313,8 @@ test_control_roles_and_notify (void **state)
         bf_proc_env (&s.control[i], "BILLFLOW_CONTROL_HTTP=127.0.0.1:%d", port[i]);
     int nport = bf_proc_free_port ();
     bf_proc_env (&s.notify, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:%d", nport);
+    bf_proc_env (&s.control[0], "BILLFLOW_LOG_FORMAT=json");
+    bf_proc_env (&s.notify, "BILLFLOW_LOG_FORMAT=json");
     bf_proc_start (&s.control[0]);
     assert_int_equal (bf_stack_wait_active (&s, 0, 20000), 0);
     bf_proc_start (&s.control[1]);
@@ -270,6 +338,39 @@ test_control_roles_and_notify (void **state)
     assert_non_null (strstr (body, "notify live\nok: "));
     assert_int_equal (s_http (nport, "GET", "/metrics", body, sizeof body), 200);
     assert_non_null (strstr (body, "\nbillflow_build_info{version=\""));
+
+    /*  A command through the leader: its lines carry command_id and verb,
+        and who sent what: the operator's key, then notify's answering.  */
+    assert_int_equal (bf_stack_wait_registered (&s, "notify", 20000), 0);
+    bf_client_t *client = bf_stack_client (&s, "ops-a", 5000, 3);
+    assert_non_null (client);
+    Billflow__CommandReply *reply = NULL;
+    char err[256];
+    assert_int_equal (bf_client_request (client, "log-fields-1", "notify", "dispatch.resume", 0,
+                                         NULL, NULL, &reply, NULL, err, sizeof err),
+                      BF_CLIENT_ANSWERED);
+    if (reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED) {
+        billflow__command_reply__free_unpacked (reply, NULL);
+        reply = NULL;
+        assert_int_equal (bf_client_wait (client, "log-fields-1", 15000, &reply, err, sizeof err),
+                          BF_CLIENT_ANSWERED);
+    }
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    bf_client_destroy (&client);
+    const char *const by_operator[]
+        = { "command_id", "log-fields-1", "verb", "dispatch.resume", "actor", "ops-a", NULL };
+    const char *const by_notify[]
+        = { "command_id", "log-fields-1", "verb", "dispatch.resume", "actor", "notify", NULL };
+    assert_true (s_log_count (s.control[0].log, by_operator) >= 1); /* stored */
+    assert_true (s_log_count (s.control[0].log, by_notify) >= 1);   /* DONE */
+    assert_true (
+        s_log_count (s.control[0].log, (const char *[]){ "command_id", "log-fields-1", NULL })
+        >= 3); /* stored, forwarded, DONE */
+    /*  notify's own line applying it (logged before its answer).  */
+    assert_true (s_log_count (s.notify.log, (const char *[]){ "command_id", "log-fields-1", "verb",
+                                                              "dispatch.resume", NULL })
+                 >= 1);
 
     /*  The leader dies: the standby takes over and says so.  */
     bf_proc_kill (&s.control[0]);

@@ -1,6 +1,7 @@
 /*  =========================================================================
     test_log - bf_log: masking, line formats, JSON escaping, level filtering,
-    truncation and whole lines under concurrent logging.
+    truncation, whole lines under concurrent logging, context fields (per
+    thread, escaped, masked, cut) and multi-line messages made one line.
 
     Output is captured by pointing bf_log_set_fd at a temporary file and
     reading it back; JSON lines are checked with a small strict parser.
@@ -634,6 +635,360 @@ test_threads_whole_lines (void **state)
 }
 
 //  ---------------------------------------------------------------------------
+//  Context fields
+
+//  Logs one info line in JSON and parses it into fields (at most max);
+//  returns the count. The caller frees with s_fields_free.
+
+static int
+s_json_fields (const char *message, s_field_t *fields, int max)
+{
+    bf_log_init ("svc", BF_LOG_DEBUG, true);
+    s_capture_start ();
+    bf_info ("%s", message);
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 1);
+    text[strlen (text) - 1] = 0;
+    int count = s_json_parse (text, fields, max);
+    if (count < 5)
+        fail_msg ("not a JSON log line: %s", text);
+    assert_string_equal (fields[4].key, "msg");
+    free (text);
+    return count;
+}
+
+static const s_field_t *
+s_find (const s_field_t *fields, int count, const char *key)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp (fields[i].key, key) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+static void
+test_fields_json (void **state)
+{
+    (void)state;
+    bf_log_ctx_int ("run_id", 42);
+    bf_log_ctx_set ("period", "%s", "2026-11");
+    bf_log_ctx_int ("chunk", -7);
+    bf_log_ctx_set ("verb", "%s", "we\"ird\\verb/</script>");
+    bf_log_ctx_int ("chunk", 7); //  replaced in place
+    bf_log_field ("sqlstate", "%s", "40001");
+    bf_log_field ("period", "%s", "2026-12"); //  wins over the context's, this line only
+    s_field_t fields[16];
+    int count = s_json_fields ("chunk settled", fields, 16);
+    assert_int_equal (count, 5 + 5);
+    assert_string_equal (fields[4].text, "chunk settled");
+    //  After msg: the context in the order set, then the line's own.
+    assert_string_equal (fields[5].key, "run_id");
+    assert_null (fields[5].text);
+    assert_int_equal (fields[5].number, 42);
+    assert_string_equal (fields[6].key, "chunk");
+    assert_null (fields[6].text);
+    assert_int_equal (fields[6].number, 7);
+    assert_string_equal (fields[7].key, "verb");
+    assert_string_equal (fields[7].text, "we\"ird\\verb/</script>");
+    assert_string_equal (fields[8].key, "sqlstate");
+    assert_string_equal (fields[8].text, "40001");
+    assert_string_equal (fields[9].key, "period");
+    assert_string_equal (fields[9].text, "2026-12");
+    s_fields_free (fields, count);
+
+    //  The line's own fields are gone; the context stays.
+    count = s_json_fields ("next", fields, 16);
+    assert_int_equal (count, 5 + 4);
+    assert_null (s_find (fields, count, "sqlstate"));
+    assert_string_equal (s_find (fields, count, "period")->text, "2026-11");
+    s_fields_free (fields, count);
+
+    //  unset keeps the others in order; clear leaves nothing behind.
+    bf_log_ctx_unset ("run_id");
+    bf_log_ctx_unset ("not_set");
+    count = s_json_fields ("after unset", fields, 16);
+    assert_int_equal (count, 5 + 3);
+    assert_string_equal (fields[5].key, "period");
+    assert_string_equal (fields[6].key, "chunk");
+    assert_string_equal (fields[7].key, "verb");
+    s_fields_free (fields, count);
+    bf_log_ctx_clear ();
+    count = s_json_fields ("after clear", fields, 16);
+    assert_int_equal (count, 5);
+    s_fields_free (fields, count);
+}
+
+static void
+test_fields_escaping (void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *decoded;
+    } cases[] = {
+        { "", "" },
+        { "a\nFAKE\r\t\x01\x1f\x7f", "a\nFAKE\r\t\x01\x1f\x7f" },
+        { "bad \xff byte", "bad \xef\xbf\xbd byte" },
+        { "cut \xed\x95", "cut \xef\xbf\xbd\xef\xbf\xbd" },
+        { "overlong \xc0\xaf", "overlong \xef\xbf\xbd\xef\xbf\xbd" },
+        { "키 이름 ✓", "키 이름 ✓" },
+        { "{\"k\":\"v\"}", "{\"k\":\"v\"}" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bf_log_ctx_set ("actor", "%s", cases[i].in);
+        s_field_t fields[8];
+        int count = s_json_fields ("x", fields, 8);
+        assert_int_equal (count, 6);
+        assert_string_equal (fields[5].key, "actor");
+        if (fields[5].text_len != strlen (cases[i].decoded)
+            || memcmp (fields[5].text, cases[i].decoded, fields[5].text_len) != 0)
+            fail_msg ("case %zu: got '%s'", i, fields[5].text);
+        s_fields_free (fields, count);
+    }
+    //  An embedded NUL survives as \u0000 rather than ending the value.
+    bf_log_ctx_set ("actor", "a%cb", 0);
+    s_field_t fields[8];
+    int count = s_json_fields ("x", fields, 8);
+    assert_int_equal (fields[5].text_len, 3);
+    assert_memory_equal (fields[5].text, "a\0b", 3);
+    s_fields_free (fields, count);
+
+    //  Plain: escaped as the message is, quoted when not one word.
+    bf_log_ctx_clear ();
+    bf_log_ctx_int ("run_id", 3);
+    bf_log_ctx_set ("actor", "%s", "ops key \"a\\b\"");
+    bf_log_ctx_set ("verb", "%s", "x\ny=1]");
+    bf_log_ctx_set ("channel", "%s", "");
+    bf_log_ctx_set ("provider", "%s", "sms\xff");
+    bf_log_init ("svc", BF_LOG_INFO, false);
+    s_capture_start ();
+    bf_info ("m");
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 1);
+    assert_non_null (strstr (text, "]: m  [run_id=3 actor=\"ops key \\\"a\\\\b\\\"\""
+                                   " verb=\"x\\ny=1]\" channel=\"\" provider=sms\\xff]\n"));
+    free (text);
+    bf_log_ctx_clear ();
+}
+
+static void
+test_fields_masked (void **state)
+{
+    (void)state;
+    bf_log_ctx_set ("actor", "%s", "hong.gildong@example.com");
+    bf_log_field ("provider", "reply for %s: %s", "010-1234-5678", "bounced");
+    s_field_t fields[8];
+    int count = s_json_fields ("x", fields, 8);
+    assert_int_equal (count, 7);
+    assert_string_equal (s_find (fields, count, "actor")->text, "h***@example.com");
+    assert_string_equal (s_find (fields, count, "provider")->text,
+                         "reply for 010-****-5678: bounced");
+    s_fields_free (fields, count);
+    bf_log_ctx_clear ();
+
+    //  Plain too.
+    bf_log_init ("svc", BF_LOG_INFO, false);
+    bf_log_field ("actor", "%s", "+82 10 1234 5678");
+    s_capture_start ();
+    bf_info ("m");
+    char *text = s_capture_stop ();
+    assert_null (strstr (text, "1234"));
+    assert_non_null (strstr (text, "5678"));
+    free (text);
+}
+
+static void
+test_field_long_value (void **state)
+{
+    (void)state;
+    //  2,000 bytes of three-byte characters, shifted so the cut may fall
+    //  anywhere inside one.
+    char value[2100];
+    for (int shift = 0; shift < 3; shift++) {
+        size_t len = 0;
+        memset (value, 'a', (size_t)shift);
+        len = (size_t)shift;
+        while (len + 3 < 2000) {
+            memcpy (value + len, "한", 3);
+            len += 3;
+        }
+        value[len] = 0;
+        bf_log_ctx_set ("verb", "%s", value);
+        s_field_t fields[8];
+        int count = s_json_fields ("x", fields, 8);
+        assert_int_equal (count, 6);
+        const char *text = fields[5].text;
+        size_t text_len = fields[5].text_len;
+        assert_true (text_len <= BF_LOG_VALUE_MAX - 1);
+        assert_true (text_len > BF_LOG_VALUE_MAX - 8);
+        assert_true (s_valid_utf8 ((const unsigned char *)text, text_len));
+        assert_null (strstr (text, "\xef\xbf\xbd")); //  no character was split
+        assert_string_equal (text + text_len - 3, "\xe2\x80\xa6");
+        assert_memory_equal (text, value, text_len - 3);
+        s_fields_free (fields, count);
+    }
+    bf_log_ctx_clear ();
+}
+
+//  Each thread sets its own context, logs, and checks nothing else.
+
+#define S_CTX_THREADS 4
+#define S_CTX_LINES   200
+
+static void *
+s_ctx_logger (void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    bf_log_ctx_int ("run_id", 100 + id);
+    bf_log_ctx_set ("actor", "key-%d", id);
+    for (int i = 0; i < S_CTX_LINES; i++) {
+        bf_log_ctx_int ("chunk", i);
+        if (i % 2)
+            bf_log_field_int ("delivery_id", id * 1000 + i);
+        bf_info ("thread %d line %d", id, i);
+    }
+    bf_log_ctx_clear ();
+    bf_info ("thread %d done", id);
+    return NULL;
+}
+
+static void
+test_ctx_threads (void **state)
+{
+    (void)state;
+    bf_log_ctx_set ("verb", "%s", "main-only");
+    bf_log_init ("threads", BF_LOG_INFO, true);
+    s_capture_start ();
+    pthread_t threads[S_CTX_THREADS];
+    for (int t = 0; t < S_CTX_THREADS; t++)
+        assert_int_equal (pthread_create (&threads[t], NULL, s_ctx_logger, (void *)(intptr_t)t), 0);
+    for (int t = 0; t < S_CTX_THREADS; t++)
+        pthread_join (threads[t], NULL);
+    bf_info ("main");
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), S_CTX_THREADS * (S_CTX_LINES + 1) + 1);
+    int lines = 0, done = 0;
+    char *save = NULL;
+    for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
+        s_field_t fields[16];
+        int count = s_json_parse (line, fields, 16);
+        assert_true (count >= 5);
+        int id, n;
+        const s_field_t *verb = s_find (fields, count, "verb");
+        if (strcmp (fields[4].text, "main") == 0) {
+            assert_int_equal (count, 6);
+            assert_string_equal (verb->text, "main-only");
+        } else if (sscanf (fields[4].text, "thread %d done", &id) == 1
+                   && strstr (fields[4].text, "done")) {
+            assert_int_equal (count, 5); //  cleared: nothing behind
+            done++;
+        } else {
+            assert_int_equal (sscanf (fields[4].text, "thread %d line %d", &id, &n), 2);
+            assert_null (verb);
+            char actor[16];
+            snprintf (actor, sizeof actor, "key-%d", id);
+            assert_int_equal (s_find (fields, count, "run_id")->number, 100 + id);
+            assert_string_equal (s_find (fields, count, "actor")->text, actor);
+            assert_int_equal (s_find (fields, count, "chunk")->number, n);
+            const s_field_t *delivery = s_find (fields, count, "delivery_id");
+            if (n % 2) {
+                assert_non_null (delivery);
+                assert_int_equal (delivery->number, id * 1000 + n);
+            } else
+                assert_null (delivery);
+            assert_int_equal (count, 5 + 3 + n % 2);
+            lines++;
+        }
+        s_fields_free (fields, count);
+    }
+    assert_int_equal (lines, S_CTX_THREADS * S_CTX_LINES);
+    assert_int_equal (done, S_CTX_THREADS);
+    free (text);
+    bf_log_ctx_clear ();
+}
+
+//  A line's own fields go with it even when its level is off or the
+//  limiter drops it, and a limiter's summary does not take them.
+
+static void
+test_field_next_only (void **state)
+{
+    (void)state;
+    bf_log_init ("svc", BF_LOG_INFO, true);
+    s_capture_start ();
+    bf_log_field ("sqlstate", "%s", "08006");
+    bf_debug ("filtered out");
+    bf_info ("plain");
+    bf_log_limit_t limit = BF_LOG_LIMIT_INIT ("p", "lines", 1, 10000);
+    bf_log_limited (&limit, BF_LOG_WARN, "first");
+    bf_log_field ("sqlstate", "%s", "22021");
+    bf_log_limited (&limit, BF_LOG_WARN, "suppressed");
+    bf_info ("after suppressed");
+    limit.window_start -= limit.window_ms;
+    bf_log_field ("sqlstate", "%s", "40P01");
+    bf_log_limited (&limit, BF_LOG_WARN, "after the summary");
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 5);
+    assert_null (strstr (text, "08006"));
+    assert_null (strstr (text, "22021"));
+    assert_non_null (strstr (text, "\"msg\":\"plain\"}\n"));
+    assert_non_null (strstr (text, "\"msg\":\"after suppressed\"}\n"));
+    assert_non_null (strstr (text, "suppressed) in the last 10 s\"}\n"));
+    assert_non_null (strstr (text, "\"msg\":\"after the summary\",\"sqlstate\":\"40P01\"}\n"));
+    free (text);
+}
+
+//  libpq's multi-line messages in a plain line: one readable line.
+
+static void
+test_plain_multiline (void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *out;
+    } cases[] = {
+        { "ERROR:  duplicate key value violates unique constraint \"bill_pkey\"\n"
+          "DETAIL:  Key (period, bill_id)=(2026-11, 7) already exists.\n",
+          "ERROR:  duplicate key value violates unique constraint \"bill_pkey\" | "
+          "DETAIL:  Key (period, bill_id)=(2026-11, 7) already exists." },
+        { "connection to server at \"127.0.0.1\", port 5432 failed: Connection refused\n"
+          "\tIs the server running on that host and accepting TCP/IP connections?\n",
+          "connection to server at \"127.0.0.1\", port 5432 failed: Connection refused | "
+          "Is the server running on that host and accepting TCP/IP connections?" },
+        { "  one line  \n\n", "one line" },
+        { "a \r\n\r\n  \t b\tc", "a | b c" },
+        { "", "" },
+        { "\n\t \n", "" },
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_string_equal (bf_log_oneline (out, sizeof out, cases[i].in), cases[i].out);
+    assert_string_equal (bf_log_oneline (out, sizeof out, NULL), "");
+    //  Cut on a character boundary, never with a dangling " | ".
+    assert_string_equal (bf_log_oneline (out, 7, "한국\n어"), "한국");
+    assert_string_equal (bf_log_oneline (out, 8, "한국어"), "한국");
+    assert_string_equal (bf_log_oneline (out, 7, "ab\ncd"), "ab | c");
+    assert_string_equal (bf_log_oneline (out, 6, "ab\ncd"), "ab");
+    assert_string_equal (bf_log_oneline (out, 1, "abc"), "");
+
+    bf_log_init ("settle", BF_LOG_INFO, false);
+    s_capture_start ();
+    bf_error ("database: storing failed (SQLSTATE 23505, permanent): %s",
+              bf_log_oneline (out, sizeof out, cases[0].in));
+    bf_log_field ("sqlstate", "%s", "08001");
+    bf_warn ("database: connect failed: %s", bf_log_oneline (out, sizeof out, cases[1].in));
+    char *text = s_capture_stop ();
+    assert_int_equal (s_count_lines (text), 2);
+    assert_null (strstr (text, "\\n"));
+    assert_null (strstr (text, "\\t"));
+    assert_non_null (strstr (text, "already exists.\n"));
+    assert_non_null (strstr (text, "Connection refused | Is the server running on that host and"
+                                   " accepting TCP/IP connections?  [sqlstate=08001]\n"));
+    free (text);
+}
+
+//  ---------------------------------------------------------------------------
 //  Masking
 
 static void
@@ -836,6 +1191,13 @@ main (void)
         cmocka_unit_test (test_mask_phone),
         cmocka_unit_test (test_mask_small_buffers),
         cmocka_unit_test (test_mask_random_bytes),
+        cmocka_unit_test (test_fields_json),
+        cmocka_unit_test (test_fields_escaping),
+        cmocka_unit_test (test_fields_masked),
+        cmocka_unit_test (test_field_long_value),
+        cmocka_unit_test (test_ctx_threads),
+        cmocka_unit_test (test_field_next_only),
+        cmocka_unit_test (test_plain_multiline),
     };
     return cmocka_run_group_tests_name ("bf_log", tests, NULL, NULL);
 }

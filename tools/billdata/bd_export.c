@@ -105,7 +105,8 @@ bd_export_bills (PGconn *conn, const char *period, const char *dir, bd_export_st
         by libpq all the same.  */
     char *lit = PQescapeLiteral (conn, period, strlen (period));
     if (!lit) {
-        bf_error ("export: %s", PQerrorMessage (conn));
+        char message[512];
+        bf_error ("export: %s", bf_log_oneline (message, sizeof message, PQerrorMessage (conn)));
         goto done;
     }
     char sql[1024], path[4096];
