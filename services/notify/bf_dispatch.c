@@ -181,30 +181,6 @@ typedef enum {
     S_CLAIM_WAS_UNKNOWN, /* an earlier attempt ended UNKNOWN */
 } s_claim_column_t;
 
-/*  d_context's SELECT list, in order. bf_render_message reads the same
-    result (name, total, due date, period, bill id, subscriber id) at these
-    positions: reorder both together.  */
-typedef enum {
-    S_CTX_ID,
-    S_CTX_NAME,
-    S_CTX_EMAIL_ENC,
-    S_CTX_PHONE_ENC,
-    S_CTX_PUSH_TOKEN_ENC,
-    S_CTX_QUIET_START,
-    S_CTX_QUIET_END,
-    S_CTX_TOTAL,
-    S_CTX_DUE_DATE,
-    S_CTX_LINE_COUNT,
-    S_CTX_PERIOD,
-    S_CTX_BILL_ID,
-    S_CTX_SUBSCRIBER_ID,
-    S_CTX_ORD, /* the id's place in the claimed rows, from 1 */
-    S_CTX_SENT_AS,
-    S_CTX_TITLE,
-    S_CTX_BODY,
-    S_CTX_BODY_HTML,
-    S_CTX_DATE_S,
-} s_ctx_column_t;
 
 static const bf_db_statement_t s_statements[] = {
     { "d_claim",
@@ -233,6 +209,8 @@ static const bf_db_statement_t s_statements[] = {
       3 },
     /*  Everything a message needs, for a batch of deliveries (columns:
         s_ctx_column_t); c.*: the content an earlier attempt sent, when kept.  */
+    /*  Its columns, in this order, are bf_render_ctx_column_t (bf_render.h);
+        d_lines' are bf_render_line_column_t, d_templates' bf_render_template_column_t.  */
     { "d_context",
       "SELECT d.id, s.name, s.email_enc, s.phone_enc, s.push_token_enc,"
       " to_char (s.quiet_start, 'HH24:MI'), to_char (s.quiet_end, 'HH24:MI'),"
@@ -490,7 +468,7 @@ s_open_contact (s_dispatch_t *self, const PGresult *res, int row, int col, const
 }
 
 /*  The request an earlier attempt of the delivery in ctx row sent, kept in
-    delivery_content (d_context's S_CTX_SENT_AS..S_CTX_DATE_S), to the
+    delivery_content (d_context's BF_RENDER_CTX_SENT_AS..BF_RENDER_CTX_DATE_S), to the
     contact to: every attempt after the first sends exactly those bytes (docs/notify.md,
     "What a subscriber receives"). Returns 0 when filled, 1 when nothing
     was kept for this channel (render), -1 when out of memory.  */
@@ -498,9 +476,9 @@ static int
 s_stored_content (const PGresult *ctx, int row, int channel, const char *to,
                   bf_send_request_t *request)
 {
-    if (PQgetisnull (ctx, row, S_CTX_SENT_AS))
+    if (PQgetisnull (ctx, row, BF_RENDER_CTX_SENT_AS))
         return 1;
-    const char *as = PQgetvalue (ctx, row, S_CTX_SENT_AS);
+    const char *as = PQgetvalue (ctx, row, BF_RENDER_CTX_SENT_AS);
     bf_send_kind_t kind;
     if (channel == 0 && !strcmp (as, "EMAIL"))
         kind = BF_SEND_EMAIL;
@@ -516,14 +494,14 @@ s_stored_content (const PGresult *ctx, int row, int channel, const char *to,
     request->kind = kind;
     request->to = strdup (to);
     request->title
-        = PQgetisnull (ctx, row, S_CTX_TITLE) ? NULL : strdup (PQgetvalue (ctx, row, S_CTX_TITLE));
-    request->text = strdup (PQgetvalue (ctx, row, S_CTX_BODY));
-    request->html = PQgetisnull (ctx, row, S_CTX_BODY_HTML)
+        = PQgetisnull (ctx, row, BF_RENDER_CTX_TITLE) ? NULL : strdup (PQgetvalue (ctx, row, BF_RENDER_CTX_TITLE));
+    request->text = strdup (PQgetvalue (ctx, row, BF_RENDER_CTX_BODY));
+    request->html = PQgetisnull (ctx, row, BF_RENDER_CTX_BODY_HTML)
                         ? NULL
-                        : strdup (PQgetvalue (ctx, row, S_CTX_BODY_HTML));
-    request->date_s = strtoll (PQgetvalue (ctx, row, S_CTX_DATE_S), NULL, 10);
-    if (!request->to || !request->text || (!PQgetisnull (ctx, row, S_CTX_TITLE) && !request->title)
-        || (!PQgetisnull (ctx, row, S_CTX_BODY_HTML) && !request->html)) {
+                        : strdup (PQgetvalue (ctx, row, BF_RENDER_CTX_BODY_HTML));
+    request->date_s = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_DATE_S), NULL, 10);
+    if (!request->to || !request->text || (!PQgetisnull (ctx, row, BF_RENDER_CTX_TITLE) && !request->title)
+        || (!PQgetisnull (ctx, row, BF_RENDER_CTX_BODY_HTML) && !request->html)) {
         free ((char *)request->to);
         free ((char *)request->title);
         free ((char *)request->text);
@@ -589,7 +567,7 @@ s_query_claim (s_dispatch_t *self, int n, const char *ready)
 }
 
 /*  d_context: the context of every claimed delivery, in one query; the ids
-    go in claimed order (S_CTX_ORD).  */
+    go in claimed order (BF_RENDER_CTX_ORD).  */
 static PGresult *
 s_query_context (s_dispatch_t *self, const PGresult *claimed)
 {
@@ -608,8 +586,8 @@ s_query_context (s_dispatch_t *self, const PGresult *claimed)
 static PGresult *
 s_query_lines (s_dispatch_t *self, const PGresult *ctx)
 {
-    char *periods = s_array_literal (ctx, S_CTX_PERIOD, 9);
-    char *subs = s_array_literal (ctx, S_CTX_SUBSCRIBER_ID, 20);
+    char *periods = s_array_literal (ctx, BF_RENDER_CTX_PERIOD, 9);
+    char *subs = s_array_literal (ctx, BF_RENDER_CTX_SUBSCRIBER_ID, 20);
     PGresult *lines = NULL;
     if (periods && subs) {
         const char *params[] = { periods, subs };
@@ -632,7 +610,7 @@ s_context_rows (const PGresult *ctx, int count)
     for (int i = 0; i < count; i++)
         row_of[i] = -1;
     for (int r = 0; r < PQntuples (ctx); r++) {
-        long ord = atol (PQgetvalue (ctx, r, S_CTX_ORD));
+        long ord = atol (PQgetvalue (ctx, r, BF_RENDER_CTX_ORD));
         if (ord >= 1 && ord <= count)
             row_of[ord - 1] = r;
     }
@@ -646,9 +624,9 @@ s_hold_quiet (s_dispatch_t *self, const PGresult *ctx, int row, int64_t id, int 
               int attempt, int64_t now_ms)
 {
     bf_quiet_window_t windows[2] = { self->args.system_quiet, { 0, 0 } };
-    if (!PQgetisnull (ctx, row, S_CTX_QUIET_START))
-        bf_quiet_parse (PQgetvalue (ctx, row, S_CTX_QUIET_START),
-                        PQgetvalue (ctx, row, S_CTX_QUIET_END), &windows[1]);
+    if (!PQgetisnull (ctx, row, BF_RENDER_CTX_QUIET_START))
+        bf_quiet_parse (PQgetvalue (ctx, row, BF_RENDER_CTX_QUIET_START),
+                        PQgetvalue (ctx, row, BF_RENDER_CTX_QUIET_END), &windows[1]);
     int64_t release = bf_quiet_release_ms (now_ms, self->args.utc_offset_min, windows, 2);
     if (!release)
         return false;
@@ -710,8 +688,8 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
     /*  The contact is decrypted here and nowhere else.  */
     char to[600];
     static const char *fields[] = { "email", "phone", "push_token" };
-    static const int cols[] = { S_CTX_EMAIL_ENC, S_CTX_PHONE_ENC, S_CTX_PUSH_TOKEN_ENC };
-    int64_t subscriber = strtoll (PQgetvalue (ctx, row, S_CTX_SUBSCRIBER_ID), NULL, 10);
+    static const int cols[] = { BF_RENDER_CTX_EMAIL_ENC, BF_RENDER_CTX_PHONE_ENC, BF_RENDER_CTX_PUSH_TOKEN_ENC };
+    int64_t subscriber = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_SUBSCRIBER_ID), NULL, 10);
     if (!s_open_contact (self, ctx, row, cols[channel], fields[channel], subscriber, to,
                          sizeof to)) {
         s_fail_unsent (self, id, channel, attempt,

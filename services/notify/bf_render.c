@@ -16,7 +16,7 @@ typedef struct {
 } s_template_t;
 
 struct bf_render_t {
-    s_template_t templates[3]; /* EMAIL, SMS, PUSH */
+    s_template_t templates[3];   /* EMAIL, SMS, PUSH */
     char *subject, *text, *html; /* render buffers, S_OUT_MAX each */
     bf_view_line_t *view_lines;
     size_t view_cap;
@@ -76,14 +76,14 @@ bf_render_load (bf_render_t *self, const PGresult *templates)
     for (int c = 0; c < 3; c++) {
         s_template_clear (&self->templates[c]);
         for (int r = 0; r < PQntuples (templates); r++) {
-            if (strcmp (PQgetvalue (templates, r, 0), channels[c]) != 0)
+            if (strcmp (PQgetvalue (templates, r, BF_RENDER_TPL_CHANNEL), channels[c]) != 0)
                 continue;
             s_template_t *t = &self->templates[c];
-            t->version = atoi (PQgetvalue (templates, r, 1));
-            t->subject = s_dup (templates, r, 2);
-            t->body = s_dup (templates, r, 3);
-            t->body_html = s_dup (templates, r, 4);
-            t->short_body = s_dup (templates, r, 5);
+            t->version = atoi (PQgetvalue (templates, r, BF_RENDER_TPL_VERSION));
+            t->subject = s_dup (templates, r, BF_RENDER_TPL_SUBJECT);
+            t->body = s_dup (templates, r, BF_RENDER_TPL_BODY);
+            t->body_html = s_dup (templates, r, BF_RENDER_TPL_BODY_HTML);
+            t->short_body = s_dup (templates, r, BF_RENDER_TPL_SHORT_BODY);
             bf_template_set_t set
                 = { channels[c], t->subject, t->body, t->body_html, t->short_body };
             char err[256];
@@ -128,10 +128,10 @@ bf_render_needs_lines (const bf_render_t *self)
 static int
 s_bill_cmp (const PGresult *lines, int r, const char *period, int64_t subscriber)
 {
-    int c = strcmp (PQgetvalue (lines, r, 0), period);
+    int c = strcmp (PQgetvalue (lines, r, BF_RENDER_LINE_PERIOD), period);
     if (c)
         return c < 0 ? -1 : 1;
-    int64_t s = strtoll (PQgetvalue (lines, r, 1), NULL, 10);
+    int64_t s = strtoll (PQgetvalue (lines, r, BF_RENDER_LINE_SUBSCRIBER_ID), NULL, 10);
     return s < subscriber ? -1 : s > subscriber ? 1 : 0;
 }
 
@@ -153,8 +153,7 @@ s_view_lines (bf_render_t *self, const PGresult *lines, const char *period, int6
             hi = mid;
     }
     size_t n = 0;
-    for (int r = lo; r < PQntuples (lines) && s_bill_cmp (lines, r, period, subscriber) == 0;
-         r++) {
+    for (int r = lo; r < PQntuples (lines) && s_bill_cmp (lines, r, period, subscriber) == 0; r++) {
         if (n == self->view_cap) {
             size_t cap = self->view_cap ? self->view_cap * 2 : 64;
             bf_view_line_t *grown = realloc (self->view_lines, cap * sizeof *grown);
@@ -163,9 +162,10 @@ s_view_lines (bf_render_t *self, const PGresult *lines, const char *period, int6
             self->view_lines = grown;
             self->view_cap = cap;
         }
-        self->view_lines[n].code = PQgetvalue (lines, r, 2);
-        self->view_lines[n].amount = strtoll (PQgetvalue (lines, r, 3), NULL, 10);
-        self->view_lines[n].label = PQgetvalue (lines, r, 4);
+        self->view_lines[n].code = PQgetvalue (lines, r, BF_RENDER_LINE_CODE);
+        self->view_lines[n].amount
+            = strtoll (PQgetvalue (lines, r, BF_RENDER_LINE_AMOUNT), NULL, 10);
+        self->view_lines[n].label = PQgetvalue (lines, r, BF_RENDER_LINE_LABEL);
         n++;
     }
     return n;
@@ -181,13 +181,13 @@ bf_render_message (bf_render_t *self, int channel, const PGresult *ctx, int row,
         snprintf (err, errsize, "no usable active template for this channel");
         return -1;
     }
-    int64_t subscriber = strtoll (PQgetvalue (ctx, row, 12), NULL, 10);
+    int64_t subscriber = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_SUBSCRIBER_ID), NULL, 10);
     bf_bill_view_t view = {
-        .name = PQgetvalue (ctx, row, 1),
-        .period = PQgetvalue (ctx, row, 10),
-        .total = strtoll (PQgetvalue (ctx, row, 7), NULL, 10),
-        .due_date = PQgetvalue (ctx, row, 8),
-        .bill_id = strtoll (PQgetvalue (ctx, row, 11), NULL, 10),
+        .name = PQgetvalue (ctx, row, BF_RENDER_CTX_NAME),
+        .period = PQgetvalue (ctx, row, BF_RENDER_CTX_PERIOD),
+        .total = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_TOTAL), NULL, 10),
+        .due_date = PQgetvalue (ctx, row, BF_RENDER_CTX_DUE_DATE),
+        .bill_id = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_BILL_ID), NULL, 10),
     };
     view.line_count = s_view_lines (self, lines, view.period, subscriber);
     view.lines = self->view_lines;
