@@ -1,6 +1,6 @@
 /*  =========================================================================
-    bf_log - levelled logging as plain text or JSON lines, and the masking
-    helpers for contacts.
+    bf_log - levelled logging as plain text or JSON lines; every message
+    passes through bf_mask_text (common/bf_mask.h) before it is written.
 
     Every line is formatted into one buffer and written with a single
     write(2) while the log mutex is held, so lines from concurrent threads
@@ -44,33 +44,25 @@ static atomic_bool s_json = false;
 static char s_service[S_SERVICE_MAX] = "billflow"; //  guarded by s_mutex
 static char s_line[S_LINE_MAX];                    //  guarded by s_mutex
 
-//  Text appender that never overruns; len stops growing when full.
-
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} s_buf_t;
+//  Every line is written through a bf_text_out_t over s_line: a line that
+//  would not fit is cut, never overrun.
 
 static void
-s_put (s_buf_t *buf, const char *bytes, size_t len)
+s_put (bf_text_out_t *buf, const char *bytes, size_t len)
 {
-    if (len > buf->cap - buf->len)
-        len = buf->cap - buf->len;
-    memcpy (buf->data + buf->len, bytes, len);
-    buf->len += len;
+    bf_text_out_add (buf, bytes, len);
 }
 
 static void
-s_puts (s_buf_t *buf, const char *text)
+s_puts (bf_text_out_t *buf, const char *text)
 {
-    s_put (buf, text, strlen (text));
+    bf_text_out_str (buf, text);
 }
 
 //  Appends text with the escaping of the chosen format (see banner).
 
 static void
-s_put_escaped (s_buf_t *buf, const char *text, size_t len, bool json)
+s_put_escaped (bf_text_out_t *buf, const char *text, size_t len, bool json)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)text;
@@ -186,9 +178,7 @@ bf_logv (bf_log_level_t level, const char *format, va_list args)
     else if ((size_t)rc < sizeof msg)
         msg_len = (size_t)rc;
     else {
-        size_t cut = sizeof msg - sizeof S_TRUNCATED;
-        while (cut > 0 && ((unsigned char)msg[cut] & 0xC0) == 0x80)
-            cut--;
+        size_t cut = bf_text_utf8_prefix (msg, sizeof msg - 1, sizeof msg - sizeof S_TRUNCATED);
         memcpy (msg + cut, S_TRUNCATED, sizeof S_TRUNCATED);
         msg_len = cut + sizeof S_TRUNCATED - 1;
     }
@@ -215,7 +205,7 @@ bf_logv (bf_log_level_t level, const char *format, va_list args)
 
     pthread_mutex_lock (&s_mutex);
     //  Keep room for the closing bytes so a full buffer still ends a line.
-    s_buf_t buf = { s_line, 0, sizeof s_line - 4 };
+    bf_text_out_t buf = BF_TEXT_OUT (s_line, sizeof s_line - 4);
     if (json) {
         s_puts (&buf, "{\"ts\":\"");
         s_puts (&buf, ts);
@@ -227,7 +217,7 @@ bf_logv (bf_log_level_t level, const char *format, va_list args)
         s_puts (&buf, pid);
         s_puts (&buf, ",\"msg\":\"");
         s_put_escaped (&buf, msg, msg_len, true);
-        buf.cap = sizeof s_line;
+        buf.size = sizeof s_line;
         s_puts (&buf, "\"}\n");
     } else {
         s_puts (&buf, ts);
@@ -239,7 +229,7 @@ bf_logv (bf_log_level_t level, const char *format, va_list args)
         s_puts (&buf, pid);
         s_puts (&buf, "]: ");
         s_put_escaped (&buf, msg, msg_len, false);
-        buf.cap = sizeof s_line;
+        buf.size = sizeof s_line;
         s_puts (&buf, "\n");
     }
     int fd = atomic_load (&s_fd);
