@@ -13,6 +13,7 @@
 
 #include "bf_billctl.h"
 #include "bf_log.h"
+#include "bf_won.h"
 
 #define S_CELL      512 /* bytes of one rendered value */
 #define S_MAX_WIDTH 72  /* display columns of a table cell before it is cut */
@@ -26,20 +27,9 @@ bf_billctl_thousands (int64_t amount, char *out, size_t outsize)
 {
     if (!out || outsize == 0)
         return out;
-    char digits[32];
-    uint64_t magnitude = amount < 0 ? (uint64_t)0 - (uint64_t)amount : (uint64_t)amount;
-    int n = snprintf (digits, sizeof digits, "%llu", (unsigned long long)magnitude);
-    char buf[48];
-    size_t len = 0;
-    if (amount < 0)
-        buf[len++] = '-';
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            buf[len++] = ',';
-        buf[len++] = digits[i];
-    }
-    buf[len] = 0;
-    snprintf (out, outsize, "%s", buf);
+    char won[BF_WON_MAX];
+    bf_won_format (amount, won, sizeof won);
+    snprintf (out, outsize, "%s", won);
     return out;
 }
 

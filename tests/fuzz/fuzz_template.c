@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bf_sms.h"
 #include "bf_template.h"
 #include "fuzz_util.h"
 
