@@ -119,7 +119,7 @@ bf_euckr_bytes (const char *utf8, size_t *replaced)
 
 int
 bf_euckr_fit (const char *utf8, size_t max_bytes, bool ellipsis, char *out, size_t outsize,
-                   bf_euckr_fit_t *fit)
+              bf_euckr_fit_t *fit)
 {
     if (fit)
         *fit = (bf_euckr_fit_t){ 0 };

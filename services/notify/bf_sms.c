@@ -33,7 +33,7 @@ bf_sms_compose (const char *body, const char *title, const char *short_body, bf_
         sms->replaced = fit.replaced;
         if (sms->kind == BF_SMS_KIND_LMS && title) {
             if (bf_euckr_fit (title, BF_SMS_LMS_TITLE_MAX_BYTES, true, sms->title,
-                                   sizeof sms->title, &fit)) {
+                              sizeof sms->title, &fit)) {
                 memset (sms, 0, sizeof *sms);
                 return bf_err_set (err, errsize, "title is not valid UTF-8");
             }

@@ -26,8 +26,8 @@ typedef struct {
     char title[BF_EUCKR_UTF8_SIZE (BF_SMS_LMS_TITLE_MAX_BYTES)]; /* UTF-8, "" unless LMS */
     char body[BF_EUCKR_UTF8_SIZE (BF_SMS_LMS_MAX_BYTES)];        /* UTF-8, what to send */
     size_t title_bytes, body_bytes;                              /* EUC-KR */
-    size_t replaced; /* characters sent as '?' */
-    bool cut;        /* the title or the short form had to be cut ("…") */
+    size_t replaced;                                             /* characters sent as '?' */
+    bool cut; /* the title or the short form had to be cut ("…") */
 } bf_sms_t;
 
 /*  Decides how a rendered SMS-channel notice goes out: body as SMS when it

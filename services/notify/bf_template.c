@@ -24,16 +24,16 @@
 #include "bf_text.h"
 #include "bf_won.h"
 
-#define S_MAX_DEPTH 8              /* sections nested in sections */
-#define S_NAME_MAX  32             /* variable name, with NUL */
-#define S_VALUE_MAX 192            /* a formatted value or composed label, with NUL */
+#define S_MAX_DEPTH 8   /* sections nested in sections */
+#define S_NAME_MAX  32  /* variable name, with NUL */
+#define S_VALUE_MAX 192 /* a formatted value or composed label, with NUL */
 
 //  ---------------------------------------------------------------------------
 //  Line labels
 
 const char *
 bf_template_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
-                    size_t bufsize)
+                        size_t bufsize)
 {
     //  The one rule of common/bf_label.c; lookup only supplies the name.
     const char *name = NULL;
@@ -227,7 +227,8 @@ s_value (s_walk_t *self, s_var_t var, const bf_view_line_t *line, char *buf, siz
             //  The label settle stored with the line, when the caller has it.
             if (line->label && *line->label)
                 return line->label;
-            return bf_template_line_label (line->code, view->lookup, view->lookup_arg, buf, bufsize);
+            return bf_template_line_label (line->code, view->lookup, view->lookup_arg, buf,
+                                           bufsize);
         case S_VAR_CODE:
             return line->code;
         case S_VAR_AMOUNT:

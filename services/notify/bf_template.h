@@ -85,8 +85,9 @@ int bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html,
 /*  Korean label of a bill line code by the rule of common/bf_label.h ("VAT"
     -> "부가가치세"; "PLAN:LTE_43" -> the plan's name from lookup, else
     "요금제 (LTE_43)"; an unknown code -> the code itself). The dispatcher
-    does not use it: it shows bill_line.label, which settle wrote. Returns a static string, lookup's string, or buf (used
-    for composed labels; the code itself when buf is too small).  */
+    does not use it: it shows bill_line.label, which settle wrote. Returns
+    a static string, lookup's string, or buf (used for composed labels;
+    the code itself when buf is too small).  */
 const char *bf_template_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg,
                                     char *buf, size_t bufsize);
 

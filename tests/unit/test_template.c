@@ -482,8 +482,7 @@ test_shipped_limits_hold_for_any_bill (void **state)
                 view.due_date = due;
                 view.total = totals[t];
                 size_t replaced = 9;
-                long bytes
-                    = bf_euckr_bytes (s_render (row->short_body, &view, false), &replaced);
+                long bytes = bf_euckr_bytes (s_render (row->short_body, &view, false), &replaced);
                 assert_true (bytes > 0 && bytes <= BF_SMS_MAX_BYTES);
                 assert_int_equal (replaced, 0);
                 bytes = bf_euckr_bytes (s_render (row->subject, &view, false), &replaced);
@@ -636,8 +635,10 @@ test_line_labels (void **state)
     assert_string_equal (bf_template_line_label ("ADDON:VCOLORING", NULL, NULL, buf, sizeof buf),
                          "부가서비스 (VCOLORING)");
     //  A buffer too small for the composed label: the code, never a cut label.
-    assert_string_equal (bf_template_line_label ("PLAN:LTE_43", NULL, NULL, buf, 10), "PLAN:LTE_43");
-    assert_string_equal (bf_template_line_label ("PLAN:LTE_43", NULL, NULL, NULL, 0), "PLAN:LTE_43");
+    assert_string_equal (bf_template_line_label ("PLAN:LTE_43", NULL, NULL, buf, 10),
+                         "PLAN:LTE_43");
+    assert_string_equal (bf_template_line_label ("PLAN:LTE_43", NULL, NULL, NULL, 0),
+                         "PLAN:LTE_43");
     assert_string_equal (bf_template_line_label (NULL, NULL, NULL, buf, sizeof buf), "");
     //  The lookup is asked with the kind and the bare code.
     s_lookups = 0;
