@@ -478,3 +478,9 @@ bf_mask_text_has_contact (const char *text)
         free (buf);
     return differs;
 }
+
+bool
+bf_mask_is_masked (const char *contact)
+{
+    return !contact || !*contact || strstr (contact, "***") || !strcmp (contact, "(unavailable)");
+}

@@ -75,4 +75,12 @@ size_t bf_mask_text_n (const char *text, size_t len, const char *contact, unsign
     (with contact NULL and no flags).  */
 bool bf_mask_text_has_contact (const char *text);
 
+/*  Whether a value that stands for a contact (a "contact" field of a
+    reply) may be shown as it is: NULL, "", a masked form holding "***"
+    (bf_mask_email, bf_mask_phone, the fallback of every masker above) or
+    "(unavailable)" (the word control and
+    notify use for a contact they cannot decrypt). Anything else is taken
+    for a contact in clear, which the caller replaces by "***".  */
+bool bf_mask_is_masked (const char *contact);
+
 #endif
