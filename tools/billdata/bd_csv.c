@@ -1,4 +1,4 @@
-/*  bf_csv — streaming RFC 4180 reader and writer.
+/*  bd_csv — streaming RFC 4180 reader and writer.
 
     The reader pulls input in 1 MiB blocks (or walks a caller's buffer) and
     decodes one record at a time into a record buffer that grows to fit the
@@ -24,7 +24,7 @@
       followed by errors or odd records from the rest of that field.
     - A record is too long when it has more than 1 MiB of raw bytes,
       not counting its line end.
-    - bf_csv_error returns "" until the first error, then the message of
+    - bd_csv_error returns "" until the first error, then the message of
       the last error until the next one.  */
 
 #include <assert.h>
@@ -33,13 +33,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bf_csv.h"
+#include "bd_csv.h"
 #include "bf_text.h"
 
-#define BF_CSV_BLOCK      (1u << 20) /* file read size */
-#define BF_CSV_MAX_RECORD (1u << 20) /* raw bytes per record */
-#define BF_CSV_MAX_FIELDS 256
-#define BF_CSV_NO_FIELD   SIZE_MAX /* offset of an empty (NULL) field */
+#define BD_CSV_BLOCK      (1u << 20) /* file read size */
+#define BD_CSV_MAX_RECORD (1u << 20) /* raw bytes per record */
+#define BD_CSV_MAX_FIELDS 256
+#define BD_CSV_NO_FIELD   SIZE_MAX /* offset of an empty (NULL) field */
 
 /*  Byte classes: bit 1 = copied as is inside an unquoted field, bit 2 =
     copied as is inside a quoted field. Zero (the slow path) for NUL, LF,
@@ -67,7 +67,7 @@ typedef enum {
     S_AFTER_CR     /* saw CR outside quotes: LF must follow */
 } s_state_t;
 
-struct bf_csv_t {
+struct bd_csv_t {
     FILE *file;               /* NULL for a memory reader */
     unsigned char *block;     /* owned read buffer (file reader) */
     const unsigned char *buf; /* current input: block or caller's memory */
@@ -85,8 +85,8 @@ struct bf_csv_t {
     long record_line;     /* line where the last record started */
 
     bf_text_buf_t record; /* decoded fields, each NUL-terminated */
-    size_t offsets[BF_CSV_MAX_FIELDS];
-    char *fields[BF_CSV_MAX_FIELDS];
+    size_t offsets[BD_CSV_MAX_FIELDS];
+    char *fields[BD_CSV_MAX_FIELDS];
 
     const char *error;
     long error_line;
@@ -94,10 +94,10 @@ struct bf_csv_t {
     char error_text[96];
 };
 
-static bf_csv_t *
+static bd_csv_t *
 s_alloc (void)
 {
-    bf_csv_t *self = (bf_csv_t *)calloc (1, sizeof (bf_csv_t));
+    bd_csv_t *self = (bd_csv_t *)calloc (1, sizeof (bd_csv_t));
     if (!self)
         return NULL;
     if (bf_text_buf_reserve (&self->record, 4095)) {
@@ -112,8 +112,8 @@ s_alloc (void)
 
 /*  Opens path for reading. On failure writes the reason into err (when
     given) and returns NULL.  */
-bf_csv_t *
-bf_csv_open (const char *path, char *err, size_t errsize)
+bd_csv_t *
+bd_csv_open (const char *path, char *err, size_t errsize)
 {
     assert (path);
     FILE *file = fopen (path, "rb");
@@ -122,14 +122,14 @@ bf_csv_open (const char *path, char *err, size_t errsize)
             snprintf (err, errsize, "%s: %s", path, strerror (errno));
         return NULL;
     }
-    bf_csv_t *self = s_alloc ();
+    bd_csv_t *self = s_alloc ();
     if (self)
-        self->block = (unsigned char *)malloc (BF_CSV_BLOCK);
+        self->block = (unsigned char *)malloc (BD_CSV_BLOCK);
     if (!self || !self->block) {
         if (err && errsize)
             snprintf (err, errsize, "%s: out of memory", path);
         fclose (file);
-        bf_csv_destroy (&self);
+        bd_csv_destroy (&self);
         return NULL;
     }
     self->file = file;
@@ -139,11 +139,11 @@ bf_csv_open (const char *path, char *err, size_t errsize)
 
 /*  Reader over len bytes at data; the caller keeps data alive and
     unchanged while the reader exists. Returns NULL when out of memory.  */
-bf_csv_t *
-bf_csv_new_mem (const char *data, size_t len)
+bd_csv_t *
+bd_csv_new_mem (const char *data, size_t len)
 {
     assert (data || len == 0);
-    bf_csv_t *self = s_alloc ();
+    bd_csv_t *self = s_alloc ();
     if (!self)
         return NULL;
     self->buf = (const unsigned char *)(data ? data : "");
@@ -155,10 +155,10 @@ bf_csv_new_mem (const char *data, size_t len)
 /*  Closes the file (if any) and frees the reader; sets *self_p to NULL.
     Safe to call with *self_p already NULL.  */
 void
-bf_csv_destroy (bf_csv_t **self_p)
+bd_csv_destroy (bd_csv_t **self_p)
 {
     assert (self_p);
-    bf_csv_t *self = *self_p;
+    bd_csv_t *self = *self_p;
     if (!self)
         return;
     if (self->file)
@@ -172,7 +172,7 @@ bf_csv_destroy (bf_csv_t **self_p)
 /*  Makes buf[pos] readable. Returns false at the end of input (or after a
     read error, which is recorded in read_errno).  */
 static bool
-s_refill (bf_csv_t *self)
+s_refill (bd_csv_t *self)
 {
     if (self->pos < self->end)
         return true;
@@ -180,8 +180,8 @@ s_refill (bf_csv_t *self)
         return false;
     self->base += (long long)self->end;
     self->pos = 0;
-    self->end = fread (self->block, 1, BF_CSV_BLOCK, self->file);
-    if (self->end < BF_CSV_BLOCK) {
+    self->end = fread (self->block, 1, BD_CSV_BLOCK, self->file);
+    if (self->end < BD_CSV_BLOCK) {
         if (ferror (self->file))
             self->read_errno = errno ? errno : EIO;
         self->eof = true;
@@ -190,27 +190,27 @@ s_refill (bf_csv_t *self)
 }
 
 static inline long
-s_column (const bf_csv_t *self, long long at)
+s_column (const bd_csv_t *self, long long at)
 {
     return (long)(at - self->line_start + 1);
 }
 
 static inline long long
-s_offset (const bf_csv_t *self)
+s_offset (const bd_csv_t *self)
 {
     return self->base + (long long)self->pos;
 }
 
 /*  Called with buf[pos - 1] == '\n' just consumed.  */
 static inline void
-s_newline (bf_csv_t *self)
+s_newline (bd_csv_t *self)
 {
     self->line++;
     self->line_start = s_offset (self);
 }
 
 static int
-s_fail (bf_csv_t *self, const char *message, long line, long column)
+s_fail (bd_csv_t *self, const char *message, long line, long column)
 {
     self->error = message;
     self->error_line = line;
@@ -221,14 +221,14 @@ s_fail (bf_csv_t *self, const char *message, long line, long column)
 
 /*  Error at the byte under the cursor (or at the end of input).  */
 static int
-s_fail_here (bf_csv_t *self, const char *message)
+s_fail_here (bd_csv_t *self, const char *message)
 {
     return s_fail (self, message, self->line, s_column (self, s_offset (self)));
 }
 
 /*  Skips through the next LF (or to the end of input).  */
 static void
-s_skip_line (bf_csv_t *self)
+s_skip_line (bd_csv_t *self)
 {
     self->resync = false;
     while (s_refill (self)) {
@@ -247,7 +247,7 @@ s_skip_line (bf_csv_t *self)
 /*  Room for extra more bytes plus a terminating NUL in the record buffer:
     the common case (room left) without a call.  */
 static inline int
-s_reserve (bf_csv_t *self, size_t extra)
+s_reserve (bd_csv_t *self, size_t extra)
 {
     if (self->record.len + extra < self->record.cap)
         return 0;
@@ -256,9 +256,9 @@ s_reserve (bf_csv_t *self, size_t extra)
 
 /*  Ends the current field (the buffer always has room for its NUL).  */
 static inline void
-s_end_field (bf_csv_t *self, size_t *nfields, size_t *field_start)
+s_end_field (bd_csv_t *self, size_t *nfields, size_t *field_start)
 {
-    self->offsets[*nfields] = self->record.len == *field_start ? BF_CSV_NO_FIELD : *field_start;
+    self->offsets[*nfields] = self->record.len == *field_start ? BD_CSV_NO_FIELD : *field_start;
     (*nfields)++;
     self->record.data[self->record.len++] = '\0';
     *field_start = self->record.len;
@@ -268,7 +268,7 @@ s_end_field (bf_csv_t *self, size_t *nfields, size_t *field_start)
     the record limit) into the record. Returns the run length, or
     (size_t) -1 when the record buffer cannot grow.  */
 static inline size_t
-s_copy_run (bf_csv_t *self, unsigned char mask, long long limit)
+s_copy_run (bd_csv_t *self, unsigned char mask, long long limit)
 {
     size_t stop = self->end;
     long long limit_pos = limit - self->base;
@@ -293,7 +293,7 @@ s_copy_run (bf_csv_t *self, unsigned char mask, long long limit)
 }
 
 //  ---------------------------------------------------------------------------
-//  One record, byte by byte: bf_csv_next feeds each byte to the step of
+//  One record, byte by byte: bd_csv_next feeds each byte to the step of
 //  the state it is in. Every step returns S_GO_ON, S_RECORD (the record is
 //  complete), or -1 (reported with s_fail).
 
@@ -315,7 +315,7 @@ typedef struct {
 /*  Skips the byte order mark on the first call, and the rest of a line
     after an error.  */
 static void
-s_begin (bf_csv_t *self)
+s_begin (bd_csv_t *self)
 {
     if (!self->started) {
         self->started = true;
@@ -331,7 +331,7 @@ s_begin (bf_csv_t *self)
 
 /*  One byte of field data that the fast path did not take.  */
 static int
-s_content (bf_csv_t *self, s_record_t *r, unsigned char c)
+s_content (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
     if (c == '\0')
         return s_fail_here (self, "NUL byte in field");
@@ -344,10 +344,10 @@ s_content (bf_csv_t *self, s_record_t *r, unsigned char c)
 
 /*  c (',', LF or CR outside quotes) ended a field.  */
 static int
-s_delimiter (bf_csv_t *self, s_record_t *r, unsigned char c)
+s_delimiter (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
     if (c == ',') {
-        if (r->nfields == BF_CSV_MAX_FIELDS)
+        if (r->nfields == BD_CSV_MAX_FIELDS)
             return s_fail_here (self, "too many fields");
         self->pos++;
         r->state = S_FIELD_START;
@@ -365,7 +365,7 @@ s_delimiter (bf_csv_t *self, s_record_t *r, unsigned char c)
 }
 
 static int
-s_field_start (bf_csv_t *self, s_record_t *r, unsigned char c)
+s_field_start (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
     if (c == '"') {
         r->quote_line = self->line;
@@ -384,7 +384,7 @@ s_field_start (bf_csv_t *self, s_record_t *r, unsigned char c)
 }
 
 static int
-s_unquoted (bf_csv_t *self, s_record_t *r, unsigned char c)
+s_unquoted (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
     if (r->utf8.need == 0) {
         size_t n = s_copy_run (self, S_PLAIN_UNQUOTED, r->limit);
@@ -405,7 +405,7 @@ s_unquoted (bf_csv_t *self, s_record_t *r, unsigned char c)
 }
 
 static int
-s_quoted (bf_csv_t *self, s_record_t *r, unsigned char c)
+s_quoted (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
     if (r->utf8.need == 0) {
         size_t n = s_copy_run (self, S_PLAIN_QUOTED, r->limit);
@@ -430,7 +430,7 @@ s_quoted (bf_csv_t *self, s_record_t *r, unsigned char c)
 }
 
 static int
-s_after_quote (bf_csv_t *self, s_record_t *r, unsigned char c)
+s_after_quote (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
     if (c == '"') {
         self->record.data[self->record.len++] = '"';
@@ -446,7 +446,7 @@ s_after_quote (bf_csv_t *self, s_record_t *r, unsigned char c)
 }
 
 static int
-s_after_cr (bf_csv_t *self, s_record_t *r, unsigned char c)
+s_after_cr (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
     if (c != '\n')
         return s_fail (self, "bare carriage return", self->line, s_column (self, r->cr_at));
@@ -457,7 +457,7 @@ s_after_cr (bf_csv_t *self, s_record_t *r, unsigned char c)
 
 /*  Feeds the byte under the cursor to the step of the current state.  */
 static int
-s_step (bf_csv_t *self, s_record_t *r, unsigned char c)
+s_step (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
     if (r->state == S_AFTER_CR)
         return s_after_cr (self, r, c);
@@ -482,7 +482,7 @@ s_step (bf_csv_t *self, s_record_t *r, unsigned char c)
 }
 
 static int
-s_read_error (bf_csv_t *self)
+s_read_error (bd_csv_t *self)
 {
     snprintf (self->error_text, sizeof (self->error_text), "read error: %s",
               strerror (self->read_errno));
@@ -493,7 +493,7 @@ s_read_error (bf_csv_t *self)
 /*  The input ended inside the record: S_RECORD when that ends it, 0 when
     no record starts here, or -1.  */
 static int
-s_end_of_input (bf_csv_t *self, s_record_t *r)
+s_end_of_input (bd_csv_t *self, s_record_t *r)
 {
     if (self->read_errno)
         return s_read_error (self);
@@ -519,7 +519,7 @@ s_end_of_input (bf_csv_t *self, s_record_t *r)
 
 /*  Hands out a complete record: 1, or 0 for a blank last line.  */
 static int
-s_finish (bf_csv_t *self, s_record_t *r, char ***fields, size_t *count)
+s_finish (bd_csv_t *self, s_record_t *r, char ***fields, size_t *count)
 {
     if (r->blank && !s_refill (self)) {
         if (self->read_errno)
@@ -528,15 +528,15 @@ s_finish (bf_csv_t *self, s_record_t *r, char ***fields, size_t *count)
     }
     for (size_t i = 0; i < r->nfields; i++)
         self->fields[i]
-            = self->offsets[i] == BF_CSV_NO_FIELD ? NULL : self->record.data + self->offsets[i];
+            = self->offsets[i] == BD_CSV_NO_FIELD ? NULL : self->record.data + self->offsets[i];
     *fields = self->fields;
     *count = r->nfields;
     return 1;
 }
 
-/*  Reads the next record; see bf_csv.h.  */
+/*  Reads the next record; see bd_csv.h.  */
 int
-bf_csv_next (bf_csv_t *self, char ***fields, size_t *count)
+bd_csv_next (bd_csv_t *self, char ***fields, size_t *count)
 {
     assert (self);
     assert (fields);
@@ -546,7 +546,7 @@ bf_csv_next (bf_csv_t *self, char ***fields, size_t *count)
     if (self->done)
         return 0;
     s_begin (self);
-    s_record_t r = { .state = S_FIELD_START, .limit = s_offset (self) + BF_CSV_MAX_RECORD };
+    s_record_t r = { .state = S_FIELD_START, .limit = s_offset (self) + BD_CSV_MAX_RECORD };
     self->record.len = 0;
     self->record_line = self->line;
     int rc = S_GO_ON;
@@ -560,28 +560,28 @@ bf_csv_next (bf_csv_t *self, char ***fields, size_t *count)
 }
 
 long
-bf_csv_line (const bf_csv_t *self)
+bd_csv_line (const bd_csv_t *self)
 {
     assert (self);
     return self->record_line;
 }
 
 const char *
-bf_csv_error (const bf_csv_t *self)
+bd_csv_error (const bd_csv_t *self)
 {
     assert (self);
     return self->error;
 }
 
 long
-bf_csv_error_line (const bf_csv_t *self)
+bd_csv_error_line (const bd_csv_t *self)
 {
     assert (self);
     return self->error_line;
 }
 
 long
-bf_csv_error_column (const bf_csv_t *self)
+bd_csv_error_column (const bd_csv_t *self)
 {
     assert (self);
     return self->error_column;
@@ -611,10 +611,10 @@ s_write_field (FILE *out, const char *field)
     return 0;
 }
 
-/*  Writes one record; see bf_csv.h. A record of one empty field is written
+/*  Writes one record; see bd_csv.h. A record of one empty field is written
     as "" so that it reads back as a record rather than a blank line.  */
 int
-bf_csv_write (FILE *out, const char *const *fields, size_t count)
+bd_csv_write (FILE *out, const char *const *fields, size_t count)
 {
     assert (out);
     assert (fields || count == 0);
