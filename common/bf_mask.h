@@ -7,7 +7,8 @@
     - Email addresses: a run of address characters (ASCII letters, digits,
       . _ % + - ' and any non-ASCII byte), '@', and a domain (letters,
       digits, '.', '-', non-ASCII bytes). Shown as bf_mask_email shows it
-      ("h***@example.com").
+      ("h***@example.com"). A quoted local part ("john doe"@example.com)
+      counts too; with a space inside it is shown as "***".
     - Phone numbers in any grouping: digit groups joined by up to three of
       space, '-', '.', '(' and ')', optionally after a '+', that start
       and end at a word boundary (no ASCII letter, digit or '_' next to
@@ -68,8 +69,8 @@ char *bf_mask_text (const char *text, size_t len, const char *contact, unsigned 
 
 /*  bf_mask_text for text that may hold NUL bytes: returns the number of
     bytes written to out (before the terminating NUL).  */
-size_t bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flags,
-                       char *out, size_t outsize);
+size_t bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flags, char *out,
+                       size_t outsize);
 
 /*  Whether text (NUL-terminated) holds anything bf_mask_text would mask
     (with contact NULL and no flags).  */
