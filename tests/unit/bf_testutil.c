@@ -173,10 +173,12 @@ s_unescape (const char *p, const char *end, char **out, size_t *len)
     return 0;
 }
 
-size_t
-bf_testutil_corpus (const char *path, void (*fn) (const bf_testutil_row_t *row, void *arg),
-                    void *arg)
+void
+bf_testutil_corpus (const char *path, const char *const *ops,
+                    void (*fn) (const bf_testutil_row_t *row, size_t op, void *arg), void *arg,
+                    size_t min_rows, size_t min_each)
 {
+    size_t tally[32] = { 0 };
     if (!path)
         fail_msg ("no corpus file given (meson passes its path as the first argument)");
     FILE *file = fopen (path, "r");
@@ -204,14 +206,24 @@ bf_testutil_corpus (const char *path, void (*fn) (const bf_testutil_row_t *row, 
             row.count++;
             p = stop + 1;
         }
-        fn (&row, arg);
+        size_t op = 0;
+        while (ops[op] && strcmp (ops[op], row.field[0]) != 0)
+            op++;
+        if (!ops[op] || op >= sizeof tally / sizeof tally[0])
+            fail_msg ("%s:%d: unknown operation \"%s\"", path, number, row.field[0]);
+        tally[op]++;
+        fn (&row, op, arg);
         for (size_t i = 0; i < row.count; i++)
             free (row.field[i]);
         rows++;
     }
     free (line);
     fclose (file);
-    return rows;
+    if (rows < min_rows)
+        fail_msg ("%s: %zu rows, fewer than %zu", path, rows, min_rows);
+    for (size_t op = 0; ops[op]; op++)
+        if (tally[op] < min_each)
+            fail_msg ("%s: %zu \"%s\" rows, fewer than %zu", path, tally[op], ops[op], min_each);
 }
 
 size_t

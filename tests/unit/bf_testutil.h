@@ -46,12 +46,16 @@ typedef struct {
     size_t len[BF_TESTUTIL_FIELDS];
 } bf_testutil_row_t;
 
-/*  Calls fn for each row of the corpus at path, in order. A file that
-    cannot be read, a malformed escape or a row of more than
-    BF_TESTUTIL_FIELDS fields fails the calling test. Returns the number
-    of rows.  */
-size_t bf_testutil_corpus (const char *path, void (*fn) (const bf_testutil_row_t *row, void *arg),
-                           void *arg);
+/*  Calls fn for each row of the corpus at path, in order, with the index
+    in ops (NULL-terminated) of the row's first field, its operation. A
+    file that cannot be read, a malformed escape, a row of more than
+    BF_TESTUTIL_FIELDS fields or with an operation not in ops fails the
+    calling test; so does a file of fewer than min_rows rows or of fewer
+    than min_each rows of some operation (a corpus that lost its rows
+    must not pass).  */
+void bf_testutil_corpus (const char *path, const char *const *ops,
+                         void (*fn) (const bf_testutil_row_t *row, size_t op, void *arg), void *arg,
+                         size_t min_rows, size_t min_each);
 
 /*  The row's field i as an unsigned number, failing the test (with the
     file and line) when it is missing or not one.  */

@@ -383,16 +383,26 @@ s_field_start (bd_csv_t *self, s_record_t *r, unsigned char c)
     return S_GO_ON;
 }
 
+/*  The fast path: when no character is open, copies the run of plain
+    bytes (class mask) at the cursor. Returns S_GO_ON when it copied some,
+    0 when the byte at the cursor needs the slow path, or -1.  */
+static int
+s_plain_run (bd_csv_t *self, s_record_t *r, unsigned char mask)
+{
+    if (r->utf8.need != 0)
+        return 0;
+    size_t n = s_copy_run (self, mask, r->limit);
+    if (n == (size_t)-1)
+        return s_fail_here (self, "out of memory");
+    return n ? S_GO_ON : 0;
+}
+
 static int
 s_unquoted (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
-    if (r->utf8.need == 0) {
-        size_t n = s_copy_run (self, S_PLAIN_UNQUOTED, r->limit);
-        if (n == (size_t)-1)
-            return s_fail_here (self, "out of memory");
-        if (n)
-            return S_GO_ON;
-    }
+    int run = s_plain_run (self, r, S_PLAIN_UNQUOTED);
+    if (run)
+        return run;
     if (c == ',' || c == '\n' || c == '\r' || c == '"') {
         if (r->utf8.need)
             return s_fail_here (self, "invalid UTF-8");
@@ -407,13 +417,9 @@ s_unquoted (bd_csv_t *self, s_record_t *r, unsigned char c)
 static int
 s_quoted (bd_csv_t *self, s_record_t *r, unsigned char c)
 {
-    if (r->utf8.need == 0) {
-        size_t n = s_copy_run (self, S_PLAIN_QUOTED, r->limit);
-        if (n == (size_t)-1)
-            return s_fail_here (self, "out of memory");
-        if (n)
-            return S_GO_ON;
-    }
+    int run = s_plain_run (self, r, S_PLAIN_QUOTED);
+    if (run)
+        return run;
     if (c == '"' || c == '\n') {
         if (r->utf8.need)
             return s_fail_here (self, "invalid UTF-8");
