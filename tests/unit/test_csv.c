@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "bd_csv.h"
+#include "bf_text.h"
 
 #define MIB (1024u * 1024u)
 
@@ -101,25 +102,14 @@ s_open (const char *path)
     return csv;
 }
 
-/*  Growing text buffer for generated inputs.  */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} s_text_t;
+/*  Generated inputs grow in a bf_text_buf_t; a test stops when memory
+    runs out.  */
+typedef bf_text_buf_t s_text_t;
 
 static void
 s_add (s_text_t *text, const char *bytes, size_t len)
 {
-    if (text->len + len + 1 > text->cap) {
-        while (text->len + len + 1 > text->cap)
-            text->cap = text->cap ? text->cap * 2 : 4096;
-        text->data = realloc (text->data, text->cap);
-        assert_non_null (text->data);
-    }
-    memcpy (text->data + text->len, bytes, len);
-    text->len += len;
-    text->data[text->len] = '\0';
+    assert_int_equal (bf_text_buf_add (text, bytes, len), 0);
 }
 
 static void
@@ -462,7 +452,7 @@ test_field_limit (void **state)
     EXPECT_RECORD (csv, 3, "last");
     s_expect_end (csv);
     bd_csv_destroy (&csv);
-    free (text.data);
+    bf_text_buf_free (&text);
 }
 
 static void
@@ -499,7 +489,7 @@ test_record_too_long (void **state)
     EXPECT_RECORD (csv, 6, "end");
     s_expect_end (csv);
     bd_csv_destroy (&csv);
-    free (text.data);
+    bf_text_buf_free (&text);
 }
 
 /*  --- Reader over files: block refills ---------------------------------- */
@@ -541,7 +531,7 @@ s_file_split (const char *tail, size_t split_at)
     s_adds (&text, tail);
     assert_int_equal (text.len - strlen (tail) + split_at, MIB);
     char *path = s_temp_file (text.data, text.len);
-    free (text.data);
+    bf_text_buf_free (&text);
     return path;
 }
 
@@ -667,7 +657,7 @@ test_random_file (void **state)
         free (expected[i]);
     free (expected);
     free (lines);
-    free (text.data);
+    bf_text_buf_free (&text);
 }
 
 static void
@@ -687,7 +677,7 @@ test_long_record_in_file (void **state)
     bd_csv_destroy (&csv);
     unlink (path);
     free (path);
-    free (text.data);
+    bf_text_buf_free (&text);
 }
 
 /*  --- Writer ------------------------------------------------------------ */

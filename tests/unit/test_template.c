@@ -24,6 +24,7 @@
 
 #include "bf_sms.h"
 #include "bf_template.h"
+#include "bf_text.h"
 #include "bf_won.h"
 
 /*  --- Shipped templates: db/005_templates.sql -------------------------- */
@@ -936,31 +937,6 @@ test_euckr_bytes (void **state)
     assert_int_equal (bf_euckr_bytes ("가", NULL), 2);
 }
 
-static size_t
-s_utf8_encode (uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /*  Every code point of the BMP (and some beyond) against iconv directly:
     what EUC-KR encodes counts its real size, the rest counts 1 ('?').  */
 static void
@@ -969,12 +945,14 @@ test_euckr_matches_iconv (void **state)
     (void)state;
     iconv_t cd = iconv_open ("EUC-KR", "UTF-8");
     assert_true (cd != (iconv_t)-1);
+    bf_text_buf_t buf = { 0 };
     size_t encodable = 0;
     for (uint32_t cp = 1; cp < 0x20000; cp += cp < 0x10000 ? 1 : 97) {
         if (cp >= 0xD800 && cp <= 0xDFFF)
             continue;
-        char utf8[8];
-        utf8[s_utf8_encode (cp, utf8)] = 0;
+        bf_text_buf_reset (&buf);
+        assert_int_equal (bf_text_buf_utf8 (&buf, cp), 0);
+        char *utf8 = buf.data;
         char euc[16];
         char *in = utf8, *outp = euc;
         size_t inleft = strlen (utf8), outleft = sizeof euc;
@@ -993,6 +971,7 @@ test_euckr_matches_iconv (void **state)
         encodable += !bad;
     }
     iconv_close (cd);
+    bf_text_buf_free (&buf);
     //  ASCII, 2,350 Hangul syllables, 4,888 hanja and the symbols.
     assert_true (encodable > 8000);
 }
