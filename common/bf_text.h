@@ -1,13 +1,16 @@
-/*  bf_text — the one home of text primitives: UTF-8 validate, decode and
-    cut on a character boundary; a bounded, printable copy of outside text;
-    a growable buffer with UTF-8 and base64 (libsodium) appenders.
+/*  bf_text — the one home of text primitives: UTF-8 validate, decode
+    (whole or byte by byte) and cut on a character boundary; a bounded,
+    printable copy of outside text; a growable buffer with UTF-8 and base64
+    (libsodium) appenders; a bounded writer into the caller's array.
 
     Every place that puts outside text (a command argument, a verb, a key
     name, a provider's reason) into a log line, an error reply or a
     database row goes through bf_text_clip: a printf precision such as
     "%.40s" cuts bytes, and half a character then makes the row invalid
     UTF-8 (PostgreSQL refuses it with SQLSTATE 22021) and the log line
-    unreadable. Pure functions; thread-safe.  */
+    unreadable. The UTF-8 and clip functions are pure and thread-safe; a
+    buffer or a writer belongs to one thread. No module keeps a copy of
+    any of these (common/README.md).  */
 
 #ifndef BF_TEXT_H_INCLUDED
 #define BF_TEXT_H_INCLUDED
