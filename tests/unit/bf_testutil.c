@@ -18,6 +18,7 @@
 
 #include "bf_log.h"
 #include "bf_testutil.h"
+#include "bf_text.h"
 
 int
 bf_testutil_quiet_setup (void **state)
@@ -120,15 +121,13 @@ s_hex (char c)
     return -1;
 }
 
-/*  Appends the unescaped form of the raw field [p, end) to *out (grown
-    with realloc). Returns 0, or -1 on a malformed escape.  */
+/*  The unescaped form of the raw field [p, end) into *out (malloc'd,
+    NUL-terminated) and *len. Returns 0, or -1 on a malformed escape.  */
 static int
 s_unescape (const char *p, const char *end, char **out, size_t *len)
 {
-    size_t cap = (size_t)(end - p) + 1;
-    char *buf = malloc (cap);
-    size_t n = 0;
-    assert_non_null (buf);
+    bf_text_buf_t buf = { 0 };
+    assert_int_equal (bf_text_buf_add (&buf, "", 0), 0);
     while (p < end) {
         const char *piece = p;
         size_t piece_len = 1, times = 1;
@@ -149,27 +148,21 @@ s_unescape (const char *p, const char *end, char **out, size_t *len)
             const char *close
                 = brace < end && *brace == '{' ? memchr (brace, '}', (size_t)(end - brace)) : NULL;
             if (!close || times == 0) {
-                free (buf);
+                bf_text_buf_free (&buf);
                 return -1;
             }
             piece = brace + 1;
             piece_len = (size_t)(close - piece);
             p = close + 1;
         } else {
-            free (buf);
+            bf_text_buf_free (&buf);
             return -1;
         }
-        while (n + piece_len * times + 1 > cap) {
-            cap *= 2;
-            buf = realloc (buf, cap);
-            assert_non_null (buf);
-        }
-        for (size_t k = 0; k < times; k++, n += piece_len)
-            memcpy (buf + n, piece, piece_len);
+        for (size_t k = 0; k < times; k++)
+            assert_int_equal (bf_text_buf_add (&buf, piece, piece_len), 0);
     }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
+    *out = buf.data;
+    *len = buf.len;
     return 0;
 }
 
