@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bf_db.h"
+#include "bf_text.h"
 #include "bf_health.h"
 #include "bf_log.h"
 #include "bf_metrics.h"
@@ -43,9 +44,9 @@ static pthread_once_t s_metrics_once = PTHREAD_ONCE_INIT;
 static void
 s_metrics_init (void)
 {
-    bf_metric_t *connects = bf_metrics_counter (
-        "billflow_db_connects_total", "PostgreSQL connection attempts by outcome (ok, failed).",
-        "outcome");
+    bf_metric_t *connects
+        = bf_metrics_counter ("billflow_db_connects_total",
+                              "PostgreSQL connection attempts by outcome (ok, failed).", "outcome");
     s_connects_ok = bf_metric_series (connects, "ok");
     s_connects_failed = bf_metric_series (connects, "failed");
     bf_metric_t *errors = bf_metrics_counter (
@@ -254,9 +255,8 @@ bf_db_rollback (PGconn *conn)
 
 struct bf_copy_t {
     PGconn *conn;
-    char *buf;
-    size_t len, cap;
-    bool row_open; /* a field was written on the current row */
+    bf_text_buf_t buf; /* rows not yet sent */
+    bool row_open;     /* a field was written on the current row */
     bool failed;
     int64_t rows;
 };
@@ -270,11 +270,7 @@ bf_copy_begin (PGconn *conn, const char *sql)
     if (rc != BF_DB_OK)
         return NULL;
     bf_copy_t *self = calloc (1, sizeof *self);
-    if (self) {
-        self->cap = S_COPY_FLUSH + 64 * 1024;
-        self->buf = malloc (self->cap);
-    }
-    if (!self || !self->buf) {
+    if (!self || bf_text_buf_reserve (&self->buf, S_COPY_FLUSH + 64 * 1024)) {
         free (self);
         PQputCopyEnd (conn, "out of memory");
         PQclear (PQgetResult (conn));
@@ -285,22 +281,13 @@ bf_copy_begin (PGconn *conn, const char *sql)
     return self;
 }
 
+/*  Room for more bytes; out of memory mid-row marks the COPY failed
+    (_end cancels it).  */
 static void
 s_reserve (bf_copy_t *self, size_t more)
 {
-    if (self->len + more <= self->cap)
-        return;
-    size_t cap = self->cap;
-    while (cap < self->len + more)
-        cap *= 2;
-    char *buf = realloc (self->buf, cap);
-    if (!buf) {
-        /*  Out of memory mid-row: mark the COPY failed; _end cancels it.  */
+    if (!self->failed && bf_text_buf_reserve (&self->buf, more))
         self->failed = true;
-        return;
-    }
-    self->buf = buf;
-    self->cap = cap;
 }
 
 static void
@@ -310,7 +297,7 @@ s_separator (bf_copy_t *self)
     if (self->failed)
         return;
     if (self->row_open)
-        self->buf[self->len++] = '\t';
+        self->buf.data[self->buf.len++] = '\t';
     self->row_open = true;
 }
 
@@ -321,7 +308,7 @@ bf_copy_strn (bf_copy_t *self, const char *value, size_t len)
     s_reserve (self, len * 2);
     if (self->failed)
         return;
-    char *out = self->buf + self->len;
+    char *out = self->buf.data + self->buf.len;
     for (size_t i = 0; i < len; i++) {
         char c = value[i];
         switch (c) {
@@ -345,7 +332,7 @@ bf_copy_strn (bf_copy_t *self, const char *value, size_t len)
                 *out++ = c;
         }
     }
-    self->len = (size_t)(out - self->buf);
+    self->buf.len = (size_t)(out - self->buf.data);
 }
 
 void
@@ -363,7 +350,8 @@ bf_copy_int (bf_copy_t *self, int64_t value)
     s_separator (self);
     s_reserve (self, 24);
     if (!self->failed)
-        self->len += (size_t)snprintf (self->buf + self->len, 24, "%lld", (long long)value);
+        self->buf.len
+            += (size_t)snprintf (self->buf.data + self->buf.len, 24, "%lld", (long long)value);
 }
 
 void
@@ -372,8 +360,8 @@ bf_copy_null (bf_copy_t *self)
     s_separator (self);
     s_reserve (self, 2);
     if (!self->failed) {
-        self->buf[self->len++] = '\\';
-        self->buf[self->len++] = 'N';
+        self->buf.data[self->buf.len++] = '\\';
+        self->buf.data[self->buf.len++] = 'N';
     }
 }
 
@@ -390,7 +378,7 @@ bf_copy_bytea (bf_copy_t *self, const uint8_t *data, size_t len)
     s_reserve (self, 3 + len * 2);
     if (self->failed)
         return;
-    char *out = self->buf + self->len;
+    char *out = self->buf.data + self->buf.len;
     *out++ = '\\';
     *out++ = '\\';
     *out++ = 'x';
@@ -398,15 +386,15 @@ bf_copy_bytea (bf_copy_t *self, const uint8_t *data, size_t len)
         *out++ = hex[data[i] >> 4];
         *out++ = hex[data[i] & 15];
     }
-    self->len = (size_t)(out - self->buf);
+    self->buf.len = (size_t)(out - self->buf.data);
 }
 
 static int
 s_flush (bf_copy_t *self)
 {
-    if (self->len == 0)
+    if (self->buf.len == 0)
         return BF_DB_OK;
-    if (PQputCopyData (self->conn, self->buf, (int)self->len) != 1) {
+    if (PQputCopyData (self->conn, self->buf.data, (int)self->buf.len) != 1) {
         s_set_message (PQerrorMessage (self->conn));
         snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "08006");
         s_last_status = BF_DB_RETRY;
@@ -415,7 +403,7 @@ s_flush (bf_copy_t *self)
         self->failed = true;
         return BF_DB_RETRY;
     }
-    self->len = 0;
+    self->buf.len = 0;
     return BF_DB_OK;
 }
 
@@ -427,10 +415,10 @@ bf_copy_row_end (bf_copy_t *self)
     s_reserve (self, 1);
     if (self->failed)
         return BF_DB_FAIL;
-    self->buf[self->len++] = '\n';
+    self->buf.data[self->buf.len++] = '\n';
     self->row_open = false;
     self->rows++;
-    if (self->len >= S_COPY_FLUSH)
+    if (self->buf.len >= S_COPY_FLUSH)
         return s_flush (self);
     return BF_DB_OK;
 }
@@ -468,7 +456,7 @@ bf_copy_end (bf_copy_t **self_p, const char *abort_reason)
         while ((res = PQgetResult (self->conn)) != NULL)
             PQclear (res);
     }
-    free (self->buf);
+    bf_text_buf_free (&self->buf);
     free (self);
     return rc;
 }

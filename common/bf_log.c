@@ -1,6 +1,6 @@
 /*  =========================================================================
-    bf_log - levelled logging as plain text or JSON lines, and the masking
-    helpers for contacts.
+    bf_log - levelled logging as plain text or JSON lines; every message
+    passes through bf_mask_text (common/bf_mask.h) before it is written.
 
     Every line is formatted into one buffer and written with a single
     write(2) while the log mutex is held, so lines from concurrent threads
@@ -73,33 +73,25 @@ typedef struct {
 static _Thread_local s_fields_t s_ctx;  //  the thread's context
 static _Thread_local s_fields_t s_next; //  fields of the thread's next line
 
-//  Text appender that never overruns; len stops growing when full.
-
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} s_buf_t;
+//  Every line is written through a bf_text_out_t over s_line: a line that
+//  would not fit is cut, never overrun.
 
 static void
-s_put (s_buf_t *buf, const char *bytes, size_t len)
+s_put (bf_text_out_t *buf, const char *bytes, size_t len)
 {
-    if (len > buf->cap - buf->len)
-        len = buf->cap - buf->len;
-    memcpy (buf->data + buf->len, bytes, len);
-    buf->len += len;
+    bf_text_out_add (buf, bytes, len);
 }
 
 static void
-s_puts (s_buf_t *buf, const char *text)
+s_puts (bf_text_out_t *buf, const char *text)
 {
-    s_put (buf, text, strlen (text));
+    bf_text_out_str (buf, text);
 }
 
 //  Appends text with the escaping of the chosen format (see banner).
 
 static void
-s_put_escaped (s_buf_t *buf, const char *text, size_t len, bool json)
+s_put_escaped (bf_text_out_t *buf, const char *text, size_t len, bool json)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)text;
@@ -256,7 +248,7 @@ bf_log_ctx_clear (void)
 //  A plain value goes in quotes when it would not read as one word.
 
 static void
-s_put_plain_value (s_buf_t *buf, const char *value, size_t len)
+s_put_plain_value (bf_text_out_t *buf, const char *value, size_t len)
 {
     bool quote = len == 0;
     for (size_t i = 0; i < len && !quote; i++)
@@ -281,7 +273,7 @@ s_put_plain_value (s_buf_t *buf, const char *value, size_t len)
 //  for this line only (which win over a context field of the same key).
 
 static void
-s_put_fields (s_buf_t *buf, const s_fields_t *next, bool json)
+s_put_fields (bf_text_out_t *buf, const s_fields_t *next, bool json)
 {
     bool first = true;
     for (int set = 0; set < 2; set++) {
@@ -318,7 +310,7 @@ char *
 bf_log_oneline (char *out, size_t outsize, const char *text)
 {
     assert (out && outsize > 0);
-    s_buf_t buf = { out, 0, outsize - 1 };
+    bf_text_out_t buf = BF_TEXT_OUT (out, outsize);
     const char *p = text ? text : "";
     size_t left = strlen (p);
     bool pending_break = false; //  a line break seen, " | " not yet written
@@ -342,7 +334,7 @@ bf_log_oneline (char *out, size_t outsize, const char *text)
         if (n == 0)
             n = 1;
         size_t need = n + (pending_break && buf.len > 0 ? 3 : 0);
-        if (buf.len + need > buf.cap)
+        if (buf.len + need > buf.size - 1)
             break;
         if (pending_break && buf.len > 0)
             s_puts (&buf, " | ");
@@ -442,9 +434,7 @@ s_write_line (bf_log_level_t level, const s_fields_t *next, const char *format, 
     else if ((size_t)rc < sizeof msg)
         msg_len = (size_t)rc;
     else {
-        size_t cut = sizeof msg - sizeof S_TRUNCATED;
-        while (cut > 0 && ((unsigned char)msg[cut] & 0xC0) == 0x80)
-            cut--;
+        size_t cut = bf_text_utf8_prefix (msg, sizeof msg - 1, sizeof msg - sizeof S_TRUNCATED);
         memcpy (msg + cut, S_TRUNCATED, sizeof S_TRUNCATED);
         msg_len = cut + sizeof S_TRUNCATED - 1;
     }
@@ -471,7 +461,7 @@ s_write_line (bf_log_level_t level, const s_fields_t *next, const char *format, 
 
     pthread_mutex_lock (&s_mutex);
     //  Keep room for the closing bytes so a full buffer still ends a line.
-    s_buf_t buf = { s_line, 0, sizeof s_line - 4 };
+    bf_text_out_t buf = BF_TEXT_OUT (s_line, sizeof s_line - 4);
     if (json) {
         s_puts (&buf, "{\"ts\":\"");
         s_puts (&buf, ts);
@@ -485,7 +475,7 @@ s_write_line (bf_log_level_t level, const s_fields_t *next, const char *format, 
         s_put_escaped (&buf, msg, msg_len, true);
         s_puts (&buf, "\"");
         s_put_fields (&buf, next, true);
-        buf.cap = sizeof s_line;
+        buf.size = sizeof s_line;
         s_puts (&buf, "}\n");
     } else {
         s_puts (&buf, ts);
@@ -498,7 +488,7 @@ s_write_line (bf_log_level_t level, const s_fields_t *next, const char *format, 
         s_puts (&buf, "]: ");
         s_put_escaped (&buf, msg, msg_len, false);
         s_put_fields (&buf, next, false);
-        buf.cap = sizeof s_line;
+        buf.size = sizeof s_line;
         s_puts (&buf, "\n");
     }
     int fd = atomic_load (&s_fd);

@@ -1,5 +1,6 @@
-/*  bf_log — levelled logging to stderr as plain text or JSON lines, and the
-    masking helpers that every place a contact could reach a log must use.
+/*  bf_log — levelled logging to stderr as plain text or JSON lines. It
+    includes bf_mask.h, the one home of the masking every place a contact
+    could reach a log must use (bf_log has no masker of its own).
 
     Thread-safe after bf_log_init: each line is written with one write(2).
     Personal data never goes to a log unmasked: pass contacts through

@@ -200,8 +200,7 @@ s_is_word (unsigned char c)
 static bool
 s_is_local (unsigned char c)
 {
-    return s_is_word (c) || c >= 0x80 || c == '.' || c == '%' || c == '+' || c == '-'
-           || c == '\'';
+    return s_is_word (c) || c >= 0x80 || c == '.' || c == '%' || c == '+' || c == '-' || c == '\'';
 }
 
 static bool
@@ -223,13 +222,32 @@ s_is_phone_sep (unsigned char c)
     return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')';
 }
 
-/*  An email address starting at i (a word start): sets *end past it.  */
+/*  End of a quoted local part ("john doe"@..., RFC 5321 4.1.2) that
+    starts with the quote at i: the offset after its closing quote, or i
+    when there is none within 64 bytes (or a control byte comes first).  */
+static size_t
+s_quoted_local (const unsigned char *p, size_t len, size_t i)
+{
+    for (size_t j = i + 1; j < len && j - i <= 64 && p[j] >= 0x20 && p[j] != 0x7F; j++) {
+        if (p[j] == '\\' && j + 1 < len)
+            j++;
+        else if (p[j] == '"')
+            return j + 1;
+    }
+    return i;
+}
+
+/*  An email address starting at i (a word start, or a quoted local part):
+    sets *end past it.  */
 static bool
 s_email_at (const unsigned char *p, size_t len, size_t i, size_t *end)
 {
     size_t j = i;
-    while (j < len && s_is_local (p[j]))
-        j++;
+    if (p[i] == '"')
+        j = s_quoted_local (p, len, i);
+    else
+        while (j < len && s_is_local (p[j]))
+            j++;
     if (j == i || j >= len || p[j] != '@')
         return false;
     size_t k = j + 1;
@@ -248,7 +266,7 @@ s_email_at (const unsigned char *p, size_t len, size_t i, size_t *end)
 typedef struct {
     size_t start[S_MAX_GROUPS], end[S_MAX_GROUPS]; /* byte offsets of each digit group */
     size_t n;
-    bool plus; /* a '+' before the first group */
+    bool plus;   /* a '+' before the first group */
     size_t from; /* offset of the candidate's first byte ('+' or '(' included) */
 } s_groups_t;
 
@@ -467,7 +485,7 @@ bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flag
             i += clen;
             continue;
         }
-        if ((i == 0 || !s_is_local (p[i - 1])) && s_is_local (p[i])
+        if ((i == 0 || !s_is_local (p[i - 1])) && (s_is_local (p[i]) || p[i] == '"')
             && s_email_at (p, len, i, &end)) {
             char token[256], masked[BF_MASK_MAX];
             if (end - i < sizeof token) {
@@ -523,4 +541,10 @@ bf_mask_text_has_contact (const char *text)
     if (buf != stack)
         free (buf);
     return differs;
+}
+
+bool
+bf_mask_is_masked (const char *contact)
+{
+    return !contact || !*contact || strstr (contact, "***") || !strcmp (contact, "(unavailable)");
 }

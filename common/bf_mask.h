@@ -7,7 +7,8 @@
     - Email addresses: a run of address characters (ASCII letters, digits,
       . _ % + - ' and any non-ASCII byte), '@', and a domain (letters,
       digits, '.', '-', non-ASCII bytes). Shown as bf_mask_email shows it
-      ("h***@example.com").
+      ("h***@example.com"). A quoted local part ("john doe"@example.com)
+      counts too; with a space inside it is shown as "***".
     - Phone numbers in any grouping: digit groups joined by up to three of
       space, '-', '.', '(' and ')', optionally after a '+', that start
       and end at a word boundary (no ASCII letter, digit or '_' next to
@@ -77,11 +78,19 @@ char *bf_mask_text (const char *text, size_t len, const char *contact, unsigned 
 
 /*  bf_mask_text for text that may hold NUL bytes: returns the number of
     bytes written to out (before the terminating NUL).  */
-size_t bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flags,
-                       char *out, size_t outsize);
+size_t bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flags, char *out,
+                       size_t outsize);
 
 /*  Whether text (NUL-terminated) holds anything bf_mask_text would mask
     (with contact NULL and no flags).  */
 bool bf_mask_text_has_contact (const char *text);
+
+/*  Whether a value that stands for a contact (a "contact" field of a
+    reply) may be shown as it is: NULL, "", a masked form holding "***"
+    (bf_mask_email, bf_mask_phone, the fallback of every masker above) or
+    "(unavailable)" (the word control and
+    notify use for a contact they cannot decrypt). Anything else is taken
+    for a contact in clear, which the caller replaces by "***".  */
+bool bf_mask_is_masked (const char *contact);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "bf_log.h"
 #include "bf_metrics.h"
+#include "bf_text.h"
 #include "bf_version.h"
 
 #define MAX_FAMILIES 256
@@ -373,31 +374,15 @@ bf_metrics_format_double (double value, char *out, size_t outsize)
 /*  --- rendering ---------------------------------------------------------- */
 
 typedef struct {
-    char *data;
-    size_t len, cap;
-    bool failed;
+    bf_text_buf_t text;
+    bool failed; /* out of memory: the render returns NULL */
 } s_buf_t;
 
 static void
 s_put (s_buf_t *b, const char *text, size_t len)
 {
-    if (b->failed)
-        return;
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + len + 1 > cap)
-            cap *= 2;
-        char *data = realloc (b->data, cap);
-        if (!data) {
-            b->failed = true;
-            return;
-        }
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy (b->data + b->len, text, len);
-    b->len += len;
-    b->data[b->len] = 0;
+    if (!b->failed && bf_text_buf_add (&b->text, text, len))
+        b->failed = true;
 }
 
 static void
@@ -505,12 +490,12 @@ bf_metrics_render (size_t *len)
         s_render_family (&b, s_families[i]);
     pthread_mutex_unlock (&s_lock);
     if (b.failed) {
-        free (b.data);
+        bf_text_buf_free (&b.text);
         return NULL;
     }
     if (len)
-        *len = b.len;
-    return b.data;
+        *len = b.text.len;
+    return b.text.data;
 }
 
 /*  --- built-ins ----------------------------------------------------------- */

@@ -1,4 +1,5 @@
-/*  bf_text — UTF-8 validation and bounded printable copies (see bf_text.h).  */
+/*  bf_text — UTF-8 validation and decoding, bounded printable copies, the
+    growable buffer and the bounded writer (see bf_text.h).  */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,31 +18,17 @@ bf_text_utf8_len (const char *text, size_t avail)
     const unsigned char *p = (const unsigned char *)text;
     if (avail == 0)
         return 0;
-    unsigned char c = p[0];
-    if (c < 0x80)
+    if (p[0] < 0x80)
         return 1;
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
+    //  One rule for whole strings and byte streams: bf_text_utf8_step.
+    bf_text_utf8_state_t state = { 0 };
+    if (bf_text_utf8_step (&state, p[0]))
         return 0;
-    if (avail < need || p[1] < lo || p[1] > hi)
+    size_t need = (size_t)state.need + 1;
+    if (avail < need)
         return 0;
-    for (size_t i = 2; i < need; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
+    for (size_t i = 1; i < need; i++)
+        if (bf_text_utf8_step (&state, p[i]))
             return 0;
     return need;
 }
@@ -268,4 +255,41 @@ bf_text_buf_free (bf_text_buf_t *self)
     free (self->data);
     self->data = NULL;
     self->len = self->cap = 0;
+}
+
+void
+bf_text_buf_wipe (bf_text_buf_t *self)
+{
+    if (self->data)
+        sodium_memzero (self->data, self->cap);
+    bf_text_buf_free (self);
+}
+
+//  ---------------------------------------------------------------------------
+//  Bounded writer
+
+void
+bf_text_out_add (bf_text_out_t *self, const void *bytes, size_t len)
+{
+    self->need += len;
+    if (self->size == 0)
+        return;
+    size_t room = self->size - 1 - self->len;
+    size_t take = len < room ? len : room;
+    if (take)
+        memcpy (self->data + self->len, bytes, take);
+    self->len += take;
+    self->data[self->len] = '\0';
+}
+
+void
+bf_text_out_str (bf_text_out_t *self, const char *text)
+{
+    bf_text_out_add (self, text, strlen (text));
+}
+
+bool
+bf_text_out_fits (const bf_text_out_t *self)
+{
+    return self->need == self->len;
 }

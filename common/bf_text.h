@@ -1,13 +1,16 @@
-/*  bf_text — the one home of text primitives: UTF-8 validate, decode and
-    cut on a character boundary; a bounded, printable copy of outside text;
-    a growable buffer with UTF-8 and base64 (libsodium) appenders.
+/*  bf_text — the one home of text primitives: UTF-8 validate, decode
+    (whole or byte by byte) and cut on a character boundary; a bounded,
+    printable copy of outside text; a growable buffer with UTF-8 and base64
+    (libsodium) appenders; a bounded writer into the caller's array.
 
     Every place that puts outside text (a command argument, a verb, a key
     name, a provider's reason) into a log line, an error reply or a
     database row goes through bf_text_clip: a printf precision such as
     "%.40s" cuts bytes, and half a character then makes the row invalid
     UTF-8 (PostgreSQL refuses it with SQLSTATE 22021) and the log line
-    unreadable. Pure functions; thread-safe.  */
+    unreadable. The UTF-8 and clip functions are pure and thread-safe; a
+    buffer or a writer belongs to one thread. No module keeps a copy of
+    any of these (common/README.md).  */
 
 #ifndef BF_TEXT_H_INCLUDED
 #define BF_TEXT_H_INCLUDED
@@ -20,6 +23,57 @@
     bytes at p are not one: overlong forms, surrogates, code points above
     U+10FFFF and sequences cut by avail count as malformed.  */
 size_t bf_text_utf8_len (const char *p, size_t avail);
+
+/*  A UTF-8 check fed one byte at a time, for input that arrives in
+    pieces (a CSV reader's blocks). Zero-initialise it ({ 0 }): need is
+    the number of continuation bytes still due (0 between characters), lo
+    and hi the range the next one must fall in.  */
+typedef struct {
+    unsigned char need, lo, hi;
+} bf_text_utf8_state_t;
+
+/*  Feeds byte to state under the rules of bf_text_utf8_len. Returns 0
+    when the byte may come next (state advanced), or -1 when it cannot (a
+    continuation byte where none is due, a lead byte C0, C1 or F5..FF, an
+    overlong form, a surrogate, above U+10FFFF, or any other byte where a
+    continuation byte is due); state is then unchanged. At the end of the
+    input, state->need > 0 means a character was cut. Inline because a
+    reader calls it for every non-ASCII byte.  */
+static inline int
+bf_text_utf8_step (bf_text_utf8_state_t *state, unsigned char byte)
+{
+    if (state->need > 0) {
+        if (byte < state->lo || byte > state->hi)
+            return -1;
+        state->need--;
+        state->lo = 0x80;
+        state->hi = 0xBF;
+        return 0;
+    }
+    if (byte < 0x80)
+        return 0;
+    unsigned char need, lo = 0x80, hi = 0xBF;
+    if (byte >= 0xC2 && byte <= 0xDF)
+        need = 1;
+    else if (byte >= 0xE0 && byte <= 0xEF) {
+        need = 2;
+        if (byte == 0xE0)
+            lo = 0xA0; /* no overlong 3-byte forms */
+        else if (byte == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (byte >= 0xF0 && byte <= 0xF4) {
+        need = 3;
+        if (byte == 0xF0)
+            lo = 0x90; /* no overlong 4-byte forms */
+        else if (byte == 0xF4)
+            hi = 0x8F; /* nothing above U+10FFFF */
+    } else
+        return -1; /* continuation byte, C0, C1, F5..FF */
+    state->need = need;
+    state->lo = lo;
+    state->hi = hi;
+    return 0;
+}
 
 /*  Like bf_text_utf8_len, and stores the sequence's code point in *cp
     when it is well-formed (cp untouched when 0 is returned).  */
@@ -93,5 +147,39 @@ void bf_text_buf_reset (bf_text_buf_t *self);
 
 //  Frees the memory; the buffer is empty and reusable afterwards.
 void bf_text_buf_free (bf_text_buf_t *self);
+
+//  Like bf_text_buf_free, for a buffer that held a secret: zeroes the
+//  bytes first (sodium_memzero, which the compiler cannot drop). Copies a
+//  realloc left behind while the buffer grew are not reached: reserve the
+//  room first when that matters.
+void bf_text_buf_wipe (bf_text_buf_t *self);
+
+//  ---------------------------------------------------------------------------
+//  A bounded writer into the caller's array, for text that must not
+//  allocate (a log line) or that fails as a whole when it does not fit (a
+//  rendered notice). Initialise it with BF_TEXT_OUT (data, size). It never
+//  writes past data[size - 1] and keeps data NUL-terminated (when size >
+//  0); need counts every byte an add asked for, so need > len tells the
+//  text was cut. data may be NULL with size 0: then only need counts (a
+//  dry run). Not thread-safe: one writer, one thread.
+
+typedef struct {
+    char *data;
+    size_t size;
+    size_t len;  /* bytes written, without the NUL */
+    size_t need; /* bytes asked for, without the NUL */
+} bf_text_out_t;
+
+#define BF_TEXT_OUT(data, size) ((bf_text_out_t){ (data), (size), 0, 0 })
+
+//  Appends the len bytes at bytes, or as many of them as fit (a cut may
+//  fall inside a character: callers that show a cut text check need).
+void bf_text_out_add (bf_text_out_t *self, const void *bytes, size_t len);
+
+//  Appends a C string the same way.
+void bf_text_out_str (bf_text_out_t *self, const char *text);
+
+//  True when every byte asked for was written.
+bool bf_text_out_fits (const bf_text_out_t *self);
 
 #endif

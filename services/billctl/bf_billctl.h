@@ -124,8 +124,8 @@ const char *bf_billctl_synopsis (bf_billctl_cmd_t cmd);
 
 /*  --- output ------------------------------------------------------------ */
 
-/*  Writes amount with thousands separators ("-1,234,567") into out and
-    returns out.  */
+/*  Writes amount with thousands separators ("-1,234,567", by
+    bf_won_format) into out, cut to outsize, and returns out.  */
 char *bf_billctl_thousands (int64_t amount, char *out, size_t outsize);
 
 /*  Copies text into out (always NUL-terminated, cut to fit) with control

@@ -13,6 +13,8 @@
 
 #include "bf_billctl.h"
 #include "bf_log.h"
+#include "bf_text.h"
+#include "bf_won.h"
 
 #define S_CELL      512 /* bytes of one rendered value */
 #define S_MAX_WIDTH 72  /* display columns of a table cell before it is cut */
@@ -26,20 +28,9 @@ bf_billctl_thousands (int64_t amount, char *out, size_t outsize)
 {
     if (!out || outsize == 0)
         return out;
-    char digits[32];
-    uint64_t magnitude = amount < 0 ? (uint64_t)0 - (uint64_t)amount : (uint64_t)amount;
-    int n = snprintf (digits, sizeof digits, "%llu", (unsigned long long)magnitude);
-    char buf[48];
-    size_t len = 0;
-    if (amount < 0)
-        buf[len++] = '-';
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            buf[len++] = ',';
-        buf[len++] = digits[i];
-    }
-    buf[len] = 0;
-    snprintf (out, outsize, "%s", buf);
+    char won[BF_WON_MAX];
+    bf_won_format (amount, won, sizeof won);
+    snprintf (out, outsize, "%s", won);
     return out;
 }
 
@@ -66,29 +57,34 @@ bf_billctl_scrub (const char *text, char *out, size_t outsize)
     return out;
 }
 
-/*  Display columns of UTF-8 text (Hangul and CJK count two).  */
+/*  Display columns of one character (Hangul and CJK count two).  */
+static size_t
+s_char_width (uint32_t cp)
+{
+    bool wide = (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF)
+                || (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF)
+                || (cp >= 0xFF00 && cp <= 0xFF60);
+    return wide ? 2 : 1;
+}
+
+/*  The character at text (len bytes left): its length in bytes (a
+    malformed byte is one narrow character) and its display columns.  */
+static size_t
+s_char (const char *text, size_t len, size_t *width)
+{
+    uint32_t cp;
+    size_t n = bf_text_utf8_decode (text, len, &cp);
+    *width = n ? s_char_width (cp) : 1;
+    return n ? n : 1;
+}
+
+/*  Display columns of UTF-8 text.  */
 static size_t
 s_width (const char *text)
 {
-    size_t width = 0;
-    const unsigned char *p = (const unsigned char *)text;
-    while (*p) {
-        uint32_t cp = *p;
-        int extra = 0;
-        if (cp >= 0xF0)
-            cp &= 0x07, extra = 3;
-        else if (cp >= 0xE0)
-            cp &= 0x0F, extra = 2;
-        else if (cp >= 0xC0)
-            cp &= 0x1F, extra = 1;
-        p++;
-        for (int k = 0; k < extra && (*p & 0xC0) == 0x80; k++, p++)
-            cp = (cp << 6) | (*p & 0x3F);
-        bool wide = (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF)
-                    || (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF)
-                    || (cp >= 0xFF00 && cp <= 0xFF60);
-        width += wide ? 2 : 1;
-    }
+    size_t width = 0, len = strlen (text);
+    for (size_t i = 0, w; i < len; width += w)
+        i += s_char (text + i, len - i, &w);
     return width;
 }
 
@@ -98,40 +94,26 @@ s_cut (char *text, size_t max)
 {
     if (s_width (text) <= max)
         return;
-    size_t width = 0;
-    unsigned char *p = (unsigned char *)text;
-    while (*p) {
-        unsigned char *start = p;
-        p++;
-        while ((*p & 0xC0) == 0x80)
-            p++;
-        char save = (char)*p;
-        *p = 0;
-        size_t w = s_width ((char *)start);
-        *p = (unsigned char)save;
+    size_t width = 0, len = strlen (text);
+    for (size_t i = 0, w; i < len; width += w) {
+        size_t n = s_char (text + i, len - i, &w);
         if (width + w > max - 3) {
-            strcpy ((char *)start, "...");
+            strcpy (text + i, "...");
             return;
         }
-        width += w;
+        i += n;
     }
 }
 
 //  --------------------------------------------------------------------------
 //  JSON values as text
 
-static bool
-s_contact_masked (const char *text)
-{
-    return strstr (text, "***") || !strcmp (text, "(unavailable)") || !*text;
-}
-
 /*  A string value as safe text: contacts must come masked (anything else
     is replaced), everything else is scrubbed.  */
 static char *
 s_safe_string (const char *key, const char *text, char *out, size_t outsize)
 {
-    if (key && !strcmp (key, "contact") && !s_contact_masked (text)) {
+    if (key && !strcmp (key, "contact") && !bf_mask_is_masked (text)) {
         snprintf (out, outsize, "***");
         return out;
     }

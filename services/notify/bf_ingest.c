@@ -117,9 +117,7 @@ typedef struct {
 
 /*  A growing text buffer for array literals.  */
 typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
+    bf_text_buf_t buf;
     bool failed; //  out of memory somewhere since the last reset
 } s_text_t;
 
@@ -198,30 +196,15 @@ s_double (int backoff)
 static void
 s_text_reset (s_text_t *self)
 {
-    self->len = 0;
+    bf_text_buf_reset (&self->buf);
     self->failed = false;
 }
 
 static void
 s_text_put (s_text_t *self, const char *data, size_t len)
 {
-    if (self->failed)
-        return;
-    if (self->len + len + 1 > self->cap) {
-        size_t cap = self->cap ? self->cap : 4096;
-        while (cap < self->len + len + 1)
-            cap *= 2;
-        char *bigger = realloc (self->data, cap);
-        if (bigger == NULL) {
-            self->failed = true;
-            return;
-        }
-        self->data = bigger;
-        self->cap = cap;
-    }
-    memcpy (self->data + self->len, data, len);
-    self->len += len;
-    self->data[self->len] = '\0';
+    if (!self->failed && bf_text_buf_add (&self->buf, data, len))
+        self->failed = true;
 }
 
 static void
@@ -621,8 +604,12 @@ s_ingest_run (s_ingest_t *self, uint64_t first, uint64_t last)
     }
     uint64_t created[BF_NOTIFY_METRICS_CHANNELS] = { 0 };
     if (rows > 0) {
-        const char *params[] = { self->purpose,        self->arrays[0].data, self->arrays[1].data,
-                                 self->arrays[2].data, self->arrays[3].data, self->arrays[4].data };
+        const char *params[] = { self->purpose,
+                                 self->arrays[0].buf.data,
+                                 self->arrays[1].buf.data,
+                                 self->arrays[2].buf.data,
+                                 self->arrays[3].buf.data,
+                                 self->arrays[4].buf.data };
         res = bf_db_query_prepared (self->conn, "ingest_insert", 6, params, PGRES_TUPLES_OK,
                                     "delivery insert");
         if (res == NULL)
@@ -944,7 +931,7 @@ s_ingest_destroy (s_ingest_t **self_p)
     free (self->peers);
     PQfinish (self->conn);
     for (int i = 0; i < 5; i++)
-        free (self->arrays[i].data);
+        bf_text_buf_free (&self->arrays[i].buf);
     free (self->window);
     free (self->conninfo);
     free (self->consumer);

@@ -5,6 +5,7 @@
 
 #include "bf_log.h"
 #include "bf_render.h"
+#include "bf_sms.h"
 #include "bf_template.h"
 
 #define S_OUT_MAX (256 * 1024)

@@ -14,6 +14,7 @@
     bf_smtp_submit.  */
 
 #include "bf_smtp.h"
+#include "bf_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <czmq.h>
-#include <sodium.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -36,17 +36,12 @@
 #define S_IN_MAX     4096 /* one reply line must fit */
 #define S_NEVER      INT64_MAX
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} s_buf_t;
-
 typedef struct s_msg_t s_msg_t;
 struct s_msg_t {
     s_msg_t *next;
     void *cookie;
     char *mail_cmd, *rcpt_cmd; /* complete command lines with CRLF */
-    s_buf_t wire;              /* dot-stuffed body + ".\r\n" */
+    bf_text_buf_t wire;        /* dot-stuffed body + ".\r\n" */
     int64_t deadline;          /* while queued: when it stops waiting for a session */
     bool retried;              /* already moved to a fresh session once */
     bool answered;             /* the server replied to something of this message */
@@ -81,11 +76,11 @@ struct s_session_t {
     s_state_t state;
     s_msg_t *msg;
     int64_t deadline;
-    int deadline_ms; /* the phase timeout behind deadline, for the report */
-    int reply_code;  /* first line's code of a multi-line reply in progress */
-    bool reply_more; /* inside a multi-line reply */
-    s_buf_t cmd;     /* the last command sent */
-    const char *out; /* cmd.data or msg->wire.data */
+    int deadline_ms;   /* the phase timeout behind deadline, for the report */
+    int reply_code;    /* first line's code of a multi-line reply in progress */
+    bool reply_more;   /* inside a multi-line reply */
+    bf_text_buf_t cmd; /* the last command sent */
+    const char *out;   /* cmd.data or msg->wire.data */
     size_t out_len, out_pos;
     char in[S_IN_MAX];
     size_t in_len;
@@ -114,44 +109,10 @@ struct _bf_smtp_t {
 //  --------------------------------------------------------------------------
 //  Helpers
 
-static int
-s_buf_add (s_buf_t *buf, const void *data, size_t len)
-{
-    if (buf->len + len + 1 > buf->cap) {
-        size_t cap = buf->cap ? buf->cap : 256;
-        while (cap < buf->len + len + 1)
-            cap *= 2;
-        char *grown = realloc (buf->data, cap);
-        if (!grown)
-            return -1;
-        buf->data = grown;
-        buf->cap = cap;
-    }
-    memcpy (buf->data + buf->len, data, len);
-    buf->len += len;
-    buf->data[buf->len] = '\0';
-    return 0;
-}
-
-//  Base64 (RFC 4648, padded) of data, appended to buf; libsodium encodes,
-//  in 48-byte chunks (a multiple of 3, so the pieces concatenate).
-static int
-s_base64 (s_buf_t *buf, const unsigned char *data, size_t len)
-{
-    for (size_t at = 0; at < len; at += 48) {
-        size_t take = len - at < 48 ? len - at : 48;
-        char piece[sodium_base64_ENCODED_LEN (48, sodium_base64_VARIANT_ORIGINAL)];
-        sodium_bin2base64 (piece, sizeof piece, data + at, take, sodium_base64_VARIANT_ORIGINAL);
-        if (s_buf_add (buf, piece, strlen (piece)))
-            return -1;
-    }
-    return 0;
-}
-
 //  The message as it goes after DATA: every line break CRLF, a leading
 //  '.' doubled, then the terminating ".".
 static int
-s_stuff (s_buf_t *out, const char *text, size_t len)
+s_stuff (bf_text_buf_t *out, const char *text, size_t len)
 {
     bool line_start = true;
     int rc = 0;
@@ -160,18 +121,18 @@ s_stuff (s_buf_t *out, const char *text, size_t len)
         if (c == '\r' || c == '\n') {
             if (c == '\r' && i + 1 < len && text[i + 1] == '\n')
                 i++;
-            rc = s_buf_add (out, "\r\n", 2);
+            rc = bf_text_buf_add (out, "\r\n", 2);
             line_start = true;
             continue;
         }
         if (line_start && c == '.')
-            rc = s_buf_add (out, ".", 1);
-        rc = rc ? rc : s_buf_add (out, &c, 1);
+            rc = bf_text_buf_add (out, ".", 1);
+        rc = rc ? rc : bf_text_buf_add (out, &c, 1);
         line_start = false;
     }
     if (rc == 0 && !line_start)
-        rc = s_buf_add (out, "\r\n", 2);
-    return rc ? rc : s_buf_add (out, ".\r\n", 3);
+        rc = bf_text_buf_add (out, "\r\n", 2);
+    return rc ? rc : bf_text_buf_add (out, ".\r\n", 3);
 }
 
 static void
@@ -301,7 +262,7 @@ s_msg_free (s_msg_t *msg)
         return;
     free (msg->mail_cmd);
     free (msg->rcpt_cmd);
-    free (msg->wire.data);
+    bf_text_buf_free (&msg->wire);
     free (msg);
 }
 
@@ -431,7 +392,7 @@ s_free_dead (bf_smtp_t *self)
     while (self->dead) {
         s_session_t *s = self->dead;
         self->dead = s->dead_next;
-        free (s->cmd.data);
+        bf_text_buf_free (&s->cmd);
         free (s);
     }
 }
@@ -470,9 +431,9 @@ s_command (bf_smtp_t *self, s_session_t *s, const char *format, ...)
     va_start (args, format);
     int need = vsnprintf (line, sizeof line, format, args);
     va_end (args);
-    s->cmd.len = 0;
-    if (need < 0 || (size_t)need >= sizeof line || s_buf_add (&s->cmd, line, (size_t)need)
-        || s_buf_add (&s->cmd, "\r\n", 2)) {
+    bf_text_buf_reset (&s->cmd);
+    if (need < 0 || (size_t)need >= sizeof line || bf_text_buf_add (&s->cmd, line, (size_t)need)
+        || bf_text_buf_add (&s->cmd, "\r\n", 2)) {
         s_session_close (self, s, BF_SMTP_BROKEN, "out of memory or command too long");
         return -1;
     }
@@ -577,37 +538,49 @@ s_setup_done (bf_smtp_t *self, s_session_t *s)
     return s_start_message (self, s);
 }
 
+//  Appends the AUTH PLAIN response (RFC 4616): the base64 of
+//  "\0username\0password". The plain form is wiped before it is freed.
+static int
+s_auth_plain_b64 (bf_smtp_t *self, bf_text_buf_t *out)
+{
+    const char *password = self->password ? self->password : "";
+    size_t user_len = strlen (self->username), pass_len = strlen (password);
+    bf_text_buf_t plain = { 0 };
+    //  All the room at once, so no realloc leaves a copy behind.
+    int rc = bf_text_buf_reserve (&plain, user_len + pass_len + 2);
+    rc = rc ? rc : bf_text_buf_add (&plain, "", 1);
+    rc = rc ? rc : bf_text_buf_add (&plain, self->username, user_len);
+    rc = rc ? rc : bf_text_buf_add (&plain, "", 1);
+    rc = rc ? rc : bf_text_buf_add (&plain, password, pass_len);
+    rc = rc ? rc : bf_text_buf_base64 (out, plain.data, plain.len, false);
+    bf_text_buf_wipe (&plain);
+    return rc;
+}
+
+//  Sends AUTH PLAIN with the response on the same line, or AUTH LOGIN.
 static int
 s_auth (bf_smtp_t *self, s_session_t *s)
 {
-    s_buf_t b64 = { 0 };
-    int rc = 0;
-    if (s->auth_plain) {
-        s_buf_t plain = { 0 };
-        rc = s_buf_add (&plain, "", 1);
-        rc = rc ? rc : s_buf_add (&plain, self->username, strlen (self->username));
-        rc = rc ? rc : s_buf_add (&plain, "", 1);
-        const char *password = self->password ? self->password : "";
-        rc = rc ? rc : s_buf_add (&plain, password, strlen (password));
-        rc = rc ? rc : s_base64 (&b64, (unsigned char *)plain.data, plain.len);
-        if (plain.data)
-            memset (plain.data, 0, plain.len);
-        free (plain.data);
-        s->state = S_AUTH_PLAIN;
-    } else
-        s->state = S_AUTH_LOGIN;
-    s->cmd.len = 0;
-    if (rc == 0) {
-        const char *verb = s->auth_plain ? "AUTH PLAIN " : "AUTH LOGIN";
-        rc = s_buf_add (&s->cmd, verb, strlen (verb));
-    }
+    s->state = s->auth_plain ? S_AUTH_PLAIN : S_AUTH_LOGIN;
+    bf_text_buf_reset (&s->cmd);
+    int rc = bf_text_buf_str (&s->cmd, s->auth_plain ? "AUTH PLAIN " : "AUTH LOGIN");
     if (rc == 0 && s->auth_plain)
-        rc = s_buf_add (&s->cmd, b64.data, b64.len);
-    rc = rc ? rc : s_buf_add (&s->cmd, "\r\n", 2);
-    if (b64.data)
-        memset (b64.data, 0, b64.len);
-    free (b64.data);
+        rc = s_auth_plain_b64 (self, &s->cmd);
+    rc = rc ? rc : bf_text_buf_add (&s->cmd, "\r\n", 2);
     if (rc) {
+        s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
+        return -1;
+    }
+    return s_send_raw (self, s, s->cmd.data, s->cmd.len);
+}
+
+//  The AUTH PLAIN response on its own line, after a 334 to "AUTH PLAIN ...".
+static int
+s_auth_plain_line (bf_smtp_t *self, s_session_t *s)
+{
+    s->state = S_AUTH_PASS;
+    bf_text_buf_reset (&s->cmd);
+    if (s_auth_plain_b64 (self, &s->cmd) || bf_text_buf_add (&s->cmd, "\r\n", 2)) {
         s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
         return -1;
     }
@@ -618,9 +591,9 @@ s_auth (bf_smtp_t *self, s_session_t *s)
 static int
 s_auth_line (bf_smtp_t *self, s_session_t *s, const char *text)
 {
-    s->cmd.len = 0;
-    if (s_base64 (&s->cmd, (const unsigned char *)text, strlen (text))
-        || s_buf_add (&s->cmd, "\r\n", 2)) {
+    bf_text_buf_reset (&s->cmd);
+    if (bf_text_buf_base64 (&s->cmd, text, strlen (text), false)
+        || bf_text_buf_add (&s->cmd, "\r\n", 2)) {
         s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
         return -1;
     }
@@ -660,15 +633,10 @@ s_message_failed (bf_smtp_t *self, s_session_t *s, int code, const char *line)
     return s_command (self, s, "RSET");
 }
 
-//  Acts on one complete reply (code, its last line). Returns 0, or -1
-//  when the session was closed.
+//  A reply while the session is set up (greeting, EHLO / HELO, AUTH).
 static int
-s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
+s_on_setup_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
 {
-    if (s->msg && s->state >= S_MAIL)
-        s->msg->answered = true;
-    if (s->msg)
-        s->msg->result.code = code;
     switch (s->state) {
         case S_CONNECTING:
         case S_GREETING:
@@ -689,26 +657,8 @@ s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
                 return s_setup_failed (self, s, code, line);
             return s_setup_done (self, s);
         case S_AUTH_PLAIN:
-            if (code == 334) { /* the server wants the response on its own line */
-                s->state = S_AUTH_PASS;
-                s_buf_t plain = { 0 };
-                const char *password = self->password ? self->password : "";
-                int rc = s_buf_add (&plain, "", 1);
-                rc = rc ? rc : s_buf_add (&plain, self->username, strlen (self->username));
-                rc = rc ? rc : s_buf_add (&plain, "", 1);
-                rc = rc ? rc : s_buf_add (&plain, password, strlen (password));
-                s->cmd.len = 0;
-                rc = rc ? rc : s_base64 (&s->cmd, (unsigned char *)plain.data, plain.len);
-                rc = rc ? rc : s_buf_add (&s->cmd, "\r\n", 2);
-                if (plain.data)
-                    memset (plain.data, 0, plain.len);
-                free (plain.data);
-                if (rc) {
-                    s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
-                    return -1;
-                }
-                return s_send_raw (self, s, s->cmd.data, s->cmd.len);
-            }
+            if (code == 334) /* the server wants the response on its own line */
+                return s_auth_plain_line (self, s);
             /* fall through */
         case S_AUTH_PASS:
             if (code / 100 != 2)
@@ -724,6 +674,32 @@ s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
                 return s_setup_failed (self, s, code, line);
             s->state = S_AUTH_PASS;
             return s_auth_line (self, s, self->password ? self->password : "");
+        default:
+            return 0;
+    }
+}
+
+//  The server accepted the body: the message is done, the session idle.
+static int
+s_message_sent (bf_smtp_t *self, s_session_t *s, const char *line)
+{
+    s_msg_t *msg = s->msg;
+    s->msg = NULL;
+    msg->result.error = BF_SMTP_OK;
+    s_set_line (&msg->result, line);
+    s_msg_done (self, msg);
+    s->reused = true;
+    s_idle_push (self, s);
+    s_pump (self);
+    return 0;
+}
+
+//  A reply while the session is idle or carries a message (MAIL, RCPT,
+//  DATA, the body, RSET).
+static int
+s_on_message_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
+{
+    switch (s->state) {
         case S_IDLE:
             //  An idle session spoke (421 shutting down, usually): drop it.
             s_session_close (self, s, BF_SMTP_BROKEN, line);
@@ -747,19 +723,10 @@ s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
                 return s_message_failed (self, s, code, line);
             s->state = S_BODY;
             return s_send_raw (self, s, s->msg->wire.data, s->msg->wire.len);
-        case S_BODY: {
+        case S_BODY:
             if (code / 100 != 2 || s->out_pos < s->out_len)
                 return s_message_failed (self, s, code, line);
-            s_msg_t *msg = s->msg;
-            s->msg = NULL;
-            msg->result.error = BF_SMTP_OK;
-            s_set_line (&msg->result, line);
-            s_msg_done (self, msg);
-            s->reused = true;
-            s_idle_push (self, s);
-            s_pump (self);
-            return 0;
-        }
+            return s_message_sent (self, s, line);
         case S_RSET:
             if (code / 100 != 2) {
                 s_session_close (self, s, BF_SMTP_BROKEN, line);
@@ -768,8 +735,23 @@ s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
             s_idle_push (self, s);
             s_pump (self);
             return 0;
+        default:
+            return 0;
     }
-    return 0;
+}
+
+//  Acts on one complete reply (code, its last line). Returns 0, or -1
+//  when the session was closed.
+static int
+s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
+{
+    if (s->msg && s->state >= S_MAIL)
+        s->msg->answered = true;
+    if (s->msg)
+        s->msg->result.code = code;
+    if (s->state < S_IDLE)
+        return s_on_setup_reply (self, s, code, line);
+    return s_on_message_reply (self, s, code, line);
 }
 
 //  One EHLO keyword line (after the code): notes the AUTH mechanisms
@@ -993,7 +975,7 @@ bf_smtp_destroy (bf_smtp_t **self_p)
         if (s->fd >= 0)
             close (s->fd);
         self->sessions = s->next;
-        free (s->cmd.data);
+        bf_text_buf_free (&s->cmd);
         free (s);
     }
     s_free_dead (self);

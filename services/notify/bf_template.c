@@ -1,22 +1,14 @@
-/*  bf_template — bill notice templates, EUC-KR fitting and masked previews.
+/*  bf_template — bill notice templates, checks of template rows and masked
+    previews.
 
     Rendering is a recursive walk over the template text, with no parse
     tree and no allocation. The walk always visits every tag, also inside
     sections it does not print (a false condition, a list with no lines), so
     rendering checks the whole template exactly as bf_template_check does:
     a broken template fails every time, never only for some bills. A
-    {{#lines}} body is walked once per line.
+    {{#lines}} body is walked once per line. EUC-KR counting and fitting
+    live in bf_euckr.c, the SMS / LMS decision in bf_sms.c.  */
 
-    EUC-KR counting: a character is 1 byte when ASCII and 2 bytes when
-    EUC-KR (KS X 1001) can encode it; the unit test checks that against
-    iconv for every code point of the BMP. C1 controls (U+0080..U+009F),
-    which glibc passes through as single bytes, count as unencodable. Which characters cannot be
-    encoded is iconv's answer: the remainder of the text is converted in
-    one call, which stops at the first such character; only then does the
-    walk call iconv again, so a whole notice costs a call or two.  */
-
-#include <errno.h>
-#include <iconv.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -24,94 +16,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bf_label.h"
-#include "bf_template.h"
 #include "bf_date.h"
+#include "bf_euckr.h"
+#include "bf_label.h"
 #include "bf_log.h"
+#include "bf_template.h"
 #include "bf_text.h"
+#include "bf_won.h"
 
-#define S_MAX_DEPTH 8              /* sections nested in sections */
-#define S_NAME_MAX  32             /* variable name, with NUL */
-#define S_VALUE_MAX 192            /* a formatted value or composed label, with NUL */
-#define S_ELLIPSIS  "\xe2\x80\xa6" /* U+2026 "…": 3 bytes UTF-8, 2 bytes EUC-KR */
-
-/*  Length of the valid UTF-8 sequence at p (at most avail bytes), with its
-    code point in *cp; 0 when the bytes there are not valid UTF-8 (overlong,
-    surrogate, above U+10FFFF, truncated, stray continuation byte).  */
-static size_t
-s_utf8_next (const unsigned char *p, size_t avail, uint32_t *cp)
-{
-    if (avail == 0)
-        return 0;
-    unsigned char c = p[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t n;
-    uint32_t value, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        value = c & 0x1F;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        value = c & 0x0F;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        value = c & 0x07;
-        min = 0x10000;
-    } else
-        return 0;
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        value = (value << 6) | (p[i] & 0x3F);
-    }
-    if (value < min || value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF))
-        return 0;
-    *cp = value;
-    return n;
-}
+#define S_MAX_DEPTH 8   /* sections nested in sections */
+#define S_NAME_MAX  32  /* variable name, with NUL */
+#define S_VALUE_MAX 192 /* a formatted value or composed label, with NUL */
 
 //  ---------------------------------------------------------------------------
-//  Amounts and line labels
-
-int
-bf_format_won (int64_t amount, char *out, size_t outsize)
-{
-    //  Digits are produced backwards; the magnitude is taken unsigned so
-    //  INT64_MIN has one.
-    uint64_t magnitude = amount < 0 ? (uint64_t)0 - (uint64_t)amount : (uint64_t)amount;
-    char reversed[32];
-    size_t n = 0;
-    int digits = 0;
-    do {
-        if (digits > 0 && digits % 3 == 0)
-            reversed[n++] = ',';
-        reversed[n++] = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-        digits++;
-    } while (magnitude > 0);
-    if (amount < 0)
-        reversed[n++] = '-';
-    if (!out || n + 1 > outsize) {
-        if (out && outsize > 0)
-            out[0] = 0;
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++)
-        out[i] = reversed[n - 1 - i];
-    out[n] = 0;
-    return (int)n;
-}
+//  Line labels
 
 const char *
-bf_bill_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
-                    size_t bufsize)
+bf_template_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
+                        size_t bufsize)
 {
     //  The one rule of common/bf_label.c; lookup only supplies the name.
     const char *name = NULL;
@@ -189,9 +111,7 @@ typedef struct {
     const char *tmpl;
     const bf_bill_view_t *view; /* NULL when only checking */
     bool html;
-    char *out;
-    size_t outsize;
-    size_t need; /* bytes the result needs so far, without NUL */
+    bf_text_out_t out; /* need: bytes the result needs so far */
     char *err;
     size_t errsize;
     //  Bill-level values, formatted once per render.
@@ -226,9 +146,7 @@ s_walk_fail (s_walk_t *self, size_t offset, const char *format, ...)
 static void
 s_put (s_walk_t *self, const char *text, size_t n)
 {
-    if (self->out && self->need + n + 1 <= self->outsize)
-        memcpy (self->out + self->need, text, n);
-    self->need += n;
+    bf_text_out_add (&self->out, text, n);
 }
 
 /*  Appends a substituted value: control characters become spaces, bytes
@@ -237,11 +155,10 @@ s_put (s_walk_t *self, const char *text, size_t n)
 static void
 s_put_value (s_walk_t *self, const char *value)
 {
-    const unsigned char *p = (const unsigned char *)value;
     size_t len = strlen (value);
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t n = s_utf8_next (p + i, len - i, &cp);
+        size_t n = bf_text_utf8_decode (value + i, len - i, &cp);
         if (n == 0) {
             s_put (self, "?", 1);
             i++;
@@ -310,11 +227,12 @@ s_value (s_walk_t *self, s_var_t var, const bf_view_line_t *line, char *buf, siz
             //  The label settle stored with the line, when the caller has it.
             if (line->label && *line->label)
                 return line->label;
-            return bf_bill_line_label (line->code, view->lookup, view->lookup_arg, buf, bufsize);
+            return bf_template_line_label (line->code, view->lookup, view->lookup_arg, buf,
+                                           bufsize);
         case S_VAR_CODE:
             return line->code;
         case S_VAR_AMOUNT:
-            bf_format_won (line->amount, buf, bufsize);
+            bf_won_format (line->amount, buf, bufsize);
             return buf;
         case S_VAR_LINES:
         case S_VAR_NONE:
@@ -453,8 +371,7 @@ s_check_utf8 (s_walk_t *self)
     const unsigned char *p = (const unsigned char *)self->tmpl;
     size_t len = strlen (self->tmpl);
     for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        size_t n = s_utf8_next (p + i, len - i, &cp);
+        size_t n = bf_text_utf8_len (self->tmpl + i, len - i);
         if (n == 0)
             return s_walk_fail (self, i, "not valid UTF-8 (byte 0x%02x)", p[i]);
         i += n;
@@ -467,7 +384,7 @@ bf_template_check (const char *tmpl, char *err, size_t errsize)
 {
     if (!tmpl)
         return bf_err_set (err, errsize, "no template");
-    s_walk_t self = { .tmpl = tmpl, .err = err, .errsize = errsize };
+    s_walk_t self = { .tmpl = tmpl, .out = BF_TEXT_OUT (NULL, 0), .err = err, .errsize = errsize };
     if (s_check_utf8 (&self) != 0)
         return -1;
     size_t pos = 0;
@@ -500,7 +417,7 @@ s_prepare (s_walk_t *self)
     snprintf (self->month_label, sizeof self->month_label, "%d월", period.month);
     snprintf (self->due_label, sizeof self->due_label, "%d월 %d일", month, mday);
     snprintf (self->due_short, sizeof self->due_short, "%d/%d", month, mday);
-    bf_format_won (view->total, self->total, sizeof self->total);
+    bf_won_format (view->total, self->total, sizeof self->total);
     snprintf (self->bill_id, sizeof self->bill_id, "%" PRId64, view->bill_id);
     snprintf (self->line_count, sizeof self->line_count, "%zu", view->line_count);
     return 0;
@@ -521,8 +438,7 @@ bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, cha
         .tmpl = tmpl,
         .view = view,
         .html = html,
-        .out = out,
-        .outsize = outsize,
+        .out = BF_TEXT_OUT (out, outsize),
         .err = err,
         .errsize = errsize,
     };
@@ -533,243 +449,12 @@ bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, cha
         out[0] = 0;
         return -1;
     }
-    if (self.need + 1 > outsize || self.need > INT_MAX) {
+    if (!bf_text_out_fits (&self.out) || self.out.len > INT_MAX) {
         out[0] = 0;
         return bf_err_set (err, errsize, "rendered text needs %zu bytes, the buffer holds %zu",
-                           self.need + 1, outsize);
+                           self.out.need + 1, outsize);
     }
-    out[self.need] = 0;
-    return (int)self.need;
-}
-
-//  ---------------------------------------------------------------------------
-//  EUC-KR
-
-/*  A walk over UTF-8 text, one character at a time, with each character's
-    EUC-KR size. bad is the offset of the next character EUC-KR cannot
-    encode (len when there is none), found by iconv.  */
-typedef struct {
-    iconv_t cd;
-    const char *text;
-    size_t len;
-    size_t pos;
-    size_t bad;
-} s_euckr_t;
-
-/*  Offset of the first character at or after from that iconv cannot
-    convert (or that is not UTF-8), or len.  */
-static size_t
-s_euckr_find_bad (s_euckr_t *self, size_t from)
-{
-    char *in = (char *)self->text + from;
-    size_t inleft = self->len - from;
-    while (inleft > 0) {
-        char buf[512];
-        char *outp = buf;
-        size_t outleft = sizeof buf;
-        if (iconv (self->cd, &in, &inleft, &outp, &outleft) != (size_t)-1)
-            break;
-        if (errno != E2BIG) {
-            iconv (self->cd, NULL, NULL, NULL, NULL);
-            return (size_t)(in - self->text);
-        }
-    }
-    return self->len;
-}
-
-static int
-s_euckr_open (s_euckr_t *self, const char *text)
-{
-    self->cd = iconv_open ("EUC-KR", "UTF-8");
-    if (self->cd == (iconv_t)-1)
-        return -1;
-    self->text = text;
-    self->len = strlen (text);
-    self->pos = 0;
-    self->bad = s_euckr_find_bad (self, 0);
-    return 0;
-}
-
-static void
-s_euckr_close (s_euckr_t *self)
-{
-    iconv_close (self->cd);
-}
-
-/*  Next character: 1 with its UTF-8 length in *n, its EUC-KR size in
-    *bytes and *unencodable set when it goes as '?'; 0 at the end; -1 when
-    the text is not valid UTF-8.  */
-static int
-s_euckr_next (s_euckr_t *self, size_t *n, size_t *bytes, bool *unencodable)
-{
-    if (self->pos >= self->len)
-        return 0;
-    uint32_t cp;
-    *n = s_utf8_next ((const unsigned char *)self->text + self->pos, self->len - self->pos, &cp);
-    if (*n == 0)
-        return -1;
-    //  glibc passes C1 controls through as single bytes; no gateway shows
-    //  them as text, so they go as '?' like any other unencodable character.
-    *unencodable = self->pos == self->bad || (cp >= 0x80 && cp <= 0x9F);
-    *bytes = (*unencodable || cp < 0x80) ? 1 : 2;
-    self->pos += *n;
-    if (self->pos - *n == self->bad)
-        self->bad = s_euckr_find_bad (self, self->pos);
-    return 1;
-}
-
-long
-bf_text_euckr_bytes (const char *utf8, size_t *replaced)
-{
-    if (replaced)
-        *replaced = 0;
-    if (!utf8)
-        return -1;
-    s_euckr_t walk;
-    if (s_euckr_open (&walk, utf8) != 0)
-        return -1;
-    size_t total = 0, bad = 0, n, bytes;
-    bool unencodable;
-    int rc;
-    while ((rc = s_euckr_next (&walk, &n, &bytes, &unencodable)) == 1) {
-        total += bytes;
-        bad += unencodable;
-    }
-    s_euckr_close (&walk);
-    if (rc < 0)
-        return -1;
-    if (replaced)
-        *replaced = bad;
-    return (long)total;
-}
-
-int
-bf_text_fit_euckr (const char *utf8, size_t max_bytes, bool ellipsis, char *out, size_t outsize,
-                   bf_fit_t *fit)
-{
-    if (fit)
-        *fit = (bf_fit_t){ 0 };
-    if (!out || outsize == 0)
-        return -1;
-    out[0] = 0;
-    if (!utf8)
-        return -1;
-    s_euckr_t walk;
-    if (s_euckr_open (&walk, utf8) != 0)
-        return -1;
-
-    //  Copies characters while they fit max_bytes, remembering the state
-    //  after the last character that leaves room for the ellipsis; a
-    //  character that does not fit ends the walk and the text is cut. Once
-    //  that state is settled, the characters after it are only needed when
-    //  the text is not cut, so running out of room there is not yet an
-    //  error.
-    bool mark = ellipsis && max_bytes >= 2;
-    size_t mark_budget = mark ? max_bytes - 2 : max_bytes;
-    size_t written = 0, used = 0, replaced = 0;
-    size_t mark_written = 0, mark_used = 0, mark_replaced = 0;
-    bool cut = false, settled = false, overflow = false;
-    size_t n, bytes;
-    bool unencodable;
-    int rc;
-    while ((rc = s_euckr_next (&walk, &n, &bytes, &unencodable)) == 1) {
-        if (used + bytes > max_bytes) {
-            cut = true;
-            break;
-        }
-        settled = settled || used + bytes > mark_budget;
-        const char *src = unencodable ? "?" : utf8 + walk.pos - n;
-        size_t srclen = unencodable ? 1 : n;
-        overflow = overflow || written + srclen + 1 > outsize;
-        if (overflow && !settled) {
-            rc = -1;
-            break;
-        }
-        if (!overflow) {
-            memcpy (out + written, src, srclen);
-            written += srclen;
-        }
-        used += bytes;
-        replaced += unencodable;
-        if (!settled) {
-            mark_written = written;
-            mark_used = used;
-            mark_replaced = replaced;
-        }
-    }
-    s_euckr_close (&walk);
-    if (rc < 0 || (overflow && !(cut && mark))) {
-        out[0] = 0;
-        return -1;
-    }
-    if (cut && mark) {
-        written = mark_written;
-        used = mark_used + 2;
-        replaced = mark_replaced;
-        if (written + strlen (S_ELLIPSIS) + 1 > outsize) {
-            out[0] = 0;
-            return -1;
-        }
-        memcpy (out + written, S_ELLIPSIS, strlen (S_ELLIPSIS));
-        written += strlen (S_ELLIPSIS);
-    }
-    out[written] = 0;
-    if (fit)
-        *fit = (bf_fit_t){ .bytes = used, .replaced = replaced, .cut = cut };
-    return 0;
-}
-
-const char *
-bf_sms_channel (bf_sms_kind_t kind)
-{
-    return kind == BF_SMS_KIND_LMS ? "LMS" : "SMS";
-}
-
-int
-bf_sms_compose (const char *body, const char *title, const char *short_body, bf_sms_t *sms,
-                char *err, size_t errsize)
-{
-    if (!sms)
-        return bf_err_set (err, errsize, "no result");
-    memset (sms, 0, sizeof *sms);
-    if (!body)
-        return bf_err_set (err, errsize, "no body");
-    long bytes = bf_text_euckr_bytes (body, NULL);
-    if (bytes < 0)
-        return bf_err_set (err, errsize, "body is not valid UTF-8");
-    bf_fit_t fit;
-    if (bytes <= BF_LMS_MAX_BYTES) {
-        sms->kind = bytes <= BF_SMS_MAX_BYTES ? BF_SMS_KIND_SMS : BF_SMS_KIND_LMS;
-        if (bf_text_fit_euckr (body, (size_t)bytes, false, sms->body, sizeof sms->body, &fit))
-            return bf_err_set (err, errsize, "body cannot be converted");
-        sms->body_bytes = fit.bytes;
-        sms->replaced = fit.replaced;
-        if (sms->kind == BF_SMS_KIND_LMS && title) {
-            if (bf_text_fit_euckr (title, BF_LMS_TITLE_MAX_BYTES, true, sms->title,
-                                   sizeof sms->title, &fit)) {
-                memset (sms, 0, sizeof *sms);
-                return bf_err_set (err, errsize, "title is not valid UTF-8");
-            }
-            sms->title_bytes = fit.bytes;
-            sms->replaced += fit.replaced;
-            sms->cut = fit.cut;
-        }
-        return 0;
-    }
-    if (!short_body || !*short_body)
-        return bf_err_set (err, errsize,
-                           "body is %ld bytes in EUC-KR, over the LMS limit of %d, "
-                           "and the template has no short form",
-                           bytes, BF_LMS_MAX_BYTES);
-    if (bf_text_fit_euckr (short_body, BF_SMS_MAX_BYTES, true, sms->body, sizeof sms->body, &fit)) {
-        memset (sms, 0, sizeof *sms);
-        return bf_err_set (err, errsize, "short form is not valid UTF-8");
-    }
-    sms->kind = BF_SMS_KIND_SHORT;
-    sms->body_bytes = fit.bytes;
-    sms->replaced = fit.replaced;
-    sms->cut = fit.cut;
-    return 0;
+    return (int)self.out.len;
 }
 
 //  ---------------------------------------------------------------------------
@@ -781,18 +466,8 @@ bf_sms_compose (const char *body, const char *title, const char *short_body, bf_
 static bool
 s_first_unencodable (const char *text, int *line, char ch[5])
 {
-    s_euckr_t walk;
-    if (s_euckr_open (&walk, text) != 0)
-        return false;
-    size_t n, bytes;
-    bool unencodable = false;
-    size_t at = 0;
-    while (s_euckr_next (&walk, &n, &bytes, &unencodable) == 1 && !unencodable)
-        ;
-    if (unencodable)
-        at = walk.pos - n;
-    s_euckr_close (&walk);
-    if (!unencodable)
+    size_t at, n;
+    if (!bf_euckr_unencodable (text, &at, &n))
         return false;
     *line = 1;
     for (size_t i = 0; i < at; i++)
@@ -846,39 +521,19 @@ bf_template_check_set (const bf_template_set_t *set, char *err, size_t errsize)
 //  ---------------------------------------------------------------------------
 //  Previews
 
-typedef struct {
-    char *out;
-    size_t outsize;
-    size_t len; /* bytes needed so far, without NUL */
-} s_buf_t;
-
-static void
-s_buf_put (s_buf_t *self, const char *text, size_t n)
-{
-    if (self->len + n + 1 <= self->outsize)
-        memcpy (self->out + self->len, text, n);
-    self->len += n;
-}
-
-static void
-s_buf_puts (s_buf_t *self, const char *text)
-{
-    s_buf_put (self, text, strlen (text));
-}
-
 /*  Appends text with every email address and phone number in it masked
     (bf_mask_text).  */
 static void
-s_buf_put_masked (s_buf_t *self, const char *text)
+s_put_masked (bf_text_out_t *self, const char *text)
 {
     size_t len = strlen (text);
     size_t size = 2 * len + 64; /* a mask is at most a few bytes longer than its match */
     char *masked = malloc (size);
     if (!masked) {
-        s_buf_puts (self, "***");
+        bf_text_out_str (self, "***");
         return;
     }
-    s_buf_puts (self, bf_mask_text (text, len, NULL, 0, masked, size));
+    bf_text_out_str (self, bf_mask_text (text, len, NULL, 0, masked, size));
     free (masked);
 }
 
@@ -898,21 +553,20 @@ bf_template_preview (const char *channel, const char *to, const char *title, con
     else
         snprintf (masked, sizeof masked, "***");
 
-    s_buf_t buf = { .out = out, .outsize = outsize };
-    s_buf_puts (&buf, "채널: ");
-    s_buf_put_masked (&buf, ch);
-    s_buf_puts (&buf, "\n받는 사람: ");
-    s_buf_puts (&buf, masked);
+    bf_text_out_t buf = BF_TEXT_OUT (out, outsize);
+    bf_text_out_str (&buf, "채널: ");
+    s_put_masked (&buf, ch);
+    bf_text_out_str (&buf, "\n받는 사람: ");
+    bf_text_out_str (&buf, masked);
     if (title) {
-        s_buf_puts (&buf, "\n제목: ");
-        s_buf_put_masked (&buf, title);
+        bf_text_out_str (&buf, "\n제목: ");
+        s_put_masked (&buf, title);
     }
-    s_buf_puts (&buf, "\n\n");
-    s_buf_put_masked (&buf, body ? body : "");
-    if (buf.len + 1 > outsize || buf.len > INT_MAX) {
+    bf_text_out_str (&buf, "\n\n");
+    s_put_masked (&buf, body ? body : "");
+    if (!bf_text_out_fits (&buf) || buf.len > INT_MAX) {
         out[0] = 0;
         return -1;
     }
-    out[buf.len] = 0;
     return (int)buf.len;
 }

@@ -1,17 +1,17 @@
-/*  bf_template — renders a bill notice from a template, and fits text into
-    the byte limits of SMS and LMS.
+/*  bf_template — renders a bill notice from a template, checks template
+    rows, and previews a notice with its contacts masked.
 
-    A pure module: no database, no network, no allocation of its own (iconv,
-    used for EUC-KR, loads its converter once per process). The dispatcher loads
+    A pure module: no database, no network, no allocation of its own. The
+    dispatcher loads
     a template row (db/003_notify.sql, table template), checks it once with
     bf_template_check_set, fills a bf_bill_view_t from the bill and its lines,
     and renders each part with bf_template_render. For the SMS channel,
-    bf_sms_compose decides between SMS, LMS and the template's short form.
+    bf_sms_compose (bf_sms.h) decides between SMS, LMS and the template's
+    short form.
     The template language, the variables and the line labels are described
     in docs/templates.md.
 
-    Every function is thread-safe (no shared state); iconv descriptors are
-    opened per call.  */
+    Every function is thread-safe (no shared state).  */
 
 #ifndef BF_TEMPLATE_H_INCLUDED
 #define BF_TEMPLATE_H_INCLUDED
@@ -32,7 +32,7 @@ typedef struct {
     const char *code;  /* "PLAN:LTE_43", "VAT", ... as in bill_line.code */
     int64_t amount;    /* won, signed */
     const char *label; /* bill_line.label, shown as is; NULL: labelled from
-                          code and the view's lookup (bf_bill_line_label) */
+                          code and the view's lookup (bf_template_line_label) */
 } bf_view_line_t;
 
 /*  What the caller fills for one render; nothing is copied or kept.  */
@@ -85,74 +85,11 @@ int bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html,
 /*  Korean label of a bill line code by the rule of common/bf_label.h ("VAT"
     -> "부가가치세"; "PLAN:LTE_43" -> the plan's name from lookup, else
     "요금제 (LTE_43)"; an unknown code -> the code itself). The dispatcher
-    does not use it: it shows bill_line.label, which settle wrote. Returns a static string, lookup's string, or buf (used
-    for composed labels; the code itself when buf is too small).  */
-const char *bf_bill_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
-                                size_t bufsize);
-
-/*  Won with thousands separators: 111200 -> "111,200", -13459 -> "-13,459".
-    Returns the length, or -1 when out is too small (27 bytes always do).  */
-int bf_format_won (int64_t amount, char *out, size_t outsize);
-
-//  ---------------------------------------------------------------------------
-//  EUC-KR byte counting and fitting (docs/provider-api.md counts SMS and LMS
-//  limits in EUC-KR bytes). Rule for characters EUC-KR cannot encode (emoji,
-//  Hangul syllables outside KS X 1001 such as "똠", most Latin accents): they
-//  are sent as '?' and count 1 byte.
-
-#define BF_SMS_MAX_BYTES       90
-#define BF_LMS_TITLE_MAX_BYTES 40
-#define BF_LMS_MAX_BYTES       2000
-/*  UTF-8 needs at most 1.5 times the EUC-KR bytes (2 -> 3 for Hangul).  */
-#define BF_UTF8_FOR_EUCKR(n) ((n)*3 / 2 + 1)
-
-/*  EUC-KR length of a UTF-8 string under the rule above; *replaced (may be
-    NULL) gets the number of characters sent as '?'. Returns -1 for NULL or
-    invalid UTF-8, or when the system has no EUC-KR converter.  */
-long bf_text_euckr_bytes (const char *utf8, size_t *replaced);
-
-typedef struct {
-    size_t bytes;    /* EUC-KR length of out */
-    size_t replaced; /* characters written as '?' */
-    bool cut;        /* the input did not fit max_bytes */
-} bf_fit_t;
-
-/*  Writes into out the sendable form of utf8 (unencodable characters
-    replaced by '?') that fits max_bytes EUC-KR bytes. When the whole text
-    does not fit, it is cut at a character boundary, and with ellipsis "…"
-    (2 bytes in EUC-KR) is appended within max_bytes when max_bytes >= 2.
-    out needs BF_UTF8_FOR_EUCKR (max_bytes) bytes at most. Returns 0 and
-    fills *fit, or -1 (out "") for invalid UTF-8, no converter, or out too
-    small.  */
-int bf_text_fit_euckr (const char *utf8, size_t max_bytes, bool ellipsis, char *out, size_t outsize,
-                       bf_fit_t *fit);
-
-typedef enum {
-    BF_SMS_KIND_SMS = 0,   /* the body fits 90 bytes: sent as SMS */
-    BF_SMS_KIND_LMS = 1,   /* the body fits 2,000 bytes: LMS, subject as title */
-    BF_SMS_KIND_SHORT = 2, /* the body is longer: the short form as SMS */
-} bf_sms_kind_t;
-
-typedef struct {
-    bf_sms_kind_t kind;
-    char title[BF_UTF8_FOR_EUCKR (BF_LMS_TITLE_MAX_BYTES)]; /* UTF-8, "" unless LMS */
-    char body[BF_UTF8_FOR_EUCKR (BF_LMS_MAX_BYTES)];        /* UTF-8, what to send */
-    size_t title_bytes, body_bytes;                         /* EUC-KR */
-    size_t replaced;                                        /* characters sent as '?' */
-    bool cut; /* the title or the short form had to be cut ("…") */
-} bf_sms_t;
-
-/*  Decides how a rendered SMS-channel notice goes out: body as SMS when it
-    fits 90 bytes; else as LMS when it fits 2,000 bytes, with title (may be
-    NULL: no title) cut at a character boundary with "…" to 40 bytes; else
-    short_body as SMS, cut with "…" to 90 bytes if it has to be. Returns 0,
-    or -1 with a reason when an input is invalid UTF-8 or the body is too
-    long for LMS and there is no short form.  */
-int bf_sms_compose (const char *body, const char *title, const char *short_body, bf_sms_t *sms,
-                    char *err, size_t errsize);
-
-/*  "SMS", "LMS" (BF_SMS_KIND_SHORT goes as "SMS"): the provider's channel.  */
-const char *bf_sms_channel (bf_sms_kind_t kind);
+    does not use it: it shows bill_line.label, which settle wrote. Returns
+    a static string, lookup's string, or buf (used for composed labels;
+    the code itself when buf is too small).  */
+const char *bf_template_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg,
+                                    char *buf, size_t bufsize);
 
 //  ---------------------------------------------------------------------------
 //  Previews for logs and the CLI (G9): never a contact in clear

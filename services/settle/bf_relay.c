@@ -37,6 +37,7 @@
 #include "bf_fault.h"
 #include "bf_health.h"
 #include "bf_log.h"
+#include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
 
@@ -325,43 +326,6 @@ s_publish (s_relay_t *self, const PGresult *res, uint64_t first)
     }
 }
 
-//  A growing text buffer for the array literal of ids.
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} s_text_t;
-
-static int s_text_add (s_text_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-//  Appends formatted text. Returns 0, or -1 when memory runs out.
-static int
-s_text_add (s_text_t *self, const char *format, ...)
-{
-    for (;;) {
-        va_list args;
-        va_start (args, format);
-        int need = vsnprintf (self->data ? self->data + self->len : NULL,
-                              self->data ? self->cap - self->len : 0, format, args);
-        va_end (args);
-        if (need < 0)
-            return -1;
-        if (self->data && (size_t)need < self->cap - self->len) {
-            self->len += (size_t)need;
-            return 0;
-        }
-        size_t cap = self->cap ? self->cap : 4096;
-        while (cap - self->len <= (size_t)need)
-            cap *= 2;
-        char *bigger = realloc (self->data, cap);
-        if (bigger == NULL)
-            return -1;
-        self->data = bigger;
-        self->cap = cap;
-    }
-}
-
 //  One sequencing transaction and, after its commit, the publish. Returns
 //  the number of events published, 0 when there was nothing to do, -1 on
 //  failure (rolled back, nothing published; the session may be gone).
@@ -371,7 +335,7 @@ s_sequence (s_relay_t *self)
     PGresult *state = NULL;
     PGresult *taken = NULL;
     PGresult *res = NULL;
-    s_text_t ids = { NULL, 0, 0 };
+    bf_text_buf_t ids = { 0 };
     uint64_t last_seq = 0;
     int rows = 0;
     int rc = -1;
@@ -403,16 +367,16 @@ s_sequence (s_relay_t *self)
         goto cleanup;
     }
 
-    int added = s_text_add (&ids, "{");
+    int added = bf_text_buf_fmt (&ids, "{");
     for (int i = 0; i < rows && added == 0; i++) {
         uint64_t id;
         if (!bf_db_get_int8 (taken, i, 0, &id) || PQgetisnull (taken, i, 1)) {
             bf_error ("relay %s: unexpected outbox row shape", self->relay_id);
             goto cleanup;
         }
-        added = s_text_add (&ids, "%s%" PRIu64, i ? "," : "", id);
+        added = bf_text_buf_fmt (&ids, "%s%" PRIu64, i ? "," : "", id);
     }
-    if (added != 0 || s_text_add (&ids, "}") != 0) {
+    if (added != 0 || bf_text_buf_fmt (&ids, "}") != 0) {
         bf_error ("relay %s: out of memory for a batch of %d", self->relay_id, rows);
         goto cleanup;
     }
@@ -454,7 +418,7 @@ cleanup:
     PQclear (state);
     PQclear (taken);
     PQclear (res);
-    free (ids.data);
+    bf_text_buf_free (&ids);
     return rc;
 }
 
@@ -587,7 +551,8 @@ bf_relay_actor (zsock_t *pipe, void *args)
     s_relay_t *self = s_relay_new (pipe, (const bf_relay_args_t *)args);
     if (self == NULL) {
         bf_error ("relay: out of memory at start");
-        bf_actor_fail (pipe, ((const bf_relay_args_t *)args)->status, "relay: out of memory at start");
+        bf_actor_fail (pipe, ((const bf_relay_args_t *)args)->status,
+                       "relay: out of memory at start");
         char *command;
         while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
             zstr_free (&command);

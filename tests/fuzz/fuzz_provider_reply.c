@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "bf_reply.h"
+#include "bf_text.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -49,41 +50,6 @@ s_depth (json_t *value)
     return 0;
 }
 
-//  True when text is valid UTF-8 (no overlongs, no surrogates).
-static int
-s_utf8_valid (const char *text)
-{
-    const unsigned char *p = (const unsigned char *)text;
-    while (*p) {
-        size_t n;
-        unsigned int cp;
-        if (*p < 0x80) {
-            p++;
-            continue;
-        } else if ((*p & 0xE0) == 0xC0) {
-            n = 1;
-            cp = *p & 0x1F;
-        } else if ((*p & 0xF0) == 0xE0) {
-            n = 2;
-            cp = *p & 0x0F;
-        } else if ((*p & 0xF8) == 0xF0) {
-            n = 3;
-            cp = *p & 0x07;
-        } else
-            return 0;
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
-            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        p += n + 1;
-    }
-    return 1;
-}
-
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -100,7 +66,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     bf_fuzz_require (rc == 0 || rc == -1);
     bf_fuzz_require (memchr (message_id, 0, sizeof message_id) != NULL);
     bf_fuzz_require (memchr (reason, 0, sizeof reason) != NULL);
-    bf_fuzz_require (s_utf8_valid (message_id) && s_utf8_valid (reason));
+    bf_fuzz_require (bf_text_utf8_valid (message_id, strlen (message_id))
+                     && bf_text_utf8_valid (reason, strlen (reason)));
     if (rc != 0)
         bf_fuzz_require (message_id[0] == '\0' && reason[0] == '\0');
 

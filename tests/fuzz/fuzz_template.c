@@ -18,7 +18,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bf_sms.h"
 #include "bf_template.h"
+#include "bf_text.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -33,23 +35,6 @@ s_lookup (void *arg, const char *kind, const char *code)
     (void)code;
     const char *name = arg;
     return name && *name ? name : NULL;
-}
-
-static int
-s_utf8_valid (const char *text)
-{
-    const unsigned char *p = (const unsigned char *)text;
-    while (*p) {
-        size_t n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
-                              : (*p & 0xF8) == 0xF0 ? 3 : 9;
-        if (n == 9)
-            return 0;
-        for (size_t i = 1; i <= n; i++)
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-        p += n + 1;
-    }
-    return 1;
 }
 
 int
@@ -103,7 +88,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             bf_fuzz_require (strstr (err, "needs") != NULL);
     } else {
         bf_fuzz_require ((size_t)len == strlen (out) && (size_t)len < S_OUT);
-        bf_fuzz_require (s_utf8_valid (out));
+        bf_fuzz_require (bf_text_utf8_valid (out, strlen (out)));
         //  One byte short: refused whole, never cut.
         if (len > 0) {
             char *small = malloc ((size_t)len);

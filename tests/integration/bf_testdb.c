@@ -12,6 +12,7 @@
 #include "bf_curve.h"
 #include "bf_migrate.h"
 #include "bf_testdb.h"
+#include "bf_text.h"
 #include "bf_wire.h"
 
 static int s_counter;
@@ -149,15 +150,13 @@ bf_testdb_billdata (const char *conninfo, char **output, const char *args_format
     FILE *pipe = popen (command, "r");
     if (!pipe)
         return -1;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc (cap);
+    bf_text_buf_t out = { 0 };
     size_t n;
-    while ((n = fread (buf + len, 1, cap - len - 1, pipe)) > 0) {
-        len += n;
-        if (cap - len < 1024)
-            buf = realloc (buf, cap *= 2);
-    }
-    buf[len] = 0;
+    while (bf_text_buf_reserve (&out, 4096) == 0
+           && (n = fread (out.data + out.len, 1, 4096, pipe)) > 0)
+        out.len += n;
+    bf_text_buf_add (&out, "", 0); /* terminated, also when nothing came */
+    char *buf = out.data;
     int status = pclose (pipe);
     if (output)
         *output = buf;

@@ -38,9 +38,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "bf_log.h"
 #include "bf_sender.h"
 #include "bf_testproc.h"
+#include "bf_text.h"
 
 extern char **environ;
 
@@ -65,28 +68,15 @@ s_sleep_ms (int ms)
         ;
 }
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} s_tbuf_t;
+//  The scripted servers' buffers: bf_text_buf_t, and no test goes on when
+//  memory runs out.
+typedef bf_text_buf_t s_tbuf_t;
 
 static void
 s_tbuf_add (s_tbuf_t *buf, const void *data, size_t len)
 {
-    if (buf->len + len + 1 > buf->cap) {
-        size_t cap = buf->cap ? buf->cap * 2 : 1024;
-        while (cap < buf->len + len + 1)
-            cap *= 2;
-        char *grown = realloc (buf->data, cap);
-        if (!grown)
-            abort ();
-        buf->data = grown;
-        buf->cap = cap;
-    }
-    if (len)
-        memcpy (buf->data + buf->len, data, len);
-    buf->len += len;
-    buf->data[buf->len] = '\0';
+    if (bf_text_buf_add (buf, data, len) != 0)
+        abort ();
 }
 
 static void
@@ -106,8 +96,7 @@ s_tbuf_consume (s_tbuf_t *buf, size_t len)
 static void
 s_tbuf_free (s_tbuf_t *buf)
 {
-    free (buf->data);
-    memset (buf, 0, sizeof *buf);
+    bf_text_buf_free (buf);
 }
 
 static char *
@@ -128,31 +117,19 @@ s_free_port (void)
     return port;
 }
 
-static const char s_b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-//  Decodes base64, skipping CR/LF; returns a malloc'd NUL-terminated string.
+//  Decodes base64 (padded, RFC 4648) with libsodium, skipping CR/LF;
+//  returns a malloc'd NUL-terminated string.
 static char *
 s_unbase64 (const char *text, size_t len)
 {
-    s_tbuf_t out = { 0 };
-    uint32_t acc = 0;
-    int bits = 0;
-    s_tbuf_add (&out, "", 0);
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (c == '\r' || c == '\n' || c == '=')
-            continue;
-        const char *at = strchr (s_b64chars, c);
-        assert_non_null (at);
-        acc = (acc << 6) | (uint32_t)(at - s_b64chars);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            char byte = (char)((acc >> bits) & 0xFF);
-            s_tbuf_add (&out, &byte, 1);
-        }
-    }
-    return out.data;
+    char *out = malloc (len + 1);
+    size_t out_len = 0;
+    assert_non_null (out);
+    assert_int_equal (sodium_base642bin ((unsigned char *)out, len, text, len, "\r\n", &out_len,
+                                         NULL, sodium_base64_VARIANT_ORIGINAL),
+                      0);
+    out[out_len] = '\0';
+    return out;
 }
 
 //  --------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "bf_testdb.h"
+#include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
 
@@ -48,14 +49,13 @@ s_settle (const char *db, char **output, const char *const *env, const char *arg
               envs, db, args);
     FILE *pipe = popen (command, "r");
     assert_non_null (pipe);
-    size_t cap = 1 << 16, len = 0, n;
-    char *buf = malloc (cap);
-    while ((n = fread (buf + len, 1, cap - len - 1, pipe)) > 0) {
-        len += n;
-        if (cap - len < 4096)
-            buf = realloc (buf, cap *= 2);
-    }
-    buf[len] = 0;
+    bf_text_buf_t out = { 0 };
+    size_t n;
+    while (bf_text_buf_reserve (&out, 4096) == 0
+           && (n = fread (out.data + out.len, 1, 4096, pipe)) > 0)
+        out.len += n;
+    assert_int_equal (bf_text_buf_add (&out, "", 0), 0); /* terminated, also when nothing came */
+    char *buf = out.data;
     int status = pclose (pipe);
     int rc = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
     fprintf (stderr, "# settle %s (%s) -> %d\n", args, envs, rc);

@@ -1,9 +1,12 @@
 /*  bf_testutil — what more than one unit test needs: a quiet log for a
-    cmocka group, a loopback port where nothing listens, and scratch
-    directories. Every failure is a cmocka failure of the calling test.  */
+    cmocka group, a loopback port where nothing listens, scratch
+    directories, and the reader of corpus files (tests/unit/data/). Every failure is a cmocka
+   failure of the calling test.  */
 
 #ifndef BF_TESTUTIL_H_INCLUDED
 #define BF_TESTUTIL_H_INCLUDED
+
+#include <stddef.h>
 
 /*  cmocka group setup and teardown. Tests that provoke refusals on
     purpose would fill the output with log lines: they go to /dev/null
@@ -26,5 +29,44 @@ char *bf_testutil_tmpdir (const char *name);
 /*  Removes the directory and the files in it (no subdirectories), frees
     the path and sets *path_p to NULL; safe on NULL.  */
 void bf_testutil_rmdir (char **path_p);
+
+/*  One row of a corpus file. The file is UTF-8 text, one row per line;
+    empty lines and lines starting with '#' are skipped. Fields are
+    separated by one TAB. In a field, \\ is a backslash, \t, \n and \r
+    the control characters, \xHH any byte (malformed UTF-8, NUL), and
+    \R<count>{text} the text (no escapes, no braces) count times, for
+    overlong inputs. field[i] is NUL-terminated; len[i] counts its bytes
+    (a \x00 inside is a byte like any other).  */
+#define BF_TESTUTIL_FIELDS 6
+typedef struct {
+    const char *path;
+    int line; /* 1-based line of the row in the file */
+    size_t count;
+    char *field[BF_TESTUTIL_FIELDS];
+    size_t len[BF_TESTUTIL_FIELDS];
+} bf_testutil_row_t;
+
+/*  Calls fn for each row of the corpus at path, in order, with the index
+    in ops (NULL-terminated) of the row's first field, its operation. A
+    file that cannot be read, a malformed escape, a row of more than
+    BF_TESTUTIL_FIELDS fields or with an operation not in ops fails the
+    calling test; so does a file of fewer than min_rows rows or of fewer
+    than min_each rows of some operation (a corpus that lost its rows
+    must not pass).  */
+void bf_testutil_corpus (const char *path, const char *const *ops,
+                         void (*fn) (const bf_testutil_row_t *row, size_t op, void *arg), void *arg,
+                         size_t min_rows, size_t min_each);
+
+/*  The row's field i as an unsigned number, failing the test (with the
+    file and line) when it is missing or not one.  */
+size_t bf_testutil_row_size (const bf_testutil_row_t *row, size_t i);
+
+/*  Fails the test naming the corpus file and line of row.  */
+#define bf_testutil_row_fail(row, ...)                                                             \
+    fail_msg ("%s:%d: %s", (row)->path, (row)->line, bf_testutil_row_text ((row), __VA_ARGS__))
+
+/*  printf into a static buffer, for bf_testutil_row_fail.  */
+const char *bf_testutil_row_text (const bf_testutil_row_t *row, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 #endif

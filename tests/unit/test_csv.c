@@ -1,4 +1,4 @@
-/*  test_csv — bf_csv reader and writer.  */
+/*  test_csv — bd_csv reader and writer.  */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "bf_csv.h"
+#include "bd_csv.h"
+#include "bf_text.h"
 
 #define MIB (1024u * 1024u)
 
@@ -19,16 +20,16 @@
 
 /*  Next record must be want[0..n) starting on line.  */
 static void
-s_expect_record (bf_csv_t *csv, long line, const char *const *want, size_t n)
+s_expect_record (bd_csv_t *csv, long line, const char *const *want, size_t n)
 {
     char **fields = NULL;
     size_t count = 0;
-    int rc = bf_csv_next (csv, &fields, &count);
+    int rc = bd_csv_next (csv, &fields, &count);
     if (rc != 1)
         print_error ("expected a record at line %ld, got %d (%s at %ld:%ld)\n", line, rc,
-                     bf_csv_error (csv), bf_csv_error_line (csv), bf_csv_error_column (csv));
+                     bd_csv_error (csv), bd_csv_error_line (csv), bd_csv_error_column (csv));
     assert_int_equal (rc, 1);
-    assert_int_equal (bf_csv_line (csv), line);
+    assert_int_equal (bd_csv_line (csv), line);
     assert_int_equal (count, n);
     for (size_t i = 0; i < n; i++) {
         if (want[i] == NULL)
@@ -45,34 +46,34 @@ s_expect_record (bf_csv_t *csv, long line, const char *const *want, size_t n)
                      sizeof ((const char *[]){ __VA_ARGS__ }) / sizeof (const char *))
 
 static void
-s_expect_error (bf_csv_t *csv, const char *message, long line, long column)
+s_expect_error (bd_csv_t *csv, const char *message, long line, long column)
 {
     char **fields = NULL;
     size_t count = 99;
-    int rc = bf_csv_next (csv, &fields, &count);
+    int rc = bd_csv_next (csv, &fields, &count);
     assert_int_equal (rc, -1);
-    assert_string_equal (bf_csv_error (csv), message);
-    assert_int_equal (bf_csv_error_line (csv), line);
-    assert_int_equal (bf_csv_error_column (csv), column);
+    assert_string_equal (bd_csv_error (csv), message);
+    assert_int_equal (bd_csv_error_line (csv), line);
+    assert_int_equal (bd_csv_error_column (csv), column);
     assert_null (fields);
     assert_int_equal (count, 0);
 }
 
 static void
-s_expect_end (bf_csv_t *csv)
+s_expect_end (bd_csv_t *csv)
 {
     char **fields = NULL;
     size_t count = 99;
-    assert_int_equal (bf_csv_next (csv, &fields, &count), 0);
+    assert_int_equal (bd_csv_next (csv, &fields, &count), 0);
     assert_int_equal (count, 0);
     /*  and it stays at the end  */
-    assert_int_equal (bf_csv_next (csv, &fields, &count), 0);
+    assert_int_equal (bd_csv_next (csv, &fields, &count), 0);
 }
 
-static bf_csv_t *
+static bd_csv_t *
 s_mem (const char *text)
 {
-    bf_csv_t *csv = bf_csv_new_mem (text, strlen (text));
+    bd_csv_t *csv = bd_csv_new_mem (text, strlen (text));
     assert_non_null (csv);
     return csv;
 }
@@ -92,34 +93,23 @@ s_temp_file (const void *data, size_t len)
     return path;
 }
 
-static bf_csv_t *
+static bd_csv_t *
 s_open (const char *path)
 {
     char err[256] = "";
-    bf_csv_t *csv = bf_csv_open (path, err, sizeof (err));
+    bd_csv_t *csv = bd_csv_open (path, err, sizeof (err));
     assert_non_null (csv);
     return csv;
 }
 
-/*  Growing text buffer for generated inputs.  */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} s_text_t;
+/*  Generated inputs grow in a bf_text_buf_t; a test stops when memory
+    runs out.  */
+typedef bf_text_buf_t s_text_t;
 
 static void
 s_add (s_text_t *text, const char *bytes, size_t len)
 {
-    if (text->len + len + 1 > text->cap) {
-        while (text->len + len + 1 > text->cap)
-            text->cap = text->cap ? text->cap * 2 : 4096;
-        text->data = realloc (text->data, text->cap);
-        assert_non_null (text->data);
-    }
-    memcpy (text->data + text->len, bytes, len);
-    text->len += len;
-    text->data[text->len] = '\0';
+    assert_int_equal (bf_text_buf_add (text, bytes, len), 0);
 }
 
 static void
@@ -141,22 +131,22 @@ static void
 test_plain_rows (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem ("id,name,amount\n1,kim,100\n2,lee,-5\n");
+    bd_csv_t *csv = s_mem ("id,name,amount\n1,kim,100\n2,lee,-5\n");
     EXPECT_RECORD (csv, 1, "id", "name", "amount");
     EXPECT_RECORD (csv, 2, "1", "kim", "100");
     EXPECT_RECORD (csv, 3, "2", "lee", "-5");
     s_expect_end (csv);
-    assert_string_equal (bf_csv_error (csv), "");
-    bf_csv_destroy (&csv);
+    assert_string_equal (bd_csv_error (csv), "");
+    bd_csv_destroy (&csv);
     assert_null (csv);
-    bf_csv_destroy (&csv); /* safe twice */
+    bd_csv_destroy (&csv); /* safe twice */
 }
 
 static void
 test_quoted_fields (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem ("\"a,b\",\"say \"\"hi\"\"\",\"x\ny\",z\n" /* lines 1-2 */
+    bd_csv_t *csv = s_mem ("\"a,b\",\"say \"\"hi\"\"\",\"x\ny\",z\n" /* lines 1-2 */
                            "\"p\r\nq\",w\n"                          /* lines 3-4 */
                            "\"\"\"\",\"\",\",\"\n"                   /* line 5 */
                            "last,row\n");                            /* line 6 */
@@ -165,32 +155,32 @@ test_quoted_fields (void **state)
     EXPECT_RECORD (csv, 5, "\"", NULL, ",");
     EXPECT_RECORD (csv, 6, "last", "row");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
 test_crlf (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem ("a,b\r\n\"c\",d\r\ne,\r\n\r\nf\r\n");
+    bd_csv_t *csv = s_mem ("a,b\r\n\"c\",d\r\ne,\r\n\r\nf\r\n");
     EXPECT_RECORD (csv, 1, "a", "b");
     EXPECT_RECORD (csv, 2, "c", "d");
     EXPECT_RECORD (csv, 3, "e", NULL);
     EXPECT_RECORD (csv, 4, NULL); /* blank line in the middle */
     EXPECT_RECORD (csv, 5, "f");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
 test_bom (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem ("\xEF\xBB\xBFid,name\n1,\xEF\xBB\xBFx\n");
+    bd_csv_t *csv = s_mem ("\xEF\xBB\xBFid,name\n1,\xEF\xBB\xBFx\n");
     EXPECT_RECORD (csv, 1, "id", "name");
     EXPECT_RECORD (csv, 2, "1", "\xEF\xBB\xBFx"); /* only the first BOM is skipped */
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     /*  Columns on the first line count from after the BOM.  */
     csv = s_mem ("\xEF\xBB\xBF"
@@ -198,22 +188,22 @@ test_bom (void **state)
     s_expect_error (csv, "quote in unquoted field", 1, 3);
     EXPECT_RECORD (csv, 2, "ok");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("\xEF\xBB\xBF");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
 test_empty_fields (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem (",a,,\"\",b,\n\"\"\n");
+    bd_csv_t *csv = s_mem (",a,,\"\",b,\n\"\"\n");
     EXPECT_RECORD (csv, 1, NULL, "a", NULL, NULL, "b", NULL);
     EXPECT_RECORD (csv, 2, NULL); /* "" alone is a record, even last */
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     /*  Blank lines: a record with one NULL field, except the last one.  */
     csv = s_mem ("a\n\n\nb\n\n");
@@ -222,39 +212,39 @@ test_empty_fields (void **state)
     EXPECT_RECORD (csv, 3, NULL);
     EXPECT_RECORD (csv, 4, "b");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     const char *nothing[] = { "", "\n", "\r\n" };
     for (size_t i = 0; i < sizeof (nothing) / sizeof (nothing[0]); i++) {
         csv = s_mem (nothing[i]);
         s_expect_end (csv);
-        bf_csv_destroy (&csv);
+        bd_csv_destroy (&csv);
     }
-    csv = bf_csv_new_mem (NULL, 0);
+    csv = bd_csv_new_mem (NULL, 0);
     assert_non_null (csv);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
 test_no_trailing_newline (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem ("a,b\nc,d");
+    bd_csv_t *csv = s_mem ("a,b\nc,d");
     EXPECT_RECORD (csv, 1, "a", "b");
     EXPECT_RECORD (csv, 2, "c", "d");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("a,\"b\"");
     EXPECT_RECORD (csv, 1, "a", "b");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("a,");
     EXPECT_RECORD (csv, 1, "a", NULL);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
@@ -262,12 +252,12 @@ test_utf8_valid (void **state)
 {
     (void)state;
     /*  2-, 3- and 4-byte sequences, at field edges and inside quotes.  */
-    bf_csv_t *csv = s_mem ("홍길동,\"김, 철수\",caf\xC3\xA9,\xF0\x9F\x98\x80\n"
+    bd_csv_t *csv = s_mem ("홍길동,\"김, 철수\",caf\xC3\xA9,\xF0\x9F\x98\x80\n"
                            "\xEF\xBF\xBF,\xF4\x8F\xBF\xBF,\xED\x9F\xBF\n");
     EXPECT_RECORD (csv, 1, "홍길동", "김, 철수", "caf\xC3\xA9", "\xF0\x9F\x98\x80");
     EXPECT_RECORD (csv, 2, "\xEF\xBF\xBF", "\xF4\x8F\xBF\xBF", "\xED\x9F\xBF");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 /*  --- Reader: errors and recovery --------------------------------------- */
@@ -276,62 +266,62 @@ static void
 test_error_kinds (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem ("ab\"c,d\nok\n");
+    bd_csv_t *csv = s_mem ("ab\"c,d\nok\n");
     s_expect_error (csv, "quote in unquoted field", 1, 3);
     EXPECT_RECORD (csv, 2, "ok");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("x,\"ab\"c,d\nok\n");
     s_expect_error (csv, "unexpected character after closing quote", 1, 7);
     EXPECT_RECORD (csv, 2, "ok");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("x,\"ab\" \nok\n"); /* a space is a character too */
     s_expect_error (csv, "unexpected character after closing quote", 1, 7);
     EXPECT_RECORD (csv, 2, "ok");
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("ok\nab\rc\nok2\n");
     EXPECT_RECORD (csv, 1, "ok");
     s_expect_error (csv, "bare carriage return", 2, 3);
     EXPECT_RECORD (csv, 3, "ok2");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("a,\"b\"\r\r\nok\n"); /* CR after a closing quote */
     s_expect_error (csv, "bare carriage return", 1, 6);
     EXPECT_RECORD (csv, 2, "ok");
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("ok\na\r"); /* CR at the end of input */
     EXPECT_RECORD (csv, 1, "ok");
     s_expect_error (csv, "bare carriage return", 2, 2);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     const char nul[] = "a\0b,c\nok\n";
-    csv = bf_csv_new_mem (nul, sizeof (nul) - 1);
+    csv = bd_csv_new_mem (nul, sizeof (nul) - 1);
     s_expect_error (csv, "NUL byte in field", 1, 2);
     EXPECT_RECORD (csv, 2, "ok");
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
 test_unterminated_quote (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem ("ok\nx,\"abc,\ndef\n\nmore\n");
+    bd_csv_t *csv = s_mem ("ok\nx,\"abc,\ndef\n\nmore\n");
     EXPECT_RECORD (csv, 1, "ok");
     s_expect_error (csv, "unterminated quoted field", 2, 3);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_mem ("\"");
     s_expect_error (csv, "unterminated quoted field", 1, 1);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
@@ -358,16 +348,16 @@ test_invalid_utf8 (void **state)
         { "ab\xE2\x82\n", 5 },       /* cut short by the line end */
     };
     for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
-        bf_csv_t *csv = s_mem (cases[i].text);
+        bd_csv_t *csv = s_mem (cases[i].text);
         s_expect_error (csv, "invalid UTF-8", 1, cases[i].column);
-        bf_csv_destroy (&csv);
+        bd_csv_destroy (&csv);
     }
     /*  Cut short by the end of input, then nothing more.  */
-    bf_csv_t *csv = s_mem ("ok\nab\xE2\x82");
+    bd_csv_t *csv = s_mem ("ok\nab\xE2\x82");
     EXPECT_RECORD (csv, 1, "ok");
     s_expect_error (csv, "invalid UTF-8", 2, 5);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     /*  The reader goes on after the bad row.  */
     csv = s_mem ("a\nb\xFF\nc\n");
@@ -375,14 +365,14 @@ test_invalid_utf8 (void **state)
     s_expect_error (csv, "invalid UTF-8", 2, 2);
     EXPECT_RECORD (csv, 3, "c");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
 test_recovery_between_good_rows (void **state)
 {
     (void)state;
-    bf_csv_t *csv = s_mem ("h1,h2\n"        /* 1 */
+    bd_csv_t *csv = s_mem ("h1,h2\n"        /* 1 */
                            "a,\"b\"x\n"     /* 2: bad */
                            "c,d\n"          /* 3 */
                            "e\"f,g\n"       /* 4: bad */
@@ -399,18 +389,18 @@ test_recovery_between_good_rows (void **state)
     char **fields;
     size_t count;
     int rc;
-    while ((rc = bf_csv_next (csv, &fields, &count)) != 0) {
+    while ((rc = bd_csv_next (csv, &fields, &count)) != 0) {
         if (rc < 0) {
             assert_true (nerrors < 3);
-            errors[nerrors] = bf_csv_error (csv);
-            error_lines[nerrors] = bf_csv_error_line (csv);
-            error_columns[nerrors] = bf_csv_error_column (csv);
+            errors[nerrors] = bd_csv_error (csv);
+            error_lines[nerrors] = bd_csv_error_line (csv);
+            error_columns[nerrors] = bd_csv_error_column (csv);
             nerrors++;
             continue;
         }
         assert_true (nrecords < 8);
         assert_int_equal (count, 2);
-        record_lines[nrecords] = bf_csv_line (csv);
+        record_lines[nrecords] = bd_csv_line (csv);
         snprintf (first[nrecords], sizeof (first[0]), "%s", fields[0]);
         nrecords++;
     }
@@ -434,7 +424,7 @@ test_recovery_between_good_rows (void **state)
     assert_int_equal (record_lines[2], 5);
     assert_string_equal (first[3], "n");
     assert_int_equal (record_lines[3], 8);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 static void
@@ -450,19 +440,19 @@ test_field_limit (void **state)
         s_adds (&text, i ? ",f" : "f");
     s_adds (&text, "\nlast\n");
 
-    bf_csv_t *csv = bf_csv_new_mem (text.data, text.len);
+    bd_csv_t *csv = bd_csv_new_mem (text.data, text.len);
     assert_non_null (csv);
     char **fields;
     size_t count;
-    assert_int_equal (bf_csv_next (csv, &fields, &count), 1);
+    assert_int_equal (bd_csv_next (csv, &fields, &count), 1);
     assert_int_equal (count, 256);
     assert_string_equal (fields[255], "f");
     /*  The 256th comma would open field 257.  */
     s_expect_error (csv, "too many fields", 2, (long)ok_len);
     EXPECT_RECORD (csv, 3, "last");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
-    free (text.data);
+    bd_csv_destroy (&csv);
+    bf_text_buf_free (&text);
 }
 
 static void
@@ -481,25 +471,25 @@ test_record_too_long (void **state)
     s_add_repeat (&text, 'd', MIB - 1);
     s_adds (&text, "\"\nend\n");
 
-    bf_csv_t *csv = bf_csv_new_mem (text.data, text.len);
+    bd_csv_t *csv = bd_csv_new_mem (text.data, text.len);
     assert_non_null (csv);
     char **fields;
     size_t count;
-    assert_int_equal (bf_csv_next (csv, &fields, &count), 1);
+    assert_int_equal (bd_csv_next (csv, &fields, &count), 1);
     assert_int_equal (count, 2);
     assert_int_equal (strlen (fields[0]), MIB - 2);
     assert_string_equal (fields[1], "b");
-    assert_int_equal (bf_csv_next (csv, &fields, &count), 1);
+    assert_int_equal (bd_csv_next (csv, &fields, &count), 1);
     assert_int_equal (count, 1);
     assert_int_equal (strlen (fields[0]), MIB - 2);
-    assert_int_equal (bf_csv_line (csv), 2);
+    assert_int_equal (bd_csv_line (csv), 2);
     s_expect_error (csv, "record too long", 3, (long)MIB + 1);
     EXPECT_RECORD (csv, 4, "after", "1");
     s_expect_error (csv, "record too long", 5, (long)MIB + 1); /* the closing quote */
     EXPECT_RECORD (csv, 6, "end");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
-    free (text.data);
+    bd_csv_destroy (&csv);
+    bf_text_buf_free (&text);
 }
 
 /*  --- Reader over files: block refills ---------------------------------- */
@@ -509,11 +499,11 @@ test_open_missing (void **state)
 {
     (void)state;
     char err[256] = "";
-    bf_csv_t *csv = bf_csv_open ("/nonexistent/dir/x.csv", err, sizeof (err));
+    bd_csv_t *csv = bd_csv_open ("/nonexistent/dir/x.csv", err, sizeof (err));
     assert_null (csv);
     assert_non_null (strstr (err, "/nonexistent/dir/x.csv"));
     assert_non_null (strstr (err, "No such file"));
-    assert_null (bf_csv_open ("/nonexistent/dir/x.csv", NULL, 0));
+    assert_null (bd_csv_open ("/nonexistent/dir/x.csv", NULL, 0));
 }
 
 /*  fopen accepts a directory on Linux; the first read fails.  */
@@ -522,12 +512,12 @@ test_read_error (void **state)
 {
     (void)state;
     char err[256] = "";
-    bf_csv_t *csv = bf_csv_open ("/tmp", err, sizeof (err));
+    bd_csv_t *csv = bd_csv_open ("/tmp", err, sizeof (err));
     if (!csv)
         skip ();
     s_expect_error (csv, "read error: Is a directory", 1, 1);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 }
 
 /*  Puts tail so that its byte split_at lands on the first byte of the
@@ -541,18 +531,18 @@ s_file_split (const char *tail, size_t split_at)
     s_adds (&text, tail);
     assert_int_equal (text.len - strlen (tail) + split_at, MIB);
     char *path = s_temp_file (text.data, text.len);
-    free (text.data);
+    bf_text_buf_free (&text);
     return path;
 }
 
 static void
-s_skip_padding (bf_csv_t *csv)
+s_skip_padding (bd_csv_t *csv)
 {
     char **fields;
     size_t count;
-    assert_int_equal (bf_csv_next (csv, &fields, &count), 1);
+    assert_int_equal (bd_csv_next (csv, &fields, &count), 1);
     assert_int_equal (count, 1);
-    assert_int_equal (bf_csv_line (csv), 1);
+    assert_int_equal (bd_csv_line (csv), 1);
 }
 
 static void
@@ -564,23 +554,23 @@ test_block_boundaries (void **state)
         a 3-byte character, the closing quote before a comma.  */
     for (size_t split = 0; split <= strlen (tail); split++) {
         char *path = s_file_split (tail, split);
-        bf_csv_t *csv = s_open (path);
+        bd_csv_t *csv = s_open (path);
         s_skip_padding (csv);
         EXPECT_RECORD (csv, 2, "a\"b", "x,\ny");
         EXPECT_RECORD (csv, 4, "k\xEA\xB9\x80", "z");
         s_expect_end (csv);
-        bf_csv_destroy (&csv);
+        bd_csv_destroy (&csv);
         unlink (path);
         free (path);
     }
     /*  A bare CR as the last byte of a block.  */
     char *path = s_file_split ("ab\rc\nok\n", 3);
-    bf_csv_t *csv = s_open (path);
+    bd_csv_t *csv = s_open (path);
     s_skip_padding (csv);
     s_expect_error (csv, "bare carriage return", 2, 3);
     EXPECT_RECORD (csv, 3, "ok");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
     unlink (path);
     free (path);
 
@@ -590,7 +580,7 @@ test_block_boundaries (void **state)
     s_skip_padding (csv);
     s_expect_error (csv, "invalid UTF-8", 2, 5);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
     unlink (path);
     free (path);
 }
@@ -652,14 +642,14 @@ test_random_file (void **state)
     assert_true (text.len > 3 * MIB);
 
     char *path = s_temp_file (text.data, text.len);
-    bf_csv_t *readers[2] = { s_open (path), bf_csv_new_mem (text.data, text.len) };
+    bd_csv_t *readers[2] = { s_open (path), bd_csv_new_mem (text.data, text.len) };
     for (int k = 0; k < 2; k++) {
-        bf_csv_t *csv = readers[k];
+        bd_csv_t *csv = readers[k];
         assert_non_null (csv);
         for (size_t r = 0; r < ROWS; r++)
             s_expect_record (csv, lines[r], (const char *const *)expected + r * COLS, COLS);
         s_expect_end (csv);
-        bf_csv_destroy (&csv);
+        bd_csv_destroy (&csv);
     }
     unlink (path);
     free (path);
@@ -667,7 +657,7 @@ test_random_file (void **state)
         free (expected[i]);
     free (expected);
     free (lines);
-    free (text.data);
+    bf_text_buf_free (&text);
 }
 
 static void
@@ -679,15 +669,15 @@ test_long_record_in_file (void **state)
     s_add_repeat (&text, 'x', 2 * MIB); /* spans three blocks */
     s_adds (&text, "\"\nsecond,2\n");
     char *path = s_temp_file (text.data, text.len);
-    bf_csv_t *csv = s_open (path);
+    bd_csv_t *csv = s_open (path);
     EXPECT_RECORD (csv, 1, "first");
     s_expect_error (csv, "record too long", 2, (long)MIB + 1);
     EXPECT_RECORD (csv, 3, "second", "2");
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
     unlink (path);
     free (path);
-    free (text.data);
+    bf_text_buf_free (&text);
 }
 
 /*  --- Writer ------------------------------------------------------------ */
@@ -698,7 +688,7 @@ s_write_to_string (const char *const *fields, size_t count, size_t *len)
     char *data = NULL;
     FILE *out = open_memstream (&data, len);
     assert_non_null (out);
-    assert_int_equal (bf_csv_write (out, fields, count), 0);
+    assert_int_equal (bd_csv_write (out, fields, count), 0);
     assert_int_equal (fclose (out), 0);
     return data;
 }
@@ -727,7 +717,7 @@ test_writer_format (void **state)
     if (full) {
         setvbuf (full, NULL, _IONBF, 0);
         const char *one[] = { "x" };
-        assert_int_equal (bf_csv_write (full, one, 1), -1);
+        assert_int_equal (bd_csv_write (full, one, 1), -1);
         fclose (full);
     }
 }
@@ -759,19 +749,19 @@ test_round_trip (void **state)
     size_t len = 0;
     FILE *out = open_memstream (&data, &len);
     assert_non_null (out);
-    assert_int_equal (bf_csv_write (out, tricky, n), 0);
+    assert_int_equal (bd_csv_write (out, tricky, n), 0);
     for (size_t i = 0; i < n; i++) /* each alone, too */
-        assert_int_equal (bf_csv_write (out, tricky + i, 1), 0);
+        assert_int_equal (bd_csv_write (out, tricky + i, 1), 0);
     assert_int_equal (fclose (out), 0);
 
-    bf_csv_t *csv = bf_csv_new_mem (data, len);
+    bd_csv_t *csv = bd_csv_new_mem (data, len);
     assert_non_null (csv);
     char **fields;
     size_t count;
     for (size_t pass = 0; pass <= n; pass++) {
         const char *const *want = pass == 0 ? tricky : tricky + pass - 1;
         size_t nwant = pass == 0 ? n : 1;
-        assert_int_equal (bf_csv_next (csv, &fields, &count), 1);
+        assert_int_equal (bd_csv_next (csv, &fields, &count), 1);
         assert_int_equal (count, nwant);
         for (size_t i = 0; i < nwant; i++) {
             if (!want[i] || !*want[i])
@@ -781,7 +771,7 @@ test_round_trip (void **state)
         }
     }
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
     free (data);
 }
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bf_log.h"
+#include "bf_text.h"
 
 //  ---------------------------------------------------------------------------
 //  Capture helpers
@@ -65,45 +66,6 @@ s_count_lines (const char *text)
     return lines;
 }
 
-//  True when text[0..len) is well-formed UTF-8.
-
-static bool
-s_valid_utf8 (const unsigned char *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = p[i];
-        size_t need;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            need = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            need = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            need = 3;
-            cp = c & 0x07;
-        } else
-            return false;
-        if (i + need >= len)
-            return false;
-        for (size_t k = 1; k <= need; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000)
-            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += need + 1;
-    }
-    return true;
-}
-
 //  ---------------------------------------------------------------------------
 //  A strict parser for the flat JSON objects bf_log writes: string or
 //  integer values only. Fails on anything RFC 8259 does not allow there.
@@ -114,21 +76,6 @@ typedef struct {
     size_t text_len;
     long number;
 } s_field_t;
-
-static void
-s_put_utf8 (char *out, size_t *len, uint32_t cp)
-{
-    if (cp < 0x80)
-        out[(*len)++] = (char)cp;
-    else if (cp < 0x800) {
-        out[(*len)++] = (char)(0xC0 | (cp >> 6));
-        out[(*len)++] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        out[(*len)++] = (char)(0xE0 | (cp >> 12));
-        out[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[(*len)++] = (char)(0x80 | (cp & 0x3F));
-    }
-}
 
 //  Parses a JSON string at *p; returns a malloc'd decoded copy or NULL.
 
@@ -147,68 +94,38 @@ s_json_string (const char **p, size_t *out_len)
     }
     if (*s != '"')
         return NULL;
-    if (!s_valid_utf8 ((const unsigned char *)start, (size_t)(s - start)))
+    if (!bf_text_utf8_valid (start, (size_t)(s - start)))
         return NULL;
-    char *out = (char *)malloc ((size_t)(s - start) + 1);
-    size_t len = 0;
-    for (const char *q = start; q < s; q++) {
+    static const char simple[] = "\"\"\\\\//b\bf\fn\nr\rt\t"; /* escape, byte */
+    bf_text_buf_t out = { 0 };
+    bool ok = bf_text_buf_add (&out, "", 0) == 0;
+    for (const char *q = start; ok && q < s; q++) {
         unsigned char c = (unsigned char)*q;
-        if (c < 0x20) {
-            free (out);
-            return NULL; //  raw control characters are not JSON
-        }
-        if (c != '\\') {
-            out[len++] = (char)c;
-            continue;
-        }
-        q++;
-        switch (*q) {
-            case '"':
-                out[len++] = '"';
-                break;
-            case '\\':
-                out[len++] = '\\';
-                break;
-            case '/':
-                out[len++] = '/';
-                break;
-            case 'b':
-                out[len++] = '\b';
-                break;
-            case 'f':
-                out[len++] = '\f';
-                break;
-            case 'n':
-                out[len++] = '\n';
-                break;
-            case 'r':
-                out[len++] = '\r';
-                break;
-            case 't':
-                out[len++] = '\t';
-                break;
-            case 'u': {
-                char hex[5] = { 0 };
-                memcpy (hex, q + 1, 4);
-                char *end;
-                unsigned long cp = strtoul (hex, &end, 16);
-                if (end != hex + 4 || (cp >= 0xD800 && cp <= 0xDFFF)) {
-                    free (out);
-                    return NULL;
-                }
-                s_put_utf8 (out, &len, (uint32_t)cp);
-                q += 4;
-                break;
-            }
-            default:
-                free (out);
-                return NULL;
+        if (c < 0x20)
+            ok = false; //  raw control characters are not JSON
+        else if (c != '\\')
+            ok = bf_text_buf_add (&out, q, 1) == 0;
+        else if (q[1] == 'u') {
+            char hex[5] = { 0 };
+            memcpy (hex, q + 2, 4);
+            char *end;
+            unsigned long cp = strtoul (hex, &end, 16);
+            ok = end == hex + 4 && !(cp >= 0xD800 && cp <= 0xDFFF)
+                 && bf_text_buf_utf8 (&out, (uint32_t)cp) == 0;
+            q += 5;
+        } else {
+            const char *e = q[1] ? strchr (simple, q[1]) : NULL;
+            ok = e && (e - simple) % 2 == 0 && bf_text_buf_add (&out, e + 1, 1) == 0;
+            q++;
         }
     }
-    out[len] = 0;
-    *out_len = len;
+    if (!ok) {
+        bf_text_buf_free (&out);
+        return NULL;
+    }
+    *out_len = out.len;
     *p = s + 1;
-    return out;
+    return out.data;
 }
 
 //  Parses one line "{...}" into fields; returns the count, or -1.
@@ -821,7 +738,7 @@ test_field_long_value (void **state)
         size_t text_len = fields[5].text_len;
         assert_true (text_len <= BF_LOG_VALUE_MAX - 1);
         assert_true (text_len > BF_LOG_VALUE_MAX - 8);
-        assert_true (s_valid_utf8 ((const unsigned char *)text, text_len));
+        assert_true (bf_text_utf8_valid (text, text_len));
         assert_null (strstr (text, "\xef\xbf\xbd")); //  no character was split
         assert_string_equal (text + text_len - 3, "\xe2\x80\xa6");
         assert_memory_equal (text, value, text_len - 3);

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "bd_tables.h"
-#include "bf_csv.h"
+#include "bd_csv.h"
 #include "bf_log.h"
 
 /*  --- Helpers ----------------------------------------------------------- */
@@ -60,14 +60,14 @@ s_exists (const char *dir, const char *file)
 
 /*  Next record of csv must be want[0..n); empty strings read back as NULL. */
 static void
-s_expect_row (bf_csv_t *csv, const char *const *want, size_t n)
+s_expect_row (bd_csv_t *csv, const char *const *want, size_t n)
 {
     char **fields;
     size_t count;
-    int rc = bf_csv_next (csv, &fields, &count);
+    int rc = bd_csv_next (csv, &fields, &count);
     if (rc < 0)
-        print_error ("%s at %ld:%ld\n", bf_csv_error (csv), bf_csv_error_line (csv),
-                     bf_csv_error_column (csv));
+        print_error ("%s at %ld:%ld\n", bd_csv_error (csv), bd_csv_error_line (csv),
+                     bd_csv_error_column (csv));
     assert_int_equal (rc, 1);
     assert_int_equal (count, n);
     for (size_t i = 0; i < n; i++) {
@@ -80,12 +80,12 @@ s_expect_row (bf_csv_t *csv, const char *const *want, size_t n)
     }
 }
 
-static bf_csv_t *
+static bd_csv_t *
 s_open_table (const char *dir, bd_table_t table)
 {
     char *path = s_path (dir, bd_tables[table].file);
     char err[256] = "";
-    bf_csv_t *csv = bf_csv_open (path, err, sizeof (err));
+    bd_csv_t *csv = bd_csv_open (path, err, sizeof (err));
     if (!csv)
         print_error ("%s\n", err);
     assert_non_null (csv);
@@ -94,11 +94,11 @@ s_open_table (const char *dir, bd_table_t table)
 }
 
 static void
-s_expect_end (bf_csv_t *csv)
+s_expect_end (bd_csv_t *csv)
 {
     char **fields;
     size_t count;
-    assert_int_equal (bf_csv_next (csv, &fields, &count), 0);
+    assert_int_equal (bd_csv_next (csv, &fields, &count), 0);
 }
 
 /*  Captures what bf_log writes while a test runs.  */
@@ -232,18 +232,18 @@ test_sink_writes_tables (void **state)
     assert_int_equal (bd_csv_sink_destroy (&sink), 0); /* safe twice */
 
     assert_false (s_exists (dir, "addons.csv"));
-    bf_csv_t *csv = s_open_table (dir, BD_PLANS);
+    bd_csv_t *csv = s_open_table (dir, BD_PLANS);
     s_expect_row (csv, bd_tables[BD_PLANS].cols, bd_tables[BD_PLANS].ncols);
     s_expect_row (csv, plan1, 9);
     s_expect_row (csv, plan2, 9);
-    assert_int_equal (bf_csv_line (csv), 3);
+    assert_int_equal (bd_csv_line (csv), 3);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_open_table (dir, BD_SUBSCRIBERS);
     s_expect_row (csv, bd_tables[BD_SUBSCRIBERS].cols, 14);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     csv = s_open_table (dir, BD_USAGE);
     s_expect_row (csv, bd_tables[BD_USAGE].cols, 4);
@@ -253,7 +253,7 @@ test_sink_writes_tables (void **state)
         s_expect_row (csv, usage, 4);
     }
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     s_remove_dir (dir);
 }
@@ -344,11 +344,11 @@ test_sink_write_fails (void **state)
     const char *usage[] = { "9", "2026-03", "SMS", "3" };
     assert_int_equal (sink->row (sink, usage), 0);
     assert_int_equal (bd_csv_sink_destroy (&sink), 0);
-    bf_csv_t *csv = s_open_table (dir, BD_USAGE);
+    bd_csv_t *csv = s_open_table (dir, BD_USAGE);
     s_expect_row (csv, bd_tables[BD_USAGE].cols, 4);
     s_expect_row (csv, usage, 4);
     s_expect_end (csv);
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
 
     free (path);
     s_remove_dir (dir);

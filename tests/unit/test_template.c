@@ -22,7 +22,10 @@
 #include <errno.h>
 #include <iconv.h>
 
+#include "bf_sms.h"
 #include "bf_template.h"
+#include "bf_text.h"
+#include "bf_won.h"
 
 /*  --- Shipped templates: db/005_templates.sql -------------------------- */
 
@@ -395,7 +398,7 @@ test_example_sms_and_push (void **state)
     snprintf (title, sizeof title, "%s", s_render (sms_row->subject, &view, false));
     snprintf (shortb, sizeof shortb, "%s", s_render (sms_row->short_body, &view, false));
     assert_string_equal (shortb, "[빌플로우] 10월 요금 111,200원, 납기 11/25");
-    assert_int_equal (bf_text_euckr_bytes (shortb, NULL), 42);
+    assert_int_equal (bf_euckr_bytes (shortb, NULL), 42);
 
     //  The itemised body is over 90 bytes: it goes as LMS, title not cut.
     static bf_sms_t sms;
@@ -406,7 +409,7 @@ test_example_sms_and_push (void **state)
     assert_string_equal (sms.title, "[빌플로우] 2026년 10월 이용요금 안내");
     assert_int_equal (sms.title_bytes, 36);
     assert_string_equal (sms.body, expected_body);
-    assert_int_equal (sms.body_bytes, (size_t)bf_text_euckr_bytes (expected_body, NULL));
+    assert_int_equal (sms.body_bytes, (size_t)bf_euckr_bytes (expected_body, NULL));
     assert_true (sms.body_bytes > 90 && sms.body_bytes <= 2000);
     assert_false (sms.cut);
     assert_int_equal (sms.replaced, 0);
@@ -448,7 +451,7 @@ test_long_bill_uses_short_form (void **state)
     snprintf (body, sizeof body, "%s", s_render (row->body, &view, false));
     snprintf (title, sizeof title, "%s", s_render (row->subject, &view, false));
     snprintf (shortb, sizeof shortb, "%s", s_render (row->short_body, &view, false));
-    assert_true (bf_text_euckr_bytes (body, NULL) > 2000);
+    assert_true (bf_euckr_bytes (body, NULL) > 2000);
     static bf_sms_t sms;
     char err[256];
     assert_int_equal (bf_sms_compose (body, title, shortb, &sms, err, sizeof err), 0);
@@ -480,12 +483,11 @@ test_shipped_limits_hold_for_any_bill (void **state)
                 view.due_date = due;
                 view.total = totals[t];
                 size_t replaced = 9;
-                long bytes
-                    = bf_text_euckr_bytes (s_render (row->short_body, &view, false), &replaced);
+                long bytes = bf_euckr_bytes (s_render (row->short_body, &view, false), &replaced);
                 assert_true (bytes > 0 && bytes <= BF_SMS_MAX_BYTES);
                 assert_int_equal (replaced, 0);
-                bytes = bf_text_euckr_bytes (s_render (row->subject, &view, false), &replaced);
-                assert_true (bytes > 0 && bytes <= BF_LMS_TITLE_MAX_BYTES);
+                bytes = bf_euckr_bytes (s_render (row->subject, &view, false), &replaced);
+                assert_true (bytes > 0 && bytes <= BF_SMS_LMS_TITLE_MAX_BYTES);
                 assert_int_equal (replaced, 0);
                 s_render (s_row ("EMAIL")->body_html, &view, true);
             }
@@ -624,24 +626,26 @@ test_line_labels (void **state)
     };
     char buf[64];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *label = bf_bill_line_label (cases[i].code, s_lookup, NULL, buf, sizeof buf);
+        const char *label = bf_template_line_label (cases[i].code, s_lookup, NULL, buf, sizeof buf);
         if (strcmp (label, cases[i].label) != 0)
             fail_msg ("%s -> \"%s\", expected \"%s\"", cases[i].code, label, cases[i].label);
     }
     //  Without a lookup, plans and add-ons show their code.
-    assert_string_equal (bf_bill_line_label ("PLAN:LTE_43", NULL, NULL, buf, sizeof buf),
+    assert_string_equal (bf_template_line_label ("PLAN:LTE_43", NULL, NULL, buf, sizeof buf),
                          "요금제 (LTE_43)");
-    assert_string_equal (bf_bill_line_label ("ADDON:VCOLORING", NULL, NULL, buf, sizeof buf),
+    assert_string_equal (bf_template_line_label ("ADDON:VCOLORING", NULL, NULL, buf, sizeof buf),
                          "부가서비스 (VCOLORING)");
     //  A buffer too small for the composed label: the code, never a cut label.
-    assert_string_equal (bf_bill_line_label ("PLAN:LTE_43", NULL, NULL, buf, 10), "PLAN:LTE_43");
-    assert_string_equal (bf_bill_line_label ("PLAN:LTE_43", NULL, NULL, NULL, 0), "PLAN:LTE_43");
-    assert_string_equal (bf_bill_line_label (NULL, NULL, NULL, buf, sizeof buf), "");
+    assert_string_equal (bf_template_line_label ("PLAN:LTE_43", NULL, NULL, buf, 10),
+                         "PLAN:LTE_43");
+    assert_string_equal (bf_template_line_label ("PLAN:LTE_43", NULL, NULL, NULL, 0),
+                         "PLAN:LTE_43");
+    assert_string_equal (bf_template_line_label (NULL, NULL, NULL, buf, sizeof buf), "");
     //  The lookup is asked with the kind and the bare code.
     s_lookups = 0;
-    bf_bill_line_label ("VAT", s_lookup, NULL, buf, sizeof buf);
+    bf_template_line_label ("VAT", s_lookup, NULL, buf, sizeof buf);
     assert_int_equal (s_lookups, 0);
-    bf_bill_line_label ("ADDON:VCOLORING", s_lookup, NULL, buf, sizeof buf);
+    bf_template_line_label ("ADDON:VCOLORING", s_lookup, NULL, buf, sizeof buf);
     assert_int_equal (s_lookups, 1);
 }
 
@@ -691,15 +695,15 @@ test_format_won (void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[27];
-        int n = bf_format_won (cases[i].amount, out, sizeof out);
+        int n = bf_won_format (cases[i].amount, out, sizeof out);
         assert_string_equal (out, cases[i].text);
         assert_int_equal (n, (int)strlen (cases[i].text));
     }
     char out[8] = "xxxxxxx";
-    assert_int_equal (bf_format_won (1000000, out, sizeof out), -1); /* needs 10 */
+    assert_int_equal (bf_won_format (1000000, out, sizeof out), -1); /* needs 10 */
     assert_string_equal (out, "");
-    assert_int_equal (bf_format_won (111200, out, 8), 7);
-    assert_int_equal (bf_format_won (1, NULL, 0), -1);
+    assert_int_equal (bf_won_format (111200, out, 8), 7);
+    assert_int_equal (bf_won_format (1, NULL, 0), -1);
 }
 
 static void
@@ -917,7 +921,7 @@ test_euckr_bytes (void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t replaced = 99;
-        long bytes = bf_text_euckr_bytes (cases[i].text, &replaced);
+        long bytes = bf_euckr_bytes (cases[i].text, &replaced);
         if (bytes != cases[i].bytes || replaced != cases[i].replaced)
             fail_msg ("\"%s\": %ld bytes, %zu replaced; expected %ld, %zu", cases[i].text, bytes,
                       replaced, cases[i].bytes, cases[i].replaced);
@@ -926,36 +930,11 @@ test_euckr_bytes (void **state)
         = { "\xff", "a\x80", "\xea\xb0", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "가\xea" };
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         size_t replaced = 99;
-        assert_int_equal (bf_text_euckr_bytes (invalid[i], &replaced), -1);
+        assert_int_equal (bf_euckr_bytes (invalid[i], &replaced), -1);
         assert_int_equal (replaced, 0);
     }
-    assert_int_equal (bf_text_euckr_bytes (NULL, NULL), -1);
-    assert_int_equal (bf_text_euckr_bytes ("가", NULL), 2);
-}
-
-static size_t
-s_utf8_encode (uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    assert_int_equal (bf_euckr_bytes (NULL, NULL), -1);
+    assert_int_equal (bf_euckr_bytes ("가", NULL), 2);
 }
 
 /*  Every code point of the BMP (and some beyond) against iconv directly:
@@ -966,12 +945,14 @@ test_euckr_matches_iconv (void **state)
     (void)state;
     iconv_t cd = iconv_open ("EUC-KR", "UTF-8");
     assert_true (cd != (iconv_t)-1);
+    bf_text_buf_t buf = { 0 };
     size_t encodable = 0;
     for (uint32_t cp = 1; cp < 0x20000; cp += cp < 0x10000 ? 1 : 97) {
         if (cp >= 0xD800 && cp <= 0xDFFF)
             continue;
-        char utf8[8];
-        utf8[s_utf8_encode (cp, utf8)] = 0;
+        bf_text_buf_reset (&buf);
+        assert_int_equal (bf_text_buf_utf8 (&buf, cp), 0);
+        char *utf8 = buf.data;
         char euc[16];
         char *in = utf8, *outp = euc;
         size_t inleft = strlen (utf8), outleft = sizeof euc;
@@ -983,13 +964,14 @@ test_euckr_matches_iconv (void **state)
         if (!bad && cp >= 0x80 && expected != 2)
             fail_msg ("U+%04X: iconv makes %ld bytes of it", cp, expected);
         size_t replaced;
-        long bytes = bf_text_euckr_bytes (utf8, &replaced);
+        long bytes = bf_euckr_bytes (utf8, &replaced);
         if (bytes != expected || replaced != bad)
             fail_msg ("U+%04X: %ld bytes (%zu replaced), iconv says %ld", cp, bytes, replaced,
                       expected);
         encodable += !bad;
     }
     iconv_close (cd);
+    bf_text_buf_free (&buf);
     //  ASCII, 2,350 Hangul syllables, 4,888 hanja and the symbols.
     assert_true (encodable > 8000);
 }
@@ -1003,9 +985,9 @@ test_fit_exhaustive (void **state)
     (void)state;
     const char *input = "A가b😀나c똠다…d 라";
     const char *sendable = "A가b?나c?다…d 라";
-    size_t total = (size_t)bf_text_euckr_bytes (sendable, NULL);
+    size_t total = (size_t)bf_euckr_bytes (sendable, NULL);
     assert_int_equal (total, 17);
-    assert_int_equal (bf_text_euckr_bytes (input, NULL), 17);
+    assert_int_equal (bf_euckr_bytes (input, NULL), 17);
     //  Character boundaries of the sendable text.
     bool boundary[64] = { false };
     for (size_t i = 0; i <= strlen (sendable); i++)
@@ -1013,12 +995,12 @@ test_fit_exhaustive (void **state)
 
     for (int ellipsis = 0; ellipsis <= 1; ellipsis++)
         for (size_t max = 0; max <= total + 2; max++) {
-            char out[BF_UTF8_FOR_EUCKR (64)];
-            bf_fit_t fit;
+            char out[BF_EUCKR_UTF8_SIZE (64)];
+            bf_euckr_fit_t fit;
             assert_int_equal (
-                bf_text_fit_euckr (input, max, ellipsis, out, BF_UTF8_FOR_EUCKR (max), &fit), 0);
+                bf_euckr_fit (input, max, ellipsis, out, BF_EUCKR_UTF8_SIZE (max), &fit), 0);
             size_t replaced;
-            long bytes = bf_text_euckr_bytes (out, &replaced);
+            long bytes = bf_euckr_bytes (out, &replaced);
             assert_true (bytes >= 0); /* valid UTF-8 */
             assert_int_equal ((size_t)bytes, fit.bytes);
             assert_true (fit.bytes <= max);
@@ -1047,7 +1029,7 @@ test_fit_exhaustive (void **state)
             char longer[64];
             memcpy (longer, sendable, next);
             longer[next] = 0;
-            assert_true ((size_t)bf_text_euckr_bytes (longer, NULL) > budget);
+            assert_true ((size_t)bf_euckr_bytes (longer, NULL) > budget);
         }
 }
 
@@ -1056,33 +1038,33 @@ test_fit_errors (void **state)
 {
     (void)state;
     char out[16] = "junk";
-    bf_fit_t fit;
-    assert_int_equal (bf_text_fit_euckr ("가\xff", 10, false, out, sizeof out, &fit), -1);
+    bf_euckr_fit_t fit;
+    assert_int_equal (bf_euckr_fit ("가\xff", 10, false, out, sizeof out, &fit), -1);
     assert_string_equal (out, "");
-    assert_int_equal (bf_text_fit_euckr (NULL, 10, false, out, sizeof out, &fit), -1);
+    assert_int_equal (bf_euckr_fit (NULL, 10, false, out, sizeof out, &fit), -1);
     //  Out too small for what fits: an error, never a silent cut.
     strcpy (out, "junk");
-    assert_int_equal (bf_text_fit_euckr ("가나다", 6, false, out, 9, &fit), -1);
+    assert_int_equal (bf_euckr_fit ("가나다", 6, false, out, 9, &fit), -1);
     assert_string_equal (out, "");
-    assert_int_equal (bf_text_fit_euckr ("가나다", 6, false, out, 10, &fit), 0);
+    assert_int_equal (bf_euckr_fit ("가나다", 6, false, out, 10, &fit), 0);
     assert_string_equal (out, "가나다");
-    assert_int_equal (bf_text_fit_euckr ("가나다", 6, false, out, 10, NULL), 0);
+    assert_int_equal (bf_euckr_fit ("가나다", 6, false, out, 10, NULL), 0);
     //  "…" needs 3 UTF-8 bytes: 가 + … + NUL = 7.
-    assert_int_equal (bf_text_fit_euckr ("가나다", 4, true, out, 6, &fit), -1);
-    assert_int_equal (bf_text_fit_euckr ("가나다", 4, true, out, 7, &fit), 0);
+    assert_int_equal (bf_euckr_fit ("가나다", 4, true, out, 6, &fit), -1);
+    assert_int_equal (bf_euckr_fit ("가나다", 4, true, out, 7, &fit), 0);
     assert_string_equal (out, "가…");
     //  Room that runs out after the cut point is settled is no error when
     //  the text is cut: 가 + … fits in 7 although 가가a (8 bytes with NUL)
     //  did not, before the walk knew it would cut.
-    assert_int_equal (bf_text_fit_euckr ("가가ab가", 5, true, out, 7, &fit), 0);
+    assert_int_equal (bf_euckr_fit ("가가ab가", 5, true, out, 7, &fit), 0);
     assert_string_equal (out, "가…");
     assert_true (fit.cut);
     assert_int_equal (fit.bytes, 4);
-    assert_int_equal (bf_text_fit_euckr ("가가ab", 6, true, out, 7, &fit), -1);
-    assert_int_equal (bf_text_fit_euckr ("가가ab", 6, true, out, 10, &fit), 0);
+    assert_int_equal (bf_euckr_fit ("가가ab", 6, true, out, 7, &fit), -1);
+    assert_int_equal (bf_euckr_fit ("가가ab", 6, true, out, 10, &fit), 0);
     assert_string_equal (out, "가가ab");
     //  Too short a limit for a 2-byte character: empty, still cut.
-    assert_int_equal (bf_text_fit_euckr ("가", 1, true, out, sizeof out, &fit), 0);
+    assert_int_equal (bf_euckr_fit ("가", 1, true, out, sizeof out, &fit), 0);
     assert_string_equal (out, "");
     assert_true (fit.cut);
     assert_int_equal (fit.bytes, 0);
@@ -1097,7 +1079,7 @@ s_text_of (size_t n, const char *lead)
     char *text = malloc (leadlen + n * 2 + 2);
     assert_non_null (text);
     strcpy (text, lead);
-    size_t have = (size_t)bf_text_euckr_bytes (lead, NULL);
+    size_t have = (size_t)bf_euckr_bytes (lead, NULL);
     assert_true (have <= n);
     size_t w = leadlen;
     if ((n - have) % 2)
@@ -1107,7 +1089,7 @@ s_text_of (size_t n, const char *lead)
         w += 3;
     }
     text[w] = 0;
-    assert_int_equal (bf_text_euckr_bytes (text, NULL), (long)n);
+    assert_int_equal (bf_euckr_bytes (text, NULL), (long)n);
     return text;
 }
 
@@ -1131,7 +1113,7 @@ test_sms_lms_boundaries (void **state)
     const char *leads[] = { "", "a", "[안내] " };
     for (size_t l = 0; l < 3; l++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            if ((long)cases[i].bytes < bf_text_euckr_bytes (leads[l], NULL))
+            if ((long)cases[i].bytes < bf_euckr_bytes (leads[l], NULL))
                 continue;
             char *body = s_text_of (cases[i].bytes, leads[l]);
             err[0] = 0;
@@ -1185,7 +1167,7 @@ test_sms_lms_boundaries (void **state)
         assert_int_equal (bf_sms_compose (body, t, shortb, &sms, err, sizeof err), 0);
         assert_int_equal (sms.kind, BF_SMS_KIND_LMS);
         assert_int_equal (sms.title_bytes, titles[i].expected_bytes);
-        assert_int_equal (bf_text_euckr_bytes (sms.title, NULL), (long)sms.title_bytes);
+        assert_int_equal (bf_euckr_bytes (sms.title, NULL), (long)sms.title_bytes);
         assert_int_equal (sms.cut, titles[i].cut);
         if (titles[i].cut) {
             size_t len = strlen (sms.title);
@@ -1208,7 +1190,7 @@ test_sms_lms_boundaries (void **state)
     assert_int_equal (sms.kind, BF_SMS_KIND_SHORT);
     assert_true (sms.cut);
     assert_int_equal (sms.body_bytes, 89); /* "[빌플로우] " + 38 가 = 87, + … */
-    assert_int_equal (bf_text_euckr_bytes (sms.body, NULL), 89);
+    assert_int_equal (bf_euckr_bytes (sms.body, NULL), 89);
     free (longshort);
     char *exact = s_text_of (90, "[빌플로우] ");
     assert_int_equal (bf_sms_compose (body, title, exact, &sms, err, sizeof err), 0);

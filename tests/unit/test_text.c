@@ -1,150 +1,137 @@
-/*  test_text — bf_text: UTF-8 validation, decoding and bounded printable
-    copies over a corpus of malformed and boundary inputs; the growable
-    buffer, code point encoding and base64 (RFC 4648 vectors, MIME lines).  */
+/*  test_text — bf_text: UTF-8 length, decoding, validation, the byte-at-a-
+    time check, prefixes and bounded printable copies over the corpus in
+    tests/unit/data/text_corpus.txt (path in argv[1], given by meson:
+    malformed and boundary sequences, cuts inside characters, Korean text,
+    overlong input); the growable buffer, code point encoding and base64
+    (RFC 4648 vectors, MIME lines), and the bounded writer.  */
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "bf_testutil.h"
 #include "bf_text.h"
 
+//  ---------------------------------------------------------------------------
+//  The corpus (tests/unit/data/text_corpus.txt; its header describes the
+//  rows). Every row's input also goes through the invariants below.
+
+static const char *s_corpus_path;
+
+static const char *const s_ops[] = { "len", "decode", "valid", "prefix", "clip", "input", NULL };
+
+/*  bf_text_utf8_step fed the bytes one by one accepts exactly what
+    bf_text_utf8_valid accepts.  */
 static void
-test_utf8_len (void **state)
+s_check_step (const bf_testutil_row_t *row, const char *bytes, size_t len)
 {
-    (void)state;
-    static const struct {
-        const char *bytes;
-        size_t avail, len;
-    } cases[] = {
-        { "A", 1, 1 },
-        { "\xC2\xA9", 2, 2 },             /* © */
-        { "\xEA\xB0\x80", 3, 3 },         /* 가 */
-        { "\xF0\x9F\x98\x80", 4, 4 },     /* emoji */
-        { "\xC0\x80", 2, 0 },             /* overlong NUL */
-        { "\xC1\xBF", 2, 0 },             /* overlong */
-        { "\xE0\x80\xAF", 3, 0 },         /* overlong '/' */
-        { "\xED\xA0\x80", 3, 0 },         /* surrogate */
-        { "\xF4\x90\x80\x80", 4, 0 },     /* above U+10FFFF */
-        { "\xF5\x80\x80\x80", 4, 0 },
-        { "\xEA\xB0", 2, 0 },             /* cut sequence */
-        { "\xEA\xB0\x80", 2, 0 },         /* cut by avail */
-        { "\x80", 1, 0 },                 /* lone continuation */
-        { "\xFF", 1, 0 },
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        assert_int_equal (bf_text_utf8_len (cases[i].bytes, cases[i].avail), cases[i].len);
-    assert_true (bf_text_utf8_valid ("\xEA\xB0\x80" "abc" "\xF0\x9F\x98\x80", 10));
-    assert_false (bf_text_utf8_valid ("abc\xEA\xB0", 5));
-    assert_true (bf_text_utf8_valid ("", 0));
+    bf_text_utf8_state_t state = { 0 };
+    bool ok = true;
+    for (size_t i = 0; i < len && ok; i++)
+        ok = bf_text_utf8_step (&state, (unsigned char)bytes[i]) == 0;
+    ok = ok && state.need == 0;
+    if (ok != bf_text_utf8_valid (bytes, len))
+        bf_testutil_row_fail (row, "step says %s, valid says the opposite",
+                              ok ? "valid" : "invalid");
 }
 
+/*  Every clip at every bound is well-formed, within its bound, free of
+    control characters and, when the input is clean and fits, the input
+    itself. Every prefix ends on a character boundary within its bound.  */
 static void
-test_prefix (void **state)
+s_check_invariants (const bf_testutil_row_t *row, const char *bytes, size_t len)
 {
-    (void)state;
-    const char *ga = "\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80"; /* 가가가 */
-    assert_int_equal (bf_text_utf8_prefix (ga, 9, 9), 9);
-    assert_int_equal (bf_text_utf8_prefix (ga, 9, 8), 6);
-    assert_int_equal (bf_text_utf8_prefix (ga, 9, 4), 3);
-    assert_int_equal (bf_text_utf8_prefix (ga, 9, 2), 0);
-    assert_int_equal (bf_text_utf8_prefix ("ab\xFF" "c", 4, 3), 3);
-}
-
-/*  Every clip of every corpus entry at every size is well-formed, within
-    its bound, free of control characters, and a prefix of the input when
-    the input was clean.  */
-static void
-test_clip_corpus (void **state)
-{
-    (void)state;
-    static const char *corpus[] = {
-        "",
-        "plain ascii",
-        "\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80"
-        "\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80",
-        "mixed \xEC\x9A\x94\xEA\xB8\x88\xEC\xA0\x9C \xF0\x9F\x98\x80 end",
-        "bad \xFF\xFE bytes \xC0\x80 and \xED\xA0\x80 surrogate",
-        "cut at end \xEA\xB0",
-        "line\nbreak\ttab\x1b[31mansi\x7f",
-        "c1 \xC2\x85 next-line",
-        "\x80\x80\x80\x80",
-    };
-    for (size_t c = 0; c < sizeof corpus / sizeof corpus[0]; c++)
-        for (size_t max = 0; max <= 64; max++) {
-            char out[BF_TEXT_CLIP_SHORT];
-            memset (out, 'Z', sizeof out);
-            char *r = bf_text_clip (out, sizeof out, corpus[c], max);
-            assert_ptr_equal (r, out);
-            size_t len = strlen (out);
-            assert_true (len <= max);
-            assert_true (bf_text_utf8_valid (out, len));
-            for (size_t i = 0; i < len; i++)
-                assert_false ((unsigned char)out[i] < 0x20 || out[i] == 0x7F);
-            assert_null (strstr (out, "\xC2\x85"));
-        }
-}
-
-static void
-test_clip_examples (void **state)
-{
-    (void)state;
-    char out[BF_TEXT_CLIP_SHORT];
-    /*  14 × 가 (42 bytes) in 40: 12 characters and the ellipsis.  */
-    const char *ga14
-        = "\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80"
-          "\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80\xEA\xB0\x80";
-    bf_text_clip (out, sizeof out, ga14, 40);
-    assert_int_equal (strlen (out), 39);
-    assert_memory_equal (out, ga14, 36);
-    assert_string_equal (out + 36, "\xE2\x80\xA6");
-    /*  Fits: unchanged, no ellipsis.  */
-    assert_string_equal (bf_text_clip (out, sizeof out, ga14, 42), ga14);
-    assert_string_equal (bf_text_clip (out, sizeof out, "run.start", 40), "run.start");
-    assert_string_equal (bf_text_clip (out, sizeof out, NULL, 40), "");
-    /*  Malformed and control bytes become U+FFFD.  */
-    assert_string_equal (bf_text_clip (out, sizeof out, "a\xFF" "b\nc", 40),
-                         "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c");
-    /*  The bound never exceeds the buffer.  */
-    char tiny[8];
-    bf_text_clip (tiny, sizeof tiny, "abcdefghijkl", 1000);
-    assert_int_equal (strlen (tiny), 7);
-    assert_string_equal (tiny, "abcd\xE2\x80\xA6");
-}
-
-//  decode agrees with utf8_len on every sequence, and yields the code point.
-static void
-test_decode (void **state)
-{
-    (void)state;
-    struct {
-        const char *bytes;
-        size_t len;
-        uint32_t cp;
-    } good[] = {
-        { "A", 1, 0x41 },
-        { "\xC2\xA9", 2, 0xA9 },
-        { "\xED\x9F\xBF", 3, 0xD7FF },
-        { "\xEA\xB0\x80", 3, 0xAC00 },       /* 가 */
-        { "\xEF\xBF\xBD", 3, 0xFFFD },
-        { "\xF0\x9F\x98\x80", 4, 0x1F600 },
-        { "\xF4\x8F\xBF\xBF", 4, 0x10FFFF },
-    };
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        uint32_t cp = 0;
-        assert_int_equal (bf_text_utf8_decode (good[i].bytes, good[i].len, &cp), good[i].len);
-        assert_int_equal (cp, good[i].cp);
+    s_check_step (row, bytes, len);
+    size_t clen = strlen (bytes); /* clip reads a C string */
+    for (size_t max = 0; max <= 64; max++) {
+        char out[BF_TEXT_CLIP_SHORT];
+        memset (out, 'Z', sizeof out);
+        if (bf_text_clip (out, sizeof out, bytes, max) != out)
+            bf_testutil_row_fail (row, "clip did not return out");
+        size_t n = strlen (out);
+        if (n > max || !bf_text_utf8_valid (out, n) || strstr (out, "\xC2\x85"))
+            bf_testutil_row_fail (row, "clip at %zu: %zu bytes, or not clean UTF-8", max, n);
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)out[i] < 0x20 || out[i] == 0x7F)
+                bf_testutil_row_fail (row, "clip at %zu keeps control byte 0x%02x", max, out[i]);
+        size_t p = bf_text_utf8_prefix (bytes, len, max);
+        if (p > max || p > len
+            || (p < len && bf_text_utf8_valid (bytes, len) && !bf_text_utf8_valid (bytes, p)))
+            bf_testutil_row_fail (row, "prefix at %zu is %zu", max, p);
     }
-    const char *bad[] = { "\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\x80", "\xE0\x80\x80" };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        uint32_t cp = 7;
-        assert_int_equal (bf_text_utf8_decode (bad[i], strlen (bad[i]), &cp), 0);
-        assert_int_equal (cp, 7);
+    char whole[BF_TEXT_CLIP_LONG];
+    bool clean = bf_text_utf8_valid (bytes, clen);
+    for (size_t i = 0; clean && i < clen; i++)
+        clean = (unsigned char)bytes[i] >= 0x20 && bytes[i] != 0x7F
+                && !((unsigned char)bytes[i] == 0xC2 && i + 1 < clen
+                     && (unsigned char)bytes[i + 1] < 0xA0);
+    if (clean && clen < sizeof whole
+        && strcmp (bf_text_clip (whole, sizeof whole, bytes, clen), bytes) != 0)
+        bf_testutil_row_fail (row, "a clean input that fits is not copied as it is");
+}
+
+static void
+s_row (const bf_testutil_row_t *row, size_t op, void *arg)
+{
+    (void)arg;
+    (void)op;
+    if (row->count < 2)
+        bf_testutil_row_fail (row, "no input");
+    const char *in = row->field[1];
+    size_t in_len = row->len[1];
+    s_check_invariants (row, in, in_len);
+    if (strcmp (row->field[0], "len") == 0) {
+        /*  len INPUT AVAIL EXPECTED: AVAIL "-" is the whole input.  */
+        size_t avail = strcmp (row->field[2], "-") == 0 ? in_len : bf_testutil_row_size (row, 2);
+        size_t want = bf_testutil_row_size (row, 3);
+        size_t got = bf_text_utf8_len (in, avail);
+        if (got != want)
+            bf_testutil_row_fail (row, "utf8_len %zu, expected %zu", got, want);
+    } else if (strcmp (row->field[0], "decode") == 0) {
+        /*  decode INPUT LENGTH CODEPOINT: CODEPOINT "-" when LENGTH is 0
+            (the code point is then left alone).  */
+        size_t want = bf_testutil_row_size (row, 2);
+        uint32_t cp = 0xDEAD;
+        size_t got = bf_text_utf8_decode (in, in_len, &cp);
+        uint32_t want_cp = want ? (uint32_t)strtoul (row->field[3], NULL, 16) : 0xDEAD;
+        if (got != want || cp != want_cp)
+            bf_testutil_row_fail (row, "decode %zu U+%04X, expected %zu U+%04X", got, cp, want,
+                                  want_cp);
+        if (got != bf_text_utf8_len (in, in_len))
+            bf_testutil_row_fail (row, "decode and utf8_len disagree");
+    } else if (strcmp (row->field[0], "valid") == 0) {
+        bool want = strcmp (row->field[2], "yes") == 0;
+        if (bf_text_utf8_valid (in, in_len) != want)
+            bf_testutil_row_fail (row, "valid is not %s", row->field[2]);
+    } else if (strcmp (row->field[0], "prefix") == 0) {
+        size_t max = bf_testutil_row_size (row, 2), want = bf_testutil_row_size (row, 3);
+        size_t got = bf_text_utf8_prefix (in, in_len, max);
+        if (got != want)
+            bf_testutil_row_fail (row, "prefix %zu, expected %zu", got, want);
+    } else if (strcmp (row->field[0], "clip") == 0) {
+        /*  clip INPUT MAX OUTSIZE EXPECTED  */
+        size_t max = bf_testutil_row_size (row, 2), outsize = bf_testutil_row_size (row, 3);
+        char *out = malloc (outsize + 1);
+        assert_non_null (out);
+        const char *text = strcmp (in, "(null)") == 0 ? NULL : in;
+        bf_text_clip (out, outsize, text, max);
+        if (row->count < 5 || strcmp (out, row->field[4]) != 0)
+            bf_testutil_row_fail (row, "clip gave \"%s\"", out);
+        free (out);
     }
-    uint32_t cp = 7;
-    assert_int_equal (bf_text_utf8_decode ("\xEA\xB0", 2, &cp), 0); /* cut */
+}
+
+static void
+test_corpus (void **state)
+{
+    (void)state;
+    bf_testutil_corpus (s_corpus_path, s_ops, s_row, NULL, 100, 5);
 }
 
 //  Encoding every scalar value and decoding it again is the identity;
@@ -233,18 +220,48 @@ test_buf_base64 (void **state)
     bf_text_buf_free (&buf);
 }
 
-int
-main (void)
+//  The bounded writer: never past size - 1, always terminated, need counts
+//  what was asked; a dry run (NULL, 0) only counts.
+static void
+test_out (void **state)
 {
+    (void)state;
+    char data[8];
+    memset (data, 'Z', sizeof data);
+    bf_text_out_t out = BF_TEXT_OUT (data, sizeof data);
+    bf_text_out_str (&out, "abc");
+    assert_true (bf_text_out_fits (&out));
+    assert_string_equal (data, "abc");
+    bf_text_out_add (&out, "defgh", 5);
+    assert_false (bf_text_out_fits (&out));
+    assert_int_equal (out.len, 7);
+    assert_int_equal (out.need, 8);
+    assert_string_equal (data, "abcdefg");
+    bf_text_out_str (&out, "more");
+    assert_int_equal (out.len, 7);
+    assert_int_equal (out.need, 12);
+    bf_text_out_t dry = BF_TEXT_OUT (NULL, 0);
+    bf_text_out_str (&dry, "가나다");
+    assert_int_equal (dry.need, 9);
+    assert_int_equal (dry.len, 0);
+    //  A wiped buffer is empty and reusable.
+    bf_text_buf_t secret = { 0 };
+    assert_int_equal (bf_text_buf_str (&secret, "password"), 0);
+    bf_text_buf_wipe (&secret);
+    assert_null (secret.data);
+    assert_int_equal (secret.len + secret.cap, 0);
+    assert_int_equal (bf_text_buf_str (&secret, "x"), 0);
+    bf_text_buf_wipe (&secret);
+}
+
+int
+main (int argc, char **argv)
+{
+    s_corpus_path = argc > 1 ? argv[1] : NULL;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_utf8_len),
-        cmocka_unit_test (test_prefix),
-        cmocka_unit_test (test_clip_corpus),
-        cmocka_unit_test (test_clip_examples),
-        cmocka_unit_test (test_decode),
-        cmocka_unit_test (test_buf_utf8_roundtrip),
-        cmocka_unit_test (test_buf_append),
-        cmocka_unit_test (test_buf_base64),
+        cmocka_unit_test (test_corpus),     cmocka_unit_test (test_buf_utf8_roundtrip),
+        cmocka_unit_test (test_buf_append), cmocka_unit_test (test_buf_base64),
+        cmocka_unit_test (test_out),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

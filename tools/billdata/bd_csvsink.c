@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 
 #include "bd_tables.h"
-#include "bf_csv.h"
+#include "bd_csv.h"
 #include "bf_log.h"
 #include "bf_secfile.h"
 
@@ -93,7 +93,7 @@ s_begin (bd_sink_t *sink, bd_table_t table)
     }
     if (setvbuf (self->file, self->buffer, _IOFBF, S_BUFFER_SIZE) != 0)
         bf_warn ("%s: cannot set a write buffer; writing unbuffered", self->path);
-    if (bf_csv_write (self->file, bd_tables[table].cols, bd_tables[table].ncols)) {
+    if (bd_csv_write (self->file, bd_tables[table].cols, bd_tables[table].ncols)) {
         s_write_failed (self);
         return -1;
     }
@@ -106,7 +106,7 @@ s_row (bd_sink_t *sink, const char *const *fields)
     s_csv_sink_t *self = (s_csv_sink_t *)sink;
     if (!self->file || self->table_failed)
         return -1; /* begin failed (logged) */
-    if (bf_csv_write (self->file, fields, bd_tables[self->table].ncols)) {
+    if (bd_csv_write (self->file, fields, bd_tables[self->table].ncols)) {
         s_write_failed (self);
         return -1;
     }

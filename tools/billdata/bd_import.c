@@ -16,7 +16,7 @@
 #include <dirent.h>
 
 #include "bd_import.h"
-#include "bf_csv.h"
+#include "bd_csv.h"
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_log.h"
@@ -1240,7 +1240,7 @@ s_import_file (bd_import_t *self, bd_table_t table, const char *path)
 {
     const bd_table_def_t *def = &bd_tables[table];
     char err[256];
-    bf_csv_t *csv = bf_csv_open (path, err, sizeof err);
+    bd_csv_t *csv = bd_csv_open (path, err, sizeof err);
     if (!csv) {
         self->table = table;
         self->line = 0;
@@ -1251,14 +1251,14 @@ s_import_file (bd_import_t *self, bd_table_t table, const char *path)
     size_t nmap = 0;
     char **fields;
     size_t count;
-    int rc = bf_csv_next (csv, &fields, &count);
+    int rc = bd_csv_next (csv, &fields, &count);
     self->table = table;
     self->line = 1;
     if (rc <= 0) {
-        self->line = rc < 0 ? bf_csv_error_line (csv) : 1;
+        self->line = rc < 0 ? bd_csv_error_line (csv) : 1;
         s_error (self, NULL, "%s",
-                 rc < 0 ? bf_csv_error (csv) : "empty file: a header row is required");
-        bf_csv_destroy (&csv);
+                 rc < 0 ? bd_csv_error (csv) : "empty file: a header row is required");
+        bd_csv_destroy (&csv);
         return -1;
     }
     bool seen[BD_MAX_COLUMNS] = { false };
@@ -1285,33 +1285,33 @@ s_import_file (bd_import_t *self, bd_table_t table, const char *path)
             header_ok = false;
         }
     if (!header_ok) {
-        bf_csv_destroy (&csv);
+        bd_csv_destroy (&csv);
         return -1;
     }
     if (s_begin (&self->sink, table) != 0) {
-        bf_csv_destroy (&csv);
+        bd_csv_destroy (&csv);
         return -1;
     }
     const char *row[BD_MAX_COLUMNS];
     int stop = 0;
-    while (!stop && (rc = bf_csv_next (csv, &fields, &count)) != 0) {
+    while (!stop && (rc = bd_csv_next (csv, &fields, &count)) != 0) {
         if (rc < 0) {
-            self->line = bf_csv_error_line (csv);
-            s_error (self, NULL, "column %ld: %s", bf_csv_error_column (csv), bf_csv_error (csv));
+            self->line = bd_csv_error_line (csv);
+            s_error (self, NULL, "column %ld: %s", bd_csv_error_column (csv), bd_csv_error (csv));
             stop = self->stopped;
             continue;
         }
         if (count != nmap) {
-            self->line = bf_csv_line (csv);
+            self->line = bd_csv_line (csv);
             s_error (self, NULL, "%zu fields where the header has %zu", count, nmap);
             stop = self->stopped;
             continue;
         }
         for (size_t i = 0; i < nmap; i++)
             row[map[i]] = fields[i];
-        stop = s_row_at (self, row, bf_csv_line (csv));
+        stop = s_row_at (self, row, bd_csv_line (csv));
     }
-    bf_csv_destroy (&csv);
+    bd_csv_destroy (&csv);
     int end = s_end (&self->sink, table);
     return stop || end ? -1 : 0;
 }

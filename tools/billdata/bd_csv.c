@@ -1,4 +1,4 @@
-/*  bf_csv — streaming RFC 4180 reader and writer.
+/*  bd_csv — streaming RFC 4180 reader and writer.
 
     The reader pulls input in 1 MiB blocks (or walks a caller's buffer) and
     decodes one record at a time into a record buffer that grows to fit the
@@ -24,7 +24,7 @@
       followed by errors or odd records from the rest of that field.
     - A record is too long when it has more than 1 MiB of raw bytes,
       not counting its line end.
-    - bf_csv_error returns "" until the first error, then the message of
+    - bd_csv_error returns "" until the first error, then the message of
       the last error until the next one.  */
 
 #include <assert.h>
@@ -33,12 +33,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bf_csv.h"
+#include "bd_csv.h"
+#include "bf_text.h"
 
-#define BF_CSV_BLOCK      (1u << 20) /* file read size */
-#define BF_CSV_MAX_RECORD (1u << 20) /* raw bytes per record */
-#define BF_CSV_MAX_FIELDS 256
-#define BF_CSV_NO_FIELD   SIZE_MAX /* offset of an empty (NULL) field */
+#define BD_CSV_BLOCK      (1u << 20) /* file read size */
+#define BD_CSV_MAX_RECORD (1u << 20) /* raw bytes per record */
+#define BD_CSV_MAX_FIELDS 256
+#define BD_CSV_NO_FIELD   SIZE_MAX /* offset of an empty (NULL) field */
 
 /*  Byte classes: bit 1 = copied as is inside an unquoted field, bit 2 =
     copied as is inside a quoted field. Zero (the slow path) for NUL, LF,
@@ -66,7 +67,7 @@ typedef enum {
     S_AFTER_CR     /* saw CR outside quotes: LF must follow */
 } s_state_t;
 
-struct bf_csv_t {
+struct bd_csv_t {
     FILE *file;               /* NULL for a memory reader */
     unsigned char *block;     /* owned read buffer (file reader) */
     const unsigned char *buf; /* current input: block or caller's memory */
@@ -83,11 +84,9 @@ struct bf_csv_t {
     long long line_start; /* input offset of that line's first byte */
     long record_line;     /* line where the last record started */
 
-    char *record; /* decoded fields, each NUL-terminated */
-    size_t record_used;
-    size_t record_size;
-    size_t offsets[BF_CSV_MAX_FIELDS];
-    char *fields[BF_CSV_MAX_FIELDS];
+    bf_text_buf_t record; /* decoded fields, each NUL-terminated */
+    size_t offsets[BD_CSV_MAX_FIELDS];
+    char *fields[BD_CSV_MAX_FIELDS];
 
     const char *error;
     long error_line;
@@ -95,15 +94,13 @@ struct bf_csv_t {
     char error_text[96];
 };
 
-static bf_csv_t *
+static bd_csv_t *
 s_alloc (void)
 {
-    bf_csv_t *self = (bf_csv_t *)calloc (1, sizeof (bf_csv_t));
+    bd_csv_t *self = (bd_csv_t *)calloc (1, sizeof (bd_csv_t));
     if (!self)
         return NULL;
-    self->record_size = 4096;
-    self->record = (char *)malloc (self->record_size);
-    if (!self->record) {
+    if (bf_text_buf_reserve (&self->record, 4095)) {
         free (self);
         return NULL;
     }
@@ -115,8 +112,8 @@ s_alloc (void)
 
 /*  Opens path for reading. On failure writes the reason into err (when
     given) and returns NULL.  */
-bf_csv_t *
-bf_csv_open (const char *path, char *err, size_t errsize)
+bd_csv_t *
+bd_csv_open (const char *path, char *err, size_t errsize)
 {
     assert (path);
     FILE *file = fopen (path, "rb");
@@ -125,14 +122,14 @@ bf_csv_open (const char *path, char *err, size_t errsize)
             snprintf (err, errsize, "%s: %s", path, strerror (errno));
         return NULL;
     }
-    bf_csv_t *self = s_alloc ();
+    bd_csv_t *self = s_alloc ();
     if (self)
-        self->block = (unsigned char *)malloc (BF_CSV_BLOCK);
+        self->block = (unsigned char *)malloc (BD_CSV_BLOCK);
     if (!self || !self->block) {
         if (err && errsize)
             snprintf (err, errsize, "%s: out of memory", path);
         fclose (file);
-        bf_csv_destroy (&self);
+        bd_csv_destroy (&self);
         return NULL;
     }
     self->file = file;
@@ -142,11 +139,11 @@ bf_csv_open (const char *path, char *err, size_t errsize)
 
 /*  Reader over len bytes at data; the caller keeps data alive and
     unchanged while the reader exists. Returns NULL when out of memory.  */
-bf_csv_t *
-bf_csv_new_mem (const char *data, size_t len)
+bd_csv_t *
+bd_csv_new_mem (const char *data, size_t len)
 {
     assert (data || len == 0);
-    bf_csv_t *self = s_alloc ();
+    bd_csv_t *self = s_alloc ();
     if (!self)
         return NULL;
     self->buf = (const unsigned char *)(data ? data : "");
@@ -158,16 +155,16 @@ bf_csv_new_mem (const char *data, size_t len)
 /*  Closes the file (if any) and frees the reader; sets *self_p to NULL.
     Safe to call with *self_p already NULL.  */
 void
-bf_csv_destroy (bf_csv_t **self_p)
+bd_csv_destroy (bd_csv_t **self_p)
 {
     assert (self_p);
-    bf_csv_t *self = *self_p;
+    bd_csv_t *self = *self_p;
     if (!self)
         return;
     if (self->file)
         fclose (self->file);
     free (self->block);
-    free (self->record);
+    bf_text_buf_free (&self->record);
     free (self);
     *self_p = NULL;
 }
@@ -175,7 +172,7 @@ bf_csv_destroy (bf_csv_t **self_p)
 /*  Makes buf[pos] readable. Returns false at the end of input (or after a
     read error, which is recorded in read_errno).  */
 static bool
-s_refill (bf_csv_t *self)
+s_refill (bd_csv_t *self)
 {
     if (self->pos < self->end)
         return true;
@@ -183,8 +180,8 @@ s_refill (bf_csv_t *self)
         return false;
     self->base += (long long)self->end;
     self->pos = 0;
-    self->end = fread (self->block, 1, BF_CSV_BLOCK, self->file);
-    if (self->end < BF_CSV_BLOCK) {
+    self->end = fread (self->block, 1, BD_CSV_BLOCK, self->file);
+    if (self->end < BD_CSV_BLOCK) {
         if (ferror (self->file))
             self->read_errno = errno ? errno : EIO;
         self->eof = true;
@@ -193,27 +190,27 @@ s_refill (bf_csv_t *self)
 }
 
 static inline long
-s_column (const bf_csv_t *self, long long at)
+s_column (const bd_csv_t *self, long long at)
 {
     return (long)(at - self->line_start + 1);
 }
 
 static inline long long
-s_offset (const bf_csv_t *self)
+s_offset (const bd_csv_t *self)
 {
     return self->base + (long long)self->pos;
 }
 
 /*  Called with buf[pos - 1] == '\n' just consumed.  */
 static inline void
-s_newline (bf_csv_t *self)
+s_newline (bd_csv_t *self)
 {
     self->line++;
     self->line_start = s_offset (self);
 }
 
 static int
-s_fail (bf_csv_t *self, const char *message, long line, long column)
+s_fail (bd_csv_t *self, const char *message, long line, long column)
 {
     self->error = message;
     self->error_line = line;
@@ -224,14 +221,14 @@ s_fail (bf_csv_t *self, const char *message, long line, long column)
 
 /*  Error at the byte under the cursor (or at the end of input).  */
 static int
-s_fail_here (bf_csv_t *self, const char *message)
+s_fail_here (bd_csv_t *self, const char *message)
 {
     return s_fail (self, message, self->line, s_column (self, s_offset (self)));
 }
 
 /*  Skips through the next LF (or to the end of input).  */
 static void
-s_skip_line (bf_csv_t *self)
+s_skip_line (bd_csv_t *self)
 {
     self->resync = false;
     while (s_refill (self)) {
@@ -247,76 +244,31 @@ s_skip_line (bf_csv_t *self)
     }
 }
 
-/*  Room for extra more bytes plus a terminating NUL in the record buffer.  */
+/*  Room for extra more bytes plus a terminating NUL in the record buffer:
+    the common case (room left) without a call.  */
 static inline int
-s_reserve (bf_csv_t *self, size_t extra)
+s_reserve (bd_csv_t *self, size_t extra)
 {
-    size_t needed = self->record_used + extra + 1;
-    if (needed <= self->record_size)
+    if (self->record.len + extra < self->record.cap)
         return 0;
-    size_t size = self->record_size;
-    while (size < needed)
-        size *= 2;
-    char *record = (char *)realloc (self->record, size);
-    if (!record)
-        return -1;
-    self->record = record;
-    self->record_size = size;
-    return 0;
+    return bf_text_buf_reserve (&self->record, extra);
 }
 
 /*  Ends the current field (the buffer always has room for its NUL).  */
 static inline void
-s_end_field (bf_csv_t *self, size_t *nfields, size_t *field_start)
+s_end_field (bd_csv_t *self, size_t *nfields, size_t *field_start)
 {
-    self->offsets[*nfields] = self->record_used == *field_start ? BF_CSV_NO_FIELD : *field_start;
+    self->offsets[*nfields] = self->record.len == *field_start ? BD_CSV_NO_FIELD : *field_start;
     (*nfields)++;
-    self->record[self->record_used++] = '\0';
-    *field_start = self->record_used;
-}
-
-/*  Feeds one non-delimiter byte to the UTF-8 check: need is the number of
-    continuation bytes still due, lo..hi the range the next one must be in.
-    Returns -1 when c cannot come next.  */
-static inline int
-s_utf8_step (int *need, unsigned char *lo, unsigned char *hi, unsigned char c)
-{
-    if (*need > 0) {
-        if (c < *lo || c > *hi)
-            return -1;
-        (*need)--;
-        *lo = 0x80;
-        *hi = 0xBF;
-        return 0;
-    }
-    if (c < 0x80)
-        return 0;
-    *lo = 0x80;
-    *hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        *need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        *need = 2;
-        if (c == 0xE0)
-            *lo = 0xA0; /* no overlong 3-byte forms */
-        else if (c == 0xED)
-            *hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        *need = 3;
-        if (c == 0xF0)
-            *lo = 0x90; /* no overlong 4-byte forms */
-        else if (c == 0xF4)
-            *hi = 0x8F; /* nothing above U+10FFFF */
-    } else
-        return -1; /* continuation byte, C0, C1, F5..FF */
-    return 0;
+    self->record.data[self->record.len++] = '\0';
+    *field_start = self->record.len;
 }
 
 /*  Copies the run of bytes of class mask starting at pos (stopping before
     the record limit) into the record. Returns the run length, or
     (size_t) -1 when the record buffer cannot grow.  */
 static inline size_t
-s_copy_run (bf_csv_t *self, unsigned char mask, long long limit)
+s_copy_run (bd_csv_t *self, unsigned char mask, long long limit)
 {
     size_t stop = self->end;
     long long limit_pos = limit - self->base;
@@ -333,24 +285,38 @@ s_copy_run (bf_csv_t *self, unsigned char mask, long long limit)
     if (n) {
         if (s_reserve (self, n))
             return (size_t)-1;
-        memcpy (self->record + self->record_used, start, n);
-        self->record_used += n;
+        memcpy (self->record.data + self->record.len, start, n);
+        self->record.len += n;
         self->pos += n;
     }
     return n;
 }
 
-/*  Reads the next record; see bf_csv.h.  */
-int
-bf_csv_next (bf_csv_t *self, char ***fields, size_t *count)
+//  ---------------------------------------------------------------------------
+//  One record, byte by byte: bd_csv_next feeds each byte to the step of
+//  the state it is in. Every step returns S_GO_ON, S_RECORD (the record is
+//  complete), or -1 (reported with s_fail).
+
+#define S_GO_ON  2
+#define S_RECORD 1
+
+/*  The record being read.  */
+typedef struct {
+    s_state_t state;
+    size_t nfields;
+    size_t field_start;            /* record offset of the current field */
+    bool blank;                    /* the record is an empty line */
+    bf_text_utf8_state_t utf8;     /* the character being read */
+    long quote_line, quote_column; /* where the open quoted field began */
+    long long cr_at;               /* input offset of the CR in S_AFTER_CR */
+    long long limit;               /* input offset the record must end before */
+} s_record_t;
+
+/*  Skips the byte order mark on the first call, and the rest of a line
+    after an error.  */
+static void
+s_begin (bd_csv_t *self)
 {
-    assert (self);
-    assert (fields);
-    assert (count);
-    *fields = NULL;
-    *count = 0;
-    if (self->done)
-        return 0;
     if (!self->started) {
         self->started = true;
         if (s_refill (self) && self->end - self->pos >= 3
@@ -361,207 +327,267 @@ bf_csv_next (bf_csv_t *self, char ***fields, size_t *count)
     }
     if (self->resync)
         s_skip_line (self);
+}
 
-    s_state_t state = S_FIELD_START;
-    size_t nfields = 0;
-    size_t field_start = 0;
-    bool blank = false; /* the record is an empty line */
-    int u8_need = 0;
-    unsigned char u8_lo = 0x80, u8_hi = 0xBF;
-    long quote_line = 0, quote_column = 0;
-    long long cr_at = 0;
-    long long limit = s_offset (self) + BF_CSV_MAX_RECORD;
-    self->record_used = 0;
-    self->record_line = self->line;
+/*  One byte of field data that the fast path did not take.  */
+static int
+s_content (bd_csv_t *self, s_record_t *r, unsigned char c)
+{
+    if (c == '\0')
+        return s_fail_here (self, "NUL byte in field");
+    if (bf_text_utf8_step (&r->utf8, c))
+        return s_fail_here (self, "invalid UTF-8");
+    self->record.data[self->record.len++] = (char)c;
+    self->pos++;
+    return S_GO_ON;
+}
 
-    for (;;) {
-        if (self->pos == self->end && !s_refill (self))
-            goto end_of_input;
-        unsigned char c = self->buf[self->pos];
+/*  c (',', LF or CR outside quotes) ended a field.  */
+static int
+s_delimiter (bd_csv_t *self, s_record_t *r, unsigned char c)
+{
+    if (c == ',') {
+        if (r->nfields == BD_CSV_MAX_FIELDS)
+            return s_fail_here (self, "too many fields");
+        self->pos++;
+        r->state = S_FIELD_START;
+        return S_GO_ON;
+    }
+    if (c == '\r') {
+        r->cr_at = s_offset (self);
+        self->pos++;
+        r->state = S_AFTER_CR;
+        return S_GO_ON;
+    }
+    self->pos++;
+    s_newline (self);
+    return S_RECORD;
+}
 
-        if (state == S_AFTER_CR) {
-            if (c != '\n')
-                return s_fail (self, "bare carriage return", self->line, s_column (self, cr_at));
-            self->pos++;
-            s_newline (self);
-            goto end_of_record;
-        }
-        if (s_offset (self) >= limit && (state == S_QUOTED || (c != '\n' && c != '\r')))
-            return s_fail_here (self, "record too long");
-        if (s_reserve (self, 1))
-            return s_fail_here (self, "out of memory");
+static int
+s_field_start (bd_csv_t *self, s_record_t *r, unsigned char c)
+{
+    if (c == '"') {
+        r->quote_line = self->line;
+        r->quote_column = s_column (self, s_offset (self));
+        self->pos++;
+        r->state = S_QUOTED;
+        return S_GO_ON;
+    }
+    if (c == ',' || c == '\n' || c == '\r') {
+        r->blank = r->nfields == 0 && c != ',';
+        s_end_field (self, &r->nfields, &r->field_start);
+        return s_delimiter (self, r, c);
+    }
+    r->state = S_UNQUOTED;
+    return S_GO_ON;
+}
 
-        switch (state) {
-            case S_FIELD_START:
-                if (c == '"') {
-                    quote_line = self->line;
-                    quote_column = s_column (self, s_offset (self));
-                    self->pos++;
-                    state = S_QUOTED;
-                } else if (c == ',' || c == '\n' || c == '\r') {
-                    blank = nfields == 0 && c != ',';
-                    s_end_field (self, &nfields, &field_start);
-                    goto delimiter;
-                } else
-                    state = S_UNQUOTED;
-                break;
+/*  The fast path: when no character is open, copies the run of plain
+    bytes (class mask) at the cursor. Returns S_GO_ON when it copied some,
+    0 when the byte at the cursor needs the slow path, or -1.  */
+static int
+s_plain_run (bd_csv_t *self, s_record_t *r, unsigned char mask)
+{
+    if (r->utf8.need != 0)
+        return 0;
+    size_t n = s_copy_run (self, mask, r->limit);
+    if (n == (size_t)-1)
+        return s_fail_here (self, "out of memory");
+    return n ? S_GO_ON : 0;
+}
 
-            case S_UNQUOTED:
-                if (u8_need == 0) {
-                    size_t n = s_copy_run (self, S_PLAIN_UNQUOTED, limit);
-                    if (n == (size_t)-1)
-                        return s_fail_here (self, "out of memory");
-                    if (n)
-                        break;
-                }
-                if (c == ',' || c == '\n' || c == '\r' || c == '"') {
-                    if (u8_need)
-                        return s_fail_here (self, "invalid UTF-8");
-                    if (c == '"')
-                        return s_fail_here (self, "quote in unquoted field");
-                    s_end_field (self, &nfields, &field_start);
-                    goto delimiter;
-                }
-                goto content;
-
-            case S_QUOTED:
-                if (u8_need == 0) {
-                    size_t n = s_copy_run (self, S_PLAIN_QUOTED, limit);
-                    if (n == (size_t)-1)
-                        return s_fail_here (self, "out of memory");
-                    if (n)
-                        break;
-                }
-                if (c == '"') {
-                    if (u8_need)
-                        return s_fail_here (self, "invalid UTF-8");
-                    self->pos++;
-                    state = S_AFTER_QUOTE;
-                    break;
-                }
-                if (c == '\n') {
-                    if (u8_need)
-                        return s_fail_here (self, "invalid UTF-8");
-                    self->record[self->record_used++] = '\n';
-                    self->pos++;
-                    s_newline (self);
-                    break;
-                }
-                goto content;
-
-            case S_AFTER_QUOTE:
-                if (c == '"') {
-                    self->record[self->record_used++] = '"';
-                    self->pos++;
-                    state = S_QUOTED;
-                    break;
-                }
-                if (c == ',' || c == '\n' || c == '\r') {
-                    s_end_field (self, &nfields, &field_start);
-                    goto delimiter;
-                }
-                return s_fail_here (self, "unexpected character after closing quote");
-
-            case S_AFTER_CR:
-                assert (false); /* handled above */
-                break;
-        }
-        continue;
-
-    content:
-        /*  One byte of field data that the fast path did not take.  */
-        if (c == '\0')
-            return s_fail_here (self, "NUL byte in field");
-        if (s_utf8_step (&u8_need, &u8_lo, &u8_hi, c))
+static int
+s_unquoted (bd_csv_t *self, s_record_t *r, unsigned char c)
+{
+    int run = s_plain_run (self, r, S_PLAIN_UNQUOTED);
+    if (run)
+        return run;
+    if (c == ',' || c == '\n' || c == '\r' || c == '"') {
+        if (r->utf8.need)
             return s_fail_here (self, "invalid UTF-8");
-        self->record[self->record_used++] = (char)c;
-        self->pos++;
-        continue;
-
-    delimiter:
-        /*  c (',', LF or CR outside quotes) ended a field.  */
-        if (c == ',') {
-            if (nfields == BF_CSV_MAX_FIELDS)
-                return s_fail_here (self, "too many fields");
-            self->pos++;
-            state = S_FIELD_START;
-            continue;
-        }
-        if (c == '\r') {
-            cr_at = s_offset (self);
-            self->pos++;
-            state = S_AFTER_CR;
-            continue;
-        }
-        self->pos++;
-        s_newline (self);
-        goto end_of_record;
+        if (c == '"')
+            return s_fail_here (self, "quote in unquoted field");
+        s_end_field (self, &r->nfields, &r->field_start);
+        return s_delimiter (self, r, c);
     }
+    return s_content (self, r, c);
+}
 
-end_of_input:
-    if (self->read_errno) {
-        snprintf (self->error_text, sizeof (self->error_text), "read error: %s",
-                  strerror (self->read_errno));
-        self->done = true;
-        return s_fail_here (self, self->error_text);
+static int
+s_quoted (bd_csv_t *self, s_record_t *r, unsigned char c)
+{
+    int run = s_plain_run (self, r, S_PLAIN_QUOTED);
+    if (run)
+        return run;
+    if (c == '"' || c == '\n') {
+        if (r->utf8.need)
+            return s_fail_here (self, "invalid UTF-8");
+        self->pos++;
+        if (c == '"')
+            r->state = S_AFTER_QUOTE;
+        else {
+            self->record.data[self->record.len++] = '\n';
+            s_newline (self);
+        }
+        return S_GO_ON;
     }
-    switch (state) {
+    return s_content (self, r, c);
+}
+
+static int
+s_after_quote (bd_csv_t *self, s_record_t *r, unsigned char c)
+{
+    if (c == '"') {
+        self->record.data[self->record.len++] = '"';
+        self->pos++;
+        r->state = S_QUOTED;
+        return S_GO_ON;
+    }
+    if (c == ',' || c == '\n' || c == '\r') {
+        s_end_field (self, &r->nfields, &r->field_start);
+        return s_delimiter (self, r, c);
+    }
+    return s_fail_here (self, "unexpected character after closing quote");
+}
+
+static int
+s_after_cr (bd_csv_t *self, s_record_t *r, unsigned char c)
+{
+    if (c != '\n')
+        return s_fail (self, "bare carriage return", self->line, s_column (self, r->cr_at));
+    self->pos++;
+    s_newline (self);
+    return S_RECORD;
+}
+
+/*  Feeds the byte under the cursor to the step of the current state.  */
+static int
+s_step (bd_csv_t *self, s_record_t *r, unsigned char c)
+{
+    if (r->state == S_AFTER_CR)
+        return s_after_cr (self, r, c);
+    if (s_offset (self) >= r->limit && (r->state == S_QUOTED || (c != '\n' && c != '\r')))
+        return s_fail_here (self, "record too long");
+    if (s_reserve (self, 1))
+        return s_fail_here (self, "out of memory");
+    switch (r->state) {
         case S_FIELD_START:
-            if (nfields == 0)
+            return s_field_start (self, r, c);
+        case S_UNQUOTED:
+            return s_unquoted (self, r, c);
+        case S_QUOTED:
+            return s_quoted (self, r, c);
+        case S_AFTER_QUOTE:
+            return s_after_quote (self, r, c);
+        case S_AFTER_CR:
+            break; /* handled above */
+    }
+    assert (false);
+    return -1;
+}
+
+static int
+s_read_error (bd_csv_t *self)
+{
+    snprintf (self->error_text, sizeof (self->error_text), "read error: %s",
+              strerror (self->read_errno));
+    self->done = true;
+    return s_fail_here (self, self->error_text);
+}
+
+/*  The input ended inside the record: S_RECORD when that ends it, 0 when
+    no record starts here, or -1.  */
+static int
+s_end_of_input (bd_csv_t *self, s_record_t *r)
+{
+    if (self->read_errno)
+        return s_read_error (self);
+    switch (r->state) {
+        case S_FIELD_START:
+            if (r->nfields == 0)
                 return 0; /* no record starts here */
-            s_end_field (self, &nfields, &field_start);
             break;
         case S_UNQUOTED:
-            if (u8_need)
+            if (r->utf8.need)
                 return s_fail_here (self, "invalid UTF-8");
-            s_end_field (self, &nfields, &field_start);
             break;
         case S_QUOTED:
-            return s_fail (self, "unterminated quoted field", quote_line, quote_column);
+            return s_fail (self, "unterminated quoted field", r->quote_line, r->quote_column);
         case S_AFTER_QUOTE:
-            s_end_field (self, &nfields, &field_start);
             break;
         case S_AFTER_CR:
-            return s_fail (self, "bare carriage return", self->line, s_column (self, cr_at));
+            return s_fail (self, "bare carriage return", self->line, s_column (self, r->cr_at));
     }
+    s_end_field (self, &r->nfields, &r->field_start);
+    return S_RECORD;
+}
 
-end_of_record:
-    if (blank && !s_refill (self)) {
+/*  Hands out a complete record: 1, or 0 for a blank last line.  */
+static int
+s_finish (bd_csv_t *self, s_record_t *r, char ***fields, size_t *count)
+{
+    if (r->blank && !s_refill (self)) {
         if (self->read_errno)
-            goto end_of_input;
+            return s_read_error (self);
         return 0; /* a blank last line is not a record */
     }
-    for (size_t i = 0; i < nfields; i++)
+    for (size_t i = 0; i < r->nfields; i++)
         self->fields[i]
-            = self->offsets[i] == BF_CSV_NO_FIELD ? NULL : self->record + self->offsets[i];
+            = self->offsets[i] == BD_CSV_NO_FIELD ? NULL : self->record.data + self->offsets[i];
     *fields = self->fields;
-    *count = nfields;
+    *count = r->nfields;
     return 1;
 }
 
+/*  Reads the next record; see bd_csv.h.  */
+int
+bd_csv_next (bd_csv_t *self, char ***fields, size_t *count)
+{
+    assert (self);
+    assert (fields);
+    assert (count);
+    *fields = NULL;
+    *count = 0;
+    if (self->done)
+        return 0;
+    s_begin (self);
+    s_record_t r = { .state = S_FIELD_START, .limit = s_offset (self) + BD_CSV_MAX_RECORD };
+    self->record.len = 0;
+    self->record_line = self->line;
+    int rc = S_GO_ON;
+    while (rc == S_GO_ON) {
+        if (self->pos == self->end && !s_refill (self))
+            rc = s_end_of_input (self, &r);
+        else
+            rc = s_step (self, &r, self->buf[self->pos]);
+    }
+    return rc == S_RECORD ? s_finish (self, &r, fields, count) : rc;
+}
+
 long
-bf_csv_line (const bf_csv_t *self)
+bd_csv_line (const bd_csv_t *self)
 {
     assert (self);
     return self->record_line;
 }
 
 const char *
-bf_csv_error (const bf_csv_t *self)
+bd_csv_error (const bd_csv_t *self)
 {
     assert (self);
     return self->error;
 }
 
 long
-bf_csv_error_line (const bf_csv_t *self)
+bd_csv_error_line (const bd_csv_t *self)
 {
     assert (self);
     return self->error_line;
 }
 
 long
-bf_csv_error_column (const bf_csv_t *self)
+bd_csv_error_column (const bd_csv_t *self)
 {
     assert (self);
     return self->error_column;
@@ -591,10 +617,10 @@ s_write_field (FILE *out, const char *field)
     return 0;
 }
 
-/*  Writes one record; see bf_csv.h. A record of one empty field is written
+/*  Writes one record; see bd_csv.h. A record of one empty field is written
     as "" so that it reads back as a record rather than a blank line.  */
 int
-bf_csv_write (FILE *out, const char *const *fields, size_t count)
+bd_csv_write (FILE *out, const char *const *fields, size_t count)
 {
     assert (out);
     assert (fields || count == 0);
