@@ -19,7 +19,7 @@ typedef struct {
 struct bf_render_t {
     s_template_t templates[3];   /* EMAIL, SMS, PUSH */
     char *subject, *text, *html; /* render buffers, S_OUT_MAX each */
-    bf_view_line_t *view_lines;
+    bf_template_line_t *view_lines;
     size_t view_cap;
 };
 
@@ -157,7 +157,7 @@ s_view_lines (bf_render_t *self, const PGresult *lines, const char *period, int6
     for (int r = lo; r < PQntuples (lines) && s_bill_cmp (lines, r, period, subscriber) == 0; r++) {
         if (n == self->view_cap) {
             size_t cap = self->view_cap ? self->view_cap * 2 : 64;
-            bf_view_line_t *grown = realloc (self->view_lines, cap * sizeof *grown);
+            bf_template_line_t *grown = realloc (self->view_lines, cap * sizeof *grown);
             if (!grown)
                 break;
             self->view_lines = grown;
@@ -183,7 +183,7 @@ bf_render_message (bf_render_t *self, int channel, const PGresult *ctx, int row,
         return -1;
     }
     int64_t subscriber = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_SUBSCRIBER_ID), NULL, 10);
-    bf_bill_view_t view = {
+    bf_template_view_t view = {
         .name = PQgetvalue (ctx, row, BF_RENDER_CTX_NAME),
         .period = PQgetvalue (ctx, row, BF_RENDER_CTX_PERIOD),
         .total = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_TOTAL), NULL, 10),

@@ -32,7 +32,7 @@
 //  Line labels
 
 const char *
-bf_template_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg, char *buf,
+bf_template_line_label (const char *code, bf_template_lookup_fn *lookup, void *arg, char *buf,
                         size_t bufsize)
 {
     //  The one rule of common/bf_label.c; lookup only supplies the name.
@@ -109,7 +109,7 @@ s_var_scope (s_var_t var)
 
 typedef struct {
     const char *tmpl;
-    const bf_bill_view_t *view; /* NULL when only checking */
+    const bf_template_view_t *view; /* NULL when only checking */
     bool html;
     bf_text_out_t out; /* need: bytes the result needs so far */
     char *err;
@@ -199,9 +199,9 @@ s_put_value (s_walk_t *self, const char *value)
 /*  Value of a variable for the current line (NULL outside lines). Uses buf
     for values composed on the fly.  */
 static const char *
-s_value (s_walk_t *self, s_var_t var, const bf_view_line_t *line, char *buf, size_t bufsize)
+s_value (s_walk_t *self, s_var_t var, const bf_template_line_t *line, char *buf, size_t bufsize)
 {
-    const bf_bill_view_t *view = self->view;
+    const bf_template_view_t *view = self->view;
     switch (var) {
         case S_VAR_NAME:
             return view->name ? view->name : "";
@@ -288,7 +288,7 @@ s_parse_tag (s_walk_t *self, size_t at, char *sigil, s_var_t *var, size_t *end)
     Returns 0 with *pos after the closing tag, or -1 (reported).  */
 static int
 s_walk (s_walk_t *self, size_t *pos, s_var_t open_var, size_t open_at, bool in_lines,
-        const bf_view_line_t *line, bool emit, int depth)
+        const bf_template_line_t *line, bool emit, int depth)
 {
     size_t i = *pos;
     while (true) {
@@ -395,7 +395,7 @@ bf_template_check (const char *tmpl, char *err, size_t errsize)
 static int
 s_prepare (s_walk_t *self)
 {
-    const bf_bill_view_t *view = self->view;
+    const bf_template_view_t *view = self->view;
     bf_period_t period;
     if (!view->period || bf_period_parse (view->period, &period) != 0)
         return bf_err_set (self->err, self->errsize, "view: period \"%s\" is not YYYY-MM",
@@ -424,7 +424,7 @@ s_prepare (s_walk_t *self)
 }
 
 int
-bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, char *out,
+bf_template_render (const char *tmpl, const bf_template_view_t *view, bool html, char *out,
                     size_t outsize, char *err, size_t errsize)
 {
     if (!out || outsize == 0)

@@ -4,7 +4,7 @@
     A pure module: no database, no network, no allocation of its own. The
     dispatcher loads
     a template row (db/003_notify.sql, table template), checks it once with
-    bf_template_check_set, fills a bf_bill_view_t from the bill and its lines,
+    bf_template_check_set, fills a bf_template_view_t from the bill and its lines,
     and renders each part with bf_template_render. For the SMS channel,
     bf_sms_compose (bf_sms.h) decides between SMS, LMS and the template's
     short form.
@@ -26,14 +26,14 @@
 /*  Display name of a plan or add-on code, or NULL when unknown. kind is
     "PLAN" or "ADDON"; code is the part after the colon ("LTE_43"). The
     returned string must stay valid until the render call returns.  */
-typedef const char *(bf_name_lookup_fn)(void *arg, const char *kind, const char *code);
+typedef const char *(bf_template_lookup_fn)(void *arg, const char *kind, const char *code);
 
 typedef struct {
     const char *code;  /* "PLAN:LTE_43", "VAT", ... as in bill_line.code */
     int64_t amount;    /* won, signed */
     const char *label; /* bill_line.label, shown as is; NULL: labelled from
                           code and the view's lookup (bf_template_line_label) */
-} bf_view_line_t;
+} bf_template_line_t;
 
 /*  What the caller fills for one render; nothing is copied or kept.  */
 typedef struct {
@@ -42,11 +42,11 @@ typedef struct {
     int64_t total;        /* won */
     const char *due_date; /* "YYYY-MM-DD" */
     int64_t bill_id;
-    const bf_view_line_t *lines; /* in bill order; may be NULL when line_count is 0 */
+    const bf_template_line_t *lines; /* in bill order; may be NULL when line_count is 0 */
     size_t line_count;
-    bf_name_lookup_fn *lookup; /* may be NULL: codes are shown then */
+    bf_template_lookup_fn *lookup; /* may be NULL: codes are shown then */
     void *lookup_arg;
-} bf_bill_view_t;
+} bf_template_view_t;
 
 //  ---------------------------------------------------------------------------
 //  Templates
@@ -79,7 +79,7 @@ int bf_template_check_set (const bf_template_set_t *set, char *err, size_t errsi
     reason in err when the template is broken, the view is invalid (no
     period, bad dates, a line without code) or the result does not fit
     outsize; out is then "" (never a truncated notice).  */
-int bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html, char *out,
+int bf_template_render (const char *tmpl, const bf_template_view_t *view, bool html, char *out,
                         size_t outsize, char *err, size_t errsize);
 
 /*  Korean label of a bill line code by the rule of common/bf_label.h ("VAT"
@@ -88,7 +88,7 @@ int bf_template_render (const char *tmpl, const bf_bill_view_t *view, bool html,
     does not use it: it shows bill_line.label, which settle wrote. Returns
     a static string, lookup's string, or buf (used for composed labels;
     the code itself when buf is too small).  */
-const char *bf_template_line_label (const char *code, bf_name_lookup_fn *lookup, void *arg,
+const char *bf_template_line_label (const char *code, bf_template_lookup_fn *lookup, void *arg,
                                     char *buf, size_t bufsize);
 
 //  ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     bf_fuzz_split (data + 1, size - 1, parts, S_PARTS, &buffer);
     const char *tmpl = parts[0] ? parts[0] : "";
     static const int64_t amounts[] = { INT64_MIN, INT64_MAX, -13459, 0, 111200, -1, 1 };
-    bf_view_line_t lines[8] = { { 0 } };
+    bf_template_line_t lines[8] = { { 0 } };
     for (size_t i = 0; i < nlines; i++) {
         //  A line without a code makes the view invalid: not what is tested.
         lines[i].code = parts[5 + i] && *parts[5 + i] ? parts[5 + i] : "VAT";
@@ -60,7 +60,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         //  are labelled from their code.
         lines[i].label = i % 2 ? parts[5 + i] : NULL;
     }
-    bf_bill_view_t view = {
+    bf_template_view_t view = {
         .name = parts[1],
         .period = fuzzed_dates && parts[3] ? parts[3] : "2026-10",
         .total = amounts[(flags >> 5) % 7],

@@ -172,7 +172,7 @@ s_row (const char *channel)
 
 /*  --- The worked example ------------------------------------------------ */
 
-static const bf_view_line_t s_example_lines[] = {
+static const bf_template_line_t s_example_lines[] = {
     { "PLAN:LTE_43", 13870 },
     { "PLAN:5G_59", 39967 },
     { "OVERAGE_DATA", 7997 },
@@ -205,10 +205,10 @@ s_lookup (void *arg, const char *kind, const char *code)
     return NULL;
 }
 
-static bf_bill_view_t
+static bf_template_view_t
 s_example (void)
 {
-    return (bf_bill_view_t){
+    return (bf_template_view_t){
         .name = "홍길동",
         .period = "2026-10",
         .total = 111200,
@@ -224,7 +224,7 @@ static char s_out[64 * 1024];
 
 /*  Renders and fails the test with the reason when rendering fails.  */
 static const char *
-s_render (const char *tmpl, const bf_bill_view_t *view, bool html)
+s_render (const char *tmpl, const bf_template_view_t *view, bool html)
 {
     char err[256] = "";
     int n = bf_template_render (tmpl, view, html, s_out, sizeof s_out, err, sizeof err);
@@ -281,7 +281,7 @@ static void
 test_example_email_text (void **state)
 {
     (void)state;
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     const s_row_t *row = s_row ("EMAIL");
     assert_string_equal (s_render (row->subject, &view, false),
                          "[빌플로우] 2026년 10월 이용요금 안내");
@@ -329,7 +329,7 @@ static void
 test_example_email_html (void **state)
 {
     (void)state;
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     const char *html = s_render (s_row ("EMAIL")->body_html, &view, true);
     assert_non_null (strstr (html, "<html lang=\"ko\">"));
     assert_non_null (strstr (html, "<meta charset=\"utf-8\">"));
@@ -364,7 +364,7 @@ static void
 test_example_sms_and_push (void **state)
 {
     (void)state;
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     const s_row_t *sms_row = s_row ("SMS");
     const char *expected_body
         = "[빌플로우] 2026년 10월 이용요금 안내\n"
@@ -439,10 +439,10 @@ static void
 test_long_bill_uses_short_form (void **state)
 {
     (void)state;
-    static bf_view_line_t lines[150];
+    static bf_template_line_t lines[150];
     for (size_t i = 0; i < 150; i++)
-        lines[i] = (bf_view_line_t){ "CHARGE:CONTENT", 1000 };
-    bf_bill_view_t view = s_example ();
+        lines[i] = (bf_template_line_t){ "CHARGE:CONTENT", 1000 };
+    bf_template_view_t view = s_example ();
     view.lines = lines;
     view.line_count = 150;
     view.total = 150000;
@@ -478,7 +478,7 @@ test_shipped_limits_hold_for_any_bill (void **state)
                 snprintf (period, sizeof period, "2026-%02d", month);
                 snprintf (due, sizeof due, "%04d-%02d-%02d", month == 12 ? 2027 : 2026,
                           month % 12 + 1, day);
-                bf_bill_view_t view = s_example ();
+                bf_template_view_t view = s_example ();
                 view.period = period;
                 view.due_date = due;
                 view.total = totals[t];
@@ -497,7 +497,7 @@ static void
 test_html_escaping (void **state)
 {
     (void)state;
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     view.name = "<script>alert(\"x\")</script> & 'Kim'";
     const char *tmpl = "[{{name}}]";
     assert_string_equal (s_render (tmpl, &view, true),
@@ -514,7 +514,7 @@ test_html_escaping (void **state)
     assert_non_null (strstr (html, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; "
                                    "&#39;Kim&#39; 고객님"));
     //  Labels from the catalogue are escaped too.
-    static const bf_view_line_t lines[] = { { "PLAN:<A&B>", 5 } };
+    static const bf_template_line_t lines[] = { { "PLAN:<A&B>", 5 } };
     view.lines = lines;
     view.line_count = 1;
     assert_string_equal (s_render ("{{#lines}}{{label}}|{{code}}{{/lines}}", &view, true),
@@ -525,7 +525,7 @@ static void
 test_values_are_cleaned (void **state)
 {
     (void)state;
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     //  A line break in a value cannot reach a mail header or split an SMS.
     view.name = "홍\r\n길동\t\x7f";
     assert_string_equal (s_render ("{{name}}", &view, false), "홍  길동  ");
@@ -538,8 +538,8 @@ static void
 test_variables (void **state)
 {
     (void)state;
-    static const bf_view_line_t lines[] = { { "VAT", -1 }, { "X", -1000 }, { "Y", 0 } };
-    bf_bill_view_t view = {
+    static const bf_template_line_t lines[] = { { "VAT", -1 }, { "X", -1000 }, { "Y", 0 } };
+    bf_template_view_t view = {
         .name = "Kim",
         .period = "2027-01",
         .total = 1234567,
@@ -579,7 +579,7 @@ static void
 test_empty_bill_in_shipped_templates (void **state)
 {
     (void)state;
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     view.lines = NULL;
     view.line_count = 0;
     view.total = 0;
@@ -656,8 +656,8 @@ static void
 test_stored_label_is_shown (void **state)
 {
     (void)state;
-    bf_bill_view_t view = s_example ();
-    static const bf_view_line_t lines[] = {
+    bf_template_view_t view = s_example ();
+    static const bf_template_line_t lines[] = {
         { "PLAN:LTE_43", 13870, "LTE 데이터 43 (2025 요금제)" },
         { "VAT", 4814, "부가세" },
         { "ADDON:VCOLORING", 1277, NULL },
@@ -742,8 +742,8 @@ test_template_errors (void **state)
           "{{/name}}{{/name}}{{/name}}{{/name}}{{/name}}{{/name}}{{/name}}{{/name}}{{/name}}",
           "sections nested more than 8 deep" },
     };
-    bf_bill_view_t with_lines = s_example ();
-    bf_bill_view_t without_lines = s_example ();
+    bf_template_view_t with_lines = s_example ();
+    bf_template_view_t without_lines = s_example ();
     without_lines.line_count = 0;
     without_lines.name = NULL;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -753,7 +753,7 @@ test_template_errors (void **state)
         if (!strstr (err, cases[i].error))
             fail_msg ("\"%s\": error \"%s\", expected \"%s\"", cases[i].tmpl, err, cases[i].error);
         //  Rendering finds the same error whatever the bill, and writes nothing.
-        const bf_bill_view_t *views[] = { &with_lines, &without_lines };
+        const bf_template_view_t *views[] = { &with_lines, &without_lines };
         for (size_t v = 0; v < 2; v++) {
             char out[256] = "junk";
             err[0] = 0;
@@ -829,7 +829,7 @@ test_bad_view (void **state)
 {
     (void)state;
     char out[256], err[256];
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     const char *bad_periods[] = { NULL, "", "2026-13", "2026-1", "202610", "2026-10x" };
     for (size_t i = 0; i < sizeof bad_periods / sizeof bad_periods[0]; i++) {
         view.period = bad_periods[i];
@@ -850,7 +850,7 @@ test_bad_view (void **state)
     view = s_example ();
     view.lines = NULL;
     assert_int_equal (bf_template_render ("x", &view, false, out, sizeof out, err, sizeof err), -1);
-    static const bf_view_line_t no_code[] = { { "VAT", 1 }, { NULL, 2 } };
+    static const bf_template_line_t no_code[] = { { "VAT", 1 }, { NULL, 2 } };
     view.lines = no_code;
     view.line_count = 2;
     assert_int_equal (bf_template_render ("x", &view, false, out, sizeof out, err, sizeof err), -1);
@@ -868,7 +868,7 @@ static void
 test_output_too_small (void **state)
 {
     (void)state;
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     const char *tmpl = s_row ("EMAIL")->body;
     char err[256];
     static char full[8192];
@@ -1286,7 +1286,7 @@ test_preview_masks_contacts (void **state)
                               "문의 114, 청구번호 202610000123, 0");
 
     //  The shipped email, previewed: the subscriber's name shows, no contact.
-    bf_bill_view_t view = s_example ();
+    bf_template_view_t view = s_example ();
     view.name = "홍길동 010-2222-3333";
     char subject[256];
     snprintf (subject, sizeof subject, "%s", s_render (s_row ("EMAIL")->subject, &view, false));
