@@ -35,6 +35,7 @@
 
 #include "bf_sender.h"
 
+#include <czmq.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -119,27 +120,8 @@ struct _bf_sender_t {
 static const char *s_provider_names[BF_PROVIDER_COUNT] = { "email", "sms", "push" };
 
 //  --------------------------------------------------------------------------
-//  Small helpers: clocks, copies
+//  Small helpers: copies (clocks are CZMQ's zclock_mono and zclock_time)
 
-static int64_t
-s_clock_ms (clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime (clock, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-s_mono_ms (void)
-{
-    return s_clock_ms (CLOCK_MONOTONIC);
-}
-
-static int64_t
-s_wall_ms (void)
-{
-    return s_clock_ms (CLOCK_REALTIME);
-}
 
 static char *
 s_strdup_opt (const char *text, int *rc)
@@ -427,7 +409,7 @@ s_retry_after_ms (const s_slot_t *slot)
     time_t when = curl_getdate (value, NULL);
     if (when == -1)
         return S_RETRY_AFTER_DFLT_MS;
-    int64_t delta = (int64_t)when * 1000 - s_wall_ms ();
+    int64_t delta = (int64_t)when * 1000 - zclock_time ();
     if (delta < 0)
         return 0;
     return delta > S_RETRY_AFTER_MAX_S * 1000 ? S_RETRY_AFTER_MAX_S * 1000 : (int)delta;
@@ -706,7 +688,7 @@ s_configure_limits (bf_sender_t *self, const bf_sender_config_t *config)
         = config->breaker_min_samples > 0 ? config->breaker_min_samples : S_DEFAULT_MIN_SAMPLES;
     self->breaker_open_ms
         = config->breaker_open_ms > 0 ? config->breaker_open_ms : S_DEFAULT_OPEN_MS;
-    int64_t now = s_mono_ms ();
+    int64_t now = zclock_mono ();
     for (int i = 0; i < BF_PROVIDER_COUNT; i++) {
         s_provider_t *p = &self->providers[i];
         if (!p->configured)
@@ -852,7 +834,7 @@ bf_sender_ready (bf_sender_t *self, bf_provider_t provider)
 {
     if (!self || (unsigned)provider >= BF_PROVIDER_COUNT)
         return false;
-    return s_ready (self, provider, s_mono_ms ());
+    return s_ready (self, provider, zclock_mono ());
 }
 
 int
@@ -860,7 +842,7 @@ bf_sender_wait_ms (bf_sender_t *self, bf_provider_t provider)
 {
     if (!self || (unsigned)provider >= BF_PROVIDER_COUNT)
         return -1;
-    int64_t now = s_mono_ms ();
+    int64_t now = zclock_mono ();
     if (s_ready (self, provider, now))
         return 0;
     s_provider_t *p = &self->providers[provider];
@@ -929,7 +911,7 @@ bf_sender_submit (bf_sender_t *self, const bf_send_request_t *request)
     if (!p->configured)
         return -1;
     const char *invalid = bf_compose_invalid (request);
-    int64_t now = s_mono_ms ();
+    int64_t now = zclock_mono ();
     if (!invalid && !s_ready (self, which, now))
         return -1;
     s_slot_t *slot = s_slot_take (self, request);
@@ -938,7 +920,7 @@ bf_sender_submit (bf_sender_t *self, const bf_send_request_t *request)
         return -1;
     }
     slot->result.provider_name = s_provider_names[which];
-    slot->result.started_ms = s_wall_ms ();
+    slot->result.started_ms = zclock_time ();
     slot->started_mono = now;
     if (invalid) {
         s_refuse (self, slot, invalid);
@@ -967,7 +949,7 @@ static void
 s_account (bf_sender_t *self, s_slot_t *slot)
 {
     bf_send_result_t *result = &slot->result;
-    result->finished_ms = s_wall_ms ();
+    result->finished_ms = zclock_time ();
     /*  Every error leaves the sender through here, whichever path wrote
         it: mask it once more as a whole (idempotent on masked text), so no
         contact reaches delivery.last_error or delivery_attempt.error.  */
@@ -975,7 +957,7 @@ s_account (bf_sender_t *self, s_slot_t *slot)
     bf_mask_text (result->error, strlen (result->error), slot->request.to, BF_MASK_TOKENS, safe,
                   sizeof safe);
     memcpy (result->error, safe, sizeof safe);
-    int64_t now = s_mono_ms ();
+    int64_t now = zclock_mono ();
     s_provider_t *p = &self->providers[slot->provider];
     p->inflight--;
     if (result->outcome == BF_OUTCOME_THROTTLED
@@ -1133,7 +1115,7 @@ bf_sender_breaker_state (const bf_sender_t *self, bf_provider_t provider)
     if (!self || (unsigned)provider >= BF_PROVIDER_COUNT)
         return "closed";
     const bf_admission_t *admission = self->providers[provider].admission;
-    return bf_admission_breaker_name (bf_admission_breaker (admission, s_mono_ms ()));
+    return bf_admission_breaker_name (bf_admission_breaker (admission, zclock_mono ()));
 }
 
 bf_provider_t
