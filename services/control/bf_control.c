@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bf_control.h"
+#include "bf_control_metrics.h"
 #include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_fault.h"
@@ -418,6 +419,7 @@ s_expire_services (s_control_t *self)
         s_service_t *svc = zhashx_lookup (self->services, instance);
         bf_warn ("control: %s instance %s is down (no heartbeat for %d ms)", svc->service,
                  svc->instance, 3 * self->args.heartbeat_ms);
+        bf_control_metrics_instance (svc->service, svc->instance, false);
         zhashx_delete (self->services, instance);
     }
     zlistx_destroy (&gone);
@@ -491,6 +493,8 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
                       PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 3), "failed", error);
     }
     bool failed_now = ok && PQntuples (res) == 1;
+    char verb[64];
+    snprintf (verb, sizeof verb, "%s", failed_now ? PQgetvalue (res, 0, 2) : "");
     PQclear (res);
     if (ok)
         ok = bf_db_commit (self->conn) == BF_DB_OK;
@@ -501,6 +505,7 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
     if (failed_now) {
         self->gave_up++;
         self->completed++;
+        bf_control_metrics_command (verb, "gave_up");
         bf_warn ("control: command %s FAILED: %s", command_id, error);
         s_answer_waiters (self, command_id, "FAILED", "", error);
     }
@@ -646,6 +651,7 @@ s_reject_as (s_control_t *self, zframe_t *identity, const char *actor, const Bil
              const char *reason, const char *outcome)
 {
     self->rejected++;
+    bf_control_metrics_command (cmd->verb ? cmd->verb : "", outcome);
     const char *id
         = cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : NULL;
     bool verb_capped = false, target_capped = false, reason_capped = false;
@@ -895,6 +901,7 @@ static void
 s_query (s_control_t *self, zframe_t *identity, const char *actor, const Billflow__Command *cmd)
 {
     self->queries++;
+    bf_control_metrics_query (cmd->verb);
     char *json = NULL, err[512] = "";
     int rc = BF_QUERY_OK;
     if (s_slow_query (cmd->verb) && cmd->n_args > S_REPORT_MAX_ARGS) {
@@ -977,6 +984,7 @@ s_repeated (s_control_t *self, zframe_t *identity, const char *actor, const char
         return;
     }
     self->repeated++;
+    bf_control_metrics_repeated ();
     const char *state = PQgetvalue (res, 0, 0);
     int t = s_target_index (PQgetvalue (res, 0, 3));
     s_audit (self, actor, command_id, PQgetvalue (res, 0, 3), PQgetvalue (res, 0, 4), NULL,
@@ -1031,6 +1039,7 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
         return;
     }
     if (!self->conn) {
+        bf_control_metrics_command (cmd->verb, "unavailable");
         s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
                   NULL, "retryable: database unavailable", false, true);
         free (args);
@@ -1061,6 +1070,7 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
         bf_db_rollback (self->conn);
     free (args);
     if (!ok) {
+        bf_control_metrics_command (cmd->verb, "unavailable");
         bool retryable = bf_db_last_status () == BF_DB_RETRY;
         char error[512];
         snprintf (error, sizeof error, "%sthe command could not be stored: %s",
@@ -1075,6 +1085,7 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
     }
     bf_fault ("control.after_store");
     self->commands++;
+    bf_control_metrics_command (cmd->verb, "stored");
     bf_info ("control: command %s %s from %s stored", cmd->command_id, verb->verb, actor);
     s_add_waiter (self, cmd->command_id, identity, true);
     self->pending[t] = true;
@@ -1197,6 +1208,7 @@ s_service_reply (s_control_t *self, s_service_t *svc, const Billflow__CommandRep
     }
     if (PQntuples (res) == 1) {
         self->completed++;
+        bf_control_metrics_command (PQgetvalue (res, 0, 2), state);
         bf_info ("control: command %s %s: %s%s%s", id, PQgetvalue (res, 0, 2), state,
                  *error ? ": " : "", error);
         bf_fault ("control.before_answer");
@@ -1252,6 +1264,7 @@ s_touch_service (s_control_t *self, zframe_t *identity, const char *service, con
         svc->identity = zframe_dup (identity);
     }
     svc->last_seen = zclock_mono ();
+    bf_control_metrics_instance (service, instance, true);
     return svc;
 }
 
@@ -1447,6 +1460,7 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
     }
     if (!cmd)
         return;
+    bf_control_metrics_command (cmd->verb ? cmd->verb : "", "rate_limited");
     char error[160];
     snprintf (error, sizeof error,
               "busy: too many requests from key '%s' (at most %d a second); retry in %d ms", actor,
@@ -1498,6 +1512,7 @@ s_on_router (s_control_t *self)
     zmsg_destroy (&msg);
     bf_wire_stats_count (&self->wire, rc);
     if (rc != BF_WIRE_OK) {
+        bf_control_metrics_malformed (identity ? bf_wire_rc_name (rc) : "no_identity");
         s_dropped (self, actor, identity ? err : "no routing identity");
         zframe_destroy (&identity);
         return;
@@ -1573,6 +1588,7 @@ s_step_down (s_control_t *self, const char *why)
     self->active = false;
     zsock_destroy (&self->router);
     zhashx_purge (self->services);
+    bf_control_metrics_instances_clear ();
     zhashx_purge (self->waiters);
     for (int t = 0; t < S_TARGETS; t++)
         *self->inflight[t].command_id = 0;
@@ -1665,6 +1681,7 @@ s_on_zap (s_control_t *self)
         snprintf (detail, sizeof detail, "key %s from %s (%s) is not in the allowed list",
                   key ? key : "-", address ? address : "?", mechanism ? mechanism : "?");
         self->refused++;
+        bf_control_metrics_curve_refused ();
         if (self->active)
             s_audit (self, "unknown", NULL, NULL, NULL, NULL, "refused", detail);
         zstr_free (&key);
@@ -1772,6 +1789,7 @@ bf_control_actor (zsock_t *pipe, void *args)
             s_expire_services (self);
             s_pump_all (self);
         }
+        bf_control_metrics_tick (self->conn, self->active, self->args.metrics_ms);
         int64_t wait = self->next_election - zclock_mono ();
         if (wait > 200)
             wait = 200;

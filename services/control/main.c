@@ -14,6 +14,7 @@
 
 #include "bf_config.h"
 #include "bf_control.h"
+#include "bf_control_metrics.h"
 #include "bf_control_role.h"
 #include "bf_curve.h"
 #include "bf_log.h"
@@ -121,6 +122,7 @@ main (int argc, char **argv)
         return 2;
     }
     zsys_init ();
+    bf_control_metrics_init ();
     bf_control_args_t args = {
         .conninfo = bf_config_str (config, "db.conninfo"),
         .bind = bf_config_str (config, "control.bind"),
@@ -135,6 +137,7 @@ main (int argc, char **argv)
         .client_burst = (int)bf_config_int (config, "control.client_burst"),
         .command_attempts = (int)bf_config_int (config, "control.command_attempts"),
         .max_request_bytes = (int)bf_config_int (config, "control.max_request_bytes"),
+        .metrics_ms = (int)bf_config_int (config, "control.metrics_ms"),
     };
     zactor_t *actor = zactor_new (bf_control_actor, &args);
     /*  zactor_new does not report a failed start: ask the actor.  */
