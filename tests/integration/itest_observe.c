@@ -113,10 +113,32 @@ s_wait_status (int port, const char *path, int want, int timeout_ms, char *out, 
     return status;
 }
 
+/*  Prepares settle (not started) on db, serving HTTP on port, its stream
+    keys in dir.  */
 static void
-test_settle_endpoint (void **state)
+s_settle_prepare (bf_proc_t *settle, const char *dir, const char *db, int port)
 {
-    (void)state;
+    char log[600];
+    snprintf (log, sizeof log, "%s/settle-%d.log", dir, port);
+    bf_proc_init (settle, getenv ("BF_SETTLE"), log);
+    bf_proc_env (settle, "BILLFLOW_DB_CONNINFO=%s", db);
+    bf_proc_env (settle, "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
+    bf_proc_env (settle, "BILLFLOW_SETTLE_HTTP=127.0.0.1:%d", port);
+    bf_proc_env (settle, "BILLFLOW_SETTLE_PUB_ENDPOINT=tcp://127.0.0.1:*");
+    bf_proc_env (settle, "BILLFLOW_SETTLE_REPLAY_ENDPOINT=tcp://127.0.0.1:*");
+    bf_proc_env (settle, "BILLFLOW_SETTLE_WORKERS=2");
+    char settle_pub[BF_CURVE_KEY_TXT];
+    assert_int_equal (bf_test_stream_keys (dir, settle_pub), 0);
+    bf_proc_env (settle, "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret", dir);
+    bf_proc_env (settle, "BILLFLOW_SETTLE_ALLOWED_KEYS=%s/stream_allowed_keys", dir);
+    bf_proc_env (settle, "BILLFLOW_SETTLE_POLL_MS=100");
+}
+
+/*  A fresh database with 10,000 subscribers of PERIOD (seed 7): the same
+    data for the clean run and the abused one.  */
+static char *
+s_settle_db (void)
+{
     char *db = bf_testdb_create (true);
     assert_non_null (db);
     char *output = NULL;
@@ -124,27 +146,62 @@ test_settle_endpoint (void **state)
                                                        PERIOD " --seed 7"),
                       0);
     free (output);
-    char *dir = bf_test_mkdtemp ();
-    char log[600];
-    snprintf (log, sizeof log, "%s/settle.log", dir);
-    int port = bf_proc_free_port ();
+    return db;
+}
+
+/*  Starts settle (s_settle_prepare) and waits until /readyz says 200; the
+    last body in body.  */
+static void
+s_settle_up (bf_proc_t *settle, const char *dir, const char *db, int port, char *body,
+             size_t bodysize)
+{
+    s_settle_prepare (settle, dir, db, port);
+    bf_proc_start (settle);
+    assert_int_equal (s_wait_status (port, "/readyz", 200, 15000, body, bodysize), 200);
+}
+
+/*  Starts the run of PERIOD (chunks of 100) as control would. Returns its
+    id; sql gets the statement that reads 1 once it completed.  */
+static int64_t
+s_start_run (PGconn *conn, char *sql, size_t sqlsize)
+{
+    int64_t run_id = 0;
+    char err[256];
+    assert_int_equal (bf_db_begin (conn), BF_DB_OK);
+    assert_int_equal (bf_run_start (conn, PERIOD, 100, NULL, &run_id, err, sizeof err),
+                      BF_RUN_STARTED);
+    assert_int_equal (bf_db_commit (conn), BF_DB_OK);
+    snprintf (sql, sqlsize,
+              "SELECT (state = 'COMPLETED')::int FROM settlement_run WHERE run_id = %lld",
+              (long long)run_id);
+    return run_id;
+}
+
+/*  settle on a fresh database of s_settle_db, ready.  */
+typedef struct {
+    char *db, *dir;
+    int port;
     bf_proc_t settle;
-    bf_proc_init (&settle, getenv ("BF_SETTLE"), log);
-    bf_proc_env (&settle, "BILLFLOW_DB_CONNINFO=%s", db);
-    bf_proc_env (&settle, "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
-    bf_proc_env (&settle, "BILLFLOW_SETTLE_HTTP=127.0.0.1:%d", port);
-    bf_proc_env (&settle, "BILLFLOW_SETTLE_PUB_ENDPOINT=tcp://127.0.0.1:*");
-    bf_proc_env (&settle, "BILLFLOW_SETTLE_REPLAY_ENDPOINT=tcp://127.0.0.1:*");
-    bf_proc_env (&settle, "BILLFLOW_SETTLE_WORKERS=2");
-    //  The event stream is served over CURVE only.
-    char settle_pub[BF_CURVE_KEY_TXT];
-    assert_int_equal (bf_test_stream_keys (dir, settle_pub), 0);
-    bf_proc_env (&settle, "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret", dir);
-    bf_proc_env (&settle, "BILLFLOW_SETTLE_ALLOWED_KEYS=%s/stream_allowed_keys", dir);
-    bf_proc_env (&settle, "BILLFLOW_SETTLE_POLL_MS=100");
-    bf_proc_start (&settle);
+} s_settle_t;
+
+static void
+s_settle_ready (s_settle_t *f, char *body, size_t bodysize)
+{
+    f->db = s_settle_db ();
+    f->dir = bf_test_mkdtemp ();
+    f->port = bf_proc_free_port ();
+    s_settle_up (&f->settle, f->dir, f->db, f->port, body, bodysize);
+}
+
+static void
+test_settle_endpoint (void **state)
+{
+    (void)state;
     static char body[1 << 17];
-    assert_int_equal (s_wait_status (port, "/readyz", 200, 15000, body, sizeof body), 200);
+    s_settle_t f;
+    s_settle_ready (&f, body, sizeof body);
+    char *db = f.db, *dir = f.dir;
+    int port = f.port;
     assert_non_null (strstr (body, "settle ready\n"));
     assert_non_null (strstr (body, "postgresql: ok"));
     /*  Nothing settled yet: the settle metrics are there, at 0.  */
@@ -154,19 +211,11 @@ test_settle_endpoint (void **state)
     /*  Start the run as control would; the service's workers settle it.  */
     PGconn *conn = bf_testdb_connect (db);
     assert_non_null (conn);
-    int64_t run_id = 0;
-    char err[256];
-    assert_int_equal (bf_db_begin (conn), BF_DB_OK);
-    assert_int_equal (bf_run_start (conn, PERIOD, 100, NULL, &run_id, err, sizeof err),
-                      BF_RUN_STARTED);
-    assert_int_equal (bf_db_commit (conn), BF_DB_OK);
+    char sql[256];
     int64_t started = zclock_mono ();
+    int64_t run_id = s_start_run (conn, sql, sizeof sql);
     int64_t deadline = zclock_mono () + 120000;
     int live_checks = 0;
-    char sql[256];
-    snprintf (sql, sizeof sql,
-              "SELECT (state = 'COMPLETED')::int FROM settlement_run WHERE run_id = %lld",
-              (long long)run_id);
     while (bf_testdb_scalar (conn, sql) != 1) {
         assert_true (zclock_mono () < deadline);
         /*  Liveness answers while the workers work.  */
@@ -225,7 +274,7 @@ test_settle_endpoint (void **state)
     assert_true (s_sample (body, "billflow_bills_written_total") == (double)bills);
     PQfinish (admin);
 
-    assert_int_equal (bf_proc_stop (&settle, 20000), 0);
+    assert_int_equal (bf_proc_stop (&f.settle, 20000), 0);
     bf_test_rmdir (&dir);
     bf_testdb_drop (&db);
 }
@@ -306,27 +355,6 @@ s_pgtmp (const char *args)
     return system (command) == 0;
 }
 
-/*  Prepares settle (not started) on db, serving HTTP on port, its stream
-    keys in dir.  */
-static void
-s_settle_prepare (bf_proc_t *settle, const char *dir, const char *db, int port)
-{
-    char log[600];
-    snprintf (log, sizeof log, "%s/settle-%d.log", dir, port);
-    bf_proc_init (settle, getenv ("BF_SETTLE"), log);
-    bf_proc_env (settle, "BILLFLOW_DB_CONNINFO=%s", db);
-    bf_proc_env (settle, "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
-    bf_proc_env (settle, "BILLFLOW_SETTLE_HTTP=127.0.0.1:%d", port);
-    bf_proc_env (settle, "BILLFLOW_SETTLE_PUB_ENDPOINT=tcp://127.0.0.1:*");
-    bf_proc_env (settle, "BILLFLOW_SETTLE_REPLAY_ENDPOINT=tcp://127.0.0.1:*");
-    bf_proc_env (settle, "BILLFLOW_SETTLE_WORKERS=2");
-    char settle_pub[BF_CURVE_KEY_TXT];
-    assert_int_equal (bf_test_stream_keys (dir, settle_pub), 0);
-    bf_proc_env (settle, "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret", dir);
-    bf_proc_env (settle, "BILLFLOW_SETTLE_ALLOWED_KEYS=%s/stream_allowed_keys", dir);
-    bf_proc_env (settle, "BILLFLOW_SETTLE_POLL_MS=100");
-}
-
 static void
 test_readyz_postgres_stopped (void **state)
 {
@@ -352,10 +380,8 @@ test_readyz_postgres_stopped (void **state)
 
     int port = bf_proc_free_port ();
     bf_proc_t settle;
-    s_settle_prepare (&settle, dir, db, port);
-    bf_proc_start (&settle);
     static char body[1 << 16];
-    assert_int_equal (s_wait_status (port, "/readyz", 200, 15000, body, sizeof body), 200);
+    s_settle_up (&settle, dir, db, port, body, sizeof body);
     assert_non_null (strstr (body, "postgresql: ok"));
 
     /*  The server itself stops (fast shutdown: every connection cut).  */
@@ -487,20 +513,11 @@ test_abusive_client_during_run (void **state)
 {
     (void)state;
     assert_true (s_baseline_ms > 0); /* test_settle_endpoint ran first */
-    char *db = bf_testdb_create (true);
-    assert_non_null (db);
-    char *output = NULL;
-    assert_int_equal (bf_testdb_billdata (db, &output, "generate --subscribers 10000 --period "
-                                                       PERIOD " --seed 7"),
-                      0);
-    free (output);
-    char *dir = bf_test_mkdtemp ();
-    int port = bf_proc_free_port ();
-    bf_proc_t settle;
-    s_settle_prepare (&settle, dir, db, port);
-    bf_proc_start (&settle);
     static char body[1 << 17];
-    assert_int_equal (s_wait_status (port, "/readyz", 200, 15000, body, sizeof body), 200);
+    s_settle_t f;
+    s_settle_ready (&f, body, sizeof body);
+    char *db = f.db, *dir = f.dir;
+    int port = f.port;
 
     static s_abuse_t abuse;
     abuse.port = port;
@@ -511,16 +528,9 @@ test_abusive_client_during_run (void **state)
 
     PGconn *conn = bf_testdb_connect (db);
     assert_non_null (conn);
-    int64_t run_id = 0;
-    char err[256], sql[256];
+    char sql[256];
     int64_t started = zclock_mono ();
-    assert_int_equal (bf_db_begin (conn), BF_DB_OK);
-    assert_int_equal (bf_run_start (conn, PERIOD, 100, NULL, &run_id, err, sizeof err),
-                      BF_RUN_STARTED);
-    assert_int_equal (bf_db_commit (conn), BF_DB_OK);
-    snprintf (sql, sizeof sql,
-              "SELECT (state = 'COMPLETED')::int FROM settlement_run WHERE run_id = %lld",
-              (long long)run_id);
+    s_start_run (conn, sql, sizeof sql);
     int checks = 0;
     while (bf_testdb_scalar (conn, sql) != 1) {
         assert_true (zclock_mono () < started + 120000);
@@ -549,7 +559,7 @@ test_abusive_client_during_run (void **state)
     assert_true (s_sample (body, "billflow_bills_written_total")
                  == (double)bf_testdb_scalar (conn, "SELECT count(*) FROM bill"));
     PQfinish (conn);
-    assert_int_equal (bf_proc_stop (&settle, 20000), 0);
+    assert_int_equal (bf_proc_stop (&f.settle, 20000), 0);
     bf_test_rmdir (&dir);
     bf_testdb_drop (&db);
 }
