@@ -57,8 +57,8 @@ typedef struct {
 } s_delivery_t;
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-static bf_metric_t *s_commands, *s_queries, *s_malformed, *s_deliveries_f, *s_chunks_f,
-    *s_oldest_f, *s_overdue_f;
+static bf_metric_t *s_commands, *s_queries, *s_malformed, *s_deliveries_f, *s_chunks_f, *s_oldest_f,
+    *s_overdue_f;
 static bf_series_t *s_repeated, *s_refused, *s_instances[S_SERVICES][2], *s_chunks[S_CHUNK_STATES],
     *s_oldest, *s_overdue;
 
@@ -80,8 +80,8 @@ s_init (void)
     s_repeated = bf_metric_series (bf_metrics_counter (
         "billflow_control_commands_repeated_total",
         "Commands whose id was already stored, answered from the store.", NULL));
-    s_queries = bf_metrics_counter ("billflow_control_queries_total", "Queries taken, by verb.",
-                                    "verb");
+    s_queries
+        = bf_metrics_counter ("billflow_control_queries_total", "Queries taken, by verb.", "verb");
     s_refused = bf_metric_series (bf_metrics_counter (
         "billflow_control_curve_refused_total",
         "CURVE connections refused: the key is not in the allowed list.", NULL));
@@ -99,9 +99,8 @@ s_init (void)
         "billflow_deliveries",
         "Deliveries (notices) by state and channel over every period; active control only.",
         "state,channel");
-    s_chunks_f = bf_metrics_gauge ("billflow_run_chunks",
-                                   "Chunks of the newest run by state; active control only.",
-                                   "state");
+    s_chunks_f = bf_metrics_gauge (
+        "billflow_run_chunks", "Chunks of the newest run by state; active control only.", "state");
     for (int i = 0; i < S_CHUNK_STATES; i++)
         s_chunks[i] = bf_metric_series (s_chunks_f, s_chunk_states[i]);
     s_oldest_f = bf_metrics_gauge (
@@ -141,8 +140,8 @@ bf_control_metrics_command (const char *verb, const char *outcome)
     char lower[16];
     size_t i = 0;
     for (; outcome[i] && i + 1 < sizeof lower; i++)
-        lower[i] = (char)(outcome[i] >= 'A' && outcome[i] <= 'Z' ? outcome[i] - 'A' + 'a'
-                                                                  : outcome[i]);
+        lower[i]
+            = (char)(outcome[i] >= 'A' && outcome[i] <= 'Z' ? outcome[i] - 'A' + 'a' : outcome[i]);
     lower[i] = 0;
     /*  Rare events: looking the series up each time (the registry mutex)
         is cheaper than keeping a table of verbs by outcomes here.  */
@@ -225,8 +224,8 @@ bf_control_metrics_instance (const char *service, const char *instance, bool up)
     s_instance_t *it = zhashx_lookup (s_known, instance);
     if (!it) {
         if (zhashx_size (s_known) >= S_MAX_INSTANCES) {
-            bf_warn ("control: metrics: more than %d instances; %s %s not counted",
-                     S_MAX_INSTANCES, service, instance);
+            bf_warn ("control: metrics: more than %d instances; %s %s not counted", S_MAX_INSTANCES,
+                     service, instance);
             return;
         }
         it = calloc (1, sizeof *it);

@@ -52,12 +52,12 @@ test_commands_and_frames (void **state)
     bf_control_metrics_command ("run.start", "DONE");
     bf_control_metrics_command ("no such verb\n", "rejected");
     bf_control_metrics_command (NULL, "rejected"); /* nothing */
-    assert_true (s_has ("billflow_control_commands_total{verb=\"run.start\",outcome=\"stored\"}",
-                        "2"));
-    assert_true (s_has ("billflow_control_commands_total{verb=\"run.start\",outcome=\"done\"}",
-                        "1"));
-    assert_true (s_has ("billflow_control_commands_total{verb=\"other\",outcome=\"rejected\"}",
-                        "1"));
+    assert_true (
+        s_has ("billflow_control_commands_total{verb=\"run.start\",outcome=\"stored\"}", "2"));
+    assert_true (
+        s_has ("billflow_control_commands_total{verb=\"run.start\",outcome=\"done\"}", "1"));
+    assert_true (
+        s_has ("billflow_control_commands_total{verb=\"other\",outcome=\"rejected\"}", "1"));
     bf_control_metrics_query ("runs.list");
     bf_control_metrics_query ("whatever");
     assert_true (s_has ("billflow_control_queries_total{verb=\"runs.list\"}", "1"));
@@ -97,9 +97,9 @@ test_cluster_families_hidden_without_a_snapshot (void **state)
 {
     (void)state;
     bf_control_metrics_init ();
-    const char *families[] = { "billflow_deliveries", "billflow_run_chunks",
-                               "billflow_run_oldest_unfinished_age_seconds",
-                               "billflow_notices_held_overdue" };
+    const char *families[]
+        = { "billflow_deliveries", "billflow_run_chunks",
+            "billflow_run_oldest_unfinished_age_seconds", "billflow_notices_held_overdue" };
     for (size_t i = 0; i < 4; i++)
         assert_false (s_shows (families[i]));
     /*  Active but no database yet: still nothing to show.  */
