@@ -15,30 +15,25 @@
 #include "bf_metrics.h"
 #include "bf_testutil.h"
 
-/*  True when the exposition holds the line "series value".  */
+/*  True when the exposition holds the line "series value" or, with value
+    NULL, the HELP line of family series (shown, not hidden).  */
 static bool
-s_has (const char *series, const char *value)
+s_rendered (const char *series, const char *value)
 {
+    char needle[256];
+    if (value)
+        snprintf (needle, sizeof needle, "\n%s %s\n", series, value);
+    else
+        snprintf (needle, sizeof needle, "# HELP %s ", series);
     char *text = bf_metrics_render (NULL);
     assert_non_null (text);
-    char line[256];
-    snprintf (line, sizeof line, "\n%s %s\n", series, value);
-    bool found = strstr (text, line) != NULL;
+    bool found = strstr (text, needle) != NULL;
     free (text);
     return found;
 }
 
-static bool
-s_shows (const char *family)
-{
-    char *text = bf_metrics_render (NULL);
-    assert_non_null (text);
-    char help[160];
-    snprintf (help, sizeof help, "# HELP %s ", family);
-    bool found = strstr (text, help) != NULL;
-    free (text);
-    return found;
-}
+#define s_has(series, value) s_rendered (series, value)
+#define s_shows(family)      s_rendered (family, NULL)
 
 static void
 test_commands_and_frames (void **state)
