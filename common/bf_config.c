@@ -500,6 +500,14 @@ static const bf_setting_t s_settings[] = {
       .default_value = "off",
       .help = "Address of control's /metrics, /healthz, /readyz (HOST:PORT, numeric host), or "
               "off." },
+    { .key = "control.metrics_ms",
+      .type = BF_CFG_INT,
+      .default_value = "5000",
+      .min = 500,
+      .max = 600000,
+      .help = "How often the active control reads the cluster-wide figures it exports on"
+              " /metrics (deliveries, run chunks, oldest unfinished run, overdue held"
+              " notices)." },
     { .key = "http.stuck_ms",
       .type = BF_CFG_INT,
       .default_value = "60000",

@@ -48,12 +48,34 @@ static _Atomic int s_db_state;
 static _Atomic int64_t s_db_since; /* when the state began */
 static _Atomic int64_t s_db_seen;  /* last time it was seen up (1 s grain) */
 
+/*  Actor threads that ended, and the name of the last one.  */
+static _Atomic uint64_t s_ended;
+static char s_last_ended[48];
+/*  Its own lock: readiness checks read it while s_lock is held.  */
+static pthread_mutex_t s_ended_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void
 s_thread_gone (void *value)
 {
     int slot = (int)(intptr_t)value - 1;
-    if (slot >= 0 && slot < BF_HEALTH_MAX_ACTORS)
+    if (slot >= 0 && slot < BF_HEALTH_MAX_ACTORS) {
+        pthread_mutex_lock (&s_ended_lock);
+        snprintf (s_last_ended, sizeof s_last_ended, "%s", s_actors[slot].name);
+        atomic_fetch_add (&s_ended, 1);
+        pthread_mutex_unlock (&s_ended_lock);
         atomic_store (&s_actors[slot].used, 0);
+    }
+}
+
+uint64_t
+bf_health_actors_ended (char *last, size_t lastsize)
+{
+    pthread_mutex_lock (&s_ended_lock);
+    uint64_t ended = atomic_load (&s_ended);
+    if (last && lastsize)
+        snprintf (last, lastsize, "%s", s_last_ended);
+    pthread_mutex_unlock (&s_ended_lock);
+    return ended;
 }
 
 static void

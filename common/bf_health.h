@@ -43,6 +43,12 @@ void bf_health_idle (const char *actor);
 /*  zpoller_wait between bf_health_idle and bf_health_beat.  */
 void *bf_health_zpoller_wait (const char *actor, zpoller_t *poller, int timeout);
 
+/*  How many actor threads (threads that called the functions above) have
+    ended since the process started; the name of the last one ("relay#1")
+    into last when non-NULL. A readiness check compares it with the count
+    when the program's actors were all up (bf_observe).  */
+uint64_t bf_health_actors_ended (char *last, size_t lastsize);
+
 /*  Liveness report: returns true when no registered actor has been busy
     for longer than stale_ms. Writes one line per stuck actor ("stuck:
     worker#2 busy for 75.0 s") into out, or "ok: N actors" when none; out

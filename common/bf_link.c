@@ -8,6 +8,7 @@
 
 #include "bf_curve.h"
 #include "bf_db.h"
+#include "bf_health.h"
 #include "bf_link.h"
 #include "bf_log.h"
 #include "bf_text.h"
@@ -575,7 +576,9 @@ bf_link_actor (zsock_t *pipe, void *args)
         };
         //  Not zpoller: the registration waits for POLLOUT, which says that
         //  a connection (and its CURVE handshake) is complete.
+        bf_health_idle ("link");
         int rc = zmq_poll (items, self.dealer ? 2 : 1, due > now ? (long)(due - now) : 0);
+        bf_health_beat ("link");
         if (rc < 0 && zmq_errno () == ETERM)
             break;
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))

@@ -51,6 +51,7 @@ struct bf_metric_t {
     bf_series_t *series[BF_METRICS_MAX_SERIES];
     size_t nseries;
     bool full_logged;
+    atomic_bool hidden; /* bf_metric_set_shown: left out of renders while set */
 };
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -487,7 +488,8 @@ bf_metrics_render (size_t *len)
     s_put (&b, "", 0); /* an empty registry renders as "" */
     pthread_mutex_lock (&s_lock);
     for (size_t i = 0; i < s_nfamilies; i++)
-        s_render_family (&b, s_families[i]);
+        if (!atomic_load_explicit (&s_families[i]->hidden, memory_order_relaxed))
+            s_render_family (&b, s_families[i]);
     pthread_mutex_unlock (&s_lock);
     if (b.failed) {
         bf_text_buf_free (&b.text);
@@ -496,6 +498,13 @@ bf_metrics_render (size_t *len)
     if (len)
         *len = b.text.len;
     return b.text.data;
+}
+
+void
+bf_metric_set_shown (bf_metric_t *family, bool shown)
+{
+    if (family)
+        atomic_store_explicit (&family->hidden, !shown, memory_order_relaxed);
 }
 
 /*  --- built-ins ----------------------------------------------------------- */

@@ -36,6 +36,7 @@
 #ifndef BF_METRICS_H_INCLUDED
 #define BF_METRICS_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,13 @@ bf_metric_t *bf_metrics_histogram (const char *name, const char *help, const cha
     registry mutex: call it at set-up and keep the pointer, not per
     update.  */
 bf_series_t *bf_metric_series (bf_metric_t *family, ...);
+
+/*  Shows (the default) or hides a whole family: a hidden family is left
+    out of bf_metrics_render (no HELP, TYPE or samples) while its series
+    keep their values. For figures only one process of a program may
+    export, such as the active control's cluster-wide gauges. Any thread;
+    NULL does nothing.  */
+void bf_metric_set_shown (bf_metric_t *family, bool shown);
 
 /*  Counter: adds n (monotonic; a counter never goes down).  */
 void bf_counter_add (bf_series_t *series, uint64_t n);

@@ -5,7 +5,8 @@
     address is not off it registers the built-in metrics (bf_metrics_init),
     the readiness checks "config" (loaded: true once started), "postgresql"
     (bf_health_ready_db: as last seen by the actors) and "actors" (started,
-    their sockets bound or connected: false until bf_observe_ready), and
+    their sockets bound or connected: false until bf_observe_ready, and
+    false again once any actor thread ends, taking its sockets with it), and
     starts the HTTP server. Process-wide: one endpoint per process.  */
 
 #ifndef BF_OBSERVE_H_INCLUDED
@@ -20,7 +21,9 @@
     address, a port in use): a configuration error for the caller.  */
 int bf_observe_start (const bf_config_t *config, const char *program, char *err, size_t errsize);
 
-/*  The program's actors started and bound (or lost them: false).  */
+/*  The program's actors started and bound (or lost them: false). From
+    a true call on, an actor thread that ends (bf_health_actors_ended)
+    turns the check false, naming it.  */
 void bf_observe_ready (bool ready);
 
 /*  The bound port, 0 when not serving.  */

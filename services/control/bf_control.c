@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bf_control.h"
+#include "bf_control_metrics.h"
 #include "bf_curve.h"
 #include "bf_db.h"
 #include "bf_fault.h"
@@ -534,6 +535,7 @@ s_expire_services (s_control_t *self)
         s_service_t *svc = zhashx_lookup (self->services, instance);
         bf_warn ("control: %s instance %s is down (no heartbeat for %d ms)", svc->service,
                  svc->instance, 3 * self->args.heartbeat_ms);
+        bf_control_metrics_instance (svc->service, svc->instance, false);
         zhashx_delete (self->services, instance);
     }
     zlistx_destroy (&gone);
@@ -602,6 +604,8 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
                       PQgetvalue (res, 0, 2), PQgetvalue (res, 0, 3), "failed", error);
     }
     bool failed_now = ok && PQntuples (res) == 1;
+    char verb[64];
+    snprintf (verb, sizeof verb, "%s", failed_now ? PQgetvalue (res, 0, 2) : "");
     PQclear (res);
     if (ok)
         ok = bf_db_commit (self->conn) == BF_DB_OK;
@@ -613,6 +617,7 @@ s_give_up (s_control_t *self, const char *command_id, const char *reason)
         self->gave_up++;
         self->completed++;
         bf_log_field ("command_id", "%s", command_id);
+        bf_control_metrics_command (verb, "gave_up");
         bf_warn ("control: command %s FAILED: %s", command_id, error);
         s_answer_waiters (self, command_id, "FAILED", "", error);
     }
@@ -752,6 +757,7 @@ s_reject_as (s_control_t *self, zframe_t *identity, const char *actor, const Bil
              const char *reason, const char *outcome)
 {
     self->rejected++;
+    bf_control_metrics_command (cmd->verb ? cmd->verb : "", outcome);
     const char *id
         = cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : NULL;
     bool verb_capped = false, target_capped = false, reason_capped = false;
@@ -1006,6 +1012,7 @@ static void
 s_query (s_control_t *self, zframe_t *identity, const char *actor, const Billflow__Command *cmd)
 {
     self->queries++;
+    bf_control_metrics_query (cmd->verb);
     char *json = NULL, err[512] = "";
     int rc = BF_QUERY_OK;
     if (s_slow_query (cmd->verb) && cmd->n_args > S_REPORT_MAX_ARGS) {
@@ -1086,6 +1093,7 @@ s_repeated (s_control_t *self, zframe_t *identity, const char *actor, const char
         return;
     }
     self->repeated++;
+    bf_control_metrics_repeated ();
     const char *state = PQgetvalue (res, 0, 0);
     int t = s_target_index (PQgetvalue (res, 0, 3));
     s_audit (self, actor, command_id, PQgetvalue (res, 0, 3), PQgetvalue (res, 0, 4), NULL,
@@ -1140,6 +1148,7 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
         return;
     }
     if (!self->conn) {
+        bf_control_metrics_command (cmd->verb, "unavailable");
         s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
                   NULL, "retryable: database unavailable", false, true);
         free (args);
@@ -1167,6 +1176,7 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
         bf_db_rollback (self->conn);
     free (args);
     if (!ok) {
+        bf_control_metrics_command (cmd->verb, "unavailable");
         bool retryable = bf_db_last_status () == BF_DB_RETRY;
         char error[512];
         snprintf (error, sizeof error, "%sthe command could not be stored: %s",
@@ -1181,6 +1191,7 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
     }
     bf_fault ("control.after_store");
     self->commands++;
+    bf_control_metrics_command (cmd->verb, "stored");
     bf_info ("control: command %s %s from %s stored", cmd->command_id, verb->verb, actor);
     s_add_waiter (self, cmd->command_id, identity, true);
     self->pending[t] = true;
@@ -1323,6 +1334,7 @@ s_answer_outcome (s_control_t *self, const char *id, const PGresult *stored, con
 {
     if (PQntuples (stored) == 1) {
         self->completed++;
+        bf_control_metrics_command (PQgetvalue (stored, 0, 2), state);
         bf_log_field ("verb", "%s", PQgetvalue (stored, 0, 2));
         bf_info ("control: command %s %s: %s%s%s", id, PQgetvalue (stored, 0, 2), state,
                  *error ? ": " : "", error);
@@ -1411,6 +1423,7 @@ s_touch_service (s_control_t *self, zframe_t *identity, const char *service, con
         svc->identity = zframe_dup (identity);
     }
     svc->last_seen = zclock_mono ();
+    bf_control_metrics_instance (service, instance, true);
     return svc;
 }
 
@@ -1594,6 +1607,7 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
     }
     if (!cmd)
         return;
+    bf_control_metrics_command (cmd->verb ? cmd->verb : "", "rate_limited");
     char error[160];
     snprintf (error, sizeof error,
               "busy: too many requests from key '%s' (at most %d a second); retry in %d ms", actor,
@@ -1646,6 +1660,7 @@ s_on_router (s_control_t *self)
     zmsg_destroy (&msg);
     bf_wire_stats_count (&self->wire, rc);
     if (rc != BF_WIRE_OK) {
+        bf_control_metrics_malformed (identity ? bf_wire_rc_name (rc) : "no_identity");
         s_dropped (self, actor, identity ? err : "no routing identity");
         zframe_destroy (&identity);
         return;
@@ -1728,6 +1743,7 @@ s_step_down (s_control_t *self, const char *why)
     self->active = false;
     zsock_destroy (&self->router);
     zhashx_purge (self->services);
+    bf_control_metrics_instances_clear ();
     zhashx_purge (self->waiters);
     for (int t = 0; t < S_TARGETS; t++)
         *self->inflight[t].command_id = 0;
@@ -1818,6 +1834,7 @@ s_on_zap (s_control_t *self)
         snprintf (detail, sizeof detail, "key %s from %s (%s) is not in the allowed list",
                   key ? key : "-", address ? address : "?", mechanism ? mechanism : "?");
         self->refused++;
+        bf_control_metrics_curve_refused ();
         if (self->active)
             s_audit (self, "unknown", NULL, NULL, NULL, NULL, "refused", detail);
         zstr_free (&key);
@@ -1925,6 +1942,7 @@ bf_control_actor (zsock_t *pipe, void *args)
             s_expire_services (self);
             s_pump_all (self);
         }
+        bf_control_metrics_tick (self->conn, self->active, self->args.metrics_ms);
         int64_t wait = self->next_election - zclock_mono ();
         if (wait > 200)
             wait = 200;
@@ -1976,4 +1994,5 @@ bf_control_args_from_config (bf_control_args_t *args, const bf_config_t *config,
     args->client_burst = (int)bf_config_int (config, "control.client_burst");
     args->command_attempts = (int)bf_config_int (config, "control.command_attempts");
     args->max_request_bytes = (int)bf_config_int (config, "control.max_request_bytes");
+    args->metrics_ms = (int)bf_config_int (config, "control.metrics_ms");
 }

@@ -72,6 +72,7 @@ typedef struct {
     int client_burst;      /* ... and its depth */
     int command_attempts;  /* forwards of one command before it is FAILED */
     int max_request_bytes; /* largest command or query a client may send */
+    int metrics_ms;        /* cluster-wide metrics refresh (bf_control_metrics.h); 0: 5000 */
 } bf_control_args_t;
 
 /*  zactor body. Signals 0 when started (active or standby), -1 when the

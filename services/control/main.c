@@ -10,6 +10,7 @@
 
 #include "bf_config.h"
 #include "bf_control.h"
+#include "bf_control_metrics.h"
 #include "bf_control_role.h"
 #include "bf_curve.h"
 #include "bf_log.h"
@@ -109,6 +110,8 @@ main (int argc, char **argv)
         rc = s_load_pii (&service, &pii);
     if (rc == 0)
         rc = bf_service_start (&service);
+    if (rc == 0)
+        bf_control_metrics_init ();
     zactor_t *actor = NULL;
     if (rc == 0) {
         bf_control_args_t args;

@@ -37,6 +37,7 @@
 #include "bf_fault.h"
 #include "bf_health.h"
 #include "bf_log.h"
+#include "bf_settle_metrics.h"
 #include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
@@ -54,6 +55,9 @@
 /*  Reconnect and rebind backoff: starts at poll_ms, doubles up to this.  */
 #define S_RECONNECT_MAX_MS 5000
 #define S_APP_NAME         "settle-relay"
+/*  While a full batch says more rows wait, the backlog is counted at most
+    this often (between counts it goes down by what was published).  */
+#define S_BACKLOG_COUNT_MS 1000
 
 /*  Prepared on every new connection.  */
 static const bf_db_statement_t s_statements[] = {
@@ -75,6 +79,8 @@ static const bf_db_statement_t s_statements[] = {
       2 },
     { "relay_advance", "UPDATE relay_state SET last_seq = $1, relay_id = $2, updated_at = now()",
       2 },
+    //  The backlog, counted by the leader while it is behind (metrics).
+    { "relay_backlog", "SELECT count(*) FROM outbox WHERE seq IS NULL", 0 },
 };
 
 typedef struct {
@@ -98,6 +104,8 @@ typedef struct {
     int bind_backoff;      //  ms: next lock attempt after a failed bind
     int64_t poll_at;       //  mono ms: next lock attempt / outbox poll
     int64_t heartbeat_at;  //  mono ms, while leader
+    int64_t unpublished;   //  outbox rows waiting, as last counted (leader)
+    int64_t counted_at;    //  mono ms of that count
     bool terminated;
 } s_relay_t;
 
@@ -326,6 +334,29 @@ s_publish (s_relay_t *self, const PGresult *res, uint64_t first)
     }
 }
 
+//  The backlog after a batch of rows was published: none when the batch
+//  was not full (the take saw every committed row), else counted at most
+//  once per S_BACKLOG_COUNT_MS and, between counts, lowered by what went
+//  out. A failed count keeps the estimate (the next statement reports a
+//  lost session).
+static void
+s_backlog (s_relay_t *self, int rows)
+{
+    int64_t now = zclock_mono ();
+    self->unpublished = rows < self->batch         ? 0
+                        : self->unpublished > rows ? self->unpublished - rows
+                                                   : 0;
+    if (rows < self->batch || now - self->counted_at < S_BACKLOG_COUNT_MS)
+        return;
+    self->counted_at = now;
+    PGresult *res = bf_db_query_prepared (self->conn, "relay_backlog", 0, NULL, PGRES_TUPLES_OK,
+                                          "outbox backlog");
+    uint64_t count;
+    if (res && PQntuples (res) == 1 && s_parse_u64 (PQgetvalue (res, 0, 0), &count))
+        self->unpublished = (int64_t)count;
+    PQclear (res);
+}
+
 //  One sequencing transaction and, after its commit, the publish. Returns
 //  the number of events published, 0 when there was nothing to do, -1 on
 //  failure (rolled back, nothing published; the session may be gone).
@@ -363,6 +394,7 @@ s_sequence (s_relay_t *self)
     if (rows == 0) {
         bf_db_rollback (self->conn);
         self->last_seq = last_seq;
+        self->unpublished = 0;
         rc = 0;
         goto cleanup;
     }
@@ -408,6 +440,7 @@ s_sequence (s_relay_t *self)
     self->last_seq = last_seq + (uint64_t)rows;
     bf_fault ("relay.after_commit");
     s_publish (self, taken, last_seq + 1);
+    s_backlog (self, rows);
     bf_debug ("relay %s: published seq %" PRIu64 "..%" PRIu64, self->relay_id, last_seq + 1,
               self->last_seq);
     rc = rows;
@@ -574,6 +607,7 @@ bf_relay_actor (zsock_t *pipe, void *args)
             break; //  the ZeroMQ context is gone: nobody can talk to us
         if (!self->terminated)
             s_tick (self);
+        bf_settle_metrics_relay (self->last_seq, self->leader ? self->unpublished : -1);
     }
     s_relay_destroy (&self);
 }

@@ -45,6 +45,7 @@
 #include "bf_db.h"
 #include "bf_health.h"
 #include "bf_log.h"
+#include "bf_settle_metrics.h"
 #include "bf_wire.h"
 #include "bf_text.h"
 
@@ -462,6 +463,7 @@ s_flush (s_replay_t *self, s_peer_t *peer)
             return;
         }
         self->events_sent += out->events;
+        bf_settle_metrics_replay_events (out->events);
         s_out_destroy (&out);
         peer->stalled_since = 0;
     }
@@ -768,6 +770,7 @@ s_handle_request (s_replay_t *self)
     char err[256];
     int rc = bf_wire_decode (frames, sizes, nframes, S_MAX_REQUEST, &wire, err, sizeof err);
     bf_wire_stats_count (&self->wire, rc);
+    bf_settle_metrics_replay_request ();
     char *peeked = rc == BF_WIRE_OK ? NULL : s_peek_request_id (msg);
     zmsg_destroy (&msg);
     Billflow__ReplayFetch *fetch = bf_wire_replay_fetch (&wire);

@@ -7,7 +7,8 @@
 #include "bf_settle_metrics.h"
 
 static bf_series_t *s_claimed, *s_committed, *s_lost, *s_subscribers, *s_bills, *s_amount,
-    *s_errors, *s_duration, *s_runs;
+    *s_errors, *s_duration, *s_runs, *s_relay_seq, *s_unpublished, *s_replay_requests,
+    *s_replay_events;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static _Thread_local double s_claimed_at; /* CLOCK_MONOTONIC seconds, 0 = none */
 
@@ -41,6 +42,19 @@ s_init (void)
     s_runs = bf_metric_series (bf_metrics_counter (
         "billflow_settle_runs_started_total",
         "Settlement runs this process created (command or --once).", NULL));
+    s_relay_seq = bf_metric_series (bf_metrics_gauge (
+        "billflow_relay_last_sequence",
+        "Highest event sequence the relay knows committed (published by the leader).", NULL));
+    s_unpublished = bf_metric_series (bf_metrics_gauge (
+        "billflow_outbox_unpublished",
+        "Outbox rows committed and not yet published, as the leading relay last saw them"
+        " (0 on a standby).",
+        NULL));
+    s_replay_requests = bf_metric_series (bf_metrics_counter (
+        "billflow_replay_requests_total", "Replay requests received (whatever the answer).",
+        NULL));
+    s_replay_events = bf_metric_series (bf_metrics_counter (
+        "billflow_replay_events_total", "Events sent in replay answers.", NULL));
 }
 
 static double
@@ -89,4 +103,26 @@ bf_settle_metrics_run_started (void)
 {
     pthread_once (&s_once, s_init);
     bf_counter_inc (s_runs);
+}
+
+void
+bf_settle_metrics_relay (uint64_t last_seq, int64_t unpublished)
+{
+    pthread_once (&s_once, s_init);
+    bf_gauge_set (s_relay_seq, (double)last_seq);
+    bf_gauge_set (s_unpublished, unpublished > 0 ? (double)unpublished : 0);
+}
+
+void
+bf_settle_metrics_replay_request (void)
+{
+    pthread_once (&s_once, s_init);
+    bf_counter_inc (s_replay_requests);
+}
+
+void
+bf_settle_metrics_replay_events (size_t n)
+{
+    pthread_once (&s_once, s_init);
+    bf_counter_add (s_replay_events, n);
 }

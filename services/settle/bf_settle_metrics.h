@@ -26,4 +26,17 @@ void bf_settle_metrics_committed (int64_t subscribers, size_t bills, int64_t amo
 /*  A run was created (inside the caller's transaction).  */
 void bf_settle_metrics_run_started (void);
 
+/*  The relay's figures after each step of its actor: the highest
+    sequence it knows committed (a standby reads it while competing) and,
+    while leader, the outbox rows committed and not yet sequenced and
+    published (unpublished < 0: not leader, exported as 0 so that a sum
+    over settle processes is the leader's figure).  */
+void bf_settle_metrics_relay (uint64_t last_seq, int64_t unpublished);
+
+/*  Replay received a request (whatever its answer).  */
+void bf_settle_metrics_replay_request (void);
+
+/*  Replay sent events (a reply of n events left for its requester).  */
+void bf_settle_metrics_replay_events (size_t n);
+
 #endif

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bf_log.h"
+#include "bf_metrics.h"
 #include "bf_relay.h"
 #include "bf_replay.h"
 #include "bf_testdb.h"
@@ -142,6 +143,21 @@ s_sequence_by_hand (PGconn *conn)
     assert_string_equal (bf_testdb_exec (conn, "UPDATE relay_state SET last_seq ="
                                                " (SELECT coalesce(max(seq), 0) FROM outbox)"),
                          "00000");
+}
+
+//  The value of the unlabelled series name in this process's exposition
+//  (the relay and replay actors run in it); -1 when absent.
+static double
+s_metric (const char *name)
+{
+    char *text = bf_metrics_render (NULL);
+    assert_non_null (text);
+    char key[128];
+    snprintf (key, sizeof key, "\n%s ", name);
+    const char *at = strstr (text, key);
+    double value = at ? strtod (at + strlen (key), NULL) : -1;
+    free (text);
+    return value;
 }
 
 static int64_t
@@ -1217,6 +1233,49 @@ s_expect_events (zsock_t *dealer, const char *request_id, uint64_t from, uint32_
     assert_null (extra);
 }
 
+//  --------------------------------------------------------------------------
+//  The relay's gauges: the backlog seen while it works through a burst in
+//  small batches, none once it is through; the last sequence
+
+static void
+test_relay_gauges (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    assert_non_null (db);
+    PGconn *conn = bf_testdb_connect (db);
+    enum { N = 3000 };
+    char endpoint[64];
+    s_endpoint (endpoint, sizeof endpoint);
+    zactor_t *relay = s_relay_start (db, endpoint, "relay-gauges", 5);
+    assert_true (s_wait_leadership (relay, true, 5000) >= 0);
+    //  One burst, committed at once: the relay needs N / 5 transactions.
+    s_insert_many (conn, 1, N);
+    double seen = 0;
+    int64_t deadline = zclock_mono () + 30000;
+    while (s_last_seq (conn) < N && zclock_mono () < deadline) {
+        double backlog = s_metric ("billflow_outbox_unpublished");
+        assert_true (backlog >= 0 && backlog <= N);
+        if (backlog > seen)
+            seen = backlog;
+        zclock_sleep (2);
+    }
+    assert_int_equal (s_last_seq (conn), N);
+    printf ("# largest backlog seen %.0f of %d\n", seen, N);
+    assert_true (seen > 0);
+    //  Through: nothing waits, and the gauge says so after the next poll.
+    deadline = zclock_mono () + 5000;
+    while ((s_metric ("billflow_outbox_unpublished") != 0
+            || s_metric ("billflow_relay_last_sequence") != N)
+           && zclock_mono () < deadline)
+        zclock_sleep (10);
+    assert_true (s_metric ("billflow_outbox_unpublished") == 0);
+    assert_true (s_metric ("billflow_relay_last_sequence") == N);
+    zactor_destroy (&relay);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
 static void
 test_replay_bad_requests (void **state)
 {
@@ -1231,6 +1290,8 @@ test_replay_bad_requests (void **state)
     s_sequence_by_hand (conn);
     char rpl[64];
     s_endpoint (rpl, sizeof rpl);
+    double requests_before = s_metric ("billflow_replay_requests_total");
+    double events_before = s_metric ("billflow_replay_events_total");
     zactor_t *replay = s_replay_start (db, rpl, 2);
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     assert_int_equal (zsock_connect (dealer, "%s", rpl), 0);
@@ -1310,6 +1371,9 @@ test_replay_bad_requests (void **state)
     assert_int_equal (served, 4);
     assert_int_equal (rejected, 15);
     assert_int_equal (events, 4 + 3 + 1);
+    //  The metrics count the same: every request received, every event sent.
+    assert_true (s_metric ("billflow_replay_requests_total") - requests_before == 4 + 15);
+    assert_true (s_metric ("billflow_replay_events_total") - events_before == 4 + 3 + 1);
 
     //  The database session dies: UNAVAILABLE, then it reconnects.
     s_kill_backend (conn, "settle-replay");
@@ -1426,6 +1490,7 @@ main (int argc, char **argv)
         cmocka_unit_test (test_failover),
         cmocka_unit_test (test_relay_survives_connection_loss),
         cmocka_unit_test (test_crash_points),
+        cmocka_unit_test (test_relay_gauges),
         cmocka_unit_test (test_replay_bad_requests),
         cmocka_unit_test (test_replay_reply_size),
     };

@@ -3,12 +3,11 @@
 # data directory) scrapes a local stack (scripts/stack) every second
 # during a settlement cycle; then its HTTP API is asked for
 # sum(billflow_bills_written_total) and sum(billflow_settle_chunks_committed_total),
-# which must equal the database's bills and the run's chunks.
+# which must equal the database's bills and the run's chunks, and for
+# sum by (state) (billflow_deliveries) (the active control's gauges), which
+# must equal the database's notices by state.
 #
 #   bash tests/monitoring/prometheus.sh [BUILD_DIR]     (default build)
-#
-# Notices by state are not checked yet: notify does not export them
-# (docs/observability.md, "Not done yet").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -89,6 +88,32 @@ done
 echo "prometheus.sh: database $bills bills, $chunks chunks; Prometheus $b bills, $c chunks"
 [ "$ok" = 1 ] || { echo "prometheus.sh: Prometheus's figures differ from the database" >&2; exit 1; }
 [ "$(query 'max(billflow_control_leader)')" = 1 ] || { echo "prometheus.sh: no control leader in Prometheus" >&2; exit 1; }
+
+# Notices by state: the active control's billflow_deliveries, summed over
+# channels (and over instances: a standby exports none), against the
+# database. control refreshes them every control.metrics_ms (5 s).
+states_db=$(stack psql -At -c "SELECT coalesce (string_agg (state || '=' || n, ',' ORDER BY state), '')
+  FROM (SELECT state, count(*) AS n FROM delivery GROUP BY state) s")
+[ -n "$states_db" ] || { echo "prometheus.sh: the cycle made no notices" >&2; exit 1; }
+by_state() {  # the instant vector of sum by (state) (billflow_deliveries) as STATE=N,... (zeros left out)
+  curl -s --get "http://127.0.0.1:$port/api/v1/query" \
+    --data-urlencode 'query=sum by (state) (billflow_deliveries)' | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+result = doc["data"]["result"] if doc.get("status") == "success" else []
+pairs = sorted((r["metric"].get("state", ""), int(float(r["value"][1]))) for r in result)
+print(",".join(f"{s}={n}" for s, n in pairs if n != 0))'
+}
+ok=0
+for _ in $(seq 100); do
+  states_prom=$(by_state)
+  if [ "$states_prom" = "$states_db" ]; then ok=1; break; fi
+  sleep 0.2
+  states_db=$(stack psql -At -c "SELECT coalesce (string_agg (state || '=' || n, ',' ORDER BY state), '')
+    FROM (SELECT state, count(*) AS n FROM delivery GROUP BY state) s")
+done
+echo "prometheus.sh: notices by state: database $states_db; Prometheus $states_prom"
+[ "$ok" = 1 ] || { echo "prometheus.sh: Prometheus's notices by state differ from the database" >&2; exit 1; }
 
 # BF_SCREENSHOT=FILE.png: Prometheus's graph page with some of the
 # dashboard's queries over the cycle, rendered by headless Chromium

@@ -537,6 +537,31 @@ test_builtins_and_whole_output_parse (void **state)
 }
 
 static void
+test_hidden_family_is_left_out (void **state)
+{
+    (void)state;
+    bf_metric_t *f = bf_metrics_gauge ("billflow_hidden_test", "Shown by one process only.", "state");
+    bf_series_t *s = bf_metric_series (f, "up");
+    bf_gauge_set (s, 7);
+    static parsed_t p;
+    char *text = s_render (&p);
+    assert_non_null (strstr (text, "\nbillflow_hidden_test{state=\"up\"} 7\n"));
+    free (text);
+    bf_metric_set_shown (f, false);
+    text = s_render (&p);
+    assert_null (strstr (text, "billflow_hidden_test"));
+    free (text);
+    /*  Its value is kept while hidden.  */
+    bf_gauge_add (s, 1);
+    bf_metric_set_shown (f, true);
+    text = s_render (&p);
+    assert_non_null (strstr (text, "# TYPE billflow_hidden_test gauge\n"));
+    assert_true (s_get (&p, "billflow_hidden_test", "state=up") == 8);
+    free (text);
+    bf_metric_set_shown (NULL, false); /* does nothing */
+}
+
+static void
 test_format_double (void **state)
 {
     (void)state;
@@ -563,6 +588,7 @@ main (void)
         cmocka_unit_test (test_histogram_buckets_are_cumulative),
         cmocka_unit_test (test_concurrent_updates_sum_exactly),
         cmocka_unit_test (test_builtins_and_whole_output_parse),
+        cmocka_unit_test (test_hidden_family_is_left_out),
         cmocka_unit_test (test_format_double),
     };
     return cmocka_run_group_tests (tests, bf_testutil_quiet_setup, bf_testutil_quiet_teardown);
