@@ -333,22 +333,31 @@ static void
 test_previous_month (void **state)
 {
     (void)state;
-    //  January gives December of the year before.
-    s_previous (s_utc (2027, 1, 15, 3, 0), "Asia/Seoul", "2026-12");
-    s_previous (s_utc (2027, 1, 15, 3, 0), "UTC", "2026-12");
-    s_previous (s_utc (2026, 12, 1, 0, 0), "UTC", "2026-11");
-    s_previous (s_utc (2028, 3, 1, 0, 0), "UTC", "2028-02");
-    //  Midnight of 1 November in Seoul is 15:00 UTC on 31 October: Seoul's
-    //  month has turned, UTC's has not.
-    s_previous (s_utc (2026, 10, 31, 15, 0), "Asia/Seoul", "2026-10");
-    s_previous (s_utc (2026, 10, 31, 14, 59), "Asia/Seoul", "2026-09");
-    s_previous (s_utc (2026, 10, 31, 15, 0), "UTC", "2026-09");
-    s_previous (s_utc (2026, 10, 31, 15, 0), "+09:00", "2026-10");
-    //  New Year in Seoul, still 31 December in UTC.
-    s_previous (s_utc (2026, 12, 31, 15, 0), "Asia/Seoul", "2026-12");
-    s_previous (s_utc (2026, 12, 31, 15, 0), "UTC", "2026-11");
-    s_previous (s_utc (2027, 1, 1, 2, 0), "-05:00", "2026-11");
-    s_previous (s_utc (1970, 1, 1, 0, 0), "-01:00", "1969-11");
+    static const struct {
+        int year, month, day, hour, minute;
+        const char *tz, *want;
+    } cases[] = {
+        //  January gives December of the year before.
+        { 2027, 1, 15, 3, 0, "Asia/Seoul", "2026-12" },
+        { 2027, 1, 15, 3, 0, "UTC", "2026-12" },
+        { 2026, 12, 1, 0, 0, "UTC", "2026-11" },
+        { 2028, 3, 1, 0, 0, "UTC", "2028-02" },
+        //  Midnight of 1 November in Seoul is 15:00 UTC on 31 October:
+        //  Seoul's month has turned, UTC's has not.
+        { 2026, 10, 31, 15, 0, "Asia/Seoul", "2026-10" },
+        { 2026, 10, 31, 14, 59, "Asia/Seoul", "2026-09" },
+        { 2026, 10, 31, 15, 0, "UTC", "2026-09" },
+        { 2026, 10, 31, 15, 0, "+09:00", "2026-10" },
+        //  New Year in Seoul, still 31 December in UTC.
+        { 2026, 12, 31, 15, 0, "Asia/Seoul", "2026-12" },
+        { 2026, 12, 31, 15, 0, "UTC", "2026-11" },
+        { 2027, 1, 1, 2, 0, "-05:00", "2026-11" },
+        { 1970, 1, 1, 0, 0, "-01:00", "1969-11" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        s_previous (s_utc (cases[i].year, cases[i].month, cases[i].day, cases[i].hour,
+                           cases[i].minute),
+                    cases[i].tz, cases[i].want);
     //  The tz database, when it is installed: New York in summer time
     //  (UTC-4) is still in June at 03:00 UTC on 1 July.
     if (access ("/usr/share/zoneinfo/America/New_York", R_OK) == 0 && !getenv ("TZDIR")) {
