@@ -1060,7 +1060,8 @@ s_k8s_addr (const char *text, size_t len)
 static size_t
 s_k8s_proto (const char *name, const char **lower)
 {
-    static const char *const protos[][2] = { { "TCP", "tcp" }, { "UDP", "udp" }, { "SCTP", "sctp" } };
+    static const char *const protos[][2]
+        = { { "TCP", "tcp" }, { "UDP", "udp" }, { "SCTP", "sctp" } };
     for (size_t i = 0; i < 3; i++) {
         size_t len = strlen (protos[i][0]);
         if (strncmp (name, protos[i][0], len) == 0) {
@@ -1101,7 +1102,8 @@ static bool
 s_k8s_word (const char *text, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (!isupper ((unsigned char)text[i]) && !isdigit ((unsigned char)text[i]) && text[i] != '_')
+        if (!isupper ((unsigned char)text[i]) && !isdigit ((unsigned char)text[i])
+            && text[i] != '_')
             return false;
     return true;
 }

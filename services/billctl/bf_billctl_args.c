@@ -607,8 +607,9 @@ s_build_previous (bf_billctl_opts_t *opts, int nwords, char *err, size_t errsize
     if (nwords > 0)
         return s_fail (err, errsize, "run start takes PERIOD or --previous-month, not both");
     char why[256];
-    if (bf_billctl_previous_period ((int64_t)time (NULL), opts->tz ? opts->tz : BF_BILLCTL_TZ_DEFAULT,
-                                    opts->period_buf, why, sizeof why)
+    if (bf_billctl_previous_period ((int64_t)time (NULL),
+                                    opts->tz ? opts->tz : BF_BILLCTL_TZ_DEFAULT, opts->period_buf,
+                                    why, sizeof why)
         != 0)
         return s_fail (err, errsize, "%s", why);
     opts->period = opts->period_buf;
@@ -891,8 +892,9 @@ bf_billctl_previous_period (int64_t now, const char *tz, char out[8], char *err,
         offset = 0;
     else if (tz[0] == '+' || tz[0] == '-') {
         if (s_fixed_offset (tz, &offset) != 0)
-            return bf_err_set (err, errsize, "--tz '%s' is not an offset (+HH:MM or -HH:MM, at"
-                               " most 14:00)", tz);
+            return bf_err_set (err, errsize,
+                               "--tz '%s' is not an offset (+HH:MM or -HH:MM, at most 14:00)",
+                               tz);
     }
     else if (s_zone_offset (now, tz, &offset, err, errsize) != 0)
         return -1;
@@ -900,7 +902,9 @@ bf_billctl_previous_period (int64_t now, const char *tz, char out[8], char *err,
     int64_t day = local / 86400 - (local % 86400 < 0 ? 1 : 0);
     int year, month, mday;
     bf_day_to_ymd ((bf_day_t)day, &year, &month, &mday);
-    bf_period_t period = { .year = month == 1 ? year - 1 : year, .month = month == 1 ? 12 : month - 1 };
+    bf_period_t period = { .year = year, .month = month - 1 };
+    if (month == 1) //  January: December of the year before
+        period = (bf_period_t){ .year = year - 1, .month = 12 };
     if (period.year < 1900 || period.year > 9999)
         return bf_err_set (err, errsize, "the previous month of %lld is out of range",
                            (long long)now);
