@@ -111,7 +111,9 @@ types_dir="$cache/$types_pkg-$types_version"
 if [ ! -f "$types_dir/package.json" ]; then
   rm -rf "$types_dir" "$cache/$types_pkg-$types_version.tgz"
   if (cd "$cache" && npm pack --silent "$types_pkg@$types_version" >/dev/null 2>"$out/npm.err"); then
-    sum=$(openssl dgst -sha512 -binary "$cache/$types_pkg-$types_version.tgz" | base64 -w0)
+    sum=$("$python" -c 'import base64, hashlib, sys
+print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' \
+      "$cache/$types_pkg-$types_version.tgz")
     if [ "$sum" != "$types_sha512" ]; then
       fail "$types_pkg-$types_version.tgz has checksum $sum, not the pinned one"
       finish
