@@ -512,7 +512,7 @@ test_env_kubernetes_services (void **state)
     (void)state;
     bf_config_t *config = bf_config_new ();
     char err[256] = "";
-    //  What the kubelet injects for Services billflow-notify (port zmq),
+    //  What the kubelet injects for Services billflow-notify (port http),
     //  billflow-settle-pub, and billflow itself: ignored.
     const char *injected[] = {
         "BILLFLOW_NOTIFY_SERVICE_HOST=10.96.0.12",
