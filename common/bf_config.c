@@ -1025,6 +1025,157 @@ bf_config_load_file (bf_config_t *self, const char *path, char *err, size_t errs
 //  ---------------------------------------------------------------------------
 //  Environment
 
+//  Variables Kubernetes injects for a Service named billflow-X (docker
+//  links style; X upper-cased, '-' as '_'), or billflow itself (X empty):
+//    BILLFLOW_X_SERVICE_HOST=10.0.0.11
+//    BILLFLOW_X_SERVICE_PORT=7100           BILLFLOW_X_SERVICE_PORT_ZMQ=7100
+//    BILLFLOW_X_PORT=tcp://10.0.0.11:7100   BILLFLOW_X_PORT_7100_TCP=tcp://10.0.0.11:7100
+//    BILLFLOW_X_PORT_7100_TCP_PROTO=tcp     BILLFLOW_X_PORT_7100_TCP_PORT=7100
+//    BILLFLOW_X_PORT_7100_TCP_ADDR=10.0.0.11
+//  Names and values are both checked, so a misspelt setting that happens to
+//  end in _PORT or _HOST is still refused unless its value looks like
+//  Kubernetes' own (a port number, an address, a tcp:// URL).
+
+//  Whether text[0..len) is a decimal port 1..65535 without leading zeros.
+static bool
+s_k8s_port (const char *text, size_t len)
+{
+    if (len == 0 || len > 5 || text[0] == '0')
+        return false;
+    long port = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit ((unsigned char)text[i]))
+            return false;
+        port = port * 10 + (text[i] - '0');
+    }
+    return port <= 65535;
+}
+
+//  Whether text[0..len) is a numeric IPv4 or IPv6 address (the characters
+//  only: Kubernetes writes the ClusterIP there).
+static bool
+s_k8s_addr (const char *text, size_t len)
+{
+    if (len == 0 || len > 45)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isxdigit ((unsigned char)text[i]) && text[i] != '.' && text[i] != ':')
+            return false;
+    return true;
+}
+
+//  The protocol of a PORT_<N>_<PROTO> name: its length in name, or 0.
+static size_t
+s_k8s_proto (const char *name, const char **lower)
+{
+    static const char *const protos[][2]
+        = { { "TCP", "tcp" }, { "UDP", "udp" }, { "SCTP", "sctp" } };
+    for (size_t i = 0; i < 3; i++) {
+        size_t len = strlen (protos[i][0]);
+        if (strncmp (name, protos[i][0], len) == 0) {
+            *lower = protos[i][1];
+            return len;
+        }
+    }
+    return 0;
+}
+
+//  Whether value is "<proto>://ADDR:PORT" (port, when given, must match).
+static bool
+s_k8s_url (const char *value, const char *proto, const char *port, size_t port_len)
+{
+    size_t plen = strlen (proto);
+    if (strncmp (value, proto, plen) != 0 || strncmp (value + plen, "://", 3) != 0)
+        return false;
+    const char *addr = value + plen + 3;
+    const char *colon = strrchr (addr, ':');
+    if (!colon)
+        return false;
+    size_t addr_len = (size_t)(colon - addr);
+    if (addr_len > 2 && addr[0] == '[' && addr[addr_len - 1] == ']') {
+        addr++; //  IPv6, as net.JoinHostPort writes it
+        addr_len -= 2;
+    }
+    if (!s_k8s_addr (addr, addr_len))
+        return false;
+    const char *p = colon + 1;
+    if (!s_k8s_port (p, strlen (p)))
+        return false;
+    return !port || (strlen (p) == port_len && strncmp (p, port, port_len) == 0);
+}
+
+//  Whether text[0..len) is all of A-Z 0-9 _ (a Service or port name as
+//  Kubernetes writes it in a variable).
+static bool
+s_k8s_word (const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isupper ((unsigned char)text[i]) && !isdigit ((unsigned char)text[i])
+            && text[i] != '_')
+            return false;
+    return true;
+}
+
+//  Whether the suffix rest[0..rlen) of a Service's variable and its value
+//  are one of the shapes above.
+static bool
+s_k8s_suffix (const char *rest, size_t rlen, const char *value)
+{
+    size_t vlen = strlen (value);
+    if (rlen == 12 && strncmp (rest, "SERVICE_HOST", 12) == 0)
+        return s_k8s_addr (value, vlen);
+    if (rlen == 12 && strncmp (rest, "SERVICE_PORT", 12) == 0)
+        return s_k8s_port (value, vlen);
+    if (rlen > 13 && strncmp (rest, "SERVICE_PORT_", 13) == 0)
+        return s_k8s_port (value, vlen);
+    if (rlen == 4 && strncmp (rest, "PORT", 4) == 0)
+        return s_k8s_url (value, "tcp", NULL, 0) || s_k8s_url (value, "udp", NULL, 0)
+               || s_k8s_url (value, "sctp", NULL, 0);
+    if (rlen <= 5 || strncmp (rest, "PORT_", 5) != 0)
+        return false;
+    //  PORT_<N>_<PROTO>[_PROTO|_PORT|_ADDR]
+    const char *port = rest + 5;
+    size_t port_len = 0;
+    while (5 + port_len < rlen && isdigit ((unsigned char)port[port_len]))
+        port_len++;
+    if (!s_k8s_port (port, port_len) || 5 + port_len >= rlen || port[port_len] != '_')
+        return false;
+    const char *lower = NULL;
+    const char *proto = port + port_len + 1;
+    size_t proto_len = s_k8s_proto (proto, &lower);
+    if (!proto_len)
+        return false;
+    const char *tail = proto + proto_len;
+    size_t tail_len = rlen - (size_t)(tail - rest);
+    if (tail_len == 0)
+        return s_k8s_url (value, lower, port, port_len);
+    if (tail_len == 6 && strncmp (tail, "_PROTO", 6) == 0)
+        return strcmp (value, lower) == 0;
+    if (tail_len == 5 && strncmp (tail, "_PORT", 5) == 0)
+        return vlen == port_len && strncmp (value, port, port_len) == 0;
+    if (tail_len == 5 && strncmp (tail, "_ADDR", 5) == 0)
+        return s_k8s_addr (value, vlen);
+    return false;
+}
+
+//  Whether name[0..len) (after BILLFLOW_) and value are one of the shapes
+//  above, for a Service billflow (no X) or billflow-X.
+static bool
+s_k8s_service_var (const char *name, size_t len, const char *value)
+{
+    if (!s_k8s_word (name, len))
+        return false;
+    //  X may itself hold "_PORT" or "_SERVICE": try each split after an
+    //  underscore.
+    for (size_t x = 0; x < len; x++) {
+        if (x > 0 && (x < 2 || name[x - 1] != '_'))
+            continue;
+        if (s_k8s_suffix (name + x, len - x, value))
+            return true;
+    }
+    return false;
+}
+
 int
 bf_config_load_env (bf_config_t *self, const char *const *envp, char *err, size_t errsize)
 {
@@ -1061,6 +1212,11 @@ bf_config_load_env (bf_config_t *self, const char *const *envp, char *err, size_
         }
         snprintf (source, sizeof source, "env %s", s_printable (name_copy, name, sizeof name));
         free (name_copy);
+        if (index == S_COUNT
+            && s_k8s_service_var (entry + prefix_len, name_len - prefix_len, equals + 1)) {
+            bf_debug ("%s: ignored (a variable Kubernetes sets for a Service)", source);
+            continue;
+        }
         if (index == S_COUNT) {
             bf_err_set (err, errsize,
                         "%s: unknown setting (no billflow setting has this variable name)", source);

@@ -92,6 +92,8 @@ typedef struct {
     const char *target;   /* commands --target */
     const char *actor;    /* audit --actor */
     const char *interval; /* run watch --interval as given */
+    const char *tz;       /* run start --tz (with --previous-month) */
+    bool previous_month;  /* run start --previous-month: PERIOD derived */
     int interval_ms;      /* run watch --interval, parsed */
 
     /*  The request (not for keygen): catalogue target and verb, and the
@@ -105,6 +107,8 @@ typedef struct {
 
     char channel_buf[8];
     char state_buf[16];
+    char period_buf[8];      /* the derived PERIOD */
+    char command_id_buf[24]; /* the derived id: run-start-PERIOD */
 } bf_billctl_opts_t;
 
 /*  Parses argv[1..argc-1] into opts (which it zeroes first). Returns 0, or
@@ -113,6 +117,20 @@ typedef struct {
     opts->help set and opts->cmd the command named so far (NONE when none);
     the rest of the line is not checked then. Does not print anything.  */
 int bf_billctl_parse (int argc, char **argv, bf_billctl_opts_t *opts, char *err, size_t errsize);
+
+/*  The time zone run start --previous-month uses when --tz is not given:
+    billing periods are Asia/Seoul calendar months.  */
+#define BF_BILLCTL_TZ_DEFAULT "Asia/Seoul"
+
+/*  Writes into out the period (YYYY-MM) before the calendar month that the
+    instant now (Unix seconds) falls in, in the time zone tz: January 2027
+    gives 2026-12. tz is "Asia/Seoul" (UTC+9 without daylight saving, built
+    in), "UTC", a fixed offset "+HH:MM" / "-HH:MM" (up to 14:00), or
+    another IANA zone name read from the tz database ($TZDIR or
+    /usr/share/zoneinfo; a name that is not there is an error, never UTC).
+    Returns 0, or -1 with a reason in err.  */
+int bf_billctl_previous_period (int64_t now, const char *tz, char out[8], char *err,
+                                size_t errsize);
 
 /*  Writes the help of cmd (NONE: the whole program, with every command,
     the global options and the exit codes).  */

@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "bf_billctl.h"
 #include "bf_cmdargs.h"
 #include "bf_config.h"
 #include "bf_date.h"
+#include "bf_log.h"
 #include "bf_verbs.h"
 
 #define S_BIT(cmd) (1u << (cmd))
@@ -31,15 +34,24 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands[] = {
-    { BF_BILLCTL_RUN_START, "run", "start", "run start PERIOD",
+    { BF_BILLCTL_RUN_START, "run", "start", "run start PERIOD | --previous-month [--tz ZONE]",
       "start the settlement run of PERIOD",
       "Starts the settlement run of PERIOD (YYYY-MM) in settle (verb run.start). Starting a\n"
       "period that already has a run finds that run; re-running a settled period re-rates\n"
       "changed subscribers only.\n"
       "\n"
+      "options:\n"
+      "  --previous-month  instead of PERIOD: the month before the current one in ZONE;\n"
+      "                    the command id is then run-start-PERIOD unless --command-id\n"
+      "                    is given, so a retried or doubled job starts one run\n"
+      "  --tz ZONE         Asia/Seoul (default), UTC, +HH:MM / -HH:MM, or a zone of the\n"
+      "                    tz database\n"
+      "\n"
       "example:\n"
       "  billctl run start 2026-10\n"
-      "  billctl run start 2026-10 --command-id cron-run-start-2026-10\n",
+      "  billctl run start 2026-10 --command-id cron-run-start-2026-10\n"
+      "  billctl run start --previous-month   (on 2026-11-01 in Seoul: 2026-10,\n"
+      "                                        command id run-start-2026-10)\n",
       "run.start", 1, 1 },
     { BF_BILLCTL_RUN_STOP, "run", "stop", "run stop PERIOD",
       "stop the run after the chunks in hand",
@@ -198,7 +210,7 @@ static const s_command_t s_commands[] = {
 
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
-typedef enum { S_STRING, S_FLAG_JSON, S_FLAG_HELP } s_kind_t;
+typedef enum { S_STRING, S_FLAG_JSON, S_FLAG_HELP, S_FLAG_PREVIOUS } s_kind_t;
 
 typedef struct {
     const char *name; /* without the leading "--" */
@@ -221,6 +233,8 @@ static const s_option_t s_options[] = {
     { "json", S_FLAG_JSON, 0, 0 },
     { "help", S_FLAG_HELP, 0, 0 },
     { "interval", S_STRING, S_FIELD (interval), S_BIT (BF_BILLCTL_RUN_WATCH) },
+    { "previous-month", S_FLAG_PREVIOUS, 0, S_BIT (BF_BILLCTL_RUN_START) },
+    { "tz", S_STRING, S_FIELD (tz), S_BIT (BF_BILLCTL_RUN_START) },
     { "run", S_STRING, S_FIELD (run_id), S_BIT (BF_BILLCTL_NOTIFY_RETRY) },
     { "ids", S_STRING, S_FIELD (ids), S_BIT (BF_BILLCTL_NOTIFY_RETRY) },
     { "channel", S_STRING, S_FIELD (channel), S_BIT (BF_BILLCTL_NOTIFY_FAILURES) },
@@ -583,11 +597,40 @@ s_build_verb (bf_billctl_opts_t *opts, char *err, size_t errsize)
     return 0;
 }
 
+/*  run start --previous-month [--tz ZONE]: PERIOD from the clock, and
+    the command id from PERIOD unless one was given.  */
+static int
+s_build_previous (bf_billctl_opts_t *opts, int nwords, char *err, size_t errsize)
+{
+    if (!opts->previous_month)
+        return s_fail (err, errsize, "--tz applies to --previous-month only");
+    if (nwords > 0)
+        return s_fail (err, errsize, "run start takes PERIOD or --previous-month, not both");
+    char why[256];
+    if (bf_billctl_previous_period ((int64_t)time (NULL),
+                                    opts->tz ? opts->tz : BF_BILLCTL_TZ_DEFAULT, opts->period_buf,
+                                    why, sizeof why)
+        != 0)
+        return s_fail (err, errsize, "%s", why);
+    opts->period = opts->period_buf;
+    if (!opts->command_id) {
+        snprintf (opts->command_id_buf, sizeof opts->command_id_buf, "run-start-%s",
+                  opts->period_buf);
+        opts->command_id = opts->command_id_buf;
+    }
+    opts->req_verb = s_command (opts->cmd)->verb;
+    if (s_build_args (opts, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
+    return s_build_verb (opts, err, errsize);
+}
+
 /*  Checks the command's own arguments and builds the request.  */
 static int
 s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, size_t errsize)
 {
     const s_command_t *command = s_command (opts->cmd);
+    if (opts->cmd == BF_BILLCTL_RUN_START && (opts->previous_month || opts->tz))
+        return s_build_previous (opts, nwords, err, errsize);
     if (nwords < command->min_args) {
         if (opts->cmd == BF_BILLCTL_KEYGEN)
             return s_fail (err, errsize, "keygen needs a NAME for the key pair");
@@ -638,6 +681,8 @@ s_option (bf_billctl_opts_t *opts, int argc, char **argv, int *i, const s_option
             return s_fail (err, errsize, "option '--%s' takes no value", option->name);
         if (option->kind == S_FLAG_JSON)
             opts->json = true;
+        else if (option->kind == S_FLAG_PREVIOUS)
+            opts->previous_month = true;
         else
             opts->help = true;
         return 0;
@@ -773,4 +818,96 @@ bf_billctl_help (FILE *out, bf_billctl_cmd_t cmd)
     }
     fprintf (out, "\n%s\n%s\nSee `billctl COMMAND --help` and docs/billctl.md.\n", s_global_help,
              s_exit_help);
+}
+
+//  ---------------------------------------------------------------------------
+//  The previous month
+
+//  "+HH:MM" / "-HH:MM" into seconds east of UTC. Returns 0 or -1.
+static int
+s_fixed_offset (const char *tz, int64_t *offset)
+{
+    if ((tz[0] != '+' && tz[0] != '-') || strlen (tz) != 6 || tz[3] != ':')
+        return -1;
+    for (int i = 1; i < 6; i++)
+        if (i != 3 && !isdigit ((unsigned char)tz[i]))
+            return -1;
+    int hours = (tz[1] - '0') * 10 + (tz[2] - '0');
+    int minutes = (tz[4] - '0') * 10 + (tz[5] - '0');
+    if (minutes > 59 || hours * 60 + minutes > 14 * 60)
+        return -1;
+    *offset = (int64_t)(hours * 3600 + minutes * 60) * (tz[0] == '-' ? -1 : 1);
+    return 0;
+}
+
+//  The offset of the IANA zone tz at now, from the tz database. The zone
+//  must exist there: glibc would silently take UTC for a missing one.
+static int
+s_zone_offset (int64_t now, const char *tz, int64_t *offset, char *err, size_t errsize)
+{
+    size_t len = strlen (tz);
+    bool name_ok = len > 0 && len < 64 && tz[0] != '/' && !strstr (tz, "..");
+    for (const char *p = tz; name_ok && *p; p++)
+        name_ok = isalnum ((unsigned char)*p) || strchr ("/_+-", *p);
+    if (!name_ok)
+        return bf_err_set (err, errsize,
+                           "--tz '%s' is not a time zone (Asia/Seoul, UTC, +09:00, or a name"
+                           " of the tz database)",
+                           tz);
+    const char *tzdir = getenv ("TZDIR");
+    char path[512];
+    snprintf (path, sizeof path, "%s/%s", tzdir && *tzdir ? tzdir : "/usr/share/zoneinfo", tz);
+    struct stat st;
+    if (stat (path, &st) != 0 || !S_ISREG (st.st_mode))
+        return bf_err_set (err, errsize,
+                           "--tz '%s': no such zone in the tz database (%s); use Asia/Seoul,"
+                           " UTC or +HH:MM",
+                           tz, path);
+    char *saved = getenv ("TZ") ? strdup (getenv ("TZ")) : NULL;
+    setenv ("TZ", tz, 1);
+    tzset ();
+    time_t t = (time_t)now;
+    struct tm local;
+    bool ok = localtime_r (&t, &local) != NULL;
+    if (saved) {
+        setenv ("TZ", saved, 1);
+        free (saved);
+    }
+    else
+        unsetenv ("TZ");
+    tzset ();
+    if (!ok)
+        return bf_err_set (err, errsize, "--tz '%s': cannot convert the time", tz);
+    *offset = local.tm_gmtoff;
+    return 0;
+}
+
+int
+bf_billctl_previous_period (int64_t now, const char *tz, char out[8], char *err, size_t errsize)
+{
+    int64_t offset = 0;
+    if (!tz || !strcmp (tz, "Asia/Seoul"))
+        offset = 9 * 3600; //  KST; no daylight saving since 1988
+    else if (!strcmp (tz, "UTC") || !strcmp (tz, "Etc/UTC"))
+        offset = 0;
+    else if (tz[0] == '+' || tz[0] == '-') {
+        if (s_fixed_offset (tz, &offset) != 0)
+            return bf_err_set (err, errsize,
+                               "--tz '%s' is not an offset (+HH:MM or -HH:MM, at most 14:00)",
+                               tz);
+    }
+    else if (s_zone_offset (now, tz, &offset, err, errsize) != 0)
+        return -1;
+    int64_t local = now + offset;
+    int64_t day = local / 86400 - (local % 86400 < 0 ? 1 : 0);
+    int year, month, mday;
+    bf_day_to_ymd ((bf_day_t)day, &year, &month, &mday);
+    bf_period_t period = { .year = year, .month = month - 1 };
+    if (month == 1) //  January: December of the year before
+        period = (bf_period_t){ .year = year - 1, .month = 12 };
+    if (period.year < 1900 || period.year > 9999)
+        return bf_err_set (err, errsize, "the previous month of %lld is out of range",
+                           (long long)now);
+    bf_period_format (period, out);
+    return 0;
 }

@@ -804,6 +804,62 @@ test_billctl (void **state)
     free (out);
 }
 
+/*  --- billctl run start --previous-month: the monthly CronJob ----------- */
+
+/*  The CronJob of deploy/k8s runs `billctl run start --previous-month`; a
+    retried or doubled job runs it again. Both start the one run of the
+    month before this one (Asia/Seoul), under the one command id
+    run-start-PERIOD: the second is answered from control's store.  */
+static void
+test_billctl_previous_month (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    //  The previous month in Seoul (UTC+9), computed here independently.
+    time_t now = time (NULL) + 9 * 3600;
+    struct tm seoul;
+    gmtime_r (&now, &seoul);
+    int year = seoul.tm_year + 1900, month = seoul.tm_mon; //  tm_mon is 0-based: the month before
+    if (month == 0) {
+        month = 12;
+        year--;
+    }
+    char period[24], id[48], sql[256];
+    snprintf (period, sizeof period, "%04d-%02d", year, month);
+    snprintf (id, sizeof id, "run-start-%s", period);
+
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_proc_start (&s->settle[0]);
+    s_wait_registered ("settle");
+    char *out = NULL;
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL,
+                                 "--json run start --previous-month --tz Asia/Seoul"),
+                      0);
+    if (!strstr (out, id) || !strstr (out, "\"replayed\":false"))
+        fail_msg ("first run start --previous-month: %s", out);
+    free (out);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "--json run start --previous-month"),
+                      0);
+    if (!strstr (out, id) || !strstr (out, "\"replayed\":true"))
+        fail_msg ("second run start --previous-month: %s", out);
+    free (out);
+    snprintf (sql, sizeof sql, "SELECT count (*) FROM settlement_run WHERE period = '%s'", period);
+    assert_int_equal (bf_testdb_scalar (s->conn, sql), 1);
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM command WHERE verb = 'run.start' AND command_id = '%s'", id);
+    assert_int_equal (bf_testdb_scalar (s->conn, sql), 1);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM command"
+                                                 " WHERE verb = 'run.start'"),
+                      1);
+    //  A bad zone never leaves billctl.
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL,
+                                 "run start --previous-month --tz Mars/Olympus_Mons"),
+                      2);
+    assert_non_null (strstr (out, "no such zone"));
+    free (out);
+}
+
 /*  --- failover between two control processes ----------------------------- */
 
 static void
@@ -869,6 +925,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_report_with_field_zero, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_roles_and_rejections, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_billctl, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_billctl_previous_month, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failover, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -17,9 +17,11 @@
 #include <errno.h>
 #include <jansson.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bf_billctl.h"
+#include "bf_date.h"
 #include "bf_log.h"
 #include "bf_testutil.h"
 
@@ -307,6 +309,102 @@ test_parse_run_commands (void **state)
     assert_int_equal (opts.interval_ms, 250);
     s_ok (ARGV ("run", "watch", "--interval=5000", "2026-10"), &opts);
     assert_int_equal (opts.interval_ms, 5000);
+}
+
+/*  Unix seconds of a UTC date and time.  */
+static int64_t
+s_utc (int year, int month, int day, int hour, int minute)
+{
+    return (int64_t)bf_day_from_ymd (year, month, day) * 86400 + hour * 3600 + minute * 60;
+}
+
+/*  The previous period of now in tz, which must be want.  */
+static void
+s_previous (int64_t now, const char *tz, const char *want)
+{
+    char out[8] = "", err[256] = "";
+    if (bf_billctl_previous_period (now, tz, out, err, sizeof err) != 0)
+        fail_msg ("previous period of %lld in %s: %s", (long long)now, tz, err);
+    if (strcmp (out, want))
+        fail_msg ("previous period of %lld in %s: %s, not %s", (long long)now, tz, out, want);
+}
+
+static void
+test_previous_month (void **state)
+{
+    (void)state;
+    static const struct {
+        int year, month, day, hour, minute;
+        const char *tz, *want;
+    } cases[] = {
+        //  January gives December of the year before.
+        { 2027, 1, 15, 3, 0, "Asia/Seoul", "2026-12" },
+        { 2027, 1, 15, 3, 0, "UTC", "2026-12" },
+        { 2026, 12, 1, 0, 0, "UTC", "2026-11" },
+        { 2028, 3, 1, 0, 0, "UTC", "2028-02" },
+        //  Midnight of 1 November in Seoul is 15:00 UTC on 31 October:
+        //  Seoul's month has turned, UTC's has not.
+        { 2026, 10, 31, 15, 0, "Asia/Seoul", "2026-10" },
+        { 2026, 10, 31, 14, 59, "Asia/Seoul", "2026-09" },
+        { 2026, 10, 31, 15, 0, "UTC", "2026-09" },
+        { 2026, 10, 31, 15, 0, "+09:00", "2026-10" },
+        //  New Year in Seoul, still 31 December in UTC.
+        { 2026, 12, 31, 15, 0, "Asia/Seoul", "2026-12" },
+        { 2026, 12, 31, 15, 0, "UTC", "2026-11" },
+        { 2027, 1, 1, 2, 0, "-05:00", "2026-11" },
+        { 1970, 1, 1, 0, 0, "-01:00", "1969-11" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        s_previous (s_utc (cases[i].year, cases[i].month, cases[i].day, cases[i].hour,
+                           cases[i].minute),
+                    cases[i].tz, cases[i].want);
+    //  The tz database, when it is installed: New York in summer time
+    //  (UTC-4) is still in June at 03:00 UTC on 1 July.
+    if (access ("/usr/share/zoneinfo/America/New_York", R_OK) == 0 && !getenv ("TZDIR")) {
+        s_previous (s_utc (2026, 7, 1, 3, 0), "America/New_York", "2026-05");
+        s_previous (s_utc (2026, 7, 1, 5, 0), "America/New_York", "2026-06");
+        s_previous (s_utc (2026, 10, 31, 15, 0), "Asia/Tokyo", "2026-10");
+    }
+    char out[8], err[256];
+    static const char *const bad[] = { "+15:00", "+9", "+09:60", "09:00", "Mars/Olympus_Mons",
+                                       "../etc/passwd", "/etc/localtime", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        if (bf_billctl_previous_period (s_utc (2026, 11, 1, 0, 0), bad[i], out, err, sizeof err)
+            != -1)
+            fail_msg ("--tz '%s' accepted", bad[i]);
+        assert_non_null (strstr (err, "--tz"));
+    }
+
+    //  The command line: PERIOD from the clock, the id from PERIOD.
+    bf_billctl_opts_t opts;
+    char want[8], id[32];
+    assert_int_equal (bf_billctl_previous_period ((int64_t)time (NULL), "Asia/Seoul", want, err,
+                                                  sizeof err),
+                      0);
+    snprintf (id, sizeof id, "run-start-%s", want);
+    s_ok (ARGV ("run", "start", "--previous-month"), &opts);
+    assert_string_equal (opts.req_verb, "run.start");
+    assert_string_equal (s_arg (&opts, "period"), want);
+    assert_string_equal (opts.command_id, id);
+    s_ok (ARGV ("run", "start", "--previous-month", "--tz", "Asia/Seoul", "--command-id", "c-1"),
+          &opts);
+    assert_string_equal (s_arg (&opts, "period"), want);
+    assert_string_equal (opts.command_id, "c-1");
+    s_ok (ARGV ("--json", "run", "start", "--previous-month", "--tz=UTC"), &opts);
+    assert_true (opts.json);
+    assert_non_null (strstr (opts.command_id, "run-start-"));
+    //  A period given explicitly keeps a fresh id.
+    s_ok (ARGV ("run", "start", "2026-10"), &opts);
+    assert_null (opts.command_id);
+    s_usage_error (ARGV ("run", "start", "2026-10", "--previous-month"), "not both");
+    s_usage_error (ARGV ("run", "start", "--tz", "UTC"), "--tz applies to --previous-month");
+    s_usage_error (ARGV ("run", "start", "--previous-month", "--tz", "Mars/Olympus_Mons"),
+                   "no such zone");
+    s_usage_error (ARGV ("run", "stop", "--previous-month"), "does not apply");
+    s_usage_error (ARGV ("run", "start", "--previous-month", "--command-id", "bad id"),
+                   "--command-id must be");
+    s_usage_error (ARGV ("run", "start", "--previous-month", "--previous-month"), "given twice");
 }
 
 static void
@@ -1303,6 +1401,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_parse_run_commands),
+        cmocka_unit_test (test_previous_month),
         cmocka_unit_test (test_parse_run_report),
         cmocka_unit_test (test_parse_bad_period),
         cmocka_unit_test (test_parse_notify),

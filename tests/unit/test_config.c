@@ -507,6 +507,69 @@ test_env (void **state)
 }
 
 static void
+test_env_kubernetes_services (void **state)
+{
+    (void)state;
+    bf_config_t *config = bf_config_new ();
+    char err[256] = "";
+    //  What the kubelet injects for Services billflow-notify (port http),
+    //  billflow-settle-pub, and billflow itself: ignored.
+    const char *injected[] = {
+        "BILLFLOW_NOTIFY_SERVICE_HOST=10.96.0.12",
+        "BILLFLOW_NOTIFY_SERVICE_PORT=9102",
+        "BILLFLOW_NOTIFY_SERVICE_PORT_HTTP=9102",
+        "BILLFLOW_NOTIFY_PORT=tcp://10.96.0.12:9102",
+        "BILLFLOW_NOTIFY_PORT_9102_TCP=tcp://10.96.0.12:9102",
+        "BILLFLOW_NOTIFY_PORT_9102_TCP_PROTO=tcp",
+        "BILLFLOW_NOTIFY_PORT_9102_TCP_PORT=9102",
+        "BILLFLOW_NOTIFY_PORT_9102_TCP_ADDR=10.96.0.12",
+        "BILLFLOW_SETTLE_PUB_SERVICE_HOST=fd00::1:2",
+        "BILLFLOW_SETTLE_PUB_SERVICE_PORT_EVENT_STREAM=7101",
+        "BILLFLOW_SETTLE_PUB_PORT_7101_UDP=udp://[fd00::1:2]:7101",
+        "BILLFLOW_SETTLE_PUB_PORT_7101_SCTP_PROTO=sctp",
+        "BILLFLOW_SERVICE_HOST=10.96.0.1",
+        "BILLFLOW_PORT=tcp://10.96.0.1:80",
+        "BILLFLOW_LOG_LEVEL=warn",
+        NULL,
+    };
+    assert_int_equal (bf_config_load_env (config, injected, err, sizeof err), 0);
+    assert_string_equal (bf_config_str (config, "log.level"), "warn");
+    //  A real setting still wins over the shape (service.instance).
+    const char *real[] = { "BILLFLOW_SERVICE_INSTANCE=settle-1", NULL };
+    assert_int_equal (bf_config_load_env (config, real, err, sizeof err), 0);
+    assert_string_equal (bf_config_str (config, "service.instance"), "settle-1");
+
+    //  A real unknown setting is still refused, and so is each near miss:
+    //  a name of the wrong shape, or a Kubernetes name with a value that is
+    //  not Kubernetes' own.
+    const char *refused[][2] = {
+        { "BILLFLOW_NOTIFY_BATCHSIZE=10", "BILLFLOW_NOTIFY_BATCHSIZE" },
+        { "BILLFLOW_NOTIFY_PORTS=tcp://10.96.0.12:9102", "BILLFLOW_NOTIFY_PORTS" },
+        { "BILLFLOW_NOTIFY_SERVICE_HOSTS=10.96.0.12", "BILLFLOW_NOTIFY_SERVICE_HOSTS" },
+        { "BILLFLOW_NOTIFY_PORT_9102_TCP_HOST=10.96.0.12", "BILLFLOW_NOTIFY_PORT_9102_TCP_HOST" },
+        { "BILLFLOW_NOTIFY_PORT_9102_HTTP=tcp://10.96.0.12:9102",
+          "BILLFLOW_NOTIFY_PORT_9102_HTTP" },
+        { "BILLFLOW_NOTIFY_PORT_9102_TCP=tcp://10.96.0.12:9103", "BILLFLOW_NOTIFY_PORT_9102_TCP" },
+        { "BILLFLOW_NOTIFY_PORT_9102_TCP_PORT=9103", "BILLFLOW_NOTIFY_PORT_9102_TCP_PORT" },
+        { "BILLFLOW_NOTIFY_PORT_9102_TCP_PROTO=udp", "BILLFLOW_NOTIFY_PORT_9102_TCP_PROTO" },
+        { "BILLFLOW_NOTIFY_PORT_70000_TCP_PORT=70000", "BILLFLOW_NOTIFY_PORT_70000_TCP_PORT" },
+        { "BILLFLOW_SMTP_PORT=587", "BILLFLOW_SMTP_PORT" },
+        { "BILLFLOW_SMTP_SERVICE_PORT=smtp", "BILLFLOW_SMTP_SERVICE_PORT" },
+        { "BILLFLOW_DB_SERVICE_HOST=db.example", "BILLFLOW_DB_SERVICE_HOST" },
+        { "BILLFLOW_notify_SERVICE_HOST=10.96.0.12", "BILLFLOW_notify_SERVICE_HOST" },
+        { "BILLFLOW__SERVICE_HOSTX=10.96.0.12", "BILLFLOW__SERVICE_HOSTX" },
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *env[] = { refused[i][0], NULL };
+        if (bf_config_load_env (config, env, err, sizeof err) != -1)
+            fail_msg ("%s was accepted", refused[i][0]);
+        s_assert_contains (err, refused[i][1]);
+        s_assert_contains (err, "unknown setting");
+    }
+    bf_config_destroy (&config);
+}
+
+static void
 test_load (void **state)
 {
     (void)state;
@@ -682,6 +745,7 @@ main (void)
         cmocka_unit_test (test_string_values),
         cmocka_unit_test (test_set_errors),
         cmocka_unit_test (test_env),
+        cmocka_unit_test (test_env_kubernetes_services),
         cmocka_unit_test (test_load),
         cmocka_unit_test (test_secret_hidden),
         cmocka_unit_test (test_dump),

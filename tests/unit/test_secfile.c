@@ -17,6 +17,7 @@
 
 #include "bf_config.h"
 #include "bf_curve.h"
+#include "bf_pii.h"
 #include "bf_secfile.h"
 #include "bf_testutil.h"
 
@@ -127,12 +128,91 @@ test_places (void **state)
     bf_testutil_rmdir (&dir);
 }
 
+/*  A Secret as the kubelet mounts it under fsGroup: each key a link
+    KEY -> ..data/KEY, ..data a link to a timestamped directory, the files
+    0440 root:fsGroup. The rule applies to the file behind the links: 0440
+    with the process's own group is read; another group's, world-readable
+    or group-writable is refused, through the links too.  */
+static void
+test_kubernetes_mount (void **state)
+{
+    (void)state;
+    char *dir = bf_testutil_tmpdir ("test_secfile_k8s");
+    char data[400], link[512], path[512], err[512];
+    snprintf (data, sizeof data, "%s/..2026_12_06_00_00_00.123456789", dir);
+    assert_int_equal (mkdir (data, 0755), 0);
+    snprintf (link, sizeof link, "%s/..data", dir);
+    assert_int_equal (symlink ("..2026_12_06_00_00_00.123456789", link), 0);
+
+    //  The PII key and a CURVE secret key, 0440 with the process's group.
+    snprintf (path, sizeof path, "%s/pii.key", data);
+    s_write (path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", 0440);
+    snprintf (link, sizeof link, "%s/pii.key", dir);
+    assert_int_equal (symlink ("..data/pii.key", link), 0);
+    zcert_t *cert = zcert_new ();
+    snprintf (path, sizeof path, "%s/control.key", data);
+    assert_int_equal (zcert_save (cert, path), 0);
+    zcert_destroy (&cert);
+    snprintf (path, sizeof path, "%s/control.key_secret", data);
+    assert_int_equal (chmod (path, 0440), 0);
+    snprintf (link, sizeof link, "%s/control.key_secret", dir);
+    assert_int_equal (symlink ("..data/control.key_secret", link), 0);
+
+    char pii_link[512], key_link[512], pii_file[512];
+    snprintf (pii_link, sizeof pii_link, "%s/pii.key", dir);
+    snprintf (key_link, sizeof key_link, "%s/control.key_secret", dir);
+    snprintf (pii_file, sizeof pii_file, "%s/pii.key", data);
+    assert_int_equal (chown (pii_file, (uid_t)-1, getegid ()), 0);
+    assert_int_equal (chown (path, (uid_t)-1, getegid ()), 0);
+    bf_pii_t *pii = bf_pii_load (pii_link, NULL, err, sizeof err);
+    if (!pii)
+        fail_msg ("0440 with the process's group refused: %s", err);
+    bf_pii_destroy (&pii);
+    cert = bf_curve_load_secret (key_link, err, sizeof err);
+    if (!cert)
+        fail_msg ("0440 secret key with the process's group refused: %s", err);
+    zcert_destroy (&cert);
+
+    //  World-readable, or group-writable: refused through the links.
+    assert_int_equal (chmod (pii_file, 0444), 0);
+    assert_null (bf_pii_load (pii_link, NULL, err, sizeof err));
+    assert_non_null (strstr (err, "0444"));
+    assert_int_equal (chmod (pii_file, 0460), 0);
+    assert_null (bf_pii_load (pii_link, NULL, err, sizeof err));
+    assert_non_null (strstr (err, "0460"));
+    assert_int_equal (chmod (path, 0640 | 0020), 0);
+    assert_null (bf_curve_load_secret (key_link, err, sizeof err));
+    assert_non_null (strstr (err, "0660"));
+
+    //  0440 with a group the process is not in: refused, naming the group.
+    //  (Changing a file's group to a foreign one needs root; a test run as
+    //  another user checks the rule itself in test_rule.)
+    assert_int_equal (chmod (pii_file, 0440), 0);
+    gid_t foreign = s_foreign_gid ();
+    if (chown (pii_file, (uid_t)-1, foreign) == 0) {
+        assert_null (bf_pii_load (pii_link, NULL, err, sizeof err));
+        char group[32];
+        snprintf (group, sizeof group, "group %u", (unsigned)foreign);
+        assert_non_null (strstr (err, group));
+        assert_non_null (strstr (err, "not this process's group"));
+    }
+    //  The timestamped directory first (bf_testutil_rmdir removes files).
+    static const char *const files[] = { "pii.key", "control.key", "control.key_secret" };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf (path, sizeof path, "%s/%s", data, files[i]);
+        unlink (path);
+    }
+    rmdir (data);
+    bf_testutil_rmdir (&dir);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_rule),
         cmocka_unit_test (test_places),
+        cmocka_unit_test (test_kubernetes_mount),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

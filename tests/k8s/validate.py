@@ -1,0 +1,343 @@
+#!/usr/bin/python3
+"""validate.py — checks rendered Kubernetes manifests without a cluster.
+
+    validate.py --types DIR [--restricted] FILE...
+
+Every object of every FILE (multi-document YAML, as `kubectl kustomize`
+prints it) is checked against the Kubernetes API types that the npm package
+kubernetes-types ships as TypeScript declarations (DIR is its unpacked
+package directory; the types are generated from the API's OpenAPI schema):
+
+- apiVersion and kind must name a type of the API (an unknown or removed
+  version, e.g. batch/v1beta1 CronJob, is an error);
+- every field must be one the type declares: an unknown field, such as a
+  misspelt `readinesProbe`, is an error (as `kubectl apply
+  --validate=strict` would say);
+- required fields must be present, and values must have the declared type
+  (string, number, boolean, list, map, object).
+
+With --restricted, every pod template (Deployment, StatefulSet, Job,
+CronJob, Pod, ...) must also pass Pod Security "restricted" and the
+project's rules (deploy/README.md, "What the CI proof covers").
+
+Prints one line per problem and exits 1 when there is any, 2 on a usage
+or setup error, 0 otherwise.
+"""
+
+import os
+import re
+import sys
+
+import yaml
+
+# --- the types ---------------------------------------------------------------
+
+FIELD = re.compile(r'^    (?:readonly )?("?[A-Za-z_$][\w$-]*"?)(\?)?: (.*)$')
+MAP_ENTRY = re.compile(r'^        \[name: string\]: (.*);$')
+IMPORT = re.compile(r'^import \{ ([^}]*) \} from "([^"]+)";$')
+ALIAS = re.compile(r'^export type (\w+) = (.*);$')
+INTERFACE = re.compile(r'^export interface (\w+) \{$')
+
+
+class Types:
+    """Interfaces and aliases of every module, by (module, name)."""
+
+    def __init__(self, root):
+        self.interfaces = {}  # (module, name) -> {field: (required, type)}
+        self.aliases = {}  # (module, name) -> type expression
+        self.imports = {}  # module -> {name: module}
+        self.kinds = {}  # (apiVersion, kind) -> (module, name)
+        for dirpath, _, files in os.walk(root):
+            for file in files:
+                if file.endswith('.d.ts') and file != 'index.d.ts':
+                    path = os.path.join(dirpath, file)
+                    module = os.path.relpath(path, root)[: -len('.d.ts')]
+                    self._read(module, path)
+        for key, fields in self.interfaces.items():
+            api, kind = fields.get('apiVersion'), fields.get('kind')
+            if api and kind and api[1].startswith('"') and kind[1].startswith('"'):
+                self.kinds[(api[1].strip('"'), kind[1].strip('"'))] = key
+        if not self.kinds:
+            raise SystemExit(f'validate.py: no API types found under {root}')
+
+    def _read(self, module, path):
+        imports = self.imports.setdefault(module, {})
+        current = None
+        pending = None  # a field whose type is a map: { [name: string]: T }
+        with open(path, encoding='utf-8') as stream:
+            for line in stream:
+                line = line.rstrip('\n')
+                match = IMPORT.match(line)
+                if match:
+                    target = os.path.normpath(os.path.join(os.path.dirname(module), match.group(2)))
+                    for name in match.group(1).split(','):
+                        imports[name.strip()] = target
+                    continue
+                match = ALIAS.match(line)
+                if match:
+                    self.aliases[(module, match.group(1))] = match.group(2)
+                    continue
+                match = INTERFACE.match(line)
+                if match:
+                    current = self.interfaces.setdefault((module, match.group(1)), {})
+                    continue
+                if current is None:
+                    continue
+                if line == '}':
+                    current = None
+                    continue
+                if pending:
+                    match = MAP_ENTRY.match(line)
+                    if match:
+                        name, required = pending
+                        current[name] = (required, 'Map<' + match.group(1) + '>')
+                        pending = None
+                    continue
+                match = FIELD.match(line)
+                if match:
+                    name, optional, type_ = match.group(1).strip('"'), match.group(2), match.group(3)
+                    if type_ == '{':
+                        pending = (name, not optional)
+                    else:
+                        current[name] = (not optional, type_.rstrip(';'))
+
+    def resolve(self, module, name):
+        """The (module, name) a type name used in module refers to."""
+        if (module, name) in self.interfaces or (module, name) in self.aliases:
+            return (module, name)
+        target = self.imports.get(module, {}).get(name)
+        if target and ((target, name) in self.interfaces or (target, name) in self.aliases):
+            return (target, name)
+        raise SystemExit(f'validate.py: type {name} used in {module} is not declared')
+
+
+def split_union(expr):
+    """Alternatives of a | b at the top level (not inside <...>)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(expr):
+        if char == '<':
+            depth += 1
+        elif char == '>':
+            depth -= 1
+        elif char == '|' and depth == 0:
+            parts.append(expr[start:i].strip())
+            start = i + 1
+    parts.append(expr[start:].strip())
+    return parts
+
+
+def describe(value):
+    if isinstance(value, bool):
+        return 'a boolean'
+    if isinstance(value, (int, float)):
+        return 'a number'
+    if isinstance(value, str):
+        return 'a string'
+    if isinstance(value, list):
+        return 'a list'
+    if isinstance(value, dict):
+        return 'an object'
+    return 'null' if value is None else type(value).__name__
+
+
+def check(types, module, expr, value, path, errors):
+    """Appends to errors what is wrong with value as a expr (in module)."""
+    alternatives = split_union(expr)
+    if len(alternatives) > 1:
+        best = None
+        for alt in alternatives:
+            found = []
+            check(types, module, alt, value, path, found)
+            if not found:
+                return
+            if best is None or len(found) < len(best):
+                best = found
+        errors.extend(best)
+        return
+    if expr == 'string':
+        if not isinstance(value, str):
+            errors.append(f'{path}: expected a string, got {describe(value)}')
+    elif expr == 'number':
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errors.append(f'{path}: expected a number, got {describe(value)}')
+    elif expr == 'boolean':
+        if not isinstance(value, bool):
+            errors.append(f'{path}: expected a boolean, got {describe(value)}')
+    elif expr.startswith('"'):
+        if value != expr.strip('"'):
+            errors.append(f'{path}: must be {expr}, not {value!r}')
+    elif expr.startswith('Array<') or expr.endswith('[]'):
+        inner = expr[6:-1] if expr.startswith('Array<') else expr[:-2]
+        if not isinstance(value, list):
+            errors.append(f'{path}: expected a list, got {describe(value)}')
+            return
+        for i, item in enumerate(value):
+            check(types, module, inner, item, f'{path}[{i}]', errors)
+    elif expr.startswith('Map<'):
+        if not isinstance(value, dict):
+            errors.append(f'{path}: expected a map, got {describe(value)}')
+            return
+        for key, item in value.items():
+            check(types, module, expr[4:-1], item, f'{path}.{key}', errors)
+    else:
+        key = types.resolve(module, expr)
+        if key in types.aliases:
+            check(types, key[0], types.aliases[key], value, path, errors)
+            return
+        fields = types.interfaces[key]
+        if not fields:  # RawExtension and the like: any object
+            return
+        if not isinstance(value, dict):
+            errors.append(f'{path}: expected an object ({expr}), got {describe(value)}')
+            return
+        for name, item in value.items():
+            if name not in fields:
+                errors.append(f'{path}: unknown field "{name}" in {expr}')
+                continue
+            check(types, key[0], fields[name][1], item, f'{path}.{name}', errors)
+        for name, (required, _) in fields.items():
+            if required and name not in value:
+                errors.append(f'{path}: missing required field "{name}" of {expr}')
+
+
+def validate(types, doc, where):
+    errors = []
+    if not isinstance(doc, dict):
+        return [f'{where}: not an object']
+    api, kind = doc.get('apiVersion'), doc.get('kind')
+    key = types.kinds.get((api, kind))
+    if not key:
+        return [f'{where}: no type {kind} in {api} in the Kubernetes API']
+    check(types, key[0], key[1], doc, kind, errors)
+    return [f'{where}: {error}' for error in errors]
+
+
+# --- Pod Security "restricted" and the project's rules ------------------------
+
+RESTRICTED_VOLUMES = {'configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral',
+                      'persistentVolumeClaim', 'projected', 'secret'}
+LONG_RUNNING = {'Deployment', 'StatefulSet', 'DaemonSet'}
+
+
+def pod_templates(doc):
+    """(pod spec, template metadata) of every pod the object makes."""
+    kind, spec = doc.get('kind'), doc.get('spec') or {}
+    if kind == 'Pod':
+        return [(spec, doc.get('metadata') or {})]
+    if kind == 'CronJob':
+        spec = (spec.get('jobTemplate') or {}).get('spec') or {}
+    template = spec.get('template')
+    if kind in LONG_RUNNING | {'Job', 'CronJob', 'ReplicaSet'} and template:
+        return [(template.get('spec') or {}, template.get('metadata') or {})]
+    return []
+
+
+def restricted(doc, where):
+    """What keeps the object's pods from Pod Security "restricted" and the
+    project's rules: non-root (numeric 10001 for billflow's images), no
+    privilege escalation, a read-only root filesystem, every capability
+    dropped, RuntimeDefault seccomp, no host namespaces or host paths, no
+    service account token, no service links, resources, and probes on
+    long-running pods."""
+    problems = []
+    kind = doc.get('kind')
+    for spec, meta in pod_templates(doc):
+        pod_sc = spec.get('securityContext') or {}
+        say = lambda text: problems.append(f'{where}: {text}')  # noqa: E731
+        for host in ('hostNetwork', 'hostPID', 'hostIPC'):
+            if spec.get(host):
+                say(f'{host} is set')
+        for volume in spec.get('volumes') or []:
+            types_ = set(volume) - {'name'}
+            if not types_ <= RESTRICTED_VOLUMES:
+                say(f'volume {volume.get("name")} is of a kind restricted forbids ({", ".join(sorted(types_))})')
+        if spec.get('automountServiceAccountToken') is not False:
+            say('automountServiceAccountToken is not false')
+        if spec.get('enableServiceLinks') is not False:
+            say('enableServiceLinks is not false')
+        containers = (spec.get('containers') or []) + (spec.get('initContainers') or [])
+        if not containers:
+            say('no containers')
+        for container in containers:
+            name = container.get('name')
+            sc = container.get('securityContext') or {}
+            run_as_non_root = sc.get('runAsNonRoot', pod_sc.get('runAsNonRoot'))
+            if run_as_non_root is not True:
+                say(f'container {name}: runAsNonRoot is not true')
+            for field in ('runAsUser', 'runAsGroup'):
+                value = sc.get(field, pod_sc.get(field))
+                if not isinstance(value, int) or isinstance(value, bool) or value == 0:
+                    say(f'container {name}: {field} is not a numeric non-root id')
+                elif str(container.get('image', '')).startswith('billflow') and value != 10001:
+                    say(f'container {name}: {field} is {value}, billflow images run as 10001')
+            if sc.get('allowPrivilegeEscalation') is not False:
+                say(f'container {name}: allowPrivilegeEscalation is not false')
+            if sc.get('privileged'):
+                say(f'container {name}: privileged')
+            if sc.get('readOnlyRootFilesystem') is not True:
+                say(f'container {name}: readOnlyRootFilesystem is not true')
+            caps = sc.get('capabilities') or {}
+            if 'ALL' not in (caps.get('drop') or []):
+                say(f'container {name}: capabilities do not drop ALL')
+            if set(caps.get('add') or []) - {'NET_BIND_SERVICE'}:
+                say(f'container {name}: capabilities add {caps.get("add")}')
+            seccomp = (sc.get('seccompProfile') or pod_sc.get('seccompProfile') or {}).get('type')
+            if seccomp not in ('RuntimeDefault', 'Localhost'):
+                say(f'container {name}: seccompProfile is not RuntimeDefault')
+            if container.get('imagePullPolicy') != 'IfNotPresent':
+                say(f'container {name}: imagePullPolicy is not IfNotPresent')
+            resources = container.get('resources') or {}
+            for part in ('requests', 'limits'):
+                for resource in ('cpu', 'memory'):
+                    if resource not in (resources.get(part) or {}):
+                        say(f'container {name}: no {part}.{resource}')
+            if kind in LONG_RUNNING:
+                for probe in ('startupProbe', 'livenessProbe', 'readinessProbe'):
+                    if probe not in container:
+                        say(f'container {name}: no {probe}')
+        annotations = meta.get('annotations') or {}
+        if annotations.get('prometheus.io/scrape') == 'true':
+            port = annotations.get('prometheus.io/port', '')
+            ports = {str(p.get('containerPort')) for c in containers for p in c.get('ports') or []}
+            if port not in ports:
+                say(f'prometheus.io/port "{port}" is not a port of the pod')
+    return problems
+
+
+def main(argv):
+    args = argv[1:]
+    types_dir, strict_pods, files = None, False, []
+    while args:
+        arg = args.pop(0)
+        if arg == '--types' and args:
+            types_dir = args.pop(0)
+        elif arg == '--restricted':
+            strict_pods = True
+        elif arg.startswith('-'):
+            print(f'validate.py: unknown option {arg}', file=sys.stderr)
+            return 2
+        else:
+            files.append(arg)
+    if not types_dir or not files:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    types = Types(types_dir)
+    problems, count = [], 0
+    for file in files:
+        with open(file, encoding='utf-8') as stream:
+            docs = [doc for doc in yaml.safe_load_all(stream) if doc is not None]
+        for i, doc in enumerate(docs):
+            meta = doc.get('metadata') or {} if isinstance(doc, dict) else {}
+            where = f'{file}: {doc.get("kind") if isinstance(doc, dict) else "?"}/{meta.get("name", i)}'
+            problems += validate(types, doc, where)
+            if strict_pods:
+                problems += restricted(doc, where)
+            count += 1
+    for problem in problems:
+        print(problem)
+    print(f'validate.py: {count} objects, {len(problems)} problems', file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
