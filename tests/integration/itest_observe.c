@@ -106,8 +106,10 @@ s_http (int port, const char *method, const char *path, char *out, size_t outsiz
 static double
 s_sample (const char *text, const char *name)
 {
-    char key[160];
-    snprintf (key, sizeof key, "\n%s ", name);
+    char key[320];
+    int n = snprintf (key, sizeof key, "\n%s ", name);
+    if (n < 0 || (size_t) n >= sizeof key)
+        return NAN;             /*  a name this long is in no exposition  */
     const char *at = strstr (text, key);
     return at ? strtod (at + strlen (key), NULL) : NAN;
 }
