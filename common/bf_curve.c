@@ -31,7 +31,7 @@ static const char s_z85_alphabet[]
     = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
       ".-:+=^!/*?&<>()[]{}@%$#";
 
-static const char *const s_roles[] = { "operator", "viewer", "service", NULL };
+static const char *const s_roles[] = { "operator", "viewer", "service", "console", NULL };
 
 /*  --------------------------------------------------------------------------
     Keys and key files  */
@@ -62,8 +62,8 @@ bf_curve_key_parse (const char *text, uint8_t out[32])
     return true;
 }
 
-static bool
-s_name_valid (const char *name)
+bool
+bf_curve_name_valid (const char *name)
 {
     size_t len = name ? strnlen (name, 66) : 0;
     if (len < 1 || len > 64)
@@ -105,7 +105,7 @@ bf_curve_keygen (const char *dir, const char *name, char public_txt[BF_CURVE_KEY
                  size_t errsize)
 {
     char shown[80];
-    if (!s_name_valid (name))
+    if (!bf_curve_name_valid (name))
         return bf_err_set (err, errsize, "key name '%s' is not 1-64 of A-Z a-z 0-9 . _ -",
                            s_printable (name ? name : "", 64, shown, sizeof shown));
     char pub[PATH_MAX], sec[PATH_MAX];
@@ -360,11 +360,11 @@ s_keyring_add (bf_keyring_t *self, char *const *field, int nfields, int lineno, 
                            "bad service binding '%s' for '%s': SERVICE or SERVICE:INSTANCE-GLOB"
                            " (service 1-15 of a-z 0-9 _ -; glob 1-127 printable characters)",
                            s_printable (binding, 60, shown, sizeof shown), name);
-    if (!s_name_valid (name))
+    if (!bf_curve_name_valid (name))
         return bf_err_set (why, whysize, "bad name '%s': 1-64 of A-Z a-z 0-9 . _ -",
                            s_printable (name, 64, shown, sizeof shown));
     if (!s_role_valid (role))
-        return bf_err_set (why, whysize, "unknown role '%s' (operator, viewer or service)",
+        return bf_err_set (why, whysize, "unknown role '%s' (operator, viewer, service or console)",
                            s_printable (role, 40, shown, sizeof shown));
     uint8_t key[32];
     if (strlen (key_txt) != BF_CURVE_KEY_TXT - 1)

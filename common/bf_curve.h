@@ -14,10 +14,12 @@
         dashboard    viewer    ...
         settle-1     service   ...   settle:settle-*
         notify-1     service   ...   notify
+        console-1    console   ...
 
     one entry per line, fields separated by white space, '#' comments and
     blank lines ignored. name: 1-64 of [A-Za-z0-9._-]; role: operator,
-    viewer or service (bf_verbs.h); key: 40 Z85 characters that decode to 32
+    viewer, service (bf_verbs.h) or console (the web console, which acts on
+    behalf of its people: bf_behalf.h); key: 40 Z85 characters that decode to 32
     bytes. A service key may carry a fourth field, its binding: the service
     it may register as (1-15 of [a-z0-9_-]) and, after a ':', an fnmatch(3)
     glob its instance names must match (1-127 printable characters). A
@@ -64,6 +66,10 @@
     with a reason in err.  */
 int bf_curve_keygen (const char *dir, const char *name, char public_txt[BF_CURVE_KEY_TXT],
                      char *err, size_t errsize);
+
+/*  True when name is 1-64 of [A-Za-z0-9._-]: a key name, and the name of
+    a person a console key acts for (bf_behalf.h).  */
+bool bf_curve_name_valid (const char *name);
 
 /*  Loads a key pair from a secret key file (checks its mode: group/other
     access is refused). Returns a new zcert, or NULL with a reason in err.  */

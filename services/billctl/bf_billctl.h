@@ -78,6 +78,8 @@ typedef struct {
     const char *retries;     /* --retries -> billctl.retries */
     const char *command_id;  /* --command-id (commands only) */
     const char *log_level;   /* --log-level -> log.level */
+    const char *on_behalf_of; /* --on-behalf-of: the person a console key acts for */
+    const char *as_role;      /* --as-role: that person's role (operator, viewer) */
 
     /*  Command arguments and options.  */
     const char *period;   /* PERIOD (YYYY-MM) */

@@ -13,9 +13,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bf_behalf.h"
 #include "bf_billctl.h"
 #include "bf_cmdargs.h"
 #include "bf_config.h"
+#include "bf_curve.h"
 #include "bf_date.h"
 #include "bf_log.h"
 #include "bf_verbs.h"
@@ -187,7 +189,7 @@ static const s_command_t s_commands[] = {
       "The audit log, newest first: who sent what, and the outcome (query audit.list).\n"
       "\n"
       "options:\n"
-      "  --actor NAME    entries of one key name\n"
+      "  --actor NAME    entries of one key name, or of one console user (console/NAME)\n"
       "  --id ID         entries of one command id\n"
       "  --limit N       at most N rows (1..500; control's default 20)\n"
       "\n"
@@ -230,6 +232,8 @@ static const s_option_t s_options[] = {
     { "retries", S_STRING, S_FIELD (retries), 0 },
     { "command-id", S_STRING, S_FIELD (command_id), 0 },
     { "log-level", S_STRING, S_FIELD (log_level), 0 },
+    { "on-behalf-of", S_STRING, S_FIELD (on_behalf_of), 0 },
+    { "as-role", S_STRING, S_FIELD (as_role), 0 },
     { "json", S_FLAG_JSON, 0, 0 },
     { "help", S_FLAG_HELP, 0, 0 },
     { "interval", S_STRING, S_FIELD (interval), S_BIT (BF_BILLCTL_RUN_WATCH) },
@@ -261,6 +265,8 @@ static const char *s_global_help
       "  --command-id ID      the command's id (commands only; default a new UUID);\n"
       "                       1-128 of A-Z a-z 0-9 . _ : -\n"
       "  --log-level LEVEL    debug, info, warn or error              (log.level)\n"
+      "  --on-behalf-of NAME  with --as-role operator|viewer: act for the person NAME\n"
+      "                       (a console key only; control refuses it from others)\n"
       "  --help               this help; `billctl COMMAND --help` for one command\n"
       "Settings also come from BILLFLOW_* environment variables and the config file.\n";
 
@@ -526,9 +532,10 @@ s_build_commands (bf_billctl_opts_t *opts, char *err, size_t errsize)
 static int
 s_build_audit (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
-    if (opts->actor && !s_name_ok (opts->actor))
+    if (opts->actor && !bf_behalf_actor_valid (opts->actor))
         return s_fail (err, errsize,
-                       "--actor must be a key name (1-64 of A-Z a-z 0-9 . _ -), not '%s'",
+                       "--actor must be a key name (1-64 of A-Z a-z 0-9 . _ -) or console/NAME,"
+                       " not '%s'",
                        opts->actor);
     s_arg (opts, "actor", opts->actor);
     s_arg (opts, "command_id", opts->id);
@@ -622,6 +629,27 @@ s_build_previous (bf_billctl_opts_t *opts, int nwords, char *err, size_t errsize
     if (s_build_args (opts, err, errsize))
         return BF_BILLCTL_EXIT_USAGE;
     return s_build_verb (opts, err, errsize);
+}
+
+/*  --on-behalf-of NAME --as-role ROLE: both or neither, not for keygen,
+    and as control checks them (bf_behalf.h); whether the key is a console
+    key only control knows.  */
+static int
+s_check_behalf (const bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    if (!opts->on_behalf_of && !opts->as_role)
+        return 0;
+    if (opts->cmd == BF_BILLCTL_KEYGEN)
+        return s_fail (err, errsize, "--on-behalf-of and --as-role do not apply to keygen");
+    if (!opts->on_behalf_of || !opts->as_role)
+        return s_fail (err, errsize, "--on-behalf-of NAME and --as-role ROLE go together");
+    if (!bf_curve_name_valid (opts->on_behalf_of))
+        return s_fail (err, errsize, "--on-behalf-of must be 1-64 of A-Z a-z 0-9 . _ -, not '%s'",
+                       opts->on_behalf_of);
+    if (strcmp (opts->as_role, "operator") && strcmp (opts->as_role, "viewer"))
+        return s_fail (err, errsize, "--as-role must be operator or viewer, not '%s'",
+                       opts->as_role);
+    return 0;
 }
 
 /*  Checks the command's own arguments and builds the request.  */
@@ -783,7 +811,8 @@ bf_billctl_parse (int argc, char **argv, bf_billctl_opts_t *opts, char *err, siz
         if (given[g]->commands && !(given[g]->commands & S_BIT (opts->cmd)))
             return s_fail (err, errsize, "option '--%s' does not apply to '%s'", given[g]->name,
                            s_command (opts->cmd)->synopsis);
-    return s_build (opts, words + used, nwords - used, err, errsize);
+    int rc = s_build (opts, words + used, nwords - used, err, errsize);
+    return rc ? rc : s_check_behalf (opts, err, errsize);
 }
 
 const char *

@@ -37,6 +37,7 @@ struct bf_client_t {
     int wait_ms;
     zsock_t *sock;
     uint64_t seq;
+    char *on_behalf_of, *on_behalf_role; /* NULL: not sent */
 };
 
 typedef enum {
@@ -155,6 +156,11 @@ bf_client_new (const bf_client_args_t *args, char *err, size_t errsize)
             goto failed;
         }
     }
+    if ((args->on_behalf_of && !(self->on_behalf_of = strdup (args->on_behalf_of)))
+        || (args->on_behalf_role && !(self->on_behalf_role = strdup (args->on_behalf_role)))) {
+        bf_err_set (err, errsize, "out of memory");
+        goto failed;
+    }
     self->sock = s_connect (self, err, errsize);
     if (!self->sock)
         goto failed;
@@ -175,6 +181,8 @@ bf_client_destroy (bf_client_t **self_p)
     zcert_destroy (&self->cert);
     free (self->server_key);
     free (self->endpoints);
+    free (self->on_behalf_of);
+    free (self->on_behalf_role);
     free (self);
     *self_p = NULL;
 }
@@ -319,6 +327,8 @@ s_encode (bf_client_t *self, const char *command_id, const char *target, const c
     cmd.n_args = nargs;
     cmd.args = argp;
     cmd.issued_at_ms = zclock_time ();
+    cmd.on_behalf_of = self->on_behalf_of ? self->on_behalf_of : (char *)"";
+    cmd.on_behalf_role = self->on_behalf_role ? self->on_behalf_role : (char *)"";
     uint64_t seq = ++self->seq;
     zmsg_t *request = bf_wire_encode (BF_MSG_CMD, seq, &cmd.base);
     free (argp);

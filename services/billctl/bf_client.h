@@ -29,6 +29,11 @@ typedef struct {
     int retries;            /* extra attempts after the first */
     int wait_ms;            /* after "queued": wait this long for the outcome
                                (0: BF_CLIENT_WAIT_MS) */
+    /*  Sent with every request as given (copied; NULL: not sent): the
+        person a console key acts for and that person's role (bf_behalf.h).
+        control checks them and refuses them from any other key.  */
+    const char *on_behalf_of;
+    const char *on_behalf_role;
 } bf_client_args_t;
 
 #define BF_CLIENT_WAIT_MS 60000

@@ -83,6 +83,8 @@ s_connect (s_billctl_t *self)
         .timeout_ms = (int)bf_config_int (self->config, "billctl.timeout_ms"),
         .wait_ms = 0,
         .retries = (int)bf_config_int (self->config, "billctl.retries"),
+        .on_behalf_of = self->opts->on_behalf_of,
+        .on_behalf_role = self->opts->as_role,
     };
     /*  The report reads a whole period (seconds at a million bills): one
         long attempt, not several short ones that would each start it.  */
@@ -396,7 +398,8 @@ s_keygen (const bf_billctl_opts_t *opts)
             "\n"
             "Add this line to control's allowed-keys file (control.allowed_keys). It grants\n"
             "the least role, viewer (queries only); change it to operator (commands and\n"
-            "queries) or service only for a key that needs it:\n"
+            "queries), service, or console (the web console's key, which acts on behalf of\n"
+            "its people: docs/control.md) only for a key that needs it:\n"
             "\n"
             "%s  viewer  %s\n",
             opts->dir, opts->name, opts->dir, opts->name, key, opts->name, key);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_behalf.h"
 #include "bf_control.h"
 #include "bf_control_metrics.h"
 #include "bf_curve.h"
@@ -127,6 +128,7 @@ typedef struct {
     uint64_t dropped_since_warning, not_allowed;
     uint64_t commands, repeated, rejected, forwarded, completed, queries, refused;
     uint64_t limited, busy, gave_up, services_refused, foreign_replies;
+    uint64_t behalf_refused; /* requests refused for their on_behalf_ fields */
     zhashx_t *keys;    /* key name -> s_key_t */
     zlistx_t *reports; /* key names of the queued reports, oldest first */
     uint32_t prepared; /* bit per s_sql_t prepared on conn */
@@ -853,6 +855,10 @@ s_control_status (s_control_t *self, char **json)
                        (int)zlistx_size (self->reports), "client_rate", self->args.client_rate,
                        "client_burst", self->args.client_burst, "command_attempts",
                        self->args.command_attempts));
+    json_t *limits = doc ? json_object_get (doc, "limits") : NULL;
+    if (limits)
+        json_object_set_new (limits, "on_behalf_refused",
+                             json_integer ((json_int_t)self->behalf_refused));
     *json = doc ? json_dumps (doc, JSON_COMPACT) : strdup ("{}");
     json_decref (doc);
 }
@@ -1008,8 +1014,10 @@ s_busy (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd, con
               error, false, true);
 }
 
+/*  key_name: the key that sent the query, whose slow queries are counted
+    (a console's people share their key's).  */
 static void
-s_query (s_control_t *self, zframe_t *identity, const char *actor, const Billflow__Command *cmd)
+s_query (s_control_t *self, zframe_t *identity, const char *key_name, const Billflow__Command *cmd)
 {
     self->queries++;
     bf_control_metrics_query (cmd->verb);
@@ -1023,7 +1031,7 @@ s_query (s_control_t *self, zframe_t *identity, const char *actor, const Billflo
     if (s_slow_query (cmd->verb) && self->reporter) {
         /*  The hand-off never blocks (the reporter's pipe has a send
             timeout of 0) and is bounded: per key and in all.  */
-        s_key_t *key = s_key (self, actor);
+        s_key_t *key = s_key (self, key_name);
         if (key && key->reports >= S_REPORTS_PER_KEY) {
             s_busy (self, identity, cmd, "this key already has reports queued");
             return;
@@ -1040,7 +1048,7 @@ s_query (s_control_t *self, zframe_t *identity, const char *actor, const Billflo
             s_busy (self, identity, cmd, "the reporter is busy with other reports");
             return;
         }
-        zlistx_add_end (self->reports, (void *)actor);
+        zlistx_add_end (self->reports, (void *)key_name);
         if (key)
             key->reports++;
         return;
@@ -1109,10 +1117,15 @@ s_repeated (s_control_t *self, zframe_t *identity, const char *actor, const char
     PQclear (res);
 }
 
+/*  A command or query from the key key_name, acting as who (bf_behalf.h):
+    audited and stored as who->actor, allowed by who->role. A person's
+    verb their role does not allow is refused (outcome "refused"); a
+    key's, rejected, as before.  */
 static void
-s_command (s_control_t *self, zframe_t *identity, const char *actor, const char *role,
+s_command (s_control_t *self, zframe_t *identity, const bf_behalf_t *who, const char *key_name,
            const Billflow__Command *cmd)
 {
+    const char *actor = who->actor, *role = who->role;
     if (!s_command_id_valid (cmd->command_id)) {
         s_reject (self, identity, actor, cmd, "command_id must be 1-128 of A-Z a-z 0-9 . _ : -");
         return;
@@ -1134,12 +1147,13 @@ s_command (s_control_t *self, zframe_t *identity, const char *actor, const char 
         return;
     }
     if (!bf_verb_allowed (verb, role)) {
-        snprintf (reason, sizeof reason, "key '%s' (%s) may not send %s", actor, role, verb->verb);
-        s_reject (self, identity, actor, cmd, reason);
+        snprintf (reason, sizeof reason, "%s '%s' (%s) may not send %s",
+                  who->person ? "person" : "key", actor, role, verb->verb);
+        s_reject_as (self, identity, actor, cmd, reason, who->person ? "refused" : "rejected");
         return;
     }
     if (verb->query) {
-        s_query (self, identity, actor, cmd);
+        s_query (self, identity, key_name, cmd);
         return;
     }
     char *args = s_args_json (cmd, reason, sizeof reason);
@@ -1632,6 +1646,32 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
               BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, true);
 }
 
+/*  A command or query that passed the rate limit and the size check:
+    resolves who it acts as (bf_behalf.h) and hands it on. on_behalf_ fields
+    from a key that is not a console key, or malformed ones, are refused:
+    counted (control.status -> limits.on_behalf_refused), logged and
+    audited under the key's own name, outcome "refused".  */
+static void
+s_on_command (s_control_t *self, zframe_t *identity, const char *key_name, const char *role,
+              const Billflow__Command *cmd)
+{
+    bf_behalf_t who;
+    char why[256];
+    if (bf_behalf_resolve (key_name, role, cmd->on_behalf_of, cmd->on_behalf_role, &who, why,
+                           sizeof why)
+        != 0) {
+        self->behalf_refused++;
+        s_reject_as (self, identity, key_name, cmd, why, "refused");
+    } else if (!strcmp (who.role, "operator") || !strcmp (who.role, "viewer")) {
+        if (who.person) {
+            bf_log_ctx_set ("actor", "%s", who.actor);
+            bf_log_ctx_set ("key", "%s", key_name);
+        }
+        s_command (self, identity, &who, key_name, cmd);
+    } else
+        s_reject (self, identity, key_name, cmd, "this key's role may not send commands");
+}
+
 static void
 s_on_router (s_control_t *self)
 {
@@ -1692,11 +1732,9 @@ s_on_router (s_control_t *self)
         snprintf (reason, sizeof reason, "request too large: %zu bytes (at most %d)", payload,
                   self->args.max_request_bytes);
         s_reject (self, identity, actor, cmd, reason);
-    } else if (cmd && (!strcmp (role_copy, "operator") || !strcmp (role_copy, "viewer")))
-        s_command (self, identity, actor, role_copy, cmd);
-    else if (cmd) {
-        s_reject (self, identity, actor, cmd, "this key's role may not send commands");
-    } else if (service && reg)
+    } else if (cmd)
+        s_on_command (self, identity, actor, role_copy, cmd);
+    else if (service && reg)
         s_register (self, identity, &peer, reg);
     else if (service && hb)
         s_heartbeat (self, identity, &peer, hb);

@@ -12,7 +12,10 @@
     The ROUTER is a CURVE server; the ZAP handler (bf_curve.h) admits only
     the keys of the allowed list and tags each frame with the key's name
     and role. Operators ("operator") send commands and queries, viewers
-    queries, services ("service") register, heartbeat and answer.
+    queries, services ("service") register, heartbeat and answer. A console
+    key ("console") acts on behalf of a person with that person's role,
+    audited as "console/NAME", or as a viewer when it names nobody;
+    on_behalf_ fields from any other key are refused (bf_behalf.h).
 
     A command (bf_verbs.h, not a query) from a client:
       1. is validated (id, verb, target, role) — else REJECTED, audited;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_behalf.h"
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_log.h"
@@ -221,10 +222,12 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
                 args->command_id = value;
                 break;
             case S_ACTOR:
-                /*  A key name (bf_curve.h), or "unknown".  */
-                if (!s_name_ok (value, 64, "._-"))
-                    return s_bad_value (key, value, "a key name (1-64 of A-Z a-z 0-9 . _ -)", err,
-                                        errsize);
+                /*  A key name (bf_curve.h), "unknown", or "console/NAME"
+                    (bf_behalf.h).  */
+                if (!bf_behalf_actor_valid (value))
+                    return s_bad_value (key, value,
+                                        "a key name (1-64 of A-Z a-z 0-9 . _ -) or console/NAME",
+                                        err, errsize);
                 args->actor = value;
                 break;
             default:

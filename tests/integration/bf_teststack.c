@@ -107,11 +107,11 @@ s_write_keys (bf_stack_t *s)
     /*  settle and notify are bound to their service (settle to its
         instances settle-*); "spare" is a service key bound to nothing,
         as an old list would have it, and may register as nothing.  */
-    const char *names[]
-        = { "control", "settle", "notify", "ops-a", "ops-b", "viewer", "intruder", "spare" };
-    const char *roles[]
-        = { NULL, "service", "service", "operator", "operator", "viewer", NULL, "service" };
-    const char *bindings[] = { "", "settle:settle-*", "notify", "", "", "", "", "" };
+    const char *names[] = { "control", "settle",   "notify", "ops-a",  "ops-b",
+                            "viewer",  "intruder", "spare",  "console" };
+    const char *roles[] = { NULL,     "service", "service", "operator", "operator",
+                            "viewer", NULL,      "service", "console" };
+    const char *bindings[] = { "", "settle:settle-*", "notify", "", "", "", "", "", "" };
     char list[2048] = "# name role key [service binding]\n", err[256], pub[BF_CURVE_KEY_TXT];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (bf_curve_keygen (s->dir, names[i], pub, err, sizeof err) != 0) {

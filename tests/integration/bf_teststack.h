@@ -5,7 +5,8 @@
     BILLFLOW_* settings and restartable.
 
     Keys made by bf_stack_init: control, settle, notify (service), ops-a,
-    ops-b (operator), viewer (viewer) — listed — and intruder (not listed).  */
+    ops-b (operator), viewer (viewer), console (console: acts on behalf of
+    people, bf_behalf.h) — listed — and intruder (not listed).  */
 
 #ifndef BF_TESTSTACK_H_INCLUDED
 #define BF_TESTSTACK_H_INCLUDED

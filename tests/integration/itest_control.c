@@ -2,7 +2,8 @@
     one execution per command_id under 100 concurrent submissions, a crash
     between storing and forwarding, a target that is down, services going
     down and coming back, CURVE refusal, malformed frames, roles, billctl's
-    exit codes, and failover between two control processes.  */
+    exit codes, failover between two control processes, and a console key
+    acting on behalf of people (issue 15).  */
 
 #include <errno.h>
 #include <jansson.h>
@@ -95,6 +96,26 @@ s_client (const char *key_name, const char *endpoints, int timeout_ms, int retri
     (void)endpoints;
     bf_client_t *client = bf_stack_client (&s_stack, key_name, timeout_ms, retries);
     assert_non_null (client);
+    return client;
+}
+
+/*  A client with the named key that sends on_behalf_of name and
+    on_behalf_role role with every request (NULL: not sent).  */
+static bf_client_t *
+s_behalf_client (const char *key_name, const char *name, const char *role)
+{
+    char path[600], err[256];
+    s_key_path (path, sizeof path, key_name);
+    bf_client_args_t args = { .endpoints = s_stack.endpoints,
+                              .server_key = s_stack.control_key,
+                              .key_file = path,
+                              .timeout_ms = 3000,
+                              .retries = 2,
+                              .on_behalf_of = name,
+                              .on_behalf_role = role };
+    bf_client_t *client = bf_client_new (&args, err, sizeof err);
+    if (!client)
+        fail_msg ("bf_client_new: %s", err);
     return client;
 }
 
@@ -731,13 +752,15 @@ test_roles_and_rejections (void **state)
 
 /*  --- billctl: exit codes ------------------------------------------------ */
 
-/*  Runs billctl with args (a shell word list) as ops-a against endpoints;
-    output into out. Returns the exit code; *ms the time it took.  */
+/*  Runs billctl with args (a shell word list) with the key key_name
+    against endpoints; output into out. Returns the exit code; *ms the time
+    it took.  */
 static int
-s_billctl (const char *endpoints, char **out, int64_t *ms, const char *args)
+s_billctl_as (const char *key_name, const char *endpoints, char **out, int64_t *ms,
+              const char *args)
 {
     char path[600], output[600];
-    s_key_path (path, sizeof path, "ops-a");
+    s_key_path (path, sizeof path, key_name);
     snprintf (output, sizeof output, "%s/billctl.out", s_stack.dir);
     /*  Sized to fit its arguments, which have no bound here: a fixed buffer could cut the
         command short (and fails -Wformat-truncation in release builds).  */
@@ -752,6 +775,13 @@ s_billctl (const char *endpoints, char **out, int64_t *ms, const char *args)
         *ms = s_now_ms () - start;
     *out = bf_test_slurp (output);
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+/*  s_billctl_as with ops-a, an operator.  */
+static int
+s_billctl (const char *endpoints, char **out, int64_t *ms, const char *args)
+{
+    return s_billctl_as ("ops-a", endpoints, out, ms, args);
 }
 
 static void
@@ -907,6 +937,205 @@ test_failover (void **state)
     bf_client_destroy (&client);
 }
 
+/*  --- on behalf of a person (issue 15) ------------------------------------ */
+
+static int64_t
+s_scalar (const char *sql)
+{
+    return bf_testdb_scalar (s_stack.conn, sql);
+}
+
+/*  Starts control 1 and, when asked, settle and notify, and waits until
+    they are up.  */
+static void
+s_start_with (bool settle, bool notify)
+{
+    bf_proc_start (&s_stack.control[0]);
+    s_wait_active (0);
+    if (settle)
+        bf_proc_start (&s_stack.settle[0]);
+    if (notify)
+        bf_proc_start (&s_stack.notify);
+    if (settle)
+        s_wait_registered ("settle");
+    if (notify)
+        s_wait_registered ("notify");
+}
+
+/*  The console key acts for kim, an operator (stored and audited as
+    console/kim: the issued_by services get is the stored client), and for
+    lee, a viewer (queries answered, a forged command refused and audited
+    as console/lee); on its own it is a viewer.  */
+static void
+test_console_acts_for_people (void **state)
+{
+    (void)state;
+    const Billflow__CommandReply__Status ok = BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK;
+    const Billflow__CommandReply__Status rejected
+        = BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED;
+    s_start_with (true, true);
+
+    bf_client_t *kim = s_behalf_client ("console", "kim", "operator");
+    s_expect (kim, "kim-start", "settle", "run.start", "period", PERIOD, ok, NULL);
+    s_expect (kim, "kim-pause", "notify", "dispatch.pause", NULL, NULL, ok, NULL);
+    assert_int_equal (s_scalar ("SELECT paused::int FROM dispatch_state"), 1);
+    assert_int_equal (s_runs (), 1);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM command WHERE client = 'console/kim'"
+                                " AND command_id IN ('kim-start', 'kim-pause') AND state = 'DONE'"),
+                      2);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'console/kim'"
+                                " AND outcome = 'received'"),
+                      2);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'console'"), 0);
+    /*  Her trail, by actor: audit.list takes console/NAME.  */
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (
+        s_request (kim, "q-1", "control", "audit.list", "actor", "console/kim", &reply),
+        BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, ok);
+    json_t *doc = json_loads (reply->result, 0, NULL);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    json_t *rows = json_object_get (doc, "audit"), *row;
+    size_t i;
+    assert_true (json_array_size (rows) >= 2);
+    json_array_foreach (rows, i, row)
+        assert_string_equal (json_string_value (json_object_get (row, "actor")), "console/kim");
+    json_decref (doc);
+    bf_client_destroy (&kim);
+
+    bf_client_t *lee = s_behalf_client ("console", "lee", "viewer");
+    s_expect (lee, "q-2", "control", "runs.list", "period", PERIOD, ok, NULL);
+    s_expect (lee, "lee-resume", "notify", "dispatch.resume", NULL, NULL, rejected,
+              "may not send dispatch.resume");
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'console/lee'"
+                                " AND command_id = 'lee-resume' AND outcome = 'refused'"
+                                " AND verb = 'dispatch.resume'"),
+                      1);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM command WHERE command_id = 'lee-resume'"),
+                      0);
+    assert_int_equal (s_scalar ("SELECT paused::int FROM dispatch_state"), 1);
+    bf_client_destroy (&lee);
+
+    /*  Naming nobody: a viewer, so no anonymous command.  */
+    bf_client_t *console = s_behalf_client ("console", NULL, NULL);
+    s_expect (console, "q-3", "control", "services.list", NULL, NULL, ok, NULL);
+    s_expect (console, "anon-resume", "notify", "dispatch.resume", NULL, NULL, rejected, "may not");
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'console'"
+                                " AND command_id = 'anon-resume'"),
+                      1);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM command WHERE command_id = 'anon-resume'"),
+                      0);
+    assert_int_equal (s_scalar ("SELECT paused::int FROM dispatch_state"), 1);
+    bf_client_destroy (&console);
+}
+
+/*  on_behalf_ fields from keys that are not console keys, and malformed
+    ones from the console key: refused, logged, audited under the key's own
+    name (never with the name sent), counted; nothing stored.  */
+static void
+test_on_behalf_refused (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    const Billflow__CommandReply__Status rejected
+        = BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED;
+    s_start_with (false, false);
+    long from = bf_proc_log_size (&s->control[0]);
+
+    bf_client_t *ops = s_behalf_client ("ops-a", "kim", "operator");
+    s_expect (ops, "ops-forged", "settle", "run.start", "period", PERIOD, rejected,
+              "only a console key");
+    bf_client_destroy (&ops);
+    /*  Not even a question.  */
+    bf_client_t *viewer = s_behalf_client ("viewer", "kim", "operator");
+    s_expect (viewer, "viewer-forged", "control", "runs.list", NULL, NULL, rejected,
+              "only a console key");
+    bf_client_destroy (&viewer);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'ops-a'"
+                                " AND command_id = 'ops-forged' AND outcome = 'refused'"
+                                " AND detail LIKE 'only a console key%'"),
+                      1);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'viewer'"
+                                " AND command_id = 'viewer-forged' AND outcome = 'refused'"),
+                      1);
+    assert_true (bf_proc_wait_log (&s->control[0], "only a console key", from, 5000));
+
+    char too_long[66];
+    memset (too_long, 'k', 65);
+    too_long[65] = 0;
+    const struct {
+        const char *id, *name, *role, *why;
+    } bad[] = {
+        { "bad-long", too_long, "operator", "1-64" },
+        { "bad-utf8", "k\xc3\x28im", "operator", "1-64" },
+        { "bad-hangul", "\xea\xb9\x80", "operator", "1-64" },
+        { "bad-newline", "kim\nroot", "operator", "1-64" },
+        { "bad-escape", "kim\x1b[2J", "viewer", "1-64" },
+        { "bad-empty", "", "operator", "needs on_behalf_of" },
+        { "bad-norole", "kim", NULL, "needs on_behalf_role" },
+        { "bad-role", "kim", "admin", "operator or viewer" },
+        { "bad-console", "kim", "console", "operator or viewer" },
+    };
+    size_t n = sizeof bad / sizeof bad[0];
+    for (size_t i = 0; i < n; i++) {
+        bf_client_t *client = s_behalf_client ("console", bad[i].name, bad[i].role);
+        s_expect (client, bad[i].id, "notify", "dispatch.pause", NULL, NULL, rejected, bad[i].why);
+        bf_client_destroy (&client);
+    }
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'console'"
+                                " AND command_id LIKE 'bad-%' AND outcome = 'refused'"),
+                      (int64_t)n);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor LIKE 'console/%'"), 0);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM command"), 0);
+
+    bf_client_t *console = s_behalf_client ("console", NULL, NULL);
+    json_t *doc = s_query (console, "control.status");
+    json_t *limits = json_object_get (doc, "limits");
+    assert_int_equal (json_integer_value (json_object_get (limits, "on_behalf_refused")),
+                      (json_int_t)n + 2);
+    json_decref (doc);
+    bf_client_destroy (&console);
+}
+
+static void
+test_billctl_on_behalf (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    s_start_with (false, true);
+    char *out = NULL;
+    assert_int_equal (s_billctl_as ("console", s->endpoints, &out, NULL,
+                                    "--on-behalf-of kim --as-role operator notify pause"
+                                    " --command-id cli-kim"),
+                      0);
+    free (out);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM audit_log WHERE actor = 'console/kim'"
+                                " AND command_id = 'cli-kim' AND outcome = 'received'"),
+                      1);
+    assert_int_equal (s_billctl_as ("console", s->endpoints, &out, NULL,
+                                    "--on-behalf-of lee --as-role viewer notify resume"),
+                      4);
+    assert_non_null (strstr (out, "may not"));
+    free (out);
+    assert_int_equal (s_billctl_as ("console", s->endpoints, &out, NULL,
+                                    "--on-behalf-of lee --as-role viewer audit"
+                                    " --actor console/kim"),
+                      0);
+    assert_non_null (strstr (out, "cli-kim"));
+    free (out);
+    /*  From an operator's key control refuses; a bad name never leaves.  */
+    assert_int_equal (
+        s_billctl (s->endpoints, &out, NULL, "--on-behalf-of kim --as-role operator notify resume"),
+        4);
+    assert_non_null (strstr (out, "only a console key"));
+    free (out);
+    assert_int_equal (s_billctl_as ("console", s->endpoints, &out, NULL,
+                                    "--on-behalf-of 'kim park' --as-role viewer services"),
+                      2);
+    free (out);
+    assert_int_equal (s_scalar ("SELECT paused::int FROM dispatch_state"), 1);
+}
+
 int
 main (void)
 {
@@ -927,6 +1156,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_billctl, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_billctl_previous_month, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failover, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_console_acts_for_people, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_on_behalf_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_billctl_on_behalf, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -534,6 +534,44 @@ test_parse_queries (void **state)
     assert_string_equal (s_arg (&opts, "actor"), "ops-kim");
     assert_string_equal (s_arg (&opts, "command_id"), "x1");
     assert_string_equal (s_arg (&opts, "limit"), "3");
+    /*  A console's person (issue 15).  */
+    s_ok (ARGV ("audit", "--actor", "console/kim"), &opts);
+    assert_string_equal (s_arg (&opts, "actor"), "console/kim");
+    s_usage_error (ARGV ("audit", "--actor", "console/"), "--actor must be");
+    s_usage_error (ARGV ("audit", "--actor", "web/kim"), "--actor must be");
+}
+
+/*  --on-behalf-of NAME --as-role ROLE (issue 15): checked as control
+    checks them; whether the key may send them only control knows.  */
+static void
+test_parse_on_behalf (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    s_ok (ARGV ("--on-behalf-of", "kim", "--as-role", "operator", "run", "start", "2026-10"),
+          &opts);
+    assert_string_equal (opts.on_behalf_of, "kim");
+    assert_string_equal (opts.as_role, "operator");
+    s_ok (ARGV ("services", "--on-behalf-of=lee", "--as-role=viewer"), &opts);
+    assert_string_equal (opts.on_behalf_of, "lee");
+    assert_string_equal (opts.as_role, "viewer");
+    s_ok (ARGV ("services"), &opts);
+    assert_null (opts.on_behalf_of);
+    assert_null (opts.as_role);
+    s_usage_error (ARGV ("services", "--on-behalf-of", "kim"), "go together");
+    s_usage_error (ARGV ("services", "--as-role", "viewer"), "go together");
+    s_usage_error (ARGV ("services", "--on-behalf-of", "kim park", "--as-role", "viewer"),
+                   "--on-behalf-of must be");
+    s_usage_error (ARGV ("services", "--on-behalf-of", "", "--as-role", "viewer"),
+                   "--on-behalf-of must be");
+    s_usage_error (ARGV ("services", "--on-behalf-of", "k\x01m", "--as-role", "viewer"),
+                   "--on-behalf-of must be");
+    s_usage_error (ARGV ("services", "--on-behalf-of", "kim", "--as-role", "admin"),
+                   "--as-role must be operator or viewer");
+    s_usage_error (ARGV ("services", "--on-behalf-of", "kim", "--as-role", "console"),
+                   "--as-role must be");
+    s_usage_error (ARGV ("keygen", "k", "--on-behalf-of", "kim", "--as-role", "viewer"),
+                   "do not apply to keygen");
 }
 
 static void
@@ -1406,6 +1444,7 @@ main (void)
         cmocka_unit_test (test_parse_bad_period),
         cmocka_unit_test (test_parse_notify),
         cmocka_unit_test (test_parse_queries),
+        cmocka_unit_test (test_parse_on_behalf),
         cmocka_unit_test (test_parse_global_options),
         cmocka_unit_test (test_parse_usage_errors),
         cmocka_unit_test (test_help),

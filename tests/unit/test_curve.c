@@ -215,13 +215,14 @@ test_keyring_parse (void **state)
               "ops-kim\toperator\t%s\r\n"
               "   # indented comment\n"
               "dashboard viewer %s   # the web dashboard\n"
-              "settle-1 service 0#00000000000000000000000000000000000000\n",
+              "settle-1 service 0#00000000000000000000000000000000000000\n"
+              "console-1 console 1#00000000000000000000000000000000000000\n",
               ka, kb);
     s_write_str (path, text);
     bf_keyring_t *ring = bf_keyring_load (path, err, sizeof err);
     if (!ring)
         fail_msg ("%s", err);
-    assert_int_equal (bf_keyring_size (ring), 3);
+    assert_int_equal (bf_keyring_size (ring), 4);
     const bf_keyring_entry_t *entry = bf_keyring_find (ring, zcert_public_key (a));
     assert_non_null (entry);
     assert_string_equal (entry->name, "ops-kim");
@@ -230,6 +231,11 @@ test_keyring_parse (void **state)
     entry = bf_keyring_find (ring, zcert_public_key (b));
     assert_non_null (entry);
     assert_string_equal (entry->role, "viewer");
+    uint8_t console_key[32];
+    assert_true (bf_curve_key_parse ("1#00000000000000000000000000000000000000", console_key));
+    entry = bf_keyring_find (ring, console_key);
+    assert_non_null (entry);
+    assert_string_equal (entry->role, "console");
     zcert_t *c = zcert_new ();
     assert_null (bf_keyring_find (ring, zcert_public_key (c)));
     bf_keyring_destroy (&ring);
@@ -284,6 +290,7 @@ test_keyring_parse (void **state)
         { "a operator %1$s\n\nb viewer %1$s\n", 3, "duplicate key: 'b' has the key of 'a'" },
         /*  Service bindings (issue 11, defect 3).  */
         { "v viewer %1$s notify\n", 1, "only a service key is bound to a service" },
+        { "c console %1$s notify\n", 1, "only a service key is bound to a service" },
         { "s service %1$s Settle\n", 1, "bad service binding 'Settle' for 's'" },
         { "s service %1$s settle:\n", 1, "bad service binding 'settle:'" },
         { "s service %1$s :settle-*\n", 1, "bad service binding" },
