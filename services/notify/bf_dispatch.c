@@ -192,16 +192,6 @@ static const bf_db_statement_t s_statements[] = {
       "       WHERE state IN ('PENDING', 'RETRY', 'HELD', 'SENDING') AND purpose = $5"
       "       AND channel = ANY ($6::text[])"
       "       AND (state = 'PENDING' OR not_before <= to_timestamp ($2::bigint / 1000.0))"
-      /*  A scheduled run's notices wait for its release (run.schedule).
-          run_schedule is empty or tiny: probed by the delivery's period
-          first, so the bill is looked up only while its period has a
-          release ahead (docs/notify.md "Scheduled release").  */
-      "       AND NOT EXISTS (SELECT 1 FROM run_schedule r"
-      "                       WHERE r.period = delivery.period"
-      "                       AND r.release_at > to_timestamp ($2::bigint / 1000.0)"
-      "                       AND EXISTS (SELECT 1 FROM bill b WHERE b.period = delivery.period"
-      "                                   AND b.bill_id = delivery.bill_id"
-      "                                   AND b.run_id = r.run_id))"
       "       ORDER BY not_before, bill_id LIMIT $4 FOR UPDATE SKIP LOCKED) pick"
       " WHERE d.id = pick.id"
       " RETURNING d.id, d.channel, d.attempts, d.attempt_base,"

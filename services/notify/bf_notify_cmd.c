@@ -262,6 +262,24 @@ s_schedule_run (PGconn *conn, const Billflow__Command *cmd, char *run_id, size_t
     return BF_LINK_OK;
 }
 
+/*  Waits for the ingest transactions in flight and keeps new ones out until
+    this command commits (SHARE conflicts with their INSERT), so a notice
+    ingested meanwhile is either seen by this command's UPDATE or created
+    seeing its run_schedule change. Held for milliseconds; the dispatchers'
+    updates wait as long.  */
+static bf_link_status_t
+s_lock_deliveries (PGconn *conn, char *error, size_t errorsize)
+{
+    PGresult *res = bf_db_query (conn, "LOCK TABLE delivery IN SHARE MODE", 0, NULL,
+                                 PGRES_COMMAND_OK, "locking deliveries");
+    if (!res) {
+        snprintf (error, errorsize, "%s", bf_db_last_message ());
+        return s_failure ();
+    }
+    PQclear (res);
+    return BF_LINK_OK;
+}
+
 /*  at "YYYY-MM-DDTHH:MM" local (utc_offset_min east of UTC) into ms since
     the epoch. Returns 0, or -1 with error naming the argument.  */
 static int
@@ -299,6 +317,9 @@ s_schedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *res
                           errorsize);
     if (st != BF_LINK_OK)
         return st;
+    st = s_lock_deliveries (conn, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
     char release[24];
     snprintf (release, sizeof release, "%lld", (long long)release_ms);
     const char *params[] = { run_id, period, release, cmd->command_id, at };
@@ -314,12 +335,41 @@ s_schedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *res
         return s_failure ();
     }
     PQclear (res);
-    bf_info ("notify: run.schedule %s: run %s (%s) releases its notices at %s local",
-             cmd->command_id, run_id, period, at);
+    /*  The run's notices that have not gone out wait for the release as
+        HELD notices: the claim takes a HELD notice only once it is due, so
+        it needs no check of its own, and run.show shows them held with
+        their reason. A notice held for quiet hours or waiting for a retry
+        keeps the later of its time and the release; one held by an earlier
+        schedule takes the new time. The dispatcher applies quiet hours again
+        when it claims them (docs/notify.md "Scheduled release").  */
+    const char *hparams[] = { run_id, period, release, at };
+    res = bf_db_query (
+        conn,
+        "UPDATE delivery d SET state = 'HELD', updated_at = now (),"
+        " not_before = CASE WHEN d.state = 'PENDING' OR d.hold_reason LIKE 'scheduled release%'"
+        "                   THEN to_timestamp ($3::bigint / 1000.0)"
+        "                   ELSE greatest (d.not_before, to_timestamp ($3::bigint / 1000.0)) END,"
+        " hold_reason = CASE WHEN d.state = 'PENDING' OR d.hold_reason LIKE 'scheduled release%'"
+        "                    OR d.not_before <= to_timestamp ($3::bigint / 1000.0)"
+        "                    THEN 'scheduled release (' || $4::text || ' local)'"
+        "                    ELSE d.hold_reason END"
+        " FROM bill b WHERE b.period = $2 AND b.run_id = $1::bigint"
+        " AND d.period = b.period AND d.bill_id = b.bill_id"
+        " AND d.state IN ('PENDING', 'RETRY', 'HELD')",
+        4, hparams, PGRES_COMMAND_OK, "holding a run's notices");
+    if (!res) {
+        snprintf (error, errorsize, "%s", bf_db_last_message ());
+        return s_failure ();
+    }
+    char held[24];
+    snprintf (held, sizeof held, "%s", PQcmdTuples (res));
+    PQclear (res);
+    bf_info ("notify: run.schedule %s: run %s (%s) releases its notices at %s local (%s held)",
+             cmd->command_id, run_id, period, at, held);
     snprintf (result, resultsize,
               "{\"outcome\":\"scheduled\",\"run_id\":%s,\"period\":\"%s\",\"at\":\"%s\","
-              "\"utc_offset_min\":%d}",
-              run_id, period, at, offset);
+              "\"utc_offset_min\":%d,\"held\":%s}",
+              run_id, period, at, offset, held);
     return BF_LINK_OK;
 }
 
@@ -337,7 +387,10 @@ s_unschedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *r
                           errorsize);
     if (st != BF_LINK_OK)
         return st;
-    const char *params[] = { run_id };
+    st = s_lock_deliveries (conn, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
+    const char *params[] = { run_id, period };
     PGresult *res = bf_db_query (conn, "DELETE FROM run_schedule WHERE run_id = $1::bigint", 1,
                                  params, PGRES_COMMAND_OK, "unscheduling a run");
     if (!res) {
@@ -345,6 +398,20 @@ s_unschedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *r
         return s_failure ();
     }
     bool removed = strcmp (PQcmdTuples (res), "0") != 0;
+    PQclear (res);
+    /*  The notices the schedule held are due at once (PENDING is claimed
+        whatever the clock); quiet hours apply when they are claimed.  */
+    res = bf_db_query (conn,
+                       "UPDATE delivery d SET state = 'PENDING', not_before = now (),"
+                       " hold_reason = NULL, updated_at = now ()"
+                       " FROM bill b WHERE b.period = $2 AND b.run_id = $1::bigint"
+                       " AND d.period = b.period AND d.bill_id = b.bill_id"
+                       " AND d.state = 'HELD' AND d.hold_reason LIKE 'scheduled release%'",
+                       2, params, PGRES_COMMAND_OK, "releasing a run's notices");
+    if (!res) {
+        snprintf (error, errorsize, "%s", bf_db_last_message ());
+        return s_failure ();
+    }
     PQclear (res);
     bf_info ("notify: run.unschedule %s: run %s (%s) %s", cmd->command_id, run_id, period,
              removed ? "released" : "had no release time");

@@ -957,6 +957,12 @@ s_scheduled_run (bf_client_t *ops)
     assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM delivery WHERE state IN"
                                                  " ('SENDING', 'RETRY', 'DELIVERED', 'FAILED')"),
                       0);
+    /*  They wait as HELD notices, with the reason, until 11:00.  */
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM delivery"
+                                                 " WHERE state = 'HELD' AND not_before ="
+                                                 " '2026-11-02T02:00:00Z' AND hold_reason ="
+                                                 " 'scheduled release (2026-11-02T11:00 local)'"),
+                      notices);
     return notices;
 }
 
