@@ -549,18 +549,27 @@ s_build_retry (bf_billctl_opts_t *opts, char *err, size_t errsize)
     return 0;
 }
 
+/*  --channel, when given: any case, upper-cased into opts.  */
+static int
+s_check_channel (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    if (!opts->channel)
+        return 0;
+    const char *channel = s_upper (opts->channel, opts->channel_buf, sizeof opts->channel_buf);
+    if (strcmp (channel, "EMAIL") && strcmp (channel, "SMS") && strcmp (channel, "PUSH"))
+        return s_fail (err, errsize, "--channel must be EMAIL, SMS or PUSH, not '%s'",
+                       opts->channel);
+    opts->channel = channel;
+    return 0;
+}
+
 /*  notify failures: --channel (any case).  */
 static int
 s_build_failures (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
     s_arg (opts, "period", opts->period);
-    if (opts->channel) {
-        const char *channel = s_upper (opts->channel, opts->channel_buf, sizeof opts->channel_buf);
-        if (strcmp (channel, "EMAIL") && strcmp (channel, "SMS") && strcmp (channel, "PUSH"))
-            return s_fail (err, errsize, "--channel must be EMAIL, SMS or PUSH, not '%s'",
-                           opts->channel);
-        opts->channel = channel;
-    }
+    if (s_check_channel (opts, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
     s_arg (opts, "channel", opts->channel);
     s_arg (opts, "limit", opts->limit);
     return 0;
@@ -645,13 +654,9 @@ static int
 s_build_templates (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
     bf_billctl_cmd_t cmd = opts->cmd;
-    if (opts->channel) {
-        const char *channel = s_upper (opts->channel, opts->channel_buf, sizeof opts->channel_buf);
-        if (strcmp (channel, "EMAIL") && strcmp (channel, "SMS") && strcmp (channel, "PUSH"))
-            return s_fail (err, errsize, "--channel must be EMAIL, SMS or PUSH, not '%s'",
-                           opts->channel);
-        opts->channel = channel;
-    } else if (cmd != BF_BILLCTL_TEMPLATES_LIST)
+    if (s_check_channel (opts, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
+    if (!opts->channel && cmd != BF_BILLCTL_TEMPLATES_LIST)
         return s_fail (err, errsize, "templates %s needs --channel EMAIL|SMS|PUSH",
                        s_command (cmd)->word);
     if (opts->version && !s_positive (opts->version, 1000000000))

@@ -568,6 +568,7 @@ typedef enum {
     S_COMMANDS_LIST,
     S_AUDIT_LIST,
     S_RUN_REPORT,
+    S_TEMPLATES, /* bf_tplquery.c, which parses its own arguments */
 } s_query_t;
 
 static const struct {
@@ -597,23 +598,25 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
     size_t q = 0;
     while (q < sizeof s_queries / sizeof s_queries[0] && strcmp (verb, s_queries[q].verb))
         q++;
-    if (q == sizeof s_queries / sizeof s_queries[0] && bf_tplquery_handles (verb))
-        return bf_tplquery (conn, ctx, cmd, json, err, errsize);
-    if (q == sizeof s_queries / sizeof s_queries[0]) {
+    bool template = q == sizeof s_queries / sizeof s_queries[0] && bf_tplquery_handles (verb);
+    if (q == sizeof s_queries / sizeof s_queries[0] && !template) {
         char shown[48];
         return bf_err_set (err, errsize, "unknown query \"%s\"",
                            s_shown (verb, shown, sizeof shown)),
                BF_QUERY_BAD;
     }
     s_args_t args;
-    int rc = s_args_parse (cmd, s_queries[q].keys, &args, err, errsize);
+    int rc = template ? BF_QUERY_OK : s_args_parse (cmd, s_queries[q].keys, &args, err, errsize);
     if (rc != BF_QUERY_OK)
         return rc;
     if (!conn || PQstatus (conn) != CONNECTION_OK)
         return bf_err_set (err, errsize, "database unavailable: no connection"), BF_QUERY_RETRY;
 
     json_t *doc = NULL;
-    switch (s_queries[q].query) {
+    switch (template ? S_TEMPLATES : s_queries[q].query) {
+        case S_TEMPLATES:
+            rc = bf_tplquery (conn, ctx, cmd, &doc, err, errsize);
+            break;
         case S_RUNS_LIST:
             rc = s_runs_list (conn, &args, &doc, err, errsize);
             break;

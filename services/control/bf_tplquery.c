@@ -22,8 +22,8 @@
 
 typedef enum { S_LIST, S_SHOW, S_PREVIEW } s_verb_t;
 
-static const char *const s_keys[] = { "channel", "version", "bill_id", "subject",
-                                      "body",    "body_html", "short_body" };
+static const char *const s_keys[]
+    = { "channel", "version", "bill_id", "subject", "body", "body_html", "short_body" };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
 /*  The keys each verb takes, as bits of s_keys.  */
@@ -101,7 +101,8 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
             return bf_err_set (err, errsize, "channel: expected EMAIL, SMS or PUSH, got \"%s\"",
                                s_shown (value, shown, sizeof shown)),
                    BF_QUERY_BAD;
-        if (k == S_VERSION && !s_positive (value, S_VERSION_MAX, args->version, sizeof args->version))
+        if (k == S_VERSION
+            && !s_positive (value, S_VERSION_MAX, args->version, sizeof args->version))
             return bf_err_set (err, errsize, "version: expected a positive integer, got \"%s\"",
                                s_shown (value, shown, sizeof shown)),
                    BF_QUERY_BAD;
@@ -188,7 +189,7 @@ s_kind_name (bf_send_kind_t kind)
 }
 
 /*  Renders the template rows tpl for the bill in ctxres with lines into
-    *doc (see bf_tplquery.h).  */
+ *doc (see bf_tplquery.h).  */
 static int
 s_render (const bf_query_ctx_t *ctx, const s_args_t *args, const PGresult *tpl,
           const PGresult *ctxres, const PGresult *lines, json_t **doc, char *err, size_t errsize)
@@ -197,8 +198,9 @@ s_render (const bf_query_ctx_t *ctx, const s_args_t *args, const PGresult *tpl,
     int index = !strcmp (channel, "EMAIL") ? 0 : !strcmp (channel, "SMS") ? 1 : 2;
     int64_t subscriber = strtoll (PQgetvalue (ctxres, 0, BF_RENDER_CTX_SUBSCRIBER_ID), NULL, 10);
     char to[BF_MASK_MAX];
-    bf_query_contact (ctx, ctxres, 0, index == 0 ? BF_RENDER_CTX_EMAIL_ENC : BF_RENDER_CTX_PHONE_ENC,
-                      channel, subscriber, to, sizeof to);
+    bf_query_contact (ctx, ctxres, 0,
+                      index == 0 ? BF_RENDER_CTX_EMAIL_ENC : BF_RENDER_CTX_PHONE_ENC, channel,
+                      subscriber, to, sizeof to);
     if (index == 2)
         snprintf (to, sizeof to, "***");
 
@@ -232,17 +234,14 @@ s_render (const bf_query_ctx_t *ctx, const s_args_t *args, const PGresult *tpl,
         goto done;
     }
     const char *draft_version = args->value[S_VERSION];
-    *doc = json_pack ("{s:s, s:o, s:b, s:I, s:s, s:I, s:s, s:s, s:o, s:o, s:o, s:i, s:s}",
-                      "channel", channel, "version",
-                      draft_version ? json_integer (strtoll (draft_version, NULL, 10))
-                                    : json_null (),
-                      "draft", !draft_version, "bill_id",
-                      (json_int_t)strtoll (args->value[S_BILL_ID], NULL, 10), "period",
-                      PQgetvalue (ctxres, 0, BF_RENDER_CTX_PERIOD), "subscriber_id",
-                      (json_int_t)subscriber, "to", to, "sent_as", s_kind_name (request.kind),
-                      "subject", s_masked (request.title), "body", s_masked (request.text),
-                      "body_html", s_masked (request.html), "lines",
-                      lines ? PQntuples (lines) : 0, "preview", preview);
+    *doc = json_pack (
+        "{s:s, s:o, s:b, s:I, s:s, s:I, s:s, s:s, s:o, s:o, s:o, s:i, s:s}", "channel", channel,
+        "version", draft_version ? json_integer (strtoll (draft_version, NULL, 10)) : json_null (),
+        "draft", !draft_version, "bill_id", (json_int_t)strtoll (args->value[S_BILL_ID], NULL, 10),
+        "period", PQgetvalue (ctxres, 0, BF_RENDER_CTX_PERIOD), "subscriber_id",
+        (json_int_t)subscriber, "to", to, "sent_as", s_kind_name (request.kind), "subject",
+        s_masked (request.title), "body", s_masked (request.text), "body_html",
+        s_masked (request.html), "lines", lines ? PQntuples (lines) : 0, "preview", preview);
     rc = *doc ? BF_QUERY_OK : (bf_err_set (err, errsize, "out of memory"), BF_QUERY_BAD);
 done:
     free (preview);
@@ -320,10 +319,10 @@ done:
 }
 
 int
-bf_tplquery (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd, char **json,
+bf_tplquery (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd, json_t **doc,
              char *err, size_t errsize)
 {
-    *json = NULL;
+    *doc = NULL;
     size_t q = 0;
     while (q < sizeof s_verbs / sizeof s_verbs[0] && strcmp (cmd->verb, s_verbs[q].verb))
         q++;
@@ -335,30 +334,23 @@ bf_tplquery (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *c
         return rc;
     if (!conn || PQstatus (conn) != CONNECTION_OK)
         return bf_err_set (err, errsize, "database unavailable: no connection"), BF_QUERY_RETRY;
-    json_t *doc = NULL;
     const char *const *v = args.value;
+    if (s_verbs[q].id == S_PREVIEW)
+        return s_preview (conn, ctx, &args, doc, err, errsize);
     if (s_verbs[q].id == S_LIST) {
         const char *params[] = { v[S_CHANNEL] };
-        rc = bf_query_document (conn, s_sql_list, 1, params, "templates.list", &doc, err, errsize);
-    } else if (s_verbs[q].id == S_SHOW) {
-        if (!v[S_CHANNEL] || !v[S_VERSION])
-            return bf_err_set (err, errsize, "template.show needs channel and version"),
-                   BF_QUERY_BAD;
-        const char *params[] = { v[S_CHANNEL], v[S_VERSION] };
-        rc = bf_query_document (conn, s_sql_show, 2, params, "template.show", &doc, err, errsize);
-        if (rc == BF_QUERY_OK && json_object_get (doc, "missing")) {
-            json_decref (doc);
-            return bf_err_set (err, errsize, "no %s template version %s", v[S_CHANNEL],
-                               v[S_VERSION]),
-                   BF_QUERY_BAD;
-        }
-    } else
-        rc = s_preview (conn, ctx, &args, &doc, err, errsize);
-    if (rc != BF_QUERY_OK)
-        return rc;
-    *json = json_dumps (doc, JSON_COMPACT);
-    json_decref (doc);
-    if (!*json)
-        return bf_err_set (err, errsize, "out of memory"), BF_QUERY_BAD;
-    return BF_QUERY_OK;
+        return bf_query_document (conn, s_sql_list, 1, params, "templates.list", doc, err,
+                                  errsize);
+    }
+    if (!v[S_CHANNEL] || !v[S_VERSION])
+        return bf_err_set (err, errsize, "template.show needs channel and version"), BF_QUERY_BAD;
+    const char *params[] = { v[S_CHANNEL], v[S_VERSION] };
+    rc = bf_query_document (conn, s_sql_show, 2, params, "template.show", doc, err, errsize);
+    if (rc == BF_QUERY_OK && json_object_get (*doc, "missing")) {
+        json_decref (*doc);
+        *doc = NULL;
+        return bf_err_set (err, errsize, "no %s template version %s", v[S_CHANNEL], v[S_VERSION]),
+               BF_QUERY_BAD;
+    }
+    return rc;
 }

@@ -39,8 +39,10 @@
 /*  True when verb is one of this module's queries.  */
 bool bf_tplquery_handles (const char *verb);
 
-/*  Answers the template query cmd (see above), as bf_query does.  */
+/*  Answers the template query cmd (see above): BF_QUERY_OK with the
+    document in *doc (the caller owns it; bf_query encodes it), or
+    BF_QUERY_BAD / BF_QUERY_RETRY with err.  */
 int bf_tplquery (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
-                 char **json, char *err, size_t errsize);
+                 json_t **doc, char *err, size_t errsize);
 
 #endif

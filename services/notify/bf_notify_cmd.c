@@ -128,6 +128,25 @@ s_retry (void *context, PGconn *conn, const Billflow__Command *cmd, char *result
     return BF_LINK_OK;
 }
 
+/*  Runs sql in the command's transaction: BF_LINK_OK with the result in
+    out (when out is NULL the result is cleared), or the failure with error
+    set.  */
+static bf_link_status_t
+s_exec (PGconn *conn, const char *sql, int nparams, const char *const *params,
+        ExecStatusType expect, const char *what, PGresult **out, char *error, size_t errorsize)
+{
+    PGresult *res = bf_db_query (conn, sql, nparams, params, expect, what);
+    if (!res) {
+        snprintf (error, errorsize, "%s", bf_db_last_message ());
+        return s_failure ();
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear (res);
+    return BF_LINK_OK;
+}
+
 /*  An optional argument: NULL when absent or empty.  */
 static const char *
 s_optional (const Billflow__Command *cmd, const char *key)
@@ -174,36 +193,32 @@ s_publish (void *context, PGconn *conn, const Billflow__Command *cmd, char *resu
         template_one_active holds if two publishes race anyway.  */
     const char *params[]
         = { set.channel, set.subject, set.body, set.body_html, set.short_body, cmd->command_id };
-    PGresult *res = bf_db_query (
-        conn,
-        "WITH old AS (UPDATE template SET active = false"
-        "             WHERE channel = $1 AND purpose = 'BILL_ISSUED' AND active"
-        "             RETURNING version),"
-        " next AS (SELECT coalesce (max (version), 0) + 1 AS version FROM template"
-        "          WHERE channel = $1 AND purpose = 'BILL_ISSUED')"
-        " SELECT n.version, (SELECT version FROM old) FROM next n",
-        1, params, PGRES_TUPLES_OK, "deactivating a template");
-    if (!res) {
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
+    PGresult *res = NULL;
+    bf_link_status_t st
+        = s_exec (conn,
+                  "WITH old AS (UPDATE template SET active = false"
+                  "             WHERE channel = $1 AND purpose = 'BILL_ISSUED' AND active"
+                  "             RETURNING version),"
+                  " next AS (SELECT coalesce (max (version), 0) + 1 AS version FROM template"
+                  "          WHERE channel = $1 AND purpose = 'BILL_ISSUED')"
+                  " SELECT n.version, (SELECT version FROM old) FROM next n",
+                  1, params, PGRES_TUPLES_OK, "deactivating a template", &res, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
     char version[16], previous[16];
     snprintf (version, sizeof version, "%s", PQgetvalue (res, 0, 0));
     snprintf (previous, sizeof previous, "%s",
               PQgetisnull (res, 0, 1) ? "null" : PQgetvalue (res, 0, 1));
     PQclear (res);
-    const char *iparams[] = { set.channel, version, set.subject, set.body, set.body_html,
-                              set.short_body, cmd->command_id };
-    res = bf_db_query (conn,
-                       "INSERT INTO template (channel, purpose, version, subject, body, body_html,"
-                       " short_body, active, published_by)"
-                       " VALUES ($1, 'BILL_ISSUED', $2::int, $3, $4, $5, $6, true, $7)",
-                       7, iparams, PGRES_COMMAND_OK, "publishing a template");
-    if (!res) {
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
-    PQclear (res);
+    const char *iparams[] = { set.channel,   version,        set.subject,    set.body,
+                              set.body_html, set.short_body, cmd->command_id };
+    st = s_exec (conn,
+                 "INSERT INTO template (channel, purpose, version, subject, body, body_html,"
+                 " short_body, active, published_by)"
+                 " VALUES ($1, 'BILL_ISSUED', $2::int, $3, $4, $5, $6, true, $7)",
+                 7, iparams, PGRES_COMMAND_OK, "publishing a template", NULL, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
     bf_info ("notify: template.publish %s: %s version %s is active (was %s)", cmd->command_id,
              set.channel, version, previous);
     snprintf (result, resultsize,
@@ -212,8 +227,11 @@ s_publish (void *context, PGconn *conn, const Billflow__Command *cmd, char *resu
     return BF_LINK_OK;
 }
 
+static bf_link_status_t s_lock_deliveries (PGconn *conn, char *error, size_t errorsize);
+
 /*  The run a run.schedule / run.unschedule names (period: its newest run)
-    into run_id and period. Returns BF_LINK_OK, or FAILED / RETRY with error.  */
+    into run_id and period, with the deliveries locked (s_lock_deliveries).
+    Returns BF_LINK_OK, or FAILED / RETRY with error.  */
 static bf_link_status_t
 s_schedule_run (PGconn *conn, const Billflow__Command *cmd, char *run_id, size_t run_idsize,
                 char *period, size_t periodsize, char *error, size_t errorsize)
@@ -222,8 +240,7 @@ s_schedule_run (PGconn *conn, const Billflow__Command *cmd, char *run_id, size_t
     char canonical[24] = "";
     char period_buf[8] = "";
     if (!by_period == !by_id) {
-        snprintf (error, errorsize, "%s needs period=YYYY-MM or run_id=N (one of them)",
-                  cmd->verb);
+        snprintf (error, errorsize, "%s needs period=YYYY-MM or run_id=N (one of them)", cmd->verb);
         return BF_LINK_FAILED;
     }
     if (by_id) {
@@ -238,16 +255,16 @@ s_schedule_run (PGconn *conn, const Billflow__Command *cmd, char *run_id, size_t
         bf_period_format (p, period_buf);
     }
     const char *params[] = { by_id ? canonical : NULL, by_period ? period_buf : NULL };
-    PGresult *res = bf_db_query (conn,
-                                 "SELECT run_id, period FROM settlement_run"
-                                 " WHERE ($1::bigint IS NULL OR run_id = $1)"
-                                 " AND ($2::text IS NULL OR period = $2)"
-                                 " ORDER BY run_id DESC LIMIT 1",
-                                 2, params, PGRES_TUPLES_OK, "finding the run");
-    if (!res) {
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
+    PGresult *res = NULL;
+    bf_link_status_t st
+        = s_exec (conn,
+                  "SELECT run_id, period FROM settlement_run"
+                  " WHERE ($1::bigint IS NULL OR run_id = $1)"
+                  " AND ($2::text IS NULL OR period = $2)"
+                  " ORDER BY run_id DESC LIMIT 1",
+                  2, params, PGRES_TUPLES_OK, "finding the run", &res, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
     if (PQntuples (res) != 1) {
         PQclear (res);
         if (by_id)
@@ -259,7 +276,7 @@ s_schedule_run (PGconn *conn, const Billflow__Command *cmd, char *run_id, size_t
     snprintf (run_id, run_idsize, "%s", PQgetvalue (res, 0, 0));
     snprintf (period, periodsize, "%s", PQgetvalue (res, 0, 1));
     PQclear (res);
-    return BF_LINK_OK;
+    return s_lock_deliveries (conn, error, errorsize);
 }
 
 /*  Waits for the ingest transactions in flight and keeps new ones out until
@@ -270,14 +287,8 @@ s_schedule_run (PGconn *conn, const Billflow__Command *cmd, char *run_id, size_t
 static bf_link_status_t
 s_lock_deliveries (PGconn *conn, char *error, size_t errorsize)
 {
-    PGresult *res = bf_db_query (conn, "LOCK TABLE delivery IN SHARE MODE", 0, NULL,
-                                 PGRES_COMMAND_OK, "locking deliveries");
-    if (!res) {
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
-    PQclear (res);
-    return BF_LINK_OK;
+    return s_exec (conn, "LOCK TABLE delivery IN SHARE MODE", 0, NULL, PGRES_COMMAND_OK,
+                   "locking deliveries", NULL, error, errorsize);
 }
 
 /*  at "YYYY-MM-DDTHH:MM" local (utc_offset_min east of UTC) into ms since
@@ -312,29 +323,23 @@ s_schedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *res
     if (s_local_time (at, offset, &release_ms, error, errorsize) != 0)
         return BF_LINK_FAILED;
     char run_id[24], period[16];
-    bf_link_status_t st
-        = s_schedule_run (conn, cmd, run_id, sizeof run_id, period, sizeof period, error,
-                          errorsize);
-    if (st != BF_LINK_OK)
-        return st;
-    st = s_lock_deliveries (conn, error, errorsize);
+    bf_link_status_t st = s_schedule_run (conn, cmd, run_id, sizeof run_id, period, sizeof period,
+                                          error, errorsize);
     if (st != BF_LINK_OK)
         return st;
     char release[24];
     snprintf (release, sizeof release, "%lld", (long long)release_ms);
     const char *params[] = { run_id, period, release, cmd->command_id, at };
-    PGresult *res = bf_db_query (
+    PGresult *res = NULL;
+    st = s_exec (
         conn,
         "INSERT INTO run_schedule (run_id, period, release_at, at_local, command_id)"
         " VALUES ($1::bigint, $2, to_timestamp ($3::bigint / 1000.0), $5, $4)"
         " ON CONFLICT (run_id) DO UPDATE SET release_at = excluded.release_at,"
         " at_local = excluded.at_local, command_id = excluded.command_id, updated_at = now ()",
-        5, params, PGRES_COMMAND_OK, "scheduling a run");
-    if (!res) {
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
-    PQclear (res);
+        5, params, PGRES_COMMAND_OK, "scheduling a run", NULL, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
     /*  The run's notices that have not gone out wait for the release as
         HELD notices: the claim takes a HELD notice only once it is due, so
         it needs no check of its own, and run.show shows them held with
@@ -343,7 +348,7 @@ s_schedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *res
         schedule takes the new time. The dispatcher applies quiet hours again
         when it claims them (docs/notify.md "Scheduled release").  */
     const char *hparams[] = { run_id, period, release, at };
-    res = bf_db_query (
+    st = s_exec (
         conn,
         "UPDATE delivery d SET state = 'HELD', updated_at = now (),"
         " not_before = CASE WHEN d.state = 'PENDING' OR d.hold_reason LIKE 'scheduled release%'"
@@ -356,11 +361,9 @@ s_schedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *res
         " FROM bill b WHERE b.period = $2 AND b.run_id = $1::bigint"
         " AND d.period = b.period AND d.bill_id = b.bill_id"
         " AND d.state IN ('PENDING', 'RETRY', 'HELD')",
-        4, hparams, PGRES_COMMAND_OK, "holding a run's notices");
-    if (!res) {
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
+        4, hparams, PGRES_COMMAND_OK, "holding a run's notices", &res, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
     char held[24];
     snprintf (held, sizeof held, "%s", PQcmdTuples (res));
     PQclear (res);
@@ -382,37 +385,29 @@ s_unschedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *r
     if (bf_cmdargs_check (cmd, allowed, error, errorsize) != 0)
         return BF_LINK_FAILED;
     char run_id[24], period[16];
-    bf_link_status_t st
-        = s_schedule_run (conn, cmd, run_id, sizeof run_id, period, sizeof period, error,
-                          errorsize);
-    if (st != BF_LINK_OK)
-        return st;
-    st = s_lock_deliveries (conn, error, errorsize);
+    bf_link_status_t st = s_schedule_run (conn, cmd, run_id, sizeof run_id, period, sizeof period,
+                                          error, errorsize);
     if (st != BF_LINK_OK)
         return st;
     const char *params[] = { run_id, period };
-    PGresult *res = bf_db_query (conn, "DELETE FROM run_schedule WHERE run_id = $1::bigint", 1,
-                                 params, PGRES_COMMAND_OK, "unscheduling a run");
-    if (!res) {
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
+    PGresult *res = NULL;
+    st = s_exec (conn, "DELETE FROM run_schedule WHERE run_id = $1::bigint", 1, params,
+                 PGRES_COMMAND_OK, "unscheduling a run", &res, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
     bool removed = strcmp (PQcmdTuples (res), "0") != 0;
     PQclear (res);
     /*  The notices the schedule held are due at once (PENDING is claimed
         whatever the clock); quiet hours apply when they are claimed.  */
-    res = bf_db_query (conn,
-                       "UPDATE delivery d SET state = 'PENDING', not_before = now (),"
-                       " hold_reason = NULL, updated_at = now ()"
-                       " FROM bill b WHERE b.period = $2 AND b.run_id = $1::bigint"
-                       " AND d.period = b.period AND d.bill_id = b.bill_id"
-                       " AND d.state = 'HELD' AND d.hold_reason LIKE 'scheduled release%'",
-                       2, params, PGRES_COMMAND_OK, "releasing a run's notices");
-    if (!res) {
-        snprintf (error, errorsize, "%s", bf_db_last_message ());
-        return s_failure ();
-    }
-    PQclear (res);
+    st = s_exec (conn,
+                 "UPDATE delivery d SET state = 'PENDING', not_before = now (),"
+                 " hold_reason = NULL, updated_at = now ()"
+                 " FROM bill b WHERE b.period = $2 AND b.run_id = $1::bigint"
+                 " AND d.period = b.period AND d.bill_id = b.bill_id"
+                 " AND d.state = 'HELD' AND d.hold_reason LIKE 'scheduled release%'",
+                 2, params, PGRES_COMMAND_OK, "releasing a run's notices", NULL, error, errorsize);
+    if (st != BF_LINK_OK)
+        return st;
     bf_info ("notify: run.unschedule %s: run %s (%s) %s", cmd->command_id, run_id, period,
              removed ? "released" : "had no release time");
     snprintf (result, resultsize, "{\"outcome\":\"%s\",\"run_id\":%s,\"period\":\"%s\"}",

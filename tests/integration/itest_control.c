@@ -893,6 +893,31 @@ s_result_is (const char *result, const char *key, const char *value)
     return !strcmp (text, value);
 }
 
+/*  Sends notify's command verb twice with command id id: the first is run
+    (its result's key is value), the second is the stored answer; one
+    application, audited as received, done and repeated.  */
+static void
+s_twice_once (bf_client_t *ops, const char *id, const char *verb, size_t n,
+              const char *const *keys, const char *const *values, const char *key,
+              const char *value)
+{
+    for (int i = 0; i < 2; i++) {
+        Billflow__CommandReply *reply = s_call (ops, id, "notify", verb, n, keys, values,
+                                                BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+        assert_int_equal (reply->replayed, i == 1);
+        assert_true (s_result_is (reply->result, key, value));
+        billflow__command_reply__free_unpacked (reply, NULL);
+    }
+    char sql[256];
+    snprintf (sql, sizeof sql, "SELECT count (*) FROM applied_command WHERE command_id = '%s'", id);
+    assert_int_equal (bf_testdb_scalar (s_stack.conn, sql), 1);
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM audit_log WHERE command_id = '%s'"
+              " AND outcome IN ('received', 'done', 'repeated')",
+              id);
+    assert_int_equal (bf_testdb_scalar (s_stack.conn, sql), 3);
+}
+
 /*  The stack with the period settled through control, dispatch paused (as
     stored, before notify starts), notify up with its clock at 10:00 local
     and every notice ingested; then the run scheduled for 11:00 (twice with
@@ -924,20 +949,7 @@ s_scheduled_run (bf_client_t *ops)
     billflow__command_reply__free_unpacked (reply, NULL);
     assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM run_schedule"), 0);
 
-    for (int i = 0; i < 2; i++) {
-        reply = s_call (ops, "sched-1", "notify", "run.schedule", 2, pk, pv,
-                        BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
-        assert_int_equal (reply->replayed, i == 1);
-        assert_true (s_result_is (reply->result, "outcome", "scheduled"));
-        billflow__command_reply__free_unpacked (reply, NULL);
-    }
-    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM applied_command"
-                                                 " WHERE command_id = 'sched-1'"),
-                      1);
-    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM audit_log"
-                                                 " WHERE command_id = 'sched-1'"
-                                                 " AND outcome IN ('received', 'done', 'repeated')"),
-                      3);
+    s_twice_once (ops, "sched-1", "run.schedule", 2, pk, pv, "outcome", "scheduled");
     /*  11:00 local (UTC+9) is 02:00 UTC.  */
     assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM run_schedule"
                                                  " WHERE release_at = '2026-11-02T02:00:00Z'"
@@ -1066,23 +1078,13 @@ test_run_unschedule_and_templates (void **state)
     /*  Published twice with one command id: one new version, active.  */
     const char *good[] = { "PUSH", "{{period_label}} 요금 안내",
                            "{{#name}}{{name}} {{/name}}고객님, {{total}}원입니다." };
-    for (int i = 0; i < 2; i++) {
-        reply = s_call (ops, "tpl-1", "notify", "template.publish", 3, tk, good,
-                        BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
-        assert_int_equal (reply->replayed, i == 1);
-        assert_true (s_result_is (reply->result, "version", "2"));
-        billflow__command_reply__free_unpacked (reply, NULL);
-    }
+    s_twice_once (ops, "tpl-1", "template.publish", 3, tk, good, "version", "2");
     assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM template"
                                                  " WHERE channel = 'PUSH'"),
                       2);
     assert_int_equal (bf_testdb_scalar (s->conn, "SELECT version FROM template"
                                                  " WHERE channel = 'PUSH' AND active"),
                       2);
-    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM audit_log"
-                                                 " WHERE command_id = 'tpl-1'"
-                                                 " AND outcome IN ('received', 'done', 'repeated')"),
-                      3);
 
     /*  templates.list: who published it; template.show: its texts.  */
     bf_client_t *viewer = s_client ("viewer", NULL, 5000, 3);
