@@ -141,8 +141,7 @@ static const s_command_t s_commands[] = {
       "  billctl templates show --channel EMAIL --version 1\n",
       "template.show", 0, 0 },
     { BF_BILLCTL_TEMPLATES_PREVIEW, "templates", "preview",
-      "templates preview --channel C --bill ID (--version N | --body FILE [--subject TEXT]"
-      " [--html FILE] [--short FILE])",
+      "templates preview --channel C --bill ID (--version N | --body FILE ...)",
       "a template rendered for a bill, contact masked",
       "Renders a stored version, or a draft read from files, for one bill with notify's\n"
       "renderer (query template.preview): what the notice would say and whether an SMS\n"
@@ -151,12 +150,15 @@ static const s_command_t s_commands[] = {
       "options:\n"
       "  --channel C     EMAIL, SMS or PUSH\n"
       "  --bill ID       the bill id\n"
-      "  --version N     a stored version, or a draft:\n"
-      "  --subject TEXT  --body FILE  --html FILE  --short FILE   (UTF-8 files)\n"
+      "  --version N     a stored version; or a draft:\n"
+      "  --body FILE     its text body (UTF-8)\n"
+      "  --subject TEXT  its subject / LMS title / push title\n"
+      "  --html FILE     its HTML part (EMAIL)\n"
+      "  --short FILE    its short form (SMS)\n"
       "\n"
       "example:\n"
       "  billctl templates preview --channel SMS --bill 202610000123 --version 2\n"
-      "  billctl templates preview --channel SMS --bill 202610000123 --subject '[빌플로우] 안내'\\\n"
+      "  billctl templates preview --channel SMS --bill 202610000123 --subject '[빌플로우] 안내' \\\n"
       "      --body sms.txt --short sms-short.txt\n",
       "template.preview", 0, 0 },
     { BF_BILLCTL_TEMPLATES_PUBLISH, "templates", "publish",
