@@ -40,7 +40,7 @@
 #define BF_BILLCTL_INTERVAL_MAX     3600000
 
 /*  Most arguments a request carries.  */
-#define BF_BILLCTL_MAX_ARGS 4
+#define BF_BILLCTL_MAX_ARGS 6
 
 typedef enum {
     BF_BILLCTL_NONE = 0, /* no command word: global help */
@@ -59,6 +59,12 @@ typedef enum {
     BF_BILLCTL_COMMANDS,
     BF_BILLCTL_AUDIT,
     BF_BILLCTL_KEYGEN,
+    BF_BILLCTL_RUN_SCHEDULE,
+    BF_BILLCTL_RUN_UNSCHEDULE,
+    BF_BILLCTL_TEMPLATES_LIST,
+    BF_BILLCTL_TEMPLATES_SHOW,
+    BF_BILLCTL_TEMPLATES_PREVIEW,
+    BF_BILLCTL_TEMPLATES_PUBLISH,
     BF_BILLCTL_COUNT
 } bf_billctl_cmd_t;
 
@@ -97,6 +103,13 @@ typedef struct {
     const char *tz;       /* run start --tz (with --previous-month) */
     bool previous_month;  /* run start --previous-month: PERIOD derived */
     int interval_ms;      /* run watch --interval, parsed */
+    const char *at;       /* run schedule --at YYYY-MM-DDTHH:MM */
+    const char *version;  /* templates show/preview --version */
+    const char *bill;     /* templates preview --bill */
+    const char *subject;  /* templates preview/publish --subject TEXT */
+    const char *files[3]; /* templates preview/publish --body, --html, --short FILE */
+    char *texts[3];       /* their contents (bf_billctl_load_files; freed by
+                             bf_billctl_free_files) */
 
     /*  The request (not for keygen): catalogue target and verb, and the
         arguments keys[i] = values[i].  */
@@ -133,6 +146,16 @@ int bf_billctl_parse (int argc, char **argv, bf_billctl_opts_t *opts, char *err,
     Returns 0, or -1 with a reason in err.  */
 int bf_billctl_previous_period (int64_t now, const char *tz, char out[8], char *err,
                                 size_t errsize);
+
+/*  For templates preview and publish: reads the files named by --body,
+    --html and --short (each at most BF_BILLCTL_FILE_MAX bytes) and adds
+    them to the request as body, body_html and short_body. Returns 0, or
+    BF_BILLCTL_EXIT_USAGE with a reason naming the file in err.  */
+#define BF_BILLCTL_FILE_MAX (64 * 1024)
+int bf_billctl_load_files (bf_billctl_opts_t *opts, char *err, size_t errsize);
+
+/*  Frees what bf_billctl_load_files read.  */
+void bf_billctl_free_files (bf_billctl_opts_t *opts);
 
 /*  Writes the help of cmd (NONE: the whole program, with every command,
     the global options and the exit codes).  */

@@ -113,6 +113,89 @@ static const s_command_t s_commands[] = {
       "  billctl run report 2026-10\n"
       "  billctl run report 2026-10 --json > report-2026-10.json\n",
       "run.report", 1, 1 },
+    { BF_BILLCTL_RUN_SCHEDULE, "run", "schedule", "run schedule PERIOD --at YYYY-MM-DDTHH:MM",
+      "send the run's notices from a time on",
+      "Sets when the notices of the run of PERIOD may go out (verb run.schedule, applied by\n"
+      "notify): none is sent before --at, a local time (notify.utc_offset_min; Asia/Seoul by\n"
+      "default). Quiet hours and personal windows still apply after it, so a notice goes at\n"
+      "the later of the two. Scheduling again moves the time; `billctl run unschedule`\n"
+      "removes it. `billctl run status PERIOD` shows it.\n"
+      "\n"
+      "options:\n"
+      "  --at TIME       YYYY-MM-DDTHH:MM, local time\n"
+      "\n"
+      "example:\n"
+      "  billctl run schedule 2026-10 --at 2026-11-03T10:00\n",
+      "run.schedule", 1, 1 },
+    { BF_BILLCTL_RUN_UNSCHEDULE, "run", "unschedule", "run unschedule PERIOD",
+      "remove the run's release time",
+      "Removes the release time of the run of PERIOD (verb run.unschedule): its notices go\n"
+      "out as usual from now on.\n"
+      "\n"
+      "example:\n"
+      "  billctl run unschedule 2026-10\n",
+      "run.unschedule", 1, 1 },
+    { BF_BILLCTL_TEMPLATES_LIST, "templates", "list", "templates list [--channel C]",
+      "template versions, which is active, who published them",
+      "Every template version, by channel, newest first: whether it is the active one, when\n"
+      "and by whom (key and command id) it was published (query templates.list).\n"
+      "\n"
+      "options:\n"
+      "  --channel C     EMAIL, SMS or PUSH only\n"
+      "\n"
+      "example:\n"
+      "  billctl templates list --channel SMS\n",
+      "templates.list", 0, 0 },
+    { BF_BILLCTL_TEMPLATES_SHOW, "templates", "show", "templates show --channel C --version N",
+      "one template version's texts",
+      "Subject, body, HTML part and short body of one template version (query\n"
+      "template.show).\n"
+      "\n"
+      "example:\n"
+      "  billctl templates show --channel EMAIL --version 1\n",
+      "template.show", 0, 0 },
+    { BF_BILLCTL_TEMPLATES_PREVIEW, "templates", "preview",
+      "templates preview --channel C --bill ID (--version N | --body FILE ...)",
+      "a template rendered for a bill, contact masked",
+      "Renders a stored version, or a draft read from files, for one bill with notify's\n"
+      "renderer (query template.preview): what the notice would say and whether an SMS\n"
+      "goes as SMS, LMS or its short form. The contact is masked.\n"
+      "\n"
+      "options:\n"
+      "  --channel C     EMAIL, SMS or PUSH\n"
+      "  --bill ID       the bill id\n"
+      "  --version N     a stored version; or a draft:\n"
+      "  --body FILE     its text body (UTF-8)\n"
+      "  --subject TEXT  its subject / LMS title / push title\n"
+      "  --html FILE     its HTML part (EMAIL)\n"
+      "  --short FILE    its short form (SMS)\n"
+      "\n"
+      "example:\n"
+      "  billctl templates preview --channel SMS --bill 202610000123 --version 2\n"
+      "  billctl templates preview --channel SMS --bill 202610000123 --subject '[빌플로우] 안내' \\\n"
+      "      --body sms.txt --short sms-short.txt\n",
+      "template.preview", 0, 0 },
+    { BF_BILLCTL_TEMPLATES_PUBLISH, "templates", "publish",
+      "templates publish --channel C --subject TEXT --body FILE [--html FILE] [--short FILE]",
+      "check a template and make it the active version",
+      "Publishes a new template version (verb template.publish, applied by notify): the texts\n"
+      "are checked as notify checks them (docs/templates.md) and, when they pass, stored as\n"
+      "the channel's next version and made the active one; notify sends with it within a\n"
+      "minute. A refused template stores nothing and the checker's message says why.\n"
+      "EMAIL needs --html, SMS needs --short. Repeating it with the same --command-id\n"
+      "publishes once. The request holds at most control.max_request_bytes (16 KiB).\n"
+      "\n"
+      "options:\n"
+      "  --channel C     EMAIL, SMS or PUSH\n"
+      "  --subject TEXT  subject / LMS title / push title\n"
+      "  --body FILE     text body (UTF-8)\n"
+      "  --html FILE     the email's HTML part\n"
+      "  --short FILE    the SMS sent when the body is too long even for LMS\n"
+      "\n"
+      "example:\n"
+      "  billctl templates publish --channel PUSH --subject '{{period_label}} 요금' \\\n"
+      "      --body push.txt --command-id tpl-push-2026-11\n",
+      "template.publish", 0, 0 },
     { BF_BILLCTL_NOTIFY_PAUSE, "notify", "pause", "notify pause", "stop sending notices",
       "Pauses dispatch in notify (verb dispatch.pause): no notice is sent until\n"
       "`billctl notify resume`; the pause survives restarts.\n"
@@ -241,7 +324,22 @@ static const s_option_t s_options[] = {
     { "tz", S_STRING, S_FIELD (tz), S_BIT (BF_BILLCTL_RUN_START) },
     { "run", S_STRING, S_FIELD (run_id), S_BIT (BF_BILLCTL_NOTIFY_RETRY) },
     { "ids", S_STRING, S_FIELD (ids), S_BIT (BF_BILLCTL_NOTIFY_RETRY) },
-    { "channel", S_STRING, S_FIELD (channel), S_BIT (BF_BILLCTL_NOTIFY_FAILURES) },
+    { "channel", S_STRING, S_FIELD (channel),
+      S_BIT (BF_BILLCTL_NOTIFY_FAILURES) | S_BIT (BF_BILLCTL_TEMPLATES_LIST)
+          | S_BIT (BF_BILLCTL_TEMPLATES_SHOW) | S_BIT (BF_BILLCTL_TEMPLATES_PREVIEW)
+          | S_BIT (BF_BILLCTL_TEMPLATES_PUBLISH) },
+    { "at", S_STRING, S_FIELD (at), S_BIT (BF_BILLCTL_RUN_SCHEDULE) },
+    { "version", S_STRING, S_FIELD (version),
+      S_BIT (BF_BILLCTL_TEMPLATES_SHOW) | S_BIT (BF_BILLCTL_TEMPLATES_PREVIEW) },
+    { "bill", S_STRING, S_FIELD (bill), S_BIT (BF_BILLCTL_TEMPLATES_PREVIEW) },
+    { "subject", S_STRING, S_FIELD (subject),
+      S_BIT (BF_BILLCTL_TEMPLATES_PREVIEW) | S_BIT (BF_BILLCTL_TEMPLATES_PUBLISH) },
+    { "body", S_STRING, S_FIELD (files[0]),
+      S_BIT (BF_BILLCTL_TEMPLATES_PREVIEW) | S_BIT (BF_BILLCTL_TEMPLATES_PUBLISH) },
+    { "html", S_STRING, S_FIELD (files[1]),
+      S_BIT (BF_BILLCTL_TEMPLATES_PREVIEW) | S_BIT (BF_BILLCTL_TEMPLATES_PUBLISH) },
+    { "short", S_STRING, S_FIELD (files[2]),
+      S_BIT (BF_BILLCTL_TEMPLATES_PREVIEW) | S_BIT (BF_BILLCTL_TEMPLATES_PUBLISH) },
     { "limit", S_STRING, S_FIELD (limit),
       S_BIT (BF_BILLCTL_NOTIFY_FAILURES) | S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
     { "id", S_STRING, S_FIELD (id), S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
@@ -473,18 +571,27 @@ s_build_retry (bf_billctl_opts_t *opts, char *err, size_t errsize)
     return 0;
 }
 
+/*  --channel, when given: any case, upper-cased into opts.  */
+static int
+s_check_channel (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    if (!opts->channel)
+        return 0;
+    const char *channel = s_upper (opts->channel, opts->channel_buf, sizeof opts->channel_buf);
+    if (strcmp (channel, "EMAIL") && strcmp (channel, "SMS") && strcmp (channel, "PUSH"))
+        return s_fail (err, errsize, "--channel must be EMAIL, SMS or PUSH, not '%s'",
+                       opts->channel);
+    opts->channel = channel;
+    return 0;
+}
+
 /*  notify failures: --channel (any case).  */
 static int
 s_build_failures (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
     s_arg (opts, "period", opts->period);
-    if (opts->channel) {
-        const char *channel = s_upper (opts->channel, opts->channel_buf, sizeof opts->channel_buf);
-        if (strcmp (channel, "EMAIL") && strcmp (channel, "SMS") && strcmp (channel, "PUSH"))
-            return s_fail (err, errsize, "--channel must be EMAIL, SMS or PUSH, not '%s'",
-                           opts->channel);
-        opts->channel = channel;
-    }
+    if (s_check_channel (opts, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
     s_arg (opts, "channel", opts->channel);
     s_arg (opts, "limit", opts->limit);
     return 0;
@@ -543,6 +650,111 @@ s_build_audit (bf_billctl_opts_t *opts, char *err, size_t errsize)
     return 0;
 }
 
+/*  run schedule: --at as notify takes it (YYYY-MM-DDTHH:MM, local).  */
+static int
+s_build_schedule (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    char date[11] = "";
+    bf_day_t day;
+    int minutes;
+    bool form = opts->at && strlen (opts->at) == 16 && opts->at[10] == 'T';
+    if (form)
+        memcpy (date, opts->at, 10);
+    if (!opts->at)
+        return s_fail (err, errsize, "run schedule needs --at YYYY-MM-DDTHH:MM (local time)");
+    if (!form || bf_date_parse (date, &day) != 0 || bf_time_parse (opts->at + 11, &minutes) != 0)
+        return s_fail (err, errsize, "--at must be YYYY-MM-DDTHH:MM (local time), not '%s'",
+                       opts->at);
+    s_arg (opts, "period", opts->period);
+    s_arg (opts, "at", opts->at);
+    return 0;
+}
+
+/*  templates list/show/preview/publish: --channel (any case), --version,
+    --bill, and which of the texts each needs. The files are read later
+    (bf_billctl_load_files), so parsing stays free of I/O.  */
+static int
+s_build_templates (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    bf_billctl_cmd_t cmd = opts->cmd;
+    if (s_check_channel (opts, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
+    if (!opts->channel && cmd != BF_BILLCTL_TEMPLATES_LIST)
+        return s_fail (err, errsize, "templates %s needs --channel EMAIL|SMS|PUSH",
+                       s_command (cmd)->word);
+    if (opts->version && !s_positive (opts->version, 1000000000))
+        return s_fail (err, errsize, "--version must be a positive whole number, not '%s'",
+                       opts->version);
+    if (cmd == BF_BILLCTL_TEMPLATES_SHOW && !opts->version)
+        return s_fail (err, errsize, "templates show needs --version N");
+    if (cmd == BF_BILLCTL_TEMPLATES_PREVIEW) {
+        char why[256];
+        int64_t id;
+        if (!opts->bill)
+            return s_fail (err, errsize, "templates preview needs --bill ID");
+        if (bf_cmdargs_id ("--bill", opts->bill, &id, why, sizeof why) != 0)
+            return s_fail (err, errsize, "%s", why);
+        bool draft = opts->subject || opts->files[0] || opts->files[1] || opts->files[2];
+        if (draft == (opts->version != NULL))
+            return s_fail (err, errsize,
+                           "templates preview takes --version N or a draft (--body FILE ...),"
+                           " %s",
+                           draft ? "not both" : "one of them");
+        if (draft && !opts->files[0])
+            return s_fail (err, errsize, "a draft needs --body FILE");
+    }
+    if (cmd == BF_BILLCTL_TEMPLATES_PUBLISH) {
+        if (!opts->subject || !opts->files[0])
+            return s_fail (err, errsize, "templates publish needs --subject TEXT and --body FILE");
+        for (int i = 0; i < 3; i++)
+            if (opts->files[i] && !*opts->files[i])
+                return s_fail (err, errsize, "a file name is empty");
+    }
+    s_arg (opts, "channel", opts->channel);
+    s_arg (opts, "version", opts->version);
+    s_arg (opts, "bill_id", opts->bill);
+    s_arg (opts, "subject", opts->subject);
+    return 0;
+}
+
+int
+bf_billctl_load_files (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    static const char *const keys[] = { "body", "body_html", "short_body" };
+    static const char *const options[] = { "--body", "--html", "--short" };
+    for (int i = 0; i < 3; i++) {
+        if (!opts->files[i])
+            continue;
+        FILE *file = fopen (opts->files[i], "rb");
+        char *text = file ? malloc (BF_BILLCTL_FILE_MAX + 1) : NULL;
+        size_t n = text ? fread (text, 1, BF_BILLCTL_FILE_MAX + 1, file) : 0;
+        bool failed = !file || !text || ferror (file);
+        if (file)
+            fclose (file);
+        if (failed || n > BF_BILLCTL_FILE_MAX || memchr (text, 0, n)) {
+            free (text);
+            return s_fail (err, errsize, "%s %s: %s", options[i], opts->files[i],
+                           failed ? "cannot be read"
+                           : n > BF_BILLCTL_FILE_MAX
+                               ? "larger than 64 KiB"
+                               : "holds a NUL byte (not a text file)");
+        }
+        text[n] = 0;
+        opts->texts[i] = text;
+        s_arg (opts, keys[i], text);
+    }
+    return 0;
+}
+
+void
+bf_billctl_free_files (bf_billctl_opts_t *opts)
+{
+    for (int i = 0; i < 3; i++) {
+        free (opts->texts[i]);
+        opts->texts[i] = NULL;
+    }
+}
+
 /*  The request's arguments, by command. --id (commands and audit only) is
     checked before the other options.  */
 static int
@@ -573,6 +785,16 @@ s_build_args (bf_billctl_opts_t *opts, char *err, size_t errsize)
             return s_build_commands (opts, err, errsize);
         case BF_BILLCTL_AUDIT:
             return s_build_audit (opts, err, errsize);
+        case BF_BILLCTL_RUN_SCHEDULE:
+            return s_build_schedule (opts, err, errsize);
+        case BF_BILLCTL_RUN_UNSCHEDULE:
+            s_arg (opts, "period", opts->period);
+            return 0;
+        case BF_BILLCTL_TEMPLATES_LIST:
+        case BF_BILLCTL_TEMPLATES_SHOW:
+        case BF_BILLCTL_TEMPLATES_PREVIEW:
+        case BF_BILLCTL_TEMPLATES_PUBLISH:
+            return s_build_templates (opts, err, errsize);
         default:
             return 0;
     }
@@ -593,8 +815,9 @@ s_build_verb (bf_billctl_opts_t *opts, char *err, size_t errsize)
         return 0;
     if (opts->query)
         return s_fail (err, errsize,
-                       "--command-id applies to commands (run start/stop/resume, notify"
-                       " pause/resume/retry), not to the query '%s'",
+                       "--command-id applies to commands (run start/stop/resume/schedule/"
+                       "unschedule, notify pause/resume/retry, templates publish), not to the"
+                       " query '%s'",
                        opts->req_verb);
     if (!s_command_id_ok (opts->command_id))
         return s_fail (err, errsize,

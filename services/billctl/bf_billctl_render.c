@@ -534,6 +534,15 @@ s_render_run_show (FILE *out, json_t *root, char *err, size_t errsize)
                       : "");
         s_kv (out, "events", line);
     }
+    json_t *schedule = json_object_get (root, "schedule");
+    if (json_is_object (schedule)) {
+        char line[3 * S_CELL + 64], c[S_CELL];
+        snprintf (line, sizeof line, "not before %s local (%s), by %s",
+                  s_field (schedule, "at", a, sizeof a),
+                  s_field (schedule, "release_at", b, sizeof b),
+                  s_field (schedule, "command_id", c, sizeof c));
+        s_kv (out, "scheduled", line);
+    }
     json_t *final = json_object_get (root, "final");
     s_kv (out, "final", json_is_true (final) ? "yes" : "no (events or notices still in progress)");
     fputc ('\n', out);
@@ -719,6 +728,16 @@ static const s_column_t s_audit_columns[] = {
     { "OUTCOME", "outcome", s_cell },
     { "DETAIL", "detail", s_cell },
 };
+
+static const s_column_t s_templates_columns[] = {
+    { "CHANNEL", "channel", s_cell },
+    { "VERSION>", "version", s_cell },
+    { "ACTIVE", "active", s_cell },
+    { "PUBLISHED", "created_at", s_cell },
+    { "BY", "client", s_cell },
+    { "COMMAND ID", "published_by", s_cell },
+    { "SUBJECT", "subject", s_cell },
+};
 // clang-format on
 
 typedef struct {
@@ -735,6 +754,7 @@ static const s_list_t s_lists[] = {
     { "services.list", "services", "No services registered.", S_COLUMNS (s_services_columns) },
     { "commands.list", "commands", "No commands.", S_COLUMNS (s_commands_columns) },
     { "audit.list", "audit", "No audit entries.", S_COLUMNS (s_audit_columns) },
+    { "templates.list", "templates", "No templates.", S_COLUMNS (s_templates_columns) },
 };
 
 static const s_list_t *
@@ -783,6 +803,71 @@ s_render_object (FILE *out, json_t *root)
     }
     if (run)
         s_render_run (out, run);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  template.show and template.preview: texts shown whole
+
+/*  Writes text line by line, each line indented and scrubbed (a template or
+    a rendered notice never shows a contact in clear); NULL or "" as "-".  */
+static void
+s_text_block (FILE *out, const char *title, const json_t *value)
+{
+    fprintf (out, "%s:\n", title);
+    const char *text = json_is_string (value) ? json_string_value (value) : NULL;
+    if (!text || !*text) {
+        fprintf (out, "    -\n");
+        return;
+    }
+    while (*text) {
+        const char *end = strchr (text, '\n');
+        size_t len = end ? (size_t)(end - text) : strlen (text);
+        char *line = malloc (len + 1), *clean = malloc (2 * len + 64);
+        if (line && clean) {
+            memcpy (line, text, len);
+            line[len] = 0;
+            fprintf (out, "    %s\n", bf_billctl_scrub (line, clean, 2 * len + 64));
+        }
+        free (line);
+        free (clean);
+        text += len + (end ? 1 : 0);
+    }
+}
+
+static int
+s_render_template_show (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    if (!json_is_string (json_object_get (root, "body")))
+        return bf_err_set (err, errsize, "control's answer to template.show has no \"body\"");
+    char cell[S_CELL];
+    static const char *const keys[]
+        = { "channel", "version", "active", "created_at", "client", "published_by" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        s_kv (out, keys[i], s_field (root, keys[i], cell, sizeof cell));
+    fputc ('\n', out);
+    s_text_block (out, "subject", json_object_get (root, "subject"));
+    s_text_block (out, "body", json_object_get (root, "body"));
+    s_text_block (out, "body_html", json_object_get (root, "body_html"));
+    s_text_block (out, "short_body", json_object_get (root, "short_body"));
+    return 0;
+}
+
+static int
+s_render_template_preview (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    if (!json_is_string (json_object_get (root, "preview")))
+        return bf_err_set (err, errsize,
+                           "control's answer to template.preview has no \"preview\"");
+    char cell[S_CELL];
+    static const char *const keys[]
+        = { "channel", "version", "draft", "bill_id", "period", "sent_as", "lines" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        s_kv (out, keys[i], s_field (root, keys[i], cell, sizeof cell));
+    fputc ('\n', out);
+    s_text_block (out, "preview", json_object_get (root, "preview"));
+    if (json_is_string (json_object_get (root, "body_html")))
+        s_text_block (out, "body_html", json_object_get (root, "body_html"));
     return 0;
 }
 
@@ -1160,6 +1245,10 @@ bf_billctl_render (FILE *out, const char *verb, const char *json, char *err, siz
         rc = s_render_summary (out, root, err, errsize);
     else if (!strcmp (verb, "run.report"))
         rc = s_render_report (out, root, err, errsize);
+    else if (!strcmp (verb, "template.show"))
+        rc = s_render_template_show (out, root, err, errsize);
+    else if (!strcmp (verb, "template.preview"))
+        rc = s_render_template_preview (out, root, err, errsize);
     else
         rc = s_render_object (out, root);
     json_decref (root);

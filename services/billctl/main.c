@@ -420,11 +420,16 @@ main (int argc, char **argv)
     bf_log_init ("billctl", BF_LOG_INFO, false);
     if (opts.cmd == BF_BILLCTL_KEYGEN)
         return s_keygen (&opts);
+    if (bf_billctl_load_files (&opts, err, sizeof err) != 0) {
+        bf_billctl_free_files (&opts);
+        return s_usage (&opts, err);
+    }
 
     s_billctl_t self = { .opts = &opts };
     int rc = s_configure (&self);
     if (rc != 0) {
         bf_config_destroy (&self.config);
+        bf_billctl_free_files (&opts);
         return rc;
     }
     /*  CZMQ's handler sets zsys_interrupted on SIGINT/SIGTERM; bf_client
@@ -435,5 +440,6 @@ main (int argc, char **argv)
         rc = opts.cmd == BF_BILLCTL_RUN_WATCH ? s_watch (&self) : s_once (&self);
     bf_client_destroy (&self.client);
     bf_config_destroy (&self.config);
+    bf_billctl_free_files (&opts);
     return rc;
 }

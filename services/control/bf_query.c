@@ -25,6 +25,7 @@
 #include "bf_log.h"
 #include "bf_query.h"
 #include "bf_report.h"
+#include "bf_tplquery.h"
 
 #define S_LIMIT_DEFAULT 20
 #define S_LIMIT_MAX     500
@@ -336,6 +337,9 @@ static const char s_sql_run_show[] =
     "               EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL) AS unsequenced)"
     " SELECT json_build_object ("
     "  'run', (SELECT " S_RUN " FROM r),"
+    "  'schedule', (SELECT json_build_object ('at', s.at_local,"
+    "     'release_at', " S_TS ("s.release_at") ", 'command_id', s.command_id)"
+    "     FROM run_schedule s WHERE s.run_id = (SELECT run_id FROM r)),"
     "  'notices', " S_NOTICES ","
     "  'events', (SELECT json_build_object ('published_seq', published,"
     "             'ingested_seq', ingested, 'unsequenced', unsequenced) FROM ev),"
@@ -567,6 +571,7 @@ typedef enum {
     S_COMMANDS_LIST,
     S_AUDIT_LIST,
     S_RUN_REPORT,
+    S_TEMPLATES, /* bf_tplquery.c, which parses its own arguments */
 } s_query_t;
 
 static const struct {
@@ -596,21 +601,25 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
     size_t q = 0;
     while (q < sizeof s_queries / sizeof s_queries[0] && strcmp (verb, s_queries[q].verb))
         q++;
-    if (q == sizeof s_queries / sizeof s_queries[0]) {
+    bool template = q == sizeof s_queries / sizeof s_queries[0] && bf_tplquery_handles (verb);
+    if (q == sizeof s_queries / sizeof s_queries[0] && !template) {
         char shown[48];
         return bf_err_set (err, errsize, "unknown query \"%s\"",
                            s_shown (verb, shown, sizeof shown)),
                BF_QUERY_BAD;
     }
     s_args_t args;
-    int rc = s_args_parse (cmd, s_queries[q].keys, &args, err, errsize);
+    int rc = template ? BF_QUERY_OK : s_args_parse (cmd, s_queries[q].keys, &args, err, errsize);
     if (rc != BF_QUERY_OK)
         return rc;
     if (!conn || PQstatus (conn) != CONNECTION_OK)
         return bf_err_set (err, errsize, "database unavailable: no connection"), BF_QUERY_RETRY;
 
     json_t *doc = NULL;
-    switch (s_queries[q].query) {
+    switch (template ? S_TEMPLATES : s_queries[q].query) {
+        case S_TEMPLATES:
+            rc = bf_tplquery (conn, ctx, cmd, &doc, err, errsize);
+            break;
         case S_RUNS_LIST:
             rc = s_runs_list (conn, &args, &doc, err, errsize);
             break;
@@ -643,4 +652,27 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
     if (!*json)
         return bf_err_set (err, errsize, "out of memory"), BF_QUERY_BAD;
     return BF_QUERY_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  For the other query modules (bf_tplquery.c)
+
+int
+bf_query_document (PGconn *conn, const char *sql, int nparams, const char *const *params,
+                   const char *what, json_t **doc, char *err, size_t errsize)
+{
+    return s_document (conn, sql, nparams, params, what, doc, err, errsize);
+}
+
+int
+bf_query_db_failed (char *err, size_t errsize)
+{
+    return s_db_failed (err, errsize);
+}
+
+void
+bf_query_contact (const bf_query_ctx_t *ctx, const PGresult *res, int row, int col,
+                  const char *channel, int64_t subject, char *out, size_t outsize)
+{
+    s_contact (ctx, res, row, col, channel, subject, out, outsize);
 }

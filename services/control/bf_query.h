@@ -24,12 +24,14 @@
     null; amounts are integers in won):
 
     runs.list            {"runs":[RUN...]}
-    run.show             {"run":RUN|null, "notices":NOTICES, "events":EVENTS,
+    run.show             {"run":RUN|null, "schedule":{"at","release_at","command_id"}|null,
+                          "notices":NOTICES, "events":EVENTS,
                           "rating_errors":[{"subscriber_id":N,"reason":S}...] (first 10),
                           "final":bool}
                          (by period: the period's newest run; notices and rating
                           errors are the period's, the errors those still open, by
-                          subscriber id)
+                          subscriber id; schedule: the run's release time set by
+                          run.schedule, "at" local as given, release_at UTC)
     deliveries.summary   {"period":S|null, "paused":bool, "notices":NOTICES}
     deliveries.failures  {"failures":[{"id","period","bill_id","subscriber_id","channel",
                           "attempts","last_error","contact","final_at","fallback_id"}...]}
@@ -75,7 +77,9 @@
 #ifndef BF_QUERY_H_INCLUDED
 #define BF_QUERY_H_INCLUDED
 
+#include <jansson.h>
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "bf_pii.h"
@@ -97,5 +101,16 @@ typedef enum {
     *json is a malloc'd JSON document the caller frees.  */
 int bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd, char **json,
               char *err, size_t errsize);
+
+/*  For query modules of their own (bf_tplquery.h). bf_query_document runs
+    sql, which returns one row holding one JSON document, into *doc;
+    bf_query_db_failed turns the last bf_db failure into BF_QUERY_RETRY or
+    BF_QUERY_BAD with err; bf_query_contact writes the masked contact of
+    channel from the sealed value in column col of row (the rules above).  */
+int bf_query_document (PGconn *conn, const char *sql, int nparams, const char *const *params,
+                       const char *what, json_t **doc, char *err, size_t errsize);
+int bf_query_db_failed (char *err, size_t errsize);
+void bf_query_contact (const bf_query_ctx_t *ctx, const PGresult *res, int row, int col,
+                       const char *channel, int64_t subject, char *out, size_t outsize);
 
 #endif

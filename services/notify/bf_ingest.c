@@ -87,12 +87,23 @@ static const bf_db_statement_t s_statements[] = {
     { "ingest_lock", "SELECT last_seq FROM notify_cursor WHERE consumer = $1 FOR UPDATE", 1 },
     //  One row per (event, channel): $2..$6 are parallel arrays. Answers
     //  the rows it inserted per channel (EMAIL, SMS, PUSH), for the metrics.
+    //  A bill of a run with a release time (run.schedule) is created HELD
+    //  until it; run_schedule is probed by period first, so the bill is
+    //  looked up only while its period has a schedule.
     { "ingest_insert",
       "WITH ins AS (INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose,"
-      " state, not_before, event_seq)"
-      " SELECT u.period, u.bill_id, u.subscriber_id, u.channel, $1, 'PENDING', now(), u.seq"
+      " state, not_before, hold_reason, event_seq)"
+      " SELECT u.period, u.bill_id, u.subscriber_id, u.channel, $1,"
+      " CASE WHEN r.release_at IS NULL THEN 'PENDING' ELSE 'HELD' END,"
+      " coalesce (r.release_at, now()),"
+      " CASE WHEN r.release_at IS NOT NULL"
+      "      THEN 'scheduled release (' || r.at_local || ' local)' END, u.seq"
       " FROM unnest ($2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])"
       " AS u(seq, period, bill_id, subscriber_id, channel)"
+      " LEFT JOIN LATERAL (SELECT s.release_at, s.at_local FROM run_schedule s"
+      "      WHERE s.period = u.period AND EXISTS (SELECT 1 FROM bill b"
+      "            WHERE b.period = u.period AND b.bill_id = u.bill_id"
+      "            AND b.run_id = s.run_id)) r ON true"
       " ON CONFLICT (bill_id, channel, purpose) DO NOTHING RETURNING channel)"
       " SELECT count(*) FILTER (WHERE channel = 'EMAIL'), count(*) FILTER (WHERE channel = 'SMS'),"
       " count(*) FILTER (WHERE channel = 'PUSH') FROM ins",

@@ -5,7 +5,19 @@
                                            failed deliveries of a run, or by id, are PENDING
                                            again with fresh attempts (due at once whatever
                                            the clock); delivered ones are never touched
-    Results are JSON objects. Delivery figures are control's queries.  */
+      template.publish   channel=C subject=S body=S [body_html=S] [short_body=S]
+                                           checks the row with bf_template_check_set and, when it
+                                           passes, inserts the channel's next version and makes it
+                                           the active one (the dispatchers load it within a minute);
+                                           a refused row stores nothing and fails with the checker's
+                                           message
+      run.schedule       (period=YYYY-MM | run_id=N) at=YYYY-MM-DDTHH:MM
+                                           the run's notices are not claimed before `at` (local
+                                           time, notify.utc_offset_min); a later run.schedule moves it
+      run.unschedule     period=YYYY-MM | run_id=N
+                                           removes the run's release time
+    Results are JSON objects. Delivery figures are control's queries.
+    The verbs' context is a pointer to an int: notify.utc_offset_min.  */
 
 #ifndef BF_NOTIFY_CMD_H_INCLUDED
 #define BF_NOTIFY_CMD_H_INCLUDED

@@ -1136,6 +1136,320 @@ test_billctl_on_behalf (void **state)
     assert_int_equal (s_scalar ("SELECT paused::int FROM dispatch_state"), 1);
 }
 
+/*  --- templates and scheduled release (issue 15) ------------------------- */
+
+/*  One request with n arguments; asserts its status (and that error_part
+    is in its error). Returns the reply; the caller frees it.  */
+static Billflow__CommandReply *
+s_call (bf_client_t *client, const char *id, const char *target, const char *verb, size_t n,
+        const char *const *keys, const char *const *values,
+        Billflow__CommandReply__Status status, const char *error_part)
+{
+    char err[256];
+    Billflow__CommandReply *reply = NULL;
+    assert_int_equal (bf_client_request (client, id, target, verb, n, keys, values, &reply, NULL,
+                                         err, sizeof err),
+                      BF_CLIENT_ANSWERED);
+    if (reply->status != status)
+        print_error ("%s %s: status %d (%s)\n", id, verb, reply->status, reply->error);
+    assert_int_equal (reply->status, status);
+    if (error_part && !strstr (reply->error, error_part))
+        fail_msg ("%s: '%s' is not in the error '%s'", verb, error_part, reply->error);
+    return reply;
+}
+
+/*  Whether the JSON text result has key with the string (or integer, as
+    text) value.  */
+static bool
+s_result_is (const char *result, const char *key, const char *value)
+{
+    json_t *doc = json_loads (result ? result : "", 0, NULL);
+    json_t *v = json_object_get (doc, key);
+    char text[64] = "";
+    if (json_is_string (v))
+        snprintf (text, sizeof text, "%s", json_string_value (v));
+    else if (json_is_integer (v))
+        snprintf (text, sizeof text, "%lld", (long long)json_integer_value (v));
+    else if (json_is_boolean (v))
+        snprintf (text, sizeof text, "%s", json_is_true (v) ? "true" : "false");
+    json_decref (doc);
+    if (strcmp (text, value))
+        print_error ("%s: %s is '%s', not '%s'\n", result ? result : "(none)", key, text, value);
+    return !strcmp (text, value);
+}
+
+/*  Sends notify's command verb twice with command id id: the first is run
+    (its result's key is value), the second is the stored answer; one
+    application, audited as received, done and repeated.  */
+static void
+s_twice_once (bf_client_t *ops, const char *id, const char *verb, size_t n,
+              const char *const *keys, const char *const *values, const char *key,
+              const char *value)
+{
+    for (int i = 0; i < 2; i++) {
+        Billflow__CommandReply *reply = s_call (ops, id, "notify", verb, n, keys, values,
+                                                BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+        assert_int_equal (reply->replayed, i == 1);
+        assert_true (s_result_is (reply->result, key, value));
+        billflow__command_reply__free_unpacked (reply, NULL);
+    }
+    char sql[256];
+    snprintf (sql, sizeof sql, "SELECT count (*) FROM applied_command WHERE command_id = '%s'", id);
+    assert_int_equal (bf_testdb_scalar (s_stack.conn, sql), 1);
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM audit_log WHERE command_id = '%s'"
+              " AND outcome IN ('received', 'done', 'repeated')",
+              id);
+    assert_int_equal (bf_testdb_scalar (s_stack.conn, sql), 3);
+}
+
+/*  The stack with the period settled through control, dispatch paused (as
+    stored, before notify starts), notify up with its clock at 10:00 local
+    and every notice ingested; then the run scheduled for 11:00 (twice with
+    one command id: applied once) and dispatch resumed: nothing may go out.
+    Returns the number of notices.  */
+static int64_t
+s_scheduled_run (bf_client_t *ops)
+{
+    bf_stack_t *s = &s_stack;
+    bf_stack_mock_start (s, "");
+    bf_proc_start (&s->control[0]);
+    s_wait_active (0);
+    bf_proc_start (&s->settle[0]);
+    s_wait_registered ("settle");
+    assert_string_equal (bf_testdb_exec (s->conn, "UPDATE dispatch_state SET paused = true"),
+                         "00000");
+    const char *pk[] = { "period", "at" }, *pv[] = { PERIOD, "2026-11-02T11:00" };
+    Billflow__CommandReply *reply = s_call (ops, "sched-start", "settle", "run.start", 1, pk, pv,
+                                            BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    s_wait_scalar ("SELECT count (*) FROM settlement_run WHERE state = 'COMPLETED'", 1, 60000);
+    bf_proc_start (&s->notify);
+    s_wait_registered ("notify");
+
+    /*  A bad time is refused with the reason; nothing is stored.  */
+    const char *bad[] = { PERIOD, "2026-11-02 11:00" };
+    reply = s_call (ops, "sched-bad", "notify", "run.schedule", 2, pk, bad,
+                    BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, "at: expected YYYY-MM-DDTHH:MM");
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM run_schedule"), 0);
+
+    s_twice_once (ops, "sched-1", "run.schedule", 2, pk, pv, "outcome", "scheduled");
+    /*  11:00 local (UTC+9) is 02:00 UTC.  */
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM run_schedule"
+                                                 " WHERE release_at = '2026-11-02T02:00:00Z'"
+                                                 " AND at_local = '2026-11-02T11:00'"),
+                      1);
+    int64_t notices = bf_testdb_scalar (s->conn, "SELECT count (*) FROM bill b"
+                                                 " JOIN subscriber x ON x.id = b.subscriber_id,"
+                                                 " unnest (x.channels) c");
+    assert_true (notices > 0);
+    s_wait_scalar ("SELECT count (*) FROM delivery", notices, 30000);
+
+    reply = s_call (ops, "sched-resume", "notify", "dispatch.resume", 0, NULL, NULL,
+                    BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    usleep (3000000);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM delivery_attempt"), 0);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM delivery WHERE state IN"
+                                                 " ('SENDING', 'RETRY', 'DELIVERED', 'FAILED')"),
+                      0);
+    /*  They wait as HELD notices, with the reason, until 11:00.  */
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM delivery"
+                                                 " WHERE state = 'HELD' AND not_before ="
+                                                 " '2026-11-02T02:00:00Z' AND hold_reason ="
+                                                 " 'scheduled release (2026-11-02T11:00 local)'"),
+                      notices);
+    return notices;
+}
+
+/*  Waits until every notice went out (or is held by its subscriber's own
+    quiet hours, which still apply after a release) and some were
+    delivered.  */
+static void
+s_wait_released (int64_t notices)
+{
+    assert_int_equal (s_wait_scalar ("SELECT count (*) FROM delivery WHERE fallback_of IS NULL"
+                                     " AND (state IN ('DELIVERED', 'FAILED')"
+                                     "      OR (state = 'HELD' AND hold_reason LIKE 'quiet%'))",
+                                     notices, 60000),
+                      notices);
+    assert_true (bf_testdb_scalar (s_stack.conn,
+                                   "SELECT count (*) FROM delivery WHERE state = 'DELIVERED'")
+                 > 0);
+}
+
+/*  run.show with the period, parsed.  */
+static json_t *
+s_run_show (bf_client_t *client)
+{
+    const char *k[] = { "period" }, *v[] = { PERIOD };
+    char id[40];
+    snprintf (id, sizeof id, "q-%lld", (long long)s_now_ms ());
+    Billflow__CommandReply *reply = s_call (client, id, "control", "run.show", 1, k, v,
+                                            BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    json_t *doc = json_loads (reply->result, 0, NULL);
+    assert_non_null (doc);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    return doc;
+}
+
+/*  Held until the release time: notify restarted with its clock past it
+    sends them (the schedule is durable across the restart).  */
+static void
+test_run_schedule_release (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_client_t *ops = s_client ("ops-a", NULL, 5000, 3);
+    int64_t notices = s_scheduled_run (ops);
+    json_t *doc = s_run_show (ops);
+    json_t *schedule = json_object_get (doc, "schedule");
+    assert_true (json_is_object (schedule));
+    assert_string_equal (json_string_value (json_object_get (schedule, "at")), "2026-11-02T11:00");
+    assert_string_equal (json_string_value (json_object_get (schedule, "command_id")), "sched-1");
+    json_decref (doc);
+
+    /*  Still before it after a restart (10:59); then past it (11:01).  */
+    bf_proc_kill (&s->notify);
+    bf_proc_env (&s->notify, "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:59");
+    bf_proc_start (&s->notify);
+    s_wait_registered ("notify");
+    usleep (2000000);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM delivery_attempt"), 0);
+    bf_proc_kill (&s->notify);
+    bf_proc_env (&s->notify, "BILLFLOW_NOTIFY_CLOCK=2026-11-02T11:01");
+    bf_proc_start (&s->notify);
+    s_wait_registered ("notify");
+    s_wait_released (notices);
+    bf_client_destroy (&ops);
+}
+
+/*  run.unschedule releases a held run; templates: publish (idempotent,
+    checked, audited), list, show, preview (masked, with the bill's lines).  */
+static void
+test_run_unschedule_and_templates (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    bf_client_t *ops = s_client ("ops-a", NULL, 5000, 3);
+    int64_t notices = s_scheduled_run (ops);
+
+    const char *uk[] = { "period" }, *uv[] = { PERIOD };
+    Billflow__CommandReply *reply
+        = s_call (ops, "unsched-1", "notify", "run.unschedule", 1, uk, uv,
+                  BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    assert_true (s_result_is (reply->result, "outcome", "unscheduled"));
+    billflow__command_reply__free_unpacked (reply, NULL);
+    s_wait_released (notices);
+    json_t *doc = s_run_show (ops);
+    assert_true (json_is_null (json_object_get (doc, "schedule")));
+    json_decref (doc);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM audit_log"
+                                                 " WHERE command_id = 'unsched-1'"
+                                                 " AND outcome = 'done'"),
+                      1);
+
+    /*  A template the checker refuses: its message, nothing stored.  */
+    const char *tk[] = { "channel", "subject", "body" };
+    const char *broken[] = { "PUSH", "{{period_label}} 요금", "{{nmae}} 고객님" };
+    reply = s_call (ops, "tpl-bad", "notify", "template.publish", 3, tk, broken,
+                    BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, "unknown variable \"nmae\"");
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM template"
+                                                 " WHERE channel = 'PUSH'"),
+                      1);
+
+    /*  Published twice with one command id: one new version, active.  */
+    const char *good[] = { "PUSH", "{{period_label}} 요금 안내",
+                           "{{#name}}{{name}} {{/name}}고객님, {{total}}원입니다." };
+    s_twice_once (ops, "tpl-1", "template.publish", 3, tk, good, "version", "2");
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT count (*) FROM template"
+                                                 " WHERE channel = 'PUSH'"),
+                      2);
+    assert_int_equal (bf_testdb_scalar (s->conn, "SELECT version FROM template"
+                                                 " WHERE channel = 'PUSH' AND active"),
+                      2);
+
+    /*  templates.list: who published it; template.show: its texts.  */
+    bf_client_t *viewer = s_client ("viewer", NULL, 5000, 3);
+    const char *ck[] = { "channel", "version" }, *cv[] = { "PUSH", "2" };
+    reply = s_call (viewer, "q-list", "control", "templates.list", 1, ck, cv,
+                    BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    doc = json_loads (reply->result, 0, NULL);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    json_t *list = json_object_get (doc, "templates");
+    assert_int_equal (json_array_size (list), 2);
+    json_t *first = json_array_get (list, 0);
+    assert_int_equal (json_integer_value (json_object_get (first, "version")), 2);
+    assert_true (json_is_true (json_object_get (first, "active")));
+    assert_string_equal (json_string_value (json_object_get (first, "client")), "ops-a");
+    assert_string_equal (json_string_value (json_object_get (first, "published_by")), "tpl-1");
+    assert_true (json_is_false (json_object_get (json_array_get (list, 1), "active")));
+    json_decref (doc);
+    reply = s_call (viewer, "q-show", "control", "template.show", 2, ck, cv,
+                    BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    doc = json_loads (reply->result, 0, NULL);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_string_equal (json_string_value (json_object_get (doc, "body")), good[2]);
+    json_decref (doc);
+
+    /*  template.preview of the stored email template for a bill: the
+        contact masked, the bill's lines shown with their labels.  */
+    char bill[32], subscriber[32];
+    assert_int_equal (bf_testdb_text (s->conn,
+                                      "SELECT b.bill_id FROM bill b JOIN subscriber x"
+                                      " ON x.id = b.subscriber_id WHERE b.line_count >= 3"
+                                      " AND x.email_enc IS NOT NULL ORDER BY b.bill_id LIMIT 1",
+                                      bill, sizeof bill),
+                      0);
+    const char *pk[] = { "channel", "version", "bill_id" }, *pv[] = { "EMAIL", "1", bill };
+    reply = s_call (viewer, "q-preview", "control", "template.preview", 3, pk, pv,
+                    BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    doc = json_loads (reply->result, 0, NULL);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    assert_non_null (doc);
+    const char *to = json_string_value (json_object_get (doc, "to"));
+    assert_non_null (to);
+    assert_non_null (strstr (to, "***"));
+    assert_string_equal (json_string_value (json_object_get (doc, "sent_as")), "EMAIL");
+    const char *body = json_string_value (json_object_get (doc, "body"));
+    const char *preview = json_string_value (json_object_get (doc, "preview"));
+    assert_non_null (strstr (preview, to));
+    char sql[256];
+    snprintf (sql, sizeof sql, "SELECT subscriber_id FROM bill WHERE bill_id = %s", bill);
+    assert_int_equal (bf_testdb_text (s->conn, sql, subscriber, sizeof subscriber), 0);
+    snprintf (sql, sizeof sql,
+              "SELECT label FROM bill_line WHERE period = '" PERIOD "' AND subscriber_id = %s"
+              " ORDER BY line_no",
+              subscriber);
+    PGresult *res = PQexec (s->conn, sql);
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    assert_true (PQntuples (res) >= 3);
+    assert_int_equal (json_integer_value (json_object_get (doc, "lines")), PQntuples (res));
+    for (int r = 0; r < PQntuples (res); r++)
+        if (!strstr (body, PQgetvalue (res, r, 0)) || !strstr (preview, PQgetvalue (res, r, 0)))
+            fail_msg ("line '%s' is not in the preview", PQgetvalue (res, r, 0));
+    PQclear (res);
+    json_decref (doc);
+
+    /*  A draft SMS: rendered, or refused with the checker's message.  */
+    const char *dk[] = { "channel", "bill_id", "subject", "body", "short_body" };
+    const char *dv[] = { "SMS", bill, "[빌플로우] {{month_label}} 요금", "{{total}}원 {{due_short}}",
+                         "{{total}}원" };
+    reply = s_call (viewer, "q-draft", "control", "template.preview", 5, dk, dv,
+                    BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, NULL);
+    assert_true (s_result_is (reply->result, "sent_as", "SMS"));
+    assert_true (s_result_is (reply->result, "draft", "true"));
+    billflow__command_reply__free_unpacked (reply, NULL);
+    const char *dbad[] = { "SMS", bill, "[빌플로우]", "{{#lines}}{{label}}", "x" };
+    reply = s_call (viewer, "q-draft-bad", "control", "template.preview", 5, dk, dbad,
+                    BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, "template refused: body:");
+    billflow__command_reply__free_unpacked (reply, NULL);
+    bf_client_destroy (&viewer);
+    bf_client_destroy (&ops);
+}
+
 int
 main (void)
 {
@@ -1159,6 +1473,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_console_acts_for_people, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_on_behalf_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_billctl_on_behalf, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_run_schedule_release, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_run_unschedule_and_templates, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -412,7 +412,9 @@ test_run_show_and_runs_list (void **state)
 
     /*  Settled, nothing ingested: not final.  */
     json_t *doc = s_doc (conn, &s_no_pii, "run.show", "period", PERIOD, NULL, NULL);
-    assert_true (s_has_keys (doc, "run", "notices", "events", "rating_errors", "final", NULL));
+    assert_true (s_has_keys (doc, "run", "schedule", "notices", "events", "rating_errors", "final",
+                             NULL));
+    assert_true (json_is_null (bf_json_at (doc, "schedule"))); /* no run.schedule */
     s_check_run (bf_json_at (doc, "run"), conn);
     assert_true (s_has_keys (bf_json_at (doc, "notices"), "total", "by_state", "by_channel",
                              "fallbacks", "held_until", NULL));

@@ -506,6 +506,146 @@ test_parse_notify (void **state)
 }
 
 static void
+test_parse_templates_and_schedule (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    s_ok (ARGV ("run", "schedule", "2026-10", "--at", "2026-11-03T10:00"), &opts);
+    assert_string_equal (opts.req_target, "notify");
+    assert_string_equal (opts.req_verb, "run.schedule");
+    assert_false (opts.query);
+    assert_string_equal (s_arg (&opts, "period"), "2026-10");
+    assert_string_equal (s_arg (&opts, "at"), "2026-11-03T10:00");
+    s_usage_error (ARGV ("run", "schedule", "2026-10"), "needs --at");
+    s_usage_error (ARGV ("run", "schedule", "2026-10", "--at", "2026-11-03 10:00"),
+                   "--at must be YYYY-MM-DDTHH:MM");
+    s_usage_error (ARGV ("run", "schedule", "2026-10", "--at", "2026-11-31T10:00"),
+                   "--at must be");
+    s_usage_error (ARGV ("run", "schedule", "2026-10", "--at", "2026-11-03T24:00"),
+                   "--at must be");
+    s_usage_error (ARGV ("run", "schedule", "--at", "2026-11-03T10:00"), "needs a PERIOD");
+    s_ok (ARGV ("run", "unschedule", "2026-10"), &opts);
+    assert_string_equal (opts.req_verb, "run.unschedule");
+    assert_int_equal (opts.nargs, 1);
+    s_usage_error (ARGV ("run", "unschedule", "2026-10", "--at", "2026-11-03T10:00"),
+                   "does not apply");
+
+    s_ok (ARGV ("templates", "list"), &opts);
+    assert_string_equal (opts.req_verb, "templates.list");
+    assert_true (opts.query);
+    assert_int_equal (opts.nargs, 0);
+    s_ok (ARGV ("templates", "list", "--channel", "sms"), &opts);
+    assert_string_equal (s_arg (&opts, "channel"), "SMS");
+    s_ok (ARGV ("templates", "show", "--channel", "EMAIL", "--version", "2"), &opts);
+    assert_string_equal (opts.req_verb, "template.show");
+    assert_string_equal (s_arg (&opts, "version"), "2");
+    s_usage_error (ARGV ("templates", "show", "--channel", "EMAIL"), "needs --version");
+    s_usage_error (ARGV ("templates", "show", "--version", "2"), "needs --channel");
+    s_usage_error (ARGV ("templates", "show", "--channel", "FAX", "--version", "2"),
+                   "--channel must be");
+    s_usage_error (ARGV ("templates", "show", "--channel", "SMS", "--version", "0"),
+                   "--version must be");
+    s_ok (ARGV ("templates", "preview", "--channel", "SMS", "--bill", "202610000123", "--version",
+                "1"),
+          &opts);
+    assert_string_equal (opts.req_verb, "template.preview");
+    assert_string_equal (s_arg (&opts, "bill_id"), "202610000123");
+    s_usage_error (ARGV ("templates", "preview", "--channel", "SMS", "--version", "1"),
+                   "needs --bill");
+    s_usage_error (ARGV ("templates", "preview", "--channel", "SMS", "--bill", "7"), "one of them");
+    s_usage_error (ARGV ("templates", "preview", "--channel", "SMS", "--bill", "7", "--version",
+                         "1", "--body", "x.txt"),
+                   "not both");
+    s_usage_error (ARGV ("templates", "preview", "--channel", "SMS", "--bill", "7", "--subject",
+                         "x"),
+                   "needs --body");
+    s_ok (ARGV ("templates", "publish", "--channel", "push", "--subject", "제목", "--body",
+                "push.txt", "--command-id", "tpl-1"),
+          &opts);
+    assert_string_equal (opts.req_verb, "template.publish");
+    assert_false (opts.query);
+    assert_string_equal (opts.command_id, "tpl-1");
+    assert_string_equal (s_arg (&opts, "channel"), "PUSH");
+    assert_string_equal (s_arg (&opts, "subject"), "제목");
+    assert_null (s_arg (&opts, "body")); /* read by bf_billctl_load_files */
+    s_usage_error (ARGV ("templates", "publish", "--channel", "PUSH", "--body", "x.txt"),
+                   "needs --subject");
+    s_usage_error (ARGV ("templates", "list", "--version", "1"), "does not apply");
+
+    /*  The files: read into the request, or refused by name.  */
+    char *dir = bf_testutil_tmpdir ("billctl_files");
+    assert_non_null (dir);
+    char path[600];
+    snprintf (path, sizeof path, "%s/push.txt", dir);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    fputs ("{{total}}원", file);
+    fclose (file);
+    char err[512] = "";
+    s_ok (ARGV ("templates", "publish", "--channel", "PUSH", "--subject", "s", "--body", path),
+          &opts);
+    assert_int_equal (bf_billctl_load_files (&opts, err, sizeof err), 0);
+    assert_string_equal (s_arg (&opts, "body"), "{{total}}원");
+    bf_billctl_free_files (&opts);
+    unlink (path);
+    s_ok (ARGV ("templates", "publish", "--channel", "PUSH", "--subject", "s", "--body", path),
+          &opts);
+    assert_int_equal (bf_billctl_load_files (&opts, err, sizeof err), BF_BILLCTL_EXIT_USAGE);
+    assert_non_null (strstr (err, "cannot be read"));
+    bf_billctl_free_files (&opts);
+    bf_testutil_rmdir (&dir);
+}
+
+static void
+test_render_templates (void **state)
+{
+    (void)state;
+    int rc;
+    char err[256];
+    char *text = s_render ("templates.list",
+                           "{\"templates\":[{\"channel\":\"SMS\",\"purpose\":\"BILL_ISSUED\","
+                           "\"version\":2,\"active\":true,\"subject\":\"[빌플로우] 안내\","
+                           "\"created_at\":\"2026-11-01T00:00:00.000Z\",\"published_by\":\"tpl-1\","
+                           "\"client\":\"ops-kim\"},{\"channel\":\"SMS\",\"version\":1,"
+                           "\"active\":false,\"published_by\":null,\"client\":null}]}",
+                           &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "CHANNEL  VERSION  ACTIVE  PUBLISHED");
+    s_contains (text, "ops-kim");
+    s_contains (text, "tpl-1");
+    free (text);
+    text = s_render ("template.show",
+                     "{\"channel\":\"SMS\",\"version\":2,\"active\":true,\"subject\":\"제목\","
+                     "\"body\":\"첫 줄\\n둘째 줄 010-1234-5678\",\"body_html\":null,"
+                     "\"short_body\":\"짧게\"}",
+                     &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "body:\n    첫 줄\n    둘째 줄 010-****-5678\n");
+    s_contains (text, "body_html:\n    -\n");
+    free (text);
+    text = s_render ("template.preview",
+                     "{\"channel\":\"EMAIL\",\"version\":1,\"draft\":false,\"bill_id\":7,"
+                     "\"sent_as\":\"EMAIL\",\"lines\":3,\"preview\":\"채널: EMAIL\\n받는 사람:"
+                     " h***@example.com\",\"body_html\":\"<p>x</p>\"}",
+                     &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "    받는 사람: h***@example.com\n");
+    s_contains (text, "body_html:\n    <p>x</p>\n");
+    free (text);
+    s_render_check ("template.show", "{\"channel\":\"SMS\"}", -1, "no \"body\"", NULL);
+    s_render_check ("template.preview", "{\"channel\":\"SMS\"}", -1, "no \"preview\"", NULL);
+    text = s_render ("run.show",
+                     "{\"run\":{\"run_id\":1,\"period\":\"2026-10\",\"state\":\"COMPLETED\"},"
+                     "\"schedule\":{\"at\":\"2026-11-03T10:00\",\"release_at\":"
+                     "\"2026-11-03T01:00:00.000Z\",\"command_id\":\"s-1\"},\"final\":false}",
+                     &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "scheduled        not before 2026-11-03T10:00 local"
+                      " (2026-11-03T01:00:00.000Z), by s-1");
+    free (text);
+}
+
+static void
 test_parse_queries (void **state)
 {
     (void)state;
@@ -1445,6 +1585,8 @@ main (void)
         cmocka_unit_test (test_parse_notify),
         cmocka_unit_test (test_parse_queries),
         cmocka_unit_test (test_parse_on_behalf),
+        cmocka_unit_test (test_parse_templates_and_schedule),
+        cmocka_unit_test (test_render_templates),
         cmocka_unit_test (test_parse_global_options),
         cmocka_unit_test (test_parse_usage_errors),
         cmocka_unit_test (test_help),
