@@ -59,6 +59,9 @@ typedef enum {
     BF_BILLCTL_COMMANDS,
     BF_BILLCTL_AUDIT,
     BF_BILLCTL_KEYGEN,
+    BF_BILLCTL_SUBSCRIBER_FIND,
+    BF_BILLCTL_SUBSCRIBER_TIMELINE,
+    BF_BILLCTL_BILL_SHOW,
     BF_BILLCTL_COUNT
 } bf_billctl_cmd_t;
 
@@ -91,6 +94,9 @@ typedef struct {
     const char *state;    /* commands --state */
     const char *target;   /* commands --target */
     const char *actor;    /* audit --actor */
+    const char *email;    /* subscriber find --email */
+    const char *phone;    /* subscriber find --phone */
+    const char *subject;  /* subscriber timeline N, bill show N: the id */
     const char *interval; /* run watch --interval as given */
     int interval_ms;      /* run watch --interval, parsed */
 
