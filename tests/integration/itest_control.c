@@ -22,6 +22,7 @@
 
 #include "bf_client.h"
 #include "bf_curve.h"
+#include "bf_pii.h"
 #include "bf_testdb.h"
 #include "bf_testproc.h"
 #include "bf_teststack.h"
@@ -801,6 +802,44 @@ test_billctl (void **state)
     assert_int_equal (s_billctl (s->endpoints, &out, NULL, "run stop 2031-01"), 1);
     free (out);
     assert_int_equal (s_billctl (s->endpoints, &out, NULL, "run start 2026-13"), 2);
+    free (out);
+
+    /*  The subscriber queries: found by the phone as typed, masked; bad
+        ids never leave billctl.  */
+    char err[128], phone[32] = "", typed[64], args[256];
+    bf_pii_t *pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
+    assert_non_null (pii);
+    PGresult *res = PQexec (s->conn, "SELECT id, phone_enc FROM subscriber ORDER BY id LIMIT 1");
+    assert_int_equal (PQntuples (res), 1);
+    size_t len = 0;
+    unsigned char *sealed = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, 0, 1), &len);
+    int64_t id = atoll (PQgetvalue (res, 0, 0));
+    assert_int_equal (bf_pii_open (pii, "phone", (uint64_t)id, sealed, len, phone, sizeof phone),
+                      11);
+    PQfreemem (sealed);
+    PQclear (res);
+    bf_pii_destroy (&pii);
+    snprintf (typed, sizeof typed, "%.3s-%.4s-%.4s", phone, phone + 3, phone + 7);
+    snprintf (args, sizeof args, "--json subscriber find --phone '%s'", typed);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, args), 0);
+    char expect[64];
+    snprintf (expect, sizeof expect, "\"subscriber_id\":%lld", (long long)id);
+    if (!strstr (out, expect) || strstr (out, phone) || strstr (out, typed))
+        fail_msg ("subscriber find --phone: %s", out);
+    free (out);
+    snprintf (args, sizeof args, "subscriber timeline %lld", (long long)id);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, args), 0);
+    snprintf (expect, sizeof expect, "Subscriber %lld", (long long)id);
+    assert_non_null (strstr (out, expect));
+    assert_null (strstr (out, phone + 3));
+    free (out);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "bill show 987654321"), 0);
+    assert_non_null (strstr (out, "No such bill."));
+    free (out);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "subscriber find --id -1"), 2);
+    free (out);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, "bill show \"1' OR '1'='1\""), 2);
+    assert_non_null (strstr (out, "BILL_ID"));
     free (out);
 }
 
