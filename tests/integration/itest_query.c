@@ -874,6 +874,22 @@ test_failures_show_masked_contacts (void **state)
 //  --------------------------------------------------------------------------
 //  Subscribers and bills
 
+/*  verb with these arguments (NULL ends them early) is refused with an
+    error that says needle.  */
+static void
+s_assert_bad (PGconn *conn, const bf_query_ctx_t *ctx, const char *verb, const char *const *kv,
+              const char *needle)
+{
+    char *json = NULL, err[512];
+    int rc = s_query (conn, ctx, &json, err, sizeof err, verb, kv[0], kv[1], kv[2], kv[3], NULL);
+    if (rc != BF_QUERY_BAD || json || !strstr (err, needle))
+        fail_msg ("%s %s=%s: rc %d, '%s' does not say '%s'", verb, kv[0] ? kv[0] : "",
+                  kv[1] ? kv[1] : "", rc, err, needle);
+    assert_true (strlen (err) < 200);
+    for (const char *p = err; *p; p++)
+        assert_true ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+}
+
 /*  The clear contact field ("email", "phone") of subscriber id, opened
     here from its sealed column, into out ("" when it has none).  */
 static void
@@ -1003,31 +1019,16 @@ test_subscriber_find (void **state)
         { "name", "kim", "unknown argument \"name\" for subscriber.find" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *json = NULL;
-        const char *value = bad[i][1] ? bad[i][1] : huge;
-        int rc = s_query (conn, &ctx, &json, err, sizeof err, "subscriber.find", bad[i][0], value,
-                          NULL);
-        assert_int_equal (rc, BF_QUERY_BAD);
-        assert_null (json);
-        if (!strstr (err, bad[i][2]))
-            fail_msg ("case %zu: '%s' does not say '%s'", i, err, bad[i][2]);
-        assert_true (strlen (err) < 200);
-        for (const char *p = err; *p; p++)
-            assert_true ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+        const char *kv[] = { bad[i][0], bad[i][1] ? bad[i][1] : huge, NULL, NULL };
+        s_assert_bad (conn, &ctx, "subscriber.find", kv, bad[i][2]);
     }
-    char *json = NULL;
-    assert_int_equal (s_query (conn, &ctx, &json, err, sizeof err, "subscriber.find", NULL),
-                      BF_QUERY_BAD);
-    assert_non_null (strstr (err, "takes one of subscriber_id"));
-    assert_int_equal (s_query (conn, &ctx, &json, err, sizeof err, "subscriber.find",
-                               "subscriber_id", "1", "phone", "01012345678", NULL),
-                      BF_QUERY_BAD);
-    assert_non_null (strstr (err, "only one"));
+    const char *none_given[] = { NULL, NULL, NULL, NULL };
+    s_assert_bad (conn, &ctx, "subscriber.find", none_given, "takes one of subscriber_id");
+    const char *two[] = { "subscriber_id", "1", "phone", "01012345678" };
+    s_assert_bad (conn, &ctx, "subscriber.find", two, "only one");
     /*  No key, no lookup by contact (and never by decrypting).  */
-    assert_int_equal (s_query (conn, &s_no_pii, &json, err, sizeof err, "subscriber.find",
-                               "phone", "010-1234-5678", NULL),
-                      BF_QUERY_BAD);
-    assert_non_null (strstr (err, "PII key"));
+    const char *by_phone[] = { "phone", "010-1234-5678", NULL, NULL };
+    s_assert_bad (conn, &s_no_pii, "subscriber.find", by_phone, "PII key");
     json_t *doc = s_doc (conn, &s_no_pii, "subscriber.find", "subscriber_id", "1", NULL, NULL);
     assert_string_equal (bf_json_str (doc, "subscribers.0.phone"), "(unavailable)");
     json_decref (doc);
@@ -1037,12 +1038,24 @@ test_subscriber_find (void **state)
     bf_testdb_drop (&db);
 }
 
-/*  A subscriber with bills in two periods, notices and attempts.  */
-static char *
-s_history_db (PGconn **conn_p)
+/*  A database of subscribers with bills in two periods, notices and
+    attempts, and the query context with the PII key.  */
+typedef struct {
+    char *db;
+    PGconn *conn;
+    bf_pii_t *pii;
+    bf_query_ctx_t ctx;
+} s_history_t;
+
+static void
+s_history_open (s_history_t *self)
 {
     char *db = s_settled_db (150, 12);
     PGconn *conn = bf_testdb_connect (db);
+    char err[256];
+    self->pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
+    assert_non_null (self->pii);
+    self->ctx = (bf_query_ctx_t){ self->pii, 1000 };
     s_create_deliveries (conn);
     /*  2026-11: copies of the bills of even subscribers, new bill ids,
         their lines too.  */
@@ -1069,9 +1082,18 @@ s_history_db (PGconn **conn_p)
                   " CASE n WHEN 1 THEN 503 ELSE 200 END,"
                   " CASE n WHEN 1 THEN 'busy, call 010-2222-3333' END"
                   " FROM delivery d, generate_series (1, 2) n WHERE d.id % 3 = 0");
-    *conn_p = conn;
-    return db;
+    self->conn = conn;
+    self->db = db;
 }
+
+static void
+s_history_close (s_history_t *self)
+{
+    bf_pii_destroy (&self->pii);
+    PQfinish (self->conn);
+    bf_testdb_drop (&self->db);
+}
+
 
 /*  Checks a NOTICES list against the deliveries of (period, bill_id) and
     their attempts, read here from the tables.  */
@@ -1127,11 +1149,11 @@ static void
 test_subscriber_timeline (void **state)
 {
     (void)state;
-    PGconn *conn = NULL;
-    char *db = s_history_db (&conn);
-    char err[256];
-    bf_pii_t *pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
-    bf_query_ctx_t ctx = { pii, 1000 };
+    s_history_t h;
+    s_history_open (&h);
+    PGconn *conn = h.conn;
+    bf_pii_t *pii = h.pii;
+    const bf_query_ctx_t ctx = h.ctx;
 
     /*  An even subscriber with an email: two bills.  */
     int64_t id = s_scalar (conn, "SELECT min (subscriber_id) FROM bill b JOIN subscriber s"
@@ -1192,28 +1214,16 @@ test_subscriber_timeline (void **state)
     assert_int_equal (json_array_size (bf_json_at (doc, "bills")), 0);
     json_decref (doc);
 
-    char *json = NULL;
-    static const char *const bad[][4] = {
-        { "subscriber_id", "-5", "subscriber_id: expected a positive integer" },
-        { "subscriber_id", "", "subscriber_id: expected a positive integer" },
-        { "limit", "0", "limit: expected an integer from 1 to 500" },
-        { "bill_id", "1", "unknown argument \"bill_id\" for subscriber.timeline" },
+    static const char *const bad[][5] = {
+        { "subscriber_id", "-5", NULL, NULL, "subscriber_id: expected a positive integer" },
+        { "subscriber_id", "", NULL, NULL, "subscriber_id: expected a positive integer" },
+        { "limit", "0", NULL, NULL, "limit: expected an integer from 1 to 500" },
+        { "bill_id", "1", NULL, NULL, "unknown argument \"bill_id\" for subscriber.timeline" },
+        { "limit", "5", NULL, NULL, "needs subscriber_id" },
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal (s_query (conn, &ctx, &json, err, sizeof err, "subscriber.timeline",
-                                   bad[i][0], bad[i][1], NULL),
-                          BF_QUERY_BAD);
-        if (!strstr (err, bad[i][2]))
-            fail_msg ("case %zu: '%s' does not say '%s'", i, err, bad[i][2]);
-    }
-    assert_int_equal (s_query (conn, &ctx, &json, err, sizeof err, "subscriber.timeline", "limit",
-                               "5", NULL),
-                      BF_QUERY_BAD);
-    assert_non_null (strstr (err, "needs subscriber_id"));
-
-    bf_pii_destroy (&pii);
-    PQfinish (conn);
-    bf_testdb_drop (&db);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        s_assert_bad (conn, &ctx, "subscriber.timeline", bad[i], bad[i][4]);
+    s_history_close (&h);
 }
 
 /*  bill.show's statement equals the bill and its lines in the tables.  */
@@ -1264,49 +1274,45 @@ static void
 test_bill_show (void **state)
 {
     (void)state;
-    PGconn *conn = NULL;
-    char *db = s_history_db (&conn);
-    char err[256];
-    bf_pii_t *pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
-    bf_query_ctx_t ctx = { pii, 1000 };
+    s_history_t h;
+    s_history_open (&h);
 
-    int64_t id = s_scalar (conn, "SELECT min (subscriber_id) FROM bill WHERE period = '2026-11'"
+    int64_t id = s_scalar (h.conn, "SELECT min (subscriber_id) FROM bill WHERE period = '2026-11'"
                                  " AND line_count > 3");
     char id_text[24], bill_text[24], email[256], phone[64];
     snprintf (id_text, sizeof id_text, "%lld", (long long)id);
-    s_open_contact (conn, pii, "email", id, email, sizeof email);
-    s_open_contact (conn, pii, "phone", id, phone, sizeof phone);
+    s_open_contact (h.conn, h.pii, "email", id, email, sizeof email);
+    s_open_contact (h.conn, h.pii, "phone", id, phone, sizeof phone);
     static const char *const periods[] = { PERIOD, "2026-11" };
     for (size_t p = 0; p < 2; p++) {
         char sql[256];
         snprintf (sql, sizeof sql,
                   "SELECT bill_id FROM bill WHERE period = '%s' AND subscriber_id = %lld",
                   periods[p], (long long)id);
-        snprintf (bill_text, sizeof bill_text, "%lld", (long long)s_scalar (conn, sql));
-        json_t *doc = s_doc (conn, &ctx, "bill.show", "bill_id", bill_text, NULL, NULL);
+        snprintf (bill_text, sizeof bill_text, "%lld", (long long)s_scalar (h.conn, sql));
+        json_t *doc = s_doc (h.conn, &h.ctx, "bill.show", "bill_id", bill_text, NULL, NULL);
         assert_true (s_has_keys (doc, "bill", "subscriber", NULL));
-        s_assert_statement (conn, doc, periods[p], id);
+        s_assert_statement (h.conn, doc, periods[p], id);
         char *text = json_dumps (doc, 0);
         if (*email)
             assert_null (strstr (text, email));
         assert_null (strstr (text, phone + 3));
         free (text);
         json_decref (doc);
-        doc = s_doc (conn, &ctx, "bill.show", "period", periods[p], "subscriber_id", id_text);
-        s_assert_statement (conn, doc, periods[p], id);
+        doc = s_doc (h.conn, &h.ctx, "bill.show", "period", periods[p], "subscriber_id", id_text);
+        s_assert_statement (h.conn, doc, periods[p], id);
         json_decref (doc);
     }
 
     /*  Not found: null.  */
-    json_t *doc = s_doc (conn, &ctx, "bill.show", "bill_id", "987654321", NULL, NULL);
+    json_t *doc = s_doc (h.conn, &h.ctx, "bill.show", "bill_id", "987654321", NULL, NULL);
     assert_true (json_is_null (bf_json_at (doc, "bill")));
     assert_true (json_is_null (bf_json_at (doc, "subscriber")));
     json_decref (doc);
-    doc = s_doc (conn, &ctx, "bill.show", "period", "2025-01", "subscriber_id", id_text);
+    doc = s_doc (h.conn, &h.ctx, "bill.show", "period", "2025-01", "subscriber_id", id_text);
     assert_true (json_is_null (bf_json_at (doc, "bill")));
     json_decref (doc);
 
-    char *json = NULL;
     static const char *const bad[][5] = {
         { "bill_id", "-1", NULL, NULL, "bill_id: expected a positive integer" },
         { "bill_id", "1e9", NULL, NULL, "bill_id: expected a positive integer" },
@@ -1316,17 +1322,9 @@ test_bill_show (void **state)
         { "bill_id", "1", "period", "2026-10", "bill.show takes bill_id=N, or period" },
         { "bill_id", "1", "bill_id", "2", "bill_id: given more than once" },
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal (s_query (conn, &ctx, &json, err, sizeof err, "bill.show", bad[i][0],
-                                   bad[i][1], bad[i][2], bad[i][3], NULL),
-                          BF_QUERY_BAD);
-        if (!strstr (err, bad[i][4]))
-            fail_msg ("case %zu: '%s' does not say '%s'", i, err, bad[i][4]);
-    }
-
-    bf_pii_destroy (&pii);
-    PQfinish (conn);
-    bf_testdb_drop (&db);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        s_assert_bad (h.conn, &h.ctx, "bill.show", bad[i], bad[i][4]);
+    s_history_close (&h);
 }
 
 //  --------------------------------------------------------------------------
