@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -684,6 +685,23 @@ s_audit_list (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_
 //  --------------------------------------------------------------------------
 //  Subscribers and bills
 
+/*  A query refused for its arguments: err says why, and a log line too.  */
+static int s_refused (char *err, size_t errsize, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+s_refused (char *err, size_t errsize, const char *format, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start (ap, format);
+    vsnprintf (why, sizeof why, format, ap);
+    va_end (ap);
+    bf_warn ("query: refused: %s", why);
+    bf_err_set (err, errsize, "%s", why);
+    return BF_QUERY_BAD;
+}
+
 /*  Masked contacts of the subscriber whose id, sealed email and sealed
     phone are columns col, col + 1, col + 2 of res's row: into email and
     phone (BF_MASK_MAX bytes; "-" for none), and onto sub when it is an
@@ -782,17 +800,15 @@ s_subscriber_find (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *args
 {
     int given = !!args->subscriber_id + !!args->email + !!args->phone;
     if (given != 1)
-        return bf_err_set (err, errsize, "subscriber.find takes %s of subscriber_id=N, email=ADDRESS"
-                                         " and phone=NUMBER",
-                           given ? "only one" : "one"),
-               BF_QUERY_BAD;
+        return s_refused (err, errsize, "subscriber.find takes %s of subscriber_id=N,"
+                                        " email=ADDRESS and phone=NUMBER",
+                          given ? "only one" : "one");
     /*  A contact is looked up by its keyed hash only, never by
         decrypting: without the key there is nothing to look up with.  */
     if ((args->email || args->phone) && (!ctx || !ctx->pii))
-        return bf_err_set (err, errsize, "subscriber.find by %s needs control's PII key"
-                                         " (pii.key_file), which is not configured",
-                           args->email ? "email" : "phone"),
-               BF_QUERY_BAD;
+        return s_refused (err, errsize, "subscriber.find by %s needs control's PII key"
+                                        " (pii.key_file), which is not configured",
+                          args->email ? "email" : "phone");
     char email_hash[2 + 2 * BF_PII_HASH_LEN + 1], phone_hash[sizeof email_hash];
     if (args->email)
         s_hash_param (ctx->pii, "email", args->email, email_hash, sizeof email_hash);
@@ -829,8 +845,7 @@ s_subscriber_timeline (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *
                        json_t **doc, char *err, size_t errsize)
 {
     if (!args->subscriber_id)
-        return bf_err_set (err, errsize, "subscriber.timeline needs subscriber_id=N"),
-               BF_QUERY_BAD;
+        return s_refused (err, errsize, "subscriber.timeline needs subscriber_id=N");
     const char *params[] = { args->subscriber_id, args->limit };
     PGresult *res = bf_db_query (conn, s_sql_subscriber_timeline, 2, params, PGRES_TUPLES_OK,
                                  "subscriber.timeline");
@@ -846,9 +861,8 @@ s_bill_show (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *args, json
     bool by_id = args->bill_id && !args->period && !args->subscriber_id;
     bool by_period = !args->bill_id && args->period && args->subscriber_id;
     if (!by_id && !by_period)
-        return bf_err_set (err, errsize, "bill.show takes bill_id=N, or period=YYYY-MM and"
-                                         " subscriber_id=N"),
-               BF_QUERY_BAD;
+        return s_refused (err, errsize, "bill.show takes bill_id=N, or period=YYYY-MM and"
+                                        " subscriber_id=N");
     const char *params[] = { args->bill_id, args->period, args->subscriber_id };
     PGresult *res = bf_db_query (conn, s_sql_bill_show, 3, params, PGRES_TUPLES_OK, "bill.show");
     if (!res)
@@ -910,8 +924,10 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
     }
     s_args_t args;
     int rc = s_args_parse (cmd, s_queries[q].keys, &args, err, errsize);
-    if (rc != BF_QUERY_OK)
+    if (rc != BF_QUERY_OK) {
+        bf_warn ("query: %s refused: %s", verb, err);
         return rc;
+    }
     if (!conn || PQstatus (conn) != CONNECTION_OK)
         return bf_err_set (err, errsize, "database unavailable: no connection"), BF_QUERY_RETRY;
 
