@@ -9,11 +9,14 @@
 # ingest does, in one INSERT through the delivery_count triggers — in mixed
 # states (3 % failed, 2 % held by quiet hours, 2 % pending, 1 % retrying,
 # 1 % sending, the rest delivered), the SMS fallbacks of the failed emails
-# as notify adds them, 2,000 commands, 200,000 audit rows and a few service
-# instances. It checks the counters against count(*) (and shows what that
+# as notify adds them, every notice's send attempts (as many as its attempts
+# counter), 2,000 commands, 200,000 audit rows and a few service instances. It checks the counters against count(*) (and shows what that
 # count costs), then runs bench/query_bench: each query ROUNDS times on one
 # connection, min / median / p99 / max in milliseconds around bf_query()
 # (SQL, JSON, decrypting and masking contacts). Target: milliseconds each.
+# The subscriber and bill queries ask for another subscriber each round
+# (query_bench.c); their plans are printed after the timings (the scans of
+# each statement, from auto_explain).
 # Last, what the counters' triggers cost a writer: pgbench latencies of
 # notify-like statements with the triggers disabled and enabled, in turn.
 #
@@ -89,6 +92,15 @@ INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose, fallback
 SELECT period, bill_id, subscriber_id, 'SMS', purpose, id, 'DELIVERED', 1, now ()
   FROM delivery WHERE state = 'FAILED' AND channel = 'EMAIL'
     ON CONFLICT (bill_id, channel, purpose) DO NOTHING;
+INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider, started_at,
+                              finished_at, outcome, status_code, error)
+SELECT d.id, n, d.channel, 'mock-' || lower (d.channel),
+       d.created_at + n * interval '1 min', d.created_at + n * interval '1 min' + interval '1 s',
+       CASE WHEN n < d.attempts OR d.state IN ('FAILED', 'RETRY') THEN 'TRANSIENT'
+            ELSE 'DELIVERED' END,
+       CASE WHEN n < d.attempts OR d.state IN ('FAILED', 'RETRY') THEN 503 ELSE 200 END,
+       CASE WHEN n < d.attempts OR d.state IN ('FAILED', 'RETRY') THEN 'busy, try later' END
+  FROM delivery d CROSS JOIN LATERAL generate_series (1, d.attempts) n;
 INSERT INTO notify_cursor (consumer, last_seq) SELECT 'notify', last_seq FROM relay_state;
 INSERT INTO command (command_id, client, target, verb, args, state, result, error, received_at,
                      forwarded_at, completed_at)
@@ -114,8 +126,8 @@ SQL
 t1=$(ms)
 echo "  created in $((t1 - t0)) ms:"
 psql -X -q -P footer=off -c "SELECT state, count(*) FROM delivery GROUP BY 1 ORDER BY 2 DESC"
-psql -X -At -c "SELECT count(*) || ' notices, ' || count (fallback_of) || ' fallbacks'
-                FROM delivery"
+psql -X -At -c "SELECT count(*) || ' notices, ' || count (fallback_of) || ' fallbacks, '
+                || (SELECT count(*) FROM delivery_attempt) || ' attempts' FROM delivery"
 echo
 echo "== counters against count(*)"
 t0=$(ms)
@@ -131,6 +143,12 @@ echo "  keys that differ: $bad (the check, a count(*) of every delivery, took $(
 echo
 echo "== queries, $rounds rounds each"
 "$bench" -n "$rounds" -p "$period"
+echo
+echo "== plans of the subscriber and bill queries (each node's scan, from auto_explain)"
+for verb in subscriber.find subscriber.timeline bill.show; do
+  "$bench" --explain -o "$verb" -p "$period" \
+    | grep -E "duration:|Scan|Append|Execution Time" | sed -E 's/^ *(-> )?/  /' | cut -c1-110
+done
 echo
 echo "== what the counters cost a writer: the triggers disabled and enabled, alternately"
 pgbench=${PG_BINDIR:-/usr/lib/postgresql/15/bin}/pgbench

@@ -1,7 +1,7 @@
 /*  query_bench — times control's queries (services/control/bf_query.h) on
     the database the PG* environment points at.
 
-        query_bench [-n ROUNDS] [-p PERIOD] [--explain]
+        query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] [--explain]
 
     Runs each query ROUNDS times (default 200) on one connection, as control
     does, and prints min / median / p99 / max in milliseconds, measured
@@ -9,8 +9,15 @@
     key comes from BILLFLOW_PII_KEY_FILE or BILLFLOW_PII_KEY, as for the
     services; without one, contacts are "(unavailable)". --explain prints
     each statement's plan once (auto_explain, with row counts and buffers)
-    instead of timing. Used by bench/query.sh.  */
+    instead of timing; -o runs only the queries whose verb contains TEXT.
 
+    The subscriber and bill queries (subscriber.find, subscriber.timeline,
+    bill.show) ask for a different subscriber each round: ROUNDS of them,
+    spread over the id range, each with a bill of PERIOD; their phones and
+    emails are opened with the PII key beforehand (not timed), so the
+    lookups by contact need it. Used by bench/query.sh.  */
+
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +32,15 @@ typedef struct {
     const char *label;
     const char *verb;
     const char *key1, *value1, *key2, *value2;
+    char **values1; /* when not NULL: value1 of round r is values1[r % nvalues] */
 } s_case_t;
+
+/*  The sampled subscribers: ids, bill ids of the period, phones as
+    people type them (010-1234-5678), emails (of those that have one).  */
+typedef struct {
+    int n, nemails;
+    char **ids, **bill_ids, **phones, **emails;
+} s_sample_t;
 
 static double
 s_now_ms (void)
@@ -52,6 +67,7 @@ s_notice (void *arg, const char *message)
 typedef struct {
     int rounds;
     const char *period;
+    const char *only;
     bool explain;
 } s_options_t;
 
@@ -65,10 +81,12 @@ s_parse (int argc, char *argv[], s_options_t *opts)
             opts->rounds = atoi (argv[++i]);
         else if (!strcmp (argv[i], "-p") && i + 1 < argc)
             opts->period = argv[++i];
+        else if (!strcmp (argv[i], "-o") && i + 1 < argc)
+            opts->only = argv[++i];
         else if (!strcmp (argv[i], "--explain"))
             opts->explain = true;
         else {
-            fprintf (stderr, "usage: query_bench [-n ROUNDS] [-p PERIOD] [--explain]\n");
+            fprintf (stderr, "usage: query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] [--explain]\n");
             return false;
         }
     }
@@ -127,7 +145,16 @@ s_run_case (PGconn *conn, bf_query_ctx_t *ctx, const s_case_t *c, int rounds, do
         cmd.n_args++;
     }
     cmd.args = argp;
+    size_t nvalues = 0;
+    while (c->values1 && c->values1[nvalues])
+        nvalues++;
+    if (c->values1 && !nvalues) {
+        fprintf (stderr, "query_bench: %s: no sample to ask for\n", c->label);
+        return false;
+    }
     for (int r = 0; r < rounds; r++) {
+        if (nvalues)
+            args[0].value = c->values1[(size_t)r % nvalues];
         char *json = NULL;
         char err[512];
         double t0 = s_now_ms ();
@@ -153,11 +180,100 @@ s_print_times (const char *label, double *times, int rounds, size_t bytes)
             times[rounds - 1], bytes);
 }
 
+static char *
+s_opened (bf_pii_t *pii, const PGresult *res, int row, int col, const char *field)
+{
+    if (!pii || PQgetisnull (res, row, col))
+        return NULL;
+    size_t len = 0;
+    unsigned char *sealed
+        = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, row, col), &len);
+    char plain[512];
+    long n = sealed ? bf_pii_open (pii, field, strtoull (PQgetvalue (res, row, 0), NULL, 10),
+                                   sealed, len, plain, sizeof plain)
+                    : -1;
+    PQfreemem (sealed);
+    char *copy = NULL;
+    if (n > 0 && !strcmp (field, "phone") && n == 11) {
+        copy = malloc (16);
+        if (copy)
+            snprintf (copy, 16, "%.3s-%.4s-%.4s", plain, plain + 3, plain + 7);
+    } else if (n > 0)
+        copy = strdup (plain);
+    sodium_memzero (plain, sizeof plain);
+    return copy;
+}
+
+/*  Samples n subscribers of the period's bills, spread over the ids.  */
+static bool
+s_sample (PGconn *conn, bf_pii_t *pii, const char *period, int n, s_sample_t *sample)
+{
+    memset (sample, 0, sizeof *sample);
+    char count[16];
+    snprintf (count, sizeof count, "%d", n);
+    const char *params[] = { period, count };
+    PGresult *res = PQexecParams (
+        conn,
+        "WITH k AS (SELECT greatest (1, (SELECT max (id) FROM subscriber) / $2::int) AS step)"
+        " SELECT s.id, b.bill_id, s.phone_enc, s.email_enc FROM subscriber s"
+        " JOIN bill b ON b.period = $1 AND b.subscriber_id = s.id"
+        " WHERE s.id % (SELECT step FROM k) = 0 ORDER BY s.id LIMIT $2::int",
+        2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus (res) != PGRES_TUPLES_OK || PQntuples (res) == 0) {
+        fprintf (stderr, "query_bench: no subscribers with bills of %s to sample: %s", period,
+                 PQresultErrorMessage (res));
+        PQclear (res);
+        return false;
+    }
+    int rows = PQntuples (res);
+    sample->ids = calloc ((size_t)rows + 1, sizeof (char *));
+    sample->bill_ids = calloc ((size_t)rows + 1, sizeof (char *));
+    sample->phones = calloc ((size_t)rows + 1, sizeof (char *));
+    sample->emails = calloc ((size_t)rows + 1, sizeof (char *));
+    if (!sample->ids || !sample->bill_ids || !sample->phones || !sample->emails) {
+        PQclear (res);
+        return false;
+    }
+    int nphones = 0;
+    for (int r = 0; r < rows; r++) {
+        sample->ids[r] = strdup (PQgetvalue (res, r, 0));
+        sample->bill_ids[r] = strdup (PQgetvalue (res, r, 1));
+        char *phone = s_opened (pii, res, r, 2, "phone");
+        if (phone)
+            sample->phones[nphones++] = phone;
+        char *email = s_opened (pii, res, r, 3, "email");
+        if (email)
+            sample->emails[sample->nemails++] = email;
+    }
+    sample->n = rows;
+    PQclear (res);
+    return true;
+}
+
+static void
+s_sample_free (s_sample_t *sample)
+{
+    char **lists[] = { sample->ids, sample->bill_ids, sample->phones, sample->emails };
+    for (size_t l = 0; l < 4; l++) {
+        for (size_t i = 0; lists[l] && lists[l][i]; i++)
+            free (lists[l][i]);
+        free (lists[l]);
+    }
+    memset (sample, 0, sizeof *sample);
+}
+
 /*  Times (or explains) every query. Returns the exit status.  */
 static int
 s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
 {
     const char *period = opts->period;
+    s_sample_t sample;
+    if (!s_sample (conn, pii, period, opts->explain ? 1 : opts->rounds, &sample)) {
+        s_sample_free (&sample);
+        return 1;
+    }
+    if (opts->explain)
+        s_explain_on (conn);
     const s_case_t cases[] = {
         { "run.show period", "run.show", "period", period, NULL, NULL },
         { "deliveries.summary period", "deliveries.summary", "period", period, NULL, NULL },
@@ -171,6 +287,15 @@ s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
         { "audit.list", "audit.list", NULL, NULL, NULL, NULL },
         { "audit.list actor=ops-kim", "audit.list", "actor", "ops-kim", NULL, NULL },
         { "services.list", "services.list", NULL, NULL, NULL, NULL },
+        { "subscriber.find subscriber_id", "subscriber.find", "subscriber_id", NULL, NULL, NULL,
+          sample.ids },
+        { "subscriber.find phone", "subscriber.find", "phone", NULL, NULL, NULL, sample.phones },
+        { "subscriber.find email", "subscriber.find", "email", NULL, NULL, NULL, sample.emails },
+        { "subscriber.timeline", "subscriber.timeline", "subscriber_id", NULL, NULL, NULL,
+          sample.ids },
+        { "bill.show bill_id", "bill.show", "bill_id", NULL, NULL, NULL, sample.bill_ids },
+        { "bill.show period subscriber_id", "bill.show", "subscriber_id", NULL, "period", period,
+          sample.ids },
     };
     int rounds = opts->explain ? 1 : opts->rounds;
     bf_query_ctx_t ctx = { pii, 1000 };
@@ -180,6 +305,8 @@ s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
                 "bytes");
     int status = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0] && times; c++) {
+        if (opts->only && !strstr (cases[c].verb, opts->only))
+            continue;
         size_t bytes = 0;
         if (!s_run_case (conn, &ctx, &cases[c], rounds, times, &bytes)) {
             status = 1;
@@ -189,6 +316,7 @@ s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
             s_print_times (cases[c].label, times, rounds, bytes);
     }
     free (times);
+    s_sample_free (&sample);
     return status;
 }
 
@@ -209,8 +337,6 @@ main (int argc, char *argv[])
         bf_pii_destroy (&pii);
         return 1;
     }
-    if (opts.explain)
-        s_explain_on (conn);
     int status = s_bench (conn, pii, &opts);
     PQfinish (conn);
     bf_pii_destroy (&pii);

@@ -362,3 +362,37 @@ bf_pii_hash (const bf_pii_t *self, const char *field, const char *value,
     crypto_generichash_final (&state, out, BF_PII_HASH_LEN);
     sodium_memzero (&state, sizeof state);
 }
+
+int
+bf_pii_phone_normal (const char *text, char *out, size_t outsize)
+{
+    if (!text || !out || outsize < 12 || strlen (text) > 32)
+        return -1;
+    size_t n = 0;
+    const char *p = text;
+    while (*p == ' ')
+        p++;
+    if (!strncmp (p, "+82", 3)) {
+        out[n++] = '0';
+        p += 3;
+    }
+    for (; *p; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (n + 1 >= outsize)
+                return -1;
+            out[n++] = *p;
+        } else if (!strchr (" -.()", *p))
+            return -1;
+    }
+    out[n] = 0;
+    /*  "+82 010..." (the 0 typed twice) is a common slip: one 0 only.  */
+    if (n >= 2 && !strncmp (text + strspn (text, " "), "+82", 3) && out[1] == '0') {
+        memmove (out + 1, out + 2, n - 1);
+        n--;
+    }
+    if ((n != 10 && n != 11) || out[0] != '0' || out[1] != '1' || !strchr ("016789", out[2])) {
+        out[0] = 0;
+        return -1;
+    }
+    return (int)n;
+}

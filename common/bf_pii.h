@@ -57,4 +57,15 @@ long bf_pii_open (const bf_pii_t *self, const char *field, uint64_t subject, con
 void bf_pii_hash (const bf_pii_t *self, const char *field, const char *value,
                   uint8_t out[BF_PII_HASH_LEN]);
 
+/*  A phone number as an operator types it, reduced to the digits its
+    lookup hash was made of: those of a Korean mobile number as billdata
+    stores them (01X and 7 or 8 more digits). Spaces, '-', '.', '(' and ')'
+    between digits are dropped; a leading "+82" (the country code) stands
+    for the national number's leading 0 ("+82 10-1234-5678" is
+    01012345678). Writes the digits and a NUL into out (outsize >= 12) and
+    returns their count, or -1 when text is not such a number (any other
+    character, too few or too many digits, another prefix, over 32 bytes).
+    Pure; thread-safe.  */
+int bf_pii_phone_normal (const char *text, char *out, size_t outsize);
+
 #endif

@@ -43,6 +43,13 @@ static const bf_verb_t s_verbs[] = {
       "channel=C (version=N | body=S [subject=S] [body_html=S] [short_body=S]) bill_id=N",
       "A template rendered for a bill, with the contact masked." },
     { "control", "control.status", true, "", "This control process: role, counters, keys." },
+    { "control", "subscriber.find", true, "subscriber_id=N | email=ADDRESS | phone=NUMBER",
+      "Subscribers by id, or by an exact email or phone through its keyed hash; masked"
+      " contacts." },
+    { "control", "subscriber.timeline", true, "subscriber_id=N [limit=N]",
+      "A subscriber's bills, newest first, each with its notices and their attempts." },
+    { "control", "bill.show", true, "bill_id=N | period=YYYY-MM subscriber_id=N",
+      "One bill as its statement shows it: lines with labels, total, due date; its notices." },
 };
 
 const bf_verb_t *

@@ -65,6 +65,9 @@ typedef enum {
     BF_BILLCTL_TEMPLATES_SHOW,
     BF_BILLCTL_TEMPLATES_PREVIEW,
     BF_BILLCTL_TEMPLATES_PUBLISH,
+    BF_BILLCTL_SUBSCRIBER_FIND,
+    BF_BILLCTL_SUBSCRIBER_TIMELINE,
+    BF_BILLCTL_BILL_SHOW,
     BF_BILLCTL_COUNT
 } bf_billctl_cmd_t;
 
@@ -99,6 +102,9 @@ typedef struct {
     const char *state;    /* commands --state */
     const char *target;   /* commands --target */
     const char *actor;    /* audit --actor */
+    const char *email;    /* subscriber find --email */
+    const char *phone;    /* subscriber find --phone */
+    const char *lookup_id; /* subscriber timeline N, bill show N: the id */
     const char *interval; /* run watch --interval as given */
     const char *tz;       /* run start --tz (with --previous-month) */
     bool previous_month;  /* run start --previous-month: PERIOD derived */

@@ -20,6 +20,8 @@
 #include "bf_curve.h"
 #include "bf_date.h"
 #include "bf_log.h"
+#include "bf_pii.h"
+#include "bf_text.h"
 #include "bf_verbs.h"
 
 #define S_BIT(cmd) (1u << (cmd))
@@ -291,6 +293,47 @@ static const s_command_t s_commands[] = {
       "example:\n"
       "  billctl keygen ops-kim --dir ~/.billflow\n",
       NULL, 1, 1 },
+    { BF_BILLCTL_SUBSCRIBER_FIND, "subscriber", "find",
+      "subscriber find (--id N | --email ADDRESS | --phone NUMBER)",
+      "find a subscriber by id, email or phone",
+      "Finds subscribers by id, or by an exact email address or phone number (query\n"
+      "subscriber.find). control looks a contact up by its keyed hash: no table is\n"
+      "decrypted to search it, so the match is exact (an email's case and surrounding\n"
+      "spaces aside; a phone's separators and a +82 country code aside). Contacts are\n"
+      "shown masked. Give exactly one option.\n"
+      "\n"
+      "options:\n"
+      "  --id N          the subscriber id (a positive integer)\n"
+      "  --email ADDRESS an email address, name@domain\n"
+      "  --phone NUMBER  a Korean mobile number: 010-1234-5678, 01012345678,\n"
+      "                  +82 10-1234-5678\n"
+      "\n"
+      "example:\n"
+      "  billctl subscriber find --phone 010-1234-5678\n"
+      "  billctl subscriber find --email hong@example.com --json\n",
+      "subscriber.find", 0, 0 },
+    { BF_BILLCTL_SUBSCRIBER_TIMELINE, "subscriber", "timeline", "subscriber timeline ID [--limit N]",
+      "a subscriber's bills, notices and attempts",
+      "The subscriber's bills, newest first (period, bill id, total, due date, run), each\n"
+      "with every notice per channel and every send attempt: provider, outcome, error and\n"
+      "times (query subscriber.timeline). Contacts are masked.\n"
+      "\n"
+      "options:\n"
+      "  --limit N       at most N bills (1..500; control's default 20)\n"
+      "\n"
+      "example:\n"
+      "  billctl subscriber timeline 1017\n"
+      "  billctl subscriber timeline 1017 --limit 3 --json\n",
+      "subscriber.timeline", 1, 1 },
+    { BF_BILLCTL_BILL_SHOW, "bill", "show", "bill show BILL_ID",
+      "one bill as the subscriber sees it",
+      "The itemised statement of one bill as its subscriber sees it: every line with its\n"
+      "label and amount, the total and the due date, and the bill's notices with their\n"
+      "attempts (query bill.show). Contacts are masked.\n"
+      "\n"
+      "example:\n"
+      "  billctl bill show 20417\n",
+      "bill.show", 1, 1 },
 };
 
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
@@ -341,8 +384,12 @@ static const s_option_t s_options[] = {
     { "short", S_STRING, S_FIELD (files[2]),
       S_BIT (BF_BILLCTL_TEMPLATES_PREVIEW) | S_BIT (BF_BILLCTL_TEMPLATES_PUBLISH) },
     { "limit", S_STRING, S_FIELD (limit),
-      S_BIT (BF_BILLCTL_NOTIFY_FAILURES) | S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
-    { "id", S_STRING, S_FIELD (id), S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
+      S_BIT (BF_BILLCTL_NOTIFY_FAILURES) | S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT)
+          | S_BIT (BF_BILLCTL_SUBSCRIBER_TIMELINE) },
+    { "id", S_STRING, S_FIELD (id),
+      S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) | S_BIT (BF_BILLCTL_SUBSCRIBER_FIND) },
+    { "email", S_STRING, S_FIELD (email), S_BIT (BF_BILLCTL_SUBSCRIBER_FIND) },
+    { "phone", S_STRING, S_FIELD (phone), S_BIT (BF_BILLCTL_SUBSCRIBER_FIND) },
     { "state", S_STRING, S_FIELD (state), S_BIT (BF_BILLCTL_COMMANDS) },
     { "target", S_STRING, S_FIELD (target), S_BIT (BF_BILLCTL_COMMANDS) },
     { "actor", S_STRING, S_FIELD (actor), S_BIT (BF_BILLCTL_AUDIT) },
@@ -755,11 +802,73 @@ bf_billctl_free_files (bf_billctl_opts_t *opts)
     }
 }
 
+/*  subscriber find: exactly one of --id, --email and --phone, each
+    checked as control checks it.  */
+static int
+s_build_find (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    int given = !!opts->id + !!opts->email + !!opts->phone;
+    if (given != 1)
+        return s_fail (err, errsize, "subscriber find takes %s of --id N, --email ADDRESS and"
+                                     " --phone NUMBER",
+                       given ? "only one" : "one");
+    char why[256];
+    int64_t id;
+    if (opts->id && bf_cmdargs_id ("--id", opts->id, &id, why, sizeof why) != 0)
+        return s_fail (err, errsize, "%s", why);
+    if (opts->email) {
+        size_t len = strlen (opts->email);
+        const char *at = strchr (opts->email, '@');
+        bool ok = len >= 3 && len <= 254 && bf_text_utf8_valid (opts->email, len) && at
+                  && at != opts->email && at[1] && !strchr (at + 1, '@');
+        for (const char *p = opts->email; ok && *p; p++)
+            ok = (unsigned char)*p > 0x20 && *p != 0x7f;
+        if (!ok) {
+            char shown[64];
+            return s_fail (err, errsize,
+                           "--email must be an email address (name@domain, no spaces), not '%s'",
+                           bf_text_clip (shown, sizeof shown, opts->email, 48));
+        }
+    }
+    char digits[16];
+    if (opts->phone && bf_pii_phone_normal (opts->phone, digits, sizeof digits) < 0) {
+        char shown[64];
+        return s_fail (err, errsize,
+                       "--phone must be a Korean mobile number (010-1234-5678 or"
+                       " +82 10-1234-5678), not '%s'",
+                       bf_text_clip (shown, sizeof shown, opts->phone, 48));
+    }
+    s_arg (opts, "subscriber_id", opts->id);
+    s_arg (opts, "email", opts->email);
+    s_arg (opts, "phone", opts->phone);
+    return 0;
+}
+
+/*  subscriber timeline ID, bill show ID: the id as bf_cmdargs has ids.  */
+static int
+s_build_subject (bf_billctl_opts_t *opts, const char *key, const char *what, char *err,
+                 size_t errsize)
+{
+    char why[256];
+    int64_t id;
+    if (bf_cmdargs_id (what, opts->lookup_id, &id, why, sizeof why) != 0)
+        return s_fail (err, errsize, "%s", why);
+    s_arg (opts, key, opts->lookup_id);
+    s_arg (opts, "limit", opts->limit);
+    return 0;
+}
+
 /*  The request's arguments, by command. --id (commands and audit only) is
     checked before the other options.  */
 static int
 s_build_args (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
+    if (opts->cmd == BF_BILLCTL_SUBSCRIBER_FIND)
+        return s_build_find (opts, err, errsize);
+    if (opts->cmd == BF_BILLCTL_SUBSCRIBER_TIMELINE)
+        return s_build_subject (opts, "subscriber_id", "SUBSCRIBER_ID", err, errsize);
+    if (opts->cmd == BF_BILLCTL_BILL_SHOW)
+        return s_build_subject (opts, "bill_id", "BILL_ID", err, errsize);
     if (s_check_id (opts->id, err, errsize))
         return BF_BILLCTL_EXIT_USAGE;
     switch (opts->cmd) {
@@ -885,6 +994,9 @@ s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, siz
     if (nwords < command->min_args) {
         if (opts->cmd == BF_BILLCTL_KEYGEN)
             return s_fail (err, errsize, "keygen needs a NAME for the key pair");
+        if (opts->cmd == BF_BILLCTL_SUBSCRIBER_TIMELINE || opts->cmd == BF_BILLCTL_BILL_SHOW)
+            return s_fail (err, errsize, "%s %s needs an id (usage: billctl %s)", command->group,
+                           command->word, command->synopsis);
         return s_fail (err, errsize, "%s %s needs a PERIOD (YYYY-MM)", command->group,
                        command->word);
     }
@@ -893,7 +1005,10 @@ s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, siz
                        words[command->max_args], command->synopsis);
     if (opts->cmd == BF_BILLCTL_KEYGEN)
         return s_build_keygen (opts, words[0], err, errsize);
-    if (nwords == 1) {
+    if (nwords == 1
+        && (opts->cmd == BF_BILLCTL_SUBSCRIBER_TIMELINE || opts->cmd == BF_BILLCTL_BILL_SHOW))
+        opts->lookup_id = words[0];
+    else if (nwords == 1) {
         opts->period = words[0];
         if (s_check_period (opts->period, err, errsize))
             return BF_BILLCTL_EXIT_USAGE;

@@ -740,6 +740,161 @@ static const s_column_t s_templates_columns[] = {
 };
 // clang-format on
 
+//  --------------------------------------------------------------------------
+//  subscriber.find, subscriber.timeline, bill.show
+
+/*  A contact: shown only when it comes masked (as s_safe_string's
+    "contact").  */
+static char *
+s_contact_cell (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    (void)key;
+    return s_cell (value, "contact", out, outsize);
+}
+
+/*  "12,340 won" of an amount (other types as s_cell).  */
+static char *
+s_won_cell (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    char a[S_CELL - 8];
+    s_count (value, key, a, sizeof a);
+    snprintf (out, outsize, "%s won", a);
+    return out;
+}
+
+// clang-format off
+static const s_column_t s_subscribers_columns[] = {
+    { "SUBSCRIBER>", "subscriber_id", s_cell },
+    { "EMAIL", "email", s_contact_cell },
+    { "PHONE", "phone", s_contact_cell },
+    { "PUSH", "push", s_cell },
+    { "CHANNELS", "channels", s_cell },
+    { "ACTIVATED", "activated_on", s_cell },
+    { "TERMINATED", "terminated_on", s_cell },
+};
+// clang-format on
+
+/*  The notices of a bill, a row per attempt (newest first) under each
+    notice, indented.  */
+static void
+s_render_bill_notices (FILE *out, const json_t *notices)
+{
+    if (!json_is_array (notices) || json_array_size (notices) == 0) {
+        fprintf (out, "  No notices.\n");
+        return;
+    }
+    static const char *const heads[]
+        = { "NOTICE>", "CHANNEL", "STATE", "CONTACT", "TRY>", "PROVIDER", "OUTCOME", "FINISHED",
+            "ERROR" };
+    s_table_t table;
+    s_table_init (&table);
+    for (size_t c = 0; c < sizeof heads / sizeof heads[0]; c++)
+        s_table_head (&table, heads[c]);
+    size_t i, j;
+    json_t *notice, *attempt;
+    json_array_foreach (notices, i, notice)
+    {
+        char a[S_CELL];
+        json_t *log = json_object_get (notice, "attempt_log");
+        size_t n = json_is_array (log) ? json_array_size (log) : 0;
+        for (j = 0; j == 0 || j < n; j++) {
+            attempt = n ? json_array_get (log, j) : NULL;
+            s_table_cell (&table, j ? "" : s_field (notice, "id", a, sizeof a));
+            s_table_cell (&table, j ? "" : s_field (notice, "channel", a, sizeof a));
+            s_table_cell (&table, j ? "" : s_field (notice, "state", a, sizeof a));
+            s_table_cell (&table, j ? "" : s_field (notice, "contact", a, sizeof a));
+            s_table_cell (&table, s_field (attempt, "attempt_no", a, sizeof a));
+            s_table_cell (&table, s_field (attempt, "provider", a, sizeof a));
+            s_table_cell (&table, s_field (attempt, "outcome", a, sizeof a));
+            s_table_cell (&table, s_field (attempt, "finished_at", a, sizeof a));
+            s_table_cell (&table, attempt ? s_field (attempt, "error", a, sizeof a)
+                                          : s_field (notice, "last_error", a, sizeof a));
+        }
+    }
+    s_table_print (out, &table, "  ");
+}
+
+/*  "Bill 20417 of 2026-10: 12,340 won, due 2026-11-25 (run 3)".  */
+static void
+s_render_bill_head (FILE *out, const json_t *bill)
+{
+    char id[S_CELL], period[S_CELL], total[S_CELL], due[S_CELL], run[S_CELL];
+    s_field (bill, "bill_id", id, sizeof id);
+    s_field (bill, "period", period, sizeof period);
+    s_won_cell (json_object_get (bill, "total"), "total", total, sizeof total);
+    s_field (bill, "due_date", due, sizeof due);
+    s_field (bill, "run_id", run, sizeof run);
+    fprintf (out, "Bill %s of %s: %s, due %s (run %s)\n", id, period, total, due, run);
+}
+
+static void
+s_render_subscriber_line (FILE *out, const json_t *sub)
+{
+    char id[S_CELL], email[S_CELL], phone[S_CELL];
+    fprintf (out, "Subscriber %s  email %s  phone %s\n", s_field (sub, "subscriber_id", id, sizeof id),
+             s_contact_cell (json_object_get (sub, "email"), NULL, email, sizeof email),
+             s_contact_cell (json_object_get (sub, "phone"), NULL, phone, sizeof phone));
+}
+
+static int
+s_render_timeline (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    json_t *sub = json_object_get (root, "subscriber");
+    json_t *bills = json_object_get (root, "bills");
+    if (!json_is_array (bills) || (!json_is_null (sub) && !json_is_object (sub)))
+        return bf_err_set (err, errsize,
+                           "control's answer to subscriber.timeline has no \"bills\" list");
+    if (json_is_null (sub)) {
+        fprintf (out, "No such subscriber.\n");
+        return 0;
+    }
+    s_render_subscriber_line (out, sub);
+    if (json_array_size (bills) == 0)
+        fprintf (out, "No bills.\n");
+    size_t i;
+    json_t *bill;
+    json_array_foreach (bills, i, bill)
+    {
+        fputc ('\n', out);
+        s_render_bill_head (out, bill);
+        s_render_bill_notices (out, json_object_get (bill, "notices"));
+    }
+    if (json_is_true (json_object_get (root, "more")))
+        fprintf (out, "\n(older bills not shown: use --limit)\n");
+    return 0;
+}
+
+static int
+s_render_bill (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    json_t *bill = json_object_get (root, "bill");
+    if (!bill || (!json_is_null (bill) && !json_is_object (bill)))
+        return bf_err_set (err, errsize, "control's answer to bill.show has no \"bill\" object");
+    if (json_is_null (bill)) {
+        fprintf (out, "No such bill.\n");
+        return 0;
+    }
+    s_render_bill_head (out, bill);
+    if (json_is_object (json_object_get (root, "subscriber")))
+        s_render_subscriber_line (out, json_object_get (root, "subscriber"));
+    fputc ('\n', out);
+    static const s_column_t columns[] = {
+        { "NO>", "line_no", s_cell },
+        { "ITEM", "label", s_cell },
+        { "AMOUNT (WON)>", "amount", s_count },
+    };
+    s_table_t table;
+    s_table_list (&table, json_object_get (bill, "lines"), S_COLUMNS (columns));
+    char a[S_CELL];
+    s_table_cell (&table, "");
+    s_table_cell (&table, "합계 (total)");
+    s_table_cell (&table, s_field_count (bill, "total", a, sizeof a));
+    s_table_print (out, &table, "  ");
+    fprintf (out, "\nNotices:\n");
+    s_render_bill_notices (out, json_object_get (bill, "notices"));
+    return 0;
+}
+
 typedef struct {
     const char *verb;  /* the query */
     const char *key;   /* its answer's list */
@@ -755,6 +910,7 @@ static const s_list_t s_lists[] = {
     { "commands.list", "commands", "No commands.", S_COLUMNS (s_commands_columns) },
     { "audit.list", "audit", "No audit entries.", S_COLUMNS (s_audit_columns) },
     { "templates.list", "templates", "No templates.", S_COLUMNS (s_templates_columns) },
+    { "subscriber.find", "subscribers", "No such subscriber.", S_COLUMNS (s_subscribers_columns) },
 };
 
 static const s_list_t *
@@ -1249,6 +1405,10 @@ bf_billctl_render (FILE *out, const char *verb, const char *json, char *err, siz
         rc = s_render_template_show (out, root, err, errsize);
     else if (!strcmp (verb, "template.preview"))
         rc = s_render_template_preview (out, root, err, errsize);
+    else if (!strcmp (verb, "subscriber.timeline"))
+        rc = s_render_timeline (out, root, err, errsize);
+    else if (!strcmp (verb, "bill.show"))
+        rc = s_render_bill (out, root, err, errsize);
     else
         rc = s_render_object (out, root);
     json_decref (root);

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "bf_query.h"
 #include "bf_report.h"
 #include "bf_tplquery.h"
+#include "bf_text.h"
 
 #define S_LIMIT_DEFAULT 20
 #define S_LIMIT_MAX     500
@@ -46,6 +48,10 @@ enum {
     S_TARGET = 1 << 5,
     S_COMMAND_ID = 1 << 6,
     S_ACTOR = 1 << 7,
+    S_SUBSCRIBER_ID = 1 << 8,
+    S_BILL_ID = 1 << 9,
+    S_EMAIL = 1 << 10,
+    S_PHONE = 1 << 11,
 };
 
 static const struct {
@@ -55,6 +61,8 @@ static const struct {
     { "period", S_PERIOD },         { "run_id", S_RUN_ID }, { "limit", S_LIMIT },
     { "channel", S_CHANNEL },       { "state", S_STATE },   { "target", S_TARGET },
     { "command_id", S_COMMAND_ID }, { "actor", S_ACTOR },
+    { "subscriber_id", S_SUBSCRIBER_ID }, { "bill_id", S_BILL_ID },
+    { "email", S_EMAIL },           { "phone", S_PHONE },
 };
 #define S_KEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -69,8 +77,15 @@ typedef struct {
     const char *target;
     const char *command_id;
     const char *actor;
+    const char *subscriber_id;
+    const char *bill_id;
+    const char *email; /* as given: bf_pii_hash normalises it */
+    const char *phone; /* the digits of bf_pii_phone_normal */
     char period_buf[8];
     char run_id_buf[24];
+    char subscriber_id_buf[24];
+    char bill_id_buf[24];
+    char phone_buf[16];
     char limit[8];
 } s_args_t;
 
@@ -133,6 +148,24 @@ s_name_ok (const char *value, size_t max, const char *extra)
               || strchr (extra, c)))
             return false;
     }
+    return true;
+}
+
+/*  An email address to look up: 3..254 bytes of printable ASCII or
+    well-formed UTF-8 beyond it, no space or control character, one '@'
+    with something either side. Only its keyed hash leaves control.  */
+static bool
+s_email_ok (const char *value)
+{
+    size_t len = strlen (value);
+    if (len < 3 || len > 254 || !bf_text_utf8_valid (value, len))
+        return false;
+    const char *at = strchr (value, '@');
+    if (!at || at == value || !at[1] || strchr (at + 1, '@'))
+        return false;
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return false;
     return true;
 }
 
@@ -230,6 +263,28 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
                                         "a key name (1-64 of A-Z a-z 0-9 . _ -) or console/NAME",
                                         err, errsize);
                 args->actor = value;
+                break;
+            case S_SUBSCRIBER_ID:
+            case S_BILL_ID: {
+                char *buf = bit == S_BILL_ID ? args->bill_id_buf : args->subscriber_id_buf;
+                if (!s_positive (value, INT64_MAX, &n))
+                    return s_bad_value (key, value, "a positive integer", err, errsize);
+                snprintf (buf, sizeof args->bill_id_buf, "%lld", (long long)n);
+                *(bit == S_BILL_ID ? &args->bill_id : &args->subscriber_id) = buf;
+                break;
+            }
+            case S_EMAIL:
+                if (!s_email_ok (value))
+                    return s_bad_value (key, value, "an email address (name@domain, no spaces)",
+                                        err, errsize);
+                args->email = value;
+                break;
+            case S_PHONE:
+                if (bf_pii_phone_normal (value, args->phone_buf, sizeof args->phone_buf) < 0)
+                    return s_bad_value (key, value,
+                                        "a Korean mobile number (010-1234-5678 or +82 10-1234-5678)",
+                                        err, errsize);
+                args->phone = args->phone_buf;
                 break;
             default:
                 break;
@@ -418,6 +473,74 @@ static const char s_sql_audit_list[] =
     " FROM (SELECT * FROM audit_log WHERE ($1::text IS NULL OR actor = $1)"
     "       AND ($2::text IS NULL OR command_id = $2) ORDER BY id DESC LIMIT $3::int) a";
 
+/*  SUBSCRIBER of the subscriber row s; its contacts are filled in from the
+    sealed columns (s_subscriber_contacts).  */
+#define S_SUBSCRIBER                                                                             \
+    "json_build_object ('subscriber_id', s.id, 'email', NULL, 'phone', NULL,"                    \
+    " 'push', s.push_token_enc IS NOT NULL, 'channels', to_json (s.channels),"                   \
+    " 'activated_on', s.activated_on, 'terminated_on', s.terminated_on)"
+
+/*  The sealed contacts that follow a document: id, email, phone.  */
+#define S_SEALED(s) " (SELECT id FROM " s "), (SELECT email_enc FROM " s ")," \
+                    " (SELECT phone_enc FROM " s ")"
+
+/*  NOTICES of the bill row b: every delivery (index delivery_bill), newest
+    first, each with its newest 50 attempts (delivery_attempt's unique
+    key). "contact" is filled in by s_notice_contacts.  */
+#define S_BILL_NOTICES                                                                           \
+    "(SELECT coalesce (json_agg (json_build_object ('id', d.id, 'channel', d.channel,"           \
+    "   'purpose', d.purpose, 'state', d.state, 'attempts', d.attempts, 'contact', NULL,"        \
+    "   'fallback_of', d.fallback_of, 'hold_reason', d.hold_reason,"                             \
+    "   'not_before', " S_TS ("d.not_before") ", 'last_error', d.last_error,"                    \
+    "   'created_at', " S_TS ("d.created_at") ", 'final_at', " S_TS ("d.final_at") ","           \
+    "   'attempt_log', (SELECT coalesce (json_agg (json_build_object ("                          \
+    "      'attempt_no', a.attempt_no, 'sent_as', a.sent_as, 'provider', a.provider,"            \
+    "      'outcome', a.outcome, 'status_code', a.status_code, 'error', a.error,"                \
+    "      'started_at', " S_TS ("a.started_at") ", 'finished_at', " S_TS ("a.finished_at") ")" \
+    "      ORDER BY a.attempt_no DESC), '[]')"                                                   \
+    "    FROM (SELECT * FROM delivery_attempt x WHERE x.delivery_id = d.id"                      \
+    "          ORDER BY x.attempt_no DESC LIMIT 50) a))"                                         \
+    "  ORDER BY d.id DESC), '[]')"                                                               \
+    " FROM delivery d WHERE d.period = b.period AND d.bill_id = b.bill_id)"
+
+/*  BILL of the bill row b, with extra fields (", 'k', v" or "").  */
+#define S_BILL(extra)                                                                            \
+    "json_build_object ('period', b.period, 'bill_id', b.bill_id,"                               \
+    " 'subscriber_id', b.subscriber_id, 'run_id', b.run_id, 'total', b.total,"                   \
+    " 'due_date', b.due_date, 'line_count', b.line_count,"                                       \
+    " 'issued_at', " S_TS ("b.issued_at") extra ", 'notices', " S_BILL_NOTICES ")"
+
+/*  At most 100 subscribers, by id (primary key) or by the keyed hash of a
+    contact (hash indexes subscriber_email_hash, subscriber_phone_hash).  */
+static const char s_sql_subscriber_find[] =
+    "SELECT " S_SUBSCRIBER ", s.id, s.email_enc, s.phone_enc FROM subscriber s"
+    " WHERE ($1::bigint IS NULL OR s.id = $1) AND ($2::bytea IS NULL OR s.email_hash = $2)"
+    " AND ($3::bytea IS NULL OR s.phone_hash = $3) ORDER BY s.id LIMIT 100";
+
+/*  The subscriber's newest `limit` bills (index bill_subscriber), each
+    with its notices; "more" when there are older ones.  */
+static const char s_sql_subscriber_timeline[] =
+    "WITH s AS (SELECT * FROM subscriber WHERE id = $1::bigint),"
+    " b AS (SELECT * FROM bill WHERE subscriber_id = $1::bigint"
+    "       ORDER BY period DESC LIMIT $2::int + 1)"
+    " SELECT json_build_object ('subscriber', (SELECT " S_SUBSCRIBER " FROM s),"
+    "  'bills', coalesce ((SELECT json_agg (" S_BILL ("") " ORDER BY b.period DESC)"
+    "    FROM (SELECT * FROM b ORDER BY period DESC LIMIT $2::int) b), '[]'),"
+    "  'more', (SELECT count(*) FROM b) > $2::int)," S_SEALED ("s");
+
+/*  One bill by id (index bill_bill_id) or by period and subscriber
+    (primary key), its lines in statement order (bill_line's key).  */
+static const char s_sql_bill_show[] =
+    "WITH b AS (SELECT * FROM bill WHERE ($1::bigint IS NULL OR bill_id = $1)"
+    "           AND ($2::text IS NULL OR period = $2)"
+    "           AND ($3::bigint IS NULL OR subscriber_id = $3) ORDER BY period DESC LIMIT 1),"
+    " s AS (SELECT * FROM subscriber WHERE id = (SELECT subscriber_id FROM b))"
+    " SELECT json_build_object ('bill', (SELECT " S_BILL (", 'lines', (SELECT coalesce (json_agg ("
+    "   json_build_object ('line_no', l.line_no, 'code', l.code, 'label', l.label,"
+    "   'amount', l.amount) ORDER BY l.line_no), '[]') FROM bill_line l"
+    "   WHERE l.period = b.period AND l.subscriber_id = b.subscriber_id)") " FROM b),"
+    "  'subscriber', (SELECT " S_SUBSCRIBER " FROM s))," S_SEALED ("s");
+
 /* clang-format on */
 
 static int
@@ -485,6 +608,25 @@ s_contact (const bf_query_ctx_t *ctx, const PGresult *res, int row, int col, con
     sodium_memzero (plain, sizeof plain);
 }
 
+/*  A provider's text (an error) in object's field key, masked again here,
+    so rows stored before a masking rule existed never show a contact.  */
+static void
+s_mask_field (json_t *object, const char *key)
+{
+    json_t *text = json_object_get (object, key);
+    if (!json_is_string (text))
+        return;
+    size_t len = json_string_length (text);
+    char *safe = malloc (2 * len + 64);
+    if (!safe
+        || json_object_set_new (object, key,
+                                json_string (bf_mask_text (json_string_value (text), len, NULL, 0,
+                                                           safe, 2 * len + 64)))
+               != 0)
+        json_object_set_new (object, key, json_string ("(unavailable)"));
+    free (safe);
+}
+
 static int
 s_deliveries_failures (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *args, json_t **doc,
                        char *err, size_t errsize)
@@ -508,20 +650,7 @@ s_deliveries_failures (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *
         char contact[BF_MASK_MAX];
         s_contact (ctx, res, row, 3, PQgetvalue (res, row, 1),
                    strtoll (PQgetvalue (res, row, 2), NULL, 10), contact, sizeof contact);
-        /*  last_error is a provider's text: masked again here, so rows
-            stored before a masking rule existed never show a contact.  */
-        json_t *last = json_object_get (item, "last_error");
-        if (json_is_string (last)) {
-            size_t len = json_string_length (last);
-            char *safe = malloc (2 * len + 64);
-            if (!safe || json_object_set_new (item, "last_error",
-                                              json_string (bf_mask_text (json_string_value (last),
-                                                                         len, NULL, 0, safe,
-                                                                         2 * len + 64)))
-                             != 0)
-                json_object_set_new (item, "last_error", json_string ("(unavailable)"));
-            free (safe);
-        }
+        s_mask_field (item, "last_error");
         if (!item || json_object_set_new (item, "contact", json_string (contact)) != 0
             || json_array_append_new (list, item) != 0) {
             bf_error ("query: deliveries.failures: unreadable row: %s", item ? "" : jerr.text);
@@ -561,6 +690,194 @@ s_audit_list (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_
 }
 
 //  --------------------------------------------------------------------------
+//  Subscribers and bills
+
+/*  A query refused for its arguments: err says why, and a log line too.  */
+static int s_refused (char *err, size_t errsize, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+s_refused (char *err, size_t errsize, const char *format, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start (ap, format);
+    vsnprintf (why, sizeof why, format, ap);
+    va_end (ap);
+    bf_warn ("query: refused: %s", why);
+    bf_err_set (err, errsize, "%s", why);
+    return BF_QUERY_BAD;
+}
+
+/*  Masked contacts of the subscriber whose id, sealed email and sealed
+    phone are columns col, col + 1, col + 2 of res's row: into email and
+    phone (BF_MASK_MAX bytes; "-" for none), and onto sub when it is an
+    object ("email" null when the subscriber has none).  */
+static void
+s_subscriber_contacts (const bf_query_ctx_t *ctx, const PGresult *res, int row, int col,
+                       json_t *sub, char *email, char *phone)
+{
+    snprintf (email, BF_MASK_MAX, "-");
+    snprintf (phone, BF_MASK_MAX, "-");
+    if (PQgetisnull (res, row, col))
+        return;
+    int64_t id = strtoll (PQgetvalue (res, row, col), NULL, 10);
+    s_contact (ctx, res, row, col + 1, "EMAIL", id, email, BF_MASK_MAX);
+    s_contact (ctx, res, row, col + 2, "SMS", id, phone, BF_MASK_MAX);
+    if (!json_is_object (sub))
+        return;
+    json_object_set_new (sub, "email", PQgetisnull (res, row, col + 1) ? json_null ()
+                                                                        : json_string (email));
+    json_object_set_new (sub, "phone", json_string (phone));
+}
+
+/*  Every notice of bill: its contact (the subscriber's, masked, by
+    channel) and its provider texts masked again.  */
+static void
+s_notice_contacts (json_t *bill, const char *email, const char *phone)
+{
+    size_t i, j;
+    json_t *notice, *attempt;
+    json_array_foreach (json_object_get (bill, "notices"), i, notice)
+    {
+        const char *channel = json_string_value (json_object_get (notice, "channel"));
+        const char *contact = !channel                   ? "-"
+                              : !strcmp (channel, "EMAIL") ? email
+                              : !strcmp (channel, "SMS")   ? phone
+                                                           : "-";
+        json_object_set_new (notice, "contact", json_string (contact));
+        s_mask_field (notice, "last_error");
+        json_array_foreach (json_object_get (notice, "attempt_log"), j, attempt)
+        {
+            s_mask_field (attempt, "error");
+        }
+    }
+}
+
+/*  The document in column 0 of res's one row, with the subscriber's
+    contacts (columns 1..3) filled into doc's "subscriber" and into the
+    notices of every bill in doc's "bills" list or its "bill".  */
+static int
+s_subscriber_document (const bf_query_ctx_t *ctx, PGresult *res, const char *what, json_t **doc,
+                       char *err, size_t errsize)
+{
+    if (PQntuples (res) != 1 || PQgetisnull (res, 0, 0)) {
+        PQclear (res);
+        bf_error ("query: %s returned no document", what);
+        return bf_err_set (err, errsize, "%s returned no document", what), BF_QUERY_BAD;
+    }
+    json_error_t jerr;
+    *doc = json_loads (PQgetvalue (res, 0, 0), 0, &jerr);
+    if (!*doc) {
+        PQclear (res);
+        bf_error ("query: %s: unreadable document: %s", what, jerr.text);
+        return bf_err_set (err, errsize, "%s: unreadable document", what), BF_QUERY_BAD;
+    }
+    char email[BF_MASK_MAX], phone[BF_MASK_MAX];
+    s_subscriber_contacts (ctx, res, 0, 1, json_object_get (*doc, "subscriber"), email, phone);
+    PQclear (res);
+    size_t i;
+    json_t *bill;
+    json_array_foreach (json_object_get (*doc, "bills"), i, bill)
+    {
+        s_notice_contacts (bill, email, phone);
+    }
+    if (json_is_object (json_object_get (*doc, "bill")))
+        s_notice_contacts (json_object_get (*doc, "bill"), email, phone);
+    sodium_memzero (email, sizeof email);
+    sodium_memzero (phone, sizeof phone);
+    return BF_QUERY_OK;
+}
+
+/*  "\\x" and the hex of value's keyed hash as field, for a bytea
+    parameter (out: 2 + 64 + 1 bytes).  */
+static void
+s_hash_param (const bf_pii_t *pii, const char *field, const char *value, char *out,
+              size_t outsize)
+{
+    uint8_t hash[BF_PII_HASH_LEN];
+    bf_pii_hash (pii, field, value, hash);
+    memcpy (out, "\\x", 2);
+    sodium_bin2hex (out + 2, outsize - 2, hash, sizeof hash);
+}
+
+static int
+s_subscriber_find (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *args, json_t **doc,
+                   char *err, size_t errsize)
+{
+    int given = !!args->subscriber_id + !!args->email + !!args->phone;
+    if (given != 1)
+        return s_refused (err, errsize, "subscriber.find takes %s of subscriber_id=N,"
+                                        " email=ADDRESS and phone=NUMBER",
+                          given ? "only one" : "one");
+    /*  A contact is looked up by its keyed hash only, never by
+        decrypting: without the key there is nothing to look up with.  */
+    if ((args->email || args->phone) && (!ctx || !ctx->pii))
+        return s_refused (err, errsize, "subscriber.find by %s needs control's PII key"
+                                        " (pii.key_file), which is not configured",
+                          args->email ? "email" : "phone");
+    char email_hash[2 + 2 * BF_PII_HASH_LEN + 1], phone_hash[sizeof email_hash];
+    if (args->email)
+        s_hash_param (ctx->pii, "email", args->email, email_hash, sizeof email_hash);
+    if (args->phone)
+        s_hash_param (ctx->pii, "phone", args->phone, phone_hash, sizeof phone_hash);
+    const char *params[] = { args->subscriber_id, args->email ? email_hash : NULL,
+                             args->phone ? phone_hash : NULL };
+    PGresult *res = bf_db_query (conn, s_sql_subscriber_find, 3, params, PGRES_TUPLES_OK,
+                                 "subscriber.find");
+    if (!res)
+        return s_db_failed (err, errsize);
+    json_t *list = json_array ();
+    *doc = json_pack ("{s:o}", "subscribers", list);
+    int rc = list && *doc ? BF_QUERY_OK : BF_QUERY_BAD;
+    for (int row = 0; rc == BF_QUERY_OK && row < PQntuples (res); row++) {
+        json_t *sub = json_loads (PQgetvalue (res, row, 0), 0, NULL);
+        char email[BF_MASK_MAX], phone[BF_MASK_MAX];
+        s_subscriber_contacts (ctx, res, row, 1, sub, email, phone);
+        if (!sub || json_array_append_new (list, sub) != 0)
+            rc = BF_QUERY_BAD;
+    }
+    PQclear (res);
+    if (rc != BF_QUERY_OK) {
+        bf_error ("query: subscriber.find: unreadable row");
+        json_decref (*doc);
+        *doc = NULL;
+        return bf_err_set (err, errsize, "subscriber.find: unreadable row"), BF_QUERY_BAD;
+    }
+    return BF_QUERY_OK;
+}
+
+static int
+s_subscriber_timeline (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *args,
+                       json_t **doc, char *err, size_t errsize)
+{
+    if (!args->subscriber_id)
+        return s_refused (err, errsize, "subscriber.timeline needs subscriber_id=N");
+    const char *params[] = { args->subscriber_id, args->limit };
+    PGresult *res = bf_db_query (conn, s_sql_subscriber_timeline, 2, params, PGRES_TUPLES_OK,
+                                 "subscriber.timeline");
+    if (!res)
+        return s_db_failed (err, errsize);
+    return s_subscriber_document (ctx, res, "subscriber.timeline", doc, err, errsize);
+}
+
+static int
+s_bill_show (PGconn *conn, const bf_query_ctx_t *ctx, const s_args_t *args, json_t **doc,
+             char *err, size_t errsize)
+{
+    bool by_id = args->bill_id && !args->period && !args->subscriber_id;
+    bool by_period = !args->bill_id && args->period && args->subscriber_id;
+    if (!by_id && !by_period)
+        return s_refused (err, errsize, "bill.show takes bill_id=N, or period=YYYY-MM and"
+                                        " subscriber_id=N");
+    const char *params[] = { args->bill_id, args->period, args->subscriber_id };
+    PGresult *res = bf_db_query (conn, s_sql_bill_show, 3, params, PGRES_TUPLES_OK, "bill.show");
+    if (!res)
+        return s_db_failed (err, errsize);
+    return s_subscriber_document (ctx, res, "bill.show", doc, err, errsize);
+}
+
+//  --------------------------------------------------------------------------
 
 typedef enum {
     S_RUNS_LIST,
@@ -571,6 +888,9 @@ typedef enum {
     S_COMMANDS_LIST,
     S_AUDIT_LIST,
     S_RUN_REPORT,
+    S_SUBSCRIBER_FIND,
+    S_SUBSCRIBER_TIMELINE,
+    S_BILL_SHOW,
     S_TEMPLATES, /* bf_tplquery.c, which parses its own arguments */
 } s_query_t;
 
@@ -587,6 +907,9 @@ static const struct {
     { "commands.list", S_COMMANDS_LIST, S_COMMAND_ID | S_STATE | S_TARGET | S_LIMIT },
     { "audit.list", S_AUDIT_LIST, S_ACTOR | S_COMMAND_ID | S_LIMIT },
     { "run.report", S_RUN_REPORT, S_PERIOD }, /* bf_report.c */
+    { "subscriber.find", S_SUBSCRIBER_FIND, S_SUBSCRIBER_ID | S_EMAIL | S_PHONE },
+    { "subscriber.timeline", S_SUBSCRIBER_TIMELINE, S_SUBSCRIBER_ID | S_LIMIT },
+    { "bill.show", S_BILL_SHOW, S_BILL_ID | S_PERIOD | S_SUBSCRIBER_ID },
 };
 
 int
@@ -610,8 +933,10 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
     }
     s_args_t args;
     int rc = template ? BF_QUERY_OK : s_args_parse (cmd, s_queries[q].keys, &args, err, errsize);
-    if (rc != BF_QUERY_OK)
+    if (rc != BF_QUERY_OK) {
+        bf_warn ("query: %s refused: %s", verb, err);
         return rc;
+    }
     if (!conn || PQstatus (conn) != CONNECTION_OK)
         return bf_err_set (err, errsize, "database unavailable: no connection"), BF_QUERY_RETRY;
 
@@ -643,6 +968,15 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
             break;
         case S_RUN_REPORT:
             rc = bf_report (conn, args.period, &doc, err, errsize);
+            break;
+        case S_SUBSCRIBER_FIND:
+            rc = s_subscriber_find (conn, ctx, &args, &doc, err, errsize);
+            break;
+        case S_SUBSCRIBER_TIMELINE:
+            rc = s_subscriber_timeline (conn, ctx, &args, &doc, err, errsize);
+            break;
+        case S_BILL_SHOW:
+            rc = s_bill_show (conn, ctx, &args, &doc, err, errsize);
             break;
     }
     if (rc != BF_QUERY_OK)

@@ -15,10 +15,15 @@
     Arguments (bf_verbs.h lists each query's): period YYYY-MM, run_id a
     positive integer, limit an integer 1..500 (default 20), channel EMAIL |
     SMS | PUSH, state and target from command's fixed sets, command_id as
-    command's CHECK allows, actor a key name (bf_curve.h). A bad value, a
+    command's CHECK allows, actor a key name (bf_curve.h), subscriber_id and
+    bill_id positive integers, email name@domain (no space or control
+    character, valid UTF-8, 3..254 bytes), phone a Korean mobile number
+    (bf_pii_phone_normal). A bad value, a
     key the query does not take, a key given twice, and run.show with
-    neither or both of period and run_id are BF_QUERY_BAD, with err naming
-    the argument.
+    neither or both of period and run_id, subscriber.find with other than
+    one of its three keys (or by contact without ctx->pii), and bill.show
+    with other than bill_id or period + subscriber_id are BF_QUERY_BAD,
+    with err naming the argument.
 
     Result documents (JSON objects; timestamps are RFC 3339 UTC strings or
     null; amounts are integers in won):
@@ -50,6 +55,24 @@
                          query that reads rows: an anti-join of the period's bills and
                          notices, meant for a monthly report, not for polling
 
+    subscriber.find      {"subscribers":[SUBSCRIBER...]}   (by id, at most 100; by email or
+                          phone through the keyed hash of the normalised value
+                          (bf_pii_hash), never by decrypting)
+    subscriber.timeline  {"subscriber":SUBSCRIBER|null, "bills":[BILL...], "more":bool}
+                         (newest `limit` bills by period; more: older ones exist)
+    bill.show            {"bill":BILL with "lines":[{"line_no","code","label","amount"}...]
+                          | null, "subscriber":SUBSCRIBER|null}
+
+    SUBSCRIBER {"subscriber_id","email","phone","push","channels","activated_on",
+              "terminated_on"}   (email, phone masked; email null when none; push: a
+             device token is on file)
+    BILL     {"period","bill_id","subscriber_id","run_id","total","due_date","line_count",
+              "issued_at","notices":[{"id","channel","purpose","state","attempts","contact",
+              "fallback_of","hold_reason","not_before","last_error","created_at","final_at",
+              "attempt_log":[{"attempt_no","sent_as","provider","outcome","status_code",
+              "error","started_at","finished_at"}...]}...]}   (notices newest first, each
+             with its newest 50 attempts, newest first; contact the subscriber's masked
+             email / phone by channel, "-" for push; provider texts masked again)
     RUN      {"run_id","period","state","rerate","chunk_size","chunks_total","chunks_done",
               "subscribers_done","bills","amount_total","rating_errors","command_id",
               "created_at","started_at","finished_at","seconds"}   (seconds: from start to

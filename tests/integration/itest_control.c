@@ -23,6 +23,7 @@
 
 #include "bf_client.h"
 #include "bf_curve.h"
+#include "bf_pii.h"
 #include "bf_testdb.h"
 #include "bf_testproc.h"
 #include "bf_teststack.h"
@@ -832,6 +833,47 @@ test_billctl (void **state)
     free (out);
     assert_int_equal (s_billctl (s->endpoints, &out, NULL, "run start 2026-13"), 2);
     free (out);
+
+    /*  The subscriber queries: found by the phone as typed, masked; bad
+        ids never leave billctl.  */
+    char err[128], phone[32] = "", typed[64], args[256];
+    bf_pii_t *pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
+    assert_non_null (pii);
+    PGresult *res = PQexec (s->conn, "SELECT id, phone_enc FROM subscriber ORDER BY id LIMIT 1");
+    assert_int_equal (PQntuples (res), 1);
+    size_t len = 0;
+    unsigned char *sealed = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, 0, 1), &len);
+    int64_t id = atoll (PQgetvalue (res, 0, 0));
+    assert_int_equal (bf_pii_open (pii, "phone", (uint64_t)id, sealed, len, phone, sizeof phone),
+                      11);
+    PQfreemem (sealed);
+    PQclear (res);
+    bf_pii_destroy (&pii);
+    snprintf (typed, sizeof typed, "%.3s-%.4s-%.4s", phone, phone + 3, phone + 7);
+    snprintf (args, sizeof args, "--json subscriber find --phone '%s'", typed);
+    assert_int_equal (s_billctl (s->endpoints, &out, NULL, args), 0);
+    char expect[64];
+    snprintf (expect, sizeof expect, "\"subscriber_id\":%lld", (long long)id);
+    if (!strstr (out, expect) || strstr (out, phone) || strstr (out, typed))
+        fail_msg ("subscriber find --phone: %s", out);
+    free (out);
+    snprintf (args, sizeof args, "subscriber timeline %lld", (long long)id);
+    snprintf (expect, sizeof expect, "Subscriber %lld", (long long)id);
+    const struct {
+        const char *args, *says;
+        int exit;
+    } runs[] = {
+        { args, expect, 0 },
+        { "bill show 987654321", "No such bill.", 0 },
+        { "subscriber find --id -1", "--id", 2 },
+        { "bill show \"1' OR '1'='1\"", "BILL_ID", 2 },
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        int rc = s_billctl (s->endpoints, &out, NULL, runs[i].args);
+        if (rc != runs[i].exit || !strstr (out, runs[i].says) || strstr (out, phone + 3))
+            fail_msg ("billctl %s: exit %d: %s", runs[i].args, rc, out);
+        free (out);
+    }
 }
 
 /*  --- billctl run start --previous-month: the monthly CronJob ----------- */

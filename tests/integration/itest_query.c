@@ -26,6 +26,7 @@
 
 #include "bf_db.h"
 #include "bf_log.h"
+#include "bf_mask.h"
 #include "bf_pii.h"
 #include "bf_query.h"
 #include "bf_testdb.h"
@@ -613,6 +614,9 @@ test_deliveries_summary (void **state)
     bf_testdb_drop (&db);
 }
 
+static void s_open_contact (PGconn *conn, const bf_pii_t *pii, const char *field, int64_t id,
+                            char *out, size_t outsize);
+
 /*  Rows of the tables whose names match pattern (a regular expression)
     read since the transaction began; their sequential scans into
     *seq_scans.  */
@@ -682,6 +686,57 @@ test_queries_read_counters_not_rows (void **state)
         assert_int_equal (bill_scans - bill_scans0, 0);
         s_exec (conn, "COMMIT");
     }
+
+    /*  The subscriber and bill queries go by index: no table or partition
+        is scanned whole, and they read a handful of rows. (An attempt for
+        every notice first: an empty table is cheaper to scan.)  */
+    s_exec (conn, "INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider,"
+                  " started_at, finished_at, outcome) SELECT id, 1, channel, 'mock', now (),"
+                  " now (), 'DELIVERED' FROM delivery");
+    s_exec (conn, "ANALYZE delivery_attempt");
+    char err[256], phone[64], bill_id[24];
+    bf_pii_t *pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
+    bf_query_ctx_t ctx = { pii, 1000 };
+    s_open_contact (conn, pii, "phone", 1500, phone, sizeof phone);
+    snprintf (bill_id, sizeof bill_id, "%lld",
+              (long long)s_scalar (conn, "SELECT max (bill_id) FROM bill"));
+    static const char tables[]
+        = "^(subscriber|delivery|delivery_attempt|bill_[0-9]{4}_.*|bill_line_[0-9]{4}_.*)$";
+    const struct {
+        const char *verb, *key, *value, *key2, *value2;
+    } lookups[] = {
+        { "subscriber.find", "subscriber_id", "1500", NULL, NULL },
+        { "subscriber.find", "phone", phone, NULL, NULL },
+        { "subscriber.timeline", "subscriber_id", "1500", NULL, NULL },
+        { "bill.show", "bill_id", bill_id, NULL, NULL },
+        { "bill.show", "period", PERIOD, "subscriber_id", "1500" },
+    };
+    for (size_t i = 0; i < sizeof lookups / sizeof lookups[0]; i++) {
+        s_exec (conn, "BEGIN");
+        int64_t scans0 = 0;
+        int64_t read0 = s_rows_read (conn, tables, &scans0);
+        json_t *doc = s_doc (conn, &ctx, lookups[i].verb, lookups[i].key, lookups[i].value,
+                             lookups[i].key2, lookups[i].value2);
+        json_decref (doc);
+        int64_t seq_scans = 0;
+        int64_t read = s_rows_read (conn, tables, &seq_scans) - read0;
+        seq_scans -= scans0;
+        fprintf (stderr, "# %s %s: %lld rows read, %lld seq scans\n", lookups[i].verb,
+                 lookups[i].key, (long long)read, (long long)seq_scans);
+        if (seq_scans != 0) {
+            char scanned[512];
+            char sql[512];
+            snprintf (sql, sizeof sql,
+                      "SELECT string_agg (relname || ' ' || seq_scan, ', ')"
+                      " FROM pg_stat_xact_user_tables WHERE seq_scan > 0 AND relname ~ '%s'",
+                      tables);
+            bf_testdb_text (conn, sql, scanned, sizeof scanned);
+            fail_msg ("%s scans tables whole: %s", lookups[i].verb, scanned);
+        }
+        assert_true (read <= 60);
+        s_exec (conn, "COMMIT");
+    }
+    bf_pii_destroy (&pii);
     PQfinish (conn);
     bf_testdb_drop (&db);
 }
@@ -816,6 +871,462 @@ test_failures_show_masked_contacts (void **state)
     bf_pii_destroy (&pii);
     PQfinish (conn);
     bf_testdb_drop (&db);
+}
+
+//  --------------------------------------------------------------------------
+//  Subscribers and bills
+
+/*  verb with these arguments (NULL ends them early) is refused with an
+    error that says needle.  */
+static void
+s_assert_bad (PGconn *conn, const bf_query_ctx_t *ctx, const char *verb, const char *const *kv,
+              const char *needle)
+{
+    char *json = NULL, err[512];
+    int rc = s_query (conn, ctx, &json, err, sizeof err, verb, kv[0], kv[1], kv[2], kv[3], NULL);
+    if (rc != BF_QUERY_BAD || json || !strstr (err, needle))
+        fail_msg ("%s %s=%s: rc %d, '%s' does not say '%s'", verb, kv[0] ? kv[0] : "",
+                  kv[1] ? kv[1] : "", rc, err, needle);
+    assert_true (strlen (err) < 200);
+    for (const char *p = err; *p; p++)
+        assert_true ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+}
+
+/*  The clear contact field ("email", "phone") of subscriber id, opened
+    here from its sealed column, into out ("" when it has none).  */
+static void
+s_open_contact (PGconn *conn, const bf_pii_t *pii, const char *field, int64_t id, char *out,
+                size_t outsize)
+{
+    char sql[128];
+    snprintf (sql, sizeof sql, "SELECT %s_enc FROM subscriber WHERE id = %lld", field,
+              (long long)id);
+    PGresult *res = PQexec (conn, sql);
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    assert_int_equal (PQntuples (res), 1);
+    out[0] = 0;
+    if (!PQgetisnull (res, 0, 0)) {
+        size_t len = 0;
+        unsigned char *sealed = PQunescapeBytea ((const unsigned char *)PQgetvalue (res, 0, 0),
+                                                 &len);
+        assert_true (bf_pii_open (pii, field, (uint64_t)id, sealed, len, out, outsize) > 0);
+        PQfreemem (sealed);
+    }
+    PQclear (res);
+}
+
+/*  The one subscriber a subscriber.find finds, checked: its id, its
+    masked contacts, and no clear contact anywhere in the document.  */
+static void
+s_assert_found (PGconn *conn, const bf_query_ctx_t *ctx, const char *key, const char *value,
+                int64_t id, const char *email, const char *phone)
+{
+    json_t *doc = s_doc (conn, ctx, "subscriber.find", key, value, NULL, NULL);
+    char *text = json_dumps (doc, 0);
+    json_t *list = bf_json_at (doc, "subscribers");
+    if (json_array_size (list) != 1)
+        fail_msg ("subscriber.find %s=%s: %s", key, value, text);
+    json_t *sub = json_array_get (list, 0);
+    assert_true (s_has_keys (sub, "subscriber_id", "email", "phone", "push", "channels",
+                             "activated_on", "terminated_on", NULL));
+    assert_int_equal (bf_json_int (sub, "subscriber_id"), id);
+    char masked[BF_MASK_MAX];
+    assert_string_equal (bf_json_str (sub, "phone"), bf_mask_phone (phone, masked, sizeof masked));
+    if (*email)
+        assert_string_equal (bf_json_str (sub, "email"),
+                             bf_mask_email (email, masked, sizeof masked));
+    else
+        assert_true (json_is_null (bf_json_at (sub, "email")));
+    if (*email)
+        assert_null (strstr (text, email));
+    assert_null (strstr (text, phone));
+    assert_null (strstr (text, phone + 3)); /* nor its last 8 digits */
+    free (text);
+    json_decref (doc);
+}
+
+static void
+test_subscriber_find (void **state)
+{
+    (void)state;
+    char *db = s_settled_db (200, 11);
+    PGconn *conn = bf_testdb_connect (db);
+    char err[512];
+    bf_pii_t *pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
+    assert_non_null (pii);
+    bf_query_ctx_t ctx = { pii, 1000 };
+
+    /*  Subscribers with and without an email.  */
+    int64_t with = s_scalar (conn, "SELECT min (id) FROM subscriber WHERE email_enc IS NOT NULL");
+    int64_t without = s_scalar (conn, "SELECT min (id) FROM subscriber WHERE email_enc IS NULL");
+    int64_t ids[] = { with, without };
+    for (size_t i = 0; i < 2; i++) {
+        char email[256], phone[64], id_text[24];
+        s_open_contact (conn, pii, "email", ids[i], email, sizeof email);
+        s_open_contact (conn, pii, "phone", ids[i], phone, sizeof phone);
+        assert_int_equal (strlen (phone), 11);
+        snprintf (id_text, sizeof id_text, "%lld", (long long)ids[i]);
+        s_assert_found (conn, &ctx, "subscriber_id", id_text, ids[i], email, phone);
+        s_assert_found (conn, &ctx, "phone", phone, ids[i], email, phone);
+        /*  Typed as people type it: dashes, the country code.  */
+        char typed[64];
+        snprintf (typed, sizeof typed, "%.3s-%.4s-%.4s", phone, phone + 3, phone + 7);
+        s_assert_found (conn, &ctx, "phone", typed, ids[i], email, phone);
+        snprintf (typed, sizeof typed, "+82 %.2s %.4s %.4s", phone + 1, phone + 3, phone + 7);
+        s_assert_found (conn, &ctx, "phone", typed, ids[i], email, phone);
+        if (!*email)
+            continue;
+        s_assert_found (conn, &ctx, "email", email, ids[i], email, phone);
+        /*  The hash ignores case, as the importer's does.  */
+        char upper[256];
+        snprintf (upper, sizeof upper, "%s", email);
+        for (char *p = upper; *p; p++)
+            if (*p >= 'a' && *p <= 'z')
+                *p = (char)(*p - 'a' + 'A');
+        s_assert_found (conn, &ctx, "email", upper, ids[i], email, phone);
+    }
+
+    /*  Not found: an empty list.  */
+    static const char *const none[][2] = {
+        { "subscriber_id", "999999999" },
+        { "email", "nobody@nowhere.example" },
+        { "phone", "010-0000-0001" },
+        /*  SQL-ish text is only ever hashed.  */
+        { "email", "x@y.com';DROP\\TABLE--" },
+    };
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        json_t *doc = s_doc (conn, &ctx, "subscriber.find", none[i][0], none[i][1], NULL, NULL);
+        assert_int_equal (json_array_size (bf_json_at (doc, "subscribers")), 0);
+        json_decref (doc);
+    }
+    assert_int_equal (s_scalar (conn, "SELECT count(*) FROM subscriber"), 200);
+
+    /*  Bad arguments: a clear error naming the argument.  */
+    char huge[5000];
+    memset (huge, '7', sizeof huge - 1);
+    huge[sizeof huge - 1] = 0;
+    static const char *const bad[][3] = {
+        { "subscriber_id", "-1", "subscriber_id: expected a positive integer" },
+        { "subscriber_id", "0", "subscriber_id: expected a positive integer" },
+        { "subscriber_id", "1 OR 1=1", "subscriber_id: expected a positive integer" },
+        { "subscriber_id", "99999999999999999999", "subscriber_id: expected a positive integer" },
+        { "email", "no-at-sign", "email: expected an email address" },
+        { "email", "a b@example.com", "email: expected an email address" },
+        { "email", "\xff\xfe@example.com", "email: expected an email address" },
+        { "email", "a@b@example.com", "email: expected an email address" },
+        { "phone", "' OR ''='", "phone: expected a Korean mobile number" },
+        { "phone", "02-123-4567", "phone: expected a Korean mobile number" },
+        { "phone", "010-1234-5678\n", "phone: expected a Korean mobile number" },
+        { "phone", NULL, "phone: expected a Korean mobile number" },
+        { "name", "kim", "unknown argument \"name\" for subscriber.find" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *kv[] = { bad[i][0], bad[i][1] ? bad[i][1] : huge, NULL, NULL };
+        s_assert_bad (conn, &ctx, "subscriber.find", kv, bad[i][2]);
+    }
+    const char *none_given[] = { NULL, NULL, NULL, NULL };
+    s_assert_bad (conn, &ctx, "subscriber.find", none_given, "takes one of subscriber_id");
+    const char *two[] = { "subscriber_id", "1", "phone", "01012345678" };
+    s_assert_bad (conn, &ctx, "subscriber.find", two, "only one");
+    /*  No key, no lookup by contact (and never by decrypting).  */
+    const char *by_phone[] = { "phone", "010-1234-5678", NULL, NULL };
+    s_assert_bad (conn, &s_no_pii, "subscriber.find", by_phone, "PII key");
+    json_t *doc = s_doc (conn, &s_no_pii, "subscriber.find", "subscriber_id", "1", NULL, NULL);
+    assert_string_equal (bf_json_str (doc, "subscribers.0.phone"), "(unavailable)");
+    json_decref (doc);
+
+    bf_pii_destroy (&pii);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+/*  A database of subscribers with bills in two periods, notices and
+    attempts, and the query context with the PII key.  */
+typedef struct {
+    char *db;
+    PGconn *conn;
+    bf_pii_t *pii;
+    bf_query_ctx_t ctx;
+} s_history_t;
+
+static void
+s_history_open (s_history_t *self)
+{
+    char *db = s_settled_db (150, 12);
+    PGconn *conn = bf_testdb_connect (db);
+    char err[256];
+    self->pii = bf_pii_new (BF_TEST_PII_KEY, err, sizeof err);
+    assert_non_null (self->pii);
+    self->ctx = (bf_query_ctx_t){ self->pii, 1000 };
+    s_create_deliveries (conn);
+    /*  2026-11: copies of the bills of even subscribers, new bill ids,
+        their lines too.  */
+    s_exec (conn, "SELECT bf_ensure_period ('2026-11')");
+    s_exec (conn, "INSERT INTO bill (period, subscriber_id, bill_id, run_id, total, due_date,"
+                  " line_count) SELECT '2026-11', subscriber_id, bill_id + 1000000, run_id,"
+                  " total + 10, due_date + 30, line_count FROM bill WHERE subscriber_id % 2 = 0");
+    s_exec (conn, "INSERT INTO bill_line (period, subscriber_id, line_no, code, amount, label)"
+                  " SELECT '2026-11', l.subscriber_id, l.line_no, l.code, l.amount + 1, l.label"
+                  " FROM bill_line l JOIN bill b ON b.period = '2026-11'"
+                  " AND b.subscriber_id = l.subscriber_id WHERE l.period = '" PERIOD "'");
+    s_exec (conn, "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose, state,"
+                  " attempts, last_error, final_at) SELECT period, bill_id, subscriber_id, 'SMS',"
+                  " 'BILL_ISSUED', 'FAILED', 2, 'rejected: 010-9876-5432 unknown', now ()"
+                  " FROM bill WHERE period = '2026-11'");
+    /*  Attempts: two for every third notice, the second one naming a
+        phone number the answer must mask.  */
+    s_exec (conn, "INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider,"
+                  " started_at, finished_at, outcome, status_code, error)"
+                  " SELECT d.id, n, CASE d.channel WHEN 'SMS' THEN 'LMS' ELSE d.channel END,"
+                  " 'mock-' || lower (d.channel), '2026-11-02 09:00:00+00'::timestamptz"
+                  " + n * interval '1 min', '2026-11-02 09:00:01+00'::timestamptz"
+                  " + n * interval '1 min', CASE n WHEN 1 THEN 'TRANSIENT' ELSE 'DELIVERED' END,"
+                  " CASE n WHEN 1 THEN 503 ELSE 200 END,"
+                  " CASE n WHEN 1 THEN 'busy, call 010-2222-3333' END"
+                  " FROM delivery d, generate_series (1, 2) n WHERE d.id % 3 = 0");
+    self->conn = conn;
+    self->db = db;
+}
+
+static void
+s_history_close (s_history_t *self)
+{
+    bf_pii_destroy (&self->pii);
+    PQfinish (self->conn);
+    bf_testdb_drop (&self->db);
+}
+
+
+/*  Checks a NOTICES list against the deliveries of (period, bill_id) and
+    their attempts, read here from the tables.  */
+static void
+s_assert_notices (PGconn *conn, json_t *notices, const char *period, int64_t bill_id)
+{
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "SELECT d.id, d.channel, d.state, d.attempts, coalesce (d.last_error, ''),"
+              " (SELECT count(*) FROM delivery_attempt a WHERE a.delivery_id = d.id)"
+              " FROM delivery d WHERE d.period = '%s' AND d.bill_id = %lld ORDER BY d.id DESC",
+              period, (long long)bill_id);
+    PGresult *res = PQexec (conn, sql);
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    assert_int_equal ((int)json_array_size (notices), PQntuples (res));
+    for (int r = 0; r < PQntuples (res); r++) {
+        json_t *n = json_array_get (notices, (size_t)r);
+        assert_true (s_has_keys (n, "id", "channel", "purpose", "state", "attempts", "contact",
+                                 "fallback_of", "hold_reason", "not_before", "last_error",
+                                 "created_at", "final_at", "attempt_log", NULL));
+        assert_int_equal (bf_json_int (n, "id"), atoll (PQgetvalue (res, r, 0)));
+        assert_string_equal (bf_json_str (n, "channel"), PQgetvalue (res, r, 1));
+        assert_string_equal (bf_json_str (n, "state"), PQgetvalue (res, r, 2));
+        assert_int_equal (bf_json_int (n, "attempts"), atoll (PQgetvalue (res, r, 3)));
+        if (*PQgetvalue (res, r, 4))
+            assert_string_equal (bf_json_str (n, "last_error"), "rejected: 010-****-5432 unknown");
+        const char *contact = bf_json_str (n, "contact");
+        assert_true (bf_mask_is_masked (contact) || !strcmp (contact, "-"));
+        if (!strcmp (PQgetvalue (res, r, 1), "PUSH"))
+            assert_string_equal (contact, "-");
+        else
+            assert_non_null (strstr (contact, "***"));
+        json_t *log = bf_json_at (n, "attempt_log");
+        assert_int_equal ((int64_t)json_array_size (log), atoll (PQgetvalue (res, r, 5)));
+        for (size_t a = 0; a < json_array_size (log); a++) {
+            json_t *at = json_array_get (log, a);
+            int64_t no = (int64_t)(json_array_size (log) - a); /* newest first */
+            assert_int_equal (bf_json_int (at, "attempt_no"), no);
+            assert_string_equal (bf_json_str (at, "outcome"), no == 1 ? "TRANSIENT" : "DELIVERED");
+            assert_non_null (strstr (bf_json_str (at, "provider"), "mock-"));
+            if (no == 1)
+                assert_string_equal (bf_json_str (at, "error"), "busy, call 010-****-3333");
+            else
+                assert_true (json_is_null (bf_json_at (at, "error")));
+            assert_non_null (bf_json_str (at, "started_at"));
+            assert_non_null (bf_json_str (at, "finished_at"));
+        }
+    }
+    PQclear (res);
+}
+
+static void
+test_subscriber_timeline (void **state)
+{
+    (void)state;
+    s_history_t h;
+    s_history_open (&h);
+    PGconn *conn = h.conn;
+    bf_pii_t *pii = h.pii;
+    const bf_query_ctx_t ctx = h.ctx;
+
+    /*  An even subscriber with an email: two bills.  */
+    int64_t id = s_scalar (conn, "SELECT min (subscriber_id) FROM bill b JOIN subscriber s"
+                                 " ON s.id = b.subscriber_id WHERE b.period = '2026-11'"
+                                 " AND s.email_enc IS NOT NULL AND 'EMAIL' = ANY (s.channels)");
+    char id_text[24], email[256], phone[64];
+    snprintf (id_text, sizeof id_text, "%lld", (long long)id);
+    s_open_contact (conn, pii, "email", id, email, sizeof email);
+    s_open_contact (conn, pii, "phone", id, phone, sizeof phone);
+    json_t *doc = s_doc (conn, &ctx, "subscriber.timeline", "subscriber_id", id_text, NULL, NULL);
+    char *text = json_dumps (doc, 0);
+    assert_true (s_has_keys (doc, "subscriber", "bills", "more", NULL));
+    assert_int_equal (bf_json_int (doc, "subscriber.subscriber_id"), id);
+    assert_false (bf_json_bool (doc, "more"));
+    assert_null (strstr (text, email));
+    assert_null (strstr (text, phone + 3));
+    assert_null (strstr (text, "2222-3333"));
+
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "SELECT period, bill_id, total, due_date, run_id FROM bill"
+              " WHERE subscriber_id = %lld ORDER BY period DESC",
+              (long long)id);
+    PGresult *res = PQexec (conn, sql);
+    assert_int_equal (PQresultStatus (res), PGRES_TUPLES_OK);
+    assert_int_equal (PQntuples (res), 2);
+    json_t *bills = bf_json_at (doc, "bills");
+    assert_int_equal ((int)json_array_size (bills), PQntuples (res));
+    int notices = 0;
+    for (int r = 0; r < PQntuples (res); r++) {
+        json_t *b = json_array_get (bills, (size_t)r);
+        assert_true (s_has_keys (b, "period", "bill_id", "subscriber_id", "run_id", "total",
+                                 "due_date", "line_count", "issued_at", "notices", NULL));
+        assert_string_equal (bf_json_str (b, "period"), PQgetvalue (res, r, 0));
+        assert_int_equal (bf_json_int (b, "bill_id"), atoll (PQgetvalue (res, r, 1)));
+        assert_int_equal (bf_json_int (b, "total"), atoll (PQgetvalue (res, r, 2)));
+        assert_string_equal (bf_json_str (b, "due_date"), PQgetvalue (res, r, 3));
+        assert_int_equal (bf_json_int (b, "run_id"), atoll (PQgetvalue (res, r, 4)));
+        s_assert_notices (conn, bf_json_at (b, "notices"), PQgetvalue (res, r, 0),
+                          atoll (PQgetvalue (res, r, 1)));
+        notices += (int)json_array_size (bf_json_at (b, "notices"));
+    }
+    assert_true (notices >= 3);
+    PQclear (res);
+    free (text);
+    json_decref (doc);
+
+    /*  Bounded: limit=1 gives the newest bill and says there is more.  */
+    doc = s_doc (conn, &ctx, "subscriber.timeline", "subscriber_id", id_text, "limit", "1");
+    assert_int_equal (json_array_size (bf_json_at (doc, "bills")), 1);
+    assert_string_equal (bf_json_str (doc, "bills.0.period"), "2026-11");
+    assert_true (bf_json_bool (doc, "more"));
+    json_decref (doc);
+
+    /*  Unknown subscriber: null and no bills.  */
+    doc = s_doc (conn, &ctx, "subscriber.timeline", "subscriber_id", "424242", NULL, NULL);
+    assert_true (json_is_null (bf_json_at (doc, "subscriber")));
+    assert_int_equal (json_array_size (bf_json_at (doc, "bills")), 0);
+    json_decref (doc);
+
+    static const char *const bad[][5] = {
+        { "subscriber_id", "-5", NULL, NULL, "subscriber_id: expected a positive integer" },
+        { "subscriber_id", "", NULL, NULL, "subscriber_id: expected a positive integer" },
+        { "limit", "0", NULL, NULL, "limit: expected an integer from 1 to 500" },
+        { "bill_id", "1", NULL, NULL, "unknown argument \"bill_id\" for subscriber.timeline" },
+        { "limit", "5", NULL, NULL, "needs subscriber_id" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        s_assert_bad (conn, &ctx, "subscriber.timeline", bad[i], bad[i][4]);
+    s_history_close (&h);
+}
+
+/*  bill.show's statement equals the bill and its lines in the tables.  */
+static void
+s_assert_statement (PGconn *conn, json_t *doc, const char *period, int64_t subscriber_id)
+{
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "SELECT bill_id, total, due_date, line_count FROM bill"
+              " WHERE period = '%s' AND subscriber_id = %lld",
+              period, (long long)subscriber_id);
+    PGresult *res = PQexec (conn, sql);
+    assert_int_equal (PQntuples (res), 1);
+    json_t *bill = bf_json_at (doc, "bill");
+    assert_true (s_has_keys (bill, "period", "bill_id", "subscriber_id", "run_id", "total",
+                             "due_date", "line_count", "issued_at", "lines", "notices", NULL));
+    assert_string_equal (bf_json_str (bill, "period"), period);
+    assert_int_equal (bf_json_int (bill, "bill_id"), atoll (PQgetvalue (res, 0, 0)));
+    assert_int_equal (bf_json_int (bill, "total"), atoll (PQgetvalue (res, 0, 1)));
+    assert_string_equal (bf_json_str (bill, "due_date"), PQgetvalue (res, 0, 2));
+    int64_t bill_id = atoll (PQgetvalue (res, 0, 0));
+    int line_count = atoi (PQgetvalue (res, 0, 3));
+    PQclear (res);
+    assert_int_equal (bf_json_int (doc, "subscriber.subscriber_id"), subscriber_id);
+
+    snprintf (sql, sizeof sql,
+              "SELECT line_no, code, label, amount FROM bill_line"
+              " WHERE period = '%s' AND subscriber_id = %lld ORDER BY line_no",
+              period, (long long)subscriber_id);
+    res = PQexec (conn, sql);
+    json_t *lines = bf_json_at (bill, "lines");
+    assert_int_equal ((int)json_array_size (lines), PQntuples (res));
+    assert_int_equal (PQntuples (res), line_count);
+    assert_true (line_count > 0);
+    for (int r = 0; r < PQntuples (res); r++) {
+        json_t *l = json_array_get (lines, (size_t)r);
+        assert_true (s_has_keys (l, "line_no", "code", "label", "amount", NULL));
+        assert_int_equal (bf_json_int (l, "line_no"), atoll (PQgetvalue (res, r, 0)));
+        assert_string_equal (bf_json_str (l, "code"), PQgetvalue (res, r, 1));
+        assert_string_equal (bf_json_str (l, "label"), PQgetvalue (res, r, 2));
+        assert_int_equal (bf_json_int (l, "amount"), atoll (PQgetvalue (res, r, 3)));
+    }
+    PQclear (res);
+    s_assert_notices (conn, bf_json_at (bill, "notices"), period, bill_id);
+}
+
+static void
+test_bill_show (void **state)
+{
+    (void)state;
+    s_history_t h;
+    s_history_open (&h);
+
+    int64_t id = s_scalar (h.conn, "SELECT min (subscriber_id) FROM bill WHERE period = '2026-11'"
+                                 " AND line_count > 3");
+    char id_text[24], bill_text[24], email[256], phone[64];
+    snprintf (id_text, sizeof id_text, "%lld", (long long)id);
+    s_open_contact (h.conn, h.pii, "email", id, email, sizeof email);
+    s_open_contact (h.conn, h.pii, "phone", id, phone, sizeof phone);
+    static const char *const periods[] = { PERIOD, "2026-11" };
+    for (size_t p = 0; p < 2; p++) {
+        char sql[256];
+        snprintf (sql, sizeof sql,
+                  "SELECT bill_id FROM bill WHERE period = '%s' AND subscriber_id = %lld",
+                  periods[p], (long long)id);
+        snprintf (bill_text, sizeof bill_text, "%lld", (long long)s_scalar (h.conn, sql));
+        json_t *doc = s_doc (h.conn, &h.ctx, "bill.show", "bill_id", bill_text, NULL, NULL);
+        assert_true (s_has_keys (doc, "bill", "subscriber", NULL));
+        s_assert_statement (h.conn, doc, periods[p], id);
+        char *text = json_dumps (doc, 0);
+        if (*email)
+            assert_null (strstr (text, email));
+        assert_null (strstr (text, phone + 3));
+        free (text);
+        json_decref (doc);
+        doc = s_doc (h.conn, &h.ctx, "bill.show", "period", periods[p], "subscriber_id", id_text);
+        s_assert_statement (h.conn, doc, periods[p], id);
+        json_decref (doc);
+    }
+
+    /*  Not found: null.  */
+    json_t *doc = s_doc (h.conn, &h.ctx, "bill.show", "bill_id", "987654321", NULL, NULL);
+    assert_true (json_is_null (bf_json_at (doc, "bill")));
+    assert_true (json_is_null (bf_json_at (doc, "subscriber")));
+    json_decref (doc);
+    doc = s_doc (h.conn, &h.ctx, "bill.show", "period", "2025-01", "subscriber_id", id_text);
+    assert_true (json_is_null (bf_json_at (doc, "bill")));
+    json_decref (doc);
+
+    static const char *const bad[][5] = {
+        { "bill_id", "-1", NULL, NULL, "bill_id: expected a positive integer" },
+        { "bill_id", "1e9", NULL, NULL, "bill_id: expected a positive integer" },
+        { "period", "2026-13", "subscriber_id", "1", "period: expected a period YYYY-MM" },
+        { "period", "2026-10", NULL, NULL, "bill.show takes bill_id=N, or period" },
+        { "subscriber_id", "1", NULL, NULL, "bill.show takes bill_id=N, or period" },
+        { "bill_id", "1", "period", "2026-10", "bill.show takes bill_id=N, or period" },
+        { "bill_id", "1", "bill_id", "2", "bill_id: given more than once" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        s_assert_bad (h.conn, &h.ctx, "bill.show", bad[i], bad[i][4]);
+    s_history_close (&h);
 }
 
 //  --------------------------------------------------------------------------
@@ -1100,6 +1611,9 @@ main (void)
         cmocka_unit_test (test_deliveries_summary),
         cmocka_unit_test (test_queries_read_counters_not_rows),
         cmocka_unit_test (test_failures_show_masked_contacts),
+        cmocka_unit_test (test_subscriber_find),
+        cmocka_unit_test (test_subscriber_timeline),
+        cmocka_unit_test (test_bill_show),
         cmocka_unit_test (test_services_list_up_and_down),
         cmocka_unit_test (test_commands_and_audit_lists),
         cmocka_unit_test (test_bad_arguments),

@@ -1574,6 +1574,142 @@ test_binary_exit_codes (void **state)
     assert_int_equal (run.status, BF_BILLCTL_EXIT_SETUP);
 }
 
+/*  subscriber find, subscriber timeline, bill show: strict arguments.  */
+static void
+test_parse_subscriber_and_bill (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    s_ok (ARGV ("subscriber", "find", "--phone", "010-1234-5678"), &opts);
+    assert_int_equal (opts.cmd, BF_BILLCTL_SUBSCRIBER_FIND);
+    assert_string_equal (opts.req_verb, "subscriber.find");
+    assert_true (opts.query);
+    assert_string_equal (s_arg (&opts, "phone"), "010-1234-5678");
+    assert_int_equal (opts.nargs, 1);
+    s_ok (ARGV ("subscriber", "find", "--email=hong@example.com", "--json"), &opts);
+    assert_string_equal (s_arg (&opts, "email"), "hong@example.com");
+    s_ok (ARGV ("subscriber", "find", "--id", "1017"), &opts);
+    assert_string_equal (s_arg (&opts, "subscriber_id"), "1017");
+    s_ok (ARGV ("subscriber", "timeline", "1017", "--limit", "3"), &opts);
+    assert_int_equal (opts.cmd, BF_BILLCTL_SUBSCRIBER_TIMELINE);
+    assert_string_equal (opts.req_verb, "subscriber.timeline");
+    assert_string_equal (s_arg (&opts, "subscriber_id"), "1017");
+    assert_string_equal (s_arg (&opts, "limit"), "3");
+    s_ok (ARGV ("bill", "show", "20417"), &opts);
+    assert_int_equal (opts.cmd, BF_BILLCTL_BILL_SHOW);
+    assert_string_equal (opts.req_verb, "bill.show");
+    assert_string_equal (s_arg (&opts, "bill_id"), "20417");
+    assert_null (opts.period);
+
+    char huge[4096];
+    memset (huge, '1', sizeof huge - 1);
+    huge[sizeof huge - 1] = 0;
+    const struct {
+        char **argv;
+        const char *needle;
+    } bad[] = {
+        { ARGV ("subscriber", "find"), "takes one of --id N, --email" },
+        { ARGV ("subscriber", "find", "--id", "1", "--phone", "01012345678"), "only one" },
+        { ARGV ("subscriber", "find", "--id", "-1"), "--id" },
+        { ARGV ("subscriber", "find", "--id", "0"), "--id" },
+        { ARGV ("subscriber", "find", "--id", "99999999999999999999"), "--id" },
+        { ARGV ("subscriber", "find", "--id", "1; DROP TABLE bill"), "--id" },
+        { ARGV ("subscriber", "find", "--email", "nobody"), "--email must be an email" },
+        { ARGV ("subscriber", "find", "--email", "a b@example.com"), "--email must be" },
+        { ARGV ("subscriber", "find", "--email", "\xc3\x28@example.com"), "--email must be" },
+        { ARGV ("subscriber", "find", "--phone", "' OR 1=1 --"), "--phone must be a Korean mobile" },
+        { ARGV ("subscriber", "find", "--phone", "02-123-4567"), "--phone must be" },
+        { ARGV ("subscriber", "find", "--phone", huge), "--phone must be" },
+        { ARGV ("subscriber", "find", "--email", huge), "--email must be" },
+        { ARGV ("subscriber", "find", "--limit", "5", "--id", "1"), "does not apply" },
+        { ARGV ("subscriber", "timeline"), "subscriber timeline needs an id" },
+        { ARGV ("subscriber", "timeline", "-7"), "unknown option '-7'" },
+        { ARGV ("subscriber", "timeline", "--", "-7"), "SUBSCRIBER_ID" },
+        { ARGV ("subscriber", "timeline", "2026-10"), "SUBSCRIBER_ID" },
+        { ARGV ("subscriber", "timeline", "7", "--limit", "0"), "--limit" },
+        { ARGV ("subscriber", "timeline", "7", "8"), "unexpected argument '8'" },
+        { ARGV ("subscriber", "timeline", "7", "--command-id", "x"), "not to the query" },
+        { ARGV ("bill", "show"), "bill show needs an id" },
+        { ARGV ("bill", "show", "abc"), "BILL_ID" },
+        { ARGV ("bill", "show", "12", "--limit", "3"), "does not apply" },
+        { ARGV ("subscriber"), "needs a subcommand" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        s_usage_error (bad[i].argv, bad[i].needle);
+}
+
+static const char s_timeline[]
+    = "{\"subscriber\":{\"subscriber_id\":7,\"email\":\"h***@example.com\","
+      "\"phone\":\"01012345678\",\"push\":false,\"channels\":[\"EMAIL\",\"SMS\"],"
+      "\"activated_on\":\"2020-01-01\",\"terminated_on\":null},"
+      "\"bills\":[{\"period\":\"2026-10\",\"bill_id\":20417,\"subscriber_id\":7,\"run_id\":3,"
+      "\"total\":55000,\"due_date\":\"2026-11-25\",\"line_count\":2,\"issued_at\":null,"
+      "\"notices\":[{\"id\":9,\"channel\":\"SMS\",\"state\":\"DELIVERED\",\"attempts\":2,"
+      "\"contact\":\"010-****-5678\",\"last_error\":null,\"attempt_log\":["
+      "{\"attempt_no\":2,\"provider\":\"mock-sms\",\"outcome\":\"DELIVERED\",\"error\":null,"
+      "\"finished_at\":\"2026-11-02T09:02:01.000Z\"},"
+      "{\"attempt_no\":1,\"provider\":\"mock-sms\",\"outcome\":\"TRANSIENT\","
+      "\"error\":\"busy, call 010-2222-3333\",\"finished_at\":\"2026-11-02T09:01:01.000Z\"}]}]}],"
+      "\"more\":true}";
+
+static const char s_bill[]
+    = "{\"bill\":{\"period\":\"2026-10\",\"bill_id\":20417,\"subscriber_id\":7,\"run_id\":3,"
+      "\"total\":55000,\"due_date\":\"2026-11-25\",\"line_count\":2,"
+      "\"lines\":[{\"line_no\":1,\"code\":\"PLAN:5G_STD\",\"label\":\"5G 스탠다드\","
+      "\"amount\":50000},{\"line_no\":2,\"code\":\"VAT\",\"label\":\"부가가치세\","
+      "\"amount\":5000}],\"notices\":[]},"
+      "\"subscriber\":{\"subscriber_id\":7,\"email\":null,\"phone\":\"010-****-5678\"}}";
+
+/*  The three renderers: every figure, never a clear contact.  */
+static void
+test_render_subscriber_and_bill (void **state)
+{
+    (void)state;
+    int rc;
+    char err[256];
+    char *text = s_render ("subscriber.find",
+                           "{\"subscribers\":[{\"subscriber_id\":7,\"email\":\"hong@example.com\","
+                           "\"phone\":\"010-****-5678\",\"push\":true,\"channels\":[\"SMS\"],"
+                           "\"activated_on\":\"2020-01-01\",\"terminated_on\":null}]}",
+                           &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "SUBSCRIBER");
+    s_contains (text, "010-****-5678");
+    assert_null (strstr (text, "hong@example.com")); /* a clear one is never shown */
+    free (text);
+    s_render_check ("subscriber.find", "{\"subscribers\":[]}", 0, NULL, "No such subscriber.\n");
+
+    text = s_render ("subscriber.timeline", s_timeline, &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "Subscriber 7");
+    s_contains (text, "h***@example.com");
+    s_contains (text, "Bill 20417 of 2026-10: 55,000 won, due 2026-11-25 (run 3)");
+    s_contains (text, "010-****-5678");
+    s_contains (text, "TRANSIENT");
+    s_contains (text, "mock-sms");
+    s_contains (text, "older bills not shown");
+    assert_null (strstr (text, "01012345678"));
+    assert_null (strstr (text, "2222-3333"));
+    free (text);
+    s_render_check ("subscriber.timeline", "{\"subscriber\":null,\"bills\":[],\"more\":false}", 0,
+                    NULL, "No such subscriber.\n");
+    s_render_check ("subscriber.timeline", "{\"subscriber\":null}", -1, "no \"bills\" list", NULL);
+
+    text = s_render ("bill.show", s_bill, &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text, "Bill 20417 of 2026-10: 55,000 won, due 2026-11-25");
+    s_contains (text, "5G 스탠다드");
+    s_contains (text, "부가가치세");
+    s_contains (text, "50,000");
+    s_contains (text, "55,000");
+    s_contains (text, "No notices.");
+    free (text);
+    s_render_check ("bill.show", "{\"bill\":null,\"subscriber\":null}", 0, NULL,
+                    "No such bill.\n");
+    s_render_check ("bill.show", "{\"bill\":[1]}", -1, "no \"bill\" object", NULL);
+}
+
+
 int
 main (void)
 {
@@ -1598,6 +1734,8 @@ main (void)
         cmocka_unit_test (test_render_malformed),
         cmocka_unit_test (test_render_tables_exact),
         cmocka_unit_test (test_render_progress),
+        cmocka_unit_test (test_parse_subscriber_and_bill),
+        cmocka_unit_test (test_render_subscriber_and_bill),
         cmocka_unit_test (test_reply_json),
         cmocka_unit_test (test_binary_dead_endpoint),
         cmocka_unit_test (test_binary_exit_codes),

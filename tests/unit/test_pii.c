@@ -438,6 +438,68 @@ test_keygen (void **state)
     assert_string_equal (small, "");
 }
 
+/*  Phones as operators type them reduce to the digits billdata stores,
+    so their lookup hash is the stored one; anything else is refused.  */
+static void
+test_phone_normal (void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *digits; /* NULL: refused */
+    } cases[] = {
+        { "010-1234-5678", "01012345678" },
+        { "01012345678", "01012345678" },
+        { " 010 1234 5678 ", "01012345678" },
+        { "(010) 1234.5678", "01012345678" },
+        { "011-123-4567", "0111234567" },
+        { "+82 10-1234-5678", "01012345678" },
+        { "+821012345678", "01012345678" },
+        { "+82 010-1234-5678", "01012345678" },
+        { "", NULL },
+        { "010-1234-567", "0101234567" }, /* 10 digits: a 3-digit middle part */
+        { "010-123-45", NULL },
+        { "010-1234-56789", NULL },
+        { "02-123-4567", NULL },     /* a landline */
+        { "015-1234-5678", NULL },   /* no such mobile prefix */
+        { "+1 010 1234 5678", NULL },
+        { "82 10 1234 5678", NULL }, /* a country code needs its + */
+        { "010-1234-5678'; --", NULL },
+        { "010\n1234\n5678", NULL },
+        { "０１０12345678", NULL },   /* full-width digits */
+        { "010-1234-5678 010-1234-5678", NULL },
+        { "0 1 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4", NULL }, /* over 32 bytes */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[16] = "x";
+        int n = bf_pii_phone_normal (cases[i].text, out, sizeof out);
+        if (!cases[i].digits) {
+            if (n != -1)
+                fail_msg ("'%s' accepted as %s", cases[i].text, out);
+            continue;
+        }
+        if (n < 0)
+            fail_msg ("'%s' refused", cases[i].text);
+        assert_string_equal (out, cases[i].digits);
+        assert_int_equal (n, (int)strlen (cases[i].digits));
+    }
+    char small[11];
+    assert_int_equal (bf_pii_phone_normal ("010-1234-5678", small, sizeof small), -1);
+    assert_int_equal (bf_pii_phone_normal (NULL, small, sizeof small), -1);
+
+    /*  The hash of the normal form is the hash of the stored digits.  */
+    char err[128];
+    bf_pii_t *pii = bf_pii_new ("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+                                err, sizeof err);
+    assert_non_null (pii);
+    char out[16];
+    uint8_t a[BF_PII_HASH_LEN], b[BF_PII_HASH_LEN];
+    assert_int_equal (bf_pii_phone_normal ("+82 10-9876-5432", out, sizeof out), 11);
+    bf_pii_hash (pii, "phone", out, a);
+    bf_pii_hash (pii, "phone", "01098765432", b);
+    assert_memory_equal (a, b, BF_PII_HASH_LEN);
+    bf_pii_destroy (&pii);
+}
+
 int
 main (void)
 {
@@ -451,6 +513,7 @@ main (void)
         cmocka_unit_test (test_key_parsing),
         cmocka_unit_test (test_key_file),
         cmocka_unit_test (test_keygen),
+        cmocka_unit_test (test_phone_normal),
     };
     return cmocka_run_group_tests_name ("bf_pii", tests, NULL, NULL);
 }
