@@ -157,8 +157,38 @@ def snapshot():
 begin_file = os.path.join(d, 'capacity.begin.json')
 load_file = os.path.join(d, 'capacity.load')
 
+def services_up():
+    """True when control shows settle and notify up (the stack's check)."""
+    r = subprocess.run([os.path.join(d, 'billctl'), '--json', '--timeout', '2000', '--retries', '0',
+                        'services'], capture_output=True, text=True)
+    if r.returncode != 0:
+        return False
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        return False
+    up = set()
+    def walk(x):          # the instances, wherever billctl's document holds them
+        if isinstance(x, dict):
+            if 'service' in x and x.get('up') is True:
+                up.add(x['service'])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(doc)
+    return {'settle', 'notify'} <= up
+
 if phase == 'begin':
     psql('CHECKPOINT')        # the data generation's deferred writes are not the cycle's
+    # A checkpoint of a million subscribers' data can stall heartbeats on a
+    # loaded machine: start only when control sees settle and notify up again.
+    deadline = time.time() + 120
+    while not services_up():
+        if time.time() > deadline:
+            sys.exit('capacity: settle and notify not both up at control 120 s after the CHECKPOINT')
+        time.sleep(1)
     snap = snapshot()
     # The load sampler ends by itself when the stack directory goes away.
     sampler = subprocess.Popen(
