@@ -247,18 +247,21 @@ p()
 p('  %-58s %16s %18s' % ('', 'measured', 'per 1M subscribers'))
 row('wall time (s)', wall)
 row('PostgreSQL CPU-s (all server processes)', e['pg']['cpu'] - b['pg']['cpu'])
-# The server's CPU by whom it worked for: live processes by application_name
-# (backend_type for PostgreSQL's own workers); the rest exited during the cycle.
-by, known = {}, 0.0
-for pid, c in e['pg']['per'].items():
-    who = ed['names'].get(pid, 'other (not in pg_stat_activity)')
-    c -= b['pg']['per'].get(pid, 0.0)
-    by[who] = by.get(who, 0.0) + c
-    known += c
-by['exited during the cycle (autovacuum, short sessions)'] = e['pg']['cpu'] - b['pg']['cpu'] - known
-for who, c in sorted(by.items(), key=lambda x: -x[1]):
-    if c >= 0.05:
-        row('  ' + who, c)
+def by_whom(key, total, rest, prefix, scale):
+    """Splits a server total by the live processes' application_name
+    (backend_type for PostgreSQL's own workers); what is left over belongs
+    to processes that exited during the cycle."""
+    by, known = {}, 0
+    for pid, v in e['pg'][key].items():
+        who = ed['names'].get(pid, 'other (not in pg_stat_activity)')
+        v -= b['pg'][key].get(pid, 0)
+        by[who] = by.get(who, 0) + v
+        known += v
+    by[rest] = total - known
+    for who, v in sorted(by.items(), key=lambda x: -x[1]):
+        if v / scale >= 0.05:
+            row(prefix + who, v / scale)
+by_whom('per', e['pg']['cpu'] - b['pg']['cpu'], 'exited during the cycle (autovacuum, short sessions)', '  ', 1)
 for name in SERVICES:
     sb, se = b['svc'].get(name), e['svc'].get(name)
     label = name + (' (the mock provider: a test double)' if name == 'mock' else '')
@@ -285,16 +288,8 @@ if e['pg']['write'] is None or b['pg']['write'] is None:
     row('bytes written by the server processes (no /proc/PID/io)', None)
 else:
     row('written by the server processes during the cycle (MB)', (e['pg']['write'] - b['pg']['write']) / MB)
-    wby, wknown = {}, 0
-    for pid, w in e['pg']['wper'].items():
-        who = ed['names'].get(pid, 'other (not in pg_stat_activity)')
-        w -= b['pg']['wper'].get(pid, 0)
-        wby[who] = wby.get(who, 0) + w
-        wknown += w
-    wby['exited during the cycle, or the postmaster'] = e['pg']['write'] - b['pg']['write'] - wknown
-    for who, w in sorted(wby.items(), key=lambda x: -x[1]):
-        if w >= 0.05 * MB:
-            row('    by ' + who, w / MB)
+    by_whom('wper', e['pg']['write'] - b['pg']['write'], 'exited during the cycle, or the postmaster',
+            '    by ', MB)
     row('  plus the CHECKPOINT right after it (MB)', (after_ckpt['write'] - e['pg']['write']) / MB)
     row('read by the server processes during the cycle (MB)', (e['pg']['read'] - b['pg']['read']) / MB)
 p('  growth of the largest tables, indexes and TOAST included (MB):')

@@ -68,7 +68,8 @@ fi
 
 probe begin
 start=$(now)
-"$dir/billctl" run start "$period" --command-id "bench-e2e-$period" >/dev/null
+# --timeout: on a loaded machine, starting a run of a million can take longer than the default 3 s
+"$dir/billctl" --timeout 60000 run start "$period" --command-id "bench-e2e-$period" >/dev/null
 completed=""
 while :; do
   json=$("$dir/billctl" --json run status "$period" 2>/dev/null || true)
