@@ -37,7 +37,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" != --probe ]; then
   n=${1:-1000000}
   [[ $n =~ ^[1-9][0-9]{0,8}$ ]] || { echo "capacity: bad SUBSCRIBERS '$n' (a positive whole number)" >&2; exit 2; }
-  out=$(mktemp /tmp/billflow-capacity.XXXXXX)
+  out=$(mktemp)
   trap 'rm -f "$out"' EXIT
   CAPACITY_OUT=$out CAPACITY_SUBSCRIBERS=$n E2E_PROBE="bash bench/capacity.sh --probe" bash bench/e2e.sh "$n"
   echo
