@@ -15,6 +15,9 @@
 # SCRAPE=1 scrapes /metrics of settle, notify and control once a second
 # from run start to the end (as a Prometheus would) and prints the count;
 # bench/scrape.sh pairs runs with and without it.
+# E2E_PROBE=CMD runs `CMD begin DIR` just before `run start` and `CMD end DIR`
+# as soon as every notice is final (DIR: the stack's state directory);
+# bench/capacity.sh measures the cycle's resources that way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -35,6 +38,10 @@ trap 'stack down >/dev/null 2>&1 || true' EXIT
 trap 'exit 130' INT TERM
 
 now() { date +%s.%N; }
+probe() {   # begin|end: the optional measuring hook (E2E_PROBE: a command and its words)
+  # shellcheck disable=SC2086
+  [ -z "${E2E_PROBE:-}" ] || $E2E_PROBE "$1" "$dir" || { echo "E2E_PROBE $1 failed"; exit 1; }
+}
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 stack up >/dev/null
@@ -59,8 +66,10 @@ if [ "${SCRAPE:-0}" = 1 ]; then
   scraper=$!
 fi
 
+probe begin
 start=$(now)
-"$dir/billctl" run start "$period" --command-id "bench-e2e-$period" >/dev/null
+# --timeout: on a loaded machine, starting a run of a million can take longer than the default 3 s
+"$dir/billctl" --timeout 60000 run start "$period" --command-id "bench-e2e-$period" >/dev/null
 completed=""
 while :; do
   json=$("$dir/billctl" --json run status "$period" 2>/dev/null || true)
@@ -73,6 +82,7 @@ while :; do
   sleep 1
 done
 end=$(now)
+probe end
 if [ -n "$scraper" ]; then
   kill "$scraper"; wait "$scraper" 2>/dev/null || true
   read -r n_ok n_bytes <"$dir/scrapes"
