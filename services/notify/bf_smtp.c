@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #define S_EVENTS_MAX 1024
-#define S_IN_MAX     4096 /* one reply line must fit */
+#define S_IN_MAX     BF_SMTP_LINE_MAX /* one reply line must fit */
 #define S_NEVER      INT64_MAX
 
 typedef struct s_msg_t s_msg_t;

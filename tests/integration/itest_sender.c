@@ -1425,6 +1425,30 @@ test_smtp_mappings (void **state)
         s_server_stop (&server);
     }
 
+    //  A long reply line (RFC 5321 allows 512 bytes; a server may send
+    //  more) whose address falls where a fixed copy would cut it: masked
+    //  whole, never shown in part ("hong.gi" is no address to mask).
+    for (size_t at = 236; at < 262; at += 5) {
+        char reply[600] = "550 5.1.1";
+        memset (reply + 9, ' ', at - 9);
+        snprintf (reply + at, sizeof reply - at, "<hong.gildong@example.com> unknown");
+        s_server_t *server = s_server_start (S_SMTP);
+        s_server_smtp (server, S_RCPT, reply);
+        bf_sender_config_t config = s_config (0, server->port);
+        bf_sender_t *sender = s_sender (&config);
+        bf_send_request_t request = { .delivery_id = 70 + (int64_t)at,
+                                      .kind = BF_SEND_EMAIL,
+                                      .to = "hong.gildong@example.com",
+                                      .title = "t",
+                                      .text = "x" };
+        bf_send_result_t result = s_send (sender, &request);
+        assert_int_equal (result.status_code, 550);
+        if (strstr (result.error, "hong") || !strstr (result.error, "<***> unknown"))
+            fail_msg ("cut at %zu: '%s'", at, result.error);
+        bf_sender_destroy (&sender);
+        s_server_stop (&server);
+    }
+
     //  Connection refused, and a server that never greets (timeout).
     bf_sender_config_t config = s_config (0, s_free_port ());
     config.timeout_ms = 300;
