@@ -412,6 +412,9 @@ s_retry_after_ms (const s_slot_t *slot)
     time_t when = curl_getdate (value, NULL);
     if (when == -1)
         return S_RETRY_AFTER_DFLT_MS;
+    //  A date past year 292 million would overflow the milliseconds.
+    if ((int64_t)when > INT64_MAX / 1000 - S_RETRY_AFTER_MAX_S)
+        return S_RETRY_AFTER_MAX_S * 1000;
     int64_t delta = (int64_t)when * 1000 - zclock_time ();
     if (delta < 0)
         return 0;

@@ -898,6 +898,10 @@ test_http_reply_mappings (void **state)
           1000 },
         { 429, "Retry-After: 999999999999\r\n", "", BF_OUTCOME_THROTTLED, "", "HTTP 429", NULL,
           3600000, 3600000 },
+        /*  A date whose milliseconds overflow 64 bits (curl_getdate reads
+            it): the longest pause, not a wrapped (negative: none) one.  */
+        { 429, "Retry-After: Fri, 31 Dec 999999999 23:59:59 GMT\r\n", "", BF_OUTCOME_THROTTLED,
+          "", "HTTP 429", NULL, 3600000, 3600000 },
         { 500, "", "{\"error\":\"boom\"}", BF_OUTCOME_TRANSIENT, "", "HTTP 500: boom" },
         { 503, "", "", BF_OUTCOME_TRANSIENT, "", "HTTP 503" },
         { 200, "", "garbage{", BF_OUTCOME_TRANSIENT, "", "unparsable" },
