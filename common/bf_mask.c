@@ -462,9 +462,8 @@ s_mask_one_line (const char *text, size_t len, size_t limit, const char *contact
     size_t used = s_one_line ((const unsigned char *)text, len, limit, &clean_limit, clean);
     while (clean_limit > 0 && clean[clean_limit - 1] == ' ')
         clean_limit--; /* a line cut in a space run ends trimmed too */
-    size_t written
-        = s_mask (clean, used, clean_limit, contact, flags & ~BF_MASK_ONE_LINE, out, outsize,
-                  &left_out);
+    size_t written = s_mask (clean, used, clean_limit, contact, flags & ~BF_MASK_ONE_LINE, out,
+                             outsize, &left_out);
     if (left_out)
         while (written > 0 && out[written - 1] == ' ')
             out[--written] = '\0'; /* nor before what was left out */
@@ -499,8 +498,8 @@ bf_mask_text_within (const char *text, size_t len, size_t limit, const char *con
     (a character, a masked form's source, a word) that reaches past limit
     is left out whole, so a contact cut by limit is never shown in part.  */
 static size_t
-s_mask (const char *text, size_t len, size_t limit, const char *contact, unsigned flags,
-        char *out, size_t outsize, bool *left_out)
+s_mask (const char *text, size_t len, size_t limit, const char *contact, unsigned flags, char *out,
+        size_t outsize, bool *left_out)
 {
     if (!out || outsize == 0)
         return 0;

@@ -654,8 +654,8 @@ s_on_setup_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
 {
     //  The reply to an AUTH line: the line (the credential, base64) is
     //  sent and goes now, not when the session ends.
-    bool auth = s->state == S_AUTH_PLAIN || s->state == S_AUTH_LOGIN
-                || s->state == S_AUTH_USER || s->state == S_AUTH_PASS;
+    bool auth = s->state == S_AUTH_PLAIN || s->state == S_AUTH_LOGIN || s->state == S_AUTH_USER
+                || s->state == S_AUTH_PASS;
     if (auth && s->out_pos >= s->out_len)
         bf_text_buf_wipe (&s->cmd);
     switch (s->state) {

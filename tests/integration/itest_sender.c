@@ -900,8 +900,8 @@ test_http_reply_mappings (void **state)
           3600000, 3600000 },
         /*  A date whose milliseconds overflow 64 bits (curl_getdate reads
             it): the longest pause, not a wrapped (negative: none) one.  */
-        { 429, "Retry-After: Fri, 31 Dec 999999999 23:59:59 GMT\r\n", "", BF_OUTCOME_THROTTLED,
-          "", "HTTP 429", NULL, 3600000, 3600000 },
+        { 429, "Retry-After: Fri, 31 Dec 999999999 23:59:59 GMT\r\n", "", BF_OUTCOME_THROTTLED, "",
+          "HTTP 429", NULL, 3600000, 3600000 },
         { 500, "", "{\"error\":\"boom\"}", BF_OUTCOME_TRANSIENT, "", "HTTP 500: boom" },
         { 503, "", "", BF_OUTCOME_TRANSIENT, "", "HTTP 503" },
         { 200, "", "garbage{", BF_OUTCOME_TRANSIENT, "", "unparsable" },
@@ -1428,8 +1428,7 @@ test_smtp_mappings (void **state)
         { S_GREETING, "421 too busy", BF_OUTCOME_TRANSIENT, 421 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        bf_send_result_t result
-            = s_smtp_case (cases[i].phase, cases[i].reply, 40 + (int64_t)i);
+        bf_send_result_t result = s_smtp_case (cases[i].phase, cases[i].reply, 40 + (int64_t)i);
         if ((int)result.outcome != (int)cases[i].outcome || result.status_code != cases[i].code)
             fail_msg ("case %zu (%s): %s %d '%s'", i, cases[i].reply,
                       bf_sender_outcome_name (result.outcome), result.status_code, result.error);
