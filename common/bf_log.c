@@ -5,7 +5,9 @@
     Every line is formatted into one buffer and written with a single
     write(2) while the log mutex is held, so lines from concurrent threads
     never interleave. A message longer than S_MSG_MAX bytes is cut at a
-    UTF-8 character boundary and ends with S_TRUNCATED.
+    UTF-8 character boundary and ends with S_TRUNCATED; it is masked
+    before the cut, which leaves out a contact it would split (so is a
+    field value cut by its formatting buffer).
 
     Plain lines escape control characters (\n, \r, \t, \xHH) so one call is
     always one line; JSON lines escape per RFC 8259 (control characters as
@@ -164,10 +166,26 @@ s_fields_find (s_fields_t *set, const char *key)
     return NULL;
 }
 
-//  Sets key to the len bytes at text: masked, then cut to fit.
+//  Masks the len bytes at text into safe (safesize bytes); with cut (the
+//  text was cut at len by a fixed buffer) what reaches the last few bytes
+//  is left out, since it may be part of a longer address or number: a
+//  contact cut in two would no longer be masked. Returns the length.
+
+#define S_CUT_MARGIN 12 /* look-ahead the masking needs past a cut (phone separators) */
+
+static size_t
+s_mask_cut (const char *text, size_t len, bool cut, char *safe, size_t safesize)
+{
+    size_t limit = cut && len > S_CUT_MARGIN ? len - S_CUT_MARGIN : len;
+    return bf_mask_text_within (text, len, limit, NULL, 0, safe, safesize);
+}
+
+//  Sets key to the len bytes at value, already masked (or a number); cut
+//  to fit, with an ellipsis when it was cut (or was already: cut).
 
 static void
-s_fields_put (s_fields_t *set, const char *key, bool number, const char *text, size_t len)
+s_fields_put (s_fields_t *set, const char *key, bool number, const char *value, size_t value_len,
+              bool cut)
 {
     bool valid = s_key_valid (key);
     assert (valid); //  keys are constants of the code
@@ -182,11 +200,7 @@ s_fields_put (s_fields_t *set, const char *key, bool number, const char *text, s
         snprintf (field->key, sizeof field->key, "%s", key);
     }
     field->number = number;
-    char safe[S_VALUE_RAW + 64];
-    size_t safe_len = number ? 0 : bf_mask_text_n (text, len, NULL, 0, safe, sizeof safe);
-    const char *value = number ? text : safe;
-    size_t value_len = number ? len : safe_len;
-    if (value_len > sizeof field->value - 1) {
+    if (cut || value_len > sizeof field->value - 1) {
         value_len = bf_text_utf8_prefix (value, value_len, sizeof field->value - sizeof S_ELLIPSIS);
         memcpy (field->value, value, value_len);
         memcpy (field->value + value_len, S_ELLIPSIS, sizeof S_ELLIPSIS - 1);
@@ -203,11 +217,16 @@ s_fields_vset (s_fields_t *set, const char *key, const char *format, va_list arg
     char raw[S_VALUE_RAW];
     int rc = format ? vsnprintf (raw, sizeof raw, format, args) : -1;
     size_t len;
+    bool cut = false;
     if (rc < 0)
         len = (size_t)snprintf (raw, sizeof raw, "(unformattable)");
-    else
-        len = (size_t)rc < sizeof raw ? (size_t)rc : sizeof raw - 1;
-    s_fields_put (set, key, false, raw, len);
+    else {
+        cut = (size_t)rc >= sizeof raw;
+        len = cut ? sizeof raw - 1 : (size_t)rc;
+    }
+    char safe[S_VALUE_RAW + 64];
+    size_t safe_len = s_mask_cut (raw, len, cut, safe, sizeof safe);
+    s_fields_put (set, key, false, safe, safe_len, cut);
 }
 
 void
@@ -224,7 +243,8 @@ bf_log_set_int (bf_log_scope_t scope, const char *key, int64_t value)
 {
     char text[24];
     int len = snprintf (text, sizeof text, "%lld", (long long)value);
-    s_fields_put (scope == BF_LOG_NEXT_LINE ? &s_next : &s_ctx, key, true, text, (size_t)len);
+    s_fields_put (scope == BF_LOG_NEXT_LINE ? &s_next : &s_ctx, key, true, text, (size_t)len,
+                  false);
 }
 
 void
@@ -425,27 +445,34 @@ s_write_line (bf_log_level_t level, const s_fields_t *next, const char *format, 
     int index = (int)level < 0 ? 0 : (int)level > 3 ? 3 : (int)level;
     int saved_errno = errno; //  callers may log and then look at errno
 
-    //  The message, cut at a character boundary when too long.
+    //  The message, masked, then cut at a character boundary when too
+    //  long: masked before the cut, so a contact at the cut is masked
+    //  whole or left out, never shown in part.
     char msg[S_MSG_MAX];
     size_t msg_len;
+    bool cut = false;
     int rc = format ? vsnprintf (msg, sizeof msg, format, args) : -1;
     if (rc < 0)
         msg_len = (size_t)snprintf (msg, sizeof msg, "(unformattable log message)");
-    else if ((size_t)rc < sizeof msg)
-        msg_len = (size_t)rc;
     else {
-        size_t cut = bf_text_utf8_prefix (msg, sizeof msg - 1, sizeof msg - sizeof S_TRUNCATED);
-        memcpy (msg + cut, S_TRUNCATED, sizeof S_TRUNCATED);
-        msg_len = cut + sizeof S_TRUNCATED - 1;
+        cut = (size_t)rc >= sizeof msg;
+        msg_len = cut ? sizeof msg - 1 : (size_t)rc;
     }
 
     /*  G9's last line of defence: whatever a caller forgot to mask (a
         provider's reason echoing a number, say) is masked here.  */
     char safe[S_MSG_MAX + 64];
-    size_t safe_len = bf_mask_text_n (msg, msg_len, NULL, 0, safe, sizeof safe);
-    msg_len = bf_text_utf8_prefix (safe, safe_len, sizeof msg - 1);
-    memcpy (msg, safe, msg_len);
-    msg[msg_len] = 0;
+    size_t safe_len = s_mask_cut (msg, msg_len, cut, safe, sizeof safe);
+    if (cut || safe_len > sizeof msg - 1) {
+        msg_len = bf_text_utf8_prefix (safe, safe_len, sizeof msg - sizeof S_TRUNCATED);
+        memcpy (msg, safe, msg_len);
+        memcpy (msg + msg_len, S_TRUNCATED, sizeof S_TRUNCATED);
+        msg_len += sizeof S_TRUNCATED - 1;
+    } else {
+        memcpy (msg, safe, safe_len);
+        msg[safe_len] = 0;
+        msg_len = safe_len;
+    }
 
     struct timespec now;
     clock_gettime (CLOCK_REALTIME, &now);

@@ -414,11 +414,16 @@ s_put_phones (s_sink_t *sink, const unsigned char *p, size_t len, const s_groups
 /*  BF_MASK_ONE_LINE's cleaning into clean (room for len bytes: it never
     grows the text). Returns the cleaned length.  */
 static size_t
-s_one_line (const unsigned char *p, size_t len, char *clean)
+s_one_line (const unsigned char *p, size_t len, size_t limit, size_t *clean_limit, char *clean)
 {
     size_t used = 0;
+    bool limit_seen = false;
     for (size_t i = 0; i < len;) {
         size_t step = bf_text_utf8_len ((const char *)p + i, len - i);
+        if (!limit_seen && i + (step ? step : 1) > limit) {
+            *clean_limit = used;
+            limit_seen = true;
+        }
         if (step == 0) {
             clean[used++] = '?';
             i++;
@@ -434,12 +439,17 @@ s_one_line (const unsigned char *p, size_t len, char *clean)
     }
     while (used > 0 && clean[used - 1] == ' ')
         used--;
+    if (!limit_seen || *clean_limit > used)
+        *clean_limit = used;
     return used;
 }
 
+static size_t s_mask (const char *text, size_t len, size_t limit, const char *contact,
+                      unsigned flags, char *out, size_t outsize, bool *left_out);
+
 static size_t
-s_mask_one_line (const char *text, size_t len, const char *contact, unsigned flags, char *out,
-                 size_t outsize)
+s_mask_one_line (const char *text, size_t len, size_t limit, const char *contact, unsigned flags,
+                 char *out, size_t outsize)
 {
     char stack[1024];
     char *clean = len <= sizeof stack ? stack : malloc (len);
@@ -447,9 +457,16 @@ s_mask_one_line (const char *text, size_t len, const char *contact, unsigned fla
         s_mask_set (out, outsize, "(unavailable)");
         return strlen (out);
     }
-    size_t used = s_one_line ((const unsigned char *)text, len, clean);
-    size_t written
-        = bf_mask_text_n (clean, used, contact, flags & ~BF_MASK_ONE_LINE, out, outsize);
+    size_t clean_limit = 0;
+    bool left_out = false;
+    size_t used = s_one_line ((const unsigned char *)text, len, limit, &clean_limit, clean);
+    while (clean_limit > 0 && clean[clean_limit - 1] == ' ')
+        clean_limit--; /* a line cut in a space run ends trimmed too */
+    size_t written = s_mask (clean, used, clean_limit, contact, flags & ~BF_MASK_ONE_LINE, out,
+                             outsize, &left_out);
+    if (left_out)
+        while (written > 0 && out[written - 1] == ' ')
+            out[--written] = '\0'; /* nor before what was left out */
     if (clean != stack)
         free (clean);
     return written;
@@ -467,26 +484,47 @@ size_t
 bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flags, char *out,
                 size_t outsize)
 {
+    return s_mask (text, len, len, contact, flags, out, outsize, NULL);
+}
+
+size_t
+bf_mask_text_within (const char *text, size_t len, size_t limit, const char *contact,
+                     unsigned flags, char *out, size_t outsize)
+{
+    return s_mask (text, len, limit < len ? limit : len, contact, flags, out, outsize, NULL);
+}
+
+/*  The masking of bf_mask_text_n, of the text before limit only: a unit
+    (a character, a masked form's source, a word) that reaches past limit
+    is left out whole, so a contact cut by limit is never shown in part.  */
+static size_t
+s_mask (const char *text, size_t len, size_t limit, const char *contact, unsigned flags, char *out,
+        size_t outsize, bool *left_out)
+{
     if (!out || outsize == 0)
         return 0;
     if ((flags & BF_MASK_ONE_LINE) && text && len > 0)
-        return s_mask_one_line (text, len, contact, flags, out, outsize);
+        return s_mask_one_line (text, len, limit, contact, flags, out, outsize);
     s_sink_t sink = { .out = out, .size = outsize };
     const unsigned char *p = (const unsigned char *)(text ? text : "");
     if (!text)
         len = 0;
     size_t clen = contact ? strlen (contact) : 0;
     size_t i = 0;
-    while (i < len && !sink.full) {
+    while (i < limit && !sink.full) {
         bool word_start = i == 0 || !s_is_word (p[i - 1]);
         size_t end;
         if (clen > 0 && len - i >= clen && memcmp (p + i, contact, clen) == 0) {
+            if (i + clen > limit)
+                break;
             s_put (&sink, "***", 3);
             i += clen;
             continue;
         }
         if ((i == 0 || !s_is_local (p[i - 1])) && (s_is_local (p[i]) || p[i] == '"')
             && s_email_at (p, len, i, &end)) {
+            if (end > limit)
+                break;
             char token[256], masked[BF_MASK_MAX];
             if (end - i < sizeof token) {
                 memcpy (token, p + i, end - i);
@@ -501,6 +539,8 @@ bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flag
         s_groups_t g;
         if (word_start && (s_is_digit (p[i]) || p[i] == '+' || p[i] == '(')
             && s_groups_at (p, len, i, &g)) {
+            if (g.end[g.n - 1] > limit)
+                break;
             i = s_put_phones (&sink, p, len, &g);
             continue;
         }
@@ -509,6 +549,8 @@ bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flag
             while (j < len && s_is_token (p[j]))
                 j++;
             if (j - i >= 24) {
+                if (j > limit)
+                    break;
                 s_put (&sink, (const char *)p + i, 6);
                 s_put (&sink, "\xE2\x80\xA6", 3);
                 i = j;
@@ -519,9 +561,13 @@ bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flag
         size_t n = bf_text_utf8_len ((const char *)p + i, len - i);
         if (n == 0)
             n = 1;
+        if (i + n > limit)
+            break;
         s_put (&sink, (const char *)p + i, n);
         i += n;
     }
+    if (left_out)
+        *left_out = !sink.full && i < len;
     out[sink.used] = 0;
     return sink.used;
 }

@@ -81,6 +81,18 @@ char *bf_mask_text (const char *text, size_t len, const char *contact, unsigned 
 size_t bf_mask_text_n (const char *text, size_t len, const char *contact, unsigned flags, char *out,
                        size_t outsize);
 
+/*  bf_mask_text_n of the len bytes at text as they read before byte
+    limit, for a caller that shows only the start of a text (a garbage
+    reply's first bytes, a log value cut to its size): the masking sees
+    the whole text, and what reaches past limit - a character, or an
+    address, number, token or the contact that starts before it - is
+    left out whole, so a contact the cut falls into is never shown in
+    part (a number cut after "010-1234" would no longer read as one and
+    go out in clear). With BF_MASK_ONE_LINE, limit counts bytes of the
+    text before cleaning, and the result ends without a space.  */
+size_t bf_mask_text_within (const char *text, size_t len, size_t limit, const char *contact,
+                            unsigned flags, char *out, size_t outsize);
+
 /*  Whether text (NUL-terminated) holds anything bf_mask_text would mask
     (with contact NULL and no flags).  */
 bool bf_mask_text_has_contact (const char *text);

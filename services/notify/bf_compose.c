@@ -188,7 +188,9 @@ bf_compose_subject (bf_text_buf_t *buf, const char *title)
     rc = rc ? rc : bf_text_buf_str (buf, "Subject:");
     size_t at = 0;
     bool first = true;
-    while (rc == 0 && (at < clean.len || first)) {
+    //  An empty title is an empty Subject: an encoded word holds at least
+    //  one character (RFC 2047 section 2, encoded-text = 1*...).
+    while (rc == 0 && at < clean.len) {
         size_t take = 0;
         while (at + take < clean.len) {
             size_t step = bf_text_utf8_len (clean.data + at + take, clean.len - at - take);

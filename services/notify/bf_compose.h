@@ -58,7 +58,7 @@ int bf_compose_json (bf_text_buf_t *buf, const bf_send_request_t *request);
     boundaries (a malformed byte counts as one character), folded onto
     continuation lines (CRLF, space) so no line exceeds 78 characters, and
     a final CRLF. Control characters become spaces; an empty title gives
-    one empty encoded-word.  */
+    an empty field ("Subject:" CRLF: RFC 2047 has no empty encoded-word).  */
 int bf_compose_subject (bf_text_buf_t *buf, const char *title);
 
 /*  Appends the whole RFC 5322 message of an email: Date (request->date_s,

@@ -85,6 +85,29 @@ s_load (const char *body, size_t len)
     return root;
 }
 
+//  Finds the message id and the reason (pointers into root, with their
+//  lengths; NULL when absent) of a loaded body.
+static void
+s_find (json_t *root, const char **id, size_t *id_len, const char **reason, size_t *reason_len)
+{
+    *id = *reason = NULL;
+    *id_len = *reason_len = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach (root, key, value)
+    {
+        if (!json_is_string (value))
+            continue;
+        if (strcmp (key, "message_id") == 0) {
+            *id = json_string_value (value);
+            *id_len = json_string_length (value);
+        } else if (!*reason && s_is_reason_key (key)) {
+            *reason = json_string_value (value);
+            *reason_len = json_string_length (value);
+        }
+    }
+}
+
 int
 bf_reply_parse (const char *body, size_t len, char *message_id, size_t idsize, char *reason,
                 size_t reasonsize)
@@ -96,24 +119,13 @@ bf_reply_parse (const char *body, size_t len, char *message_id, size_t idsize, c
     json_t *root = s_load (body, len);
     if (!root)
         return -1;
-    bool has_reason = false;
-    const char *key;
-    json_t *value;
-    json_object_foreach (root, key, value)
-    {
-        if (!json_is_string (value))
-            continue;
-        const char *text = json_string_value (value);
-        size_t text_len = json_string_length (value);
-        if (strcmp (key, "message_id") == 0) {
-            if (message_id && idsize)
-                s_copy_cut (message_id, idsize, text, text_len);
-        } else if (!has_reason && s_is_reason_key (key)) {
-            has_reason = true;
-            if (reason && reasonsize)
-                s_copy_cut (reason, reasonsize, text, text_len);
-        }
-    }
+    const char *id_text, *reason_text;
+    size_t id_len, reason_len;
+    s_find (root, &id_text, &id_len, &reason_text, &reason_len);
+    if (id_text && message_id && idsize)
+        s_copy_cut (message_id, idsize, id_text, id_len);
+    if (reason_text && reason && reasonsize)
+        s_copy_cut (reason, reasonsize, reason_text, reason_len);
     json_decref (root);
     return 0;
 }
@@ -121,19 +133,26 @@ bf_reply_parse (const char *body, size_t len, char *message_id, size_t idsize, c
 void
 bf_reply_read (bf_reply_t *self, const char *body, size_t len, bool truncated, const char *contact)
 {
-    char message_id[sizeof self->message_id], reason[BF_REPLY_RAW_REASON_MAX];
     memset (self, 0, sizeof *self);
-    self->parsed
-        = !truncated && len > 0
-          && bf_reply_parse (body, len, message_id, sizeof message_id, reason, sizeof reason) == 0;
     const unsigned flags = BF_MASK_ONE_LINE | BF_MASK_TOKENS;
-    if (self->parsed) {
-        bf_mask_text (reason, strlen (reason), contact, flags, self->reason, sizeof self->reason);
-        memcpy (self->message_id, message_id, sizeof message_id);
+    json_t *root = truncated ? NULL : s_load (body, len);
+    self->parsed = root != NULL;
+    if (root) {
+        const char *id_text, *reason_text;
+        size_t id_len, reason_len;
+        s_find (root, &id_text, &id_len, &reason_text, &reason_len);
+        //  The whole reason is masked, then cut: a contact is never cut
+        //  first and so shown in part.
+        if (reason_text)
+            bf_mask_text (reason_text, reason_len, contact, flags, self->reason,
+                          sizeof self->reason);
+        if (id_text)
+            s_copy_cut (self->message_id, sizeof self->message_id, id_text, id_len);
         for (char *p = self->message_id; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7F)
                 *p = '?';
+        json_decref (root);
     } else if (len > 0)
-        bf_mask_text (body, len < S_GARBAGE_REASON_BYTES ? len : S_GARBAGE_REASON_BYTES, contact,
-                      flags, self->reason, sizeof self->reason);
+        bf_mask_text_within (body, len, S_GARBAGE_REASON_BYTES, contact, flags, self->reason,
+                             sizeof self->reason);
 }

@@ -51,11 +51,12 @@ typedef struct {
 
 /*  Reads a reply body for bf_sender. truncated: more than len bytes came
     (the body was cut), so it is not parsed. When parsed, reason is the
-    body's reason; when not, the first 400 bytes of the body stand for
-    it (an HTML error page, a proxy's text). Either way it is made one
-    line and masked (bf_mask_text with BF_MASK_ONE_LINE and
-    BF_MASK_TOKENS: contacts, push tokens and the request's own contact,
-    which may be NULL), and cut to fit.  */
+    body's reason (all of it, not bf_reply_parse's cut copy); when not,
+    the first 400 bytes of the body stand for it (an HTML error page, a
+    proxy's text; bf_mask_text_within, so a contact across byte 400 is
+    left out, not shown in part). Either way it is made one line and
+    masked (BF_MASK_ONE_LINE and BF_MASK_TOKENS: contacts, push tokens and
+    the request's own contact, which may be NULL), then cut to fit.  */
 void bf_reply_read (bf_reply_t *self, const char *body, size_t len, bool truncated,
                     const char *contact);
 

@@ -95,7 +95,7 @@ struct s_slot_t {
     bool reply_truncated;
     bool has_retry_after;
     char retry_after[64];
-    char last_line[256]; /* last SMTP reply line */
+    char last_line[256]; /* last SMTP reply line, one line and masked */
     struct curl_slist *headers, *rcpt;
     char errbuf[CURL_ERROR_SIZE];
     int64_t started_mono;
@@ -288,7 +288,10 @@ s_on_header (char *data, size_t size, size_t nitems, void *userp)
     s_slot_t *slot = (s_slot_t *)userp;
     size_t len = size * nitems;
     if (slot->provider == BF_PROVIDER_EMAIL)
-        s_trim_copy (slot->last_line, sizeof slot->last_line, data, len);
+        //  Masked as it is kept: a raw copy cut to its size could split a
+        //  contact so that masking it later would not see one.
+        bf_mask_text (data, len, slot->request.to, BF_MASK_ONE_LINE | BF_MASK_TOKENS,
+                      slot->last_line, sizeof slot->last_line);
     else if (len >= 5 && memcmp (data, "HTTP/", 5) == 0) {
         slot->has_retry_after = false;
         slot->retry_after[0] = '\0';
@@ -409,6 +412,9 @@ s_retry_after_ms (const s_slot_t *slot)
     time_t when = curl_getdate (value, NULL);
     if (when == -1)
         return S_RETRY_AFTER_DFLT_MS;
+    //  A date past year 292 million would overflow the milliseconds.
+    if ((int64_t)when > INT64_MAX / 1000 - S_RETRY_AFTER_MAX_S)
+        return S_RETRY_AFTER_MAX_S * 1000;
     int64_t delta = (int64_t)when * 1000 - zclock_time ();
     if (delta < 0)
         return 0;

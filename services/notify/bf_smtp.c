@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #define S_EVENTS_MAX 1024
-#define S_IN_MAX     4096 /* one reply line must fit */
+#define S_IN_MAX     BF_SMTP_LINE_MAX /* one reply line must fit */
 #define S_NEVER      INT64_MAX
 
 typedef struct s_msg_t s_msg_t;
@@ -392,7 +392,7 @@ s_free_dead (bf_smtp_t *self)
     while (self->dead) {
         s_session_t *s = self->dead;
         self->dead = s->dead_next;
-        bf_text_buf_free (&s->cmd);
+        bf_text_buf_wipe (&s->cmd); /* it may have held an AUTH line */
         free (s);
     }
 }
@@ -557,13 +557,27 @@ s_auth_plain_b64 (bf_smtp_t *self, bf_text_buf_t *out)
     return rc;
 }
 
+//  Makes room in cmd for any AUTH line at once, so that no realloc leaves
+//  a copy of the credential behind (bf_text_buf_wipe reaches only the
+//  last block). The line is wiped once its reply came (s_on_setup_reply).
+static int
+s_reserve_secret (bf_smtp_t *self, bf_text_buf_t *cmd)
+{
+    size_t user_len = strlen (self->username);
+    size_t pass_len = self->password ? strlen (self->password) : 0;
+    if (user_len > SIZE_MAX / 4 - pass_len - 64)
+        return -1;
+    return bf_text_buf_reserve (cmd, (user_len + pass_len + 2) / 3 * 4 + 4 + 32);
+}
+
 //  Sends AUTH PLAIN with the response on the same line, or AUTH LOGIN.
 static int
 s_auth (bf_smtp_t *self, s_session_t *s)
 {
     s->state = s->auth_plain ? S_AUTH_PLAIN : S_AUTH_LOGIN;
     bf_text_buf_reset (&s->cmd);
-    int rc = bf_text_buf_str (&s->cmd, s->auth_plain ? "AUTH PLAIN " : "AUTH LOGIN");
+    int rc = s_reserve_secret (self, &s->cmd);
+    rc = rc ? rc : bf_text_buf_str (&s->cmd, s->auth_plain ? "AUTH PLAIN " : "AUTH LOGIN");
     if (rc == 0 && s->auth_plain)
         rc = s_auth_plain_b64 (self, &s->cmd);
     rc = rc ? rc : bf_text_buf_add (&s->cmd, "\r\n", 2);
@@ -580,7 +594,8 @@ s_auth_plain_line (bf_smtp_t *self, s_session_t *s)
 {
     s->state = S_AUTH_PASS;
     bf_text_buf_reset (&s->cmd);
-    if (s_auth_plain_b64 (self, &s->cmd) || bf_text_buf_add (&s->cmd, "\r\n", 2)) {
+    if (s_reserve_secret (self, &s->cmd) || s_auth_plain_b64 (self, &s->cmd)
+        || bf_text_buf_add (&s->cmd, "\r\n", 2)) {
         s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
         return -1;
     }
@@ -592,7 +607,7 @@ static int
 s_auth_line (bf_smtp_t *self, s_session_t *s, const char *text)
 {
     bf_text_buf_reset (&s->cmd);
-    if (bf_text_buf_base64 (&s->cmd, text, strlen (text), false)
+    if (s_reserve_secret (self, &s->cmd) || bf_text_buf_base64 (&s->cmd, text, strlen (text), false)
         || bf_text_buf_add (&s->cmd, "\r\n", 2)) {
         s_session_close (self, s, BF_SMTP_BROKEN, "out of memory");
         return -1;
@@ -637,6 +652,12 @@ s_message_failed (bf_smtp_t *self, s_session_t *s, int code, const char *line)
 static int
 s_on_setup_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
 {
+    //  The reply to an AUTH line: the line (the credential, base64) is
+    //  sent and goes now, not when the session ends.
+    bool auth = s->state == S_AUTH_PLAIN || s->state == S_AUTH_LOGIN || s->state == S_AUTH_USER
+                || s->state == S_AUTH_PASS;
+    if (auth && s->out_pos >= s->out_len)
+        bf_text_buf_wipe (&s->cmd);
     switch (s->state) {
         case S_CONNECTING:
         case S_GREETING:
@@ -975,7 +996,7 @@ bf_smtp_destroy (bf_smtp_t **self_p)
         if (s->fd >= 0)
             close (s->fd);
         self->sessions = s->next;
-        bf_text_buf_free (&s->cmd);
+        bf_text_buf_wipe (&s->cmd); /* it may have held an AUTH line */
         free (s);
     }
     s_free_dead (self);

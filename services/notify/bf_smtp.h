@@ -74,6 +74,10 @@ typedef enum {
     BF_SMTP_UNEXPECTED, /* a reply code that makes no sense at that step */
 } bf_smtp_error_t;
 
+/*  The longest reply line bf_smtp reads (RFC 5321 4.5.3.1.5 allows 512
+    bytes); a longer one breaks the session ("reply line too long").  */
+#define BF_SMTP_LINE_MAX 4096
+
 typedef struct {
     bf_smtp_error_t error;
     int code;                /* the last reply code of this message; 0 = none */
@@ -81,8 +85,10 @@ typedef struct {
     bool possibly_delivered; /* the whole message was sent, then TIMEOUT or
                                 BROKEN before the final reply */
     int timeout_ms;          /* BF_SMTP_TIMEOUT: the timeout that fired */
-    char line[256];          /* the reply line of the failing step (raw, unscrubbed)
-                                or a short description when no reply applies */
+    char line[BF_SMTP_LINE_MAX + 1]; /* the reply line of the failing step (raw,
+                                unscrubbed, whole: a cut copy could split a
+                                contact so that masking no longer sees it) or a
+                                short description when no reply applies */
 } bf_smtp_result_t;
 
 /*  Called by bf_smtp_perform for every finished message. result is valid

@@ -898,6 +898,10 @@ test_http_reply_mappings (void **state)
           1000 },
         { 429, "Retry-After: 999999999999\r\n", "", BF_OUTCOME_THROTTLED, "", "HTTP 429", NULL,
           3600000, 3600000 },
+        /*  A date whose milliseconds overflow 64 bits (curl_getdate reads
+            it): the longest pause, not a wrapped (negative: none) one.  */
+        { 429, "Retry-After: Fri, 31 Dec 999999999 23:59:59 GMT\r\n", "", BF_OUTCOME_THROTTLED, "",
+          "HTTP 429", NULL, 3600000, 3600000 },
         { 500, "", "{\"error\":\"boom\"}", BF_OUTCOME_TRANSIENT, "", "HTTP 500: boom" },
         { 503, "", "", BF_OUTCOME_TRANSIENT, "", "HTTP 503" },
         { 200, "", "garbage{", BF_OUTCOME_TRANSIENT, "", "unparsable" },
@@ -1386,6 +1390,27 @@ typedef struct {
     int code;
 } s_smtp_case_t;
 
+//  One email to hong.gildong@example.com through a fresh server that
+//  answers reply at phase; its result.
+static bf_send_result_t
+s_smtp_case (s_phase_t phase, const char *reply, int64_t delivery_id)
+{
+    s_server_t *server = s_server_start (S_SMTP);
+    s_server_smtp (server, phase, reply);
+    bf_sender_config_t config = s_config (0, server->port);
+    bf_sender_t *sender = s_sender (&config);
+    bf_send_request_t request = { .delivery_id = delivery_id,
+                                  .kind = BF_SEND_EMAIL,
+                                  .to = "hong.gildong@example.com",
+                                  .title = "제목",
+                                  .text = "본문",
+                                  .html = "<p>본문</p>" };
+    bf_send_result_t result = s_send (sender, &request);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+    return result;
+}
+
 static void
 test_smtp_mappings (void **state)
 {
@@ -1403,17 +1428,7 @@ test_smtp_mappings (void **state)
         { S_GREETING, "421 too busy", BF_OUTCOME_TRANSIENT, 421 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        s_server_t *server = s_server_start (S_SMTP);
-        s_server_smtp (server, cases[i].phase, cases[i].reply);
-        bf_sender_config_t config = s_config (0, server->port);
-        bf_sender_t *sender = s_sender (&config);
-        bf_send_request_t request = { .delivery_id = 40 + (int64_t)i,
-                                      .kind = BF_SEND_EMAIL,
-                                      .to = "hong.gildong@example.com",
-                                      .title = "제목",
-                                      .text = "본문",
-                                      .html = "<p>본문</p>" };
-        bf_send_result_t result = s_send (sender, &request);
+        bf_send_result_t result = s_smtp_case (cases[i].phase, cases[i].reply, 40 + (int64_t)i);
         if ((int)result.outcome != (int)cases[i].outcome || result.status_code != cases[i].code)
             fail_msg ("case %zu (%s): %s %d '%s'", i, cases[i].reply,
                       bf_sender_outcome_name (result.outcome), result.status_code, result.error);
@@ -1421,8 +1436,19 @@ test_smtp_mappings (void **state)
         snprintf (expect, sizeof expect, "SMTP %d", cases[i].code);
         assert_non_null (strstr (result.error, expect));
         assert_null (strstr (result.error, "hong.gildong"));
-        bf_sender_destroy (&sender);
-        s_server_stop (&server);
+    }
+
+    //  A long reply line (RFC 5321 allows 512 bytes; a server may send
+    //  more) whose address falls where a fixed copy would cut it: masked
+    //  whole, never shown in part ("hong.gi" is no address to mask).
+    for (size_t at = 236; at < 262; at += 5) {
+        char reply[600] = "550 5.1.1";
+        memset (reply + 9, ' ', at - 9);
+        snprintf (reply + at, sizeof reply - at, "<hong.gildong@example.com> unknown");
+        bf_send_result_t result = s_smtp_case (S_RCPT, reply, 70 + (int64_t)at);
+        assert_int_equal (result.status_code, 550);
+        if (strstr (result.error, "hong") || !strstr (result.error, "<***> unknown"))
+            fail_msg ("cut at %zu: '%s'", at, result.error);
     }
 
     //  Connection refused, and a server that never greets (timeout).

@@ -1088,6 +1088,53 @@ test_mask_random_bytes (void **state)
     }
 }
 
+/*  A message or field value over its size is masked before it is cut:
+    a contact the cut falls into is left out, never shown in part (cut
+    after "010-1234" it would no longer read as a number and go out in
+    clear; cut after "hong.gildong@" no longer as an address).  */
+static void
+test_cut_never_splits_a_contact (void **state)
+{
+    (void)state;
+    const char *contacts[] = { "010-1234-5678", "hong.gildong@example.com" };
+    bf_log_init ("cut", BF_LOG_INFO, false);
+    static char text[9000];
+    for (size_t c = 0; c < 2; c++) {
+        size_t clen = strlen (contacts[c]);
+        /*  The message: 8191 bytes are formatted, the cut falls anywhere
+            in the contact.  */
+        for (size_t at = 8191 - clen - 14; at < 8191; at++) {
+            memset (text, 'x', sizeof text - 1);
+            text[sizeof text - 1] = 0;
+            text[at - 1] = ' ';
+            memcpy (text + at, contacts[c], clen);
+            text[at + clen] = ' ';
+            s_capture_start ();
+            bf_info ("%s", text);
+            char *out = s_capture_stop ();
+            assert_non_null (strstr (out, " [truncated]\n"));
+            assert_null (strstr (out, "1234"));
+            assert_null (strstr (out, "hong"));
+            free (out);
+        }
+        /*  A field value: 1023 bytes are formatted.  */
+        for (size_t at = 1023 - clen - 14; at < 1023; at++) {
+            memset (text, 'x', 2000);
+            text[2000] = 0;
+            text[at - 1] = ' ';
+            memcpy (text + at, contacts[c], clen);
+            s_capture_start ();
+            bf_log_field ("note", "%s", text);
+            bf_info ("m");
+            char *out = s_capture_stop ();
+            assert_non_null (strstr (out, "\xE2\x80\xA6"));
+            assert_null (strstr (out, "1234"));
+            assert_null (strstr (out, "hong"));
+            free (out);
+        }
+    }
+}
+
 int
 main (void)
 {
@@ -1115,6 +1162,7 @@ main (void)
         cmocka_unit_test (test_ctx_threads),
         cmocka_unit_test (test_field_next_only),
         cmocka_unit_test (test_plain_multiline),
+        cmocka_unit_test (test_cut_never_splits_a_contact),
     };
     return cmocka_run_group_tests_name ("bf_log", tests, NULL, NULL);
 }

@@ -232,6 +232,45 @@ test_read_cleans_and_masks (void **state)
     assert_string_equal (reply.reason, "a");
 }
 
+/*  A contact that a cut would split is masked whole or left out, never
+    shown in part: the reason is masked before it is cut, and a garbage
+    body's 400-byte window does not cut a contact in two.  */
+static void
+test_read_never_cuts_a_contact (void **state)
+{
+    (void)state;
+    bf_reply_t reply;
+    /*  A reason over the raw 400 bytes, white space before the contacts
+        (an indented page quoted in a reason).  */
+    char body[2048] = "{\"reason\":\"refused";
+    for (int i = 0; i < 370; i++)
+        strcat (body, " ");
+    strcat (body, "hong.gildong@example.com 010-1234-5678 own.contact\"}");
+    bf_reply_read (&reply, body, strlen (body), false, "own.contact");
+    assert_true (reply.parsed);
+    assert_string_equal (reply.reason, "refused h***@example.com 010-****-5678 ***");
+    /*  Garbage whose byte 400 falls inside an address, then a number,
+        then the request's own contact.  */
+    const char *tails[] = { "hong.gildong@example.com", "010-1234-5678", "own.contact" };
+    for (size_t t = 0; t < 3; t++) {
+        for (size_t at = 380; at < 400; at++) {
+            char garbage[1000];
+            memset (garbage, ' ', sizeof garbage);
+            memcpy (garbage, "oops", 4);
+            memcpy (garbage + at, tails[t], strlen (tails[t]));
+            bf_reply_read (&reply, garbage, sizeof garbage, false, "own.contact");
+            assert_false (reply.parsed);
+            if (at + strlen (tails[t]) <= 400)
+                assert_string_not_equal (reply.reason, "oops");
+            else
+                assert_string_equal (reply.reason, "oops");
+            assert_null (strstr (reply.reason, "hong"));
+            assert_null (strstr (reply.reason, "1234"));
+            assert_null (strstr (reply.reason, "own"));
+        }
+    }
+}
+
 int
 main (void)
 {
@@ -241,6 +280,7 @@ main (void)
         cmocka_unit_test (test_strictness),
         cmocka_unit_test (test_limits),
         cmocka_unit_test (test_read_cleans_and_masks),
+        cmocka_unit_test (test_read_never_cuts_a_contact),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
