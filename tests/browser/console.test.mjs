@@ -1,0 +1,412 @@
+// The console in headless Chromium against the real stack (tests/browser/run.sh
+// starts it and sets the BF_* variables). One browser, the tests in order:
+// each builds on the state the one before left (the run started in 2 is the
+// one whose report 3 waits for, whose failures 4 retries, ...).
+//
+// Every response body of the whole session (and every event of the live
+// stream) is recorded and scanned at the end for the dataset's emails and
+// phone numbers in clear: the console must never serve one.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import puppeteer from 'puppeteer-core';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: run tests/browser/run.sh`);
+  return v;
+};
+const URL = env('BF_URL');
+const PERIOD = env('BF_PERIOD');
+const SHOTS = env('BF_SHOTS');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------
+// The dataset's contacts in clear, and the bills as billdata exports them.
+
+function parseCsv (text) {
+  const rows = [];
+  let row = [];
+  let cell = '';
+  let q = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (q) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (c === '"') q = false; else cell += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') { row.push(cell); cell = ''; } else if (c === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; } else if (c !== '\r') cell += c;
+  }
+  if (cell || row.length) { row.push(cell); rows.push(row); }
+  const head = rows.shift();
+  return rows.filter((r) => r.length === head.length).map((r) => Object.fromEntries(head.map((h, i) => [h, r[i]])));
+}
+
+const subscribers = parseCsv(readFileSync(join(env('BF_DATA'), 'subscribers.csv'), 'utf8'));
+// Every form a contact could take in a body: the email (any case), the
+// phone as written, with its digits only, and with spaces.
+const needles = [];
+for (const s of subscribers) {
+  if (s.email) needles.push(s.email.toLowerCase());
+  if (s.phone) {
+    const d = s.phone.replace(/\D/g, '');
+    needles.push(s.phone, d, `${d.slice(0, 3)} ${d.slice(3, 7)} ${d.slice(7)}`);
+  }
+}
+assert.ok(needles.length > 100, 'the dataset has contacts to look for');
+
+function exportBills () {
+  const dir = mkdtempSync(join(env('BF_TMP'), 'export-'));
+  execFileSync('bash', ['-c', '. "$1/env" && "$2/tools/billdata/billdata" export-bills --period "$3" "$4"', '_',
+    env('BF_STATE'), env('BF_BUILD'), PERIOD, dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return {
+    bills: parseCsv(readFileSync(join(dir, 'bills.csv'), 'utf8')),
+    lines: parseCsv(readFileSync(join(dir, 'bill_lines.csv'), 'utf8'))
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The browser, the recorder, helpers.
+
+let browser;
+let page;
+const bodies = [];          // { url, text }
+let pending = [];
+
+async function record (p) {
+  // The live stream never ends as a response: its events are recorded by a
+  // wrapper around EventSource instead (installed before any page script).
+  await p.exposeFunction('__bfRecordEvent', (url, data) => { bodies.push({ url: `${url} (event)`, text: data }); });
+  await p.evaluateOnNewDocument(() => {
+    const Orig = window.EventSource;
+    window.EventSource = class extends Orig {
+      constructor (u, o) {
+        super(u, o);
+        this.addEventListener('overview', (ev) => window.__bfRecordEvent(String(u), ev.data));
+        this.addEventListener('message', (ev) => window.__bfRecordEvent(String(u), ev.data));
+      }
+    };
+  });
+  p.on('response', (res) => {
+    const ct = res.headers()['content-type'] || '';
+    if (ct.startsWith('text/event-stream')) return;
+    pending.push(res.buffer().then((b) => bodies.push({ url: res.url(), text: b.toString('utf8') }), () => {}));
+  });
+  p.on('pageerror', (err) => { console.log(`page error: ${err.message}`); pageErrors.push(err.message); });
+}
+const pageErrors = [];
+
+async function newPage (ctx) {
+  const p = await (ctx || browser).newPage();
+  await p.setViewport({ width: 1280, height: 900 });
+  await record(p);
+  return p;
+}
+
+async function shot (p, name, opts = {}) {
+  mkdirSync(SHOTS, { recursive: true });
+  await sleep(300);
+  await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: opts.fullPage !== false });
+}
+
+async function go (p, hash, selector) {
+  await p.evaluate((h) => { location.hash = h; }, hash);
+  if (selector) await p.waitForSelector(selector, { timeout: 20000 });
+}
+
+async function api (p, path, init) {
+  return p.evaluate(async (path, init) => {
+    const res = await fetch(path, init || {});
+    const text = await res.text();
+    let body = null;
+    try { body = JSON.parse(text); } catch (e) { body = text; }
+    return { status: res.status, body };
+  }, path, init || null);
+}
+
+async function login (p, name, password) {
+  await p.goto(`${URL}/`, { waitUntil: 'domcontentloaded' });
+  await p.waitForSelector('#login-form', { timeout: 20000 });
+  await p.type('#login-form input[name=name]', name);
+  await p.type('#login-form input[name=password]', password);
+  await p.click('#login-submit');
+  await p.waitForFunction((n) => {
+    const w = document.getElementById('who-name');
+    return w && !document.getElementById('who').hidden && w.textContent.includes(n);
+  }, { timeout: 20000 }, name);
+}
+
+// Opens the command dialog with the button, returns its command id.
+async function openDialog (p, selector) {
+  await p.waitForSelector(selector, { visible: true, timeout: 20000 });
+  await p.click(selector);
+  await p.waitForSelector('#confirm[open]', { timeout: 5000 });
+  return p.$eval('#confirm-id', (e) => e.textContent);
+}
+
+async function dialogResult (p) {
+  await p.waitForFunction(() => {
+    const r = document.getElementById('confirm-result');
+    return r && r.querySelector('.done, .error, .warn') && !document.getElementById('confirm-ok').disabled;
+  }, { timeout: 30000 });
+  return p.$eval('#confirm-result', (e) => e.innerText);
+}
+
+async function closeDialog (p) {
+  await p.click('#confirm-cancel');
+  await p.waitForFunction(() => !document.getElementById('confirm').open, { timeout: 5000 });
+}
+
+before(async () => {
+  browser = await puppeteer.launch({
+    executablePath: env('BF_CHROMIUM'),
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--lang=ko-KR'],
+    protocolTimeout: 60000
+  });
+  page = await newPage();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+// ---------------------------------------------------------------------------
+
+test('1. log in as an operator', async () => {
+  await page.goto(`${URL}/`, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('#login-form');
+  await shot(page, 'login', { fullPage: false });
+  // A wrong password is refused and says so.
+  await page.type('#login-form input[name=name]', env('BF_OPERATOR'));
+  await page.type('#login-form input[name=password]', 'not-the-password');
+  await page.click('#login-submit');
+  await page.waitForSelector('#login-error .error', { timeout: 20000 });
+  await login(page, env('BF_OPERATOR'), env('BF_OPERATOR_PW'));
+  const cookie = (await page.cookies()).find((c) => c.name === 'bf_session');
+  assert.ok(cookie, 'a session cookie');
+  assert.equal(cookie.httpOnly, true, 'HttpOnly');
+  assert.equal(cookie.sameSite, 'Strict', 'SameSite=Strict');
+  const me = await api(page, '/api/me');
+  assert.equal(me.status, 200);
+  assert.equal(me.body.role, 'operator');
+});
+
+test('2. start a run by button and watch its progress bar move without reloading', async () => {
+  await go(page, `#/run/${PERIOD}`, '#run-status');
+  await page.evaluate(() => { window.__bfNoReload = 'still here'; });
+  const id = await openDialog(page, '#run-status ~ div button[data-verb="run.start"], button[data-verb="run.start"]');
+  assert.match(id, /^[0-9a-f-]{36}$/);
+  await page.click('#confirm-ok');
+  const text = await dialogResult(page);
+  assert.match(text, /완료 Done|접수됨 Accepted/);
+  await shot(page, 'dialog', { fullPage: false });
+  await closeDialog(page);
+  // The bars: settlement (chunks) and notices (finished / total).
+  const seen = new Set();
+  const deadline = Date.now() + 60000;
+  let last = null;
+  while (Date.now() < deadline) {
+    last = await page.$$eval('#run-status progress', (ps) => ps.map((p) => `${p.value}/${p.max}`).join(' '));
+    if (last) seen.add(last);
+    // Held notices (quiet hours) may keep the notices bar short of its end.
+    const settled = await page.$$eval('#run-status progress', (ps) => ps.length === 2 && ps[0].max > 1 && ps[0].value >= ps[0].max);
+    if (seen.size >= 4 && settled) break;
+    await sleep(250);
+  }
+  console.log(`progress values seen: ${seen.size} (last ${last})`);
+  assert.ok(seen.size >= 3, `the progress bars moved (${[...seen].join(' | ')})`);
+  assert.equal(await page.evaluate(() => window.__bfNoReload), 'still here', 'the page was not reloaded');
+});
+
+test('3. the reconciliation report reaches FINAL', async () => {
+  await page.waitForFunction(() => {
+    const r = document.getElementById('run-report');
+    return r && [...r.querySelectorAll('.badge.good')].some((b) => b.textContent === 'FINAL 최종');
+  }, { timeout: 100000, polling: 500 });
+  // The chart got its samples from the live stream.
+  const chart = await page.$eval('#run-chart', (e) => e.dataset.chart);
+  assert.equal(chart, 'ready', 'Chart.js loaded from /static/chart.esm.js');
+  await shot(page, 'run');
+  const rep = await api(page, `/api/query/run.report?period=${PERIOD}`);
+  assert.equal(rep.status, 200);
+  assert.equal(rep.body.final, true);
+});
+
+let retryId = null;
+test('4. double-click "retry failed": exactly one command', async () => {
+  await go(page, `#/notices/${PERIOD}`, '#notices-failures table');
+  await page.waitForSelector('#retry-run:not([disabled])', { timeout: 20000 });
+  const failed = await page.$$eval('#notices-failures tbody input[type=checkbox]', (c) => c.length);
+  assert.ok(failed > 0, 'the run has failed notices to retry');
+  await shot(page, 'notices');
+  retryId = await openDialog(page, '#retry-run');
+  // A double click on the confirmation: one command id, one command.
+  await page.click('#confirm-ok', { clickCount: 2 });
+  await page.evaluate(() => { const b = document.getElementById('confirm-ok'); b.click(); b.click(); });
+  const first = await dialogResult(page);
+  assert.match(first, /완료 Done|접수됨 Accepted|이미 처리됨 already done/);
+  // Sending again reuses the id: control answers from the stored command.
+  await page.click('#confirm-ok');
+  await page.waitForFunction(() => document.getElementById('confirm-result').innerText.includes('이미 처리됨'), { timeout: 30000 });
+  await closeDialog(page);
+  const cmds = await api(page, `/api/query/commands.list?command_id=${retryId}`);
+  assert.equal(cmds.status, 200);
+  assert.equal(cmds.body.commands.length, 1, 'one stored command');
+  const all = await api(page, '/api/query/commands.list?limit=100');
+  const retries = all.body.commands.filter((c) => c.verb === 'deliveries.retry');
+  assert.equal(retries.length, 1, 'one deliveries.retry in the whole command list');
+  const aud = await api(page, `/api/query/audit.list?command_id=${retryId}`);
+  const received = aud.body.audit.filter((a) => a.outcome === 'received');
+  assert.equal(received.length, 1, 'received once in the audit log');
+  assert.ok(aud.body.audit.every((a) => a.actor === `console/${env('BF_OPERATOR')}`), 'audited as the person');
+});
+
+let billId = null;
+test('5. look up a subscriber by phone; the statement equals billdata export-bills', async () => {
+  const exp = exportBills();
+  const withBill = new Set(exp.bills.map((b) => b.subscriber_id));
+  const phones = new Map();
+  for (const s of subscribers) if (s.phone) phones.set(s.phone.replace(/\D/g, ''), (phones.get(s.phone.replace(/\D/g, '')) || 0) + 1);
+  const sub = subscribers.find((s) => s.phone && withBill.has(s.id) && phones.get(s.phone.replace(/\D/g, '')) === 1);
+  assert.ok(sub, 'a subscriber with a phone of their own and a bill');
+  await go(page, '#/subscriber', '#find-form');
+  await page.select('#find-how', 'phone');
+  await page.type('#find-value', sub.phone);
+  await page.click('#find-form button[type=submit]');
+  await page.waitForFunction((id) => location.hash === `#/subscriber/${id}`, { timeout: 20000 }, sub.id);
+  await page.waitForSelector('#timeline .statement-link', { timeout: 20000 });
+  assert.equal(await page.$eval('#find-value', (e) => e.value), '', 'the phone typed is not kept on the page');
+  await shot(page, 'subscriber');
+  billId = await page.$eval('#timeline .statement-link', (a) => a.dataset.bill);
+  await page.click('#timeline .statement-link');
+  await page.waitForSelector('#statement tbody tr', { timeout: 20000 });
+  const shown = await page.$$eval('#statement tbody tr', (trs) => trs.map((tr) => ({
+    label: tr.querySelector('td.label').textContent,
+    amount: tr.querySelector('td.amount').dataset.amount
+  })));
+  const expected = exp.lines.filter((l) => l.subscriber_id === sub.id && l.period === PERIOD)
+    .sort((a, b) => Number(a.line_no) - Number(b.line_no)).map((l) => ({ label: l.label, amount: l.amount }));
+  assert.ok(expected.length > 0, 'billdata exported lines for the subscriber');
+  assert.deepEqual(shown, expected, 'every line: label and amount as billdata exports them');
+  const bill = exp.bills.find((b) => b.subscriber_id === sub.id && b.period === PERIOD);
+  const total = await page.$eval('#statement-total', (e) => e.textContent);
+  assert.equal(total, `${Number(bill.total).toLocaleString('ko-KR')}원`);
+  await shot(page, 'bill');
+});
+
+test('6. publish a template version and preview it', async () => {
+  await go(page, '#/templates', '#templates-list table');
+  const before = await page.$$eval('#templates-list button[data-channel="PUSH"]', (b) => b.map((x) => Number(x.dataset.version)));
+  const next = Math.max(...before) + 1;
+  await page.select('#pub-channel', 'PUSH');
+  await page.type('#pub-subject', '{{period_label}} 요금 안내');
+  await page.type('#pub-body', '{{period_label}} 요금 {{total}}원, 납기 {{due_label}} (브라우저 시험 browser test)');
+  await page.click('#publish-form button[type=submit]');
+  await page.waitForSelector('#confirm[open]');
+  await page.click('#confirm-ok');
+  const text = await dialogResult(page);
+  assert.match(text, /완료 Done|접수됨 Accepted/, text);
+  await closeDialog(page);
+  await page.waitForSelector(`#templates-list button[data-channel="PUSH"][data-version="${next}"]`, { timeout: 20000 });
+  await page.click(`#templates-list button[data-channel="PUSH"][data-version="${next}"]`);
+  await page.waitForFunction((v) => document.getElementById('template-show').innerText.includes(`PUSH v${v}`), { timeout: 20000 }, next);
+  await page.type('#pv-bill', String(billId));
+  await page.click('#preview-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('preview').innerText.includes('browser test'), { timeout: 20000 });
+  const pv = await page.$eval('#preview', (e) => e.innerText);
+  assert.ok(!pv.includes('{{'), 'the preview is rendered');
+  assert.match(pv, /원, 납기/);
+  await shot(page, 'templates');
+});
+
+test('7. a viewer sees no action buttons, and a forged POST gets 403', async () => {
+  const ctx = await browser.createBrowserContext();
+  const v = await newPage(ctx);
+  try {
+    await login(v, env('BF_VIEWER'), env('BF_VIEWER_PW'));
+    for (const [hash, sel] of [['#/overview', '.live'], [`#/run/${PERIOD}`, '#run-status dl'], [`#/notices/${PERIOD}`, '#notices-failures table'],
+      ['#/templates', '#templates-list table'], ['#/audit', '#commands table'], [`#/bill/${billId}`, '#statement']]) {
+      await go(v, hash, sel);
+      await sleep(1200);
+      const n = await v.$$eval('[data-verb], #publish-form, #retry-run, #retry-selected', (e) => e.length);
+      assert.equal(n, 0, `no action on ${hash}`);
+    }
+    const me = await api(v, '/api/me');
+    const forged = await api(v, '/api/command/dispatch.pause', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.body.csrf },
+      body: JSON.stringify({ command_id: 'forged-by-viewer-1', args: {} })
+    });
+    assert.equal(forged.status, 403, 'the forged command is refused');
+    const aud = await api(v, `/api/query/audit.list?actor=console/${env('BF_VIEWER')}`);
+    assert.ok(aud.body.audit.some((a) => a.verb === 'dispatch.pause' && a.outcome === 'refused'), 'the refusal is audited');
+    const cmds = await api(v, '/api/query/commands.list?command_id=forged-by-viewer-1');
+    assert.equal(cmds.body.commands.length, 0, 'nothing stored');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('8. a POST without the CSRF token gets 403', async () => {
+  const none = await api(page, '/api/command/dispatch.pause', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ command_id: 'no-csrf-1', args: {} })
+  });
+  assert.equal(none.status, 403);
+  assert.match(none.body.error, /CSRF/);
+  const wrong = await api(page, '/api/command/dispatch.pause', {
+    method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': 'wrong' },
+    body: JSON.stringify({ command_id: 'no-csrf-2', args: {} })
+  });
+  assert.equal(wrong.status, 403);
+  const out = await api(page, '/api/logout', { method: 'POST' });
+  assert.equal(out.status, 403, 'logout needs the token too');
+  const cmds = await api(page, '/api/query/commands.list?limit=100');
+  assert.ok(!cmds.body.commands.some((c) => c.command_id.startsWith('no-csrf-')), 'nothing stored');
+});
+
+test('screenshots of the remaining pages (1280 px and the overview at phone width)', async () => {
+  await go(page, '#/audit', '#commands table');
+  await shot(page, 'audit');
+  await go(page, '#/overview', '.live');
+  await page.waitForFunction(() => document.querySelector('main .grid section'), { timeout: 20000 });
+  await shot(page, 'overview');
+  await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true });
+  await sleep(800);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  await shot(page, 'overview-phone');
+  assert.ok(wide <= 400, `no sideways scrolling of the page at 390 px (${wide})`);
+  await page.setViewport({ width: 1280, height: 900 });
+});
+
+test('9. log out: the session is gone', async () => {
+  const cookie = (await page.cookies()).find((c) => c.name === 'bf_session');
+  assert.ok(cookie);
+  await page.click('#logout');
+  await page.waitForSelector('#login-form', { timeout: 20000 });
+  assert.equal((await api(page, '/api/me')).status, 401);
+  // The old token is dead server-side, not only forgotten by the browser.
+  await page.setCookie({ ...cookie });
+  const again = await api(page, '/api/me');
+  assert.equal(again.status, 401, 'the old session token is refused');
+  await page.deleteCookie({ name: 'bf_session', url: URL });
+});
+
+test('no email or phone number of the dataset in any response of the session', async () => {
+  await Promise.all(pending);
+  pending = [];
+  assert.ok(bodies.length > 50, `responses recorded (${bodies.length})`);
+  assert.ok(bodies.some((b) => b.url.includes('(event)')), 'live events recorded');
+  const found = [];
+  for (const b of bodies) {
+    const low = b.text.toLowerCase();
+    for (const n of needles) if (low.includes(n.toLowerCase())) found.push(b.url);
+  }
+  // The URLs only: a contact is never printed, even in a failure.
+  assert.deepEqual([...new Set(found)], [], 'contacts in clear in these responses');
+  console.log(`scanned ${bodies.length} responses and events for ${needles.length} contact forms: none in clear`);
+  assert.deepEqual(pageErrors, [], 'no script error in the pages');
+});
