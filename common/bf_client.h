@@ -44,6 +44,13 @@ typedef struct bf_client_t bf_client_t;
 bf_client_t *bf_client_new (const bf_client_args_t *args, char *err, size_t errsize);
 void bf_client_destroy (bf_client_t **self_p);
 
+/*  Sets the person the following requests act for and that person's role
+    (copied; NULL or "": not sent), as on_behalf_of/on_behalf_role in
+    bf_client_args_t: a console that serves several people sets them
+    before each request. Returns 0, or -1 when out of memory (both are
+    then unset).  */
+int bf_client_behalf (bf_client_t *self, const char *on_behalf_of, const char *on_behalf_role);
+
 typedef enum {
     BF_CLIENT_ANSWERED = 0,     /* *reply holds control's answer */
     BF_CLIENT_NO_ANSWER = -1,   /* no answer after every attempt */
