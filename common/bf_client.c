@@ -187,6 +187,15 @@ bf_client_destroy (bf_client_t **self_p)
     *self_p = NULL;
 }
 
+void
+bf_client_timeout (bf_client_t *self, int timeout_ms, int retries)
+{
+    if (timeout_ms > 0)
+        self->timeout_ms = timeout_ms;
+    if (retries >= 0)
+        self->retries = retries;
+}
+
 int
 bf_client_behalf (bf_client_t *self, const char *on_behalf_of, const char *on_behalf_role)
 {

@@ -51,6 +51,12 @@ void bf_client_destroy (bf_client_t **self_p);
     then unset).  */
 int bf_client_behalf (bf_client_t *self, const char *on_behalf_of, const char *on_behalf_role);
 
+/*  Sets timeout_ms (positive) and retries (not negative) for the
+    following requests, as in bf_client_args_t: a console gives a slow
+    query (bf_verb_t.slow) a long timeout and no resend, then sets its
+    usual ones back.  */
+void bf_client_timeout (bf_client_t *self, int timeout_ms, int retries);
+
 typedef enum {
     BF_CLIENT_ANSWERED = 0,     /* *reply holds control's answer */
     BF_CLIENT_NO_ANSWER = -1,   /* no answer after every attempt */

@@ -223,13 +223,14 @@ bf_http_start (const bf_http_args_t *args, char *err, size_t errsize)
     if (af == AF_INET6)
         flags |= MHD_USE_IPv6;
     self->daemon = MHD_start_daemon (
-        flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_LISTEN_SOCKET, fd,
+        flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, bf_http_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(args->max_connections > 0 ? args->max_connections : 64),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(args->per_ip > 0 ? args->per_ip : 8),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(args->timeout_s > 0 ? args->timeout_s : 10),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(args->memory_limit > 0 ? args->memory_limit : 16 * 1024),
-        MHD_OPTION_EXTERNAL_LOGGER, bf_http_mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_END);
     if (!self->daemon) {
         close (fd);
         free (self);

@@ -45,6 +45,7 @@
 #define S_JSON         "application/json; charset=utf-8"
 #define S_MEMORY_LIMIT (32 * 1024) /* per connection: request line and headers */
 #define S_TLS_FILE_MAX (256 * 1024)
+#define S_DRAIN_FACTOR 4 /* a body past the cap is read (and dropped) up to 4 caps */
 
 struct bf_console_t {
     bf_console_args_t args;
@@ -70,6 +71,7 @@ typedef struct {
     bool answered; /* a response is queued: later calls only drop the body */
     char *body;
     size_t body_len, body_size;
+    size_t received; /* body bytes received, kept or not */
     bool too_big;
     char address[INET6_ADDRSTRLEN];
     /*  The job's input.  */
@@ -271,11 +273,18 @@ s_control_job (void *job, void *context)
     bf_route_arg_arrays (&req->args, keys, values);
     Billflow__CommandReply *reply = NULL;
     char err[256];
+    /*  A slow query is asked once, with a long timeout: each resend would
+        queue another report behind it.  */
+    bool slow = req->route.verb->slow;
+    if (slow)
+        bf_client_timeout (client, self->args.report_timeout_ms, 0);
     int rc = bf_client_behalf (client, req->session.name, req->session.role) == 0
                  ? bf_client_request (client, req->command_id, req->route.verb->target,
                                       req->route.verb->verb, req->args.count, keys, values,
                                       &reply, NULL, err, sizeof err)
                  : BF_CLIENT_ERROR;
+    if (slow)
+        bf_client_timeout (client, self->args.client.timeout_ms, self->args.client.retries);
     if (rc == BF_CLIENT_ANSWERED) {
         req->retry_after_s = 0;
         s_answered (req, reply);
@@ -619,11 +628,20 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
         return s_json (req, req->status, answer);
     }
     if (*upload_data_size) {
+        req->received += *upload_data_size;
         s_body (req, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        /*  A body past the cap is not read on: answer now (the connection
-            is closed after the answer).  */
-        return req->too_big ? s_dispatch (req) : MHD_YES;
+        /*  libmicrohttpd takes an answer only before the body or after
+            all of it: a body past the cap (chunked: its length was not
+            announced) is dropped as it comes and answered 413 at its end;
+            one that goes on past S_DRAIN_FACTOR times the cap is cut off
+            (the connection is closed).  */
+        if (req->received > S_DRAIN_FACTOR * req->owner->args.max_body) {
+            bf_warn ("console: %s from %s: a body of over %zu bytes cut off", s_route_word (req),
+                     req->address, S_DRAIN_FACTOR * req->owner->args.max_body);
+            return MHD_NO;
+        }
+        return MHD_YES;
     }
     if (req->state == S_WAITING)
         return MHD_YES;
@@ -669,6 +687,7 @@ bf_console_args_from_config (bf_console_args_t *args, const bf_config_t *config,
     args->client.timeout_ms = (int)bf_config_int (config, "console.request_timeout_ms");
     args->client.retries = (int)bf_config_int (config, "console.request_retries");
     args->client.wait_ms = (int)bf_config_int (config, "console.command_wait_ms");
+    args->report_timeout_ms = (int)bf_config_int (config, "console.report_timeout_ms");
     args->control_threads = (int)bf_config_int (config, "console.control_threads");
     args->login_threads = (int)bf_config_int (config, "console.login_threads");
     args->queue_max = (size_t)bf_config_int (config, "console.queue_max");
@@ -745,13 +764,13 @@ s_start_daemon (bf_console_t *self, char *err, size_t errsize)
         { MHD_OPTION_END, 0, NULL },
     };
     self->daemon = MHD_start_daemon (
-        flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_LISTEN_SOCKET, fd,
+        flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, bf_http_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)self->args.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)self->args.per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)self->args.timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)S_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
-        s_completed, self, MHD_OPTION_EXTERNAL_LOGGER, bf_http_mhd_log, NULL, MHD_OPTION_ARRAY,
-        tls_options, MHD_OPTION_END);
+        s_completed, self, MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
     if (!self->daemon) {
         close (fd);
         return bf_err_set (err, errsize, "cannot start the HTTP server on %s%s",
