@@ -968,7 +968,7 @@ test_flood_and_slow_clients (void **state)
             send (slow[j], "X", 1, MSG_NOSIGNAL);
         usleep (100000);
     }
-    print_message ("# slowest answer during the flood: %lld ms (%d connections held)\n",
+    print_message ("# slowest answer during the flood: %lld ms (%d connections opened)\n",
                    (long long)worst, flood.count);
     assert_true (worst < 1000);
     /*  The poller went on while the stream did not read.  */
@@ -1050,6 +1050,39 @@ test_login_rate_limit (void **state)
     s_login ("lee", LEE_PW, &again);
 }
 
+/*  A person added while the console runs logs in at once (the users file
+    is read again when it changes); a broken file keeps the last good
+    list.  */
+static void
+test_adduser_while_running (void **state)
+{
+    (void)state;
+    char users[600];
+    snprintf (users, sizeof users, "%s/console-users", s_stack.dir);
+    s_adduser (users, "choi", "operator", "choi's long password");
+    s_session_t choi;
+    s_login ("choi", "choi's long password", &choi);
+    json_t *doc = s_expect ("/api/me", &(s_req_t){ .session = &choi }, 200);
+    assert_string_equal (bf_json_str (doc, "role"), "operator");
+    json_decref (doc);
+    /*  A duplicate is refused by adduser, with the reason.  */
+    char command[1024];
+    snprintf (command, sizeof command,
+              "printf '%%s\\n' 'another long password' | \"$BF_CONSOLE\" adduser choi --role viewer"
+              " --users '%s' 2>&1 | grep -q 'already'",
+              users);
+    assert_int_equal (system (command), 0);
+    /*  A line appended by hand that does not parse: logged, and the last
+        good list stays.  */
+    long from = bf_proc_log_size (&s_console);
+    FILE *f = fopen (users, "a");
+    fputs ("broken line\n", f);
+    fclose (f);
+    s_session_t again;
+    s_login ("choi", "choi's long password", &again);
+    assert_true (bf_proc_wait_log (&s_console, "the last good list stays", from, 2000));
+}
+
 /*  The scan ran over every response of this test.  */
 static void
 test_no_contact_in_clear (void **state)
@@ -1078,6 +1111,7 @@ main (void)
         cmocka_unit_test (test_flood_and_slow_clients),
         cmocka_unit_test (test_logout),
         cmocka_unit_test (test_login_rate_limit),
+        cmocka_unit_test (test_adduser_while_running),
         cmocka_unit_test (test_no_contact_in_clear),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "bf_adduser.h"
 #include "bf_testutil.h"
 #include "bf_users.h"
 
@@ -210,6 +211,38 @@ test_add (void **state)
     bf_testutil_rmdir (&dir);
 }
 
+/*  adduser's password from a stream that is not a terminal: one line.  */
+static void
+test_read_password (void **state)
+{
+    (void)state;
+    char out[16];
+    FILE *in = tmpfile ();
+    fputs ("first secret\nsecond\n", in);
+    rewind (in);
+    assert_int_equal (bf_adduser_read_password (in, out, sizeof out), 0);
+    assert_string_equal (out, "first secret");
+    assert_int_equal (bf_adduser_read_password (in, out, sizeof out), 0);
+    assert_string_equal (out, "second");
+    assert_int_equal (bf_adduser_read_password (in, out, sizeof out), -1);
+    fclose (in);
+    /*  The last line without its newline, a CRLF line, a line too long.  */
+    in = tmpfile ();
+    fputs ("windows\r\nno newline", in);
+    rewind (in);
+    assert_int_equal (bf_adduser_read_password (in, out, sizeof out), 0);
+    assert_string_equal (out, "windows");
+    assert_int_equal (bf_adduser_read_password (in, out, sizeof out), 0);
+    assert_string_equal (out, "no newline");
+    fclose (in);
+    in = tmpfile ();
+    fputs ("a line much longer than the buffer\n", in);
+    rewind (in);
+    assert_int_equal (bf_adduser_read_password (in, out, sizeof out), -1);
+    assert_string_equal (out, "");
+    fclose (in);
+}
+
 int
 main (void)
 {
@@ -218,6 +251,7 @@ main (void)
         cmocka_unit_test (test_parse_good),
         cmocka_unit_test (test_parse_hostile),
         cmocka_unit_test (test_add),
+        cmocka_unit_test (test_read_password),
     };
     return cmocka_run_group_tests (tests, s_setup, bf_testutil_quiet_teardown);
 }
