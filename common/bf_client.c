@@ -187,6 +187,23 @@ bf_client_destroy (bf_client_t **self_p)
     *self_p = NULL;
 }
 
+const char *
+bf_client_status_name (int status)
+{
+    switch (status) {
+    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
+        return "OK";
+    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
+        return "ACCEPTED";
+    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
+        return "FAILED";
+    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
+        return "REJECTED";
+    default:
+        return "UNSPECIFIED";
+    }
+}
+
 void
 bf_client_timeout (bf_client_t *self, int timeout_ms, int retries)
 {

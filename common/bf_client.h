@@ -74,6 +74,11 @@ int bf_client_request (bf_client_t *self, const char *command_id, const char *ta
                        const char *const *values, Billflow__CommandReply **reply, int *attempts,
                        char *err, size_t errsize);
 
+/*  A CommandReply status as its name: "OK", "ACCEPTED", "FAILED",
+    "REJECTED", or "UNSPECIFIED" for any other value (billctl's --json,
+    the console's answers).  */
+const char *bf_client_status_name (int status);
+
 /*  True when reply is control's "busy" answer (FAILED, retryable, the
     error starting "busy:"): the key is over its rate limit or its slow
     queries are queued already; nothing was stored or run. bf_client_request

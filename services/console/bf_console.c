@@ -244,16 +244,9 @@ s_answered (s_request_t *req, const Billflow__CommandReply *reply)
     }
     bool refused = bf_route_refused (reply, verb, req->session.role);
     char *text = bf_route_command_json (reply);
-    bf_info ("console: %s (%s) sent %s %s: %s%s%s", req->session.name, req->session.role,
-             verb->verb, req->command_id,
-             refused ? "refused" : reply->replayed ? "replayed " : "",
-             refused ? "" : (reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK ? "OK"
-                             : reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED
-                                 ? "ACCEPTED"
-                             : reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED
-                                 ? "REJECTED"
-                                 : "FAILED"),
-             "");
+    bf_info ("console: %s (%s) sent %s %s: %s%s", req->session.name, req->session.role,
+             verb->verb, req->command_id, refused ? "refused" : reply->replayed ? "replayed " : "",
+             refused ? "" : bf_client_status_name (reply->status));
     s_finish (req, refused ? MHD_HTTP_FORBIDDEN : MHD_HTTP_OK, text);
 }
 

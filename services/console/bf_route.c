@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_client.h"
 #include "bf_log.h"
 #include "bf_route.h"
 #include "bf_text.h"
@@ -287,31 +288,18 @@ bf_route_query_status (const Billflow__CommandReply *reply, const bf_verb_t *ver
     }
 }
 
-static const char *
-s_status_name (Billflow__CommandReply__Status status)
-{
-    switch (status) {
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
-        return "OK";
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
-        return "ACCEPTED";
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
-        return "FAILED";
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
-        return "REJECTED";
-    default:
-        return "FAILED";
-    }
-}
-
 char *
 bf_route_command_json (const Billflow__CommandReply *reply)
 {
     json_t *result = NULL;
     if (reply->result && *reply->result)
         result = json_loads (reply->result, JSON_DECODE_ANY, NULL);
-    json_t *root = json_pack ("{s:s, s:o, s:s, s:b, s:b}", "status",
-                              s_status_name (reply->status), "result",
+    /*  FAILED stands for any status this console does not know: the page
+        shows the error.  */
+    const char *status = bf_client_status_name (reply->status);
+    if (!strcmp (status, "UNSPECIFIED"))
+        status = "FAILED";
+    json_t *root = json_pack ("{s:s, s:o, s:s, s:b, s:b}", "status", status, "result",
                               result ? result : json_null (), "error",
                               reply->error ? reply->error : "", "replayed", (int)reply->replayed,
                               "retryable", (int)reply->retryable);
