@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 BUILD=$ROOT/build
-SUBSCRIBERS=1200
+SUBSCRIBERS=600
 KEEP=0
 PERIOD=2026-11
 SEED=15
@@ -113,9 +113,9 @@ for a in "${rejected[@]}"; do mock_flags+=" --reject-recipient $a"; done
 # Small chunks and rate-limited channels, so that a run lasts long enough to
 # be watched.
 export BILLFLOW_SETTLE_CHUNK_SIZE=${BILLFLOW_SETTLE_CHUNK_SIZE:-20}
-export BILLFLOW_NOTIFY_EMAIL_RATE=${BILLFLOW_NOTIFY_EMAIL_RATE:-30}
-export BILLFLOW_NOTIFY_SMS_RATE=${BILLFLOW_NOTIFY_SMS_RATE:-30}
-export BILLFLOW_NOTIFY_PUSH_RATE=${BILLFLOW_NOTIFY_PUSH_RATE:-30}
+export BILLFLOW_NOTIFY_EMAIL_RATE=${BILLFLOW_NOTIFY_EMAIL_RATE:-40}
+export BILLFLOW_NOTIFY_SMS_RATE=${BILLFLOW_NOTIFY_SMS_RATE:-40}
+export BILLFLOW_NOTIFY_PUSH_RATE=${BILLFLOW_NOTIFY_PUSH_RATE:-40}
 say "stack: scripts/stack up (period $PERIOD)"
 scripts/stack --dir "$STATE/stack" up --period "$PERIOD" --build "$BUILD" --mock-flags "$mock_flags" \
   >"$STATE/stack-up.log" 2>&1 || { cat "$STATE/stack-up.log" >&2; fail "the stack did not start"; }
@@ -179,6 +179,6 @@ mkdir -m 700 "$STATE/tmp"
 TMPDIR=$STATE/tmp BF_URL=$URL BF_PERIOD=$PERIOD BF_STATE=$S BF_DATA=$STATE/data BF_BUILD=$BUILD \
 BF_OPERATOR=kim BF_OPERATOR_PW=$OP_PW BF_VIEWER=lee BF_VIEWER_PW=$VW_PW \
 BF_CHROMIUM=$CHROMIUM BF_SHOTS=$ROOT/docs/console BF_TMP=$STATE \
-  timeout -k 5 170 node --test --test-concurrency=1 tests/browser/console.test.mjs || rc=$?
-[ "$rc" != 124 ] || echo "browser: the tests did not finish within 170 s" >&2
+  timeout -k 5 200 node --test --test-concurrency=1 tests/browser/console.test.mjs || rc=$?
+[ "$rc" != 124 ] || echo "browser: the tests did not finish within 200 s" >&2
 exit "$rc"
