@@ -25,6 +25,8 @@
                      for 10 s while settle publishes
       provider-loss  30 % loss and 200 ms delay on notify's link towards
                      the providers for BF_PARTITION_LOSS_S (20) seconds
+      chaos          the chaos test's kills with one random partition among
+                     them (itest_chaos runs without namespaces, under ASan)
       full-disk      PostgreSQL's data directory (WAL included) on a small
                      tmpfs (BF_DISK_DIR) filled by a pad file for 15 s during
                      the run, then given space again
@@ -231,6 +233,11 @@ s_stack_in_namespaces (bf_stack_t *s, bool two_controls)
     bf_proc_env (p, "BILLFLOW_NOTIFY_SETTLE_REPLAY_ENDPOINTS=tcp://" S_SET1 ":7102,tcp://" S_SET2
                     ":7102");
     bf_proc_env (p, "BILLFLOW_NOTIFY_HTTP=0.0.0.0:9100");
+    /*  40 sends a second per channel: dispatch lasts about 12 s at the
+        default size, so that the faults find it under way.  */
+    bf_proc_env (p, "BILLFLOW_NOTIFY_EMAIL_RATE=40");
+    bf_proc_env (p, "BILLFLOW_NOTIFY_SMS_RATE=40");
+    bf_proc_env (p, "BILLFLOW_NOTIFY_PUSH_RATE=40");
     snprintf (s->mock_host, sizeof s->mock_host, S_MOCK);
     snprintf (s->mock_wrap, sizeof s->mock_wrap, "ip netns exec %s-mock", s_prefix);
 }
@@ -591,6 +598,100 @@ test_provider_loss (void **state)
     s_cycle_end (s, &client, "provider-loss", began);
 }
 
+/*  The chaos test with a partition among its faults: kill -9 of settle,
+    notify, control or the active relay, restarted after a random pause,
+    and once a random cut (notify or the relay's settle from PostgreSQL,
+    notify from settle, control from PostgreSQL) held for 2-6 s. Seeded:
+    BF_CHAOS_SEED (default: the clock), printed for a replay.  */
+static uint64_t s_rng;
+
+static int
+s_between (int low, int high)
+{
+    uint64_t z = (s_rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return low + (int)(z % (uint64_t)(high - low + 1));
+}
+
+static void
+s_random_partition (bf_stack_t *s, int n)
+{
+    const char *cuts[][2] = { { "ntf", "pg" }, { NULL, "pg" }, { "ntf", "set1" }, { "ctl1", "pg" } };
+    int kind = s_between (0, 3);
+    const char *a = cuts[kind][0], *b = cuts[kind][1];
+    if (!a)
+        a = s_relay_holder (s) == 1 ? "set2" : "set1";
+    int hold = s_between (2000, 6000);
+    s_log ("fault %d: partition %s <-> %s for %d ms", n, a, b, hold);
+    s_cut (a, b, true);
+    if (kind == 2)
+        s_cut ("ntf", "set2", true);
+    usleep ((useconds_t)hold * 1000);
+    s_heal (a, b, true);
+    if (kind == 2)
+        s_heal ("ntf", "set2", true);
+}
+
+static void
+s_random_kill (bf_stack_t *s, int n)
+{
+    bf_proc_t *victims[] = { &s->settle[0], &s->settle[1], &s->notify, &s->control[0] };
+    const char *names[] = { "settle-1", "settle-2", "notify", "control-1" };
+    int k = s_between (0, 4);
+    if (k == 4) //  the active relay
+        k = s_relay_holder (s) == 1 ? 1 : 0;
+    int pause = s_between (0, 1500);
+    s_log ("fault %d: kill -9 %s (pid %d); restart after %d ms", n, names[k], (int)victims[k]->pid,
+           pause);
+    bf_proc_kill (victims[k]);
+    usleep ((useconds_t)pause * 1000);
+    bf_proc_start (victims[k]);
+}
+
+static void
+test_chaos (void **state)
+{
+    (void)state;
+    int64_t began = bf_stack_now_ms ();
+    const char *seed_text = getenv ("BF_CHAOS_SEED");
+    s_rng = seed_text ? strtoull (seed_text, NULL, 10) : (uint64_t)time (NULL);
+    s_log ("chaos seed %llu (replay: BF_CHAOS_SEED=%llu)", (unsigned long long)s_rng,
+           (unsigned long long)s_rng);
+    bf_stack_t stack, *s = &stack;
+    bf_client_t *client = s_cycle_start (s, false, "--email-latency-ms 50");
+    int partition_at = s_between (1, 4);
+    for (int n = 1; n <= 6; n++) {
+        usleep ((useconds_t)s_between (300, 1500) * 1000);
+        if (n == partition_at) {
+            s_log ("%s", bf_cycle_done (s, PERIOD) ? "cycle already done" : "cycle under way");
+            s_random_partition (s, n);
+        }
+        else
+            s_random_kill (s, n);
+    }
+    int64_t took = s_wait_done (s, bf_stack_now_ms (), 180000);
+    s_log ("chaos: done %.1f s after the last fault", took / 1000.0);
+    s_cycle_end (s, &client, "chaos", began);
+}
+
+/*  The failed statements settle and notify counted.  */
+static double
+s_db_errors (void)
+{
+    const char *nodes[] = { "set1", "set2", "ntf" };
+    double sum = 0;
+    for (size_t i = 0; i < 3; i++) {
+        double value = s_metric (nodes[i], "billflow_db_errors_total");
+        /*  Absent until the first error: 0.  */
+        if (value < 0)
+            value = 0;
+        sum += value;
+    }
+    return sum;
+}
+
 /*  PostgreSQL's disk full for a while during the run.  */
 static void
 test_full_disk (void **state)
@@ -602,9 +703,13 @@ test_full_disk (void **state)
     bf_stack_t stack, *s = &stack;
     bf_client_t *client = s_cycle_start (s, false, "--email-latency-ms 50");
     assert_true (bf_stack_wait_scalar (s, "SELECT count (*) FROM bill", 1, 60000) >= 1);
-    double errors_before = s_metric ("set1", "billflow_db_errors_total")
-                           + s_metric ("set2", "billflow_db_errors_total")
-                           + s_metric ("ntf", "billflow_db_errors_total");
+    char started[64] = "", restarted[64] = "";
+    assert_int_equal (bf_testdb_text (s->conn, "SELECT pg_postmaster_start_time ()::text", started,
+                                      sizeof started),
+                      0);
+    /*  The fault must find work left: notices to send.  */
+    assert_true (!bf_cycle_done (s, PERIOD));
+    double errors_before = s_db_errors ();
     /*  Fill the disk to its last block.  */
     s_sh ("dd if=/dev/zero of='%s/pad' bs=1M 2>/dev/null; sync", disk);
     struct statvfs fs;
@@ -615,15 +720,23 @@ test_full_disk (void **state)
         sleep (1);
         s_assert_running (s);
     }
-    double errors_full = s_metric ("set1", "billflow_db_errors_total")
-                         + s_metric ("set2", "billflow_db_errors_total")
-                         + s_metric ("ntf", "billflow_db_errors_total");
+    double errors_full = s_db_errors ();
     s_log ("database errors counted by settle and notify: %.0f before, %.0f while full",
            errors_before, errors_full);
+    /*  The services report it: counted (billflow_db_errors_total) and
+        logged with the SQLSTATE.  */
+    assert_true (errors_full > errors_before);
+    s_sh ("cd '%s' && grep -h -o 'SQLSTATE [0-9A-Z]*, [a-z]*' settle-*.log notify.log"
+          " | sort | uniq -c | sed 's/^/# partition: full disk, logged: /'",
+          s->dir);
     assert_int_equal (s_sh ("rm -f '%s/pad'", disk), 0);
     s_log ("space given back after %.1f s", (bf_stack_now_ms () - full_at) / 1000.0);
     int64_t took = s_wait_done (s, bf_stack_now_ms (), 180000);
-    s_log ("full-disk: done %.1f s after space returned", took / 1000.0);
+    assert_int_equal (bf_testdb_text (s->conn, "SELECT pg_postmaster_start_time ()::text",
+                                      restarted, sizeof restarted),
+                      0);
+    s_log ("full-disk: done %.1f s after space returned; PostgreSQL %s", took / 1000.0,
+           strcmp (started, restarted) ? "restarted itself (crash recovery)" : "kept running");
     s_cycle_end (s, &client, "full-disk", began);
 }
 
@@ -649,6 +762,7 @@ main (int argc, char **argv)
         { "notify-db", test_notify_db },         { "relay-db", test_relay_db },
         { "control-db", test_control_db },       { "notify-settle", test_notify_settle },
         { "provider-loss", test_provider_loss }, { "full-disk", test_full_disk },
+        { "chaos", test_chaos },
     };
     struct CMUnitTest tests[8];
     size_t n = 0;

@@ -7,7 +7,7 @@
 #   tests/partition/run.sh ITEST_PARTITION [SCENARIO...]
 #
 # SCENARIO: notify-db relay-db control-db notify-settle provider-loss
-# full-disk (default: all). Needs root (ip netns, mount) and iproute2;
+# chaos full-disk (default: all). Needs root (ip netns, mount) and iproute2;
 # as another user it exits 77 (skipped). Every namespace, link, mount and
 # cluster it makes is removed at the end, also on failure or Ctrl-C.
 #
@@ -23,7 +23,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ITEST=${1:?usage: run.sh ITEST_PARTITION [SCENARIO...]}
 shift
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(notify-db relay-db control-db notify-settle provider-loss full-disk)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(notify-db relay-db control-db notify-settle provider-loss chaos full-disk)
 
 say() { echo "partition: $*"; }
 if [ "$(id -u)" -ne 0 ]; then say "needs root (network namespaces, tmpfs): skipped"; exit 77; fi
