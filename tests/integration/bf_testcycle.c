@@ -14,6 +14,41 @@
 #include "bf_testdb.h"
 
 void
+bf_cycle_log (const char *tag, int64_t started, const char *format, ...)
+{
+    printf ("# %s +%.1fs: ", tag, (double)(bf_stack_now_ms () - started) / 1000.0);
+    va_list args;
+    va_start (args, format);
+    vprintf (format, args);
+    va_end (args);
+    printf ("\n");
+    fflush (stdout);
+}
+
+uint64_t
+bf_cycle_random (uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+void
+bf_cycle_start_services (bf_stack_t *s, bool two_controls)
+{
+    bf_proc_start (&s->control[0]);
+    assert_int_equal (bf_stack_wait_active (s, 0, 15000), 0);
+    if (two_controls)
+        bf_proc_start (&s->control[1]);
+    bf_proc_start (&s->settle[0]);
+    bf_proc_start (&s->settle[1]);
+    bf_proc_start (&s->notify);
+    assert_int_equal (bf_stack_wait_registered (s, "settle", 15000), 0);
+    assert_int_equal (bf_stack_wait_registered (s, "notify", 15000), 0);
+}
+
+void
 bf_cycle_checksum (PGconn *conn, const char *period, char *out, size_t outsize)
 {
     char sql[1024];
@@ -29,8 +64,7 @@ bf_cycle_checksum (PGconn *conn, const char *period, char *out, size_t outsize)
 }
 
 void
-bf_cycle_reference (int subscribers, uint64_t seed, const char *period, char *out,
-                    size_t outsize)
+bf_cycle_reference (int subscribers, uint64_t seed, const char *period, char *out, size_t outsize)
 {
     char *db = bf_testdb_create (true), *text = NULL;
     assert_int_equal (bf_testdb_billdata (db, &text,

@@ -14,6 +14,19 @@
 
 #include "bf_teststack.h"
 
+/*  Prints one driver line "# TAG +S.Ss: ..." (seconds since started, a
+    bf_stack_now_ms value) and flushes.  */
+void bf_cycle_log (const char *tag, int64_t started, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/*  splitmix64 over *state: a seeded driver's only source of randomness.  */
+uint64_t bf_cycle_random (uint64_t *state);
+
+/*  Starts control 1 (and waits until it is active), control 2 too with
+    two_controls, both settle processes and notify, and waits until settle
+    and notify have registered (cmocka asserts).  */
+void bf_cycle_start_services (bf_stack_t *s, bool two_controls);
+
 /*  A checksum of every bill and line of period over the columns a run
     decides (count:sum of row hashes) into out.  */
 void bf_cycle_checksum (PGconn *conn, const char *period, char *out, size_t outsize);

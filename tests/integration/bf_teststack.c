@@ -212,8 +212,8 @@ bf_stack_mock_report (bf_stack_t *s)
 {
     char command[1024], path[600];
     snprintf (path, sizeof path, "%s/mock.report", s->dir);
-    snprintf (command, sizeof command, "curl -sf 'http://%s:%d/v1/report' -o '%s'",
-              s->mock_host, s->http_port, path);
+    snprintf (command, sizeof command, "curl -sf 'http://%s:%d/v1/report' -o '%s'", s->mock_host,
+              s->http_port, path);
     if (system (command) != 0)
         return NULL;
     return bf_test_slurp (path);

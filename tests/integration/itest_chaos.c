@@ -36,14 +36,10 @@
 static bf_stack_t s_stack;
 static uint64_t s_rng;
 
-/*  splitmix64: the driver's only source of randomness.  */
 static uint64_t
 s_random (void)
 {
-    uint64_t z = (s_rng += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return bf_cycle_random (&s_rng);
 }
 
 static int
@@ -54,17 +50,7 @@ s_between (int low, int high)
 
 static int64_t s_started;
 
-static void
-s_log (const char *format, ...)
-{
-    char line[512];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (line, sizeof line, format, args);
-    va_end (args);
-    printf ("# chaos +%.1fs: %s\n", (double)(bf_stack_now_ms () - s_started) / 1000.0, line);
-    fflush (stdout);
-}
+#define s_log(...) bf_cycle_log ("chaos", s_started, __VA_ARGS__)
 
 /*  The run is complete and every notice final (or held by a rule);
     PostgreSQL restarts under the driver, so the check reconnects.  */
@@ -175,13 +161,7 @@ test_chaos_cycle (void **state)
     snprintf (flags, sizeof flags, "--email-latency-ms 50 --seed %llu",
               (unsigned long long)(seed % 100000));
     bf_stack_mock_start (s, flags);
-    bf_proc_start (&s->control[0]);
-    assert_int_equal (bf_stack_wait_active (s, 0, 15000), 0);
-    bf_proc_start (&s->settle[0]);
-    bf_proc_start (&s->settle[1]);
-    bf_proc_start (&s->notify);
-    assert_int_equal (bf_stack_wait_registered (s, "settle", 15000), 0);
-    assert_int_equal (bf_stack_wait_registered (s, "notify", 15000), 0);
+    bf_cycle_start_services (s, false);
 
     /*  The run starts through control, as operators start it.  */
     bf_client_t *client = bf_stack_client (s, "ops-a", 1000, 30);

@@ -7,7 +7,7 @@
 #   tests/partition/run.sh ITEST_PARTITION [SCENARIO...]
 #
 # SCENARIO: notify-db relay-db control-db notify-settle provider-loss
-# chaos full-disk (default: all). Needs root (ip netns, mount) and iproute2;
+# chaos full-disk full-wal (default: all). Needs root (ip netns, mount) and iproute2;
 # as another user it exits 77 (skipped). Every namespace, link, mount and
 # cluster it makes is removed at the end, also on failure or Ctrl-C.
 #
@@ -23,7 +23,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ITEST=${1:?usage: run.sh ITEST_PARTITION [SCENARIO...]}
 shift
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(notify-db relay-db control-db notify-settle provider-loss chaos full-disk)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(notify-db relay-db control-db notify-settle provider-loss chaos full-disk full-wal)
 
 say() { echo "partition: $*"; }
 if [ "$(id -u)" -ne 0 ]; then say "needs root (network namespaces, tmpfs): skipped"; exit 77; fi
@@ -96,7 +96,7 @@ NET=()
 DISK=()
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
-    full-disk) DISK+=("$s") ;;
+    full-disk|full-wal) DISK+=("$s") ;;
     notify-db|relay-db|control-db|notify-settle|provider-loss|chaos) NET+=("$s") ;;
     *) say "unknown scenario '$s'"; exit 2 ;;
   esac
@@ -115,7 +115,7 @@ if [ ${#DISK[@]} -gt 0 ]; then
   mount -t tmpfs -o "size=${BF_DISK_MB:-192}m,mode=755" tmpfs "$BASE/disk"
   MOUNTED=$BASE/disk
   pg_up "$BASE/disk/pg"
-  BF_DISK_DIR=$BASE/disk ip netns exec "$PREFIX-ops" "$ITEST" "${DISK[@]}" || status=1
+  BF_DISK_DIR=$BASE/disk BF_PG_DIR=$BASE/disk/pg ip netns exec "$PREFIX-ops" "$ITEST" "${DISK[@]}" || status=1
 fi
 say "all scenarios took $(( $(date +%s) - start )) s"
 exit $status
