@@ -114,6 +114,14 @@ s_drop_from (const char *a, const char *b, bool add)
                       0);
 }
 
+/*  Both ways: what a receives from b and what b receives from a.  */
+static void
+s_drop_both (const char *a, const char *b, bool add)
+{
+    s_drop_from (a, b, add);
+    s_drop_from (b, a, add);
+}
+
 /*  The link set down and not healed yet (at most one at a time).  */
 static const char *s_down_a, *s_down_b;
 
@@ -124,25 +132,23 @@ static const char *s_down_a, *s_down_b;
 static void
 s_cut (const char *a, const char *b, bool blackhole)
 {
-    if (blackhole) {
-        s_drop_from (a, b, true);
-        s_drop_from (b, a, true);
-    } else {
-        assert_int_equal (s_sh ("ip -n %s-%s link set to-%s down", s_prefix, a, b), 0);
-        s_down_a = a;
-        s_down_b = b;
-    }
     s_log ("cut %s <-> %s (%s)", a, b, blackhole ? "all packets dropped" : "link down");
+    if (blackhole) {
+        s_drop_both (a, b, true);
+        return;
+    }
+    s_down_a = a;
+    s_down_b = b;
+    assert_int_equal (s_sh ("ip -n %s-%s link set to-%s down", s_prefix, a, b), 0);
 }
 
 /*  Heals what s_cut did; a link set up again gets its route back.  */
 static void
 s_heal (const char *a, const char *b, bool blackhole)
 {
-    if (blackhole) {
-        s_drop_from (a, b, false);
-        s_drop_from (b, a, false);
-    } else {
+    if (blackhole)
+        s_drop_both (a, b, false);
+    else {
         assert_int_equal (s_sh ("ip -n %s-%s link set to-%s up", s_prefix, a, b), 0);
         /*  Setting a link down took a's route to b's node address: put it
             back over the peer's end of the link (the other host of its
