@@ -101,8 +101,22 @@ bf_compose_json_string (bf_text_buf_t *buf, const char *text)
     int rc = bf_text_buf_add (buf, "\"", 1);
     const unsigned char *p = (const unsigned char *)text;
     size_t len = strlen (text);
+    size_t run = 0; //  start of the bytes that go out as they are
     for (size_t i = 0; i < len && rc == 0;) {
         unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        size_t step = c >= 0x80 ? bf_text_utf8_len ((const char *)p + i, len - i) : 0;
+        if (step > 0) {
+            i += step;
+            continue;
+        }
+        //  c needs an escape (or is not UTF-8): the run before it goes first.
+        rc = bf_text_buf_add (buf, p + run, i - run);
+        if (rc)
+            break;
         if (c == '"')
             rc = bf_text_buf_str (buf, "\\\"");
         else if (c == '\\')
@@ -115,19 +129,11 @@ bf_compose_json_string (bf_text_buf_t *buf, const char *text)
             rc = bf_text_buf_str (buf, "\\t");
         else if (c < 0x20 || c == 0x7F)
             rc = bf_text_buf_fmt (buf, "\\u%04x", c);
-        else {
-            size_t step = bf_text_utf8_len ((const char *)p + i, len - i);
-            if (step == 0) {
-                rc = bf_text_buf_str (buf, "\\ufffd");
-                i++;
-            } else {
-                rc = bf_text_buf_add (buf, p + i, step);
-                i += step;
-            }
-            continue;
-        }
-        i++;
+        else
+            rc = bf_text_buf_str (buf, "\\ufffd");
+        run = ++i;
     }
+    rc = rc ? rc : bf_text_buf_add (buf, p + run, len - run);
     return rc ? -1 : bf_text_buf_add (buf, "\"", 1);
 }
 
@@ -155,14 +161,20 @@ s_base64_text (bf_text_buf_t *buf, const char *text)
 {
     bf_text_buf_t canon = { 0 };
     int rc = 0;
-    for (const char *p = text; *p && rc == 0; p++) {
-        if (*p == '\n' && (p == text || p[-1] != '\r'))
-            rc = bf_text_buf_add (&canon, "\r\n", 2);
-        else
-            rc = bf_text_buf_add (&canon, p, 1);
+    const char *run = text; //  bytes copied as they are, up to a bare LF
+    for (const char *p = text; *p && rc == 0; p++)
+        if (*p == '\n' && (p == text || p[-1] != '\r')) {
+            rc = bf_text_buf_add (&canon, run, (size_t)(p - run));
+            rc = rc ? rc : bf_text_buf_add (&canon, "\r\n", 2);
+            run = p + 1;
+        }
+    //  No bare LF at all: the text is canonical already.
+    if (rc == 0 && run == text)
+        rc = bf_text_buf_base64 (buf, text, strlen (text), true);
+    else if (rc == 0) {
+        rc = bf_text_buf_add (&canon, run, strlen (run));
+        rc = rc ? rc : bf_text_buf_base64 (buf, canon.data, canon.len, true);
     }
-    if (rc == 0)
-        rc = bf_text_buf_base64 (buf, canon.data ? canon.data : "", canon.len, true);
     bf_text_buf_free (&canon);
     return rc;
 }
@@ -183,8 +195,10 @@ bf_compose_subject (bf_text_buf_t *buf, const char *title)
 {
     bf_text_buf_t clean = { 0 };
     int rc = 0;
-    for (const unsigned char *p = (const unsigned char *)title; *p && rc == 0; p++)
-        rc = bf_text_buf_add (&clean, (*p < 0x20 || *p == 0x7F) ? " " : (const char *)p, 1);
+    rc = bf_text_buf_str (&clean, title);
+    for (size_t i = 0; rc == 0 && i < clean.len; i++)
+        if ((unsigned char)clean.data[i] < 0x20 || clean.data[i] == 0x7F)
+            clean.data[i] = ' ';
     rc = rc ? rc : bf_text_buf_str (buf, "Subject:");
     size_t at = 0;
     bool first = true;

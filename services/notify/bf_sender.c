@@ -959,10 +959,12 @@ s_account (bf_sender_t *self, s_slot_t *slot)
     /*  Every error leaves the sender through here, whichever path wrote
         it: mask it once more as a whole (idempotent on masked text), so no
         contact reaches delivery.last_error or delivery_attempt.error.  */
-    char safe[sizeof result->error];
-    bf_mask_text (result->error, strlen (result->error), slot->request.to, BF_MASK_TOKENS, safe,
-                  sizeof safe);
-    memcpy (result->error, safe, sizeof safe);
+    if (result->error[0]) {
+        char safe[sizeof result->error];
+        size_t len = bf_mask_text_n (result->error, strlen (result->error), slot->request.to,
+                                     BF_MASK_TOKENS, safe, sizeof safe);
+        memcpy (result->error, safe, len + 1);
+    }
     int64_t now = zclock_mono ();
     s_provider_t *p = &self->providers[slot->provider];
     p->inflight--;

@@ -116,20 +116,26 @@ s_stuff (bf_text_buf_t *out, const char *text, size_t len)
 {
     bool line_start = true;
     int rc = 0;
+    size_t run = 0; //  start of the bytes copied as they are
     for (size_t i = 0; i < len && rc == 0; i++) {
         char c = text[i];
         if (c == '\r' || c == '\n') {
+            rc = bf_text_buf_add (out, text + run, i - run);
             if (c == '\r' && i + 1 < len && text[i + 1] == '\n')
                 i++;
-            rc = bf_text_buf_add (out, "\r\n", 2);
+            rc = rc ? rc : bf_text_buf_add (out, "\r\n", 2);
+            run = i + 1;
             line_start = true;
             continue;
         }
-        if (line_start && c == '.')
-            rc = bf_text_buf_add (out, ".", 1);
-        rc = rc ? rc : bf_text_buf_add (out, &c, 1);
+        if (line_start && c == '.') {
+            rc = bf_text_buf_add (out, text + run, i - run);
+            rc = rc ? rc : bf_text_buf_add (out, ".", 1);
+            run = i; //  the dot itself goes with the run: doubled
+        }
         line_start = false;
     }
+    rc = rc ? rc : bf_text_buf_add (out, text + run, len - run);
     if (rc == 0 && !line_start)
         rc = bf_text_buf_add (out, "\r\n", 2);
     return rc ? rc : bf_text_buf_add (out, ".\r\n", 3);
