@@ -1,7 +1,7 @@
 /*  query_bench — times control's queries (services/control/bf_query.h) on
     the database the PG* environment points at.
 
-        query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] [--explain]
+        query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] [--explain | --sample]
 
     Runs each query ROUNDS times (default 200) on one connection, as control
     does, and prints min / median / p99 / max in milliseconds, measured
@@ -15,7 +15,10 @@
     bill.show) ask for a different subscriber each round: ROUNDS of them,
     spread over the id range, each with a bill of PERIOD; their phones and
     emails are opened with the PII key beforehand (not timed), so the
-    lookups by contact need it. Used by bench/query.sh.  */
+    lookups by contact need it. --sample prints that sample instead, one
+    "ID<TAB>BILL_ID<TAB>PHONE<TAB>EMAIL" line per subscriber (an empty field
+    when it has no email), for a load that asks what a person would ask.
+    Used by bench/query.sh and bench/console.sh.  */
 
 #include <sodium.h>
 #include <stdbool.h>
@@ -69,6 +72,7 @@ typedef struct {
     const char *period;
     const char *only;
     bool explain;
+    bool sample;
 } s_options_t;
 
 /*  The command line into opts; false after a usage message.  */
@@ -85,8 +89,11 @@ s_parse (int argc, char *argv[], s_options_t *opts)
             opts->only = argv[++i];
         else if (!strcmp (argv[i], "--explain"))
             opts->explain = true;
+        else if (!strcmp (argv[i], "--sample"))
+            opts->sample = true;
         else {
-            fprintf (stderr, "usage: query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] [--explain]\n");
+            fprintf (stderr, "usage: query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] "
+                             "[--explain | --sample]\n");
             return false;
         }
     }
@@ -271,6 +278,17 @@ s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
     if (!s_sample (conn, pii, period, opts->explain ? 1 : opts->rounds, &sample)) {
         s_sample_free (&sample);
         return 1;
+    }
+    if (opts->sample) {
+        bool phones = true, emails = true;
+        for (int i = 0; i < sample.n; i++) {
+            phones = phones && sample.phones[i];
+            emails = emails && sample.emails[i];
+            printf ("%s\t%s\t%s\t%s\n", sample.ids[i], sample.bill_ids[i],
+                    phones ? sample.phones[i] : "", emails ? sample.emails[i] : "");
+        }
+        s_sample_free (&sample);
+        return 0;
     }
     if (opts->explain)
         s_explain_on (conn);
