@@ -35,7 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "bf_bench.h"
 
 #define S_MAX_BODY (8 * 1024 * 1024)
 
@@ -80,27 +81,12 @@ s_body_write (char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static double
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-s_cmp (const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/*  Sorts times and returns its p99 (nearest rank).  */
+/*  Sorts times and returns its p99.  */
 static double
 s_p99 (double *times, int n)
 {
-    qsort (times, (size_t)n, sizeof *times, s_cmp);
-    return times[(int)((n - 1) * 0.99 + 0.5)];
+    bf_bench_sort (times, n);
+    return bf_bench_p99 (times, n);
 }
 
 static bool
@@ -452,25 +438,30 @@ typedef struct {
     double opened_ms, first_ms;
 } s_stream_t;
 
-static size_t
-s_stream_write (char *ptr, size_t size, size_t nmemb, void *arg)
+/*  Counts the `event: overview` lines of the n bytes at ptr.  */
+static void
+s_stream_scan (s_stream_t *s, const char *ptr, size_t n)
 {
-    s_stream_t *s = arg;
-    size_t n = size * nmemb;
     static const char want[] = "event: overview";
     for (size_t i = 0; i < n; i++) {
         char c = ptr[i];
         if (c == '\n') {
             if (s->len == sizeof want - 1 && !memcmp (s->line, want, sizeof want - 1)) {
                 if (!s->events)
-                    s->first_ms = s_now_ms () - s->opened_ms;
+                    s->first_ms = bf_bench_now_ms () - s->opened_ms;
                 s->events++;
             }
             s->len = 0;
         } else if (s->len < sizeof s->line)
             s->line[s->len++] = c;
     }
-    return n;
+}
+
+static size_t
+s_stream_write (char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    s_stream_scan (arg, ptr, size * nmemb);
+    return size * nmemb;
 }
 
 /*  C streams for S seconds. Returns 1 when the first events' p99 is over
@@ -489,7 +480,7 @@ s_streams (CURLSH *share, const s_options_t *opts)
         rc = -1;
         goto cleanup;
     }
-    double start = s_now_ms ();
+    double start = bf_bench_now_ms ();
     for (int i = 0; i < n; i++) {
         handles[i] = s_handle (share);
         if (!handles[i]) {
@@ -500,12 +491,12 @@ s_streams (CURLSH *share, const s_options_t *opts)
         curl_easy_setopt (handles[i], CURLOPT_TIMEOUT_MS, 0L);
         curl_easy_setopt (handles[i], CURLOPT_WRITEFUNCTION, s_stream_write);
         curl_easy_setopt (handles[i], CURLOPT_WRITEDATA, &streams[i]);
-        streams[i].opened_ms = s_now_ms ();
+        streams[i].opened_ms = bf_bench_now_ms ();
         curl_multi_add_handle (multi, handles[i]);
     }
     double end = start + opts->seconds * 1000.0;
     int running = n;
-    while (s_now_ms () < end) {
+    while (bf_bench_now_ms () < end) {
         curl_multi_perform (multi, &running);
         CURLMsg *msg;
         int left;
@@ -519,10 +510,10 @@ s_streams (CURLSH *share, const s_options_t *opts)
             }
         if (rc < 0)
             goto cleanup;
-        int wait = (int)(end - s_now_ms ());
+        int wait = (int)(end - bf_bench_now_ms ());
         curl_multi_poll (multi, NULL, 0, wait < 100 ? (wait > 0 ? wait : 0) : 100, NULL);
     }
-    double elapsed = (s_now_ms () - start) / 1000.0;
+    double elapsed = (bf_bench_now_ms () - start) / 1000.0;
     int total = 0, lo = streams[0].events, hi = streams[0].events, without = 0, nfirst = 0;
     for (int i = 0; i < n; i++) {
         total += streams[i].events;

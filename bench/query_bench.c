@@ -25,8 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bf_bench.h"
 #include "bf_log.h"
 #include "bf_pii.h"
 #include "bf_query.h"
@@ -44,21 +44,6 @@ typedef struct {
     int n, nemails;
     char **ids, **bill_ids, **phones, **emails;
 } s_sample_t;
-
-static double
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-s_cmp (const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void
 s_notice (void *arg, const char *message)
@@ -164,9 +149,9 @@ s_run_case (PGconn *conn, bf_query_ctx_t *ctx, const s_case_t *c, int rounds, do
             args[0].value = c->values1[(size_t)r % nvalues];
         char *json = NULL;
         char err[512];
-        double t0 = s_now_ms ();
+        double t0 = bf_bench_now_ms ();
         int rc = bf_query (conn, ctx, &cmd, &json, err, sizeof err);
-        times[r] = s_now_ms () - t0;
+        times[r] = bf_bench_now_ms () - t0;
         if (rc != BF_QUERY_OK) {
             fprintf (stderr, "query_bench: %s: %s\n", c->label, err);
             return false;
@@ -181,10 +166,9 @@ s_run_case (PGconn *conn, bf_query_ctx_t *ctx, const s_case_t *c, int rounds, do
 static void
 s_print_times (const char *label, double *times, int rounds, size_t bytes)
 {
-    qsort (times, (size_t)rounds, sizeof *times, s_cmp);
-    int p99 = (int)((rounds - 1) * 0.99 + 0.5);
-    printf ("%-34s %8.2f %8.2f %8.2f %8.2f %8zu\n", label, times[0], times[rounds / 2], times[p99],
-            times[rounds - 1], bytes);
+    bf_bench_sort (times, rounds);
+    printf ("%-34s %8.2f %8.2f %8.2f %8.2f %8zu\n", label, times[0], times[rounds / 2],
+            bf_bench_p99 (times, rounds), times[rounds - 1], bytes);
 }
 
 static char *
