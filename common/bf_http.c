@@ -155,8 +155,8 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
 /*  libmicrohttpd's own messages (refused connections, parse errors) are
     about clients, not about us: debug level, so an abusive client cannot
     flood the log.  */
-static void
-s_mhd_log (void *cls, const char *format, va_list args)
+void
+bf_http_mhd_log (void *cls, const char *format, va_list args)
 {
     (void)cls;
     if (bf_log_enabled (BF_LOG_DEBUG)) {
@@ -166,36 +166,49 @@ s_mhd_log (void *cls, const char *format, va_list args)
     }
 }
 
-bf_http_t *
-bf_http_start (const bf_http_args_t *args, char *err, size_t errsize)
+int
+bf_http_listen (const char *address, int *port, int *family, char *err, size_t errsize)
 {
     struct sockaddr_storage addr;
     socklen_t addrlen = 0;
-    if (s_parse (args->address, &addr, &addrlen, err, errsize) != 0) {
-        bf_error ("http: %s", err);
-        return NULL;
-    }
+    if (s_parse (address, &addr, &addrlen, err, errsize) != 0)
+        return -1;
     int fd = socket (addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0
         || bind (fd, (struct sockaddr *)&addr, addrlen) != 0 || listen (fd, 128) != 0) {
-        bf_err_set (err, errsize, "cannot listen on %s: %s", args->address, strerror (errno));
-        bf_error ("http: %s", err);
+        bf_err_set (err, errsize, "cannot listen on %s: %s", address, strerror (errno));
         if (fd >= 0)
             close (fd);
-        return NULL;
+        return -1;
     }
     struct sockaddr_storage bound;
     socklen_t boundlen = sizeof bound;
     getsockname (fd, (struct sockaddr *)&bound, &boundlen);
+    if (port)
+        *port = ntohs (bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                  : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    if (family)
+        *family = addr.ss_family;
+    return fd;
+}
+
+bf_http_t *
+bf_http_start (const bf_http_args_t *args, char *err, size_t errsize)
+{
+    int port = 0, af = AF_INET;
+    int fd = bf_http_listen (args->address, &port, &af, err, errsize);
+    if (fd < 0) {
+        bf_error ("http: %s", err);
+        return NULL;
+    }
     bf_http_t *self = calloc (1, sizeof *self);
     if (!self) {
         close (fd);
         bf_err_set (err, errsize, "out of memory");
         return NULL;
     }
-    self->port = ntohs (bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
-                                                   : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    self->port = port;
     self->stale_ms = args->stale_ms > 0 ? args->stale_ms : 60000;
     snprintf (self->program, sizeof self->program, "%s", args->program ? args->program : "");
     bf_metrics_init ();
@@ -207,16 +220,17 @@ bf_http_start (const bf_http_args_t *args, char *err, size_t errsize)
         self->requests[i] = bf_metric_series (family, paths[i]);
 
     unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6)
+    if (af == AF_INET6)
         flags |= MHD_USE_IPv6;
     self->daemon = MHD_start_daemon (
-        flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_LISTEN_SOCKET, fd,
+        flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, bf_http_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(args->max_connections > 0 ? args->max_connections : 64),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(args->per_ip > 0 ? args->per_ip : 8),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(args->timeout_s > 0 ? args->timeout_s : 10),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(args->memory_limit > 0 ? args->memory_limit : 16 * 1024),
-        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_END);
     if (!self->daemon) {
         close (fd);
         free (self);

@@ -18,6 +18,7 @@
 #ifndef BF_HTTP_H_INCLUDED
 #define BF_HTTP_H_INCLUDED
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,9 +42,22 @@ bool bf_http_is_off (const char *address);
     in err.  */
 int bf_http_check_address (const char *address, char *err, size_t errsize);
 
+/*  Binds a listening TCP socket to address ("HOST:PORT", "[IPv6]:PORT",
+    numeric host; port 0 = any), for a libmicrohttpd daemon of its caller
+    (bf_http_start, the console). Returns the socket (the bound port in
+    *port and AF_INET or AF_INET6 in *family when not NULL), or -1 with
+    the reason in err.  */
+int bf_http_listen (const char *address, int *port, int *family, char *err, size_t errsize);
+
 /*  Binds and starts serving. NULL with the reason in err (and a log
     line) when the address is bad or cannot be bound.  */
 bf_http_t *bf_http_start (const bf_http_args_t *args, char *err, size_t errsize);
+
+/*  libmicrohttpd's logger for a billflow daemon (MHD_OPTION_EXTERNAL_LOGGER):
+    its messages are about clients (refused connections, parse errors), so
+    they go to the debug level, and an abusive client cannot flood the
+    log.  */
+void bf_http_mhd_log (void *cls, const char *format, va_list args);
 
 /*  The bound port (useful with port 0).  */
 int bf_http_port (const bf_http_t *self);

@@ -25,7 +25,8 @@ static const bf_verb_t s_verbs[] = {
       "One run: progress, counts, amounts, duration, rating errors, and its notices." },
     { "control", "run.report", true, "period=YYYY-MM",
       "The period's reconciliation report: bills, runs, notices, fallbacks, held notices,"
-      " attempts, and the bills without a final notice." },
+      " attempts, and the bills without a final notice.",
+      true },
     { "control", "deliveries.summary", true, "[period=YYYY-MM]",
       "Notices by channel and state, and whether dispatch is paused." },
     { "control", "deliveries.failures", true, "[period=YYYY-MM] [channel=C] [limit=N]",

@@ -27,6 +27,11 @@ typedef struct {
     bool query;          /* true: answered by control, never stored */
     const char *args;    /* argument synopsis for help: "period=YYYY-MM" */
     const char *summary; /* one line for help and docs */
+    /*  A query that reads whole periods (run.report: seconds at a million
+        bills): control answers it from its reporter, one at a time per
+        key, and a client gives it a long timeout instead of asking again
+        early (each resend would queue another report).  */
+    bool slow;
 } bf_verb_t;
 
 /*  The entry for verb, or NULL when the catalogue has no such verb.  */

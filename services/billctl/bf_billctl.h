@@ -222,7 +222,4 @@ int bf_billctl_reply_json (FILE *out, const Billflow__CommandReply *reply, char 
     reason in err when json is not a JSON document (nothing written).  */
 int bf_billctl_result_json (FILE *out, const char *json, char *err, size_t errsize);
 
-/*  "OK", "ACCEPTED", "FAILED", "REJECTED" or "UNSPECIFIED".  */
-const char *bf_billctl_status_name (int status);
-
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bf_billctl.h"
+#include "bf_client.h"
 #include "bf_log.h"
 #include "bf_text.h"
 #include "bf_won.h"
@@ -1593,23 +1594,6 @@ s_scrub_json (json_t *value, const char *key)
     }
 }
 
-const char *
-bf_billctl_status_name (int status)
-{
-    switch (status) {
-        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
-            return "OK";
-        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
-            return "ACCEPTED";
-        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
-            return "FAILED";
-        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
-            return "REJECTED";
-        default:
-            return "UNSPECIFIED";
-    }
-}
-
 static int
 s_dump_line (FILE *out, json_t *doc)
 {
@@ -1645,7 +1629,7 @@ bf_billctl_reply_json (FILE *out, const Billflow__CommandReply *reply, char *err
     bf_billctl_scrub (reply->error, error, sizeof error);
     json_t *doc
         = json_pack ("{s:s, s:s, s:b, s:o, s:s?}", "command_id", command_id, "status",
-                     bf_billctl_status_name (reply->status), "replayed", reply->replayed ? 1 : 0,
+                     bf_client_status_name (reply->status), "replayed", reply->replayed ? 1 : 0,
                      "result", result, "error", *error ? error : NULL);
     if (!doc)
         return bf_err_set (err, errsize, "cannot build the JSON output");

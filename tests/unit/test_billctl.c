@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bf_billctl.h"
+#include "bf_client.h"
 #include "bf_date.h"
 #include "bf_log.h"
 #include "bf_testutil.h"
@@ -1398,9 +1399,9 @@ test_reply_json (void **state)
     text = s_mem_close (&mem);
     assert_int_equal (strlen (text), 0);
     free (text);
-    assert_string_equal (bf_billctl_status_name (BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED),
+    assert_string_equal (bf_client_status_name (BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED),
                          "ACCEPTED");
-    assert_string_equal (bf_billctl_status_name (99), "UNSPECIFIED");
+    assert_string_equal (bf_client_status_name (99), "UNSPECIFIED");
 }
 
 //  --------------------------------------------------------------------------

@@ -44,6 +44,19 @@ typedef struct bf_client_t bf_client_t;
 bf_client_t *bf_client_new (const bf_client_args_t *args, char *err, size_t errsize);
 void bf_client_destroy (bf_client_t **self_p);
 
+/*  Sets the person the following requests act for and that person's role
+    (copied; NULL or "": not sent), as on_behalf_of/on_behalf_role in
+    bf_client_args_t: a console that serves several people sets them
+    before each request. Returns 0, or -1 when out of memory (both are
+    then unset).  */
+int bf_client_behalf (bf_client_t *self, const char *on_behalf_of, const char *on_behalf_role);
+
+/*  Sets timeout_ms (positive) and retries (not negative) for the
+    following requests, as in bf_client_args_t: a console gives a slow
+    query (bf_verb_t.slow) a long timeout and no resend, then sets its
+    usual ones back.  */
+void bf_client_timeout (bf_client_t *self, int timeout_ms, int retries);
+
 typedef enum {
     BF_CLIENT_ANSWERED = 0,     /* *reply holds control's answer */
     BF_CLIENT_NO_ANSWER = -1,   /* no answer after every attempt */
@@ -60,6 +73,11 @@ int bf_client_request (bf_client_t *self, const char *command_id, const char *ta
                        const char *verb, size_t nargs, const char *const *keys,
                        const char *const *values, Billflow__CommandReply **reply, int *attempts,
                        char *err, size_t errsize);
+
+/*  A CommandReply status as its name: "OK", "ACCEPTED", "FAILED",
+    "REJECTED", or "UNSPECIFIED" for any other value (billctl's --json,
+    the console's answers).  */
+const char *bf_client_status_name (int status);
 
 /*  True when reply is control's "busy" answer (FAILED, retryable, the
     error starting "busy:"): the key is over its rate limit or its slow

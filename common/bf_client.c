@@ -187,6 +187,49 @@ bf_client_destroy (bf_client_t **self_p)
     *self_p = NULL;
 }
 
+const char *
+bf_client_status_name (int status)
+{
+    switch (status) {
+    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
+        return "OK";
+    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
+        return "ACCEPTED";
+    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
+        return "FAILED";
+    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
+        return "REJECTED";
+    default:
+        return "UNSPECIFIED";
+    }
+}
+
+void
+bf_client_timeout (bf_client_t *self, int timeout_ms, int retries)
+{
+    if (timeout_ms > 0)
+        self->timeout_ms = timeout_ms;
+    if (retries >= 0)
+        self->retries = retries;
+}
+
+int
+bf_client_behalf (bf_client_t *self, const char *on_behalf_of, const char *on_behalf_role)
+{
+    free (self->on_behalf_of);
+    free (self->on_behalf_role);
+    self->on_behalf_of = on_behalf_of && *on_behalf_of ? strdup (on_behalf_of) : NULL;
+    self->on_behalf_role = on_behalf_role && *on_behalf_role ? strdup (on_behalf_role) : NULL;
+    if ((on_behalf_of && *on_behalf_of && !self->on_behalf_of)
+        || (on_behalf_role && *on_behalf_role && !self->on_behalf_role)) {
+        free (self->on_behalf_of);
+        free (self->on_behalf_role);
+        self->on_behalf_of = self->on_behalf_role = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 /*  Waits until sock has events (ZMQ_POLLIN or ZMQ_POLLOUT) or the deadline
     (zclock_mono ms) passes.  */
 static s_wait_t

@@ -1,0 +1,63 @@
+/*  bf_overview — the live overview: one poller thread asks control once
+    an interval (a second) for the services, the newest runs, the newest
+    run's notices and its held notices, keeps the latest snapshot, and
+    pushes it to every open event stream (/api/events). However many
+    browsers watch, control sees one round of queries per interval.
+
+    SNAPSHOT = {"at_ms", "polls", "services": <services.list>,
+    "runs": <runs.list limit=5>, "deliveries": <deliveries.summary of the
+    newest run's period>, "held": [{"period", "held", "held_until",
+    "release_at", "scheduled_at"}], "error": null | "control unreachable"
+    | "control: REASON"}; a part control did not answer is null.
+
+    Streams. Each stream holds at most two events: the one being written
+    and the newest one waiting (a newer snapshot replaces a waiting one),
+    so a browser that stops reading costs two snapshots of memory and
+    never slows the poller or the other streams; libmicrohttpd's
+    connection timeout closes it. A stream with nothing to write is
+    suspended (no busy wait) and resumed by the next snapshot or ping
+    (": ping" every ping interval when no snapshot came).  */
+
+#ifndef BF_OVERVIEW_H_INCLUDED
+#define BF_OVERVIEW_H_INCLUDED
+
+#include <microhttpd.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bf_client.h"
+
+typedef struct {
+    bf_client_args_t client; /* the console's own key; no on_behalf_of */
+    int interval_ms;         /* between rounds (1000) */
+    int ping_ms;             /* a comment line when no event came (15000) */
+    size_t max_streams;      /* open streams at most */
+} bf_overview_args_t;
+
+typedef struct bf_overview_t bf_overview_t;
+
+/*  Starts the poller. NULL with the reason in err.  */
+bf_overview_t *bf_overview_new (const bf_overview_args_t *args, char *err, size_t errsize);
+
+/*  Stops the poller and ends every stream (each is resumed to end), then
+    frees. Call before stopping libmicrohttpd, and destroy the daemon
+    before freeing (bf_overview_end_streams, then the daemon, then this).  */
+void bf_overview_destroy (bf_overview_t **self_p);
+
+/*  Ends every stream (they end at their next write) and refuses new
+    ones. Safe twice.  */
+void bf_overview_end_streams (bf_overview_t *self);
+
+/*  A malloc'd copy of the latest snapshot (NUL-terminated; its length in
+    *len), or NULL when out of memory.  */
+char *bf_overview_snapshot (bf_overview_t *self, size_t *len);
+
+/*  Rounds made since the start.  */
+uint64_t bf_overview_polls (bf_overview_t *self);
+
+/*  A new event-stream response for connection (the caller queues it and
+    drops its reference), or NULL when max_streams are open or streams
+    have ended. The daemon must allow suspend/resume.  */
+struct MHD_Response *bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection);
+
+#endif
