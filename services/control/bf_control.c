@@ -12,6 +12,7 @@
 #include "bf_control_metrics.h"
 #include "bf_curve.h"
 #include "bf_db.h"
+#include "bf_dbfence.h"
 #include "bf_fault.h"
 #include "bf_health.h"
 #include "bf_log.h"
@@ -20,6 +21,11 @@
 #include "bf_uuid.h"
 #include "bf_verbs.h"
 #include "bf_wire.h"
+
+/*  The fence of the election connection (bf_dbfence.h): a partition is
+    noticed within this many election intervals, and the server frees the
+    lock only after about twice that.  */
+#define S_FENCE_FACTOR 3
 
 /*  Session advisory lock held by the active control (distinct from the
     relay's and the migrator's keys).  */
@@ -1849,6 +1855,9 @@ s_election (s_control_t *self)
         self->prepared = 0;
         if (!self->conn)
             return;
+        /*  Under a partition this process must give up before the server
+            frees the lock for a standby (bf_dbfence.h).  */
+        bf_db_fence (self->conn, S_FENCE_FACTOR * self->args.election_ms);
     }
     PGresult *res
         = s_sql (self, S_SQL_TRY_LOCK, NULL, PGRES_TUPLES_OK, "competing for the control lock");

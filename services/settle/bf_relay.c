@@ -34,6 +34,7 @@
 
 #include "bf_curve.h"
 #include "bf_db.h"
+#include "bf_dbfence.h"
 #include "bf_fault.h"
 #include "bf_health.h"
 #include "bf_log.h"
@@ -55,6 +56,9 @@
 /*  Reconnect and rebind backoff: starts at poll_ms, doubles up to this.  */
 #define S_RECONNECT_MAX_MS 5000
 #define S_APP_NAME         "settle-relay"
+/*  The fence of the relay's connection: a partition is noticed within this
+    many heartbeat intervals; the server frees the lock after about twice.  */
+#define S_FENCE_FACTOR 3
 /*  While a full batch says more rows wait, the backlog is counted at most
     this often (between counts it goes down by what was published).  */
 #define S_BACKLOG_COUNT_MS 1000
@@ -209,6 +213,9 @@ s_connect (s_relay_t *self, int timeout_ms)
                                       : self->reconnect_backoff * 2;
         return;
     }
+    //  Under a partition this relay stands down before the server frees
+    //  the lock for another (bf_dbfence.h).
+    bf_db_fence (conn, S_FENCE_FACTOR * self->heartbeat_ms);
     self->conn = conn;
     self->reconnect_backoff = self->poll_ms;
     self->poll_at = now; //  compete right away

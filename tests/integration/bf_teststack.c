@@ -150,6 +150,7 @@ bf_stack_init (bf_stack_t *s)
     if (!s->db || !s->dir)
         abort ();
     s->conn = bf_testdb_connect (s->db);
+    snprintf (s->mock_host, sizeof s->mock_host, "127.0.0.1");
     s_write_keys (s);
     s->port[0] = bf_proc_free_port ();
     s->port[1] = bf_proc_free_port ();
@@ -184,7 +185,8 @@ bf_stack_mock_start (bf_stack_t *s, const char *flags)
     bf_proc_init (&s->mock, "/bin/sh", log);
     static char command[1024];
     snprintf (command, sizeof command,
-              "exec \"$BF_MOCKPROVIDER\" --http-port 0 --smtp-port 0 %s > '%s'", flags, out);
+              "exec %s \"$BF_MOCKPROVIDER\" --bind %s --http-port 0 --smtp-port 0 %s > '%s'",
+              s->mock_wrap, s->mock_host, flags, out);
     s->mock.shell = command;
     bf_proc_start (&s->mock);
     for (int i = 0; i < 200; i++) {
@@ -193,9 +195,9 @@ bf_stack_mock_start (bf_stack_t *s, const char *flags)
             && strstr (text, "ready")) {
             free (text);
             bf_proc_t *p = &s->notify;
-            bf_proc_env (p, "BILLFLOW_NOTIFY_SMTP_URL=smtp://127.0.0.1:%d", s->smtp_port);
-            bf_proc_env (p, "BILLFLOW_NOTIFY_SMS_URL=http://127.0.0.1:%d", s->http_port);
-            bf_proc_env (p, "BILLFLOW_NOTIFY_PUSH_URL=http://127.0.0.1:%d", s->http_port);
+            bf_proc_env (p, "BILLFLOW_NOTIFY_SMTP_URL=smtp://%s:%d", s->mock_host, s->smtp_port);
+            bf_proc_env (p, "BILLFLOW_NOTIFY_SMS_URL=http://%s:%d", s->mock_host, s->http_port);
+            bf_proc_env (p, "BILLFLOW_NOTIFY_PUSH_URL=http://%s:%d", s->mock_host, s->http_port);
             return;
         }
         free (text);
@@ -210,7 +212,7 @@ bf_stack_mock_report (bf_stack_t *s)
 {
     char command[1024], path[600];
     snprintf (path, sizeof path, "%s/mock.report", s->dir);
-    snprintf (command, sizeof command, "curl -sf 'http://127.0.0.1:%d/v1/report' -o '%s'",
+    snprintf (command, sizeof command, "curl -sf 'http://%s:%d/v1/report' -o '%s'", s->mock_host,
               s->http_port, path);
     if (system (command) != 0)
         return NULL;

@@ -31,6 +31,8 @@ typedef struct {
     bf_proc_t notify;
     bf_proc_t mock;
     char settle_key[BF_CURVE_KEY_TXT]; /* settle's public key: its event stream's server key */
+    char mock_host[32];  /* the mock provider's address (127.0.0.1) */
+    char mock_wrap[128]; /* a command that runs it, e.g. "ip netns exec NS" (empty) */
 } bf_stack_t;
 
 /*  Creates the database (migrated), the directory, the keys and the list;

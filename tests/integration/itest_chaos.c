@@ -14,7 +14,6 @@
     printed ("# chaos ...") so a failure can be replayed with the same
     seed. bench/chaos.sh runs it at 100,000 and 1,000,000 subscribers.  */
 
-#include <jansson.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +27,7 @@
 #include <cmocka.h>
 
 #include "bf_client.h"
+#include "bf_testcycle.h"
 #include "bf_testdb.h"
 #include "bf_teststack.h"
 
@@ -36,14 +36,10 @@
 static bf_stack_t s_stack;
 static uint64_t s_rng;
 
-/*  splitmix64: the driver's only source of randomness.  */
 static uint64_t
 s_random (void)
 {
-    uint64_t z = (s_rng += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return bf_cycle_random (&s_rng);
 }
 
 static int
@@ -54,77 +50,14 @@ s_between (int low, int high)
 
 static int64_t s_started;
 
-static void
-s_log (const char *format, ...)
-{
-    char line[512];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (line, sizeof line, format, args);
-    va_end (args);
-    printf ("# chaos +%.1fs: %s\n", (double)(bf_stack_now_ms () - s_started) / 1000.0, line);
-    fflush (stdout);
-}
+#define s_log(...) bf_cycle_log ("chaos", s_started, __VA_ARGS__)
 
-/*  A checksum of every bill and line of the period over the columns a run
-    decides (not ids, runs or times): the count and the sum of a 64-bit hash
-    of each row, which needs no sort and no huge string at 1,000,000
-    subscribers.  */
-static void
-s_checksum (PGconn *conn, char *out, size_t outsize)
-{
-    int rc = bf_testdb_text (
-        conn,
-        "SELECT count (*) || ':' || sum (hashtextextended (x, 7)::numeric) FROM ("
-        " SELECT 'b' || subscriber_id || ',' || total || ',' || due_date || ',' || line_count"
-        "  AS x FROM bill WHERE period = '" PERIOD "'"
-        " UNION ALL"
-        " SELECT 'l' || subscriber_id || ',' || line_no || ',' || code || ',' || amount"
-        "  FROM bill_line WHERE period = '" PERIOD "') t",
-        out, outsize);
-    assert_int_equal (rc, 0);
-}
-
-static char *
-s_reference_checksum (int subscribers, uint64_t seed, char *out, size_t outsize)
-{
-    char *db = bf_testdb_create (true), *text = NULL;
-    assert_int_equal (
-        bf_testdb_billdata (db, &text, "generate --subscribers %d --period " PERIOD " --seed %llu",
-                            subscribers, (unsigned long long)seed),
-        0);
-    free (text);
-    assert_int_equal (bf_testdb_settle_once (db, PERIOD), 0);
-    PGconn *conn = bf_testdb_connect (db);
-    s_checksum (conn, out, outsize);
-    PQfinish (conn);
-    bf_testdb_drop (&db);
-    return out;
-}
-
-static int64_t
-s_scalar (const char *sql)
-{
-    /*  PostgreSQL restarts under the driver: reconnect when needed.  */
-    if (PQstatus (s_stack.conn) != CONNECTION_OK)
-        PQreset (s_stack.conn);
-    return bf_testdb_scalar (s_stack.conn, sql);
-}
-
-/*  The run is complete and every notice final (or held by a rule).  */
+/*  The run is complete and every notice final (or held by a rule);
+    PostgreSQL restarts under the driver, so the check reconnects.  */
 static bool
 s_done (void)
 {
-    int64_t runs = s_scalar ("SELECT count (*) FROM settlement_run WHERE period = '" PERIOD "'"
-                             " AND state = 'COMPLETED'");
-    if (runs < 1)
-        return false;
-    int64_t bills_without = s_scalar (
-        "SELECT count (*) FROM bill b WHERE b.period = '" PERIOD "' AND NOT EXISTS"
-        " (SELECT 1 FROM delivery d WHERE d.period = b.period AND d.bill_id = b.bill_id)");
-    int64_t open = s_scalar ("SELECT count (*) FROM delivery WHERE state NOT IN"
-                             " ('DELIVERED', 'FAILED', 'CANCELLED', 'HELD')");
-    return bills_without == 0 && open == 0;
+    return bf_cycle_done (&s_stack, PERIOD);
 }
 
 /*  The settle process holding the relay, or -1.  */
@@ -199,12 +132,6 @@ s_fault (int n, bool pg_done)
     bf_proc_start (victim);
 }
 
-static json_t *
-s_channel (json_t *report, const char *channel)
-{
-    return json_object_get (report, channel);
-}
-
 static void
 test_chaos_cycle (void **state)
 {
@@ -219,8 +146,8 @@ test_chaos_cycle (void **state)
     s_log ("seed %llu, %d subscribers (replay: BF_CHAOS_SEED=%llu BF_CHAOS_SUBSCRIBERS=%d)",
            (unsigned long long)seed, subscribers, (unsigned long long)seed, subscribers);
 
-    char reference[96], result[96];
-    s_reference_checksum (subscribers, seed % 1000000, reference, sizeof reference);
+    char reference[96];
+    bf_cycle_reference (subscribers, seed % 1000000, PERIOD, reference, sizeof reference);
     s_log ("clean run's checksum %s", reference);
 
     bf_stack_init (s);
@@ -234,13 +161,7 @@ test_chaos_cycle (void **state)
     snprintf (flags, sizeof flags, "--email-latency-ms 50 --seed %llu",
               (unsigned long long)(seed % 100000));
     bf_stack_mock_start (s, flags);
-    bf_proc_start (&s->control[0]);
-    assert_int_equal (bf_stack_wait_active (s, 0, 15000), 0);
-    bf_proc_start (&s->settle[0]);
-    bf_proc_start (&s->settle[1]);
-    bf_proc_start (&s->notify);
-    assert_int_equal (bf_stack_wait_registered (s, "settle", 15000), 0);
-    assert_int_equal (bf_stack_wait_registered (s, "notify", 15000), 0);
+    bf_cycle_start_services (s, false);
 
     /*  The run starts through control, as operators start it.  */
     bf_client_t *client = bf_stack_client (s, "ops-a", 1000, 30);
@@ -304,88 +225,8 @@ test_chaos_cycle (void **state)
     assert_true (pg_done);
     assert_true (s_done ());
 
-    /*  G1/G7: the same bills as a clean run.  */
-    s_checksum (s->conn, result, sizeof result);
-    s_log ("checksum %s", result);
-    assert_string_equal (result, reference);
-    /*  G3: every bill's event reached notify (s_done), and every notice of
-        it is final.  */
-    assert_int_equal (s_scalar ("SELECT count (*) FROM delivery WHERE state NOT IN"
-                                " ('DELIVERED', 'FAILED', 'CANCELLED', 'HELD')"),
-                      0);
-    /*  G4: a failed email ends with an SMS for the same bill (its fallback,
-        or the subscriber's own SMS notice).  */
-    assert_int_equal (s_scalar ("SELECT count (*) FROM delivery e WHERE e.channel = 'EMAIL'"
-                                " AND e.state = 'FAILED' AND NOT EXISTS (SELECT 1 FROM delivery m"
-                                " WHERE m.bill_id = e.bill_id AND m.channel = 'SMS'"
-                                " AND m.state IN ('DELIVERED', 'FAILED', 'HELD'))"),
-                      0);
-    assert_int_equal (s_scalar ("SELECT count (*) FROM settlement_run"
-                                " WHERE period = '" PERIOD "'"),
-                      1);
-    /*  G4: the provider accepted exactly one message per delivered notice,
-        and no recipient got two on a channel.  */
-    char *text = bf_stack_mock_report (s);
-    assert_non_null (text);
-    json_error_t jerr;
-    json_t *report = json_loads (text, 0, &jerr);
-    assert_non_null (report);
-    int64_t email = s_scalar ("SELECT count (*) FROM delivery WHERE channel = 'EMAIL'"
-                              " AND state = 'DELIVERED'");
-    int64_t sms = s_scalar ("SELECT count (*) FROM delivery WHERE channel = 'SMS'"
-                            " AND state = 'DELIVERED'");
-    int64_t push = s_scalar ("SELECT count (*) FROM delivery WHERE channel = 'PUSH'"
-                             " AND state = 'DELIVERED'");
-    int64_t accepted_email
-        = json_integer_value (json_object_get (s_channel (report, "email"), "accepted"));
-    int64_t accepted_sms
-        = json_integer_value (json_object_get (s_channel (report, "sms"), "accepted"))
-          + json_integer_value (json_object_get (s_channel (report, "lms"), "accepted"));
-    int64_t accepted_push
-        = json_integer_value (json_object_get (s_channel (report, "push"), "accepted"));
-    s_log ("delivered email %lld sms %lld push %lld; provider accepted %lld / %lld / %lld",
-           (long long)email, (long long)sms, (long long)push, (long long)accepted_email,
-           (long long)accepted_sms, (long long)accepted_push);
-    /*  Email has no idempotency at the mail server (the mock delivers a
-        resent Message-ID again): a second copy may only come from a send
-        whose attempt a kill kept from being recorded (claimed attempts
-        without their row), or from a possibly delivered attempt (UNKNOWN)
-        resent under the policy; at most that many.  */
-    json_t *email_report = s_channel (report, "email");
-    int64_t email_copies
-        = json_integer_value (json_object_get (email_report, "duplicate_deliveries"));
-    int64_t window
-        = s_scalar ("SELECT coalesce (sum (d.attempts - (SELECT count (*) FROM delivery_attempt a"
-                    " WHERE a.delivery_id = d.id)), 0) + (SELECT count (*) FROM delivery_attempt"
-                    " WHERE outcome = 'UNKNOWN') FROM delivery d WHERE d.channel = 'EMAIL'");
-    s_log ("email: %lld second copies, %lld sends in the possibly delivered window",
-           (long long)email_copies, (long long)window);
-    assert_int_equal (accepted_email - email_copies, email);
-    assert_true (email_copies <= window);
-    assert_int_equal (accepted_sms, sms);
-    assert_int_equal (accepted_push, push);
-    const char *channels[] = { "email", "sms", "lms", "push" };
-    for (size_t i = 0; i < 4; i++) {
-        json_t *ch = s_channel (report, channels[i]);
-        int64_t over = json_integer_value (json_object_get (ch, "recipients_over_one_total"));
-        if (i == 0)
-            assert_true (over <= email_copies);
-        else
-            assert_int_equal (over, 0);
-    }
-    json_decref (report);
-    free (text);
-    /*  G9: after a whole cycle, crashes included, no service log holds a
-        contact in clear (masked forms are "h***@example.com" and
-        "010-****-5678").  */
-    char command[2048];
-    snprintf (command, sizeof command,
-              "cd '%s' && ! grep -E -l -e '[A-Za-z0-9._%%+-]{2,}@[A-Za-z0-9-]+\\.[A-Za-z.]{2,}'"
-              " -e '01[016789]-?[0-9]{3,4}-?[0-9]{4}' control-*.log settle-*.log notify.log",
-              s->dir);
-    int clean = system (command);
-    s_log ("service logs scanned for contacts in clear: %s", clean == 0 ? "none" : "FOUND");
-    assert_int_equal (clean, 0);
+    /*  G1/G7, G3, G4, G9: the end checks of every cycle under faults.  */
+    bf_cycle_verify (s, PERIOD, reference, "chaos");
     bf_client_destroy (&client);
     bf_stack_destroy (s);
 }

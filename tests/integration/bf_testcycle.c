@@ -1,0 +1,194 @@
+/*  bf_testcycle — the end checks of a billing cycle under faults.  */
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bf_testcycle.h"
+#include "bf_testdb.h"
+
+void
+bf_cycle_log (const char *tag, int64_t started, const char *format, ...)
+{
+    printf ("# %s +%.1fs: ", tag, (double)(bf_stack_now_ms () - started) / 1000.0);
+    va_list args;
+    va_start (args, format);
+    vprintf (format, args);
+    va_end (args);
+    printf ("\n");
+    fflush (stdout);
+}
+
+uint64_t
+bf_cycle_random (uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+void
+bf_cycle_start_services (bf_stack_t *s, bool two_controls)
+{
+    bf_proc_start (&s->control[0]);
+    assert_int_equal (bf_stack_wait_active (s, 0, 15000), 0);
+    if (two_controls)
+        bf_proc_start (&s->control[1]);
+    bf_proc_start (&s->settle[0]);
+    bf_proc_start (&s->settle[1]);
+    bf_proc_start (&s->notify);
+    assert_int_equal (bf_stack_wait_registered (s, "settle", 15000), 0);
+    assert_int_equal (bf_stack_wait_registered (s, "notify", 15000), 0);
+}
+
+void
+bf_cycle_checksum (PGconn *conn, const char *period, char *out, size_t outsize)
+{
+    char sql[1024];
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) || ':' || sum (hashtextextended (x, 7)::numeric) FROM ("
+              " SELECT 'b' || subscriber_id || ',' || total || ',' || due_date || ',' || line_count"
+              "  AS x FROM bill WHERE period = '%s'"
+              " UNION ALL"
+              " SELECT 'l' || subscriber_id || ',' || line_no || ',' || code || ',' || amount"
+              "  FROM bill_line WHERE period = '%s') t",
+              period, period);
+    assert_int_equal (bf_testdb_text (conn, sql, out, outsize), 0);
+}
+
+void
+bf_cycle_reference (int subscribers, uint64_t seed, const char *period, char *out, size_t outsize)
+{
+    char *db = bf_testdb_create (true), *text = NULL;
+    assert_int_equal (bf_testdb_billdata (db, &text,
+                                          "generate --subscribers %d --period %s --seed %llu",
+                                          subscribers, period, (unsigned long long)seed),
+                      0);
+    free (text);
+    assert_int_equal (bf_testdb_settle_once (db, period), 0);
+    PGconn *conn = bf_testdb_connect (db);
+    bf_cycle_checksum (conn, period, out, outsize);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+int64_t
+bf_cycle_scalar (bf_stack_t *s, const char *sql)
+{
+    if (PQstatus (s->conn) != CONNECTION_OK)
+        PQreset (s->conn);
+    return bf_testdb_scalar (s->conn, sql);
+}
+
+bool
+bf_cycle_done (bf_stack_t *s, const char *period)
+{
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM settlement_run WHERE period = '%s' AND state = 'COMPLETED'",
+              period);
+    if (bf_cycle_scalar (s, sql) < 1)
+        return false;
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM bill b WHERE b.period = '%s' AND NOT EXISTS"
+              " (SELECT 1 FROM delivery d WHERE d.period = b.period AND d.bill_id = b.bill_id)",
+              period);
+    int64_t bills_without = bf_cycle_scalar (s, sql);
+    int64_t open = bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE state NOT IN"
+                                       " ('DELIVERED', 'FAILED', 'CANCELLED', 'HELD')");
+    return bills_without == 0 && open == 0;
+}
+
+static int64_t
+s_accepted (json_t *report, const char *channel)
+{
+    return json_integer_value (json_object_get (json_object_get (report, channel), "accepted"));
+}
+
+void
+bf_cycle_verify (bf_stack_t *s, const char *period, const char *reference, const char *tag)
+{
+    char result[96], sql[512];
+    /*  G1/G7: the same bills as a clean run.  */
+    bf_cycle_checksum (s->conn, period, result, sizeof result);
+    printf ("# %s: checksum %s (clean run %s)\n", tag, result, reference);
+    assert_string_equal (result, reference);
+    /*  G3: every bill's event reached notify, and every notice is final.  */
+    assert_true (bf_cycle_done (s, period));
+    /*  G4: a failed email ends with an SMS for the same bill (its fallback,
+        or the subscriber's own SMS notice).  */
+    assert_int_equal (bf_cycle_scalar (s, "SELECT count (*) FROM delivery e"
+                                          " WHERE e.channel = 'EMAIL' AND e.state = 'FAILED'"
+                                          " AND NOT EXISTS (SELECT 1 FROM delivery m"
+                                          " WHERE m.bill_id = e.bill_id AND m.channel = 'SMS'"
+                                          " AND m.state IN ('DELIVERED', 'FAILED', 'HELD'))"),
+                      0);
+    snprintf (sql, sizeof sql, "SELECT count (*) FROM settlement_run WHERE period = '%s'", period);
+    assert_int_equal (bf_cycle_scalar (s, sql), 1);
+    /*  G4: the provider accepted exactly one message per delivered notice,
+        and no recipient got two on a channel.  */
+    char *text = bf_stack_mock_report (s);
+    assert_non_null (text);
+    json_error_t jerr;
+    json_t *report = json_loads (text, 0, &jerr);
+    assert_non_null (report);
+    int64_t email = bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE channel = 'EMAIL'"
+                                        " AND state = 'DELIVERED'");
+    int64_t sms = bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE channel = 'SMS'"
+                                      " AND state = 'DELIVERED'");
+    int64_t push = bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE channel = 'PUSH'"
+                                       " AND state = 'DELIVERED'");
+    int64_t accepted_email = s_accepted (report, "email");
+    int64_t accepted_sms = s_accepted (report, "sms") + s_accepted (report, "lms");
+    int64_t accepted_push = s_accepted (report, "push");
+    printf ("# %s: delivered email %lld sms %lld push %lld; provider accepted %lld / %lld / %lld\n",
+            tag, (long long)email, (long long)sms, (long long)push, (long long)accepted_email,
+            (long long)accepted_sms, (long long)accepted_push);
+    /*  Email has no idempotency at the mail server (the mock delivers a
+        resent Message-ID again): a second copy may only come from a send
+        whose attempt a kill kept from being recorded (claimed attempts
+        without their row), or from a possibly delivered attempt (UNKNOWN)
+        resent under the policy; at most that many.  */
+    int64_t email_copies = json_integer_value (
+        json_object_get (json_object_get (report, "email"), "duplicate_deliveries"));
+    int64_t window = bf_cycle_scalar (
+        s, "SELECT coalesce (sum (d.attempts - (SELECT count (*) FROM delivery_attempt a"
+           " WHERE a.delivery_id = d.id)), 0) + (SELECT count (*) FROM delivery_attempt"
+           " WHERE outcome = 'UNKNOWN') FROM delivery d WHERE d.channel = 'EMAIL'");
+    printf ("# %s: email: %lld second copies, %lld sends in the possibly delivered window\n", tag,
+            (long long)email_copies, (long long)window);
+    assert_int_equal (accepted_email - email_copies, email);
+    assert_true (email_copies <= window);
+    assert_int_equal (accepted_sms, sms);
+    assert_int_equal (accepted_push, push);
+    const char *channels[] = { "email", "sms", "lms", "push" };
+    for (size_t i = 0; i < 4; i++) {
+        json_t *ch = json_object_get (report, channels[i]);
+        int64_t over = json_integer_value (json_object_get (ch, "recipients_over_one_total"));
+        if (i == 0)
+            assert_true (over <= email_copies);
+        else
+            assert_int_equal (over, 0);
+    }
+    json_decref (report);
+    free (text);
+    /*  G9: no service log holds a contact in clear (masked forms are
+        "h***@example.com" and "010-****-5678").  */
+    char command[2048];
+    snprintf (command, sizeof command,
+              "cd '%s' && ! grep -E -l -e '[A-Za-z0-9._%%+-]{2,}@[A-Za-z0-9-]+\\.[A-Za-z.]{2,}'"
+              " -e '01[016789]-?[0-9]{3,4}-?[0-9]{4}' control-*.log settle-*.log notify.log",
+              s->dir);
+    int clean = system (command);
+    printf ("# %s: service logs scanned for contacts in clear: %s\n", tag,
+            clean == 0 ? "none" : "FOUND");
+    fflush (stdout);
+    assert_int_equal (clean, 0);
+}
