@@ -1,7 +1,7 @@
 /*  query_bench — times control's queries (services/control/bf_query.h) on
     the database the PG* environment points at.
 
-        query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] [--explain]
+        query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] [--explain | --sample]
 
     Runs each query ROUNDS times (default 200) on one connection, as control
     does, and prints min / median / p99 / max in milliseconds, measured
@@ -15,15 +15,18 @@
     bill.show) ask for a different subscriber each round: ROUNDS of them,
     spread over the id range, each with a bill of PERIOD; their phones and
     emails are opened with the PII key beforehand (not timed), so the
-    lookups by contact need it. Used by bench/query.sh.  */
+    lookups by contact need it. --sample prints that sample instead, one
+    "ID<TAB>BILL_ID<TAB>PHONE<TAB>EMAIL" line per subscriber (an empty field
+    when it has no email), for a load that asks what a person would ask.
+    Used by bench/query.sh and bench/console.sh.  */
 
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bf_bench.h"
 #include "bf_log.h"
 #include "bf_pii.h"
 #include "bf_query.h"
@@ -42,21 +45,6 @@ typedef struct {
     char **ids, **bill_ids, **phones, **emails;
 } s_sample_t;
 
-static double
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-s_cmp (const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void
 s_notice (void *arg, const char *message)
 {
@@ -69,6 +57,7 @@ typedef struct {
     const char *period;
     const char *only;
     bool explain;
+    bool sample;
 } s_options_t;
 
 /*  The command line into opts; false after a usage message.  */
@@ -85,8 +74,11 @@ s_parse (int argc, char *argv[], s_options_t *opts)
             opts->only = argv[++i];
         else if (!strcmp (argv[i], "--explain"))
             opts->explain = true;
+        else if (!strcmp (argv[i], "--sample"))
+            opts->sample = true;
         else {
-            fprintf (stderr, "usage: query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] [--explain]\n");
+            fprintf (stderr, "usage: query_bench [-n ROUNDS] [-p PERIOD] [-o TEXT] "
+                             "[--explain | --sample]\n");
             return false;
         }
     }
@@ -157,9 +149,9 @@ s_run_case (PGconn *conn, bf_query_ctx_t *ctx, const s_case_t *c, int rounds, do
             args[0].value = c->values1[(size_t)r % nvalues];
         char *json = NULL;
         char err[512];
-        double t0 = s_now_ms ();
+        double t0 = bf_bench_now_ms ();
         int rc = bf_query (conn, ctx, &cmd, &json, err, sizeof err);
-        times[r] = s_now_ms () - t0;
+        times[r] = bf_bench_now_ms () - t0;
         if (rc != BF_QUERY_OK) {
             fprintf (stderr, "query_bench: %s: %s\n", c->label, err);
             return false;
@@ -174,10 +166,9 @@ s_run_case (PGconn *conn, bf_query_ctx_t *ctx, const s_case_t *c, int rounds, do
 static void
 s_print_times (const char *label, double *times, int rounds, size_t bytes)
 {
-    qsort (times, (size_t)rounds, sizeof *times, s_cmp);
-    int p99 = (int)((rounds - 1) * 0.99 + 0.5);
-    printf ("%-34s %8.2f %8.2f %8.2f %8.2f %8zu\n", label, times[0], times[rounds / 2], times[p99],
-            times[rounds - 1], bytes);
+    bf_bench_sort (times, rounds);
+    printf ("%-34s %8.2f %8.2f %8.2f %8.2f %8zu\n", label, times[0], times[rounds / 2],
+            bf_bench_p99 (times, rounds), times[rounds - 1], bytes);
 }
 
 static char *
@@ -271,6 +262,17 @@ s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
     if (!s_sample (conn, pii, period, opts->explain ? 1 : opts->rounds, &sample)) {
         s_sample_free (&sample);
         return 1;
+    }
+    if (opts->sample) {
+        bool phones = true, emails = true;
+        for (int i = 0; i < sample.n; i++) {
+            phones = phones && sample.phones[i];
+            emails = emails && sample.emails[i];
+            printf ("%s\t%s\t%s\t%s\n", sample.ids[i], sample.bill_ids[i],
+                    phones ? sample.phones[i] : "", emails ? sample.emails[i] : "");
+        }
+        s_sample_free (&sample);
+        return 0;
     }
     if (opts->explain)
         s_explain_on (conn);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of the images scripts/image builds (it runs this with --smoke):
-#   runtime image: every program (settle, notify, control, billctl, billdata)
-#   answers --help with exit 0, run as the image's own user with a read-only
+#   runtime image: every program (settle, notify, control, console, billctl,
+#   billdata) answers --help with exit 0; the console starts with a key and a
+#   user made in the image and answers /healthz and GET / inside its
+#   container; run as the image's own user with a read-only
 #   root filesystem, every capability dropped, no new privileges and no
 #   network; that user is not root (image config and `id -u` inside); no
 #   compiler, build or test tool is installed; the mock provider is not in it.
@@ -64,12 +66,47 @@ for image in "$runtime" "$mock"; do
 done
 
 # Runtime image: each program's --help, through its own path.
-for prog in settle notify control billctl billdata; do
+for prog in settle notify control console billctl billdata; do
   out=$(run "$runtime" --entrypoint "/usr/local/bin/$prog" -- --help)
   rc=$?
   [ $rc -eq 0 ] && grep -qi usage <<<"$out"
   check "runtime: $prog --help (exit $rc)" $? "$(head -3 <<<"$out")"
 done
+# The console starts and serves: its key pair made by the image's billctl,
+# a user by `console adduser` (password on stdin), then the console under
+# the same restrictions (control is not there: it is a client and starts
+# without it); inside the container, /healthz on its observability port
+# and the page shell on its web port answer 200.
+cdir=$(mktemp -d)
+chown 10001:10001 "$cdir" 2>/dev/null || chmod 0777 "$cdir"
+run "$runtime" -v "$cdir:/work" --entrypoint /usr/local/bin/billctl -- keygen console --dir /work >/dev/null
+check "runtime: billctl keygen console" $?
+out=$(printf 'smoke-test-password\n' | run "$runtime" -i -v "$cdir:/work" --entrypoint /usr/local/bin/console \
+      -- adduser smoke --role operator --users /work/users)
+check "runtime: console adduser (password on stdin)" $? "$out"
+server_key=$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$cdir/console.key" 2>/dev/null)
+cid=$("${PODMAN[@]}" run -d --read-only --cap-drop all --security-opt no-new-privileges --network none \
+      "${ULIMITS[@]}" -v "$cdir:/work:ro" -e BILLFLOW_CONSOLE_USERS_FILE=/work/users \
+      -e BILLFLOW_CONSOLE_KEY_FILE=/work/console.key_secret -e BILLFLOW_CONSOLE_LISTEN=127.0.0.1:8080 \
+      -e BILLFLOW_CONSOLE_HTTP=127.0.0.1:9104 -e BILLFLOW_CONTROL_ENDPOINT=tcp://127.0.0.1:7100 \
+      -e "BILLFLOW_CONTROL_SERVER_KEY=$server_key" --entrypoint /usr/local/bin/console "$runtime" 2>&1)
+check "runtime: console starts (read-only, no capabilities, no network)" $? "$cid"
+get() {   # PORT PATH: the status line of a GET inside the console's container
+  "${PODMAN[@]}" exec "$cid" /bin/bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf 'GET $2 HTTP/1.0\r\n\r\n' >&3 && head -1 <&3" 2>&1 | tr -d '\r'
+}
+status=""
+for _ in $(seq 1 20); do
+  status=$(get 9104 /healthz)
+  [[ $status == *" 200"* ]] && break
+  sleep 0.5
+done
+[[ $status == *" 200"* ]]
+check "runtime: console /healthz answers 200" $? "$status; $("${PODMAN[@]}" logs "$cid" 2>&1 | tail -3)"
+status=$(get 8080 /)
+[[ $status == *" 200"* ]]
+check "runtime: console serves its page shell (GET / answers 200)" $? "$status"
+"${PODMAN[@]}" rm -f -t 2 "$cid" >/dev/null 2>&1
+rm -rf "$cdir"
 # The image's default command (the entrypoint with CMD ["--help"]).
 out=$(run "$runtime" --)
 check "runtime: default command (billdata --help)" $? "$(head -3 <<<"$out")"
@@ -86,7 +123,7 @@ found=$(run "$runtime" --entrypoint /usr/bin/find -- /usr/bin /usr/local/bin /us
            -o -name ld -o -name 'protoc*' -o -name mockprovider -o -name 'bf-embed' \) -print)
 [ -z "$found" ]
 check "runtime: no gcc, cc, meson, ninja, ld, protoc-c, mockprovider" $? "$found"
-for prog in settle notify control billctl billdata; do
+for prog in settle notify control console billctl billdata; do
   run "$runtime" --entrypoint /usr/bin/test -- -x "/usr/local/bin/$prog" >/dev/null
   check "runtime: /usr/local/bin/$prog is installed" $?
 done

@@ -11,7 +11,10 @@
 #      (tests/k8s/validate.py over the npm package kubernetes-types, pinned
 #      below and kept in BUILD_DIR/k8s-cache);
 #   3. every pod template passes Pod Security "restricted" and the project's
-#      rules (validate.py --restricted);
+#      rules (validate.py --restricted); the objects fit together (Services,
+#      the console's Ingress and NetworkPolicies; validate.py --wiring) and
+#      the demo brings every Secret, ConfigMap and allowed key it names
+#      (--complete);
 #   4. the checks are shown to bite: a misspelt readinesProbe, a removed API
 #      version and a pod allowed to escalate privileges must each fail;
 #   5. yamllint passes on deploy/ with deploy/.yamllint.
@@ -130,8 +133,12 @@ fi
 validate() { "$python" tests/k8s/validate.py --types "$types_dir" "$@"; }
 for overlay in "${overlays[@]}"; do
   [ -s "$out/$overlay.yaml" ] || continue
-  if validate --restricted "$out/$overlay.yaml" >"$out/$overlay.problems" 2>&1; then
-    pass "$overlay: every object validates strictly; every pod passes restricted ($(tail -1 "$out/$overlay.problems"))"
+  # The demo brings every Secret and ConfigMap it uses; production expects
+  # the operator's (secrets.example.yaml).
+  complete=()
+  [ "$overlay" != demo ] || complete=(--complete)
+  if validate --restricted --wiring "${complete[@]}" "$out/$overlay.yaml" >"$out/$overlay.problems" 2>&1; then
+    pass "$overlay: every object validates strictly; every pod passes restricted; the objects fit together${complete:+, and every Secret, ConfigMap and key they name is there} ($(tail -1 "$out/$overlay.problems"))"
   else
     cat "$out/$overlay.problems"
     fail "$overlay does not validate"
@@ -165,6 +172,17 @@ if [ -s "$out/demo.yaml" ]; then
   expect_caught cronjob-v1beta1 '0,/^apiVersion: batch\/v1$/s//apiVersion: batch\/v1beta1/' 'no type'
   expect_caught escalation '0,/allowPrivilegeEscalation: false/s//allowPrivilegeEscalation: true/' \
     'allowPrivilegeEscalation is not false' --restricted
+  # The console's objects: an Ingress to a Service that is not there, a
+  # console pod without the label control admits, its key missing from
+  # allowed_keys, its certificate as an Opaque Secret.
+  expect_caught ingress-backend '/^kind: Ingress$/,/^---$/{/service:$/{n;s/name: billflow-console$/name: billflow-consol/}}' \
+    "sends to Service 'billflow-consol'" --wiring
+  expect_caught console-label '/^kind: Deployment$/,/^---$/{/name: console$/,/control-client/s/billflow.io\/control-client: "true"/billflow.io\/control-client: "no"/}' \
+    "no NetworkPolicy admits it to control" --wiring
+  expect_caught console-key '/^    console  *console  /d' \
+    "not in allowed_keys" --complete
+  expect_caught console-tls '/^  name: billflow-console-tls$/,/^---$/s/^type: kubernetes.io\/tls$/type: Opaque/' \
+    "not of type kubernetes.io/tls" --complete
 fi
 
 # --- 5. yamllint -----------------------------------------------------------------

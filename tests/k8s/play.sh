@@ -8,7 +8,10 @@
 #      it into Pods (tests/k8s/play/topods.py: StatefulSets, the Job and the
 #      CronJob as their pod templates, Services as /etc/hosts entries);
 #   3. PostgreSQL, the migrate Job's pod, the subscribers (billdata generate),
-#      then control x2, the mock, settle x2, notify x2; every /readyz answers;
+#      then control x2, the mock, settle x2, notify x2 and the console; every
+#      /readyz (the console: its pages) answers; the console logs in the
+#      demo's user (POST /api/login) and serves the overview with that
+#      session, and refuses a wrong password;
 #   4. cycle A: the CronJob's pod starts the previous month's run; a second
 #      run of it starts nothing (the command's stored answer, "replayed");
 #      the run completes and `billctl run report` is final (every bill has a
@@ -251,11 +254,14 @@ step "migrate and generate"
 
 services=()
 for name in "${!ADDR[@]}"; do
-  case "$name" in billflow-control-*|billflow-settle-*|billflow-notify-*|billflow-mock-*) services+=("$name") ;; esac
+  case "$name" in
+    billflow-control-*|billflow-settle-*|billflow-notify-*|billflow-mock-*|billflow-console-*)
+      services+=("$name") ;;
+  esac
 done
 mapfile -t services < <(printf '%s\n' "${services[@]}" | sort)
 for name in billflow-control-0 billflow-control-1 billflow-mock-a billflow-settle-a billflow-settle-b \
-            billflow-notify-a billflow-notify-b; do
+            billflow-notify-a billflow-notify-b billflow-console-a; do
   play "$name"
 done
 ready() {   # waits for every service's /readyz (the mock: its HTTP port)
@@ -266,9 +272,12 @@ ready() {   # waits for every service's /readyz (the mock: its HTTP port)
       case "$name" in
         billflow-control-*) port=9103 ;; billflow-settle-*) port=9101 ;;
         billflow-notify-*) port=9102 ;; billflow-mock-*) port=8025 ;;
+        billflow-console-*) port=8080 ;;
       esac
       if [ "$port" = 8025 ]; then
         curl -s -o /dev/null -m 2 "http://${ADDR[$name]}:$port/" || ok=0
+      elif [ "$port" = 8080 ]; then   # the console: its readiness probe, the pages
+        curl -fs -o /dev/null -m 2 "http://${ADDR[$name]}:$port/" || ok=0
       else
         curl -fs -o /dev/null -m 2 "http://${ADDR[$name]}:$port/readyz" || ok=0
       fi
@@ -283,6 +292,37 @@ ready() {   # waits for every service's /readyz (the mock: its HTTP port)
   fail "not every /readyz answered 200 in 120 s"
 }
 ready
+# The console: the demo overlay's user logs in (billflow-console-users,
+# deploy/README.md), and the session opens the overview (control's
+# services.list and runs.list through the console's CURVE key, role
+# console); a wrong password is refused. The cookie is Secure (TLS ends at
+# the Ingress, which podman does not play): curl, in plain HTTP to the pod,
+# sends it back by hand.
+console_url="http://${ADDR[billflow-console-a]}:8080"
+code=$(curl -s -o "$work/login.json" -w '%{http_code}' -m 10 -D "$work/login.headers" \
+       -H 'Content-Type: application/json' -d '{"name": "demo", "password": "demo-console-only"}' \
+       "$console_url/api/login") || true
+[ "$code" = 200 ] && grep -q '"role": *"operator"' "$work/login.json" \
+  || { cat "$work/login.json" >&2; fail "the console's login of demo answered $code"; }
+session=$(sed -n 's/^[Ss]et-[Cc]ookie: *\(bf_session=[^;]*\);.*/\1/p' "$work/login.headers" | head -1)
+[ -n "$session" ] || fail "the console's login set no bf_session cookie"
+grep -i '^set-cookie: bf_session=' "$work/login.headers" | grep -q 'HttpOnly.*Secure\|Secure.*HttpOnly' \
+  || fail "the console's session cookie is not HttpOnly and Secure: $(grep -i '^set-cookie' "$work/login.headers")"
+# The first snapshot comes with the poller's first round (once a second).
+for ((i = 0; i < 30; i++)); do
+  code=$(curl -s -o "$work/overview.json" -w '%{http_code}' -m 10 -H "Cookie: $session" \
+         "$console_url/api/overview") || true
+  [ "$code" = 200 ] && grep -q '"services"' "$work/overview.json" \
+    && grep -q '"error": *null' "$work/overview.json" && break
+  sleep 1
+done
+[ "$code" = 200 ] && grep -q '"error": *null' "$work/overview.json" \
+  || { head -c 500 "$work/overview.json" >&2; fail "the console's /api/overview answered $code"; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 -H 'Content-Type: application/json' \
+       -d '{"name": "demo", "password": "not-the-password"}' "$console_url/api/login") || true
+[ "$code" = 401 ] || fail "the console answered a wrong password with $code, not 401"
+echo "play: the console logs demo in (operator, an HttpOnly Secure cookie), serves the overview, refuses a wrong password"
+
 # What podman made of the probes: a liveness probe becomes a healthcheck
 # (run only by systemd timers, absent here); readiness and startup probes
 # are not run by podman 4.3 — hence the /readyz checks above.

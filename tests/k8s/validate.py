@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """validate.py — checks rendered Kubernetes manifests without a cluster.
 
-    validate.py --types DIR [--restricted] FILE...
+    validate.py --types DIR [--restricted] [--wiring] [--complete] FILE...
 
 Every object of every FILE (multi-document YAML, as `kubectl kustomize`
 prints it) is checked against the Kubernetes API types that the npm package
@@ -19,6 +19,17 @@ package directory; the types are generated from the API's OpenAPI schema):
 With --restricted, every pod template (Deployment, StatefulSet, Job,
 CronJob, Pod, ...) must also pass Pod Security "restricted" and the
 project's rules (deploy/README.md, "What the CI proof covers").
+
+With --wiring, the objects of all FILEs must fit together: every Service
+selects a pod template and targets ports it declares; every Ingress sends
+to a Service of the render, by one of its ports; every NetworkPolicy
+selects some pod; the console's pods carry the label control's policy
+admits its clients by and may reach control. With --complete (an overlay
+that brings its own Secrets, such as demo), every Secret and ConfigMap a
+pod or Ingress refers to is in the render, the Ingress's TLS Secrets are
+of type kubernetes.io/tls, and every CURVE secret key whose name appears
+in control's allowed_keys has its public half there (the console's with
+role `console`).
 
 Prints one line per problem and exits 1 when there is any, 2 on a usage
 or setup error, 0 otherwise.
@@ -304,15 +315,187 @@ def restricted(doc, where):
     return problems
 
 
+# --- the objects fit together ---------------------------------------------------
+
+def labels_match(selector, labels):
+    """Whether a matchLabels/matchExpressions selector (or a plain
+    Service selector) selects these labels."""
+    if not selector:
+        return True
+    plain = {k: v for k, v in selector.items() if k not in ('matchLabels', 'matchExpressions')}
+    match = dict(plain, **(selector.get('matchLabels') or {}))
+    if any(labels.get(k) != v for k, v in match.items()):
+        return False
+    for expr in selector.get('matchExpressions') or []:
+        key, op, values = expr.get('key'), expr.get('operator'), expr.get('values') or []
+        if op == 'In' and labels.get(key) not in values:
+            return False
+        if op == 'NotIn' and labels.get(key) in values:
+            return False
+        if op == 'Exists' and key not in labels:
+            return False
+        if op == 'DoesNotExist' and key in labels:
+            return False
+    return True
+
+
+def wiring(docs):
+    """What does not fit together between the rendered objects."""
+    problems = []
+    say = problems.append
+    pods = []  # (owner kind/name, labels, spec)
+    for doc in docs:
+        for spec, meta in pod_templates(doc):
+            pods.append((f'{doc["kind"]}/{doc["metadata"]["name"]}', meta.get('labels') or {}, spec))
+    services = {d['metadata']['name']: d for d in docs if d.get('kind') == 'Service'}
+    for name, svc in services.items():
+        selector = (svc.get('spec') or {}).get('selector')
+        chosen = [p for p in pods if selector and labels_match(selector, p[1])]
+        if not chosen:
+            say(f'Service/{name}: selects no pod template')
+            continue
+        for port in (svc.get('spec') or {}).get('ports') or []:
+            target = port.get('targetPort', port.get('port'))
+            declared = {q.get('name') if isinstance(target, str) else q.get('containerPort')
+                        for _, _, spec in chosen for c in spec.get('containers') or []
+                        for q in c.get('ports') or []}
+            if target not in declared:
+                say(f'Service/{name}: port {port.get("name")} targets {target!r}, '
+                    f'which no pod it selects declares')
+    for ing in (d for d in docs if d.get('kind') == 'Ingress'):
+        name = ing['metadata']['name']
+        backends = [p.get('backend') or {} for r in (ing.get('spec') or {}).get('rules') or []
+                    for p in (r.get('http') or {}).get('paths') or []]
+        default = (ing.get('spec') or {}).get('defaultBackend')
+        if default:
+            backends.append(default)
+        if not backends:
+            say(f'Ingress/{name}: no backend')
+        for backend in backends:
+            ref = backend.get('service') or {}
+            svc = services.get(ref.get('name'))
+            if not svc:
+                say(f'Ingress/{name}: sends to Service {ref.get("name")!r}, not in the render')
+                continue
+            port = ref.get('port') or {}
+            ports = (svc.get('spec') or {}).get('ports') or []
+            if not any(port.get('name') == p.get('name') if 'name' in port
+                       else port.get('number') == p.get('port') for p in ports):
+                say(f'Ingress/{name}: port {port} is not a port of Service/{ref.get("name")}')
+        if not (ing.get('spec') or {}).get('tls'):
+            say(f'Ingress/{name}: no tls')
+    for pol in (d for d in docs if d.get('kind') == 'NetworkPolicy'):
+        selector = (pol.get('spec') or {}).get('podSelector') or {}
+        if not any(labels_match(selector, p[1]) for p in pods):
+            say(f'NetworkPolicy/{pol["metadata"]["name"]}: selects no pod')
+    # The console reaches control: control admits it (ingress) and a policy
+    # lets it out (egress) on control's port.
+    policies = [d for d in docs if d.get('kind') == 'NetworkPolicy']
+    control = [p for p in pods if p[1].get('app.kubernetes.io/name') == 'control']
+    for owner, labels, _ in pods:
+        if labels.get('app.kubernetes.io/name') != 'console' or not control:
+            continue
+        admitted = any(
+            labels_match((pol['spec'].get('podSelector') or {}), control[0][1])
+            and any(labels_match(peer.get('podSelector') or {}, labels)
+                    for rule in pol['spec'].get('ingress') or []
+                    if any(p.get('port') == 7100 for p in rule.get('ports') or [])
+                    for peer in rule.get('from') or [] if 'namespaceSelector' not in peer)
+            for pol in policies)
+        let_out = any(
+            labels_match((pol['spec'].get('podSelector') or {}), labels)
+            and any(labels_match(peer.get('podSelector') or {}, control[0][1])
+                    for rule in pol['spec'].get('egress') or []
+                    if any(p.get('port') == 7100 for p in rule.get('ports') or [])
+                    for peer in rule.get('to') or [])
+            for pol in policies)
+        if not admitted:
+            say(f'{owner}: no NetworkPolicy admits it to control\'s 7100')
+        if not let_out:
+            say(f'{owner}: no NetworkPolicy lets it out to control\'s 7100')
+    return problems
+
+
+def references(docs):
+    """Secrets and ConfigMaps referred to but not rendered; CURVE keys
+    whose public half is missing from control's allowed_keys."""
+    problems = []
+    say = problems.append
+    have = {(d['kind'], d['metadata']['name']): d for d in docs
+            if d.get('kind') in ('Secret', 'ConfigMap')}
+
+    def need(kind, name, who):
+        if (kind, name) not in have:
+            say(f'{who}: refers to {kind} {name!r}, not in the render')
+    for doc in docs:
+        who = f'{doc["kind"]}/{doc["metadata"]["name"]}'
+        for spec, _ in pod_templates(doc):
+            for volume in spec.get('volumes') or []:
+                if 'secret' in volume:
+                    need('Secret', volume['secret'].get('secretName'), who)
+                if 'configMap' in volume:
+                    need('ConfigMap', volume['configMap'].get('name'), who)
+            for c in (spec.get('containers') or []) + (spec.get('initContainers') or []):
+                for src in c.get('envFrom') or []:
+                    if 'configMapRef' in src:
+                        need('ConfigMap', src['configMapRef'].get('name'), who)
+                    if 'secretRef' in src:
+                        need('Secret', src['secretRef'].get('name'), who)
+                for env in c.get('env') or []:
+                    ref = env.get('valueFrom') or {}
+                    if 'secretKeyRef' in ref:
+                        need('Secret', ref['secretKeyRef'].get('name'), who)
+                    if 'configMapKeyRef' in ref:
+                        need('ConfigMap', ref['configMapKeyRef'].get('name'), who)
+        if doc.get('kind') == 'Ingress':
+            for tls in (doc.get('spec') or {}).get('tls') or []:
+                secret = have.get(('Secret', tls.get('secretName')))
+                if not secret:
+                    need('Secret', tls.get('secretName'), who)
+                elif secret.get('type') != 'kubernetes.io/tls':
+                    say(f'{who}: TLS Secret {tls.get("secretName")!r} is not of type kubernetes.io/tls')
+    allowed = {}
+    for d in docs:
+        if d.get('kind') == 'ConfigMap' and 'allowed_keys' in (d.get('data') or {}):
+            for line in d['data']['allowed_keys'].splitlines():
+                fields = line.split()  # Z85 keys may hold '#': only whole lines are comments
+                if len(fields) >= 3 and not fields[0].startswith('#'):
+                    allowed[fields[2]] = (fields[0], fields[1])
+    public = re.compile(r'^\s*public-key = "(.{40})"$', re.M)
+    name_re = re.compile(r'^\s*name = "([^"]*)"$', re.M)
+    for (kind, name), d in have.items():
+        for key, text in ((d.get('stringData') or {}).items() if kind == 'Secret' else []):
+            if not key.endswith('.key_secret'):
+                continue
+            found, owner = public.search(text), name_re.search(text)
+            if not found:
+                say(f'Secret/{name}: {key} holds no public key')
+                continue
+            entry = allowed.get(found.group(1))
+            who = owner.group(1) if owner else key
+            if who == 'control':
+                continue
+            if not entry:
+                say(f'Secret/{name}: the public half of {key} is not in allowed_keys')
+            elif who == 'console' and entry[1] != 'console':
+                say(f'Secret/{name}: the console\'s key has role {entry[1]!r} in allowed_keys, not console')
+    return problems
+
+
 def main(argv):
     args = argv[1:]
     types_dir, strict_pods, files = None, False, []
+    fit, complete = False, False
     while args:
         arg = args.pop(0)
         if arg == '--types' and args:
             types_dir = args.pop(0)
         elif arg == '--restricted':
             strict_pods = True
+        elif arg == '--wiring':
+            fit = True
+        elif arg == '--complete':
+            complete = True
         elif arg.startswith('-'):
             print(f'validate.py: unknown option {arg}', file=sys.stderr)
             return 2
@@ -322,10 +505,12 @@ def main(argv):
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     types = Types(types_dir)
-    problems, count = [], 0
+    problems, count, everything = [], 0, []
     for file in files:
         with open(file, encoding='utf-8') as stream:
             docs = [doc for doc in yaml.safe_load_all(stream) if doc is not None]
+        everything += [doc for doc in docs if isinstance(doc, dict) and 'metadata' in doc
+                       and 'name' in (doc['metadata'] or {})]
         for i, doc in enumerate(docs):
             meta = doc.get('metadata') or {} if isinstance(doc, dict) else {}
             where = f'{file}: {doc.get("kind") if isinstance(doc, dict) else "?"}/{meta.get("name", i)}'
@@ -333,6 +518,11 @@ def main(argv):
             if strict_pods:
                 problems += restricted(doc, where)
             count += 1
+    where = ', '.join(files)
+    if fit:
+        problems += [f'{where}: {p}' for p in wiring(everything)]
+    if complete:
+        problems += [f'{where}: {p}' for p in references(everything)]
     for problem in problems:
         print(problem)
     print(f'validate.py: {count} objects, {len(problems)} problems', file=sys.stderr)

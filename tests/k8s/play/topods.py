@@ -34,7 +34,7 @@ write its socket directory); here it is a hostPath directory with the
 kubelet's 0777 (root:fsGroup, setgid, with an fsGroup); medium: Memory is
 not emulated (a directory on disk). Writes pods.tsv: one line
 per pod "NAME<TAB>ADDRESS<TAB>FILE<TAB>KIND<TAB>APP" in start order.
-NetworkPolicies, PodDisruptionBudgets and the ServiceAccount have no podman
+NetworkPolicies, PodDisruptionBudgets, the ServiceAccount and the Ingress have no podman
 counterpart and are left out (listed on stderr)."""
 import base64
 import copy
