@@ -454,7 +454,10 @@ s_command (s_request_t *req)
 static enum MHD_Result
 s_events (s_request_t *req)
 {
-    struct MHD_Response *response = bf_overview_stream (req->owner->overview, req->connection);
+    const char *token
+        = MHD_lookup_connection_value (req->connection, MHD_COOKIE_KIND, S_COOKIE);
+    struct MHD_Response *response
+        = bf_overview_stream (req->owner->overview, req->connection, token);
     if (!response) {
         req->retry_after_s = 5;
         return s_error (req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams open");
@@ -773,6 +776,14 @@ s_start_daemon (bf_console_t *self, char *err, size_t errsize)
     return 0;
 }
 
+/*  An event stream's session is still live (bf_overview_args_t.live).  */
+static bool
+s_stream_live (void *context, const char *token)
+{
+    bf_console_t *self = context;
+    return bf_sessions_live (bf_login_sessions (self->login), token, s_now_ms ());
+}
+
 bf_console_t *
 bf_console_new (const bf_console_args_t *args, char *err, size_t errsize)
 {
@@ -812,6 +823,8 @@ bf_console_new (const bf_console_args_t *args, char *err, size_t errsize)
         .max_streams = args->max_streams,
     };
     overview.client.retries = 0; /* the next round asks again */
+    overview.live = s_stream_live;
+    overview.live_context = self;
     self->overview = bf_overview_new (&overview, err, errsize);
     if (!self->overview)
         goto failed;

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,6 +32,7 @@ struct s_stream_t {
     char *next; /* the newest event, waiting */
     size_t next_len;
     bool suspended;
+    char token[80]; /* the session it was opened with */
     s_stream_t *link;
 };
 
@@ -314,6 +316,9 @@ s_read (void *cls, uint64_t pos, char *buf, size_t max)
     pthread_mutex_lock (&self->mutex);
     if (self->ended)
         n = MHD_CONTENT_READER_END_OF_STREAM;
+    else if (!stream->cur && stream->next && self->args.live
+             && !self->args.live (self->args.live_context, stream->token))
+        n = MHD_CONTENT_READER_END_OF_STREAM; /* its session ended */
     else {
         if (!stream->cur && stream->next) {
             stream->cur = stream->next;
@@ -356,17 +361,19 @@ s_stream_free (void *cls)
     bf_console_metrics_streams (-1);
     free (stream->cur);
     free (stream->next);
+    explicit_bzero (stream->token, sizeof stream->token);
     free (stream);
 }
 
 struct MHD_Response *
-bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection)
+bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection, const char *token)
 {
     s_stream_t *stream = calloc (1, sizeof *stream);
     if (!stream)
         return NULL;
     stream->owner = self;
     stream->connection = connection;
+    snprintf (stream->token, sizeof stream->token, "%s", token ? token : "");
     pthread_mutex_lock (&self->mutex);
     bool refuse = self->ended || self->nstreams >= self->args.max_streams;
     if (!refuse) {

@@ -175,6 +175,19 @@ bf_sessions_touch (bf_sessions_t *self, const char *token, int64_t now_ms, bf_se
 }
 
 bool
+bf_sessions_live (bf_sessions_t *self, const char *token, int64_t now_ms)
+{
+    uint8_t key[32];
+    if (s_key (token, key) != 0)
+        return false;
+    pthread_mutex_lock (&self->mutex);
+    s_entry_t *entry = s_find (self, key);
+    bool live = entry && !s_expired (entry, now_ms);
+    pthread_mutex_unlock (&self->mutex);
+    return live;
+}
+
+bool
 bf_session_csrf_ok (const bf_session_t *session, const char *csrf)
 {
     size_t len = strlen (session->csrf);
