@@ -15,8 +15,8 @@
     so a browser that stops reading costs two snapshots of memory and
     never slows the poller or the other streams; libmicrohttpd's
     connection timeout closes it. A stream with nothing to write is
-    suspended (no busy wait) and resumed by the next snapshot or ping
-    (": ping" every ping interval when no snapshot came). A stream ends
+    suspended (no busy wait) and resumed by the next snapshot, which a
+    ": ping" comment line follows once a ping interval. A stream ends
     when its session does (logout, expiry).  */
 
 #ifndef BF_OVERVIEW_H_INCLUDED
@@ -31,7 +31,7 @@
 typedef struct {
     bf_client_args_t client; /* the console's own key; no on_behalf_of */
     int interval_ms;         /* between rounds (1000) */
-    int ping_ms;             /* a comment line when no event came (15000) */
+    int ping_ms;             /* between ": ping" comment lines (15000) */
     size_t max_streams;      /* open streams at most */
     /*  Whether the session a stream was opened with is still live (asked
         before each event, on libmicrohttpd's thread; NULL: always): a
@@ -55,7 +55,7 @@ void bf_overview_destroy (bf_overview_t **self_p);
 void bf_overview_end_streams (bf_overview_t *self);
 
 /*  A malloc'd copy of the latest snapshot (NUL-terminated; its length in
-    *len), or NULL when out of memory.  */
+ *len), or NULL when out of memory.  */
 char *bf_overview_snapshot (bf_overview_t *self, size_t *len);
 
 /*  Rounds made since the start.  */

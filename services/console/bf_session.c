@@ -82,8 +82,7 @@ s_key (const char *token, uint8_t key[32])
 static bool
 s_expired (const s_entry_t *entry, int64_t now_ms)
 {
-    return now_ms >= entry->session.idle_expires_ms
-           || now_ms >= entry->session.absolute_expires_ms;
+    return now_ms >= entry->session.idle_expires_ms || now_ms >= entry->session.absolute_expires_ms;
 }
 
 static s_entry_t *

@@ -180,14 +180,14 @@ s_header (char *data, size_t size, size_t n, void *arg)
 typedef struct {
     const char *method; /* NULL: GET, or POST when body is set */
     const char *body;
-    size_t body_len;             /* 0: strlen (body) */
-    const s_session_t *session;  /* cookie and, with csrf, the header */
-    bool csrf;                   /* send session->csrf */
-    const char *csrf_value;      /* send this X-CSRF-Token instead */
-    const char *source;          /* local address to connect from */
-    const char *extra;           /* one more header line */
-    long timeout_ms;             /* 0: 30 s */
-    int port;                    /* 0: the console's */
+    size_t body_len;            /* 0: strlen (body) */
+    const s_session_t *session; /* cookie and, with csrf, the header */
+    bool csrf;                  /* send session->csrf */
+    const char *csrf_value;     /* send this X-CSRF-Token instead */
+    const char *source;         /* local address to connect from */
+    const char *extra;          /* one more header line */
+    long timeout_ms;            /* 0: 30 s */
+    int port;                   /* 0: the console's */
 } s_req_t;
 
 /*  One request; the body is scanned for contacts. The caller frees
@@ -215,7 +215,7 @@ s_http (const char *path, const s_req_t *req, s_resp_t *resp)
         snprintf (line, sizeof line, "Cookie: %s", req->session->cookie);
         headers = curl_slist_append (headers, line);
     }
-    const char *csrf = req ? (req->csrf_value    ? req->csrf_value
+    const char *csrf = req ? (req->csrf_value             ? req->csrf_value
                               : req->csrf && req->session ? req->session->csrf
                                                           : NULL)
                            : NULL;
@@ -439,8 +439,8 @@ s_setup (void **state)
     bf_stack_t *s = &s_stack;
     bf_stack_init (s);
     char *out = NULL;
-    assert_int_equal (bf_testdb_billdata (s->db, &out, "generate --subscribers %d --period " PERIOD
-                                                       " --seed 15",
+    assert_int_equal (bf_testdb_billdata (s->db, &out,
+                                          "generate --subscribers %d --period " PERIOD " --seed 15",
                                           SUBSCRIBERS),
                       0);
     free (out);
@@ -535,8 +535,8 @@ test_pages_and_headers (void **state)
     s_expect_error ("/api/query/runs.list", NULL, 401, "not logged in");
     s_req_t post = { .body = s_command ("anon-1", "{\"period\":\"" PERIOD "\"}") };
     s_expect_error ("/api/command/run.start", &post, 401, "not logged in");
-    s_req_t forged = { .session = &(s_session_t){ .cookie = "bf_session=00", .csrf = "00" },
-                       .csrf = true };
+    s_req_t forged
+        = { .session = &(s_session_t){ .cookie = "bf_session=00", .csrf = "00" }, .csrf = true };
     s_expect_error ("/api/me", &forged, 401, "not logged in");
 }
 
@@ -572,8 +572,8 @@ test_login_and_query (void **state)
     s_expect_error ("/api/query/run.show?period=2026-13", &me, 400, "period");
     s_expect_error ("/api/query/nothing.list", &me, 404, "not found");
     s_expect_error ("/api/query/run.start", &me, 404, "not found");
-    s_expect_error ("/api/command/runs.list", &(s_req_t){ .session = &s_kim, .csrf = true,
-                                                          .body = s_command ("x", "{}") },
+    s_expect_error ("/api/command/runs.list",
+                    &(s_req_t){ .session = &s_kim, .csrf = true, .body = s_command ("x", "{}") },
                     404, "not found");
     /*  A CSRF token is not a session.  */
     s_session_t swapped_session = { .cookie = "" };
@@ -603,7 +603,8 @@ static void
 test_run_by_post (void **state)
 {
     (void)state;
-    s_req_t post = { .session = &s_kim, .csrf = true,
+    s_req_t post = { .session = &s_kim,
+                     .csrf = true,
                      .body = s_command ("console-start-1", "{\"period\":\"" PERIOD "\"}") };
     json_t *doc = s_expect ("/api/command/run.start", &post, 200);
     const char *status = bf_json_str (doc, "status");
@@ -625,8 +626,7 @@ test_run_by_post (void **state)
     assert_int_equal (s_scalar ("SELECT count (*) FROM command WHERE command_id ="
                                 " 'console-start-1'"),
                       1);
-    assert_int_equal (s_scalar ("SELECT count (*) FROM settlement_run WHERE period = '" PERIOD
-                                "'"),
+    assert_int_equal (s_scalar ("SELECT count (*) FROM settlement_run WHERE period = '" PERIOD "'"),
                       1);
     assert_int_equal (s_scalar ("SELECT count (*) FROM command WHERE command_id ="
                                 " 'console-start-1' AND client = 'console/kim'"),
@@ -657,8 +657,7 @@ test_subscriber_queries_masked (void **state)
     curl_free (escaped);
     json_t *doc = s_expect (path, &me, 200);
     assert_int_equal (json_array_size (bf_json_at (doc, "subscribers")), 1);
-    int64_t id = bf_json_int (json_array_get (bf_json_at (doc, "subscribers"), 0),
-                              "subscriber_id");
+    int64_t id = bf_json_int (json_array_get (bf_json_at (doc, "subscribers"), 0), "subscriber_id");
     json_decref (doc);
     escaped = curl_easy_escape (curl, s_phone, 0);
     snprintf (path, sizeof path, "/api/query/subscriber.find?phone=%s", escaped);
@@ -708,7 +707,8 @@ test_viewer_refused (void **state)
     json_decref (s_expect ("/api/query/runs.list", &me, 200));
     /*  A forged command with her own session and CSRF token: control refuses
         it and audits console/lee.  */
-    s_req_t post = { .session = &s_lee, .csrf = true,
+    s_req_t post = { .session = &s_lee,
+                     .csrf = true,
                      .body = s_command ("lee-forged-1", "{\"period\":\"" PERIOD "\"}") };
     doc = s_expect ("/api/command/run.stop", &post, 403);
     assert_string_equal (bf_json_str (doc, "status"), "REJECTED");
@@ -729,8 +729,10 @@ test_csrf (void **state)
     const char *body = s_command ("csrf-1", "{}");
     s_req_t none = { .session = &s_kim, .body = body };
     s_expect_error ("/api/command/dispatch.pause", &none, 403, "missing or wrong CSRF token");
-    s_req_t wrong = { .session = &s_kim, .body = body,
-                      .csrf_value = "0000000000000000000000000000000000000000000000000000000000000000" };
+    s_req_t wrong
+        = { .session = &s_kim,
+            .body = body,
+            .csrf_value = "0000000000000000000000000000000000000000000000000000000000000000" };
     s_expect_error ("/api/command/dispatch.pause", &wrong, 403, "missing or wrong CSRF token");
     s_req_t other = { .session = &s_kim, .body = body, .csrf_value = s_lee.csrf };
     s_expect_error ("/api/command/dispatch.pause", &other, 403, "missing or wrong CSRF token");
@@ -783,8 +785,7 @@ test_overview_and_events (void **state)
     assert_true (json_is_null (bf_json_at (doc, "error")));
     assert_true (json_is_array (bf_json_at (doc, "services.services"))
                  || json_is_object (bf_json_at (doc, "services")));
-    assert_string_equal (bf_json_str (json_array_get (bf_json_at (doc, "runs.runs"), 0),
-                                      "period"),
+    assert_string_equal (bf_json_str (json_array_get (bf_json_at (doc, "runs.runs"), 0), "period"),
                          PERIOD);
     assert_true (json_is_object (bf_json_at (doc, "deliveries")));
     assert_true (json_is_array (bf_json_at (doc, "held")));
@@ -1120,9 +1121,10 @@ s_make_cert (const char *cert_path, const char *key_path)
     gnutls_datum_t pem;
     assert_int_equal (gnutls_global_init (), 0);
     assert_int_equal (gnutls_x509_privkey_init (&key), 0);
-    assert_int_equal (gnutls_x509_privkey_generate (
-                          key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0),
-                      0);
+    assert_int_equal (
+        gnutls_x509_privkey_generate (key, GNUTLS_PK_ECDSA,
+                                      GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0),
+        0);
     assert_int_equal (gnutls_x509_crt_init (&crt), 0);
     gnutls_x509_crt_set_version (crt, 3);
     unsigned char serial[8] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x01 };
@@ -1131,8 +1133,7 @@ s_make_cert (const char *cert_path, const char *key_path)
     gnutls_x509_crt_set_activation_time (crt, now - 3600);
     gnutls_x509_crt_set_expiration_time (crt, now + 3600);
     gnutls_x509_crt_set_dn_by_oid (crt, GNUTLS_OID_X520_COMMON_NAME, 0, "localhost", 9);
-    gnutls_x509_crt_set_subject_alt_name (crt, GNUTLS_SAN_DNSNAME, "localhost", 9,
-                                          GNUTLS_FSAN_SET);
+    gnutls_x509_crt_set_subject_alt_name (crt, GNUTLS_SAN_DNSNAME, "localhost", 9, GNUTLS_FSAN_SET);
     gnutls_x509_crt_set_basic_constraints (crt, 1, -1);
     gnutls_x509_crt_set_key_usage (crt, GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_CERT_SIGN);
     assert_int_equal (gnutls_x509_crt_set_key (crt, key), 0);
