@@ -29,12 +29,12 @@ typedef struct {
     const char *users_file; /* required */
     const char *tls_cert;   /* PEM files; "" or NULL: plain HTTP */
     const char *tls_key;
-    bool cookie_secure;        /* Secure cookies without tls_cert */
-    bf_client_args_t client;   /* control: endpoints, server key, the console's key */
-    int report_timeout_ms;     /* a slow query's (bf_verb_t.slow), asked once */
-    int control_threads;       /* clients of control */
-    int login_threads;         /* password checks */
-    size_t queue_max;          /* jobs waiting at most, per kind */
+    bool cookie_secure;      /* Secure cookies without tls_cert */
+    bf_client_args_t client; /* control: endpoints, server key, the console's key */
+    int report_timeout_ms;   /* a slow query's (bf_verb_t.slow), asked once */
+    int control_threads;     /* clients of control */
+    int login_threads;       /* password checks */
+    size_t queue_max;        /* jobs waiting at most, per kind */
     int64_t session_idle_ms, session_absolute_ms;
     size_t max_sessions;
     int login_limit, login_limit_address;

@@ -15,8 +15,9 @@
     so a browser that stops reading costs two snapshots of memory and
     never slows the poller or the other streams; libmicrohttpd's
     connection timeout closes it. A stream with nothing to write is
-    suspended (no busy wait) and resumed by the next snapshot or ping
-    (": ping" every ping interval when no snapshot came).  */
+    suspended (no busy wait) and resumed by the next snapshot, which a
+    ": ping" comment line follows once a ping interval. A stream ends
+    when its session does (logout, expiry).  */
 
 #ifndef BF_OVERVIEW_H_INCLUDED
 #define BF_OVERVIEW_H_INCLUDED
@@ -30,8 +31,13 @@
 typedef struct {
     bf_client_args_t client; /* the console's own key; no on_behalf_of */
     int interval_ms;         /* between rounds (1000) */
-    int ping_ms;             /* a comment line when no event came (15000) */
+    int ping_ms;             /* between ": ping" comment lines (15000) */
     size_t max_streams;      /* open streams at most */
+    /*  Whether the session a stream was opened with is still live (asked
+        before each event, on libmicrohttpd's thread; NULL: always): a
+        stream ends with its session.  */
+    bool (*live) (void *context, const char *token);
+    void *live_context;
 } bf_overview_args_t;
 
 typedef struct bf_overview_t bf_overview_t;
@@ -49,15 +55,17 @@ void bf_overview_destroy (bf_overview_t **self_p);
 void bf_overview_end_streams (bf_overview_t *self);
 
 /*  A malloc'd copy of the latest snapshot (NUL-terminated; its length in
-    *len), or NULL when out of memory.  */
+ *len), or NULL when out of memory.  */
 char *bf_overview_snapshot (bf_overview_t *self, size_t *len);
 
 /*  Rounds made since the start.  */
 uint64_t bf_overview_polls (bf_overview_t *self);
 
-/*  A new event-stream response for connection (the caller queues it and
-    drops its reference), or NULL when max_streams are open or streams
-    have ended. The daemon must allow suspend/resume.  */
-struct MHD_Response *bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection);
+/*  A new event-stream response for connection, opened with the session
+    token (copied; args.live is asked about it before each event), which
+    the caller queues and drops its reference to; or NULL when max_streams
+    are open or streams have ended. The daemon must allow suspend/resume.  */
+struct MHD_Response *bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection,
+                                         const char *token);
 
 #endif

@@ -79,8 +79,7 @@ bf_route_arg_add (bf_route_args_t *args, const char *key, size_t key_len, const 
                   size_t value_len, char *err, size_t errsize)
 {
     if (!key || !s_key_ok (key, key_len))
-        return bf_err_set (err, errsize, "argument names are 1-%d of a-z and _",
-                           BF_ROUTE_KEY_MAX);
+        return bf_err_set (err, errsize, "argument names are 1-%d of a-z and _", BF_ROUTE_KEY_MAX);
     char shown[BF_ROUTE_KEY_MAX + 1];
     memcpy (shown, key, key_len);
     shown[key_len] = 0;
@@ -169,7 +168,8 @@ s_only (json_t *root, const char *const *allowed, char *err, size_t errsize)
 {
     const char *key;
     json_t *value;
-    json_object_foreach (root, key, value) {
+    json_object_foreach (root, key, value)
+    {
         bool known = false;
         for (size_t i = 0; allowed[i] && !known; i++)
             known = !strcmp (key, allowed[i]);
@@ -207,8 +207,8 @@ s_command_id_ok (const char *id)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = id[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '.' || c == '_' || c == ':' || c == '-'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
+              || c == '_' || c == ':' || c == '-'))
             return false;
     }
     return true;
@@ -224,7 +224,8 @@ s_command_args (json_t *object, bf_route_args_t *args, char *err, size_t errsize
         return bf_err_set (err, errsize, "\"args\" must be an object of strings");
     const char *key;
     json_t *value;
-    json_object_foreach (object, key, value) {
+    json_object_foreach (object, key, value)
+    {
         char number[32];
         const char *text;
         size_t len;
@@ -272,19 +273,18 @@ bf_route_refused (const Billflow__CommandReply *reply, const bf_verb_t *verb, co
 }
 
 int
-bf_route_query_status (const Billflow__CommandReply *reply, const bf_verb_t *verb,
-                       const char *role)
+bf_route_query_status (const Billflow__CommandReply *reply, const bf_verb_t *verb, const char *role)
 {
     switch (reply->status) {
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
-        return 200;
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
-        return bf_route_refused (reply, verb, role) ? 403 : 400;
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
-        return reply->retryable ? 503 : 400;
-    default:
-        return 503;
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
+            return 200;
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
+            return bf_route_refused (reply, verb, role) ? 403 : 400;
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
+            return reply->retryable ? 503 : 400;
+        default:
+            return 503;
     }
 }
 
@@ -299,10 +299,10 @@ bf_route_command_json (const Billflow__CommandReply *reply)
     const char *status = bf_client_status_name (reply->status);
     if (!strcmp (status, "UNSPECIFIED"))
         status = "FAILED";
-    json_t *root = json_pack ("{s:s, s:o, s:s, s:b, s:b}", "status", status, "result",
-                              result ? result : json_null (), "error",
-                              reply->error ? reply->error : "", "replayed", (int)reply->replayed,
-                              "retryable", (int)reply->retryable);
+    json_t *root
+        = json_pack ("{s:s, s:o, s:s, s:b, s:b}", "status", status, "result",
+                     result ? result : json_null (), "error", reply->error ? reply->error : "",
+                     "replayed", (int)reply->replayed, "retryable", (int)reply->retryable);
     char *text = root ? json_dumps (root, JSON_COMPACT) : NULL;
     json_decref (root);
     return text;

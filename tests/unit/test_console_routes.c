@@ -158,9 +158,8 @@ test_args (void **state)
     char err[256];
     bf_route_args_t fresh;
     memset (&fresh, 0, sizeof fresh);
-    assert_int_equal (bf_route_arg_add (&fresh, "email", 5, "kim@example.com\n", 16, err,
-                                        sizeof err),
-                      -1);
+    assert_int_equal (
+        bf_route_arg_add (&fresh, "email", 5, "kim@example.com\n", 16, err, sizeof err), -1);
     assert_null (strstr (err, "kim@"));
 }
 
@@ -209,9 +208,8 @@ test_login_body (void **state)
     }
     /*  Invalid UTF-8, and a name over 64 bytes.  */
     const char *bad_utf8 = "{\"name\":\"k\xffm\",\"password\":\"x\"}";
-    assert_int_equal (bf_route_login_body (bad_utf8, strlen (bad_utf8), name, password, err,
-                                           sizeof err),
-                      -1);
+    assert_int_equal (
+        bf_route_login_body (bad_utf8, strlen (bad_utf8), name, password, err, sizeof err), -1);
     assert_non_null (strstr (err, "not valid UTF-8"));
     char body[256];
     snprintf (body, sizeof body, "{\"name\":\"%065d\",\"password\":\"x\"}", 0);
@@ -219,9 +217,8 @@ test_login_body (void **state)
                       -1);
     /*  The reason never quotes the password.  */
     const char *secret = "{\"name\":\"kim\",\"password\":\"hunter2\",\"x\":1}";
-    assert_int_equal (bf_route_login_body (secret, strlen (secret), name, password, err,
-                                           sizeof err),
-                      -1);
+    assert_int_equal (
+        bf_route_login_body (secret, strlen (secret), name, password, err, sizeof err), -1);
     assert_null (strstr (err, "hunter2"));
 }
 
@@ -239,8 +236,7 @@ test_command_body (void **state)
     assert_string_equal (args.keys[0], "period");
     assert_string_equal (args.values[1], "10");
     const char *no_args = "{\"command_id\":\"abc\"}";
-    assert_int_equal (bf_route_command_body (no_args, strlen (no_args), id, &args, err,
-                                             sizeof err),
+    assert_int_equal (bf_route_command_body (no_args, strlen (no_args), id, &args, err, sizeof err),
                       0);
     assert_int_equal (args.count, 0);
     static const struct {
@@ -262,16 +258,15 @@ test_command_body (void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
-        assert_int_equal (bf_route_command_body (bad[i].body, strlen (bad[i].body), id, &args,
-                                                 err, sizeof err),
-                          -1);
+        assert_int_equal (
+            bf_route_command_body (bad[i].body, strlen (bad[i].body), id, &args, err, sizeof err),
+            -1);
         if (!strstr (err, bad[i].part))
             fail_msg ("%s: reason '%s' lacks '%s'", bad[i].body, err, bad[i].part);
     }
     char long_id[256];
     snprintf (long_id, sizeof long_id, "{\"command_id\":\"%0129d\"}", 0);
-    assert_int_equal (bf_route_command_body (long_id, strlen (long_id), id, &args, err,
-                                             sizeof err),
+    assert_int_equal (bf_route_command_body (long_id, strlen (long_id), id, &args, err, sizeof err),
                       -1);
     /*  Deep nesting is refused (jansson's depth limit or the shape), not
         a crash.  */
@@ -319,9 +314,8 @@ test_statuses (void **state)
     json_t *root = json_loads (text, 0, NULL);
     assert_non_null (root);
     assert_string_equal (json_string_value (json_object_get (root, "status")), "OK");
-    assert_int_equal (json_integer_value (json_object_get (json_object_get (root, "result"),
-                                                           "run_id")),
-                      7);
+    assert_int_equal (
+        json_integer_value (json_object_get (json_object_get (root, "result"), "run_id")), 7);
     assert_true (json_is_true (json_object_get (root, "replayed")));
     assert_true (json_is_false (json_object_get (root, "retryable")));
     assert_string_equal (json_string_value (json_object_get (root, "error")), "why");
