@@ -79,6 +79,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf_admission.h"
+
 typedef enum { BF_SEND_EMAIL, BF_SEND_SMS, BF_SEND_LMS, BF_SEND_PUSH } bf_send_kind_t;
 
 /*  SMS and LMS go to the SMS provider.  */
@@ -209,6 +211,12 @@ bool bf_sender_configured (const bf_sender_t *self, bf_provider_t provider);
 
 /*  "closed" | "open" | "half-open".  */
 const char *bf_sender_breaker_state (const bf_sender_t *self, bf_provider_t provider);
+
+/*  The provider's breaker state now (bf_admission_breaker) and, when
+    counts is not NULL, its changes so far (bf_admission_breaker_counts).
+    Closed and zeros for a provider that is not configured.  */
+bf_breaker_state_t bf_sender_breaker (const bf_sender_t *self, bf_provider_t provider,
+                                      bf_breaker_counts_t *counts);
 
 /*  The provider a kind goes to; names for logs and the attempt table.  */
 bf_provider_t bf_sender_provider_of (bf_send_kind_t kind);
