@@ -40,6 +40,7 @@ typedef struct s_job_t {
     bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
     int64_t due_ms;          /* not_before before the claim: its place in the claim order */
     bool was_pending;        /* PENDING before the claim (never tried, or retried by an operator) */
+    char due[48];            /* due_ms exactly, as the database wrote it (microseconds) */
     bf_provider_t provider;
     bf_send_request_t request; /* strings owned by the job */
     bool stored;               /* request is the content kept from an earlier attempt */
@@ -63,6 +64,7 @@ typedef struct {
     char hold_reason[64];
     bool fallback;
     bool outage; /* a transient failure while the breaker was not closed: not counted */
+    char due[48]; /* not "": not_before is this, exactly (its place before the claim) */
     /*  The content the attempt sent, to keep in delivery_content (owned;
         c_sent_as NULL when there is nothing to keep).  */
     const char *c_sent_as;
@@ -244,6 +246,7 @@ typedef enum {
     S_CLAIM_WAS_UNKNOWN, /* an earlier attempt ended UNKNOWN */
     S_CLAIM_DUE_MS,      /* not_before before the claim, ms since the epoch */
     S_CLAIM_WAS_PENDING, /* its state before the claim was PENDING */
+    S_CLAIM_DUE,         /* not_before before the claim, as text (exact) */
 } s_claim_column_t;
 
 
@@ -262,7 +265,8 @@ static const bf_db_statement_t s_statements[] = {
       " RETURNING d.id, d.channel, d.attempts, d.attempt_base,"
       " EXISTS (SELECT 1 FROM delivery_attempt a WHERE a.delivery_id = d.id"
       "         AND a.outcome = 'UNKNOWN'),"
-      " (extract (epoch FROM pick.due) * 1000)::bigint, pick.was = 'PENDING'",
+      " floor (extract (epoch FROM pick.due) * 1000)::bigint, pick.was = 'PENDING',"
+      " pick.due::text",
       6 },
     /*  Keeps this dispatcher's claims while their sends are in flight: an
         email may wait up to the SMTP end-of-data timeout (10 min) for its
@@ -317,7 +321,9 @@ static const bf_db_statement_t s_statements[] = {
       0 },
     { "d_states",
       "UPDATE delivery d SET state = r.state,"
-      " not_before = to_timestamp (r.not_before_ms / 1000.0),"
+      /*  r.due: back to its place, to the microsecond (ms would reorder
+          it among notices created in the same millisecond).  */
+      " not_before = coalesce (r.due, to_timestamp (r.not_before_ms / 1000.0)),"
       " lease_owner = NULL, lease_until = NULL,"
       /*  HELD, or back to PENDING without an attempt: the claim is undone.  */
       " attempts = CASE WHEN r.state = 'HELD' OR (r.state = 'PENDING' AND r.sent_as IS NULL)"
@@ -394,7 +400,7 @@ s_connect (s_dispatch_t *self)
                        " status_code int, error text, message_id text, state text,"
                        " not_before_ms bigint, hold_reason text, fallback boolean,"
                        " c_sent_as text, c_title text, c_body text, c_html text, c_date bigint,"
-                       " template_version int, outage boolean)"
+                       " template_version int, outage boolean, due timestamptz)"
                        " ON COMMIT DELETE ROWS",
                        "creating dispatch_result")
                == BF_DB_OK
@@ -452,6 +458,7 @@ s_flush (s_dispatch_t *self)
         else
             bf_copy_null (copy);
         bf_copy_str (copy, r->outage ? "t" : "f");
+        bf_copy_str (copy, r->due[0] ? r->due : NULL);
         rc = bf_copy_row_end (copy);
     }
     if (copy)
@@ -780,6 +787,7 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
     job->possibly_delivered = PQgetvalue (claimed, i, S_CLAIM_WAS_UNKNOWN)[0] == 't';
     job->due_ms = strtoll (PQgetvalue (claimed, i, S_CLAIM_DUE_MS), NULL, 10);
     job->was_pending = PQgetvalue (claimed, i, S_CLAIM_WAS_PENDING)[0] == 't';
+    snprintf (job->due, sizeof job->due, "%s", PQgetvalue (claimed, i, S_CLAIM_DUE));
     char err[256];
     const char *why = s_job_content (self, job, ctx, row, lines, to, now_ms, err, sizeof err);
     if (why) {
@@ -880,6 +888,8 @@ s_release_provider (s_dispatch_t *self, int p, const char *reason, int64_t now_m
         if (r) {
             r->state = !now_ms && job->was_pending ? "PENDING" : "HELD";
             r->not_before_ms = now_ms ? now_ms : job->due_ms;
+            if (!now_ms)
+                snprintf (r->due, sizeof r->due, "%s", job->due);
             if (r->state[0] == 'H')
                 snprintf (r->hold_reason, sizeof r->hold_reason, "%s", reason);
         }
@@ -990,6 +1000,8 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
             r->state = next.state;
             r->not_before_ms = next.not_before_ms;
             r->outage = next.outage;
+            if (next.outage)
+                snprintf (r->due, sizeof r->due, "%s", job->due);
             r->fallback = next.fallback;
             if (next.state[0] != 'F')
                 self->stat_retried++;
