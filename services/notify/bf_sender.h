@@ -60,7 +60,10 @@
     reopens it; THROTTLED leaves it half-open (the throttle pause applies);
     anything else closes it with an empty window. Results of requests started
     before the last close are not counted. Changes are logged (open at WARN,
-    half-open and closed at INFO).
+    half-open and closed at INFO) and counted (bf_sender_breaker). The
+    dispatcher does not count a transient failure that finds the breaker
+    open or half-open against the notice's retry budget
+    (services/notify/README.md "Retries and provider outages").
 
     Rate limit (per provider): a token bucket refilled at rate_per_s with a
     burst of a tenth of a second's worth (at least 1), starting full; so any
