@@ -19,35 +19,16 @@ cd "$(dirname "$0")/.."
 n=${1:-100000}
 period=2026-10
 
-bash scripts/bootstrap >/dev/null
-[ -f build/build.ninja ] || meson setup build >/dev/null
-meson compile -C build >/dev/null
-export billdata=$PWD/build/tools/billdata/billdata settle=$PWD/build/services/settle/settle
-export notify=$PWD/build/services/notify/notify mock=$PWD/build/tools/mockprovider/mockprovider
-work=$(mktemp -d /tmp/billflow-bench.XXXXXX)
-chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
-"$billdata" keygen "$work/pii.key" >/dev/null
-export BILLFLOW_PII_KEY_FILE="$work/pii.key" n period work
+. bench/notify_stack.sh
 export OUTAGE_S=${OUTAGE_S:-300} EMAIL_RATE=${EMAIL_RATE:-2000}
-for k in settle notify; do "$PWD/build/services/billctl/billctl" keygen "$k" --dir "$work" >/dev/null; done
-pubkey() { sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$work/$1.key"; }
-echo "notify service $(pubkey notify) notify" >"$work/allowed_keys"
-chmod 600 "$work/allowed_keys"
-export BILLFLOW_SETTLE_KEY_FILE="$work/settle.key_secret" BILLFLOW_SETTLE_ALLOWED_KEYS="$work/allowed_keys"
-export BILLFLOW_NOTIFY_KEY_FILE="$work/notify.key_secret" BILLFLOW_NOTIFY_SETTLE_SERVER_KEY="$(pubkey settle)"
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 echo
 
 cat >"$work/steps.sh" <<'STEPS'
 set -euo pipefail
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+steps_begin
 now_ms() { date +%s%3N; }
-export BILLFLOW_SETTLE_PUB_ENDPOINT="ipc://$work/pub" BILLFLOW_SETTLE_REPLAY_ENDPOINT="ipc://$work/replay"
-"$billdata" migrate >/dev/null 2>&1
 echo "== generate $n subscribers and settle $period"
 "$billdata" generate --subscribers "$n" --period "$period" --seed 31 | tail -1
 "$settle" --once --period "$period" 2>/dev/null

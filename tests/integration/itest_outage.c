@@ -27,6 +27,7 @@
 #include <czmq.h>
 
 #include "bf_testdb.h"
+#include "bf_testjson.h"
 #include "bf_teststack.h"
 
 #define PERIOD      "2026-10"
@@ -54,27 +55,24 @@ s_sample (const char *text, const char *key)
     return at ? strtod (at + strlen (line), NULL) : -1;
 }
 
-/*  Integer after "key": in the object of channel in the mock's report.  */
-static long
-s_report_value (const char *report, const char *channel, const char *key)
+/*  The mock's report (GET /v1/report), parsed; the caller decrefs it.  */
+static json_t *
+s_mock_report (bf_stack_t *s)
 {
-    char needle[64];
-    snprintf (needle, sizeof needle, "\"%s\"", channel);
-    const char *at = strstr (report, needle);
-    assert_non_null (at);
-    snprintf (needle, sizeof needle, "\"%s\"", key);
-    at = strstr (at, needle);
-    assert_non_null (at);
-    return strtol (strchr (at, ':') + 1, NULL, 10);
+    char *text = bf_stack_mock_report (s);
+    assert_non_null (text);
+    json_t *report = json_loads (text, 0, NULL);
+    free (text);
+    assert_non_null (report);
+    return report;
 }
 
 static long
 s_mock_accepted (bf_stack_t *s)
 {
-    char *report = bf_stack_mock_report (s);
-    assert_non_null (report);
-    long n = s_report_value (report, "email", "accepted");
-    free (report);
+    json_t *report = s_mock_report (s);
+    long n = (long)bf_json_int (report, "email.accepted");
+    json_decref (report);
     return n;
 }
 
@@ -206,8 +204,9 @@ test_email_outage_mid_run (void **state)
     assert_true (s_mock_accepted (&s) < expected / 2);
     char url[256], path[600];
     snprintf (path, sizeof path, "%s/outage.json", s.dir);
-    snprintf (url, sizeof url, "http://127.0.0.1:%d/v1/outage?channel=email&refuse_ms=%d&error_ms=%d",
-              s.http_port, S_REFUSE_MS, S_ERROR_MS);
+    snprintf (url, sizeof url,
+              "http://127.0.0.1:%d/v1/outage?channel=email&refuse_ms=%d&error_ms=%d", s.http_port,
+              S_REFUSE_MS, S_ERROR_MS);
     int64_t down_at = zclock_mono ();
     assert_true (s_curl ("POST", url, path));
     /*  While it refuses, nothing is accepted: every record line from here
@@ -222,8 +221,9 @@ test_email_outage_mid_run (void **state)
 
     /*  The end: every notice final, or held by its subscriber's own quiet
         hours.  */
-    const char *open_sql = "SELECT count(*) FROM delivery WHERE state NOT IN ('DELIVERED', 'FAILED')"
-                           " AND coalesce (hold_reason, '') NOT LIKE 'quiet hours%'";
+    const char *open_sql
+        = "SELECT count(*) FROM delivery WHERE state NOT IN ('DELIVERED', 'FAILED')"
+          " AND coalesce (hold_reason, '') NOT LIKE 'quiet hours%'";
     for (int i = 0; i < 900 && bf_testdb_scalar (s.conn, open_sql) > 0; i++)
         usleep (100000);
     int64_t drained_ms = zclock_mono () - up_at;
@@ -234,12 +234,13 @@ test_email_outage_mid_run (void **state)
                         " (SELECT channel, state, count(*) n FROM delivery GROUP BY 1, 2) x",
                         states, sizeof states);
         fprintf (stderr, "# notices not final 90 s after the recovery: %s\n", states);
-        bf_testdb_text (s.conn,
-                        "SELECT string_agg (id || ' ' || state || ' ' || coalesce (hold_reason, '-')"
-                        " || ' ' || not_before || ' ' || attempts || ' ' || attempt_base || ' '"
-                        " || coalesce (last_error, '-'), '; ') FROM (SELECT * FROM delivery WHERE"
-                        " state NOT IN ('DELIVERED', 'FAILED', 'HELD') LIMIT 5) x",
-                        states, sizeof states);
+        bf_testdb_text (
+            s.conn,
+            "SELECT string_agg (id || ' ' || state || ' ' || coalesce (hold_reason, '-')"
+            " || ' ' || not_before || ' ' || attempts || ' ' || attempt_base || ' '"
+            " || coalesce (last_error, '-'), '; ') FROM (SELECT * FROM delivery WHERE"
+            " state NOT IN ('DELIVERED', 'FAILED', 'HELD') LIMIT 5) x",
+            states, sizeof states);
         fprintf (stderr, "# e.g. %s\n", states);
         fail ();
     }
@@ -254,21 +255,23 @@ test_email_outage_mid_run (void **state)
     fprintf (stderr, "# after the outage: %s\n", summary);
 
     /*  Nothing failed, nothing fell back.  */
-    assert_int_equal (bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery WHERE state = 'FAILED'"), 0);
     assert_int_equal (
-        bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NOT NULL"), 0);
+        bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery WHERE state = 'FAILED'"), 0);
+    assert_int_equal (
+        bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NOT NULL"),
+        0);
 
     /*  Exactly once at the provider.  */
-    char *report = bf_stack_mock_report (&s);
-    assert_non_null (report);
+    json_t *report = s_mock_report (&s);
     int64_t sent = bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery"
                                              " WHERE channel = 'EMAIL' AND state = 'DELIVERED'");
-    assert_int_equal (s_report_value (report, "email", "accepted"), sent);
-    assert_int_equal (s_report_value (report, "email", "duplicate_deliveries"), 0);
-    const char *channels[] = { "email", "sms", "lms", "push" };
+    assert_int_equal (bf_json_int (report, "email.accepted"), sent);
+    assert_int_equal (bf_json_int (report, "email.duplicate_deliveries"), 0);
+    const char *over_one[] = { "email.recipients_over_one_total", "sms.recipients_over_one_total",
+                               "lms.recipients_over_one_total", "push.recipients_over_one_total" };
     for (int c = 0; c < 4; c++)
-        assert_int_equal (s_report_value (report, channels[c], "recipients_over_one_total"), 0);
-    free (report);
+        assert_int_equal (bf_json_int (report, over_one[c]), 0);
+    json_decref (report);
 
     /*  The outage happened to notify: transient failures, recorded with
         their time, provider and error, and the budget untouched by them.  */
@@ -282,13 +285,13 @@ test_email_outage_mid_run (void **state)
                                         " OR a.error IS NULL)"),
                       0);
     /*  G5: one row per attempt, numbered 1..attempts.  */
-    assert_int_equal (bf_testdb_scalar (s.conn,
-                                        "SELECT count(*) FROM delivery d WHERE d.attempts <>"
-                                        " (SELECT count(*) FROM delivery_attempt a"
-                                        "  WHERE a.delivery_id = d.id)"
-                                        " OR d.attempts <> coalesce ((SELECT max(attempt_no)"
-                                        "  FROM delivery_attempt a WHERE a.delivery_id = d.id), 0)"),
-                      0);
+    assert_int_equal (
+        bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery d WHERE d.attempts <>"
+                                  " (SELECT count(*) FROM delivery_attempt a"
+                                  "  WHERE a.delivery_id = d.id)"
+                                  " OR d.attempts <> coalesce ((SELECT max(attempt_no)"
+                                  "  FROM delivery_attempt a WHERE a.delivery_id = d.id), 0)"),
+        0);
 
     /*  When the breaker first opened (the line's timestamp starts the
         line).  */
@@ -309,8 +312,9 @@ test_email_outage_mid_run (void **state)
               " AND finished_at <= '%s'::timestamptz",
               opened_at);
     int64_t before_open = bf_testdb_scalar (s.conn, sql);
-    int64_t charged = bf_testdb_scalar (s.conn, "SELECT coalesce (sum (attempts - attempt_base - 1),"
-                                                " 0) FROM delivery WHERE state = 'DELIVERED'");
+    int64_t charged
+        = bf_testdb_scalar (s.conn, "SELECT coalesce (sum (attempts - attempt_base - 1),"
+                                    " 0) FROM delivery WHERE state = 'DELIVERED'");
     fprintf (stderr, "# budget: %lld failure(s) before the breaker opened, %lld charged\n",
              (long long)before_open, (long long)charged);
     assert_true (charged <= before_open);
@@ -336,8 +340,9 @@ test_email_outage_mid_run (void **state)
         if (rank == 0)
             continue;
         if (rank <= last_rank) {
-            fprintf (stderr, "# the email of delivery %lld (rank %d in bill order) went out"
-                             " after rank %d\n",
+            fprintf (stderr,
+                     "# the email of delivery %lld (rank %d in bill order) went out"
+                     " after rank %d\n",
                      (long long)ids[i], rank, last_rank);
             char rows[1024];
             snprintf (sql, sizeof sql,
@@ -363,16 +368,20 @@ test_email_outage_mid_run (void **state)
     assert_true (s_curl ("GET", url, path));
     char *metrics = bf_test_slurp (path);
     assert_non_null (metrics);
-    double opened = s_sample (metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"open\"}");
-    double half = s_sample (metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"half_open\"}");
-    double closed = s_sample (metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"closed\"}");
+    double opened = s_sample (
+        metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"open\"}");
+    double half = s_sample (
+        metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"half_open\"}");
+    double closed = s_sample (
+        metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"closed\"}");
     fprintf (stderr, "# breaker: opened %g, half-open %g, closed %g; drained in %lld ms\n", opened,
              half, closed, (long long)drained_ms);
     assert_true (opened >= 1);
     assert_true (half >= 1);
     assert_true (closed >= 1);
     assert_true (s_sample (metrics, "billflow_notify_breaker_state{provider=\"email\"}") == 0);
-    assert_true (s_sample (metrics, "billflow_notify_outage_attempts_total{channel=\"email\"}") >= 1);
+    assert_true (s_sample (metrics, "billflow_notify_outage_attempts_total{channel=\"email\"}")
+                 >= 1);
     free (metrics);
     int open_lines = s_count_lines (log, "sender: email breaker opened")
                      + s_count_lines (log, "sender: email breaker reopened");

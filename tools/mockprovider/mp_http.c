@@ -159,7 +159,8 @@ s_duration_arg (struct MHD_Connection *connection, const char *name, unsigned *m
 static enum MHD_Result
 s_outage (struct MHD_Connection *connection)
 {
-    const char *channel = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "channel");
+    const char *channel
+        = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "channel");
     unsigned refuse_ms, error_ms;
     const char *why = NULL;
     if (!channel || strcmp (channel, "email") != 0)
@@ -177,8 +178,8 @@ s_outage (struct MHD_Connection *connection)
     mp_outage_begin (mp_clock_ms (), refuse_ms, error_ms);
     mp_log ("outage: email down now: refused for %u ms, then 554 for %u ms", refuse_ms, error_ms);
     int n = snprintf (text, sizeof text,
-                      "{\"outage\": \"email\", \"refuse_ms\": %u, \"error_ms\": %u}\n",
-                      refuse_ms, error_ms);
+                      "{\"outage\": \"email\", \"refuse_ms\": %u, \"error_ms\": %u}\n", refuse_ms,
+                      error_ms);
     return s_respond (connection, MHD_HTTP_OK, "application/json", text, (size_t)n,
                       MHD_RESPMEM_MUST_COPY, NULL, NULL);
 }

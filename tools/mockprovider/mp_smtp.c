@@ -416,7 +416,8 @@ s_listen (void)
         return -1;
     int one = 1;
     setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind (fd, (struct sockaddr *)&s_smtp.addr, s_smtp.addr_len) != 0 || listen (fd, 4096) != 0) {
+    if (bind (fd, (struct sockaddr *)&s_smtp.addr, s_smtp.addr_len) != 0
+        || listen (fd, 4096) != 0) {
         int saved = errno;
         close (fd);
         errno = saved;
@@ -466,8 +467,8 @@ s_outage_step (int64_t now)
     if (phase == MP_OUTAGE_NONE)
         mp_log ("smtp: outage over: accepting mail again");
     else
-        mp_log ("smtp: outage: %s for %lld ms", phase == MP_OUTAGE_REFUSE ? "refusing connections"
-                                                                         : "greeting with 554",
+        mp_log ("smtp: outage: %s for %lld ms",
+                phase == MP_OUTAGE_REFUSE ? "refusing connections" : "greeting with 554",
                 (long long)next);
     s_smtp.phase = phase;
 }
