@@ -143,14 +143,15 @@ bf_dispatch_next (const bf_dispatch_failure_t *f)
             /*  A transient failure that finds its provider's breaker open or
                 half-open (this result may have opened it) is the outage's:
                 recorded like any attempt, not counted against the budget,
-                and due again at its place in the claim order (back to
-                PENDING when it was: a PENDING delivery's not_before is on
-                the database's clock); the breaker holds it back until the
+                and due again at its place in the claim order (its old
+                not_before; now, should that be later: a new notice's
+                not_before is on the database's clock, which notify.clock
+                may be behind); the breaker holds it back until the
                 provider answers.  */
             if (f->breaker != BF_BREAKER_CLOSED) {
-                next.state = f->was_pending ? "PENDING" : "RETRY";
+                next.state = "RETRY";
                 next.outage = true;
-                next.not_before_ms = f->due_ms;
+                next.not_before_ms = f->due_ms < f->now_ms ? f->due_ms : f->now_ms;
                 break;
             }
             /* fall through */
@@ -988,7 +989,6 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
                 .email = job->channel == 0,
                 .possibly_delivered = job->possibly_delivered,
                 .due_ms = job->due_ms,
-                .was_pending = job->was_pending,
                 .now_ms = now,
                 .backoff_base_ms = self->args.backoff_base_ms,
                 .backoff_max_ms = self->args.backoff_max_ms,
@@ -1000,7 +1000,7 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
             r->state = next.state;
             r->not_before_ms = next.not_before_ms;
             r->outage = next.outage;
-            if (next.outage)
+            if (next.outage && next.not_before_ms == job->due_ms)
                 snprintf (r->due, sizeof r->due, "%s", job->due);
             r->fallback = next.fallback;
             if (next.state[0] != 'F')

@@ -81,7 +81,6 @@ typedef struct {
     bool email;              /* an email: falls back to SMS when it fails for good */
     bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
     int64_t due_ms;          /* the delivery's not_before before its claim */
-    bool was_pending;        /* and its state then was PENDING */
     int64_t now_ms;
     int backoff_base_ms, backoff_max_ms;
     unsigned jitter;      /* 0..65535, for bf_dispatch_backoff_ms */
@@ -90,7 +89,7 @@ typedef struct {
 } bf_dispatch_failure_t;
 
 typedef struct {
-    const char *state;     /* "DELIVERED" | "RETRY" | "PENDING" | "FAILED" (static) */
+    const char *state;     /* "DELIVERED" | "RETRY" | "FAILED" (static) */
     int64_t not_before_ms; /* when it is due again (now_ms when final) */
     bool outage;           /* the attempt is not counted against the budget */
     bool fallback;         /* an email failed for good: insert its SMS fallback */
@@ -101,8 +100,8 @@ typedef struct {
     email falls back to SMS unless it may have arrived); UNKNOWN is resent
     once after unknown_retry_ms while attempts are left, else fails
     without a fallback; TRANSIENT while the breaker is open or half-open is
-    an outage's: not counted, due again at due_ms, as PENDING when it was
-    PENDING, else RETRY; any other TRANSIENT or
+    an outage's: RETRY, not counted, due again at due_ms (now_ms when
+    that is later); any other TRANSIENT or
     THROTTLED retries after bf_dispatch_backoff_ms (counted) — at least
     retry_after_ms for THROTTLED — until counted reaches max_attempts,
     then fails (with the fallback of an email).  */
