@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "bf_console.h"
 #include "bf_console_metrics.h"
 #include "bf_curve.h"
+#include "bf_health.h"
 #include "bf_http.h"
 #include "bf_log.h"
 #include "bf_login.h"
@@ -46,6 +48,7 @@
 #define S_MEMORY_LIMIT (32 * 1024) /* per connection: request line and headers */
 #define S_TLS_FILE_MAX (256 * 1024)
 #define S_DRAIN_FACTOR 4 /* a body past the cap is read (and dropped) up to 4 caps */
+#define S_XFF_KEPT     4096 /* the tail of X-Forwarded-For read (bf_proxy walks 32 hops) */
 
 struct bf_console_t {
     bf_console_args_t args;
@@ -144,7 +147,8 @@ s_send (s_request_t *req, unsigned int status, const char *type, char *body, siz
                                          || req->route.kind == BF_ROUTE_LOGOUT
                                          || req->route.kind == BF_ROUTE_COMMAND
                                      ? "POST"
-                                     : "GET, HEAD");
+                                 : req->route.kind == BF_ROUTE_QUERY ? "GET, HEAD, POST"
+                                                                     : "GET, HEAD");
     bf_console_metrics_request (s_route_word (req), status);
     req->answered = true;
     enum MHD_Result rc = MHD_queue_response (req->connection, status, response);
@@ -423,11 +427,23 @@ s_arg (void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, con
     return MHD_YES;
 }
 
+/*  A query: its arguments from the query string (GET), or from the body
+    (POST, {"args": {...}}: an email or a phone stays out of URLs and so
+    out of access logs); a POST with a query string is refused. The
+    reasons logged and answered quote no value.  */
 static enum MHD_Result
 s_query (s_request_t *req)
 {
     memset (&req->args, 0, sizeof req->args);
     MHD_get_connection_values_n (req->connection, MHD_GET_ARGUMENT_KIND, s_arg, req);
+    if (req->route.post && !req->arg_error[0]) {
+        if (req->args.count > 0)
+            snprintf (req->arg_error, sizeof req->arg_error,
+                      "a POSTed query takes its arguments in the body only");
+        else
+            bf_route_query_body (req->body ? req->body : "", req->body_len, &req->args,
+                                 req->arg_error, sizeof req->arg_error);
+    }
     if (req->arg_error[0]) {
         bf_warn ("console: bad query %s from %s (%s): %s", req->route.verb->verb, req->address,
                  req->session.name, req->arg_error);
@@ -477,7 +493,8 @@ s_api (s_request_t *req)
 {
     if (!s_session (req))
         return s_error (req, MHD_HTTP_UNAUTHORIZED, "not logged in");
-    bool post = req->route.kind == BF_ROUTE_LOGOUT || req->route.kind == BF_ROUTE_COMMAND;
+    bool post = req->route.kind == BF_ROUTE_LOGOUT || req->route.kind == BF_ROUTE_COMMAND
+                || (req->route.kind == BF_ROUTE_QUERY && req->route.post);
     if (post && !s_csrf_ok (req)) {
         bf_warn ("console: %s from %s (%s) without the right CSRF token", s_route_word (req),
                  req->address, req->session.name);
@@ -537,6 +554,44 @@ s_dispatch (s_request_t *req)
     }
 }
 
+/*  Every X-Forwarded-For line joined with ",", its last S_XFF_KEPT
+    bytes kept (the walk reads the right end only).  */
+typedef struct {
+    char text[S_XFF_KEPT + 1];
+    size_t len;
+} s_xff_t;
+
+static enum MHD_Result
+s_xff_line (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    s_xff_t *xff = cls;
+    if (!key || !value || strcasecmp (key, "X-Forwarded-For"))
+        return MHD_YES;
+    size_t add = strlen (value);
+    const char *from = value;
+    if (add >= S_XFF_KEPT) {
+        from = value + add - S_XFF_KEPT;
+        add = S_XFF_KEPT;
+        xff->len = 0;
+    }
+    size_t need = xff->len + (xff->len ? 1 : 0) + add;
+    if (need > S_XFF_KEPT) {
+        size_t drop = need - S_XFF_KEPT;
+        memmove (xff->text, xff->text + drop, xff->len - drop);
+        xff->len -= drop;
+    }
+    if (xff->len)
+        xff->text[xff->len++] = ',';
+    memcpy (xff->text + xff->len, from, add);
+    xff->len += add;
+    xff->text[xff->len] = 0;
+    return MHD_YES;
+}
+
+/*  The client's address: the peer's, or behind a trusted proxy the one
+    X-Forwarded-For names (bf_proxy.h). It is what the failed-login
+    limit counts and what the log lines name.  */
 static void
 s_address (s_request_t *req)
 {
@@ -545,13 +600,23 @@ s_address (s_request_t *req)
     snprintf (req->address, sizeof req->address, "unknown");
     if (!info || !info->client_addr)
         return;
+    char peer[INET6_ADDRSTRLEN] = "unknown";
     const struct sockaddr *sa = info->client_addr;
     if (sa->sa_family == AF_INET)
-        inet_ntop (AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->address,
-                   sizeof req->address);
+        inet_ntop (AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
     else if (sa->sa_family == AF_INET6)
-        inet_ntop (AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->address,
-                   sizeof req->address);
+        inet_ntop (AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
+    const bf_proxies_t *proxies = &req->owner->args.proxies;
+    if (proxies->count == 0 || !bf_proxies_trusted (proxies, peer)) {
+        snprintf (req->address, sizeof req->address, "%s", peer);
+        return;
+    }
+    s_xff_t *xff = calloc (1, sizeof *xff);
+    if (xff)
+        MHD_get_connection_values (req->connection, MHD_HEADER_KIND, s_xff_line, xff);
+    bf_proxies_client (proxies, peer, xff && xff->len ? xff->text : NULL, req->address,
+                       sizeof req->address);
+    free (xff);
 }
 
 /*  The first call: the route, and a body announced too large.  */
@@ -698,6 +763,10 @@ bf_console_args_from_config (bf_console_args_t *args, const bf_config_t *config,
     args->max_body = (size_t)bf_config_int (config, "console.max_body_bytes");
     args->poll_ms = (int)bf_config_int (config, "console.poll_ms");
     args->max_streams = (size_t)bf_config_int (config, "console.max_streams");
+    if (bf_proxies_parse (&args->proxies, bf_config_str (config, "console.trusted_proxies"), err,
+                          errsize)
+        != 0)
+        return -1;
     if (!*args->users_file)
         return bf_err_set (err, errsize,
                            "console.users_file is required (make it with `console adduser`)");
@@ -826,6 +895,9 @@ bf_console_new (const bf_console_args_t *args, char *err, size_t errsize)
     self->overview = bf_overview_new (&overview, err, errsize);
     if (!self->overview)
         goto failed;
+    /*  Ready (/readyz) when control answers the poller: the console has
+        no database (main says so), reaching control is what it needs.  */
+    bf_health_ready_add ("control", bf_overview_ready, self->overview);
     bf_workq_args_t control = {
         .name = "control",
         .threads = args->control_threads,
@@ -874,6 +946,8 @@ bf_console_destroy (bf_console_t **self_p)
     bf_workq_destroy (&self->logins);
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
+    if (self->overview)
+        bf_health_ready_remove ("control");
     bf_overview_destroy (&self->overview);
     bf_login_destroy (&self->login);
     if (self->tls_key) {

@@ -23,6 +23,7 @@
 
 #include "bf_client.h"
 #include "bf_config.h"
+#include "bf_proxy.h"
 
 typedef struct {
     const char *listen;     /* "HOST:PORT" */
@@ -43,6 +44,7 @@ typedef struct {
     size_t max_body;
     int poll_ms;
     size_t max_streams;
+    bf_proxies_t proxies; /* console.trusted_proxies: X-Forwarded-For believed from these */
 } bf_console_args_t;
 
 /*  Fills args from config (strings point into config). Returns 0, or -1

@@ -48,6 +48,7 @@ struct bf_overview_t {
     size_t nstreams;
     atomic_uint_fast64_t polls;
     int64_t last_ping_ms; /* the poller's own */
+    _Atomic int64_t answered_ms; /* monotonic: when control last answered; 0: never */
 };
 
 static int64_t
@@ -58,11 +59,20 @@ s_now_ms (void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t
+s_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*  Asks control one query: its parsed result, or NULL with *error set
-    (first failure of the round wins).  */
+    (first failure of the round wins). An answer of control, even a
+    refusal, marks it reachable (the readiness check).  */
 static json_t *
-s_ask (bf_client_t *client, const char *verb, const char *key, const char *value, char *error,
-       size_t errsize)
+s_ask (bf_overview_t *self, bf_client_t *client, const char *verb, const char *key,
+       const char *value, char *error, size_t errsize)
 {
     if (!client) {
         if (!*error)
@@ -76,6 +86,8 @@ s_ask (bf_client_t *client, const char *verb, const char *key, const char *value
     int rc = bf_client_request (client, bf_uuid_v4 (id), entry->target, verb, key ? 1 : 0, keys,
                                 values, &reply, NULL, err, sizeof err);
     json_t *result = NULL;
+    if (rc == BF_CLIENT_ANSWERED)
+        atomic_store (&self->answered_ms, s_mono_ms ());
     if (rc != BF_CLIENT_ANSWERED) {
         if (!*error)
             snprintf (error, errsize, "control unreachable");
@@ -91,12 +103,13 @@ s_ask (bf_client_t *client, const char *verb, const char *key, const char *value
 
 /*  The held notices of the newest run: from run.show of its period.  */
 static json_t *
-s_held (bf_client_t *client, const char *period, char *error, size_t errsize)
+s_held (bf_overview_t *self, bf_client_t *client, const char *period, char *error,
+        size_t errsize)
 {
     json_t *held = json_array ();
     if (!period)
         return held;
-    json_t *show = s_ask (client, "run.show", "period", period, error, errsize);
+    json_t *show = s_ask (self, client, "run.show", "period", period, error, errsize);
     json_t *notices = json_object_get (show, "notices");
     json_t *count = json_object_get (json_object_get (notices, "by_state"), "HELD");
     json_t *schedule = json_object_get (show, "schedule");
@@ -121,14 +134,14 @@ s_round (bf_overview_t *self, bf_client_t *client)
 {
     char error[300] = "";
     const char *limit = "5";
-    json_t *services = s_ask (client, "services.list", NULL, NULL, error, sizeof error);
-    json_t *runs = s_ask (client, "runs.list", "limit", limit, error, sizeof error);
+    json_t *services = s_ask (self, client, "services.list", NULL, NULL, error, sizeof error);
+    json_t *runs = s_ask (self, client, "runs.list", "limit", limit, error, sizeof error);
     json_t *newest = json_array_get (json_object_get (runs, "runs"), 0);
     const char *period = json_string_value (json_object_get (newest, "period"));
-    json_t *deliveries
-        = period ? s_ask (client, "deliveries.summary", "period", period, error, sizeof error)
-                 : NULL;
-    json_t *held = s_held (client, period, error, sizeof error);
+    json_t *deliveries = period ? s_ask (self, client, "deliveries.summary", "period", period,
+                                         error, sizeof error)
+                                : NULL;
+    json_t *held = s_held (self, client, period, error, sizeof error);
     uint64_t polls = atomic_fetch_add (&self->polls, 1) + 1;
     bf_console_metrics_poll ();
     json_t *root = json_pack (
@@ -227,6 +240,7 @@ bf_overview_new (const bf_overview_args_t *args, char *err, size_t errsize)
                              "\"deliveries\":null,\"held\":[],\"error\":\"not polled yet\"}");
     self->snapshot_len = self->snapshot ? strlen (self->snapshot) : 0;
     atomic_init (&self->polls, 0);
+    atomic_init (&self->answered_ms, 0);
     pthread_mutex_init (&self->mutex, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init (&attr);
@@ -295,6 +309,36 @@ uint64_t
 bf_overview_polls (bf_overview_t *self)
 {
     return atomic_load (&self->polls);
+}
+
+bool
+bf_overview_ready_at (int64_t answered_ms, int64_t now_ms, int64_t stale_ms, char *reason,
+                      size_t reasonsize)
+{
+    if (answered_ms <= 0) {
+        snprintf (reason, reasonsize, "control has not answered yet");
+        return false;
+    }
+    int64_t age = now_ms > answered_ms ? now_ms - answered_ms : 0;
+    bool ok = age <= stale_ms;
+    snprintf (reason, reasonsize, "%s %.1f s ago", ok ? "control answered" : "control last answered",
+              (double)age / 1000.0);
+    return ok;
+}
+
+int64_t
+bf_overview_stale_ms (int interval_ms)
+{
+    int64_t stale = 3 * (int64_t)interval_ms;
+    return stale < BF_OVERVIEW_STALE_MIN_MS ? BF_OVERVIEW_STALE_MIN_MS : stale;
+}
+
+bool
+bf_overview_ready (void *arg, char *reason, size_t reasonsize)
+{
+    bf_overview_t *self = arg;
+    return bf_overview_ready_at (atomic_load (&self->answered_ms), s_mono_ms (),
+                                 bf_overview_stale_ms (self->args.interval_ms), reason, reasonsize);
 }
 
 /*  libmicrohttpd asks for more of the stream: the rest of the event being

@@ -4,6 +4,12 @@
     pushes it to every open event stream (/api/events). However many
     browsers watch, control sees one round of queries per interval.
 
+    Readiness. The console has no database: it is ready when it reaches
+    control, i.e. when control answered one of the poller's queries (any
+    answer, a refusal too) within the last three intervals (at least
+    BF_OVERVIEW_STALE_MIN_MS). bf_overview_ready is that /readyz check
+    ("control").
+
     SNAPSHOT = {"at_ms", "polls", "services": <services.list>,
     "runs": <runs.list limit=5>, "deliveries": <deliveries.summary of the
     newest run's period>, "held": [{"period", "held", "held_until",
@@ -23,10 +29,13 @@
 #define BF_OVERVIEW_H_INCLUDED
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "bf_client.h"
+
+#define BF_OVERVIEW_STALE_MIN_MS 5000
 
 typedef struct {
     bf_client_args_t client; /* the console's own key; no on_behalf_of */
@@ -60,6 +69,22 @@ char *bf_overview_snapshot (bf_overview_t *self, size_t *len);
 
 /*  Rounds made since the start.  */
 uint64_t bf_overview_polls (bf_overview_t *self);
+
+/*  Readiness from when control last answered (answered_ms, monotonic;
+    0: never) at now_ms: true when it is at most stale_ms ago. The reason
+    says how long ago ("control answered 0.4 s ago", "control last
+    answered 12.0 s ago", "control has not answered yet"). Pure.  */
+bool bf_overview_ready_at (int64_t answered_ms, int64_t now_ms, int64_t stale_ms, char *reason,
+                           size_t reasonsize);
+
+/*  How old control's last answer may be for a poll interval: three
+    intervals, at least BF_OVERVIEW_STALE_MIN_MS.  */
+int64_t bf_overview_stale_ms (int interval_ms);
+
+/*  The readiness check (a bf_ready_fn, bf_health.h) of the overview arg:
+    bf_overview_ready_at with the poller's last answer. Thread-safe; reads
+    one atomic.  */
+bool bf_overview_ready (void *arg, char *reason, size_t reasonsize);
 
 /*  A new event-stream response for connection, opened with the session
     token (copied; args.live is asked about it before each event), which

@@ -13,7 +13,10 @@
       with the right status, and 200 open connections, slowloris clients
       and a stream that never reads while another client is still answered
       quickly;
-    - repeated wrong passwords: 429, per name and per address;
+    - repeated wrong passwords: 429, per name and per address; behind the
+      trusted proxy, per X-Forwarded-For client (ignored from others);
+    - /readyz: ready while control answers (no PostgreSQL check), 503
+      naming control while it is gone;
     - HTTPS served directly with console.tls_cert (a certificate made here
       with GnuTLS), the cookie then Secure;
     - and every response body of the test is scanned for the dataset's
@@ -473,6 +476,8 @@ s_setup (void **state)
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_LOGIN_LIMIT_ADDRESS=12");
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_PER_IP_CONNECTIONS=64");
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_CONNECTION_TIMEOUT_S=5");
+    /*  127.0.0.5 plays the ingress controller.  */
+    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_TRUSTED_PROXIES=127.0.0.5/32");
     bf_proc_env (&s_console, "BILLFLOW_LOG_LEVEL=debug");
     bf_proc_start (&s_console);
     assert_true (bf_proc_wait_log (&s_console, "console: serving HTTP", 0, 20000));
@@ -644,14 +649,61 @@ test_run_by_post (void **state)
 }
 
 /*  The queries that carry subscribers' data answer masked contacts, also
-    when asked by a clear email or phone (every body is scanned).  */
+    when asked by a clear email or phone (every body is scanned). A
+    contact goes in a POSTed query's body, never in a URL: the POST
+    answers as the GET does, needs the CSRF token, and takes no query
+    string.  */
 static void
 test_subscriber_queries_masked (void **state)
 {
     (void)state;
     s_req_t me = { .session = &s_kim };
-    char path[512], *escaped;
+    char path[512], *escaped, body[512];
+    long from = bf_proc_log_size (&s_console);
+    snprintf (body, sizeof body, "{\"args\":{\"email\":\"%s\"}}", s_email);
+    s_req_t find = { .session = &s_kim, .csrf = true, .body = body };
+    json_t *found = s_expect ("/api/query/subscriber.find", &find, 200);
+    assert_int_equal (json_array_size (bf_json_at (found, "subscribers")), 1);
+    int64_t by_email = bf_json_int (json_array_get (bf_json_at (found, "subscribers"), 0),
+                                    "subscriber_id");
+    json_decref (found);
+    snprintf (body, sizeof body, "{\"args\":{\"phone\":\"%s\"}}", s_phone);
+    found = s_expect ("/api/query/subscriber.find", &find, 200);
+    assert_int_equal (json_array_size (bf_json_at (found, "subscribers")), 1);
+    assert_int_equal (bf_json_int (json_array_get (bf_json_at (found, "subscribers"), 0),
+                                   "subscriber_id"),
+                      by_email);
+    json_decref (found);
+    /*  Without the CSRF token: 403; with a query string too, or a body
+        that is not {"args": {...}}: 400, the reason quoting no value.  */
+    s_expect_error ("/api/query/subscriber.find",
+                    &(s_req_t){ .session = &s_kim, .body = body }, 403,
+                    "missing or wrong CSRF token");
+    s_expect_error ("/api/query/subscriber.find?limit=1", &find, 400, "in the body only");
+    snprintf (body, sizeof body, "{\"args\":{\"phone\":\"%s\"},\"%s\":1}", s_phone, s_email);
+    s_expect_error ("/api/query/subscriber.find", &find, 400, "unexpected member");
+    snprintf (body, sizeof body, "{\"args\":{\"phone\":\"%s\" \"x\":1}}", s_phone);
+    s_expect_error ("/api/query/subscriber.find", &find, 400, "not JSON");
+    snprintf (body, sizeof body, "{\"args\":{\"phone\":%s}}", s_email);
+    s_expect_error ("/api/query/subscriber.find", &find, 400, "not JSON");
+    /*  Any query may be POSTed; control's refusals are the GET's.  */
+    s_req_t post = { .session = &s_kim, .csrf = true, .body = "{\"args\":{\"period\":\"2026-13\"}}" };
+    s_expect_error ("/api/query/run.show", &post, 400, "period");
+    post.body = "{}";
+    json_decref (s_expect ("/api/query/services.list", &post, 200));
+    /*  The console's log holds neither contact, clear or URL-escaped.  */
+    bf_proc_wait_log (&s_console, "bad query subscriber.find", from, 2000);
+    char *log = bf_test_slurp (s_console.log);
+    assert_non_null (log);
     CURL *curl = curl_easy_init ();
+    const char *contacts[] = { s_email, s_phone };
+    for (size_t i = 0; i < 2; i++) {
+        escaped = curl_easy_escape (curl, contacts[i], 0);
+        if (strstr (log + from, contacts[i]) || strstr (log + from, escaped))
+            fail_msg ("the console's log holds a contact");
+        curl_free (escaped);
+    }
+    free (log);
     escaped = curl_easy_escape (curl, s_email, 0);
     snprintf (path, sizeof path, "/api/query/subscriber.find?email=%s", escaped);
     curl_free (escaped);
@@ -1067,6 +1119,54 @@ test_login_rate_limit (void **state)
     s_login ("lee", LEE_PW, &again);
 }
 
+/*  Behind the trusted proxy (127.0.0.5) each browser is its own address,
+    taken from X-Forwarded-For: the per-address limit and the logs name
+    it. From anyone else the header is ignored.  */
+static void
+test_forwarded_for (void **state)
+{
+    (void)state;
+    long from = bf_proc_log_size (&s_console);
+    s_req_t spoofed = { .body = "{\"name\":\"nobody-xff-1\",\"password\":\"wrong-pass\"}",
+                        .source = "127.0.0.6", .extra = "X-Forwarded-For: 203.0.113.50" };
+    s_expect_error ("/api/login", &spoofed, 401, "wrong name or password");
+    assert_true (bf_proc_wait_log (&s_console, "failed login for nobody-xff-1 from 127.0.0.6", from,
+                                   2000));
+    s_req_t proxied = { .body = "{\"name\":\"nobody-xff-2\",\"password\":\"wrong-pass\"}",
+                        .source = "127.0.0.5",
+                        .extra = "X-Forwarded-For: 192.0.2.1, 198.51.100.7" };
+    s_expect_error ("/api/login", &proxied, 401, "wrong name or password");
+    assert_true (bf_proc_wait_log (&s_console, "failed login for nobody-xff-2 from 198.51.100.7",
+                                   from, 2000));
+    /*  Garbage from the proxy: the proxy's own address.  */
+    proxied.body = "{\"name\":\"nobody-xff-3\",\"password\":\"wrong-pass\"}";
+    proxied.extra = "X-Forwarded-For: <script>";
+    s_expect_error ("/api/login", &proxied, 401, "wrong name or password");
+    assert_true (bf_proc_wait_log (&s_console, "failed login for nobody-xff-3 from 127.0.0.5", from,
+                                   2000));
+    /*  12 failures of one browser behind the proxy: that browser is
+        refused, another one behind the same proxy is not.  */
+    char body[128];
+    for (int i = 0; i < 12; i++) {
+        snprintf (body, sizeof body, "{\"name\":\"nobody-xff-%d\",\"password\":\"wrong-pass\"}",
+                  10 + i);
+        s_req_t req = { .body = body, .source = "127.0.0.5",
+                        .extra = "X-Forwarded-For: 198.51.100.8" };
+        s_expect_error ("/api/login", &req, 401, "wrong name or password");
+    }
+    snprintf (body, sizeof body, "{\"name\":\"lee\",\"password\":\"%s\"}", LEE_PW);
+    s_req_t limited = { .body = body, .source = "127.0.0.5",
+                        .extra = "X-Forwarded-For: 198.51.100.8" };
+    s_expect_error ("/api/login", &limited, 429, "too many failed logins");
+    assert_true (bf_proc_wait_log (&s_console, "refused (rate limit) for lee from 198.51.100.8",
+                                   from, 2000));
+    s_req_t other = { .body = body, .source = "127.0.0.5",
+                      .extra = "X-Forwarded-For: 198.51.100.9" };
+    json_decref (s_expect ("/api/login", &other, 200));
+    assert_true (bf_proc_wait_log (&s_console, "lee (viewer) logged in from 198.51.100.9", from,
+                                   2000));
+}
+
 /*  A person added while the console runs logs in at once (the users file
     is read again when it changes); a broken file keeps the last good
     list.  */
@@ -1239,6 +1339,45 @@ test_tls (void **state)
     bf_proc_start (&tls);
     assert_int_equal (bf_proc_wait (&tls, 20000), 2);
     assert_true (bf_proc_wait_log (&tls, "TLS key file", 0, 1000));
+/*  GETs /readyz of the console's observability port until its status is
+    want (or timeout_ms pass): the status, the body in body.  */
+static long
+s_wait_readyz (long want, int timeout_ms, char *body, size_t bodysize)
+{
+    int64_t until = bf_stack_now_ms () + timeout_ms;
+    long status;
+    for (;;) {
+        s_resp_t resp;
+        status = s_http ("/readyz", &(s_req_t){ .port = s_http_port }, &resp);
+        snprintf (body, bodysize, "%s", resp.body);
+        free (resp.body);
+        if (status == want || bf_stack_now_ms () >= until)
+            return status;
+        usleep (200000);
+    }
+}
+
+/*  The console has no database: /readyz checks no PostgreSQL, but that
+    control answers the overview poller; with control gone it turns 503
+    naming control, and 200 again once control is back.  */
+static void
+test_readyz_follows_control (void **state)
+{
+    (void)state;
+    char body[2048];
+    assert_int_equal (s_wait_readyz (200, 5000, body, sizeof body), 200);
+    assert_non_null (strstr (body, "\ncontrol: ok (control answered "));
+    assert_null (strstr (body, "postgresql"));
+    assert_int_equal (bf_proc_stop (&s_stack.control[0], 10000), 0);
+    long status = s_wait_readyz (503, 20000, body, sizeof body);
+    if (status != 503)
+        fail_msg ("control stopped: /readyz %ld: %s", status, body);
+    assert_non_null (strstr (body, "control: FAIL (control last answered "));
+    bf_proc_start (&s_stack.control[0]);
+    assert_int_equal (bf_stack_wait_active (&s_stack, 0, 20000), 0);
+    status = s_wait_readyz (200, 20000, body, sizeof body);
+    if (status != 200)
+        fail_msg ("control back: /readyz %ld: %s", status, body);
 }
 
 /*  The scan ran over every response of this test.  */
@@ -1251,6 +1390,15 @@ test_no_contact_in_clear (void **state)
     char *log = bf_test_slurp (s_console.log);
     assert_non_null (log);
     s_scan ("the console's log", log, strlen (log));
+    /*  Nor as a query string would carry it.  */
+    CURL *curl = curl_easy_init ();
+    for (size_t i = 0; i < s_ncontacts; i++) {
+        char *escaped = curl_easy_escape (curl, s_contacts[i], 0);
+        if (strstr (log, escaped))
+            fail_msg ("the console's log holds a URL-escaped contact (%s)", escaped);
+        curl_free (escaped);
+    }
+    curl_easy_cleanup (curl);
     free (log);
 }
 
@@ -1269,8 +1417,10 @@ main (void)
         cmocka_unit_test (test_flood_and_slow_clients),
         cmocka_unit_test (test_logout),
         cmocka_unit_test (test_login_rate_limit),
+        cmocka_unit_test (test_forwarded_for),
         cmocka_unit_test (test_adduser_while_running),
         cmocka_unit_test (test_tls),
+        cmocka_unit_test (test_readyz_follows_control),
         cmocka_unit_test (test_no_contact_in_clear),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
