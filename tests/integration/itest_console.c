@@ -1339,6 +1339,8 @@ test_tls (void **state)
     bf_proc_start (&tls);
     assert_int_equal (bf_proc_wait (&tls, 20000), 2);
     assert_true (bf_proc_wait_log (&tls, "TLS key file", 0, 1000));
+}
+
 /*  GETs /readyz of the console's observability port until its status is
     want (or timeout_ms pass): the status, the body in body.  */
 static long
