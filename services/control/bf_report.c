@@ -31,18 +31,24 @@
     c    delivery_count summed over shards, by channel and state;
     bt   the bill partition's own count and sum;
     u    the unnotified bills: the anti-join of bf_report.h's rule. A bill
-         is notified by a notice of it (delivery_bill: period, bill_id)
-         that is DELIVERED or HELD, or that is the fallback of a FAILED
-         email of the period and ended FAILED or CANCELLED (the email by
-         primary key, or by delivery_failed for the period's failed
-         emails: the planner picks);
+         is notified by a notice of it that is DELIVERED or HELD (one
+         anti-join, read index-only from delivery_notified), or that is
+         the fallback of a FAILED email of the period and ended FAILED or
+         CANCELLED (a second anti-join, from delivery_fallback_ended; the
+         email by primary key, or by delivery_failed for the period's
+         failed emails: the planner picks). Two NOT EXISTS rather than one
+         over an OR: the same bills, but the OR reads every notice's row;
     ur   u with each bill's reason, from its notices (delivery_bill again);
     h    earliest and latest release of the HELD notices (delivery_held);
     hr   the HELD notices by hold_reason (delivery_held);
     a    attempts of the period's notices, by channel and outcome;
     pd   the period's notices with a possibly delivered attempt (outcome
          UNKNOWN: the whole email went out, the final reply never came),
-         by their state: possible duplicates;
+         by their state: possible duplicates (the attempts from the
+         partial index delivery_attempt_unknown, db/012_report.sql; the
+         notices by primary key: = ANY of an array is an index scan, where
+         a semi-join would be a hash join over the whole period with
+         nested loops off);
     st, ch, oc, rs   the fixed sets, in the order the document lists them.  */
 static const char s_sql_report[] =
     "WITH r AS (SELECT x.*, EXISTS (SELECT 1 FROM settlement_run o WHERE o.period = x.period"
@@ -55,11 +61,13 @@ static const char s_sql_report[] =
     " u AS MATERIALIZED (SELECT b.period, b.bill_id, b.subscriber_id FROM bill b"
     "       WHERE b.period = $1 AND NOT EXISTS (SELECT 1 FROM delivery d"
     "         WHERE d.period = b.period AND d.bill_id = b.bill_id"
-    "         AND (d.state IN ('DELIVERED', 'HELD')"
-    "              OR (d.state IN ('FAILED', 'CANCELLED') AND d.fallback_of IS NOT NULL"
-    "                  AND EXISTS (SELECT 1 FROM delivery e WHERE e.id = d.fallback_of"
-    "                              AND e.period = d.period AND e.state = 'FAILED'"
-    "                              AND e.channel = 'EMAIL'))))),"
+    "         AND d.state IN ('DELIVERED', 'HELD'))"
+    "       AND NOT EXISTS (SELECT 1 FROM delivery d"
+    "         WHERE d.period = b.period AND d.bill_id = b.bill_id"
+    "         AND d.state IN ('FAILED', 'CANCELLED') AND d.fallback_of IS NOT NULL"
+    "         AND EXISTS (SELECT 1 FROM delivery e WHERE e.id = d.fallback_of"
+    "                     AND e.period = d.period AND e.state = 'FAILED'"
+    "                     AND e.channel = 'EMAIL'))),"
     " ur AS (SELECT u.bill_id, u.subscriber_id, x.reason FROM u CROSS JOIN LATERAL"
     "        (SELECT CASE WHEN bool_or (d.state IN " S_OPEN ") THEN 'in progress'"
     "                     WHEN bool_or (d.state = 'FAILED') THEN 'failed without fallback'"
@@ -73,8 +81,8 @@ static const char s_sql_report[] =
     "       FROM delivery d JOIN delivery_attempt x ON x.delivery_id = d.id"
     "       WHERE d.period = $1 GROUP BY d.channel, x.outcome),"
     " pd AS (SELECT d.state, count (*)::bigint AS n FROM delivery d"
-    "        WHERE d.period = $1 AND d.id IN (SELECT delivery_id FROM delivery_attempt"
-    "                                         WHERE outcome = 'UNKNOWN')"
+    "        WHERE d.period = $1 AND d.id = ANY (ARRAY (SELECT delivery_id FROM delivery_attempt"
+    "                                                   WHERE outcome = 'UNKNOWN'))"
     "        GROUP BY d.state),"
     " st AS (SELECT * FROM unnest (ARRAY['DELIVERED', 'FAILED', 'CANCELLED', 'PENDING',"
     "        'SENDING', 'RETRY', 'HELD']) WITH ORDINALITY AS s (state, o)),"
@@ -158,10 +166,18 @@ bf_report (PGconn *conn, const char *period, json_t **doc, char *err, size_t err
     /*  The report reads whole periods: hash joins are linear whatever the
         statistics say. Right after a run, before autovacuum has analysed
         the new rows, the planner would otherwise pick nested loops over
-        sequential scans (minutes at 100,000 bills instead of a second).  */
+        sequential scans (minutes at 100,000 bills instead of a second).
+        And no JIT: disabling nested loops adds disable_cost (1e10) to the
+        plan's cost, far above jit_above_cost, so PostgreSQL compiled the
+        statement's ~360 expressions with LLVM inlining and optimisation
+        on every call: 9 of the 10 s the report took at 100,000
+        subscribers (docs/benchmarks.md "run.report"). The statement
+        aggregates a few hundred thousand rows at most; interpreted
+        expressions cost milliseconds there.  */
     PGresult *res = NULL;
     if (bf_db_begin (conn) == BF_DB_OK
-        && bf_db_exec (conn, "SET LOCAL enable_nestloop = off", "run.report planning") == BF_DB_OK)
+        && bf_db_exec (conn, "SET LOCAL enable_nestloop = off", "run.report planning") == BF_DB_OK
+        && bf_db_exec (conn, "SET LOCAL jit = off", "run.report planning") == BF_DB_OK)
         res = bf_db_query (conn, s_sql_report, 1, params, PGRES_TUPLES_OK, "run.report");
     if (res)
         bf_db_commit (conn);
