@@ -454,11 +454,10 @@ s_setup (void **state)
     s_adduser (users, "park", "viewer", PARK_PW);
     snprintf (log, sizeof log, "%s/console.log", s->dir);
     bf_stack_key_path (s, "console", key, sizeof key);
-    s_port = bf_proc_free_port ();
-    s_http_port = bf_proc_free_port ();
     bf_proc_init (&s_console, getenv ("BF_CONSOLE"), log);
-    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_LISTEN=127.0.0.1:%d", s_port);
-    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_HTTP=127.0.0.1:%d", s_http_port);
+    /*  Ports the kernel picks, read back from the log (bf_proc_log_port).  */
+    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_LISTEN=127.0.0.1:0");
+    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_HTTP=127.0.0.1:0");
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_USERS_FILE=%s", users);
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_KEY_FILE=%s", key);
     bf_proc_env (&s_console, "BILLFLOW_CONTROL_ENDPOINT=%s", s->endpoints);
@@ -469,7 +468,9 @@ s_setup (void **state)
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_CONNECTION_TIMEOUT_S=5");
     bf_proc_env (&s_console, "BILLFLOW_LOG_LEVEL=debug");
     bf_proc_start (&s_console);
-    assert_true (bf_proc_wait_log (&s_console, "console: serving HTTP", 0, 20000));
+    s_port = bf_proc_log_port (&s_console, "console: serving HTTP", 0, 20000);
+    s_http_port = bf_proc_log_port (&s_console, "http: serving /metrics", 0, 20000);
+    assert_true (s_port > 0 && s_http_port > 0);
     return 0;
 }
 
