@@ -3,9 +3,10 @@
 #   Starts a throwaway stack (scripts/stack: PostgreSQL, the mock provider,
 #   control, settle, notify with CURVE keys), loads a small generated dataset
 #   (billdata generate --out, then import, so the test knows every email and
-#   phone in clear), gives the console its own key (role `console` in
-#   control.allowed_keys), makes two people with `console adduser` (an
-#   operator and a viewer, random passwords), starts the real console, and
+#   phone in clear), makes two people with `scripts/stack adduser` (an
+#   operator and a viewer, random passwords), starts the real console with
+#   `scripts/stack start console` (its own key, role `console` in
+#   control.allowed_keys, on ports the kernel picks), and
 #   runs tests/browser/console.test.mjs (puppeteer-core driving Debian's
 #   chromium, headless). Screenshots go to docs/console/. Everything it
 #   started is stopped and removed at the end, also on failure or Ctrl-C.
@@ -124,14 +125,6 @@ in_stack() {   # runs "$@" with the stack's settings only
 say "data: billdata import"
 in_stack "$BUILD/tools/billdata/billdata" import "$STATE/data" >>"$STATE/data.log" 2>&1 \
   || { cat "$STATE/data.log" >&2; fail "billdata import failed"; }
-
-say "console key: role console in control.allowed_keys, control restarted"
-"$BUILD/services/billctl/billctl" keygen console --dir "$S/keys" >/dev/null
-pub=$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$S/keys/console.key")
-[ ${#pub} -eq 40 ] || fail "could not read the console's public key"
-echo "console console $pub" >>"$S/keys/allowed_keys"
-scripts/stack --dir "$S" restart control >>"$STATE/stack-up.log" 2>&1 \
-  || { tail -n 20 "$STATE/stack-up.log" >&2; fail "control did not restart"; }
 
 say "people: console adduser (an operator and a viewer)"
 OP_PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
