@@ -21,24 +21,8 @@ cd "$(dirname "$0")/.."
 n=${1:-620000}
 period=2026-10
 
-bash scripts/bootstrap >/dev/null
-[ -f build/build.ninja ] || meson setup build >/dev/null
-meson compile -C build >/dev/null
-export billdata=$PWD/build/tools/billdata/billdata settle=$PWD/build/services/settle/settle
-export notify=$PWD/build/services/notify/notify mock=$PWD/build/tools/mockprovider/mockprovider
-work=$(mktemp -d /tmp/billflow-bench.XXXXXX)
-chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
-"$billdata" keygen "$work/pii.key" >/dev/null
-export BILLFLOW_PII_KEY_FILE="$work/pii.key" n period work MOCK_FLAGS="${MOCK_FLAGS:-}"
-# The event stream is CURVE only (docs/settle.md): settle serves with its key,
-# notify's key is the one service key in the list.
-for k in settle notify; do "$PWD/build/services/billctl/billctl" keygen "$k" --dir "$work" >/dev/null; done
-pubkey() { sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$work/$1.key"; }
-echo "notify service $(pubkey notify) notify" >"$work/allowed_keys"
-chmod 600 "$work/allowed_keys"   # a file naming keys: owner only (docs/configuration.md)
-export BILLFLOW_SETTLE_KEY_FILE="$work/settle.key_secret" BILLFLOW_SETTLE_ALLOWED_KEYS="$work/allowed_keys"
-export BILLFLOW_NOTIFY_KEY_FILE="$work/notify.key_secret" BILLFLOW_NOTIFY_SETTLE_SERVER_KEY="$(pubkey settle)"
+. bench/notify_stack.sh
+export MOCK_FLAGS="${MOCK_FLAGS:-}"
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
      "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -46,11 +30,7 @@ echo
 
 cat >"$work/steps.sh" <<'STEPS'
 set -euo pipefail
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-export BILLFLOW_SETTLE_PUB_ENDPOINT="ipc://$work/pub" BILLFLOW_SETTLE_REPLAY_ENDPOINT="ipc://$work/replay"
-"$billdata" migrate >/dev/null 2>&1
+steps_begin
 echo "== generate $n subscribers and settle $period"
 "$billdata" generate --subscribers "$n" --period "$period" --seed 31 | tail -1
 "$settle" --once --period "$period" 2>/dev/null

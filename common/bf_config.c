@@ -668,6 +668,12 @@ static const bf_setting_t s_settings[] = {
       .min = 1,
       .max = 100000,
       .help = "Most open /api/events streams." },
+    { .key = "console.trusted_proxies",
+      .type = BF_CFG_STRING,
+      .default_value = "",
+      .help = "Addresses or CIDRs (comma-separated) of the proxies in front of the console (an "
+              "ingress controller): only from these is X-Forwarded-For believed, for the "
+              "failed-login limit per address and the logs. Empty: never." },
 };
 
 #define S_COUNT      (sizeof s_settings / sizeof s_settings[0])

@@ -206,6 +206,19 @@ bf_health_ready_add (const char *name, bf_ready_fn fn, void *arg)
     return rc;
 }
 
+void
+bf_health_ready_remove (const char *name)
+{
+    pthread_mutex_lock (&s_lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < s_nchecks; i++)
+        if (strcmp (s_checks[i].name, name))
+            s_checks[kept++] = s_checks[i];
+    memset (s_checks + kept, 0, (s_nchecks - kept) * sizeof s_checks[0]);
+    s_nchecks = kept;
+    pthread_mutex_unlock (&s_lock);
+}
+
 bool
 bf_health_ready (char *out, size_t outsize)
 {

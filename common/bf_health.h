@@ -62,6 +62,10 @@ typedef bool (*bf_ready_fn) (void *arg, char *reason, size_t reasonsize);
 /*  Adds a check under name; 0, or -1 when the table is full.  */
 int bf_health_ready_add (const char *name, bf_ready_fn fn, void *arg);
 
+/*  Removes the check(s) named name, before what its arg points to is
+    freed: once it returns, the check no longer runs.  */
+void bf_health_ready_remove (const char *name);
+
 /*  Runs every check: true when all pass. Writes "name: ok|FAIL (reason)"
     lines, then the info lines, into out (always NUL-terminated).  */
 bool bf_health_ready (char *out, size_t outsize);

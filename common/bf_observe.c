@@ -37,7 +37,8 @@ s_actors_check (void *arg, char *reason, size_t reasonsize)
 }
 
 int
-bf_observe_start (const bf_config_t *config, const char *program, char *err, size_t errsize)
+bf_observe_start (const bf_config_t *config, const char *program, bool database, char *err,
+                  size_t errsize)
 {
     char key[64];
     snprintf (key, sizeof key, "%s.http", program);
@@ -50,7 +51,8 @@ bf_observe_start (const bf_config_t *config, const char *program, char *err, siz
         return bf_err_set (err, errsize, "%s: %s", key, why);
     atomic_store (&s_config_loaded, true);
     bf_health_ready_add ("config", bf_health_flag_check, &s_config_loaded);
-    bf_health_ready_add ("postgresql", bf_health_ready_db, NULL);
+    if (database)
+        bf_health_ready_add ("postgresql", bf_health_ready_db, NULL);
     bf_health_ready_add ("actors", s_actors_check, NULL);
     bf_http_args_t args = { .address = address,
                             .program = program,

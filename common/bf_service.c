@@ -77,7 +77,7 @@ int
 bf_service_start (bf_service_t *self)
 {
     char err[512];
-    if (bf_observe_start (self->config, self->program, err, sizeof err) != 0)
+    if (bf_observe_start (self->config, self->program, !self->no_database, err, sizeof err) != 0)
         return bf_service_config_error (self, "%s", err);
     zsys_init ();
     return 0;

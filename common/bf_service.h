@@ -36,6 +36,7 @@ typedef struct {
     const char *program; /* "notify": messages, logs, the <program>.http setting */
     bf_config_t *config; /* owned; NULL before bf_service_load and after bf_service_end */
     char instance[128];  /* service.instance, or "hostname:pid" */
+    bool no_database;    /* set before bf_service_start: /readyz checks no PostgreSQL */
 } bf_service_t;
 
 /*  Parses the command line of program: --config FILE into *config_path,
@@ -58,7 +59,8 @@ int bf_service_load (bf_service_t *self, const char *program, const char *path,
 int bf_service_config_error (const bf_service_t *self, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
-/*  Starts the observability endpoint (<program>.http), then CZMQ's signal
+/*  Starts the observability endpoint (<program>.http; its "postgresql"
+    readiness check unless self->no_database), then CZMQ's signal
     handling. Returns 0, or BF_SERVICE_EXIT_CONFIG after printing the
     reason (a bad address, a port in use).  */
 int bf_service_start (bf_service_t *self);

@@ -69,9 +69,8 @@ s_password (char *out, size_t size)
         return 0;
     char again[BF_USERS_PASSWORD_MAX + 2];
     fputs ("password again: ", stderr);
-    int rc = bf_adduser_read_password (stdin, again, sizeof again) == 0 && !strcmp (again, out)
-                 ? 0
-                 : 1;
+    int rc = bf_adduser_read_password (stdin, again, sizeof again) == 0 && !strcmp (again, out) ? 0
+                                                                                                : 1;
     explicit_bzero (again, sizeof again);
     if (rc)
         fprintf (stderr, "console adduser: the two passwords differ\n");
@@ -82,8 +81,10 @@ int
 bf_adduser_main (int argc, char **argv)
 {
     static const struct option options[] = {
-        { "role", required_argument, NULL, 'r' },  { "users", required_argument, NULL, 'u' },
-        { "config", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
+        { "role", required_argument, NULL, 'r' },
+        { "users", required_argument, NULL, 'u' },
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *role = NULL, *users = NULL, *config_path = NULL;

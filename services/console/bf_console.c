@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "bf_console.h"
 #include "bf_console_metrics.h"
 #include "bf_curve.h"
+#include "bf_health.h"
 #include "bf_http.h"
 #include "bf_log.h"
 #include "bf_login.h"
@@ -37,15 +39,16 @@
 #include "bf_uuid.h"
 #include "bf_workq.h"
 
-#define S_COOKIE       "bf_session"
-#define S_CSRF_HEADER  "X-CSRF-Token"
-#define S_CSP                                                                                    \
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"            \
+#define S_COOKIE      "bf_session"
+#define S_CSRF_HEADER "X-CSRF-Token"
+#define S_CSP                                                                                      \
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"               \
     " connect-src 'self'; frame-ancestors 'none'"
 #define S_JSON         "application/json; charset=utf-8"
 #define S_MEMORY_LIMIT (32 * 1024) /* per connection: request line and headers */
 #define S_TLS_FILE_MAX (256 * 1024)
 #define S_DRAIN_FACTOR 4 /* a body past the cap is read (and dropped) up to 4 caps */
+#define S_XFF_KEPT     4096 /* the tail of X-Forwarded-For read (bf_proxy walks 32 hops) */
 
 struct bf_console_t {
     bf_console_args_t args;
@@ -99,8 +102,8 @@ s_now_ms (void)
 static const char *
 s_route_word (const s_request_t *req)
 {
-    static const char *const words[] = { "index", "static", "login",    "logout", "me",
-                                         "query", "command", "overview", "events" };
+    static const char *const words[]
+        = { "index", "static", "login", "logout", "me", "query", "command", "overview", "events" };
     return req->route_status ? "other" : words[req->route.kind];
 }
 
@@ -118,8 +121,8 @@ s_headers (struct MHD_Response *response, bool cacheable)
 
 /*  Queues body (owned: freed by libmicrohttpd) with the status.  */
 static enum MHD_Result
-s_send (s_request_t *req, unsigned int status, const char *type, char *body, size_t len,
-        bool owned, bool cacheable)
+s_send (s_request_t *req, unsigned int status, const char *type, char *body, size_t len, bool owned,
+        bool cacheable)
 {
     struct MHD_Response *response = MHD_create_response_from_buffer (
         len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -144,7 +147,8 @@ s_send (s_request_t *req, unsigned int status, const char *type, char *body, siz
                                          || req->route.kind == BF_ROUTE_LOGOUT
                                          || req->route.kind == BF_ROUTE_COMMAND
                                      ? "POST"
-                                     : "GET, HEAD");
+                                 : req->route.kind == BF_ROUTE_QUERY ? "GET, HEAD, POST"
+                                                                     : "GET, HEAD");
     bf_console_metrics_request (s_route_word (req), status);
     req->answered = true;
     enum MHD_Result rc = MHD_queue_response (req->connection, status, response);
@@ -244,8 +248,11 @@ s_answered (s_request_t *req, const Billflow__CommandReply *reply)
     }
     bool refused = bf_route_refused (reply, verb, req->session.role);
     char *text = bf_route_command_json (reply);
-    bf_info ("console: %s (%s) sent %s %s: %s%s", req->session.name, req->session.role,
-             verb->verb, req->command_id, refused ? "refused" : reply->replayed ? "replayed " : "",
+    bf_info ("console: %s (%s) sent %s %s: %s%s", req->session.name, req->session.role, verb->verb,
+             req->command_id,
+             refused           ? "refused"
+             : reply->replayed ? "replayed "
+                               : "",
              refused ? "" : bf_client_status_name (reply->status));
     s_finish (req, refused ? MHD_HTTP_FORBIDDEN : MHD_HTTP_OK, text);
 }
@@ -273,8 +280,8 @@ s_control_job (void *job, void *context)
         bf_client_timeout (client, self->args.report_timeout_ms, 0);
     int rc = bf_client_behalf (client, req->session.name, req->session.role) == 0
                  ? bf_client_request (client, req->command_id, req->route.verb->target,
-                                      req->route.verb->verb, req->args.count, keys, values,
-                                      &reply, NULL, err, sizeof err)
+                                      req->route.verb->verb, req->args.count, keys, values, &reply,
+                                      NULL, err, sizeof err)
                  : BF_CLIENT_ERROR;
     if (slow)
         bf_client_timeout (client, self->args.client.timeout_ms, self->args.client.retries);
@@ -333,8 +340,8 @@ s_static (s_request_t *req)
         = bf_assets_find (req->route.kind == BF_ROUTE_INDEX ? "index.html" : req->route.name);
     if (!asset)
         return s_error (req, MHD_HTTP_NOT_FOUND, "not found");
-    return s_send (req, MHD_HTTP_OK, bf_assets_type (asset->name), (char *)asset->data,
-                   asset->size, false, req->route.kind == BF_ROUTE_STATIC);
+    return s_send (req, MHD_HTTP_OK, bf_assets_type (asset->name), (char *)asset->data, asset->size,
+                   false, req->route.kind == BF_ROUTE_STATIC);
 }
 
 static enum MHD_Result
@@ -356,8 +363,7 @@ s_login (s_request_t *req)
                  bf_curve_name_valid (req->name) ? req->name : "an invalid name", req->address);
         bf_console_metrics_login ("limited");
         req->retry_after_s = (int)(wait / 1000) + 1;
-        return s_error (req, MHD_HTTP_TOO_MANY_REQUESTS,
-                        "too many failed logins; try again later");
+        return s_error (req, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed logins; try again later");
     }
     return s_submit (req, self->logins, s_login_job);
 }
@@ -367,8 +373,7 @@ s_login (s_request_t *req)
 static bool
 s_session (s_request_t *req)
 {
-    const char *token
-        = MHD_lookup_connection_value (req->connection, MHD_COOKIE_KIND, S_COOKIE);
+    const char *token = MHD_lookup_connection_value (req->connection, MHD_COOKIE_KIND, S_COOKIE);
     return token
            && bf_sessions_touch (bf_login_sessions (req->owner->login), token, s_now_ms (),
                                  &req->session);
@@ -377,8 +382,8 @@ s_session (s_request_t *req)
 static bool
 s_csrf_ok (s_request_t *req)
 {
-    const char *csrf = MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND,
-                                                    S_CSRF_HEADER);
+    const char *csrf
+        = MHD_lookup_connection_value (req->connection, MHD_HEADER_KIND, S_CSRF_HEADER);
     return bf_session_csrf_ok (&req->session, csrf);
 }
 
@@ -397,8 +402,7 @@ s_me (s_request_t *req)
 static enum MHD_Result
 s_logout (s_request_t *req)
 {
-    const char *token
-        = MHD_lookup_connection_value (req->connection, MHD_COOKIE_KIND, S_COOKIE);
+    const char *token = MHD_lookup_connection_value (req->connection, MHD_COOKIE_KIND, S_COOKIE);
     bf_sessions_close (bf_login_sessions (req->owner->login), token);
     bool secure = req->owner->tls || req->owner->args.cookie_secure;
     snprintf (req->cookie, sizeof req->cookie,
@@ -423,11 +427,23 @@ s_arg (void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, con
     return MHD_YES;
 }
 
+/*  A query: its arguments from the query string (GET), or from the body
+    (POST, {"args": {...}}: an email or a phone stays out of URLs and so
+    out of access logs); a POST with a query string is refused. The
+    reasons logged and answered quote no value.  */
 static enum MHD_Result
 s_query (s_request_t *req)
 {
     memset (&req->args, 0, sizeof req->args);
     MHD_get_connection_values_n (req->connection, MHD_GET_ARGUMENT_KIND, s_arg, req);
+    if (req->route.post && !req->arg_error[0]) {
+        if (req->args.count > 0)
+            snprintf (req->arg_error, sizeof req->arg_error,
+                      "a POSTed query takes its arguments in the body only");
+        else
+            bf_route_query_body (req->body ? req->body : "", req->body_len, &req->args,
+                                 req->arg_error, sizeof req->arg_error);
+    }
     if (req->arg_error[0]) {
         bf_warn ("console: bad query %s from %s (%s): %s", req->route.verb->verb, req->address,
                  req->session.name, req->arg_error);
@@ -454,7 +470,9 @@ s_command (s_request_t *req)
 static enum MHD_Result
 s_events (s_request_t *req)
 {
-    struct MHD_Response *response = bf_overview_stream (req->owner->overview, req->connection);
+    const char *token = MHD_lookup_connection_value (req->connection, MHD_COOKIE_KIND, S_COOKIE);
+    struct MHD_Response *response
+        = bf_overview_stream (req->owner->overview, req->connection, token);
     if (!response) {
         req->retry_after_s = 5;
         return s_error (req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams open");
@@ -475,31 +493,32 @@ s_api (s_request_t *req)
 {
     if (!s_session (req))
         return s_error (req, MHD_HTTP_UNAUTHORIZED, "not logged in");
-    bool post = req->route.kind == BF_ROUTE_LOGOUT || req->route.kind == BF_ROUTE_COMMAND;
+    bool post = req->route.kind == BF_ROUTE_LOGOUT || req->route.kind == BF_ROUTE_COMMAND
+                || (req->route.kind == BF_ROUTE_QUERY && req->route.post);
     if (post && !s_csrf_ok (req)) {
         bf_warn ("console: %s from %s (%s) without the right CSRF token", s_route_word (req),
                  req->address, req->session.name);
         return s_error (req, MHD_HTTP_FORBIDDEN, "missing or wrong CSRF token");
     }
     switch (req->route.kind) {
-    case BF_ROUTE_LOGOUT:
-        return s_logout (req);
-    case BF_ROUTE_ME:
-        return s_me (req);
-    case BF_ROUTE_QUERY:
-        return s_query (req);
-    case BF_ROUTE_COMMAND:
-        return s_command (req);
-    case BF_ROUTE_OVERVIEW: {
-        size_t len = 0;
-        char *text = bf_overview_snapshot (req->owner->overview, &len);
-        return text ? s_send (req, MHD_HTTP_OK, S_JSON, text, len, true, false)
-                    : s_json (req, MHD_HTTP_OK, NULL);
-    }
-    case BF_ROUTE_EVENTS:
-        return s_events (req);
-    default:
-        return s_error (req, MHD_HTTP_NOT_FOUND, "not found");
+        case BF_ROUTE_LOGOUT:
+            return s_logout (req);
+        case BF_ROUTE_ME:
+            return s_me (req);
+        case BF_ROUTE_QUERY:
+            return s_query (req);
+        case BF_ROUTE_COMMAND:
+            return s_command (req);
+        case BF_ROUTE_OVERVIEW: {
+            size_t len = 0;
+            char *text = bf_overview_snapshot (req->owner->overview, &len);
+            return text ? s_send (req, MHD_HTTP_OK, S_JSON, text, len, true, false)
+                        : s_json (req, MHD_HTTP_OK, NULL);
+        }
+        case BF_ROUTE_EVENTS:
+            return s_events (req);
+        default:
+            return s_error (req, MHD_HTTP_NOT_FOUND, "not found");
     }
 }
 
@@ -525,16 +544,54 @@ s_dispatch (s_request_t *req)
                         big ? "the body is too large" : err);
     }
     switch (req->route.kind) {
-    case BF_ROUTE_INDEX:
-    case BF_ROUTE_STATIC:
-        return s_static (req);
-    case BF_ROUTE_LOGIN:
-        return s_login (req);
-    default:
-        return s_api (req);
+        case BF_ROUTE_INDEX:
+        case BF_ROUTE_STATIC:
+            return s_static (req);
+        case BF_ROUTE_LOGIN:
+            return s_login (req);
+        default:
+            return s_api (req);
     }
 }
 
+/*  Every X-Forwarded-For line joined with ",", its last S_XFF_KEPT
+    bytes kept (the walk reads the right end only).  */
+typedef struct {
+    char text[S_XFF_KEPT + 1];
+    size_t len;
+} s_xff_t;
+
+static enum MHD_Result
+s_xff_line (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    s_xff_t *xff = cls;
+    if (!key || !value || strcasecmp (key, "X-Forwarded-For"))
+        return MHD_YES;
+    size_t add = strlen (value);
+    const char *from = value;
+    if (add >= S_XFF_KEPT) {
+        from = value + add - S_XFF_KEPT;
+        add = S_XFF_KEPT;
+        xff->len = 0;
+    }
+    size_t need = xff->len + (xff->len ? 1 : 0) + add;
+    if (need > S_XFF_KEPT) {
+        size_t drop = need - S_XFF_KEPT;
+        memmove (xff->text, xff->text + drop, xff->len - drop);
+        xff->len -= drop;
+    }
+    if (xff->len)
+        xff->text[xff->len++] = ',';
+    memcpy (xff->text + xff->len, from, add);
+    xff->len += add;
+    xff->text[xff->len] = 0;
+    return MHD_YES;
+}
+
+/*  The client's address: the peer's, or behind a trusted proxy the one
+    X-Forwarded-For names (bf_proxy.h). It is what the failed-login
+    limit counts and what the log lines name.  */
 static void
 s_address (s_request_t *req)
 {
@@ -543,19 +600,29 @@ s_address (s_request_t *req)
     snprintf (req->address, sizeof req->address, "unknown");
     if (!info || !info->client_addr)
         return;
+    char peer[INET6_ADDRSTRLEN] = "unknown";
     const struct sockaddr *sa = info->client_addr;
     if (sa->sa_family == AF_INET)
-        inet_ntop (AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->address,
-                   sizeof req->address);
+        inet_ntop (AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
     else if (sa->sa_family == AF_INET6)
-        inet_ntop (AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->address,
-                   sizeof req->address);
+        inet_ntop (AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
+    const bf_proxies_t *proxies = &req->owner->args.proxies;
+    if (proxies->count == 0 || !bf_proxies_trusted (proxies, peer)) {
+        snprintf (req->address, sizeof req->address, "%s", peer);
+        return;
+    }
+    s_xff_t *xff = calloc (1, sizeof *xff);
+    if (xff)
+        MHD_get_connection_values (req->connection, MHD_HEADER_KIND, s_xff_line, xff);
+    bf_proxies_client (proxies, peer, xff && xff->len ? xff->text : NULL, req->address,
+                       sizeof req->address);
+    free (xff);
 }
 
 /*  The first call: the route, and a body announced too large.  */
 static enum MHD_Result
-s_begin (bf_console_t *self, struct MHD_Connection *connection, const char *url,
-         const char *method, void **con_cls)
+s_begin (bf_console_t *self, struct MHD_Connection *connection, const char *url, const char *method,
+         void **con_cls)
 {
     s_request_t *req = calloc (1, sizeof *req);
     if (!req)
@@ -696,6 +763,10 @@ bf_console_args_from_config (bf_console_args_t *args, const bf_config_t *config,
     args->max_body = (size_t)bf_config_int (config, "console.max_body_bytes");
     args->poll_ms = (int)bf_config_int (config, "console.poll_ms");
     args->max_streams = (size_t)bf_config_int (config, "console.max_streams");
+    if (bf_proxies_parse (&args->proxies, bf_config_str (config, "console.trusted_proxies"), err,
+                          errsize)
+        != 0)
+        return -1;
     if (!*args->users_file)
         return bf_err_set (err, errsize,
                            "console.users_file is required (make it with `console adduser`)");
@@ -758,19 +829,26 @@ s_start_daemon (bf_console_t *self, char *err, size_t errsize)
     };
     self->daemon = MHD_start_daemon (
         flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_EXTERNAL_LOGGER, bf_http_mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)self->args.max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)self->args.per_ip_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)self->args.timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)S_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
-        s_completed, self, MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)self->args.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)self->args.per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)self->args.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)S_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_ARRAY,
+        tls_options, MHD_OPTION_END);
     if (!self->daemon) {
         close (fd);
-        return bf_err_set (err, errsize, "cannot start the HTTP server on %s%s",
-                           self->args.listen,
+        return bf_err_set (err, errsize, "cannot start the HTTP server on %s%s", self->args.listen,
                            self->tls ? " (is the TLS certificate and key a pair?)" : "");
     }
     return 0;
+}
+
+/*  An event stream's session is still live (bf_overview_args_t.live).  */
+static bool
+s_stream_live (void *context, const char *token)
+{
+    bf_console_t *self = context;
+    return bf_sessions_live (bf_login_sessions (self->login), token, s_now_ms ());
 }
 
 bf_console_t *
@@ -787,9 +865,9 @@ bf_console_new (const bf_console_args_t *args, char *err, size_t errsize)
     self->tls = args->tls_cert && *args->tls_cert;
     if (self->tls) {
         self->tls_cert = s_read_pem (args->tls_cert, "TLS certificate", false, err, errsize);
-        self->tls_key = self->tls_cert ? s_read_pem (args->tls_key, "TLS key file", true, err,
-                                                     errsize)
-                                       : NULL;
+        self->tls_key = self->tls_cert
+                            ? s_read_pem (args->tls_key, "TLS key file", true, err, errsize)
+                            : NULL;
         if (!self->tls_key)
             goto failed;
     }
@@ -812,9 +890,14 @@ bf_console_new (const bf_console_args_t *args, char *err, size_t errsize)
         .max_streams = args->max_streams,
     };
     overview.client.retries = 0; /* the next round asks again */
+    overview.live = s_stream_live;
+    overview.live_context = self;
     self->overview = bf_overview_new (&overview, err, errsize);
     if (!self->overview)
         goto failed;
+    /*  Ready (/readyz) when control answers the poller: the console has
+        no database (main says so), reaching control is what it needs.  */
+    bf_health_ready_add ("control", bf_overview_ready, self->overview);
     bf_workq_args_t control = {
         .name = "control",
         .threads = args->control_threads,
@@ -823,9 +906,8 @@ bf_console_new (const bf_console_args_t *args, char *err, size_t errsize)
         .context_destroy = s_client_destroy,
         .arg = &self->args.client,
     };
-    bf_workq_args_t logins = {
-        .name = "login", .threads = args->login_threads, .queue_max = args->queue_max
-    };
+    bf_workq_args_t logins
+        = { .name = "login", .threads = args->login_threads, .queue_max = args->queue_max };
     self->control = bf_workq_new (&control);
     self->logins = bf_workq_new (&logins);
     if (!self->control || !self->logins) {
@@ -864,6 +946,8 @@ bf_console_destroy (bf_console_t **self_p)
     bf_workq_destroy (&self->logins);
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
+    if (self->overview)
+        bf_health_ready_remove ("control");
     bf_overview_destroy (&self->overview);
     bf_login_destroy (&self->login);
     if (self->tls_key) {

@@ -23,18 +23,19 @@
 
 #include "bf_client.h"
 #include "bf_config.h"
+#include "bf_proxy.h"
 
 typedef struct {
     const char *listen;     /* "HOST:PORT" */
     const char *users_file; /* required */
     const char *tls_cert;   /* PEM files; "" or NULL: plain HTTP */
     const char *tls_key;
-    bool cookie_secure;        /* Secure cookies without tls_cert */
-    bf_client_args_t client;   /* control: endpoints, server key, the console's key */
-    int report_timeout_ms;     /* a slow query's (bf_verb_t.slow), asked once */
-    int control_threads;       /* clients of control */
-    int login_threads;         /* password checks */
-    size_t queue_max;          /* jobs waiting at most, per kind */
+    bool cookie_secure;      /* Secure cookies without tls_cert */
+    bf_client_args_t client; /* control: endpoints, server key, the console's key */
+    int report_timeout_ms;   /* a slow query's (bf_verb_t.slow), asked once */
+    int control_threads;     /* clients of control */
+    int login_threads;       /* password checks */
+    size_t queue_max;        /* jobs waiting at most, per kind */
     int64_t session_idle_ms, session_absolute_ms;
     size_t max_sessions;
     int login_limit, login_limit_address;
@@ -43,6 +44,7 @@ typedef struct {
     size_t max_body;
     int poll_ms;
     size_t max_streams;
+    bf_proxies_t proxies; /* console.trusted_proxies: X-Forwarded-For believed from these */
 } bf_console_args_t;
 
 /*  Fills args from config (strings point into config). Returns 0, or -1

@@ -10,8 +10,8 @@ static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static bf_series_t *s_polls, *s_streams, *s_queue_full;
 static bf_metric_t *s_requests, *s_logins;
 
-static const char *const s_routes[]
-    = { "index", "static", "login", "logout", "me", "query", "command", "overview", "events", "other" };
+static const char *const s_routes[] = { "index", "static",  "login",    "logout", "me",
+                                        "query", "command", "overview", "events", "other" };
 static const char *const s_classes[] = { "2xx", "3xx", "4xx", "5xx" };
 static bf_series_t *s_request_series[sizeof s_routes / sizeof s_routes[0]][4];
 static const char *const s_outcomes[] = { "ok", "wrong", "limited", "bad_request" };
@@ -29,14 +29,14 @@ s_init (void)
     s_queue_full = bf_metric_series (bf_metrics_counter (
         "billflow_console_queue_full_total",
         "Requests answered 503 because the console's worker queue was full.", NULL));
-    s_requests = bf_metrics_counter ("billflow_console_requests_total",
-                                     "Requests answered by route and status class.",
-                                     "route,status");
+    s_requests
+        = bf_metrics_counter ("billflow_console_requests_total",
+                              "Requests answered by route and status class.", "route,status");
     for (size_t r = 0; r < sizeof s_routes / sizeof s_routes[0]; r++)
         for (size_t c = 0; c < 4; c++)
             s_request_series[r][c] = bf_metric_series (s_requests, s_routes[r], s_classes[c]);
-    s_logins = bf_metrics_counter ("billflow_console_logins_total", "Logins by outcome.",
-                                   "outcome");
+    s_logins
+        = bf_metrics_counter ("billflow_console_logins_total", "Logins by outcome.", "outcome");
     for (size_t o = 0; o < 4; o++)
         s_login_series[o] = bf_metric_series (s_logins, s_outcomes[o]);
 }

@@ -39,8 +39,7 @@ bf_sessions_t *bf_login_sessions (bf_login_t *self);
 /*  0 when name may try to log in from address now; else the ms until
     the name's or the address's limit lets it (answer 429). Quick: call
     it before queuing the check.  */
-int64_t bf_login_wait_ms (bf_login_t *self, const char *name, const char *address,
-                          int64_t now_ms);
+int64_t bf_login_wait_ms (bf_login_t *self, const char *name, const char *address, int64_t now_ms);
 
 typedef enum {
     BF_LOGIN_OK = 0,
@@ -52,8 +51,7 @@ typedef enum {
 /*  Checks name's password (slow: argon2id) and, when it matches, opens a
     session: token and *session filled. Counts a failure against name and
     address. Returns a bf_login_rc_t.  */
-int bf_login_check (bf_login_t *self, const char *name, const char *password,
-                    const char *address, int64_t now_ms, char token[BF_SESSION_TOKEN_HEX],
-                    bf_session_t *session);
+int bf_login_check (bf_login_t *self, const char *name, const char *password, const char *address,
+                    int64_t now_ms, char token[BF_SESSION_TOKEN_HEX], bf_session_t *session);
 
 #endif

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,6 +32,7 @@ struct s_stream_t {
     char *next; /* the newest event, waiting */
     size_t next_len;
     bool suspended;
+    char token[80]; /* the session it was opened with */
     s_stream_t *link;
 };
 
@@ -45,7 +47,8 @@ struct bf_overview_t {
     s_stream_t *streams;
     size_t nstreams;
     atomic_uint_fast64_t polls;
-    int64_t last_event_ms;
+    int64_t last_ping_ms; /* the poller's own */
+    _Atomic int64_t answered_ms; /* monotonic: when control last answered; 0: never */
 };
 
 static int64_t
@@ -56,11 +59,20 @@ s_now_ms (void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t
+s_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*  Asks control one query: its parsed result, or NULL with *error set
-    (first failure of the round wins).  */
+    (first failure of the round wins). An answer of control, even a
+    refusal, marks it reachable (the readiness check).  */
 static json_t *
-s_ask (bf_client_t *client, const char *verb, const char *key, const char *value, char *error,
-       size_t errsize)
+s_ask (bf_overview_t *self, bf_client_t *client, const char *verb, const char *key,
+       const char *value, char *error, size_t errsize)
 {
     if (!client) {
         if (!*error)
@@ -74,6 +86,8 @@ s_ask (bf_client_t *client, const char *verb, const char *key, const char *value
     int rc = bf_client_request (client, bf_uuid_v4 (id), entry->target, verb, key ? 1 : 0, keys,
                                 values, &reply, NULL, err, sizeof err);
     json_t *result = NULL;
+    if (rc == BF_CLIENT_ANSWERED)
+        atomic_store (&self->answered_ms, s_mono_ms ());
     if (rc != BF_CLIENT_ANSWERED) {
         if (!*error)
             snprintf (error, errsize, "control unreachable");
@@ -89,12 +103,13 @@ s_ask (bf_client_t *client, const char *verb, const char *key, const char *value
 
 /*  The held notices of the newest run: from run.show of its period.  */
 static json_t *
-s_held (bf_client_t *client, const char *period, char *error, size_t errsize)
+s_held (bf_overview_t *self, bf_client_t *client, const char *period, char *error,
+        size_t errsize)
 {
     json_t *held = json_array ();
     if (!period)
         return held;
-    json_t *show = s_ask (client, "run.show", "period", period, error, errsize);
+    json_t *show = s_ask (self, client, "run.show", "period", period, error, errsize);
     json_t *notices = json_object_get (show, "notices");
     json_t *count = json_object_get (json_object_get (notices, "by_state"), "HELD");
     json_t *schedule = json_object_get (show, "schedule");
@@ -103,11 +118,11 @@ s_held (bf_client_t *client, const char *period, char *error, size_t errsize)
         json_t *until = json_object_get (notices, "held_until");
         json_t *release = json_object_get (schedule, "release_at");
         json_t *at = json_object_get (schedule, "at");
-        json_array_append_new (
-            held, json_pack ("{s:s, s:I, s:O, s:O, s:O}", "period", period, "held", n,
-                             "held_until", until ? until : json_null (), "release_at",
-                             release ? release : json_null (), "scheduled_at",
-                             at ? at : json_null ()));
+        json_array_append_new (held,
+                               json_pack ("{s:s, s:I, s:O, s:O, s:O}", "period", period, "held", n,
+                                          "held_until", until ? until : json_null (), "release_at",
+                                          release ? release : json_null (), "scheduled_at",
+                                          at ? at : json_null ()));
     }
     json_decref (show);
     return held;
@@ -119,23 +134,21 @@ s_round (bf_overview_t *self, bf_client_t *client)
 {
     char error[300] = "";
     const char *limit = "5";
-    json_t *services = s_ask (client, "services.list", NULL, NULL, error, sizeof error);
-    json_t *runs = s_ask (client, "runs.list", "limit", limit, error, sizeof error);
+    json_t *services = s_ask (self, client, "services.list", NULL, NULL, error, sizeof error);
+    json_t *runs = s_ask (self, client, "runs.list", "limit", limit, error, sizeof error);
     json_t *newest = json_array_get (json_object_get (runs, "runs"), 0);
     const char *period = json_string_value (json_object_get (newest, "period"));
-    json_t *deliveries = period ? s_ask (client, "deliveries.summary", "period", period, error,
-                                         sizeof error)
+    json_t *deliveries = period ? s_ask (self, client, "deliveries.summary", "period", period,
+                                         error, sizeof error)
                                 : NULL;
-    json_t *held = s_held (client, period, error, sizeof error);
+    json_t *held = s_held (self, client, period, error, sizeof error);
     uint64_t polls = atomic_fetch_add (&self->polls, 1) + 1;
     bf_console_metrics_poll ();
-    json_t *root = json_pack ("{s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "at_ms",
-                              (json_int_t)s_now_ms (), "polls", (json_int_t)polls, "services",
-                              services ? services : json_null (), "runs",
-                              runs ? runs : json_null (), "deliveries",
-                              deliveries ? deliveries : json_null (), "held",
-                              held ? held : json_array (), "error",
-                              *error ? json_string (error) : json_null ());
+    json_t *root = json_pack (
+        "{s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "at_ms", (json_int_t)s_now_ms (), "polls",
+        (json_int_t)polls, "services", services ? services : json_null (), "runs",
+        runs ? runs : json_null (), "deliveries", deliveries ? deliveries : json_null (), "held",
+        held ? held : json_array (), "error", *error ? json_string (error) : json_null ());
     char *text = root ? json_dumps (root, JSON_COMPACT) : NULL;
     json_decref (root);
     return text;
@@ -159,33 +172,29 @@ s_offer (s_stream_t *stream, const char *event, size_t len)
     }
 }
 
-/*  Swaps in the snapshot and offers it (or a ping) to every stream.  */
+/*  Swaps in the snapshot and offers it to every stream, with ": ping"
+    after it (or alone, when there is no snapshot) once a ping interval.  */
 static void
 s_publish (bf_overview_t *self, char *snapshot)
 {
-    char *event = NULL;
-    size_t len = 0;
     int64_t now = s_now_ms ();
-    if (snapshot) {
-        len = strlen (snapshot) + sizeof "event: overview\ndata: \n\n" - 1;
-        event = malloc (len + 1);
-        if (event)
-            snprintf (event, len + 1, "event: overview\ndata: %s\n\n", snapshot);
-    }
+    bool ping = now - self->last_ping_ms >= self->args.ping_ms;
+    size_t len = (snapshot ? strlen (snapshot) + sizeof "event: overview\ndata: \n\n" - 1 : 0)
+                 + (ping ? sizeof ": ping\n\n" - 1 : 0);
+    char *event = len ? malloc (len + 1) : NULL;
+    if (event)
+        snprintf (event, len + 1, "%s%s%s%s", snapshot ? "event: overview\ndata: " : "",
+                  snapshot ? snapshot : "", snapshot ? "\n\n" : "", ping ? ": ping\n\n" : "");
+    if (ping)
+        self->last_ping_ms = now;
     pthread_mutex_lock (&self->mutex);
     if (snapshot) {
         free (self->snapshot);
         self->snapshot = snapshot;
         self->snapshot_len = strlen (snapshot);
     }
-    bool ping = !event && now - self->last_event_ms >= self->args.ping_ms;
-    if (event || ping)
-        self->last_event_ms = now;
-    for (s_stream_t *s = self->streams; s; s = s->link)
-        if (event)
-            s_offer (s, event, len);
-        else if (ping)
-            s_offer (s, ": ping\n\n", 8);
+    for (s_stream_t *s = self->streams; event && s; s = s->link)
+        s_offer (s, event, len);
     pthread_mutex_unlock (&self->mutex);
     free (event);
 }
@@ -231,6 +240,7 @@ bf_overview_new (const bf_overview_args_t *args, char *err, size_t errsize)
                              "\"deliveries\":null,\"held\":[],\"error\":\"not polled yet\"}");
     self->snapshot_len = self->snapshot ? strlen (self->snapshot) : 0;
     atomic_init (&self->polls, 0);
+    atomic_init (&self->answered_ms, 0);
     pthread_mutex_init (&self->mutex, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init (&attr);
@@ -301,6 +311,36 @@ bf_overview_polls (bf_overview_t *self)
     return atomic_load (&self->polls);
 }
 
+bool
+bf_overview_ready_at (int64_t answered_ms, int64_t now_ms, int64_t stale_ms, char *reason,
+                      size_t reasonsize)
+{
+    if (answered_ms <= 0) {
+        snprintf (reason, reasonsize, "control has not answered yet");
+        return false;
+    }
+    int64_t age = now_ms > answered_ms ? now_ms - answered_ms : 0;
+    bool ok = age <= stale_ms;
+    snprintf (reason, reasonsize, "%s %.1f s ago", ok ? "control answered" : "control last answered",
+              (double)age / 1000.0);
+    return ok;
+}
+
+int64_t
+bf_overview_stale_ms (int interval_ms)
+{
+    int64_t stale = 3 * (int64_t)interval_ms;
+    return stale < BF_OVERVIEW_STALE_MIN_MS ? BF_OVERVIEW_STALE_MIN_MS : stale;
+}
+
+bool
+bf_overview_ready (void *arg, char *reason, size_t reasonsize)
+{
+    bf_overview_t *self = arg;
+    return bf_overview_ready_at (atomic_load (&self->answered_ms), s_mono_ms (),
+                                 bf_overview_stale_ms (self->args.interval_ms), reason, reasonsize);
+}
+
 /*  libmicrohttpd asks for more of the stream: the rest of the event being
     written, else the waiting one, else nothing yet (the connection is
     suspended until s_offer resumes it).  */
@@ -314,6 +354,9 @@ s_read (void *cls, uint64_t pos, char *buf, size_t max)
     pthread_mutex_lock (&self->mutex);
     if (self->ended)
         n = MHD_CONTENT_READER_END_OF_STREAM;
+    else if (!stream->cur && stream->next && self->args.live
+             && !self->args.live (self->args.live_context, stream->token))
+        n = MHD_CONTENT_READER_END_OF_STREAM; /* its session ended */
     else {
         if (!stream->cur && stream->next) {
             stream->cur = stream->next;
@@ -356,17 +399,19 @@ s_stream_free (void *cls)
     bf_console_metrics_streams (-1);
     free (stream->cur);
     free (stream->next);
+    explicit_bzero (stream->token, sizeof stream->token);
     free (stream);
 }
 
 struct MHD_Response *
-bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection)
+bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection, const char *token)
 {
     s_stream_t *stream = calloc (1, sizeof *stream);
     if (!stream)
         return NULL;
     stream->owner = self;
     stream->connection = connection;
+    snprintf (stream->token, sizeof stream->token, "%s", token ? token : "");
     pthread_mutex_lock (&self->mutex);
     bool refuse = self->ended || self->nstreams >= self->args.max_streams;
     if (!refuse) {

@@ -4,6 +4,12 @@
     pushes it to every open event stream (/api/events). However many
     browsers watch, control sees one round of queries per interval.
 
+    Readiness. The console has no database: it is ready when it reaches
+    control, i.e. when control answered one of the poller's queries (any
+    answer, a refusal too) within the last three intervals (at least
+    BF_OVERVIEW_STALE_MIN_MS). bf_overview_ready is that /readyz check
+    ("control").
+
     SNAPSHOT = {"at_ms", "polls", "services": <services.list>,
     "runs": <runs.list limit=5>, "deliveries": <deliveries.summary of the
     newest run's period>, "held": [{"period", "held", "held_until",
@@ -15,23 +21,32 @@
     so a browser that stops reading costs two snapshots of memory and
     never slows the poller or the other streams; libmicrohttpd's
     connection timeout closes it. A stream with nothing to write is
-    suspended (no busy wait) and resumed by the next snapshot or ping
-    (": ping" every ping interval when no snapshot came).  */
+    suspended (no busy wait) and resumed by the next snapshot, which a
+    ": ping" comment line follows once a ping interval. A stream ends
+    when its session does (logout, expiry).  */
 
 #ifndef BF_OVERVIEW_H_INCLUDED
 #define BF_OVERVIEW_H_INCLUDED
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "bf_client.h"
 
+#define BF_OVERVIEW_STALE_MIN_MS 5000
+
 typedef struct {
     bf_client_args_t client; /* the console's own key; no on_behalf_of */
     int interval_ms;         /* between rounds (1000) */
-    int ping_ms;             /* a comment line when no event came (15000) */
+    int ping_ms;             /* between ": ping" comment lines (15000) */
     size_t max_streams;      /* open streams at most */
+    /*  Whether the session a stream was opened with is still live (asked
+        before each event, on libmicrohttpd's thread; NULL: always): a
+        stream ends with its session.  */
+    bool (*live) (void *context, const char *token);
+    void *live_context;
 } bf_overview_args_t;
 
 typedef struct bf_overview_t bf_overview_t;
@@ -49,15 +64,33 @@ void bf_overview_destroy (bf_overview_t **self_p);
 void bf_overview_end_streams (bf_overview_t *self);
 
 /*  A malloc'd copy of the latest snapshot (NUL-terminated; its length in
-    *len), or NULL when out of memory.  */
+ *len), or NULL when out of memory.  */
 char *bf_overview_snapshot (bf_overview_t *self, size_t *len);
 
 /*  Rounds made since the start.  */
 uint64_t bf_overview_polls (bf_overview_t *self);
 
-/*  A new event-stream response for connection (the caller queues it and
-    drops its reference), or NULL when max_streams are open or streams
-    have ended. The daemon must allow suspend/resume.  */
-struct MHD_Response *bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection);
+/*  Readiness from when control last answered (answered_ms, monotonic;
+    0: never) at now_ms: true when it is at most stale_ms ago. The reason
+    says how long ago ("control answered 0.4 s ago", "control last
+    answered 12.0 s ago", "control has not answered yet"). Pure.  */
+bool bf_overview_ready_at (int64_t answered_ms, int64_t now_ms, int64_t stale_ms, char *reason,
+                           size_t reasonsize);
+
+/*  How old control's last answer may be for a poll interval: three
+    intervals, at least BF_OVERVIEW_STALE_MIN_MS.  */
+int64_t bf_overview_stale_ms (int interval_ms);
+
+/*  The readiness check (a bf_ready_fn, bf_health.h) of the overview arg:
+    bf_overview_ready_at with the poller's last answer. Thread-safe; reads
+    one atomic.  */
+bool bf_overview_ready (void *arg, char *reason, size_t reasonsize);
+
+/*  A new event-stream response for connection, opened with the session
+    token (copied; args.live is asked about it before each event), which
+    the caller queues and drops its reference to; or NULL when max_streams
+    are open or streams have ended. The daemon must allow suspend/resume.  */
+struct MHD_Response *bf_overview_stream (bf_overview_t *self, struct MHD_Connection *connection,
+                                         const char *token);
 
 #endif

@@ -52,7 +52,7 @@ bf_route_match (const char *method, const char *url, bf_route_t *route)
         want_post = false;
     } else if (!strncmp (url, "/api/query/", 11) && (route->verb = s_verb (url + 11, true))) {
         route->kind = BF_ROUTE_QUERY;
-        want_post = false;
+        want_post = post; /* either */
     } else if (!strncmp (url, "/api/command/", 13) && (route->verb = s_verb (url + 13, false))) {
         route->kind = BF_ROUTE_COMMAND;
         want_post = true;
@@ -60,6 +60,7 @@ bf_route_match (const char *method, const char *url, bf_route_t *route)
         return 404;
     if (want_post ? !post : !get)
         return 405;
+    route->post = post;
     return 0;
 }
 
@@ -79,8 +80,7 @@ bf_route_arg_add (bf_route_args_t *args, const char *key, size_t key_len, const 
                   size_t value_len, char *err, size_t errsize)
 {
     if (!key || !s_key_ok (key, key_len))
-        return bf_err_set (err, errsize, "argument names are 1-%d of a-z and _",
-                           BF_ROUTE_KEY_MAX);
+        return bf_err_set (err, errsize, "argument names are 1-%d of a-z and _", BF_ROUTE_KEY_MAX);
     char shown[BF_ROUTE_KEY_MAX + 1];
     memcpy (shown, key, key_len);
     shown[key_len] = 0;
@@ -137,6 +137,12 @@ s_object (const char *body, size_t len, char *err, size_t errsize)
     json_error_t jerr;
     json_t *root = json_loadb (body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
+        /*  jansson quotes the token it stopped at ("... near 'TOKEN'"):
+            a password or a contact. The reason (logged, answered) ends
+            before it.  */
+        char *near = strstr (jerr.text, " near ");
+        if (near)
+            *near = 0;
         bf_err_set (err, errsize, "the body is not JSON: %s (at byte %d)", jerr.text,
                     jerr.position);
         return NULL;
@@ -169,14 +175,20 @@ s_only (json_t *root, const char *const *allowed, char *err, size_t errsize)
 {
     const char *key;
     json_t *value;
-    json_object_foreach (root, key, value) {
+    json_object_foreach (root, key, value)
+    {
         bool known = false;
         for (size_t i = 0; allowed[i] && !known; i++)
             known = !strcmp (key, allowed[i]);
         if (!known) {
-            char shown[BF_TEXT_CLIP_SHORT];
-            return bf_err_set (err, errsize, "unexpected member \"%s\"",
-                               bf_text_clip (shown, sizeof shown, key, 32));
+            /*  Named only when it is a plain word: a member name could
+                be anything typed, a contact too.  */
+            bool word = strlen (key) <= 32 && *key;
+            for (const char *c = key; *c && word; c++)
+                word = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')
+                       || (*c >= '0' && *c <= '9') || *c == '_';
+            return word ? bf_err_set (err, errsize, "unexpected member \"%s\"", key)
+                        : bf_err_set (err, errsize, "unexpected member (its name not shown)");
         }
     }
     return 0;
@@ -207,8 +219,8 @@ s_command_id_ok (const char *id)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = id[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '.' || c == '_' || c == ':' || c == '-'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
+              || c == '_' || c == ':' || c == '-'))
             return false;
     }
     return true;
@@ -224,7 +236,8 @@ s_command_args (json_t *object, bf_route_args_t *args, char *err, size_t errsize
         return bf_err_set (err, errsize, "\"args\" must be an object of strings");
     const char *key;
     json_t *value;
-    json_object_foreach (object, key, value) {
+    json_object_foreach (object, key, value)
+    {
         char number[32];
         const char *text;
         size_t len;
@@ -243,25 +256,43 @@ s_command_args (json_t *object, bf_route_args_t *args, char *err, size_t errsize
     return 0;
 }
 
-int
-bf_route_command_body (const char *body, size_t len, char command_id[BF_ROUTE_ID_MAX + 1],
-                       bf_route_args_t *args, char *err, size_t errsize)
+/*  A body of the members "args" and, when command_id is not NULL,
+    "command_id" (required, checked): the arguments into args.  */
+static int
+s_args_body (const char *body, size_t len, char *command_id, bf_route_args_t *args, char *err,
+             size_t errsize)
 {
-    static const char *const allowed[] = { "command_id", "args", NULL };
+    static const char *const with_id[] = { "command_id", "args", NULL };
+    static const char *const args_only[] = { "args", NULL };
     memset (args, 0, sizeof *args);
     json_t *root = s_object (body, len, err, errsize);
     if (!root)
         return -1;
-    int rc = s_only (root, allowed, err, errsize);
-    if (rc == 0)
+    int rc = s_only (root, command_id ? with_id : args_only, err, errsize);
+    if (rc == 0 && command_id) {
         rc = s_string (root, "command_id", command_id, BF_ROUTE_ID_MAX, err, errsize);
-    if (rc == 0 && !s_command_id_ok (command_id))
-        rc = bf_err_set (err, errsize, "\"command_id\" must be 1-%d of A-Z a-z 0-9 . _ : -",
-                         BF_ROUTE_ID_MAX);
+        if (rc == 0 && !s_command_id_ok (command_id))
+            rc = bf_err_set (err, errsize, "\"command_id\" must be 1-%d of A-Z a-z 0-9 . _ : -",
+                             BF_ROUTE_ID_MAX);
+    }
     if (rc == 0)
         rc = s_command_args (json_object_get (root, "args"), args, err, errsize);
     json_decref (root);
     return rc;
+}
+
+int
+bf_route_command_body (const char *body, size_t len, char command_id[BF_ROUTE_ID_MAX + 1],
+                       bf_route_args_t *args, char *err, size_t errsize)
+{
+    return s_args_body (body, len, command_id, args, err, errsize);
+}
+
+int
+bf_route_query_body (const char *body, size_t len, bf_route_args_t *args, char *err,
+                     size_t errsize)
+{
+    return s_args_body (body, len, NULL, args, err, errsize);
 }
 
 bool
@@ -272,19 +303,18 @@ bf_route_refused (const Billflow__CommandReply *reply, const bf_verb_t *verb, co
 }
 
 int
-bf_route_query_status (const Billflow__CommandReply *reply, const bf_verb_t *verb,
-                       const char *role)
+bf_route_query_status (const Billflow__CommandReply *reply, const bf_verb_t *verb, const char *role)
 {
     switch (reply->status) {
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
-        return 200;
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
-        return bf_route_refused (reply, verb, role) ? 403 : 400;
-    case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
-        return reply->retryable ? 503 : 400;
-    default:
-        return 503;
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK:
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_ACCEPTED:
+            return 200;
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_REJECTED:
+            return bf_route_refused (reply, verb, role) ? 403 : 400;
+        case BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED:
+            return reply->retryable ? 503 : 400;
+        default:
+            return 503;
     }
 }
 
@@ -299,10 +329,10 @@ bf_route_command_json (const Billflow__CommandReply *reply)
     const char *status = bf_client_status_name (reply->status);
     if (!strcmp (status, "UNSPECIFIED"))
         status = "FAILED";
-    json_t *root = json_pack ("{s:s, s:o, s:s, s:b, s:b}", "status", status, "result",
-                              result ? result : json_null (), "error",
-                              reply->error ? reply->error : "", "replayed", (int)reply->replayed,
-                              "retryable", (int)reply->retryable);
+    json_t *root
+        = json_pack ("{s:s, s:o, s:s, s:b, s:b}", "status", status, "result",
+                     result ? result : json_null (), "error", reply->error ? reply->error : "",
+                     "replayed", (int)reply->replayed, "retryable", (int)reply->retryable);
     char *text = root ? json_dumps (root, JSON_COMPACT) : NULL;
     json_decref (root);
     return text;

@@ -25,7 +25,7 @@ typedef enum {
     BF_ROUTE_LOGIN,    /* POST /api/login */
     BF_ROUTE_LOGOUT,   /* POST /api/logout */
     BF_ROUTE_ME,       /* GET /api/me */
-    BF_ROUTE_QUERY,    /* GET /api/query/VERB */
+    BF_ROUTE_QUERY,    /* GET /api/query/VERB?args, or POST with {"args": {...}} */
     BF_ROUTE_COMMAND,  /* POST /api/command/VERB */
     BF_ROUTE_OVERVIEW, /* GET /api/overview */
     BF_ROUTE_EVENTS,   /* GET /api/events */
@@ -36,13 +36,15 @@ typedef struct {
     const char *name;      /* BF_ROUTE_STATIC: the file name (points into the url) */
     const bf_verb_t *verb; /* BF_ROUTE_QUERY / BF_ROUTE_COMMAND */
     bool api;              /* under /api/: JSON errors, no-store */
+    bool post;             /* the method is POST (a query's arguments in the body) */
 } bf_route_t;
 
 /*  Matches method and url (the path, without the query string). Returns
     0 with *route filled, 404 for an unknown path (a verb that is not in
     the catalogue, a command verb under /api/query/ or a query verb under
     /api/command/ included), 405 for a known path with another method
-    (GET routes also take HEAD), or 414 for a path over BF_ROUTE_URL_MAX.
+    (GET routes also take HEAD; /api/query/VERB takes GET, HEAD and POST),
+    or 414 for a path over BF_ROUTE_URL_MAX.
     For 404 and 405, route->api says whether the path was under /api/.  */
 int bf_route_match (const char *method, const char *url, bf_route_t *route);
 
@@ -83,6 +85,14 @@ int bf_route_login_body (const char *body, size_t len, char name[65], char passw
     with a reason in err.  */
 int bf_route_command_body (const char *body, size_t len, char command_id[BF_ROUTE_ID_MAX + 1],
                            bf_route_args_t *args, char *err, size_t errsize);
+
+/*  A query's POST body {"args": {"key": "value", ...}} ("args" may be
+    missing or {}; values as in a command body; nothing else is
+    accepted), for arguments that must stay out of URLs (an email or a
+    phone: access logs keep query strings). Returns 0, or -1 with a
+    reason in err that quotes no value.  */
+int bf_route_query_body (const char *body, size_t len, bf_route_args_t *args, char *err,
+                         size_t errsize);
 
 /*  True when a Command reply means control refused the person: REJECTED
     and the role may not send verb.  */

@@ -82,8 +82,7 @@ s_key (const char *token, uint8_t key[32])
 static bool
 s_expired (const s_entry_t *entry, int64_t now_ms)
 {
-    return now_ms >= entry->session.idle_expires_ms
-           || now_ms >= entry->session.absolute_expires_ms;
+    return now_ms >= entry->session.idle_expires_ms || now_ms >= entry->session.absolute_expires_ms;
 }
 
 static s_entry_t *
@@ -170,6 +169,19 @@ bf_sessions_touch (bf_sessions_t *self, const char *token, int64_t now_ms, bf_se
             *out = entry->session;
         live = true;
     }
+    pthread_mutex_unlock (&self->mutex);
+    return live;
+}
+
+bool
+bf_sessions_live (bf_sessions_t *self, const char *token, int64_t now_ms)
+{
+    uint8_t key[32];
+    if (s_key (token, key) != 0)
+        return false;
+    pthread_mutex_lock (&self->mutex);
+    s_entry_t *entry = s_find (self, key);
+    bool live = entry && !s_expired (entry, now_ms);
     pthread_mutex_unlock (&self->mutex);
     return live;
 }

@@ -49,6 +49,12 @@ int bf_sessions_open (bf_sessions_t *self, const char *name, const char *role, i
     token returns false (an expired session is dropped).  */
 bool bf_sessions_touch (bf_sessions_t *self, const char *token, int64_t now_ms, bf_session_t *out);
 
+/*  True when the session of token is live at now_ms, without marking it
+    used (an open event stream asks before each event, so that logout or
+    expiry ends it, and a screen left open does not keep a session
+    alive).  */
+bool bf_sessions_live (bf_sessions_t *self, const char *token, int64_t now_ms);
+
 /*  True when csrf (may be NULL) equals the session's CSRF token, compared
     in constant time.  */
 bool bf_session_csrf_ok (const bf_session_t *session, const char *csrf);

@@ -81,9 +81,8 @@ bf_throttle_wait_ms (bf_throttle_t *self, const char *key, int64_t now_ms)
 {
     pthread_mutex_lock (&self->mutex);
     s_entry_t *entry = s_live (self, s_find (self, key), now_ms);
-    int64_t wait = entry && entry->failures >= self->limit
-                       ? entry->first_ms + self->window_ms - now_ms
-                       : 0;
+    int64_t wait
+        = entry && entry->failures >= self->limit ? entry->first_ms + self->window_ms - now_ms : 0;
     pthread_mutex_unlock (&self->mutex);
     return wait;
 }

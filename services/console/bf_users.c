@@ -51,9 +51,9 @@ s_parse_line (char *line, bf_user_t *user, char *err, size_t errsize)
         return bf_err_set (err, errsize,
                            "the hash is not an argon2id hash (make entries with"
                            " `console adduser`)");
-    memcpy (user->name, line, strlen (line) + 1);  /* checked: at most 64 */
-    memcpy (user->role, role, strlen (role) + 1);  /* operator or viewer */
-    memcpy (user->hash, hash, strlen (hash) + 1);  /* checked: fits */
+    memcpy (user->name, line, strlen (line) + 1); /* checked: at most 64 */
+    memcpy (user->role, role, strlen (role) + 1); /* operator or viewer */
+    memcpy (user->hash, hash, strlen (hash) + 1); /* checked: fits */
     return 0;
 }
 
@@ -97,8 +97,7 @@ bf_users_parse (const char *text, size_t len, const char *path, char *err, size_
             goto failed;
         }
         if (bf_users_find (self, user.name)) {
-            bf_err_set (err, errsize, "%s:%zu: user '%s' is listed twice", path, lineno,
-                        user.name);
+            bf_err_set (err, errsize, "%s:%zu: user '%s' is listed twice", path, lineno, user.name);
             goto failed;
         }
         if (self->count == capacity) {
@@ -207,8 +206,7 @@ bf_users_find (const bf_users_t *self, const char *name)
 }
 
 int
-bf_users_hash (const char *password, char out[crypto_pwhash_STRBYTES], char *err,
-               size_t errsize)
+bf_users_hash (const char *password, char out[crypto_pwhash_STRBYTES], char *err, size_t errsize)
 {
     if (sodium_init () < 0)
         return bf_err_set (err, errsize, "libsodium failed to initialise");
@@ -277,8 +275,8 @@ s_replace (const char *path, const char *text, size_t len, const char *line, cha
 }
 
 int
-bf_users_add (const char *path, const char *name, const char *role, const char *password,
-              char *err, size_t errsize)
+bf_users_add (const char *path, const char *name, const char *role, const char *password, char *err,
+              size_t errsize)
 {
     if (!bf_curve_name_valid (name))
         return bf_err_set (err, errsize, "the name must be 1-%d of A-Z a-z 0-9 . _ -",

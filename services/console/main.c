@@ -44,6 +44,8 @@ main (int argc, char **argv)
     char err[512];
     if (rc == 0 && bf_console_args_from_config (&args, service.config, err, sizeof err) != 0)
         rc = bf_service_config_error (&service, "%s", err);
+    /*  No database: /readyz checks control instead (bf_overview.h).  */
+    service.no_database = true;
     if (rc == 0)
         rc = bf_service_start (&service);
     bf_console_t *console = NULL;

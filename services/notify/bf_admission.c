@@ -30,6 +30,7 @@ struct _bf_admission_t {
     int64_t open_until_ms;
     bool probe_out;
     uint64_t epoch; /* bumped on close: older sends are not counted */
+    bf_breaker_counts_t counts;
     s_sample_t window[BF_ADMISSION_WINDOW];
     int window_next, window_count;
 };
@@ -116,6 +117,7 @@ s_tick (bf_admission_t *self, int64_t now)
     if (self->state == BF_BREAKER_OPEN && now >= self->open_until_ms) {
         self->state = BF_BREAKER_HALF_OPEN;
         self->probe_out = false;
+        self->counts.half_opened++;
         bf_info ("sender: %s breaker half-open: one probe allowed", self->name);
     }
 }
@@ -177,6 +179,7 @@ s_open (bf_admission_t *self, int64_t now)
 {
     self->state = BF_BREAKER_OPEN;
     self->open_until_ms = s_add (now, self->open_ms);
+    self->counts.opened++;
 }
 
 static void
@@ -191,6 +194,7 @@ s_probe_done (bf_admission_t *self, bf_admit_result_t result, int64_t now)
         self->state = BF_BREAKER_CLOSED;
         self->window_count = self->window_next = 0;
         self->epoch++;
+        self->counts.closed++;
         bf_info ("sender: %s breaker closed: probe succeeded", self->name);
     }
 }
@@ -251,6 +255,13 @@ bf_admission_breaker (const bf_admission_t *self, int64_t now_ms)
     if (self->state == BF_BREAKER_OPEN)
         return now_ms >= self->open_until_ms ? BF_BREAKER_HALF_OPEN : BF_BREAKER_OPEN;
     return self->state;
+}
+
+bf_breaker_counts_t
+bf_admission_breaker_counts (const bf_admission_t *self)
+{
+    bf_breaker_counts_t none = { 0, 0, 0 };
+    return self ? self->counts : none;
 }
 
 const char *

@@ -53,6 +53,12 @@ typedef struct {
     uint64_t epoch;
 } bf_admit_ticket_t;
 
+/*  How often a breaker changed state since its admission was made: opened
+    (a reopening after a failed probe included), turned half-open, closed.  */
+typedef struct {
+    uint64_t opened, half_opened, closed;
+} bf_breaker_counts_t;
+
 typedef struct _bf_admission_t bf_admission_t;
 
 /*  Creates an admission with a full bucket (burst: a tenth of a second's
@@ -99,6 +105,12 @@ bool bf_admission_pause (bf_admission_t *self, int retry_after_ms, int64_t now_m
     whose time is up reads half-open). Read-only: for status and
     metrics.  */
 bf_breaker_state_t bf_admission_breaker (const bf_admission_t *self, int64_t now_ms);
+
+/*  The breaker's changes so far (each one is also one log line). A move
+    to half-open is counted when bf_admission_ready or
+    bf_admission_wait_ms makes it, not when bf_admission_breaker reads it.
+    Zeros for NULL.  */
+bf_breaker_counts_t bf_admission_breaker_counts (const bf_admission_t *self);
 
 /*  "closed" | "open" | "half-open".  */
 const char *bf_admission_breaker_name (bf_breaker_state_t state);

@@ -35,8 +35,12 @@ typedef struct s_job_t {
     int64_t id;
     int channel; /* 0 EMAIL, 1 SMS, 2 PUSH */
     int attempt;
-    int attempt_base;        /* attempts before the operator's last retry */
+    int attempt_base;        /* attempts that do not count against the budget: before the
+                                operator's last retry, and failures in a provider outage */
     bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
+    int64_t due_ms;          /* not_before before the claim: its place in the claim order */
+    bool was_pending;        /* PENDING before the claim (never tried, or retried by an operator) */
+    char due[48];            /* due_ms exactly, as the database wrote it (microseconds) */
     bf_provider_t provider;
     bf_send_request_t request; /* strings owned by the job */
     bool stored;               /* request is the content kept from an earlier attempt */
@@ -59,6 +63,8 @@ typedef struct {
     int64_t not_before_ms;
     char hold_reason[64];
     bool fallback;
+    bool outage; /* a transient failure while the breaker was not closed: not counted */
+    char due[48]; /* not "": not_before is this, exactly (its place before the claim) */
     /*  The content the attempt sent, to keep in delivery_content (owned;
         c_sent_as NULL when there is nothing to keep).  */
     const char *c_sent_as;
@@ -103,6 +109,66 @@ bf_dispatch_backoff_ms (int attempts, int base_ms, int max_ms, unsigned jitter)
         delay = max_ms;
     /*  Factor in [0.8, 1.2): spreads a burst of retries over time.  */
     return delay * (800 + (int64_t)(jitter % 65536) * 400 / 65536) / 1000;
+}
+
+bf_dispatch_next_t
+bf_dispatch_next (const bf_dispatch_failure_t *f)
+{
+    bf_dispatch_next_t next = { "FAILED", f->now_ms, false, false };
+    bool attempts_left = f->counted < f->max_attempts;
+    /*  A notice the subscriber may already have (this or an earlier attempt
+        ended UNKNOWN) never gets an SMS fallback.  */
+    bool may_have_it = f->possibly_delivered || f->outcome == BF_OUTCOME_UNKNOWN;
+    switch (f->outcome) {
+        case BF_OUTCOME_DELIVERED:
+        case BF_OUTCOME_DUPLICATE:
+            next.state = "DELIVERED";
+            break;
+        case BF_OUTCOME_PERMANENT:
+            next.fallback = f->email && !may_have_it;
+            break;
+        case BF_OUTCOME_UNKNOWN:
+            /*  Possibly delivered (docs/notify.md "possibly delivered"):
+                resent once, when notify.email_unknown_retry_ms has passed,
+                with the same Message-ID, if attempts are left; never a fast
+                retry, never a fallback, never a second resend (a server that
+                is still too slow has likely taken both). 0 = never resent:
+                FAILED.  */
+            if (f->unknown_retry_ms > 0 && attempts_left && !f->possibly_delivered) {
+                next.state = "RETRY";
+                next.not_before_ms = f->now_ms + f->unknown_retry_ms;
+            }
+            break;
+        case BF_OUTCOME_TRANSIENT:
+            /*  A transient failure that finds its provider's breaker open or
+                half-open (this result may have opened it) is the outage's:
+                recorded like any attempt, not counted against the budget,
+                and due again at its place in the claim order (its old
+                not_before; now, should that be later: a new notice's
+                not_before is on the database's clock, which notify.clock
+                may be behind); the breaker holds it back until the
+                provider answers.  */
+            if (f->breaker != BF_BREAKER_CLOSED) {
+                next.state = "RETRY";
+                next.outage = true;
+                next.not_before_ms = f->due_ms < f->now_ms ? f->due_ms : f->now_ms;
+                break;
+            }
+            /* fall through */
+        case BF_OUTCOME_THROTTLED:
+            if (!attempts_left) {
+                next.fallback = f->email && !may_have_it;
+                break;
+            }
+            int64_t wait = bf_dispatch_backoff_ms (f->counted, f->backoff_base_ms,
+                                                   f->backoff_max_ms, f->jitter);
+            if (f->outcome == BF_OUTCOME_THROTTLED && f->retry_after_ms > wait)
+                wait = f->retry_after_ms;
+            next.state = "RETRY";
+            next.not_before_ms = f->now_ms + wait;
+            break;
+    }
+    return next;
 }
 
 static unsigned
@@ -179,6 +245,9 @@ typedef enum {
     S_CLAIM_ATTEMPTS,
     S_CLAIM_ATTEMPT_BASE,
     S_CLAIM_WAS_UNKNOWN, /* an earlier attempt ended UNKNOWN */
+    S_CLAIM_DUE_MS,      /* not_before before the claim, ms since the epoch */
+    S_CLAIM_WAS_PENDING, /* its state before the claim was PENDING */
+    S_CLAIM_DUE,         /* not_before before the claim, as text (exact) */
 } s_claim_column_t;
 
 
@@ -188,7 +257,7 @@ static const bf_db_statement_t s_statements[] = {
       " not_before = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
       " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
       " attempts = d.attempts + 1, last_error = NULL, hold_reason = NULL, updated_at = now ()"
-      " FROM (SELECT id FROM delivery"
+      " FROM (SELECT id, not_before AS due, state AS was FROM delivery"
       "       WHERE state IN ('PENDING', 'RETRY', 'HELD', 'SENDING') AND purpose = $5"
       "       AND channel = ANY ($6::text[])"
       "       AND (state = 'PENDING' OR not_before <= to_timestamp ($2::bigint / 1000.0))"
@@ -196,7 +265,9 @@ static const bf_db_statement_t s_statements[] = {
       " WHERE d.id = pick.id"
       " RETURNING d.id, d.channel, d.attempts, d.attempt_base,"
       " EXISTS (SELECT 1 FROM delivery_attempt a WHERE a.delivery_id = d.id"
-      "         AND a.outcome = 'UNKNOWN')",
+      "         AND a.outcome = 'UNKNOWN'),"
+      " floor (extract (epoch FROM pick.due) * 1000)::bigint, pick.was = 'PENDING',"
+      " pick.due::text",
       6 },
     /*  Keeps this dispatcher's claims while their sends are in flight: an
         email may wait up to the SMTP end-of-data timeout (10 min) for its
@@ -251,9 +322,16 @@ static const bf_db_statement_t s_statements[] = {
       0 },
     { "d_states",
       "UPDATE delivery d SET state = r.state,"
-      " not_before = to_timestamp (r.not_before_ms / 1000.0),"
+      /*  r.due: back to its place, to the microsecond (ms would reorder
+          it among notices created in the same millisecond).  */
+      " not_before = coalesce (r.due, to_timestamp (r.not_before_ms / 1000.0)),"
       " lease_owner = NULL, lease_until = NULL,"
-      " attempts = CASE WHEN r.state = 'HELD' THEN d.attempts - 1 ELSE d.attempts END,"
+      /*  HELD, or back to PENDING without an attempt: the claim is undone.  */
+      " attempts = CASE WHEN r.state = 'HELD' OR (r.state = 'PENDING' AND r.sent_as IS NULL)"
+      "  THEN d.attempts - 1 ELSE d.attempts END,"
+      /*  An outage's failure is not counted against the retry budget
+          (README.md "Retries and provider outages").  */
+      " attempt_base = CASE WHEN r.outage THEN d.attempt_base + 1 ELSE d.attempt_base END,"
       " hold_reason = r.hold_reason,"
       /*  The current state's error only: a delivery that is DELIVERED (or
           HELD, or waiting again) shows no error of an earlier attempt;
@@ -323,7 +401,7 @@ s_connect (s_dispatch_t *self)
                        " status_code int, error text, message_id text, state text,"
                        " not_before_ms bigint, hold_reason text, fallback boolean,"
                        " c_sent_as text, c_title text, c_body text, c_html text, c_date bigint,"
-                       " template_version int)"
+                       " template_version int, outage boolean, due timestamptz)"
                        " ON COMMIT DELETE ROWS",
                        "creating dispatch_result")
                == BF_DB_OK
@@ -380,6 +458,8 @@ s_flush (s_dispatch_t *self)
             bf_copy_int (copy, r->template_version);
         else
             bf_copy_null (copy);
+        bf_copy_str (copy, r->outage ? "t" : "f");
+        bf_copy_str (copy, r->due[0] ? r->due : NULL);
         rc = bf_copy_row_end (copy);
     }
     if (copy)
@@ -706,6 +786,9 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
     job->attempt = attempt;
     job->attempt_base = atoi (PQgetvalue (claimed, i, S_CLAIM_ATTEMPT_BASE));
     job->possibly_delivered = PQgetvalue (claimed, i, S_CLAIM_WAS_UNKNOWN)[0] == 't';
+    job->due_ms = strtoll (PQgetvalue (claimed, i, S_CLAIM_DUE_MS), NULL, 10);
+    job->was_pending = PQgetvalue (claimed, i, S_CLAIM_WAS_PENDING)[0] == 't';
+    snprintf (job->due, sizeof job->due, "%s", PQgetvalue (claimed, i, S_CLAIM_DUE));
     char err[256];
     const char *why = s_job_content (self, job, ctx, row, lines, to, now_ms, err, sizeof err);
     if (why) {
@@ -788,6 +871,36 @@ s_submit_ready (s_dispatch_t *self)
         }
 }
 
+/*  Returns provider p's claimed deliveries that have not gone out to the
+    table, their claim's attempt undone: as HELD for reason, due again at
+    now_ms; or, when now_ms is 0, as they were before the claim — PENDING
+    ones PENDING, others HELD for reason — at their place in the claim
+    order (a PENDING delivery's not_before is the database's clock, not
+    the dispatcher's, which notify.clock may set back). Returns how many.  */
+static int
+s_release_provider (s_dispatch_t *self, int p, const char *reason, int64_t now_ms)
+{
+    int released = 0;
+    while (self->queue[p]) {
+        s_job_t *job = self->queue[p];
+        self->queue[p] = job->next;
+        self->queued--;
+        s_record_t *r = s_record_new (self, job->id, job->attempt);
+        if (r) {
+            r->state = !now_ms && job->was_pending ? "PENDING" : "HELD";
+            r->not_before_ms = now_ms ? now_ms : job->due_ms;
+            if (!now_ms)
+                snprintf (r->due, sizeof r->due, "%s", job->due);
+            if (r->state[0] == 'H')
+                snprintf (r->hold_reason, sizeof r->hold_reason, "%s", reason);
+        }
+        s_job_free (job);
+        released++;
+    }
+    self->queue_tail[p] = NULL;
+    return released;
+}
+
 /*  Dispatch paused: claimed deliveries that have not gone out return to the
     table as HELD ("dispatch paused"), due at once — resume sends them, and
     meanwhile the operator sees why they wait. In-flight sends finish.  */
@@ -795,20 +908,30 @@ static void
 s_release_queued (s_dispatch_t *self)
 {
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
-        while (self->queue[p]) {
-            s_job_t *job = self->queue[p];
-            self->queue[p] = job->next;
-            self->queued--;
-            s_record_t *r = s_record_new (self, job->id, job->attempt);
-            if (r) {
-                r->state = "HELD";
-                r->not_before_ms = s_now (self);
-                snprintf (r->hold_reason, sizeof r->hold_reason, "dispatch paused");
-            }
-            s_job_free (job);
-        }
-    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
-        self->queue_tail[p] = NULL;
+        s_release_provider (self, p, "dispatch paused", s_now (self));
+}
+
+/*  A provider whose breaker is open: its claimed deliveries that have not
+    gone out return to the table as they were (PENDING, or HELD "email
+    breaker open"), in their place in the claim order, with their claim's
+    attempt undone, so that
+    the outage spends none of their retries and the drain after it goes in
+    bill order (README.md "Retries and provider outages"). One line per
+    release.  */
+static void
+s_release_blocked (s_dispatch_t *self)
+{
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
+        if (!self->queue[p]
+            || bf_sender_breaker (self->sender, (bf_provider_t)p, NULL) != BF_BREAKER_OPEN)
+            continue;
+        char reason[64];
+        snprintf (reason, sizeof reason, "%s breaker open",
+                  bf_sender_provider_name ((bf_provider_t)p));
+        int n = s_release_provider (self, p, reason, 0);
+        bf_info ("dispatch %s: %s: %d claimed notice(s) back to the table in their place",
+                 self->id, reason, n);
+    }
 }
 
 /*  An attempt that did not end DELIVERED may be followed by another (a
@@ -854,58 +977,46 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
         snprintf (r->message_id, sizeof r->message_id, "%s", result->provider_message_id);
         int64_t now = s_now (self);
         r->not_before_ms = now;
-        bool attempts_left = job->attempt - job->attempt_base < self->args.max_attempts;
-        /*  A notice the subscriber may already have (this or an earlier
-            attempt ended UNKNOWN) never gets an SMS fallback.  */
-        bool may_have_it = job->possibly_delivered || result->outcome == BF_OUTCOME_UNKNOWN;
-        switch (result->outcome) {
-            case BF_OUTCOME_DELIVERED:
-            case BF_OUTCOME_DUPLICATE:
-                r->state = "DELIVERED";
-                self->stat_delivered++;
-                break;
-            case BF_OUTCOME_PERMANENT:
-                r->state = "FAILED";
-                r->fallback = job->channel == 0 && !may_have_it;
+        if (result->outcome == BF_OUTCOME_DELIVERED || result->outcome == BF_OUTCOME_DUPLICATE) {
+            r->state = "DELIVERED";
+            self->stat_delivered++;
+        } else {
+            bf_dispatch_failure_t failure = {
+                .outcome = result->outcome,
+                .breaker = bf_sender_breaker (self->sender, job->provider, NULL),
+                .counted = job->attempt - job->attempt_base,
+                .max_attempts = self->args.max_attempts,
+                .email = job->channel == 0,
+                .possibly_delivered = job->possibly_delivered,
+                .due_ms = job->due_ms,
+                .now_ms = now,
+                .backoff_base_ms = self->args.backoff_base_ms,
+                .backoff_max_ms = self->args.backoff_max_ms,
+                .jitter = s_jitter (self),
+                .retry_after_ms = result->retry_after_ms,
+                .unknown_retry_ms = self->args.unknown_retry_ms,
+            };
+            bf_dispatch_next_t next = bf_dispatch_next (&failure);
+            r->state = next.state;
+            r->not_before_ms = next.not_before_ms;
+            r->outage = next.outage;
+            if (next.outage && next.not_before_ms == job->due_ms)
+                snprintf (r->due, sizeof r->due, "%s", job->due);
+            r->fallback = next.fallback;
+            if (next.state[0] != 'F')
+                self->stat_retried++;
+            else
                 self->stat_failed++;
-                break;
-            case BF_OUTCOME_UNKNOWN:
-                /*  Possibly delivered (docs/notify.md "possibly delivered"):
-                    resent once, when notify.email_unknown_retry_ms has
-                    passed, with the same Message-ID, if attempts are left;
-                    never a fast retry, never a fallback, never a second
-                    resend (a server that is still too slow has likely taken
-                    both). 0 = never resent: FAILED.  */
+            if (next.outage)
+                bf_notify_metrics_outage_attempt (job->channel);
+            if (result->outcome == BF_OUTCOME_UNKNOWN) {
                 snprintf (r->error, sizeof r->error, "possibly delivered: %s",
                           BF_TEXT_SHOW (result->error, 200));
-                if (self->args.unknown_retry_ms > 0 && attempts_left && !job->possibly_delivered) {
-                    r->state = "RETRY";
-                    r->not_before_ms = now + self->args.unknown_retry_ms;
-                    self->stat_retried++;
-                } else {
-                    r->state = "FAILED";
-                    self->stat_failed++;
-                }
                 bf_warn ("dispatch %s: delivery %lld attempt %d possibly delivered (%s); %s",
                          self->id, (long long)job->id, job->attempt, result->error,
-                         r->state[0] == 'R' ? "resent after notify.email_unknown_retry_ms"
-                                            : "not resent");
-                break;
-            default:
-                if (!attempts_left) {
-                    r->state = "FAILED";
-                    r->fallback = job->channel == 0 && !may_have_it;
-                    self->stat_failed++;
-                } else {
-                    int64_t wait
-                        = bf_dispatch_backoff_ms (job->attempt, self->args.backoff_base_ms,
-                                                  self->args.backoff_max_ms, s_jitter (self));
-                    if (result->outcome == BF_OUTCOME_THROTTLED && result->retry_after_ms > wait)
-                        wait = result->retry_after_ms;
-                    r->state = "RETRY";
-                    r->not_before_ms = now + wait;
-                    self->stat_retried++;
-                }
+                         next.state[0] == 'R' ? "resent after notify.email_unknown_retry_ms"
+                                              : "not resent");
+            }
         }
     }
     s_keep_content (r, job, request->kind);
@@ -1039,6 +1150,8 @@ s_turn (s_dispatch_t *self, int inflight, int64_t *next_claim)
     }
     if (self->paused && self->queued > 0)
         s_release_queued (self);
+    if (self->queued > 0)
+        s_release_blocked (self);
     s_submit_ready (self);
     bf_sender_poll (self->sender, inflight > 0 ? 5 : 0, s_on_done, self);
     if (self->nrecords >= S_FLUSH_ROWS

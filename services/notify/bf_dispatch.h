@@ -71,4 +71,40 @@ int bf_dispatch_args_check (const bf_dispatch_args_t *args, char *err, size_t er
     max, times a jitter factor in [0.8, 1.2) drawn from jitter (0..65535).  */
 int64_t bf_dispatch_backoff_ms (int attempts, int base_ms, int max_ms, unsigned jitter);
 
+/*  A finished send, as the retry rule sees it (times in ms since the
+    epoch, on the dispatcher's clock).  */
+typedef struct {
+    bf_outcome_t outcome;
+    bf_breaker_state_t breaker; /* its provider's, with this result counted */
+    int counted;                /* attempts against the budget, this one included */
+    int max_attempts;
+    bool email;              /* an email: falls back to SMS when it fails for good */
+    bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
+    int64_t due_ms;          /* the delivery's not_before before its claim */
+    int64_t now_ms;
+    int backoff_base_ms, backoff_max_ms;
+    unsigned jitter;      /* 0..65535, for bf_dispatch_backoff_ms */
+    int retry_after_ms;   /* THROTTLED */
+    int unknown_retry_ms; /* notify.email_unknown_retry_ms; 0 = never resent */
+} bf_dispatch_failure_t;
+
+typedef struct {
+    const char *state;     /* "DELIVERED" | "RETRY" | "FAILED" (static) */
+    int64_t not_before_ms; /* when it is due again (now_ms when final) */
+    bool outage;           /* the attempt is not counted against the budget */
+    bool fallback;         /* an email failed for good: insert its SMS fallback */
+} bf_dispatch_next_t;
+
+/*  The retry rule (services/notify/README.md "Retries and provider
+    outages"): DELIVERED and DUPLICATE are delivered; PERMANENT fails (an
+    email falls back to SMS unless it may have arrived); UNKNOWN is resent
+    once after unknown_retry_ms while attempts are left, else fails
+    without a fallback; TRANSIENT while the breaker is open or half-open is
+    an outage's: RETRY, not counted, due again at due_ms (now_ms when
+    that is later); any other TRANSIENT or
+    THROTTLED retries after bf_dispatch_backoff_ms (counted) — at least
+    retry_after_ms for THROTTLED — until counted reaches max_attempts,
+    then fails (with the fallback of an email).  */
+bf_dispatch_next_t bf_dispatch_next (const bf_dispatch_failure_t *failure);
+
 #endif

@@ -24,6 +24,8 @@ static bf_series_t *s_created[S_CHANNELS], *s_latency[S_CHANNELS], *s_pauses[S_C
     *s_held[S_CHANNELS], *s_fallbacks[S_CHANNELS];
 static bf_series_t *s_attempts[S_CHANNELS][S_OUTCOMES];
 static bf_series_t *s_inflight[BF_PROVIDER_COUNT], *s_breaker[BF_PROVIDER_COUNT];
+static bf_series_t *s_breaker_state[BF_PROVIDER_COUNT], *s_breaker_changes[BF_PROVIDER_COUNT][3];
+static bf_series_t *s_outage_attempts[S_CHANNELS];
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
 /*  One dispatcher's published state.  */
@@ -31,12 +33,15 @@ typedef struct {
     atomic_bool used;
     atomic_int inflight[BF_PROVIDER_COUNT];
     atomic_bool open[BF_PROVIDER_COUNT];
+    atomic_int state[BF_PROVIDER_COUNT]; /* 0 closed, 1 half-open, 2 open */
     atomic_bool paused;
 } s_slot_t;
 
 static s_slot_t s_slots[S_SLOTS];
 static atomic_bool s_slots_full_logged;
 static _Thread_local int s_my_slot = -1;
+/*  The breaker changes this thread's dispatcher published last.  */
+static _Thread_local bf_breaker_counts_t s_seen_changes[BF_PROVIDER_COUNT];
 /*  Fallbacks inserted by this thread's flush, not yet committed.  */
 static _Thread_local uint64_t s_pending_fallbacks;
 
@@ -61,6 +66,19 @@ s_any_open (void *arg)
             && atomic_load_explicit (&s_slots[i].open[provider], memory_order_relaxed))
             return 1;
     return 0;
+}
+
+static double
+s_max_state (void *arg)
+{
+    int provider = (int)(intptr_t)arg;
+    int state = 0;
+    for (int i = 0; i < S_SLOTS; i++)
+        if (atomic_load_explicit (&s_slots[i].used, memory_order_relaxed)) {
+            int mine = atomic_load_explicit (&s_slots[i].state[provider], memory_order_relaxed);
+            state = mine > state ? mine : state;
+        }
+    return state;
 }
 
 static double
@@ -104,6 +122,20 @@ s_init (void)
     bf_metric_t *breaker = bf_metrics_gauge (
         "billflow_notify_breaker_open",
         "1 while a dispatcher's circuit breaker of the provider is open.", "provider");
+    bf_metric_t *state = bf_metrics_gauge (
+        "billflow_notify_breaker_state",
+        "A provider's circuit breaker: 0 closed, 1 half-open, 2 open (the worst dispatcher's).",
+        "provider");
+    bf_metric_t *changes = bf_metrics_counter (
+        "billflow_notify_breaker_changes_total",
+        "Circuit breaker changes by the state entered (open counts reopenings after a failed"
+        " probe).",
+        "provider,to");
+    bf_metric_t *outage = bf_metrics_counter (
+        "billflow_notify_outage_attempts_total",
+        "Transient failures while the provider's breaker was not closed: recorded, not counted"
+        " against the retry budget.",
+        "channel");
     bf_metric_t *pauses = bf_metrics_counter (
         "billflow_notify_rate_limit_pauses_total",
         "Provider answers 429 (the provider is paused for its Retry-After).", "channel");
@@ -122,6 +154,7 @@ s_init (void)
         s_pauses[c] = bf_metric_series (pauses, channel);
         s_held[c] = bf_metric_series (held, channel);
         s_fallbacks[c] = bf_metric_series (fallbacks, channel);
+        s_outage_attempts[c] = bf_metric_series (outage, channel);
     }
     for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
         const char *provider = bf_sender_provider_name ((bf_provider_t)p);
@@ -129,6 +162,11 @@ s_init (void)
         bf_gauge_set_fn (s_inflight[p], s_sum_inflight, (void *)(intptr_t)p);
         s_breaker[p] = bf_metric_series (breaker, provider);
         bf_gauge_set_fn (s_breaker[p], s_any_open, (void *)(intptr_t)p);
+        s_breaker_state[p] = bf_metric_series (state, provider);
+        bf_gauge_set_fn (s_breaker_state[p], s_max_state, (void *)(intptr_t)p);
+        static const char *const to[3] = { "open", "half_open", "closed" };
+        for (int t = 0; t < 3; t++)
+            s_breaker_changes[p][t] = bf_metric_series (changes, provider, to[t]);
     }
     s_paused = bf_metric_series (
         bf_metrics_gauge ("billflow_notify_dispatch_paused", "1 while dispatch is paused.", NULL));
@@ -196,6 +234,14 @@ bf_notify_metrics_attempt (int channel, const bf_send_result_t *result)
 }
 
 void
+bf_notify_metrics_outage_attempt (int channel)
+{
+    pthread_once (&s_once, s_init);
+    if (channel >= 0 && channel < S_CHANNELS)
+        bf_counter_inc (s_outage_attempts[channel]);
+}
+
+void
 bf_notify_metrics_quiet_held (int channel)
 {
     pthread_once (&s_once, s_init);
@@ -252,7 +298,9 @@ bf_notify_metrics_dispatcher_state (const int inflight[BF_PROVIDER_COUNT],
             for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
                 atomic_store (&slot->inflight[p], 0);
                 atomic_store (&slot->open[p], false);
+                atomic_store (&slot->state[p], 0);
             }
+            memset (s_seen_changes, 0, sizeof s_seen_changes);
             atomic_store (&slot->paused, false);
             atomic_store (&slot->used, false);
             s_my_slot = -1;
@@ -270,6 +318,36 @@ bf_notify_metrics_dispatcher_state (const int inflight[BF_PROVIDER_COUNT],
     atomic_store_explicit (&slot->paused, paused, memory_order_relaxed);
 }
 
+//  n - *seen, and *seen = n; a count that went back (a new sender) counts from 0.
+static uint64_t
+s_new_changes (uint64_t n, uint64_t *seen)
+{
+    uint64_t added = n >= *seen ? n - *seen : n;
+    *seen = n;
+    return added;
+}
+
+void
+bf_notify_metrics_breakers (const bf_breaker_state_t state[BF_PROVIDER_COUNT],
+                            const bf_breaker_counts_t counts[BF_PROVIDER_COUNT])
+{
+    pthread_once (&s_once, s_init);
+    s_slot_t *slot = s_slot ();
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
+        if (slot)
+            atomic_store_explicit (&slot->state[p],
+                                   state[p] == BF_BREAKER_OPEN        ? 2
+                                   : state[p] == BF_BREAKER_HALF_OPEN ? 1
+                                                                      : 0,
+                                   memory_order_relaxed);
+        bf_breaker_counts_t *seen = &s_seen_changes[p];
+        bf_counter_add (s_breaker_changes[p][0], s_new_changes (counts[p].opened, &seen->opened));
+        bf_counter_add (s_breaker_changes[p][1],
+                        s_new_changes (counts[p].half_opened, &seen->half_opened));
+        bf_counter_add (s_breaker_changes[p][2], s_new_changes (counts[p].closed, &seen->closed));
+    }
+}
+
 void
 bf_notify_metrics_dispatcher (const bf_sender_t *sender, bool paused)
 {
@@ -279,10 +357,14 @@ bf_notify_metrics_dispatcher (const bf_sender_t *sender, bool paused)
     }
     int inflight[BF_PROVIDER_COUNT];
     bool open[BF_PROVIDER_COUNT];
+    bf_breaker_state_t state[BF_PROVIDER_COUNT];
+    bf_breaker_counts_t counts[BF_PROVIDER_COUNT];
     for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
         inflight[p] = bf_sender_inflight (sender, (bf_provider_t)p);
+        state[p] = bf_sender_breaker (sender, (bf_provider_t)p, &counts[p]);
         /*  Half-open (one probe allowed, or out) is not open: sends go.  */
-        open[p] = strcmp (bf_sender_breaker_state (sender, (bf_provider_t)p), "open") == 0;
+        open[p] = state[p] == BF_BREAKER_OPEN;
     }
     bf_notify_metrics_dispatcher_state (inflight, open, paused);
+    bf_notify_metrics_breakers (state, counts);
 }

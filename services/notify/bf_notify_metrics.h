@@ -76,6 +76,20 @@ void bf_notify_metrics_dispatcher (const bf_sender_t *sender, bool paused);
 void bf_notify_metrics_dispatcher_state (const int inflight[BF_PROVIDER_COUNT],
                                          const bool breaker_open[BF_PROVIDER_COUNT], bool paused);
 
+/*  A dispatcher publishes its breakers (bf_notify_metrics_dispatcher does
+    it from the sender): each provider's state, shown as the worst over the
+    dispatchers in billflow_notify_breaker_state (0 closed, 1 half-open,
+    2 open), and its changes since the sender was made; the changes counter
+    grows by what is new since this thread's last call (a count lower than
+    the last, from a new sender, counts from 0). For tests.  */
+void bf_notify_metrics_breakers (const bf_breaker_state_t state[BF_PROVIDER_COUNT],
+                                 const bf_breaker_counts_t counts[BF_PROVIDER_COUNT]);
+
+/*  Dispatch recorded a transient failure of a delivery of channel while its
+    provider's breaker was not closed: an outage's, not counted against the
+    notice's retry budget.  */
+void bf_notify_metrics_outage_attempt (int channel);
+
 /*  The `outcome` label value of outcome (see above); NULL when unknown.  */
 const char *bf_notify_metrics_outcome_label (bf_outcome_t outcome);
 

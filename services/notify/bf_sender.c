@@ -1126,6 +1126,16 @@ bf_sender_breaker_state (const bf_sender_t *self, bf_provider_t provider)
     return bf_admission_breaker_name (bf_admission_breaker (admission, zclock_mono ()));
 }
 
+bf_breaker_state_t
+bf_sender_breaker (const bf_sender_t *self, bf_provider_t provider, bf_breaker_counts_t *counts)
+{
+    const bf_admission_t *admission
+        = self && (unsigned)provider < BF_PROVIDER_COUNT ? self->providers[provider].admission : NULL;
+    if (counts)
+        *counts = bf_admission_breaker_counts (admission);
+    return bf_admission_breaker (admission, zclock_mono ());
+}
+
 bf_provider_t
 bf_sender_provider_of (bf_send_kind_t kind)
 {

@@ -60,7 +60,10 @@
     reopens it; THROTTLED leaves it half-open (the throttle pause applies);
     anything else closes it with an empty window. Results of requests started
     before the last close are not counted. Changes are logged (open at WARN,
-    half-open and closed at INFO).
+    half-open and closed at INFO) and counted (bf_sender_breaker). The
+    dispatcher does not count a transient failure that finds the breaker
+    open or half-open against the notice's retry budget
+    (services/notify/README.md "Retries and provider outages").
 
     Rate limit (per provider): a token bucket refilled at rate_per_s with a
     burst of a tenth of a second's worth (at least 1), starting full; so any
@@ -78,6 +81,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "bf_admission.h"
 
 typedef enum { BF_SEND_EMAIL, BF_SEND_SMS, BF_SEND_LMS, BF_SEND_PUSH } bf_send_kind_t;
 
@@ -209,6 +214,12 @@ bool bf_sender_configured (const bf_sender_t *self, bf_provider_t provider);
 
 /*  "closed" | "open" | "half-open".  */
 const char *bf_sender_breaker_state (const bf_sender_t *self, bf_provider_t provider);
+
+/*  The provider's breaker state now (bf_admission_breaker) and, when
+    counts is not NULL, its changes so far (bf_admission_breaker_counts).
+    Closed and zeros for a provider that is not configured.  */
+bf_breaker_state_t bf_sender_breaker (const bf_sender_t *self, bf_provider_t provider,
+                                      bf_breaker_counts_t *counts);
 
 /*  The provider a kind goes to; names for logs and the attempt table.  */
 bf_provider_t bf_sender_provider_of (bf_send_kind_t kind);

@@ -126,6 +126,13 @@ say "data: billdata import"
 in_stack "$BUILD/tools/billdata/billdata" import "$STATE/data" >>"$STATE/data.log" 2>&1 \
   || { cat "$STATE/data.log" >&2; fail "billdata import failed"; }
 
+# scripts/stack makes the console's key and lists it with role console.
+say "console key: role console in control.allowed_keys (scripts/stack)"
+pub=$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$S/keys/console.key")
+[ ${#pub} -eq 40 ] || fail "could not read the console's public key"
+awk -v k="$pub" '$1 == "console" && $2 == "console" && $3 == k { f = 1 } END { exit !f }' "$S/keys/allowed_keys" \
+  || fail "the stack's allowed_keys does not list the console's key with role console"
+
 say "people: console adduser (an operator and a viewer)"
 OP_PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 VW_PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')

@@ -13,7 +13,12 @@
       with the right status, and 200 open connections, slowloris clients
       and a stream that never reads while another client is still answered
       quickly;
-    - repeated wrong passwords: 429, per name and per address;
+    - repeated wrong passwords: 429, per name and per address; behind the
+      trusted proxy, per X-Forwarded-For client (ignored from others);
+    - /readyz: ready while control answers (no PostgreSQL check), 503
+      naming control while it is gone;
+    - HTTPS served directly with console.tls_cert (a certificate made here
+      with GnuTLS), the cookie then Secure;
     - and every response body of the test is scanned for the dataset's
       emails and phone numbers: none may appear in clear.  */
 
@@ -21,6 +26,8 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -33,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -174,14 +183,14 @@ s_header (char *data, size_t size, size_t n, void *arg)
 typedef struct {
     const char *method; /* NULL: GET, or POST when body is set */
     const char *body;
-    size_t body_len;             /* 0: strlen (body) */
-    const s_session_t *session;  /* cookie and, with csrf, the header */
-    bool csrf;                   /* send session->csrf */
-    const char *csrf_value;      /* send this X-CSRF-Token instead */
-    const char *source;          /* local address to connect from */
-    const char *extra;           /* one more header line */
-    long timeout_ms;             /* 0: 30 s */
-    int port;                    /* 0: the console's */
+    size_t body_len;            /* 0: strlen (body) */
+    const s_session_t *session; /* cookie and, with csrf, the header */
+    bool csrf;                  /* send session->csrf */
+    const char *csrf_value;     /* send this X-CSRF-Token instead */
+    const char *source;         /* local address to connect from */
+    const char *extra;          /* one more header line */
+    long timeout_ms;            /* 0: 30 s */
+    int port;                   /* 0: the console's */
 } s_req_t;
 
 /*  One request; the body is scanned for contacts. The caller frees
@@ -209,7 +218,7 @@ s_http (const char *path, const s_req_t *req, s_resp_t *resp)
         snprintf (line, sizeof line, "Cookie: %s", req->session->cookie);
         headers = curl_slist_append (headers, line);
     }
-    const char *csrf = req ? (req->csrf_value    ? req->csrf_value
+    const char *csrf = req ? (req->csrf_value             ? req->csrf_value
                               : req->csrf && req->session ? req->session->csrf
                                                           : NULL)
                            : NULL;
@@ -433,8 +442,8 @@ s_setup (void **state)
     bf_stack_t *s = &s_stack;
     bf_stack_init (s);
     char *out = NULL;
-    assert_int_equal (bf_testdb_billdata (s->db, &out, "generate --subscribers %d --period " PERIOD
-                                                       " --seed 15",
+    assert_int_equal (bf_testdb_billdata (s->db, &out,
+                                          "generate --subscribers %d --period " PERIOD " --seed 15",
                                           SUBSCRIBERS),
                       0);
     free (out);
@@ -466,6 +475,8 @@ s_setup (void **state)
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_LOGIN_LIMIT_ADDRESS=12");
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_PER_IP_CONNECTIONS=64");
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_CONNECTION_TIMEOUT_S=5");
+    /*  127.0.0.5 plays the ingress controller.  */
+    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_TRUSTED_PROXIES=127.0.0.5/32");
     bf_proc_env (&s_console, "BILLFLOW_LOG_LEVEL=debug");
     bf_proc_start (&s_console);
     s_port = bf_proc_log_port (&s_console, "console: serving HTTP", 0, 20000);
@@ -530,8 +541,8 @@ test_pages_and_headers (void **state)
     s_expect_error ("/api/query/runs.list", NULL, 401, "not logged in");
     s_req_t post = { .body = s_command ("anon-1", "{\"period\":\"" PERIOD "\"}") };
     s_expect_error ("/api/command/run.start", &post, 401, "not logged in");
-    s_req_t forged = { .session = &(s_session_t){ .cookie = "bf_session=00", .csrf = "00" },
-                       .csrf = true };
+    s_req_t forged
+        = { .session = &(s_session_t){ .cookie = "bf_session=00", .csrf = "00" }, .csrf = true };
     s_expect_error ("/api/me", &forged, 401, "not logged in");
 }
 
@@ -567,8 +578,8 @@ test_login_and_query (void **state)
     s_expect_error ("/api/query/run.show?period=2026-13", &me, 400, "period");
     s_expect_error ("/api/query/nothing.list", &me, 404, "not found");
     s_expect_error ("/api/query/run.start", &me, 404, "not found");
-    s_expect_error ("/api/command/runs.list", &(s_req_t){ .session = &s_kim, .csrf = true,
-                                                          .body = s_command ("x", "{}") },
+    s_expect_error ("/api/command/runs.list",
+                    &(s_req_t){ .session = &s_kim, .csrf = true, .body = s_command ("x", "{}") },
                     404, "not found");
     /*  A CSRF token is not a session.  */
     s_session_t swapped_session = { .cookie = "" };
@@ -598,7 +609,8 @@ static void
 test_run_by_post (void **state)
 {
     (void)state;
-    s_req_t post = { .session = &s_kim, .csrf = true,
+    s_req_t post = { .session = &s_kim,
+                     .csrf = true,
                      .body = s_command ("console-start-1", "{\"period\":\"" PERIOD "\"}") };
     json_t *doc = s_expect ("/api/command/run.start", &post, 200);
     const char *status = bf_json_str (doc, "status");
@@ -620,8 +632,7 @@ test_run_by_post (void **state)
     assert_int_equal (s_scalar ("SELECT count (*) FROM command WHERE command_id ="
                                 " 'console-start-1'"),
                       1);
-    assert_int_equal (s_scalar ("SELECT count (*) FROM settlement_run WHERE period = '" PERIOD
-                                "'"),
+    assert_int_equal (s_scalar ("SELECT count (*) FROM settlement_run WHERE period = '" PERIOD "'"),
                       1);
     assert_int_equal (s_scalar ("SELECT count (*) FROM command WHERE command_id ="
                                 " 'console-start-1' AND client = 'console/kim'"),
@@ -639,21 +650,67 @@ test_run_by_post (void **state)
 }
 
 /*  The queries that carry subscribers' data answer masked contacts, also
-    when asked by a clear email or phone (every body is scanned).  */
+    when asked by a clear email or phone (every body is scanned). A
+    contact goes in a POSTed query's body, never in a URL: the POST
+    answers as the GET does, needs the CSRF token, and takes no query
+    string.  */
 static void
 test_subscriber_queries_masked (void **state)
 {
     (void)state;
     s_req_t me = { .session = &s_kim };
-    char path[512], *escaped;
+    char path[512], *escaped, body[512];
+    long from = bf_proc_log_size (&s_console);
+    snprintf (body, sizeof body, "{\"args\":{\"email\":\"%s\"}}", s_email);
+    s_req_t find = { .session = &s_kim, .csrf = true, .body = body };
+    json_t *found = s_expect ("/api/query/subscriber.find", &find, 200);
+    assert_int_equal (json_array_size (bf_json_at (found, "subscribers")), 1);
+    int64_t by_email = bf_json_int (json_array_get (bf_json_at (found, "subscribers"), 0),
+                                    "subscriber_id");
+    json_decref (found);
+    snprintf (body, sizeof body, "{\"args\":{\"phone\":\"%s\"}}", s_phone);
+    found = s_expect ("/api/query/subscriber.find", &find, 200);
+    assert_int_equal (json_array_size (bf_json_at (found, "subscribers")), 1);
+    assert_int_equal (bf_json_int (json_array_get (bf_json_at (found, "subscribers"), 0),
+                                   "subscriber_id"),
+                      by_email);
+    json_decref (found);
+    /*  Without the CSRF token: 403; with a query string too, or a body
+        that is not {"args": {...}}: 400, the reason quoting no value.  */
+    s_expect_error ("/api/query/subscriber.find",
+                    &(s_req_t){ .session = &s_kim, .body = body }, 403,
+                    "missing or wrong CSRF token");
+    s_expect_error ("/api/query/subscriber.find?limit=1", &find, 400, "in the body only");
+    snprintf (body, sizeof body, "{\"args\":{\"phone\":\"%s\"},\"%s\":1}", s_phone, s_email);
+    s_expect_error ("/api/query/subscriber.find", &find, 400, "unexpected member");
+    snprintf (body, sizeof body, "{\"args\":{\"phone\":\"%s\" \"x\":1}}", s_phone);
+    s_expect_error ("/api/query/subscriber.find", &find, 400, "not JSON");
+    snprintf (body, sizeof body, "{\"args\":{\"phone\":%s}}", s_email);
+    s_expect_error ("/api/query/subscriber.find", &find, 400, "not JSON");
+    /*  Any query may be POSTed; control's refusals are the GET's.  */
+    s_req_t post = { .session = &s_kim, .csrf = true, .body = "{\"args\":{\"period\":\"2026-13\"}}" };
+    s_expect_error ("/api/query/run.show", &post, 400, "period");
+    post.body = "{}";
+    json_decref (s_expect ("/api/query/services.list", &post, 200));
+    /*  The console's log holds neither contact, clear or URL-escaped.  */
+    bf_proc_wait_log (&s_console, "bad query subscriber.find", from, 2000);
+    char *log = bf_test_slurp (s_console.log);
+    assert_non_null (log);
     CURL *curl = curl_easy_init ();
+    const char *contacts[] = { s_email, s_phone };
+    for (size_t i = 0; i < 2; i++) {
+        escaped = curl_easy_escape (curl, contacts[i], 0);
+        if (strstr (log + from, contacts[i]) || strstr (log + from, escaped))
+            fail_msg ("the console's log holds a contact");
+        curl_free (escaped);
+    }
+    free (log);
     escaped = curl_easy_escape (curl, s_email, 0);
     snprintf (path, sizeof path, "/api/query/subscriber.find?email=%s", escaped);
     curl_free (escaped);
     json_t *doc = s_expect (path, &me, 200);
     assert_int_equal (json_array_size (bf_json_at (doc, "subscribers")), 1);
-    int64_t id = bf_json_int (json_array_get (bf_json_at (doc, "subscribers"), 0),
-                              "subscriber_id");
+    int64_t id = bf_json_int (json_array_get (bf_json_at (doc, "subscribers"), 0), "subscriber_id");
     json_decref (doc);
     escaped = curl_easy_escape (curl, s_phone, 0);
     snprintf (path, sizeof path, "/api/query/subscriber.find?phone=%s", escaped);
@@ -703,7 +760,8 @@ test_viewer_refused (void **state)
     json_decref (s_expect ("/api/query/runs.list", &me, 200));
     /*  A forged command with her own session and CSRF token: control refuses
         it and audits console/lee.  */
-    s_req_t post = { .session = &s_lee, .csrf = true,
+    s_req_t post = { .session = &s_lee,
+                     .csrf = true,
                      .body = s_command ("lee-forged-1", "{\"period\":\"" PERIOD "\"}") };
     doc = s_expect ("/api/command/run.stop", &post, 403);
     assert_string_equal (bf_json_str (doc, "status"), "REJECTED");
@@ -724,8 +782,10 @@ test_csrf (void **state)
     const char *body = s_command ("csrf-1", "{}");
     s_req_t none = { .session = &s_kim, .body = body };
     s_expect_error ("/api/command/dispatch.pause", &none, 403, "missing or wrong CSRF token");
-    s_req_t wrong = { .session = &s_kim, .body = body,
-                      .csrf_value = "0000000000000000000000000000000000000000000000000000000000000000" };
+    s_req_t wrong
+        = { .session = &s_kim,
+            .body = body,
+            .csrf_value = "0000000000000000000000000000000000000000000000000000000000000000" };
     s_expect_error ("/api/command/dispatch.pause", &wrong, 403, "missing or wrong CSRF token");
     s_req_t other = { .session = &s_kim, .body = body, .csrf_value = s_lee.csrf };
     s_expect_error ("/api/command/dispatch.pause", &other, 403, "missing or wrong CSRF token");
@@ -778,8 +838,7 @@ test_overview_and_events (void **state)
     assert_true (json_is_null (bf_json_at (doc, "error")));
     assert_true (json_is_array (bf_json_at (doc, "services.services"))
                  || json_is_object (bf_json_at (doc, "services")));
-    assert_string_equal (bf_json_str (json_array_get (bf_json_at (doc, "runs.runs"), 0),
-                                      "period"),
+    assert_string_equal (bf_json_str (json_array_get (bf_json_at (doc, "runs.runs"), 0), "period"),
                          PERIOD);
     assert_true (json_is_object (bf_json_at (doc, "deliveries")));
     assert_true (json_is_array (bf_json_at (doc, "held")));
@@ -999,9 +1058,19 @@ static void
 test_logout (void **state)
 {
     (void)state;
+    /*  An event stream open across the logout ends with the session.  */
+    s_stream_arg_t stream = { .ms = 6000 };
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_stream, &stream);
+    usleep (1500000);
     s_req_t logout = { .session = &s_kim, .csrf = true, .body = "" };
     s_resp_t resp;
     assert_int_equal (s_http ("/api/logout", &logout, &resp), 204);
+    pthread_join (thread, NULL);
+    print_message ("# a stream open at logout ended after %lld ms\n", (long long)stream.resp.ms);
+    assert_true (s_events (stream.resp.body, NULL) >= 1);
+    assert_true (stream.resp.ms < 4000);
+    free (stream.resp.body);
     assert_true (s_has_header (&resp, "Set-Cookie: bf_session=; Path=/; Max-Age=0"));
     free (resp.body);
     s_expect_error ("/api/me", &(s_req_t){ .session = &s_kim }, 401, "not logged in");
@@ -1051,6 +1120,54 @@ test_login_rate_limit (void **state)
     s_login ("lee", LEE_PW, &again);
 }
 
+/*  Behind the trusted proxy (127.0.0.5) each browser is its own address,
+    taken from X-Forwarded-For: the per-address limit and the logs name
+    it. From anyone else the header is ignored.  */
+static void
+test_forwarded_for (void **state)
+{
+    (void)state;
+    long from = bf_proc_log_size (&s_console);
+    s_req_t spoofed = { .body = "{\"name\":\"nobody-xff-1\",\"password\":\"wrong-pass\"}",
+                        .source = "127.0.0.6", .extra = "X-Forwarded-For: 203.0.113.50" };
+    s_expect_error ("/api/login", &spoofed, 401, "wrong name or password");
+    assert_true (bf_proc_wait_log (&s_console, "failed login for nobody-xff-1 from 127.0.0.6", from,
+                                   2000));
+    s_req_t proxied = { .body = "{\"name\":\"nobody-xff-2\",\"password\":\"wrong-pass\"}",
+                        .source = "127.0.0.5",
+                        .extra = "X-Forwarded-For: 192.0.2.1, 198.51.100.7" };
+    s_expect_error ("/api/login", &proxied, 401, "wrong name or password");
+    assert_true (bf_proc_wait_log (&s_console, "failed login for nobody-xff-2 from 198.51.100.7",
+                                   from, 2000));
+    /*  Garbage from the proxy: the proxy's own address.  */
+    proxied.body = "{\"name\":\"nobody-xff-3\",\"password\":\"wrong-pass\"}";
+    proxied.extra = "X-Forwarded-For: <script>";
+    s_expect_error ("/api/login", &proxied, 401, "wrong name or password");
+    assert_true (bf_proc_wait_log (&s_console, "failed login for nobody-xff-3 from 127.0.0.5", from,
+                                   2000));
+    /*  12 failures of one browser behind the proxy: that browser is
+        refused, another one behind the same proxy is not.  */
+    char body[128];
+    for (int i = 0; i < 12; i++) {
+        snprintf (body, sizeof body, "{\"name\":\"nobody-xff-%d\",\"password\":\"wrong-pass\"}",
+                  10 + i);
+        s_req_t req = { .body = body, .source = "127.0.0.5",
+                        .extra = "X-Forwarded-For: 198.51.100.8" };
+        s_expect_error ("/api/login", &req, 401, "wrong name or password");
+    }
+    snprintf (body, sizeof body, "{\"name\":\"lee\",\"password\":\"%s\"}", LEE_PW);
+    s_req_t limited = { .body = body, .source = "127.0.0.5",
+                        .extra = "X-Forwarded-For: 198.51.100.8" };
+    s_expect_error ("/api/login", &limited, 429, "too many failed logins");
+    assert_true (bf_proc_wait_log (&s_console, "refused (rate limit) for lee from 198.51.100.8",
+                                   from, 2000));
+    s_req_t other = { .body = body, .source = "127.0.0.5",
+                      .extra = "X-Forwarded-For: 198.51.100.9" };
+    json_decref (s_expect ("/api/login", &other, 200));
+    assert_true (bf_proc_wait_log (&s_console, "lee (viewer) logged in from 198.51.100.9", from,
+                                   2000));
+}
+
 /*  A person added while the console runs logs in at once (the users file
     is read again when it changes); a broken file keeps the last good
     list.  */
@@ -1084,6 +1201,188 @@ test_adduser_while_running (void **state)
     assert_true (bf_proc_wait_log (&s_console, "the last good list stays", from, 2000));
 }
 
+/*  Writes data to path with mode.  */
+static void
+s_write_file (const char *path, const gnutls_datum_t *data, mode_t mode)
+{
+    FILE *f = fopen (path, "w");
+    assert_non_null (f);
+    assert_int_equal (fwrite (data->data, 1, data->size, f), data->size);
+    fclose (f);
+    chmod (path, mode);
+}
+
+/*  A self-signed certificate for localhost and its key (0600), made with
+    GnuTLS, the library libmicrohttpd serves TLS with.  */
+static void
+s_make_cert (const char *cert_path, const char *key_path)
+{
+    gnutls_x509_privkey_t key;
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t pem;
+    assert_int_equal (gnutls_global_init (), 0);
+    assert_int_equal (gnutls_x509_privkey_init (&key), 0);
+    assert_int_equal (
+        gnutls_x509_privkey_generate (key, GNUTLS_PK_ECDSA,
+                                      GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0),
+        0);
+    assert_int_equal (gnutls_x509_crt_init (&crt), 0);
+    gnutls_x509_crt_set_version (crt, 3);
+    unsigned char serial[8] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x01 };
+    gnutls_x509_crt_set_serial (crt, serial, sizeof serial);
+    time_t now = time (NULL);
+    gnutls_x509_crt_set_activation_time (crt, now - 3600);
+    gnutls_x509_crt_set_expiration_time (crt, now + 3600);
+    gnutls_x509_crt_set_dn_by_oid (crt, GNUTLS_OID_X520_COMMON_NAME, 0, "localhost", 9);
+    gnutls_x509_crt_set_subject_alt_name (crt, GNUTLS_SAN_DNSNAME, "localhost", 9, GNUTLS_FSAN_SET);
+    gnutls_x509_crt_set_basic_constraints (crt, 1, -1);
+    gnutls_x509_crt_set_key_usage (crt, GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_CERT_SIGN);
+    assert_int_equal (gnutls_x509_crt_set_key (crt, key), 0);
+    assert_int_equal (gnutls_x509_crt_sign2 (crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
+    assert_int_equal (gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_PEM, &pem), 0);
+    s_write_file (cert_path, &pem, 0644);
+    gnutls_free (pem.data);
+    assert_int_equal (gnutls_x509_privkey_export2 (key, GNUTLS_X509_FMT_PEM, &pem), 0);
+    s_write_file (key_path, &pem, 0600);
+    gnutls_free (pem.data);
+    gnutls_x509_crt_deinit (crt);
+    gnutls_x509_privkey_deinit (key);
+    gnutls_global_deinit ();
+}
+
+/*  One HTTPS request to localhost:port, the certificate checked against
+    cert; the status (0: no answer), the headers into headers.  */
+static long
+s_https (int port, const char *cert, const char *path, const char *body, char *headers,
+         size_t hsize)
+{
+    s_resp_t resp;
+    memset (&resp, 0, sizeof resp);
+    resp.body = calloc (1, 1);
+    CURL *curl = curl_easy_init ();
+    char url[256], resolve[64];
+    snprintf (url, sizeof url, "https://localhost:%d%s", port, path);
+    snprintf (resolve, sizeof resolve, "localhost:%d:127.0.0.1", port);
+    struct curl_slist *hosts = curl_slist_append (NULL, resolve);
+    struct curl_slist *fields = curl_slist_append (NULL, "Content-Type: application/json");
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_RESOLVE, hosts);
+    curl_easy_setopt (curl, CURLOPT_CAINFO, cert);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, s_header);
+    curl_easy_setopt (curl, CURLOPT_HEADERDATA, &resp);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, fields);
+    if (body)
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
+    CURLcode rc = curl_easy_perform (curl);
+    long status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
+    else
+        print_message ("# https %s: %s\n", path, curl_easy_strerror (rc));
+    curl_slist_free_all (hosts);
+    curl_slist_free_all (fields);
+    curl_easy_cleanup (curl);
+    s_scan (path, resp.body, resp.len);
+    snprintf (headers, hsize, "%s", resp.headers);
+    free (resp.body);
+    return status;
+}
+
+/*  With console.tls_cert and console.tls_key the console serves HTTPS
+    itself and its cookie is Secure; plain HTTP is not answered there; a
+    key file others may read stops it (exit 2).  */
+static void
+test_tls (void **state)
+{
+    (void)state;
+    char cert[600], key[600], headers[8192];
+    snprintf (cert, sizeof cert, "%s/tls.crt", s_stack.dir);
+    snprintf (key, sizeof key, "%s/tls.key", s_stack.dir);
+    s_make_cert (cert, key);
+    static bf_proc_t tls;
+    tls = s_console;
+    tls.pid = 0;
+    snprintf (tls.log, sizeof tls.log, "%.400s/console-tls.log", s_stack.dir);
+    int port = bf_proc_free_port ();
+    bf_proc_env (&tls, "BILLFLOW_CONSOLE_LISTEN=127.0.0.1:%d", port);
+    bf_proc_env (&tls, "BILLFLOW_CONSOLE_HTTP=off");
+    bf_proc_env (&tls, "BILLFLOW_CONSOLE_TLS_CERT=%s", cert);
+    bf_proc_env (&tls, "BILLFLOW_CONSOLE_TLS_KEY=%s", key);
+    /*  Its own users file: the shared one was broken on purpose above.  */
+    char users[600];
+    snprintf (users, sizeof users, "%s/console-users-tls", s_stack.dir);
+    s_adduser (users, "lee", "viewer", LEE_PW);
+    bf_proc_env (&tls, "BILLFLOW_CONSOLE_USERS_FILE=%s", users);
+    bf_proc_start (&tls);
+    if (!bf_proc_wait_log (&tls, "console: serving HTTPS", 0, 20000)) {
+        s_log_tail ("the TLS console's log", tls.log);
+        fail_msg ("the TLS console did not start");
+    }
+    assert_int_equal (s_https (port, cert, "/", NULL, headers, sizeof headers), 200);
+    assert_non_null (strcasestr (headers, "Content-Security-Policy: "));
+    char body[128];
+    snprintf (body, sizeof body, "{\"name\":\"lee\",\"password\":\"%s\"}", LEE_PW);
+    assert_int_equal (s_https (port, cert, "/api/login", body, headers, sizeof headers), 200);
+    const char *cookie = strcasestr (headers, "Set-Cookie: bf_session=");
+    assert_non_null (cookie);
+    assert_non_null (strstr (cookie, "; Secure"));
+    /*  Plain HTTP on the TLS port gets no page.  */
+    s_resp_t resp;
+    s_req_t plain = { .port = port, .timeout_ms = 3000 };
+    assert_int_not_equal (s_http ("/", &plain, &resp), 200);
+    free (resp.body);
+    assert_int_equal (bf_proc_stop (&tls, 10000), 0);
+    /*  A key file others may read: refused at start-up.  */
+    chmod (key, 0644);
+    bf_proc_start (&tls);
+    assert_int_equal (bf_proc_wait (&tls, 20000), 2);
+    assert_true (bf_proc_wait_log (&tls, "TLS key file", 0, 1000));
+}
+
+/*  GETs /readyz of the console's observability port until its status is
+    want (or timeout_ms pass): the status, the body in body.  */
+static long
+s_wait_readyz (long want, int timeout_ms, char *body, size_t bodysize)
+{
+    int64_t until = bf_stack_now_ms () + timeout_ms;
+    long status;
+    for (;;) {
+        s_resp_t resp;
+        status = s_http ("/readyz", &(s_req_t){ .port = s_http_port }, &resp);
+        snprintf (body, bodysize, "%s", resp.body);
+        free (resp.body);
+        if (status == want || bf_stack_now_ms () >= until)
+            return status;
+        usleep (200000);
+    }
+}
+
+/*  The console has no database: /readyz checks no PostgreSQL, but that
+    control answers the overview poller; with control gone it turns 503
+    naming control, and 200 again once control is back.  */
+static void
+test_readyz_follows_control (void **state)
+{
+    (void)state;
+    char body[2048];
+    assert_int_equal (s_wait_readyz (200, 5000, body, sizeof body), 200);
+    assert_non_null (strstr (body, "\ncontrol: ok (control answered "));
+    assert_null (strstr (body, "postgresql"));
+    assert_int_equal (bf_proc_stop (&s_stack.control[0], 10000), 0);
+    long status = s_wait_readyz (503, 20000, body, sizeof body);
+    if (status != 503)
+        fail_msg ("control stopped: /readyz %ld: %s", status, body);
+    assert_non_null (strstr (body, "control: FAIL (control last answered "));
+    bf_proc_start (&s_stack.control[0]);
+    assert_int_equal (bf_stack_wait_active (&s_stack, 0, 20000), 0);
+    status = s_wait_readyz (200, 20000, body, sizeof body);
+    if (status != 200)
+        fail_msg ("control back: /readyz %ld: %s", status, body);
+}
+
 /*  The scan ran over every response of this test.  */
 static void
 test_no_contact_in_clear (void **state)
@@ -1094,6 +1393,15 @@ test_no_contact_in_clear (void **state)
     char *log = bf_test_slurp (s_console.log);
     assert_non_null (log);
     s_scan ("the console's log", log, strlen (log));
+    /*  Nor as a query string would carry it.  */
+    CURL *curl = curl_easy_init ();
+    for (size_t i = 0; i < s_ncontacts; i++) {
+        char *escaped = curl_easy_escape (curl, s_contacts[i], 0);
+        if (strstr (log, escaped))
+            fail_msg ("the console's log holds a URL-escaped contact (%s)", escaped);
+        curl_free (escaped);
+    }
+    curl_easy_cleanup (curl);
     free (log);
 }
 
@@ -1112,7 +1420,10 @@ main (void)
         cmocka_unit_test (test_flood_and_slow_clients),
         cmocka_unit_test (test_logout),
         cmocka_unit_test (test_login_rate_limit),
+        cmocka_unit_test (test_forwarded_for),
         cmocka_unit_test (test_adduser_while_running),
+        cmocka_unit_test (test_tls),
+        cmocka_unit_test (test_readyz_follows_control),
         cmocka_unit_test (test_no_contact_in_clear),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

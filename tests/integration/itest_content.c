@@ -585,7 +585,7 @@ static pid_t
 s_notify_start (const char *db, const char *dir, int smtp_port, int http_port, int backoff_ms,
                 int backoff_max_ms)
 {
-    static char env[16][256];
+    static char env[18][256];
     int nenv = 0;
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_DB_CONNINFO=%s", db);
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
@@ -603,6 +603,11 @@ s_notify_start (const char *db, const char *dir, int smtp_port, int http_port, i
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BACKOFF_MAX_MS=%d", backoff_max_ms);
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_MAX_ATTEMPTS=20");
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=100");
+    /*  A breaker that never opens (no dispatcher sees 100 outcomes): a
+        provider failing every send here is a test of retries, and failures
+        behind an open breaker are an outage's, due again at once
+        (services/notify/README.md "Retries and provider outages").  */
+    snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_BREAKER_MIN_SAMPLES=100");
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_POLL_MS=50");
     snprintf (env[nenv++], sizeof env[0], "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00");
     char settle_pub[BF_CURVE_KEY_TXT];

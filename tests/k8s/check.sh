@@ -172,6 +172,8 @@ if [ -s "$out/demo.yaml" ]; then
   expect_caught cronjob-v1beta1 '0,/^apiVersion: batch\/v1$/s//apiVersion: batch\/v1beta1/' 'no type'
   expect_caught escalation '0,/allowPrivilegeEscalation: false/s//allowPrivilegeEscalation: true/' \
     'allowPrivilegeEscalation is not false' --restricted
+  expect_caught readiness-path '/readinessProbe:/,/path:/s/path: \/readyz$/path: \//' \
+    'readinessProbe is not GET /readyz' --restricted
   # The console's objects: an Ingress to a Service that is not there, a
   # console pod without the label control admits, its key missing from
   # allowed_keys, its certificate as an Opaque Secret.

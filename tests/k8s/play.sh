@@ -9,7 +9,7 @@
 #      CronJob as their pod templates, Services as /etc/hosts entries);
 #   3. PostgreSQL, the migrate Job's pod, the subscribers (billdata generate),
 #      then control x2, the mock, settle x2, notify x2 and the console; every
-#      /readyz (the console: its pages) answers; the console logs in the
+#      /readyz (the console's: control answers it) answers; the console logs in the
 #      demo's user (POST /api/login) and serves the overview with that
 #      session, and refuses a wrong password;
 #   4. cycle A: the CronJob's pod starts the previous month's run; a second
@@ -272,12 +272,10 @@ ready() {   # waits for every service's /readyz (the mock: its HTTP port)
       case "$name" in
         billflow-control-*) port=9103 ;; billflow-settle-*) port=9101 ;;
         billflow-notify-*) port=9102 ;; billflow-mock-*) port=8025 ;;
-        billflow-console-*) port=8080 ;;
+        billflow-console-*) port=9104 ;;   # ready when control answers it
       esac
       if [ "$port" = 8025 ]; then
         curl -s -o /dev/null -m 2 "http://${ADDR[$name]}:$port/" || ok=0
-      elif [ "$port" = 8080 ]; then   # the console: its readiness probe, the pages
-        curl -fs -o /dev/null -m 2 "http://${ADDR[$name]}:$port/" || ok=0
       else
         curl -fs -o /dev/null -m 2 "http://${ADDR[$name]}:$port/readyz" || ok=0
       fi

@@ -306,6 +306,12 @@ def restricted(doc, where):
                 for probe in ('startupProbe', 'livenessProbe', 'readinessProbe'):
                     if probe not in container:
                         say(f'container {name}: no {probe}')
+                # A billflow service is ready when its /readyz says so
+                # (the console's: control answers it), not when a page does.
+                ready = (container.get('readinessProbe') or {}).get('httpGet') or {}
+                if (name in ('settle', 'notify', 'control', 'console') and 'readinessProbe' in container
+                        and ready.get('path') != '/readyz'):
+                    say(f'container {name}: readinessProbe is not GET /readyz')
         annotations = meta.get('annotations') or {}
         if annotations.get('prometheus.io/scrape') == 'true':
             port = annotations.get('prometheus.io/port', '')

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks deploy/monitoring with promtool (Debian's prometheus package):
-# the scrape configuration, the alert rules, rule unit tests, and the
+# the scrape configuration (every program's example port a static target),
+# the alert rules, rule unit tests, and the
 # Grafana dashboard's JSON and queries.
 #
 # Debian builds Prometheus without Kubernetes service discovery, so its
@@ -44,6 +45,19 @@ PY
 else
   cat "$work/out"
 fi
+
+echo "== every program's example port (docs/observability.md) is a static target"
+python3 - "$dir/prometheus.yml" docs/observability.md <<'PY'
+import re, sys
+config, doc = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+targets = dict(re.findall(r'- targets: \["([0-9.]+:\d+)"\]\n\s+labels: \{service: (\w+)\}', config))
+ports = re.findall(r"^\| `(\w+)\.http` \| `BILLFLOW_\w+` \| `([0-9.]+:\d+)`", doc, re.M)
+assert ports, "no example ports found in docs/observability.md"
+missing = [f"{program} ({address})" for program, address in ports if targets.get(address) != program]
+if missing:
+    sys.exit("check.sh: no static target for " + ", ".join(missing))
+print(f"  {len(ports)} programs, each a static target")
+PY
 
 echo "== dashboard $dir/grafana-dashboard.json: JSON, and every query parses"
 python3 - "$dir/grafana-dashboard.json" >"$work/queries" <<'PY'

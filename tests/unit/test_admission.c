@@ -2,7 +2,8 @@
     bucket's burst and refill, the 429 pause, the breaker's closed → open
     (error share over at least min samples, in the last 60 s), open →
     half-open after the open time, the probe closing or reopening it, and
-    a clock that goes backwards or jumps by years.  */
+    a clock that goes backwards or jumps by years; the breaker's changes
+    counted through a provider outage.  */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -286,6 +287,50 @@ test_clock_huge_gaps (void **state)
     bf_admission_destroy (&self);
 }
 
+/*  A provider down for 5 minutes, sends refused at once: the breaker opens
+    once on the failures, then every open time turns half-open and its probe
+    reopens it, until a probe after the outage closes it; each change is
+    counted once, and no send but the probes goes out while it is open.  */
+static void
+test_breaker_counts_through_an_outage (void **state)
+{
+    (void)state;
+    bf_admission_t *self = s_new (0, 50, 20, 10000, 0);
+    bf_breaker_counts_t counts = bf_admission_breaker_counts (self);
+    assert_true (counts.opened == 0 && counts.half_opened == 0 && counts.closed == 0);
+    const int64_t down = 60000, up = down + 300000;
+    int64_t now = down;
+    s_record_n (self, 20, BF_ADMIT_FAILED, now);
+    assert_int_equal (bf_admission_breaker (self, now), BF_BREAKER_OPEN);
+    int probes = 0, sent_while_open = 0;
+    for (now = down; now < up + 60000; now += 100) {
+        if (!bf_admission_ready (self, now))
+            continue;
+        bf_admit_ticket_t ticket = bf_admission_take (self);
+        if (!ticket.probe) {
+            assert_true (now >= up); /* closed again only after the outage */
+            bf_admission_record (self, ticket, BF_ADMIT_HEALTHY, now);
+            continue;
+        }
+        probes++;
+        bf_admission_record (self, ticket, now < up ? BF_ADMIT_FAILED : BF_ADMIT_HEALTHY, now);
+        if (now < up && bf_admission_breaker (self, now) != BF_BREAKER_OPEN)
+            sent_while_open++;
+    }
+    assert_int_equal (sent_while_open, 0);
+    /*  Half-open at 10 s, 20 s, ... 300 s after the start (30 probes, the
+        last one at the recovery instant succeeds).  */
+    counts = bf_admission_breaker_counts (self);
+    assert_int_equal (probes, 30);
+    assert_int_equal (counts.half_opened, 30);
+    assert_int_equal (counts.opened, 30); /* the first opening and 29 reopenings */
+    assert_int_equal (counts.closed, 1);
+    assert_int_equal (bf_admission_breaker (self, now), BF_BREAKER_CLOSED);
+    counts = bf_admission_breaker_counts (NULL);
+    assert_true (counts.opened == 0 && counts.half_opened == 0 && counts.closed == 0);
+    bf_admission_destroy (&self);
+}
+
 int
 main (void)
 {
@@ -297,6 +342,7 @@ main (void)
         cmocka_unit_test (test_breaker_half_open_probe),
         cmocka_unit_test (test_clock_backwards),
         cmocka_unit_test (test_clock_huge_gaps),
+        cmocka_unit_test (test_breaker_counts_through_an_outage),
     };
     return cmocka_run_group_tests (tests, bf_testutil_quiet_setup, bf_testutil_quiet_teardown);
 }

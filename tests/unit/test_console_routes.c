@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "bf_assets.h"
+#include "bf_overview.h"
 #include "bf_route.h"
 
 static int
@@ -59,7 +60,12 @@ test_match (void **state)
         if (verb->query) {
             assert_int_equal (r.kind, BF_ROUTE_QUERY);
             assert_ptr_equal (r.verb, verb);
-            assert_int_equal (s_match ("POST", url, &r), 405);
+            assert_false (r.post);
+            /*  A query may be POSTed (its arguments in the body).  */
+            assert_int_equal (s_match ("POST", url, &r), 0);
+            assert_int_equal (r.kind, BF_ROUTE_QUERY);
+            assert_true (r.post);
+            assert_int_equal (s_match ("PUT", url, &r), 405);
             queries++;
         }
         snprintf (url, sizeof url, "/api/command/%s", verb->verb);
@@ -158,9 +164,8 @@ test_args (void **state)
     char err[256];
     bf_route_args_t fresh;
     memset (&fresh, 0, sizeof fresh);
-    assert_int_equal (bf_route_arg_add (&fresh, "email", 5, "kim@example.com\n", 16, err,
-                                        sizeof err),
-                      -1);
+    assert_int_equal (
+        bf_route_arg_add (&fresh, "email", 5, "kim@example.com\n", 16, err, sizeof err), -1);
     assert_null (strstr (err, "kim@"));
 }
 
@@ -209,9 +214,8 @@ test_login_body (void **state)
     }
     /*  Invalid UTF-8, and a name over 64 bytes.  */
     const char *bad_utf8 = "{\"name\":\"k\xffm\",\"password\":\"x\"}";
-    assert_int_equal (bf_route_login_body (bad_utf8, strlen (bad_utf8), name, password, err,
-                                           sizeof err),
-                      -1);
+    assert_int_equal (
+        bf_route_login_body (bad_utf8, strlen (bad_utf8), name, password, err, sizeof err), -1);
     assert_non_null (strstr (err, "not valid UTF-8"));
     char body[256];
     snprintf (body, sizeof body, "{\"name\":\"%065d\",\"password\":\"x\"}", 0);
@@ -219,10 +223,26 @@ test_login_body (void **state)
                       -1);
     /*  The reason never quotes the password.  */
     const char *secret = "{\"name\":\"kim\",\"password\":\"hunter2\",\"x\":1}";
-    assert_int_equal (bf_route_login_body (secret, strlen (secret), name, password, err,
-                                           sizeof err),
-                      -1);
+    assert_int_equal (
+        bf_route_login_body (secret, strlen (secret), name, password, err, sizeof err), -1);
     assert_null (strstr (err, "hunter2"));
+}
+
+/*  Asserts a command body (or with query, a query's POST body) is
+    refused with part in the reason, which quotes no contact.  */
+static void
+s_body_refused (const char *body, bool query, const char *part)
+{
+    char id[BF_ROUTE_ID_MAX + 1], err[256] = "";
+    bf_route_args_t args;
+    int rc = query ? bf_route_query_body (body, strlen (body), &args, err, sizeof err)
+                   : bf_route_command_body (body, strlen (body), id, &args, err, sizeof err);
+    if (rc != -1)
+        fail_msg ("%s: accepted", body);
+    if (!strstr (err, part))
+        fail_msg ("%s: reason '%s' lacks '%s'", body, err, part);
+    if (strstr (err, "kim@example"))
+        fail_msg ("%s: the reason quotes the contact: %s", body, err);
 }
 
 static void
@@ -239,8 +259,7 @@ test_command_body (void **state)
     assert_string_equal (args.keys[0], "period");
     assert_string_equal (args.values[1], "10");
     const char *no_args = "{\"command_id\":\"abc\"}";
-    assert_int_equal (bf_route_command_body (no_args, strlen (no_args), id, &args, err,
-                                             sizeof err),
+    assert_int_equal (bf_route_command_body (no_args, strlen (no_args), id, &args, err, sizeof err),
                       0);
     assert_int_equal (args.count, 0);
     static const struct {
@@ -260,18 +279,11 @@ test_command_body (void **state)
         { "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
           "a JSON object" },
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        err[0] = 0;
-        assert_int_equal (bf_route_command_body (bad[i].body, strlen (bad[i].body), id, &args,
-                                                 err, sizeof err),
-                          -1);
-        if (!strstr (err, bad[i].part))
-            fail_msg ("%s: reason '%s' lacks '%s'", bad[i].body, err, bad[i].part);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        s_body_refused (bad[i].body, false, bad[i].part);
     char long_id[256];
     snprintf (long_id, sizeof long_id, "{\"command_id\":\"%0129d\"}", 0);
-    assert_int_equal (bf_route_command_body (long_id, strlen (long_id), id, &args, err,
-                                             sizeof err),
+    assert_int_equal (bf_route_command_body (long_id, strlen (long_id), id, &args, err, sizeof err),
                       -1);
     /*  Deep nesting is refused (jansson's depth limit or the shape), not
         a crash.  */
@@ -282,6 +294,43 @@ test_command_body (void **state)
     deep[2 * depth] = 0;
     assert_int_equal (bf_route_command_body (deep, 2 * depth, id, &args, err, sizeof err), -1);
     free (deep);
+}
+
+/*  A query's POST body: {"args": {...}}, checked as a command's args;
+    no reason quotes a value or an odd member name.  */
+static void
+test_query_body (void **state)
+{
+    (void)state;
+    char err[256];
+    bf_route_args_t args;
+    const char *good = "{\"args\":{\"email\":\"kim@example.com\"}}";
+    assert_int_equal (bf_route_query_body (good, strlen (good), &args, err, sizeof err), 0);
+    assert_int_equal (args.count, 1);
+    assert_string_equal (args.keys[0], "email");
+    assert_string_equal (args.values[0], "kim@example.com");
+    const char *number = "{\"args\":{\"subscriber_id\":42}}";
+    assert_int_equal (bf_route_query_body (number, strlen (number), &args, err, sizeof err), 0);
+    assert_string_equal (args.values[0], "42");
+    assert_int_equal (bf_route_query_body ("{}", 2, &args, err, sizeof err), 0);
+    assert_int_equal (args.count, 0);
+    static const struct {
+        const char *body, *part;
+    } bad[] = {
+        { "", "not JSON" },
+        { "[]", "a JSON object" },
+        { "{\"args\":[\"kim@example.com\"]}", "\"args\" must be an object" },
+        { "{\"args\":{\"email\":[\"kim@example.com\"]}}", "must be a string" },
+        { "{\"args\":{\"Email\":\"kim@example.com\"}}", "argument names" },
+        { "{\"args\":{\"email\":\"kim@example.com\\n\"}}", "control character" },
+        { "{\"args\":{},\"command_id\":\"x\"}", "unexpected member \"command_id\"" },
+        { "{\"args\":{},\"kim@example.com\":1}", "unexpected member (its name not shown)" },
+        { "{\"args\":{\"email\":\"kim@example.com\" \"phone\":1}}", "not JSON" },
+        { "{\"args\":{\"email\":\"kim@example.com\",\"email\":\"x\"}}", "not JSON" },
+        { "{\"args\":{\"email\":kim@example.com}}", "not JSON" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        s_body_refused (bad[i].body, true, bad[i].part);
 }
 
 static Billflow__CommandReply
@@ -319,9 +368,8 @@ test_statuses (void **state)
     json_t *root = json_loads (text, 0, NULL);
     assert_non_null (root);
     assert_string_equal (json_string_value (json_object_get (root, "status")), "OK");
-    assert_int_equal (json_integer_value (json_object_get (json_object_get (root, "result"),
-                                                           "run_id")),
-                      7);
+    assert_int_equal (
+        json_integer_value (json_object_get (json_object_get (root, "result"), "run_id")), 7);
     assert_true (json_is_true (json_object_get (root, "replayed")));
     assert_true (json_is_false (json_object_get (root, "retryable")));
     assert_string_equal (json_string_value (json_object_get (root, "error")), "why");
@@ -379,6 +427,26 @@ test_assets (void **state)
     assert_string_equal (bf_assets_type ("x"), "application/octet-stream");
 }
 
+/*  /readyz's "control" check: control answered the poller lately.  */
+static void
+test_ready (void **state)
+{
+    (void)state;
+    char reason[160];
+    assert_false (bf_overview_ready_at (0, 100000, 5000, reason, sizeof reason));
+    assert_string_equal (reason, "control has not answered yet");
+    assert_true (bf_overview_ready_at (99600, 100000, 5000, reason, sizeof reason));
+    assert_string_equal (reason, "control answered 0.4 s ago");
+    assert_true (bf_overview_ready_at (95000, 100000, 5000, reason, sizeof reason));
+    assert_false (bf_overview_ready_at (88000, 100000, 5000, reason, sizeof reason));
+    assert_string_equal (reason, "control last answered 12.0 s ago");
+    /*  A clock read before the answer was stored: not in the future.  */
+    assert_true (bf_overview_ready_at (100010, 100000, 5000, reason, sizeof reason));
+    assert_string_equal (reason, "control answered 0.0 s ago");
+    assert_int_equal (bf_overview_stale_ms (1000), BF_OVERVIEW_STALE_MIN_MS);
+    assert_int_equal (bf_overview_stale_ms (2500), 7500);
+}
+
 int
 main (void)
 {
@@ -386,7 +454,8 @@ main (void)
         cmocka_unit_test (test_match),        cmocka_unit_test (test_args),
         cmocka_unit_test (test_body_check),   cmocka_unit_test (test_login_body),
         cmocka_unit_test (test_command_body), cmocka_unit_test (test_statuses),
-        cmocka_unit_test (test_assets),
+        cmocka_unit_test (test_assets),       cmocka_unit_test (test_ready),
+        cmocka_unit_test (test_query_body),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -86,6 +86,10 @@ test_idle_expiry (void **state)
     /*  Used just before the idle expiry: it lives on from there.  */
     assert_true (bf_sessions_touch (sessions, token, T0 + IDLE - 1, &seen));
     assert_true (bf_sessions_touch (sessions, token, T0 + 2 * IDLE - 2, &seen));
+    /*  Asking whether it is live does not keep it alive.  */
+    assert_true (bf_sessions_live (sessions, token, T0 + 3 * IDLE - 3));
+    assert_false (bf_sessions_live (sessions, token, T0 + 3 * IDLE - 2));
+    assert_false (bf_sessions_live (sessions, "nope", T0));
     /*  Not used for IDLE: gone, and it stays gone.  */
     assert_false (bf_sessions_touch (sessions, token, T0 + 3 * IDLE - 2, &seen));
     assert_false (bf_sessions_touch (sessions, token, T0 + 3 * IDLE - 1, &seen));
@@ -122,7 +126,9 @@ test_logout (void **state)
     bf_session_t seen;
     assert_int_equal (bf_sessions_open (sessions, "kim", "operator", T0, a, NULL), 0);
     assert_int_equal (bf_sessions_open (sessions, "lee", "viewer", T0, b, NULL), 0);
+    assert_true (bf_sessions_live (sessions, a, T0 + 1));
     assert_true (bf_sessions_close (sessions, a));
+    assert_false (bf_sessions_live (sessions, a, T0 + 1));
     assert_false (bf_sessions_close (sessions, a));
     assert_false (bf_sessions_touch (sessions, a, T0 + 1, &seen));
     assert_true (bf_sessions_touch (sessions, b, T0 + 1, &seen));

@@ -162,11 +162,9 @@ test_add (void **state)
     char path[512], err[512];
     snprintf (path, sizeof path, "%s/users", dir);
     /*  A new file, then a second person.  */
-    assert_int_equal (bf_users_add (path, "kim", "operator", "kim's long password", err,
-                                    sizeof err),
-                      0);
-    assert_int_equal (bf_users_add (path, "lee", "viewer", "lee's long password", err,
-                                    sizeof err),
+    assert_int_equal (
+        bf_users_add (path, "kim", "operator", "kim's long password", err, sizeof err), 0);
+    assert_int_equal (bf_users_add (path, "lee", "viewer", "lee's long password", err, sizeof err),
                       0);
     struct stat st;
     assert_int_equal (stat (path, &st), 0);
@@ -182,15 +180,13 @@ test_add (void **state)
     assert_int_equal (bf_users_add (path, "kim", "viewer", "another password", err, sizeof err),
                       -1);
     assert_non_null (strstr (err, "already"));
-    assert_int_equal (bf_users_add (path, "bad name", "viewer", "another password", err,
-                                    sizeof err),
-                      -1);
+    assert_int_equal (
+        bf_users_add (path, "bad name", "viewer", "another password", err, sizeof err), -1);
     assert_int_equal (bf_users_add (path, "park", "admin", "another password", err, sizeof err),
                       -1);
     assert_int_equal (bf_users_add (path, "park", "viewer", "short", err, sizeof err), -1);
     assert_non_null (strstr (err, "bytes long"));
-    assert_int_equal (bf_users_add (path, "park", "viewer", "not \xff valid utf8", err,
-                                    sizeof err),
+    assert_int_equal (bf_users_add (path, "park", "viewer", "not \xff valid utf8", err, sizeof err),
                       -1);
     users = bf_users_load (path, err, sizeof err);
     assert_int_equal (bf_users_count (users), 2);
@@ -247,10 +243,8 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_hash_verify),
-        cmocka_unit_test (test_parse_good),
-        cmocka_unit_test (test_parse_hostile),
-        cmocka_unit_test (test_add),
+        cmocka_unit_test (test_hash_verify),   cmocka_unit_test (test_parse_good),
+        cmocka_unit_test (test_parse_hostile), cmocka_unit_test (test_add),
         cmocka_unit_test (test_read_password),
     };
     return cmocka_run_group_tests (tests, s_setup, bf_testutil_quiet_teardown);

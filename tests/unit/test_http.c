@@ -274,6 +274,14 @@ test_readyz_lists_every_check (void **state)
     bf_health_info_set ("role", NULL);
     assert_int_equal (s_get (port, "GET", "/readyz", body, sizeof body), 200);
     assert_null (strstr (body, "role:"));
+    /*  A removed check no longer runs (the console removes its "control"
+        check before freeing what it reads).  */
+    atomic_store (&sockets, false);
+    assert_int_equal (s_get (port, "GET", "/readyz", body, sizeof body), 503);
+    bf_health_ready_remove ("sockets bound");
+    assert_int_equal (s_get (port, "GET", "/readyz", body, sizeof body), 200);
+    assert_null (strstr (body, "sockets bound"));
+    assert_non_null (strstr (body, "config loaded: ok (yes)\npostgresql: ok (up, "));
     bf_http_stop (&http);
     bf_health_reset ();
 }

@@ -2,7 +2,9 @@
     attempts / latency / 429 pauses per channel, ingest figures and lag,
     fallbacks counted only when their flush commits, and the dispatcher
     slots (in flight added, breaker and pause as a maximum, a stopped
-    dispatcher counting no more), read back from the exposition.  */
+    dispatcher counting no more), the breakers' states (the worst
+    dispatcher's) and changes (counted once however often published), and
+    the outage's attempts, read back from the exposition.  */
 
 #include <math.h>
 #include <pthread.h>
@@ -64,6 +66,11 @@ test_registered_at_zero (void **state)
         "billflow_notify_rate_limit_pauses_total{channel=\"sms\"}",
         "billflow_notify_quiet_held_total{channel=\"email\"}",
         "billflow_notify_fallbacks_total{channel=\"sms\"}",
+        "billflow_notify_breaker_state{provider=\"email\"}",
+        "billflow_notify_breaker_changes_total{provider=\"email\",to=\"open\"}",
+        "billflow_notify_breaker_changes_total{provider=\"sms\",to=\"half_open\"}",
+        "billflow_notify_breaker_changes_total{provider=\"push\",to=\"closed\"}",
+        "billflow_notify_outage_attempts_total{channel=\"email\"}",
     };
     for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
         if (s_value (zero[i]) != 0)
@@ -261,6 +268,95 @@ test_dispatcher_slots (void **state)
     pthread_barrier_destroy (&stop_b);
 }
 
+static double
+s_changes (const char *provider, const char *to)
+{
+    char key[160];
+    snprintf (key, sizeof key, "billflow_notify_breaker_changes_total{provider=\"%s\",to=\"%s\"}",
+              provider, to);
+    return s_value (key);
+}
+
+/*  A dispatcher thread that publishes one breaker state and counts.  */
+typedef struct {
+    bf_breaker_state_t state[BF_PROVIDER_COUNT];
+    bf_breaker_counts_t counts[BF_PROVIDER_COUNT];
+    pthread_barrier_t *published, *stop;
+} s_breakers_t;
+
+static void *
+s_breakers (void *arg)
+{
+    s_breakers_t *d = arg;
+    int inflight[BF_PROVIDER_COUNT] = { 0 };
+    bf_notify_metrics_dispatcher_state (inflight, NULL, false);
+    bf_notify_metrics_breakers (d->state, d->counts);
+    pthread_barrier_wait (d->published);
+    pthread_barrier_wait (d->stop);
+    bf_notify_metrics_dispatcher_state (NULL, NULL, false);
+    return NULL;
+}
+
+static void
+test_breaker_states_and_changes (void **state)
+{
+    (void)state;
+    double open0 = s_changes ("email", "open"), half0 = s_changes ("email", "half_open"),
+           closed0 = s_changes ("email", "closed");
+    bf_breaker_state_t states[BF_PROVIDER_COUNT]
+        = { BF_BREAKER_OPEN, BF_BREAKER_CLOSED, BF_BREAKER_CLOSED };
+    bf_breaker_counts_t counts[BF_PROVIDER_COUNT] = { { 1, 0, 0 }, { 0, 0, 0 }, { 0, 0, 0 } };
+    int inflight[BF_PROVIDER_COUNT] = { 0 };
+    bf_notify_metrics_dispatcher_state (inflight, NULL, false);
+    bf_notify_metrics_breakers (states, counts);
+    assert_true (s_value ("billflow_notify_breaker_state{provider=\"email\"}") == 2);
+    assert_true (s_value ("billflow_notify_breaker_state{provider=\"sms\"}") == 0);
+    assert_true (s_changes ("email", "open") == open0 + 1);
+    /*  Published again unchanged: nothing counted twice.  */
+    bf_notify_metrics_breakers (states, counts);
+    assert_true (s_changes ("email", "open") == open0 + 1);
+    /*  Half-open, reopened, half-open, closed.  */
+    counts[0] = (bf_breaker_counts_t){ 2, 2, 1 };
+    states[0] = BF_BREAKER_CLOSED;
+    bf_notify_metrics_breakers (states, counts);
+    assert_true (s_changes ("email", "open") == open0 + 2);
+    assert_true (s_changes ("email", "half_open") == half0 + 2);
+    assert_true (s_changes ("email", "closed") == closed0 + 1);
+    assert_true (s_value ("billflow_notify_breaker_state{provider=\"email\"}") == 0);
+    /*  Another dispatcher half-open on email: the worst state is shown.  */
+    pthread_barrier_t published, stop;
+    pthread_barrier_init (&published, NULL, 2);
+    pthread_barrier_init (&stop, NULL, 2);
+    s_breakers_t other = { { BF_BREAKER_HALF_OPEN, BF_BREAKER_CLOSED, BF_BREAKER_CLOSED },
+                           { { 1, 1, 0 }, { 0, 0, 0 }, { 0, 0, 0 } },
+                           &published,
+                           &stop };
+    pthread_t t;
+    assert_int_equal (pthread_create (&t, NULL, s_breakers, &other), 0);
+    pthread_barrier_wait (&published);
+    assert_true (s_value ("billflow_notify_breaker_state{provider=\"email\"}") == 1);
+    assert_true (s_changes ("email", "open") == open0 + 3);
+    pthread_barrier_wait (&stop);
+    pthread_join (t, NULL);
+    assert_true (s_value ("billflow_notify_breaker_state{provider=\"email\"}") == 0);
+    /*  This dispatcher stops; a new sender's counts start from 0 again.  */
+    bf_notify_metrics_dispatcher_state (NULL, NULL, false);
+    bf_notify_metrics_dispatcher_state (inflight, NULL, false);
+    counts[0] = (bf_breaker_counts_t){ 1, 0, 0 };
+    bf_notify_metrics_breakers (states, counts);
+    assert_true (s_changes ("email", "open") == open0 + 4);
+    bf_notify_metrics_dispatcher_state (NULL, NULL, false);
+    pthread_barrier_destroy (&published);
+    pthread_barrier_destroy (&stop);
+
+    double before = s_value ("billflow_notify_outage_attempts_total{channel=\"email\"}");
+    bf_notify_metrics_outage_attempt (0);
+    bf_notify_metrics_outage_attempt (0);
+    bf_notify_metrics_outage_attempt (7); /* ignored */
+    assert_true (s_value ("billflow_notify_outage_attempts_total{channel=\"email\"}")
+                 == before + 2);
+}
+
 int
 main (void)
 {
@@ -271,6 +367,7 @@ main (void)
         cmocka_unit_test (test_ingest_figures),
         cmocka_unit_test (test_fallbacks_only_when_committed),
         cmocka_unit_test (test_dispatcher_slots),
+        cmocka_unit_test (test_breaker_states_and_changes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

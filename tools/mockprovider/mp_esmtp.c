@@ -176,6 +176,11 @@ s_ehlo (mp_smtp_session_t *s, bool extended)
 static void
 s_cmd_mail (mp_smtp_session_t *s, char *arg)
 {
+    if (s->shutting) {
+        mp_smtp_sendf (s, "421 4.3.2 mockprovider: service shutting down\r\n");
+        mp_smtp_finish (s);
+        return;
+    }
     if (!s->greeted) {
         mp_smtp_sendf (s, "503 5.5.1 Say EHLO first\r\n");
         return;

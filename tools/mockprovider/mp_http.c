@@ -2,15 +2,19 @@
 
 #include "mp_http.h"
 
+#include <errno.h>
 #include <microhttpd.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mp_buf.h"
+#include "mp_clock.h"
 #include "mp_delay.h"
 #include "mp_log.h"
 #include "mp_message.h"
+#include "mp_outage.h"
 #include "mp_rand.h"
 #include "mp_report.h"
 #include "mp_store.h"
@@ -18,7 +22,15 @@
 #define S_HTTP_IDLE_S            120
 #define S_HTTP_CONNECTION_MEMORY (16 * 1024) /* per connection: headers and read buffer */
 
-enum { S_ROUTE_NONE, S_ROUTE_MESSAGES, S_ROUTE_REPORT, S_ROUTE_CSV, S_ROUTE_RESET, S_ROUTE_METHOD };
+enum {
+    S_ROUTE_NONE,
+    S_ROUTE_MESSAGES,
+    S_ROUTE_REPORT,
+    S_ROUTE_CSV,
+    S_ROUTE_RESET,
+    S_ROUTE_OUTAGE,
+    S_ROUTE_METHOD
+};
 
 /*  One HTTP request, from its headers to the completion callback (which frees it).  */
 typedef struct {
@@ -94,6 +106,8 @@ s_route (const char *url, const char *method)
         return get ? S_ROUTE_CSV : S_ROUTE_METHOD;
     if (strcmp (url, "/v1/reset") == 0)
         return post ? S_ROUTE_RESET : S_ROUTE_METHOD;
+    if (strcmp (url, "/v1/outage") == 0)
+        return post ? S_ROUTE_OUTAGE : S_ROUTE_METHOD;
     return S_ROUTE_NONE;
 }
 
@@ -122,6 +136,54 @@ s_messages (struct MHD_Connection *connection, s_request_t *req)
     return s_respond_reply (connection, req);
 }
 
+/*  A duration argument of POST /v1/outage: absent is 0; otherwise decimal milliseconds up to
+    one day. Returns 0, or -1 when it is not that.  */
+static int
+s_duration_arg (struct MHD_Connection *connection, const char *name, unsigned *ms)
+{
+    const char *text = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, name);
+    *ms = 0;
+    if (!text)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long value = strtoul (text, &end, 10);
+    if (!*text || *end || errno || text[0] == '-' || value > 86400000UL)
+        return -1;
+    *ms = (unsigned)value;
+    return 0;
+}
+
+/*  POST /v1/outage?channel=email&refuse_ms=N&error_ms=M: the mail server goes down now
+    (mp_outage).  */
+static enum MHD_Result
+s_outage (struct MHD_Connection *connection)
+{
+    const char *channel
+        = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "channel");
+    unsigned refuse_ms, error_ms;
+    const char *why = NULL;
+    if (!channel || strcmp (channel, "email") != 0)
+        why = "channel must be email (only the mail server can be taken down)";
+    else if (s_duration_arg (connection, "refuse_ms", &refuse_ms) != 0
+             || s_duration_arg (connection, "error_ms", &error_ms) != 0)
+        why = "refuse_ms and error_ms must be milliseconds, 0 to 86400000";
+    char text[160];
+    if (why) {
+        mp_log ("outage: refused: %s", why);
+        int n = snprintf (text, sizeof text, "{\"error\": \"%s\"}", why);
+        return s_respond (connection, MHD_HTTP_BAD_REQUEST, "application/json", text, (size_t)n,
+                          MHD_RESPMEM_MUST_COPY, NULL, NULL);
+    }
+    mp_outage_begin (mp_clock_ms (), refuse_ms, error_ms);
+    mp_log ("outage: email down now: refused for %u ms, then 554 for %u ms", refuse_ms, error_ms);
+    int n = snprintf (text, sizeof text,
+                      "{\"outage\": \"email\", \"refuse_ms\": %u, \"error_ms\": %u}\n", refuse_ms,
+                      error_ms);
+    return s_respond (connection, MHD_HTTP_OK, "application/json", text, (size_t)n,
+                      MHD_RESPMEM_MUST_COPY, NULL, NULL);
+}
+
 /*  A complete request on any route.  */
 static enum MHD_Result
 s_dispatch (struct MHD_Connection *connection, s_request_t *req)
@@ -145,6 +207,8 @@ s_dispatch (struct MHD_Connection *connection, s_request_t *req)
             mp_log ("reset");
             return s_respond (connection, MHD_HTTP_OK, "application/json", reset_done,
                               strlen (reset_done), MHD_RESPMEM_PERSISTENT, NULL, NULL);
+        case S_ROUTE_OUTAGE:
+            return s_outage (connection);
         case S_ROUTE_METHOD:
             return s_respond (connection, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
                               bad_method, strlen (bad_method), MHD_RESPMEM_PERSISTENT, NULL, NULL);

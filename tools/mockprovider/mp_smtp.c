@@ -20,16 +20,21 @@
 #include "mp_esmtp.h"
 #include "mp_log.h"
 #include "mp_mail.h"
+#include "mp_outage.h"
 
 #define S_SMTP_LINE_MAX 2048        /* command line, AUTH response included */
 #define S_SMTP_IDLE_MS  300000      /* an idle session is closed after 5 minutes */
 #define S_SMTP_OUT_MAX  (64 * 1024) /* replies a client does not read before we drop it */
+#define S_SMTP_TICK_MS  100         /* longest epoll wait: an outage set over HTTP starts soon */
 
 static struct {
     const mp_config_t *cfg;
     int epfd;
-    int listen_fd;
+    int listen_fd; /* -1 while an outage refuses connections */
     int wake_fd;
+    struct sockaddr_storage addr; /* the bound address and port, to listen again after an outage */
+    socklen_t addr_len;
+    mp_outage_phase_t phase; /* the outage phase the server is in */
     mp_smtp_session_t *all;
     mp_smtp_session_t *wait_head, *wait_tail;
     mp_smtp_session_t *dead; /* closed in this round; freed once no event can refer to them */
@@ -320,6 +325,11 @@ s_accept (void)
             s_smtp.all->prev = s;
         s_smtp.all = s;
         s_smtp.sessions++;
+        if (s_smtp.phase == MP_OUTAGE_ERROR) {
+            mp_smtp_sendf (s, "554 5.3.2 mockprovider: service unavailable (outage)\r\n");
+            mp_smtp_finish (s);
+            continue;
+        }
         mp_smtp_sendf (s, "220 mockprovider ESMTP ready\r\n");
     }
 }
@@ -368,6 +378,11 @@ s_timeout (void)
         wake = s_smtp.wait_head->due_ms;
     if (s_smtp.accept_paused_until && s_smtp.accept_paused_until < wake)
         wake = s_smtp.accept_paused_until;
+    int64_t outage = mp_outage_next_ms (now);
+    if (outage >= 0 && now + outage < wake)
+        wake = now + outage;
+    if (wake > now + S_SMTP_TICK_MS)
+        wake = now + S_SMTP_TICK_MS;
     return wake > now ? (int)(wake - now) : 0;
 }
 
@@ -392,13 +407,81 @@ s_event (const struct epoll_event *event)
     }
 }
 
-/*  After the events of one round: due replies, the end of an accept pause, the idle scan.  */
+/*  A listening socket on the server's address (s_smtp.addr). Returns it, or -1 (errno set).  */
+static int
+s_listen (void)
+{
+    int fd = socket (s_smtp.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind (fd, (struct sockaddr *)&s_smtp.addr, s_smtp.addr_len) != 0
+        || listen (fd, 4096) != 0) {
+        int saved = errno;
+        close (fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/*  Moves the server into the outage phase in force at now. Going down, as a server that
+    stops cleanly: an idle session gets 421 and is closed; one in the middle of a message
+    finishes it (its reply included) and gets 421 at its next MAIL (mp_esmtp), so no client
+    is left not knowing whether its message was taken. Refusing closes the listener, so
+    connections are refused; coming out of it listens again on the same port (retried next
+    round when that fails).  */
+static void
+s_outage_step (int64_t now)
+{
+    mp_outage_phase_t phase = mp_outage_phase (now);
+    if (phase == s_smtp.phase)
+        return;
+    if (s_smtp.phase == MP_OUTAGE_NONE)
+        for (mp_smtp_session_t *s = s_smtp.all, *next; s; s = next) {
+            next = s->next;
+            s->shutting = true;
+            if (!s->waiting && !s->in_mail && s->mode == MP_SMTP_COMMAND) {
+                mp_smtp_sendf (s, "421 4.3.2 mockprovider: service shutting down\r\n");
+                mp_smtp_finish (s);
+            }
+        }
+    if (phase == MP_OUTAGE_REFUSE && s_smtp.listen_fd >= 0) {
+        close (s_smtp.listen_fd); /* leaves the epoll set with it */
+        s_smtp.listen_fd = -1;
+        s_smtp.accept_paused_until = 0;
+    }
+    if (phase != MP_OUTAGE_REFUSE && s_smtp.listen_fd < 0) {
+        int fd = s_listen ();
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &s_tag_listen };
+        if (fd < 0 || epoll_ctl (s_smtp.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            mp_log ("smtp: outage: cannot listen again: %s; retrying", strerror (errno));
+            if (fd >= 0)
+                close (fd);
+            return;
+        }
+        s_smtp.listen_fd = fd;
+    }
+    int64_t next = mp_outage_next_ms (now);
+    if (phase == MP_OUTAGE_NONE)
+        mp_log ("smtp: outage over: accepting mail again");
+    else
+        mp_log ("smtp: outage: %s for %lld ms",
+                phase == MP_OUTAGE_REFUSE ? "refusing connections" : "greeting with 554",
+                (long long)next);
+    s_smtp.phase = phase;
+}
+
+/*  After the events of one round: due replies, the end of an accept pause, the outage phase,
+    the idle scan.  */
 static void
 s_housekeeping (void)
 {
     int64_t now = mp_clock_ms ();
     s_fire_timers (now);
-    if (s_smtp.accept_paused_until && now >= s_smtp.accept_paused_until) {
+    s_outage_step (now);
+    if (s_smtp.accept_paused_until && now >= s_smtp.accept_paused_until && s_smtp.listen_fd >= 0) {
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &s_tag_listen };
         epoll_ctl (s_smtp.epfd, EPOLL_CTL_ADD, s_smtp.listen_fd, &ev);
         s_smtp.accept_paused_until = 0;
@@ -458,6 +541,8 @@ mp_smtp_open (const mp_config_t *cfg)
     int port = ntohs (addr.ss_family == AF_INET ? ((struct sockaddr_in *)&addr)->sin_port
                                                 : ((struct sockaddr_in6 *)&addr)->sin6_port);
     s_smtp.listen_fd = fd;
+    s_smtp.addr = addr;
+    s_smtp.addr_len = len;
     s_smtp.epfd = epoll_create1 (EPOLL_CLOEXEC);
     s_smtp.wake_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &s_tag_listen };

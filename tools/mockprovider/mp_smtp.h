@@ -30,6 +30,7 @@ typedef struct mp_smtp_session {
     int fd;         /* -1 once closed */
     bool waiting;   /* a reply is delayed; input is not processed meanwhile */
     bool closing;   /* close once the output is flushed */
+    bool shutting;  /* an outage began: the message in progress ends, then 421 and close */
     int64_t due_ms; /* when the delayed reply goes out */
     int64_t active_ms;
     char *in; /* input not processed yet */

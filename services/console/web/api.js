@@ -68,12 +68,26 @@ export async function logout () {
 }
 
 // GET /api/query/VERB?args: control's result document.
-export async function query (verb, args = {}) {
-  const qs = new URLSearchParams();
+// With { post: true }: POST /api/query/VERB with {"args": {...}} (and the CSRF
+// token) instead, for arguments that must never be in a URL (an email or a
+// phone: proxies and ingresses log query strings).
+export async function query (verb, args = {}, { post = false } = {}) {
+  const kept = {};
   for (const [k, v] of Object.entries(args))
-    if (v !== undefined && v !== null && v !== '') qs.set(k, String(v));
-  const url = `/api/query/${encodeURIComponent(verb)}${qs.toString() ? '?' + qs : ''}`;
-  const res = await fetch(url, { credentials: 'same-origin' });
+    if (v !== undefined && v !== null && v !== '') kept[k] = String(v);
+  const path = `/api/query/${encodeURIComponent(verb)}`;
+  let res;
+  if (post) {
+    res = await fetch(path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': session.csrf || '' },
+      body: JSON.stringify({ args: kept })
+    });
+  } else {
+    const qs = new URLSearchParams(kept).toString();
+    res = await fetch(qs ? `${path}?${qs}` : path, { credentials: 'same-origin' });
+  }
   return s_check(res, await s_json(res));
 }
 

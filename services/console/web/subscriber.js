@@ -84,7 +84,8 @@ export function render (main, arg) {
     if (!v) return;
     add(clear(results), el('p.muted', {}, ...ko('찾는 중…', 'Searching…')));
     try {
-      const doc = await query('subscriber.find', { [how.value]: v });
+      // An email or a phone goes in a POST body, never in the URL.
+      const doc = await query('subscriber.find', { [how.value]: v }, { post: how.value !== 'subscriber_id' });
       value.value = '';     // what was typed is not kept on the page
       const subs = doc.subscribers || [];
       clear(results);

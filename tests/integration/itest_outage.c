@@ -1,0 +1,410 @@
+/*  Integration: the email provider goes down in the middle of a run
+    (issue 16, "provider outage"). The mock mail server refuses connections
+    for 4 s, then greets every connection with 554 for 4 s, then recovers
+    (POST /v1/outage), while notify sends one email at a time at a
+    configured rate with a retry budget of 2 attempts. Afterwards:
+    - nothing is FAILED and nothing fell back to SMS because of the outage;
+    - the email breaker opened, half-opened and closed: its metrics say so,
+      and the log has one line per change, not one per attempt;
+    - every notice was delivered exactly once (no duplicate Message-ID at
+      the mock, one message per recipient and channel);
+    - the backlog drained at the configured rate and in bill order (the
+      notices whose failures came before the breaker opened excepted: they
+      keep their ordinary backoff);
+    - every attempt is recorded (time, provider, outcome, error), the
+      outage's failures among them.  */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "bf_testdb.h"
+#include "bf_testjson.h"
+#include "bf_teststack.h"
+
+#define PERIOD      "2026-10"
+#define S_RATE      40 /* notify.email_rate */
+#define S_REFUSE_MS 4000
+#define S_ERROR_MS  4000
+
+/*  GET url into path with curl; true on a 2xx.  */
+static bool
+s_curl (const char *method, const char *url, const char *path)
+{
+    char command[1024];
+    snprintf (command, sizeof command, "curl -sf -X %s '%s' -o '%s'", method, url, path);
+    return system (command) == 0;
+}
+
+/*  The value of sample key (name and labels as rendered) in text; -1 when
+    absent.  */
+static double
+s_sample (const char *text, const char *key)
+{
+    char line[256];
+    snprintf (line, sizeof line, "\n%s ", key);
+    const char *at = strstr (text, line);
+    return at ? strtod (at + strlen (line), NULL) : -1;
+}
+
+/*  The mock's report (GET /v1/report), parsed; the caller decrefs it.  */
+static json_t *
+s_mock_report (bf_stack_t *s)
+{
+    char *text = bf_stack_mock_report (s);
+    assert_non_null (text);
+    json_t *report = json_loads (text, 0, NULL);
+    free (text);
+    assert_non_null (report);
+    return report;
+}
+
+static long
+s_mock_accepted (bf_stack_t *s)
+{
+    json_t *report = s_mock_report (s);
+    long n = (long)bf_json_int (report, "email.accepted");
+    json_decref (report);
+    return n;
+}
+
+/*  Lines of text that contain needle.  */
+static int
+s_count_lines (const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *at = text; (at = strstr (at, needle)); at += strlen (needle))
+        n++;
+    return n;
+}
+
+/*  The delivery ids of the emails in the mock's record from line skip on,
+    in the order they were accepted (Message-ID <ID@billflow>). Returns how
+    many; *ids is malloc'd.  */
+static int
+s_recorded_ids (const char *path, int skip, int64_t **ids)
+{
+    char *text = bf_test_slurp (path);
+    assert_non_null (text);
+    int cap = 1024, n = 0, line = 0;
+    *ids = malloc (cap * sizeof **ids);
+    for (char *at = text; at && *at; line++) {
+        char *end = strchr (at, '\n');
+        if (end)
+            *end = 0;
+        const char *mid = strstr (at, "\"message_id\": \"<");
+        if (line >= skip && mid && strstr (at, "\"channel\": \"email\"")) {
+            if (n == cap)
+                *ids = realloc (*ids, (cap *= 2) * sizeof **ids);
+            (*ids)[n++] = strtoll (mid + strlen ("\"message_id\": \"<"), NULL, 10);
+        }
+        at = end ? end + 1 : NULL;
+    }
+    free (text);
+    return n;
+}
+
+static int
+s_record_lines (const char *path)
+{
+    char *text = bf_test_slurp (path);
+    int n = text ? s_count_lines (text, "\n") : 0;
+    free (text);
+    return n;
+}
+
+static void
+test_email_outage_mid_run (void **state)
+{
+    (void)state;
+    bf_stack_t s;
+    bf_stack_init (&s);
+    char *out = NULL;
+    assert_int_equal (
+        bf_testdb_billdata (s.db, &out, "generate --subscribers 400 --period " PERIOD " --seed 16"),
+        0);
+    free (out);
+    char record[600], flags[800];
+    snprintf (record, sizeof record, "%s/record.jsonl", s.dir);
+    snprintf (flags, sizeof flags, "--email-latency-ms 10 --email-fail-pct 0 --record '%s'",
+              record);
+    bf_stack_mock_start (&s, flags);
+    int nport = bf_proc_free_port ();
+    bf_proc_t *n = &s.notify;
+    bf_proc_env (n, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:%d", nport);
+    bf_proc_env (n, "BILLFLOW_LOG_LEVEL=debug");
+    bf_proc_env (n, "BILLFLOW_NOTIFY_EMAIL_CONCURRENCY=1");
+    bf_proc_env (n, "BILLFLOW_NOTIFY_EMAIL_RATE=%d", S_RATE);
+    bf_proc_env (n, "BILLFLOW_NOTIFY_MAX_ATTEMPTS=2");
+    /*  Longer than the breaker takes to open (a few hundred ms here), as
+        with the defaults (5 s; 20 samples): no notice takes two counted
+        failures before it opens.  */
+    bf_proc_env (n, "BILLFLOW_NOTIFY_BACKOFF_BASE_MS=2000");
+    bf_proc_env (n, "BILLFLOW_NOTIFY_BACKOFF_MAX_MS=4000");
+    /*  Small claims and quick probes: an outage of 8 s sees many probes,
+        more than a claim holds.  */
+    bf_proc_env (n, "BILLFLOW_NOTIFY_BATCH=5");
+    bf_proc_env (n, "BILLFLOW_NOTIFY_BREAKER_OPEN_MS=500");
+    /*  The system clock (a retry's due time and a new notice's compare as
+        in production), and no system quiet window: only subscribers' own
+        windows hold notices.  */
+    bf_proc_env (n, "BILLFLOW_NOTIFY_CLOCK=");
+    bf_proc_env (n, "BILLFLOW_NOTIFY_QUIET_START=");
+    bf_proc_env (n, "BILLFLOW_NOTIFY_QUIET_END=");
+    bf_proc_env (n, "BILLFLOW_NOTIFY_BREAKER_MIN_SAMPLES=5");
+    bf_proc_env (n, "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=20");
+    bf_proc_start (&s.control[0]);
+    assert_int_equal (bf_stack_wait_active (&s, 0, 20000), 0);
+    bf_proc_start (&s.settle[0]);
+    bf_proc_start (n);
+    assert_int_equal (bf_stack_wait_registered (&s, "settle", 20000), 0);
+    assert_int_equal (bf_stack_wait_registered (&s, "notify", 20000), 0);
+
+    bf_client_t *client = bf_stack_client (&s, "ops-a", 1000, 30);
+    assert_non_null (client);
+    Billflow__CommandReply *reply = NULL;
+    char err[256];
+    const char *keys[] = { "period" }, *values[] = { PERIOD };
+    assert_int_equal (bf_client_request (client, "outage-start", "settle", "run.start", 1, keys,
+                                         values, &reply, NULL, err, sizeof err),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    bf_client_destroy (&client);
+
+    /*  Every email notice is created before the outage, so the drain order
+        below is the whole run's.  */
+    const char *emails_sql = "SELECT count(*) FROM delivery WHERE channel = 'EMAIL'";
+    const char *expected_sql = "SELECT count(*) FROM bill b JOIN subscriber s"
+                               " ON s.id = b.subscriber_id WHERE 'EMAIL' = ANY (s.channels)";
+    int64_t expected = -1;
+    for (int i = 0; i < 300 && expected <= 0; i++) {
+        if (bf_testdb_scalar (s.conn, "SELECT count(*) FROM settlement_run"
+                                      " WHERE state = 'COMPLETED'")
+            == 1)
+            expected = bf_testdb_scalar (s.conn, expected_sql);
+        else
+            usleep (100000);
+    }
+    assert_true (expected > 100);
+    assert_int_equal (bf_stack_wait_scalar (&s, emails_sql, expected, 30000), expected);
+
+    /*  The provider goes down once a quarter of the emails went out.  */
+    int64_t deadline = zclock_mono () + 60000;
+    while (s_mock_accepted (&s) < expected / 4 && zclock_mono () < deadline)
+        usleep (20000);
+    assert_true (s_mock_accepted (&s) < expected / 2);
+    char url[256], path[600];
+    snprintf (path, sizeof path, "%s/outage.json", s.dir);
+    snprintf (url, sizeof url,
+              "http://127.0.0.1:%d/v1/outage?channel=email&refuse_ms=%d&error_ms=%d", s.http_port,
+              S_REFUSE_MS, S_ERROR_MS);
+    int64_t down_at = zclock_mono ();
+    assert_true (s_curl ("POST", url, path));
+    /*  While it refuses, nothing is accepted: every record line from here
+        on is the drain after the recovery.  */
+    zclock_sleep ((int)(down_at + 1000 - zclock_mono ()));
+    int skip = s_record_lines (record);
+    long during = s_mock_accepted (&s);
+    zclock_sleep ((int)(down_at + S_REFUSE_MS + S_ERROR_MS - 500 - zclock_mono ()));
+    assert_int_equal (s_mock_accepted (&s), during);
+    zclock_sleep ((int)(down_at + S_REFUSE_MS + S_ERROR_MS + 200 - zclock_mono ()));
+    int64_t up_at = zclock_mono ();
+
+    /*  The end: every notice final, or held by its subscriber's own quiet
+        hours.  */
+    const char *open_sql
+        = "SELECT count(*) FROM delivery WHERE state NOT IN ('DELIVERED', 'FAILED')"
+          " AND coalesce (hold_reason, '') NOT LIKE 'quiet hours%'";
+    for (int i = 0; i < 900 && bf_testdb_scalar (s.conn, open_sql) > 0; i++)
+        usleep (100000);
+    int64_t drained_ms = zclock_mono () - up_at;
+    if (bf_testdb_scalar (s.conn, open_sql) > 0) {
+        char states[512];
+        bf_testdb_text (s.conn,
+                        "SELECT string_agg (channel || ' ' || state || ' ' || n, ', ') FROM"
+                        " (SELECT channel, state, count(*) n FROM delivery GROUP BY 1, 2) x",
+                        states, sizeof states);
+        fprintf (stderr, "# notices not final 90 s after the recovery: %s\n", states);
+        bf_testdb_text (
+            s.conn,
+            "SELECT string_agg (id || ' ' || state || ' ' || coalesce (hold_reason, '-')"
+            " || ' ' || not_before || ' ' || attempts || ' ' || attempt_base || ' '"
+            " || coalesce (last_error, '-'), '; ') FROM (SELECT * FROM delivery WHERE"
+            " state NOT IN ('DELIVERED', 'FAILED', 'HELD') LIMIT 5) x",
+            states, sizeof states);
+        fprintf (stderr, "# e.g. %s\n", states);
+        fail ();
+    }
+
+    char summary[512];
+    bf_testdb_text (s.conn,
+                    "SELECT 'failed ' || count(*) FILTER (WHERE state = 'FAILED')"
+                    " || ', fallbacks ' || count(*) FILTER (WHERE fallback_of IS NOT NULL)"
+                    " || ', emails delivered ' || count(*) FILTER (WHERE channel = 'EMAIL'"
+                    " AND state = 'DELIVERED') FROM delivery",
+                    summary, sizeof summary);
+    fprintf (stderr, "# after the outage: %s\n", summary);
+
+    /*  Nothing failed, nothing fell back.  */
+    assert_int_equal (
+        bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery WHERE state = 'FAILED'"), 0);
+    assert_int_equal (
+        bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery WHERE fallback_of IS NOT NULL"),
+        0);
+
+    /*  Exactly once at the provider.  */
+    json_t *report = s_mock_report (&s);
+    int64_t sent = bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery"
+                                             " WHERE channel = 'EMAIL' AND state = 'DELIVERED'");
+    assert_int_equal (bf_json_int (report, "email.accepted"), sent);
+    assert_int_equal (bf_json_int (report, "email.duplicate_deliveries"), 0);
+    const char *over_one[] = { "email.recipients_over_one_total", "sms.recipients_over_one_total",
+                               "lms.recipients_over_one_total", "push.recipients_over_one_total" };
+    for (int c = 0; c < 4; c++)
+        assert_int_equal (bf_json_int (report, over_one[c]), 0);
+    json_decref (report);
+
+    /*  The outage happened to notify: transient failures, recorded with
+        their time, provider and error, and the budget untouched by them.  */
+    assert_true (bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery_attempt"
+                                           " WHERE outcome = 'TRANSIENT'")
+                 >= 5);
+    assert_int_equal (bf_testdb_scalar (s.conn,
+                                        "SELECT count(*) FROM delivery_attempt a"
+                                        " WHERE a.outcome = 'TRANSIENT' AND (a.provider <> 'email'"
+                                        " OR a.started_at IS NULL OR a.finished_at IS NULL"
+                                        " OR a.error IS NULL)"),
+                      0);
+    /*  G5: one row per attempt, numbered 1..attempts.  */
+    assert_int_equal (
+        bf_testdb_scalar (s.conn, "SELECT count(*) FROM delivery d WHERE d.attempts <>"
+                                  " (SELECT count(*) FROM delivery_attempt a"
+                                  "  WHERE a.delivery_id = d.id)"
+                                  " OR d.attempts <> coalesce ((SELECT max(attempt_no)"
+                                  "  FROM delivery_attempt a WHERE a.delivery_id = d.id), 0)"),
+        0);
+
+    /*  When the breaker first opened (the line's timestamp starts the
+        line).  */
+    char *log = bf_test_slurp (n->log);
+    assert_non_null (log);
+    const char *first = strstr (log, "sender: email breaker opened");
+    assert_non_null (first);
+    while (first > log && first[-1] != '\n')
+        first--;
+    char opened_at[32];
+    snprintf (opened_at, sizeof opened_at, "%.24s", first);
+
+    /*  The retry budget: only the failures before the breaker opened
+        count against it; every later one is the outage's.  */
+    char sql[1024];
+    snprintf (sql, sizeof sql,
+              "SELECT count(*) FROM delivery_attempt WHERE outcome = 'TRANSIENT'"
+              " AND finished_at <= '%s'::timestamptz",
+              opened_at);
+    int64_t before_open = bf_testdb_scalar (s.conn, sql);
+    int64_t charged
+        = bf_testdb_scalar (s.conn, "SELECT coalesce (sum (attempts - attempt_base - 1),"
+                                    " 0) FROM delivery WHERE state = 'DELIVERED'");
+    fprintf (stderr, "# budget: %lld failure(s) before the breaker opened, %lld charged\n",
+             (long long)before_open, (long long)charged);
+    assert_true (charged <= before_open);
+
+    /*  The drain: at most the configured rate, and in bill order — the
+        order of creation, then bill id — but for the notices whose first
+        failure came before the breaker opened.  */
+    long drained = sent - during;
+    assert_true (drained_ms >= (drained - 10) * 1000 / (S_RATE * 11 / 10));
+    int64_t *ids = NULL;
+    int count = s_recorded_ids (record, skip, &ids);
+    assert_int_equal (count, drained);
+    int last_rank = 0, ordered = 0;
+    for (int i = 0; i < count; i++) {
+        snprintf (sql, sizeof sql,
+                  "SELECT CASE WHEN EXISTS (SELECT 1 FROM delivery_attempt a"
+                  " WHERE a.delivery_id = %lld AND a.outcome = 'TRANSIENT'"
+                  " AND a.finished_at <= '%s'::timestamptz) THEN 0 ELSE"
+                  " (SELECT r FROM (SELECT id, rank () OVER (ORDER BY created_at, bill_id) r"
+                  "  FROM delivery WHERE channel = 'EMAIL') x WHERE x.id = %lld) END",
+                  (long long)ids[i], opened_at, (long long)ids[i]);
+        int rank = (int)bf_testdb_scalar (s.conn, sql);
+        if (rank == 0)
+            continue;
+        if (rank <= last_rank) {
+            fprintf (stderr,
+                     "# the email of delivery %lld (rank %d in bill order) went out"
+                     " after rank %d\n",
+                     (long long)ids[i], rank, last_rank);
+            char rows[1024];
+            snprintf (sql, sizeof sql,
+                      "SELECT string_agg (id || ' ' || created_at || ' ' || bill_id || ' '"
+                      " || attempts || ' ' || attempt_base || ' ' || final_at, '; ')"
+                      " FROM delivery WHERE id IN (%lld, %lld)",
+                      (long long)ids[i], (long long)ids[i - 1]);
+            bf_testdb_text (s.conn, sql, rows, sizeof rows);
+            fprintf (stderr, "# %s\n", rows);
+            fail ();
+        }
+        last_rank = rank;
+        ordered++;
+    }
+    free (ids);
+    fprintf (stderr, "# drain: %ld emails after the recovery, %d of them checked for order\n",
+             drained, ordered);
+    assert_true (ordered >= drained - 30);
+
+    /*  The breaker: metrics, and one log line per change.  */
+    snprintf (url, sizeof url, "http://127.0.0.1:%d/metrics", nport);
+    snprintf (path, sizeof path, "%s/metrics.txt", s.dir);
+    assert_true (s_curl ("GET", url, path));
+    char *metrics = bf_test_slurp (path);
+    assert_non_null (metrics);
+    double opened = s_sample (
+        metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"open\"}");
+    double half = s_sample (
+        metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"half_open\"}");
+    double closed = s_sample (
+        metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"closed\"}");
+    fprintf (stderr, "# breaker: opened %g, half-open %g, closed %g; drained in %lld ms\n", opened,
+             half, closed, (long long)drained_ms);
+    assert_true (opened >= 1);
+    assert_true (half >= 1);
+    assert_true (closed >= 1);
+    assert_true (s_sample (metrics, "billflow_notify_breaker_state{provider=\"email\"}") == 0);
+    assert_true (s_sample (metrics, "billflow_notify_outage_attempts_total{channel=\"email\"}")
+                 >= 1);
+    free (metrics);
+    int open_lines = s_count_lines (log, "sender: email breaker opened")
+                     + s_count_lines (log, "sender: email breaker reopened");
+    assert_int_equal (open_lines, (int)opened);
+    assert_int_equal (s_count_lines (log, "sender: email breaker half-open"), (int)half);
+    assert_int_equal (s_count_lines (log, "sender: email breaker closed"), (int)closed);
+    free (log);
+    bf_stack_destroy (&s);
+}
+
+static int
+s_teardown (void **state)
+{
+    (void)state;
+    bf_proc_kill_all ();
+    return 0;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown (test_email_outage_mid_run, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
