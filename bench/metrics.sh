@@ -43,23 +43,23 @@ echo "machine: $(nproc) cores; $n subscribers, $rounds rounds of each kind"
 cat >"$work/steps.sh" <<'STEPS'
 set -euo pipefail
 ms() { date +%s%3N; }
-free_port() {
-  local port
-  for _ in $(seq 100); do
-    port=$(( 20000 + RANDOM % 30000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  return 1
-}
 "$billdata" migrate >/dev/null 2>&1
 "$billdata" generate --subscribers "$n" --period "$period" --seed 11 | tail -1
 one() {  # KIND -> prints the wall ms
-  local kind=$1 port scraper="" t0 t1
+  local kind=$1 from scraper="" t0 t1
   psql -X -q -c "SET client_min_messages = warning" -c "TRUNCATE bill_line, outbox, rating_error, bill, settlement_chunk, settlement_run CASCADE" -c "CHECKPOINT"
   if [ "$kind" = scraped ]; then
-    port=$(free_port)
-    export BILLFLOW_SETTLE_HTTP="127.0.0.1:$port"
-    ( while :; do curl -s -o /dev/null "http://127.0.0.1:$port/metrics" || true; sleep 0.1; done ) &
+    # The port the kernel gives settle (:0), read from this run's part of
+    # its log ("http: serving ... (port P)"): none picked ahead to be taken.
+    export BILLFLOW_SETTLE_HTTP=127.0.0.1:0
+    from=$(stat -c %s "$work/settle.log" 2>/dev/null || echo 0)
+    ( port=""
+      while :; do
+        [ -n "$port" ] || port=$(tail -c +"$((from + 1))" "$work/settle.log" 2>/dev/null \
+          | sed -n 's/.*http: serving .* (port \([0-9]*\)).*/\1/p' | head -1)
+        [ -z "$port" ] || curl -s -o /dev/null "http://127.0.0.1:$port/metrics" || true
+        sleep 0.1
+      done ) &
     scraper=$!
   else
     export BILLFLOW_SETTLE_HTTP=off

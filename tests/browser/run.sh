@@ -3,9 +3,10 @@
 #   Starts a throwaway stack (scripts/stack: PostgreSQL, the mock provider,
 #   control, settle, notify with CURVE keys), loads a small generated dataset
 #   (billdata generate --out, then import, so the test knows every email and
-#   phone in clear), gives the console its own key (role `console` in
-#   control.allowed_keys), makes two people with `console adduser` (an
-#   operator and a viewer, random passwords), starts the real console, and
+#   phone in clear), makes two people with `scripts/stack adduser` (an
+#   operator and a viewer, random passwords), starts the real console with
+#   `scripts/stack start console` (its own key, role `console` in
+#   control.allowed_keys, on ports the kernel picks), and
 #   runs tests/browser/console.test.mjs (puppeteer-core driving Debian's
 #   chromium, headless). Screenshots go to docs/console/. Everything it
 #   started is stopped and removed at the end, also on failure or Ctrl-C.
@@ -55,7 +56,6 @@ fi
 
 STATE=$(mktemp -d /tmp/billflow-browser.XXXXXX)
 chmod 711 "$STATE"    # PostgreSQL (the user postgres when we are root) reaches STATE/stack/pg
-CONSOLE_PID=""
 # Chromium runs detached from this script's process group; its profile lives
 # under STATE (TMPDIR), which is how the clean-up finds a browser left over.
 stop_browsers() {
@@ -70,14 +70,9 @@ cleanup() {
   local rc=$?
   trap '' INT TERM
   stop_browsers
-  if [ -n "$CONSOLE_PID" ] && kill -0 "$CONSOLE_PID" 2>/dev/null; then
-    kill -TERM "$CONSOLE_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$CONSOLE_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$CONSOLE_PID" 2>/dev/null || true
-  fi
-  if [ "$rc" -ne 0 ] && [ -f "$STATE/console.log" ]; then
+  if [ "$rc" -ne 0 ] && [ -f "$STATE/stack/console.log" ]; then
     echo "---- last lines of the console's log ----" >&2
-    tail -n 30 "$STATE/console.log" >&2 || true
+    tail -n 30 "$STATE/stack/console.log" >&2 || true
   fi
   if [ "$KEEP" = 1 ]; then
     say "kept the stack in $STATE (scripts/stack --dir $STATE down)"
@@ -116,6 +111,7 @@ export BILLFLOW_SETTLE_CHUNK_SIZE=${BILLFLOW_SETTLE_CHUNK_SIZE:-20}
 export BILLFLOW_NOTIFY_EMAIL_RATE=${BILLFLOW_NOTIFY_EMAIL_RATE:-40}
 export BILLFLOW_NOTIFY_SMS_RATE=${BILLFLOW_NOTIFY_SMS_RATE:-40}
 export BILLFLOW_NOTIFY_PUSH_RATE=${BILLFLOW_NOTIFY_PUSH_RATE:-40}
+export BILLFLOW_CONSOLE_LOGIN_THREADS=2
 say "stack: scripts/stack up (period $PERIOD)"
 scripts/stack --dir "$STATE/stack" up --period "$PERIOD" --build "$BUILD" --mock-flags "$mock_flags" \
   >"$STATE/stack-up.log" 2>&1 || { cat "$STATE/stack-up.log" >&2; fail "the stack did not start"; }
@@ -140,32 +136,22 @@ awk -v k="$pub" '$1 == "console" && $2 == "console" && $3 == k { f = 1 } END { e
 say "people: console adduser (an operator and a viewer)"
 OP_PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 VW_PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-printf '%s\n' "$OP_PW" | "$BUILD/services/console/console" adduser kim --role operator --users "$STATE/users" \
+printf '%s\n' "$OP_PW" | scripts/stack --dir "$S" adduser kim operator \
   || fail "console adduser kim failed"
-printf '%s\n' "$VW_PW" | "$BUILD/services/console/console" adduser lee --role viewer --users "$STATE/users" \
+printf '%s\n' "$VW_PW" | scripts/stack --dir "$S" adduser lee viewer \
   || fail "console adduser lee failed"
 
-port=""
-for _ in $(seq 1 100); do
-  p=$(( 20000 + RANDOM % 30000 ))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || fail "no free port"
-URL=http://127.0.0.1:$port
+# The console on ports the kernel picks (scripts/stack start console writes
+# them into the stack's env): no port chosen here that another process could
+# take first.
+scripts/stack --dir "$S" start console >>"$STATE/stack-up.log" 2>&1 \
+  || { tail -n 20 "$STATE/stack-up.log" >&2; fail "the console did not start"; }
+addr=$(sed -n "s/^export BILLFLOW_CONSOLE_LISTEN='\(.*\)'$/\1/p" "$S/env" | tail -1)
+[ -n "$addr" ] && [ "${addr##*:}" != 0 ] || fail "no console address in $S/env"
+URL=http://$addr
 say "console: $URL"
-(
-  for v in $(compgen -v BILLFLOW_ || true); do unset "$v"; done
-  # shellcheck disable=SC1091
-  . "$S/env"
-  export BILLFLOW_CONSOLE_KEY_FILE=$S/keys/console.key_secret
-  export BILLFLOW_CONSOLE_LOGIN_THREADS=2
-  exec setsid "$BUILD/services/console/console" --listen "127.0.0.1:$port" --users "$STATE/users" \
-    </dev/null >"$STATE/console.log" 2>&1
-) &
-CONSOLE_PID=$!
 ready=0
 for _ in $(seq 1 150); do
-  kill -0 "$CONSOLE_PID" 2>/dev/null || fail "the console exited while starting"
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/api/me" || true)
   [ "$code" = 401 ] && { ready=1; break; }
   sleep 0.2

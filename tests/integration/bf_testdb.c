@@ -256,6 +256,29 @@ bf_test_rmdir (char **path_p)
     *path_p = NULL;
 }
 
+static char *s_ipc_dir;
+
+static void
+s_ipc_dir_remove (void)
+{
+    bf_test_rmdir (&s_ipc_dir);
+}
+
+void
+bf_test_ipc_endpoint (char *out, size_t outsize)
+{
+    static int count;
+    if (!s_ipc_dir) {
+        s_ipc_dir = bf_test_mkdtemp ();
+        if (!s_ipc_dir) {
+            fprintf (stderr, "bf_testdb: no temporary directory for ipc endpoints\n");
+            abort ();
+        }
+        atexit (s_ipc_dir_remove);
+    }
+    snprintf (out, outsize, "ipc://%s/endpoint-%d", s_ipc_dir, ++count);
+}
+
 char *
 bf_test_slurp (const char *path)
 {

@@ -59,6 +59,12 @@ int bf_test_stream_keys (const char *dir, char *settle_pub);
 /*  A fresh temporary directory (malloc'd path); bf_test_rmdir removes it.  */
 char *bf_test_mkdtemp (void);
 void bf_test_rmdir (char **path_p);
+
+/*  A fresh ZeroMQ endpoint for a test to bind: an ipc socket in a
+    directory of this program's own (made at the first call, removed at
+    exit). Unlike a TCP port picked ahead, no other process can take it
+    before the bind.  */
+void bf_test_ipc_endpoint (char *out, size_t outsize);
 /*  Whole file into a malloc'd NUL-terminated buffer, or NULL.  */
 char *bf_test_slurp (const char *path);
 int bf_test_write (const char *path, const char *text);

@@ -310,32 +310,59 @@ bf_proc_log_size (const bf_proc_t *p)
     return stat (p->log, &st) == 0 ? (long)st.st_size : 0;
 }
 
+//  p's log from byte from to its end (malloc'd), or NULL when there is none.
+static char *
+s_log_from (const bf_proc_t *p, long from)
+{
+    FILE *file = fopen (p->log, "r");
+    if (!file)
+        return NULL;
+    char *buffer = NULL;
+    fseek (file, 0, SEEK_END);
+    long size = ftell (file);
+    if (size > from && (buffer = malloc ((size_t)(size - from) + 1))) {
+        fseek (file, from, SEEK_SET);
+        size_t got = fread (buffer, 1, (size_t)(size - from), file);
+        buffer[got] = 0;
+    }
+    fclose (file);
+    return buffer;
+}
+
 bool
 bf_proc_wait_log (const bf_proc_t *p, const char *text, long from, int timeout_ms)
 {
     int64_t until = s_now_ms () + timeout_ms;
     do {
-        FILE *file = fopen (p->log, "r");
-        if (file) {
-            fseek (file, 0, SEEK_END);
-            long size = ftell (file);
-            if (size > from) {
-                char *buffer = malloc ((size_t)(size - from) + 1);
-                fseek (file, from, SEEK_SET);
-                size_t got = fread (buffer, 1, (size_t)(size - from), file);
-                buffer[got] = 0;
-                bool found = strstr (buffer, text) != NULL;
-                free (buffer);
-                if (found) {
-                    fclose (file);
-                    return true;
-                }
-            }
-            fclose (file);
-        }
+        char *buffer = s_log_from (p, from);
+        bool found = buffer && strstr (buffer, text) != NULL;
+        free (buffer);
+        if (found)
+            return true;
         usleep (50000);
     } while (s_now_ms () < until);
     return false;
+}
+
+int
+bf_proc_log_port (const bf_proc_t *p, const char *text, long from, int timeout_ms)
+{
+    int64_t until = s_now_ms () + timeout_ms;
+    do {
+        char *buffer = s_log_from (p, from);
+        const char *line = buffer ? strstr (buffer, text) : NULL;
+        const char *end = line ? strchr (line, '\n') : NULL;
+        const char *mark = line ? strstr (line, "(port ") : NULL;
+        int port = -1;
+        if (mark && end && mark < end && sscanf (mark, "(port %d)", &port) == 1
+            && (port <= 0 || port > 65535))
+            port = -1;
+        free (buffer);
+        if (port > 0)
+            return port;
+        usleep (50000);
+    } while (s_now_ms () < until);
+    return -1;
 }
 
 int

@@ -51,6 +51,15 @@ int bf_proc_wait (bf_proc_t *p, int timeout_ms);
 bool bf_proc_wait_log (const bf_proc_t *p, const char *text, long from, int timeout_ms);
 long bf_proc_log_size (const bf_proc_t *p);
 
+/*  Waits up to timeout_ms for a whole line of p's log, at or after byte
+    offset from, that contains text and names "(port N)": how a program
+    told to bind port 0 reports the port the kernel gave it (bf_http's
+    "http: serving /metrics", the console's "console: serving HTTP").
+    Returns N, or -1 on timeout. Start programs on port 0 and read the port
+    back with this rather than picking one ahead (bf_proc_free_port): a
+    port picked ahead may be taken before the program binds it.  */
+int bf_proc_log_port (const bf_proc_t *p, const char *text, long from, int timeout_ms);
+
 /*  Kills every child still running (teardown).  */
 void bf_proc_kill_all (void);
 
@@ -58,7 +67,9 @@ void bf_proc_kill_all (void);
     printed yet and returns how many report files this test program's
     children wrote so far (any fails the program at exit). 0 otherwise.  */
 int bf_proc_sanitizer_reports (void);
-/*  A TCP port on 127.0.0.1 that was free a moment ago.  */
+/*  A TCP port on 127.0.0.1 that was free a moment ago: only for a port
+    nothing should listen on, or one a test must keep across restarts; for
+    a program's own listener see bf_proc_log_port.  */
 int bf_proc_free_port (void);
 
 #endif

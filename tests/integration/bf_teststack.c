@@ -31,7 +31,10 @@ bf_stack_control_init (bf_stack_t *s, int i, const char *fault)
     bf_proc_t *p = &s->control[i];
     bf_proc_init (p, getenv ("BF_CONTROL"), log);
     bf_proc_env (p, "BILLFLOW_DB_CONNINFO=%s", s->db);
-    bf_proc_env (p, "BILLFLOW_CONTROL_BIND=tcp://127.0.0.1:%d", s->port[i]);
+    /*  An ipc socket in the stack's directory, not a TCP port picked
+        ahead: another process could take that port before control binds
+        it (docs/harness.md "Ports").  */
+    bf_proc_env (p, "BILLFLOW_CONTROL_BIND=ipc://%s/control-%d.ipc", s->dir, i + 1);
     bf_stack_key_path (s, "control", path, sizeof path);
     bf_proc_env (p, "BILLFLOW_CONTROL_KEY_FILE=%s", path);
     bf_proc_env (p, "BILLFLOW_CONTROL_ALLOWED_KEYS=%s/allowed_keys", s->dir);
@@ -152,17 +155,15 @@ bf_stack_init (bf_stack_t *s)
     s->conn = bf_testdb_connect (s->db);
     snprintf (s->mock_host, sizeof s->mock_host, "127.0.0.1");
     s_write_keys (s);
-    s->port[0] = bf_proc_free_port ();
-    s->port[1] = bf_proc_free_port ();
-    snprintf (s->endpoints, sizeof s->endpoints, "tcp://127.0.0.1:%d", s->port[0]);
+    snprintf (s->endpoints, sizeof s->endpoints, "ipc://%s/control-1.ipc", s->dir);
     s_prepare (s);
 }
 
 void
 bf_stack_both_controls (bf_stack_t *s)
 {
-    snprintf (s->endpoints, sizeof s->endpoints, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d",
-              s->port[0], s->port[1]);
+    snprintf (s->endpoints, sizeof s->endpoints, "ipc://%s/control-1.ipc,ipc://%s/control-2.ipc",
+              s->dir, s->dir);
     s_prepare (s);
 }
 

@@ -23,7 +23,6 @@ typedef struct {
     char *dir; /* keys, logs, ipc endpoints */
     PGconn *conn;
     char control_key[BF_CURVE_KEY_TXT];
-    int port[2];
     char endpoints[128]; /* the control endpoints services and clients use */
     int http_port, smtp_port;
     bf_proc_t control[2];

@@ -463,11 +463,10 @@ s_setup (void **state)
     s_adduser (users, "park", "viewer", PARK_PW);
     snprintf (log, sizeof log, "%s/console.log", s->dir);
     bf_stack_key_path (s, "console", key, sizeof key);
-    s_port = bf_proc_free_port ();
-    s_http_port = bf_proc_free_port ();
     bf_proc_init (&s_console, getenv ("BF_CONSOLE"), log);
-    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_LISTEN=127.0.0.1:%d", s_port);
-    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_HTTP=127.0.0.1:%d", s_http_port);
+    /*  Ports the kernel picks, read back from the log (bf_proc_log_port).  */
+    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_LISTEN=127.0.0.1:0");
+    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_HTTP=127.0.0.1:0");
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_USERS_FILE=%s", users);
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_KEY_FILE=%s", key);
     bf_proc_env (&s_console, "BILLFLOW_CONTROL_ENDPOINT=%s", s->endpoints);
@@ -480,7 +479,9 @@ s_setup (void **state)
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_TRUSTED_PROXIES=127.0.0.5/32");
     bf_proc_env (&s_console, "BILLFLOW_LOG_LEVEL=debug");
     bf_proc_start (&s_console);
-    assert_true (bf_proc_wait_log (&s_console, "console: serving HTTP", 0, 20000));
+    s_port = bf_proc_log_port (&s_console, "console: serving HTTP", 0, 20000);
+    s_http_port = bf_proc_log_port (&s_console, "http: serving /metrics", 0, 20000);
+    assert_true (s_port > 0 && s_http_port > 0);
     return 0;
 }
 
@@ -1305,8 +1306,8 @@ test_tls (void **state)
     tls = s_console;
     tls.pid = 0;
     snprintf (tls.log, sizeof tls.log, "%.400s/console-tls.log", s_stack.dir);
-    int port = bf_proc_free_port ();
-    bf_proc_env (&tls, "BILLFLOW_CONSOLE_LISTEN=127.0.0.1:%d", port);
+    //  The kernel's port, read back from the log (docs/harness.md "Ports").
+    bf_proc_env (&tls, "BILLFLOW_CONSOLE_LISTEN=127.0.0.1:0");
     bf_proc_env (&tls, "BILLFLOW_CONSOLE_HTTP=off");
     bf_proc_env (&tls, "BILLFLOW_CONSOLE_TLS_CERT=%s", cert);
     bf_proc_env (&tls, "BILLFLOW_CONSOLE_TLS_KEY=%s", key);
@@ -1316,7 +1317,8 @@ test_tls (void **state)
     s_adduser (users, "lee", "viewer", LEE_PW);
     bf_proc_env (&tls, "BILLFLOW_CONSOLE_USERS_FILE=%s", users);
     bf_proc_start (&tls);
-    if (!bf_proc_wait_log (&tls, "console: serving HTTPS", 0, 20000)) {
+    int port = bf_proc_log_port (&tls, "console: serving HTTPS", 0, 20000);
+    if (port <= 0) {
         s_log_tail ("the TLS console's log", tls.log);
         fail_msg ("the TLS console did not start");
     }

@@ -248,16 +248,7 @@ s_fingerprint (PGconn *conn, char *out, size_t outsize)
 }
 
 //  --------------------------------------------------------------------------
-//  Fixtures: sockets and actors
-
-//  A loopback TCP endpoint on a port that was free a moment ago.
-static void
-s_endpoint (char *out, size_t outsize)
-{
-    int port = bf_proc_free_port ();
-    assert_true (port > 0);
-    snprintf (out, outsize, "tcp://127.0.0.1:%d", port);
-}
+//  Fixtures: sockets (endpoints: bf_test_ipc_endpoint) and actors
 
 static zactor_t *
 s_relay_start (const char *db, const char *endpoint, int batch)
@@ -420,8 +411,8 @@ test_every_event_becomes_its_deliveries (void **state)
     enum { N = 60 };
     s_bills (conn, 1, N);
     char pub[64], rpl[64];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *relay = s_relay_start (db, pub, 7);
     zactor_t *replay = s_replay_start (db, rpl, 10);
     zactor_t *ingest = s_ingest_start (db, pub, rpl, 20, 16, 1000);
@@ -469,8 +460,8 @@ test_late_start_catches_up (void **state)
     enum { N = 200, MORE = 20 };
     s_bills (conn, 1, N + MORE);
     char pub[64], rpl[64];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *relay = s_relay_start (db, pub, 50);
     zactor_t *replay = s_replay_start (db, rpl, 16);
     s_outbox (conn, 1, N);
@@ -513,8 +504,8 @@ test_lost_events_are_fetched (void **state)
     enum { N = 30, DOWN = 10, SILENT = 5, TOTAL = N + DOWN + SILENT };
     s_bills (conn, 1, TOTAL);
     char pub[64], rpl[64];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zsock_t *fake = s_fake_pub (pub);
     zactor_t *replay = s_replay_start (db, rpl, 3);
     //  A tail check only after 20 s: what follows must be found from the
@@ -599,9 +590,9 @@ test_duplicates_change_nothing (void **state)
     enum { N = 50, MORE = 5 };
     s_bills (conn, 1, N + MORE);
     char pub[64], extra[64], rpl[64], pubs[160];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (extra, sizeof extra);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (extra, sizeof extra);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     snprintf (pubs, sizeof pubs, "%s, %s", pub, extra);
     zactor_t *relay = s_relay_start (db, pub, 20);
     zactor_t *replay = s_replay_start (db, rpl, 20);
@@ -680,8 +671,8 @@ test_two_ingest_actors (void **state)
     enum { N = 400, T = 10 };
     s_bills (conn, 1, N);
     char pub[64], rpl[64];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *relay = s_relay_start (db, pub, 25);
     zactor_t *replay = s_replay_start (db, rpl, 50);
     zactor_t *a = s_ingest_start (db, pub, rpl, 40, 8, 1000);
@@ -758,8 +749,8 @@ test_crash_points (void **state)
         char *db = s_db_new (&conn);
         s_bills (conn, 1, N);
         char pub[64], rpl[64];
-        s_endpoint (pub, sizeof pub);
-        s_endpoint (rpl, sizeof rpl);
+        bf_test_ipc_endpoint (pub, sizeof pub);
+        bf_test_ipc_endpoint (rpl, sizeof rpl);
         zactor_t *relay = s_relay_start (db, pub, 100);
         zactor_t *replay = s_replay_start (db, rpl, 10);
         pid_t child = s_spawn_ingest_child (db, pub, rpl, faults[f]);
@@ -899,9 +890,9 @@ test_garbage_is_counted_and_ignored (void **state)
     enum { N = 20 };
     s_bills (conn, 1, N);
     char pub[64], junk[64], rpl[64], pubs[160];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (junk, sizeof junk);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (junk, sizeof junk);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     snprintf (pubs, sizeof pubs, "%s,%s", pub, junk);
     zactor_t *relay = s_relay_start (db, pub, 5);
     zactor_t *replay = s_replay_start (db, rpl, 10);
@@ -963,10 +954,10 @@ test_replay_trouble (void **state)
     s_outbox (conn, 1, N);
     s_sequence_by_hand (conn);
     char pub[64], hole[64], dead[64], rpl[64], rpls[240];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (hole, sizeof hole);
-    s_endpoint (dead, sizeof dead);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (hole, sizeof hole);
+    bf_test_ipc_endpoint (dead, sizeof dead);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     snprintf (rpls, sizeof rpls, "%s,%s,%s", hole, dead, rpl);
     //  A ROUTER that takes requests and never answers.
     zsock_t *blackhole = zsock_new (ZMQ_ROUTER);
@@ -1013,8 +1004,8 @@ test_database_loss_and_missing_bill (void **state)
     enum { N = 30 };
     s_bills (conn, 1, N);
     char pub[64], rpl[64];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *relay = s_relay_start (db, pub, 10);
     zactor_t *replay = s_replay_start (db, rpl, 10);
     zactor_t *ingest = s_ingest_start (db, pub, rpl, 10, 10, 500);
@@ -1063,8 +1054,8 @@ test_throughput (void **state)
     s_outbox (conn, 1, N);
     s_sequence_by_hand (conn);
     char pub[64], rpl[64];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *replay = s_replay_start (db, rpl, 500);
     int64_t start = zclock_mono ();
     zactor_t *ingest = s_ingest_start (db, pub, rpl, 2000, 500, 3000);
@@ -1110,8 +1101,8 @@ test_unknown_channel_warnings_are_limited (void **state)
     enum { N = 300 };
     s_bills (conn, 1, N);
     char pub[64], rpl[64];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     char *dir = bf_test_mkdtemp ();
     assert_non_null (dir);
     char path[600];

@@ -167,17 +167,17 @@ s_log_count (const char *path, const char *const *want)
     return matched;
 }
 
-/*  Prepares settle (not started) on db, serving HTTP on port, its stream
-    keys in dir.  */
+/*  Prepares settle (not started) on db, serving HTTP on a port the kernel
+    picks (s_port_of), its stream keys in dir, its log dir/settle.log.  */
 static void
-s_settle_prepare (bf_proc_t *settle, const char *dir, const char *db, int port)
+s_settle_prepare (bf_proc_t *settle, const char *dir, const char *db)
 {
     char log[600];
-    snprintf (log, sizeof log, "%s/settle-%d.log", dir, port);
+    snprintf (log, sizeof log, "%s/settle.log", dir);
     bf_proc_init (settle, getenv ("BF_SETTLE"), log);
     bf_proc_env (settle, "BILLFLOW_DB_CONNINFO=%s", db);
     bf_proc_env (settle, "BILLFLOW_PII_KEY=%s", BF_TEST_PII_KEY);
-    bf_proc_env (settle, "BILLFLOW_SETTLE_HTTP=127.0.0.1:%d", port);
+    bf_proc_env (settle, "BILLFLOW_SETTLE_HTTP=127.0.0.1:0");
     bf_proc_env (settle, "BILLFLOW_SETTLE_PUB_ENDPOINT=tcp://127.0.0.1:*");
     bf_proc_env (settle, "BILLFLOW_SETTLE_REPLAY_ENDPOINT=tcp://127.0.0.1:*");
     bf_proc_env (settle, "BILLFLOW_SETTLE_WORKERS=2");
@@ -205,15 +205,27 @@ s_settle_db (void)
     return db;
 }
 
-/*  Starts settle (s_settle_prepare) and waits until /readyz says 200; the
-    last body in body.  */
-static void
-s_settle_up (bf_proc_t *settle, const char *dir, const char *db, int port, char *body,
-             size_t bodysize)
+/*  The HTTP port p was started on (127.0.0.1:0): the one its log names
+    (bf_proc_log_port). No port is picked ahead, so none can be taken
+    before p binds it.  */
+static int
+s_port_of (const bf_proc_t *p)
 {
-    s_settle_prepare (settle, dir, db, port);
+    int port = bf_proc_log_port (p, "http: serving", 0, 20000);
+    assert_true (port > 0);
+    return port;
+}
+
+/*  Starts settle (s_settle_prepare) and waits until /readyz says 200; the
+    last body in body. Returns its HTTP port.  */
+static int
+s_settle_up (bf_proc_t *settle, const char *dir, const char *db, char *body, size_t bodysize)
+{
+    s_settle_prepare (settle, dir, db);
     bf_proc_start (settle);
+    int port = s_port_of (settle);
     assert_int_equal (s_wait_status (port, "/readyz", 200, 15000, body, bodysize), 200);
+    return port;
 }
 
 /*  Starts the run of PERIOD (chunks of 100) as control would. Returns its
@@ -245,8 +257,7 @@ s_settle_ready (s_settle_t *f, char *body, size_t bodysize)
 {
     f->db = s_settle_db ();
     f->dir = bf_test_mkdtemp ();
-    f->port = bf_proc_free_port ();
-    s_settle_up (&f->settle, f->dir, f->db, f->port, body, bodysize);
+    f->port = s_settle_up (&f->settle, f->dir, f->db, body, bodysize);
 }
 
 static void
@@ -259,7 +270,7 @@ test_settle_endpoint (void **state)
     char *db = f.db, *dir = f.dir;
     int port = f.port;
     char log[600];
-    snprintf (log, sizeof log, "%s/settle-%d.log", dir, port);
+    snprintf (log, sizeof log, "%s/settle.log", dir);
     assert_non_null (strstr (body, "settle ready\n"));
     assert_non_null (strstr (body, "postgresql: ok"));
     /*  Nothing settled yet: the settle metrics are there, at 0.  */
@@ -379,16 +390,15 @@ test_control_roles_and_notify (void **state)
     bf_stack_t s;
     bf_stack_init (&s);
     bf_stack_both_controls (&s);
-    int port[2] = { bf_proc_free_port (), bf_proc_free_port () };
     for (int i = 0; i < 2; i++)
-        bf_proc_env (&s.control[i], "BILLFLOW_CONTROL_HTTP=127.0.0.1:%d", port[i]);
-    int nport = bf_proc_free_port ();
-    bf_proc_env (&s.notify, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:%d", nport);
+        bf_proc_env (&s.control[i], "BILLFLOW_CONTROL_HTTP=127.0.0.1:0");
+    bf_proc_env (&s.notify, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:0");
     bf_proc_env (&s.control[0], "BILLFLOW_LOG_FORMAT=json");
     bf_proc_env (&s.notify, "BILLFLOW_LOG_FORMAT=json");
     bf_proc_start (&s.control[0]);
     assert_int_equal (bf_stack_wait_active (&s, 0, 20000), 0);
     bf_proc_start (&s.control[1]);
+    int port[2] = { s_port_of (&s.control[0]), s_port_of (&s.control[1]) };
     static char body[1 << 16];
     assert_true (s_wait_body (port[0], "/readyz", "role: leader\n", 10000, body, sizeof body));
     assert_non_null (strstr (body, "control ready\n"));
@@ -403,6 +413,7 @@ test_control_roles_and_notify (void **state)
     assert_non_null (strstr (body, "ok: 1 actor turning"));
 
     bf_proc_start (&s.notify);
+    int nport = s_port_of (&s.notify);
     assert_int_equal (s_wait_status (nport, "/readyz", 200, 20000, body, sizeof body), 200);
     assert_non_null (strstr (body, "notify ready\n"));
     assert_int_equal (s_http (nport, "GET", "/healthz", body, sizeof body), 200);
@@ -490,10 +501,9 @@ test_readyz_postgres_stopped (void **state)
     assert_int_equal (bf_testdb_billdata (db, &output, "migrate"), 0);
     free (output);
 
-    int port = bf_proc_free_port ();
     bf_proc_t settle;
     static char body[1 << 16];
-    s_settle_up (&settle, dir, db, port, body, sizeof body);
+    int port = s_settle_up (&settle, dir, db, body, sizeof body);
     assert_non_null (strstr (body, "postgresql: ok"));
 
     /*  The server itself stops (fast shutdown: every connection cut).  */
@@ -750,15 +760,15 @@ test_control_cluster_gauges (void **state)
                                           " --seed 11"),
                       0);
     free (out);
-    int port[2] = { bf_proc_free_port (), bf_proc_free_port () };
     for (int i = 0; i < 2; i++) {
-        bf_proc_env (&s.control[i], "BILLFLOW_CONTROL_HTTP=127.0.0.1:%d", port[i]);
+        bf_proc_env (&s.control[i], "BILLFLOW_CONTROL_HTTP=127.0.0.1:0");
         bf_proc_env (&s.control[i], "BILLFLOW_CONTROL_METRICS_MS=500");
     }
     bf_stack_mock_start (&s, "");
     bf_proc_start (&s.control[0]);
     assert_int_equal (bf_stack_wait_active (&s, 0, 20000), 0);
     bf_proc_start (&s.control[1]);
+    int port[2] = { s_port_of (&s.control[0]), s_port_of (&s.control[1]) };
     bf_proc_start (&s.settle[0]);
     bf_proc_start (&s.notify);
     assert_int_equal (bf_stack_wait_registered (&s, "settle", 15000), 0);
@@ -957,12 +967,12 @@ test_notify_figures (void **state)
         SMS refused with 422; HTTP 429s and garbage replies (transient).  */
     bf_stack_mock_start (&s, "--email-latency-ms 5 --fail-mode permanent --email-fail-pct 8"
                              " --sms-fail-pct 3 --throttle-pct 4 --garbage-pct 4 --seed 5");
-    int nport = bf_proc_free_port ();
-    bf_proc_env (&s.notify, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:%d", nport);
+    bf_proc_env (&s.notify, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:0");
     bf_proc_start (&s.control[0]);
     assert_int_equal (bf_stack_wait_active (&s, 0, 20000), 0);
     bf_proc_start (&s.settle[0]);
     bf_proc_start (&s.notify);
+    int nport = s_port_of (&s.notify);
     assert_int_equal (bf_stack_wait_registered (&s, "settle", 20000), 0);
     assert_int_equal (bf_stack_wait_registered (&s, "notify", 20000), 0);
     static char body[1 << 17];

@@ -137,9 +137,9 @@ test_email_outage_mid_run (void **state)
     snprintf (flags, sizeof flags, "--email-latency-ms 10 --email-fail-pct 0 --record '%s'",
               record);
     bf_stack_mock_start (&s, flags);
-    int nport = bf_proc_free_port ();
     bf_proc_t *n = &s.notify;
-    bf_proc_env (n, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:%d", nport);
+    //  The kernel's port, read back from notify's log (docs/harness.md "Ports").
+    bf_proc_env (n, "BILLFLOW_NOTIFY_HTTP=127.0.0.1:0");
     bf_proc_env (n, "BILLFLOW_LOG_LEVEL=debug");
     bf_proc_env (n, "BILLFLOW_NOTIFY_EMAIL_CONCURRENCY=1");
     bf_proc_env (n, "BILLFLOW_NOTIFY_EMAIL_RATE=%d", S_RATE);
@@ -165,6 +165,8 @@ test_email_outage_mid_run (void **state)
     assert_int_equal (bf_stack_wait_active (&s, 0, 20000), 0);
     bf_proc_start (&s.settle[0]);
     bf_proc_start (n);
+    int nport = bf_proc_log_port (n, "http: serving", 0, 20000);
+    assert_true (nport > 0);
     assert_int_equal (bf_stack_wait_registered (&s, "settle", 20000), 0);
     assert_int_equal (bf_stack_wait_registered (&s, "notify", 20000), 0);
 

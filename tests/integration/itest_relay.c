@@ -43,16 +43,7 @@ extern char **environ;
 #define S_PERIOD       "2024-03"
 
 //  --------------------------------------------------------------------------
-//  Fixtures: endpoints, outbox rows, actors
-
-//  A loopback TCP endpoint on a port that was free a moment ago.
-static void
-s_endpoint (char *out, size_t outsize)
-{
-    int port = bf_proc_free_port ();
-    assert_true (port > 0);
-    snprintf (out, outsize, "tcp://127.0.0.1:%d", port);
-}
+//  Fixtures: endpoints (bf_test_ipc_endpoint), outbox rows, actors
 
 //  A valid BillSettled for bill_id, packed; event_id is written to
 //  event_id. pad > 0 makes due_date that long (size tests). Caller frees.
@@ -621,7 +612,7 @@ test_uncommitted_never_published (void **state)
     PGconn *conn = bf_testdb_connect (db);
     PGconn *writer = bf_testdb_connect (db);
     char endpoint[64];
-    s_endpoint (endpoint, sizeof endpoint);
+    bf_test_ipc_endpoint (endpoint, sizeof endpoint);
     zactor_t *relay = s_relay_start (db, endpoint, "relay-g2", 100);
     assert_true (s_relay_status (relay, NULL));
     zsock_t *sub = s_sub_new (endpoint, 0);
@@ -709,7 +700,7 @@ test_gapless_across_concurrent_commits (void **state)
         assert_string_equal (bf_testdb_exec (writers[w], "BEGIN"), "00000");
     }
     char endpoint[64];
-    s_endpoint (endpoint, sizeof endpoint);
+    bf_test_ipc_endpoint (endpoint, sizeof endpoint);
     //  A batch of 4 makes the relay loop over several transactions.
     zactor_t *relay = s_relay_start (db, endpoint, "relay-seq", 4);
     zsock_t *sub = s_sub_new (endpoint, 0);
@@ -784,7 +775,7 @@ test_heartbeat_carries_last_seq (void **state)
     assert_int_equal (s_last_seq (conn), 3);
 
     char endpoint[64];
-    s_endpoint (endpoint, sizeof endpoint);
+    bf_test_ipc_endpoint (endpoint, sizeof endpoint);
     zactor_t *relay = s_relay_start (db, endpoint, "relay-hb", 100);
     uint64_t seq;
     assert_true (s_relay_status (relay, &seq));
@@ -841,8 +832,8 @@ test_late_and_lossy_subscribers_recover (void **state)
     assert_non_null (db);
     PGconn *conn = bf_testdb_connect (db);
     char pub[64], rpl[64];
-    s_endpoint (pub, sizeof pub);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub, sizeof pub);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *relay = s_relay_start (db, pub, "relay-g3", 10);
     zactor_t *replay = s_replay_start (db, rpl, 4);
 
@@ -927,9 +918,9 @@ test_failover (void **state)
     assert_non_null (db);
     PGconn *conn = bf_testdb_connect (db);
     char pub_a[64], pub_b[64], rpl[64];
-    s_endpoint (pub_a, sizeof pub_a);
-    s_endpoint (pub_b, sizeof pub_b);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub_a, sizeof pub_a);
+    bf_test_ipc_endpoint (pub_b, sizeof pub_b);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *relays[2];
     relays[0] = s_relay_start (db, pub_a, "relay-a", 3);
     relays[1] = s_relay_start (db, pub_b, "relay-b", 3);
@@ -981,9 +972,9 @@ test_relay_survives_connection_loss (void **state)
     assert_non_null (db);
     PGconn *conn = bf_testdb_connect (db);
     char pub_a[64], pub_b[64], rpl[64];
-    s_endpoint (pub_a, sizeof pub_a);
-    s_endpoint (pub_b, sizeof pub_b);
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (pub_a, sizeof pub_a);
+    bf_test_ipc_endpoint (pub_b, sizeof pub_b);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *relays[2];
     relays[0] = s_relay_start (db, pub_a, "relay-a", 100);
     relays[1] = s_relay_start (db, pub_b, "relay-b", 100);
@@ -1091,8 +1082,8 @@ test_crash_points (void **state)
         assert_non_null (db);
         PGconn *conn = bf_testdb_connect (db);
         char pub[64], rpl[64];
-        s_endpoint (pub, sizeof pub);
-        s_endpoint (rpl, sizeof rpl);
+        bf_test_ipc_endpoint (pub, sizeof pub);
+        bf_test_ipc_endpoint (rpl, sizeof rpl);
         zactor_t *replay = s_replay_start (db, rpl, 3);
         pid_t child = s_spawn_relay_child (db, pub, faults[f]);
         int64_t deadline = zclock_mono () + 5000;
@@ -1246,7 +1237,7 @@ test_relay_gauges (void **state)
     PGconn *conn = bf_testdb_connect (db);
     enum { N = 3000 };
     char endpoint[64];
-    s_endpoint (endpoint, sizeof endpoint);
+    bf_test_ipc_endpoint (endpoint, sizeof endpoint);
     zactor_t *relay = s_relay_start (db, endpoint, "relay-gauges", 5);
     assert_true (s_wait_leadership (relay, true, 5000) >= 0);
     //  One burst, committed at once: the relay needs N / 5 transactions.
@@ -1289,7 +1280,7 @@ test_replay_bad_requests (void **state)
     s_insert_many (conn, 1, 5);
     s_sequence_by_hand (conn);
     char rpl[64];
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     double requests_before = s_metric ("billflow_replay_requests_total");
     double events_before = s_metric ("billflow_replay_events_total");
     zactor_t *replay = s_replay_start (db, rpl, 2);
@@ -1441,7 +1432,7 @@ test_replay_reply_size (void **state)
     free (payload);
     s_sequence_by_hand (conn);
     char rpl[64];
-    s_endpoint (rpl, sizeof rpl);
+    bf_test_ipc_endpoint (rpl, sizeof rpl);
     zactor_t *replay = s_replay_start (db, rpl, 100);
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     assert_int_equal (zsock_connect (dealer, "%s", rpl), 0);

@@ -2063,7 +2063,7 @@ test_wakeup (void **state)
 
 //  Reads the child's stdout until a line "ready" (true) or EOF / timeout.
 static bool
-s_wait_ready (int fd, int timeout_ms)
+s_wait_ready (int fd, int timeout_ms, int *http_port, int *smtp_port)
 {
     s_tbuf_t seen = { 0 };
     int64_t deadline = s_now_ms () + timeout_ms;
@@ -2079,6 +2079,9 @@ s_wait_ready (int fd, int timeout_ms)
         s_tbuf_add (&seen, chunk, (size_t)got);
         ready = strstr (seen.data, "\nready\n") || strncmp (seen.data, "ready\n", 6) == 0;
     }
+    //  Its first line: the ports the kernel gave it (--http-port 0 --smtp-port 0).
+    if (ready && sscanf (seen.data, "http=%d smtp=%d", http_port, smtp_port) != 2)
+        ready = false;
     s_tbuf_free (&seen);
     return ready;
 }
@@ -2113,12 +2116,12 @@ test_mockprovider_smoke (void **state)
         printf ("# mock provider not usable (--help: exit %d); skipped\n", status);
         skip ();
     }
-    char http_port[16], smtp_port[16];
-    snprintf (http_port, sizeof http_port, "%d", s_free_port ());
-    snprintf (smtp_port, sizeof smtp_port, "%d", s_free_port ());
-    char *argv[] = { (char *)binary, "--http-port",      http_port, "--smtp-port",
-                     smtp_port,      "--sms-latency-ms", "100",     "--email-latency-ms",
-                     "20",           "--email-fail-pct", "0",       NULL };
+    //  Ports the kernel picks, read back from its first line (s_wait_ready):
+    //  a port picked here could be taken before the mock provider binds it.
+    int http_port = 0, smtp_port = 0;
+    char *argv[] = { (char *)binary, "--http-port",      "0", "--smtp-port",
+                     "0",            "--sms-latency-ms", "100", "--email-latency-ms",
+                     "20",           "--email-fail-pct", "0",   NULL };
     int out[2];
     assert_int_equal (pipe (out), 0);
     posix_spawn_file_actions_t actions;
@@ -2129,13 +2132,13 @@ test_mockprovider_smoke (void **state)
     assert_int_equal (posix_spawn (&pid, binary, &actions, NULL, argv, environ), 0);
     posix_spawn_file_actions_destroy (&actions);
     close (out[1]);
-    if (!s_wait_ready (out[0], 5000)) {
+    if (!s_wait_ready (out[0], 5000, &http_port, &smtp_port)) {
         s_stop_child (pid, out[0]);
         fail_msg ("mock provider answered --help but did not become ready");
     }
 
     //  1000 SMS with 100 ms latency, 200 in flight.
-    bf_sender_config_t config = s_config (atoi (http_port), atoi (smtp_port));
+    bf_sender_config_t config = s_config (http_port, smtp_port);
     config.concurrency[BF_PROVIDER_SMS] = 200;
     config.concurrency[BF_PROVIDER_EMAIL] = 8;
     bf_sender_t *sender = s_sender (&config);

@@ -37,7 +37,6 @@ free_port() {
   done
   return 1
 }
-port=$(free_port)
 mkdir -p "$state/prom"
 cat >"$state/prom/prometheus.yml" <<YML
 global: {scrape_interval: 1s, scrape_timeout: 900ms}
@@ -51,9 +50,27 @@ scrape_configs:
       - targets: ["$control"]
         labels: {service: control}
 YML
-prometheus --config.file="$state/prom/prometheus.yml" --storage.tsdb.path="$state/prom/data" \
-  --web.listen-address="127.0.0.1:$port" >"$state/prom/log" 2>&1 &
-prom_pid=$!
+# Prometheus does not report a port the kernel picked (:0), so its port is
+# picked here: when another process takes it first ("address already in
+# use"), it starts again on another, up to 5 times (docs/harness.md "Ports").
+for attempt in 1 2 3 4 5; do
+  port=$(free_port) || { echo "prometheus.sh: no free port" >&2; exit 1; }
+  prometheus --config.file="$state/prom/prometheus.yml" --storage.tsdb.path="$state/prom/data" \
+    --web.listen-address="127.0.0.1:$port" >"$state/prom/log" 2>&1 &
+  prom_pid=$!
+  for _ in $(seq 100); do
+    kill -0 "$prom_pid" 2>/dev/null || break
+    curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/-/ready" && break
+    sleep 0.2
+  done
+  kill -0 "$prom_pid" 2>/dev/null && break
+  wait "$prom_pid" 2>/dev/null || true
+  prom_pid=""
+  grep -qi "address already in use" "$state/prom/log" \
+    || { echo "prometheus.sh: Prometheus exited" >&2; cat "$state/prom/log" >&2; exit 1; }
+  echo "prometheus.sh: port $port was taken (attempt $attempt of 5): another port"
+done
+[ -n "$prom_pid" ] || { echo "prometheus.sh: Prometheus found no free port in 5 attempts" >&2; exit 1; }
 
 query() {  # PROMQL -> the value of its single sample, or "none"
   curl -s --get "http://127.0.0.1:$port/api/v1/query" --data-urlencode "query=$1" | python3 -c '
