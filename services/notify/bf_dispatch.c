@@ -1014,8 +1014,14 @@ s_turn (s_dispatch_t *self, int inflight, int64_t *next_claim)
         s_check_paused (self);
         self->next_pause_check = mono + S_PAUSE_CHECK_MS;
     }
+    /*  Outcomes held while the database was away are written before the
+        next claim: their deliveries are still SENDING under a lease that
+        may have run out, and the claim would take them again and send a
+        second copy (issue 16).  */
+    if (self->conn && self->nrecords > 0 && mono - self->last_flush >= S_FLUSH_MS)
+        s_flush (self);
     if (self->conn && mono >= self->next_renew) {
-        if ((inflight > 0 || self->queued > 0) && s_renew (self) != 0)
+        if ((inflight > 0 || self->queued > 0 || self->nrecords > 0) && s_renew (self) != 0)
             s_disconnect (self);
         self->next_renew = mono + self->args.lease_ms / 3;
     }

@@ -1,0 +1,70 @@
+/*  bf_testfault — database faults for a bf_teststack stack, and the checks a
+    cycle that went through faults ends with (itest_chaos, itest_dbcrash).
+
+    The faults act on the throwaway cluster of scripts/pgtmp, whose
+    directory is $PGHOST: SIGKILL of one backend (PostgreSQL then crashes
+    every session and runs crash recovery), SIGKILL of the postmaster and
+    every backend (pgtmp kill) and a start (pgtmp restart).  */
+
+#ifndef BF_TESTFAULT_H_INCLUDED
+#define BF_TESTFAULT_H_INCLUDED
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bf_teststack.h"
+
+/*  Turns synchronous_commit on for every later session of the stack's
+    database. scripts/pgtmp --fast turns it off for the cluster, and then
+    a crash loses the last commits a service was told had succeeded (a
+    delivered notice would be sent again): a crash test needs what
+    production has. Returns 0 or -1.  */
+int bf_fault_durable_commits (bf_stack_t *s);
+
+/*  A checksum of every bill and line of period over the columns a run
+    decides (not ids, runs or times): the count and the sum of a 64-bit
+    hash of each row. Returns 0, or -1 when the query failed.  */
+int bf_fault_checksum (PGconn *conn, const char *period, char *out, size_t outsize);
+
+/*  The checksum of a clean `settle --once` of period over billdata
+    generated with subscribers and seed, on a database of its own.
+    Returns 0 or -1.  */
+int bf_fault_reference (int subscribers, uint64_t seed, const char *period, char *out,
+                        size_t outsize);
+
+/*  A scalar from the stack's database, reconnecting s->conn first when
+    PostgreSQL went away under it; -1 when it cannot be read now.  */
+int64_t bf_fault_scalar (bf_stack_t *s, const char *sql);
+
+/*  The run of period is COMPLETED, every bill has its deliveries and no
+    notice is left unfinished.  */
+bool bf_fault_cycle_done (bf_stack_t *s, const char *period);
+
+/*  Waits (up to timeout_ms, polling every millisecond or so) for a backend
+    of the stack's database whose application_name is app, that is
+    running a statement starting with query_prefix (NULL: any active
+    one), and SIGKILLs it. Returns its pid, or -1 when none showed up.  */
+int bf_fault_kill_backend (bf_stack_t *s, const char *app, const char *query_prefix,
+                           int timeout_ms);
+
+/*  SIGKILL of the postmaster and every backend (scripts/pgtmp kill), and
+    the start that follows (scripts/pgtmp restart: crash recovery).
+    Return 0 or -1.  */
+int bf_fault_pg_kill_all (void);
+int bf_fault_pg_start (void);
+
+/*  Waits until the stack's database answers again. Returns the ms it
+    took, or -1 after timeout_ms.  */
+int64_t bf_fault_wait_db (bf_stack_t *s, int timeout_ms);
+
+/*  The value of a series in the /metrics of 127.0.0.1:port, e.g.
+    "billflow_db_connects_total{outcome=\"failed\"}"; -1 when the endpoint
+    or the series is missing.  */
+int64_t bf_fault_metric (int port, const char *series);
+
+/*  Lines of file at or after byte offset from that contain text.  */
+int bf_fault_count_lines (const char *file, long from, const char *text);
+
+#endif
