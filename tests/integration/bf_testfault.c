@@ -168,8 +168,10 @@ bf_fault_metric (int port, const char *series)
     return value;
 }
 
-int
-bf_fault_count_lines (const char *file, long from, const char *text)
+/*  Lines of file from byte offset from that contain text: counted, and
+    the first copied into first (when not NULL).  */
+static int
+s_lines (const char *file, long from, const char *text, char *first, size_t firstsize)
 {
     FILE *in = fopen (file, "r");
     if (!in)
@@ -179,8 +181,22 @@ bf_fault_count_lines (const char *file, long from, const char *text)
     char line[8192];
     int count = 0;
     while (fgets (line, sizeof line, in))
-        if (strstr (line, text))
-            count++;
+        if (strstr (line, text) && count++ == 0 && first) {
+            line[strcspn (line, "\n")] = '\0';
+            snprintf (first, firstsize, "%s", line);
+        }
     fclose (in);
     return count;
+}
+
+int
+bf_fault_count_lines (const char *file, long from, const char *text)
+{
+    return s_lines (file, from, text, NULL, 0);
+}
+
+bool
+bf_fault_first_line (const char *file, long from, const char *text, char *out, size_t outsize)
+{
+    return s_lines (file, from, text, out, outsize) > 0;
 }

@@ -67,4 +67,8 @@ int64_t bf_fault_metric (int port, const char *series);
 /*  Lines of file at or after byte offset from that contain text.  */
 int bf_fault_count_lines (const char *file, long from, const char *text);
 
+/*  The first such line into out (without its newline). false: none.  */
+bool bf_fault_first_line (const char *file, long from, const char *text, char *out,
+                          size_t outsize);
+
 #endif
