@@ -93,7 +93,7 @@ bf_fault_cycle_done (bf_stack_t *s, const char *period)
 int
 bf_fault_kill_backend (bf_stack_t *s, const char *app, const char *query_prefix, int timeout_ms)
 {
-    const char *params[] = { app, query_prefix ? query_prefix : "" };
+    const char *params[] = { app, query_prefix ? query_prefix : "", query_prefix ? "f" : "t" };
     int64_t until = bf_stack_now_ms () + timeout_ms;
     while (bf_stack_now_ms () < until) {
         if (PQstatus (s->conn) != CONNECTION_OK)
@@ -101,9 +101,9 @@ bf_fault_kill_backend (bf_stack_t *s, const char *app, const char *query_prefix,
         PGresult *res = PQexecParams (
             s->conn,
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database ()"
-            " AND application_name = $1 AND state = 'active' AND pid <> pg_backend_pid ()"
-            " AND starts_with (query, $2) LIMIT 1",
-            2, NULL, params, NULL, NULL, 0);
+            " AND application_name = $1 AND pid <> pg_backend_pid ()"
+            " AND ($3 OR (state = 'active' AND starts_with (query, $2))) LIMIT 1",
+            3, NULL, params, NULL, NULL, 0);
         int pid = PQresultStatus (res) == PGRES_TUPLES_OK && PQntuples (res) == 1
                       ? atoi (PQgetvalue (res, 0, 0))
                       : 0;

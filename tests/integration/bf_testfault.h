@@ -44,8 +44,9 @@ bool bf_fault_cycle_done (bf_stack_t *s, const char *period);
 
 /*  Waits (up to timeout_ms, polling every millisecond or so) for a backend
     of the stack's database whose application_name is app, that is
-    running a statement starting with query_prefix (NULL: any active
-    one), and SIGKILLs it. Returns its pid, or -1 when none showed up.  */
+    running a statement starting with query_prefix ("": any statement;
+    NULL: running or idle), and SIGKILLs it. Returns its pid, or -1 when
+    none showed up.  */
 int bf_fault_kill_backend (bf_stack_t *s, const char *app, const char *query_prefix,
                            int timeout_ms);
 

@@ -246,6 +246,9 @@ s_finish (s_run_t *run, int64_t fault_at)
                " %d permanent failures",
                s_names[i], (long long)attempts[i], backs[i], permanent[i]);
         char line[512];
+        if (backs[i] && bf_fault_first_line (log, run->log_at[i], "database back after", line,
+                                             sizeof line))
+            s_log ("%s: %s", s_names[i], strstr (line, "database back after"));
         if (permanent[i] && bf_fault_first_line (log, run->log_at[i], ", permanent)", line,
                                                  sizeof line))
             s_log ("%s: %s", s_names[i], line);
@@ -283,7 +286,7 @@ test_backend_killed_during_dispatch (void **state)
     bf_stack_wait_scalar (&run.stack, "SELECT count (*) FROM delivery WHERE state = 'DELIVERED'",
                           s_subscribers / 10, 120000);
     s_before_fault (&run);
-    int pid = bf_fault_kill_backend (&run.stack, "notify-dispatch", NULL, 30000);
+    int pid = bf_fault_kill_backend (&run.stack, "notify-dispatch", "", 30000);
     int64_t fault_at = bf_stack_now_ms ();
     s_log ("SIGKILL of a notify-dispatch backend (%d) during dispatch", pid);
     assert_true (pid > 0);
