@@ -174,13 +174,17 @@ s_attempt_failed (int64_t now)
                                                bf_backoff_random (&s_gate.rng));
     if (s_gate.next_ms < now + s_gate.delay_ms)
         s_gate.next_ms = now + s_gate.delay_ms;
-    bf_log_field ("sqlstate", "%s", s_last_sqlstate);
+    /*  Fields are set only for a line that is written: one set for a line
+        not written would stick to the thread's next line.  */
+    bool logged = first_failure || now - s_gate.reported_ms >= s_gate.report_ms;
+    if (logged)
+        bf_log_field ("sqlstate", "%s", s_last_sqlstate);
     if (first_failure && first)
         bf_error ("database: cannot connect (%s); retrying with backoff (%d..%d ms)",
                   s_last_message, s_gate.floor_ms, s_gate.ceiling_ms);
-    else if (first_failure)
-        bf_error ("database: cannot reconnect (%s); retrying with backoff (%d..%d ms)",
-                  s_last_message, s_gate.floor_ms, s_gate.ceiling_ms);
+    else if (first_failure) /* the loss was the ERROR line */
+        bf_warn ("database: cannot reconnect (%s); retrying with backoff (%d..%d ms)",
+                 s_last_message, s_gate.floor_ms, s_gate.ceiling_ms);
     else if (now - s_gate.reported_ms >= s_gate.report_ms) {
         s_gate.reported_ms = now;
         bf_warn ("database unavailable for %lld s, %lld attempts (last: %s)",

@@ -200,3 +200,44 @@ bf_fault_first_line (const char *file, long from, const char *text, char *out, s
 {
     return s_lines (file, from, text, out, outsize) > 0;
 }
+
+bf_client_t *
+bf_fault_start_cycle (bf_stack_t *s, const char *command_id, const char *period)
+{
+    bf_proc_start (&s->control[0]);
+    if (bf_stack_wait_active (s, 0, 15000) != 0)
+        return fprintf (stderr, "bf_fault: control did not become active\n"), NULL;
+    bf_proc_start (&s->settle[0]);
+    bf_proc_start (&s->settle[1]);
+    bf_proc_start (&s->notify);
+    if (bf_stack_wait_registered (s, "settle", 15000) != 0
+        || bf_stack_wait_registered (s, "notify", 15000) != 0)
+        return fprintf (stderr, "bf_fault: settle or notify did not register\n"), NULL;
+    bf_client_t *client = bf_stack_client (s, "ops-a", 1000, 30);
+    if (!client)
+        return NULL;
+    Billflow__CommandReply *reply = NULL;
+    char err[256];
+    const char *keys[] = { "period" }, *values[] = { period };
+    int rc = bf_client_request (client, command_id, "settle", "run.start", 1, keys, values, &reply,
+                                NULL, err, sizeof err);
+    bool ok = rc == BF_CLIENT_ANSWERED
+              && reply->status == BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK;
+    if (!ok)
+        fprintf (stderr, "bf_fault: run.start: %s\n",
+                 rc == BF_CLIENT_ANSWERED ? reply->error : err);
+    if (reply)
+        billflow__command_reply__free_unpacked (reply, NULL);
+    if (!ok)
+        bf_client_destroy (&client);
+    return client;
+}
+
+void
+bf_fault_vnote (const char *tag, int64_t started, const char *format, va_list args)
+{
+    char line[1024];
+    vsnprintf (line, sizeof line, format, args);
+    printf ("# %s +%.1fs: %s\n", tag, (double)(bf_stack_now_ms () - started) / 1000.0, line);
+    fflush (stdout);
+}

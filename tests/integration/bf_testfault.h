@@ -10,10 +10,12 @@
 #define BF_TESTFAULT_H_INCLUDED
 
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf_client.h"
 #include "bf_teststack.h"
 
 /*  Turns synchronous_commit on for every later session of the stack's
@@ -64,6 +66,17 @@ int64_t bf_fault_wait_db (bf_stack_t *s, int timeout_ms);
     "billflow_db_connects_total{outcome=\"failed\"}"; -1 when the endpoint
     or the series is missing.  */
 int64_t bf_fault_metric (int port, const char *series);
+
+/*  Starts control 1 (and waits until it is active), both settle
+    processes and notify (and waits until both services registered), then
+    the run of period through control, as operators start it: command
+    command_id from the key ops-a. Returns the client (the caller destroys
+    it), or NULL (the reason on stderr).  */
+bf_client_t *bf_fault_start_cycle (bf_stack_t *s, const char *command_id, const char *period);
+
+/*  Prints "# TAG +N.Ns: MESSAGE" on stdout (N: seconds since started, a
+    bf_stack_now_ms value) and flushes it: a test's progress lines.  */
+void bf_fault_vnote (const char *tag, int64_t started, const char *format, va_list args);
 
 /*  Lines of file at or after byte offset from that contain text.  */
 int bf_fault_count_lines (const char *file, long from, const char *text);

@@ -59,13 +59,10 @@ static int64_t s_started;
 static void
 s_log (const char *format, ...)
 {
-    char line[512];
     va_list args;
     va_start (args, format);
-    vsnprintf (line, sizeof line, format, args);
+    bf_fault_vnote ("chaos", s_started, format, args);
     va_end (args);
-    printf ("# chaos +%.1fs: %s\n", (double)(bf_stack_now_ms () - s_started) / 1000.0, line);
-    fflush (stdout);
 }
 
 static int64_t
@@ -215,25 +212,12 @@ test_chaos_cycle (void **state)
     snprintf (flags, sizeof flags, "--email-latency-ms 50 --seed %llu",
               (unsigned long long)(seed % 100000));
     bf_stack_mock_start (s, flags);
-    bf_proc_start (&s->control[0]);
-    assert_int_equal (bf_stack_wait_active (s, 0, 15000), 0);
-    bf_proc_start (&s->settle[0]);
-    bf_proc_start (&s->settle[1]);
-    bf_proc_start (&s->notify);
-    assert_int_equal (bf_stack_wait_registered (s, "settle", 15000), 0);
-    assert_int_equal (bf_stack_wait_registered (s, "notify", 15000), 0);
-
     /*  The run starts through control, as operators start it.  */
-    bf_client_t *client = bf_stack_client (s, "ops-a", 1000, 30);
+    bf_client_t *client = bf_fault_start_cycle (s, "chaos-start", PERIOD);
     assert_non_null (client);
     Billflow__CommandReply *reply = NULL;
     char err[256];
     const char *keys[] = { "period" }, *values[] = { PERIOD };
-    assert_int_equal (bf_client_request (client, "chaos-start", "settle", "run.start", 1, keys,
-                                         values, &reply, NULL, err, sizeof err),
-                      BF_CLIENT_ANSWERED);
-    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
-    billflow__command_reply__free_unpacked (reply, NULL);
     s_log ("run started");
 
     /*  Faults until the cycle is done (at least 6, a PostgreSQL restart
