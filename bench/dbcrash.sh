@@ -18,19 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
-
-bash scripts/bootstrap >/dev/null
-[ -f build/build.ninja ] || meson setup build >/dev/null
-meson compile -C build >/dev/null
-
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-echo "dbcrash: $n subscribers"
-start=$(date +%s)
-status=0
-BF_DBCRASH_SUBSCRIBERS=$n \
-  scripts/pgtmp run --fast -- \
-  meson test -C build --suite integration dbcrash --timeout-multiplier 0 --print-errorlogs \
-  >/dev/null || status=$?
-grep -E '^# dbcrash|^(ok|not ok)' build/meson-logs/testlog.txt | grep -v 'email deliveries by' || true
-echo "dbcrash: $( [ $status -eq 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - start )) s"
+. bench/fullsize.sh
+export BF_DBCRASH_SUBSCRIBERS=$n
+fullsize_run dbcrash "$n subscribers" 'email deliveries by'
 exit $status
