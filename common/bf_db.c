@@ -58,7 +58,18 @@ static struct {
     int64_t attempts;    /* attempts in this outage */
     int64_t reported_ms; /* mono ms of the last outage line */
     uint64_t rng;
-} s_gate = { PTHREAD_MUTEX_INITIALIZER, 100, 5000, 10000, 0, 0, 0, 0, 0, 0 };
+    char key[512]; /* the conninfo the outage is about; "": not known yet */
+} s_gate = { PTHREAD_MUTEX_INITIALIZER, 100, 5000, 10000, 0, 0, 0, 0, 0, 0, "" };
+
+/*  Whether conninfo is the database of the current outage (caller holds
+    the lock). A process has one database (db.conninfo); a second one (a
+    test's) is neither gated by nor part of another's outage.  */
+static bool
+s_gate_covers (const char *conninfo)
+{
+    return s_gate.down_since
+           && (s_gate.key[0] == '\0' || strcmp (s_gate.key, conninfo ? conninfo : "") == 0);
+}
 
 void
 bf_db_configure (int reconnect_min_ms, int reconnect_max_ms, int unavailable_log_s)
@@ -208,6 +219,7 @@ s_attempt_ok (int64_t now)
     s_gate.attempts = 0;
     s_gate.delay_ms = 0;
     s_gate.next_ms = 0;
+    s_gate.key[0] = '\0';
 }
 
 /*  A working connection was lost: the outage begins now, so its length
@@ -266,14 +278,22 @@ s_attempt (const char *conninfo, const char *app)
     s_observe (ok ? &s_connects_ok : &s_connects_failed, ok);
     pthread_mutex_lock (&s_gate.lock);
     int64_t now = zclock_mono ();
+    bool ours = !s_gate.down_since || s_gate_covers (conninfo);
     if (ok) {
         s_last_status = BF_DB_OK;
-        s_attempt_ok (now);
+        if (ours)
+            s_attempt_ok (now);
     } else {
         s_set_message (conn ? PQerrorMessage (conn) : "out of memory");
         snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "08001");
         s_last_status = BF_DB_RETRY;
-        s_attempt_failed (now);
+        if (ours) {
+            snprintf (s_gate.key, sizeof s_gate.key, "%s", conninfo ? conninfo : "");
+            s_attempt_failed (now);
+        } else {
+            bf_log_field ("sqlstate", "%s", s_last_sqlstate);
+            bf_warn ("database: cannot connect (%s)", s_last_message);
+        }
     }
     pthread_mutex_unlock (&s_gate.lock);
     if (!ok)
@@ -288,8 +308,9 @@ bf_db_connect (const char *conninfo, const char *app, int timeout_ms)
     for (;;) {
         pthread_mutex_lock (&s_gate.lock);
         int64_t now = zclock_mono ();
-        int64_t wait = s_gate.next_ms - now;
-        if (wait <= 0 && s_gate.down_since) {
+        bool gated = s_gate_covers (conninfo);
+        int64_t wait = gated ? s_gate.next_ms - now : 0;
+        if (wait <= 0 && gated) {
             /*  This caller takes the slot; the others wait for the next
                 one (a failure may push it further).  */
             int64_t hold = s_gate.delay_ms > s_gate.floor_ms ? s_gate.delay_ms : s_gate.floor_ms;

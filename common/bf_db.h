@@ -32,7 +32,10 @@
     and none before the slot (ask again at bf_db_connect_due). Logging: the
     first failure of an outage at ERROR, then "database unavailable for N s,
     M attempts" at most every db.unavailable_log_s, and "database back
-    after N s, M attempts" when a connection succeeds again. Returns the
+    after N s, M attempts" when a connection succeeds again. The gate is
+    about one database, the process's (db.conninfo): a connect with another
+    conninfo while it is closed (a test's second database) is neither held
+    nor counted in its outage. Returns the
     connection, or NULL (bf_db_last_status BF_DB_RETRY, SQLSTATE 08001).  */
 PGconn *bf_db_connect (const char *conninfo, const char *app, int timeout_ms);
 
