@@ -17,18 +17,7 @@ cd "$(dirname "$0")/.."
 n=${1:-100000}
 seed=${2:-$(date +%s)}
 
-bash scripts/bootstrap >/dev/null
-[ -f build/build.ninja ] || meson setup build >/dev/null
-meson compile -C build >/dev/null
-
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-echo "chaos: $n subscribers, seed $seed"
-start=$(date +%s)
-status=0
-BF_CHAOS_SUBSCRIBERS=$n BF_CHAOS_SEED=$seed \
-  scripts/pgtmp run --fast -- \
-  meson test -C build --suite integration chaos --timeout-multiplier 0 --print-errorlogs \
-  >/dev/null || status=$?
-grep -E '^# chaos|^(ok|not ok)' build/meson-logs/testlog.txt || true
-echo "chaos: $( [ $status -eq 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - start )) s"
+. bench/fullsize.sh
+export BF_CHAOS_SUBSCRIBERS=$n BF_CHAOS_SEED=$seed
+fullsize_run chaos "$n subscribers, seed $seed"
 exit $status

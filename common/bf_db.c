@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "bf_backoff.h"
 #include "bf_db.h"
 #include "bf_text.h"
 #include "bf_health.h"
@@ -37,9 +39,71 @@ bf_db_last_message (void)
     return s_last_message;
 }
 
+/*  --- reconnecting: one gate per process --------------------------------
+
+    Every connection a process makes goes through bf_db_connect, and all of
+    them share this state: while the database is unavailable, at most one
+    attempt is made per backoff delay in the whole process (decorrelated
+    jitter between db.reconnect_min_ms and db.reconnect_max_ms), however
+    many actors want a connection. The outage is logged as one ERROR line,
+    a summary at most every db.unavailable_log_s, and one line when the
+    database is back.  */
+
+static struct {
+    pthread_mutex_t lock;
+    int floor_ms, ceiling_ms, report_ms;
+    int64_t next_ms;     /* mono: no attempt before this */
+    int64_t delay_ms;    /* the last backoff delay */
+    int64_t down_since;  /* mono ms the outage began; 0: available */
+    int64_t attempts;    /* attempts in this outage */
+    int64_t reported_ms; /* mono ms of the last outage line */
+    uint64_t rng;
+    char key[512]; /* the conninfo the outage is about; "": not known yet */
+} s_gate = { PTHREAD_MUTEX_INITIALIZER, 100, 5000, 10000, 0, 0, 0, 0, 0, 0, "" };
+
+/*  Whether conninfo is the database of the current outage (caller holds
+    the lock). A process has one database (db.conninfo); a second one (a
+    test's) is neither gated by nor part of another's outage.  */
+static bool
+s_gate_covers (const char *conninfo)
+{
+    return s_gate.down_since
+           && (s_gate.key[0] == '\0' || strcmp (s_gate.key, conninfo ? conninfo : "") == 0);
+}
+
+void
+bf_db_configure (int reconnect_min_ms, int reconnect_max_ms, int unavailable_log_s)
+{
+    pthread_mutex_lock (&s_gate.lock);
+    s_gate.floor_ms = reconnect_min_ms > 0 ? reconnect_min_ms : 1;
+    s_gate.ceiling_ms = reconnect_max_ms > s_gate.floor_ms ? reconnect_max_ms : s_gate.floor_ms;
+    s_gate.report_ms = unavailable_log_s > 0 ? unavailable_log_s * 1000 : 1000;
+    pthread_mutex_unlock (&s_gate.lock);
+}
+
 /*  Metrics (docs/observability.md), registered on first use.  */
 static bf_series_t *s_connects_ok, *s_connects_failed, *s_errors_retryable, *s_errors_permanent;
 static pthread_once_t s_metrics_once = PTHREAD_ONCE_INIT;
+
+static double
+s_unavailable_seconds (void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock (&s_gate.lock);
+    int64_t since = s_gate.down_since;
+    pthread_mutex_unlock (&s_gate.lock);
+    return since ? (double)(zclock_mono () - since) / 1000.0 : 0.0;
+}
+
+static double
+s_outage_attempts (void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock (&s_gate.lock);
+    int64_t attempts = s_gate.down_since ? s_gate.attempts : 0;
+    pthread_mutex_unlock (&s_gate.lock);
+    return (double)attempts;
+}
 
 static void
 s_metrics_init (void)
@@ -54,6 +118,17 @@ s_metrics_init (void)
         "kind");
     s_errors_retryable = bf_metric_series (errors, "retryable");
     s_errors_permanent = bf_metric_series (errors, "permanent");
+    bf_gauge_set_fn (
+        bf_metric_series (bf_metrics_gauge ("billflow_db_unavailable_seconds",
+                                            "Seconds the database has been unavailable to this "
+                                            "process (0 while it answers).",
+                                            NULL)),
+        s_unavailable_seconds, NULL);
+    bf_gauge_set_fn (bf_metric_series (bf_metrics_gauge (
+                         "billflow_db_outage_attempts",
+                         "Connection attempts in the current database outage (0 while it answers).",
+                         NULL)),
+                     s_outage_attempts, NULL);
 }
 
 /*  Counts an outcome and tells readiness whether PostgreSQL answers.  */
@@ -66,9 +141,9 @@ s_observe (bf_series_t **series, bool up)
 }
 
 static void
-s_sleep_ms (int ms)
+s_sleep_ms (int64_t ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
     while (nanosleep (&ts, &ts) != 0)
         ;
 }
@@ -82,52 +157,263 @@ s_set_message (const char *text)
     bf_log_oneline (s_last_message, sizeof s_last_message, text);
 }
 
-PGconn *
-bf_db_connect (const char *conninfo, const char *app, int timeout_ms)
+/*  Opens an outage at now (caller holds the lock): the first attempt
+    may go at once.  */
+static void
+s_outage_open (int64_t now)
+{
+    s_gate.down_since = now;
+    s_gate.reported_ms = now;
+    s_gate.attempts = 0;
+    s_gate.delay_ms = 0;
+    if (s_gate.rng == 0)
+        s_gate.rng = (uint64_t)now ^ ((uint64_t)getpid () << 32) ^ (uint64_t)(uintptr_t)&now;
+}
+
+/*  An attempt failed (caller holds the lock): the next slot is one
+    backoff delay away; the first failure is logged at ERROR, then a
+    summary at most every report_ms.  */
+static void
+s_attempt_failed (int64_t now)
+{
+    bool first = s_gate.down_since == 0;
+    if (first)
+        s_outage_open (now);
+    bool first_failure = s_gate.attempts == 0;
+    s_gate.attempts++;
+    s_gate.delay_ms = bf_backoff_decorrelated (s_gate.delay_ms, s_gate.floor_ms, s_gate.ceiling_ms,
+                                               bf_backoff_random (&s_gate.rng));
+    if (s_gate.next_ms < now + s_gate.delay_ms)
+        s_gate.next_ms = now + s_gate.delay_ms;
+    /*  Fields are set only for a line that is written: one set for a line
+        not written would stick to the thread's next line.  */
+    bool logged = first_failure || now - s_gate.reported_ms >= s_gate.report_ms;
+    if (logged)
+        bf_log_field ("sqlstate", "%s", s_last_sqlstate);
+    if (first_failure && first)
+        bf_error ("database: cannot connect (%s); retrying with backoff (%d..%d ms)",
+                  s_last_message, s_gate.floor_ms, s_gate.ceiling_ms);
+    else if (first_failure) /* the loss was the ERROR line */
+        bf_warn ("database: cannot reconnect (%s); retrying with backoff (%d..%d ms)",
+                 s_last_message, s_gate.floor_ms, s_gate.ceiling_ms);
+    else if (now - s_gate.reported_ms >= s_gate.report_ms) {
+        s_gate.reported_ms = now;
+        bf_warn ("database unavailable for %lld s, %lld attempts (last: %s)",
+                 (long long)((now - s_gate.down_since + 500) / 1000), (long long)s_gate.attempts,
+                 s_last_message);
+    }
+}
+
+/*  An attempt succeeded (caller holds the lock): the outage, if any, is
+    over.  */
+static void
+s_attempt_ok (int64_t now)
+{
+    if (s_gate.down_since) {
+        s_gate.attempts++;
+        int64_t ms = now - s_gate.down_since;
+        bf_info ("database back after %lld.%lld s, %lld attempts", (long long)(ms / 1000),
+                 (long long)(ms % 1000 / 100), (long long)s_gate.attempts);
+    }
+    s_gate.down_since = 0;
+    s_gate.attempts = 0;
+    s_gate.delay_ms = 0;
+    s_gate.next_ms = 0;
+    s_gate.key[0] = '\0';
+}
+
+/*  A working connection was lost: the outage begins now, so its length
+    counts from the loss; the first reconnect may go at once.  */
+static void
+s_connection_lost (void)
+{
+    pthread_mutex_lock (&s_gate.lock);
+    if (s_gate.down_since == 0) {
+        int64_t now = zclock_mono ();
+        s_outage_open (now);
+        bf_error ("database: connection lost (%s); reconnecting with backoff (%d..%d ms)",
+                  s_last_message, s_gate.floor_ms, s_gate.ceiling_ms);
+    }
+    pthread_mutex_unlock (&s_gate.lock);
+}
+
+int64_t
+bf_db_connect_due (void)
+{
+    pthread_mutex_lock (&s_gate.lock);
+    int64_t due = s_gate.next_ms;
+    pthread_mutex_unlock (&s_gate.lock);
+    return due;
+}
+
+int
+bf_db_retry_wait_ms (int min_ms)
+{
+    int64_t wait = bf_db_connect_due () - zclock_mono ();
+    if (wait < min_ms)
+        wait = min_ms;
+    return wait > INT32_MAX ? INT32_MAX : (int)wait;
+}
+
+bool
+bf_db_available (void)
+{
+    pthread_mutex_lock (&s_gate.lock);
+    bool up = s_gate.down_since == 0;
+    pthread_mutex_unlock (&s_gate.lock);
+    return up;
+}
+
+/*  One attempt; counted and logged through the gate.  */
+static PGconn *
+s_attempt (const char *conninfo, const char *app)
 {
     /*  Later entries override earlier ones, so settings inside conninfo
         (expanded from "dbname", last) win over these defaults.  */
     const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
     const char *values[] = { app ? app : "billflow", "10", conninfo ? conninfo : "", NULL };
-    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
-    int backoff = 100;
-    for (int attempt = 1;; attempt++) {
-        /*  expand_dbname lets conninfo be a "key=value" string or a URI.  */
-        PGconn *conn = PQconnectdbParams (keys, values, 1);
-        bool ok = conn && PQstatus (conn) == CONNECTION_OK;
-        s_observe (ok ? &s_connects_ok : &s_connects_failed, ok);
-        if (ok)
-            return conn;
+    /*  expand_dbname lets conninfo be a "key=value" string or a URI.  */
+    PGconn *conn = PQconnectdbParams (keys, values, 1);
+    bool ok = conn && PQstatus (conn) == CONNECTION_OK;
+    s_observe (ok ? &s_connects_ok : &s_connects_failed, ok);
+    pthread_mutex_lock (&s_gate.lock);
+    int64_t now = zclock_mono ();
+    bool ours = !s_gate.down_since || s_gate_covers (conninfo);
+    if (ok) {
+        s_last_status = BF_DB_OK;
+        if (ours)
+            s_attempt_ok (now);
+    } else {
         s_set_message (conn ? PQerrorMessage (conn) : "out of memory");
         snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "08001");
         s_last_status = BF_DB_RETRY;
+        if (ours) {
+            snprintf (s_gate.key, sizeof s_gate.key, "%s", conninfo ? conninfo : "");
+            s_attempt_failed (now);
+        } else {
+            bf_log_field ("sqlstate", "%s", s_last_sqlstate);
+            bf_warn ("database: cannot connect (%s)", s_last_message);
+        }
+    }
+    pthread_mutex_unlock (&s_gate.lock);
+    if (!ok)
         PQfinish (conn);
-        int64_t left = deadline - zclock_mono ();
-        bf_log_field ("sqlstate", "%s", s_last_sqlstate);
-        if (left <= 0) {
-            bf_error ("database: cannot connect after %d attempt%s: %s", attempt,
-                      attempt == 1 ? "" : "s", s_last_message);
+    return ok ? conn : NULL;
+}
+
+PGconn *
+bf_db_connect (const char *conninfo, const char *app, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        pthread_mutex_lock (&s_gate.lock);
+        int64_t now = zclock_mono ();
+        bool gated = s_gate_covers (conninfo);
+        int64_t wait = gated ? s_gate.next_ms - now : 0;
+        if (wait <= 0 && gated) {
+            /*  This caller takes the slot; the others wait for the next
+                one (a failure may push it further).  */
+            int64_t hold = s_gate.delay_ms > s_gate.floor_ms ? s_gate.delay_ms : s_gate.floor_ms;
+            s_gate.next_ms = now + hold;
+        }
+        pthread_mutex_unlock (&s_gate.lock);
+        if (wait <= 0) {
+            PGconn *conn = s_attempt (conninfo, app);
+            if (conn)
+                return conn;
+            continue; /* the next slot, if the deadline allows it */
+        }
+        if (now + wait > deadline) {
+            if (timeout_ms > 0) {
+                bf_log_field ("sqlstate", "%s", s_last_sqlstate);
+                bf_error ("database: cannot connect within %d ms: %s", timeout_ms,
+                          s_last_message);
+            } else if (s_last_status != BF_DB_RETRY) {
+                /*  Not this caller's turn: it asks again at bf_db_connect_due.  */
+                snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "08001");
+                snprintf (s_last_message, sizeof s_last_message, "database unavailable");
+            }
+            s_last_status = BF_DB_RETRY;
             return NULL;
         }
-        bf_warn ("database: connect attempt %d failed (%s); retrying in %d ms", attempt,
-                 s_last_message, backoff);
-        s_sleep_ms (backoff < left ? backoff : (int)left);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        s_sleep_ms (wait);
     }
 }
+
+/*  --- classification -------------------------------------------------------
+
+    The SQLSTATEs worth doing the transaction again for. Everything else is
+    permanent: doing it again gives the same answer.  */
+static const struct {
+    const char *prefix; /* a whole code, or a class of two characters */
+    const char *why;
+} s_retryable[] = {
+    { "08", "connection exception (every 08xxx)" },
+    { "40001", "serialization_failure" },
+    { "40P01", "deadlock_detected" },
+    { "53000", "insufficient_resources" },
+    { "53100", "disk_full: resumes when space returns" },
+    { "53200", "out_of_memory" },
+    { "53300", "too_many_connections" },
+    { "55P03", "lock_not_available (lock_timeout, NOWAIT)" },
+    { "57P01", "admin_shutdown" },
+    { "57P02", "crash_shutdown" },
+    { "57P03", "cannot_connect_now (starting up, in recovery)" },
+    { "57P05", "idle_session_timeout" },
+};
 
 bool
 bf_db_sqlstate_retryable (const char *sqlstate)
 {
     if (!sqlstate || strlen (sqlstate) != 5)
         return false;
-    return strncmp (sqlstate, "08", 2) == 0    /* connection exception */
-           || strcmp (sqlstate, "40001") == 0  /* serialization_failure */
-           || strcmp (sqlstate, "40P01") == 0  /* deadlock_detected */
-           || strcmp (sqlstate, "57P01") == 0  /* admin_shutdown */
-           || strcmp (sqlstate, "57P02") == 0  /* crash_shutdown */
-           || strcmp (sqlstate, "57P03") == 0  /* cannot_connect_now */
-           || strcmp (sqlstate, "53300") == 0; /* too_many_connections */
+    for (size_t i = 0; i < sizeof s_retryable / sizeof s_retryable[0]; i++)
+        if (strncmp (sqlstate, s_retryable[i].prefix, strlen (s_retryable[i].prefix)) == 0)
+            return true;
+    return false;
+}
+
+bool
+bf_db_sqlstate_lost (const char *sqlstate)
+{
+    return sqlstate
+           && (strncmp (sqlstate, "08", 2) == 0 || strcmp (sqlstate, "57P01") == 0
+               || strcmp (sqlstate, "57P02") == 0 || strcmp (sqlstate, "57P03") == 0
+               || strcmp (sqlstate, "57P05") == 0);
+}
+
+int
+bf_db_classify_state (const char *server_sqlstate, bool error_result, bool connection_ok,
+                      char sqlstate[6])
+{
+    const char *state = server_sqlstate;
+    if (!state || strlen (state) != 5) {
+        if (!connection_ok)
+            state = "08006"; /* connection_failure: the server sent no SQLSTATE */
+        else if (error_result)
+            state = "08000"; /* libpq's own error (no SQLSTATE): the link, not the SQL */
+        else
+            state = "XX000"; /* an unexpected kind of result: a bug of ours */
+    }
+    snprintf (sqlstate, 6, "%s", state);
+    return !connection_ok || bf_db_sqlstate_retryable (sqlstate) ? BF_DB_RETRY : BF_DB_FAIL;
+}
+
+int
+bf_db_classify (const PGconn *conn, const PGresult *res, char sqlstate[6])
+{
+    ExecStatusType status = res ? PQresultStatus (res) : PGRES_FATAL_ERROR;
+    bool error = status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR
+                 || status == PGRES_BAD_RESPONSE;
+    const char *state = res && error ? PQresultErrorField (res, PG_DIAG_SQLSTATE) : NULL;
+    return bf_db_classify_state (state, error, conn && PQstatus (conn) == CONNECTION_OK, sqlstate);
+}
+
+bool
+bf_db_lost (const PGconn *conn)
+{
+    return conn == NULL || PQstatus (conn) != CONNECTION_OK
+           || (s_last_status == BF_DB_RETRY && bf_db_sqlstate_lost (s_last_sqlstate));
 }
 
 int
@@ -138,26 +424,24 @@ bf_db_check (PGconn *conn, const PGresult *res, ExecStatusType expect, const cha
         bf_health_db_seen (true);
         return BF_DB_OK;
     }
-    const char *state = res ? PQresultErrorField (res, PG_DIAG_SQLSTATE) : NULL;
-    if (!state && (!conn || PQstatus (conn) != CONNECTION_OK))
-        state = "08006"; /* connection failure: no SQLSTATE arrives */
-    snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "%s", state ? state : "XX000");
-    if (res && PQresultStatus (res) != PGRES_FATAL_ERROR
-        && PQresultStatus (res) != PGRES_NONFATAL_ERROR)
+    s_last_status = bf_db_classify (conn, res, s_last_sqlstate);
+    ExecStatusType status = res ? PQresultStatus (res) : PGRES_FATAL_ERROR;
+    if (res && status != PGRES_FATAL_ERROR && status != PGRES_NONFATAL_ERROR)
         snprintf (s_last_message, sizeof s_last_message, "unexpected result status %s",
-                  PQresStatus (PQresultStatus (res)));
+                  PQresStatus (status));
     else
-        s_set_message (res    ? PQresultErrorMessage (res)
-                       : conn ? PQerrorMessage (conn)
-                              : "no connection");
-    s_last_status = bf_db_sqlstate_retryable (s_last_sqlstate) ? BF_DB_RETRY : BF_DB_FAIL;
+        s_set_message (res && *PQresultErrorMessage (res) ? PQresultErrorMessage (res)
+                       : conn                              ? PQerrorMessage (conn)
+                                                           : "no connection");
+    bool lost = bf_db_lost (conn);
     /*  Readiness: down only when the server itself is gone or going.  */
-    s_observe (s_last_status == BF_DB_RETRY ? &s_errors_retryable : &s_errors_permanent,
-               strncmp (s_last_sqlstate, "08", 2) && strncmp (s_last_sqlstate, "57P", 3));
+    s_observe (s_last_status == BF_DB_RETRY ? &s_errors_retryable : &s_errors_permanent, !lost);
     bf_log_field ("sqlstate", "%s", s_last_sqlstate);
     bf_log (s_last_status == BF_DB_RETRY ? BF_LOG_WARN : BF_LOG_ERROR,
             "database: %s failed (SQLSTATE %s, %s): %s", what ? what : "statement", s_last_sqlstate,
             s_last_status == BF_DB_RETRY ? "retryable" : "permanent", s_last_message);
+    if (lost)
+        s_connection_lost ();
     return s_last_status;
 }
 
@@ -396,10 +680,13 @@ s_flush (bf_copy_t *self)
         return BF_DB_OK;
     if (PQputCopyData (self->conn, self->buf.data, (int)self->buf.len) != 1) {
         s_set_message (PQerrorMessage (self->conn));
-        snprintf (s_last_sqlstate, sizeof s_last_sqlstate, "08006");
-        s_last_status = BF_DB_RETRY;
+        s_last_status = bf_db_classify (self->conn, NULL, s_last_sqlstate);
         bf_log_field ("sqlstate", "%s", s_last_sqlstate);
-        bf_error ("database: COPY: sending data failed: %s", s_last_message);
+        bf_log (s_last_status == BF_DB_RETRY ? BF_LOG_WARN : BF_LOG_ERROR,
+                "database: COPY: sending data failed (SQLSTATE %s, %s): %s", s_last_sqlstate,
+                s_last_status == BF_DB_RETRY ? "retryable" : "permanent", s_last_message);
+        if (bf_db_lost (self->conn))
+            s_connection_lost ();
         self->failed = true;
         return BF_DB_RETRY;
     }
@@ -447,8 +734,13 @@ bf_copy_end (bf_copy_t **self_p, const char *abort_reason)
         rc = rc == BF_DB_OK ? BF_DB_FAIL : rc;
     } else if (PQputCopyEnd (self->conn, NULL) != 1) {
         s_set_message (PQerrorMessage (self->conn));
-        bf_error ("database: COPY: finishing failed: %s", s_last_message);
-        rc = BF_DB_RETRY;
+        rc = s_last_status = bf_db_classify (self->conn, NULL, s_last_sqlstate);
+        bf_log_field ("sqlstate", "%s", s_last_sqlstate);
+        bf_log (rc == BF_DB_RETRY ? BF_LOG_WARN : BF_LOG_ERROR,
+                "database: COPY: finishing failed (SQLSTATE %s, %s): %s", s_last_sqlstate,
+                rc == BF_DB_RETRY ? "retryable" : "permanent", s_last_message);
+        if (bf_db_lost (self->conn))
+            s_connection_lost ();
     } else {
         PGresult *res = PQgetResult (self->conn);
         rc = bf_db_check (self->conn, res, PGRES_COMMAND_OK, "COPY");

@@ -1,6 +1,7 @@
-/*  bf_db — libpq helpers every service shares: connect with retry and
-    backoff, checked execution with SQLSTATE classification, transactions,
-    and a buffered COPY writer for bulk loads.
+/*  bf_db — libpq helpers every service shares: connect through one
+    process-wide reconnect gate (backoff with jitter, bounded logging),
+    checked execution with SQLSTATE classification, transactions, and a
+    buffered COPY writer for bulk loads.
 
     Results: every function that runs SQL returns BF_DB_OK (0), BF_DB_RETRY
     (a retryable failure: serialization failure, deadlock, connection loss,
@@ -21,16 +22,75 @@
 #define BF_DB_FAIL  (-1)
 #define BF_DB_RETRY (-2)
 
-/*  Connects with conninfo (a libpq string or URI; "" = PG* environment),
-    retrying with exponential backoff (100 ms doubling to 5 s) until
-    timeout_ms has passed. Sets application_name to app when the conninfo
-    does not. Returns the connection, or NULL after logging why.  */
+/*  Connects with conninfo (a libpq string or URI; "" = PG* environment).
+    Sets application_name to app when the conninfo does not. Every call in
+    the process shares one reconnect gate: while the database is
+    unavailable, attempts are spaced by a backoff with decorrelated jitter
+    between db.reconnect_min_ms and db.reconnect_max_ms (bf_db_configure),
+    however many threads ask. Waits for the next slot while timeout_ms
+    allows and tries again; with timeout_ms 0 it makes at most one attempt
+    and none before the slot (ask again at bf_db_connect_due). Logging: the
+    first failure of an outage at ERROR, then "database unavailable for N s,
+    M attempts" at most every db.unavailable_log_s, and "database back
+    after N s, M attempts" when a connection succeeds again. The gate is
+    about one database, the process's (db.conninfo): a connect with another
+    conninfo while it is closed (a test's second database) is neither held
+    nor counted in its outage. Returns the
+    connection, or NULL (bf_db_last_status BF_DB_RETRY, SQLSTATE 08001).  */
 PGconn *bf_db_connect (const char *conninfo, const char *app, int timeout_ms);
 
-/*  True for SQLSTATEs worth retrying the transaction for: class 08
-    (connection), 40001 (serialization), 40P01 (deadlock), 57P01..57P03
-    (shutdown / cannot connect now), 53300 (too many connections).  */
+/*  Sets the reconnect gate's floor and ceiling (ms) and the interval of
+    its summary lines (s) for the whole process; bf_service_load calls it
+    with db.reconnect_min_ms, db.reconnect_max_ms, db.unavailable_log_s.
+    Defaults before a call: 100, 5000, 10. Any thread.  */
+void bf_db_configure (int reconnect_min_ms, int reconnect_max_ms, int unavailable_log_s);
+
+/*  Monotonic ms (zclock_mono) before which bf_db_connect makes no attempt
+    in this process; 0 or a past time: now. For poll timeouts.  */
+int64_t bf_db_connect_due (void);
+
+/*  Milliseconds a caller whose connect returned NULL (or whose new
+    session failed its setup) waits before asking again: until
+    bf_db_connect_due, and at least min_ms (so a session that connects
+    but cannot be set up is not retried in a tight loop).  */
+int bf_db_retry_wait_ms (int min_ms);
+
+/*  False while this process counts the database as unavailable (from a
+    lost connection or a failed attempt until a connection succeeds).  */
+bool bf_db_available (void);
+
+/*  True for SQLSTATEs worth doing the transaction again for: class 08
+    (connection), 40001 (serialization), 40P01 (deadlock), 53000, 53100,
+    53200, 53300 (resources: disk full, out of memory, too many
+    connections), 55P03 (lock not available), 57P01..57P03 and 57P05
+    (shutdown, crash, cannot connect now, idle session timeout). The table
+    and why each is there: s_retryable in bf_db.c, docs/guarantees.md.  */
 bool bf_db_sqlstate_retryable (const char *sqlstate);
+
+/*  True for SQLSTATEs that mean the session is gone: class 08 and 57P01,
+    57P02, 57P03, 57P05.  */
+bool bf_db_sqlstate_lost (const char *sqlstate);
+
+/*  The one classification of a failed call, used by everything in bf_db and
+    by the actors through bf_db_last_*: writes the SQLSTATE into sqlstate
+    (6 bytes) and returns BF_DB_RETRY or BF_DB_FAIL. A lost connection is
+    retryable wherever it shows up: conn NULL or not CONNECTION_OK (SQLSTATE
+    the server's, else 08006), an error result without SQLSTATE or res NULL
+    (libpq's own failure: 08000), or a retryable SQLSTATE. A result of an
+    unexpected non-error kind is XX000, permanent (a bug of ours). Does not
+    log, does not clear res.  */
+int bf_db_classify (const PGconn *conn, const PGresult *res, char sqlstate[6]);
+
+/*  The rule of bf_db_classify on its facts, without libpq objects (unit
+    tests): server_sqlstate as the server sent it (NULL: none), whether the
+    result was an error, whether the connection is still CONNECTION_OK.  */
+int bf_db_classify_state (const char *server_sqlstate, bool error_result, bool connection_ok,
+                          char sqlstate[6]);
+
+/*  After a failed call on this thread: true when the session is gone and
+    the caller must reconnect (conn NULL or broken, or the last failure's
+    SQLSTATE is one of bf_db_sqlstate_lost).  */
+bool bf_db_lost (const PGconn *conn);
 
 /*  Inspects res (does not clear it): BF_DB_OK when its status is expect,
     else logs and returns BF_DB_RETRY / BF_DB_FAIL. res may be NULL (out of

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bf_log.h"
+#include "bf_db.h"
 #include "bf_observe.h"
 #include "bf_service.h"
 
@@ -57,6 +58,9 @@ bf_service_load (bf_service_t *self, const char *program, const char *path,
     if (!self->config)
         return bf_service_config_error (self, "%s", err);
     bf_config_log_init (self->config, program);
+    bf_db_configure ((int)bf_config_int (self->config, "db.reconnect_min_ms"),
+                     (int)bf_config_int (self->config, "db.reconnect_max_ms"),
+                     (int)bf_config_int (self->config, "db.unavailable_log_s"));
     bf_config_instance (self->config, self->instance, sizeof self->instance);
     return 0;
 }

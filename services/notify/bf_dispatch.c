@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf_backoff.h"
 #include "bf_date.h"
 #include "bf_db.h"
 #include "bf_dispatch.h"
@@ -83,7 +84,6 @@ typedef struct {
     char id[96], conninfo[1024], purpose[32];
     bool paused;
     int64_t next_pause_check, next_template_reload, last_flush, next_renew;
-    int backoff;
     s_job_t *queue[BF_PROVIDER_COUNT]; /* rendered, waiting for the sender */
     s_job_t *queue_tail[BF_PROVIDER_COUNT];
     int queued;
@@ -102,13 +102,7 @@ s_now (const s_dispatch_t *self)
 int64_t
 bf_dispatch_backoff_ms (int attempts, int base_ms, int max_ms, unsigned jitter)
 {
-    int64_t delay = base_ms;
-    for (int i = 1; i < attempts && delay < max_ms; i++)
-        delay *= 2;
-    if (delay > max_ms)
-        delay = max_ms;
-    /*  Factor in [0.8, 1.2): spreads a burst of retries over time.  */
-    return delay * (800 + (int64_t)(jitter % 65536) * 400 / 65536) / 1000;
+    return bf_backoff_ms (attempts, base_ms, max_ms, jitter);
 }
 
 bf_dispatch_next_t
@@ -408,10 +402,8 @@ s_connect (s_dispatch_t *self)
         && bf_db_prepare_all (self->conn, s_statements,
                               sizeof s_statements / sizeof s_statements[0])
                == BF_DB_OK
-        && s_load_templates (self) == 0) {
-        self->backoff = 100;
+        && s_load_templates (self) == 0)
         return true;
-    }
     s_disconnect (self);
     return false;
 }
@@ -1133,8 +1125,14 @@ s_turn (s_dispatch_t *self, int inflight, int64_t *next_claim)
         s_check_paused (self);
         self->next_pause_check = mono + S_PAUSE_CHECK_MS;
     }
+    /*  Outcomes held while the database was away are written before the
+        next claim: their deliveries are still SENDING under a lease that
+        may have run out, and the claim would take them again and send a
+        second copy (issue 16).  */
+    if (self->conn && self->nrecords > 0 && mono - self->last_flush >= S_FLUSH_MS)
+        s_flush (self);
     if (self->conn && mono >= self->next_renew) {
-        if ((inflight > 0 || self->queued > 0) && s_renew (self) != 0)
+        if ((inflight > 0 || self->queued > 0 || self->nrecords > 0) && s_renew (self) != 0)
             s_disconnect (self);
         self->next_renew = mono + self->args.lease_ms / 3;
     }
@@ -1187,7 +1185,7 @@ s_stop (s_dispatch_t *self)
 void
 bf_dispatch_actor (zsock_t *pipe, void *args)
 {
-    s_dispatch_t self = { .pipe = pipe, .args = *(const bf_dispatch_args_t *)args, .backoff = 100 };
+    s_dispatch_t self = { .pipe = pipe, .args = *(const bf_dispatch_args_t *)args };
     snprintf (self.id, sizeof self.id, "%s", self.args.dispatcher_id);
     snprintf (self.conninfo, sizeof self.conninfo, "%s",
               self.args.conninfo ? self.args.conninfo : "");
@@ -1205,15 +1203,16 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
     while (running) {
         int inflight = s_inflight (&self);
         bf_notify_metrics_dispatcher (self.sender, self.paused);
-        bool busy = inflight > 0 || self.queued > 0 || self.nrecords > 0;
+        /*  Disconnected, only sends in flight keep the loop turning.  */
+        bool busy = inflight > 0 || (self.conn && (self.queued > 0 || self.nrecords > 0));
         int64_t wait = busy ? 0 : next_claim - zclock_mono ();
         if (bf_health_zpoller_wait ("dispatch", poller, wait > 0 ? (int)wait : 0) == pipe) {
             running = s_on_pipe (&self);
             continue;
         }
         if (!s_connect (&self)) {
-            next_claim = zclock_mono () + self.backoff;
-            self.backoff = self.backoff * 2 > 5000 ? 5000 : self.backoff * 2;
+            /*  The process's reconnect gate paces the attempts (bf_db.h).  */
+            next_claim = zclock_mono () + bf_db_retry_wait_ms (100);
             if (inflight > 0)
                 bf_sender_poll (self.sender, 10, s_on_done, &self);
             continue;

@@ -154,7 +154,6 @@ typedef struct {
 
     PGconn *conn; //  NULL while disconnected
     int64_t reconnect_at;
-    int reconnect_backoff;
 
     bool have_cursor; //  cursor was read at least once
     uint64_t cursor;
@@ -415,8 +414,7 @@ s_disconnect (s_ingest_t *self)
         PQfinish (self->conn);
         self->conn = NULL;
     }
-    self->reconnect_at = zclock_mono () + self->reconnect_backoff;
-    self->reconnect_backoff = s_double (self->reconnect_backoff);
+    self->reconnect_at = zclock_mono () + bf_db_retry_wait_ms (S_BACKOFF_MIN_MS);
 }
 
 //  After a failed statement: true (and disconnected) when the session is
@@ -424,9 +422,7 @@ s_disconnect (s_ingest_t *self)
 static bool
 s_session_lost (s_ingest_t *self)
 {
-    const char *state = bf_db_last_sqlstate ();
-    if (self->conn && PQstatus (self->conn) == CONNECTION_OK && strncmp (state, "08", 2) != 0
-        && strncmp (state, "57P", 3) != 0)
+    if (!bf_db_lost (self->conn))
         return false;
     s_disconnect (self);
     return true;
@@ -476,19 +472,17 @@ s_connect (s_ingest_t *self)
         conn = NULL;
     }
     if (conn == NULL) {
-        self->reconnect_at = zclock_mono () + self->reconnect_backoff;
-        self->reconnect_backoff = s_double (self->reconnect_backoff);
+        //  The process's reconnect gate paces the attempts (bf_db.h).
+        self->reconnect_at = zclock_mono () + bf_db_retry_wait_ms (S_BACKOFF_MIN_MS);
         return;
     }
     self->conn = conn;
     if (s_read_cursor (self) != 0) {
         PQfinish (self->conn);
         self->conn = NULL;
-        self->reconnect_at = zclock_mono () + self->reconnect_backoff;
-        self->reconnect_backoff = s_double (self->reconnect_backoff);
+        self->reconnect_at = zclock_mono () + bf_db_retry_wait_ms (S_BACKOFF_MIN_MS);
         return;
     }
-    self->reconnect_backoff = S_BACKOFF_MIN_MS;
     self->process_at = 0;
     bf_info ("ingest: connected to the database; cursor at seq %" PRIu64, self->cursor);
 }
@@ -970,7 +964,6 @@ s_ingest_new (zsock_t *pipe, const bf_ingest_args_t *args)
     self->hb_timeout = s_positive_or (args->heartbeat_timeout_ms, S_DEFAULT_HB_TIMEOUT);
     self->fetch_timeout
         = self->hb_timeout > S_FETCH_TIMEOUT_MIN_MS ? self->hb_timeout : S_FETCH_TIMEOUT_MIN_MS;
-    self->reconnect_backoff = S_BACKOFF_MIN_MS;
     self->process_backoff = S_BACKOFF_MIN_MS;
     self->fetch_backoff = S_BACKOFF_MIN_MS;
     self->wsize = S_WINDOW_MIN;

@@ -53,7 +53,7 @@
 #define S_PUB_SNDHWM 100000
 /*  On a clean stop, queued events get this long to leave.  */
 #define S_STOP_LINGER_MS 500
-/*  Reconnect and rebind backoff: starts at poll_ms, doubles up to this.  */
+/*  Rebind backoff: starts at poll_ms, doubles up to this.  */
 #define S_RECONNECT_MAX_MS 5000
 #define S_APP_NAME         "settle-relay"
 /*  The fence of the relay's connection: a partition is noticed within this
@@ -103,8 +103,7 @@ typedef struct {
     zsock_t *pub; //  non-NULL only while leader
     bool leader;
     uint64_t last_seq;     //  highest sequence known committed
-    int64_t reconnect_at;  //  mono ms, while disconnected
-    int reconnect_backoff; //  ms
+    int64_t reconnect_at; //  mono ms, while disconnected
     int bind_backoff;      //  ms: next lock attempt after a failed bind
     int64_t poll_at;       //  mono ms: next lock attempt / outbox poll
     int64_t heartbeat_at;  //  mono ms, while leader
@@ -147,10 +146,7 @@ s_parse_u64 (const char *text, uint64_t *value)
 static bool
 s_session_lost (s_relay_t *self)
 {
-    if (self->conn == NULL || PQstatus (self->conn) != CONNECTION_OK)
-        return true;
-    const char *state = bf_db_last_sqlstate ();
-    return strncmp (state, "08", 2) == 0 || strncmp (state, "57P", 3) == 0;
+    return bf_db_lost (self->conn);
 }
 
 //  --------------------------------------------------------------------------
@@ -180,7 +176,6 @@ s_disconnect (s_relay_t *self, const char *why)
         self->conn = NULL;
     }
     self->reconnect_at = zclock_mono ();
-    self->reconnect_backoff = self->poll_ms;
 }
 
 //  Called after any failed statement: drops the session when it is gone.
@@ -207,17 +202,15 @@ s_connect (s_relay_t *self, int timeout_ms)
     }
     int64_t now = zclock_mono ();
     if (conn == NULL) {
-        self->reconnect_at = now + self->reconnect_backoff;
-        self->reconnect_backoff = self->reconnect_backoff * 2 > S_RECONNECT_MAX_MS
-                                      ? S_RECONNECT_MAX_MS
-                                      : self->reconnect_backoff * 2;
+        //  The process's reconnect gate paces the attempts (bf_db.h); a
+        //  session that connects but cannot be set up waits a poll.
+        self->reconnect_at = now + bf_db_retry_wait_ms (self->poll_ms);
         return;
     }
     //  Under a partition this relay stands down before the server frees
     //  the lock for another (bf_dbfence.h).
     bf_db_fence (conn, S_FENCE_FACTOR * self->heartbeat_ms);
     self->conn = conn;
-    self->reconnect_backoff = self->poll_ms;
     self->poll_at = now; //  compete right away
     bf_info ("relay %s: connected to the database; standing by", self->relay_id);
 }
@@ -479,7 +472,6 @@ s_relay_new (zsock_t *pipe, const bf_relay_args_t *args)
     self->heartbeat_ms = s_at_least (args->heartbeat_ms, 1);
     self->poll_ms = s_at_least (args->poll_ms, 1);
     self->connect_timeout_ms = s_at_least (args->connect_timeout_ms, 0);
-    self->reconnect_backoff = self->poll_ms;
     self->bind_backoff = self->poll_ms;
     self->poller = zpoller_new (pipe, NULL);
     self->cert = args->cert ? zcert_dup (args->cert) : NULL;

@@ -61,8 +61,7 @@
 #define S_RCVHWM 100
 /*  Reply payload limit: what every receiver accepts.  */
 #define S_MAX_REPLY        BF_WIRE_MAX_PAYLOAD
-#define S_RECONNECT_MIN_MS 100
-#define S_RECONNECT_MAX_MS 5000
+#define S_SETUP_RETRY_MS   100 /* a session that connects but fails its setup */
 #define S_REBIND_MAX_MS    10000
 /*  Fairness and bounds (docs/settle.md "Replay").  */
 #define S_PEER_JOBS      8    /* valid requests one peer may have waiting */
@@ -117,7 +116,6 @@ typedef struct {
 
     PGconn *conn;          //  NULL while disconnected
     int64_t reconnect_at;  //  mono ms: no attempt before this
-    int reconnect_backoff; //  ms
     bool bound;
     int64_t rebind_at;
     int rebind_backoff;
@@ -174,14 +172,13 @@ s_disconnect (s_replay_t *self)
 static void
 s_check_connection (s_replay_t *self)
 {
-    if (self->conn == NULL || PQstatus (self->conn) != CONNECTION_OK
-        || strncmp (bf_db_last_sqlstate (), "08", 2) == 0
-        || strncmp (bf_db_last_sqlstate (), "57P", 3) == 0)
+    if (bf_db_lost (self->conn))
         s_disconnect (self);
 }
 
-//  Makes sure there is a connection; attempts are paced by a backoff so a
-//  stream of requests against a dead database stays cheap. Returns 0 or -1.
+//  Makes sure there is a connection; attempts are paced by the process's
+//  reconnect gate (bf_db.h) so a stream of requests against a dead database
+//  stays cheap. Returns 0 or -1.
 static int
 s_connection (s_replay_t *self, int timeout_ms)
 {
@@ -197,14 +194,11 @@ s_connection (s_replay_t *self, int timeout_ms)
         conn = NULL;
     }
     if (conn == NULL) {
-        self->reconnect_at = zclock_mono () + self->reconnect_backoff;
-        self->reconnect_backoff = self->reconnect_backoff * 2 > S_RECONNECT_MAX_MS
-                                      ? S_RECONNECT_MAX_MS
-                                      : self->reconnect_backoff * 2;
+        //  A session that connects but cannot be set up waits the floor.
+        self->reconnect_at = zclock_mono () + bf_db_retry_wait_ms (S_SETUP_RETRY_MS);
         return -1;
     }
     self->conn = conn;
-    self->reconnect_backoff = S_RECONNECT_MIN_MS;
     bf_info ("replay: connected to the database");
     return 0;
 }
@@ -886,7 +880,6 @@ s_replay_new (zsock_t *pipe, const bf_replay_args_t *args)
     self->router = zsock_new (ZMQ_ROUTER);
     self->peers = zhash_new ();
     self->ring = zlist_new ();
-    self->reconnect_backoff = S_RECONNECT_MIN_MS;
     self->rebind_backoff = 1000;
     if (!self->conninfo || !self->endpoint || !self->events || !self->event_ptrs || !self->router
         || !self->peers || !self->ring) {

@@ -836,7 +836,6 @@ bf_worker_actor (zsock_t *pipe, void *args)
     zpoller_set_nonstop (poller, true);
     bool running = true;
     int idle_wait = 0;
-    int backoff = 100; /* between connection attempts, doubling to 5 s */
     while (running) {
         if (bf_health_zpoller_wait ("worker", poller, idle_wait) == pipe) {
             running = s_pipe (&self);
@@ -849,11 +848,9 @@ bf_worker_actor (zsock_t *pipe, void *args)
             self.conn = bf_db_connect (self.conninfo, "settle-worker", 0);
             if (!self.conn || !s_prepare (&self)) {
                 s_disconnect (&self);
-                idle_wait = backoff;
-                backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                idle_wait = bf_db_retry_wait_ms (self.poll_ms); /* the process's gate */
                 continue;
             }
-            backoff = 100;
         }
         int claimed = s_claim (&self);
         if (claimed < 0) {
@@ -870,7 +867,7 @@ bf_worker_actor (zsock_t *pipe, void *args)
         bf_log_ctx_set ("period", "%s", self.period);
         bf_log_ctx_int ("chunk", self.chunk_no);
         int rc = s_settle_chunk (&self);
-        if (rc == BF_DB_RETRY && PQstatus (self.conn) != CONNECTION_OK)
+        if (rc == BF_DB_RETRY && bf_db_lost (self.conn))
             s_disconnect (&self);
         bf_log_ctx_clear ();
         /*  Straight on to the next chunk while there is work.  */

@@ -326,9 +326,13 @@ s_once (s_settle_t *self, const char *period)
     while (!zsys_interrupted) {
         zclock_sleep (200);
         s_drain_zap (self);
-        if (bf_run_info (conn, NULL, run_id, &info) != 0) {
-            if (PQstatus (conn) != CONNECTION_OK)
-                PQreset (conn);
+        if (!conn || bf_run_info (conn, NULL, run_id, &info) != 0) {
+            /*  Reconnect through the process's gate (bf_db.h), not in a
+                loop of our own.  */
+            if (!conn || bf_db_lost (conn)) {
+                PQfinish (conn);
+                conn = bf_db_connect (bf_config_str (self->config, "db.conninfo"), "settle", 0);
+            }
             continue;
         }
         if (!strcmp (info.state, "COMPLETED")) {
@@ -344,7 +348,7 @@ s_once (s_settle_t *self, const char *period)
         rc = EXIT_INCOMPLETE;
     }
     s_stop_all (self);
-    if (bf_run_info (conn, NULL, run_id, &info) == 0) {
+    if (conn && bf_run_info (conn, NULL, run_id, &info) == 0) {
         s_print_summary (&info, note);
         if (rc == 0 && info.rating_errors > 0) {
             printf ("settle: %lld subscriber%s failed rating: see rating_error; fix the data and "

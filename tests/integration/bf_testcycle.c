@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "bf_backoff.h"
 #include "bf_testcycle.h"
 #include "bf_testdb.h"
 
@@ -28,10 +29,18 @@ bf_cycle_log (const char *tag, int64_t started, const char *format, ...)
 uint64_t
 bf_cycle_random (uint64_t *state)
 {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return bf_backoff_random (state);
+}
+
+void
+bf_cycle_generate (bf_stack_t *s, int subscribers, const char *period, uint64_t seed)
+{
+    char *out = NULL;
+    assert_int_equal (bf_testdb_billdata (s->db, &out,
+                                          "generate --subscribers %d --period %s --seed %llu",
+                                          subscribers, period, (unsigned long long)seed),
+                      0);
+    free (out);
 }
 
 void
@@ -48,7 +57,7 @@ bf_cycle_start_services (bf_stack_t *s, bool two_controls)
     assert_int_equal (bf_stack_wait_registered (s, "notify", 15000), 0);
 }
 
-void
+int
 bf_cycle_checksum (PGconn *conn, const char *period, char *out, size_t outsize)
 {
     char sql[1024];
@@ -60,23 +69,31 @@ bf_cycle_checksum (PGconn *conn, const char *period, char *out, size_t outsize)
               " SELECT 'l' || subscriber_id || ',' || line_no || ',' || code || ',' || amount"
               "  FROM bill_line WHERE period = '%s') t",
               period, period);
-    assert_int_equal (bf_testdb_text (conn, sql, out, outsize), 0);
+    return bf_testdb_text (conn, sql, out, outsize) == 0 ? 0 : -1;
 }
 
-void
+int
 bf_cycle_reference (int subscribers, uint64_t seed, const char *period, char *out, size_t outsize)
 {
     char *db = bf_testdb_create (true), *text = NULL;
-    assert_int_equal (bf_testdb_billdata (db, &text,
-                                          "generate --subscribers %d --period %s --seed %llu",
-                                          subscribers, period, (unsigned long long)seed),
-                      0);
+    if (!db) {
+        fprintf (stderr, "bf_cycle: no database for the clean run\n");
+        return -1;
+    }
+    int rc = bf_testdb_billdata (db, &text, "generate --subscribers %d --period %s --seed %llu",
+                                 subscribers, period, (unsigned long long)seed);
     free (text);
-    assert_int_equal (bf_testdb_settle_once (db, period), 0);
-    PGconn *conn = bf_testdb_connect (db);
-    bf_cycle_checksum (conn, period, out, outsize);
-    PQfinish (conn);
+    if (rc == 0)
+        rc = bf_testdb_settle_once (db, period);
+    if (rc == 0) {
+        PGconn *conn = bf_testdb_connect (db);
+        rc = conn ? bf_cycle_checksum (conn, period, out, outsize) : -1;
+        PQfinish (conn);
+    }
     bf_testdb_drop (&db);
+    if (rc != 0)
+        fprintf (stderr, "bf_cycle: the clean run of %s failed\n", period);
+    return rc == 0 ? 0 : -1;
 }
 
 int64_t
@@ -84,26 +101,72 @@ bf_cycle_scalar (bf_stack_t *s, const char *sql)
 {
     if (PQstatus (s->conn) != CONNECTION_OK)
         PQreset (s->conn);
-    return bf_testdb_scalar (s->conn, sql);
+    if (PQstatus (s->conn) != CONNECTION_OK)
+        return -1;
+    int64_t value = bf_testdb_scalar (s->conn, sql);
+    /*  The session may have died under the query: once more on a new one.  */
+    if (value < 0 && PQstatus (s->conn) != CONNECTION_OK) {
+        PQreset (s->conn);
+        value = bf_testdb_scalar (s->conn, sql);
+    }
+    return value;
+}
+
+/*  bf_cycle_scalar of a query formatted from its arguments (periods and
+    channel names: the tests' own constants).  */
+static int64_t s_scalar_of (bf_stack_t *s, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static int64_t
+s_scalar_of (bf_stack_t *s, const char *format, ...)
+{
+    char sql[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (sql, sizeof sql, format, args);
+    va_end (args);
+    return bf_cycle_scalar (s, sql);
 }
 
 bool
 bf_cycle_done (bf_stack_t *s, const char *period)
 {
-    char sql[512];
-    snprintf (sql, sizeof sql,
-              "SELECT count (*) FROM settlement_run WHERE period = '%s' AND state = 'COMPLETED'",
-              period);
-    if (bf_cycle_scalar (s, sql) < 1)
+    if (s_scalar_of (s,
+                     "SELECT count (*) FROM settlement_run WHERE period = '%s'"
+                     " AND state = 'COMPLETED'",
+                     period)
+        < 1)
         return false;
-    snprintf (sql, sizeof sql,
-              "SELECT count (*) FROM bill b WHERE b.period = '%s' AND NOT EXISTS"
-              " (SELECT 1 FROM delivery d WHERE d.period = b.period AND d.bill_id = b.bill_id)",
-              period);
-    int64_t bills_without = bf_cycle_scalar (s, sql);
-    int64_t open = bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE state NOT IN"
-                                       " ('DELIVERED', 'FAILED', 'CANCELLED', 'HELD')");
-    return bills_without == 0 && open == 0;
+    if (s_scalar_of (s,
+                     "SELECT count (*) FROM bill b WHERE b.period = '%s' AND NOT EXISTS (SELECT 1"
+                     " FROM delivery d WHERE d.period = b.period AND d.bill_id = b.bill_id)",
+                     period)
+        != 0)
+        return false;
+    return bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE state NOT IN"
+                               " ('DELIVERED', 'FAILED', 'CANCELLED', 'HELD')")
+           == 0;
+}
+
+json_t *
+bf_cycle_mock_report (bf_stack_t *s)
+{
+    char *text = bf_stack_mock_report (s);
+    assert_non_null (text);
+    json_error_t jerr;
+    json_t *report = json_loads (text, 0, &jerr);
+    if (!report)
+        fprintf (stderr, "bf_cycle: the mock's report does not parse: %s\n", jerr.text);
+    free (text);
+    assert_non_null (report);
+    return report;
+}
+
+int64_t
+bf_cycle_delivered (bf_stack_t *s, const char *channel)
+{
+    return s_scalar_of (
+        s, "SELECT count (*) FROM delivery WHERE channel = '%s' AND state = 'DELIVERED'", channel);
 }
 
 static int64_t
@@ -115,9 +178,9 @@ s_accepted (json_t *report, const char *channel)
 void
 bf_cycle_verify (bf_stack_t *s, const char *period, const char *reference, const char *tag)
 {
-    char result[96], sql[512];
+    char result[96];
     /*  G1/G7: the same bills as a clean run.  */
-    bf_cycle_checksum (s->conn, period, result, sizeof result);
+    assert_int_equal (bf_cycle_checksum (s->conn, period, result, sizeof result), 0);
     printf ("# %s: checksum %s (clean run %s)\n", tag, result, reference);
     assert_string_equal (result, reference);
     /*  G3: every bill's event reached notify, and every notice is final.  */
@@ -130,21 +193,14 @@ bf_cycle_verify (bf_stack_t *s, const char *period, const char *reference, const
                                           " WHERE m.bill_id = e.bill_id AND m.channel = 'SMS'"
                                           " AND m.state IN ('DELIVERED', 'FAILED', 'HELD'))"),
                       0);
-    snprintf (sql, sizeof sql, "SELECT count (*) FROM settlement_run WHERE period = '%s'", period);
-    assert_int_equal (bf_cycle_scalar (s, sql), 1);
+    assert_int_equal (
+        s_scalar_of (s, "SELECT count (*) FROM settlement_run WHERE period = '%s'", period), 1);
     /*  G4: the provider accepted exactly one message per delivered notice,
         and no recipient got two on a channel.  */
-    char *text = bf_stack_mock_report (s);
-    assert_non_null (text);
-    json_error_t jerr;
-    json_t *report = json_loads (text, 0, &jerr);
-    assert_non_null (report);
-    int64_t email = bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE channel = 'EMAIL'"
-                                        " AND state = 'DELIVERED'");
-    int64_t sms = bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE channel = 'SMS'"
-                                      " AND state = 'DELIVERED'");
-    int64_t push = bf_cycle_scalar (s, "SELECT count (*) FROM delivery WHERE channel = 'PUSH'"
-                                       " AND state = 'DELIVERED'");
+    json_t *report = bf_cycle_mock_report (s);
+    int64_t email = bf_cycle_delivered (s, "EMAIL");
+    int64_t sms = bf_cycle_delivered (s, "SMS");
+    int64_t push = bf_cycle_delivered (s, "PUSH");
     int64_t accepted_email = s_accepted (report, "email");
     int64_t accepted_sms = s_accepted (report, "sms") + s_accepted (report, "lms");
     int64_t accepted_push = s_accepted (report, "push");
@@ -178,7 +234,6 @@ bf_cycle_verify (bf_stack_t *s, const char *period, const char *reference, const
             assert_int_equal (over, 0);
     }
     json_decref (report);
-    free (text);
     /*  G9: no service log holds a contact in clear (masked forms are
         "h***@example.com" and "010-****-5678").  */
     char command[2048];

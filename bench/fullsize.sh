@@ -1,0 +1,22 @@
+# bench/fullsize.sh — sourced by the scripts that run an integration test at
+# full size (chaos.sh, dbcrash.sh): builds, prints the machine, runs the
+# test NAME against a throwaway PostgreSQL with no meson timeout (the
+# caller exports the test's size variables first), prints its "# NAME"
+# lines and "NAME: passed|FAILED in N s", and sets $status.
+#
+#   . bench/fullsize.sh; fullsize_run NAME "WHAT IT RUNS" [LINES TO LEAVE OUT (grep -E)]
+fullsize_run() {
+  local name=$1 what=$2 exclude=${3:-'^$'} start
+  bash scripts/bootstrap >/dev/null
+  [ -f build/build.ninja ] || meson setup build >/dev/null
+  meson compile -C build >/dev/null
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+  echo "$name: $what"
+  start=$(date +%s)
+  status=0
+  scripts/pgtmp run --fast -- \
+    meson test -C build --suite integration "$name" --timeout-multiplier 0 --print-errorlogs \
+    >/dev/null || status=$?
+  grep -E "^# $name|^(ok|not ok)" build/meson-logs/testlog.txt | grep -Ev "$exclude" || true
+  echo "$name: $( [ $status -eq 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - start )) s"
+}
