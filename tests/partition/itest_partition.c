@@ -532,9 +532,16 @@ s_control_db (bf_stack_t *s, bf_client_t *client)
     /*  The new active control answers: the start repeated is the stored
         outcome (G6), found in PostgreSQL by control-2.  */
     s_start_run (client, true);
-    /*  Their metrics say the same: one leader.  */
-    double leader1 = s_metric ("ctl1", "billflow_control_leader");
-    double leader2 = s_metric ("ctl2", "billflow_control_leader");
+    /*  Their metrics say the same: one leader. The gauge follows the
+        role once a second (bf_control_role_poll), so it may still show
+        the moment before the takeover: read until it settles, 5 s at most.  */
+    double leader1 = -1, leader2 = -1;
+    for (int i = 0; i < 25 && !(leader1 == 0 && leader2 == 1); i++) {
+        if (i > 0)
+            usleep (200 * 1000);
+        leader1 = s_metric ("ctl1", "billflow_control_leader");
+        leader2 = s_metric ("ctl2", "billflow_control_leader");
+    }
     s_log ("billflow_control_leader during the cut: control-1 %.0f, control-2 %.0f", leader1,
            leader2);
     assert_true (leader1 == 0 && leader2 == 1);

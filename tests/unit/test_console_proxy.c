@@ -22,7 +22,7 @@ s_parse_ok (const char *text, size_t count)
 {
     char err[256] = "";
     if (bf_proxies_parse (&s_proxies, text, err, sizeof err) != 0)
-        fail_msg ("'%s' refused: %s", text, err);
+        fail_msg ("'%s' refused: %s", text ? text : "(null)", err);
     assert_int_equal (s_proxies.count, count);
 }
 
