@@ -8,6 +8,7 @@
     connection; libmicrohttpd then calls s_handle once more, which queues
     the answer.  */
 
+#include <czmq.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -90,14 +91,6 @@ typedef struct {
     char cookie[160];
     int retry_after_s;
 } s_request_t;
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *
 s_route_word (const s_request_t *req)
@@ -201,7 +194,7 @@ s_login_job (void *job, void *context)
     }
     char token[BF_SESSION_TOKEN_HEX];
     bf_session_t session;
-    int rc = bf_login_check (self->login, req->name, req->password, req->address, s_now_ms (),
+    int rc = bf_login_check (self->login, req->name, req->password, req->address, zclock_time (),
                              token, &session);
     explicit_bzero (req->password, sizeof req->password);
     if (rc == BF_LOGIN_OK) {
@@ -218,7 +211,7 @@ s_login_job (void *job, void *context)
         return;
     }
     if (rc == BF_LOGIN_LIMITED) {
-        int64_t wait = bf_login_wait_ms (self->login, req->name, req->address, s_now_ms ());
+        int64_t wait = bf_login_wait_ms (self->login, req->name, req->address, zclock_time ());
         req->retry_after_s = (int)(wait / 1000) + 1;
         bf_console_metrics_login ("limited");
         s_finish (req, MHD_HTTP_TOO_MANY_REQUESTS,
@@ -356,7 +349,7 @@ s_login (s_request_t *req)
         bf_console_metrics_login ("bad_request");
         return s_error (req, MHD_HTTP_BAD_REQUEST, err);
     }
-    int64_t wait = bf_login_wait_ms (self->login, req->name, req->address, s_now_ms ());
+    int64_t wait = bf_login_wait_ms (self->login, req->name, req->address, zclock_time ());
     if (wait > 0) {
         explicit_bzero (req->password, sizeof req->password);
         bf_warn ("console: login refused (rate limit) for %s from %s",
@@ -375,7 +368,7 @@ s_session (s_request_t *req)
 {
     const char *token = MHD_lookup_connection_value (req->connection, MHD_COOKIE_KIND, S_COOKIE);
     return token
-           && bf_sessions_touch (bf_login_sessions (req->owner->login), token, s_now_ms (),
+           && bf_sessions_touch (bf_login_sessions (req->owner->login), token, zclock_time (),
                                  &req->session);
 }
 
@@ -848,7 +841,7 @@ static bool
 s_stream_live (void *context, const char *token)
 {
     bf_console_t *self = context;
-    return bf_sessions_live (bf_login_sessions (self->login), token, s_now_ms ());
+    return bf_sessions_live (bf_login_sessions (self->login), token, zclock_time ());
 }
 
 bf_console_t *

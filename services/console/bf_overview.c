@@ -7,6 +7,7 @@
     is a copy per stream and a resume: nothing under the mutex waits on a
     socket.  */
 
+#include <czmq.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,22 +52,6 @@ struct bf_overview_t {
     _Atomic int64_t answered_ms; /* monotonic: when control last answered; 0: never */
 };
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-s_mono_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*  Asks control one query: its parsed result, or NULL with *error set
     (first failure of the round wins). An answer of control, even a
     refusal, marks it reachable (the readiness check).  */
@@ -87,7 +72,7 @@ s_ask (bf_overview_t *self, bf_client_t *client, const char *verb, const char *k
                                 values, &reply, NULL, err, sizeof err);
     json_t *result = NULL;
     if (rc == BF_CLIENT_ANSWERED)
-        atomic_store (&self->answered_ms, s_mono_ms ());
+        atomic_store (&self->answered_ms, zclock_mono ());
     if (rc != BF_CLIENT_ANSWERED) {
         if (!*error)
             snprintf (error, errsize, "control unreachable");
@@ -145,7 +130,7 @@ s_round (bf_overview_t *self, bf_client_t *client)
     uint64_t polls = atomic_fetch_add (&self->polls, 1) + 1;
     bf_console_metrics_poll ();
     json_t *root = json_pack (
-        "{s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "at_ms", (json_int_t)s_now_ms (), "polls",
+        "{s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "at_ms", (json_int_t)zclock_time (), "polls",
         (json_int_t)polls, "services", services ? services : json_null (), "runs",
         runs ? runs : json_null (), "deliveries", deliveries ? deliveries : json_null (), "held",
         held ? held : json_array (), "error", *error ? json_string (error) : json_null ());
@@ -177,7 +162,7 @@ s_offer (s_stream_t *stream, const char *event, size_t len)
 static void
 s_publish (bf_overview_t *self, char *snapshot)
 {
-    int64_t now = s_now_ms ();
+    int64_t now = zclock_time ();
     bool ping = now - self->last_ping_ms >= self->args.ping_ms;
     size_t len = (snapshot ? strlen (snapshot) + sizeof "event: overview\ndata: \n\n" - 1 : 0)
                  + (ping ? sizeof ": ping\n\n" - 1 : 0);
@@ -210,12 +195,12 @@ s_poller (void *arg)
     pthread_mutex_lock (&self->mutex);
     while (!self->stopping) {
         pthread_mutex_unlock (&self->mutex);
-        int64_t start = s_now_ms ();
+        int64_t start = zclock_time ();
         s_publish (self, s_round (self, client));
         int64_t until = start + self->args.interval_ms;
         struct timespec ts = { .tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000 };
         pthread_mutex_lock (&self->mutex);
-        while (!self->stopping && s_now_ms () < until)
+        while (!self->stopping && zclock_time () < until)
             pthread_cond_timedwait (&self->wake, &self->mutex, &ts);
     }
     pthread_mutex_unlock (&self->mutex);
@@ -337,7 +322,7 @@ bool
 bf_overview_ready (void *arg, char *reason, size_t reasonsize)
 {
     bf_overview_t *self = arg;
-    return bf_overview_ready_at (atomic_load (&self->answered_ms), s_mono_ms (),
+    return bf_overview_ready_at (atomic_load (&self->answered_ms), zclock_mono (),
                                  bf_overview_stale_ms (self->args.interval_ms), reason, reasonsize);
 }
 
