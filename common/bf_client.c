@@ -18,6 +18,7 @@
 #include "bf_log.h"
 #include "bf_text.h"
 #include "bf_wire.h"
+#include "bf_zmq.h"
 #include "bf_text.h"
 
 /*  Replies may carry lists of up to 500 rows: allow more than the services'
@@ -66,6 +67,8 @@ s_connect (bf_client_t *self, char *err, size_t errsize)
     zsock_set_linger (sock, 0);
     zsock_set_immediate (sock, 1);
     zsock_set_sndtimeo (sock, 0);
+    //  A control gone silent is noticed and connected to again (bf_zmq.h).
+    bf_zmq_heartbeat (sock);
     if (self->server_key
         && bf_curve_client (sock, self->cert, self->server_key, err, errsize) != 0) {
         zsock_destroy (&sock);

@@ -2,7 +2,11 @@
     SQLSTATE classification, transactions, and a buffered COPY writer.  */
 
 #include <czmq.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,17 +268,127 @@ bf_db_available (void)
     return up;
 }
 
-/*  One attempt; counted and logged through the gate.  */
+/*  --- dead peers: TCP keepalives and timeouts ------------------------------ */
+
+/*  The process's values (bf_db.h); under s_gate.lock.  */
+static bf_db_keepalive_t s_keepalive = { 10, 5, 4, 30000 };
+
+void
+bf_db_configure_keepalive (const bf_db_keepalive_t *keepalive)
+{
+    pthread_mutex_lock (&s_gate.lock);
+    s_keepalive.idle_s = keepalive->idle_s > 0 ? keepalive->idle_s : 1;
+    s_keepalive.interval_s = keepalive->interval_s > 0 ? keepalive->interval_s : 1;
+    s_keepalive.count = keepalive->count > 0 ? keepalive->count : 1;
+    s_keepalive.user_timeout_ms = keepalive->user_timeout_ms > 0 ? keepalive->user_timeout_ms : 0;
+    pthread_mutex_unlock (&s_gate.lock);
+}
+
+bf_db_keepalive_t
+bf_db_keepalive (void)
+{
+    pthread_mutex_lock (&s_gate.lock);
+    bf_db_keepalive_t keepalive = s_keepalive;
+    pthread_mutex_unlock (&s_gate.lock);
+    return keepalive;
+}
+
+/*  This process's end, on an open connection's socket; nothing to do over
+    a Unix socket. Returns 0 or -1 (logged).  */
+static int
+s_keepalive_client (PGconn *conn, const bf_db_keepalive_t *k)
+{
+    int fd = PQsocket (conn);
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (fd < 0 || getsockname (fd, (struct sockaddr *)&addr, &len) != 0) {
+        bf_error ("database: cannot set the socket's TCP timeouts: no socket");
+        return -1;
+    }
+    if (addr.ss_family != AF_INET && addr.ss_family != AF_INET6)
+        return 0;
+    int on = 1;
+    unsigned int timeout = (unsigned int)k->user_timeout_ms;
+    if (setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0
+        || setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &k->idle_s, sizeof k->idle_s) != 0
+        || setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &k->interval_s, sizeof k->interval_s) != 0
+        || setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &k->count, sizeof k->count) != 0
+        || setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout) != 0) {
+        bf_error ("database: cannot set the socket's TCP timeouts: %s", strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*  The server's end: the session's settings (the server ignores them over
+    a Unix socket). Returns 0 or -1 (logged).  */
+static int
+s_keepalive_server (PGconn *conn, const bf_db_keepalive_t *k)
+{
+    char sql[256];
+    snprintf (sql, sizeof sql,
+              "SET tcp_keepalives_idle = %d; SET tcp_keepalives_interval = %d;"
+              " SET tcp_keepalives_count = %d; SET tcp_user_timeout = %d",
+              k->idle_s, k->interval_s, k->count, k->user_timeout_ms);
+    PGresult *res = PQexec (conn, sql);
+    int rc = PQresultStatus (res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc != 0) {
+        char message[512];
+        bf_log_oneline (message, sizeof message,
+                        res ? PQresultErrorMessage (res) : PQerrorMessage (conn));
+        bf_error ("database: cannot set the session's TCP timeouts: %s", message);
+    }
+    PQclear (res);
+    return rc;
+}
+
+int
+bf_db_keepalive_apply (PGconn *conn, const bf_db_keepalive_t *client,
+                       const bf_db_keepalive_t *server)
+{
+    if (!conn || PQstatus (conn) != CONNECTION_OK)
+        return -1;
+    int rc = client ? s_keepalive_client (conn, client) : 0;
+    if (server && s_keepalive_server (conn, server) != 0)
+        rc = -1;
+    return rc;
+}
+
+/*  One attempt; counted and logged through the gate. The connection
+    carries the process's keepalives and timeouts on both ends.  */
 static PGconn *
 s_attempt (const char *conninfo, const char *app)
 {
+    bf_db_keepalive_t k = bf_db_keepalive ();
+    char idle[16], interval[16], count[16], timeout[16];
+    snprintf (idle, sizeof idle, "%d", k.idle_s);
+    snprintf (interval, sizeof interval, "%d", k.interval_s);
+    snprintf (count, sizeof count, "%d", k.count);
+    snprintf (timeout, sizeof timeout, "%d", k.user_timeout_ms);
     /*  Later entries override earlier ones, so settings inside conninfo
         (expanded from "dbname", last) win over these defaults.  */
-    const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
-    const char *values[] = { app ? app : "billflow", "10", conninfo ? conninfo : "", NULL };
+    const char *keys[] = {
+        "application_name",
+        "connect_timeout",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "dbname",
+        NULL,
+    };
+    const char *values[] = {
+        app ? app : "billflow",   "10", "1", idle, interval, count, timeout,
+        conninfo ? conninfo : "", NULL,
+    };
     /*  expand_dbname lets conninfo be a "key=value" string or a URI.  */
     PGconn *conn = PQconnectdbParams (keys, values, 1);
     bool ok = conn && PQstatus (conn) == CONNECTION_OK;
+    /*  A session whose settings failed is kept (logged) unless the failure
+        was the connection's: then it is a failed attempt like any.  */
+    if (ok && s_keepalive_server (conn, &k) != 0)
+        ok = PQstatus (conn) == CONNECTION_OK;
     s_observe (ok ? &s_connects_ok : &s_connects_failed, ok);
     pthread_mutex_lock (&s_gate.lock);
     int64_t now = zclock_mono ();

@@ -35,7 +35,9 @@
     after N s, M attempts" when a connection succeeds again. The gate is
     about one database, the process's (db.conninfo): a connect with another
     conninfo while it is closed (a test's second database) is neither held
-    nor counted in its outage. Returns the
+    nor counted in its outage. Every connection gets the process's TCP
+    keepalives and timeouts on both ends (bf_db_configure_keepalive, below).
+    Returns the
     connection, or NULL (bf_db_last_status BF_DB_RETRY, SQLSTATE 08001).  */
 PGconn *bf_db_connect (const char *conninfo, const char *app, int timeout_ms);
 
@@ -44,6 +46,51 @@ PGconn *bf_db_connect (const char *conninfo, const char *app, int timeout_ms);
     with db.reconnect_min_ms, db.reconnect_max_ms, db.unavailable_log_s.
     Defaults before a call: 100, 5000, 10. Any thread.  */
 void bf_db_configure (int reconnect_min_ms, int reconnect_max_ms, int unavailable_log_s);
+
+/*  --- dead peers: TCP keepalives and timeouts ---------------------------
+
+    A link that goes silent (a partition, a firewall dropping packets, a
+    host that died) gives neither end an error: without timeouts a
+    statement waits for TCP's retransmissions (about 15 minutes) or its
+    keepalives (2 hours by default), and the server keeps the session, its
+    transaction and its locks as long. So every connection bf_db_connect
+    makes carries the process's values on both ends:
+    - this process's socket: libpq's keepalives=1, keepalives_idle,
+      keepalives_interval, keepalives_count and tcp_user_timeout, so that
+      a statement waiting for an answer fails (08006, a lost connection)
+      about idle_s + interval_s × count after the link went silent, and
+      data left unacknowledged fails after user_timeout_ms;
+    - the server's end: the session's tcp_keepalives_idle, _interval,
+      _count and tcp_user_timeout (SET after connecting), so the server
+      ends the session, and rolls back its transaction, as soon.
+    Over a Unix socket libpq and the server ignore them (no link to lose).
+    A conninfo that sets keepalives* or tcp_user_timeout itself wins on the
+    client side. Leaders tighten both ends further (bf_dbfence.h).  */
+typedef struct {
+    int idle_s;          /* silence before the first keepalive probe */
+    int interval_s;      /* between probes */
+    int count;           /* probes unanswered before the connection is dropped */
+    int user_timeout_ms; /* data unacknowledged this long: dropped; 0: the OS's */
+} bf_db_keepalive_t;
+
+/*  The process's values for every later connection; bf_service_load
+    calls it with db.keepalives_idle_s, db.keepalives_interval_s,
+    db.keepalives_count, db.tcp_user_timeout_ms. Defaults before a call:
+    10, 5, 4, 30000 (a dead peer noticed within about 30 s). Values below
+    1 (user_timeout below 0) are taken as 1 (0). Any thread.  */
+void bf_db_configure_keepalive (const bf_db_keepalive_t *keepalive);
+
+/*  The process's current values.  */
+bf_db_keepalive_t bf_db_keepalive (void);
+
+/*  Sets an open connection's timeouts: client on this process's socket
+    (setsockopt; skipped over a Unix socket), server on the session (SET;
+    ignored by the server over a Unix socket). Either may be NULL (left as
+    it is). Call outside a transaction. Returns 0, or -1 (logged) when a
+    setting could not be applied; the connection is usable either way
+    unless it broke (PQstatus).  */
+int bf_db_keepalive_apply (PGconn *conn, const bf_db_keepalive_t *client,
+                           const bf_db_keepalive_t *server);
 
 /*  Monotonic ms (zclock_mono) before which bf_db_connect makes no attempt
     in this process; 0 or a past time: now. For poll timeouts.  */

@@ -2,10 +2,11 @@
     that holds a PostgreSQL session advisory lock (the active control, the
     active relay).
 
-    Without it, a leader cut from PostgreSQL blocks in a statement until
-    TCP gives up (about 15 minutes), and the server keeps the dead session,
-    and with it the lock, until its keepalives notice (2 hours by default):
-    no standby can take over. bf_db_fence sets, on one connection:
+    Every connection notices a silent link within db.keepalives_* (about
+    30 s, bf_db.h), but both ends alike: the server could free the lock
+    while the cut leader still believes it leads, and a standby waits as
+    long. bf_db_fence sets, on one connection, a shorter bound on the
+    leader's end than on the server's:
     - the client side (this process's socket): TCP keepalives and
       TCP_USER_TIMEOUT, so that a statement left without an answer fails
       about guard_ms after the link went silent; the leader then steps
@@ -15,7 +16,9 @@
       lock, only after about 2 × guard_ms + 1 s of silence.
     So the cut leader stops acting before its lock can be taken by another
     process (docs/guarantees.md, "Faults"). A connection over a Unix socket
-    gets the server settings only (they are ignored there).  */
+    gets the server settings only (they are ignored there). Every other
+    connection has the looser timeouts of bf_db_configure_keepalive
+    (bf_db.h, db.keepalives_*); the fence overrides them on its own.  */
 
 #ifndef BF_DBFENCE_H_INCLUDED
 #define BF_DBFENCE_H_INCLUDED

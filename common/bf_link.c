@@ -14,6 +14,7 @@
 #include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
+#include "bf_zmq.h"
 
 /*  Heartbeat intervals without a frame from control before the link
     reconnects; how long a reply may wait for a connection to control.  */
@@ -448,6 +449,8 @@ s_dealer_open (s_link_t *self, char *err, size_t errsize)
     zsock_set_sndtimeo (dealer, 0);
     //  Replies must not be dropped while the link stops.
     zsock_set_linger (dealer, 2000);
+    //  A control gone silent is noticed and connected to again (bf_zmq.h).
+    bf_zmq_heartbeat (dealer);
     if (self->cert && bf_curve_client (dealer, self->cert, self->server_key, err, errsize) != 0) {
         zsock_destroy (&dealer);
         return -1;

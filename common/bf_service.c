@@ -11,6 +11,7 @@
 #include "bf_db.h"
 #include "bf_observe.h"
 #include "bf_service.h"
+#include "bf_zmq.h"
 
 /*  Room for the options a service main takes.  */
 #define S_MAX_OPTIONS 8
@@ -61,6 +62,15 @@ bf_service_load (bf_service_t *self, const char *program, const char *path,
     bf_db_configure ((int)bf_config_int (self->config, "db.reconnect_min_ms"),
                      (int)bf_config_int (self->config, "db.reconnect_max_ms"),
                      (int)bf_config_int (self->config, "db.unavailable_log_s"));
+    bf_db_keepalive_t keepalive = {
+        (int)bf_config_int (self->config, "db.keepalives_idle_s"),
+        (int)bf_config_int (self->config, "db.keepalives_interval_s"),
+        (int)bf_config_int (self->config, "db.keepalives_count"),
+        (int)bf_config_int (self->config, "db.tcp_user_timeout_ms"),
+    };
+    bf_db_configure_keepalive (&keepalive);
+    bf_zmq_configure ((int)bf_config_int (self->config, "zmq.heartbeat_ivl_ms"),
+                      (int)bf_config_int (self->config, "zmq.heartbeat_timeout_ms"));
     bf_config_instance (self->config, self->instance, sizeof self->instance);
     return 0;
 }

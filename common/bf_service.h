@@ -48,8 +48,10 @@ int bf_service_options (int argc, char **argv, const char *program, const char *
                         const char **config_path, bf_config_override_t *overrides, size_t count);
 
 /*  Loads the configuration (path, or $BILLFLOW_CONFIG when NULL; then the
-    environment; then the count overrides), starts logging for program and
-    names the instance. Returns 0, or BF_SERVICE_EXIT_CONFIG after printing
+    environment; then the count overrides), starts logging for program,
+    hands the database's reconnect gate and TCP timeouts to bf_db
+    (db.reconnect_*, db.keepalives_*, db.tcp_user_timeout_ms) and the
+    ZeroMQ heartbeats to bf_zmq (zmq.*), and names the instance. Returns 0, or BF_SERVICE_EXIT_CONFIG after printing
     the reason (self->config is then NULL).  */
 int bf_service_load (bf_service_t *self, const char *program, const char *path,
                      const bf_config_override_t *overrides, size_t count);

@@ -21,6 +21,7 @@
 #include "bf_uuid.h"
 #include "bf_verbs.h"
 #include "bf_wire.h"
+#include "bf_zmq.h"
 
 /*  The fence of the election connection (bf_dbfence.h): a partition is
     noticed within this many election intervals, and the server frees the
@@ -1811,6 +1812,8 @@ s_become_active (s_control_t *self)
             that is gone fails loudly (EHOSTUNREACH).  */
         zsock_set_sndtimeo (self->router, 0);
         zsock_set_router_mandatory (self->router, 1);
+        /*  A client gone silent is dropped with its queue (bf_zmq.h).  */
+        bf_zmq_heartbeat (self->router);
     }
     if (!self->router || zsock_bind (self->router, "%s", self->bind) < 0) {
         bf_error ("control %s: won the election but cannot bind %s: %s; standing by",

@@ -52,6 +52,7 @@
 #include "bf_uuid.h"
 #include "bf_wire.h"
 #include "bf_text.h"
+#include "bf_zmq.h"
 
 #define S_APP_NAME "notify-ingest"
 
@@ -981,6 +982,8 @@ s_ingest_new (zsock_t *pipe, const bf_ingest_args_t *args)
     //  Only main reacts to signals; $TERM ends the actor.
     zpoller_set_nonstop (self->poller, true);
 
+    //  A settle gone silent is noticed, and connected to again (bf_zmq.h).
+    bf_zmq_heartbeat (self->sub);
     zsock_set_rcvhwm (self->sub, S_SUB_RCVHWM);
     zsock_set_maxmsgsize (self->sub, S_SUB_MAXMSGSIZE);
     zsock_set_linger (self->sub, 0);
@@ -1014,6 +1017,7 @@ s_ingest_new (zsock_t *pipe, const bf_ingest_args_t *args)
         zsock_set_linger (dealer, 0);
         zsock_set_sndtimeo (dealer, 0);
         zsock_set_rcvtimeo (dealer, 0);
+        bf_zmq_heartbeat (dealer);
         zsock_set_maxmsgsize (dealer, S_DEALER_MAXMSGSIZE);
         if (args->cert && bf_curve_client (dealer, args->cert, args->server_key, err, sizeof err))
             bf_error ("ingest: replay: %s", err);

@@ -42,6 +42,7 @@
 #include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_wire.h"
+#include "bf_zmq.h"
 
 /*  Advisory lock key: the ASCII bytes of "bfrelay" read as a big-endian
     bigint. Any relay of any settle process on this database competes for
@@ -227,6 +228,8 @@ s_bind (s_relay_t *self)
     }
     zsock_set_sndhwm (pub, S_PUB_SNDHWM);
     zsock_set_linger (pub, 0);
+    //  A subscriber gone silent is dropped with its queue (bf_zmq.h).
+    bf_zmq_heartbeat (pub);
     //  Only keys the process's ZAP handler lets in may subscribe.
     if (self->cert)
         bf_curve_server (pub, self->cert);

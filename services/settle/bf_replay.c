@@ -48,6 +48,7 @@
 #include "bf_settle_metrics.h"
 #include "bf_wire.h"
 #include "bf_text.h"
+#include "bf_zmq.h"
 
 #define S_APP_NAME "settle-replay"
 /*  A reply must not be lost to a close.  */
@@ -892,6 +893,8 @@ s_replay_new (zsock_t *pipe, const bf_replay_args_t *args)
     //  (EHOSTUNREACH, EAGAIN) instead of vanishing or blocking.
     zsock_set_router_mandatory (self->router, 1);
     zsock_set_linger (self->router, S_LINGER_MS);
+    //  A requester gone silent is dropped with its queue (bf_zmq.h).
+    bf_zmq_heartbeat (self->router);
     zsock_set_sndtimeo (self->router, 0);
     zsock_set_rcvtimeo (self->router, 0);
     zsock_set_sndhwm (self->router, S_SNDHWM);

@@ -15,6 +15,11 @@
     Scenarios (arguments; each prints its time and its recovery time):
       notify-db      notify cut from PostgreSQL (link down) for
                      BF_PARTITION_CUT_S (30) seconds during dispatch
+      notify-db-drop every packet between notify and PostgreSQL dropped
+                     (silent) while a dispatcher waits in a statement, for
+                     BF_PARTITION_DROP_S (50) s: notify notices within the
+                     keepalives' bound, PostgreSQL ends its sessions, and
+                     notify reconnects after the heal
       relay-db       the settle process holding the relay cut from
                      PostgreSQL: the other relay takes over; the published
                      ranges of both cover 1..last_seq once, without a gap
@@ -412,6 +417,97 @@ s_notify_db (bf_stack_t *s, bf_client_t *client)
                healed, 60000);
     int64_t took = s_wait_done (s, healed, 120000);
     s_log ("notify-db: done %.1f s after the heal", took / 1000.0);
+}
+
+/*  How long notify may take to notice a silent link to PostgreSQL with the
+    default db.keepalives_* (idle 10 s, 4 probes 5 s apart, tcp_user_timeout
+    30 s: about 30 s, one probe interval more at worst), with room for a
+    loaded machine; and to resume after the heal: an attempt in flight
+    (connect_timeout 10 s), the reconnect backoff's ceiling
+    (db.reconnect_max_ms, 5 s) and a claim cycle.  */
+#define S_DROP_DETECT_MS 42000
+#define S_DROP_RESUME_MS 30000
+
+/*  Sessions PostgreSQL still holds for notify's address.  */
+static int64_t
+s_notify_sessions (bf_stack_t *s)
+{
+    return bf_cycle_scalar (s, "SELECT count (*) FROM pg_stat_activity"
+                               " WHERE client_addr = '" S_NTF "'");
+}
+
+/*  Every packet between notify and PostgreSQL silently dropped (iptables,
+    both ways) while a dispatcher waits in a statement, for longer than the
+    keepalives take: notify notices (the statement fails as a lost
+    connection, logged), PostgreSQL ends notify's sessions (rolling back
+    the cut transaction), and after the heal notify reconnects and goes
+    on.  */
+static void
+s_notify_db_drop (bf_stack_t *s, bf_client_t *client)
+{
+    (void)client;
+    int drop_s = s_env_int ("BF_PARTITION_DROP_S", 50);
+    assert_true (drop_s * 1000 > S_DROP_DETECT_MS);
+    assert_true (bf_stack_wait_scalar (
+                     s, "SELECT count (*) FROM delivery WHERE state = 'DELIVERED'", 20, 60000)
+                 >= 20);
+    assert_true (!bf_cycle_done (s, PERIOD));
+    long from = bf_proc_log_size (&s->notify);
+    /*  In the middle of a statement: the driver holds a lock that the
+        dispatchers' next record of their attempts waits for, and lets it
+        go once the link is cut, so the statement's answer is lost.  */
+    PGconn *lock = bf_testdb_connect (s->db);
+    assert_non_null (lock);
+    assert_string_equal (bf_testdb_exec (lock, "BEGIN"), "00000");
+    assert_string_equal (bf_testdb_exec (lock, "LOCK TABLE delivery_attempt IN EXCLUSIVE MODE"),
+                         "00000");
+    assert_true (bf_stack_wait_scalar (s,
+                                       "SELECT count (*) FROM pg_stat_activity"
+                                       " WHERE application_name = 'notify-dispatch'"
+                                       " AND wait_event_type = 'Lock'",
+                                       1, 30000)
+                 >= 1);
+    struct timespec wall;
+    clock_gettime (CLOCK_REALTIME, &wall);
+    int64_t cut_at = bf_stack_now_ms (),
+            cut_wall = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+    s_cut ("ntf", "pg", true);
+    assert_string_equal (bf_testdb_exec (lock, "COMMIT"), "00000");
+    PQfinish (lock);
+    int64_t during = s_delivered (s);
+    /*  notify notices: the statement in flight fails as a lost
+        connection, and the loss is logged.  */
+    bool noticed = bf_proc_wait_log (&s->notify, "database: connection lost", from,
+                                     S_DROP_DETECT_MS - (int)(bf_stack_now_ms () - cut_at));
+    int64_t lost_at = s_log_time (&s->notify, "database: connection lost", from);
+    s_log ("notify %s the silent link %.1f s after the cut (bound %.0f s)",
+           noticed ? "noticed" : "did NOT notice",
+           (noticed ? lost_at - cut_wall : bf_stack_now_ms () - cut_at) / 1000.0,
+           S_DROP_DETECT_MS / 1000.0);
+    assert_true (noticed);
+    assert_true (lost_at > 0);
+    assert_true (
+        bf_proc_wait_log (&s->notify, "recording attempts failed (SQLSTATE 08", from, 1000));
+    /*  PostgreSQL ends notify's sessions as soon (tcp_keepalives_*,
+        tcp_user_timeout set on each).  */
+    int64_t sessions = s_notify_sessions (s);
+    while (sessions > 0 && bf_stack_now_ms () - cut_at < S_DROP_DETECT_MS) {
+        usleep (200000);
+        sessions = s_notify_sessions (s);
+    }
+    s_log ("PostgreSQL holds %lld sessions of notify %.1f s after the cut", (long long)sessions,
+           (bf_stack_now_ms () - cut_at) / 1000.0);
+    assert_int_equal (sessions, 0);
+    s_hold (s, (int)((cut_at + drop_s * 1000 - bf_stack_now_ms ()) / 1000));
+    assert_int_equal (s_delivered (s), during);
+    s_heal ("ntf", "pg", true);
+    int64_t healed = bf_stack_now_ms ();
+    s_resumed (s, "dispatch", "SELECT count (*) FROM delivery WHERE state = 'DELIVERED'", during,
+               healed, S_DROP_RESUME_MS);
+    assert_true (bf_proc_wait_log (&s->notify, "database back after", from, 1000));
+    int64_t took = s_wait_done (s, healed, 120000);
+    s_log ("notify-db-drop: noticed %.1f s after the cut; done %.1f s after the heal",
+           (lost_at - cut_wall) / 1000.0, took / 1000.0);
 }
 
 /*  The relay ranges "published seq A..B" of both settle logs: none may
@@ -815,10 +911,15 @@ typedef struct {
 } s_scenario_t;
 
 static const s_scenario_t s_scenarios[] = {
-    { "notify-db", false, s_notify_db },         { "relay-db", false, s_relay_db },
-    { "control-db", true, s_control_db },        { "notify-settle", false, s_notify_settle },
-    { "provider-loss", false, s_provider_loss }, { "chaos", false, s_chaos },
-    { "full-disk", false, s_full_disk },         { "full-wal", false, s_full_wal },
+    { "notify-db", false, s_notify_db },
+    { "notify-db-drop", false, s_notify_db_drop },
+    { "relay-db", false, s_relay_db },
+    { "control-db", true, s_control_db },
+    { "notify-settle", false, s_notify_settle },
+    { "provider-loss", false, s_provider_loss },
+    { "chaos", false, s_chaos },
+    { "full-disk", false, s_full_disk },
+    { "full-wal", false, s_full_wal },
 };
 
 /*  The scenario running: a failed one leaves it to the teardown.  */
@@ -873,7 +974,7 @@ main (int argc, char **argv)
         return 1;
     }
     s_subscribers = s_env_int ("BF_PARTITION_SUBSCRIBERS", 800);
-    struct CMUnitTest tests[8];
+    struct CMUnitTest tests[9];
     size_t n = 0;
     for (int i = 1; i < argc; i++) {
         size_t j = 0;

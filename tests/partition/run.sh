@@ -6,7 +6,7 @@
 #
 #   tests/partition/run.sh ITEST_PARTITION [SCENARIO...]
 #
-# SCENARIO: notify-db relay-db control-db notify-settle provider-loss
+# SCENARIO: notify-db notify-db-drop relay-db control-db notify-settle provider-loss
 # chaos full-disk full-wal (default: all). Needs root (ip netns, mount) and iproute2;
 # as another user it exits 77 (skipped). Every namespace, link, mount and
 # cluster it makes is removed at the end, also on failure or Ctrl-C.
@@ -23,7 +23,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ITEST=${1:?usage: run.sh ITEST_PARTITION [SCENARIO...]}
 shift
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(notify-db relay-db control-db notify-settle provider-loss chaos full-disk full-wal)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(notify-db notify-db-drop relay-db control-db notify-settle provider-loss chaos full-disk full-wal)
 
 say() { echo "partition: $*"; }
 if [ "$(id -u)" -ne 0 ]; then say "needs root (network namespaces, tmpfs): skipped"; exit 77; fi
@@ -97,7 +97,7 @@ DISK=()
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
     full-disk|full-wal) DISK+=("$s") ;;
-    notify-db|relay-db|control-db|notify-settle|provider-loss|chaos) NET+=("$s") ;;
+    notify-db|notify-db-drop|relay-db|control-db|notify-settle|provider-loss|chaos) NET+=("$s") ;;
     *) say "unknown scenario '$s'"; exit 2 ;;
   esac
 done
