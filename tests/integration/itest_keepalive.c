@@ -40,16 +40,20 @@
 
 /*  --- the database ----------------------------------------------------- */
 
-/*  conninfo for the pgtmp cluster over TCP (its 127.0.0.1 listener), with
-    extra appended.  */
-static void
-s_tcp_conninfo (char *out, size_t size, const char *extra)
+/*  A bf_db connection to the pgtmp cluster over TCP (its 127.0.0.1
+    listener), with extra appended to the conninfo.  */
+static PGconn *
+s_connect_tcp (const char *extra)
 {
     const char *port = getenv ("PGPORT"), *user = getenv ("PGUSER");
     const char *db = getenv ("PGDATABASE");
     assert_non_null (port);
-    snprintf (out, size, "host=127.0.0.1 port=%s user=%s dbname=%s %s", port,
+    char conninfo[512];
+    snprintf (conninfo, sizeof conninfo, "host=127.0.0.1 port=%s user=%s dbname=%s %s", port,
               user ? user : "postgres", db ? db : "postgres", extra);
+    PGconn *conn = bf_db_connect (conninfo, "itest-keepalive", 10000);
+    assert_non_null (conn);
+    return conn;
 }
 
 static int
@@ -95,18 +99,14 @@ test_db_connection_has_keepalives (void **state)
 {
     (void)state;
     bf_db_configure_keepalive (&(bf_db_keepalive_t){ 7, 3, 5, 21000 });
-    char conninfo[512];
-    s_tcp_conninfo (conninfo, sizeof conninfo, "");
-    PGconn *conn = bf_db_connect (conninfo, "itest-keepalive", 10000);
-    assert_non_null (conn);
+    PGconn *conn = s_connect_tcp ("");
     s_assert_client (conn, 7, 3, 5, 21000);
     s_assert_server (conn, 7, 3, 5, 21000);
     PQfinish (conn);
 
     /*  The defaults, as bf_service_load sets them from the config's.  */
     bf_db_configure_keepalive (&(bf_db_keepalive_t){ 10, 5, 4, 30000 });
-    conn = bf_db_connect (conninfo, "itest-keepalive", 10000);
-    assert_non_null (conn);
+    conn = s_connect_tcp ("");
     s_assert_client (conn, 10, 5, 4, 30000);
     s_assert_server (conn, 10, 5, 4, 30000);
     PQfinish (conn);
@@ -118,10 +118,7 @@ test_db_conninfo_wins (void **state)
 {
     (void)state;
     bf_db_configure_keepalive (&(bf_db_keepalive_t){ 7, 3, 5, 21000 });
-    char conninfo[512];
-    s_tcp_conninfo (conninfo, sizeof conninfo, "keepalives_idle=42");
-    PGconn *conn = bf_db_connect (conninfo, "itest-keepalive", 10000);
-    assert_non_null (conn);
+    PGconn *conn = s_connect_tcp ("keepalives_idle=42");
     assert_int_equal (s_sockopt (conn, IPPROTO_TCP, TCP_KEEPIDLE), 42);
     assert_int_equal (s_sockopt (conn, IPPROTO_TCP, TCP_KEEPINTVL), 3);
     PQfinish (conn);
@@ -151,10 +148,7 @@ test_db_fence_tightens (void **state)
 {
     (void)state;
     bf_db_configure_keepalive (&(bf_db_keepalive_t){ 10, 5, 4, 30000 });
-    char conninfo[512];
-    s_tcp_conninfo (conninfo, sizeof conninfo, "");
-    PGconn *conn = bf_db_connect (conninfo, "itest-keepalive", 10000);
-    assert_non_null (conn);
+    PGconn *conn = s_connect_tcp ("");
     assert_int_equal (bf_db_fence (conn, 3000), 0);
     /*  Client: guard/2 idle, 1 s probes, guard; server: guard idle, one
         probe more, 2 × guard + 1 s (bf_dbfence.h).  */
