@@ -37,8 +37,7 @@
     conninfo while it is closed (a test's second database) is neither held
     nor counted in its outage. Every connection gets the process's TCP
     keepalives and timeouts on both ends (bf_db_configure_keepalive, below).
-    Returns the
-    connection, or NULL (bf_db_last_status BF_DB_RETRY, SQLSTATE 08001).  */
+    Returns the connection, or NULL (bf_db_last_status BF_DB_RETRY, SQLSTATE 08001).  */
 PGconn *bf_db_connect (const char *conninfo, const char *app, int timeout_ms);
 
 /*  Sets the reconnect gate's floor and ceiling (ms) and the interval of
