@@ -34,12 +34,16 @@ CREATE TABLE report_change (
 
 -- Adds 1 to the change counter of each period in periods (sorted, so that
 -- two writers lock their rows in one order), on this transaction's shard.
+-- (plpgsql, not sql: its statement's plan is kept for the session rather
+-- than made again at every call.)
 CREATE FUNCTION report_change_bump (periods text[]) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO report_change AS c (period, shard, changes)
     SELECT p, delivery_count_shard (), 1
       FROM (SELECT DISTINCT p FROM unnest (periods) p WHERE p IS NOT NULL ORDER BY p) x
     ON CONFLICT (period, shard) DO UPDATE SET changes = c.changes + 1;
+END
 $$;
 
 -- delivery, bill, settlement_run: any INSERT, UPDATE or DELETE statement
@@ -146,41 +150,31 @@ CREATE TRIGGER attempt_count_delete AFTER DELETE ON delivery_attempt
 CREATE TRIGGER attempt_count_truncate AFTER TRUNCATE ON delivery_attempt
     FOR EACH STATEMENT EXECUTE FUNCTION report_change_all ();
 
--- The other tables the report reads: their statements bump the version only.
--- bill and settlement_run are written by settle, a few statements per chunk.
-CREATE TRIGGER report_change_insert AFTER INSERT ON delivery
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_new ();
-CREATE TRIGGER report_change_update AFTER UPDATE ON delivery
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_both ();
-CREATE TRIGGER report_change_delete AFTER DELETE ON delivery
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_old ();
-CREATE TRIGGER report_change_truncate AFTER TRUNCATE ON delivery
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_all ();
-
-CREATE TRIGGER report_change_insert AFTER INSERT ON bill
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_new ();
-CREATE TRIGGER report_change_update AFTER UPDATE ON bill
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_both ();
-CREATE TRIGGER report_change_delete AFTER DELETE ON bill
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_old ();
-CREATE TRIGGER report_change_truncate AFTER TRUNCATE ON bill
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_all ();
-
-CREATE TRIGGER report_change_insert AFTER INSERT ON settlement_run
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_new ();
-CREATE TRIGGER report_change_update AFTER UPDATE ON settlement_run
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_both ();
-CREATE TRIGGER report_change_delete AFTER DELETE ON settlement_run
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION report_change_old ();
+-- The other tables the report reads: their statements bump the version only
+-- (bill and settlement_run are written by settle, a few statements per
+-- chunk). The same four triggers on each (settlement_run is never
+-- truncated: bill's foreign key would have it cascade).
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['delivery', 'bill', 'settlement_run'] LOOP
+        EXECUTE format ('CREATE TRIGGER report_change_insert AFTER INSERT ON %I'
+                        ' REFERENCING NEW TABLE AS new_rows'
+                        ' FOR EACH STATEMENT EXECUTE FUNCTION report_change_new ()', t);
+        EXECUTE format ('CREATE TRIGGER report_change_update AFTER UPDATE ON %I'
+                        ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                        ' FOR EACH STATEMENT EXECUTE FUNCTION report_change_both ()', t);
+        EXECUTE format ('CREATE TRIGGER report_change_delete AFTER DELETE ON %I'
+                        ' REFERENCING OLD TABLE AS old_rows'
+                        ' FOR EACH STATEMENT EXECUTE FUNCTION report_change_old ()', t);
+        IF t <> 'settlement_run' THEN
+            EXECUTE format ('CREATE TRIGGER report_change_truncate AFTER TRUNCATE ON %I'
+                            ' FOR EACH STATEMENT EXECUTE FUNCTION report_change_all ()', t);
+        END IF;
+    END LOOP;
+END
+$$;
 
 -- An upgraded database starts from the attempts it has; its versions start
 -- at 0 (no report computed before this migration is kept anywhere).
