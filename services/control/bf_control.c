@@ -1016,6 +1016,35 @@ s_busy (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd, con
               error, false, true);
 }
 
+/*  Queues the caller of a run.report until the period's next report, or
+    answers it "busy" when its key (or everyone) has as many queued as it
+    may.  */
+static void
+s_report_queue (s_control_t *self, zframe_t *identity, const char *key_name,
+                const Billflow__Command *cmd, const char *period, int64_t version)
+{
+    s_key_t *key = s_key (self, key_name);
+    if (key && key->reports >= S_REPORTS_PER_KEY) {
+        s_busy (self, identity, cmd, "this key already has reports queued");
+        return;
+    }
+    if (bf_report_cache_waiting (self->report_cache) >= S_REPORTS_QUEUED) {
+        s_busy (self, identity, cmd, "the reporter is busy with other reports");
+        return;
+    }
+    s_report_waiter_t *waiter = calloc (1, sizeof *waiter);
+    if (!waiter) {
+        s_busy (self, identity, cmd, "out of memory");
+        return;
+    }
+    waiter->identity = zframe_dup (identity);
+    snprintf (waiter->command_id, sizeof waiter->command_id, "%s", cmd->command_id);
+    snprintf (waiter->key_name, sizeof waiter->key_name, "%s", key_name ? key_name : "");
+    if (key)
+        key->reports++;
+    bf_report_cache_queue (self->report_cache, period, version, waiter);
+}
+
 /*  run.report: from the kept report when the period's version has not
     moved since it was computed; otherwise queued for the reporter (wait=1)
     or answered with the kept report marked not current (wait=0).
@@ -1040,38 +1069,18 @@ s_report (s_control_t *self, zframe_t *identity, const char *key_name, const Bil
     char *json = NULL;
     bf_report_cache_rc_t crc
         = bf_report_cache_ask (self->report_cache, period, version, wait, &start, &json);
-    if (start)
-        s_report_start (self, period);
     if (crc == BF_REPORT_CACHE_ANSWER) {
         s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, json,
                   NULL, false, false);
         free (json);
-        return;
-    }
-    if (crc == BF_REPORT_CACHE_FULL) {
+    } else if (crc == BF_REPORT_CACHE_FULL)
         s_busy (self, identity, cmd, "the reporter is busy with other periods");
-        return;
-    }
-    s_key_t *key = s_key (self, key_name);
-    if (key && key->reports >= S_REPORTS_PER_KEY) {
-        s_busy (self, identity, cmd, "this key already has reports queued");
-        return;
-    }
-    if (bf_report_cache_waiting (self->report_cache) >= S_REPORTS_QUEUED) {
-        s_busy (self, identity, cmd, "the reporter is busy with other reports");
-        return;
-    }
-    s_report_waiter_t *waiter = calloc (1, sizeof *waiter);
-    if (!waiter) {
-        s_busy (self, identity, cmd, "out of memory");
-        return;
-    }
-    waiter->identity = zframe_dup (identity);
-    snprintf (waiter->command_id, sizeof waiter->command_id, "%s", cmd->command_id);
-    snprintf (waiter->key_name, sizeof waiter->key_name, "%s", key_name ? key_name : "");
-    if (key)
-        key->reports++;
-    bf_report_cache_queue (self->report_cache, period, version, waiter);
+    else
+        s_report_queue (self, identity, key_name, cmd, period, version);
+    /*  Last: a hand-off that fails answers the period's queued callers,
+        this one included.  */
+    if (start)
+        s_report_start (self, period);
 }
 
 /*  key_name: the key that sent the query, whose slow queries are counted
