@@ -17,8 +17,10 @@
 # The subscriber and bill queries ask for another subscriber each round
 # (query_bench.c); their plans are printed after the timings (the scans of
 # each statement, from auto_explain).
-# Last, what the counters' triggers cost a writer: pgbench latencies of
+# Then what the counters' triggers cost a writer: pgbench latencies of
 # notify-like statements with the triggers disabled and enabled, in turn.
+# Last, bench/report.sh: run.report through a control started on the
+# period, and what db/013_report_change.sql's triggers cost in CPU.
 #
 # BUILD_DIR names the meson build directory (default build).
 set -euo pipefail
@@ -39,7 +41,7 @@ work=$(mktemp -d /tmp/billflow-bench.XXXXXX)
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 "$billdata" keygen "$work/pii.key" >/dev/null
-export BILLFLOW_PII_KEY_FILE="$work/pii.key" billdata settle bench n rounds period work
+export BILLFLOW_PII_KEY_FILE="$work/pii.key" billdata settle bench n rounds period work build
 # settle serves its event stream over CURVE only (docs/settle.md): a key pair
 # and an empty allowed list, since nobody reads this run's stream.
 "$PWD/$build/services/billctl/billctl" keygen settle --dir "$work" >/dev/null
@@ -206,5 +208,7 @@ INSERT INTO delivery_count (period, channel, state, shard, n, fallbacks)
 SELECT period, channel, state, 0, count(*), count(fallback_of) FROM delivery GROUP BY 1, 2, 3;
 COMMIT;
 SQL
+echo
+BUILD_DIR=$build bash bench/report.sh "$period"
 STEPS
 scripts/pgtmp run -- bash "$work/steps.sh"

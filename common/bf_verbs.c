@@ -23,9 +23,9 @@ static const bf_verb_t s_verbs[] = {
     { "control", "runs.list", true, "[period=YYYY-MM] [limit=N]", "Runs, newest first." },
     { "control", "run.show", true, "period=YYYY-MM | run_id=N",
       "One run: progress, counts, amounts, duration, rating errors, and its notices." },
-    { "control", "run.report", true, "period=YYYY-MM",
+    { "control", "run.report", true, "period=YYYY-MM [wait=0|1]",
       "The period's reconciliation report: bills, runs, notices, fallbacks, held notices,"
-      " attempts, and the bills without a final notice.",
+      " attempts, and the bills without a final notice (wait=0: control's newest at once).",
       true },
     { "control", "deliveries.summary", true, "[period=YYYY-MM]",
       "Notices by channel and state, and whether dispatch is paused." },

@@ -28,9 +28,9 @@ typedef struct {
     const char *args;    /* argument synopsis for help: "period=YYYY-MM" */
     const char *summary; /* one line for help and docs */
     /*  A query that reads whole periods (run.report: seconds at a million
-        bills): control answers it from its reporter, one at a time per
-        key, and a client gives it a long timeout instead of asking again
-        early (each resend would queue another report).  */
+        bills): control computes it in its reporter (and keeps the newest
+        per period), and a client gives it a long timeout instead of asking
+        again early (each resend would queue another caller).  */
     bool slow;
 } bf_verb_t;
 

@@ -17,6 +17,8 @@
 #include "bf_health.h"
 #include "bf_log.h"
 #include "bf_query.h"
+#include "bf_report.h"
+#include "bf_report_cache.h"
 #include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_verbs.h"
@@ -44,10 +46,13 @@
 #define S_COMMAND_ATTEMPTS  5
 #define S_MAX_REQUEST_BYTES 16384
 
-/*  Slow queries (run.report) queued for the reporter: at most this many in
-    all, and per key; more are answered "busy".  */
+/*  Callers of run.report queued for the reporter's next report: at most
+    this many in all, and per key; more are answered "busy".  */
 #define S_REPORTS_QUEUED  16
 #define S_REPORTS_PER_KEY 2
+
+/*  Periods whose newest run.report control keeps (bf_report_cache.h).  */
+#define S_REPORT_PERIODS 24
 
 /*  Outside text in an audit row or a log line: at most this many bytes
     per field.  */
@@ -91,7 +96,7 @@ typedef struct {
 typedef struct {
     double tokens;
     int64_t refilled; /* zclock_mono */
-    int reports;      /* run.report queued for the reporter */
+    int reports;      /* run.report callers queued for the reporter */
     uint64_t limited, limited_unaudited, limited_unlogged;
     int64_t warned, audited;
 } s_key_t;
@@ -137,7 +142,7 @@ typedef struct {
     uint64_t limited, busy, gave_up, services_refused, foreign_replies;
     uint64_t behalf_refused; /* requests refused for their on_behalf_ fields */
     zhashx_t *keys;    /* key name -> s_key_t */
-    zlistx_t *reports; /* key names of the queued reports, oldest first */
+    bf_report_cache_t *report_cache; /* newest run.report per period, queued callers */
     uint32_t prepared; /* bit per s_sql_t prepared on conn */
 } s_control_t;
 
@@ -361,12 +366,6 @@ s_free_item (void **item)
 {
     free (*item);
     *item = NULL;
-}
-
-static void *
-s_strdup_item (const void *item)
-{
-    return strdup ((const char *)item);
 }
 
 static void
@@ -859,9 +858,9 @@ s_control_status (s_control_t *self, char **json)
                        (json_int_t)self->gave_up, "services_refused",
                        (json_int_t)self->services_refused, "foreign_replies",
                        (json_int_t)self->foreign_replies, "reports_queued",
-                       (int)zlistx_size (self->reports), "client_rate", self->args.client_rate,
-                       "client_burst", self->args.client_burst, "command_attempts",
-                       self->args.command_attempts));
+                       (int)bf_report_cache_waiting (self->report_cache), "client_rate",
+                       self->args.client_rate, "client_burst", self->args.client_burst,
+                       "command_attempts", self->args.command_attempts));
     json_t *limits = doc ? json_object_get (doc, "limits") : NULL;
     if (limits)
         json_object_set_new (limits, "on_behalf_refused",
@@ -872,15 +871,15 @@ s_control_status (s_control_t *self, char **json)
 
 /*  --- slow queries ---------------------------------------------------- */
 
-/*  The reporter: an actor with its own database connection that answers
-    the queries that read whole periods (run.report: seconds at a million
-    bills), so that control goes on answering everyone else meanwhile.
-    In:  [identity][command_id][target][verb][key][value]... (the decoded
-         Command's fields, s_reporter_request; never packed again)
-    Out: [identity][command_id]["OK" | "FAILED" | "RETRY"][document or error]  */
+/*  The reporter: an actor with its own database connection that computes
+    run.report (about a second at a million bills), so that control goes on
+    answering everyone else meanwhile. The main thread keeps the newest
+    report per period (bf_report_cache.h) and asks for a computation only
+    when the period has changed since.
+    In:  [period]
+    Out: [period]["OK" | "FAILED" | "RETRY"][document or error]  */
 typedef struct {
     char conninfo[1024];
-    bf_query_ctx_t ctx;
 } s_reporter_args_t;
 
 static bool
@@ -890,28 +889,6 @@ s_slow_query (const char *verb)
     return entry && entry->slow; /* run.report (bf_verbs.c) */
 }
 
-#define S_REPORT_MAX_ARGS 16
-
-//  The reporter's request for cmd (fields as strings; NULL strings as "").
-//  The caller answers a query with more than S_REPORT_MAX_ARGS arguments
-//  itself (no query takes so many).
-static zmsg_t *
-s_reporter_request (zframe_t *identity, const Billflow__Command *cmd)
-{
-    zmsg_t *msg = zmsg_new ();
-    zframe_t *id = zframe_dup (identity);
-    zmsg_append (msg, &id);
-    zmsg_addstr (msg, cmd->command_id ? cmd->command_id : "");
-    zmsg_addstr (msg, cmd->target ? cmd->target : "");
-    zmsg_addstr (msg, cmd->verb ? cmd->verb : "");
-    for (size_t i = 0; i < cmd->n_args && i < S_REPORT_MAX_ARGS; i++) {
-        const Billflow__Argument *arg = cmd->args[i];
-        zmsg_addstr (msg, arg && arg->key ? arg->key : "");
-        zmsg_addstr (msg, arg && arg->value ? arg->value : "");
-    }
-    return msg;
-}
-
 static void
 s_reporter_actor (zsock_t *pipe, void *args)
 {
@@ -919,94 +896,112 @@ s_reporter_actor (zsock_t *pipe, void *args)
     PGconn *conn = NULL;
     zsock_signal (pipe, 0);
     while (true) {
-        zmsg_t *msg = zmsg_recv (pipe);
-        if (!msg)
-            break;
-        zframe_t *identity = zmsg_pop (msg);
-        if (!identity || zmsg_size (msg) < 3) { /* $TERM */
-            zframe_destroy (&identity);
-            zmsg_destroy (&msg);
+        char *period = zstr_recv (pipe);
+        if (!period || !strcmp (period, "$TERM")) {
+            zstr_free (&period);
             break;
         }
-        //  The Command again, its strings pointing into the frames.
-        char *fields[3 + 2 * S_REPORT_MAX_ARGS] = { NULL };
-        size_t nfields = 0;
-        for (; nfields < 3 + 2 * S_REPORT_MAX_ARGS && zmsg_size (msg) > 0; nfields++)
-            fields[nfields] = zmsg_popstr (msg);
-        Billflow__Argument argv[S_REPORT_MAX_ARGS], *arg_ptrs[S_REPORT_MAX_ARGS];
-        Billflow__Command request = BILLFLOW__COMMAND__INIT;
-        request.schema_version = BF_SCHEMA_VERSION;
-        request.command_id = fields[0];
-        request.target = fields[1];
-        request.verb = fields[2];
-        request.args = arg_ptrs;
-        for (size_t i = 3; i + 1 < nfields; i += 2) {
-            billflow__argument__init (&argv[request.n_args]);
-            argv[request.n_args].key = fields[i];
-            argv[request.n_args].value = fields[i + 1];
-            arg_ptrs[request.n_args] = &argv[request.n_args];
-            request.n_args++;
-        }
-        Billflow__Command *cmd = fields[0] && fields[1] && fields[2] ? &request : NULL;
-        if (cmd) {
-            bf_log_ctx_set ("command_id", "%s", BF_TEXT_SHOW (cmd->command_id, 128));
-            bf_log_ctx_set ("verb", "%s", BF_TEXT_SHOW (cmd->verb, 64));
-        }
+        bf_log_ctx_set ("verb", "run.report");
+        bf_log_ctx_set ("period", "%s", BF_TEXT_SHOW (period, 16));
+        json_t *doc = NULL;
         char *json = NULL, err[512] = "";
         int rc = BF_QUERY_RETRY;
         if (!conn || PQstatus (conn) != CONNECTION_OK) {
             PQfinish (conn);
             conn = bf_db_connect (self.conninfo, "billflow-control-report", 0);
         }
-        if (!cmd)
-            rc = BF_QUERY_BAD, bf_err_set (err, sizeof err, "unreadable query");
-        else if (!conn)
+        if (!conn)
             bf_err_set (err, sizeof err, "database unavailable");
         else
-            rc = bf_query (conn, &self.ctx, cmd, &json, err, sizeof err);
-        zmsg_t *out = zmsg_new ();
-        zmsg_append (out, &identity);
-        zmsg_addstr (out, cmd ? cmd->command_id : "");
-        zmsg_addstr (out, rc == BF_QUERY_OK ? "OK" : rc == BF_QUERY_RETRY ? "RETRY" : "FAILED");
-        zmsg_addstr (out, rc == BF_QUERY_OK ? json : err);
-        zmsg_send (&out, pipe);
+            rc = bf_report (conn, period, &doc, err, sizeof err);
+        if (rc == BF_QUERY_OK) {
+            json = json_dumps (doc, JSON_COMPACT | JSON_REAL_PRECISION (15));
+            if (!json)
+                rc = BF_QUERY_RETRY, bf_err_set (err, sizeof err, "out of memory");
+        }
+        json_decref (doc);
+        zstr_sendx (pipe, period,
+                    rc == BF_QUERY_OK      ? "OK"
+                    : rc == BF_QUERY_RETRY ? "RETRY"
+                                           : "FAILED",
+                    rc == BF_QUERY_OK ? json : err, NULL);
         bf_log_ctx_clear ();
         free (json);
-        for (size_t i = 0; i < nfields; i++)
-            zstr_free (&fields[i]);
-        zmsg_destroy (&msg);
+        zstr_free (&period);
     }
     PQfinish (conn);
+}
+
+/*  A caller queued for a report (bf_report_cache_queue).  */
+typedef struct {
+    zframe_t *identity;
+    char command_id[129];
+    char key_name[65];
+} s_report_waiter_t;
+
+static void
+s_report_waiter_free (void *item)
+{
+    s_report_waiter_t *waiter = item;
+    if (waiter)
+        zframe_destroy (&waiter->identity);
+    free (waiter);
+}
+
+/*  Answers a queued caller (bf_report_cache_answer_fn) and frees it.  */
+static void
+s_report_answer (void *item, const char *json, const char *error, bool retry, void *arg)
+{
+    s_control_t *self = arg;
+    s_report_waiter_t *waiter = item;
+    s_key_t *key = zhashx_lookup (self->keys, waiter->key_name);
+    if (key && key->reports > 0)
+        key->reports--;
+    s_answer (self, waiter->identity, waiter->command_id,
+              json ? BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
+                   : BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+              json, json ? NULL : error, false, !json && retry);
+    s_report_waiter_free (waiter);
+}
+
+/*  Asks the reporter for period's report. The hand-off never blocks (the
+    reporter's pipe has a send timeout of 0); a failed one fails the
+    period's queued callers, "busy".  */
+static void
+s_report_start (s_control_t *self, const char *period)
+{
+    if (self->reporter && zstr_send (self->reporter, period) == 0)
+        return;
+    bf_warn ("control: run.report %s: the reporter takes no more work", period);
+    bf_report_cache_done (self->report_cache, period, NULL,
+                          "busy: the reporter is busy with other reports; retry in a few seconds",
+                          true, s_report_answer, self);
 }
 
 static void
 s_on_reporter (s_control_t *self)
 {
-    zmsg_t *msg = zmsg_recv (self->reporter);
-    if (!msg)
+    char *period = NULL, *status = NULL, *text = NULL;
+    if (zstr_recvx (self->reporter, &period, &status, &text, NULL) < 0 || !period || !status
+        || !text) {
+        bf_error ("control: unreadable message from the reporter");
+        zstr_free (&period), zstr_free (&status), zstr_free (&text);
         return;
-    zframe_t *identity = zmsg_pop (msg);
-    char *id = zmsg_popstr (msg), *status = zmsg_popstr (msg), *text = zmsg_popstr (msg);
-    /*  The reporter answers one at a time, in order.  */
-    char *actor = zlistx_detach (self->reports, NULL);
-    if (actor) {
-        s_key_t *key = zhashx_lookup (self->keys, actor);
-        if (key && key->reports > 0)
-            key->reports--;
-        free (actor);
     }
-    if (identity && id && status && text) {
-        bool ok = !strcmp (status, "OK");
-        s_answer (self, identity, id,
-                  ok ? BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK
-                     : BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
-                  ok ? text : NULL, ok ? NULL : text, false, !strcmp (status, "RETRY"));
+    json_t *doc = NULL;
+    const char *error = !strcmp (status, "OK") ? NULL : text;
+    if (!error) {
+        json_error_t jerr;
+        doc = json_loads (text, 0, &jerr);
+        if (!doc) {
+            bf_error ("control: run.report %s: unreadable document: %s", period, jerr.text);
+            error = "run.report: unreadable document";
+        }
     }
-    zframe_destroy (&identity);
-    zstr_free (&id);
-    zstr_free (&status);
-    zstr_free (&text);
-    zmsg_destroy (&msg);
+    if (bf_report_cache_done (self->report_cache, period, doc, error, !strcmp (status, "RETRY"),
+                              s_report_answer, self))
+        s_report_start (self, period); /* callers that saw a newer version */
+    zstr_free (&period), zstr_free (&status), zstr_free (&text);
 }
 
 /*  Answers a query "busy": its key (or everyone) has as many slow queries
@@ -1022,6 +1017,73 @@ s_busy (s_control_t *self, zframe_t *identity, const Billflow__Command *cmd, con
               error, false, true);
 }
 
+/*  Queues the caller of a run.report until the period's next report, or
+    answers it "busy" when its key (or everyone) has as many queued as it
+    may.  */
+static void
+s_report_queue (s_control_t *self, zframe_t *identity, const char *key_name,
+                const Billflow__Command *cmd, const char *period, int64_t version)
+{
+    s_key_t *key = s_key (self, key_name);
+    if (key && key->reports >= S_REPORTS_PER_KEY) {
+        s_busy (self, identity, cmd, "this key already has reports queued");
+        return;
+    }
+    if (bf_report_cache_waiting (self->report_cache) >= S_REPORTS_QUEUED) {
+        s_busy (self, identity, cmd, "the reporter is busy with other reports");
+        return;
+    }
+    s_report_waiter_t *waiter = calloc (1, sizeof *waiter);
+    if (!waiter) {
+        s_busy (self, identity, cmd, "out of memory");
+        return;
+    }
+    waiter->identity = zframe_dup (identity);
+    snprintf (waiter->command_id, sizeof waiter->command_id, "%s", cmd->command_id);
+    snprintf (waiter->key_name, sizeof waiter->key_name, "%s", key_name ? key_name : "");
+    if (key)
+        key->reports++;
+    bf_report_cache_queue (self->report_cache, period, version, waiter);
+}
+
+/*  run.report: from the kept report when the period's version has not
+    moved since it was computed; otherwise queued for the reporter (wait=1)
+    or answered with the kept report marked not current (wait=0).
+    Queued callers are bounded per key and in all.  */
+static void
+s_report (s_control_t *self, zframe_t *identity, const char *key_name, const Billflow__Command *cmd)
+{
+    char period[8], err[512] = "";
+    bool wait = true;
+    int64_t version = 0;
+    int rc = bf_query_report_args (cmd, period, &wait, err, sizeof err);
+    if (rc == BF_QUERY_OK && !self->conn)
+        rc = BF_QUERY_RETRY, bf_err_set (err, sizeof err, "database unavailable");
+    else if (rc == BF_QUERY_OK)
+        rc = bf_report_version (self->conn, period, &version, err, sizeof err);
+    if (rc != BF_QUERY_OK) {
+        s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
+                  NULL, err, false, rc == BF_QUERY_RETRY);
+        return;
+    }
+    bool start = false;
+    char *json = NULL;
+    bf_report_cache_rc_t crc
+        = bf_report_cache_ask (self->report_cache, period, version, wait, &start, &json);
+    if (crc == BF_REPORT_CACHE_ANSWER) {
+        s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK, json,
+                  NULL, false, false);
+        free (json);
+    } else if (crc == BF_REPORT_CACHE_FULL)
+        s_busy (self, identity, cmd, "the reporter is busy with other periods");
+    else
+        s_report_queue (self, identity, key_name, cmd, period, version);
+    /*  Last: a hand-off that fails answers the period's queued callers,
+        this one included.  */
+    if (start)
+        s_report_start (self, period);
+}
+
 /*  key_name: the key that sent the query, whose slow queries are counted
     (a console's people share their key's).  */
 static void
@@ -1031,34 +1093,8 @@ s_query (s_control_t *self, zframe_t *identity, const char *key_name, const Bill
     bf_control_metrics_query (cmd->verb);
     char *json = NULL, err[512] = "";
     int rc = BF_QUERY_OK;
-    if (s_slow_query (cmd->verb) && cmd->n_args > S_REPORT_MAX_ARGS) {
-        s_answer (self, identity, cmd->command_id, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED,
-                  NULL, "too many arguments", false, false);
-        return;
-    }
-    if (s_slow_query (cmd->verb) && self->reporter) {
-        /*  The hand-off never blocks (the reporter's pipe has a send
-            timeout of 0) and is bounded: per key and in all.  */
-        s_key_t *key = s_key (self, key_name);
-        if (key && key->reports >= S_REPORTS_PER_KEY) {
-            s_busy (self, identity, cmd, "this key already has reports queued");
-            return;
-        }
-        if (zlistx_size (self->reports) >= S_REPORTS_QUEUED) {
-            s_busy (self, identity, cmd, "the reporter is busy with other reports");
-            return;
-        }
-        //  What was decoded, field by field: never packed again (issue 11
-        //  defect 9: a re-encoded message need not decode).
-        zmsg_t *msg = s_reporter_request (identity, cmd);
-        if (zmsg_send (&msg, self->reporter) != 0) {
-            zmsg_destroy (&msg);
-            s_busy (self, identity, cmd, "the reporter is busy with other reports");
-            return;
-        }
-        zlistx_add_end (self->reports, (void *)key_name);
-        if (key)
-            key->reports++;
+    if (s_slow_query (cmd->verb) && self->reporter && self->report_cache) {
+        s_report (self, identity, key_name, cmd);
         return;
     }
     if (!strcmp (cmd->verb, "control.status"))
@@ -1962,7 +1998,7 @@ bf_control_actor (zsock_t *pipe, void *args)
         zsock_signal (pipe, 1);
         return;
     }
-    s_reporter_args_t rargs = { .ctx = self->query_ctx };
+    s_reporter_args_t rargs;
     snprintf (rargs.conninfo, sizeof rargs.conninfo, "%s", self->conninfo);
     self->reporter = zactor_new (s_reporter_actor, &rargs);
     self->services = zhashx_new ();
@@ -1971,9 +2007,7 @@ bf_control_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self->waiters, s_waiters_destroy);
     self->keys = zhashx_new ();
     zhashx_set_destructor (self->keys, s_free_item);
-    self->reports = zlistx_new ();
-    zlistx_set_duplicator (self->reports, s_strdup_item);
-    zlistx_set_destructor (self->reports, s_free_item);
+    self->report_cache = bf_report_cache_new (S_REPORT_PERIODS, s_report_waiter_free);
     /*  A hand-off to the reporter fails at once rather than block the
         main loop (the queue is bounded well below the pipe's HWM).  */
     if (self->reporter)
@@ -2021,7 +2055,7 @@ bf_control_actor (zsock_t *pipe, void *args)
     zhashx_destroy (&self->services);
     zhashx_destroy (&self->waiters);
     zhashx_destroy (&self->keys);
-    zlistx_destroy (&self->reports);
+    bf_report_cache_destroy (&self->report_cache);
     zcert_destroy (&self->cert);
     PQfinish (self->conn);
     free (self);

@@ -52,6 +52,7 @@ enum {
     S_BILL_ID = 1 << 9,
     S_EMAIL = 1 << 10,
     S_PHONE = 1 << 11,
+    S_WAIT = 1 << 12,
 };
 
 static const struct {
@@ -62,7 +63,7 @@ static const struct {
     { "channel", S_CHANNEL },       { "state", S_STATE },   { "target", S_TARGET },
     { "command_id", S_COMMAND_ID }, { "actor", S_ACTOR },
     { "subscriber_id", S_SUBSCRIBER_ID }, { "bill_id", S_BILL_ID },
-    { "email", S_EMAIL },           { "phone", S_PHONE },
+    { "email", S_EMAIL },           { "phone", S_PHONE },           { "wait", S_WAIT },
 };
 #define S_KEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -87,6 +88,7 @@ typedef struct {
     char bill_id_buf[24];
     char phone_buf[16];
     char limit[8];
+    bool wait; /* wait=1, the default (run.report) */
 } s_args_t;
 
 /*  value for an error message: at most 40 characters, printable ASCII
@@ -191,6 +193,7 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
 
     memset (args, 0, sizeof *args);
     snprintf (args->limit, sizeof args->limit, "%d", S_LIMIT_DEFAULT);
+    args->wait = true;
     for (size_t i = 0; i < cmd->n_args; i++) {
         const Billflow__Argument *arg = cmd->args[i];
         const char *key = arg && arg->key ? arg->key : "";
@@ -278,6 +281,11 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
                     return s_bad_value (key, value, "an email address (name@domain, no spaces)",
                                         err, errsize);
                 args->email = value;
+                break;
+            case S_WAIT:
+                if (strcmp (value, "0") && strcmp (value, "1"))
+                    return s_bad_value (key, value, "0 or 1", err, errsize);
+                args->wait = !strcmp (value, "1");
                 break;
             case S_PHONE:
                 if (bf_pii_phone_normal (value, args->phone_buf, sizeof args->phone_buf) < 0)
@@ -906,7 +914,7 @@ static const struct {
     { "services.list", S_SERVICES_LIST, 0 },
     { "commands.list", S_COMMANDS_LIST, S_COMMAND_ID | S_STATE | S_TARGET | S_LIMIT },
     { "audit.list", S_AUDIT_LIST, S_ACTOR | S_COMMAND_ID | S_LIMIT },
-    { "run.report", S_RUN_REPORT, S_PERIOD }, /* bf_report.c */
+    { "run.report", S_RUN_REPORT, S_PERIOD | S_WAIT }, /* bf_report.c */
     { "subscriber.find", S_SUBSCRIBER_FIND, S_SUBSCRIBER_ID | S_EMAIL | S_PHONE },
     { "subscriber.timeline", S_SUBSCRIBER_TIMELINE, S_SUBSCRIBER_ID | S_LIMIT },
     { "bill.show", S_BILL_SHOW, S_BILL_ID | S_PERIOD | S_SUBSCRIBER_ID },
@@ -985,6 +993,23 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
     json_decref (doc);
     if (!*json)
         return bf_err_set (err, errsize, "out of memory"), BF_QUERY_BAD;
+    return BF_QUERY_OK;
+}
+
+int
+bf_query_report_args (const Billflow__Command *cmd, char period[8], bool *wait, char *err,
+                      size_t errsize)
+{
+    s_args_t args;
+    int rc = s_args_parse (cmd, S_PERIOD | S_WAIT, &args, err, errsize);
+    if (rc == BF_QUERY_OK && !args.period)
+        rc = (bf_err_set (err, errsize, "run.report needs period=YYYY-MM"), BF_QUERY_BAD);
+    if (rc != BF_QUERY_OK) {
+        bf_warn ("query: run.report refused: %s", err);
+        return rc;
+    }
+    snprintf (period, 8, "%s", args.period);
+    *wait = args.wait;
     return BF_QUERY_OK;
 }
 

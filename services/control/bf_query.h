@@ -53,7 +53,11 @@
                          in bf_report.h: bills, runs, notices, fallbacks, held notices,
                          attempts, the bills without a final notice, "final". The one
                          query that reads rows: an anti-join of the period's bills and
-                         notices, meant for a monthly report, not for polling
+                         notices. control answers it from the newest report it keeps
+                         per period when the period has not changed since
+                         (bf_report_cache.h); wait=1 (the default) waits for a current
+                         report, wait=0 gets the newest one at once, marked "current"
+                         and "computing"
 
     subscriber.find      {"subscribers":[SUBSCRIBER...]}   (by id, at most 100; by email or
                           phone through the keyed hash of the normalised value
@@ -102,6 +106,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -124,6 +129,12 @@ typedef enum {
     *json is a malloc'd JSON document the caller frees.  */
 int bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd, char **json,
               char *err, size_t errsize);
+
+/*  run.report's arguments (period=YYYY-MM, required; wait=0|1, default 1)
+    from cmd into period and *wait, for control's report cache. Returns
+    BF_QUERY_OK, or BF_QUERY_BAD with err set (logged).  */
+int bf_query_report_args (const Billflow__Command *cmd, char period[8], bool *wait, char *err,
+                          size_t errsize);
 
 /*  For query modules of their own (bf_tplquery.h). bf_query_document runs
     sql, which returns one row holding one JSON document, into *doc;

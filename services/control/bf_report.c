@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "bf_config.h"
 #include "bf_db.h"
 #include "bf_log.h"
 #include "bf_report.h"
@@ -24,6 +25,11 @@
 #define S_SUM(col, cond) "(SELECT coalesce (sum (" col "), 0) FROM c WHERE " cond ")"
 
 #define S_OPEN "('PENDING', 'SENDING', 'RETRY')"
+
+/*  The period's version: its change counters summed over the shards
+    (db/013_report_change.sql). In the report's statement it is the
+    version of the report's own snapshot.  */
+#define S_VERSION "SELECT coalesce (sum (changes), 0)::bigint FROM report_change WHERE period = $1"
 
 /* clang-format off */
 /*  CTEs:
@@ -41,7 +47,8 @@
     ur   u with each bill's reason, from its notices (delivery_bill again);
     h    earliest and latest release of the HELD notices (delivery_held);
     hr   the HELD notices by hold_reason (delivery_held);
-    a    attempts of the period's notices, by channel and outcome;
+    a    attempts of the period's notices, by channel and outcome, from
+         the counters attempt_count (db/013_report_change.sql);
     pd   the period's notices with a possibly delivered attempt (outcome
          UNKNOWN: the whole email went out, the final reply never came),
          by their state: possible duplicates (the attempts from the
@@ -77,9 +84,8 @@ static const char s_sql_report[] =
     "       WHERE period = $1 AND state = 'HELD'),"
     " hr AS (SELECT hold_reason AS reason, count (*)::bigint AS n FROM delivery"
     "        WHERE period = $1 AND state = 'HELD' GROUP BY hold_reason),"
-    " a AS (SELECT d.channel, x.outcome, count (*)::bigint AS n"
-    "       FROM delivery d JOIN delivery_attempt x ON x.delivery_id = d.id"
-    "       WHERE d.period = $1 GROUP BY d.channel, x.outcome),"
+    " a AS (SELECT channel, outcome, sum (n)::bigint AS n FROM attempt_count"
+    "       WHERE period = $1 GROUP BY channel, outcome),"
     " pd AS (SELECT d.state, count (*)::bigint AS n FROM delivery d"
     "        WHERE d.period = $1 AND d.id = ANY (ARRAY (SELECT delivery_id FROM delivery_attempt"
     "                                                   WHERE outcome = 'UNKNOWN'))"
@@ -98,6 +104,8 @@ static const char s_sql_report[] =
     "              " S_SUM ("n", "state IN " S_OPEN) " AS in_flight)"
     " SELECT json_build_object ("
     "  'period', $1::text,"
+    "  'version', (" S_VERSION "),"
+    "  'as_of', " S_TS ("statement_timestamp ()") ","
     "  'final', (SELECT coalesce (run_state = 'COMPLETED', false) AND unnotified = 0 AND in_flight = 0"
     "            FROM k),"
     "  'run_state', (SELECT run_state FROM k),"
@@ -156,6 +164,26 @@ static const char s_sql_report[] =
     "              LIMIT " S_XSTR (BF_REPORT_UNNOTIFIED_MAX) ") l), '[]')))";
 /* clang-format on */
 
+static const char s_sql_version[] = S_VERSION;
+
+int
+bf_report_version (PGconn *conn, const char *period, int64_t *version, char *err, size_t errsize)
+{
+    *version = 0;
+    const char *params[] = { period };
+    PGresult *res
+        = bf_db_query (conn, s_sql_version, 1, params, PGRES_TUPLES_OK, "run.report version");
+    if (!res)
+        return bf_query_db_failed (err, errsize);
+    int rc = BF_QUERY_OK;
+    if (PQntuples (res) != 1 || bf_config_parse_int (PQgetvalue (res, 0, 0), version) != 0) {
+        bf_error ("query: run.report version: unreadable answer");
+        rc = BF_QUERY_BAD, bf_err_set (err, errsize, "run.report: unreadable version");
+    }
+    PQclear (res);
+    return rc;
+}
+
 int
 bf_report (PGconn *conn, const char *period, json_t **doc, char *err, size_t errsize)
 {
@@ -183,12 +211,8 @@ bf_report (PGconn *conn, const char *period, json_t **doc, char *err, size_t err
         bf_db_commit (conn);
     else if (PQtransactionStatus (conn) != PQTRANS_IDLE)
         bf_db_rollback (conn);
-    if (!res) {
-        bool retry = bf_db_last_status () == BF_DB_RETRY;
-        bf_err_set (err, errsize, "database %s (SQLSTATE %s): %s", retry ? "unavailable" : "error",
-                    bf_db_last_sqlstate (), bf_db_last_message ());
-        return retry ? BF_QUERY_RETRY : BF_QUERY_BAD;
-    }
+    if (!res)
+        return bf_query_db_failed (err, errsize);
     if (PQntuples (res) != 1 || PQgetisnull (res, 0, 0)) {
         PQclear (res);
         bf_error ("query: run.report returned no document");

@@ -10,6 +10,16 @@
     - "final" only when the newest run completed, every bill is notified and
       nothing is in flight (held notices may remain);
     - bad arguments;
+    - the period's version (db/013_report_change.sql): every kind of change
+      the report reads moves it (notices inserted, deleted, moved between
+      states, held ones re-timed or given another reason; attempts
+      inserted, changed, deleted; runs' counters; bills), a rolled-back
+      change and another period's do not; the attempt counters stay equal
+      to a count of the attempts;
+    - control's kept report (bf_report_cache.h): a cached answer equals a
+      fresh computation; after a change wait=0 gets the old report marked
+      not current and computing, a later one is current and exact; wait=1
+      waits for the current one;
     - billctl run report against the real control: the readable report,
       --json, and its exit codes (1 not final, 0 final, 2 bad period).  */
 
@@ -25,6 +35,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "bf_client.h"
 #include "bf_db.h"
 #include "bf_query.h"
 #include "bf_report.h"
@@ -349,8 +360,9 @@ test_report_of_a_crafted_period (void **state)
     /*  Settled, no notices yet: every bill unnotified ("no delivery"), the
         first 100 listed.  */
     json_t *doc = s_report (conn, PERIOD);
-    s_keys_in_order (doc, "", "period", "final", "run_state", "bills", "runs", "notices",
-                     "fallbacks", "held", "attempts", "possible_duplicates", "unnotified", NULL);
+    s_keys_in_order (doc, "", "period", "version", "as_of", "final", "run_state", "bills", "runs",
+                     "notices", "fallbacks", "held", "attempts", "possible_duplicates",
+                     "unnotified", NULL);
     assert_string_equal (bf_json_str (doc, "period"), PERIOD);
     assert_false (bf_json_bool (doc, "final"));
     assert_string_equal (bf_json_str (doc, "run_state"), "COMPLETED");
@@ -628,6 +640,124 @@ test_report_bad_arguments (void **state)
 }
 
 //  --------------------------------------------------------------------------
+//  The period's version
+
+static int64_t
+s_version (PGconn *conn, const char *period)
+{
+    int64_t v = -1;
+    char err[512];
+    if (bf_report_version (conn, period, &v, err, sizeof err) != BF_QUERY_OK)
+        fail_msg ("run.report version: %s", err);
+    return v;
+}
+
+/*  attempt_count against a count of the attempts: keys that differ.  */
+static int64_t
+s_attempt_counters_wrong (PGconn *conn)
+{
+    return s_scalar (conn, "SELECT count (*) FROM"
+                           " (SELECT period, channel, outcome, sum (n) AS n FROM attempt_count"
+                           "  GROUP BY 1, 2, 3 HAVING sum (n) <> 0) c"
+                           " FULL JOIN (SELECT d.period, d.channel, x.outcome, count (*) AS n"
+                           "  FROM delivery_attempt x JOIN delivery d ON d.id = x.delivery_id"
+                           "  GROUP BY 1, 2, 3) a USING (period, channel, outcome)"
+                           " WHERE c.n IS DISTINCT FROM a.n");
+}
+
+static void
+test_report_version_moves (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    s_settle (db, 20, 17);
+    PGconn *conn = bf_testdb_connect (db);
+    s_craft (conn);
+    assert_int_equal (s_attempt_counters_wrong (conn), 0);
+
+    /*  The report carries the version of its own snapshot.  */
+    int64_t v = s_version (conn, PERIOD);
+    assert_true (v > 0);
+    json_t *doc = s_report (conn, PERIOD);
+    assert_int_equal (bf_json_int (doc, "version"), v);
+    assert_non_null (bf_json_str (doc, "as_of"));
+    json_decref (doc);
+
+    /*  Each kind of change the report reads, one statement each.  */
+    static const char *const changes[] = {
+        /* a notice inserted */
+        "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose)"
+        " SELECT period, bill_id, subscriber_id, 'PUSH', 'BILL_ISSUED' FROM k WHERE rn = 1",
+        /* a notice moved between states */
+        "UPDATE delivery SET state = 'DELIVERED', final_at = now () WHERE period = '" PERIOD "'"
+        " AND state = 'PENDING' AND channel = 'PUSH'",
+        /* a held notice's reason, no count moves */
+        "UPDATE delivery SET hold_reason = 'operator hold' WHERE period = '" PERIOD "'"
+        " AND state = 'HELD' AND channel = 'SMS'",
+        /* a held notice's release, no count moves */
+        "UPDATE delivery SET not_before = not_before + interval '1 hour'"
+        " WHERE period = '" PERIOD "' AND state = 'HELD' AND channel = 'SMS'",
+        /* a notice that no longer is a fallback */
+        "UPDATE delivery SET fallback_of = NULL WHERE period = '" PERIOD "'"
+        " AND fallback_of IS NOT NULL AND state = 'CANCELLED'",
+        /* an attempt inserted */
+        "INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider, started_at,"
+        " finished_at, outcome) SELECT d.id, 1, 'PUSH', 'mock', now (), now (), 'DELIVERED'"
+        " FROM k JOIN delivery d ON d.bill_id = k.bill_id AND d.channel = 'PUSH' WHERE k.rn = 1",
+        /* an attempt's outcome changed */
+        "UPDATE delivery_attempt SET outcome = 'DELIVERED' WHERE outcome = 'UNKNOWN'"
+        " AND delivery_id IN (SELECT id FROM delivery WHERE period = '" PERIOD "')",
+        /* an attempt deleted */
+        "DELETE FROM delivery_attempt WHERE attempt_no = 9 AND delivery_id IN"
+        " (SELECT id FROM delivery WHERE period = '" PERIOD "')",
+        /* a notice deleted (one without attempts) */
+        "DELETE FROM delivery WHERE period = '" PERIOD "' AND channel = 'SMS' AND state = 'PENDING'"
+        " AND NOT EXISTS (SELECT 1 FROM delivery_attempt a WHERE a.delivery_id = delivery.id)",
+        /* a run's counters */
+        "UPDATE settlement_run SET rating_errors = rating_errors + 1 WHERE period = '" PERIOD "'"
+        " AND run_id = 1",
+        /* a run's state */
+        "UPDATE settlement_run SET state = 'FAILED' WHERE period = '" PERIOD "' AND run_id = 2",
+        /* a bill */
+        "UPDATE bill SET total = total + 10 WHERE period = '" PERIOD "'"
+        " AND bill_id = (SELECT min (bill_id) FROM k)",
+    };
+    for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++) {
+        int64_t other = s_version (conn, "2026-11");
+        s_exec (conn, changes[i]);
+        int64_t now = s_version (conn, PERIOD);
+        if (now <= v)
+            fail_msg ("the version did not move (%lld) after: %s", (long long)v, changes[i]);
+        v = now;
+        assert_int_equal (s_version (conn, "2026-11"), other);
+        assert_int_equal (s_attempt_counters_wrong (conn), 0);
+    }
+    /*  The report's attempts are the counters'.  */
+    doc = s_report (conn, PERIOD);
+    assert_int_equal (bf_json_int (doc, "version"), v);
+    assert_int_equal (bf_json_int (doc, "attempts.total"),
+                      s_scalar (conn, "SELECT count (*) FROM delivery_attempt x JOIN delivery d"
+                                      " ON d.id = x.delivery_id WHERE d.period = '" PERIOD "'"));
+    assert_int_equal (bf_json_int (doc, "attempts.by_channel.PUSH.DELIVERED"), 1);
+    assert_int_equal (bf_json_int (doc, "attempts.by_outcome.UNKNOWN"), 0);
+    json_decref (doc);
+
+    /*  A rolled-back change leaves it; a statement that touched no row
+        of the period too.  */
+    s_exec (conn, "BEGIN");
+    s_exec (conn, "UPDATE delivery SET state = 'CANCELLED', final_at = now ()"
+                  " WHERE period = '" PERIOD "' AND state = 'RETRY'");
+    s_exec (conn, "ROLLBACK");
+    s_exec (conn, "UPDATE delivery SET state = 'CANCELLED' WHERE period = '1999-01'");
+    assert_int_equal (s_version (conn, PERIOD), v);
+    /*  Another period's changes stay there.  */
+    s_exec (conn, "UPDATE delivery SET hold_reason = 'x' WHERE period = '2026-11'");
+    assert_int_equal (s_version (conn, PERIOD), v);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+//  --------------------------------------------------------------------------
 //  billctl run report against the real control
 
 static bf_stack_t s_stack;
@@ -736,6 +866,141 @@ test_billctl_run_report (void **state)
     free (errout);
 }
 
+/*  run.report through control with wait=0|1; the answer's document.  */
+static json_t *
+s_ask (bf_client_t *client, const char *wait)
+{
+    static int n;
+    char id[32];
+    snprintf (id, sizeof id, "rep-%d", ++n);
+    const char *keys[] = { "period", "wait" }, *values[] = { PERIOD, wait };
+    Billflow__CommandReply *reply = NULL;
+    char err[256];
+    int rc = bf_client_request (client, id, "control", "run.report", 2, keys, values, &reply, NULL,
+                                err, sizeof err);
+    if (rc != BF_CLIENT_ANSWERED || !reply)
+        fail_msg ("run.report: no answer: %s", err);
+    if (reply->status != BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK)
+        fail_msg ("run.report: %s", reply->error ? reply->error : "failed");
+    json_error_t jerr;
+    json_t *doc = json_loads (reply->result, 0, &jerr);
+    if (!doc)
+        fail_msg ("run.report: not JSON (%s)", jerr.text);
+    billflow__command_reply__free_unpacked (reply, NULL);
+    return doc;
+}
+
+/*  a and b are the same report, apart from when and how it was answered.  */
+static void
+s_same_report (json_t *answered, json_t *fresh)
+{
+    json_t *a = json_deep_copy (answered), *b = json_deep_copy (fresh);
+    const char *const volatile_keys[] = { "as_of", "current", "computing" };
+    for (size_t i = 0; i < 3; i++) {
+        json_object_del (a, volatile_keys[i]);
+        json_object_del (b, volatile_keys[i]);
+    }
+    if (!json_equal (a, b)) {
+        char *ta = json_dumps (a, JSON_SORT_KEYS), *tb = json_dumps (b, JSON_SORT_KEYS);
+        fail_msg ("answered and fresh reports differ:\n%s\n%s", ta, tb);
+    }
+    json_decref (a);
+    json_decref (b);
+}
+
+static void
+test_report_kept_by_control (void **state)
+{
+    (void)state;
+    bf_stack_t *s = &s_stack;
+    s_settle (s->db, 40, 19);
+    s_craft (s->conn);
+    bf_proc_start (&s->control[0]);
+    assert_int_equal (bf_stack_wait_active (s, 0, 20000), 0);
+    bf_client_t *client = bf_stack_client (s, "ops-a", 30000, 0);
+    assert_non_null (client);
+
+    /*  Nothing kept yet: wait=0 gets no figures at once, computing (the
+        reporter computes meanwhile); wait=1 waits for the report, which
+        equals a fresh one.  */
+    json_t *first = s_ask (client, "0");
+    assert_false (bf_json_bool (first, "current"));
+    assert_true (bf_json_bool (first, "computing"));
+    assert_true (json_is_null (json_object_get (first, "as_of")));
+    assert_null (json_object_get (first, "bills"));
+    json_decref (first);
+    first = s_ask (client, "1");
+    assert_true (bf_json_bool (first, "current"));
+    assert_false (bf_json_bool (first, "computing"));
+    json_t *fresh = s_report (s->conn, PERIOD);
+    s_same_report (first, fresh);
+    json_decref (fresh);
+
+    /*  Unchanged period: the kept report (same snapshot), current.  */
+    json_t *again = s_ask (client, "0");
+    assert_true (bf_json_bool (again, "current"));
+    assert_string_equal (bf_json_str (again, "as_of"), bf_json_str (first, "as_of"));
+    json_decref (again);
+    again = s_ask (client, "1");
+    assert_string_equal (bf_json_str (again, "as_of"), bf_json_str (first, "as_of"));
+    json_decref (again);
+
+    /*  A change: wait=0 gets the kept report at once, marked not current
+        and computing; a later answer is current, newer and exact.  */
+    s_exec (s->conn, "UPDATE delivery SET state = 'DELIVERED', final_at = now ()"
+                     " WHERE period = '" PERIOD "' AND state = 'RETRY'");
+    json_t *stale = s_ask (client, "0");
+    assert_false (bf_json_bool (stale, "current"));
+    assert_true (bf_json_bool (stale, "computing"));
+    assert_string_equal (bf_json_str (stale, "as_of"), bf_json_str (first, "as_of"));
+    assert_int_equal (bf_json_int (stale, "version"), bf_json_int (first, "version"));
+    json_decref (stale);
+    json_t *now = NULL;
+    int64_t deadline = bf_stack_now_ms () + 20000;
+    while (true) {
+        now = s_ask (client, "0");
+        if (bf_json_bool (now, "current"))
+            break;
+        json_decref (now);
+        if (bf_stack_now_ms () > deadline)
+            fail_msg ("the report never became current again");
+        usleep (50 * 1000);
+    }
+    assert_true (bf_json_int (now, "version") > bf_json_int (first, "version"));
+    assert_int_equal (bf_json_int (now, "notices.by_state.RETRY"), 0);
+    fresh = s_report (s->conn, PERIOD);
+    s_same_report (now, fresh);
+    json_decref (fresh);
+    json_decref (now);
+
+    /*  wait=1 after a change waits for the current report.  */
+    s_exec (s->conn, "INSERT INTO delivery_attempt (delivery_id, attempt_no, sent_as, provider,"
+                     " started_at, finished_at, outcome) SELECT id, 7, channel, 'mock', now (),"
+                     " now (), 'THROTTLED' FROM delivery WHERE period = '" PERIOD "'"
+                     " AND state = 'DELIVERED' AND channel = 'EMAIL' LIMIT 3");
+    now = s_ask (client, "1");
+    assert_true (bf_json_bool (now, "current"));
+    fresh = s_report (s->conn, PERIOD);
+    s_same_report (now, fresh);
+    assert_int_equal (bf_json_int (now, "attempts.by_outcome.THROTTLED"),
+                      bf_json_int (first, "attempts.by_outcome.THROTTLED") + 3);
+    json_decref (fresh);
+    json_decref (now);
+
+    /*  A bad wait= is refused.  */
+    const char *keys[] = { "period", "wait" }, *values[] = { PERIOD, "yes" };
+    Billflow__CommandReply *reply = NULL;
+    char err[256];
+    assert_int_equal (bf_client_request (client, "rep-bad", "control", "run.report", 2, keys,
+                                         values, &reply, NULL, err, sizeof err),
+                      BF_CLIENT_ANSWERED);
+    assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED);
+    assert_non_null (strstr (reply->error, "wait"));
+    billflow__command_reply__free_unpacked (reply, NULL);
+    json_decref (first);
+    bf_client_destroy (&client);
+}
+
 int
 main (void)
 {
@@ -745,7 +1010,9 @@ main (void)
         cmocka_unit_test (test_report_of_a_crafted_period),
         cmocka_unit_test (test_report_final),
         cmocka_unit_test (test_report_bad_arguments),
+        cmocka_unit_test (test_report_version_moves),
         cmocka_unit_test_setup_teardown (test_billctl_run_report, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_report_kept_by_control, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -231,9 +231,12 @@ export function render (main, arg) {
   let busy = false;
   let lastRead = 0;
   let gone = false;
-  // The report is control's slow query (its reporter takes at most two per
-  // key at once): one request at a time, apart from the status, and again
-  // only while it is not final: when the run turns final, then every 15 s.
+  // The report is control's slow query: control keeps the newest report of
+  // the period and answers wait=0 at once with it, marked "current" (the
+  // period has not changed since) and "computing" (a newer one is being
+  // made). One request at a time, apart from the status; again while it is
+  // not final: when the run turns final, every 15 s, and after 1 s while
+  // the answer is not current.
   const rpt = { busy: false, last: 0, final: false, wasFinal: false };
   const reportStatus = el('p.small.muted', { role: 'status' });
   const loadReport = async (force) => {
@@ -244,10 +247,19 @@ export function render (main, arg) {
     rpt.last = Date.now();
     rpt.wasFinal = doc.final;
     try {
-      const rep = await query('run.report', { period });
-      rpt.final = !!rep.final;
-      if (!gone) add(clear(reportBox), s_report(rep), reportStatus);
-      clear(reportStatus).append(...ko('읽은 시각', 'Read at'), ` ${when(new Date().toISOString())}`);
+      const rep = await query('run.report', { period, wait: '0' });
+      if (gone) return;
+      rpt.final = !!rep.final && rep.current !== false;
+      if (rep.as_of === null) {
+        // Nothing computed yet: control is making the first report.
+        add(clear(reportBox), reportStatus);
+        clear(reportStatus).append(...ko('보고서를 만드는 중…', 'computing the report…'));
+      } else {
+        add(clear(reportBox), s_report(rep), reportStatus);
+        clear(reportStatus).append(...ko('기준 시각', 'as of'), ` ${when(rep.as_of || new Date().toISOString())}`);
+        if (rep.current === false) reportStatus.append(', ', ...ko('새로 고치는 중…', 'refreshing…'));
+      }
+      if (rep.current === false) rpt.last = Date.now() - 14000;   // again in about 1 s
     } catch (err) {
       if (gone) return;
       if (!reportBox.contains(reportStatus)) add(clear(reportBox), reportStatus);
