@@ -76,6 +76,7 @@ typedef struct {
     int command_attempts;  /* forwards of one command before it is FAILED */
     int max_request_bytes; /* largest command or query a client may send */
     int metrics_ms;        /* cluster-wide metrics refresh (bf_control_metrics.h); 0: 5000 */
+    int rates_retention_days; /* rate samples of runs ended longer ago are deleted; 0: kept */
 } bf_control_args_t;
 
 /*  zactor body. Signals 0 when started (active or standby), -1 when the
