@@ -21,9 +21,10 @@ CREATE TABLE run_rate_sample (
     gap     boolean     NOT NULL DEFAULT false,
     PRIMARY KEY (run_id, at)
 );
--- The sampler finds the runs it sampled in the last seconds (their
--- closing row) by time; run.rates looks up the gaps of a run.
-CREATE INDEX run_rate_sample_at ON run_rate_sample (at);
+-- Every lookup goes by run: the primary key (a run's first, newest and
+-- each of run.rates' instants) and, for run.rates, the gaps of a run.
+-- There is deliberately no index on `at` alone: the planner would walk it
+-- across every run's samples.
 CREATE INDEX run_rate_sample_gap ON run_rate_sample (run_id, at) WHERE gap;
 
 -- Every control process, active or standby, writes its row every

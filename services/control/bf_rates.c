@@ -16,39 +16,34 @@
 
 /*  $1 run_id, $2 BF_RATES_POINTS. b: the first and newest sample (two
     probes of the primary key); k: the newest sample at or before each of
-    $2 + 1 instants between them (one probe each), without repeats; each
-    as [seconds since the first sample, bills, notices, gap since the pick
-    before].  */
+    $2 + 1 instants between them (one probe each; a sample may come more
+    than once, bf_rates_points skips the repeats), each as [seconds since
+    the first sample, bills, notices, whether a gap lies since the pick
+    before (a probe of run_rate_sample_gap)]. No DISTINCT and no sort
+    beyond the instants' own order: this runs for every chart.  */
 static const char s_sql_rates[]
     = "WITH b AS (SELECT (SELECT at FROM run_rate_sample WHERE run_id = $1::bigint"
-      "                   ORDER BY at LIMIT 1) AS t0,"
+      "                   ORDER BY run_id, at LIMIT 1) AS t0,"
       "                  (SELECT at FROM run_rate_sample WHERE run_id = $1::bigint"
-      "                   ORDER BY at DESC LIMIT 1) AS t1),"
-      " k AS (SELECT DISTINCT s.at, s.bills, s.notices FROM b"
+      "                   ORDER BY run_id DESC, at DESC LIMIT 1) AS t1),"
+      " k AS (SELECT i, s.at, s.bills, s.notices FROM b"
       "   CROSS JOIN generate_series (0, $2::int) i"
       "   CROSS JOIN LATERAL (SELECT at, bills, notices FROM run_rate_sample x"
       "     WHERE x.run_id = $1::bigint AND x.at <= CASE WHEN i = $2::int THEN b.t1"
       "           ELSE b.t0 + (b.t1 - b.t0) * i / $2::int END"
-      "     ORDER BY x.at DESC LIMIT 1) s"
+      "     ORDER BY x.run_id DESC, x.at DESC LIMIT 1) s"
       "   WHERE b.t0 IS NOT NULL),"
-      " g AS (SELECT k.*, lag (k.at) OVER (ORDER BY k.at) AS prev FROM k)"
+      " g AS (SELECT k.*, lag (k.at) OVER (ORDER BY k.i) AS prev FROM k)"
       " SELECT json_build_object ('run_id', $1::bigint,"
       "  'run', (SELECT json_build_object ('period', r.period, 'state', r.state,"
-      "     'bills', r.bills, 'started_at', " S_TS (
-          "r.started_at") ","
-                          "     'finished_at', " S_TS (
-                              "r.finished_at") ")"
-                                               "     FROM settlement_run r WHERE r.run_id = "
-                                               "$1::bigint),"
-                                               "  'samples', coalesce ((SELECT json_agg "
-                                               "(json_build_array ("
-                                               "     round (extract (epoch FROM g.at - b.t0), 3), "
-                                               "g.bills, g.notices,"
-                                               "     g.prev IS NOT NULL AND EXISTS (SELECT 1 FROM "
-                                               "run_rate_sample y"
-                                               "       WHERE y.run_id = $1::bigint AND y.gap AND "
-                                               "y.at > g.prev AND y.at <= g.at))"
-                                               "     ORDER BY g.at) FROM g, b), '[]'))";
+      "     'bills', r.bills, 'started_at', " S_TS ("r.started_at") ","
+      "     'finished_at', " S_TS ("r.finished_at") ")"
+      "     FROM settlement_run r WHERE r.run_id = $1::bigint),"
+      "  'samples', coalesce ((SELECT json_agg (json_build_array ("
+      "     round (extract (epoch FROM g.at - b.t0), 3), g.bills, g.notices,"
+      "     g.prev IS NOT NULL AND g.at > g.prev AND EXISTS (SELECT 1 FROM run_rate_sample y"
+      "       WHERE y.run_id = $1::bigint AND y.gap AND y.at > g.prev AND y.at <= g.at))"
+      "     ORDER BY g.i) FROM g, b), '[]'))";
 
 size_t
 bf_rates_points (const bf_rates_sample_t *samples, size_t n, size_t max_points,

@@ -9,19 +9,24 @@
 #include "bf_ratesampler.h"
 
 /*  $1: gap_ms. open: the periods with unfinished notices; cand: the runs
-    to look at (busy ones, and for their closing row those that ended in
-    the last hour or were sampled in the last ten minutes, so a run that
-    ends while no control is active gets it from the next one); cur: each one's figures now, whether
-   it is busy, and its newest sample. The start row goes in with the first sample; a run that is
-   neither busy nor changed since its newest sample gets no row.  */
+    to look at: busy ones, and for their closing row those that ended in
+    the last hour, and each period's newest run when it was sampled in the
+    last ten minutes (one probe of the primary key per period), so a run
+    whose notices end, or that ends while no control is active, gets it
+    from the next sample; cur: each one's figures now, whether it is busy,
+    and its newest sample. The start row goes in with the first sample; a
+    run that is neither busy nor changed since its newest sample gets no
+    row.  */
 static const char s_sql_sample[]
     = "WITH open AS (SELECT period FROM delivery_count"
       "   WHERE state IN ('PENDING', 'SENDING', 'RETRY') GROUP BY period HAVING sum (n) > 0),"
+      " newest AS (SELECT DISTINCT ON (period) run_id, period FROM settlement_run"
+      "   ORDER BY period, run_id DESC),"
       " cand AS (SELECT run_id FROM settlement_run WHERE state IN ('RUNNING', 'STOPPING')"
-      "   UNION SELECT max (r.run_id) FROM settlement_run r"
-      "         WHERE r.period IN (SELECT period FROM open) GROUP BY r.period"
-      "   UNION SELECT run_id FROM settlement_run WHERE finished_at > now () - interval '1 hour'"
-      "   UNION SELECT run_id FROM run_rate_sample WHERE at > now () - interval '10 minutes'),"
+      "     OR finished_at > now () - interval '1 hour'"
+      "   UNION SELECT n.run_id FROM newest n WHERE n.period IN (SELECT period FROM open)"
+      "     OR EXISTS (SELECT 1 FROM run_rate_sample s WHERE s.run_id = n.run_id"
+      "                AND s.at > now () - interval '10 minutes')),"
       " cur AS (SELECT r.run_id, coalesce (r.started_at, r.created_at) AS started_at, r.bills,"
       "   r.state IN ('RUNNING', 'STOPPING')"
       "    OR (r.period IN (SELECT period FROM open) AND NOT EXISTS (SELECT 1 FROM settlement_run"

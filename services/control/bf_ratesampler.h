@@ -4,8 +4,9 @@
     bf_ratesampler_sample writes, in one INSERT, a row of run_rate_sample
     for every run that is RUNNING or STOPPING, or is its period's newest run
     while the period has notices PENDING, SENDING or RETRY, and one closing
-    row for a run that ended in the last hour or was sampled in the last
-    ten minutes whose figures changed since its newest row. A run's first row is preceded by its
+    row, when its figures changed since its newest row, for a run that
+    ended in the last hour or is its period's newest run and was sampled in
+    the last ten minutes. A run's first row is preceded by its
    start: bills 0 and, for the period's first run, notices 0 (for a later run of the period, the
     period's final notices when it is first sampled; notices that ended in
     its first second are then not counted). A row more than gap_ms after
