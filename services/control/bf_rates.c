@@ -21,6 +21,7 @@
     the first sample, bills, notices, whether a gap lies since the pick
     before (a probe of run_rate_sample_gap)]. No DISTINCT and no sort
     beyond the instants' own order: this runs for every chart.  */
+/* clang-format off */
 static const char s_sql_rates[]
     = "WITH b AS (SELECT (SELECT at FROM run_rate_sample WHERE run_id = $1::bigint"
       "                   ORDER BY run_id, at LIMIT 1) AS t0,"
@@ -44,6 +45,7 @@ static const char s_sql_rates[]
       "     g.prev IS NOT NULL AND g.at > g.prev AND EXISTS (SELECT 1 FROM run_rate_sample y"
       "       WHERE y.run_id = $1::bigint AND y.gap AND y.at > g.prev AND y.at <= g.at))"
       "     ORDER BY g.i) FROM g, b), '[]'))";
+/* clang-format on */
 
 size_t
 bf_rates_points (const bf_rates_sample_t *samples, size_t n, size_t max_points,
