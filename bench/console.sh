@@ -118,9 +118,11 @@ url="http://$addr"
 
 # The pages' calls, one line "LABEL<TAB>PATH" each, ROUNDS rounds.
 curl -fsS --max-time 10 "$url/" >"$work/index.html" || fail "GET / of the console"
-python3 - "$work" "$period" "$rounds" "$url" <<'PY' || fail "making the request list"
+# The Run page's chart reads run.rates of the period's newest run.
+run_id=$(stack psql -XAtc "SELECT coalesce (max (run_id), 0) FROM settlement_run WHERE period = '$period'")
+python3 - "$work" "$period" "$rounds" "$url" "$run_id" <<'PY' || fail "making the request list"
 import re, sys, urllib.parse, urllib.request
-work, period, rounds, url = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+work, period, rounds, url, run_id = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 sample = [line.rstrip('\n').split('\t') for line in open(f'{work}/sample.tsv') if line.strip()]
 ids = [s[0] for s in sample]
 bills = [s[1] for s in sample]
@@ -155,6 +157,7 @@ with open(f'{work}/requests.tsv', 'w') as out:
             ('overview: services.list', q('services.list')),
             ('run: runs.list', q('runs.list')),
             ('run: run.show', q('run.show', period=period)),
+            ('run: run.rates', q('run.rates', run_id=run_id)),
             ('notices: deliveries.summary', q('deliveries.summary', period=period)),
             ('notices: deliveries.failures', q('deliveries.failures', period=period, limit='50')),
             ('subscriber: find by id', q('subscriber.find', subscriber_id=ids[i])),

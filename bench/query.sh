@@ -10,7 +10,9 @@
 # states (3 % failed, 2 % held by quiet hours, 2 % pending, 1 % retrying,
 # 1 % sending, the rest delivered), the SMS fallbacks of the failed emails
 # as notify adds them, every notice's send attempts (as many as its attempts
-# counter), 2,000 commands, 200,000 audit rows and a few service instances. It checks the counters against count(*) (and shows what that
+# counter), 2,000 commands, 200,000 audit rows, a few service instances and
+# an hour of the run's rate samples (3,600, as the active control writes
+# them once a second). It checks the counters against count(*) (and shows what that
 # count costs), then runs bench/query_bench: each query ROUNDS times on one
 # connection, min / median / p99 / max in milliseconds around bf_query()
 # (SQL, JSON, decrypting and masking contacts). Target: milliseconds each.
@@ -58,6 +60,25 @@ echo
 cat >"$work/steps.sh" <<'STEPS'
 set -euo pipefail
 ms() { date +%s%3N; }
+# The period's run gets SECONDS rate samples, one a second, as the active
+# control writes them (db/014_rates.sql): its bills over the first tenth,
+# its notices after, and a 20 s gap (a failover) in the middle.
+rate_samples() {
+  psql -X -q -v seconds="$1" -v period="$period" <<'SQL'
+DELETE FROM run_rate_sample WHERE run_id = (SELECT max (run_id) FROM settlement_run
+                                             WHERE period = :'period');
+INSERT INTO run_rate_sample (run_id, at, bills, notices, gap)
+SELECT r.run_id, r.started_at + i * interval '1 second',
+       least (r.bills, r.bills * i / greatest (1, :seconds / 10)),
+       greatest (0, n.total * (i - :seconds / 10) / greatest (1, :seconds - :seconds / 10)),
+       i = :seconds / 2
+  FROM (SELECT * FROM settlement_run WHERE period = :'period' ORDER BY run_id DESC LIMIT 1) r,
+       (SELECT sum (n) AS total FROM delivery_count WHERE period = :'period'
+          AND state IN ('DELIVERED', 'FAILED', 'CANCELLED')) n,
+       generate_series (0, :seconds) i
+ WHERE i NOT BETWEEN :seconds / 2 - 20 AND :seconds / 2 - 1;
+SQL
+}
 "$billdata" migrate >/dev/null 2>&1
 echo "== generate $n subscribers and settle $period"
 "$billdata" generate --subscribers "$n" --period "$period" --seed 41 | tail -1
@@ -123,8 +144,12 @@ INSERT INTO service_instance (instance_id, service, key_name, pid, version, verb
 SELECT s || '-' || i, s, s || '-' || i, 1000 + i, '0.1.0', '{run.start}',
        now () - i * interval '2 s', '{"ok": true}'
   FROM unnest (ARRAY['settle', 'notify']) s, generate_series (1, 3) i;
-VACUUM ANALYZE;
+INSERT INTO control_instance (instance_id, pid, bind)
+SELECT 'control-' || i, 2000 + i, 'tcp://*:7100' FROM generate_series (1, 2) i;
+UPDATE control_leader SET instance_id = 'control-1', since = now ();
 SQL
+rate_samples 3600
+psql -X -q -c "VACUUM ANALYZE"
 t1=$(ms)
 echo "  created in $((t1 - t0)) ms:"
 psql -X -q -P footer=off -c "SELECT state, count(*) FROM delivery GROUP BY 1 ORDER BY 2 DESC"
@@ -143,8 +168,13 @@ t1=$(ms)
 echo "  keys that differ: $bad (the check, a count(*) of every delivery, took $((t1 - t0)) ms)"
 [ "$bad" = 0 ] || { echo "  COUNTERS ARE WRONG" >&2; exit 1; }
 echo
-echo "== queries, $rounds rounds each"
+echo "== queries, $rounds rounds each (run.rates: the run has an hour of samples)"
 "$bench" -n "$rounds" -p "$period"
+echo
+echo "== run.rates with a week of samples (604,800 rows), $rounds rounds"
+rate_samples 604800
+psql -X -q -c "VACUUM ANALYZE run_rate_sample"
+"$bench" -n "$rounds" -p "$period" -o run.rates
 echo
 echo "== plans of the subscriber and bill queries (each node's scan, from auto_explain)"
 for verb in subscriber.find subscriber.timeline bill.show; do

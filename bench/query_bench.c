@@ -274,6 +274,17 @@ s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
         s_sample_free (&sample);
         return 0;
     }
+    /*  run.rates asks for the period's newest run (bench/query.sh gives it
+        an hour, then a week, of samples).  */
+    char run_id[24] = "0";
+    const char *pp[] = { period };
+    PGresult *res = PQexecParams (conn,
+                                  "SELECT coalesce (max (run_id), 0)::text FROM settlement_run"
+                                  " WHERE period = $1",
+                                  1, NULL, pp, NULL, NULL, 0);
+    if (PQresultStatus (res) == PGRES_TUPLES_OK && PQntuples (res) == 1)
+        snprintf (run_id, sizeof run_id, "%s", PQgetvalue (res, 0, 0));
+    PQclear (res);
     if (opts->explain)
         s_explain_on (conn);
     const s_case_t cases[] = {
@@ -289,6 +300,7 @@ s_bench (PGconn *conn, bf_pii_t *pii, const s_options_t *opts)
         { "audit.list", "audit.list", NULL, NULL, NULL, NULL },
         { "audit.list actor=ops-kim", "audit.list", "actor", "ops-kim", NULL, NULL },
         { "services.list", "services.list", NULL, NULL, NULL, NULL },
+        { "run.rates run_id", "run.rates", "run_id", run_id, NULL, NULL },
         { "subscriber.find subscriber_id", "subscriber.find", "subscriber_id", NULL, NULL, NULL,
           sample.ids },
         { "subscriber.find phone", "subscriber.find", "phone", NULL, NULL, NULL, sample.phones },

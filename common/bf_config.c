@@ -567,6 +567,13 @@ static const bf_setting_t s_settings[] = {
       .help = "How often the active control reads the cluster-wide figures it exports on"
               " /metrics (deliveries, run chunks, oldest unfinished run, overdue held"
               " notices)." },
+    { .key = "control.rates_retention_days",
+      .type = BF_CFG_INT,
+      .default_value = "400",
+      .min = 1,
+      .max = 36500,
+      .help = "Days the active control keeps the per-second samples of a run's bills and"
+              " notices (run.rates) after the run ended." },
     { .key = "http.stuck_ms",
       .type = BF_CFG_INT,
       .default_value = "60000",

@@ -27,6 +27,8 @@ static const bf_verb_t s_verbs[] = {
       "The period's reconciliation report: bills, runs, notices, fallbacks, held notices,"
       " attempts, and the bills without a final notice (wait=0: control's newest at once).",
       true },
+    { "control", "run.rates", true, "run_id=N",
+      "A run's bills per second and notices per second over its life (at most 600 points)." },
     { "control", "deliveries.summary", true, "[period=YYYY-MM]",
       "Notices by channel and state, and whether dispatch is paused." },
     { "control", "deliveries.failures", true, "[period=YYYY-MM] [channel=C] [limit=N]",

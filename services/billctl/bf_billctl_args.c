@@ -115,6 +115,19 @@ static const s_command_t s_commands[] = {
       "  billctl run report 2026-10\n"
       "  billctl run report 2026-10 --json > report-2026-10.json\n",
       "run.report", 1, 1 },
+    { BF_BILLCTL_RUN_RATES, "run", "rates", "run rates RUN_ID",
+      "bills and notices per second over a run",
+      "The bills per second and notices per second (final notices: delivered, failed,\n"
+      "cancelled) of run RUN_ID over its whole life (query run.rates): one row per\n"
+      "interval, at most 600 whatever the run's length, each with its end in seconds since\n"
+      "the run started, its length, what changed and the rates. The active control samples\n"
+      "every run once a second; an interval with no active control in it (a failover) shows\n"
+      "its change without rates (\"gap\"). The run ids are in `billctl run status`.\n"
+      "\n"
+      "example:\n"
+      "  billctl run rates 7\n"
+      "  billctl run rates 7 --json > rates-7.json\n",
+      "run.rates", 1, 1 },
     { BF_BILLCTL_RUN_SCHEDULE, "run", "schedule", "run schedule PERIOD --at YYYY-MM-DDTHH:MM",
       "send the run's notices from a time on",
       "Sets when the notices of the run of PERIOD may go out (verb run.schedule, applied by\n"
@@ -858,6 +871,14 @@ s_build_subject (bf_billctl_opts_t *opts, const char *key, const char *what, cha
     return 0;
 }
 
+/*  Commands whose one word is an id rather than a PERIOD.  */
+static bool
+s_takes_id (bf_billctl_cmd_t cmd)
+{
+    return cmd == BF_BILLCTL_SUBSCRIBER_TIMELINE || cmd == BF_BILLCTL_BILL_SHOW
+           || cmd == BF_BILLCTL_RUN_RATES;
+}
+
 /*  The request's arguments, by command. --id (commands and audit only) is
     checked before the other options.  */
 static int
@@ -869,6 +890,8 @@ s_build_args (bf_billctl_opts_t *opts, char *err, size_t errsize)
         return s_build_subject (opts, "subscriber_id", "SUBSCRIBER_ID", err, errsize);
     if (opts->cmd == BF_BILLCTL_BILL_SHOW)
         return s_build_subject (opts, "bill_id", "BILL_ID", err, errsize);
+    if (opts->cmd == BF_BILLCTL_RUN_RATES)
+        return s_build_subject (opts, "run_id", "RUN_ID", err, errsize);
     if (s_check_id (opts->id, err, errsize))
         return BF_BILLCTL_EXIT_USAGE;
     switch (opts->cmd) {
@@ -994,7 +1017,7 @@ s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, siz
     if (nwords < command->min_args) {
         if (opts->cmd == BF_BILLCTL_KEYGEN)
             return s_fail (err, errsize, "keygen needs a NAME for the key pair");
-        if (opts->cmd == BF_BILLCTL_SUBSCRIBER_TIMELINE || opts->cmd == BF_BILLCTL_BILL_SHOW)
+        if (s_takes_id (opts->cmd))
             return s_fail (err, errsize, "%s %s needs an id (usage: billctl %s)", command->group,
                            command->word, command->synopsis);
         return s_fail (err, errsize, "%s %s needs a PERIOD (YYYY-MM)", command->group,
@@ -1005,8 +1028,7 @@ s_build (bf_billctl_opts_t *opts, const char **words, int nwords, char *err, siz
                        words[command->max_args], command->synopsis);
     if (opts->cmd == BF_BILLCTL_KEYGEN)
         return s_build_keygen (opts, words[0], err, errsize);
-    if (nwords == 1
-        && (opts->cmd == BF_BILLCTL_SUBSCRIBER_TIMELINE || opts->cmd == BF_BILLCTL_BILL_SHOW))
+    if (nwords == 1 && s_takes_id (opts->cmd))
         opts->lookup_id = words[0];
     else if (nwords == 1) {
         opts->period = words[0];

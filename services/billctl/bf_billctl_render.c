@@ -642,6 +642,34 @@ s_up (const json_t *value, const char *key, char *out, size_t outsize)
     return out;
 }
 
+/*  services.list's leader: true "leader", a role name as it is, false
+    "no", null (a service without a leader) "-".  */
+static char *
+s_leader (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    if (json_is_true (value))
+        snprintf (out, outsize, "leader");
+    else if (json_is_false (value))
+        snprintf (out, outsize, "no");
+    else
+        s_cell (value, key, out, outsize);
+    return out;
+}
+
+/*  A run.rates rate: null (an interval with a gap) "gap", else one
+    decimal.  */
+static char *
+s_rate (const json_t *value, const char *key, char *out, size_t outsize)
+{
+    if (json_is_null (value))
+        snprintf (out, outsize, "gap");
+    else if (json_is_number (value))
+        snprintf (out, outsize, "%.1f", json_number_value (value));
+    else
+        s_cell (value, key, out, outsize);
+    return out;
+}
+
 /*  A command's outcome: its result's "outcome", or a result that is no
     object.  */
 static char *
@@ -699,6 +727,7 @@ static const s_column_t s_services_columns[] = {
     { "PID>", "pid", s_cell },
     { "VERSION", "version", s_cell },
     { "UP", "up", s_up },
+    { "LEADER", "leader", s_leader },
     { "LAST HEARTBEAT", "last_heartbeat", s_cell },
     { "AGE>", "age_ms", s_age },
     { "VERBS", "verbs", s_verbs },
@@ -893,6 +922,42 @@ s_render_bill (FILE *out, json_t *root, char *err, size_t errsize)
     s_table_print (out, &table, "  ");
     fprintf (out, "\nNotices:\n");
     s_render_bill_notices (out, json_object_get (bill, "notices"));
+    return 0;
+}
+
+/*  run.rates: the run's line, then one row per point.  */
+static int
+s_render_rates (FILE *out, json_t *root, char *err, size_t errsize)
+{
+    json_t *points = json_object_get (root, "points");
+    json_t *run = json_object_get (root, "run");
+    if (!json_is_array (points) || !(json_is_object (run) || json_is_null (run)))
+        return bf_err_set (err, errsize,
+                           "control's answer to run.rates has no \"run\" and \"points\"");
+    char id[S_CELL], a[S_CELL], b[S_CELL], c[S_CELL], d[S_CELL];
+    if (json_is_null (run)) {
+        fprintf (out, "No run %s.\n", s_field (root, "run_id", id, sizeof id));
+        return 0;
+    }
+    fprintf (out, "Run %s of %s: %s, %s bills, started %s\n",
+             s_field (root, "run_id", id, sizeof id), s_field (run, "period", a, sizeof a),
+             s_field (run, "state", b, sizeof b), s_field_count (run, "bills", c, sizeof c),
+             s_field (run, "started_at", d, sizeof d));
+    if (json_array_size (points) == 0) {
+        fprintf (out, "No samples yet (the active control samples a run once a second).\n");
+        return 0;
+    }
+    static const s_column_t columns[] = {
+        { "T (S)>", "t", s_cell },
+        { "SECONDS>", "seconds", s_cell },
+        { "BILLS>", "bills", s_count },
+        { "NOTICES>", "notices", s_count },
+        { "BILLS/S>", "bills_per_s", s_rate },
+        { "NOTICES/S>", "notices_per_s", s_rate },
+    };
+    s_table_t table;
+    s_table_list (&table, points, S_COLUMNS (columns));
+    s_table_print (out, &table, "");
     return 0;
 }
 
@@ -1410,6 +1475,8 @@ bf_billctl_render (FILE *out, const char *verb, const char *json, char *err, siz
         rc = s_render_timeline (out, root, err, errsize);
     else if (!strcmp (verb, "bill.show"))
         rc = s_render_bill (out, root, err, errsize);
+    else if (!strcmp (verb, "run.rates"))
+        rc = s_render_rates (out, root, err, errsize);
     else
         rc = s_render_object (out, root);
     json_decref (root);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bf_behalf.h"
 #include "bf_control.h"
@@ -19,6 +20,7 @@
 #include "bf_query.h"
 #include "bf_report.h"
 #include "bf_report_cache.h"
+#include "bf_ratesampler.h"
 #include "bf_text.h"
 #include "bf_uuid.h"
 #include "bf_verbs.h"
@@ -135,6 +137,9 @@ typedef struct {
     bool pending[S_TARGETS]; /* open commands may exist */
     int64_t retry_at[S_TARGETS];
     int64_t next_election;
+    int64_t next_beat;   /* control_instance row due (zclock_mono) */
+    int64_t next_sample; /* rate sample due, while active */
+    int64_t next_prune;  /* old rate samples to delete, while active */
     bf_wire_stats_t wire;
     int64_t last_drop_warning;
     uint64_t dropped_since_warning, not_allowed;
@@ -167,6 +172,7 @@ typedef enum {
     S_SQL_RECORD_LEADER,
     S_SQL_PING,
     S_SQL_TRY_LOCK,
+    S_SQL_CONTROL_BEAT,
     S_SQL_COUNT
 } s_sql_t;
 _Static_assert(S_SQL_COUNT <= 32, "s_control_t.prepared has a bit per statement");
@@ -243,6 +249,16 @@ static const bf_db_statement_t s_statements[S_SQL_COUNT] = {
                               2 },
     [S_SQL_PING] = { "control_ping", "SELECT 1", 0 },
     [S_SQL_TRY_LOCK] = { "control_try_lock", "SELECT pg_try_advisory_lock (" S_LOCK_KEY ")", 0 },
+    //  This process's row of control_instance, active or standby (services.list).
+    [S_SQL_CONTROL_BEAT] = { "control_beat",
+                             "INSERT INTO control_instance (instance_id, pid, bind)"
+                             " VALUES ($1, $2::integer, $3)"
+                             " ON CONFLICT (instance_id) DO UPDATE SET pid = excluded.pid,"
+                             " bind = excluded.bind, last_heartbeat = now (),"
+                             " started_at = CASE WHEN control_instance.pid"
+                             "  IS DISTINCT FROM excluded.pid THEN now ()"
+                             "  ELSE control_instance.started_at END",
+                             3 },
 };
 
 /*  Runs statement on self->conn with params, preparing it first when this
@@ -1862,6 +1878,8 @@ s_become_active (s_control_t *self)
     }
     self->active = true;
     self->active_mono = zclock_mono ();
+    self->next_sample = 0;
+    self->next_prune = 0;
     for (int t = 0; t < S_TARGETS; t++) {
         self->pending[t] = true;
         self->retry_at[t] = 0;
@@ -1904,6 +1922,41 @@ s_election (s_control_t *self)
     PQclear (res);
     if (won)
         s_become_active (self);
+}
+
+/*  --- this process's row and the rate samples -------------------------- */
+
+/*  Every heartbeat interval, active or standby: this process's row of
+    control_instance, so services.list shows every control and which one
+    leads. A failure is logged (bf_db) and tried again next interval.  */
+static void
+s_beat (s_control_t *self, int64_t now)
+{
+    if (now < self->next_beat || !self->conn || PQstatus (self->conn) != CONNECTION_OK)
+        return;
+    self->next_beat = now + (self->args.heartbeat_ms > 0 ? self->args.heartbeat_ms : 1000);
+    char pid[16];
+    snprintf (pid, sizeof pid, "%d", (int)getpid ());
+    const char *params[] = { self->instance, pid, self->bind };
+    PQclear (s_sql (self, S_SQL_CONTROL_BEAT, params, PGRES_COMMAND_OK,
+                    "recording this control process"));
+}
+
+/*  While active: the runs' rate samples once a second, and once an hour
+    (and on becoming active) the samples older than the retention.  */
+static void
+s_sample_rates (s_control_t *self, int64_t now)
+{
+    if (!self->active || !self->conn || PQstatus (self->conn) != CONNECTION_OK)
+        return;
+    if (now >= self->next_sample) {
+        self->next_sample = now + BF_RATESAMPLER_INTERVAL_MS;
+        bf_ratesampler_sample (self->conn, BF_RATESAMPLER_GAP_MS);
+    }
+    if (now >= self->next_prune) {
+        self->next_prune = now + 3600 * 1000;
+        bf_ratesampler_prune (self->conn, self->args.rates_retention_days);
+    }
 }
 
 /*  --- the actor ------------------------------------------------------- */
@@ -2027,6 +2080,8 @@ bf_control_actor (zsock_t *pipe, void *args)
             s_expire_services (self);
             s_pump_all (self);
         }
+        s_beat (self, zclock_mono ());
+        s_sample_rates (self, zclock_mono ());
         bf_control_metrics_tick (self->conn, self->active, self->args.metrics_ms);
         int64_t wait = self->next_election - zclock_mono ();
         if (wait > 200)
@@ -2080,4 +2135,5 @@ bf_control_args_from_config (bf_control_args_t *args, const bf_config_t *config,
     args->command_attempts = (int)bf_config_int (config, "control.command_attempts");
     args->max_request_bytes = (int)bf_config_int (config, "control.max_request_bytes");
     args->metrics_ms = (int)bf_config_int (config, "control.metrics_ms");
+    args->rates_retention_days = (int)bf_config_int (config, "control.rates_retention_days");
 }

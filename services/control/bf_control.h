@@ -71,11 +71,12 @@ typedef struct {
     int election_ms;
     const bf_pii_t *pii; /* for masked contacts in queries; may be NULL */
     /*  Hardening (docs/control.md "Limits"); 0 takes the default.  */
-    int client_rate;       /* frames per second and key (token bucket rate) */
-    int client_burst;      /* ... and its depth */
-    int command_attempts;  /* forwards of one command before it is FAILED */
-    int max_request_bytes; /* largest command or query a client may send */
-    int metrics_ms;        /* cluster-wide metrics refresh (bf_control_metrics.h); 0: 5000 */
+    int client_rate;          /* frames per second and key (token bucket rate) */
+    int client_burst;         /* ... and its depth */
+    int command_attempts;     /* forwards of one command before it is FAILED */
+    int max_request_bytes;    /* largest command or query a client may send */
+    int metrics_ms;           /* cluster-wide metrics refresh (bf_control_metrics.h); 0: 5000 */
+    int rates_retention_days; /* rate samples of runs ended longer ago are deleted; 0: kept */
 } bf_control_args_t;
 
 /*  zactor body. Signals 0 when started (active or standby), -1 when the

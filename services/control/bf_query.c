@@ -25,6 +25,7 @@
 #include "bf_db.h"
 #include "bf_log.h"
 #include "bf_query.h"
+#include "bf_rates.h"
 #include "bf_report.h"
 #include "bf_tplquery.h"
 #include "bf_text.h"
@@ -446,20 +447,38 @@ static const char s_sql_deliveries_failures[] =
     " ORDER BY d.final_at DESC, d.id DESC LIMIT $3::int";
 
 /*  One row per process that ever registered: the newest 500 of each
-    service (index service_instance_service).  */
+    service (index service_instance_service), and every control process
+    (control_instance, db/014). leader: the active control (the instance
+    control_leader names); for settle "relay" on the instance relay_state
+    names, the relay that published the newest events; null for notify,
+    whose instances have no leader.  */
 static const char s_sql_services_list[] =
     "SELECT json_build_object ('services', coalesce (json_agg (json_build_object ("
     "  'service', i.service, 'instance_id', i.instance_id, 'pid', i.pid,"
     "  'version', i.version, 'verbs', to_json (i.verbs),"
     "  'registered_at', " S_TS ("i.registered_at") ","
     "  'last_heartbeat', " S_TS ("i.last_heartbeat") ","
-    "  'age_ms', i.age_ms, 'up', i.age_ms <= $1::bigint, 'state', i.state)"
-    "  ORDER BY i.service, i.last_heartbeat DESC, i.instance_id), '[]'))"
+    "  'age_ms', i.age_ms, 'up', i.age_ms <= $1::bigint, 'leader', i.leader, 'state', i.state)"
+    "  ORDER BY array_position (ARRAY['control', 'settle', 'notify'], i.service),"
+    "  i.last_heartbeat DESC, i.instance_id), '[]'))"
     " FROM (SELECT s.*, greatest (0, (extract (epoch FROM now () - s.last_heartbeat)"
     "         * 1000)::bigint) AS age_ms"
-    "       FROM unnest (ARRAY['settle', 'notify']) v (service)"
-    "       CROSS JOIN LATERAL (SELECT * FROM service_instance x WHERE x.service = v.service"
-    "             ORDER BY x.last_heartbeat DESC LIMIT 500) s) i";
+    "       FROM (SELECT c.instance_id, 'control'::text AS service, c.pid, c.version,"
+    "               '{}'::text[] AS verbs, c.started_at AS registered_at, c.last_heartbeat,"
+    "               json_build_object ('bind', c.bind) AS state,"
+    "               to_json (c.instance_id IS NOT DISTINCT FROM"
+    "                        (SELECT instance_id FROM control_leader)) AS leader"
+    "             FROM control_instance c"
+    "             UNION ALL"
+    "             SELECT x.instance_id, x.service, x.pid, x.version, x.verbs, x.registered_at,"
+    "               x.last_heartbeat, x.state::json,"
+    "               CASE WHEN v.service = 'notify' THEN 'null'::json"
+    "                    WHEN x.instance_id IS NOT DISTINCT FROM"
+    "                         (SELECT relay_id FROM relay_state) THEN to_json ('relay'::text)"
+    "                    ELSE to_json (false) END"
+    "             FROM unnest (ARRAY['settle', 'notify']) v (service)"
+    "             CROSS JOIN LATERAL (SELECT * FROM service_instance y WHERE y.service = v.service"
+    "                   ORDER BY y.last_heartbeat DESC LIMIT 500) x) s) i";
 
 static const char s_sql_commands_list[] =
     "SELECT json_build_object ('commands', coalesce (json_agg (json_build_object ("
@@ -899,6 +918,7 @@ typedef enum {
     S_SUBSCRIBER_FIND,
     S_SUBSCRIBER_TIMELINE,
     S_BILL_SHOW,
+    S_RUN_RATES,
     S_TEMPLATES, /* bf_tplquery.c, which parses its own arguments */
 } s_query_t;
 
@@ -906,6 +926,7 @@ static const struct {
     const char *verb;
     s_query_t query;
     unsigned keys;
+    unsigned required; /* of keys, those it cannot do without */
 } s_queries[] = {
     { "runs.list", S_RUNS_LIST, S_PERIOD | S_LIMIT },
     { "run.show", S_RUN_SHOW, S_PERIOD | S_RUN_ID },
@@ -918,6 +939,7 @@ static const struct {
     { "subscriber.find", S_SUBSCRIBER_FIND, S_SUBSCRIBER_ID | S_EMAIL | S_PHONE },
     { "subscriber.timeline", S_SUBSCRIBER_TIMELINE, S_SUBSCRIBER_ID | S_LIMIT },
     { "bill.show", S_BILL_SHOW, S_BILL_ID | S_PERIOD | S_SUBSCRIBER_ID },
+    { "run.rates", S_RUN_RATES, S_RUN_ID, S_RUN_ID }, /* bf_rates.c */
 };
 
 int
@@ -941,6 +963,15 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
     }
     s_args_t args;
     int rc = template ? BF_QUERY_OK : s_args_parse (cmd, s_queries[q].keys, &args, err, errsize);
+    if (rc == BF_QUERY_OK && !template
+        && (args.given & s_queries[q].required) != s_queries[q].required) {
+        for (size_t k = 0; k < S_KEYS; k++)
+            if ((s_queries[q].required & s_keys[k].bit) && !(args.given & s_keys[k].bit)) {
+                bf_err_set (err, errsize, "%s needs %s", verb, s_keys[k].name);
+                break;
+            }
+        rc = BF_QUERY_BAD;
+    }
     if (rc != BF_QUERY_OK) {
         bf_warn ("query: %s refused: %s", verb, err);
         return rc;
@@ -985,6 +1016,9 @@ bf_query (PGconn *conn, const bf_query_ctx_t *ctx, const Billflow__Command *cmd,
             break;
         case S_BILL_SHOW:
             rc = s_bill_show (conn, ctx, &args, &doc, err, errsize);
+            break;
+        case S_RUN_RATES:
+            rc = bf_rates_query (conn, args.run_id, &doc, err, errsize);
             break;
     }
     if (rc != BF_QUERY_OK)

@@ -20,7 +20,8 @@
     character, valid UTF-8, 3..254 bytes), phone a Korean mobile number
     (bf_pii_phone_normal). A bad value, a
     key the query does not take, a key given twice, and run.show with
-    neither or both of period and run_id, subscriber.find with other than
+    neither or both of period and run_id, run.rates without run_id,
+    subscriber.find with other than
     one of its three keys (or by contact without ctx->pii), and bill.show
     with other than bill_id or period + subscriber_id are BF_QUERY_BAD,
     with err naming the argument.
@@ -43,12 +44,20 @@
                          (newest final_at first; fallback_id: the SMS notice sent in
                           place of a failed email, or null)
     services.list        {"services":[{"service","instance_id","pid","version","verbs":[...],
-                          "registered_at","last_heartbeat","age_ms","up","state":{...}}...]}
+                          "registered_at","last_heartbeat","age_ms","up","leader",
+                          "state":{...}}...]}
+                         (control's processes first, then settle's and notify's;
+                          leader: control true for the active one, false for the
+                          others; settle "relay" for the relay that published the
+                          newest events, false for the others; notify null)
     commands.list        {"commands":[{"command_id","client","target","verb","args":{...},
                           "state","result":{...}|null,"error","received_at","forwarded_at",
                           "completed_at"}...]}
     audit.list           {"audit":[{"id","at","actor","command_id","target","verb","args",
                           "outcome","detail"}...]}
+    run.rates            a run's bills/s and notices/s over its life (run_id required),
+                         specified in bf_rates.h: at most 600 points from the samples the
+                         active control writes once a second (bf_ratesampler.h)
     run.report           the period's reconciliation report (period required), specified
                          in bf_report.h: bills, runs, notices, fallbacks, held notices,
                          attempts, the bills without a final notice, "final". The one
@@ -91,7 +100,8 @@
              notice of the period is PENDING, SENDING or RETRY. HELD notices do not keep
              it open: they are held by a rule the operator sees (notices.held_until; G4).
 
-    services.list reads the service_instance table control keeps (db/007);
+    services.list reads the service_instance table control keeps (db/007)
+    and control_instance (db/014), which every control process writes;
     "up" is a heartbeat within 3 heartbeat intervals (ctx->heartbeat_ms),
     age_ms the time since it. Listed by service, newest heartbeat first, at
     most 500 instances a service. Lists of runs, commands and the audit log

@@ -245,6 +245,37 @@ test('3. the reconciliation report reaches FINAL', async () => {
   assert.equal(rep.body.final, true);
 });
 
+test('3b. the Run chart opened after the run shows it from its start (run.rates)', async () => {
+  const show = await api(page, `/api/query/run.show?period=${PERIOD}`);
+  assert.equal(show.status, 200);
+  const started = Date.parse(show.body.run.started_at);
+  const rates = await api(page, `/api/query/run.rates?run_id=${show.body.run.run_id}`);
+  assert.equal(rates.status, 200);
+  assert.ok(rates.body.points.length >= 2, `run.rates has points (${rates.body.points.length})`);
+  // A bad run_id is refused by control, with the reason.
+  const bad = await api(page, '/api/query/run.rates?run_id=abc');
+  assert.equal(bad.status, 400);
+  // A fresh page on the run: everything before it was opened comes from run.rates.
+  const fresh = await newPage();
+  try {
+    // The same browser context: the operator's session cookie comes along.
+    const opened = Date.now();
+    await fresh.goto(`${URL}/#/run/${PERIOD}`, { waitUntil: 'domcontentloaded' });
+    await fresh.waitForSelector('#run-status dl', { timeout: 20000 });
+    await fresh.waitForFunction(() => {
+      const b = document.getElementById('run-chart');
+      return b && b.dataset.chart === 'ready' && Number(b.dataset.history) >= 2 && Number(b.dataset.points) >= 2;
+    }, { timeout: 30000 });
+    const box = await fresh.$eval('#run-chart', (e) => ({ ...e.dataset }));
+    const beforeOpen = (opened - started) / 1000;
+    console.log(`run chart: ${box.history} points from run.rates, first at ${box.first} s, page opened ${beforeOpen.toFixed(1)} s after the start`);
+    assert.ok(Number(box.first) < beforeOpen, `the chart has points from before the page was opened (first x ${box.first} s < ${beforeOpen} s)`);
+    assert.ok(Number(box.peak) > 0, `bills/s above zero somewhere (${box.peak})`);
+  } finally {
+    await fresh.close();
+  }
+});
+
 let retryId = null;
 test('4. double-click "retry failed": exactly one command', async () => {
   await go(page, `#/notices/${PERIOD}`, '#notices-failures table');
@@ -383,6 +414,20 @@ test('screenshots of the remaining pages (1280 px and the overview at phone widt
   await shot(page, 'audit');
   await go(page, '#/overview', '.live');
   await page.waitForFunction(() => document.querySelector('main .grid section'), { timeout: 20000 });
+  // The leader column: exactly one control process leads; none is left as "—".
+  await page.waitForFunction(() => document.querySelector('[aria-label="services"] tbody tr'), { timeout: 20000 });
+  const leaders = await page.$$eval('[aria-label="services"] table', (ts) => {
+    const t = ts[0];
+    const heads = [...t.querySelectorAll('thead th')].map((h) => h.textContent);
+    const col = heads.findIndex((h) => /Leader/.test(h));
+    return [...t.querySelectorAll('tbody tr')].map((tr) => ({
+      service: tr.children[0].textContent, leader: col >= 0 ? tr.children[col].textContent : null }));
+  });
+  console.log(`overview leaders: ${JSON.stringify(leaders)}`);
+  const controls = leaders.filter((r) => r.service === 'control');
+  assert.ok(controls.length >= 1, 'control is listed among the services');
+  assert.equal(controls.filter((r) => /leader/.test(r.leader)).length, 1, 'exactly one control leads');
+  assert.ok(leaders.filter((r) => r.service !== 'notify').every((r) => r.leader && r.leader !== '—'), 'the leader column is filled for control and settle');
   await shot(page, 'overview');
   await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true });
   await sleep(800);

@@ -268,3 +268,17 @@ bf_stack_wait_registered (const bf_stack_t *s, const char *service, int timeout_
               service);
     return bf_stack_wait_scalar (s, sql, 1, timeout_ms) >= 1 ? 0 : -1;
 }
+
+int
+bf_stack_setup (void **state)
+{
+    bf_stack_init (*state);
+    return 0;
+}
+
+int
+bf_stack_teardown (void **state)
+{
+    bf_stack_destroy (*state);
+    return 0;
+}

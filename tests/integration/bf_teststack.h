@@ -43,6 +43,13 @@ void bf_stack_both_controls (bf_stack_t *s);
 /*  Kills everything, drops the database, removes the directory.  */
 void bf_stack_destroy (bf_stack_t *s);
 
+/*  cmocka group or test fixtures around bf_stack_init and
+    bf_stack_destroy, for cmocka_unit_test_prestate_setup_teardown (test,
+    bf_stack_setup, bf_stack_teardown, &stack): *state is the bf_stack_t.
+    The teardown runs when the test fails too, so nothing is left behind.  */
+int bf_stack_setup (void **state);
+int bf_stack_teardown (void **state);
+
 /*  (Re)prepares control i with an optional fault point (BF_FAULT).  */
 void bf_stack_control_init (bf_stack_t *s, int i, const char *fault);
 

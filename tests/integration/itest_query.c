@@ -1361,7 +1361,14 @@ test_services_list_up_and_down (void **state)
     json_array_foreach (list, i, item)
     {
         assert_true (s_has_keys (item, "service", "instance_id", "pid", "version", "verbs",
-                                 "registered_at", "last_heartbeat", "age_ms", "up", "state", NULL));
+                                 "registered_at", "last_heartbeat", "age_ms", "up", "leader",
+                                 "state", NULL));
+        /*  No relay has published and no control runs: nobody leads;
+            notify has no leader at all.  */
+        if (!strcmp (bf_json_str (item, "service"), "notify"))
+            assert_true (json_is_null (bf_json_at (item, "leader")));
+        else
+            assert_false (bf_json_bool (item, "leader"));
         const char *id = bf_json_str (item, "instance_id");
         int64_t age = bf_json_int (item, "age_ms");
         if (!strcmp (id, "settle-a")) {
@@ -1394,6 +1401,36 @@ test_services_list_up_and_down (void **state)
     json_array_foreach (bf_json_at (doc, "services"), i,
                         item) if (!strcmp (bf_json_str (item, "instance_id"), "notify-a"))
         assert_false (bf_json_bool (item, "up"));
+    json_decref (doc);
+
+    /*  Leaders: the relay that published last, and the control that
+        control_leader names; control's processes are listed first.  */
+    s_exec (conn, "UPDATE relay_state SET relay_id = 'settle-b'");
+    s_exec (conn, "INSERT INTO control_instance (instance_id, pid, bind, last_heartbeat) VALUES"
+                  " ('control-1', 301, 'tcp://*:7100', now () - interval '20 s'),"
+                  " ('control-2', 302, 'tcp://*:7101', now ())");
+    s_exec (conn, "UPDATE control_leader SET instance_id = 'control-2', since = now ()");
+    ctx.heartbeat_ms = 1000;
+    doc = s_doc (conn, &ctx, "services.list", NULL, NULL, NULL, NULL);
+    list = bf_json_at (doc, "services");
+    assert_int_equal (json_array_size (list), 5);
+    assert_string_equal (bf_json_str (doc, "services.0.service"), "control");
+    assert_string_equal (bf_json_str (doc, "services.0.instance_id"), "control-2");
+    assert_true (bf_json_bool (doc, "services.0.leader"));
+    assert_true (bf_json_bool (doc, "services.0.up"));
+    assert_string_equal (bf_json_str (doc, "services.0.state.bind"), "tcp://*:7101");
+    assert_string_equal (bf_json_str (doc, "services.1.instance_id"), "control-1");
+    assert_false (bf_json_bool (doc, "services.1.leader"));
+    assert_false (bf_json_bool (doc, "services.1.up"));
+    assert_int_equal (bf_json_int (doc, "services.1.pid"), 301);
+    json_array_foreach (list, i, item)
+    {
+        const char *id = bf_json_str (item, "instance_id");
+        if (!strcmp (id, "settle-b"))
+            assert_string_equal (bf_json_str (item, "leader"), "relay");
+        else if (!strcmp (id, "settle-a"))
+            assert_false (bf_json_bool (item, "leader"));
+    }
     json_decref (doc);
 
     PQfinish (conn);

@@ -166,11 +166,17 @@ static const char *s_services
     = "{\"services\":[{\"service\":\"settle\",\"instance_id\":\"host-a:101:1700000000\","
       "\"pid\":101,\"version\":\"0.1.0\",\"verbs\":[\"run.start\",\"run.stop\",\"run.resume\"],"
       "\"registered_at\":\"2026-11-01T00:00:00Z\",\"last_heartbeat\":\"2026-11-01T00:10:00Z\","
-      "\"age_ms\":800,\"up\":true,\"state\":{\"workers\":8}},"
+      "\"age_ms\":800,\"up\":true,\"leader\":\"relay\",\"state\":{\"workers\":8}},"
       "{\"service\":\"notify\",\"instance_id\":\"host-b:202:1700000001\",\"pid\":202,"
       "\"version\":\"0.1.0\",\"verbs\":[\"dispatch.pause\"],\"registered_at\":null,"
       "\"last_heartbeat\":\"2026-11-01T00:01:00Z\",\"age_ms\":540000,\"up\":false,"
-      "\"state\":{}}]}";
+      "\"leader\":null,\"state\":{}},"
+      "{\"service\":\"control\",\"instance_id\":\"ctl-1\",\"pid\":303,\"version\":null,"
+      "\"verbs\":[],\"registered_at\":null,\"last_heartbeat\":\"2026-11-01T00:10:00Z\","
+      "\"age_ms\":300,\"up\":true,\"leader\":true,\"state\":{}},"
+      "{\"service\":\"control\",\"instance_id\":\"ctl-2\",\"pid\":304,\"version\":null,"
+      "\"verbs\":[],\"registered_at\":null,\"last_heartbeat\":\"2026-11-01T00:10:00Z\","
+      "\"age_ms\":400,\"up\":true,\"leader\":false,\"state\":{}}]}";
 
 static const char *s_commands
     = "{\"commands\":[{\"command_id\":\"cron-run-start-2026-10\",\"client\":\"ops-kim\","
@@ -1015,6 +1021,13 @@ test_render_services_and_commands (void **state)
     s_contains (text, "0.8 s");
     s_contains (text, "9 min");
     s_contains (text, "workers=8");
+    /*  The leader column: settle's relay by its role, the active control,
+        a standby control, and notify (no leader).  */
+    s_contains (text, "LEADER");
+    s_contains (text, "up    relay");
+    s_contains (text, "ctl-1                  303  -        up    leader");
+    s_contains (text, "ctl-2                  304  -        up    no");
+    s_contains (text, "DOWN  -");
     /*  Columns line up: every row starts its second column at one place.  */
     const char *line2 = strchr (text, '\n') + 1;
     assert_int_equal (strstr (text, "INSTANCE") - text, strstr (line2, "host-a") - line2);
@@ -1174,17 +1187,17 @@ test_render_tables_exact (void **state)
           "{\"services\":[{\"service\":\"settle\",\"pid\":101,\"verbs\":[\"run.start\","
           "\"run.stop\"],\"age_ms\":800,\"up\":true,\"state\":{\"workers\":8}},"
           "{\"service\":\"notify\",\"verbs\":[],\"age_ms\":9000000,\"up\":false,"
-          "\"state\":\"idle\"},{\"verbs\":\"x\",\"up\":\"maybe\",\"age_ms\":-5,\"state\":[1]},"
-          "7]}",
-          "SERVICE  INSTANCE  PID  VERSION  UP    LAST HEARTBEAT     AGE  VERBS               "
+          "\"state\":\"idle\"},{\"verbs\":\"x\",\"up\":\"maybe\",\"age_ms\":-5,\"leader\":5,"
+          "\"state\":[1]},7]}",
+          "SERVICE  INSTANCE  PID  VERSION  UP    LEADER  LAST HEARTBEAT     AGE  VERBS               "
           "STATE\n"
-          "settle   -         101  -        up    -                0.8 s  run.start,run.stop  "
+          "settle   -         101  -        up    -       -                0.8 s  run.start,run.stop  "
           "workers=8\n"
-          "notify   -           -  -        DOWN  -                2.5 h  -                   "
+          "notify   -           -  -        DOWN  -       -                2.5 h  -                   "
           "idle\n"
-          "-        -           -  -        -     -               -0.0 s  x                   "
+          "-        -           -  -        -     5       -               -0.0 s  x                   "
           "[1]\n"
-          "-        -           -  -        -     -                    -  -                   "
+          "-        -           -  -        -     -       -                    -  -                   "
           "-\n" },
         { "commands.list",
           "{\"commands\":[{\"command_id\":\"c-1\",\"client\":\"ops-kim\",\"target\":\"settle\","
@@ -1601,6 +1614,12 @@ test_parse_subscriber_and_bill (void **state)
     assert_string_equal (opts.req_verb, "bill.show");
     assert_string_equal (s_arg (&opts, "bill_id"), "20417");
     assert_null (opts.period);
+    s_ok (ARGV ("run", "rates", "7", "--json"), &opts);
+    assert_int_equal (opts.cmd, BF_BILLCTL_RUN_RATES);
+    assert_string_equal (opts.req_verb, "run.rates");
+    assert_string_equal (s_arg (&opts, "run_id"), "7");
+    assert_null (s_arg (&opts, "limit"));
+    assert_null (opts.period);
 
     char huge[4096];
     memset (huge, '1', sizeof huge - 1);
@@ -1633,6 +1652,11 @@ test_parse_subscriber_and_bill (void **state)
         { ARGV ("bill", "show"), "bill show needs an id" },
         { ARGV ("bill", "show", "abc"), "BILL_ID" },
         { ARGV ("bill", "show", "12", "--limit", "3"), "does not apply" },
+        { ARGV ("run", "rates"), "run rates needs an id" },
+        { ARGV ("run", "rates", "2026-10"), "RUN_ID" },
+        { ARGV ("run", "rates", "0"), "RUN_ID" },
+        { ARGV ("run", "rates", "7", "8"), "unexpected argument '8'" },
+        { ARGV ("run", "rates", "7", "--limit", "3"), "does not apply" },
         { ARGV ("subscriber"), "needs a subcommand" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -1710,6 +1734,34 @@ test_render_subscriber_and_bill (void **state)
     s_render_check ("bill.show", "{\"bill\":[1]}", -1, "no \"bill\" object", NULL);
 }
 
+/*  run rates: the run's line and a row per point, "gap" for unknown rates.  */
+static void
+test_render_rates (void **state)
+{
+    (void)state;
+    int rc;
+    char err[256];
+    char *text = s_render (
+        "run.rates",
+        "{\"run_id\":7,\"run\":{\"period\":\"2026-10\",\"state\":\"COMPLETED\",\"bills\":12500,"
+        "\"started_at\":\"2026-11-01T00:00:00.000Z\",\"finished_at\":null},\"points\":["
+        "{\"t\":1.0,\"seconds\":1.0,\"bills\":2500,\"notices\":0,\"bills_per_s\":2500.0,"
+        "\"notices_per_s\":0.0},"
+        "{\"t\":9.5,\"seconds\":8.5,\"bills\":10000,\"notices\":400,\"bills_per_s\":null,"
+        "\"notices_per_s\":null}]}",
+        &rc, err, sizeof err);
+    assert_int_equal (rc, 0);
+    s_contains (text,
+                "Run 7 of 2026-10: COMPLETED, 12,500 bills, started 2026-11-01T00:00:00.000Z");
+    s_contains (text, "T (S)  SECONDS   BILLS  NOTICES  BILLS/S  NOTICES/S\n"
+                      "  1.0      1.0   2,500        0   2500.0        0.0\n"
+                      "  9.5      8.5  10,000      400      gap        gap\n");
+    free (text);
+    s_render_check ("run.rates", "{\"run_id\":9,\"run\":null,\"points\":[]}", 0, NULL,
+                    "No run 9.\n");
+    s_render_check ("run.rates", "{\"run_id\":9,\"points\":[]}", -1, "no \"run\"", NULL);
+}
+
 
 int
 main (void)
@@ -1737,6 +1789,7 @@ main (void)
         cmocka_unit_test (test_render_progress),
         cmocka_unit_test (test_parse_subscriber_and_bill),
         cmocka_unit_test (test_render_subscriber_and_bill),
+        cmocka_unit_test (test_render_rates),
         cmocka_unit_test (test_reply_json),
         cmocka_unit_test (test_binary_dead_endpoint),
         cmocka_unit_test (test_binary_exit_codes),

@@ -80,6 +80,12 @@ test_match (void **state)
     assert_true (commands >= 9);
     assert_int_equal (s_match ("GET", "/api/query/runs.list", &r), 0);
     assert_string_equal (r.verb->verb, "runs.list");
+    /*  The Run page's chart reads run.rates: a query, for viewers too;
+        not a command.  */
+    assert_int_equal (s_match ("GET", "/api/query/run.rates", &r), 0);
+    assert_string_equal (r.verb->verb, "run.rates");
+    assert_true (bf_verb_allowed (r.verb, "viewer"));
+    assert_int_equal (s_match ("POST", "/api/command/run.rates", &r), 404);
     assert_int_equal (s_match ("GET", "/api/query/", &r), 404);
     assert_int_equal (s_match ("GET", "/api/query/nope", &r), 404);
     assert_int_equal (s_match ("GET", "/api/query/runs.list/x", &r), 404);

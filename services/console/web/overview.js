@@ -38,12 +38,13 @@ function s_services (snap) {
   ], list, { label: 'services', empty: ko('등록된 서비스 없음', 'No service registered') });
 }
 
-// A service's leadership as it reports it in its state (a relay or a
-// dispatcher that is active); "—" when the service has no such role.
+// services.list's leader: the active control (true), settle's relay holder
+// ("relay", the role's name), a standby (false); null for a service whose
+// instances have no leader (notify).
 function s_leader (r) {
-  const st = r.state || {};
-  for (const k of ['leader', 'active', 'relay_active', 'dispatcher_active', 'role'])
-    if (st[k] !== undefined) return st[k] === true ? badge('leader', 'good') : st[k] === false ? '—' : String(st[k]);
+  if (r.leader === true) return badge('리더 leader', 'good');
+  if (typeof r.leader === 'string' && r.leader) return badge(r.leader, 'good');
+  if (r.leader === false) return el('span.muted', {}, ...ko('대기', 'standby'));
   return '—';
 }
 

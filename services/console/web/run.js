@@ -3,11 +3,14 @@
 // bills/s and notices/s, and the run's commands (start, stop, resume, the
 // scheduled release).
 //
-// The chart: control's queries keep no time series, so the page charts the
-// rates between the snapshots of the live stream (/api/events, one a second)
-// it receives while it is open: bills/s from the run's bill count, notices/s
-// from its finished notices (delivered, failed, cancelled). Opened after a
-// run ended, it shows the run's average bills/s over its duration instead.
+// The chart: the whole run from control's run.rates (the active control
+// samples every run's bills and finished notices once a second; at most 600
+// points whatever the run's length), read when the page opens or the period's
+// newest run changes, then the rates between the snapshots of the live
+// stream (/api/events, one a second) appended after its last point: bills/s
+// from the run's bill count, notices/s from the period's finished notices
+// (delivered, failed, cancelled). An interval without an active control (a
+// failover) is a gap in the lines. The x axis is seconds since the run began.
 
 import { canAct, query } from './api.js';
 import { el, clear, ko, table, num, won, when, progress, section, stateBadge, badge, kv, errorBox, field, seconds, lastMonth, PERIOD_RE, add, koText } from './ui.js';
@@ -153,28 +156,29 @@ function s_schedule (period, doc, refresh) {
   return [cur, form];
 }
 
-// The chart of rates from the live samples; Chart.js is loaded on demand.
+// The chart of the run's rates; Chart.js is loaded on demand. state.history:
+// run.rates' points; state.samples: the live snapshots since it was read.
 function s_chart (box, note) {
   const canvas = el('canvas', { id: 'rate-chart', role: 'img', 'aria-label': '초당 청구서와 통지 bills and notices per second' });
   add(box, el('div.chartbox', {}, canvas));
-  const state = { chart: null, samples: [], t0: null, failed: false };
+  const state = { chart: null, samples: [], history: [], runId: null, startMs: null, failed: false, loading: false };
   import('/static/chart.esm.js').then((mod) => {
     mod.Chart.register(...mod.registerables);
     const css = getComputedStyle(document.documentElement);
     state.chart = new mod.Chart(canvas, {
       type: 'line',
       data: { datasets: [
-        { label: '청구서/초 bills/s', data: [], borderColor: css.getPropertyValue('--c-bills').trim() || '#1f5fbf', pointRadius: 0, tension: 0.2 },
-        { label: '통지/초 notices/s', data: [], borderColor: css.getPropertyValue('--c-notices').trim() || '#b3471d', pointRadius: 0, tension: 0.2 }
+        { label: '청구서/초 bills/s', data: [], borderColor: css.getPropertyValue('--c-bills').trim() || '#1f5fbf', pointRadius: 0, tension: 0.2, spanGaps: false },
+        { label: '통지/초 notices/s', data: [], borderColor: css.getPropertyValue('--c-notices').trim() || '#b3471d', pointRadius: 0, tension: 0.2, spanGaps: false }
       ] },
       options: {
         animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
-        scales: { x: { type: 'linear', title: { display: true, text: '초 s (since the page opened)' } },
+        scales: { x: { type: 'linear', title: { display: true, text: '초 s (실행 시작부터 since the run began)' } },
           y: { beginAtZero: true, title: { display: true, text: '/s' } } }
       }
     });
     box.dataset.chart = 'ready';
-    s_draw(state);
+    s_draw(state, box);
   }).catch((err) => {
     state.failed = true;
     box.dataset.chart = 'failed';
@@ -183,15 +187,55 @@ function s_chart (box, note) {
   return state;
 }
 
-function s_draw (state) {
+// Reads run.rates for runId (the period's newest run) into state.history;
+// again only when the run changes. A failure leaves the live points alone.
+async function s_loadRates (state, box, note, runId, startedAt) {
+  if (state.loading || runId === state.runId) return;
+  state.loading = true;
+  try {
+    const doc = await query('run.rates', { run_id: String(runId) });
+    state.runId = runId;
+    state.startMs = Date.parse(startedAt || (doc.run && doc.run.started_at) || '') || null;
+    state.history = Array.isArray(doc.points) ? doc.points : [];
+    state.samples = state.samples.filter((x) => state.startMs !== null && x.t > state.startMs + s_lastT(state) * 1000);
+    box.dataset.history = String(state.history.length);
+    s_draw(state, box);
+  } catch (err) {
+    add(note, el('p.error', {}, ko('실행 전체의 비율을 읽지 못했습니다', 'The run\'s rates did not load'), `: ${err.message}`));
+  } finally {
+    state.loading = false;
+  }
+}
+
+function s_lastT (state) {
+  return state.history.length ? Number(state.history[state.history.length - 1].t) || 0 : 0;
+}
+
+// Adds one live snapshot (only after run.rates' last point, so the two
+// never overlap).
+function s_addSample (state, box, sample) {
+  if (state.startMs !== null && sample.t <= state.startMs + s_lastT(state) * 1000) return;
+  state.samples.push(sample);
+  if (state.samples.length > 3600) state.samples.shift();
+  s_draw(state, box);
+}
+
+function s_draw (state, box) {
   if (!state.chart) return;
-  const s = state.samples;
   const bills = [];
   const notices = [];
+  // x: seconds since the run began; before run.rates came, since the first snapshot.
+  const origin = state.startMs !== null ? state.startMs : (state.samples.length ? state.samples[0].t : 0);
+  for (const p of state.history) {
+    const x = Number(p.t);
+    bills.push({ x, y: p.bills_per_s === null ? null : Number(p.bills_per_s) });
+    notices.push({ x, y: p.notices_per_s === null ? null : Number(p.notices_per_s) });
+  }
+  const s = state.samples;
   for (let i = 1; i < s.length; i++) {
     const dt = (s[i].t - s[i - 1].t) / 1000;
     if (dt <= 0) continue;
-    const x = (s[i].t - state.t0) / 1000;
+    const x = (s[i].t - origin) / 1000;
     bills.push({ x, y: Math.max(0, (s[i].bills - s[i - 1].bills) / dt) });
     if (s[i].notices !== null && s[i - 1].notices !== null)
       notices.push({ x, y: Math.max(0, (s[i].notices - s[i - 1].notices) / dt) });
@@ -199,6 +243,11 @@ function s_draw (state) {
   state.chart.data.datasets[0].data = bills;
   state.chart.data.datasets[1].data = notices;
   state.chart.update('none');
+  if (box) {
+    box.dataset.points = String(bills.length);
+    box.dataset.first = bills.length ? String(bills[0].x) : '';
+    box.dataset.peak = String(bills.reduce((m, p) => (p.y !== null && p.y > m ? p.y : m), 0));
+  }
 }
 
 export function render (main, arg) {
@@ -216,8 +265,8 @@ export function render (main, arg) {
   const schedBox = el('div', { id: 'run-schedule' });
   const errBox = el('div');
   const reportBox = el('div', { id: 'run-report' });
-  const chartNote = el('div.small.muted', {}, ...ko('제어 서비스의 조회에는 시계열이 없어, 이 페이지를 연 뒤 실시간 스트림(1초마다)에서 받은 값의 변화로 그립니다.',
-    'control\'s queries keep no time series: the chart shows the rates between the live stream\'s snapshots (one a second) received since this page opened.'));
+  const chartNote = el('div.small.muted', {}, ...ko('실행 전체: 제어 서비스가 1초마다 남긴 표본(run.rates, 최대 600점)에 이 페이지를 연 뒤의 실시간 값을 이어 그립니다. 끊긴 구간은 활성 제어 서비스가 없던 때(전환 중)입니다.',
+    'The whole run: the samples the active control takes once a second (run.rates, at most 600 points), then the live stream\'s snapshots since this page opened. A break in a line is a time without an active control (a failover).'));
   const chartBox = el('div', { id: 'run-chart' });
   const avgBox = el('p.small');
   add(main, 
@@ -284,6 +333,7 @@ export function render (main, arg) {
       add(clear(schedBox), ...s_schedule(period, doc, () => refresh(true)));
       add(clear(errBox), s_errors(doc));
       const r = doc.run;
+      if (r) s_loadRates(chart, chartBox, chartNote, r.run_id, r.started_at);
       clear(avgBox);
       if (r && r.seconds > 0) add(avgBox, ko('정산 평균', 'Settlement average'), `: ${num(Math.round(r.bills / r.seconds))} `, ko('청구서/초', 'bills/s'));
       if (!r) add(clear(reportBox), el('p.muted', {}, ...ko('보고서 없음', 'No report')));
@@ -294,9 +344,9 @@ export function render (main, arg) {
       busy = false;
     }
   };
+  const chart = s_chart(chartBox, chartNote);
   refresh(true);
 
-  const chart = s_chart(chartBox, chartNote);
   const es = new EventSource('/api/events');
   let lastKey = '';
   es.addEventListener('overview', (ev) => {
@@ -305,13 +355,8 @@ export function render (main, arg) {
     const runs = (snap.runs && snap.runs.runs) || [];
     const run = runs.find((x) => x.period === period);
     const d = snap.deliveries && snap.deliveries.period === period ? snap.deliveries.notices : null;
-    if (run) {
-      const t = snap.at_ms || Date.now();
-      if (chart.t0 === null) chart.t0 = t;
-      chart.samples.push({ t, bills: Number(run.bills) || 0, notices: d ? finishedOf(d.by_state) : null });
-      if (chart.samples.length > 3600) chart.samples.shift();
-      s_draw(chart);
-    }
+    if (run && (chart.runId === null || run.run_id === chart.runId))
+      s_addSample(chart, chartBox, { t: snap.at_ms || Date.now(), bills: Number(run.bills) || 0, notices: d ? finishedOf(d.by_state) : null });
     const key = JSON.stringify([run, d]);
     if (key !== lastKey) {
       lastKey = key;
