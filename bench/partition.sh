@@ -57,7 +57,7 @@ awk '
     runs[name] = run; order[++k] = name
     detect[name] = num(buf, "takeover [0-9.]+ s after the cut")
     resumed[name] = num(buf, "resumed [0-9.]+ s after the fault ended")
-    done_[name] = num(buf, "done [0-9.]+ s after the (heal|link was clean again|last fault|space returned)")
+    done_[name] = num(buf, "done [0-9.]+ s after (the heal|the link was clean again|the last fault|space returned)")
     sums[name] = (match(buf, "checksum [0-9a-f]+ \\(clean run [0-9a-f]+\\)") ? substr(buf, RSTART, RLENGTH) : "")
     split(sums[name], c, /[ ()]+/)
     check[name] = ($1 == "ok" ? "passed" : "FAILED") (c[2] != "" && c[2] == c[5] ? ", checksum = clean" : "")

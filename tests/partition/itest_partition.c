@@ -875,15 +875,22 @@ s_full_wal (bf_stack_t *s, bf_client_t *client)
     assert_true (bf_stack_wait_scalar (s, "SELECT count (*) FROM bill", 1, 60000) >= 1);
     assert_true (!bf_cycle_done (s, PERIOD));
     s_sh ("dd if=/dev/zero of='%s/pad' bs=1M 2>/dev/null; sync", disk);
-    for (int i = 0; i < 4; i++) {
+    /*  A switch goes through while PostgreSQL has a recycled segment to
+        take (at full size it has many): switch until it needs a new one,
+        at most 64 times.  */
+    int switches = 0;
+    for (; switches < 64; switches++) {
         PGresult *res = PQexec (s->conn, "SELECT pg_switch_wal ()");
         bool ok = PQresultStatus (res) == PGRES_TUPLES_OK;
-        s_log ("pg_switch_wal: %s", ok ? "done" : PQerrorMessage (s->conn));
+        if (!ok)
+            s_log ("pg_switch_wal after %d switches: %s", switches, PQerrorMessage (s->conn));
         PQclear (res);
         if (!ok)
             break;
-        usleep (500000);
+        usleep (250000);
     }
+    if (switches == 64)
+        s_log ("pg_switch_wal: 64 switches went through");
     s_hold (s, 15);
     s_sh ("grep -h -o 'SQLSTATE [0-9A-Z]*, [a-z]*' '%s'/settle-*.log '%s'/notify.log"
           " | sort | uniq -c | sed 's/^/# partition: WAL full, logged: /'",
