@@ -58,9 +58,15 @@ awk '
     detect[name] = num(buf, "takeover [0-9.]+ s after the cut")
     resumed[name] = num(buf, "resumed [0-9.]+ s after the fault ended")
     done_[name] = num(buf, "done [0-9.]+ s after (the heal|the link was clean again|the last fault|space returned)")
-    sums[name] = (match(buf, "checksum [0-9a-f]+ \\(clean run [0-9a-f]+\\)") ? substr(buf, RSTART, RLENGTH) : "")
+    sums[name] = (match(buf, "checksum [0-9a-f:]+ \\(clean run [0-9a-f:]+\\)") ? substr(buf, RSTART, RLENGTH) : "")
     split(sums[name], c, /[ ()]+/)
     check[name] = ($1 == "ok" ? "passed" : "FAILED") (c[2] != "" && c[2] == c[5] ? ", checksum = clean" : "")
+    if (match(buf, "delivered email [0-9]+ sms [0-9]+ push [0-9]+; provider accepted [0-9]+ / [0-9]+ / [0-9]+")) {
+      split(substr(buf, RSTART, RLENGTH), d, /[^0-9]+/)
+      check[name] = check[name] ((d[2] == d[5] && d[3] == d[6] && d[4] == d[7]) ? ", accepted = delivered (" d[2] + d[3] + d[4] ")" : ", accepted != delivered")
+    }
+    if (match(buf, "email: [0-9]+ second copies"))
+      check[name] = check[name] ", " substr(buf, RSTART + 7, RLENGTH - 7)
   }
   END {
     printf "| scenario | detected | resumed after the heal | every notice final after the heal | run (clean run) | checks |\n"
