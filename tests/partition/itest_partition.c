@@ -181,6 +181,20 @@ s_heal (const char *a, const char *b, bool blackhole)
     s_log ("healed %s <-> %s", a, b);
 }
 
+/*  The number a shell command prints, or -1 when it prints none.  */
+static double
+s_command_number (const char *command)
+{
+    FILE *pipe = popen (command, "r");
+    double value = -1;
+    if (pipe) {
+        if (fscanf (pipe, "%lf", &value) != 1)
+            value = -1;
+        pclose (pipe);
+    }
+    return value;
+}
+
 /*  A metric's value from a service's /metrics (the sum of its series), or
     -1 when it cannot be read.  */
 static double
@@ -192,14 +206,7 @@ s_metric (const char *node, const char *name)
               " | awk '$1 == \"%s\" || index($1, \"%s{\") == 1 {s += $2; n++}"
               " END {if (n) print s; else print -1}'",
               s_prefix, node, name, name);
-    FILE *pipe = popen (command, "r");
-    double value = -1;
-    if (pipe) {
-        if (fscanf (pipe, "%lf", &value) != 1)
-            value = -1;
-        pclose (pipe);
-    }
-    return value;
+    return s_command_number (command);
 }
 
 /*  --- the stack in the namespaces ------------------------------------------ */
@@ -655,14 +662,7 @@ s_probe_proxy (void)
               "ip netns exec %s-ntf curl -s -o /dev/null --max-time 30 -w '%%{time_total}'"
               " http://" S_MOCK ":%s/v1/report",
               s_prefix, s_proxy_http);
-    FILE *pipe = popen (command, "r");
-    double took = -1;
-    if (pipe) {
-        if (fscanf (pipe, "%lf", &took) != 1)
-            took = -1;
-        pclose (pipe);
-    }
-    return took;
+    return s_command_number (command);
 }
 
 /*  30 % loss and 200 ms delay on notify's link towards the providers.  */
