@@ -1,8 +1,9 @@
 # bench/fullsize.sh — sourced by the scripts that run an integration test at
-# full size (chaos.sh, dbcrash.sh): builds, prints the machine, runs the
-# test NAME against a throwaway PostgreSQL with no meson timeout (the
-# caller exports the test's size variables first), prints its "# NAME"
-# lines and "NAME: passed|FAILED in N s", and sets $status.
+# full size (chaos.sh, dbcrash.sh): builds, prints the machine and its load,
+# runs the test NAME against a throwaway PostgreSQL with no meson timeout
+# (the caller exports the test's size variables first), prints its "# NAME"
+# lines and "NAME: passed|FAILED in N s", and sets $status. partition.sh,
+# whose test starts its own PostgreSQL, uses fullsize_build alone.
 #
 #   . bench/fullsize.sh; fullsize_run NAME "WHAT IT RUNS" [LINES TO LEAVE OUT (grep -E)]
 #
