@@ -29,7 +29,8 @@
       notify-settle  notify cut from both settle processes (PUB and replay)
                      for 10 s while settle publishes
       provider-loss  30 % loss and 200 ms delay on notify's link towards
-                     the providers for BF_PARTITION_LOSS_S (20) seconds
+                     the providers for BF_PARTITION_LOSS_S (20) seconds;
+                     without the netem qdisc the delay is bf_delayproxy's
       chaos          the chaos test's kills with one random partition among
                      them (itest_chaos runs without namespaces, under ASan)
       full-disk      PostgreSQL's data directory (WAL included) on a small
@@ -39,7 +40,9 @@
                      segment (pg_switch_wal): PostgreSQL stops; after the
                      space returns it is started again (BF_PG_DIR), as an
                      operator would, and the services carry on
-    Size: BF_PARTITION_SUBSCRIBERS (default 800).  */
+      clean          no fault: the same stack's run for comparison
+    Size: BF_PARTITION_SUBSCRIBERS (default 800); notify's send rate per
+    channel BF_PARTITION_RATE (default 40; 0: the service's default).  */
 
 #include <errno.h>
 #include <setjmp.h>
@@ -68,6 +71,13 @@ static const char *s_prefix;
 static int s_subscribers = 800;
 static char s_reference[96];
 static int64_t s_started;
+/*  When the scenario's run was started and when it was done.  */
+static int64_t s_run_at, s_done_at;
+/*  provider-loss without netem: notify reaches the mock provider through
+    bf_delayproxy (tests/partition/bf_delayproxy.c), which adds the delay.  */
+static bool s_via_proxy;
+static bf_proc_t s_proxy;
+static char s_proxy_http[16];
 
 #define s_log(...) bf_cycle_log ("partition", s_started, __VA_ARGS__)
 
@@ -176,6 +186,20 @@ s_heal (const char *a, const char *b, bool blackhole)
     s_log ("healed %s <-> %s", a, b);
 }
 
+/*  The number a shell command prints, or -1 when it prints none.  */
+static double
+s_command_number (const char *command)
+{
+    FILE *pipe = popen (command, "r");
+    double value = -1;
+    if (pipe) {
+        if (fscanf (pipe, "%lf", &value) != 1)
+            value = -1;
+        pclose (pipe);
+    }
+    return value;
+}
+
 /*  A metric's value from a service's /metrics (the sum of its series), or
     -1 when it cannot be read.  */
 static double
@@ -187,17 +211,18 @@ s_metric (const char *node, const char *name)
               " | awk '$1 == \"%s\" || index($1, \"%s{\") == 1 {s += $2; n++}"
               " END {if (n) print s; else print -1}'",
               s_prefix, node, name, name);
-    FILE *pipe = popen (command, "r");
-    double value = -1;
-    if (pipe) {
-        if (fscanf (pipe, "%lf", &value) != 1)
-            value = -1;
-        pclose (pipe);
-    }
-    return value;
+    return s_command_number (command);
 }
 
 /*  --- the stack in the namespaces ------------------------------------------ */
+
+/*  An integer setting of the test from the environment.  */
+static int
+s_env_int (const char *name, int fallback)
+{
+    const char *text = getenv (name);
+    return text && *text ? atoi (text) : fallback;
+}
 
 static char s_shells[6][256];
 
@@ -248,9 +273,12 @@ s_stack_in_namespaces (bf_stack_t *s, bool two_controls)
     bf_proc_env (p, "BILLFLOW_NOTIFY_HTTP=0.0.0.0:9100");
     /*  40 sends a second per channel: dispatch lasts about 12 s at the
         default size, so that the faults find it under way.  */
-    bf_proc_env (p, "BILLFLOW_NOTIFY_EMAIL_RATE=40");
-    bf_proc_env (p, "BILLFLOW_NOTIFY_SMS_RATE=40");
-    bf_proc_env (p, "BILLFLOW_NOTIFY_PUSH_RATE=40");
+    int rate = s_env_int ("BF_PARTITION_RATE", 40);
+    if (rate > 0) {
+        bf_proc_env (p, "BILLFLOW_NOTIFY_EMAIL_RATE=%d", rate);
+        bf_proc_env (p, "BILLFLOW_NOTIFY_SMS_RATE=%d", rate);
+        bf_proc_env (p, "BILLFLOW_NOTIFY_PUSH_RATE=%d", rate);
+    }
     snprintf (s->mock_host, sizeof s->mock_host, S_MOCK);
     snprintf (s->mock_wrap, sizeof s->mock_wrap, "ip netns exec %s-mock", s_prefix);
 }
@@ -272,6 +300,43 @@ s_start_run (bf_client_t *client, bool repeated)
     billflow__command_reply__free_unpacked (reply, NULL);
 }
 
+/*  Starts bf_delayproxy in the mock provider's namespace, in front of the
+    mock's SMTP and HTTP ports, its delay off, and points notify at it.  */
+static void
+s_proxy_start (bf_stack_t *s)
+{
+    char log[600], out[600];
+    snprintf (log, sizeof log, "%s/delayproxy.err", s->dir);
+    snprintf (out, sizeof out, "%s/delayproxy.out", s->dir);
+    bf_proc_init (&s_proxy, "/bin/sh", log);
+    static char command[1024];
+    snprintf (command, sizeof command,
+              "exec ip netns exec %s-mock \"$BF_DELAYPROXY\" " S_MOCK " 200 %d %d > '%s'", s_prefix,
+              s->smtp_port, s->http_port, out);
+    s_proxy.shell = command;
+    bf_proc_start (&s_proxy);
+    int smtp = 0, http = 0;
+    for (int i = 0; i < 200 && !http; i++) {
+        char *text = bf_test_slurp (out);
+        int target[2], port[2];
+        if (text && strstr (text, "ready")
+            && sscanf (text, "%d %d %d %d", &target[0], &port[0], &target[1], &port[1]) == 4) {
+            smtp = port[0];
+            http = port[1];
+        }
+        free (text);
+        if (!http)
+            usleep (50000);
+    }
+    assert_true (smtp > 0 && http > 0);
+    bf_proc_t *p = &s->notify;
+    bf_proc_env (p, "BILLFLOW_NOTIFY_SMTP_URL=smtp://" S_MOCK ":%d", smtp);
+    bf_proc_env (p, "BILLFLOW_NOTIFY_SMS_URL=http://" S_MOCK ":%d", http);
+    bf_proc_env (p, "BILLFLOW_NOTIFY_PUSH_URL=http://" S_MOCK ":%d", http);
+    snprintf (s_proxy_http, sizeof s_proxy_http, "%d", http);
+    s_log ("notify -> bf_delayproxy (smtp %d, http %d) -> the mock provider", smtp, http);
+}
+
 /*  A fresh stack with the data generated, every process started, and the
     run started through control.  */
 static bf_client_t *
@@ -281,10 +346,13 @@ s_cycle_start (bf_stack_t *s, bool two_controls, const char *mock_flags)
     s_stack_in_namespaces (s, two_controls);
     bf_cycle_generate (s, s_subscribers, PERIOD, SEED);
     bf_stack_mock_start (s, mock_flags);
+    if (s_via_proxy)
+        s_proxy_start (s);
     bf_cycle_start_services (s, two_controls);
     bf_client_t *client = bf_stack_client (s, "ops-a", 2000, 30);
     assert_non_null (client);
     s_start_run (client, false);
+    s_run_at = bf_stack_now_ms ();
     s_log ("stack up in the namespaces, run of " PERIOD " started (%d subscribers)", s_subscribers);
     return client;
 }
@@ -316,14 +384,6 @@ s_hold (bf_stack_t *s, int seconds)
     }
 }
 
-/*  An integer setting of the test from the environment.  */
-static int
-s_env_int (const char *name, int fallback)
-{
-    const char *text = getenv (name);
-    return text && *text ? atoi (text) : fallback;
-}
-
 /*  Waits until sql's value rises above was: the work resumed. Returns the
     ms it took (asserts it did within timeout_ms).  */
 static int64_t
@@ -342,11 +402,13 @@ s_resumed (bf_stack_t *s, const char *what, const char *sql, int64_t was, int64_
 static int64_t
 s_wait_done (bf_stack_t *s, int64_t since, int timeout_ms)
 {
-    int64_t until = bf_stack_now_ms () + timeout_ms;
+    /*  Full size (bench/partition.sh): 10 ms more per subscriber.  */
+    int64_t until = bf_stack_now_ms () + timeout_ms + (int64_t)s_subscribers * 10;
     while (!bf_cycle_done (s, PERIOD) && bf_stack_now_ms () < until)
         usleep (200000);
     bool done = bf_cycle_done (s, PERIOD);
-    int64_t took = bf_stack_now_ms () - since;
+    s_done_at = bf_stack_now_ms ();
+    int64_t took = s_done_at - since;
     s_log ("cycle %s %.1f s after the fault ended", done ? "done" : "NOT done", took / 1000.0);
     assert_true (done);
     return took;
@@ -358,7 +420,10 @@ s_cycle_end (bf_stack_t *s, bf_client_t **client, const char *tag, int64_t began
     bf_cycle_verify (s, PERIOD, s_reference, tag);
     bf_client_destroy (client);
     bf_stack_destroy (s);
-    s_log ("scenario %s passed in %.1f s", tag, (bf_stack_now_ms () - began) / 1000.0);
+    if (s_via_proxy)
+        bf_proc_stop (&s_proxy, 5000);
+    s_log ("scenario %s passed in %.1f s; run %.1f s from run.start to every notice final", tag,
+           (bf_stack_now_ms () - began) / 1000.0, (s_done_at - s_run_at) / 1000.0);
 }
 
 /*  The time of the first line of log at or after byte from that holds
@@ -683,37 +748,66 @@ s_notify_settle (bf_stack_t *s, bf_client_t *client)
     assert_int_equal ((int64_t)ingested, last);
 }
 
+/*  The time of one HTTP request from notify's namespace to the mock
+    provider through bf_delayproxy, in seconds (-1: it failed).  */
+static double
+s_probe_proxy (void)
+{
+    char command[512];
+    snprintf (command, sizeof command,
+              "ip netns exec %s-ntf curl -s -o /dev/null --max-time 30 -w '%%{time_total}'"
+              " http://" S_MOCK ":%s/v1/report",
+              s_prefix, s_proxy_http);
+    return s_command_number (command);
+}
+
 /*  30 % loss and 200 ms delay on notify's link towards the providers.  */
 static void
 s_provider_loss (bf_stack_t *s, bf_client_t *client)
 {
     (void)client;
     int loss_s = s_env_int ("BF_PARTITION_LOSS_S", 20);
-    /*  netem on notify's end, towards the providers; where the kernel has
-        no netem (sch_netem), the loss alone, dropped by iptables where the
-        packets arrive, and the test says so.  */
+    /*  netem on notify's end, towards the providers. Where the kernel has
+        no netem (sch_netem), the loss is dropped by iptables where the
+        packets arrive, and the delay is bf_delayproxy's: 200 ms on each
+        chunk each way, which notify's connections pass through from the
+        start (test_scenario); the test measures it.  */
     bool netem
-        = s_sh ("tc -n %s-ntf qdisc add dev to-mock root netem loss 30%% delay 200ms", s_prefix)
-          == 0;
-    if (!netem)
+        = !s_via_proxy
+          && s_sh ("tc -n %s-ntf qdisc add dev to-mock root netem loss 30%% delay 200ms", s_prefix)
+                 == 0;
+    double clean = -1, delayed = -1;
+    if (!netem) {
+        assert_true (s_via_proxy);
+        clean = s_probe_proxy ();
+        assert_int_equal (kill (s_proxy.pid, SIGUSR1), 0);
+        delayed = s_probe_proxy ();
         assert_int_equal (s_sh ("ip netns exec %s-mock iptables -I INPUT -i to-ntf -m statistic"
                                 " --mode random --probability 0.3 -j DROP",
                                 s_prefix),
                           0);
-    s_log ("notify -> providers: 30 %% loss%s for %d s",
-           netem ? " and 200 ms delay (netem)"
-                 : " (iptables); NO DELAY: this kernel has no netem qdisc",
-           loss_s);
+    }
+    s_log ("notify -> providers: 30 %% loss and 200 ms delay (%s) for %d s",
+           netem ? "netem" : "iptables loss, bf_delayproxy delay", loss_s);
+    if (!netem) {
+        s_log ("a request through bf_delayproxy: %.3f s without the delay, %.3f s with it", clean,
+               delayed);
+        /*  200 ms on the request and 200 ms on the answer (the proxy's
+            clock is in whole ms: a ms or two less).  */
+        assert_true (clean >= 0 && delayed >= 0.39);
+    }
     int64_t attempts = bf_cycle_scalar (s, "SELECT count (*) FROM delivery_attempt");
     s_hold (s, loss_s);
     int64_t under = bf_cycle_scalar (s, "SELECT count (*) FROM delivery_attempt") - attempts;
     if (netem)
         assert_int_equal (s_sh ("tc -n %s-ntf qdisc del dev to-mock root", s_prefix), 0);
-    else
+    else {
         assert_int_equal (s_sh ("ip netns exec %s-mock iptables -D INPUT -i to-ntf -m statistic"
                                 " --mode random --probability 0.3 -j DROP",
                                 s_prefix),
                           0);
+        assert_int_equal (kill (s_proxy.pid, SIGUSR2), 0);
+    }
     s_log ("%lld send attempts under the loss", (long long)under);
     assert_true (under > 0);
     int64_t took = s_wait_done (s, bf_stack_now_ms (), 180000);
@@ -721,6 +815,16 @@ s_provider_loss (bf_stack_t *s, bf_client_t *client)
            took / 1000.0,
            (long long)bf_cycle_scalar (
                s, "SELECT count (*) FROM delivery_attempt WHERE outcome = 'UNKNOWN'"));
+}
+
+/*  No fault: the same stack's run, for the time a faulty one is compared
+    with (bench/partition.sh).  */
+static void
+s_clean (bf_stack_t *s, bf_client_t *client)
+{
+    (void)client;
+    int64_t took = s_wait_done (s, s_run_at, 180000);
+    s_log ("clean: done %.1f s after run.start", took / 1000.0);
 }
 
 /*  The chaos test with a partition among its faults: kill -9 of settle,
@@ -867,15 +971,22 @@ s_full_wal (bf_stack_t *s, bf_client_t *client)
     assert_true (bf_stack_wait_scalar (s, "SELECT count (*) FROM bill", 1, 60000) >= 1);
     assert_true (!bf_cycle_done (s, PERIOD));
     s_sh ("dd if=/dev/zero of='%s/pad' bs=1M 2>/dev/null; sync", disk);
-    for (int i = 0; i < 4; i++) {
+    /*  A switch goes through while PostgreSQL has a recycled segment to
+        take (at full size it has many): switch until it needs a new one,
+        at most 64 times.  */
+    int switches = 0;
+    for (; switches < 64; switches++) {
         PGresult *res = PQexec (s->conn, "SELECT pg_switch_wal ()");
         bool ok = PQresultStatus (res) == PGRES_TUPLES_OK;
-        s_log ("pg_switch_wal: %s", ok ? "done" : PQerrorMessage (s->conn));
+        if (!ok)
+            s_log ("pg_switch_wal after %d switches: %s", switches, PQerrorMessage (s->conn));
         PQclear (res);
         if (!ok)
             break;
-        usleep (500000);
+        usleep (250000);
     }
+    if (switches == 64)
+        s_log ("pg_switch_wal: 64 switches went through");
     s_hold (s, 15);
     s_sh ("grep -h -o 'SQLSTATE [0-9A-Z]*, [a-z]*' '%s'/settle-*.log '%s'/notify.log"
           " | sort | uniq -c | sed 's/^/# partition: WAL full, logged: /'",
@@ -920,6 +1031,7 @@ static const s_scenario_t s_scenarios[] = {
     { "chaos", false, s_chaos },
     { "full-disk", false, s_full_disk },
     { "full-wal", false, s_full_wal },
+    { "clean", false, s_clean },
 };
 
 /*  The scenario running: a failed one leaves it to the teardown.  */
@@ -934,6 +1046,13 @@ test_scenario (void **state)
     const s_scenario_t *scenario = *state;
     int64_t began = bf_stack_now_ms ();
     s_running = true;
+    /*  Without netem the delay needs the proxy in notify's path from the
+        start.  */
+    s_via_proxy = scenario->fault == s_provider_loss
+                  && s_sh ("tc -n %s-ntf qdisc add dev to-mock root netem delay 1ms"
+                           " 2>/dev/null && tc -n %s-ntf qdisc del dev to-mock root",
+                           s_prefix, s_prefix)
+                         != 0;
     s_client = s_cycle_start (&s_stack, scenario->two_controls, "--email-latency-ms 50");
     scenario->fault (&s_stack, s_client);
     s_running = false;
@@ -951,6 +1070,8 @@ s_teardown (void **state)
     s_running = false;
     bf_client_destroy (&s_client);
     bf_stack_destroy (&s_stack);
+    if (s_via_proxy)
+        bf_proc_stop (&s_proxy, 5000);
     const char *nodes[] = { "pg", "ctl1", "ctl2", "set1", "set2", "ntf", "mock" };
     for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++)
         s_sh ("ip netns exec %s-%s iptables -F INPUT", s_prefix, nodes[i]);
@@ -974,7 +1095,7 @@ main (int argc, char **argv)
         return 1;
     }
     s_subscribers = s_env_int ("BF_PARTITION_SUBSCRIBERS", 800);
-    struct CMUnitTest tests[9];
+    struct CMUnitTest tests[sizeof s_scenarios / sizeof s_scenarios[0]];
     size_t n = 0;
     for (int i = 1; i < argc; i++) {
         size_t j = 0;

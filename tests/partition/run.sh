@@ -7,7 +7,8 @@
 #   tests/partition/run.sh ITEST_PARTITION [SCENARIO...]
 #
 # SCENARIO: notify-db notify-db-drop relay-db control-db notify-settle provider-loss
-# chaos full-disk full-wal (default: all). Needs root (ip netns, mount) and iproute2;
+# chaos full-disk full-wal clean (default: all but clean, the run without
+# a fault that bench/partition.sh compares with). Needs root (ip netns, mount) and iproute2;
 # as another user it exits 77 (skipped). Every namespace, link, mount and
 # cluster it makes is removed at the end, also on failure or Ctrl-C.
 #
@@ -97,13 +98,15 @@ DISK=()
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
     full-disk|full-wal) DISK+=("$s") ;;
-    notify-db|notify-db-drop|relay-db|control-db|notify-settle|provider-loss|chaos) NET+=("$s") ;;
+    notify-db|notify-db-drop|relay-db|control-db|notify-settle|provider-loss|chaos|clean) NET+=("$s") ;;
     *) say "unknown scenario '$s'"; exit 2 ;;
   esac
 done
 
 status=0
 export BF_NETNS=$PREFIX
+# provider-loss's delay without netem (bf_delayproxy.c), built beside the test.
+export BF_DELAYPROXY=${BF_DELAYPROXY:-$(dirname "$ITEST")/bf_delayproxy}
 if [ ${#NET[@]} -gt 0 ]; then
   pg_up "$BASE/pg"
   ip netns exec "$PREFIX-ops" "$ITEST" "${NET[@]}" || status=1
