@@ -93,30 +93,42 @@ nf_script() {   # DIR BATCH
   local dir=$1 batch=$2 t
   rm -rf "$dir/nf_b"; mkdir "$dir/nf_b"
   for t in delivery attempt content; do
+    # Appended (>>): attempts in id order are not in delivery order, so a
+    # batch's file is opened again and again, and must not be emptied.
     awk -F '\t' -v b="$batch" -v out="$dir/nf_b/$t." '
         { f = out (b > 0 ? int($1 / b) : 0)
           if (f != last) { if (last != "") close(last); last = f }
-          print substr($0, length($1) + 2) > f }' "$dir/nf_$t.copy"
+          print substr($0, length($1) + 2) >> f }' "$dir/nf_$t.copy"
   done
+  # After each statement the backend's CPU so far (its /proc/self/stat,
+  # marked @probe so that the probe's own time is not the table's): on a
+  # loaded machine CPU per table says more than wall time per table.
+  local probe="\\echo @probe
+SELECT 'cpu ' || pg_read_file ('/proc/self/stat');"
   {
     printf '%s\n' '\timing on'
     echo "SET track_functions = 'pl';"
+    echo "$probe"
     local k=0
     while [ -f "$dir/nf_b/delivery.$k" ]; do
       printf '%s\n' '\echo @commit'
       echo 'BEGIN;'
       printf '%s\n' '\echo @deliveries'
       echo "\\copy delivery FROM '$dir/nf_b/delivery.$k'"
+      echo "$probe"
       if [ -f "$dir/nf_b/attempt.$k" ]; then
         printf '%s\n' '\echo @attempts'
         echo "\\copy delivery_attempt FROM '$dir/nf_b/attempt.$k'"
+        echo "$probe"
       fi
       if [ -f "$dir/nf_b/content.$k" ]; then
         printf '%s\n' '\echo @content'
         echo "\\copy delivery_content FROM '$dir/nf_b/content.$k'"
+        echo "$probe"
       fi
       printf '%s\n' '\echo @commit'
       echo 'COMMIT;'
+      echo "$probe"
       k=$((k + 1))
     done
     printf '%s\n' '\timing off'
@@ -149,12 +161,16 @@ nf_load() {   # DIR
   t1=$(date +%s%3N); l1=$(nf_lsn); c1=$(nf_pg_cpu_ms)
   awk -v ms=$((t1 - t0)) -v cpu=$((c1 - c0)) -v wal="$(nf_wal_bytes "$l0" "$l1")" \
       -v f0="$f0" -v ticks="$nf_ticks" '
-      /^@/ { k = substr($0, 2); next }
-      /^Time: / { ms_of[k] += $2; next }
+      /^@probe/ { t = "probe"; next }
+      /^@/ { k = t = substr($0, 2); next }
+      /^Time: / { ms_of[t] += $2; next }
+      /^cpu / { sub(/^.*\) /, ""); now = ($12 + $13) * 1000 / ticks
+                if (seen) cpu_of[k] += now - prev; prev = now; seen = 1; next }
       /^trigger_ms / { trig = $2 - f0 }
       /^backend_stat / { sub(/^.*\) /, ""); be = ($12 + $13) * 1000 / ticks }
-      END { printf "%d %d %d %d %d %.0f %.0f %.0f %.0f\n", ms, cpu, be, wal, trig,
-                   ms_of["deliveries"], ms_of["attempts"], ms_of["content"], ms_of["commit"] }' \
+      END { printf "%d %d %d %d %d %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\n", ms, cpu, be, wal, trig,
+                   ms_of["deliveries"], ms_of["attempts"], ms_of["content"], ms_of["commit"],
+                   cpu_of["deliveries"], cpu_of["attempts"], cpu_of["content"], cpu_of["commit"] }' \
       "$dir/nf_times" >"$dir/nf_last"
 }
 
@@ -166,13 +182,16 @@ notify_floor() {   # DIR [LABEL]
   echo "== floor: the same rows written by PostgreSQL alone ${2:+($2) }— COPY in $(cat "$dir/nf_batches")" \
        "transactions of $batch deliveries with their attempts and contents"
   nf_load "$dir" || return 1
-  read -r ms cpu be wal trig md ma mc mk <"$dir/nf_last"
+  read -r ms cpu be wal trig md ma mc mk cd ca cc ck <"$dir/nf_last"
   awk -v ms="$ms" -v d="$d" -v a="$a" -v c="$c" -v cpu="$cpu" -v be="$be" -v wal="$wal" \
-      -v trig="$trig" -v md="$md" -v ma="$ma" -v mc="$mc" -v mk="$mk" 'BEGIN {
+      -v trig="$trig" -v md="$md" -v ma="$ma" -v mc="$mc" -v mk="$mk" \
+      -v cd="$cd" -v ca="$ca" -v cc="$cc" -v ck="$ck" 'BEGIN {
       printf "  rows: %d deliveries (final state), %d attempts, %d contents; counters by the delivery_count triggers\n", d, a, c
       printf "floor: %.1f s (%.0f rows/s, %.0f deliveries/s)\n", ms / 1000, (d + a + c) * 1000 / ms, d * 1000 / ms
-      printf "  by table: deliveries %.1f s (of which the counter trigger %.1f s), attempts %.1f s, contents %.1f s, begin/commit %.1f s\n",
+      printf "  by table, wall: deliveries %.1f s (of which the counter trigger %.1f s), attempts %.1f s, contents %.1f s, begin/commit %.1f s\n",
              md / 1000, trig / 1000, ma / 1000, mc / 1000, mk / 1000
+      printf "  by table, backend CPU: deliveries %.1f s, attempts %.1f s, contents %.1f s, begin/commit %.1f s\n",
+             cd / 1000, ca / 1000, cc / 1000, ck / 1000
       printf "  CPU: floor backend %.1f s (%.0f ms per 1,000 deliveries); whole cluster %.1f s (%.0f ms per 1,000)\n",
              be / 1000, be * 1000 / d, cpu / 1000, cpu * 1000 / d
       printf "  WAL: %.1f MB, %.0f bytes per delivery\n", wal / 1048576, wal / d }'
@@ -183,16 +202,16 @@ notify_floor() {   # DIR [LABEL]
 # One variant: CHANGE (SQL) applied, the floor loaded, UNDO (SQL) applied
 # after the tables are emptied again. Prints one line against BASE_MS.
 nf_variant() {   # DIR NAME BASE_MS CHANGE UNDO
-  local dir=$1 name=$2 base=$3 base_be ms cpu be wal trig md ma mc mk
+  local dir=$1 name=$2 base=$3 base_be ms cpu be wal trig md ma mc mk cd ca _
   base_be=$(sed -n 's/^floor_be_cpu_ms=//p' "$dir/floor.result")
   nf_sql "$nf_truncate" "$4" || return 1
   nf_load "$dir" || return 1
   nf_sql "$nf_truncate" "$5" || return 1
-  read -r ms cpu be wal trig md ma mc mk <"$dir/nf_last"
-  awk -v n="$name" -v ms="$ms" -v b="$base" -v be="$be" -v bb="$base_be" -v wal="$wal" -v md="$md" \
-      -v ma="$ma" -v d="$(cut -d ' ' -f 1 "$dir/nf_rows")" 'BEGIN {
-      printf "  %-58s %6.1f s %+6.1f %% | deliveries %5.1f s, attempts %5.1f s | backend CPU %5.1f s %+6.1f %% | WAL %4.0f B/delivery\n",
-             n, ms / 1000, (ms - b) * 100 / b, md / 1000, ma / 1000, be / 1000, (be - bb) * 100 / bb, wal / d }'
+  read -r ms cpu be wal trig md ma mc mk cd ca _ <"$dir/nf_last"
+  awk -v n="$name" -v ms="$ms" -v b="$base" -v be="$be" -v bb="$base_be" -v wal="$wal" -v cd="$cd" \
+      -v ca="$ca" -v d="$(cut -d ' ' -f 1 "$dir/nf_rows")" 'BEGIN {
+      printf "  %-56s %6.1f s %+6.1f %% | backend CPU %5.1f s %+6.1f %% (deliveries %5.1f s, attempts %5.1f s) | WAL %4.0f B/delivery\n",
+             n, ms / 1000, (ms - b) * 100 / b, be / 1000, (be - bb) * 100 / bb, cd / 1000, ca / 1000, wal / d }'
 }
 
 notify_floor_variants() {   # DIR (after notify_floor)
