@@ -15,8 +15,10 @@
 # and contents: one COPY per table per transaction, no other statement.
 #
 #   notify_floor_dump DIR          dump the rows (untimed)
-#   notify_floor DIR [LABEL]       the timed floor; prints it and writes
-#                                  DIR/floor.result (floor_ms, pg_cpu_ms, ...)
+#   notify_floor DIR [LABEL]       the timed floor; prints it (wall time,
+#                                  rows/s, wall and backend CPU per table, the
+#                                  counter triggers' time, CPU, WAL) and writes
+#                                  DIR/floor.result (floor_ms, CPU, WAL)
 #   notify_floor_variants DIR      the floor again with one thing taken away
 #                                  each time (each secondary index, each
 #                                  unique constraint, the foreign keys, the
@@ -179,8 +181,8 @@ notify_floor() {   # DIR [LABEL]
   [ -f "$dir/nf_delivery.copy" ] || notify_floor_dump "$dir"
   read -r d a c <"$dir/nf_rows"
   nf_script "$dir" "$batch"
-  echo "== floor: the same rows written by PostgreSQL alone ${2:+($2) }— COPY in $(cat "$dir/nf_batches")" \
-       "transactions of $batch deliveries with their attempts and contents"
+  echo "== floor: the same rows written by PostgreSQL alone ${2:+($2) }— COPY in $(cat "$dir/nf_batches") transaction(s)" \
+       "of $batch deliveries with their attempts and contents"
   nf_load "$dir" || return 1
   read -r ms cpu be wal trig md ma mc mk cd ca cc ck <"$dir/nf_last"
   awk -v ms="$ms" -v d="$d" -v a="$a" -v c="$c" -v cpu="$cpu" -v be="$be" -v wal="$wal" \
@@ -214,6 +216,27 @@ nf_variant() {   # DIR NAME BASE_MS CHANGE UNDO
              n, ms / 1000, (ms - b) * 100 / b, be / 1000, (be - bb) * 100 / bb, cd / 1000, ca / 1000, wal / d }'
 }
 
+# The secondary indexes of the three tables (no constraint owns them), as
+# name|definition lines.
+nf_indexes() {
+  psql -X -At -c "SELECT i.indexrelid::regclass, pg_get_indexdef (i.indexrelid) FROM pg_index i
+                   WHERE i.indrelid IN ('delivery'::regclass, 'delivery_attempt'::regclass,
+                                        'delivery_content'::regclass)
+                     AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+                   ORDER BY 1"
+}
+
+# The constraints of TYPE (u: unique, f: foreign key) the three tables
+# declare, as table|name|definition lines (a key to a partitioned table
+# also has one child per partition: conparentid leaves those out).
+nf_constraints() {   # TYPE
+  psql -X -At -c "SELECT conrelid::regclass, conname, pg_get_constraintdef (oid) FROM pg_constraint
+                   WHERE contype = '$1' AND conparentid = 0
+                     AND conrelid IN ('delivery'::regclass, 'delivery_attempt'::regclass,
+                                      'delivery_content'::regclass)
+                   ORDER BY 1, 2"
+}
+
 notify_floor_variants() {   # DIR (after notify_floor)
   local dir=$1 batch=${FLOOR_BATCH:-5000} base name def tbl con
   base=$(sed -n 's/^floor_ms=//p' "$dir/floor.result")
@@ -221,28 +244,19 @@ notify_floor_variants() {   # DIR (after notify_floor)
   # Secondary indexes: the indexes of the tables that no constraint owns.
   while IFS='|' read -r name def; do
     nf_variant "$dir" "without index $name" "$base" "DROP INDEX $name" "$def" || return 1
-  done < <(psql -X -At -c "SELECT i.indexrelid::regclass, pg_get_indexdef (i.indexrelid)
-                              FROM pg_index i WHERE i.indrelid IN ('delivery'::regclass,
-                                   'delivery_attempt'::regclass, 'delivery_content'::regclass)
-                               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-                             ORDER BY 1")
+  done < <(nf_indexes)
   # Unique constraints (G3/G5 need them: notify's ON CONFLICT names them),
   # measured for what they cost, not as candidates for removal.
   while IFS='|' read -r tbl con def; do
     nf_variant "$dir" "without unique $con" "$base" "ALTER TABLE $tbl DROP CONSTRAINT $con" \
                "ALTER TABLE $tbl ADD CONSTRAINT $con $def" || return 1
-  done < <(psql -X -At -c "SELECT conrelid::regclass, conname, pg_get_constraintdef (oid) FROM pg_constraint
-                             WHERE contype = 'u' AND conparentid = 0 AND conrelid IN ('delivery'::regclass,
-                                   'delivery_attempt'::regclass) ORDER BY 1, 2")
+  done < <(nf_constraints u)
   # Every foreign key of the three tables, at once.
   local drops="" adds=""
   while IFS='|' read -r tbl con def; do
     drops+="ALTER TABLE $tbl DROP CONSTRAINT $con; "
     adds+="ALTER TABLE $tbl ADD CONSTRAINT $con $def; "
-  done < <(psql -X -At -c "SELECT conrelid::regclass, conname, pg_get_constraintdef (oid) FROM pg_constraint
-                             WHERE contype = 'f' AND conparentid = 0 AND conrelid IN ('delivery'::regclass,
-                                   'delivery_attempt'::regclass, 'delivery_content'::regclass)
-                             ORDER BY 1, 2")
+  done < <(nf_constraints f)
   nf_variant "$dir" "without the foreign keys" "$base" "$drops" "$adds" || return 1
   nf_variant "$dir" "without the counter triggers" "$base" \
              "ALTER TABLE delivery DISABLE TRIGGER delivery_count_insert" \
@@ -251,15 +265,10 @@ notify_floor_variants() {   # DIR (after notify_floor)
   local all_drop="$drops" all_add=""
   while IFS='|' read -r name def; do
     all_drop+="DROP INDEX $name; "; all_add+="$def; "
-  done < <(psql -X -At -c "SELECT i.indexrelid::regclass, pg_get_indexdef (i.indexrelid)
-                              FROM pg_index i WHERE i.indrelid IN ('delivery'::regclass,
-                                   'delivery_attempt'::regclass, 'delivery_content'::regclass)
-                               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)")
+  done < <(nf_indexes)
   while IFS='|' read -r tbl con def; do
     all_drop+="ALTER TABLE $tbl DROP CONSTRAINT $con; "; all_add+="ALTER TABLE $tbl ADD CONSTRAINT $con $def; "
-  done < <(psql -X -At -c "SELECT conrelid::regclass, conname, pg_get_constraintdef (oid) FROM pg_constraint
-                             WHERE contype = 'u' AND conparentid = 0 AND conrelid IN ('delivery'::regclass,
-                                   'delivery_attempt'::regclass)")
+  done < <(nf_constraints u)
   nf_variant "$dir" "primary keys only (no trigger, FK, index)" "$base" \
              "$all_drop ALTER TABLE delivery DISABLE TRIGGER delivery_count_insert" \
              "$all_add $adds ALTER TABLE delivery ENABLE TRIGGER delivery_count_insert" || return 1
