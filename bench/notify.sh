@@ -113,6 +113,10 @@ awk -v d="$final" -v n="$notify_cpu" -v b="$be_cpu" -v c=$((c1 - c0)) -v w="$wal
     printf "  CPU: notify %.1f s (%.0f ms per 1,000 deliveries), its backends %.1f s (%.0f ms per 1,000), whole cluster %.1f s (%.0f ms per 1,000)\n",
            n / 1000, n * 1000 / d, b / 1000, b * 1000 / d, c / 1000, c * 1000 / d
     printf "  WAL: %.1f MB, %.0f bytes per delivery\n", w / 1048576, w / d }'
+# HOT updates need free room on the page and no indexed column changed
+# (partial indexes' predicates count): issue 17's fillfactor direction.
+psql -X -At -F ' ' -c "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'delivery'" \
+  | awk '{ printf "  delivery updates: %d, of which HOT %d (statistics as last flushed)\n", $1, $2 }'
 echo "  load average at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 psql -X -q -P footer=off <<'SQL'
 SELECT channel, state, count(*) FROM delivery GROUP BY 1, 2 ORDER BY 1, 2;
