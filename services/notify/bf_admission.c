@@ -263,6 +263,8 @@ bf_admission_back_off (bf_admission_t *self, int64_t started_ms, int64_t now_ms,
     if (self->backoff_level < 30)
         self->backoff_level++;
     int64_t wait = bf_backoff_ms (self->backoff_level, base_ms, max_ms, jitter);
+    if (wait > max_ms)
+        wait = max_ms; /* the jitter's 1.2 included: never longer than max */
     self->backoff_set_ms = now_ms;
     bf_admission_pause (self, wait > INT32_MAX ? INT32_MAX : (int)wait, now_ms);
     return wait;

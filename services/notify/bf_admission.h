@@ -106,7 +106,7 @@ bool bf_admission_pause (bf_admission_t *self, int retry_after_ms, int64_t now_m
 /*  A send that started at started_ms failed and found the provider down
     (bf_outage_attributed; its notice goes back to its place, so something
     must hold the provider back, breaker or not): no send until now_ms +
-    bf_backoff_ms (level, base_ms, max_ms, jitter), a later pause already
+    bf_backoff_ms (level, base_ms, max_ms, jitter) but at most max_ms, a later pause already
     in force staying. The level is the number of such back-offs since the
     provider's last healthy result; it grows only for a send that started
     after the previous back-off was set (the sends in flight when the
