@@ -28,7 +28,7 @@ typedef struct {
     bf_outcome_t outcome;
     /*  The failure is of the provider-wide kind (bf_sender.h, "Outcome
         mapping": no connection, no reply in time, 5xx or 429 over HTTP, a
-        failed SMTP session set-up), not one about this message
+        failed SMTP session set-up or 421), not one about this message
         (an SMTP 4xx to MAIL, RCPT or DATA, a 2xx without a message id).  */
     bool provider_wide;
     int64_t started_ms;         /* when the attempt started (wall clock, ms) */

@@ -503,9 +503,9 @@ s_map_smtp (bf_sender_t *self, s_slot_t *slot, CURLcode code, long reply, bf_sen
     s_scrub (slot->last_line, slot->request.to, line, sizeof line);
     if (reply >= 400 && reply < 500) {
         result->outcome = BF_OUTCOME_TRANSIENT;
-        /*  libcurl does not say which step a 4xx answered: taken as the
-            message's (a 421 greeting is then counted).  */
-        result->provider_wide = false;
+        /*  libcurl does not say which step a 4xx answered: only 421
+            (service not available) is surely the server's.  */
+        result->provider_wide = reply == 421;
     } else if (reply >= 500 && reply < 600
                && (code == CURLE_SEND_ERROR
                    || (code == CURLE_WEIRD_SERVER_REPLY && slot->upload_started)))
@@ -544,13 +544,11 @@ s_map_native (bf_sender_t *self, s_slot_t *slot, const bf_smtp_result_t *smtp,
     }
     result->outcome = smtp->possibly_delivered ? BF_OUTCOME_UNKNOWN : BF_OUTCOME_TRANSIENT;
     /*  The server's, not this message's: no session (connect, timeout, a
-        lost connection) or a failed set-up. A 421 to MAIL on a session
-        kept from before is that session's end (a server that shut it
-        down), not an outage: counted, so that draining such sessions after
-        a recovery does not hold the provider back.  */
-    result->provider_wide = smtp->error == BF_SMTP_CONNECT || smtp->error == BF_SMTP_TIMEOUT
-                            || smtp->error == BF_SMTP_BROKEN
-                            || (smtp->error == BF_SMTP_REPLY && smtp->in_setup);
+        lost connection), a failed set-up, or 421 at any step.  */
+    result->provider_wide
+        = smtp->error == BF_SMTP_CONNECT || smtp->error == BF_SMTP_TIMEOUT
+          || smtp->error == BF_SMTP_BROKEN
+          || (smtp->error == BF_SMTP_REPLY && (smtp->in_setup || smtp->code == 421));
     char line[200] = "";
     s_scrub (smtp->line, slot->request.to, line, sizeof line);
     switch (smtp->error) {

@@ -54,12 +54,10 @@
     Scope of a failure (result.provider_wide, for bf_outage): provider-wide
     are the failures that say nothing about the message — no connection,
     a reset or a timeout before the message was sent, HTTP 5xx and 429,
-    an SMTP session that failed while being set up (a 421 or 554
-    greeting included). About the message, and never the
+    an SMTP session that failed while being set up, an SMTP 421 (service
+    not available) at any step. About the message, and never the
     outage's: a 2xx without a message id, any other HTTP status, an SMTP
-    4xx to MAIL FROM, RCPT TO or DATA (a mailbox busy or full, greylisting;
-    a 421 to MAIL on a session kept from before the server shut it down),
-    any SMTP 4xx through libcurl (smtps://, STARTTLS: the step is unknown),
+    4xx to MAIL FROM, RCPT TO or DATA (a mailbox busy or full, greylisting),
     an SMTP reply that makes no sense at its step.
 
     Outage (result.outage, bf_outage_attributed): the provider's last
