@@ -10,6 +10,8 @@
 # are accepted, the mail server goes down for OUTAGE_S seconds (default 300):
 # the first half refusing connections, the second half greeting with 554
 # (POST /v1/outage). Prints the breaker's changes (metrics and log lines), the
+# outage's failures by the rule that told them (breaker, or no success of the
+# provider since the attempt started) and the provider's back-offs, the
 # time from the recovery until every notice is final and the drain rate, the
 # FAILED count and SMS fallbacks (both must be 0: the mock rejects no one and
 # 1 % failures do not exhaust 5 attempts), the retry budget the outage spent,
@@ -70,6 +72,8 @@ echo "  drain: every notice final $((drain / 1000)).$(( (drain % 1000) / 100 )) 
 echo "  breaker (metrics): $(grep '^billflow_notify_breaker_changes_total{provider="email"' "$work/metrics" | sed 's/.*to="\([a-z_]*\)"} /\1 /' | tr '\n' ' ')"
 echo "  breaker (log lines): opened $(grep -c 'email breaker opened' "$work/notify.log"), reopened $(grep -c 'email breaker reopened' "$work/notify.log"), half-open $(grep -c 'email breaker half-open' "$work/notify.log"), closed $(grep -c 'email breaker closed' "$work/notify.log")"
 echo "  outage attempts (not counted against the budget): $(sed -n 's/^billflow_notify_outage_attempts_total{channel="email"} //p' "$work/metrics")"
+echo "  of them told by: the breaker $(sed -n 's/^billflow_notify_provider_outage_failures_total{provider="email",rule="breaker"} //p' "$work/metrics"), no success since the attempt started $(sed -n 's/^billflow_notify_provider_outage_failures_total{provider="email",rule="no_success"} //p' "$work/metrics"); provider back-offs (log lines): $(grep -c 'email provider down' "$work/notify.log")"
+echo "  notices failed past notify.outage_window_ms: $(sed -n 's/^billflow_notify_outage_expired_total{channel="email"} //p' "$work/metrics")"
 psql -X -q -P footer=off <<'SQL'
 SELECT count(*) FILTER (WHERE state = 'FAILED') AS failed,
        count(*) FILTER (WHERE fallback_of IS NOT NULL) AS sms_fallbacks,

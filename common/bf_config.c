@@ -320,6 +320,14 @@ static const bf_setting_t s_settings[] = {
       .min = 10,
       .max = 86400000,
       .help = "Longest retry delay." },
+    { .key = "notify.outage_window_ms",
+      .type = BF_CFG_INT,
+      .default_value = "86400000",
+      .min = 1000,
+      .max = 2592000000,
+      .help = "The age (from its creation) up to which a notice waits out a provider outage: "
+              "an outage's failure of an older notice ends it FAILED (email then falls back to "
+              "SMS)." },
     { .key = "notify.quiet_start",
       .type = BF_CFG_STRING,
       .default_value = "21:00",

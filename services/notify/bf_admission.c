@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 
+#include "bf_backoff.h"
 #include "bf_log.h"
 
 typedef struct {
@@ -26,6 +27,8 @@ struct _bf_admission_t {
     double tokens, burst;
     int64_t refill_ms;
     int64_t paused_until_ms, pause_ms; /* pause_ms: the pause's length when set */
+    int backoff_level;                 /* back-offs since the last healthy result */
+    int64_t backoff_set_ms;            /* when the last back-off was set */
     bf_breaker_state_t state;
     int64_t open_until_ms;
     bool probe_out;
@@ -205,6 +208,8 @@ bf_admission_record (bf_admission_t *self, bf_admit_ticket_t ticket, bf_admit_re
 {
     if (!self)
         return;
+    if (result == BF_ADMIT_HEALTHY)
+        self->backoff_level = 0;
     if (ticket.probe) {
         s_probe_done (self, result, now_ms);
         return;
@@ -245,6 +250,24 @@ bf_admission_pause (bf_admission_t *self, int retry_after_ms, int64_t now_ms)
     self->paused_until_ms = until;
     self->pause_ms = retry_after_ms;
     return true;
+}
+
+int64_t
+bf_admission_back_off (bf_admission_t *self, int64_t started_ms, int64_t now_ms, int base_ms,
+                       int max_ms, unsigned jitter)
+{
+    if (!self || base_ms <= 0)
+        return 0;
+    if (self->backoff_level > 0 && started_ms <= self->backoff_set_ms)
+        return 0;
+    if (self->backoff_level < 30)
+        self->backoff_level++;
+    int64_t wait = bf_backoff_ms (self->backoff_level, base_ms, max_ms, jitter);
+    if (wait > max_ms)
+        wait = max_ms; /* the jitter's 1.2 included: never longer than max */
+    self->backoff_set_ms = now_ms;
+    bf_admission_pause (self, wait > INT32_MAX ? INT32_MAX : (int)wait, now_ms);
+    return wait;
 }
 
 bf_breaker_state_t

@@ -1,6 +1,7 @@
 /*  bf_admission — whether one provider may take one more send, by time
-    alone: a token bucket (rate limit), a pause after a 429 and a circuit
-    breaker. bf_sender keeps one per configured provider and adds the
+    alone: a token bucket (rate limit), a pause after a 429 or after a
+    failure that found the provider down (the provider's back-off), and a
+    circuit breaker. bf_sender keeps one per configured provider and adds the
     concurrency cap; the rules are those of bf_sender.h ("Circuit
     breaker", "Rate limit").
 
@@ -86,9 +87,10 @@ int64_t bf_admission_wait_ms (bf_admission_t *self, int64_t now_ms);
     half-open is its probe. Returns the ticket for bf_admission_record.  */
 bf_admit_ticket_t bf_admission_take (bf_admission_t *self);
 
-/*  Counts a finished send. A probe that FAILED reopens the breaker, a
-    THROTTLED one leaves it half-open, any other closes it with an empty
-    window. Other results enter the window (THROTTLED and those from an
+/*  Counts a finished send. A HEALTHY one ends the provider's back-off
+    sequence (bf_admission_back_off). A probe that FAILED reopens the
+    breaker, a THROTTLED one leaves it half-open, any other closes it with
+    an empty window. Other results enter the window (THROTTLED and those from an
     older epoch excepted); a closed breaker opens when the window's
     samples of the last 60 s are at least breaker_min and FAILED ones make
     up at least breaker_pct of them.  */
@@ -100,6 +102,21 @@ void bf_admission_record (bf_admission_t *self, bf_admit_ticket_t ticket, bf_adm
     lengthened, false when retry_after_ms <= 0 or the pause in force
     already reaches further.  */
 bool bf_admission_pause (bf_admission_t *self, int retry_after_ms, int64_t now_ms);
+
+/*  A send that started at started_ms failed and found the provider down
+    (bf_outage_attributed; its notice goes back to its place, so something
+    must hold the provider back, breaker or not): no send until now_ms +
+    bf_backoff_ms (level, base_ms, max_ms, jitter) but at most max_ms, a later pause already
+    in force staying. The level is the number of such back-offs since the
+    provider's last healthy result; it grows only for a send that started
+    after the previous back-off was set (the sends in flight when the
+    provider went down fail together and make one step; a send started in
+    the same millisecond counts as in flight), and a HEALTHY
+    result (bf_admission_record) resets it. Returns the pause set, in ms;
+    0 when the send started before the back-off in force (nothing
+    changes) or base_ms <= 0.  */
+int64_t bf_admission_back_off (bf_admission_t *self, int64_t started_ms, int64_t now_ms,
+                               int base_ms, int max_ms, unsigned jitter);
 
 /*  The breaker's state at now_ms without changing it (an open breaker
     whose time is up reads half-open). Read-only: for status and

@@ -41,6 +41,7 @@ typedef struct s_job_t {
     bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
     int64_t due_ms;          /* not_before before the claim: its place in the claim order */
     bool was_pending;        /* PENDING before the claim (never tried, or retried by an operator) */
+    int64_t created_ms;      /* created_at, ms since the epoch: its age counts from there */
     char due[48];            /* due_ms exactly, as the database wrote it (microseconds) */
     bf_provider_t provider;
     bf_send_request_t request; /* strings owned by the job */
@@ -108,11 +109,31 @@ bf_dispatch_backoff_ms (int attempts, int base_ms, int max_ms, unsigned jitter)
 bf_dispatch_next_t
 bf_dispatch_next (const bf_dispatch_failure_t *f)
 {
-    bf_dispatch_next_t next = { "FAILED", f->now_ms, false, false };
+    bf_dispatch_next_t next = { "FAILED", f->now_ms, false, false, false };
     bool attempts_left = f->counted < f->max_attempts;
     /*  A notice the subscriber may already have (this or an earlier attempt
         ended UNKNOWN) never gets an SMS fallback.  */
     bool may_have_it = f->possibly_delivered || f->outcome == BF_OUTCOME_UNKNOWN;
+    /*  An outage's failure (bf_outage.h: the breaker is not closed, or the
+        provider has delivered nothing since the attempt started) is
+        recorded like any attempt, not counted against the budget, and due
+        again at its place in the claim order (its old not_before; now,
+        should that be later: a new notice's not_before is on the
+        database's clock, which notify.clock may be behind); the breaker
+        or the provider's back-off holds it back until the provider
+        answers. Not for ever: once the notice is outage_window_ms old,
+        it fails (README.md "Retries and provider outages").  */
+    if (f->outage && (f->outcome == BF_OUTCOME_TRANSIENT || f->outcome == BF_OUTCOME_THROTTLED)) {
+        if (f->outage_window_ms > 0 && f->age_ms >= f->outage_window_ms) {
+            next.expired = true;
+            next.fallback = f->email && !may_have_it;
+            return next;
+        }
+        next.state = "RETRY";
+        next.outage = true;
+        next.not_before_ms = f->due_ms < f->now_ms ? f->due_ms : f->now_ms;
+        return next;
+    }
     switch (f->outcome) {
         case BF_OUTCOME_DELIVERED:
         case BF_OUTCOME_DUPLICATE:
@@ -134,21 +155,6 @@ bf_dispatch_next (const bf_dispatch_failure_t *f)
             }
             break;
         case BF_OUTCOME_TRANSIENT:
-            /*  A transient failure that finds its provider's breaker open or
-                half-open (this result may have opened it) is the outage's:
-                recorded like any attempt, not counted against the budget,
-                and due again at its place in the claim order (its old
-                not_before; now, should that be later: a new notice's
-                not_before is on the database's clock, which notify.clock
-                may be behind); the breaker holds it back until the
-                provider answers.  */
-            if (f->breaker != BF_BREAKER_CLOSED) {
-                next.state = "RETRY";
-                next.outage = true;
-                next.not_before_ms = f->due_ms < f->now_ms ? f->due_ms : f->now_ms;
-                break;
-            }
-            /* fall through */
         case BF_OUTCOME_THROTTLED:
             if (!attempts_left) {
                 next.fallback = f->email && !may_have_it;
@@ -242,8 +248,8 @@ typedef enum {
     S_CLAIM_DUE_MS,      /* not_before before the claim, ms since the epoch */
     S_CLAIM_WAS_PENDING, /* its state before the claim was PENDING */
     S_CLAIM_DUE,         /* not_before before the claim, as text (exact) */
+    S_CLAIM_CREATED_MS,  /* created_at, ms since the epoch */
 } s_claim_column_t;
-
 
 static const bf_db_statement_t s_statements[] = {
     { "d_claim",
@@ -261,7 +267,7 @@ static const bf_db_statement_t s_statements[] = {
       " EXISTS (SELECT 1 FROM delivery_attempt a WHERE a.delivery_id = d.id"
       "         AND a.outcome = 'UNKNOWN'),"
       " floor (extract (epoch FROM pick.due) * 1000)::bigint, pick.was = 'PENDING',"
-      " pick.due::text",
+      " pick.due::text, floor (extract (epoch FROM d.created_at) * 1000)::bigint",
       6 },
     /*  Keeps this dispatcher's claims while their sends are in flight: an
         email may wait up to the SMTP end-of-data timeout (10 min) for its
@@ -781,6 +787,7 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
     job->due_ms = strtoll (PQgetvalue (claimed, i, S_CLAIM_DUE_MS), NULL, 10);
     job->was_pending = PQgetvalue (claimed, i, S_CLAIM_WAS_PENDING)[0] == 't';
     snprintf (job->due, sizeof job->due, "%s", PQgetvalue (claimed, i, S_CLAIM_DUE));
+    job->created_ms = strtoll (PQgetvalue (claimed, i, S_CLAIM_CREATED_MS), NULL, 10);
     char err[256];
     const char *why = s_job_content (self, job, ctx, row, lines, to, now_ms, err, sizeof err);
     if (why) {
@@ -975,12 +982,14 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
         } else {
             bf_dispatch_failure_t failure = {
                 .outcome = result->outcome,
-                .breaker = bf_sender_breaker (self->sender, job->provider, NULL),
+                .outage = result->outage,
                 .counted = job->attempt - job->attempt_base,
                 .max_attempts = self->args.max_attempts,
                 .email = job->channel == 0,
                 .possibly_delivered = job->possibly_delivered,
                 .due_ms = job->due_ms,
+                .age_ms = result->finished_ms - job->created_ms,
+                .outage_window_ms = self->args.outage_window_ms,
                 .now_ms = now,
                 .backoff_base_ms = self->args.backoff_base_ms,
                 .backoff_max_ms = self->args.backoff_max_ms,
@@ -1000,7 +1009,21 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
             else
                 self->stat_failed++;
             if (next.outage)
-                bf_notify_metrics_outage_attempt (job->channel);
+                bf_notify_metrics_outage_attempt (
+                    job->channel,
+                    bf_sender_breaker (self->sender, job->provider, NULL) != BF_BREAKER_CLOSED);
+            if (next.expired) {
+                bf_notify_metrics_outage_expired (job->channel);
+                char error[sizeof r->error];
+                snprintf (error, sizeof error, "provider down beyond notify.outage_window_ms: %s",
+                          BF_TEXT_SHOW (result->error, 180));
+                memcpy (r->error, error, sizeof error);
+                bf_warn ("dispatch %s: delivery %lld attempt %d: the provider is still down and the"
+                         " notice is older than notify.outage_window_ms (%lld ms): FAILED%s",
+                         self->id, (long long)job->id, job->attempt,
+                         (long long)self->args.outage_window_ms,
+                         next.fallback ? ", falls back to SMS" : "");
+            }
             if (result->outcome == BF_OUTCOME_UNKNOWN) {
                 snprintf (r->error, sizeof r->error, "possibly delivered: %s",
                           BF_TEXT_SHOW (result->error, 200));
@@ -1291,6 +1314,7 @@ bf_dispatch_args_from_config (bf_dispatch_args_t *args, const bf_config_t *confi
     args->backoff_base_ms = (int)bf_config_int (config, "notify.backoff_base_ms");
     args->backoff_max_ms = (int)bf_config_int (config, "notify.backoff_max_ms");
     args->unknown_retry_ms = (int)bf_config_int (config, "notify.email_unknown_retry_ms");
+    args->outage_window_ms = bf_config_int (config, "notify.outage_window_ms");
     return 0;
 }
 

@@ -44,6 +44,8 @@ typedef struct {
     int batch, lease_ms, poll_ms;
     int max_attempts, backoff_base_ms, backoff_max_ms;
     int unknown_retry_ms; /* possibly delivered email: resend after; 0 = never */
+    int64_t outage_window_ms; /* an outage's failure of a notice this old ends it
+                                 (notify.outage_window_ms) */
     bf_quiet_window_t system_quiet;
     int utc_offset_min;
     int64_t clock_offset_ms; /* injectable clock: now = system time + offset */
@@ -75,12 +77,15 @@ int64_t bf_dispatch_backoff_ms (int attempts, int base_ms, int max_ms, unsigned 
     epoch, on the dispatcher's clock).  */
 typedef struct {
     bf_outcome_t outcome;
-    bf_breaker_state_t breaker; /* its provider's, with this result counted */
-    int counted;                /* attempts against the budget, this one included */
+    bool outage; /* the provider's outage, not the notice's (bf_send_result_t.outage) */
+    int counted; /* attempts against the budget, this one included */
     int max_attempts;
     bool email;              /* an email: falls back to SMS when it fails for good */
     bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
     int64_t due_ms;          /* the delivery's not_before before its claim */
+    int64_t age_ms;          /* the notice's age: since created_at, on the wall clock (not
+                                notify.clock, which tests and demos move) */
+    int64_t outage_window_ms; /* notify.outage_window_ms */
     int64_t now_ms;
     int backoff_base_ms, backoff_max_ms;
     unsigned jitter;      /* 0..65535, for bf_dispatch_backoff_ms */
@@ -92,6 +97,7 @@ typedef struct {
     const char *state;     /* "DELIVERED" | "RETRY" | "FAILED" (static) */
     int64_t not_before_ms; /* when it is due again (now_ms when final) */
     bool outage;           /* the attempt is not counted against the budget */
+    bool expired;          /* an outage's failure past outage_window_ms: FAILED */
     bool fallback;         /* an email failed for good: insert its SMS fallback */
 } bf_dispatch_next_t;
 
@@ -99,9 +105,11 @@ typedef struct {
     outages"): DELIVERED and DUPLICATE are delivered; PERMANENT fails (an
     email falls back to SMS unless it may have arrived); UNKNOWN is resent
     once after unknown_retry_ms while attempts are left, else fails
-    without a fallback; TRANSIENT while the breaker is open or half-open is
-    an outage's: RETRY, not counted, due again at due_ms (now_ms when
-    that is later); any other TRANSIENT or
+    without a fallback; an outage's failure (outage: bf_outage_attributed,
+    TRANSIENT or THROTTLED) is RETRY, not counted, due again at due_ms
+    (now_ms when that is later) — unless the notice is outage_window_ms
+    old (age_ms): then it is FAILED (expired; an email falls
+    back to SMS unless it may have arrived); any other TRANSIENT or
     THROTTLED retries after bf_dispatch_backoff_ms (counted) — at least
     retry_after_ms for THROTTLED — until counted reaches max_attempts,
     then fails (with the fallback of an email).  */

@@ -25,7 +25,8 @@ static bf_series_t *s_created[S_CHANNELS], *s_latency[S_CHANNELS], *s_pauses[S_C
 static bf_series_t *s_attempts[S_CHANNELS][S_OUTCOMES];
 static bf_series_t *s_inflight[BF_PROVIDER_COUNT], *s_breaker[BF_PROVIDER_COUNT];
 static bf_series_t *s_breaker_state[BF_PROVIDER_COUNT], *s_breaker_changes[BF_PROVIDER_COUNT][3];
-static bf_series_t *s_outage_attempts[S_CHANNELS];
+static bf_series_t *s_outage_attempts[S_CHANNELS], *s_outage_expired[S_CHANNELS];
+static bf_series_t *s_provider_outage[BF_PROVIDER_COUNT][2]; /* rule: breaker, no_success */
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
 /*  One dispatcher's published state.  */
@@ -133,8 +134,18 @@ s_init (void)
         "provider,to");
     bf_metric_t *outage = bf_metrics_counter (
         "billflow_notify_outage_attempts_total",
-        "Transient failures while the provider's breaker was not closed: recorded, not counted"
-        " against the retry budget.",
+        "Failures of a provider outage (the breaker not closed, or no success of the provider"
+        " since the attempt started): recorded, not counted against the retry budget.",
+        "channel");
+    bf_metric_t *provider_outage = bf_metrics_counter (
+        "billflow_notify_provider_outage_failures_total",
+        "Failures charged to the provider's outage, not to the notice, by the rule that told"
+        " them: breaker (open or half-open) or no_success (none since the attempt started).",
+        "provider,rule");
+    bf_metric_t *expired = bf_metrics_counter (
+        "billflow_notify_outage_expired_total",
+        "Notices failed because their provider was still down notify.outage_window_ms after"
+        " their first attempt.",
         "channel");
     bf_metric_t *pauses = bf_metrics_counter (
         "billflow_notify_rate_limit_pauses_total",
@@ -155,6 +166,12 @@ s_init (void)
         s_held[c] = bf_metric_series (held, channel);
         s_fallbacks[c] = bf_metric_series (fallbacks, channel);
         s_outage_attempts[c] = bf_metric_series (outage, channel);
+        s_outage_expired[c] = bf_metric_series (expired, channel);
+    }
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
+        const char *provider = bf_sender_provider_name ((bf_provider_t)p);
+        s_provider_outage[p][0] = bf_metric_series (provider_outage, provider, "breaker");
+        s_provider_outage[p][1] = bf_metric_series (provider_outage, provider, "no_success");
     }
     for (int p = 0; p < BF_PROVIDER_COUNT; p++) {
         const char *provider = bf_sender_provider_name ((bf_provider_t)p);
@@ -234,11 +251,22 @@ bf_notify_metrics_attempt (int channel, const bf_send_result_t *result)
 }
 
 void
-bf_notify_metrics_outage_attempt (int channel)
+bf_notify_metrics_outage_attempt (int channel, bool breaker)
+{
+    pthread_once (&s_once, s_init);
+    if (channel >= 0 && channel < S_CHANNELS) {
+        bf_counter_inc (s_outage_attempts[channel]);
+        /*  Channel c goes to provider c (SMS and LMS to the SMS provider).  */
+        bf_counter_inc (s_provider_outage[channel][breaker ? 0 : 1]);
+    }
+}
+
+void
+bf_notify_metrics_outage_expired (int channel)
 {
     pthread_once (&s_once, s_init);
     if (channel >= 0 && channel < S_CHANNELS)
-        bf_counter_inc (s_outage_attempts[channel]);
+        bf_counter_inc (s_outage_expired[channel]);
 }
 
 void

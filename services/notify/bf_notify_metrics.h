@@ -85,10 +85,15 @@ void bf_notify_metrics_dispatcher_state (const int inflight[BF_PROVIDER_COUNT],
 void bf_notify_metrics_breakers (const bf_breaker_state_t state[BF_PROVIDER_COUNT],
                                  const bf_breaker_counts_t counts[BF_PROVIDER_COUNT]);
 
-/*  Dispatch recorded a transient failure of a delivery of channel while its
-    provider's breaker was not closed: an outage's, not counted against the
-    notice's retry budget.  */
-void bf_notify_metrics_outage_attempt (int channel);
+/*  Dispatch recorded a failure of a delivery of channel that was its
+    provider's outage (bf_outage.h), not counted against the notice's retry
+    budget: told by the breaker (open or half-open) when breaker, else by
+    the provider having had no success since the attempt started.  */
+void bf_notify_metrics_outage_attempt (int channel, bool breaker);
+
+/*  Dispatch failed a delivery of channel because its provider was still
+    down notify.outage_window_ms after its first attempt.  */
+void bf_notify_metrics_outage_expired (int channel);
 
 /*  The `outcome` label value of outcome (see above); NULL when unknown.  */
 const char *bf_notify_metrics_outcome_label (bf_outcome_t outcome);

@@ -48,9 +48,11 @@
 #include <time.h>
 
 #include "bf_admission.h"
+#include "bf_backoff.h"
 #include "bf_compose.h"
 #include "bf_log.h"
 #include "bf_mask.h"
+#include "bf_outage.h"
 #include "bf_reply.h"
 #include "bf_smtp.h"
 #include "bf_text.h"
@@ -75,6 +77,7 @@ typedef struct {
     int rate; /* per second, 0 = unlimited (for the log line) */
     int inflight;
     bf_admission_t *admission; /* rate, 429 pause, breaker; NULL when not configured */
+    int64_t last_success_ms;   /* wall clock of its last healthy result; 0 = none yet */
 } s_provider_t;
 
 typedef struct s_slot_t s_slot_t;
@@ -112,6 +115,8 @@ struct _bf_sender_t {
     int timeout_ms, connect_ms;
     int timeouts[BF_PROVIDER_COUNT]; /* per provider: config's, else timeout_ms */
     int breaker_pct, breaker_min, breaker_open_ms;
+    int backoff_base_ms, backoff_max_ms; /* the provider's back-off after an outage's failure */
+    uint64_t jitter_state;               /* for the back-off's jitter (bf_backoff_random) */
     s_slot_t *free_slots;
     s_slot_t *all_slots;
     s_slot_t *local_head, *local_tail;
@@ -442,6 +447,7 @@ s_map_http (bf_sender_t *self, s_slot_t *slot, CURLcode code, long status, bf_se
     result->status_code = (int)status;
     if (code != CURLE_OK) {
         result->outcome = BF_OUTCOME_TRANSIENT;
+        result->provider_wide = true; /* no reply: connection, reset, timeout */
         s_transfer_error (self, slot, code, result);
         return;
     }
@@ -476,8 +482,11 @@ s_map_http (bf_sender_t *self, s_slot_t *slot, CURLcode code, long status, bf_se
     else if (status == 429) {
         result->outcome = BF_OUTCOME_THROTTLED;
         result->retry_after_ms = s_retry_after_ms (slot);
-    } else
+        result->provider_wide = true;
+    } else {
         result->outcome = BF_OUTCOME_TRANSIENT;
+        result->provider_wide = status >= 500 && status < 600;
+    }
     snprintf (result->error, sizeof result->error, "HTTP %ld%s%s", status, reason[0] ? ": " : "",
               reason);
 }
@@ -492,14 +501,19 @@ s_map_smtp (bf_sender_t *self, s_slot_t *slot, CURLcode code, long reply, bf_sen
     }
     char line[200] = "";
     s_scrub (slot->last_line, slot->request.to, line, sizeof line);
-    if (reply >= 400 && reply < 500)
+    if (reply >= 400 && reply < 500) {
         result->outcome = BF_OUTCOME_TRANSIENT;
-    else if (reply >= 500 && reply < 600
-             && (code == CURLE_SEND_ERROR
-                 || (code == CURLE_WEIRD_SERVER_REPLY && slot->upload_started)))
+        /*  libcurl does not say which step a 4xx answered: only 421
+            (service not available) is surely the server's.  */
+        result->provider_wide = reply == 421;
+    } else if (reply >= 500 && reply < 600
+               && (code == CURLE_SEND_ERROR
+                   || (code == CURLE_WEIRD_SERVER_REPLY && slot->upload_started)))
         result->outcome = BF_OUTCOME_PERMANENT;
     else {
+        /*  A 5xx while setting the session up, or no reply at all.  */
         result->outcome = BF_OUTCOME_TRANSIENT;
+        result->provider_wide = true;
         if (reply < 400 || reply >= 600) {
             //  No reply after libcurl took the whole message: possibly
             //  delivered (libcurl does not tell which step timed out; a
@@ -529,6 +543,12 @@ s_map_native (bf_sender_t *self, s_slot_t *slot, const bf_smtp_result_t *smtp,
         return;
     }
     result->outcome = smtp->possibly_delivered ? BF_OUTCOME_UNKNOWN : BF_OUTCOME_TRANSIENT;
+    /*  The server's, not this message's: no session (connect, timeout, a
+        lost connection), a failed set-up, or 421 at any step.  */
+    result->provider_wide
+        = smtp->error == BF_SMTP_CONNECT || smtp->error == BF_SMTP_TIMEOUT
+          || smtp->error == BF_SMTP_BROKEN
+          || (smtp->error == BF_SMTP_REPLY && (smtp->in_setup || smtp->code == 421));
     char line[200] = "";
     s_scrub (smtp->line, slot->request.to, line, sizeof line);
     switch (smtp->error) {
@@ -694,6 +714,17 @@ s_configure_limits (bf_sender_t *self, const bf_sender_config_t *config)
         = config->breaker_min_samples > 0 ? config->breaker_min_samples : S_DEFAULT_MIN_SAMPLES;
     self->breaker_open_ms
         = config->breaker_open_ms > 0 ? config->breaker_open_ms : S_DEFAULT_OPEN_MS;
+    /*  Never longer than the breaker waits for its probe: a provider that
+        is back must not be kept waiting longer than an open breaker
+        would.  */
+    self->backoff_base_ms = config->backoff_base_ms > 0 ? config->backoff_base_ms : 0;
+    self->backoff_max_ms
+        = config->backoff_max_ms > 0 ? config->backoff_max_ms : self->backoff_base_ms;
+    if (self->backoff_max_ms > self->breaker_open_ms)
+        self->backoff_max_ms = self->breaker_open_ms;
+    if (self->backoff_base_ms > self->backoff_max_ms)
+        self->backoff_base_ms = self->backoff_max_ms;
+    self->jitter_state = (uint64_t)zclock_time () ^ (uint64_t)(uintptr_t)self;
     int64_t now = zclock_mono ();
     for (int i = 0; i < BF_PROVIDER_COUNT; i++) {
         s_provider_t *p = &self->providers[i];
@@ -950,6 +981,36 @@ s_admit_result (bf_outcome_t outcome)
     return outcome == BF_OUTCOME_THROTTLED ? BF_ADMIT_THROTTLED : BF_ADMIT_HEALTHY;
 }
 
+//  Whose slot's finished send is (bf_outage.h): the provider's last
+//  success as it stood, the outage flag, and the provider's back-off when
+//  it is an outage's failure and the breaker is not already holding the
+//  provider back. A healthy result becomes the provider's last success.
+static void
+s_attribute (bf_sender_t *self, s_slot_t *slot, s_provider_t *p, int64_t now)
+{
+    bf_send_result_t *result = &slot->result;
+    result->provider_last_success_ms = p->last_success_ms;
+    if (s_admit_result (result->outcome) == BF_ADMIT_HEALTHY) {
+        result->provider_wide = false;
+        if (result->finished_ms > p->last_success_ms)
+            p->last_success_ms = result->finished_ms;
+        return;
+    }
+    bf_breaker_state_t breaker = bf_admission_breaker (p->admission, now);
+    bf_outage_facts_t facts = { result->outcome, result->provider_wide, result->started_ms,
+                                p->last_success_ms, breaker };
+    result->outage = bf_outage_attributed (&facts);
+    if (!result->outage || breaker != BF_BREAKER_CLOSED)
+        return;
+    int64_t wait = bf_admission_back_off (p->admission, slot->started_mono, now,
+                                          self->backoff_base_ms, self->backoff_max_ms,
+                                          (unsigned)bf_backoff_random (&self->jitter_state));
+    if (wait > 0)
+        bf_info ("sender: %s provider down (no success since the failed send started: %s);"
+                 " backing off %" PRId64 " ms",
+                 s_provider_names[slot->provider], result->error, wait);
+}
+
 //  Updates the provider for a finished send whose outcome is mapped.
 static void
 s_account (bf_sender_t *self, s_slot_t *slot)
@@ -973,6 +1034,7 @@ s_account (bf_sender_t *self, s_slot_t *slot)
         bf_info ("sender: %s provider throttled (429); paused for %d ms",
                  s_provider_names[slot->provider], result->retry_after_ms);
     bf_admission_record (p->admission, slot->ticket, s_admit_result (result->outcome), now);
+    s_attribute (self, slot, p, now);
     if (bf_log_enabled (BF_LOG_DEBUG)) {
         char masked[BF_MASK_MAX];
         bf_debug (

@@ -51,6 +51,25 @@
     status_code holds the HTTP status or the last SMTP reply code (0 when
     none arrived).
 
+    Scope of a failure (result.provider_wide, for bf_outage): provider-wide
+    are the failures that say nothing about the message — no connection,
+    a reset or a timeout before the message was sent, HTTP 5xx and 429,
+    an SMTP session that failed while being set up, an SMTP 421 (service
+    not available) at any step. About the message, and never the
+    outage's: a 2xx without a message id, any other HTTP status, an SMTP
+    4xx to MAIL FROM, RCPT TO or DATA (a mailbox busy or full, greylisting),
+    an SMTP reply that makes no sense at its step.
+
+    Outage (result.outage, bf_outage_attributed): the provider's last
+    success before this result (result.provider_last_success_ms: a
+    DELIVERED, DUPLICATE or PERMANENT reply, the provider answered) came
+    before the attempt started, and the failure is provider-wide; or the
+    breaker is not closed. Such a failure also makes the provider back off
+    (bf_admission_back_off: notify.backoff_base_ms doubling per failed
+    round, at most the lesser of notify.backoff_max_ms and the breaker's
+    open time; a success ends it), since its notice goes back to its place
+    in the claim order and would otherwise be sent again at once.
+
     Circuit breaker (per provider): a window of the last 100 outcomes no
     older than 60 s. When it holds >= breaker_min_samples outcomes and
     TRANSIENT ones (timeouts and garbage included; PERMANENT, DUPLICATE and
@@ -61,9 +80,9 @@
     anything else closes it with an empty window. Results of requests started
     before the last close are not counted. Changes are logged (open at WARN,
     half-open and closed at INFO) and counted (bf_sender_breaker). The
-    dispatcher does not count a transient failure that finds the breaker
-    open or half-open against the notice's retry budget
-    (services/notify/README.md "Retries and provider outages").
+    dispatcher does not count an outage's failure (above) against the
+    notice's retry budget (services/notify/README.md "Retries and provider
+    outages").
 
     Rate limit (per provider): a token bucket refilled at rate_per_s with a
     burst of a tenth of a second's worth (at least 1), starting full; so any
@@ -134,6 +153,11 @@ typedef struct {
     int retry_after_ms;              /* THROTTLED only */
     int64_t started_ms, finished_ms; /* wall clock, ms since the epoch */
     const char *provider_name;       /* "email" | "sms" | "push" (static) */
+    bool provider_wide;              /* a failure of the provider-wide kind (above) */
+    /*  The provider's last success before this result (finished_ms of a
+        DELIVERED, DUPLICATE or PERMANENT result; wall clock); 0 = none.  */
+    int64_t provider_last_success_ms;
+    bool outage; /* the provider's outage, not the notice's failure (above) */
 } bf_send_result_t;
 
 /*  Called by bf_sender_poll for each finished send. request is the
@@ -164,6 +188,9 @@ typedef struct {
     int timeout_ms;                             /* whole transfer */
     int provider_timeout_ms[BF_PROVIDER_COUNT]; /* per provider; 0 = timeout_ms */
     int breaker_error_pct, breaker_min_samples, breaker_open_ms;
+    /*  The provider's back-off after an outage's failure (above): first
+        pause and longest (capped by breaker_open_ms); 0 = none.  */
+    int backoff_base_ms, backoff_max_ms;
 } bf_sender_config_t;
 
 typedef struct _bf_sender_t bf_sender_t;

@@ -60,6 +60,10 @@ bf_sender_args_from_config (bf_sender_config_t *sender, const bf_config_t *confi
     sender->breaker_error_pct = s_int (config, "notify.breaker_error_pct");
     sender->breaker_min_samples = s_int (config, "notify.breaker_min_samples");
     sender->breaker_open_ms = s_int (config, "notify.breaker_open_ms");
+    /*  The provider's back-off after an outage's failure: the notices'
+        own backoff settings (bf_sender.h, "Outage").  */
+    sender->backoff_base_ms = s_int (config, "notify.backoff_base_ms");
+    sender->backoff_max_ms = s_int (config, "notify.backoff_max_ms");
 }
 
 int

@@ -123,6 +123,51 @@ test_pause (void **state)
     bf_admission_destroy (&self);
 }
 
+/*  The provider's back-off after an outage's failure: base, then doubling
+    per failed round up to max (jitter 32768: the nominal value); sends in
+    flight when it was set make no step; a healthy result starts again
+    from base; a longer pause in force stays.  */
+static void
+test_back_off (void **state)
+{
+    (void)state;
+    bf_admission_t *self = s_new (0, 50, 20, 10000, 0);
+    assert_int_equal (bf_admission_back_off (self, 0, 0, 0, 8000, 32768), 0); /* no base: none */
+    assert_true (bf_admission_ready (self, 0));
+    assert_int_equal (bf_admission_back_off (self, 900, 1000, 1000, 8000, 32768), 1000);
+    assert_false (bf_admission_ready (self, 1999));
+    assert_int_equal (bf_admission_wait_ms (self, 1500), 500);
+    /*  Started before (or with) the back-off: in flight then, no step.  */
+    assert_int_equal (bf_admission_back_off (self, 950, 1200, 1000, 8000, 32768), 0);
+    assert_int_equal (bf_admission_back_off (self, 1000, 1200, 1000, 8000, 32768), 0);
+    assert_true (bf_admission_ready (self, 2000));
+    /*  Each later round doubles, up to max.  */
+    int64_t at = 2000;
+    int64_t expect[] = { 2000, 4000, 8000, 8000 };
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal (bf_admission_back_off (self, at, at + 10, 1000, 8000, 32768), expect[i]);
+        assert_false (bf_admission_ready (self, at + 10 + expect[i] - 1));
+        at += 10 + expect[i];
+        assert_true (bf_admission_ready (self, at));
+    }
+    /*  A healthy result (a permanent reply counts: the provider answered)
+        ends the sequence.  */
+    bf_admission_record (self, bf_admission_take (self), BF_ADMIT_HEALTHY, at);
+    assert_int_equal (bf_admission_back_off (self, at + 1, at + 2, 1000, 8000, 32768), 1000);
+    /*  A failed or throttled result does not.  */
+    at += 1002;
+    bf_admission_record (self, bf_admission_take (self), BF_ADMIT_FAILED, at);
+    bf_admission_record (self, bf_admission_take (self), BF_ADMIT_THROTTLED, at);
+    assert_int_equal (bf_admission_back_off (self, at + 1, at + 2, 1000, 8000, 32768), 2000);
+    /*  A 429 pause that reaches further is not cut.  */
+    at += 2002;
+    assert_true (bf_admission_pause (self, 60000, at));
+    assert_int_equal (bf_admission_back_off (self, at + 1, at + 2, 1000, 8000, 32768), 4000);
+    assert_false (bf_admission_ready (self, at + 59999));
+    assert_true (bf_admission_ready (self, at + 60000));
+    bf_admission_destroy (&self);
+}
+
 //  One step of a breaker scenario: count results at a time, then the state.
 typedef struct {
     int count;
@@ -338,6 +383,7 @@ main (void)
         cmocka_unit_test (test_config_refused),
         cmocka_unit_test (test_bucket_burst_and_refill),
         cmocka_unit_test (test_pause),
+        cmocka_unit_test (test_back_off),
         cmocka_unit_test (test_breaker_opens_on_error_share),
         cmocka_unit_test (test_breaker_half_open_probe),
         cmocka_unit_test (test_clock_backwards),

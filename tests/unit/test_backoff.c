@@ -13,6 +13,7 @@
 #include "bf_admission.h"
 #include "bf_backoff.h"
 #include "bf_dispatch.h"
+#include "bf_outage.h"
 
 static void
 test_doubles_per_attempt_within_jitter (void **state)
@@ -43,15 +44,17 @@ test_capped_at_max (void **state)
 }
 
 static bf_dispatch_failure_t
-s_failure (bf_outcome_t outcome, bf_breaker_state_t breaker, int counted)
+s_failure (bf_outcome_t outcome, bool outage, int counted)
 {
     bf_dispatch_failure_t f = {
         .outcome = outcome,
-        .breaker = breaker,
+        .outage = outage,
         .counted = counted,
         .max_attempts = 5,
         .email = true,
         .due_ms = 1000,
+        .age_ms = 100000,
+        .outage_window_ms = 3600000,
         .now_ms = 500000,
         .backoff_base_ms = 1000,
         .backoff_max_ms = 60000,
@@ -61,60 +64,102 @@ s_failure (bf_outcome_t outcome, bf_breaker_state_t breaker, int counted)
     return f;
 }
 
-/*  A transient failure while the breaker is open or half-open is the
-    outage's: RETRY at its old place, not counted, never FAILED or a
-    fallback, even with the budget spent. With the breaker closed the
-    same failure is counted as before.  */
+/*  An outage's failure (transient or throttled) is RETRY at its old
+    place, not counted, never FAILED or a fallback, even with the budget
+    spent. The same failure of the notice's own is counted as before.  */
 static void
 test_outage_failure_not_counted (void **state)
 {
     (void)state;
-    bf_breaker_state_t states[] = { BF_BREAKER_OPEN, BF_BREAKER_HALF_OPEN };
+    bf_outcome_t outcomes[] = { BF_OUTCOME_TRANSIENT, BF_OUTCOME_THROTTLED };
     for (int i = 0; i < 2; i++)
         for (int counted = 1; counted <= 6; counted++) {
-            bf_dispatch_failure_t f = s_failure (BF_OUTCOME_TRANSIENT, states[i], counted);
+            bf_dispatch_failure_t f = s_failure (outcomes[i], true, counted);
+            f.retry_after_ms = 30000;
             bf_dispatch_next_t next = bf_dispatch_next (&f);
             assert_string_equal (next.state, "RETRY");
             assert_true (next.outage);
+            assert_false (next.expired);
             assert_false (next.fallback);
             assert_int_equal (next.not_before_ms, 1000);
         }
     /*  A place later than now (a clock set back) is cut to now.  */
-    bf_dispatch_failure_t f = s_failure (BF_OUTCOME_TRANSIENT, BF_BREAKER_OPEN, 5);
+    bf_dispatch_failure_t f = s_failure (BF_OUTCOME_TRANSIENT, true, 5);
     f.due_ms = f.now_ms + 60000;
     bf_dispatch_next_t next = bf_dispatch_next (&f);
     assert_string_equal (next.state, "RETRY");
     assert_true (next.outage);
     assert_int_equal (next.not_before_ms, f.now_ms);
-    f = s_failure (BF_OUTCOME_TRANSIENT, BF_BREAKER_CLOSED, 5);
+    f = s_failure (BF_OUTCOME_TRANSIENT, false, 5);
     next = bf_dispatch_next (&f);
     assert_string_equal (next.state, "FAILED");
     assert_false (next.outage);
     assert_true (next.fallback);
-    f = s_failure (BF_OUTCOME_TRANSIENT, BF_BREAKER_CLOSED, 2);
+    f = s_failure (BF_OUTCOME_TRANSIENT, false, 2);
     next = bf_dispatch_next (&f);
     assert_string_equal (next.state, "RETRY");
     assert_false (next.outage);
     assert_int_equal (next.not_before_ms, 500000 + 2000);
 }
 
-/*  The other outcomes keep their rules whatever the breaker says.  */
+/*  The backstop: an outage's failure of a notice notify.outage_window_ms
+    old ends it FAILED, with the SMS fallback of an email (none when it may
+    already have arrived), whatever its budget; one millisecond younger it
+    still waits.  */
+static void
+test_outage_window_ends_the_wait (void **state)
+{
+    (void)state;
+    for (int counted = 1; counted <= 6; counted++) {
+        bf_dispatch_failure_t f = s_failure (BF_OUTCOME_TRANSIENT, true, counted);
+        f.age_ms = f.outage_window_ms;
+        bf_dispatch_next_t next = bf_dispatch_next (&f);
+        assert_string_equal (next.state, "FAILED");
+        assert_true (next.expired);
+        assert_false (next.outage);
+        assert_true (next.fallback);
+        assert_int_equal (next.not_before_ms, f.now_ms);
+        f.age_ms--;
+        next = bf_dispatch_next (&f);
+        assert_string_equal (next.state, "RETRY");
+        assert_true (next.outage);
+        assert_false (next.expired);
+    }
+    bf_dispatch_failure_t f = s_failure (BF_OUTCOME_THROTTLED, true, 1);
+    f.age_ms = f.outage_window_ms + 1;
+    assert_true (bf_dispatch_next (&f).expired);
+    f.email = false;
+    assert_false (bf_dispatch_next (&f).fallback);
+    f = s_failure (BF_OUTCOME_TRANSIENT, true, 1);
+    f.age_ms = f.outage_window_ms;
+    f.possibly_delivered = true;
+    assert_string_equal (bf_dispatch_next (&f).state, "FAILED");
+    assert_false (bf_dispatch_next (&f).fallback);
+    /*  The notice's own failures keep their budget: the window is not
+        theirs.  */
+    f = s_failure (BF_OUTCOME_TRANSIENT, false, 1);
+    f.age_ms = f.outage_window_ms;
+    assert_string_equal (bf_dispatch_next (&f).state, "RETRY");
+    assert_false (bf_dispatch_next (&f).expired);
+}
+
+/*  The other outcomes keep their rules whatever the outage flag says.  */
 static void
 test_other_outcomes_unchanged (void **state)
 {
     (void)state;
-    bf_dispatch_failure_t f = s_failure (BF_OUTCOME_PERMANENT, BF_BREAKER_OPEN, 1);
+    bf_dispatch_failure_t f = s_failure (BF_OUTCOME_PERMANENT, true, 1);
     bf_dispatch_next_t next = bf_dispatch_next (&f);
     assert_string_equal (next.state, "FAILED");
     assert_true (next.fallback);
     assert_false (next.outage);
     f.email = false;
     assert_false (bf_dispatch_next (&f).fallback);
-    f = s_failure (BF_OUTCOME_PERMANENT, BF_BREAKER_CLOSED, 1);
+    f = s_failure (BF_OUTCOME_PERMANENT, false, 1);
     f.possibly_delivered = true;
     assert_false (bf_dispatch_next (&f).fallback);
-    /*  429: the pause, at least, and counted.  */
-    f = s_failure (BF_OUTCOME_THROTTLED, BF_BREAKER_HALF_OPEN, 1);
+    /*  A 429 of the notice's own: the pause, at least, and counted.  */
+    f = s_failure (BF_OUTCOME_THROTTLED, false, 1);
     f.retry_after_ms = 30000;
     next = bf_dispatch_next (&f);
     assert_string_equal (next.state, "RETRY");
@@ -123,8 +168,8 @@ test_other_outcomes_unchanged (void **state)
     f.counted = 5;
     assert_string_equal (bf_dispatch_next (&f).state, "FAILED");
     /*  Possibly delivered: resent once after unknown_retry_ms, never a
-        fallback, even while the breaker is open.  */
-    f = s_failure (BF_OUTCOME_UNKNOWN, BF_BREAKER_OPEN, 1);
+        fallback, even in an outage.  */
+    f = s_failure (BF_OUTCOME_UNKNOWN, true, 1);
     next = bf_dispatch_next (&f);
     assert_string_equal (next.state, "FAILED");
     assert_false (next.fallback);
@@ -135,77 +180,144 @@ test_other_outcomes_unchanged (void **state)
     assert_int_equal (next.not_before_ms, 500000 + 600000);
     f.possibly_delivered = true;
     assert_string_equal (bf_dispatch_next (&f).state, "FAILED");
-    f = s_failure (BF_OUTCOME_DUPLICATE, BF_BREAKER_CLOSED, 1);
+    f = s_failure (BF_OUTCOME_DUPLICATE, false, 1);
     assert_string_equal (bf_dispatch_next (&f).state, "DELIVERED");
 }
 
 #define S_NOTICES 300
 
-/*  A dispatcher and its breaker on a hand-driven clock: 300 notices, 5
-    sends per 100 ms; the provider refuses everything from 1 s to 301 s.
-    Every notice is delivered once, none fails, at most one failure of each
-    counts against its budget of 3 (those before the breaker opened), and
-    the notices whose failures were all the outage's go out in their
-    order.  */
-static void
-test_outage_spends_no_budget (void **state)
+typedef struct {
+    int delivered, failed, outage_attempts, charged, out_of_order, opened;
+} s_run_t;
+
+/*  A dispatcher, its provider's admission (breaker and back-off, as
+    bf_sender drives them) and the rules (bf_outage_attributed,
+    bf_dispatch_next) on a hand-driven clock: 300 notices created at 0, at
+    most 5 sends in flight each 100 ms (they start together and finish
+    within the tick); the provider refuses everything from down to up (ms);
+    notices wait out an outage up to window ms. Counts what happened to the
+    notices: charged is the failures counted against a budget of 3;
+    out_of_order the notices delivered before one due earlier.  */
+static s_run_t
+s_simulate (int pct, int min_samples, int64_t down, int64_t up, int64_t window)
 {
-    (void)state;
-    bf_admission_config_t config = { "email", 0, 50, 20, 10000 };
-    bf_admission_t *breaker = bf_admission_new (&config, 0);
-    assert_non_null (breaker);
-    int64_t due[S_NOTICES];
-    int attempts[S_NOTICES] = { 0 }, base[S_NOTICES] = { 0 }, order[S_NOTICES];
-    char fate[S_NOTICES] = { 0 }; /* 0 waiting, 'D' delivered, 'F' failed */
+    s_run_t run = { 0 };
+    bf_admission_config_t config = { "email", 0, pct, min_samples, 10000 };
+    bf_admission_t *provider = bf_admission_new (&config, 0);
+    assert_non_null (provider);
+    int64_t due[S_NOTICES], last_success = 0;
+    int attempts[S_NOTICES] = { 0 }, base[S_NOTICES] = { 0 }, last_delivered = -1;
+    char fate[S_NOTICES] = { 0 }; /* 0 waiting, 'D' delivered, 'F' failed, 'S' in flight */
     for (int i = 0; i < S_NOTICES; i++)
         due[i] = i;
-    int delivered = 0, outage_attempts = 0;
-    const int64_t down = 1000, up = 301000;
-    for (int64_t now = 0; now < 400000 && delivered < S_NOTICES; now += 100)
-        for (int sends = 0; sends < 5 && bf_admission_ready (breaker, now); sends++) {
+    /*  Starts at 1 s: a start at 0 would compare with "no success yet".  */
+    for (int64_t now = 1000; now < 4000000 && run.delivered + run.failed < S_NOTICES; now += 100) {
+        int flight[5], nflight = 0;
+        bf_admit_ticket_t tickets[5];
+        while (nflight < 5 && bf_admission_ready (provider, now)) {
             int pick = -1;
             for (int i = 0; i < S_NOTICES; i++)
                 if (!fate[i] && due[i] <= now && (pick < 0 || due[i] < due[pick]))
                     pick = i;
             if (pick < 0)
                 break;
-            bf_admit_ticket_t ticket = bf_admission_take (breaker);
+            tickets[nflight] = bf_admission_take (provider);
+            fate[pick] = 'S';
             attempts[pick]++;
+            flight[nflight++] = pick;
+        }
+        for (int k = 0; k < nflight; k++) {
+            int pick = flight[k];
+            fate[pick] = 0;
             bool ok = now < down || now >= up;
-            bf_admission_record (breaker, ticket, ok ? BF_ADMIT_HEALTHY : BF_ADMIT_FAILED, now);
+            bf_admission_record (provider, tickets[k], ok ? BF_ADMIT_HEALTHY : BF_ADMIT_FAILED,
+                                 now + 50);
             if (ok) {
                 fate[pick] = 'D';
-                order[delivered++] = pick;
+                run.delivered++;
+                run.out_of_order += pick < last_delivered;
+                last_delivered = pick;
+                last_success = now + 50;
                 continue;
             }
-            bf_dispatch_failure_t f
-                = s_failure (BF_OUTCOME_TRANSIENT, bf_admission_breaker (breaker, now),
-                             attempts[pick] - base[pick]);
+            bf_breaker_state_t breaker = bf_admission_breaker (provider, now + 50);
+            bf_outage_facts_t facts = { BF_OUTCOME_TRANSIENT, true, now, last_success, breaker };
+            bf_dispatch_failure_t f = s_failure (
+                BF_OUTCOME_TRANSIENT, bf_outage_attributed (&facts), attempts[pick] - base[pick]);
             f.max_attempts = 3;
             f.due_ms = due[pick];
-            f.now_ms = now;
+            f.age_ms = now + 50; /* created at 0 */
+            f.outage_window_ms = window;
+            f.now_ms = now + 50;
+            if (f.outage && breaker == BF_BREAKER_CLOSED)
+                bf_admission_back_off (provider, now, now + 50, 1000, 10000, 32768);
             bf_dispatch_next_t next = bf_dispatch_next (&f);
             if (next.outage) {
                 base[pick]++;
-                outage_attempts++;
-            }
-            if (next.state[0] == 'F')
+                run.outage_attempts++;
+            } else
+                run.charged++;
+            if (next.state[0] == 'F') {
                 fate[pick] = 'F';
+                run.failed++;
+            }
             due[pick] = next.not_before_ms;
         }
-    assert_int_equal (delivered, S_NOTICES);
-    assert_true (outage_attempts >= 29); /* the probes at least */
-    int last = -1;
-    for (int k = 0; k < S_NOTICES; k++) {
-        int i = order[k];
-        assert_int_equal (fate[i], 'D');
-        assert_in_range (attempts[i] - base[i], 1, 2); /* the delivery, and at most one */
-        if (attempts[i] - base[i] == 1) {
-            assert_true (i > last);
-            last = i;
-        }
     }
-    bf_admission_destroy (&breaker);
+    run.opened = (int)bf_admission_breaker_counts (provider).opened;
+    bf_admission_destroy (&provider);
+    return run;
+}
+
+/*  A long outage that opens the breaker (20 samples, 50 %: the defaults):
+    every notice is delivered once, none fails, no failure is charged to a
+    budget, and the notices go out in their order.  */
+static void
+test_outage_spends_no_budget (void **state)
+{
+    (void)state;
+    s_run_t run = s_simulate (50, 20, 2000, 302000, 3600000);
+    assert_int_equal (run.delivered, S_NOTICES);
+    assert_int_equal (run.failed, 0);
+    assert_true (run.outage_attempts >= 29); /* the probes at least */
+    assert_int_equal (run.charged, 0);
+    assert_int_equal (run.out_of_order, 0);
+    assert_true (run.opened >= 1);
+}
+
+/*  An outage the breaker never sees (it needs 100 samples, all failed):
+    the trial's case, where the open-breaker rule alone let the failures
+    count and 2 notices end FAILED. The same promises hold, and the
+    provider's back-off keeps the attempts during the outage few.  */
+static void
+test_short_outage_breaker_closed (void **state)
+{
+    (void)state;
+    s_run_t run = s_simulate (100, 100, 2000, 17000, 3600000);
+    assert_int_equal (run.opened, 0);
+    assert_int_equal (run.delivered, S_NOTICES);
+    assert_int_equal (run.failed, 0);
+    assert_int_equal (run.charged, 0);
+    assert_int_equal (run.out_of_order, 0);
+    /*  Back-offs of 1, 2, 4, 8 s (±20 %) in a 15 s outage: 4 or 5 rounds
+        of at most 5 sends in flight.  */
+    assert_in_range (run.outage_attempts, 1, 25);
+}
+
+/*  A provider that never comes back: every notice still ends, FAILED,
+    at its first attempt after it is window (60 s) old, with the breaker
+    open (one probe each 10 s: 300 notices take 3,000 s) or not (5 in
+    flight each 10 s).  */
+static void
+test_endless_outage_ends (void **state)
+{
+    (void)state;
+    for (int min = 20; min <= 100; min += 80) {
+        s_run_t run = s_simulate (min == 20 ? 50 : 100, min, 2000, INT64_MAX, 60000);
+        assert_int_equal (run.delivered + run.failed, S_NOTICES);
+        assert_int_equal (run.delivered, 50); /* those sent in the second before it went down */
+        assert_int_equal (run.charged, run.failed);
+    }
 }
 
 static void
@@ -283,8 +395,11 @@ main (void)
         cmocka_unit_test (test_doubles_per_attempt_within_jitter),
         cmocka_unit_test (test_capped_at_max),
         cmocka_unit_test (test_outage_failure_not_counted),
+        cmocka_unit_test (test_outage_window_ends_the_wait),
         cmocka_unit_test (test_other_outcomes_unchanged),
         cmocka_unit_test (test_outage_spends_no_budget),
+        cmocka_unit_test (test_short_outage_breaker_closed),
+        cmocka_unit_test (test_endless_outage_ends),
         cmocka_unit_test (test_dispatch_uses_the_common_backoff),
         cmocka_unit_test (test_decorrelated_bounds),
         cmocka_unit_test (test_decorrelated_grows_and_spreads),

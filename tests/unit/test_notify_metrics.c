@@ -350,11 +350,24 @@ test_breaker_states_and_changes (void **state)
     pthread_barrier_destroy (&stop);
 
     double before = s_value ("billflow_notify_outage_attempts_total{channel=\"email\"}");
-    bf_notify_metrics_outage_attempt (0);
-    bf_notify_metrics_outage_attempt (0);
-    bf_notify_metrics_outage_attempt (7); /* ignored */
+    const char *by_breaker
+        = "billflow_notify_provider_outage_failures_total{provider=\"email\",rule=\"breaker\"}";
+    const char *by_no_success = "billflow_notify_provider_outage_failures_total"
+                                "{provider=\"email\",rule=\"no_success\"}";
+    double breaker0 = s_value (by_breaker), no_success0 = s_value (by_no_success);
+    bf_notify_metrics_outage_attempt (0, true);
+    bf_notify_metrics_outage_attempt (0, false);
+    bf_notify_metrics_outage_attempt (0, false);
+    bf_notify_metrics_outage_attempt (7, true); /* ignored */
     assert_true (s_value ("billflow_notify_outage_attempts_total{channel=\"email\"}")
-                 == before + 2);
+                 == before + 3);
+    assert_true (s_value (by_breaker) == breaker0 + 1);
+    assert_true (s_value (by_no_success) == no_success0 + 2);
+    const char *expired = "billflow_notify_outage_expired_total{channel=\"push\"}";
+    double expired0 = s_value (expired);
+    bf_notify_metrics_outage_expired (2);
+    bf_notify_metrics_outage_expired (-1); /* ignored */
+    assert_true (s_value (expired) == expired0 + 1);
 }
 
 int
