@@ -240,6 +240,18 @@ test('3. the reconciliation report reaches FINAL', async () => {
   const chart = await page.$eval('#run-chart', (e) => e.dataset.chart);
   assert.equal(chart, 'ready', 'Chart.js loaded from /static/chart.esm.js');
   await shot(page, 'run');
+  // The page was opened before the run: its chart draws the bills from the
+  // run's start, also those settled before the first sample or snapshot (a
+  // run of a few hundred bills settles in well under a second). Every bill
+  // is drawn as a rate except those in run.rates' gaps (no active control).
+  const box = await page.$eval('#run-chart', (e) => ({ ...e.dataset }));
+  const show = await api(page, `/api/query/run.show?period=${PERIOD}`);
+  const rates = await api(page, `/api/query/run.rates?run_id=${show.body.run.run_id}`);
+  assert.equal(rates.status, 200);
+  const unwatched = rates.body.points.filter((p) => p.bills_per_s === null).reduce((n, p) => n + p.bills, 0);
+  console.log(`live run chart: ${box.history} points from run.rates, ${box.points} drawn, bills/s peak ${box.peak}, ${box.bills} of ${show.body.run.bills} bills drawn (${unwatched} in gaps)`);
+  assert.ok(Number(box.peak) > 0, `the chart's bills/s line has a positive peak (${box.peak})`);
+  assert.equal(Number(box.bills), show.body.run.bills - unwatched, 'the bills/s line accounts for every bill of the run outside gaps');
   const rep = await api(page, `/api/query/run.report?period=${PERIOD}`);
   assert.equal(rep.status, 200);
   assert.equal(rep.body.final, true);

@@ -130,6 +130,87 @@ test_gap_has_no_rate (void **state)
     free (s);
 }
 
+/*  What run.rates' query hands bf_rates_points for samples s: the newest
+    sample at or before each of points + 1 evenly spaced instants from the
+    first to the last (a sample comes once per instant it is the newest
+    for). picks must hold points + 1.  */
+static void
+s_picks (const bf_rates_sample_t *s, size_t n, size_t points, bf_rates_sample_t *picks)
+{
+    size_t at = 0;
+    for (size_t i = 0; i <= points; i++) {
+        double instant = i == points ? s[n - 1].t
+                                     : s[0].t + (s[n - 1].t - s[0].t) * (double)i / (double)points;
+        while (at + 1 < n && s[at + 1].t <= instant)
+            at++;
+        picks[i] = s[at];
+    }
+}
+
+/*  A run that settles before the sampler's first sample (595 bills in
+    0.4 s, as the console's browser test): the start row (bills 0), the
+    first sample 0.6 s later with every bill, then a second apart while
+    its notices go out, then one late sample (a gap). Through the query's
+    picks, the first point is the run's start to the first sample with
+    every bill and a positive rate; rate x seconds adds up to the bills.
+    Read right after the first sample, it is the one point. A first
+    sample more than the gap interval late gives the same change with no
+    rate.  */
+static void
+test_run_done_before_first_sample (void **state)
+{
+    (void)state;
+    bf_rates_sample_t s[14] = { { 0.0, 0, 0, false }, { 0.6, 595, 0, false } };
+    for (size_t i = 2; i < 13; i++)
+        s[i] = (bf_rates_sample_t){ 0.6 + (double)(i - 1), 595, (int64_t)(i - 1) * 90, false };
+    s[13] = (bf_rates_sample_t){ 20.0, 595, 991, true };
+    bf_rates_sample_t picks[BF_RATES_POINTS + 1];
+    bf_rates_point_t out[BF_RATES_POINTS];
+    s_picks (s, 14, BF_RATES_POINTS, picks);
+    size_t n = bf_rates_points (picks, BF_RATES_POINTS + 1, BF_RATES_POINTS, out);
+    assert_int_equal (n, 13);
+    assert_true (fabs (out[0].t - 0.6) < 1e-9);
+    assert_true (fabs (out[0].seconds - 0.6) < 1e-9);
+    assert_int_equal (out[0].bills, 595);
+    assert_false (out[0].gap);
+    assert_true ((double)out[0].bills / out[0].seconds > 990.0);
+    /*  As itest_rates: the rates (3 decimals, as run.rates answers them)
+        times the intervals add up to the bills outside the gap.  */
+    double billed = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true (i == 0 || out[i].bills == 0);
+        assert_true (out[i].gap == (i == n - 1));
+        if (!out[i].gap)
+            billed
+                += round ((double)out[i].bills / out[i].seconds * 1000.0) / 1000.0 * out[i].seconds;
+    }
+    assert_true (fabs (billed - 595.0) < 0.01);
+    int64_t bills, notices;
+    double seconds;
+    s_sums (out, n, &bills, &notices, &seconds);
+    assert_int_equal (bills, 595);
+    assert_int_equal (notices, 991);
+    assert_true (fabs (seconds - 20.0) < 1e-9);
+
+    /*  Read when only the start row and the first sample exist.  */
+    s_picks (s, 2, BF_RATES_POINTS, picks);
+    n = bf_rates_points (picks, BF_RATES_POINTS + 1, BF_RATES_POINTS, out);
+    assert_int_equal (n, 1);
+    assert_int_equal (out[0].bills, 595);
+    assert_true (fabs (out[0].seconds - 0.6) < 1e-9);
+    assert_false (out[0].gap);
+
+    /*  No active control when it ran: the first sample came 5 s late.  */
+    bf_rates_sample_t late[]
+        = { { 0.0, 0, 0, false }, { 5.0, 595, 0, true }, { 6.0, 595, 90, false } };
+    s_picks (late, 3, BF_RATES_POINTS, picks);
+    n = bf_rates_points (picks, BF_RATES_POINTS + 1, BF_RATES_POINTS, out);
+    assert_int_equal (n, 2);
+    assert_int_equal (out[0].bills, 595);
+    assert_true (out[0].gap);
+    assert_false (out[1].gap);
+}
+
 /*  Too few samples, repeated instants, and samples out of order.  */
 static void
 test_degenerate_series (void **state)
@@ -195,6 +276,7 @@ main (void)
         cmocka_unit_test (test_short_run_every_interval),
         cmocka_unit_test (test_long_run_downsampled),
         cmocka_unit_test (test_gap_has_no_rate),
+        cmocka_unit_test (test_run_done_before_first_sample),
         cmocka_unit_test (test_degenerate_series),
         cmocka_unit_test (test_query_arguments),
     };

@@ -7,10 +7,11 @@
 // samples every run's bills and finished notices once a second; at most 600
 // points whatever the run's length), read when the page opens or the period's
 // newest run changes, then the rates between the snapshots of the live
-// stream (/api/events, one a second) appended after its last point: bills/s
-// from the run's bill count, notices/s from the period's finished notices
-// (delivered, failed, cancelled). An interval without an active control (a
-// failover) is a gap in the lines. The x axis is seconds since the run began.
+// stream (/api/events, one a second) appended after its last point (the
+// first of them measured from that point, or from the run's start when
+// run.rates had none yet): bills/s from the run's bill count, notices/s from
+// the period's finished notices (delivered, failed, cancelled). An interval
+// without an active control (a failover) is a gap in the lines. The x axis is seconds since the run began.
 
 import { canAct, query } from './api.js';
 import { el, clear, ko, table, num, won, when, progress, section, stateBadge, badge, kv, errorBox, field, seconds, lastMonth, PERIOD_RE, add, koText } from './ui.js';
@@ -220,22 +221,40 @@ function s_addSample (state, box, sample) {
   s_draw(state, box);
 }
 
+// Where the live rates start: the end of run.rates' last point, with the
+// run's bills there (its points' changes add up to them: the run's start row
+// has none), or the run's start with no bills when run.rates had no points yet
+// (read before the first sample). Without it the bills between that instant
+// and the first live snapshot were not drawn, e.g. every bill of a run that
+// settles in under a second. The period's finished notices there are not
+// known (an earlier run's notices count too): no notices rate over that interval.
+// null until run.rates has been read.
+function s_anchor (state) {
+  if (state.startMs === null) return null;
+  const bills = state.history.reduce((n, p) => n + (Number(p.bills) || 0), 0);
+  return { t: state.startMs + s_lastT(state) * 1000, bills, notices: null };
+}
+
 function s_draw (state, box) {
   if (!state.chart) return;
   const bills = [];
   const notices = [];
   // x: seconds since the run began; before run.rates came, since the first snapshot.
   const origin = state.startMs !== null ? state.startMs : (state.samples.length ? state.samples[0].t : 0);
+  let drawn = 0;   // the bills of the intervals drawn with a rate
   for (const p of state.history) {
     const x = Number(p.t);
+    if (p.bills_per_s !== null) drawn += Number(p.bills) || 0;
     bills.push({ x, y: p.bills_per_s === null ? null : Number(p.bills_per_s) });
     notices.push({ x, y: p.notices_per_s === null ? null : Number(p.notices_per_s) });
   }
-  const s = state.samples;
+  const anchor = s_anchor(state);
+  const s = anchor ? [anchor, ...state.samples] : state.samples;
   for (let i = 1; i < s.length; i++) {
     const dt = (s[i].t - s[i - 1].t) / 1000;
     if (dt <= 0) continue;
     const x = (s[i].t - origin) / 1000;
+    drawn += Math.max(0, s[i].bills - s[i - 1].bills);
     bills.push({ x, y: Math.max(0, (s[i].bills - s[i - 1].bills) / dt) });
     if (s[i].notices !== null && s[i - 1].notices !== null)
       notices.push({ x, y: Math.max(0, (s[i].notices - s[i - 1].notices) / dt) });
@@ -247,6 +266,7 @@ function s_draw (state, box) {
     box.dataset.points = String(bills.length);
     box.dataset.first = bills.length ? String(bills[0].x) : '';
     box.dataset.peak = String(bills.reduce((m, p) => (p.y !== null && p.y > m ? p.y : m), 0));
+    box.dataset.bills = String(drawn);
   }
 }
 
