@@ -375,6 +375,114 @@ test('6. publish a template version and preview it', async () => {
   await shot(page, 'templates');
 });
 
+// ---------------------------------------------------------------------------
+// Double-submit safety across a reload (docs/console.md): the command whose
+// dialog is open is kept in the tab's sessionStorage; the reloaded page
+// reopens it with the same id, so sending it again cannot run it twice.
+
+const PENDING_KEY = 'bf.pending-command';
+
+async function templateVersions (p, channel) {
+  const doc = await api(p, '/api/query/templates.list');
+  assert.equal(doc.status, 200);
+  return doc.body.templates.filter((t) => t.channel === channel).map((t) => Number(t.version));
+}
+
+// Fills the publish form (emptied first) and opens its dialog; the command id.
+async function openPublish (p, marker) {
+  await p.evaluate(() => { for (const id of ['pub-subject', 'pub-body', 'pub-html', 'pub-short']) document.getElementById(id).value = ''; });
+  await p.select('#pub-channel', 'PUSH');
+  await p.type('#pub-subject', `{{period_label}} 요금 (${marker})`);
+  await p.type('#pub-body', `{{period_label}} 요금 {{total}}원, 납기 {{due_label}} (${marker})`);
+  await p.click('#publish-form button[type=submit]');
+  await p.waitForSelector('#confirm[open]', { timeout: 5000 });
+  return p.$eval('#confirm-id', (e) => e.textContent);
+}
+
+async function reloadToDialog (p, id) {
+  await p.reload({ waitUntil: 'domcontentloaded' });
+  try {
+    await p.waitForSelector('#confirm[open] #confirm-reopened', { timeout: 20000 });
+  } catch (err) {
+    throw new Error('the dialog did not come back after the reload: sending the command again would make a new one');
+  }
+  assert.equal(await p.$eval('#confirm-id', (e) => e.textContent), id, 'the reopened dialog has the same command id');
+}
+
+// After the dialog was closed (how: for the message): nothing is kept, and
+// the reloaded Templates page opens no dialog.
+async function forgottenAfterReload (p, how) {
+  assert.equal(await p.evaluate((k) => sessionStorage.getItem(k), PENDING_KEY), null, `${how}: the command is forgotten`);
+  await p.reload({ waitUntil: 'domcontentloaded' });
+  await p.waitForSelector('#templates-list table', { timeout: 20000 });
+  await sleep(500);
+  assert.equal(await p.$eval('#confirm', (d) => d.open), false, `${how}: no dialog after a reload`);
+}
+
+test('6b. reload before and after the answer: the reopened dialog runs the command once', async () => {
+  await go(page, '#/templates', '#publish-form');
+  const before = await templateVersions(page, 'PUSH');
+  const id = await openPublish(page, '새로고침 시험 reload test');
+  // Before the answer: control gets the command and answers, the browser
+  // holds the answer back, and the tab is reloaded.
+  const cdp = await page.createCDPSession();
+  try {
+    await cdp.send('Fetch.enable', { patterns: [{ urlPattern: '*/api/command/*', requestStage: 'Response' }] });
+    const held = new Promise((resolve, reject) => {
+      cdp.once('Fetch.requestPaused', resolve);
+      setTimeout(() => reject(new Error('the command was not sent within 30 s')), 30000).unref();
+    });
+    await page.click('#confirm-ok');
+    const ev = await held;
+    assert.ok(ev.responseStatusCode >= 200 && ev.responseStatusCode < 300, `control answered the first submit (HTTP ${ev.responseStatusCode})`);
+    const reloaded = reloadToDialog(page, id);
+    reloaded.catch(() => {});     // awaited below
+    await cdp.send('Fetch.failRequest', { requestId: ev.requestId, errorReason: 'Aborted' }).catch(() => {});
+    await reloaded;
+  } finally {
+    await cdp.send('Fetch.disable').catch(() => {});
+    await cdp.detach().catch(() => {});
+  }
+  const kept = await page.evaluate((k) => JSON.parse(sessionStorage.getItem(k)), PENDING_KEY);
+  assert.deepEqual(Object.keys(kept).sort(), ['args', 'by', 'id', 'opened_at', 'verb'], 'only the command is kept');
+  assert.equal(kept.id, id);
+  assert.equal(kept.verb, 'template.publish');
+  const note = await page.$eval('#confirm-text', (e) => e.innerText);
+  assert.match(note, /새로고침.*reload/s, 'the dialog says it was not confirmed before the reload');
+  // Sent from the reopened dialog: control answers from the stored command.
+  await page.click('#confirm-ok');
+  const second = await dialogResult(page);
+  assert.match(second, /이미 처리됨 already done/, `the second submit is a replay: ${second}`);
+  // After the answer, still open: a reload brings it back once more, same id.
+  await reloadToDialog(page, id);
+  await page.click('#confirm-ok', { clickCount: 2 });
+  assert.match(await dialogResult(page), /이미 처리됨 already done/);
+  await closeDialog(page);
+  await forgottenAfterReload(page, 'closed');
+  // Exactly one command: stored once, received once, one new version.
+  const cmds = await api(page, `/api/query/commands.list?command_id=${id}`);
+  assert.equal(cmds.status, 200);
+  assert.equal(cmds.body.commands.length, 1, 'one stored command');
+  assert.equal(cmds.body.commands[0].verb, 'template.publish');
+  const aud = await api(page, `/api/query/audit.list?command_id=${id}`);
+  assert.equal(aud.body.audit.filter((a) => a.outcome === 'received').length, 1, 'received once in the audit log');
+  // (An ACCEPTED publish becomes a version when notify takes it: wait for it.)
+  let added = [];
+  for (const end = Date.now() + 20000; Date.now() < end && !added.length; await sleep(500))
+    added = (await templateVersions(page, 'PUSH')).filter((v) => !before.includes(v));
+  await sleep(1000);
+  added = (await templateVersions(page, 'PUSH')).filter((v) => !before.includes(v));
+  assert.equal(added.length, 1, `one new PUSH version (${added.join(', ')})`);
+  // Cancel forgets the command too: nothing comes back after a reload.
+  const other = await openPublish(page, 'cancelled');
+  assert.equal(await page.evaluate((k) => JSON.parse(sessionStorage.getItem(k)).id, PENDING_KEY), other);
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.getElementById('confirm').open, { timeout: 5000 });
+  await forgottenAfterReload(page, 'cancelled with Escape');
+  const none = await api(page, `/api/query/commands.list?command_id=${other}`);
+  assert.equal(none.body.commands.length, 0, 'the cancelled command was never sent');
+});
+
 test('7. a viewer sees no action buttons, and a forged POST gets 403', async () => {
   const ctx = await browser.createBrowserContext();
   const v = await newPage(ctx);
@@ -419,6 +527,135 @@ test('8. a POST without the CSRF token gets 403', async () => {
   assert.equal(out.status, 403, 'logout needs the token too');
   const cmds = await api(page, '/api/query/commands.list?limit=100');
   assert.ok(!cmds.body.commands.some((c) => c.command_id.startsWith('no-csrf-')), 'nothing stored');
+});
+
+// ---------------------------------------------------------------------------
+// Every page at phone width and for its labels (docs/console.md
+// "Accessibility"): no sideways scrolling at 390 px, every form control
+// labelled, every button named, the keyboard focus visible.
+
+const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
+
+// In the page: what is too wide, unlabelled or nameless.
+function pageCheck (phoneWidth) {
+  const text = (e) => (e ? e.textContent.replace(/\s+/g, ' ').trim() : '');
+  const byIds = (ids) => ids.split(/\s+/).map((i) => text(document.getElementById(i))).join(' ').trim();
+  const aria = (e) => (e.getAttribute('aria-label') || '').trim() ||
+    (e.getAttribute('aria-labelledby') ? byIds(e.getAttribute('aria-labelledby')) : '');
+  const what = (e) => e.tagName.toLowerCase() + (e.id ? `#${e.id}` : '') +
+    (e.getAttribute('name') ? `[name=${e.getAttribute('name')}]` : '') + (e.getAttribute('type') ? `[type=${e.getAttribute('type')}]` : '') +
+    (typeof e.className === 'string' && e.className ? `.${e.className.trim().split(/\s+/).join('.')}` : '');
+  const unlabelled = [];
+  for (const e of document.querySelectorAll('input, select, textarea')) {
+    if (e.type === 'hidden') continue;
+    const label = [...(e.labels || [])].map(text).join(' ').trim();
+    if (!label && !aria(e)) unlabelled.push(what(e));
+  }
+  const nameless = [];
+  for (const b of document.querySelectorAll('button, [role="button"], input[type="submit"], input[type="button"], input[type="reset"]')) {
+    const name = aria(b) || text(b) || (b.tagName === 'INPUT' ? (b.value || '').trim() : '') || (b.getAttribute('title') || '').trim();
+    if (!name) nameless.push(what(b));
+  }
+  let focusRule = false;
+  for (const sheet of document.styleSheets) {
+    let rules = [];
+    try { rules = [...sheet.cssRules]; } catch (err) { continue; }
+    for (const r of rules) {
+      // cssText: a shorthand with var() leaves its longhands empty here.
+      if (r.selectorText && r.selectorText.includes(':focus-visible') &&
+        /(^|;)\s*(outline|outline-style|box-shadow)\s*:\s*(?!none\b)[^;\s]/.test(r.style.cssText)) focusRule = true;
+    }
+  }
+  // What sticks out on the right, outside a box that scrolls on its own.
+  const wide = [];
+  for (const e of document.querySelectorAll('body *')) {
+    const r = e.getBoundingClientRect();
+    if (r.width && r.right > phoneWidth + 1 && !e.parentElement.closest('.scroll, dialog:not([open])')) wide.push(`${what(e)} (${Math.round(r.right)} px)`);
+  }
+  return {
+    scrollWidth: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
+    innerWidth: window.innerWidth,
+    wide: wide.slice(0, 6),
+    unlabelled,
+    nameless,
+    focusRule
+  };
+}
+
+// Checks the page as it is now; name says which page.
+async function checkPage (p, name) {
+  const r = await p.evaluate(pageCheck, PHONE.width);
+  console.log(`${name} at ${PHONE.width} px: scrollWidth ${r.scrollWidth}, innerWidth ${r.innerWidth}`);
+  assert.ok(r.scrollWidth <= PHONE.width && r.innerWidth <= PHONE.width,
+    `${name}: no sideways scrolling at ${PHONE.width} px (scrollWidth ${r.scrollWidth}, innerWidth ${r.innerWidth}; too wide: ${r.wide.join(', ')})`);
+  assert.deepEqual(r.unlabelled, [], `${name}: form controls without a label`);
+  assert.deepEqual(r.nameless, [], `${name}: buttons without an accessible name`);
+  assert.ok(r.focusRule, `${name}: a :focus-visible style with an outline`);
+  // The keyboard's focus shows: Tab from the top of the content.
+  const inDialog = await p.evaluate(() => document.getElementById('confirm').open);
+  if (!inDialog) {
+    await p.evaluate(() => { document.activeElement.blur(); document.getElementById('main').focus(); });
+    await p.keyboard.press('Tab');
+  } else {
+    await p.keyboard.press('Tab');
+  }
+  const f = await p.evaluate(() => {
+    const a = document.activeElement;
+    const cs = getComputedStyle(a);
+    return { what: a.tagName.toLowerCase() + (a.id ? `#${a.id}` : ''), visible: a.matches(':focus-visible'), style: cs.outlineStyle, width: parseFloat(cs.outlineWidth) };
+  });
+  assert.ok(f.what !== 'body' && f.visible && f.style !== 'none' && f.width >= 2,
+    `${name}: the focused ${f.what} shows an outline (${f.style} ${f.width} px)`);
+}
+
+test('every page at phone width, with labelled controls and a visible focus', async () => {
+  const bill = await api(page, `/api/query/bill.show?bill_id=${billId}`);
+  assert.equal(bill.status, 200);
+  const subscriberId = bill.body.bill.subscriber_id;
+  const pages = [
+    ['overview', '#/overview', 'main .grid section'],
+    ['run', `#/run/${PERIOD}`, '#run-status dl'],
+    ['notices', `#/notices/${PERIOD}`, '#notices-failures table'],
+    ['subscriber lookup', '#/subscriber', '#find-form'],
+    ['subscriber', `#/subscriber/${subscriberId}`, '#timeline .statement-link'],
+    ['bill', `#/bill/${billId}`, '#statement tbody tr'],
+    ['templates', '#/templates', '#templates-list table'],
+    ['audit', '#/audit', '#commands table'],
+    ['no such page', '#/no-such-page', 'main h1']
+  ];
+  const p = await newPage();
+  try {
+    await p.setViewport(PHONE);
+    // Not the first page of the list: each step below must change the hash.
+    await p.goto(`${URL}/#/no-such-page`, { waitUntil: 'domcontentloaded' });
+    await p.waitForSelector('#who:not([hidden])', { timeout: 20000 });
+    for (const [name, hash, sel] of pages) {
+      // Emptied first: the selector can only match the new page.
+      await p.evaluate(() => document.getElementById('main').replaceChildren());
+      await go(p, hash, sel);
+      await sleep(1200);
+      await checkPage(p, name);
+    }
+    // The confirmation dialog, opened (and closed without sending).
+    await go(p, `#/notices/${PERIOD}`, '#notices-failures table');
+    await openDialog(p, '#retry-run');
+    await checkPage(p, 'the confirmation dialog');
+    await closeDialog(p);
+  } finally {
+    await p.close();
+  }
+  // The login page, in a browser context with no session.
+  const ctx = await browser.createBrowserContext();
+  try {
+    const l = await newPage(ctx);
+    await l.setViewport(PHONE);
+    await l.goto(`${URL}/`, { waitUntil: 'domcontentloaded' });
+    await l.waitForSelector('#login-form', { timeout: 20000 });
+    await sleep(300);
+    await checkPage(l, 'login');
+  } finally {
+    await ctx.close();
+  }
 });
 
 test('screenshots of the remaining pages (1280 px and the overview at phone width)', async () => {

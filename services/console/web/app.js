@@ -4,6 +4,7 @@
 
 import { session, me, login, logout, ApiError } from './api.js';
 import { el, clear, ko, field, errorBox, add } from './ui.js';
+import { resumePending, dropPending } from './dialog.js';
 import * as overview from './overview.js';
 import * as run from './run.js';
 import * as notices from './notices.js';
@@ -112,6 +113,9 @@ async function s_render () {
   } catch (err) {
     add(main, errorBox(err));
   }
+  // A command whose dialog was open when the tab was reloaded comes back,
+  // same id; once answered and closed, the page is drawn again to show it.
+  resumePending(() => s_render());
 }
 
 window.addEventListener('hashchange', s_render);
@@ -125,6 +129,7 @@ window.addEventListener('bf-logged-out', () => {
 
 document.getElementById('logout').addEventListener('click', async () => {
   s_teardown();
+  dropPending();
   try { await logout(); } catch (err) { /* the session is dropped here anyway */ }
   s_afterLogin = '#/overview';
   location.hash = '#/login';

@@ -2,8 +2,11 @@
 // command id when it opens and sends that same id on every submit of the
 // dialog (a double click, "send again", a retry after a network error), so
 // control applies the command once; a replayed answer says "already done".
+// The open command is also kept in the tab's sessionStorage until the dialog
+// is closed, so a reload reopens it with the same id instead of losing it
+// (a second submit after the reload would otherwise make a new command).
 
-import { command, newCommandId, ApiError } from './api.js';
+import { command, newCommandId, ApiError, session, canAct } from './api.js';
 import { el, clear, ko, kv, add } from './ui.js';
 
 const VERB_NAMES = {
@@ -19,6 +22,51 @@ const VERB_NAMES = {
 };
 
 let s_current = null;   // { verb, args, id, inflight, answered, onDone }
+
+// The pending command in sessionStorage (per tab, survives a reload): verb,
+// args, id, opened_at (ms) and by (the operator's name, so it never reopens
+// for someone else logging in to the same tab). Nothing else: no contact,
+// no CSRF token (that stays in memory, api.js).
+const PENDING_KEY = 'bf.pending-command';
+// Older than this it is not reopened: the console's default idle expiry
+// (console.session_idle_s, 30 min); a session idle longer is gone anyway.
+const PENDING_MAX_MS = 30 * 60 * 1000;
+
+function s_storePending (cur) {
+  try {
+    sessionStorage.setItem(PENDING_KEY, JSON.stringify({ verb: cur.verb, args: cur.args, id: cur.id, opened_at: cur.openedAt, by: session.name }));
+  } catch (err) {
+    // Storage off or full: the dialog still works, only a reload forgets it.
+    console.warn(`dialog: the pending command is not kept across a reload: ${err.message || err}`);
+  }
+}
+
+function s_clearPending () {
+  try { sessionStorage.removeItem(PENDING_KEY); } catch (err) { /* storage off: nothing kept */ }
+}
+
+// The stored command if it is whole, young enough and this person's, else
+// null (and a stale or unreadable one is dropped).
+function s_loadPending () {
+  let raw = null;
+  try { raw = sessionStorage.getItem(PENDING_KEY); } catch (err) { return null; }
+  if (!raw) return null;
+  let p = null;
+  try { p = JSON.parse(raw); } catch (err) { p = null; }
+  const age = p ? Date.now() - Number(p.opened_at) : NaN;
+  const whole = p && typeof p === 'object' && Object.prototype.hasOwnProperty.call(VERB_NAMES, p.verb) && typeof p.id === 'string' && p.id &&
+    p.args && typeof p.args === 'object' && !Array.isArray(p.args) && Object.values(p.args).every((v) => typeof v === 'string');
+  if (!whole || !(age >= 0 && age < PENDING_MAX_MS)) {
+    console.warn(`dialog: dropped a ${whole ? 'stale' : 'malformed'} pending command from before the reload`);
+    s_clearPending();
+    return null;
+  }
+  if (p.by !== session.name) {   // someone else logged in to this tab since
+    s_clearPending();
+    return null;
+  }
+  return p;
+}
 
 function s_parts () {
   return {
@@ -93,6 +141,7 @@ function s_close () {
   const p = s_parts();
   const cur = s_current;
   s_current = null;
+  s_clearPending();
   if (p.dialog.open) p.dialog.close();
   if (cur && cur.opener && document.contains(cur.opener)) cur.opener.focus();
   if (cur && cur.answered && cur.onDone) cur.onDone(cur.answered);
@@ -108,25 +157,51 @@ function s_wire () {
   p.dialog.addEventListener('cancel', (ev) => { ev.preventDefault(); s_close(); });
 }
 
+// Fills and opens the dialog for cur (s_current); reopened: it comes back
+// after a reload, unconfirmed.
+function s_open (cur, text, reopened) {
+  s_wire();
+  const p = s_parts();
+  const name = VERB_NAMES[cur.verb] || [cur.verb, cur.verb];
+  s_current = cur;
+  s_storePending(cur);
+  add(clear(p.title), ...ko(name[0], name[1]), el('span.small.muted', {}, ` (${cur.verb})`));
+  clear(p.text);
+  if (reopened) {
+    add(p.text, el('span.warn', { id: 'confirm-reopened' }, ...ko('새로고침 전에 답을 확인하지 못한 명령입니다. 이미 실행됐을 수 있습니다: 같은 ID로 보내면 한 번만 실행됩니다',
+      'This command was not confirmed before the reload. It may have run already: sent again with the same id, it runs once')));
+  } else if (text) add(p.text, ...ko(text[0], text[1]));
+  clear(p.args);
+  for (const [k, v] of Object.entries(cur.args)) add(p.args, el('dt', {}, k), el('dd', {}, s_argText(v)));
+  p.id.textContent = cur.id;
+  clear(p.result);
+  p.ok.disabled = false;
+  if (reopened) add(clear(p.ok), ...ko('다시 보내기', 'Send again'));
+  else add(clear(p.ok), ...ko('실행', 'Run'));
+  if (!p.dialog.open) p.dialog.showModal();
+  p.cancel.focus();
+}
+
 // Opens the dialog for one command. args: the command's args (strings);
 // text: what it does, [ko, en]; onDone(reply): after the dialog closes, when
 // control answered. The id is made here, once.
 export function confirmCommand ({ verb, args = {}, text, onDone }) {
-  s_wire();
-  const p = s_parts();
-  const name = VERB_NAMES[verb] || [verb, verb];
-  s_current = { verb, args, id: newCommandId(), inflight: false, answered: null, onDone, opener: document.activeElement };
-  add(clear(p.title), ...ko(name[0], name[1]), el('span.small.muted', {}, ` (${verb})`));
-  clear(p.text);
-  if (text) add(p.text, ...ko(text[0], text[1]));
-  clear(p.args);
-  for (const [k, v] of Object.entries(args)) add(p.args, el('dt', {}, k), el('dd', {}, s_argText(v)));
-  p.id.textContent = s_current.id;
-  clear(p.result);
-  p.ok.disabled = false;
-  add(clear(p.ok), ...ko('실행', 'Run'));
-  p.dialog.showModal();
-  p.cancel.focus();
+  s_open({ verb, args, id: newCommandId(), openedAt: Date.now(), inflight: false, answered: null, onDone, opener: document.activeElement }, text, false);
+}
+
+// After a page is shown: reopens the command whose dialog was open when the
+// tab was reloaded, with its id, for the operator who opened it. onDone as
+// for confirmCommand (the caller's page was rebuilt; its own callback is gone).
+export function resumePending (onDone) {
+  if (s_current || !canAct()) return;
+  const p = s_loadPending();
+  if (!p) return;
+  s_open({ verb: p.verb, args: p.args, id: p.id, openedAt: Number(p.opened_at), inflight: false, answered: null, onDone, opener: null }, null, true);
+}
+
+// Forgets the pending command (logging out: the next person never sees it).
+export function dropPending () {
+  s_clearPending();
 }
 
 // A button that opens the dialog; operators only (the caller checks canAct).
