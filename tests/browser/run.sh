@@ -164,6 +164,6 @@ mkdir -m 700 "$STATE/tmp"
 TMPDIR=$STATE/tmp BF_URL=$URL BF_PERIOD=$PERIOD BF_STATE=$S BF_DATA=$STATE/data BF_BUILD=$BUILD \
 BF_OPERATOR=kim BF_OPERATOR_PW=$OP_PW BF_VIEWER=lee BF_VIEWER_PW=$VW_PW \
 BF_CHROMIUM=$CHROMIUM BF_SHOTS=$ROOT/docs/console BF_TMP=$STATE \
-  timeout -k 5 200 node --test --test-concurrency=1 tests/browser/console.test.mjs || rc=$?
-[ "$rc" != 124 ] || echo "browser: the tests did not finish within 200 s" >&2
+  timeout -k 5 360 node --test --test-concurrency=1 tests/browser/console.test.mjs || rc=$?
+[ "$rc" != 124 ] || echo "browser: the tests did not finish within 360 s" >&2
 exit "$rc"
