@@ -94,6 +94,24 @@ bf_cmdargs_period (const char *name, const char *text, bf_period_t *period, char
 }
 
 int
+bf_cmdargs_local_time (const char *name, const char *text, int64_t *minutes, char *err,
+                       size_t errsize)
+{
+    char shown[BF_TEXT_CLIP_SHORT];
+    char date[11] = "";
+    int of_day = 0;
+    bf_day_t day = 0;
+    bool form = text && strlen (text) == 16 && text[10] == 'T';
+    if (form)
+        memcpy (date, text, 10);
+    if (!form || bf_date_parse (date, &day) != 0 || bf_time_parse (text + 11, &of_day) != 0)
+        return bf_err_set (err, errsize, "%s: expected YYYY-MM-DDTHH:MM (local time), got '%s'",
+                           name, bf_text_clip (shown, sizeof shown, text ? text : "", S_SHOWN));
+    *minutes = (int64_t)day * 1440 + of_day;
+    return 0;
+}
+
+int
 bf_cmdargs_keys (const char *verb, const char *const *keys, size_t n,
                  const char *const *allowed, char *err, size_t errsize)
 {

@@ -38,6 +38,13 @@ int bf_cmdargs_id_list (const char *name, const char *text, int64_t *ids, size_t
 int bf_cmdargs_period (const char *name, const char *text, bf_period_t *period, char *err,
                        size_t errsize);
 
+/*  Parses text (the value of argument name) as a local time
+    "YYYY-MM-DDTHH:MM" (a real date, 00:00-23:59) into *minutes, minutes
+    since 1970-01-01T00:00 of the same clock. Returns 0, or -1 with a
+    reason naming name in err.  */
+int bf_cmdargs_local_time (const char *name, const char *text, int64_t *minutes, char *err,
+                           size_t errsize);
+
 /*  Checks the n argument keys of a command of verb: each must be one of
     allowed (a NULL-terminated list) and appear once. Returns 0, or -1
     with a reason naming the first offending key in err.  */

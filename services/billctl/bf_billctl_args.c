@@ -714,15 +714,11 @@ s_build_audit (bf_billctl_opts_t *opts, char *err, size_t errsize)
 static int
 s_build_schedule (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
-    char date[11] = "";
-    bf_day_t day;
-    int minutes;
-    bool form = opts->at && strlen (opts->at) == 16 && opts->at[10] == 'T';
-    if (form)
-        memcpy (date, opts->at, 10);
+    char why[256];
+    int64_t minutes;
     if (!opts->at)
         return s_fail (err, errsize, "run schedule needs --at YYYY-MM-DDTHH:MM (local time)");
-    if (!form || bf_date_parse (date, &day) != 0 || bf_time_parse (opts->at + 11, &minutes) != 0)
+    if (bf_cmdargs_local_time ("--at", opts->at, &minutes, why, sizeof why) != 0)
         return s_fail (err, errsize, "--at must be YYYY-MM-DDTHH:MM (local time), not '%s'",
                        opts->at);
     s_arg (opts, "period", opts->period);

@@ -450,9 +450,14 @@ static enum MHD_Result
 s_command (s_request_t *req)
 {
     char err[200];
+    /*  The arguments' forms are checked here only for a person who may send
+        the verb: a viewer's command goes to control whatever its
+        arguments, so that the refusal is audited.  */
     if (bf_route_command_body (req->body ? req->body : "", req->body_len, req->command_id,
                                &req->args, err, sizeof err)
-        != 0) {
+            != 0
+        || (bf_verb_allowed (req->route.verb, req->session.role)
+            && bf_route_command_args_check (&req->args, zclock_time (), err, sizeof err) != 0)) {
         bf_warn ("console: bad %s request from %s (%s): %s", req->route.verb->verb, req->address,
                  req->session.name, err);
         return s_error (req, MHD_HTTP_BAD_REQUEST, err);

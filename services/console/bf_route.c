@@ -6,9 +6,15 @@
 #include <string.h>
 
 #include "bf_client.h"
+#include "bf_cmdargs.h"
 #include "bf_log.h"
 #include "bf_route.h"
 #include "bf_text.h"
+
+/*  How far from the console's clock a command's "at" may be, in minutes:
+    notify's window (bf_notify_cmd.c) widened by a day each way.  */
+#define S_AT_PAST_MIN  (2 * 1440)
+#define S_AT_AHEAD_MIN (367 * 1440)
 
 /*  The verb of "/api/query/VERB" with the right kind, or NULL.  */
 static const bf_verb_t *
@@ -286,6 +292,53 @@ bf_route_command_body (const char *body, size_t len, char command_id[BF_ROUTE_ID
                        bf_route_args_t *args, char *err, size_t errsize)
 {
     return s_args_body (body, len, command_id, args, err, errsize);
+}
+
+int
+bf_route_command_args_check (const bf_route_args_t *args, int64_t now_ms, char *err, size_t errsize)
+{
+    /*  bf_cmdargs' reasons quote the value: the verdict is kept, the reason
+        written here names the key only.  */
+    char why[256];
+    for (size_t i = 0; i < args->count; i++) {
+        const char *key = args->keys[i], *value = args->values[i];
+        if (!strcmp (key, "period")) {
+            bf_period_t period;
+            if (bf_cmdargs_period (key, value, &period, why, sizeof why) != 0)
+                return bf_err_set (err, errsize, "period must be a month YYYY-MM");
+        } else if (!strcmp (key, "run_id")) {
+            int64_t id;
+            if (bf_cmdargs_id (key, value, &id, why, sizeof why) != 0)
+                return bf_err_set (err, errsize,
+                                   "run_id must be a positive decimal integer (no sign, spaces"
+                                   " or leading zeros, at most 19 digits)");
+        } else if (!strcmp (key, "ids")) {
+            int64_t ids[BF_CMDARGS_MAX_IDS];
+            size_t count;
+            if (bf_cmdargs_id_list (key, value, ids, BF_CMDARGS_MAX_IDS, &count, why, sizeof why)
+                != 0)
+                return bf_err_set (err, errsize,
+                                   "ids must be 1 to %d positive decimal integers (no sign,"
+                                   " spaces or leading zeros, at most 19 digits) separated by"
+                                   " commas, each once",
+                                   BF_CMDARGS_MAX_IDS);
+        } else if (!strcmp (key, "at")) {
+            int64_t minutes;
+            if (bf_cmdargs_local_time (key, value, &minutes, why, sizeof why) != 0)
+                return bf_err_set (err, errsize,
+                                   "at must be a local time YYYY-MM-DDTHH:MM (a real date,"
+                                   " 00:00 to 23:59)");
+            /*  Coarse: the console knows neither notify's UTC offset (at
+                most 14 h either way) nor its clock; notify checks the
+                exact window (a day back, 366 days ahead) with both.  */
+            int64_t now_min = now_ms / 60000;
+            if (minutes < now_min - S_AT_PAST_MIN || minutes > now_min + S_AT_AHEAD_MIN)
+                return bf_err_set (err, errsize,
+                                   "at is too far from now: a release is at most a day in the"
+                                   " past and 366 days ahead");
+        }
+    }
+    return 0;
 }
 
 int

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "billflow.pb-c.h"
 #include "bf_verbs.h"
@@ -85,6 +86,17 @@ int bf_route_login_body (const char *body, size_t len, char name[65], char passw
     with a reason in err.  */
 int bf_route_command_body (const char *body, size_t len, char command_id[BF_ROUTE_ID_MAX + 1],
                            bf_route_args_t *args, char *err, size_t errsize);
+
+/*  The arguments of a command that have one form whatever the verb (as
+    billctl checks them before it sends, common/bf_cmdargs.h): period
+    (YYYY-MM), run_id (an id), ids (1..BF_CMDARGS_MAX_IDS ids joined by
+    commas, each once), at (YYYY-MM-DDTHH:MM, and within two days before
+    now_ms, ms since the epoch, and 367 days after: coarser than notify's
+    own window, which knows its UTC offset). Other keys are control's and
+    the service's to check. Returns 0, or -1 with a reason in err that
+    names the key and quotes no value.  */
+int bf_route_command_args_check (const bf_route_args_t *args, int64_t now_ms, char *err,
+                                 size_t errsize);
 
 /*  A query's POST body {"args": {"key": "value", ...}} ("args" may be
     missing or {}; values as in a command body; nothing else is

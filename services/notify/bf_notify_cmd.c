@@ -9,9 +9,14 @@
 #include "bf_cmdargs.h"
 #include "bf_date.h"
 #include "bf_db.h"
+#include "bf_dispatch.h"
 #include "bf_log.h"
 #include "bf_notify_cmd.h"
 #include "bf_template.h"
+
+/*  How far from now a scheduled release may be (s_release_window).  */
+#define S_RELEASE_PAST_MS  (24LL * 3600 * 1000)
+#define S_RELEASE_AHEAD_MS (366LL * 24 * 3600 * 1000)
 
 static bf_link_status_t
 s_failure (void)
@@ -296,17 +301,28 @@ s_lock_deliveries (PGconn *conn, char *error, size_t errorsize)
 static int
 s_local_time (const char *at, int utc_offset_min, int64_t *ms, char *error, size_t errorsize)
 {
-    char date[11] = "";
-    int minutes = 0;
-    bf_day_t day = 0;
-    bool form = at && strlen (at) == 16 && at[10] == 'T';
-    if (form)
-        memcpy (date, at, 10);
-    if (!form || bf_date_parse (date, &day) != 0 || bf_time_parse (at + 11, &minutes) != 0)
+    int64_t minutes;
+    if (bf_cmdargs_local_time ("at", at, &minutes, error, errorsize) != 0)
+        return -1;
+    *ms = (minutes - utc_offset_min) * 60000LL;
+    return 0;
+}
+
+/*  A release more than a day before now (notify's clock) or more than a
+    year after it is a typing mistake, not a plan: a year in the past
+    would send at once what the operator meant to hold, one years ahead
+    would hold the notices for good. Returns 0, or -1 with error.  */
+static int
+s_release_window (const char *at, int64_t release_ms, int64_t now_ms, char *error,
+                  size_t errorsize)
+{
+    if (release_ms < now_ms - S_RELEASE_PAST_MS)
         return bf_err_set (error, errorsize,
-                           "at: expected YYYY-MM-DDTHH:MM (local time), got \"%.40s\"",
-                           at ? at : "");
-    *ms = ((int64_t)day * 1440 + minutes - utc_offset_min) * 60000LL;
+                           "at: %.16s local is more than a day in the past (run.unschedule sends"
+                           " the notices now)",
+                           at);
+    if (release_ms > now_ms + S_RELEASE_AHEAD_MS)
+        return bf_err_set (error, errorsize, "at: %.16s local is more than 366 days ahead", at);
     return 0;
 }
 
@@ -317,10 +333,15 @@ s_schedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *res
     static const char *const allowed[] = { "period", "run_id", "at", NULL };
     if (bf_cmdargs_check (cmd, allowed, error, errorsize) != 0)
         return BF_LINK_FAILED;
-    int offset = context ? *(const int *)context : 0;
+    const bf_dispatch_args_t *dargs = context;
+    int offset = dargs ? dargs->utc_offset_min : 0;
     int64_t release_ms = 0;
     const char *at = bf_link_arg (cmd, "at");
     if (s_local_time (at, offset, &release_ms, error, errorsize) != 0)
+        return BF_LINK_FAILED;
+    if (s_release_window (at, release_ms, zclock_time () + (dargs ? dargs->clock_offset_ms : 0),
+                          error, errorsize)
+        != 0)
         return BF_LINK_FAILED;
     char run_id[24], period[16];
     bf_link_status_t st = s_schedule_run (conn, cmd, run_id, sizeof run_id, period, sizeof period,

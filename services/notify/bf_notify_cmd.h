@@ -13,11 +13,14 @@
                                            message
       run.schedule       (period=YYYY-MM | run_id=N) at=YYYY-MM-DDTHH:MM
                                            the run's notices are not claimed before `at` (local
-                                           time, notify.utc_offset_min); a later run.schedule moves it
+                                           time, notify.utc_offset_min); a later run.schedule moves it;
+                                           `at` more than a day before notify's clock or more than
+                                           366 days after it is refused
       run.unschedule     period=YYYY-MM | run_id=N
                                            removes the run's release time
     Results are JSON objects. Delivery figures are control's queries.
-    The verbs' context is a pointer to an int: notify.utc_offset_min.  */
+    The verbs' context is notify's bf_dispatch_args_t (utc_offset_min,
+    clock_offset_ms: notify.utc_offset_min and its clock), or NULL.  */
 
 #ifndef BF_NOTIFY_CMD_H_INCLUDED
 #define BF_NOTIFY_CMD_H_INCLUDED

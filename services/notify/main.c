@@ -68,7 +68,7 @@ s_configure (s_notify_t *self, bf_service_t *service)
         return bf_service_config_error (service, "%s", err);
     self->iargs.purpose = PURPOSE;
     bf_link_args_from_config (&self->largs, service->config, "notify", service->instance,
-                              bf_notify_cmd_verbs, &self->dargs.utc_offset_min);
+                              bf_notify_cmd_verbs, &self->dargs);
     return 0;
 }
 

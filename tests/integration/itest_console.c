@@ -19,6 +19,11 @@
       naming control while it is gone;
     - HTTPS served directly with console.tls_cert (a certificate made here
       with GnuTLS), the cookie then Secure;
+    - every button of the run and notices pages in the shape its page
+      sends it (stop, resume, pause and resume dispatch, retry selected,
+      schedule and cancel): answered, stored and applied once, its effect
+      seen, a replay marked, a viewer's refused and audited, no CSRF 403;
+      and hostile arguments for them answered 400 with a log line;
     - and every response body of the test is scanned for the dataset's
       emails and phone numbers: none may appear in clear.  */
 
@@ -1416,6 +1421,502 @@ test_no_contact_in_clear (void **state)
     free (log);
 }
 
+//  --------------------------------------------------------------------------
+//  The buttons: every command a page sends, in the shape the page sends it
+
+#define BTN_PERIOD "2026-08" /* a run made here, kept RUNNING by a claimed chunk */
+
+static s_session_t s_btn_kim, s_btn_lee;
+
+/*  Kim (operator) and Lee (viewer) logged in afresh: earlier tests log
+    Kim out.  */
+static void
+s_btn_sessions (void)
+{
+    if (!s_btn_kim.cookie[0])
+        s_login ("kim", KIM_PW, &s_btn_kim);
+    if (!s_btn_lee.cookie[0])
+        s_login ("lee", LEE_PW, &s_btn_lee);
+}
+
+/*  The body dialog.js sends through api.js command(): {"command_id", "args"},
+    args NULL for a command without arguments (JSON.stringify drops an
+    undefined args). malloc'd.  */
+static char *
+s_btn_body (const char *id, const char *args)
+{
+    size_t size = strlen (id) + (args ? strlen (args) : 0) + 64;
+    char *body = malloc (size);
+    if (args)
+        snprintf (body, size, "{\"command_id\":\"%s\",\"args\":%s}", id, args);
+    else
+        snprintf (body, size, "{\"command_id\":\"%s\"}", id);
+    return body;
+}
+
+/*  POSTs verb as who (with the CSRF token when csrf) and asserts the HTTP
+    status: the answer.  */
+static json_t *
+s_btn_post (const s_session_t *who, bool csrf, const char *verb, const char *id, const char *args,
+            long want)
+{
+    char path[128];
+    snprintf (path, sizeof path, "/api/command/%s", verb);
+    char *body = s_btn_body (id, args);
+    json_t *doc = s_expect (path, &(s_req_t){ .session = who, .csrf = csrf, .body = body }, want);
+    free (body);
+    return doc;
+}
+
+/*  GETs a query through the console as Kim: 200 and its document.  */
+static json_t *
+s_btn_query (const char *path)
+{
+    return s_expect (path, &(s_req_t){ .session = &s_btn_kim }, 200);
+}
+
+/*  Rows of command_id's audit trail (audit.list through the console) by
+    actor with outcome.  */
+static int
+s_btn_audited (const char *id, const char *actor, const char *outcome)
+{
+    char path[256];
+    snprintf (path, sizeof path, "/api/query/audit.list?command_id=%s&limit=50", id);
+    json_t *doc = s_btn_query (path);
+    json_t *rows = bf_json_at (doc, "audit");
+    assert_true (json_is_array (rows));
+    int n = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach (rows, i, row)
+    {
+        n += !strcmp (bf_json_str (row, "actor"), actor)
+             && !strcmp (bf_json_str (row, "outcome"), outcome);
+    }
+    json_decref (doc);
+    return n;
+}
+
+/*  The stored commands of id (commands.list through the console): how
+    many; the first's state into state once it is no longer open (waits
+    up to 20 s for that).  */
+static size_t
+s_btn_stored (const char *id, char *state, size_t statesize)
+{
+    char path[256];
+    snprintf (path, sizeof path, "/api/query/commands.list?command_id=%s", id);
+    int64_t until = bf_stack_now_ms () + 20000;
+    for (;;) {
+        json_t *doc = s_btn_query (path);
+        size_t n = json_array_size (bf_json_at (doc, "commands"));
+        snprintf (state, statesize, "%s", n ? bf_json_str (doc, "commands.0.state") : "");
+        if (n == 1 && strcmp (state, "DONE") && strcmp (state, "FAILED")
+            && bf_stack_now_ms () < until) {
+            json_decref (doc);
+            usleep (200000);
+            continue;
+        }
+        if (n == 1) {
+            assert_string_equal (bf_json_str (doc, "commands.0.client"), "console/kim");
+        }
+        json_decref (doc);
+        return n;
+    }
+}
+
+static int64_t
+s_btn_applied (const char *id)
+{
+    char sql[256];
+    snprintf (sql, sizeof sql, "SELECT count (*) FROM applied_command WHERE command_id = '%s'", id);
+    return s_scalar (sql);
+}
+
+/*  Kim presses the button: verb with args as the page builds them.
+    Answered OK (not replayed); stored once as console/kim and DONE, applied
+    once, audited received and done. The same command id again (the
+    dialog's "send again", a double click) is answered OK and replayed,
+    audited "repeated", and applied no second time. Returns the first
+    answer's result (the caller's to free).  */
+static json_t *
+s_btn_press (const char *verb, const char *id, const char *args)
+{
+    json_t *doc = s_btn_post (&s_btn_kim, true, verb, id, args, 200);
+    const char *status = bf_json_str (doc, "status");
+    if (strcmp (status, "OK") && strcmp (status, "ACCEPTED"))
+        fail_msg ("%s %s: %s %s", verb, id, status, bf_json_str (doc, "error"));
+    assert_false (json_is_true (bf_json_at (doc, "replayed")));
+    json_t *result = json_incref (bf_json_at (doc, "result"));
+    json_decref (doc);
+    char state[32];
+    assert_int_equal (s_btn_stored (id, state, sizeof state), 1);
+    assert_string_equal (state, "DONE");
+    assert_int_equal (s_btn_applied (id), 1);
+    if (!result || json_is_null (result)) {
+        /*  ACCEPTED: the result is the stored command's.  */
+        char path[256];
+        snprintf (path, sizeof path, "/api/query/commands.list?command_id=%s", id);
+        json_t *list = s_btn_query (path);
+        json_decref (result);
+        result = json_incref (bf_json_at (list, "commands.0.result"));
+        json_decref (list);
+    }
+    doc = s_btn_post (&s_btn_kim, true, verb, id, args, 200);
+    assert_string_equal (bf_json_str (doc, "status"), "OK");
+    assert_true (json_is_true (bf_json_at (doc, "replayed")));
+    json_decref (doc);
+    assert_int_equal (s_btn_stored (id, state, sizeof state), 1);
+    assert_int_equal (s_btn_applied (id), 1);
+    assert_int_equal (s_btn_audited (id, "console/kim", "received"), 1);
+    assert_int_equal (s_btn_audited (id, "console/kim", "done"), 1);
+    assert_int_equal (s_btn_audited (id, "console/kim", "repeated"), 1);
+    assert_non_null (result);
+    return result;
+}
+
+/*  The same button pressed by Lee (a viewer, with her own CSRF token): 403,
+    control's refusal audited as console/lee, nothing stored; and by Kim
+    without the CSRF token: 403 before control, nothing stored or audited.  */
+static void
+s_btn_refused (const char *verb, const char *args)
+{
+    char id[128];
+    snprintf (id, sizeof id, "btn-lee-%s", verb);
+    json_t *doc = s_btn_post (&s_btn_lee, true, verb, id, args, 403);
+    assert_string_equal (bf_json_str (doc, "status"), "REJECTED");
+    assert_non_null (strstr (bf_json_str (doc, "error"), "may not"));
+    json_decref (doc);
+    char state[32];
+    assert_int_equal (s_btn_stored (id, state, sizeof state), 0);
+    assert_int_equal (s_btn_audited (id, "console/lee", "refused"), 1);
+    snprintf (id, sizeof id, "btn-nocsrf-%s", verb);
+    doc = s_btn_post (&s_btn_kim, false, verb, id, args, 403);
+    assert_non_null (strstr (bf_json_str (doc, "error"), "missing or wrong CSRF token"));
+    json_decref (doc);
+    assert_int_equal (s_btn_stored (id, state, sizeof state), 0);
+    char sql[256];
+    snprintf (sql, sizeof sql, "SELECT count (*) FROM audit_log WHERE command_id = '%s'", id);
+    assert_int_equal (s_scalar (sql), 0);
+}
+
+/*  BTN_PERIOD's run state through run.show, waiting up to 20 s for want.  */
+static void
+s_btn_wait_run (const char *want)
+{
+    int64_t until = bf_stack_now_ms () + 20000;
+    char got[32] = "";
+    while (strcmp (got, want) && bf_stack_now_ms () < until) {
+        json_t *doc = s_btn_query ("/api/query/run.show?period=" BTN_PERIOD);
+        snprintf (got, sizeof got, "%s", bf_json_str (doc, "run.state"));
+        json_decref (doc);
+        if (strcmp (got, want))
+            usleep (200000);
+    }
+    if (strcmp (got, want))
+        fail_msg ("run of " BTN_PERIOD ": %s, want %s", got, want);
+}
+
+/*  run.js's Stop and Resume ({period}): a run that a worker holds (a chunk
+    claimed here, its lease an hour long) is STOPPING after Stop, STOPPED
+    once the chunk is let go, RUNNING after Resume.  */
+static void
+test_buttons_stop_resume (void **state)
+{
+    (void)state;
+    s_btn_sessions ();
+    int64_t run_id = s_scalar ("WITH r AS (INSERT INTO settlement_run (period, state, chunk_size,"
+                               " chunks_total, started_at, command_id) VALUES ('" BTN_PERIOD
+                               "', 'RUNNING', 5000, 1, now (), 'btn-held')"
+                               " RETURNING run_id) SELECT run_id FROM r");
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "INSERT INTO settlement_chunk (run_id, chunk_no, id_from, id_to, state, lease_owner,"
+              " lease_until) VALUES (%lld, 0, 0, 1, 'CLAIMED', 'btn-holder',"
+              " now () + interval '1 hour')",
+              (long long)run_id);
+    s_exec (sql);
+    s_btn_wait_run ("RUNNING");
+    const char *args = "{\"period\":\"" BTN_PERIOD "\"}";
+    s_btn_refused ("run.stop", args);
+    s_btn_refused ("run.resume", args);
+    s_btn_wait_run ("RUNNING");
+
+    json_t *result = s_btn_press ("run.stop", "btn-stop-1", args);
+    assert_string_equal (bf_json_str (result, "outcome"), "changed");
+    json_decref (result);
+    /*  The chunk in hand is still claimed: STOPPING, and it stays so.  */
+    s_btn_wait_run ("STOPPING");
+    usleep (1000000);
+    s_btn_wait_run ("STOPPING");
+    /*  The worker lets go of it (done with nothing rated): STOPPED.  */
+    snprintf (sql, sizeof sql,
+              "UPDATE settlement_chunk SET state = 'DONE', lease_owner = NULL, lease_until = NULL"
+              " WHERE run_id = %lld",
+              (long long)run_id);
+    s_exec (sql);
+    s_btn_wait_run ("STOPPED");
+
+    result = s_btn_press ("run.resume", "btn-resume-1", args);
+    assert_string_equal (bf_json_str (result, "outcome"), "changed");
+    json_decref (result);
+    s_btn_wait_run ("RUNNING");
+    /*  Stop's command id once more, after Resume: a replay, not a stop.  */
+    json_t *doc = s_btn_post (&s_btn_kim, true, "run.stop", "btn-stop-1", args, 200);
+    assert_true (json_is_true (bf_json_at (doc, "replayed")));
+    json_decref (doc);
+    usleep (500000);
+    s_btn_wait_run ("RUNNING");
+    assert_int_equal (s_btn_applied ("btn-stop-1"), 1);
+    /*  Gone again, so that the period's run is the newest as before.  */
+    snprintf (sql, sizeof sql, "DELETE FROM settlement_run WHERE run_id = %lld", (long long)run_id);
+    s_exec (sql);
+}
+
+/*  Dispatch paused as the overview and the notices page show it (its
+    deliveries.summary, and the overview snapshot within 5 s).  */
+static void
+s_btn_paused (bool want)
+{
+    json_t *doc = s_btn_query ("/api/query/deliveries.summary?period=" PERIOD);
+    assert_int_equal (bf_json_bool (doc, "paused"), want);
+    json_decref (doc);
+    assert_int_equal (s_scalar ("SELECT paused::int FROM dispatch_state"), want);
+    int64_t until = bf_stack_now_ms () + 5000;
+    bool got = !want;
+    while (got != want && bf_stack_now_ms () < until) {
+        doc = s_btn_query ("/api/overview");
+        json_t *paused = bf_json_at (doc, "deliveries.paused");
+        got = json_is_true (paused);
+        json_decref (doc);
+        if (got != want)
+            usleep (200000);
+    }
+    assert_int_equal (got, want);
+}
+
+/*  A notice's state.  */
+static void
+s_btn_notice (int64_t id, char *state, size_t statesize)
+{
+    char sql[128];
+    snprintf (sql, sizeof sql, "SELECT state FROM delivery WHERE id = %lld", (long long)id);
+    bf_testdb_text (s_stack.conn, sql, state, statesize);
+}
+
+/*  notices.js's Pause and Resume dispatch (no arguments) and Retry selected
+    ({ids: "a,c"}, sorted, joined by commas): with dispatch paused, the two
+    selected failed notices are PENDING again and the third stays FAILED;
+    resumed, the two go out.  */
+static void
+test_buttons_dispatch_and_retry_selected (void **state)
+{
+    (void)state;
+    s_btn_sessions ();
+    s_btn_paused (false);
+    s_btn_refused ("dispatch.pause", NULL);
+    s_btn_refused ("dispatch.resume", NULL);
+    s_btn_refused ("deliveries.retry", "{\"ids\":\"1,2\"}");
+    s_btn_paused (false);
+
+    json_t *result = s_btn_press ("dispatch.pause", "btn-pause-1", NULL);
+    assert_true (bf_json_bool (result, "paused"));
+    json_decref (result);
+    s_btn_paused (true);
+
+    /*  Three delivered notices failed (as a provider's refusal leaves them).  */
+    int64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        char sql[256];
+        snprintf (sql, sizeof sql,
+                  "SELECT id FROM delivery WHERE state = 'DELIVERED' ORDER BY id OFFSET %d LIMIT 1",
+                  i);
+        ids[i] = s_scalar (sql);
+    }
+    char sql[512];
+    snprintf (sql, sizeof sql,
+              "UPDATE delivery SET state = 'FAILED', last_error = 'btn: refused by the provider',"
+              " updated_at = now () WHERE id IN (%lld, %lld, %lld)",
+              (long long)ids[0], (long long)ids[1], (long long)ids[2]);
+    s_exec (sql);
+    json_t *doc = s_btn_query ("/api/query/deliveries.failures?period=" PERIOD "&limit=500");
+    assert_true (json_array_size (bf_json_at (doc, "failures")) >= 3);
+    json_decref (doc);
+
+    char args[128];
+    snprintf (args, sizeof args, "{\"ids\":\"%lld,%lld\"}", (long long)ids[0], (long long)ids[2]);
+    result = s_btn_press ("deliveries.retry", "btn-retry-selected-1", args);
+    assert_string_equal (bf_json_str (result, "outcome"), "retrying");
+    assert_int_equal (bf_json_int (result, "deliveries"), 2);
+    json_decref (result);
+    char st[32];
+    s_btn_notice (ids[0], st, sizeof st);
+    assert_string_equal (st, "PENDING");
+    s_btn_notice (ids[2], st, sizeof st);
+    assert_string_equal (st, "PENDING");
+    s_btn_notice (ids[1], st, sizeof st);
+    assert_string_equal (st, "FAILED");
+    /*  Paused: they wait.  */
+    usleep (1500000);
+    s_btn_notice (ids[0], st, sizeof st);
+    assert_string_equal (st, "PENDING");
+
+    result = s_btn_press ("dispatch.resume", "btn-resume-dispatch-1", NULL);
+    assert_false (bf_json_bool (result, "paused"));
+    json_decref (result);
+    s_btn_paused (false);
+    /*  They went out: an attempt since the retry each.  */
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM delivery WHERE id IN (%lld, %lld)"
+              " AND attempts > attempt_base",
+              (long long)ids[0], (long long)ids[2]);
+    int64_t until = bf_stack_now_ms () + 30000;
+    while (s_scalar (sql) != 2 && bf_stack_now_ms () < until)
+        usleep (200000);
+    assert_int_equal (s_scalar (sql), 2);
+    s_btn_notice (ids[1], st, sizeof st);
+    assert_string_equal (st, "FAILED");
+    snprintf (sql, sizeof sql,
+              "SELECT count (*) FROM delivery WHERE id = %lld AND last_error ="
+              " 'btn: refused by the provider'",
+              (long long)ids[1]);
+    assert_int_equal (s_scalar (sql), 1);
+    /*  The third as it was.  */
+    snprintf (sql, sizeof sql,
+              "UPDATE delivery SET state = 'DELIVERED', last_error = NULL WHERE id = %lld",
+              (long long)ids[1]);
+    s_exec (sql);
+}
+
+/*  "YYYY-MM-DDTHH:MM" hours from now (UTC), as a datetime-local input
+    gives it.  */
+static void
+s_btn_at (int hours, char out[17])
+{
+    time_t t = time (NULL) + (time_t)hours * 3600;
+    struct tm tm;
+    gmtime_r (&t, &tm);
+    strftime (out, 17, "%Y-%m-%dT%H:%M", &tm);
+}
+
+/*  run.js's Schedule ({period, at}) and Cancel schedule ({period}): the
+    schedule shows on run.show with its time and command id, and is gone
+    after the cancel.  */
+static void
+test_buttons_schedule (void **state)
+{
+    (void)state;
+    s_btn_sessions ();
+    char at[17], args[128];
+    s_btn_at (48, at);
+    snprintf (args, sizeof args, "{\"period\":\"" PERIOD "\",\"at\":\"%s\"}", at);
+    const char *period_only = "{\"period\":\"" PERIOD "\"}";
+    s_btn_refused ("run.schedule", args);
+    s_btn_refused ("run.unschedule", period_only);
+    json_t *doc = s_btn_query ("/api/query/run.show?period=" PERIOD);
+    assert_true (json_is_null (bf_json_at (doc, "schedule")));
+    json_decref (doc);
+
+    json_t *result = s_btn_press ("run.schedule", "btn-schedule-1", args);
+    assert_string_equal (bf_json_str (result, "outcome"), "scheduled");
+    assert_string_equal (bf_json_str (result, "at"), at);
+    json_decref (result);
+    doc = s_btn_query ("/api/query/run.show?period=" PERIOD);
+    assert_string_equal (bf_json_str (doc, "schedule.at"), at);
+    assert_string_equal (bf_json_str (doc, "schedule.command_id"), "btn-schedule-1");
+    json_decref (doc);
+
+    result = s_btn_press ("run.unschedule", "btn-unschedule-1", period_only);
+    assert_string_equal (bf_json_str (result, "outcome"), "unscheduled");
+    json_decref (result);
+    doc = s_btn_query ("/api/query/run.show?period=" PERIOD);
+    assert_true (json_is_null (bf_json_at (doc, "schedule")));
+    json_decref (doc);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM run_schedule"), 0);
+}
+
+/*  Hostile arguments for these buttons, as Kim: each a 400 naming the
+    argument (no value quoted), a log line, nothing stored; the console
+    still answers. Far past and future times the console refuses coarsely
+    with its own clock; notify's exact window (its clock, which the stack
+    sets to 2026-11-02, and its UTC offset) is tests/unit/test_cmdargs.c's.  */
+static void
+test_buttons_hostile_arguments (void **state)
+{
+    (void)state;
+    s_btn_sessions ();
+    /*  10,000 ids (48,894 bytes: within the body limit, over the value's).  */
+    size_t size = 10000 * 6 + 64;
+    char *many = malloc (size);
+    size_t len = (size_t)snprintf (many, size, "{\"ids\":\"");
+    for (int i = 1; i <= 10000; i++)
+        len += (size_t)snprintf (many + len, size - len, i > 1 ? ",%d" : "%d", i);
+    snprintf (many + len, size - len, "\"}");
+    static const struct {
+        const char *verb, *args, *part;
+    } bad[] = {
+        { "deliveries.retry", NULL,
+          "the value of ids is longer than 256 bytes" }, /* the 10,000 ids */
+        { "deliveries.retry", "{\"ids\":\"1,a\"}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":\"abc\"}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":\"5,5\"}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":\"-5\"}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":-5}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":\"99999999999999999999\"}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":\"1, 2\"}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":\"\"}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":\"\\u00ff\"}", "ids must be" },
+        { "deliveries.retry", "{\"ids\":\"1\\u00002\"}", "the body is not JSON" }, /* a NUL */
+        { "deliveries.retry", "{\"ids\":\"1\\u00012\"}",
+          "the value of ids holds a control character" },
+        { "deliveries.retry", "{\"run_id\":\"1e3\"}", "run_id must be" },
+        { "deliveries.retry", "{\"ids\":\"1\xff\"}", "not valid UTF-8" },
+        { "run.schedule", "{\"period\":\"" PERIOD "\",\"at\":\"tomorrow\"}", "at must be" },
+        { "run.schedule", "{\"period\":\"" PERIOD "\",\"at\":\"2026-02-30T10:00\"}", "at must be" },
+        { "run.schedule", "{\"period\":\"" PERIOD "\",\"at\":\"2026-12-08T24:00\"}", "at must be" },
+        { "run.schedule", "{\"period\":\"" PERIOD "\",\"at\":\"1970-01-01T00:00\"}",
+          "at is too far from now" },
+        { "run.schedule", "{\"period\":\"" PERIOD "\",\"at\":\"9999-12-31T23:59\"}",
+          "at is too far from now" },
+        { "run.schedule", "{\"period\":\"2026-13\",\"at\":\"2026-12-08T10:00\"}",
+          "period must be" },
+        { "run.unschedule", "{\"period\":\"26-10\"}", "period must be" },
+        { "run.stop", "{\"period\":\"2026-00\"}", "period must be" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char id[64];
+        snprintf (id, sizeof id, "btn-bad-%zu", i);
+        long from = bf_proc_log_size (&s_console);
+        json_t *doc = s_btn_post (&s_btn_kim, true, bad[i].verb, id,
+                                  bad[i].args ? bad[i].args : many + 0, 400);
+        const char *error = json_string_value (json_object_get (doc, "error"));
+        if (!error || !strstr (error, bad[i].part))
+            fail_msg ("%s %s: error '%s' lacks '%s'", bad[i].verb, id, error ? error : "(none)",
+                      bad[i].part);
+        json_decref (doc);
+        /*  A body that is not UTF-8 is refused before its route is read.  */
+        char line[128];
+        if (!strcmp (bad[i].part, "not valid UTF-8"))
+            snprintf (line, sizeof line, "from 127.0.0.1 refused: the body is not valid UTF-8");
+        else
+            snprintf (line, sizeof line, "console: bad %s request from 127.0.0.1 (kim): %s",
+                      bad[i].verb, bad[i].part);
+        if (!bf_proc_wait_log (&s_console, line, from, 2000))
+            fail_msg ("%s %s: no log line", bad[i].verb, id);
+        char stored[32];
+        assert_int_equal (s_btn_stored (id, stored, sizeof stored), 0);
+        /*  And still answering.  */
+        json_decref (s_btn_query ("/api/query/runs.list?limit=1"));
+    }
+    free (many);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM run_schedule"), 0);
+    /*  Huge but well-formed ids are ids: no such notice, nothing retried.  */
+    json_t *result = s_btn_press ("deliveries.retry", "btn-retry-huge",
+                                  "{\"ids\":\"9223372036854775807,9223372036854775806\"}");
+    assert_int_equal (bf_json_int (result, "deliveries"), 0);
+    json_decref (result);
+    assert_int_equal (s_scalar ("SELECT count (*) FROM run_schedule"), 0);
+}
+
 int
 main (void)
 {
@@ -1436,6 +1937,10 @@ main (void)
         cmocka_unit_test (test_tls),
         cmocka_unit_test (test_readyz_follows_control),
         cmocka_unit_test (test_no_contact_in_clear),
+        cmocka_unit_test (test_buttons_stop_resume),
+        cmocka_unit_test (test_buttons_dispatch_and_retry_selected),
+        cmocka_unit_test (test_buttons_schedule),
+        cmocka_unit_test (test_buttons_hostile_arguments),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

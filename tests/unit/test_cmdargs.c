@@ -196,6 +196,43 @@ test_notify_verbs (void **state)
                                sizeof error),
                       BF_LINK_FAILED);
     assert_non_null (strstr (error, "'ids'"));
+    /*  run.schedule: the form of at, and a release a day or more in the
+        past or over 366 days ahead, refused before the database is asked
+        (the context is NULL: UTC, the system clock).  */
+    const char *sk[] = { "period", "at" };
+    static const struct {
+        const char *at, *part;
+    } bad_at[] = { { "tomorrow", "at: expected" },
+                   { "2026-02-30T10:00", "at: expected" },
+                   { "2026-12-08T24:00", "at: expected" },
+                   { "1970-01-01T00:00", "in the past" },
+                   { "9999-12-31T23:59", "366 days ahead" } };
+    for (size_t i = 0; i < sizeof bad_at / sizeof bad_at[0]; i++) {
+        const char *sv[] = { "2026-10", bad_at[i].at };
+        assert_int_equal (s_apply (bf_notify_cmd_verbs, NULL, "run.schedule", 2, sk, sv, error,
+                                   sizeof error),
+                          BF_LINK_FAILED);
+        if (!strstr (error, bad_at[i].part))
+            fail_msg ("at=%s: '%s' lacks '%s'", bad_at[i].at, error, bad_at[i].part);
+    }
+}
+
+static void
+test_local_time (void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t minutes = -1;
+    assert_int_equal (bf_cmdargs_local_time ("at", "1970-01-02T01:30", &minutes, err, sizeof err),
+                      0);
+    assert_int_equal (minutes, 1440 + 90);
+    static const char *const bad[] = { "1970-01-02 01:30", "1970-01-02T1:30", "1970-13-01T00:00",
+                                       "1970-01-02T01:30:00", "", "1970-01-02T01:60" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal (bf_cmdargs_local_time ("at", bad[i], &minutes, err, sizeof err), -1);
+        assert_non_null (strstr (err, "at: expected YYYY-MM-DDTHH:MM"));
+    }
+    assert_int_equal (bf_cmdargs_local_time ("at", NULL, &minutes, err, sizeof err), -1);
 }
 
 int
@@ -207,6 +244,7 @@ main (void)
         cmocka_unit_test (test_period_and_keys),
         cmocka_unit_test (test_settle_verbs),
         cmocka_unit_test (test_notify_verbs),
+        cmocka_unit_test (test_local_time),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "bf_assets.h"
+#include "bf_date.h"
 #include "bf_overview.h"
 #include "bf_route.h"
 
@@ -453,6 +454,64 @@ test_ready (void **state)
     assert_int_equal (bf_overview_stale_ms (2500), 7500);
 }
 
+/*  The forms of period, run_id, ids and at, checked before a command is
+    sent; the reasons name the key and quote no value.  */
+static void
+test_command_args (void **state)
+{
+    (void)state;
+    /*  2026-12-07T06:00 UTC.  */
+    const int64_t now_ms = ((int64_t)bf_day_from_ymd (2026, 12, 7) * 1440 + 360) * 60000;
+    static const struct {
+        const char *key, *value, *part; /* part NULL: accepted */
+    } cases[] = {
+        { "period", "2026-10", NULL },
+        { "period", "2026-13", "period must be" },
+        { "run_id", "12", NULL },
+        { "run_id", "-3", "run_id must be" },
+        { "run_id", "abc", "run_id must be" },
+        { "ids", "3,1,2", NULL },
+        { "ids", "9223372036854775807", NULL },
+        { "ids", "1,a", "ids must be" },
+        { "ids", "5,5", "ids must be" },
+        { "ids", "-5", "ids must be" },
+        { "ids", "99999999999999999999", "ids must be" },
+        { "ids", "007", "ids must be" },
+        { "ids", "", "ids must be" },
+        { "ids", "1,,2", "ids must be" },
+        { "at", "2026-12-08T10:00", NULL },
+        { "at", "2026-12-06T07:00", NULL },
+        { "at", "2027-12-07T05:00", NULL },
+        { "at", "tomorrow", "at must be" },
+        { "at", "2026-02-30T10:00", "at must be" },
+        { "at", "2026-12-08T24:00", "at must be" },
+        { "at", "2026-12-04T10:00", "too far from now" },
+        { "at", "1970-01-01T00:00", "too far from now" },
+        { "at", "2027-12-10T10:00", "too far from now" },
+        { "at", "9999-12-31T23:59", "too far from now" },
+        { "channel", "anything", NULL }, /* notify's to check */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bf_route_args_t args = { 0 };
+        char err[256] = "";
+        assert_int_equal (bf_route_arg_add (&args, cases[i].key, strlen (cases[i].key),
+                                            cases[i].value, strlen (cases[i].value), err,
+                                            sizeof err),
+                          0);
+        int rc = bf_route_command_args_check (&args, now_ms, err, sizeof err);
+        if (!cases[i].part) {
+            if (rc != 0)
+                fail_msg ("%s=%s refused: %s", cases[i].key, cases[i].value, err);
+            continue;
+        }
+        if (rc != -1 || !strstr (err, cases[i].part))
+            fail_msg ("%s=%s: rc %d, '%s' lacks '%s'", cases[i].key, cases[i].value, rc, err,
+                      cases[i].part);
+        if (*cases[i].value && strstr (err, cases[i].value))
+            fail_msg ("%s=%s: the reason quotes the value: %s", cases[i].key, cases[i].value, err);
+    }
+}
+
 int
 main (void)
 {
@@ -461,7 +520,7 @@ main (void)
         cmocka_unit_test (test_body_check),   cmocka_unit_test (test_login_body),
         cmocka_unit_test (test_command_body), cmocka_unit_test (test_statuses),
         cmocka_unit_test (test_assets),       cmocka_unit_test (test_ready),
-        cmocka_unit_test (test_query_body),
+        cmocka_unit_test (test_query_body),   cmocka_unit_test (test_command_args),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -7,6 +7,9 @@ import { el, clear, ko, table, num, when, section, stateBadge, badge, errorBox, 
 import { confirmCommand } from './dialog.js';
 import { channelTable } from './overview.js';
 
+// The longest "ids" argument the console takes (BF_ROUTE_VALUE_MAX).
+const IDS_MAX = 256;
+
 export function title (arg) { return `통지 Notices ${arg || ''}`; }
 
 export function render (main, arg) {
@@ -97,8 +100,15 @@ function s_failures (box, rows, runId, period, reload) {
     el('button', { type: 'button', id: 'retry-selected', 'data-verb': 'deliveries.retry', onclick: () => {
       const ids = [...checks.entries()].filter(([, c]) => c.checked).map(([id]) => id).sort((a, b) => a - b);
       if (!ids.length) { msg.textContent = '먼저 통지를 고르세요 Select notices first'; return; }
+      // The console takes an argument of at most 256 bytes (bf_route.h
+      // BF_ROUTE_VALUE_MAX): more ids are refused there, so say it here.
+      const list = ids.join(',');
+      if (list.length > IDS_MAX) {
+        msg.textContent = `너무 많이 골랐습니다: 번호 목록은 ${IDS_MAX}자까지, 나누어 보내세요 Too many selected: the ids may take ${IDS_MAX} characters at most; send them in parts`;
+        return;
+      }
       msg.textContent = '';
-      confirmCommand({ verb: 'deliveries.retry', args: { ids: ids.join(',') },
+      confirmCommand({ verb: 'deliveries.retry', args: { ids: list },
         text: ['고른 통지를 다시 보냅니다', 'Sends the selected notices again'], onDone: reload });
     } }, ...ko('선택 재발송', 'Retry selected'))) : null;
   add(clear(box), 
