@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -530,12 +531,150 @@ bf_db_lost (const PGconn *conn)
            || (s_last_status == BF_DB_RETRY && bf_db_sqlstate_lost (s_last_sqlstate));
 }
 
+/*  --- repeated statement failures: one episode per SQLSTATE --------------
+
+    A retryable failure that is not a lost connection (disk full 53100,
+    out of memory 53200, too many connections 53300, the transaction
+    conflicts) comes back on every retry for as long as its cause lasts: a
+    full disk of 15 s gave 120 lines at CI size. So each such SQLSTATE has
+    an episode, shared by every thread of the process, logged as the
+    reconnect gate logs an outage: the first failure in full ("database:
+    WHAT failed (SQLSTATE S, retryable): ..."; ERROR, WARN for the
+    conflicts 40001, 40P01 and 55P03 that a retry usually resolves at
+    once), the failures after it only counted, with a summary at most
+    every db.unavailable_log_s ("database: SQLSTATE S for N s, M failed
+    statements (last: ...)"), and one line when it is over: the first
+    statement that succeeds once none has failed with S for
+    db.unavailable_log_s ("database: statements succeed again after
+    SQLSTATE S for N s, M failed statements"). A failure after such a
+    quiet interval that no success ended begins a new episode. Lost
+    connections go through the gate above; permanent failures are logged
+    every time (each is a bug or bad data of its own).  */
+
+#define S_EPISODES 8
+
+typedef struct {
+    char sqlstate[6]; /* "": a free slot */
+    int64_t since;    /* mono ms of the first failure */
+    int64_t last;     /* mono ms of the latest failure */
+    int64_t reported; /* mono ms of the latest line */
+    int64_t failures;
+} s_episode_t;
+
+static struct {
+    pthread_mutex_t lock;
+    atomic_int open; /* slots in use: the success path looks only when > 0 */
+    s_episode_t slot[S_EPISODES];
+} s_episodes = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int64_t
+s_report_ms (void)
+{
+    pthread_mutex_lock (&s_gate.lock);
+    int64_t ms = s_gate.report_ms;
+    pthread_mutex_unlock (&s_gate.lock);
+    return ms;
+}
+
+/*  The transaction conflicts: a retry at once usually succeeds.  */
+static bool
+s_conflict (const char *sqlstate)
+{
+    return strcmp (sqlstate, "40001") == 0 || strcmp (sqlstate, "40P01") == 0
+           || strcmp (sqlstate, "55P03") == 0;
+}
+
+/*  The failure's full line (the first of an episode, or any failure that
+    has none).  */
+static void
+s_failure_line (bf_log_level_t level, const char *what, const char *sqlstate, int status,
+                const char *message)
+{
+    bf_log_field ("sqlstate", "%s", sqlstate);
+    bf_log (level, "database: %s failed (SQLSTATE %s, %s): %s", what ? what : "statement", sqlstate,
+            status == BF_DB_RETRY ? "retryable" : "permanent", message);
+}
+
+void
+bf_db_note_failure (const char *what, const char *sqlstate, int status, const char *message,
+                    int64_t now_ms)
+{
+    if (status != BF_DB_RETRY || !sqlstate || strlen (sqlstate) != 5
+        || bf_db_sqlstate_lost (sqlstate)) {
+        s_failure_line (status == BF_DB_RETRY ? BF_LOG_WARN : BF_LOG_ERROR, what,
+                        sqlstate ? sqlstate : "", status, message);
+        return;
+    }
+    int64_t report_ms = s_report_ms ();
+    pthread_mutex_lock (&s_episodes.lock);
+    s_episode_t *episode = NULL, *free_slot = NULL;
+    for (int i = 0; i < S_EPISODES && !episode; i++) {
+        if (strcmp (s_episodes.slot[i].sqlstate, sqlstate) == 0)
+            episode = &s_episodes.slot[i];
+        else if (!free_slot && s_episodes.slot[i].sqlstate[0] == '\0')
+            free_slot = &s_episodes.slot[i];
+    }
+    /*  An episode quiet for a whole interval ended unobserved: the slot
+        takes a new one, below.  */
+    if (episode && now_ms - episode->last < report_ms) {
+        episode->failures++;
+        episode->last = now_ms;
+        if (now_ms - episode->reported >= report_ms) {
+            episode->reported = now_ms;
+            bf_log_field ("sqlstate", "%s", sqlstate);
+            bf_warn ("database: SQLSTATE %s for %lld s, %lld failed statements (last: %s: %s)",
+                     sqlstate, (long long)((now_ms - episode->since + 500) / 1000),
+                     (long long)episode->failures, what ? what : "statement", message);
+        }
+        pthread_mutex_unlock (&s_episodes.lock);
+        return;
+    }
+    /*  A new episode, in the slot of the one that ended or a free one;
+        with every slot taken (eight SQLSTATEs at once) each failure is
+        logged in full.  */
+    s_episode_t *fresh = episode ? episode : free_slot;
+    if (fresh) {
+        if (!episode)
+            atomic_fetch_add (&s_episodes.open, 1);
+        *fresh
+            = (s_episode_t){ .since = now_ms, .last = now_ms, .reported = now_ms, .failures = 1 };
+        snprintf (fresh->sqlstate, sizeof fresh->sqlstate, "%s", sqlstate);
+    }
+    s_failure_line (s_conflict (sqlstate) ? BF_LOG_WARN : BF_LOG_ERROR, what, sqlstate, status,
+                    message);
+    pthread_mutex_unlock (&s_episodes.lock);
+}
+
+void
+bf_db_note_success (int64_t now_ms)
+{
+    if (atomic_load_explicit (&s_episodes.open, memory_order_relaxed) <= 0)
+        return;
+    int64_t report_ms = s_report_ms ();
+    pthread_mutex_lock (&s_episodes.lock);
+    for (int i = 0; i < S_EPISODES; i++) {
+        s_episode_t *episode = &s_episodes.slot[i];
+        if (episode->sqlstate[0] == '\0' || now_ms - episode->last < report_ms)
+            continue;
+        int64_t ms = episode->last - episode->since;
+        bf_log_field ("sqlstate", "%s", episode->sqlstate);
+        bf_info ("database: statements succeed again after SQLSTATE %s for %lld.%lld s, %lld"
+                 " failed statements",
+                 episode->sqlstate, (long long)(ms / 1000), (long long)(ms % 1000 / 100),
+                 (long long)episode->failures);
+        episode->sqlstate[0] = '\0';
+        atomic_fetch_sub (&s_episodes.open, 1);
+    }
+    pthread_mutex_unlock (&s_episodes.lock);
+}
+
 int
 bf_db_check (PGconn *conn, const PGresult *res, ExecStatusType expect, const char *what)
 {
     if (res && PQresultStatus (res) == expect) {
         s_last_status = BF_DB_OK;
         bf_health_db_seen (true);
+        bf_db_note_success (zclock_mono ());
         return BF_DB_OK;
     }
     s_last_status = bf_db_classify (conn, res, s_last_sqlstate);
@@ -550,10 +689,7 @@ bf_db_check (PGconn *conn, const PGresult *res, ExecStatusType expect, const cha
     bool lost = bf_db_lost (conn);
     /*  Readiness: down only when the server itself is gone or going.  */
     s_observe (s_last_status == BF_DB_RETRY ? &s_errors_retryable : &s_errors_permanent, !lost);
-    bf_log_field ("sqlstate", "%s", s_last_sqlstate);
-    bf_log (s_last_status == BF_DB_RETRY ? BF_LOG_WARN : BF_LOG_ERROR,
-            "database: %s failed (SQLSTATE %s, %s): %s", what ? what : "statement", s_last_sqlstate,
-            s_last_status == BF_DB_RETRY ? "retryable" : "permanent", s_last_message);
+    bf_db_note_failure (what, s_last_sqlstate, s_last_status, s_last_message, zclock_mono ());
     if (lost)
         s_connection_lost ();
     return s_last_status;

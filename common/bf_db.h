@@ -139,9 +139,24 @@ int bf_db_classify_state (const char *server_sqlstate, bool error_result, bool c
 bool bf_db_lost (const PGconn *conn);
 
 /*  Inspects res (does not clear it): BF_DB_OK when its status is expect,
-    else logs and returns BF_DB_RETRY / BF_DB_FAIL. res may be NULL (out of
-    memory or lost connection: retryable).  */
+    else logs (bf_db_note_failure) and returns BF_DB_RETRY / BF_DB_FAIL.
+    res may be NULL (out of memory or lost connection: retryable).  */
 int bf_db_check (PGconn *conn, const PGresult *res, ExecStatusType expect, const char *what);
+
+/*  The logging of failed statements, bf_db_check's (public for its unit
+    test; now_ms is zclock_mono's). A permanent failure or a lost
+    connection is logged in full every time. A retryable failure of any
+    other SQLSTATE (disk full 53100, ...) belongs to that SQLSTATE's
+    episode, one per process: its first failure is logged in full at ERROR
+    (WARN for the conflicts 40001, 40P01, 55P03), the later ones are
+    counted with "database: SQLSTATE S for N s, M failed statements" at
+    most every db.unavailable_log_s, and bf_db_note_success, called on
+    every successful statement, ends the episode with "database:
+    statements succeed again after SQLSTATE S for N s, M failed
+    statements" once none has failed for db.unavailable_log_s. Any thread.  */
+void bf_db_note_failure (const char *what, const char *sqlstate, int status, const char *message,
+                         int64_t now_ms);
+void bf_db_note_success (int64_t now_ms);
 
 /*  Runs a statement without parameters that returns no rows.  */
 int bf_db_exec (PGconn *conn, const char *sql, const char *what);

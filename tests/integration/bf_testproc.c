@@ -152,6 +152,30 @@ bf_proc_sanitizer_reports (void)
 #endif
 }
 
+bool
+bf_proc_sanitized (void)
+{
+#ifdef S_SANITIZED
+    return true;
+#else
+    return false;
+#endif
+}
+
+bool
+bf_proc_maps (const bf_proc_t *p, const char *text)
+{
+    char path[64], line[1024];
+    snprintf (path, sizeof path, "/proc/%d/maps", (int)p->pid);
+    FILE *maps = p->pid > 0 ? fopen (path, "r") : NULL;
+    bool found = false;
+    while (maps && !found && fgets (line, sizeof line, maps))
+        found = strchr (line, '/') && strstr (strchr (line, '/'), text);
+    if (maps)
+        fclose (maps);
+    return found;
+}
+
 static void
 s_track (pid_t pid, bool add)
 {

@@ -67,6 +67,14 @@ void bf_proc_kill_all (void);
     printed yet and returns how many report files this test program's
     children wrote so far (any fails the program at exit). 0 otherwise.  */
 int bf_proc_sanitizer_reports (void);
+
+/*  Whether this test program is a sanitizer build (its children are).  */
+bool bf_proc_sanitized (void);
+
+/*  Whether p's running process maps a file whose path holds text
+    (/proc/PID/maps): "libasan" says it runs the AddressSanitizer build
+    (GCC's runtime is a shared library).  */
+bool bf_proc_maps (const bf_proc_t *p, const char *text);
 /*  A TCP port on 127.0.0.1 that was free a moment ago: only for a port
     nothing should listen on, or one a test must keep across restarts; for
     a program's own listener see bf_proc_log_port.  */

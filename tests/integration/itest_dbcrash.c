@@ -18,8 +18,12 @@
     accepted exactly one message per delivered notice and no recipient got
     two. Each process's failed connection attempts during the outage
     (billflow_db_connects_total{outcome="failed"} on its /metrics) stay
-    under S_ATTEMPTS_MAX; each says "database back after" once it is; and
-    no database failure is logged as permanent.
+    under S_ATTEMPTS_MAX; each logs every outage as one ERROR line ("database:
+    connection lost" or "cannot connect"), no other ERROR of the kind
+    until it says "database back after", once, and ends with the database
+    back; no database failure is logged as permanent. In the postmaster
+    test (db.unavailable_log_s 1) the processes log the outage's summary,
+    "database unavailable for N s, M attempts", at least once.
 
     Size: BF_DBCRASH_SUBSCRIBERS (default 2000, the CI size);
     bench/dbcrash.sh runs it at 100,000.  */
@@ -90,10 +94,10 @@ s_proc (s_run_t *run, int i)
                             : &s->control[0];
 }
 
-/*  The stack, the data, every service started and the run started
-    through control.  */
+/*  The stack, the data, every service started (unavailable_log_s > 0:
+    their db.unavailable_log_s) and the run started through control.  */
 static void
-s_start (s_run_t *run)
+s_start (s_run_t *run, int unavailable_log_s)
 {
     memset (run, 0, sizeof *run);
     bf_stack_t *s = &run->stack;
@@ -107,6 +111,8 @@ s_start (s_run_t *run)
         run->port[i] = bf_proc_free_port ();
         bf_proc_env (s_proc (run, i), "%s=127.0.0.1:%d", setting[i], run->port[i]);
         bf_proc_env (s_proc (run, i), "BILLFLOW_LOG_LEVEL=info");
+        if (unavailable_log_s > 0)
+            bf_proc_env (s_proc (run, i), "BILLFLOW_DB_UNAVAILABLE_LOG_S=%d", unavailable_log_s);
     }
     bf_proc_env (&s->notify, "BILLFLOW_NOTIFY_DISPATCHERS=4");
     /*  The production lease (the stack's 5 s is for takeover tests): an
@@ -136,6 +142,56 @@ s_before_fault (s_run_t *run)
     }
 }
 
+/*  The reconnect gate's lines in one process's log from byte from
+    (common/bf_db.c): each outage opens with one ERROR line ("database:
+    connection lost" or "database: cannot connect") and closes with one
+    "database back after" line; "database unavailable for" lines are its
+    summaries.  */
+typedef struct {
+    int outages;    /* ERROR lines that opened an outage */
+    int backs;      /* "back" lines that closed one */
+    int extra;      /* a second ERROR line in one outage, a "back" line in none */
+    int summaries;  /* "database unavailable for" lines */
+    bool still_out; /* the log ends in an outage */
+} s_outage_log_t;
+
+static s_outage_log_t
+s_outage_log (const char *file, long from)
+{
+    s_outage_log_t out = { 0 };
+    char *text = bf_test_slurp (file);
+    if (!text)
+        return out;
+    char *line = strlen (text) > (size_t)from ? text + from : text + strlen (text);
+    while (*line) {
+        char *end = strchr (line, '\n');
+        if (end)
+            *end = '\0';
+        bool error = strstr (line, " ERROR ") != NULL;
+        if (error
+            && (strstr (line, "database: connection lost")
+                || strstr (line, "database: cannot connect"))) {
+            if (out.still_out)
+                out.extra++;
+            else
+                out.outages++;
+            out.still_out = true;
+        } else if (strstr (line, "database back after")) {
+            if (out.still_out)
+                out.backs++;
+            else
+                out.extra++;
+            out.still_out = false;
+        } else if (strstr (line, "database unavailable for"))
+            out.summaries++;
+        if (!end)
+            break;
+        line = end + 1;
+    }
+    free (text);
+    return out;
+}
+
 static int64_t
 s_channel_count (json_t *report, const char *channel, const char *field)
 {
@@ -143,9 +199,11 @@ s_channel_count (json_t *report, const char *channel, const char *field)
 }
 
 /*  After the fault: the cycle completes as a clean one, nothing twice at
-    the provider, bounded reconnects, no permanent database failure.  */
+    the provider, bounded reconnects, each outage logged as one ERROR line
+    and one "back" line, no permanent database failure; with summaries,
+    at least one "database unavailable for" line among the processes.  */
 static void
-s_finish (s_run_t *run, int64_t fault_at)
+s_finish (s_run_t *run, int64_t fault_at, bool summaries)
 {
     bf_stack_t *s = &run->stack;
     int64_t back = bf_fault_wait_db (s, 120000);
@@ -206,17 +264,28 @@ s_finish (s_run_t *run, int64_t fault_at)
     /*  Every process's figures first, then the checks.  */
     int64_t attempts[S_PROCS];
     int backs[S_PROCS], permanent[S_PROCS];
+    s_outage_log_t gate[S_PROCS];
+    int summary_lines = 0;
     for (int i = 0; i < S_PROCS; i++) {
         int64_t failed
             = bf_fault_metric (run->port[i], "billflow_db_connects_total{outcome=\"failed\"}");
         const char *log = s_proc (run, i)->log;
+        char line[512];
         attempts[i] = failed < 0 ? -1 : failed - run->failed[i];
         backs[i] = bf_fault_count_lines (log, run->log_at[i], "database back after");
         permanent[i] = bf_fault_count_lines (log, run->log_at[i], ", permanent)");
+        gate[i] = s_outage_log (log, run->log_at[i]);
+        summary_lines += gate[i].summaries;
         s_log ("%s: %lld failed connection attempts in the outage, %d \"back\" lines,"
-               " %d permanent failures",
-               s_names[i], (long long)attempts[i], backs[i], permanent[i]);
-        char line[512];
+               " %d permanent failures; %d outage(s) logged, %d closed, %d summaries,"
+               " %d lines beyond one ERROR and one \"back\" per outage%s",
+               s_names[i], (long long)attempts[i], backs[i], permanent[i], gate[i].outages,
+               gate[i].backs, gate[i].summaries, gate[i].extra,
+               gate[i].still_out ? ", still out" : "");
+        if (gate[i].summaries
+            && bf_fault_first_line (log, run->log_at[i], "database unavailable for", line,
+                                    sizeof line))
+            s_log ("%s: %s", s_names[i], strstr (line, "database unavailable for"));
         if (backs[i]
             && bf_fault_first_line (log, run->log_at[i], "database back after", line, sizeof line))
             s_log ("%s: %s", s_names[i], strstr (line, "database back after"));
@@ -228,7 +297,15 @@ s_finish (s_run_t *run, int64_t fault_at)
         assert_in_range (attempts[i], 0, S_ATTEMPTS_MAX);
         assert_int_equal (permanent[i], 0);
         assert_true (backs[i] >= 1);
+        /*  One ERROR line and one "back" line per outage, nothing more.  */
+        assert_true (gate[i].outages >= 1);
+        assert_int_equal (gate[i].extra, 0);
+        assert_int_equal (gate[i].backs, gate[i].outages);
+        assert_false (gate[i].still_out);
     }
+    s_log ("\"database unavailable for\" lines: %d", summary_lines);
+    if (summaries)
+        assert_true (summary_lines >= 1);
     bf_client_destroy (&run->client);
     bf_stack_destroy (s);
 }
@@ -238,13 +315,13 @@ test_backend_killed_during_copy (void **state)
 {
     (void)state;
     s_run_t run;
-    s_start (&run);
+    s_start (&run, 0);
     s_before_fault (&run);
     int pid = bf_fault_kill_backend (&run.stack, "settle-worker", "COPY", 60000);
     int64_t fault_at = bf_stack_now_ms ();
     s_log ("SIGKILL of settle-worker's backend %d during its COPY", pid);
     assert_true (pid > 0);
-    s_finish (&run, fault_at);
+    s_finish (&run, fault_at, false);
 }
 
 static void
@@ -252,7 +329,7 @@ test_backend_killed_during_dispatch (void **state)
 {
     (void)state;
     s_run_t run;
-    s_start (&run);
+    s_start (&run, 0);
     /*  Dispatch under way: some notices delivered, most still to go.  */
     bf_stack_wait_scalar (&run.stack, "SELECT count (*) FROM delivery WHERE state = 'DELIVERED'",
                           s_subscribers / 10, 120000);
@@ -261,7 +338,7 @@ test_backend_killed_during_dispatch (void **state)
     int64_t fault_at = bf_stack_now_ms ();
     s_log ("SIGKILL of a notify-dispatch backend (%d) during dispatch", pid);
     assert_true (pid > 0);
-    s_finish (&run, fault_at);
+    s_finish (&run, fault_at, false);
 }
 
 static void
@@ -269,7 +346,9 @@ test_postmaster_killed (void **state)
 {
     (void)state;
     s_run_t run;
-    s_start (&run);
+    /*  A summary every second: the outage (3 s down, then crash
+        recovery) outlasts it.  */
+    s_start (&run, 1);
     bf_stack_wait_scalar (&run.stack, "SELECT count (*) FROM delivery WHERE state = 'DELIVERED'",
                           s_subscribers / 20, 120000);
     s_before_fault (&run);
@@ -279,7 +358,7 @@ test_postmaster_killed (void **state)
     sleep (3);
     assert_int_equal (bf_fault_pg_start (), 0);
     s_log ("PostgreSQL started (crash recovery)");
-    s_finish (&run, fault_at);
+    s_finish (&run, fault_at, true);
 }
 
 int

@@ -337,6 +337,30 @@ s_proxy_start (bf_stack_t *s)
     s_log ("notify -> bf_delayproxy (smtp %d, http %d) -> the mock provider", smtp, http);
 }
 
+/*  In a sanitizer build (build-asan), that every service in the
+    namespaces runs the sanitizer build too: GCC's ASan runtime is mapped
+    into it. Their reports fail this program (bf_testproc.c).  */
+static void
+s_services_sanitized (bf_stack_t *s, bool two_controls)
+{
+    if (!bf_proc_sanitized ())
+        return;
+    bf_proc_t *procs[] = { &s->control[0], &s->settle[0], &s->settle[1], &s->notify,
+                           two_controls ? &s->control[1] : NULL };
+    const char *names[] = { "control-1", "settle-1", "settle-2", "notify", "control-2" };
+    for (size_t i = 0; i < sizeof procs / sizeof procs[0]; i++) {
+        if (!procs[i])
+            continue;
+        if (!bf_proc_maps (procs[i], "libasan"))
+            fail_msg ("%s (pid %d, %s) does not run the sanitizer build: no libasan in its"
+                      " /proc/PID/maps",
+                      names[i], (int)procs[i]->pid,
+                      procs[i]->binary ? procs[i]->binary : "unknown binary");
+        s_log ("%s (pid %d) runs the sanitizer build: libasan in its /proc/PID/maps", names[i],
+               (int)procs[i]->pid);
+    }
+}
+
 /*  A fresh stack with the data generated, every process started, and the
     run started through control.  */
 static bf_client_t *
@@ -349,6 +373,7 @@ s_cycle_start (bf_stack_t *s, bool two_controls, const char *mock_flags)
     if (s_via_proxy)
         s_proxy_start (s);
     bf_cycle_start_services (s, two_controls);
+    s_services_sanitized (s, two_controls);
     bf_client_t *client = bf_stack_client (s, "ops-a", 2000, 30);
     assert_non_null (client);
     s_start_run (client, false);

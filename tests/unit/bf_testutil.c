@@ -20,6 +20,33 @@
 #include "bf_testutil.h"
 #include "bf_text.h"
 
+static FILE *s_capture;
+
+void
+bf_testutil_log_capture (void)
+{
+    s_capture = tmpfile ();
+    assert_non_null (s_capture);
+    bf_log_set_fd (fileno (s_capture));
+}
+
+char *
+bf_testutil_log_captured (void)
+{
+    bf_log_set_fd (2);
+    assert_non_null (s_capture);
+    int fd = fileno (s_capture);
+    off_t size = lseek (fd, 0, SEEK_END);
+    assert_true (size >= 0);
+    char *text = malloc ((size_t)size + 1);
+    assert_non_null (text);
+    assert_int_equal (pread (fd, text, (size_t)size, 0), size);
+    text[size] = 0;
+    fclose (s_capture);
+    s_capture = NULL;
+    return text;
+}
+
 int
 bf_testutil_quiet_setup (void **state)
 {

@@ -1,7 +1,8 @@
 /*  bf_testutil — what more than one unit test needs: a quiet log for a
-    cmocka group, a loopback port where nothing listens, scratch
-    directories, and the reader of corpus files (tests/unit/data/). Every failure is a cmocka
-   failure of the calling test.  */
+    cmocka group, the log captured to read back, a loopback port where
+    nothing listens, scratch directories, and the reader of corpus files
+    (tests/unit/data/). Every failure is a cmocka failure of the calling
+    test.  */
 
 #ifndef BF_TESTUTIL_H_INCLUDED
 #define BF_TESTUTIL_H_INCLUDED
@@ -14,6 +15,12 @@
     back to stderr at teardown.  */
 int bf_testutil_quiet_setup (void **state);
 int bf_testutil_quiet_teardown (void **state);
+
+/*  Captures what bf_log writes: from bf_testutil_log_capture on, every
+    line goes to a temporary file; bf_testutil_log_captured points bf_log
+    back at stderr and returns what was written (the caller frees it).  */
+void bf_testutil_log_capture (void);
+char *bf_testutil_log_captured (void);
 
 /*  Reserves a loopback port where nothing listens: a TCP socket bound to
     a port the kernel picks, never listening. Connects to it are refused,

@@ -1,18 +1,24 @@
 /*  Unit: bf_db's one classification of a failure (retryable or
     permanent, and the SQLSTATE reported) over a table of SQLSTATEs and
     connection states, and the connection facts libpq gives it without a
-    server. The reconnect gate's behaviour against a real server is in
+    server, the reconnect gate without one, and the logging of repeated
+    statement failures (one episode per SQLSTATE) on a clock of the test's
+    own. The reconnect gate's behaviour against a real server is in
     tests/integration/itest_dbcrash.c.  */
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include <czmq.h>
 
 #include "bf_db.h"
+#include "bf_log.h"
+#include "bf_testutil.h"
 
 typedef struct {
     const char *server; /* the SQLSTATE the server sent, NULL: none */
@@ -168,6 +174,115 @@ test_gate_spaces_attempts (void **state)
     assert_in_range (took, 1000, 2500);
 }
 
+/*  Lines of text at level ("ERROR", "WARN ", "INFO "; "": any) holding
+    needle.  */
+static int
+s_lines (const char *text, const char *level, const char *needle)
+{
+    int count = 0;
+    char marker[16];
+    snprintf (marker, sizeof marker, " %s ", level);
+    for (const char *line = text; *line;) {
+        const char *end = strchr (line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen (line);
+        char copy[2048];
+        snprintf (copy, sizeof copy, "%.*s", (int)len, line);
+        if ((!*level || strstr (copy, marker)) && strstr (copy, needle))
+            count++;
+        line += len + (end ? 1 : 0);
+    }
+    return count;
+}
+
+/*  A full disk: 53100 on every retry. One ERROR line, then a summary at
+    most every db.unavailable_log_s, and one line when statements succeed
+    again; another SQLSTATE at the same time has an episode of its own.  */
+static void
+test_repeated_failures_summarised (void **state)
+{
+    (void)state;
+    bf_db_configure (100, 5000, 2); /* a summary at most every 2 s */
+    const char *full = "could not extend file: No space left on device";
+    int64_t t0 = 1000000;
+    bf_testutil_log_capture ();
+    bf_db_note_failure ("insert chunk", "53100", BF_DB_RETRY, full, t0);
+    /*  30 more failures over 3 s, from several statements.  */
+    for (int i = 1; i <= 30; i++)
+        bf_db_note_failure (i % 2 ? "insert chunk" : "record attempts", "53100", BF_DB_RETRY, full,
+                            t0 + 100 * i);
+    bf_db_note_failure ("connect slot", "53300", BF_DB_RETRY, "too many clients", t0 + 1500);
+    bf_db_note_failure ("connect slot", "53300", BF_DB_RETRY, "too many clients", t0 + 1600);
+    /*  Statements succeed, but the last failure is not an interval old:
+        the episode goes on.  */
+    bf_db_note_success (t0 + 3500);
+    bf_db_note_success (t0 + 4999);
+    bf_db_note_success (t0 + 5000); /* quiet for 2 s: over */
+    bf_db_note_success (t0 + 6000);
+    char *text = bf_testutil_log_captured ();
+    if (getenv ("BF_TEST_VERBOSE"))
+        fputs (text, stderr);
+    assert_int_equal (s_lines (text, "ERROR", "failed (SQLSTATE 53100, retryable): could not"), 1);
+    assert_int_equal (s_lines (text, "WARN ", "SQLSTATE 53100"), 1);
+    assert_int_equal (s_lines (text, "WARN ",
+                               "database: SQLSTATE 53100 for 2 s, 21 failed statements (last: "
+                               "record attempts: could not extend file"),
+                      1);
+    assert_int_equal (s_lines (text, "ERROR", "SQLSTATE 53300"), 1);
+    assert_int_equal (
+        s_lines (text, "INFO ",
+                 "statements succeed again after SQLSTATE 53100 for 3.0 s, 31 failed statements"),
+        1);
+    assert_int_equal (
+        s_lines (text, "INFO ",
+                 "statements succeed again after SQLSTATE 53300 for 0.1 s, 2 failed statements"),
+        1);
+    /*  Nothing else: 31 + 2 failures, 5 lines.  */
+    assert_int_equal (s_lines (text, "", "database: "), 5);
+    free (text);
+
+    /*  After the end, the next failure of that SQLSTATE begins a new
+        episode: ERROR again. One quiet for an interval that no success
+        ended is over too.  */
+    bf_testutil_log_capture ();
+    bf_db_note_failure ("insert chunk", "53100", BF_DB_RETRY, full, t0 + 7000);
+    bf_db_note_failure ("insert chunk", "53100", BF_DB_RETRY, full, t0 + 9500);
+    bf_db_note_failure ("insert chunk", "53100", BF_DB_RETRY, full, t0 + 9600);
+    text = bf_testutil_log_captured ();
+    assert_int_equal (s_lines (text, "ERROR", "failed (SQLSTATE 53100, retryable)"), 2);
+    assert_int_equal (s_lines (text, "", "database: "), 2);
+    free (text);
+    bf_testutil_log_capture ();
+    bf_db_note_success (t0 + 20000);
+    free (bf_testutil_log_captured ());
+}
+
+/*  Permanent failures and lost connections are logged every time; the
+    transaction conflicts begin their episode at WARN.  */
+static void
+test_failures_not_summarised (void **state)
+{
+    (void)state;
+    bf_db_configure (100, 5000, 10);
+    int64_t t0 = 5000000;
+    bf_testutil_log_capture ();
+    for (int i = 0; i < 3; i++) {
+        bf_db_note_failure ("insert bill", "23505", BF_DB_FAIL, "duplicate key", t0 + i);
+        bf_db_note_failure ("poll", "08006", BF_DB_RETRY, "server closed the connection", t0 + i);
+        bf_db_note_failure ("claim", "40001", BF_DB_RETRY, "could not serialize", t0 + i);
+    }
+    bf_db_note_failure ("claim", NULL, BF_DB_RETRY, "no SQLSTATE", t0 + 4);
+    bf_db_note_success (t0 + 20000);
+    char *text = bf_testutil_log_captured ();
+    assert_int_equal (s_lines (text, "ERROR", "failed (SQLSTATE 23505, permanent)"), 3);
+    assert_int_equal (s_lines (text, "WARN ", "failed (SQLSTATE 08006, retryable)"), 3);
+    assert_int_equal (s_lines (text, "WARN ", "failed (SQLSTATE 40001, retryable)"), 1);
+    assert_int_equal (s_lines (text, "ERROR", "40001"), 0);
+    assert_int_equal (s_lines (text, "WARN ", "claim failed (SQLSTATE , retryable)"), 1);
+    assert_int_equal (
+        s_lines (text, "INFO ", "succeed again after SQLSTATE 40001 for 0.0 s, 3 failed"), 1);
+    free (text);
+}
+
 int
 main (void)
 {
@@ -177,6 +292,8 @@ main (void)
         cmocka_unit_test (test_classification_table),
         cmocka_unit_test (test_sqlstate_lists),
         cmocka_unit_test (test_libpq_facts),
+        cmocka_unit_test (test_repeated_failures_summarised),
+        cmocka_unit_test (test_failures_not_summarised),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@
     thread, escaped, masked, cut) and multi-line messages made one line.
 
     Output is captured by pointing bf_log_set_fd at a temporary file and
-    reading it back; JSON lines are checked with a small strict parser.
+    reading it back (bf_testutil_log_capture); JSON lines are checked with
+    a small strict parser.
     =========================================================================
 */
 
@@ -22,39 +23,11 @@
 #include <unistd.h>
 
 #include "bf_log.h"
+#include "bf_testutil.h"
 #include "bf_text.h"
 
 //  ---------------------------------------------------------------------------
 //  Capture helpers
-
-static FILE *s_capture;
-
-static void
-s_capture_start (void)
-{
-    s_capture = tmpfile ();
-    assert_non_null (s_capture);
-    bf_log_set_fd (fileno (s_capture));
-}
-
-//  Returns everything logged since s_capture_start (caller frees).
-
-static char *
-s_capture_stop (void)
-{
-    bf_log_set_fd (2);
-    int fd = fileno (s_capture);
-    off_t size = lseek (fd, 0, SEEK_END);
-    assert_true (size >= 0);
-    char *text = (char *)malloc ((size_t)size + 1);
-    assert_non_null (text);
-    ssize_t got = pread (fd, text, (size_t)size, 0);
-    assert_int_equal (got, size);
-    text[size] = 0;
-    fclose (s_capture);
-    s_capture = NULL;
-    return text;
-}
 
 static size_t
 s_count_lines (const char *text)
@@ -184,9 +157,9 @@ static char *
 s_json_roundtrip (const char *service, const char *message, size_t *msg_len)
 {
     bf_log_init (service, BF_LOG_DEBUG, true);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("%s", message);
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 1);
     size_t len = strlen (text);
     assert_true (len > 0 && text[len - 1] == '\n');
@@ -226,10 +199,10 @@ test_defaults_before_init (void **state)
     (void)state;
     assert_true (bf_log_enabled (BF_LOG_INFO));
     assert_false (bf_log_enabled (BF_LOG_DEBUG));
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_debug ("hidden");
     bf_info ("shown %d", 1);
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     char expected[64];
     snprintf (expected, sizeof expected, " INFO  billflow[%ld]: shown 1\n", (long)getpid ());
     assert_int_equal (s_count_lines (text), 1);
@@ -284,12 +257,12 @@ test_level_filter (void **state)
     assert_false (bf_log_enabled (BF_LOG_INFO));
     assert_true (bf_log_enabled (BF_LOG_WARN));
     assert_true (bf_log_enabled (BF_LOG_ERROR));
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_debug ("d");
     bf_info ("i");
     bf_warn ("w");
     bf_error ("e");
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 2);
     assert_null (strstr (text, ": d\n"));
     assert_null (strstr (text, ": i\n"));
@@ -300,16 +273,16 @@ test_level_filter (void **state)
     free (text);
 
     bf_log_init ("filter", BF_LOG_ERROR, false);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_warn ("w");
-    text = s_capture_stop ();
+    text = bf_testutil_log_captured ();
     assert_string_equal (text, "");
     free (text);
 
     bf_log_init ("filter", BF_LOG_DEBUG, false);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_debug ("d");
-    text = s_capture_stop ();
+    text = bf_testutil_log_captured ();
     assert_non_null (strstr (text, " DEBUG filter["));
     free (text);
 }
@@ -322,21 +295,21 @@ test_limited (void **state)
     (void)state;
     bf_log_init ("limit", BF_LOG_INFO, false);
     bf_log_limit_t limit = BF_LOG_LIMIT_INIT ("replay", "rejected requests", 3, 10000);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     for (int i = 0; i < 10; i++)
         bf_log_limited (&limit, BF_LOG_WARN, "rejected %d", i);
     assert_true (bf_log_limit_tick (&limit) > 0); //  7 wait for their summary
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 3);
     assert_non_null (strstr (text, "]: rejected 2\n"));
     assert_null (strstr (text, "rejected 3"));
     free (text);
 
     limit.window_start -= limit.window_ms; //  the window ends
-    s_capture_start ();
+    bf_testutil_log_capture ();
     assert_int_equal (bf_log_limit_tick (&limit), -1);
     bf_log_limited (&limit, BF_LOG_WARN, "rejected %d", 10);
-    text = s_capture_stop ();
+    text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 2);
     assert_non_null (strstr (
         text, "]: replay: 7 more rejected requests not logged (suppressed) in the last 10 s\n"));
@@ -350,9 +323,9 @@ test_plain_format (void **state)
 {
     (void)state;
     bf_log_init ("settle", BF_LOG_INFO, false);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("run %s chunk %d", "2026-11", 7);
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     //  2026-11-21T13:55:02.123Z INFO  settle[1234]: message
     const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ";
     assert_true (strlen (text) > strlen (shape));
@@ -378,11 +351,11 @@ test_plain_escapes_control (void **state)
 {
     (void)state;
     bf_log_init ("svc", BF_LOG_INFO, false);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("a\nFAKE ERROR line\r\tb\x01"
              "c\xff"
              "d 한글");
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 1);
     assert_non_null (strstr (text, "]: a\\nFAKE ERROR line\\r\\tb\\x01c\\xffd 한글\n"));
     free (text);
@@ -431,9 +404,9 @@ test_json_control_as_u00xx (void **state)
 {
     (void)state;
     bf_log_init ("svc", BF_LOG_INFO, true);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("a\nb\x01");
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_non_null (strstr (text, "\"msg\":\"a\\u000ab\\u0001\"}\n"));
     free (text);
 }
@@ -443,9 +416,9 @@ test_embedded_nul (void **state)
 {
     (void)state;
     bf_log_init ("svc", BF_LOG_INFO, true);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("a%cb", 0);
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_non_null (strstr (text, "\"msg\":\"a\\u0000b\"}\n"));
     free (text);
 }
@@ -461,9 +434,9 @@ test_truncation (void **state)
     message[big] = 0;
 
     bf_log_init ("svc", BF_LOG_INFO, false);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("%s", message);
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 1);
     size_t len = strlen (text);
     assert_true (len < 8192 + 100);
@@ -494,11 +467,11 @@ test_errno_preserved (void **state)
 {
     (void)state;
     bf_log_init ("svc", BF_LOG_INFO, false);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     errno = ENOENT;
     bf_info ("x");
     assert_int_equal (errno, ENOENT);
-    free (s_capture_stop ());
+    free (bf_testutil_log_captured ());
 }
 
 #define S_THREADS 6
@@ -521,13 +494,13 @@ test_threads_whole_lines (void **state)
 {
     (void)state;
     bf_log_init ("threads", BF_LOG_INFO, true);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     pthread_t threads[S_THREADS];
     for (int t = 0; t < S_THREADS; t++)
         assert_int_equal (pthread_create (&threads[t], NULL, s_logger, (void *)(intptr_t)t), 0);
     for (int t = 0; t < S_THREADS; t++)
         pthread_join (threads[t], NULL);
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), S_THREADS * S_LINES);
 
     int next[S_THREADS] = { 0 };
@@ -561,9 +534,9 @@ static int
 s_json_fields (const char *message, s_field_t *fields, int max)
 {
     bf_log_init ("svc", BF_LOG_DEBUG, true);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("%s", message);
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 1);
     text[strlen (text) - 1] = 0;
     int count = s_json_parse (text, fields, max);
@@ -678,9 +651,9 @@ test_fields_escaping (void **state)
     bf_log_ctx_set ("channel", "%s", "");
     bf_log_ctx_set ("provider", "%s", "sms\xff");
     bf_log_init ("svc", BF_LOG_INFO, false);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("m");
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 1);
     assert_non_null (strstr (text, "]: m  [run_id=3 actor=\"ops key \\\"a\\\\b\\\"\""
                                    " verb=\"x\\ny=1]\" channel=\"\" provider=sms\\xff]\n"));
@@ -706,9 +679,9 @@ test_fields_masked (void **state)
     //  Plain too.
     bf_log_init ("svc", BF_LOG_INFO, false);
     bf_log_field ("actor", "%s", "+82 10 1234 5678");
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_info ("m");
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_null (strstr (text, "1234"));
     assert_non_null (strstr (text, "5678"));
     free (text);
@@ -775,14 +748,14 @@ test_ctx_threads (void **state)
     (void)state;
     bf_log_ctx_set ("verb", "%s", "main-only");
     bf_log_init ("threads", BF_LOG_INFO, true);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     pthread_t threads[S_CTX_THREADS];
     for (int t = 0; t < S_CTX_THREADS; t++)
         assert_int_equal (pthread_create (&threads[t], NULL, s_ctx_logger, (void *)(intptr_t)t), 0);
     for (int t = 0; t < S_CTX_THREADS; t++)
         pthread_join (threads[t], NULL);
     bf_info ("main");
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), S_CTX_THREADS * (S_CTX_LINES + 1) + 1);
     int lines = 0, done = 0;
     char *save = NULL;
@@ -832,7 +805,7 @@ test_field_next_only (void **state)
 {
     (void)state;
     bf_log_init ("svc", BF_LOG_INFO, true);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_log_field ("sqlstate", "%s", "08006");
     bf_debug ("filtered out");
     bf_info ("plain");
@@ -844,7 +817,7 @@ test_field_next_only (void **state)
     limit.window_start -= limit.window_ms;
     bf_log_field ("sqlstate", "%s", "40P01");
     bf_log_limited (&limit, BF_LOG_WARN, "after the summary");
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 5);
     assert_null (strstr (text, "08006"));
     assert_null (strstr (text, "22021"));
@@ -890,12 +863,12 @@ test_plain_multiline (void **state)
     assert_string_equal (bf_log_oneline (out, 1, "abc"), "");
 
     bf_log_init ("settle", BF_LOG_INFO, false);
-    s_capture_start ();
+    bf_testutil_log_capture ();
     bf_error ("database: storing failed (SQLSTATE 23505, permanent): %s",
               bf_log_oneline (out, sizeof out, cases[0].in));
     bf_log_field ("sqlstate", "%s", "08001");
     bf_warn ("database: connect failed: %s", bf_log_oneline (out, sizeof out, cases[1].in));
-    char *text = s_capture_stop ();
+    char *text = bf_testutil_log_captured ();
     assert_int_equal (s_count_lines (text), 2);
     assert_null (strstr (text, "\\n"));
     assert_null (strstr (text, "\\t"));
@@ -1109,9 +1082,9 @@ test_cut_never_splits_a_contact (void **state)
             text[at - 1] = ' ';
             memcpy (text + at, contacts[c], clen);
             text[at + clen] = ' ';
-            s_capture_start ();
+            bf_testutil_log_capture ();
             bf_info ("%s", text);
-            char *out = s_capture_stop ();
+            char *out = bf_testutil_log_captured ();
             assert_non_null (strstr (out, " [truncated]\n"));
             assert_null (strstr (out, "1234"));
             assert_null (strstr (out, "hong"));
@@ -1123,10 +1096,10 @@ test_cut_never_splits_a_contact (void **state)
             text[2000] = 0;
             text[at - 1] = ' ';
             memcpy (text + at, contacts[c], clen);
-            s_capture_start ();
+            bf_testutil_log_capture ();
             bf_log_field ("note", "%s", text);
             bf_info ("m");
-            char *out = s_capture_stop ();
+            char *out = bf_testutil_log_captured ();
             assert_non_null (strstr (out, "\xE2\x80\xA6"));
             assert_null (strstr (out, "1234"));
             assert_null (strstr (out, "hong"));
