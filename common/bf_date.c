@@ -11,6 +11,7 @@
 
 #include <assert.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "bf_date.h"
 
@@ -243,5 +244,84 @@ bf_time_format (int minutes, char out[6])
     out[2] = ':';
     s_put_digits (out + 3, 2, fits ? minutes % 60 : -1, 0, 59);
     out[5] = '\0';
+    return out;
+}
+
+/*  A timestamp as the queries take it (since=, until=): "YYYY-MM-DD"
+    (midnight UTC), or RFC 3339 "YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+HH:MM|-HH:MM)"
+    with an upper-case T and Z. Everything else is refused, leap seconds
+    included, so a filter means exactly one instant.  */
+int
+bf_timestamp_parse (const char *text, int64_t *micros)
+{
+    assert (micros);
+    char date[11];
+    bf_day_t day;
+    if (!text || strlen (text) < 10)
+        return -1;
+    memcpy (date, text, 10);
+    date[10] = '\0';
+    if (bf_date_parse (date, &day) != 0)
+        return -1;
+    if (text[10] == '\0') {
+        *micros = (int64_t)day * 86400 * 1000000;
+        return 0;
+    }
+    const char *p = text + 10;
+    int hours = s_digits (p + 1, 2);
+    if (p[0] != 'T' || hours < 0 || hours > 23 || p[3] != ':')
+        return -1;
+    int mins = s_digits (p + 4, 2);
+    if (mins < 0 || mins > 59 || p[6] != ':')
+        return -1;
+    int secs = s_digits (p + 7, 2);
+    if (secs < 0 || secs > 59)
+        return -1;
+    p += 9;
+    int64_t fraction = 0;
+    if (*p == '.') {
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9' && n < 6; p++, n++)
+            fraction = fraction * 10 + (*p - '0');
+        if (n == 0 || (*p >= '0' && *p <= '9'))
+            return -1;
+        for (; n < 6; n++)
+            fraction *= 10;
+    }
+    int offset = 0;
+    if (*p == 'Z' && p[1] == '\0')
+        offset = 0;
+    else if ((*p == '+' || *p == '-') && strlen (p) == 6 && p[3] == ':') {
+        int oh = s_digits (p + 1, 2), om = s_digits (p + 4, 2);
+        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+            return -1;
+        offset = (*p == '+' ? 1 : -1) * (oh * 60 + om);
+    } else
+        return -1;
+    int64_t seconds = (int64_t)day * 86400 + hours * 3600 + mins * 60 + secs - offset * 60;
+    *micros = seconds * 1000000 + fraction;
+    return 0;
+}
+
+/*  Writes micros as "YYYY-MM-DDTHH:MM:SS.ffffffZ" (28 bytes with NUL).  */
+char *
+bf_timestamp_format (int64_t micros, char out[28])
+{
+    assert (out);
+    int64_t seconds = micros >= 0 ? micros / 1000000 : -((-micros + 999999) / 1000000);
+    int64_t fraction = micros - seconds * 1000000;
+    int64_t days = seconds >= 0 ? seconds / 86400 : -((-seconds + 86399) / 86400);
+    int64_t rest = seconds - days * 86400;
+    bf_date_format ((bf_day_t)days, out);
+    out[10] = 'T';
+    s_put_digits (out + 11, 2, (int)(rest / 3600), 0, 23);
+    out[13] = ':';
+    s_put_digits (out + 14, 2, (int)(rest / 60 % 60), 0, 59);
+    out[16] = ':';
+    s_put_digits (out + 17, 2, (int)(rest % 60), 0, 59);
+    out[19] = '.';
+    s_put_digits (out + 20, 6, (int)fraction, 0, 999999);
+    out[26] = 'Z';
+    out[27] = '\0';
     return out;
 }

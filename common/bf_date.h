@@ -47,4 +47,11 @@ int bf_days_overlap (bf_day_t from, bf_day_t to, bf_day_t lo, bf_day_t hi);
 int bf_time_parse (const char *text, int *minutes);
 char *bf_time_format (int minutes, char out[6]);
 
+/*  Parses "YYYY-MM-DD" (midnight UTC) or an RFC 3339 timestamp
+    ("YYYY-MM-DDTHH:MM:SS[.ffffff](Z|+HH:MM|-HH:MM)") into microseconds
+    since 1970-01-01T00:00:00Z. Strict: returns -1 on anything else.  */
+int bf_timestamp_parse (const char *text, int64_t *micros);
+/*  Writes micros as "YYYY-MM-DDTHH:MM:SS.ffffffZ" (28 bytes with NUL).  */
+char *bf_timestamp_format (int64_t micros, char out[28]);
+
 #endif

@@ -34,10 +34,14 @@ static const bf_verb_t s_verbs[] = {
     { "control", "deliveries.failures", true, "[period=YYYY-MM] [channel=C] [limit=N]",
       "Failed notices with masked contacts and their last error." },
     { "control", "services.list", true, "", "Registered service instances, up or down." },
-    { "control", "commands.list", true, "[command_id=ID] [state=S] [target=T] [limit=N]",
-      "Stored commands, newest first." },
-    { "control", "audit.list", true, "[actor=NAME] [command_id=ID] [limit=N]",
-      "The audit log, newest first." },
+    { "control", "commands.list", true,
+      "[command_id=ID] [actor=NAME] [verb=V] [state=S] [target=T] [since=T] [until=T]"
+      " [before_id=ID] [limit=N]",
+      "Stored commands, newest first; filters combine (since/until: YYYY-MM-DD or RFC 3339)." },
+    { "control", "audit.list", true,
+      "[actor=NAME] [command_id=ID] [verb=V] [state=OUTCOME] [since=T] [until=T]"
+      " [before_id=N] [limit=N]",
+      "The audit log, newest first; filters combine (since/until: YYYY-MM-DD or RFC 3339)." },
     { "control", "templates.list", true, "[channel=C]",
       "Template versions by channel: which is active, who published it and when." },
     { "control", "template.show", true, "channel=C version=N",

@@ -40,7 +40,7 @@
 #define BF_BILLCTL_INTERVAL_MAX     3600000
 
 /*  Most arguments a request carries.  */
-#define BF_BILLCTL_MAX_ARGS 6
+#define BF_BILLCTL_MAX_ARGS 10
 
 typedef enum {
     BF_BILLCTL_NONE = 0, /* no command word: global help */
@@ -100,9 +100,13 @@ typedef struct {
     const char *channel;  /* notify failures --channel (upper-cased) */
     const char *limit;    /* --limit */
     const char *id;       /* commands/audit --id */
-    const char *state;    /* commands --state */
+    const char *state;    /* commands --state; audit --state (an outcome) */
     const char *target;   /* commands --target */
-    const char *actor;    /* audit --actor */
+    const char *actor;    /* commands/audit --actor */
+    const char *verb;     /* commands/audit --verb */
+    const char *since;    /* commands/audit --since (YYYY-MM-DD or RFC 3339) */
+    const char *until;    /* commands/audit --until */
+    const char *before;   /* commands/audit --before (older than this row) */
     const char *email;    /* subscriber find --email */
     const char *phone;    /* subscriber find --phone */
     const char *lookup_id; /* subscriber timeline N, bill show N: the id */
@@ -128,7 +132,6 @@ typedef struct {
     const char *values[BF_BILLCTL_MAX_ARGS];
 
     char channel_buf[8];
-    char state_buf[16];
     char period_buf[8];      /* the derived PERIOD */
     char command_id_buf[24]; /* the derived id: run-start-PERIOD */
 } bf_billctl_opts_t;

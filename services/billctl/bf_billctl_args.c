@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -267,32 +268,53 @@ static const s_command_t s_commands[] = {
       "  billctl services\n",
       "services.list", 0, 0 },
     { BF_BILLCTL_COMMANDS, NULL, "commands",
-      "commands [--id ID] [--state S] [--target T] [--limit N]", "stored commands and outcomes",
+      "commands [--id ID] [--actor NAME] [--verb V] [--state S] [--target T] [--since T]"
+      " [--until T] [--before ID] [--limit N]",
+      "stored commands and outcomes",
       "The commands control stored, newest first, with their state and outcome (query\n"
-      "commands.list). Use it to find what happened to a command id.\n"
+      "commands.list). Use it to find what happened to a command id. Options combine.\n"
       "\n"
       "options:\n"
       "  --id ID         one command id\n"
+      "  --actor NAME    only commands of one key name, or of one console user\n"
+      "                  (console/NAME)\n"
+      "  --verb V        only commands of one verb (run.start, dispatch.pause, ...)\n"
       "  --state S       only commands in state S: RECEIVED, FORWARDED, DONE, FAILED\n"
       "                  or REJECTED\n"
       "  --target T      only commands for settle, notify or control\n"
+      "  --since T       only commands received at or after T: YYYY-MM-DD (midnight\n"
+      "                  UTC) or RFC 3339 (2026-11-01T09:00:00+09:00)\n"
+      "  --until T       only commands received before T (same forms; after --since)\n"
+      "  --before ID     only commands older than command ID (the next page)\n"
       "  --limit N       at most N rows (1..500; control's default 20)\n"
       "\n"
       "example:\n"
       "  billctl commands --id 0b9c6d2e-4f1a-4c3b-9e7d-5a6b7c8d9e0f\n"
-      "  billctl commands --target settle --limit 5\n",
+      "  billctl commands --target settle --limit 5\n"
+      "  billctl commands --verb run.start --state FAILED --since 2026-11-01\n",
       "commands.list", 0, 0 },
-    { BF_BILLCTL_AUDIT, NULL, "audit", "audit [--actor NAME] [--id ID] [--limit N]",
+    { BF_BILLCTL_AUDIT, NULL, "audit",
+      "audit [--actor NAME] [--id ID] [--verb V] [--state OUTCOME] [--since T] [--until T]"
+      " [--before N] [--limit N]",
       "the audit log",
       "The audit log, newest first: who sent what, and the outcome (query audit.list).\n"
+      "Options combine.\n"
       "\n"
       "options:\n"
       "  --actor NAME    entries of one key name, or of one console user (console/NAME)\n"
       "  --id ID         entries of one command id\n"
+      "  --verb V        entries of one verb (run.start, dispatch.pause, ...)\n"
+      "  --state OUTCOME entries with one outcome: received, done, failed, refused,\n"
+      "                  rejected or repeated\n"
+      "  --since T       entries at or after T: YYYY-MM-DD (midnight UTC) or RFC 3339\n"
+      "                  (2026-11-01T09:00:00+09:00)\n"
+      "  --until T       entries before T (same forms; after --since)\n"
+      "  --before N      entries older than entry N (the next page)\n"
       "  --limit N       at most N rows (1..500; control's default 20)\n"
       "\n"
       "example:\n"
-      "  billctl audit --actor ops-kim --limit 50\n",
+      "  billctl audit --actor ops-kim --limit 50\n"
+      "  billctl audit --state refused --since 2026-11-01T00:00:00Z --until 2026-11-02\n",
       "audit.list", 0, 0 },
     { BF_BILLCTL_KEYGEN, NULL, "keygen", "keygen NAME [--dir DIR]", "make a CURVE key pair",
       "Makes a CURVE key pair, locally (control is not asked): DIR/NAME.key (public) and\n"
@@ -403,9 +425,14 @@ static const s_option_t s_options[] = {
       S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) | S_BIT (BF_BILLCTL_SUBSCRIBER_FIND) },
     { "email", S_STRING, S_FIELD (email), S_BIT (BF_BILLCTL_SUBSCRIBER_FIND) },
     { "phone", S_STRING, S_FIELD (phone), S_BIT (BF_BILLCTL_SUBSCRIBER_FIND) },
-    { "state", S_STRING, S_FIELD (state), S_BIT (BF_BILLCTL_COMMANDS) },
+    { "state", S_STRING, S_FIELD (state), S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
     { "target", S_STRING, S_FIELD (target), S_BIT (BF_BILLCTL_COMMANDS) },
-    { "actor", S_STRING, S_FIELD (actor), S_BIT (BF_BILLCTL_AUDIT) },
+    { "actor", S_STRING, S_FIELD (actor), S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
+    { "verb", S_STRING, S_FIELD (verb), S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
+    { "since", S_STRING, S_FIELD (since), S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
+    { "until", S_STRING, S_FIELD (until), S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
+    { "before", S_STRING, S_FIELD (before),
+      S_BIT (BF_BILLCTL_COMMANDS) | S_BIT (BF_BILLCTL_AUDIT) },
     { "dir", S_STRING, S_FIELD (dir), S_BIT (BF_BILLCTL_KEYGEN) },
 };
 
@@ -666,46 +693,109 @@ s_check_id (const char *id, char *err, size_t errsize)
     return 0;
 }
 
-/*  commands: --target and --state (any case).  */
-static int
-s_build_commands (bf_billctl_opts_t *opts, char *err, size_t errsize)
+/*  The entry of set (NULL-terminated) that value spells in any case, as
+    the set spells it; NULL when none does.  */
+static const char *
+s_any_case (const char *value, const char *const *set)
 {
-    if (opts->target && strcmp (opts->target, "settle") && strcmp (opts->target, "notify")
-        && strcmp (opts->target, "control"))
-        return s_fail (err, errsize, "--target must be settle, notify or control, not '%s'",
-                       opts->target);
-    if (opts->state) {
-        static const char *const states[]
-            = { "RECEIVED", "FORWARDED", "DONE", "FAILED", "REJECTED" };
-        const char *state = s_upper (opts->state, opts->state_buf, sizeof opts->state_buf);
-        bool known = false;
-        for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
-            known = known || !strcmp (state, states[i]);
-        if (!known)
-            return s_fail (err, errsize,
-                           "--state must be RECEIVED, FORWARDED, DONE, FAILED or REJECTED,"
-                           " not '%s'",
-                           opts->state);
-        opts->state = state;
-    }
-    s_arg (opts, "command_id", opts->id);
-    s_arg (opts, "state", opts->state);
-    s_arg (opts, "target", opts->target);
-    s_arg (opts, "limit", opts->limit);
-    return 0;
+    for (; *set; set++)
+        if (!strcasecmp (value, *set))
+            return *set;
+    return NULL;
 }
 
-/*  audit: --actor.  */
+/*  The filters commands and audit share: --actor, --verb, --since,
+    --until, checked as control checks them. Adds actor, verb, since and
+    until.  */
 static int
-s_build_audit (bf_billctl_opts_t *opts, char *err, size_t errsize)
+s_build_filters (bf_billctl_opts_t *opts, char *err, size_t errsize)
 {
     if (opts->actor && !bf_behalf_actor_valid (opts->actor))
         return s_fail (err, errsize,
                        "--actor must be a key name (1-64 of A-Z a-z 0-9 . _ -) or console/NAME,"
                        " not '%s'",
                        opts->actor);
+    if (opts->verb && !bf_verb_find (opts->verb))
+        return s_fail (err, errsize,
+                       "--verb must be a verb of the catalogue (run.start, ...),"
+                       " not '%s'",
+                       opts->verb);
+    int64_t since = 0, until = 0;
+    if (opts->since && bf_timestamp_parse (opts->since, &since) != 0)
+        return s_fail (err, errsize,
+                       "--since must be YYYY-MM-DD or RFC 3339 (2026-11-01T09:00:00+09:00),"
+                       " not '%s'",
+                       opts->since);
+    if (opts->until && bf_timestamp_parse (opts->until, &until) != 0)
+        return s_fail (err, errsize,
+                       "--until must be YYYY-MM-DD or RFC 3339 (2026-11-01T09:00:00+09:00),"
+                       " not '%s'",
+                       opts->until);
+    if (opts->since && opts->until && since >= until)
+        return s_fail (err, errsize, "--since (%s) must be before --until (%s)", opts->since,
+                       opts->until);
     s_arg (opts, "actor", opts->actor);
+    s_arg (opts, "verb", opts->verb);
+    s_arg (opts, "since", opts->since);
+    s_arg (opts, "until", opts->until);
+    return 0;
+}
+
+/*  commands: --target, --state (any case), --before (a command id) and
+    the shared filters.  */
+static int
+s_build_commands (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    if (opts->before && !s_command_id_ok (opts->before))
+        return s_fail (err, errsize,
+                       "--before must be a command id (1-128 of A-Z a-z 0-9 . _ : -), not '%s'",
+                       opts->before);
+    if (opts->target && strcmp (opts->target, "settle") && strcmp (opts->target, "notify")
+        && strcmp (opts->target, "control"))
+        return s_fail (err, errsize, "--target must be settle, notify or control, not '%s'",
+                       opts->target);
+    static const char *const states[]
+        = { "RECEIVED", "FORWARDED", "DONE", "FAILED", "REJECTED", NULL };
+    const char *state = opts->state ? s_any_case (opts->state, states) : NULL;
+    if (opts->state && !state)
+        return s_fail (err, errsize,
+                       "--state must be RECEIVED, FORWARDED, DONE, FAILED or REJECTED,"
+                       " not '%s'",
+                       opts->state);
+    opts->state = state;
+    if (s_build_filters (opts, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
     s_arg (opts, "command_id", opts->id);
+    s_arg (opts, "state", opts->state);
+    s_arg (opts, "target", opts->target);
+    s_arg (opts, "before_id", opts->before);
+    s_arg (opts, "limit", opts->limit);
+    return 0;
+}
+
+/*  audit: --state (an outcome, any case), --before (an entry's id) and
+    the shared filters.  */
+static int
+s_build_audit (bf_billctl_opts_t *opts, char *err, size_t errsize)
+{
+    static const char *const outcomes[]
+        = { "received", "done", "failed", "refused", "rejected", "repeated", NULL };
+    const char *state = opts->state ? s_any_case (opts->state, outcomes) : NULL;
+    if (opts->state && !state)
+        return s_fail (err, errsize,
+                       "--state must be received, done, failed, refused, rejected or repeated,"
+                       " not '%s'",
+                       opts->state);
+    opts->state = state;
+    int64_t before;
+    char why[256];
+    if (opts->before && bf_cmdargs_id ("--before", opts->before, &before, why, sizeof why) != 0)
+        return s_fail (err, errsize, "%s", why);
+    if (s_build_filters (opts, err, errsize))
+        return BF_BILLCTL_EXIT_USAGE;
+    s_arg (opts, "command_id", opts->id);
+    s_arg (opts, "state", opts->state);
+    s_arg (opts, "before_id", opts->before);
     s_arg (opts, "limit", opts->limit);
     return 0;
 }

@@ -29,6 +29,7 @@
 #include "bf_report.h"
 #include "bf_tplquery.h"
 #include "bf_text.h"
+#include "bf_verbs.h"
 
 #define S_LIMIT_DEFAULT 20
 #define S_LIMIT_MAX     500
@@ -54,17 +55,37 @@ enum {
     S_EMAIL = 1 << 10,
     S_PHONE = 1 << 11,
     S_WAIT = 1 << 12,
+    S_VERB = 1 << 13,
+    S_SINCE = 1 << 14,
+    S_UNTIL = 1 << 15,
+    S_BEFORE_ID = 1 << 16,      /* audit.list: an audit row's id */
+    S_BEFORE_COMMAND = 1 << 17, /* commands.list: a command id, named before_id */
+    S_OUTCOME = 1 << 18,        /* audit.list: an outcome, named state */
 };
 
 static const struct {
     const char *name;
     unsigned bit;
 } s_keys[] = {
-    { "period", S_PERIOD },         { "run_id", S_RUN_ID }, { "limit", S_LIMIT },
-    { "channel", S_CHANNEL },       { "state", S_STATE },   { "target", S_TARGET },
-    { "command_id", S_COMMAND_ID }, { "actor", S_ACTOR },
-    { "subscriber_id", S_SUBSCRIBER_ID }, { "bill_id", S_BILL_ID },
-    { "email", S_EMAIL },           { "phone", S_PHONE },           { "wait", S_WAIT },
+    { "period", S_PERIOD },
+    { "run_id", S_RUN_ID },
+    { "limit", S_LIMIT },
+    { "channel", S_CHANNEL },
+    { "state", S_STATE },
+    { "target", S_TARGET },
+    { "command_id", S_COMMAND_ID },
+    { "actor", S_ACTOR },
+    { "subscriber_id", S_SUBSCRIBER_ID },
+    { "bill_id", S_BILL_ID },
+    { "email", S_EMAIL },
+    { "phone", S_PHONE },
+    { "wait", S_WAIT },
+    { "verb", S_VERB },
+    { "since", S_SINCE },
+    { "until", S_UNTIL },
+    { "before_id", S_BEFORE_ID },
+    { "before_id", S_BEFORE_COMMAND },
+    { "state", S_OUTCOME },
 };
 #define S_KEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -83,11 +104,19 @@ typedef struct {
     const char *bill_id;
     const char *email; /* as given: bf_pii_hash normalises it */
     const char *phone; /* the digits of bf_pii_phone_normal */
+    const char *verb;
+    const char *since; /* since_buf, as UTC */
+    const char *until; /* until_buf, as UTC */
+    const char *before_id;
+    int64_t since_us, until_us;
     char period_buf[8];
     char run_id_buf[24];
     char subscriber_id_buf[24];
     char bill_id_buf[24];
     char phone_buf[16];
+    char since_buf[28];
+    char until_buf[28];
+    char before_id_buf[24];
     char limit[8];
     bool wait; /* wait=1, the default (run.report) */
 } s_args_t;
@@ -191,6 +220,8 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
     static const char *const states[]
         = { "RECEIVED", "FORWARDED", "DONE", "FAILED", "REJECTED", NULL };
     static const char *const targets[] = { "settle", "notify", "control", NULL };
+    static const char *const outcomes[]
+        = { "received", "done", "failed", "refused", "rejected", "repeated", NULL };
 
     memset (args, 0, sizeof *args);
     snprintf (args->limit, sizeof args->limit, "%d", S_LIMIT_DEFAULT);
@@ -200,13 +231,15 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
         const char *key = arg && arg->key ? arg->key : "";
         const char *value = arg && arg->value ? arg->value : "";
         unsigned bit = 0;
-        for (size_t k = 0; k < S_KEYS && !bit; k++)
-            if (!strcmp (key, s_keys[k].name))
+        /*  A name can stand for two keys (state, before_id): the one
+            this verb accepts.  */
+        for (size_t k = 0; k < S_KEYS; k++)
+            if (!strcmp (key, s_keys[k].name) && (!bit || (accepted & s_keys[k].bit)))
                 bit = s_keys[k].bit;
         if (!(accepted & bit)) {
             char shown[48], keys[128] = "";
             for (size_t k = 0; k < S_KEYS; k++)
-                if (accepted & s_keys[k].bit)
+                if ((accepted & s_keys[k].bit) && !strstr (keys, s_keys[k].name))
                     snprintf (keys + strlen (keys), sizeof keys - strlen (keys), "%s%s",
                               keys[0] ? ", " : "", s_keys[k].name);
             return bf_err_set (err, errsize, "unknown argument \"%s\" for %s (%s%s)",
@@ -283,6 +316,47 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
                                         err, errsize);
                 args->email = value;
                 break;
+            case S_OUTCOME:
+                if (!s_one_of (value, outcomes))
+                    return s_bad_value (key, value,
+                                        "received, done, failed, refused, rejected or repeated",
+                                        err, errsize);
+                args->state = value;
+                break;
+            case S_VERB:
+                /*  Only verbs of the catalogue: anything else matches no
+                    command, and is a typo more often than not.  */
+                if (!bf_verb_find (value))
+                    return s_bad_value (key, value, "a verb of the catalogue (billctl --help)", err,
+                                        errsize);
+                args->verb = value;
+                break;
+            case S_SINCE:
+            case S_UNTIL: {
+                bool since = bit == S_SINCE;
+                int64_t us;
+                if (bf_timestamp_parse (value, &us) != 0)
+                    return s_bad_value (
+                        key, value, "YYYY-MM-DD or an RFC 3339 time (2026-12-01T09:00:00+09:00)",
+                        err, errsize);
+                *(since ? &args->since_us : &args->until_us) = us;
+                *(since ? &args->since : &args->until)
+                    = bf_timestamp_format (us, since ? args->since_buf : args->until_buf);
+                break;
+            }
+            case S_BEFORE_ID:
+                if (!s_positive (value, INT64_MAX, &n))
+                    return s_bad_value (key, value, "a positive integer (an audit row's id)", err,
+                                        errsize);
+                snprintf (args->before_id_buf, sizeof args->before_id_buf, "%lld", (long long)n);
+                args->before_id = args->before_id_buf;
+                break;
+            case S_BEFORE_COMMAND:
+                if (!s_name_ok (value, 128, "._:-"))
+                    return s_bad_value (key, value, "a command id (1-128 of A-Z a-z 0-9 . _ : -)",
+                                        err, errsize);
+                args->before_id = value;
+                break;
             case S_WAIT:
                 if (strcmp (value, "0") && strcmp (value, "1"))
                     return s_bad_value (key, value, "0 or 1", err, errsize);
@@ -299,6 +373,10 @@ s_args_parse (const Billflow__Command *cmd, unsigned accepted, s_args_t *args, c
                 break;
         }
     }
+    if (args->since && args->until && args->since_us >= args->until_us)
+        return bf_err_set (err, errsize, "since: must be before until (since=%s, until=%s)",
+                           args->since, args->until),
+               BF_QUERY_BAD;
     return BF_QUERY_OK;
 }
 
@@ -480,6 +558,11 @@ static const char s_sql_services_list[] =
     "             CROSS JOIN LATERAL (SELECT * FROM service_instance y WHERE y.service = v.service"
     "                   ORDER BY y.last_heartbeat DESC LIMIT 500) x) s) i";
 
+/*  commands.list and audit.list: every filter optional, combined with AND;
+    newest first by (time, key), and before_id = the key of the last row
+    of a page gives the next page: a row comparison against that row's
+    time and key, which the (time, key) indexes of db/015_audit_filters.sql
+    answer as a range.  */
 static const char s_sql_commands_list[] =
     "SELECT json_build_object ('commands', coalesce (json_agg (json_build_object ("
     "  'command_id', c.command_id, 'client', c.client, 'target', c.target, 'verb', c.verb,"
@@ -490,15 +573,25 @@ static const char s_sql_commands_list[] =
     "  ORDER BY c.received_at DESC, c.command_id DESC), '[]'))"
     " FROM (SELECT * FROM command WHERE ($1::text IS NULL OR command_id = $1)"
     "       AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR target = $3)"
+    "       AND ($5::text IS NULL OR client = $5) AND ($6::text IS NULL OR verb = $6)"
+    "       AND ($7::timestamptz IS NULL OR received_at >= $7)"
+    "       AND ($8::timestamptz IS NULL OR received_at < $8)"
+    "       AND ($9::text IS NULL OR (received_at, command_id) <"
+    "            ((SELECT b.received_at FROM command b WHERE b.command_id = $9), $9))"
     "       ORDER BY received_at DESC, command_id DESC LIMIT $4::int) c";
 
 static const char s_sql_audit_list[] =
     "SELECT json_build_object ('audit', coalesce (json_agg (json_build_object ("
     "  'id', a.id, 'at', " S_TS ("a.at") ", 'actor', a.actor,"
     "  'command_id', a.command_id, 'target', a.target, 'verb', a.verb, 'args', a.args,"
-    "  'outcome', a.outcome, 'detail', a.detail) ORDER BY a.id DESC), '[]'))"
+    "  'outcome', a.outcome, 'detail', a.detail) ORDER BY a.at DESC, a.id DESC), '[]'))"
     " FROM (SELECT * FROM audit_log WHERE ($1::text IS NULL OR actor = $1)"
-    "       AND ($2::text IS NULL OR command_id = $2) ORDER BY id DESC LIMIT $3::int) a";
+    "       AND ($2::text IS NULL OR command_id = $2) AND ($4::text IS NULL OR verb = $4)"
+    "       AND ($5::text IS NULL OR outcome = $5)"
+    "       AND ($6::timestamptz IS NULL OR at >= $6) AND ($7::timestamptz IS NULL OR at < $7)"
+    "       AND ($8::bigint IS NULL OR (at, id) <"
+    "            ((SELECT b.at FROM audit_log b WHERE b.id = $8), $8))"
+    "       ORDER BY at DESC, id DESC LIMIT $3::int) a";
 
 /*  SUBSCRIBER of the subscriber row s; its contacts are filled in from the
     sealed columns (s_subscriber_contacts).  */
@@ -705,15 +798,18 @@ s_services_list (PGconn *conn, const bf_query_ctx_t *ctx, json_t **doc, char *er
 static int
 s_commands_list (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_t errsize)
 {
-    const char *params[] = { args->command_id, args->state, args->target, args->limit };
-    return s_document (conn, s_sql_commands_list, 4, params, "commands.list", doc, err, errsize);
+    const char *params[]
+        = { args->command_id, args->state, args->target, args->limit,    args->actor,
+            args->verb,       args->since, args->until,  args->before_id };
+    return s_document (conn, s_sql_commands_list, 9, params, "commands.list", doc, err, errsize);
 }
 
 static int
 s_audit_list (PGconn *conn, const s_args_t *args, json_t **doc, char *err, size_t errsize)
 {
-    const char *params[] = { args->actor, args->command_id, args->limit };
-    return s_document (conn, s_sql_audit_list, 3, params, "audit.list", doc, err, errsize);
+    const char *params[] = { args->actor, args->command_id, args->limit, args->verb,
+                             args->state, args->since,      args->until, args->before_id };
+    return s_document (conn, s_sql_audit_list, 8, params, "audit.list", doc, err, errsize);
 }
 
 //  --------------------------------------------------------------------------
@@ -933,8 +1029,11 @@ static const struct {
     { "deliveries.summary", S_DELIVERIES_SUMMARY, S_PERIOD },
     { "deliveries.failures", S_DELIVERIES_FAILURES, S_PERIOD | S_CHANNEL | S_LIMIT },
     { "services.list", S_SERVICES_LIST, 0 },
-    { "commands.list", S_COMMANDS_LIST, S_COMMAND_ID | S_STATE | S_TARGET | S_LIMIT },
-    { "audit.list", S_AUDIT_LIST, S_ACTOR | S_COMMAND_ID | S_LIMIT },
+    { "commands.list", S_COMMANDS_LIST,
+      S_COMMAND_ID | S_STATE | S_TARGET | S_LIMIT | S_ACTOR | S_VERB | S_SINCE | S_UNTIL
+          | S_BEFORE_COMMAND },
+    { "audit.list", S_AUDIT_LIST,
+      S_ACTOR | S_COMMAND_ID | S_LIMIT | S_VERB | S_OUTCOME | S_SINCE | S_UNTIL | S_BEFORE_ID },
     { "run.report", S_RUN_REPORT, S_PERIOD | S_WAIT }, /* bf_report.c */
     { "subscriber.find", S_SUBSCRIBER_FIND, S_SUBSCRIBER_ID | S_EMAIL | S_PHONE },
     { "subscriber.timeline", S_SUBSCRIBER_TIMELINE, S_SUBSCRIBER_ID | S_LIMIT },

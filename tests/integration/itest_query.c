@@ -9,6 +9,8 @@
     - the queries read counters and indexes, not the deliveries;
     - failures show masked contacts, never the plain ones;
     - services are up or down by the age of their heartbeat;
+    - commands.list and audit.list return exactly the rows their filters
+      (actor, verb, state, since, until) select, and page through before_id;
     - bad arguments of every kind, and database failures.  */
 
 #include <jansson.h>
@@ -1522,6 +1524,236 @@ test_commands_and_audit_lists (void **state)
 }
 
 //  --------------------------------------------------------------------------
+//  Commands and audit: filters
+
+/*  Rows 1..S_FILTER_ROWS of the filter tests: row i is minute i of
+    2026-11-01 (UTC), its actor, verb and state chosen by i so that every
+    combination occurs.  */
+#define S_FILTER_ROWS 240
+
+static const char *const s_filter_actors[] = { "console/kim", "ops-kim", "cron" };
+static const char *const s_filter_verbs[]
+    = { "run.start", "run.stop", "dispatch.pause", "deliveries.retry" };
+static const char *const s_command_states[]
+    = { "RECEIVED", "FORWARDED", "DONE", "FAILED", "REJECTED" };
+static const char *const s_audit_outcomes[]
+    = { "received", "done", "failed", "refused", "rejected", "repeated" };
+
+/*  A filter: NULL or -1 for "not given". since and until are minutes,
+    before a row number.  */
+typedef struct {
+    const char *actor, *verb, *state;
+    int since, until, before, limit;
+} s_filter_t;
+
+/*  Sets args[*n] to key=value and counts it.  */
+static void
+s_filter_arg (Billflow__Argument *args, size_t *n, const char *key, const char *value)
+{
+    billflow__argument__init (&args[*n]);
+    args[*n].key = (char *)key;
+    args[*n].value = (char *)value;
+    (*n)++;
+}
+
+/*  The argument list of filter f for verb (before: "c-NNN" for commands,
+    the row number for audit; since and until as RFC 3339 with an offset,
+    to check the offset is applied).  */
+static size_t
+s_filter_args (const s_filter_t *f, bool commands, Billflow__Argument *args, char bufs[4][40])
+{
+    size_t n = 0;
+    if (f->actor)
+        s_filter_arg (args, &n, "actor", f->actor);
+    if (f->verb)
+        s_filter_arg (args, &n, "verb", f->verb);
+    if (f->state)
+        s_filter_arg (args, &n, "state", f->state);
+    if (f->since >= 0) {
+        /*  Minute m in Seoul time is minute m + 540 there.  */
+        snprintf (bufs[0], 40, "2026-11-01T%02d:%02d:00+09:00", (f->since + 540) / 60,
+                  (f->since + 540) % 60);
+        s_filter_arg (args, &n, "since", bufs[0]);
+    }
+    if (f->until >= 0) {
+        snprintf (bufs[1], 40, "2026-11-01T%02d:%02d:00Z", f->until / 60, f->until % 60);
+        s_filter_arg (args, &n, "until", bufs[1]);
+    }
+    if (f->before >= 0) {
+        snprintf (bufs[2], 40, commands ? "c-%03d" : "%d", f->before);
+        s_filter_arg (args, &n, "before_id", bufs[2]);
+    }
+    snprintf (bufs[3], 40, "%d", f->limit > 0 ? f->limit : 500);
+    s_filter_arg (args, &n, "limit", bufs[3]);
+    return n;
+}
+
+/*  The rows f selects, newest first, as control's list must have them:
+    "c-240,c-237,..." for commands, "240,237,..." for audit.  */
+static void
+s_filter_expect (const s_filter_t *f, bool commands, char *out, size_t outsize)
+{
+    out[0] = '\0';
+    int limit = f->limit > 0 ? f->limit : 500, found = 0;
+    for (int i = S_FILTER_ROWS; i >= 1 && found < limit; i--) {
+        const char *state = commands ? s_command_states[i % 5] : s_audit_outcomes[i % 6];
+        if ((f->actor && strcmp (f->actor, s_filter_actors[i % 3]))
+            || (f->verb && strcmp (f->verb, s_filter_verbs[i % 4]))
+            || (f->state && strcmp (f->state, state)) || (f->since >= 0 && i < f->since)
+            || (f->until >= 0 && i >= f->until) || (f->before >= 0 && i >= f->before))
+            continue;
+        snprintf (out + strlen (out), outsize - strlen (out), commands ? "%sc-%03d" : "%s%d",
+                  found ? "," : "", i);
+        found++;
+    }
+}
+
+/*  Runs verb with filter f and returns its rows' keys as s_filter_expect
+    writes them.  */
+static void
+s_filter_answer (PGconn *conn, const s_filter_t *f, bool commands, char *out, size_t outsize)
+{
+    Billflow__Command cmd = BILLFLOW__COMMAND__INIT;
+    Billflow__Argument args[8], *argp[8];
+    char bufs[4][40];
+    cmd.verb = (char *)(commands ? "commands.list" : "audit.list");
+    cmd.command_id = (char *)"q-1";
+    cmd.target = (char *)"control";
+    cmd.n_args = s_filter_args (f, commands, args, bufs);
+    for (size_t i = 0; i < cmd.n_args; i++)
+        argp[i] = &args[i];
+    cmd.args = argp;
+    char *json = NULL, err[512];
+    int rc = bf_query (conn, &s_no_pii, &cmd, &json, err, sizeof err);
+    if (rc != BF_QUERY_OK)
+        fail_msg ("%s failed (%d): %s", cmd.verb, rc, err);
+    json_t *doc = json_loads (json, 0, NULL);
+    free (json);
+    assert_non_null (doc);
+    out[0] = '\0';
+    size_t i;
+    json_t *row;
+    json_array_foreach (json_object_get (doc, commands ? "commands" : "audit"), i, row)
+    {
+        if (commands)
+            snprintf (out + strlen (out), outsize - strlen (out), "%s%s", i ? "," : "",
+                      bf_json_str (row, "command_id"));
+        else
+            snprintf (out + strlen (out), outsize - strlen (out), "%s%lld", i ? "," : "",
+                      (long long)bf_json_int (row, "id"));
+    }
+    json_decref (doc);
+}
+
+/*  Each filter alone, in pairs and all together, and pages of older rows
+    through before_id: exactly the rows the filter selects, newest first.  */
+static void
+s_check_filters (PGconn *conn, bool commands)
+{
+    const char *state_a = commands ? "DONE" : "failed";
+    const char *state_b = commands ? "REJECTED" : "repeated";
+    const s_filter_t cases[] = {
+        { NULL, NULL, NULL, -1, -1, -1, 0 },
+        { "ops-kim", NULL, NULL, -1, -1, -1, 0 },
+        { "console/kim", NULL, NULL, -1, -1, -1, 0 },
+        { "nobody", NULL, NULL, -1, -1, -1, 0 },
+        { NULL, "run.stop", NULL, -1, -1, -1, 0 },
+        { NULL, "run.resume", NULL, -1, -1, -1, 0 },
+        { NULL, NULL, state_a, -1, -1, -1, 0 },
+        { NULL, NULL, state_b, -1, -1, -1, 0 },
+        { NULL, NULL, NULL, 100, -1, -1, 0 },
+        { NULL, NULL, NULL, -1, 30, -1, 0 },
+        { NULL, NULL, NULL, 61, 62, -1, 0 },
+        { NULL, NULL, NULL, -1, -1, 120, 0 },
+        { NULL, NULL, NULL, -1, -1, 120, 7 },
+        { "cron", "dispatch.pause", NULL, -1, -1, -1, 0 },
+        { "ops-kim", NULL, state_a, 20, 200, -1, 0 },
+        { NULL, "run.start", state_b, -1, 150, -1, 0 },
+        { "console/kim", "deliveries.retry", state_a, 10, 230, -1, 0 },
+        { "console/kim", "deliveries.retry", state_a, 10, 230, 150, 0 },
+        { "ops-kim", "run.stop", NULL, 5, 235, 200, 3 },
+    };
+    char want[4096], got[4096];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        s_filter_expect (&cases[c], commands, want, sizeof want);
+        s_filter_answer (conn, &cases[c], commands, got, sizeof got);
+        if (strcmp (want, got))
+            fail_msg ("%s case %zu:\n want %s\n  got %s", commands ? "commands" : "audit", c, want,
+                      got);
+    }
+    /*  Paging: limit 4, then before_id = the last row of each page, until
+        an empty page; the pages are the whole filtered list in order.  */
+    s_filter_t f = { "ops-kim", NULL, NULL, 40, -1, -1, 4 };
+    char whole[4096] = "", page[1024];
+    for (int pages = 0;; pages++) {
+        assert_true (pages < 40);
+        s_filter_answer (conn, &f, commands, page, sizeof page);
+        if (!page[0])
+            break;
+        snprintf (whole + strlen (whole), sizeof whole - strlen (whole), "%s%s",
+                  whole[0] ? "," : "", page);
+        const char *last = strrchr (page, ',') ? strrchr (page, ',') + 1 : page;
+        f.before = atoi (commands ? last + 2 : last);
+    }
+    f.limit = 0;
+    f.before = -1;
+    s_filter_expect (&f, commands, want, sizeof want);
+    assert_string_equal (whole, want);
+}
+
+/*  Rows 1..S_FILTER_ROWS into command (commands) or audit_log.  */
+static void
+s_filter_rows (PGconn *conn, bool commands)
+{
+    const char *const *st = commands ? s_command_states : s_audit_outcomes;
+    char states[128];
+    snprintf (states, sizeof states, "'%s', '%s', '%s', '%s', '%s'%s%s%s", st[0], st[1], st[2],
+              st[3], st[4], commands ? "" : ", '", commands ? "" : st[5], commands ? "" : "'");
+    char sql[1024];
+    snprintf (sql, sizeof sql,
+              "%s SELECT %s, '2026-11-01 00:00:00+00'::timestamptz + i * interval '1 min',"
+              " (ARRAY['%s', '%s', '%s'])[i %% 3 + 1], 'settle',"
+              " (ARRAY['%s', '%s', '%s', '%s'])[i %% 4 + 1], (ARRAY[%s])[i %% %d + 1]"
+              " FROM generate_series (1, %d) i",
+              commands ? "INSERT INTO command (command_id, received_at, client, target, verb,"
+                         " state)"
+                       : "INSERT INTO audit_log (id, at, actor, target, verb, outcome)"
+                         " OVERRIDING SYSTEM VALUE",
+              commands ? "'c-' || lpad (i::text, 3, '0')" : "i", s_filter_actors[0],
+              s_filter_actors[1], s_filter_actors[2], s_filter_verbs[0], s_filter_verbs[1],
+              s_filter_verbs[2], s_filter_verbs[3], states, commands ? 5 : 6, S_FILTER_ROWS);
+    s_exec (conn, sql);
+}
+
+static void
+test_commands_list_filters (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    PGconn *conn = bf_testdb_connect (db);
+    s_filter_rows (conn, true);
+    s_check_filters (conn, true);
+    /*  An unknown before_id: nothing is older than it.  */
+    json_t *doc = s_doc (conn, &s_no_pii, "commands.list", "before_id", "c-999", NULL, NULL);
+    assert_int_equal (json_array_size (bf_json_at (doc, "commands")), 0);
+    json_decref (doc);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+static void
+test_audit_list_filters (void **state)
+{
+    (void)state;
+    char *db = bf_testdb_create (true);
+    PGconn *conn = bf_testdb_connect (db);
+    s_filter_rows (conn, false);
+    s_check_filters (conn, false);
+    PQfinish (conn);
+    bf_testdb_drop (&db);
+}
+
+//  --------------------------------------------------------------------------
 //  Bad arguments, database failures
 
 static void
@@ -1562,9 +1794,38 @@ test_bad_arguments (void **state)
         { "commands.list", "target", "billing", NULL, NULL, "target: expected settle" },
         { "commands.list", "command_id", "bad id!", NULL, NULL, "command_id:" },
         { "commands.list", "command_id", "", NULL, NULL, "command_id:" },
-        { "commands.list", "actor", "ops", NULL, NULL, "unknown argument \"actor\"" },
+        { "commands.list", "actor", "ops kim", NULL, NULL, "actor: expected a key name" },
+        { "commands.list", "actor", "\xff\xfe", NULL, NULL, "actor:" },
+        { "commands.list", "verb", "run.begin", NULL, NULL, "verb: expected a verb of the" },
+        { "commands.list", "verb", "run.start\n", NULL, NULL, "verb:" },
+        { "commands.list", "verb", "", NULL, NULL, "verb:" },
+        { "commands.list", "state", "done", NULL, NULL, "state: expected RECEIVED" },
+        { "commands.list", "before_id", "bad id!", NULL, NULL, "before_id: expected a command id" },
+        { "commands.list", "since", "2026-11-01 10:00", NULL, NULL,
+          "since: expected YYYY-MM-DD or an RFC 3339 time" },
+        { "commands.list", "until", "2026-02-30", NULL, NULL, "until:" },
+        { "commands.list", "outcome", "done", NULL, NULL, "unknown argument \"outcome\"" },
         { "audit.list", "actor", "ops kim", NULL, NULL, "actor: expected a key name" },
-        { "audit.list", "state", "DONE", NULL, NULL, "unknown argument \"state\"" },
+        { "audit.list", "actor", "ops\x01kim", NULL, NULL, "actor:" },
+        { "audit.list", "state", "DONE", NULL, NULL, "state: expected received, done" },
+        { "audit.list", "state", "FORWARDED", NULL, NULL, "state:" },
+        { "audit.list", "verb", "\xc3\x28", NULL, NULL, "verb:" },
+        { "audit.list", "since", "2026-13-01", NULL, NULL, "since:" },
+        { "audit.list", "since", "2026-11-01T25:00:00Z", NULL, NULL, "since:" },
+        { "audit.list", "since", "2026-11-01T10:00:00", NULL, NULL, "since:" },
+        { "audit.list", "since", "2026-11-01T10:00:60Z", NULL, NULL, "since:" },
+        { "audit.list", "since", "2026-11-01t10:00:00z", NULL, NULL, "since:" },
+        { "audit.list", "since", "2026-11-01T10:00:00.1234567Z", NULL, NULL, "since:" },
+        { "audit.list", "since", "2026-11-01T10:00:00.Z", NULL, NULL, "since:" },
+        { "audit.list", "since", "2026-11-01T10:00:00+24:00", NULL, NULL, "since:" },
+        { "audit.list", "until", "yesterday", NULL, NULL, "until: expected YYYY-MM-DD" },
+        { "audit.list", "since", "2026-11-02", "until", "2026-11-01",
+          "since: must be before until" },
+        { "audit.list", "since", "2026-11-01T09:00:00+09:00", "until", "2026-11-01",
+          "since: must be before until" },
+        { "audit.list", "before_id", "0", NULL, NULL, "before_id: expected a positive integer" },
+        { "audit.list", "before_id", "c-1", NULL, NULL, "before_id:" },
+        { "audit.list", "target", "settle", NULL, NULL, "unknown argument \"target\"" },
         { "audit.list", "", "x", NULL, NULL, "unknown argument \"\"" },
         { "runs.lisst", NULL, NULL, NULL, NULL, "unknown query \"runs.lisst\"" },
         { "control.status", NULL, NULL, NULL, NULL, "unknown query" },
@@ -1589,6 +1850,22 @@ test_bad_arguments (void **state)
                       BF_QUERY_BAD);
     assert_null (strchr (err, '\x1b'));
     assert_null (strchr (err, '\n'));
+    /*  Oversized filters: refused, and the error quotes at most 40 bytes.  */
+    static char huge[100001];
+    memset (huge, 'a', sizeof huge - 1);
+    static const char *const huge_keys[][2]
+        = { { "audit.list", "verb" },         { "audit.list", "actor" },
+            { "audit.list", "since" },        { "audit.list", "before_id" },
+            { "commands.list", "before_id" }, { "commands.list", "until" } };
+    for (size_t i = 0; i < sizeof huge_keys / sizeof huge_keys[0]; i++) {
+        json = NULL;
+        assert_int_equal (s_query (conn, &s_no_pii, &json, err, sizeof err, huge_keys[i][0],
+                                   huge_keys[i][1], huge, NULL),
+                          BF_QUERY_BAD);
+        assert_null (json);
+        assert_non_null (strstr (err, huge_keys[i][1]));
+        assert_true (strlen (err) < 200);
+    }
     PQfinish (conn);
     bf_testdb_drop (&db);
 }
@@ -1653,6 +1930,8 @@ main (void)
         cmocka_unit_test (test_bill_show),
         cmocka_unit_test (test_services_list_up_and_down),
         cmocka_unit_test (test_commands_and_audit_lists),
+        cmocka_unit_test (test_commands_list_filters),
+        cmocka_unit_test (test_audit_list_filters),
         cmocka_unit_test (test_bad_arguments),
         cmocka_unit_test (test_database_failures),
     };

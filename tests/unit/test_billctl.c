@@ -688,6 +688,63 @@ test_parse_queries (void **state)
     s_usage_error (ARGV ("audit", "--actor", "web/kim"), "--actor must be");
 }
 
+/*  commands and audit filter by actor, verb, state and time, and page
+    with --before (issue 15, page 7): each flag is checked as control
+    checks it and sent as control's argument.  */
+static void
+test_parse_list_filters (void **state)
+{
+    (void)state;
+    bf_billctl_opts_t opts;
+    s_ok (ARGV ("commands", "--actor", "console/kim", "--verb", "run.start", "--state", "done",
+                "--target", "settle", "--since", "2026-11-01", "--until",
+                "2026-11-02T09:00:00+09:00", "--before", "c-17", "--limit", "50", "--id", "c-1"),
+          &opts);
+    assert_string_equal (opts.req_verb, "commands.list");
+    assert_int_equal (opts.nargs, 9);
+    assert_string_equal (s_arg (&opts, "actor"), "console/kim");
+    assert_string_equal (s_arg (&opts, "verb"), "run.start");
+    assert_string_equal (s_arg (&opts, "state"), "DONE");
+    assert_string_equal (s_arg (&opts, "since"), "2026-11-01");
+    assert_string_equal (s_arg (&opts, "until"), "2026-11-02T09:00:00+09:00");
+    assert_string_equal (s_arg (&opts, "before_id"), "c-17");
+    assert_string_equal (s_arg (&opts, "limit"), "50");
+
+    s_ok (ARGV ("audit", "--actor", "ops-kim", "--verb", "dispatch.pause", "--state", "Refused",
+                "--since", "2026-11-01T00:00:00Z", "--until", "2026-11-01T00:00:00.5Z", "--before",
+                "1234", "--limit", "3", "--id", "x1"),
+          &opts);
+    assert_string_equal (opts.req_verb, "audit.list");
+    assert_int_equal (opts.nargs, 8);
+    assert_string_equal (s_arg (&opts, "state"), "refused");
+    assert_string_equal (s_arg (&opts, "verb"), "dispatch.pause");
+    assert_string_equal (s_arg (&opts, "since"), "2026-11-01T00:00:00Z");
+    assert_string_equal (s_arg (&opts, "until"), "2026-11-01T00:00:00.5Z");
+    assert_string_equal (s_arg (&opts, "before_id"), "1234");
+    assert_null (s_arg (&opts, "target"));
+
+    s_usage_error (ARGV ("commands", "--actor", "kim park"), "--actor must be");
+    s_usage_error (ARGV ("commands", "--verb", "run.begin"), "--verb must be a verb");
+    s_usage_error (ARGV ("audit", "--verb", "run.start\x1b[2J"), "--verb must be");
+    s_usage_error (ARGV ("audit", "--state", "DELIVERED"), "--state must be received");
+    s_usage_error (ARGV ("audit", "--state", "FORWARDED"), "--state must be");
+    s_usage_error (ARGV ("commands", "--state", "refused"), "--state must be RECEIVED");
+    s_usage_error (ARGV ("audit", "--since", "2026-11-01 09:00"), "--since must be YYYY-MM-DD");
+    s_usage_error (ARGV ("commands", "--since", "yesterday"), "--since must be");
+    s_usage_error (ARGV ("audit", "--until", "2026-11-01T09:00:00"), "--until must be");
+    s_usage_error (ARGV ("audit", "--until", "2026-02-29"), "--until must be");
+    s_usage_error (ARGV ("audit", "--since", "2026-11-02", "--until", "2026-11-01"),
+                   "--since (2026-11-02) must be before --until (2026-11-01)");
+    s_usage_error (
+        ARGV ("commands", "--since", "2026-11-01T09:00:00+09:00", "--until", "2026-11-01"),
+        "must be before --until");
+    s_usage_error (ARGV ("audit", "--before", "0"), "--before");
+    s_usage_error (ARGV ("audit", "--before", "c-17"), "--before");
+    s_usage_error (ARGV ("commands", "--before", "a b"), "--before must be a command id");
+    s_usage_error (ARGV ("audit", "--target", "settle"), "--target");
+    s_usage_error (ARGV ("services", "--since", "2026-11-01"), "--since");
+}
+
 /*  --on-behalf-of NAME --as-role ROLE (issue 15): checked as control
     checks them; whether the key may send them only control knows.  */
 static void
@@ -1773,6 +1830,7 @@ main (void)
         cmocka_unit_test (test_parse_bad_period),
         cmocka_unit_test (test_parse_notify),
         cmocka_unit_test (test_parse_queries),
+        cmocka_unit_test (test_parse_list_filters),
         cmocka_unit_test (test_parse_on_behalf),
         cmocka_unit_test (test_parse_templates_and_schedule),
         cmocka_unit_test (test_render_templates),

@@ -256,6 +256,71 @@ test_times (void **state)
     }
 }
 
+/*  since= and until= of control's lists: a date (midnight UTC) or RFC 3339
+    with Z or an offset, to the microsecond; nothing else.  */
+static void
+test_timestamps (void **state)
+{
+    (void)state;
+    int64_t us = -1;
+    const int64_t day = 20393; /* 2025-11-01 */
+    assert_int_equal (bf_date_parse ("2025-11-01", &(bf_day_t){ 0 }), 0);
+    assert_int_equal (bf_timestamp_parse ("2025-11-01", &us), 0);
+    assert_true (us == day * 86400 * 1000000);
+    assert_int_equal (bf_timestamp_parse ("2025-11-01T00:00:00Z", &us), 0);
+    assert_true (us == day * 86400 * 1000000);
+    assert_int_equal (bf_timestamp_parse ("2025-11-01T09:00:00+09:00", &us), 0);
+    assert_true (us == day * 86400 * 1000000);
+    assert_int_equal (bf_timestamp_parse ("2025-10-31T23:30:00-00:30", &us), 0);
+    assert_true (us == day * 86400 * 1000000);
+    assert_int_equal (bf_timestamp_parse ("2025-11-01T01:02:03.5Z", &us), 0);
+    assert_true (us == (day * 86400 + 3723) * 1000000 + 500000);
+    assert_int_equal (bf_timestamp_parse ("2025-11-01T01:02:03.000007Z", &us), 0);
+    assert_true (us == (day * 86400 + 3723) * 1000000 + 7);
+
+    const char *bad[] = {
+        "",
+        "2025-11",
+        "2025-11-31",
+        "2025-11-01 ",
+        " 2025-11-01",
+        "2025-11-01 00:00:00Z",
+        "2025-11-01t00:00:00Z",
+        "2025-11-01T00:00:00z",
+        "2025-11-01T00:00:00",
+        "2025-11-01T00:00Z",
+        "2025-11-01T24:00:00Z",
+        "2025-11-01T23:60:00Z",
+        "2025-11-01T23:59:60Z",
+        "2025-11-01T00:00:00.Z",
+        "2025-11-01T00:00:00.1234567Z",
+        "2025-11-01T00:00:00+0900",
+        "2025-11-01T00:00:00+24:00",
+        "2025-11-01T00:00:00+09:60",
+        "2025-11-01T00:00:00+09:00 ",
+        "2025-11-01T00:00:00Z\n",
+        "2025-11-01T00:00:00ZZ",
+        "1899-12-31",
+        "\xff\xfe-11-01",
+    };
+    for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
+        us = 999;
+        if (bf_timestamp_parse (bad[i], &us) != -1)
+            fail_msg ("accepted \"%s\"", bad[i]);
+        assert_true (us == 999);
+    }
+    assert_int_equal (bf_timestamp_parse (NULL, &us), -1);
+
+    char out[28];
+    assert_int_equal (bf_timestamp_parse ("2025-11-01T09:00:00.25+09:00", &us), 0);
+    assert_string_equal (bf_timestamp_format (us, out), "2025-11-01T00:00:00.250000Z");
+    assert_string_equal (bf_timestamp_format (0, out), "1970-01-01T00:00:00.000000Z");
+    int64_t back = -1;
+    assert_int_equal (bf_timestamp_parse ("2026-02-28T23:59:59.999999Z", &us), 0);
+    assert_int_equal (bf_timestamp_parse (bf_timestamp_format (us, out), &back), 0);
+    assert_true (back == us);
+}
+
 int
 main (void)
 {
@@ -263,7 +328,7 @@ main (void)
         cmocka_unit_test (test_known_days), cmocka_unit_test (test_round_trip_1900_2100),
         cmocka_unit_test (test_leap_years), cmocka_unit_test (test_date_parse_rejects),
         cmocka_unit_test (test_periods),    cmocka_unit_test (test_overlap),
-        cmocka_unit_test (test_times),
+        cmocka_unit_test (test_times),      cmocka_unit_test (test_timestamps),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
