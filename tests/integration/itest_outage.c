@@ -154,6 +154,21 @@ s_outage (bf_stack_t *s, int refuse_ms, int error_ms)
     assert_true (s_curl ("POST", url, path));
 }
 
+/*  Waits until a quarter of the expected emails went out (fewer than
+    half), then takes the mail server down: refuse_ms refused, error_ms
+    greeting with 554. Returns when it went down (zclock_mono).  */
+static int64_t
+s_down_at_quarter (bf_stack_t *s, int64_t expected, int refuse_ms, int error_ms)
+{
+    int64_t deadline = zclock_mono () + 60000;
+    while (s_mock_accepted (s) < expected / 4 && zclock_mono () < deadline)
+        usleep (20000);
+    assert_true (s_mock_accepted (s) < expected / 2);
+    int64_t down_at = zclock_mono ();
+    s_outage (s, refuse_ms, error_ms);
+    return down_at;
+}
+
 /*  Generates subscribers, starts the mock (recording every message into
     record, a path in the stack's directory), control, settle and notify —
     with the settings all tests share and then env (NULL-terminated
@@ -347,12 +362,7 @@ test_email_outage_mid_run (void **state)
     assert_true (expected > 100);
 
     /*  The provider goes down once a quarter of the emails went out.  */
-    int64_t deadline = zclock_mono () + 60000;
-    while (s_mock_accepted (&s) < expected / 4 && zclock_mono () < deadline)
-        usleep (20000);
-    assert_true (s_mock_accepted (&s) < expected / 2);
-    int64_t down_at = zclock_mono ();
-    s_outage (&s, S_REFUSE_MS, S_ERROR_MS);
+    int64_t down_at = s_down_at_quarter (&s, expected, S_REFUSE_MS, S_ERROR_MS);
     /*  While it refuses, nothing is accepted: every record line from here
         on is the drain after the recovery.  */
     zclock_sleep ((int)(down_at + 1000 - zclock_mono ()));
@@ -609,12 +619,7 @@ test_drain_after_recovery (void **state)
     int nport = s_stack_up (&s, 1000, record, env, S_DRAIN_LATENCY_MS);
     int64_t expected = s_wait_emails (&s);
     assert_true (expected > 300);
-    int64_t deadline = zclock_mono () + 60000;
-    while (s_mock_accepted (&s) < expected / 4 && zclock_mono () < deadline)
-        usleep (20000);
-    assert_true (s_mock_accepted (&s) < expected / 2);
-    int64_t down_at = zclock_mono ();
-    s_outage (&s, 2000, 2000);
+    int64_t down_at = s_down_at_quarter (&s, expected, 2000, 2000);
     zclock_sleep ((int)(down_at + 4000 - zclock_mono ()));
     int64_t up_at = zclock_mono ();
     long at_up = s_mock_accepted (&s);
