@@ -846,6 +846,39 @@ test_http_idempotency_and_keepalive (void **state)
     s_server_stop (&server);
 }
 
+//  After a provider-wide failure (here a 503) the next transfer to that
+//  provider opens a fresh connection instead of reusing a keep-alive one
+//  from before it; once one succeeds, keep-alive reuse resumes.
+static void
+test_http_fresh_connection_after_provider_failure (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_HTTP);
+    bf_sender_config_t config = s_config (server->port, 0);
+    config.backoff_base_ms = 20;
+    config.backoff_max_ms = 40;
+    bf_sender_t *sender = s_sender (&config);
+    assert_int_equal (s_send_sms (sender, 9300, "01012345678", "a").outcome, BF_OUTCOME_DELIVERED);
+    s_server_set (server, 503, "", "{\"error\":\"down\"}", 0);
+    bf_send_result_t result = s_send_sms (sender, 9301, "01012345678", "b");
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_true (result.provider_wide);
+    assert_int_equal (s_server_count (server, &server->connections), 1);
+    s_server_set (server, 202, "", "{\"message_id\":\"m-1\"}", 0);
+    s_sink_t idle = { 0 };
+    int64_t deadline = s_now_ms () + S_DEADLINE_MS;
+    while (!bf_sender_ready (sender, BF_PROVIDER_SMS)) { /* the provider's back-off */
+        assert_true (s_now_ms () < deadline);
+        assert_true (bf_sender_poll (sender, 10, s_on_done, &idle) >= 0);
+    }
+    assert_int_equal (s_send_sms (sender, 9302, "01012345678", "c").outcome, BF_OUTCOME_DELIVERED);
+    assert_int_equal (s_server_count (server, &server->connections), 2);
+    assert_int_equal (s_send_sms (sender, 9303, "01012345678", "d").outcome, BF_OUTCOME_DELIVERED);
+    assert_int_equal (s_server_count (server, &server->connections), 2);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
 //  --------------------------------------------------------------------------
 //  HTTP: every reply mapping
 
@@ -2283,6 +2316,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_http_request_shape),
         cmocka_unit_test (test_http_idempotency_and_keepalive),
+        cmocka_unit_test (test_http_fresh_connection_after_provider_failure),
         cmocka_unit_test (test_http_reply_mappings),
         cmocka_unit_test (test_http_throttle_pause),
         cmocka_unit_test (test_http_connection_refused),
