@@ -78,6 +78,8 @@ typedef struct {
     int inflight;
     bf_admission_t *admission; /* rate, 429 pause, breaker; NULL when not configured */
     int64_t last_success_ms;   /* wall clock of its last healthy result; 0 = none yet */
+    bool fresh;                /* HTTP: new transfers open fresh connections (after a
+                                  provider-wide failure, until the next healthy result) */
 } s_provider_t;
 
 typedef struct s_slot_t s_slot_t;
@@ -126,7 +128,6 @@ static const char *s_provider_names[BF_PROVIDER_COUNT] = { "email", "sms", "push
 
 //  --------------------------------------------------------------------------
 //  Small helpers: copies (clocks are CZMQ's zclock_mono and zclock_time)
-
 
 static char *
 s_strdup_opt (const char *text, int *rc)
@@ -329,6 +330,7 @@ s_setup_common (bf_sender_t *self, s_slot_t *slot)
     S_SET (CURLOPT_HEADERFUNCTION, s_on_header);
     S_SET (CURLOPT_HEADERDATA, (void *)slot);
     S_SET (CURLOPT_URL, self->providers[slot->provider].url);
+    S_SET (CURLOPT_FRESH_CONNECT, self->providers[slot->provider].fresh ? 1L : 0L);
     if (slot->provider == BF_PROVIDER_EMAIL) {
         S_SET (CURLOPT_PROTOCOLS_STR, "smtp,smtps");
         S_SET (CURLOPT_MAIL_FROM, self->smtp_mail_from);
@@ -1011,6 +1013,32 @@ s_attribute (bf_sender_t *self, s_slot_t *slot, s_provider_t *p, int64_t now)
                  s_provider_names[slot->provider], result->error, wait);
 }
 
+//  After a provider-wide failure the connections kept open to the
+//  provider are from before it: a server that restarted answers 421 on
+//  them (SMTP) or has closed them. The breaker's probe and the drain after
+//  recovery must start on fresh ones, or each stale one fails a probe and
+//  reopens the breaker. bf_smtp's idle sessions are closed; libcurl's
+//  cache has no per-host flush, so HTTP transfers ask for a fresh
+//  connection until the provider's next healthy result.
+static void
+s_forget_connections (bf_sender_t *self, bf_provider_t which, s_provider_t *p,
+                      const bf_send_result_t *result)
+{
+    if (s_admit_result (result->outcome) == BF_ADMIT_HEALTHY) {
+        p->fresh = false;
+        return;
+    }
+    if (!result->provider_wide)
+        return;
+    if (which == BF_PROVIDER_EMAIL && self->smtp) {
+        int dropped = bf_smtp_drop_idle (self->smtp);
+        if (dropped > 0)
+            bf_debug ("sender: %s provider failed as a whole; closed %d idle sessions",
+                      s_provider_names[which], dropped);
+    } else
+        p->fresh = true;
+}
+
 //  Updates the provider for a finished send whose outcome is mapped.
 static void
 s_account (bf_sender_t *self, s_slot_t *slot)
@@ -1035,6 +1063,7 @@ s_account (bf_sender_t *self, s_slot_t *slot)
                  s_provider_names[slot->provider], result->retry_after_ms);
     bf_admission_record (p->admission, slot->ticket, s_admit_result (result->outcome), now);
     s_attribute (self, slot, p, now);
+    s_forget_connections (self, slot->provider, p, result);
     if (bf_log_enabled (BF_LOG_DEBUG)) {
         char masked[BF_MASK_MAX];
         bf_debug (
@@ -1191,8 +1220,9 @@ bf_sender_breaker_state (const bf_sender_t *self, bf_provider_t provider)
 bf_breaker_state_t
 bf_sender_breaker (const bf_sender_t *self, bf_provider_t provider, bf_breaker_counts_t *counts)
 {
-    const bf_admission_t *admission
-        = self && (unsigned)provider < BF_PROVIDER_COUNT ? self->providers[provider].admission : NULL;
+    const bf_admission_t *admission = self && (unsigned)provider < BF_PROVIDER_COUNT
+                                          ? self->providers[provider].admission
+                                          : NULL;
     if (counts)
         *counts = bf_admission_breaker_counts (admission);
     return bf_admission_breaker (admission, zclock_mono ());

@@ -44,7 +44,6 @@ struct s_msg_t {
     bf_text_buf_t wire;        /* dot-stuffed body + ".\r\n" */
     int64_t deadline;          /* while queued: when it stops waiting for a session */
     bool retried;              /* already moved to a fresh session once */
-    bool answered;             /* the server replied to something of this message */
     bf_smtp_result_t result;
 };
 
@@ -347,9 +346,8 @@ s_idle_push (bf_smtp_t *self, s_session_t *s)
 }
 
 //  Closes s. Its message (if any) fails with error/line, or goes back to
-//  the queue when the session was reused and the server never answered
-//  for it (a stale connection). s is freed later (it may be in the epoll
-//  batch being processed).
+//  the queue when the session was a stale pooled one (see below). s is freed later (it may be in
+//  the epoll batch being processed).
 static void
 s_session_close (bf_smtp_t *self, s_session_t *s, bf_smtp_error_t error, const char *line)
 {
@@ -378,17 +376,27 @@ s_session_close (bf_smtp_t *self, s_session_t *s, bf_smtp_error_t error, const c
         msg->result.possibly_delivered = true;
     if (msg && error == BF_SMTP_TIMEOUT)
         msg->result.timeout_ms = s->deadline_ms;
+    bool whole_sent
+        = msg && s->state == S_BODY && s->out == msg->wire.data && s->out_pos >= s->out_len;
     s->out = NULL;
     s->out_len = s->out_pos = 0;
-    if (msg) {
-        if (s->reused && !msg->answered && !msg->retried && error == BF_SMTP_BROKEN) {
-            msg->retried = true;
-            msg->result.code = 0;
-            msg->deadline = zclock_mono () + self->queue_ms;
-            s_queue_push (self, msg, true);
-        } else
-            s_msg_fail (self, msg, error, line);
-    }
+    //  A pooled session that broke or answered 421 (closing) before the
+    //  final "." went out: it predates what the server is now (restarted,
+    //  or an idle connection closed under us), and the server has not
+    //  taken the message. It goes again, once, on a fresh connection; the
+    //  other idle sessions are as old and go too. After the final "." the
+    //  message may have been taken: never resent here.
+    bool stale = s->reused
+                 && (error == BF_SMTP_BROKEN
+                     || (error == BF_SMTP_REPLY && msg && msg->result.code == 421));
+    if (msg && stale && !msg->retried && !whole_sent) {
+        msg->retried = true;
+        memset (&msg->result, 0, sizeof msg->result);
+        msg->deadline = zclock_mono () + self->queue_ms;
+        s_queue_push (self, msg, true);
+        bf_smtp_drop_idle (self);
+    } else if (msg)
+        s_msg_fail (self, msg, error, line);
     s_pump (self);
 }
 
@@ -523,7 +531,11 @@ s_pump (bf_smtp_t *self)
         if (!self->queue_head)
             self->queue_tail = NULL;
         msg->next = NULL;
-        if (self->idle) {
+        //  A message retried after a stale session takes a fresh one: an
+        //  idle session makes room when all are open.
+        if (msg->retried && self->idle && self->session_count >= self->max_sessions)
+            s_session_close (self, self->idle, BF_SMTP_BROKEN, NULL);
+        if (self->idle && !msg->retried) {
             s_session_t *s = self->idle;
             s_idle_remove (self, s);
             s->msg = msg;
@@ -772,8 +784,6 @@ s_on_message_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
 static int
 s_on_reply (bf_smtp_t *self, s_session_t *s, int code, const char *line)
 {
-    if (s->msg && s->state >= S_MAIL)
-        s->msg->answered = true;
     if (s->msg)
         s->msg->result.code = code;
     if (s->state < S_IDLE)
@@ -984,6 +994,26 @@ bf_smtp_new (const bf_smtp_config_t *config, char *err, size_t errsize)
     }
     s_resolve (self); /* retried on connect when it fails now */
     return self;
+}
+
+int
+bf_smtp_drop_idle (bf_smtp_t *self)
+{
+    //  No message may take an idle session while they are being dropped.
+    bool pumping = self->pumping;
+    self->pumping = true;
+    int dropped = 0;
+    while (self->idle) {
+        s_session_t *s = self->idle;
+        if (s->fd >= 0) /* best effort; never waits */
+            (void)!send (s->fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+        s_session_close (self, s, BF_SMTP_BROKEN, NULL);
+        dropped++;
+    }
+    self->pumping = pumping;
+    if (!pumping)
+        s_pump (self);
+    return dropped;
 }
 
 void

@@ -28,9 +28,13 @@
     AUTH is only sent when the configuration allows it over this plain
     (unencrypted) connection: bf_smtp_new refuses credentials without
     allow_plain_auth. A session that breaks fails its message and is dropped; the
-    next message opens a new one. A message on a reused session that breaks
-    before the server answered anything for it is retried once on a fresh
-    session (the server closed an idle connection under us).
+    next message opens a new one. A message on a reused (pooled) session
+    that breaks, or is answered 421 (closing) at any step, before its final
+    "." went out is sent again once, in the same submit, on a fresh session:
+    the server restarted or closed an idle connection under us, and it has
+    not taken the message. The other idle sessions, as old, are dropped
+    with it. After the final "." nothing is resent (possibly delivered). A
+    421 or a break on a fresh session is reported: that is the server now.
 
     Threading: one thread, like bf_sender.  */
 
@@ -80,11 +84,11 @@ typedef enum {
 
 typedef struct {
     bf_smtp_error_t error;
-    int code;                /* the last reply code of this message; 0 = none */
-    bool in_setup;           /* failed during greeting / EHLO / HELO / AUTH */
-    bool possibly_delivered; /* the whole message was sent, then TIMEOUT or
-                                BROKEN before the final reply */
-    int timeout_ms;          /* BF_SMTP_TIMEOUT: the timeout that fired */
+    int code;                        /* the last reply code of this message; 0 = none */
+    bool in_setup;                   /* failed during greeting / EHLO / HELO / AUTH */
+    bool possibly_delivered;         /* the whole message was sent, then TIMEOUT or
+                                        BROKEN before the final reply */
+    int timeout_ms;                  /* BF_SMTP_TIMEOUT: the timeout that fired */
     char line[BF_SMTP_LINE_MAX + 1]; /* the reply line of the failing step (raw,
                                 unscrubbed, whole: a cut copy could split a
                                 contact so that masking no longer sees it) or a
@@ -122,6 +126,13 @@ int bf_smtp_submit (bf_smtp_t *self, const char *mail_from, const char *rcpt, co
 /*  Does all the I/O that is ready without waiting, enforces timeouts, and
     reports finished messages through done. Returns how many finished.  */
 int bf_smtp_perform (bf_smtp_t *self, bf_smtp_done_fn done, void *context);
+
+/*  Closes every idle session (QUIT best effort, never waits): after the
+    server failed as a whole, the next message (a breaker's probe, the
+    drain after recovery) starts on a fresh connection rather than on one
+    from before the failure. Sessions carrying a message are left alone.
+    Returns how many were closed.  */
+int bf_smtp_drop_idle (bf_smtp_t *self);
 
 /*  The epoll descriptor: readable when bf_smtp_perform has work.  */
 int bf_smtp_fd (const bf_smtp_t *self);

@@ -23,6 +23,12 @@
     attempt recorded; the failures were told the outage's by "no success
     since the attempt started" (the trial's gap: 2 notices FAILED).
 
+    test_drain_after_recovery: about a hundred emails in flight when the
+    server goes down, sessions the server answers 421 at their next MAIL:
+    after a 4 s outage the backlog drains within its time at the configured
+    rate plus a few breaker_open_ms, the breaker opening at most twice
+    after the recovery (the stale pooled sessions do not fail its probes).
+
     test_outage_beyond_window: the mail server is down from before the run
     and never comes back; notify.outage_window_ms is 3 s. Every email ends
     FAILED ("provider down beyond notify.outage_window_ms") and its SMS
@@ -148,13 +154,29 @@ s_outage (bf_stack_t *s, int refuse_ms, int error_ms)
     assert_true (s_curl ("POST", url, path));
 }
 
+/*  Waits until a quarter of the expected emails went out (fewer than
+    half), then takes the mail server down: refuse_ms refused, error_ms
+    greeting with 554. Returns when it went down (zclock_mono).  */
+static int64_t
+s_down_at_quarter (bf_stack_t *s, int64_t expected, int refuse_ms, int error_ms)
+{
+    int64_t deadline = zclock_mono () + 60000;
+    while (s_mock_accepted (s) < expected / 4 && zclock_mono () < deadline)
+        usleep (20000);
+    assert_true (s_mock_accepted (s) < expected / 2);
+    int64_t down_at = zclock_mono ();
+    s_outage (s, refuse_ms, error_ms);
+    return down_at;
+}
+
 /*  Generates subscribers, starts the mock (recording every message into
     record, a path in the stack's directory), control, settle and notify —
     with the settings all tests share and then env (NULL-terminated
-    "NAME=value" strings) — and starts the run. Returns notify's metrics
-    port.  */
+    "NAME=value" strings) — and starts the run, the mock answering each
+    email after latency_ms. Returns notify's metrics port.  */
 static int
-s_stack_up (bf_stack_t *s, int subscribers, char record[600], const char *const *env)
+s_stack_up (bf_stack_t *s, int subscribers, char record[600], const char *const *env,
+            int latency_ms)
 {
     bf_stack_init (s);
     snprintf (record, 600, "%s/record.jsonl", s->dir);
@@ -165,8 +187,8 @@ s_stack_up (bf_stack_t *s, int subscribers, char record[600], const char *const 
                       0);
     free (out);
     char flags[800];
-    snprintf (flags, sizeof flags, "--email-latency-ms 10 --email-fail-pct 0 --record '%s'",
-              record);
+    snprintf (flags, sizeof flags, "--email-latency-ms %d --email-fail-pct 0 --record '%s'",
+              latency_ms, record);
     bf_stack_mock_start (s, flags);
     bf_proc_t *n = &s->notify;
     //  The kernel's port, read back from notify's log (docs/harness.md "Ports").
@@ -332,7 +354,7 @@ test_email_outage_mid_run (void **state)
                 more than a claim holds.  */
             "BILLFLOW_NOTIFY_BATCH=5", "BILLFLOW_NOTIFY_BREAKER_OPEN_MS=500",
             "BILLFLOW_NOTIFY_BREAKER_MIN_SAMPLES=5", "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=20", NULL };
-    int nport = s_stack_up (&s, 400, record, env);
+    int nport = s_stack_up (&s, 400, record, env, 10);
     bf_proc_t *n = &s.notify;
     /*  Every email notice is created before the outage, so the drain order
         below is the whole run's.  */
@@ -340,12 +362,7 @@ test_email_outage_mid_run (void **state)
     assert_true (expected > 100);
 
     /*  The provider goes down once a quarter of the emails went out.  */
-    int64_t deadline = zclock_mono () + 60000;
-    while (s_mock_accepted (&s) < expected / 4 && zclock_mono () < deadline)
-        usleep (20000);
-    assert_true (s_mock_accepted (&s) < expected / 2);
-    int64_t down_at = zclock_mono ();
-    s_outage (&s, S_REFUSE_MS, S_ERROR_MS);
+    int64_t down_at = s_down_at_quarter (&s, expected, S_REFUSE_MS, S_ERROR_MS);
     /*  While it refuses, nothing is accepted: every record line from here
         on is the drain after the recovery.  */
     zclock_sleep ((int)(down_at + 1000 - zclock_mono ()));
@@ -516,7 +533,7 @@ test_short_outage_breaker_closed (void **state)
                           "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=100",
                           "BILLFLOW_NOTIFY_BREAKER_OPEN_MS=1000",
                           NULL };
-    int nport = s_stack_up (&s, 200, record, env);
+    int nport = s_stack_up (&s, 200, record, env, 10);
     int64_t expected = s_wait_emails (&s);
     assert_true (expected > 40);
     int64_t deadline = zclock_mono () + 60000;
@@ -568,6 +585,73 @@ test_short_outage_breaker_closed (void **state)
     bf_stack_destroy (&s);
 }
 
+/*  Issue 16's drain: "when the provider returns, the backlog drains at the
+    configured rate". About a hundred emails are in flight when the mail
+    server goes down (each answered after 1 s, 100 a second); it finishes
+    them and answers 421 to the next MAIL on those sessions, as a server
+    going down does. Those sessions, kept in notify's pool, are from before
+    the outage: after the recovery they must not fail the breaker's probes.
+    The breaker opens after a fraction of them failed, for 1 s at a time,
+    and the outage lasts 4 s, so most of them outlive it. The
+    drain after the recovery ends within the backlog at the configured
+    rate plus a few breaker_open_ms, and the breaker opens at most twice
+    after the recovery. On the code that reused them, each stale session
+    failed one probe and reopened the breaker for another breaker_open_ms.  */
+#define S_DRAIN_RATE       100
+#define S_DRAIN_OPEN_MS    1000
+#define S_DRAIN_LATENCY_MS 1000
+static void
+test_drain_after_recovery (void **state)
+{
+    (void)state;
+    bf_stack_t s;
+    char record[600], rate[64], open_ms[64];
+    snprintf (rate, sizeof rate, "BILLFLOW_NOTIFY_EMAIL_RATE=%d", S_DRAIN_RATE);
+    snprintf (open_ms, sizeof open_ms, "BILLFLOW_NOTIFY_BREAKER_OPEN_MS=%d", S_DRAIN_OPEN_MS);
+    const char *env[] = { "BILLFLOW_NOTIFY_EMAIL_CONCURRENCY=200",
+                          rate,
+                          open_ms,
+                          "BILLFLOW_NOTIFY_BATCH=20",
+                          "BILLFLOW_NOTIFY_DISPATCHERS=1",
+                          "BILLFLOW_NOTIFY_BREAKER_MIN_SAMPLES=5",
+                          "BILLFLOW_NOTIFY_BREAKER_ERROR_PCT=20",
+                          NULL };
+    int nport = s_stack_up (&s, 1000, record, env, S_DRAIN_LATENCY_MS);
+    int64_t expected = s_wait_emails (&s);
+    assert_true (expected > 300);
+    int64_t down_at = s_down_at_quarter (&s, expected, 2000, 2000);
+    zclock_sleep ((int)(down_at + 4000 - zclock_mono ()));
+    int64_t up_at = zclock_mono ();
+    long at_up = s_mock_accepted (&s);
+    char *metrics = s_metrics (&s, nport);
+    double opened_before = s_sample (
+        metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"open\"}");
+    free (metrics);
+    s_wait_final (&s);
+    int64_t drained_ms = zclock_mono () - up_at;
+    long drained = s_mock_accepted (&s) - at_up;
+    metrics = s_metrics (&s, nport);
+    double opened = s_sample (
+        metrics, "billflow_notify_breaker_changes_total{provider=\"email\",to=\"open\"}");
+    free (metrics);
+    /*  The bound: the backlog at the configured rate, a probe's wait
+        and a back-off (each at most breaker_open_ms) and one more, the
+        mock's latency for the last email and 1 s for the harness's polling
+        and a loaded machine.  */
+    int64_t bound = drained * 1000 / S_DRAIN_RATE + 3 * S_DRAIN_OPEN_MS + S_DRAIN_LATENCY_MS + 1000;
+    fprintf (stderr,
+             "# drain: %ld emails in %lld ms after the recovery (bound %lld ms); breaker"
+             " opened %g times before, %g after\n",
+             drained, (long long)drained_ms, (long long)bound, opened_before,
+             opened - opened_before);
+    assert_true (opened_before >= 1);
+    assert_true (opened - opened_before <= 2);
+    assert_true (drained_ms <= bound);
+    s_assert_nothing_failed (&s);
+    s_assert_exactly_once (&s);
+    bf_stack_destroy (&s);
+}
+
 /*  The mail server goes down as the run starts and stays down (refused
     for 10 min); notify.outage_window_ms is 3 s. Every email ends FAILED
     with the window's reason once it is 3 s old, and falls back to SMS
@@ -591,7 +675,7 @@ test_outage_beyond_window (void **state)
                           "BILLFLOW_NOTIFY_BREAKER_OPEN_MS=300",
                           "BILLFLOW_NOTIFY_OUTAGE_WINDOW_MS=3000",
                           NULL };
-    int nport = s_stack_up (&s, 60, record, env);
+    int nport = s_stack_up (&s, 60, record, env, 10);
     s_outage (&s, 600000, 0);
     int64_t expected = s_wait_emails (&s);
     s_wait_final (&s);
@@ -650,6 +734,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_email_outage_mid_run, s_teardown),
         cmocka_unit_test_teardown (test_short_outage_breaker_closed, s_teardown),
+        cmocka_unit_test_teardown (test_drain_after_recovery, s_teardown),
         cmocka_unit_test_teardown (test_outage_beyond_window, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

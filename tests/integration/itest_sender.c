@@ -175,6 +175,8 @@ typedef struct {
     bool auth_last;    /* SMTP: AUTH is the last line of the EHLO reply */
     int end_delay_ms;  /* SMTP: the reply after "." goes out this much later */
     bool drop_in_data; /* SMTP: hang up on the first message line */
+    int stale_upto;    /* SMTP: connections numbered up to this one answer 421 to
+                          MAIL, like sessions that predate a server restart */
     //  Observations (under lock)
     s_request_t *requests;
     int request_count, request_cap;
@@ -358,7 +360,10 @@ s_smtp_process (s_server_t *self, s_conn_t *conn)
                     s_send_line (conn, "334 ");
                 }
             } else if (strncasecmp (line, "MAIL FROM:", 10) == 0) {
-                if (*self->mail) /* "" = never answer */
+                if (conn->id <= self->stale_upto) {
+                    s_send_line (conn, "421 4.3.2 service shutting down");
+                    conn->close_after = true;
+                } else if (*self->mail) /* "" = never answer */
                     s_send_line (conn, self->mail);
             } else if (strncasecmp (line, "RCPT TO:", 8) == 0) {
                 if (*self->rcpt)
@@ -837,6 +842,39 @@ test_http_idempotency_and_keepalive (void **state)
     assert_string_equal (s_header (&server->requests[9], "Idempotency-Key", value, sizeof value),
                          "9106");
     assert_int_equal (s_server_count (server, &server->connections), 1);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
+//  After a provider-wide failure (here a 503) the next transfer to that
+//  provider opens a fresh connection instead of reusing a keep-alive one
+//  from before it; once one succeeds, keep-alive reuse resumes.
+static void
+test_http_fresh_connection_after_provider_failure (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_HTTP);
+    bf_sender_config_t config = s_config (server->port, 0);
+    config.backoff_base_ms = 20;
+    config.backoff_max_ms = 40;
+    bf_sender_t *sender = s_sender (&config);
+    assert_int_equal (s_send_sms (sender, 9300, "01012345678", "a").outcome, BF_OUTCOME_DELIVERED);
+    s_server_set (server, 503, "", "{\"error\":\"down\"}", 0);
+    bf_send_result_t result = s_send_sms (sender, 9301, "01012345678", "b");
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_true (result.provider_wide);
+    assert_int_equal (s_server_count (server, &server->connections), 1);
+    s_server_set (server, 202, "", "{\"message_id\":\"m-1\"}", 0);
+    s_sink_t idle = { 0 };
+    int64_t deadline = s_now_ms () + S_DEADLINE_MS;
+    while (!bf_sender_ready (sender, BF_PROVIDER_SMS)) { /* the provider's back-off */
+        assert_true (s_now_ms () < deadline);
+        assert_true (bf_sender_poll (sender, 10, s_on_done, &idle) >= 0);
+    }
+    assert_int_equal (s_send_sms (sender, 9302, "01012345678", "c").outcome, BF_OUTCOME_DELIVERED);
+    assert_int_equal (s_server_count (server, &server->connections), 2);
+    assert_int_equal (s_send_sms (sender, 9303, "01012345678", "d").outcome, BF_OUTCOME_DELIVERED);
+    assert_int_equal (s_server_count (server, &server->connections), 2);
     bf_sender_destroy (&sender);
     s_server_stop (&server);
 }
@@ -1643,6 +1681,83 @@ test_smtp_broken_session (void **state)
     s_server_stop (&server);
 }
 
+//  A pooled session that answers 421 to MAIL (it predates a server restart)
+//  says nothing about the server now: the message goes out on a fresh
+//  connection in the same attempt, once, and the other idle sessions of
+//  that time are dropped with it. A 421 on a fresh connection is the
+//  provider's answer and fails the message.
+static void
+test_smtp_stale_session_421 (void **state)
+{
+    (void)state;
+    s_server_t *server = s_server_start (S_SMTP);
+    bf_sender_config_t config = s_config (0, server->port);
+    config.concurrency[BF_PROVIDER_EMAIL] = 2;
+    bf_sender_t *sender = s_sender (&config);
+    bf_send_request_t request = {
+        .delivery_id = 97, .kind = BF_SEND_EMAIL, .to = "a@example.com", .title = "t", .text = "x"
+    };
+    //  Two sessions in the pool: two messages at once.
+    s_sink_t sink = { 0 };
+    s_send_emails (sender, 2, 97, &sink);
+    assert_int_equal (sink.outcomes[BF_OUTCOME_DELIVERED], 2);
+    int before = s_server_count (server, &server->connections);
+    assert_int_equal (before, 2);
+    pthread_mutex_lock (&server->lock);
+    server->stale_upto = before;
+    pthread_mutex_unlock (&server->lock);
+    request.delivery_id = 99;
+    bf_send_result_t result = s_send (sender, &request);
+    assert_int_equal (result.outcome, BF_OUTCOME_DELIVERED);
+    assert_false (result.provider_wide);
+    pthread_mutex_lock (&server->lock);
+    assert_int_equal (server->message_count, 3); /* the message once */
+    assert_int_equal (server->connections, before + 1);
+    pthread_mutex_unlock (&server->lock);
+    //  The other stale session went with the first: the next message does
+    //  not meet a 421 either, and needs no new connection.
+    request.delivery_id = 100;
+    assert_int_equal (s_send (sender, &request).outcome, BF_OUTCOME_DELIVERED);
+    assert_int_equal (s_server_count (server, &server->connections), before + 1);
+    //  After the final "." nothing is resent on that session, even a 421
+    //  (refused) or a lost connection (possibly delivered): counted once.
+    s_server_smtp (server, S_END, "421 4.3.0 closing");
+    request.delivery_id = 101;
+    result = s_send (sender, &request);
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_int_equal (result.status_code, 421);
+    s_server_smtp (server, S_END, "250 2.0.0 queued");
+    assert_int_equal (s_send (sender, &request).outcome, BF_OUTCOME_DELIVERED); /* reused */
+    pthread_mutex_lock (&server->lock);
+    server->drop_in_data = true;
+    pthread_mutex_unlock (&server->lock);
+    request.delivery_id = 102;
+    assert_int_equal (s_send (sender, &request).outcome, BF_OUTCOME_UNKNOWN);
+    pthread_mutex_lock (&server->lock);
+    server->drop_in_data = false;
+    //  97..101, 101 again, and 102, read whole before the hang-up; the 421
+    //  after 101's "." closed its session, 102 was not sent a second time.
+    assert_int_equal (server->message_count, 7);
+    assert_int_equal (server->connections, before + 2);
+    pthread_mutex_unlock (&server->lock);
+    //  A 421 on a fresh connection is the server's own: provider-wide.
+    bf_sender_destroy (&sender);
+    pthread_mutex_lock (&server->lock);
+    server->stale_upto = S_MAX_CONNS * 100;
+    pthread_mutex_unlock (&server->lock);
+    sender = s_sender (&config);
+    request.delivery_id = 103;
+    result = s_send (sender, &request);
+    assert_int_equal (result.outcome, BF_OUTCOME_TRANSIENT);
+    assert_int_equal (result.status_code, 421);
+    assert_true (result.provider_wide);
+    pthread_mutex_lock (&server->lock);
+    assert_int_equal (server->message_count, 7);
+    pthread_mutex_unlock (&server->lock);
+    bf_sender_destroy (&sender);
+    s_server_stop (&server);
+}
+
 //  --------------------------------------------------------------------------
 //  Requests that cannot be sent, programming errors, unconfigured providers
 
@@ -2119,9 +2234,9 @@ test_mockprovider_smoke (void **state)
     //  Ports the kernel picks, read back from its first line (s_wait_ready):
     //  a port picked here could be taken before the mock provider binds it.
     int http_port = 0, smtp_port = 0;
-    char *argv[] = { (char *)binary, "--http-port",      "0", "--smtp-port",
-                     "0",            "--sms-latency-ms", "100", "--email-latency-ms",
-                     "20",           "--email-fail-pct", "0",   NULL };
+    char *argv[]
+        = { (char *)binary, "--http-port",        "0",  "--smtp-port",      "0", "--sms-latency-ms",
+            "100",          "--email-latency-ms", "20", "--email-fail-pct", "0", NULL };
     int out[2];
     assert_int_equal (pipe (out), 0);
     posix_spawn_file_actions_t actions;
@@ -2201,6 +2316,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_http_request_shape),
         cmocka_unit_test (test_http_idempotency_and_keepalive),
+        cmocka_unit_test (test_http_fresh_connection_after_provider_failure),
         cmocka_unit_test (test_http_reply_mappings),
         cmocka_unit_test (test_http_throttle_pause),
         cmocka_unit_test (test_http_connection_refused),
@@ -2211,6 +2327,7 @@ main (void)
         cmocka_unit_test (test_smtp_parallel_slow_server),
         cmocka_unit_test (test_smtp_multiline_and_reuse),
         cmocka_unit_test (test_smtp_broken_session),
+        cmocka_unit_test (test_smtp_stale_session_421),
         cmocka_unit_test (test_invalid_requests),
         cmocka_unit_test (test_logs_mask_contacts),
         cmocka_unit_test (test_breaker_opens_and_recovers),
