@@ -259,8 +259,13 @@ s_poll (zsock_t *sock, short events, int64_t deadline)
 /*  While a queued command runs, how often the request is repeated.  */
 #define S_RESEND_MS 2000
 
-/*  First pause after a "busy" answer; it doubles with each one (to 32x).  */
-#define S_BUSY_PAUSE_MS 250
+/*  First pause after a "busy" answer without a hint (an older control);
+    it doubles with each one (to 32x, S_BUSY_PAUSE_MAX_MS).  */
+#define S_BUSY_PAUSE_MS     250
+#define S_BUSY_PAUSE_MAX_MS (S_BUSY_PAUSE_MS << 5)
+
+/*  The least pause after a hinted "busy" answer.  */
+#define S_BUSY_PAUSE_MIN_MS 2
 
 /*  An ACCEPTED answer saying the command is queued for (or running in) a
     live service: {"queued_for": "settle"}.  */
@@ -456,15 +461,16 @@ s_follow_ack (bf_client_t *self, s_request_t *req, int rc)
 static int
 s_pause_busy (s_request_t *req)
 {
-    int pause = S_BUSY_PAUSE_MS << (req->busy < 5 ? req->busy : 5);
+    int pause = bf_client_busy_pause_ms ((*req->reply)->retry_after_ms, req->busy,
+                                         (uint32_t)zclock_usecs ());
     req->busy++;
     bf_debug ("bf_client: control is busy (%s); asking again in %d ms", (*req->reply)->error,
               pause);
     billflow__command_reply__free_unpacked (*req->reply, NULL);
     *req->reply = NULL;
     int64_t until = zclock_mono () + pause;
-    while (!zsys_interrupted && zclock_mono () < until)
-        zclock_sleep (20);
+    for (int64_t now = zclock_mono (); !zsys_interrupted && now < until; now = zclock_mono ())
+        zclock_sleep (until - now < 20 ? (int)(until - now) : 20);
     if (zsys_interrupted) {
         bf_err_set (req->err, req->errsize, "interrupted");
         return BF_CLIENT_INTERRUPTED;
@@ -545,6 +551,20 @@ bf_client_request (bf_client_t *self, const char *command_id, const char *target
                         self->endpoints, tries, tries == 1 ? "" : "s", seconds);
     }
     return rc;
+}
+
+int
+bf_client_busy_pause_ms (uint32_t retry_after_ms, int busy, uint32_t random)
+{
+    if (!retry_after_ms)
+        return S_BUSY_PAUSE_MS << (busy < 5 ? (busy > 0 ? busy : 0) : 5);
+    uint32_t pause = retry_after_ms < S_BUSY_PAUSE_MIN_MS ? S_BUSY_PAUSE_MIN_MS : retry_after_ms;
+    if (pause > S_BUSY_PAUSE_MAX_MS)
+        pause = S_BUSY_PAUSE_MAX_MS;
+    /*  Up to a quarter more (at least 1 ms), so the callers one busy
+        answer turned away do not all come back in the same millisecond.  */
+    pause += random % (pause / 4 + 2);
+    return pause > S_BUSY_PAUSE_MAX_MS ? S_BUSY_PAUSE_MAX_MS : (int)pause;
 }
 
 bool

@@ -82,9 +82,17 @@ const char *bf_client_status_name (int status);
 /*  True when reply is control's "busy" answer (FAILED, retryable, the
     error starting "busy:"): the key is over its rate limit or its slow
     queries are queued already; nothing was stored or run. bf_client_request
-    asks again after 250 ms, doubling, up to retries times, and returns
-    the busy answer when control stays busy.  */
+    asks again after bf_client_busy_pause_ms, up to retries times, and
+    returns the busy answer when control stays busy.  */
 bool bf_client_busy (const Billflow__CommandReply *reply);
+
+/*  How long bf_client_request pauses after its busy-th (from 0) "busy"
+    answer. With control's hint (retry_after_ms > 0: the wait its token
+    bucket computed) that hint, at least 2 ms, plus up to a quarter more
+    drawn from random (so turned-away callers spread out), capped at 8 s;
+    without one (an older control) 250 ms doubling with each answer up
+    to 8 s, as before the hint existed.  */
+int bf_client_busy_pause_ms (uint32_t retry_after_ms, int busy, uint32_t random);
 
 /*  True when reply is control's acknowledgement "stored; its service is
     working on it" (ACCEPTED, {"queued_for": target}) rather than an

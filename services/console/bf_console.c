@@ -231,8 +231,11 @@ s_answered (s_request_t *req, const Billflow__CommandReply *reply)
     const bf_verb_t *verb = req->route.verb;
     if (req->route.kind == BF_ROUTE_QUERY) {
         int status = bf_route_query_status (reply, verb, req->session.role);
+        /*  control's "busy" names its wait (retry_after_ms): the browser
+            gets it, in whole seconds, as Retry-After.  */
         if (status == 503)
-            req->retry_after_s = 2;
+            req->retry_after_s
+                = reply->retry_after_ms ? (int)((reply->retry_after_ms + 999) / 1000) : 2;
         if (status == 200)
             s_finish (req, 200, strdup (reply->result && *reply->result ? reply->result : "null"));
         else

@@ -45,6 +45,8 @@
 /*  Defaults of the hardening settings (bf_control_args_t).  */
 #define S_CLIENT_RATE       50
 #define S_CLIENT_BURST      100
+#define S_CONSOLE_RATE      1000
+#define S_CONSOLE_BURST     2000
 #define S_COMMAND_ATTEMPTS  5
 #define S_MAX_REQUEST_BYTES 16384
 
@@ -98,6 +100,7 @@ typedef struct {
 typedef struct {
     double tokens;
     int64_t refilled; /* zclock_mono */
+    int rate, burst;  /* its bucket: client_ or console_ (s_key_limits) */
     int reports;      /* run.report callers queued for the reporter */
     uint64_t limited, limited_unaudited, limited_unlogged;
     int64_t warned, audited;
@@ -322,22 +325,35 @@ s_key (s_control_t *self, const char *name)
         key = calloc (1, sizeof *key);
         if (!key)
             return NULL;
-        key->tokens = self->args.client_burst;
+        key->rate = self->args.client_rate;
+        key->burst = self->args.client_burst;
+        key->tokens = key->burst;
         key->refilled = zclock_mono ();
         zhashx_insert (self->keys, name, key);
     }
     return key;
 }
 
-/*  Token bucket per key name: client_rate frames a second, client_burst
-    at once. True when the frame may be handled.  */
+/*  A key with the console role speaks for every operator of its console
+    at once, so it gets console_rate/console_burst; any other key
+    client_rate/client_burst (docs/control.md "Limits").  */
+static void
+s_key_limits (const s_control_t *self, s_key_t *key, const char *role)
+{
+    bool console = role && !strcmp (role, "console");
+    key->rate = console ? self->args.console_rate : self->args.client_rate;
+    key->burst = console ? self->args.console_burst : self->args.client_burst;
+}
+
+/*  Token bucket per key name: key->rate frames a second, key->burst at
+    once. True when the frame may be handled.  */
 static bool
-s_take_token (s_control_t *self, s_key_t *key)
+s_take_token (s_key_t *key)
 {
     int64_t now = zclock_mono ();
-    key->tokens += (double)(now - key->refilled) * self->args.client_rate / 1000.0;
-    if (key->tokens > self->args.client_burst)
-        key->tokens = self->args.client_burst;
+    key->tokens += (double)(now - key->refilled) * key->rate / 1000.0;
+    if (key->tokens > key->burst)
+        key->tokens = key->burst;
     key->refilled = now;
     if (key->tokens < 1.0)
         return false;
@@ -347,11 +363,11 @@ s_take_token (s_control_t *self, s_key_t *key)
 
 /*  Milliseconds until key has a token again.  */
 static int
-s_token_wait_ms (const s_control_t *self, const s_key_t *key)
+s_token_wait_ms (const s_key_t *key)
 {
     double missing = 1.0 - key->tokens;
     /*  Rounded up (without libm).  */
-    int ms = missing > 0 ? (int)(missing * 1000.0 / self->args.client_rate) + 1 : 0;
+    int ms = missing > 0 ? (int)(missing * 1000.0 / key->rate) + 1 : 0;
     return ms < 1 ? 1 : ms;
 }
 
@@ -445,14 +461,25 @@ s_send_to (s_control_t *self, zframe_t *identity, bf_msg_type_t type, const Prot
     }
 }
 
+/*  A CommandReply to identity; retry_after_ms (0: none) is the hint a
+    "busy:" answer carries (CommandReply.retry_after_ms).  */
+static void
+s_answer_hint (s_control_t *self, zframe_t *identity, const char *command_id,
+               Billflow__CommandReply__Status status, const char *result, const char *error,
+               bool replayed, bool retryable, int retry_after_ms)
+{
+    Billflow__CommandReply reply;
+    bf_wire_reply_init (&reply, command_id, status, result, error, replayed, retryable);
+    reply.retry_after_ms = retry_after_ms > 0 ? (uint32_t)retry_after_ms : 0;
+    s_send_to (self, identity, BF_MSG_CMD_REPLY, &reply.base);
+}
+
 static void
 s_answer (s_control_t *self, zframe_t *identity, const char *command_id,
           Billflow__CommandReply__Status status, const char *result, const char *error,
           bool replayed, bool retryable)
 {
-    Billflow__CommandReply reply;
-    bf_wire_reply_init (&reply, command_id, status, result, error, replayed, retryable);
-    s_send_to (self, identity, BF_MSG_CMD_REPLY, &reply.base);
+    s_answer_hint (self, identity, command_id, status, result, error, replayed, retryable, 0);
 }
 
 static Billflow__CommandReply__Status
@@ -869,14 +896,15 @@ s_control_status (s_control_t *self, char **json)
     if (doc)
         json_object_set_new (
             doc, "limits",
-            json_pack ("{s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i}", "rate_limited",
+            json_pack ("{s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i}", "rate_limited",
                        (json_int_t)self->limited, "busy", (json_int_t)self->busy, "gave_up",
                        (json_int_t)self->gave_up, "services_refused",
                        (json_int_t)self->services_refused, "foreign_replies",
                        (json_int_t)self->foreign_replies, "reports_queued",
                        (int)bf_report_cache_waiting (self->report_cache), "client_rate",
                        self->args.client_rate, "client_burst", self->args.client_burst,
-                       "command_attempts", self->args.command_attempts));
+                       "console_rate", self->args.console_rate, "console_burst",
+                       self->args.console_burst, "command_attempts", self->args.command_attempts));
     json_t *limits = doc ? json_object_get (doc, "limits") : NULL;
     if (limits)
         json_object_set_new (limits, "on_behalf_refused",
@@ -1674,8 +1702,7 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
     if (!key->warned || now - key->warned >= S_KEY_WARN_EVERY_MS) {
         bf_warn ("control: key %s is over its rate (%d/s, burst %d): %llu frame(s) refused since"
                  " the last warning",
-                 actor, self->args.client_rate, self->args.client_burst,
-                 (unsigned long long)key->limited_unlogged);
+                 actor, key->rate, key->burst, (unsigned long long)key->limited_unlogged);
         key->warned = now;
         key->limited_unlogged = 0;
     }
@@ -1683,9 +1710,10 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
         return;
     bf_control_metrics_command (cmd->verb ? cmd->verb : "", "rate_limited");
     char error[160];
+    int wait_ms = s_token_wait_ms (key);
     snprintf (error, sizeof error,
               "busy: too many requests from key '%s' (at most %d a second); retry in %d ms", actor,
-              self->args.client_rate, s_token_wait_ms (self, key));
+              key->rate, wait_ms);
     const bf_verb_t *verb = bf_verb_find (cmd->verb);
     if ((!verb || !verb->query) && (!key->audited || now - key->audited >= S_KEY_AUDIT_EVERY_MS)) {
         char detail[96];
@@ -1701,9 +1729,10 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
         key->audited = now;
         key->limited_unaudited = 0;
     }
-    s_answer (self, identity,
-              cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : "",
-              BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, true);
+    s_answer_hint (self, identity,
+                   cmd->command_id && s_command_id_valid (cmd->command_id) ? cmd->command_id : "",
+                   BILLFLOW__COMMAND_REPLY__STATUS__STATUS_FAILED, NULL, error, false, true,
+                   wait_ms);
 }
 
 /*  A command or query that passed the rate limit and the size check:
@@ -1777,11 +1806,13 @@ s_on_router (s_control_t *self)
         bf_log_ctx_set ("verb", "%s", BF_TEXT_SHOW (cmd->verb, 64));
     const Billflow__ServiceRegister *reg = bf_wire_service_register (&in);
     const Billflow__ServiceHeartbeat *hb = bf_wire_service_heartbeat (&in);
-    /*  Every key gets client_rate frames a second (client_burst at once):
-        a flood is answered "busy" at the cost of a reply, never with
-        database work.  */
+    /*  Every key gets client_rate frames a second (client_burst at once),
+        a console key console_rate (console_burst): a flood is answered
+        "busy" at the cost of a reply, never with database work.  */
     s_key_t *key = s_key (self, actor);
-    if (key && !s_take_token (self, key)) {
+    if (key)
+        s_key_limits (self, key, role_copy);
+    if (key && !s_take_token (key)) {
         s_limited (self, identity, key, actor, cmd);
         bf_wire_msg_reset (&in);
         zframe_destroy (&identity);
@@ -2027,6 +2058,10 @@ bf_control_actor (zsock_t *pipe, void *args)
         self->args.client_rate = S_CLIENT_RATE;
     if (self->args.client_burst <= 0)
         self->args.client_burst = S_CLIENT_BURST;
+    if (self->args.console_rate <= 0)
+        self->args.console_rate = S_CONSOLE_RATE;
+    if (self->args.console_burst <= 0)
+        self->args.console_burst = S_CONSOLE_BURST;
     if (self->args.command_attempts <= 0)
         self->args.command_attempts = S_COMMAND_ATTEMPTS;
     if (self->args.max_request_bytes <= 0)
@@ -2132,6 +2167,8 @@ bf_control_args_from_config (bf_control_args_t *args, const bf_config_t *config,
     args->pii = pii;
     args->client_rate = (int)bf_config_int (config, "control.client_rate");
     args->client_burst = (int)bf_config_int (config, "control.client_burst");
+    args->console_rate = (int)bf_config_int (config, "control.console_rate");
+    args->console_burst = (int)bf_config_int (config, "control.console_burst");
     args->command_attempts = (int)bf_config_int (config, "control.command_attempts");
     args->max_request_bytes = (int)bf_config_int (config, "control.max_request_bytes");
     args->metrics_ms = (int)bf_config_int (config, "control.metrics_ms");

@@ -73,6 +73,8 @@ typedef struct {
     /*  Hardening (docs/control.md "Limits"); 0 takes the default.  */
     int client_rate;          /* frames per second and key (token bucket rate) */
     int client_burst;         /* ... and its depth */
+    int console_rate;         /* the same for a key with the console role */
+    int console_burst;        /* ... (it speaks for every operator at once) */
     int command_attempts;     /* forwards of one command before it is FAILED */
     int max_request_bytes;    /* largest command or query a client may send */
     int metrics_ms;           /* cluster-wide metrics refresh (bf_control_metrics.h); 0: 5000 */

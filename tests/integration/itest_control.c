@@ -1071,6 +1071,61 @@ test_console_acts_for_people (void **state)
     bf_client_destroy (&console);
 }
 
+/*  Asks services.list n times back to back with client (no retries, so a
+    "busy" answer comes back as it is); counts the busy answers and keeps
+    the largest retry_after_ms hint among them.  */
+static int
+s_flood_queries (bf_client_t *client, const char *prefix, int n, uint32_t *max_hint)
+{
+    int busy = 0;
+    for (int i = 0; i < n; i++) {
+        char id[48];
+        snprintf (id, sizeof id, "%s-%d", prefix, i);
+        Billflow__CommandReply *reply = NULL;
+        assert_int_equal (s_request (client, id, "control", "services.list", NULL, NULL, &reply),
+                          BF_CLIENT_ANSWERED);
+        if (bf_client_busy (reply)) {
+            busy++;
+            if (reply->retry_after_ms > *max_hint)
+                *max_hint = reply->retry_after_ms;
+        } else
+            assert_int_equal (reply->status, BILLFLOW__COMMAND_REPLY__STATUS__STATUS_OK);
+        billflow__command_reply__free_unpacked (reply, NULL);
+    }
+    return busy;
+}
+
+/*  The console key speaks for every operator at once, so it has its own
+    rate (control.console_rate 1000/s, burst 2000): 400 queries back to back
+    pass, while a viewer key asking the same is held to client_rate (50/s,
+    burst 100) and its "busy" answers carry retry_after_ms, the wait
+    control's bucket computed (1000/50 ms at most, rounded up).  */
+static void
+test_console_key_rate (void **state)
+{
+    (void)state;
+    s_start_with (false, false);
+    bf_client_t *console = s_client ("console", NULL, 3000, 0);
+    bf_client_t *viewer = s_client ("viewer", NULL, 3000, 0);
+    uint32_t hint = 0;
+    int64_t started = s_now_ms ();
+    int busy = s_flood_queries (console, "console-rate", 400, &hint);
+    print_message ("# console key: 400 queries in %lld ms, %d busy\n",
+                   (long long)(s_now_ms () - started), busy);
+    assert_int_equal (busy, 0);
+    /*  The viewer is over 100 + 50/s unless 400 answers took over 6 s.  */
+    started = s_now_ms ();
+    busy = s_flood_queries (viewer, "viewer-rate", 400, &hint);
+    int64_t took = s_now_ms () - started;
+    print_message ("# viewer key: 400 queries in %lld ms, %d busy, hint up to %u ms\n",
+                   (long long)took, busy, hint);
+    assert_true (took < 6000);
+    assert_true (busy > 0);
+    assert_in_range (hint, 1, 1000 / 50 + 1);
+    bf_client_destroy (&console);
+    bf_client_destroy (&viewer);
+}
+
 /*  on_behalf_ fields from keys that are not console keys, and malformed
     ones from the console key: refused, logged, audited under the key's own
     name (never with the name sent), counted; nothing stored.  */
@@ -1514,9 +1569,13 @@ main (void)
         cmocka_unit_test_setup_teardown (test_failover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_console_acts_for_people, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_on_behalf_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_console_key_rate, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_billctl_on_behalf, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_run_schedule_release, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_run_unschedule_and_templates, s_setup, s_teardown),
     };
+    /*  BF_TEST_FILTER=NAME runs only the tests matching NAME.  */
+    if (getenv ("BF_TEST_FILTER"))
+        cmocka_set_test_filter (getenv ("BF_TEST_FILTER"));
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

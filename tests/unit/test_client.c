@@ -592,6 +592,35 @@ test_new_errors (void **state)
     bf_client_destroy (&client);
 }
 
+/*  The pause after a "busy" answer follows control's retry_after_ms hint
+    (floor 2 ms, a little jitter, cap 8 s); without a hint it is the old
+    250 ms doubling to 8 s.  */
+static void
+test_busy_pause (void **state)
+{
+    (void)state;
+    /*  No hint (an older control): 250, 500, ... 8000, then stays.  */
+    assert_int_equal (bf_client_busy_pause_ms (0, 0, 7), 250);
+    assert_int_equal (bf_client_busy_pause_ms (0, 1, 7), 500);
+    assert_int_equal (bf_client_busy_pause_ms (0, 5, 7), 8000);
+    assert_int_equal (bf_client_busy_pause_ms (0, 40, 7), 8000);
+    /*  A hint is followed, whatever the count: from it to a quarter more.  */
+    for (uint32_t r = 0; r < 1000; r += 37) {
+        int pause = bf_client_busy_pause_ms (11, 3, r);
+        assert_true (pause >= 11 && pause <= 11 + 11 / 4 + 1);
+        pause = bf_client_busy_pause_ms (400, 0, r);
+        assert_true (pause >= 400 && pause <= 501);
+    }
+    /*  The jitter is real: different draws, different pauses.  */
+    assert_int_not_equal (bf_client_busy_pause_ms (400, 0, 0),
+                          bf_client_busy_pause_ms (400, 0, 50));
+    /*  A floor of 2 ms, and never more than 8 s.  */
+    assert_in_range (bf_client_busy_pause_ms (1, 0, 0), 2, 3);
+    assert_in_range (bf_client_busy_pause_ms (1, 0, 1), 2, 3);
+    assert_int_equal (bf_client_busy_pause_ms (60000, 0, 0), 8000);
+    assert_int_equal (bf_client_busy_pause_ms (7999, 0, 999), 8000);
+}
+
 static int
 s_group_setup (void **state)
 {
@@ -617,6 +646,7 @@ main (void)
         cmocka_unit_test (test_interrupted),
         cmocka_unit_test (test_new_errors),
         cmocka_unit_test (test_curve),
+        cmocka_unit_test (test_busy_pause),
     };
     if (getenv ("BF_TEST_FILTER"))
         cmocka_set_test_filter (getenv ("BF_TEST_FILTER"));
