@@ -44,6 +44,7 @@
 #include "bf_sender.h"
 #include "bf_testproc.h"
 #include "bf_text.h"
+#include "unit/bf_testutil.h"
 
 extern char **environ;
 
@@ -697,31 +698,19 @@ s_send_many (bf_sender_t *sender, int n, int64_t first_id, s_sink_t *sink)
 }
 
 //  Log capture into a temporary file.
-static FILE *s_capture;
-
+/*  Log capture around one send: bf_testutil's, at DEBUG while it runs.  */
 static void
 s_capture_start (void)
 {
-    s_capture = tmpfile ();
-    assert_non_null (s_capture);
     bf_log_init ("itest_sender", BF_LOG_DEBUG, false);
-    bf_log_set_fd (fileno (s_capture));
+    bf_testutil_log_capture ();
 }
 
 static char *
 s_capture_stop (void)
 {
-    bf_log_set_fd (2);
+    char *text = bf_testutil_log_captured ();
     bf_log_init ("itest_sender", BF_LOG_WARN, false);
-    int fd = fileno (s_capture);
-    off_t size = lseek (fd, 0, SEEK_END);
-    assert_true (size >= 0);
-    char *text = malloc ((size_t)size + 1);
-    assert_non_null (text);
-    assert_int_equal (pread (fd, text, (size_t)size, 0), size);
-    text[size] = '\0';
-    fclose (s_capture);
-    s_capture = NULL;
     return text;
 }
 
