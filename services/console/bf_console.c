@@ -375,6 +375,32 @@ s_session (s_request_t *req)
                                  &req->session);
 }
 
+/*  True when the request's session may send one more query or command
+    (console.session_rate): else it is answered 429 with Retry-After and
+    never reaches a worker or control, so one session's flood leaves the
+    console key's budget at control and the worker queues to the other
+    operators. Warns at most once per session per 10 s, with the user's
+    name (never the token) and how many were refused.  */
+static bool
+s_session_rate_ok (s_request_t *req)
+{
+    const char *token = MHD_lookup_connection_value (req->connection, MHD_COOKIE_KIND, S_COOKIE);
+    int wait_ms = 0;
+    uint64_t refused = 0;
+    if (!token
+        || bf_sessions_take (bf_login_sessions (req->owner->login), token, zclock_time (), &wait_ms,
+                             &refused))
+        return true;
+    if (refused)
+        bf_warn ("console: session of %s from %s is over its rate (%d/s, burst %d): %llu"
+                 " request(s) refused since the last warning",
+                 req->session.name, req->address, req->owner->args.session_rate,
+                 req->owner->args.session_burst, (unsigned long long)refused);
+    bf_console_metrics_session_limited ();
+    req->retry_after_s = (wait_ms + 999) / 1000;
+    return false;
+}
+
 static bool
 s_csrf_ok (s_request_t *req)
 {
@@ -501,6 +527,10 @@ s_api (s_request_t *req)
                  req->address, req->session.name);
         return s_error (req, MHD_HTTP_FORBIDDEN, "missing or wrong CSRF token");
     }
+    if ((req->route.kind == BF_ROUTE_QUERY || req->route.kind == BF_ROUTE_COMMAND)
+        && !s_session_rate_ok (req))
+        return s_error (req, MHD_HTTP_TOO_MANY_REQUESTS,
+                        "too many requests from this session; try again later");
     switch (req->route.kind) {
         case BF_ROUTE_LOGOUT:
             return s_logout (req);
@@ -755,6 +785,8 @@ bf_console_args_from_config (bf_console_args_t *args, const bf_config_t *config,
     args->session_idle_ms = bf_config_int (config, "console.session_idle_s") * 1000;
     args->session_absolute_ms = bf_config_int (config, "console.session_absolute_s") * 1000;
     args->max_sessions = (size_t)bf_config_int (config, "console.max_sessions");
+    args->session_rate = (int)bf_config_int (config, "console.session_rate");
+    args->session_burst = (int)bf_config_int (config, "console.session_burst");
     args->login_limit = (int)bf_config_int (config, "console.login_limit");
     args->login_limit_address = (int)bf_config_int (config, "console.login_limit_address");
     args->login_window_ms = bf_config_int (config, "console.login_window_s") * 1000;
@@ -884,6 +916,8 @@ bf_console_new (const bf_console_args_t *args, char *err, size_t errsize)
     self->login = bf_login_new (&login, err, errsize);
     if (!self->login)
         goto failed;
+    bf_sessions_set_rate (bf_login_sessions (self->login), args->session_rate,
+                          args->session_burst);
     bf_overview_args_t overview = {
         .client = args->client,
         .interval_ms = args->poll_ms,

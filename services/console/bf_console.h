@@ -38,6 +38,7 @@ typedef struct {
     size_t queue_max;        /* jobs waiting at most, per kind */
     int64_t session_idle_ms, session_absolute_ms;
     size_t max_sessions;
+    int session_rate, session_burst; /* each session's queries and commands */
     int login_limit, login_limit_address;
     int64_t login_window_ms;
     int max_connections, per_ip_connections, timeout_s;

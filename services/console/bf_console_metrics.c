@@ -7,7 +7,7 @@
 #include "bf_metrics.h"
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-static bf_series_t *s_polls, *s_streams, *s_queue_full;
+static bf_series_t *s_polls, *s_streams, *s_queue_full, *s_session_limited;
 static bf_metric_t *s_requests, *s_logins;
 
 static const char *const s_routes[] = { "index", "static",  "login",    "logout", "me",
@@ -29,6 +29,11 @@ s_init (void)
     s_queue_full = bf_metric_series (bf_metrics_counter (
         "billflow_console_queue_full_total",
         "Requests answered 503 because the console's worker queue was full.", NULL));
+    s_session_limited = bf_metric_series (
+        bf_metrics_counter ("billflow_console_session_limited_total",
+                            "Query and command requests answered 429 because their session was over"
+                            " console.session_rate.",
+                            NULL));
     s_requests
         = bf_metrics_counter ("billflow_console_requests_total",
                               "Requests answered by route and status class.", "route,status");
@@ -87,4 +92,11 @@ bf_console_metrics_queue_full (void)
 {
     bf_console_metrics_init ();
     bf_counter_inc (s_queue_full);
+}
+
+void
+bf_console_metrics_session_limited (void)
+{
+    bf_console_metrics_init ();
+    bf_counter_inc (s_session_limited);
 }

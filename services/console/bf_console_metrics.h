@@ -30,4 +30,8 @@ void bf_console_metrics_login (const char *outcome);
 /*  A job was refused because its worker queue was full.  */
 void bf_console_metrics_queue_full (void);
 
+/*  A query or command refused 429: its session was over
+    console.session_rate (billflow_console_session_limited_total).  */
+void bf_console_metrics_session_limited (void);
+
 #endif

@@ -12,12 +12,19 @@
 #include <string.h>
 
 #include "bf_session.h"
+#include "bf_bucket.h"
+
+/*  At most one warning per session this often (docs/console.md "Limits").  */
+#define S_WARN_EVERY_MS 10000
 
 typedef struct {
     bool used;
     uint8_t key[32]; /* BLAKE2b of the token */
     bf_session_t session;
     int64_t opened_ms, last_ms;
+    bf_bucket_t bucket;        /* its /api/query and /api/command requests */
+    uint64_t refused_unlogged; /* refused since the last warning */
+    int64_t warned_ms;         /* when the last warning was due (0: never) */
 } s_entry_t;
 
 struct bf_sessions_t {
@@ -25,6 +32,7 @@ struct bf_sessions_t {
     s_entry_t *entries;
     size_t max;
     int64_t idle_ms, absolute_ms;
+    int rate, burst; /* each session's bucket (bf_sessions_set_rate) */
 };
 
 bf_sessions_t *
@@ -43,6 +51,8 @@ bf_sessions_new (size_t max, int64_t idle_ms, int64_t absolute_ms)
     }
     self->idle_ms = idle_ms;
     self->absolute_ms = absolute_ms;
+    self->rate = BF_SESSION_RATE;
+    self->burst = BF_SESSION_BURST;
     pthread_mutex_init (&self->mutex, NULL);
     return self;
 }
@@ -143,6 +153,7 @@ bf_sessions_open (bf_sessions_t *self, const char *name, const char *role, int64
     snprintf (entry->session.role, sizeof entry->session.role, "%s", role);
     sodium_bin2hex (entry->session.csrf, sizeof entry->session.csrf, csrf, sizeof csrf);
     entry->opened_ms = entry->last_ms = now_ms;
+    bf_bucket_init (&entry->bucket, self->rate, self->burst, now_ms);
     s_expiry (self, entry);
     if (out)
         *out = entry->session;
@@ -171,6 +182,41 @@ bf_sessions_touch (bf_sessions_t *self, const char *token, int64_t now_ms, bf_se
     }
     pthread_mutex_unlock (&self->mutex);
     return live;
+}
+
+void
+bf_sessions_set_rate (bf_sessions_t *self, int rate, int burst)
+{
+    pthread_mutex_lock (&self->mutex);
+    self->rate = rate > 0 ? rate : 1;
+    self->burst = burst > 0 ? burst : 1;
+    pthread_mutex_unlock (&self->mutex);
+}
+
+bool
+bf_sessions_take (bf_sessions_t *self, const char *token, int64_t now_ms, int *wait_ms,
+                  uint64_t *warn_refused)
+{
+    *wait_ms = 0;
+    *warn_refused = 0;
+    uint8_t key[32];
+    if (s_key (token, key) != 0)
+        return true; /* no session: s_api answers 401 before asking */
+    pthread_mutex_lock (&self->mutex);
+    s_entry_t *entry = s_find (self, key);
+    bool taken = !entry || bf_bucket_take (&entry->bucket, now_ms);
+    if (!taken) {
+        *wait_ms = bf_bucket_wait_ms (&entry->bucket);
+        entry->refused_unlogged++;
+        if (!entry->warned_ms || now_ms - entry->warned_ms >= S_WARN_EVERY_MS
+            || now_ms < entry->warned_ms) {
+            *warn_refused = entry->refused_unlogged;
+            entry->refused_unlogged = 0;
+            entry->warned_ms = now_ms ? now_ms : 1;
+        }
+    }
+    pthread_mutex_unlock (&self->mutex);
+    return taken;
 }
 
 bool

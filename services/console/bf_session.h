@@ -22,6 +22,8 @@
 #include <stdint.h>
 
 #define BF_SESSION_TOKEN_HEX 65 /* 64 hex characters and the NUL */
+#define BF_SESSION_RATE      20 /* console.session_rate's default */
+#define BF_SESSION_BURST     60 /* console.session_burst's default */
 
 typedef struct bf_sessions_t bf_sessions_t;
 
@@ -48,6 +50,20 @@ int bf_sessions_open (bf_sessions_t *self, const char *name, const char *role, i
     and copies it to *out: returns true. An unknown, malformed or expired
     token returns false (an expired session is dropped).  */
 bool bf_sessions_touch (bf_sessions_t *self, const char *token, int64_t now_ms, bf_session_t *out);
+
+/*  Each session's token bucket for /api/query and /api/command: rate
+    requests a second, burst at once (each at least 1; BF_SESSION_RATE and
+    BF_SESSION_BURST until set). Applies to sessions opened afterwards.  */
+void bf_sessions_set_rate (bf_sessions_t *self, int rate, int burst);
+
+/*  Takes one token from the bucket of token's session at now_ms: true
+    when the request may go on (also for an unknown token, which the
+    caller refuses anyway). When false, *wait_ms gets the milliseconds
+    until a token is there again, and *warn_refused, when a warning is due
+    (at most once per session per 10 s), the number refused since the
+    last one (else 0).  */
+bool bf_sessions_take (bf_sessions_t *self, const char *token, int64_t now_ms, int *wait_ms,
+                       uint64_t *warn_refused);
 
 /*  True when the session of token is live at now_ms, without marking it
     used (an open event stream asks before each event, so that logout or

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bf_bucket.h"
 #include "bf_behalf.h"
 #include "bf_control.h"
 #include "bf_control_metrics.h"
@@ -98,9 +99,7 @@ typedef struct {
     its token bucket, its queued reports, and when it was last warned
     about and audited.  */
 typedef struct {
-    double tokens;
-    int64_t refilled; /* zclock_mono */
-    int rate, burst;  /* its bucket: client_ or console_ (s_key_limits) */
+    bf_bucket_t bucket; /* zclock_mono; client_ or console_ rate (s_key_limits) */
     int reports;      /* run.report callers queued for the reporter */
     uint64_t limited, limited_unaudited, limited_unlogged;
     int64_t warned, audited;
@@ -325,10 +324,8 @@ s_key (s_control_t *self, const char *name)
         key = calloc (1, sizeof *key);
         if (!key)
             return NULL;
-        key->rate = self->args.client_rate;
-        key->burst = self->args.client_burst;
-        key->tokens = key->burst;
-        key->refilled = zclock_mono ();
+        bf_bucket_init (&key->bucket, self->args.client_rate, self->args.client_burst,
+                        zclock_mono ());
         zhashx_insert (self->keys, name, key);
     }
     return key;
@@ -341,34 +338,8 @@ static void
 s_key_limits (const s_control_t *self, s_key_t *key, const char *role)
 {
     bool console = role && !strcmp (role, "console");
-    key->rate = console ? self->args.console_rate : self->args.client_rate;
-    key->burst = console ? self->args.console_burst : self->args.client_burst;
-}
-
-/*  Token bucket per key name: key->rate frames a second, key->burst at
-    once. True when the frame may be handled.  */
-static bool
-s_take_token (s_key_t *key)
-{
-    int64_t now = zclock_mono ();
-    key->tokens += (double)(now - key->refilled) * key->rate / 1000.0;
-    if (key->tokens > key->burst)
-        key->tokens = key->burst;
-    key->refilled = now;
-    if (key->tokens < 1.0)
-        return false;
-    key->tokens -= 1.0;
-    return true;
-}
-
-/*  Milliseconds until key has a token again.  */
-static int
-s_token_wait_ms (const s_key_t *key)
-{
-    double missing = 1.0 - key->tokens;
-    /*  Rounded up (without libm).  */
-    int ms = missing > 0 ? (int)(missing * 1000.0 / key->rate) + 1 : 0;
-    return ms < 1 ? 1 : ms;
+    key->bucket.rate = console ? self->args.console_rate : self->args.client_rate;
+    key->bucket.burst = console ? self->args.console_burst : self->args.client_burst;
 }
 
 static void
@@ -1702,7 +1673,7 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
     if (!key->warned || now - key->warned >= S_KEY_WARN_EVERY_MS) {
         bf_warn ("control: key %s is over its rate (%d/s, burst %d): %llu frame(s) refused since"
                  " the last warning",
-                 actor, key->rate, key->burst, (unsigned long long)key->limited_unlogged);
+                 actor, key->bucket.rate, key->bucket.burst, (unsigned long long)key->limited_unlogged);
         key->warned = now;
         key->limited_unlogged = 0;
     }
@@ -1710,10 +1681,10 @@ s_limited (s_control_t *self, zframe_t *identity, s_key_t *key, const char *acto
         return;
     bf_control_metrics_command (cmd->verb ? cmd->verb : "", "rate_limited");
     char error[160];
-    int wait_ms = s_token_wait_ms (key);
+    int wait_ms = bf_bucket_wait_ms (&key->bucket);
     snprintf (error, sizeof error,
               "busy: too many requests from key '%s' (at most %d a second); retry in %d ms", actor,
-              key->rate, wait_ms);
+              key->bucket.rate, wait_ms);
     const bf_verb_t *verb = bf_verb_find (cmd->verb);
     if ((!verb || !verb->query) && (!key->audited || now - key->audited >= S_KEY_AUDIT_EVERY_MS)) {
         char detail[96];
@@ -1812,7 +1783,7 @@ s_on_router (s_control_t *self)
     s_key_t *key = s_key (self, actor);
     if (key)
         s_key_limits (self, key, role_copy);
-    if (key && !s_take_token (key)) {
+    if (key && !bf_bucket_take (&key->bucket, zclock_mono ())) {
         s_limited (self, identity, key, actor, cmd);
         bf_wire_msg_reset (&in);
         zframe_destroy (&identity);

@@ -304,13 +304,14 @@ s_has_header (const s_resp_t *resp, const char *line)
     return strcasestr (resp->headers, line) != NULL;
 }
 
-/*  Logs name in (200), keeping the cookie and the CSRF token.  */
+/*  Logs name in (200) at the console on port (0: the suite's), keeping
+    the cookie and the CSRF token.  */
 static void
-s_login (const char *name, const char *password, s_session_t *session)
+s_login_at (int port, const char *name, const char *password, s_session_t *session)
 {
     char body[256];
     snprintf (body, sizeof body, "{\"name\":\"%s\",\"password\":\"%s\"}", name, password);
-    s_req_t req = { .body = body };
+    s_req_t req = { .body = body, .port = port };
     s_resp_t resp;
     assert_int_equal (s_http ("/api/login", &req, &resp), 200);
     const char *cookie = strcasestr (resp.headers, "Set-Cookie: bf_session=");
@@ -329,6 +330,12 @@ s_login (const char *name, const char *password, s_session_t *session)
     assert_int_equal (strlen (session->csrf), 64);
     json_decref (doc);
     free (resp.body);
+}
+
+static void
+s_login (const char *name, const char *password, s_session_t *session)
+{
+    s_login_at (0, name, password, session);
 }
 
 /*  A command body.  */
@@ -410,9 +417,9 @@ s_raw (const char *request, size_t len, int timeout_ms)
 
 /*  The value of a sample on the console's /metrics.  */
 static double
-s_metric (const char *name)
+s_metric_at (int http_port, const char *name)
 {
-    s_req_t req = { .port = s_http_port };
+    s_req_t req = { .port = http_port };
     s_resp_t resp;
     assert_int_equal (s_http ("/metrics", &req, &resp), 200);
     char pattern[128];
@@ -423,6 +430,12 @@ s_metric (const char *name)
     double value = strtod (at + strlen (pattern), NULL);
     free (resp.body);
     return value;
+}
+
+static double
+s_metric (const char *name)
+{
+    return s_metric_at (s_http_port, name);
 }
 
 //  --------------------------------------------------------------------------
@@ -480,6 +493,10 @@ s_setup (void **state)
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_LOGIN_LIMIT_ADDRESS=12");
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_PER_IP_CONNECTIONS=64");
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_CONNECTION_TIMEOUT_S=5");
+    /*  The tests ask as fast as they can from one session; the per-session
+        rate is test_session_rate_limit's, on a console of its own.  */
+    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_SESSION_RATE=100000");
+    bf_proc_env (&s_console, "BILLFLOW_CONSOLE_SESSION_BURST=100000");
     /*  127.0.0.5 plays the ingress controller.  */
     bf_proc_env (&s_console, "BILLFLOW_CONSOLE_TRUSTED_PROXIES=127.0.0.5/32");
     bf_proc_env (&s_console, "BILLFLOW_LOG_LEVEL=debug");
@@ -1917,6 +1934,129 @@ test_buttons_hostile_arguments (void **state)
     assert_int_equal (s_scalar ("SELECT count (*) FROM run_schedule"), 0);
 }
 
+/*  One session's flood of queries (a viewer's script) meets its own
+    console.session_rate, on a console of its own with a small rate
+    (2 a second, burst 20, so that the flood is refused whatever the
+    machine's speed): 429 with Retry-After once its burst is spent, never
+    reaching control, while another session's requests during the flood
+    all answer 200; after the wait it is served again. One warning names
+    the user and the number refused, never the token;
+    billflow_console_session_limited_total counts the refusals.  */
+#define S_SFLOOD 100
+#define S_SRATE 2
+#define S_SBURST 20
+
+typedef struct {
+    const s_session_t *session;
+    int port;
+    long status[S_SFLOOD];
+    int retry_after[S_SFLOOD]; /* seconds; -1: no header */
+    char first_error[200];
+    volatile int done;
+} s_sflood_t;
+
+static void *
+s_sflood (void *arg)
+{
+    s_sflood_t *flood = arg;
+    s_req_t req = { .session = flood->session, .port = flood->port };
+    for (int i = 0; i < S_SFLOOD; i++) {
+        s_resp_t resp;
+        flood->status[i] = s_http ("/api/query/runs.list?limit=1", &req, &resp);
+        const char *at = strcasestr (resp.headers, "\nRetry-After: ");
+        flood->retry_after[i] = at ? atoi (at + strlen ("\nRetry-After: ")) : -1;
+        if (flood->status[i] == 429 && !flood->first_error[0])
+            snprintf (flood->first_error, sizeof flood->first_error, "%s", resp.body);
+        free (resp.body);
+        flood->done = i + 1;
+    }
+    return NULL;
+}
+
+static void
+test_session_rate_limit (void **state)
+{
+    (void)state;
+    static bf_proc_t limited;
+    limited = s_console;
+    limited.pid = 0;
+    snprintf (limited.log, sizeof limited.log, "%.400s/console-limited.log", s_stack.dir);
+    bf_proc_env (&limited, "BILLFLOW_CONSOLE_SESSION_RATE=%d", S_SRATE);
+    bf_proc_env (&limited, "BILLFLOW_CONSOLE_SESSION_BURST=%d", S_SBURST);
+    /*  Its own users file: the shared one was broken on purpose above.  */
+    char users[600];
+    snprintf (users, sizeof users, "%s/console-users-limited", s_stack.dir);
+    s_adduser (users, "lee", "viewer", LEE_PW);
+    s_adduser (users, "kim", "operator", KIM_PW);
+    bf_proc_env (&limited, "BILLFLOW_CONSOLE_USERS_FILE=%s", users);
+    bf_proc_start (&limited);
+    int port = bf_proc_log_port (&limited, "console: serving HTTP", 0, 20000);
+    int http_port = bf_proc_log_port (&limited, "http: serving /metrics", 0, 20000);
+    if (port <= 0 || http_port <= 0) {
+        s_log_tail ("the second console's log", limited.log);
+        fail_msg ("the second console did not start");
+    }
+    s_session_t a, b;
+    s_login_at (port, "lee", LEE_PW, &a);
+    s_login_at (port, "kim", KIM_PW, &b);
+    double limited_before = s_metric_at (http_port, "billflow_console_session_limited_total");
+    double suite_before = s_metric ("billflow_console_session_limited_total");
+    s_sflood_t flood = { .session = &a, .port = port };
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_sflood, &flood), 0);
+    /*  B, at an operator's pace (within its own burst), while A floods
+        and while A's bucket is still empty afterwards.  */
+    s_req_t me = { .session = &b, .port = port };
+    int b_asked = 0;
+    while (b_asked < S_SBURST / 2) {
+        json_decref (s_expect ("/api/query/runs.list?limit=1", &me, 200));
+        b_asked++;
+        usleep (20000);
+    }
+    pthread_join (thread, NULL);
+    assert_true (b_asked > 0);
+    int served = 0, refused = 0, first_refused = -1, retry_after = 0;
+    for (int i = 0; i < S_SFLOOD; i++) {
+        if (flood.status[i] == 200)
+            served++;
+        else if (flood.status[i] == 429) {
+            if (first_refused < 0)
+                first_refused = i;
+            refused++;
+            if (flood.retry_after[i] < 1)
+                fail_msg ("429 #%d without a Retry-After of at least 1 s", i);
+            retry_after = flood.retry_after[i];
+        } else
+            fail_msg ("flood #%d: status %ld", i, flood.status[i]);
+    }
+    print_message ("flood: %d served, %d refused (first at #%d); B asked %d times\n", served,
+                   refused, first_refused, b_asked);
+    if (refused == 0)
+        fail_msg ("a session's flood of %d queries was never refused", S_SFLOOD);
+    /*  The whole burst first; never much more than the burst and the
+        refill over the flood's time.  */
+    assert_true (first_refused >= S_SBURST);
+    assert_true (served < S_SFLOOD);
+    assert_non_null (strstr (flood.first_error, "\"error\""));
+    assert_non_null (strstr (flood.first_error, "too many requests"));
+    assert_true (bf_proc_wait_log (&limited, "console: session of lee from 127.0.0.1 is over", 0,
+                                   2000));
+    char *log = bf_test_slurp (limited.log);
+    assert_non_null (log);
+    assert_null (strstr (log, a.cookie + strlen ("bf_session=")));
+    free (log);
+    assert_true (s_metric_at (http_port, "billflow_console_session_limited_total")
+                     - limited_before
+                 >= (double)refused);
+    /*  The suite's console, with its own sessions, counted none.  */
+    assert_true (s_metric ("billflow_console_session_limited_total") == suite_before);
+    /*  After the wait it asked for, A is served again.  */
+    sleep ((unsigned)retry_after);
+    json_decref (s_expect ("/api/query/runs.list?limit=1", &(s_req_t){ .session = &a, .port = port },
+                           200));
+    assert_int_equal (bf_proc_stop (&limited, 10000), 0);
+}
+
 int
 main (void)
 {
@@ -1941,6 +2081,7 @@ main (void)
         cmocka_unit_test (test_buttons_dispatch_and_retry_selected),
         cmocka_unit_test (test_buttons_schedule),
         cmocka_unit_test (test_buttons_hostile_arguments),
+        cmocka_unit_test (test_session_rate_limit),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

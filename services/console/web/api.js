@@ -67,6 +67,21 @@ export async function logout () {
   if (!res.ok && res.status !== 401) throw new ApiError(res.status, `HTTP ${res.status}`);
 }
 
+// A session over its rate (console.session_rate) is answered 429 before its
+// request reaches control: ask again after the Retry-After it names (at most
+// 10 s, at most 3 times) so that a long "retry selected" slows down instead
+// of failing half-way; a command keeps its id, so asking again is safe.
+const s_tooManyTries = 3;
+
+async function s_fetchPaced (url, init) {
+  for (let i = 0; ; i++) {
+    const res = await fetch(url, init);
+    if (res.status !== 429 || i >= s_tooManyTries) return res;
+    const wait = Math.min(Math.max(Number(res.headers.get('Retry-After')) || 1, 1), 10);
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  }
+}
+
 // GET /api/query/VERB?args: control's result document.
 // With { post: true }: POST /api/query/VERB with {"args": {...}} (and the CSRF
 // token) instead, for arguments that must never be in a URL (an email or a
@@ -78,7 +93,7 @@ export async function query (verb, args = {}, { post = false } = {}) {
   const path = `/api/query/${encodeURIComponent(verb)}`;
   let res;
   if (post) {
-    res = await fetch(path, {
+    res = await s_fetchPaced(path, {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': session.csrf || '' },
@@ -86,14 +101,14 @@ export async function query (verb, args = {}, { post = false } = {}) {
     });
   } else {
     const qs = new URLSearchParams(kept).toString();
-    res = await fetch(qs ? `${path}?${qs}` : path, { credentials: 'same-origin' });
+    res = await s_fetchPaced(qs ? `${path}?${qs}` : path, { credentials: 'same-origin' });
   }
   return s_check(res, await s_json(res));
 }
 
 // POST /api/command/VERB with the command id made when the dialog opened.
 export async function command (verb, args, commandId) {
-  const res = await fetch(`/api/command/${encodeURIComponent(verb)}`, {
+  const res = await s_fetchPaced(`/api/command/${encodeURIComponent(verb)}`, {
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': session.csrf || '' },
