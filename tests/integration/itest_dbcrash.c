@@ -257,10 +257,18 @@ s_finish (s_run_t *run, int64_t fault_at, bool summaries)
     json_decref (report);
 
     /*  A process the cycle no longer needed may still be waiting out its
-        backoff (at most db.reconnect_max_ms, 5 s): each gets that long to
-        say it is back.  */
-    for (int i = 0; i < S_PROCS; i++)
+        backoff (at most db.reconnect_max_ms, 5 s), and a connection that
+        sat idle through the crash (settle's standby relay, say) finds it
+        broken only when next used, a second outage in its log after the
+        first "back": each process gets 15 s in all to say it is back from
+        every outage it logged.  */
+    int64_t back_by = zclock_mono () + 15000;
+    for (int i = 0; i < S_PROCS; i++) {
         bf_proc_wait_log (s_proc (run, i), "database back after", run->log_at[i], 15000);
+        while (s_outage_log (s_proc (run, i)->log, run->log_at[i]).still_out
+               && zclock_mono () < back_by)
+            zclock_sleep (100);
+    }
     /*  Every process's figures first, then the checks.  */
     int64_t attempts[S_PROCS];
     int backs[S_PROCS], permanent[S_PROCS];
