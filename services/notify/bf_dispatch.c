@@ -424,13 +424,14 @@ static const bf_db_statement_t s_statements[] = {
       0 },
     /*  The attempts' ends, for the claims this dispatcher still holds:
         their claims are deleted (and locked so: a takeover waits, then
-        finds them gone) in the statement that writes the deliveries; a
+        finds them gone; by primary key: $2, the records' ids) in the
+        statement that writes the deliveries; a
         claim taken over meanwhile is not written (its attempt is, by
         d_attempts). A record without a state hands its claim back and
         leaves the delivery as it was (pause, an open breaker).  */
     { "d_states",
-      "WITH mine AS (DELETE FROM dispatch_claim c USING dispatch_result r"
-      "              WHERE c.delivery_id = r.id AND c.owner = $1 RETURNING c.delivery_id)"
+      "WITH mine AS (DELETE FROM dispatch_claim c WHERE c.delivery_id = ANY ($2::bigint[])"
+      "              AND c.owner = $1 RETURNING c.delivery_id)"
       " UPDATE delivery d SET state = r.state,"
       /*  r.due: back to its place, to the microsecond (ms would reorder
           it among notices created in the same millisecond).  */
@@ -454,7 +455,7 @@ static const bf_db_statement_t s_statements[] = {
       " updated_at = now ()"
       " FROM dispatch_result r JOIN mine m ON m.delivery_id = r.id"
       " WHERE d.id = r.id AND r.state IS NOT NULL",
-      1 },
+      2 },
     { "d_fallbacks",
       "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose, fallback_of)"
       " SELECT d.period, d.bill_id, d.subscriber_id, 'SMS', d.purpose, d.id"
@@ -568,6 +569,23 @@ s_connect (s_dispatch_t *self)
     return false;
 }
 
+/*  The ids of the collected records as an array literal, "{1,2}". NULL
+    when out of memory; the caller frees it.  */
+static char *
+s_record_ids (const s_dispatch_t *self)
+{
+    size_t cap = self->nrecords * 21 + 3, len = 0;
+    char *text = malloc (cap);
+    if (!text)
+        return NULL;
+    text[len++] = '{';
+    for (size_t i = 0; i < self->nrecords; i++)
+        len += (size_t)snprintf (text + len, cap - len, "%s%lld", i ? "," : "",
+                                 (long long)self->records[i].id);
+    snprintf (text + len, cap - len, "}");
+    return text;
+}
+
 /*  Writes the collected records in one transaction. Records are kept when
     it fails (the database is away); they are written on reconnect, and the
     lease check keeps a late write from overriding a newer owner.  */
@@ -616,8 +634,11 @@ s_flush (s_dispatch_t *self)
     }
     if (copy)
         rc = bf_copy_end (&copy, rc == BF_DB_OK ? NULL : "flush failed");
-    const char *owner[] = { self->owner };
+    char *ids = s_record_ids (self);
+    const char *owner[] = { self->owner, ids };
     PGresult *res = NULL;
+    if (!ids)
+        rc = BF_DB_FAIL;
     if (rc == BF_DB_OK) {
         res = bf_db_query_prepared (self->conn, "d_attempts", 0, NULL, PGRES_COMMAND_OK,
                                     "recording attempts");
@@ -631,7 +652,7 @@ s_flush (s_dispatch_t *self)
         PQclear (res);
     }
     if (rc == BF_DB_OK) {
-        res = bf_db_query_prepared (self->conn, "d_states", 1, owner, PGRES_COMMAND_OK,
+        res = bf_db_query_prepared (self->conn, "d_states", 2, owner, PGRES_COMMAND_OK,
                                     "recording delivery states");
         rc = res ? BF_DB_OK : bf_db_last_status ();
         size_t ended = 0;
@@ -654,6 +675,7 @@ s_flush (s_dispatch_t *self)
         bf_fault ("dispatch.before_record_commit");
         rc = bf_db_commit (self->conn);
     }
+    free (ids);
     bf_notify_metrics_flush_done (rc == BF_DB_OK);
     if (rc != BF_DB_OK) {
         bf_db_rollback (self->conn);

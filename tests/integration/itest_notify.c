@@ -306,6 +306,20 @@ s_notify (s_stack_t *s, const char *const *extra, const char *logname)
     return s_spawn (getenv ("BF_NOTIFY"), env, log, NULL);
 }
 
+/*  Waits up to seconds for notify pid, armed with a BF_FAULT, to kill
+    itself (SIGKILL) at the fault point.  */
+static void
+s_wait_fault_kill (pid_t pid, int seconds)
+{
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < seconds * 50 && (done = waitpid (pid, &status, WNOHANG)) == 0; i++)
+        usleep (20000);
+    assert_int_equal (done, pid);
+    s_untrack (pid);
+    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+}
+
 /*  Waits until every bill has its deliveries and each is final or held by
     a rule the operator can see (G4): subscribers' own quiet hours.  */
 static void
@@ -343,13 +357,7 @@ test_every_bill_notified_once (void **state)
         = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BF_FAULT=dispatch.after_send:300",
             "BILLFLOW_NOTIFY_DISPATCHERS=2", NULL };
     pid_t first = s_notify (&s, day, "notify-1.log");
-    int status = 0;
-    pid_t done = 0;
-    for (int i = 0; i < 600 && (done = waitpid (first, &status, WNOHANG)) == 0; i++)
-        usleep (50000);
-    assert_int_equal (done, first);
-    s_untrack (first);
-    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+    s_wait_fault_kill (first, 30);
     /*  The kill left claimed notices (SENDING as control shows them: a claim
         no longer writes the delivery row, db/016_dispatch_claim.sql).  */
     assert_true (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d"
@@ -648,13 +656,7 @@ test_killed_dispatcher_taken_over_in_seconds (void **state)
         = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BF_FAULT=dispatch.after_send:150",
             "BILLFLOW_NOTIFY_DISPATCHERS=1", NULL };
     pid_t first = s_notify (&s, dying, "notify-dying.log");
-    int status = 0;
-    pid_t done = 0;
-    for (int i = 0; i < 600 && (done = waitpid (first, &status, WNOHANG)) == 0; i++)
-        usleep (20000);
-    assert_int_equal (done, first);
-    s_untrack (first);
-    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+    s_wait_fault_kill (first, 12);
     int64_t killed = s_mono_ms ();
     /*  Emails were in flight (a second each) when it died: claimed.  */
     int64_t claimed = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d"
