@@ -304,11 +304,11 @@ static const bf_setting_t s_settings[] = {
       .help = "Deliveries a dispatcher claims at a time." },
     { .key = "notify.lease_ms",
       .type = BF_CFG_INT,
-      .default_value = "60000",
+      .default_value = "10000",
       .min = 1000,
       .max = 3600000,
-      .help
-      = "How long claimed deliveries stay claimed before another dispatcher may take them over." },
+      .help = "How long a dispatcher that stopped renewing its lease (every lease / 3) keeps its"
+              " claimed deliveries before another dispatcher takes them over." },
     { .key = "notify.poll_ms",
       .type = BF_CFG_INT,
       .default_value = "200",

@@ -34,7 +34,8 @@ static const char *s_chunk_states[] = { "PENDING", "CLAIMED", "DONE" };
     none); h: held notices whose release time has passed (index
     delivery_held holds HELD rows only).  */
 static const char s_sql_snapshot[]
-    = "SELECT 'd', channel, state, sum (n)::float8 FROM delivery_count GROUP BY channel, state"
+    = "SELECT 'd', channel, state, sum (n)::float8 FROM delivery_count_shown"
+      " GROUP BY channel, state"
       " UNION ALL"
       " SELECT 'c', state, '', count(*)::float8 FROM settlement_chunk"
       "  WHERE run_id = (SELECT max (run_id) FROM settlement_run) GROUP BY state"
@@ -43,7 +44,8 @@ static const char s_sql_snapshot[]
       "  FROM settlement_run WHERE state NOT IN ('COMPLETED', 'FAILED')"
       " UNION ALL"
       " SELECT 'h', '', '', count(*)::float8 FROM delivery"
-      "  WHERE state = 'HELD' AND not_before < now ()";
+      "  WHERE state = 'HELD' AND not_before < now ()"
+      "  AND NOT EXISTS (SELECT 1 FROM dispatch_claim k WHERE k.delivery_id = delivery.id)";
 
 typedef struct {
     char service[16];

@@ -445,10 +445,11 @@ s_document (PGconn *conn, const char *sql, int nparams, const char *const *param
     "  array_position (ARRAY['PENDING', 'SENDING', 'RETRY', 'HELD', 'DELIVERED', 'FAILED',"      \
     "                        'CANCELLED'], state) AS so,"                                        \
     "  array_position (ARRAY['EMAIL', 'SMS', 'PUSH'], channel) AS co"                            \
-    "  FROM delivery_count WHERE " cond " GROUP BY channel, state),"                             \
+    "  FROM delivery_count_shown WHERE " cond " GROUP BY channel, state),"                       \
     " held AS (SELECT (SELECT d.not_before FROM delivery d WHERE d.state = 'HELD'"               \
-    "                  AND d.period = p.period ORDER BY d.not_before LIMIT 1) AS not_before"     \
-    "  FROM (SELECT period FROM delivery_count WHERE " cond " AND state = 'HELD'"                \
+    "                  AND d.period = p.period AND NOT EXISTS (SELECT 1 FROM dispatch_claim k"   \
+    "                  WHERE k.delivery_id = d.id) ORDER BY d.not_before LIMIT 1) AS not_before" \
+    "  FROM (SELECT period FROM delivery_count_shown WHERE " cond " AND state = 'HELD'"          \
     "        GROUP BY period HAVING sum (n) > 0) p)"
 
 #define S_NOTICES                                                                                \
@@ -609,7 +610,8 @@ static const char s_sql_audit_list[] =
     key). "contact" is filled in by s_notice_contacts.  */
 #define S_BILL_NOTICES                                                                           \
     "(SELECT coalesce (json_agg (json_build_object ('id', d.id, 'channel', d.channel,"           \
-    "   'purpose', d.purpose, 'state', d.state, 'attempts', d.attempts, 'contact', NULL,"        \
+    "   'purpose', d.purpose, 'state', delivery_shown_state (d.id, d.state),"                    \
+    "   'attempts', d.attempts, 'contact', NULL,"                                                \
     "   'fallback_of', d.fallback_of, 'hold_reason', d.hold_reason,"                             \
     "   'not_before', " S_TS ("d.not_before") ", 'last_error', d.last_error,"                    \
     "   'created_at', " S_TS ("d.created_at") ", 'final_at', " S_TS ("d.final_at") ","           \

@@ -18,7 +18,7 @@
     run that is neither busy nor changed since its newest sample gets no
     row.  */
 static const char s_sql_sample[]
-    = "WITH open AS (SELECT period FROM delivery_count"
+    = "WITH open AS (SELECT period FROM delivery_count_shown"
       "   WHERE state IN ('PENDING', 'SENDING', 'RETRY') GROUP BY period HAVING sum (n) > 0),"
       " newest AS (SELECT DISTINCT ON (period) run_id, period FROM settlement_run"
       "   ORDER BY period, run_id DESC),"

@@ -34,9 +34,11 @@
 /* clang-format off */
 /*  CTEs:
     r    the period's runs, with rerate (an earlier run completed);
-    c    delivery_count summed over shards, by channel and state;
+    c    delivery_count_shown summed over shards, by channel and state (a
+         claimed delivery counts as SENDING, db/016_dispatch_claim.sql);
     bt   the bill partition's own count and sum;
-    u    the unnotified bills: the anti-join of bf_report.h's rule. A bill
+    u1   the unnotified bills without a claim on them: the anti-join of
+         bf_report.h's rule. A bill
          is notified by a notice of it that is DELIVERED or HELD (one
          anti-join, read index-only from delivery_notified), or that is
          the fallback of a FAILED email of the period and ended FAILED or
@@ -44,14 +46,22 @@
          email by primary key, or by delivery_failed for the period's
          failed emails: the planner picks). Two NOT EXISTS rather than one
          over an OR: the same bills, but the OR reads every notice's row;
-    ur   u with each bill's reason, from its notices (delivery_bill again);
-    h    earliest and latest release of the HELD notices (delivery_held);
-    hr   the HELD notices by hold_reason (delivery_held);
+    hc   the period's claims, with the bill of each claimed HELD notice (a
+         claimed notice shows as SENDING: it does not notify its bill);
+    u2   the bills whose notifying notices are all claimed HELD ones (u1
+         holds none of them: it leaves out every bill with a HELD
+         notice); each a few probes by (period, bill_id), never a pass;
+    u    u1 and u2;
+    ur   u with each bill's reason, from its notices (delivery_bill again),
+         a claimed one as SENDING;
+    h    earliest and latest release of the HELD notices not claimed
+         (delivery_held);
+    hr   those HELD notices by hold_reason (delivery_held);
     a    attempts of the period's notices, by channel and outcome, from
          the counters attempt_count (db/013_report_change.sql);
     pd   the period's notices with a possibly delivered attempt (outcome
          UNKNOWN: the whole email went out, the final reply never came),
-         by their state: possible duplicates (the attempts from the
+         by their state as shown: possible duplicates (the attempts from the
          partial index delivery_attempt_unknown, db/012_report.sql; the
          notices by primary key: = ANY of an array is an index scan, where
          a semi-join would be a hash join over the whole period with
@@ -62,10 +72,10 @@ static const char s_sql_report[] =
     "                               AND o.run_id < x.run_id AND o.state = 'COMPLETED') AS rerate"
     "           FROM settlement_run x WHERE x.period = $1),"
     " c AS (SELECT channel, state, sum (n)::bigint AS n, sum (fallbacks)::bigint AS f"
-    "       FROM delivery_count WHERE period = $1 GROUP BY channel, state),"
+    "       FROM delivery_count_shown WHERE period = $1 GROUP BY channel, state),"
     " bt AS (SELECT count (*)::bigint AS n, coalesce (sum (total), 0)::bigint AS amount"
     "        FROM bill WHERE period = $1),"
-    " u AS MATERIALIZED (SELECT b.period, b.bill_id, b.subscriber_id FROM bill b"
+    " u1 AS MATERIALIZED (SELECT b.period, b.bill_id, b.subscriber_id FROM bill b"
     "       WHERE b.period = $1 AND NOT EXISTS (SELECT 1 FROM delivery d"
     "         WHERE d.period = b.period AND d.bill_id = b.bill_id"
     "         AND d.state IN ('DELIVERED', 'HELD'))"
@@ -75,21 +85,39 @@ static const char s_sql_report[] =
     "         AND EXISTS (SELECT 1 FROM delivery e WHERE e.id = d.fallback_of"
     "                     AND e.period = d.period AND e.state = 'FAILED'"
     "                     AND e.channel = 'EMAIL'))),"
+    " hc AS MATERIALIZED (SELECT k.delivery_id, (SELECT d.bill_id FROM delivery d"
+    "         WHERE d.id = k.delivery_id AND d.state = 'HELD') AS bill_id"
+    "       FROM dispatch_claim k WHERE k.period = $1),"
+    " u2 AS (SELECT $1::text AS period, h.bill_id, (SELECT b.subscriber_id FROM bill b"
+    "         WHERE b.period = $1 AND b.bill_id = h.bill_id) AS subscriber_id"
+    "       FROM (SELECT DISTINCT bill_id FROM hc WHERE bill_id IS NOT NULL) h"
+    "       WHERE (SELECT count (*) FROM delivery d WHERE d.period = $1 AND d.bill_id = h.bill_id"
+    "         AND (d.state = 'DELIVERED' OR (d.state = 'HELD'"
+    "              AND d.id NOT IN (SELECT delivery_id FROM hc)))) = 0"
+    "       AND (SELECT count (*) FROM delivery d WHERE d.period = $1 AND d.bill_id = h.bill_id"
+    "         AND d.state IN ('FAILED', 'CANCELLED') AND d.fallback_of IS NOT NULL"
+    "         AND EXISTS (SELECT 1 FROM delivery e WHERE e.id = d.fallback_of"
+    "                     AND e.period = d.period AND e.state = 'FAILED'"
+    "                     AND e.channel = 'EMAIL')) = 0),"
+    " u AS MATERIALIZED (SELECT * FROM u1 UNION ALL SELECT * FROM u2),"
     " ur AS (SELECT u.bill_id, u.subscriber_id, x.reason FROM u CROSS JOIN LATERAL"
-    "        (SELECT CASE WHEN bool_or (d.state IN " S_OPEN ") THEN 'in progress'"
+    "        (SELECT CASE WHEN bool_or (delivery_shown_state (d.id, d.state) IN " S_OPEN ")"
+    "                     THEN 'in progress'"
     "                     WHEN bool_or (d.state = 'FAILED') THEN 'failed without fallback'"
     "                     ELSE 'no delivery' END AS reason"
     "         FROM delivery d WHERE d.period = u.period AND d.bill_id = u.bill_id) x),"
     " h AS (SELECT min (not_before) AS first, max (not_before) AS last FROM delivery"
-    "       WHERE period = $1 AND state = 'HELD'),"
+    "       WHERE period = $1 AND state = 'HELD' AND id NOT IN (SELECT delivery_id FROM hc)),"
     " hr AS (SELECT hold_reason AS reason, count (*)::bigint AS n FROM delivery"
-    "        WHERE period = $1 AND state = 'HELD' GROUP BY hold_reason),"
+    "        WHERE period = $1 AND state = 'HELD' AND id NOT IN (SELECT delivery_id FROM hc)"
+    "        GROUP BY hold_reason),"
     " a AS (SELECT channel, outcome, sum (n)::bigint AS n FROM attempt_count"
     "       WHERE period = $1 GROUP BY channel, outcome),"
-    " pd AS (SELECT d.state, count (*)::bigint AS n FROM delivery d"
+    " pd AS (SELECT delivery_shown_state (d.id, d.state) AS state, count (*)::bigint AS n"
+    "        FROM delivery d"
     "        WHERE d.period = $1 AND d.id = ANY (ARRAY (SELECT delivery_id FROM delivery_attempt"
     "                                                   WHERE outcome = 'UNKNOWN'))"
-    "        GROUP BY d.state),"
+    "        GROUP BY 1),"
     " st AS (SELECT * FROM unnest (ARRAY['DELIVERED', 'FAILED', 'CANCELLED', 'PENDING',"
     "        'SENDING', 'RETRY', 'HELD']) WITH ORDINALITY AS s (state, o)),"
     " ch AS (SELECT * FROM unnest (ARRAY['EMAIL', 'SMS', 'PUSH']) WITH ORDINALITY AS s (channel, o)),"

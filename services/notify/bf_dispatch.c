@@ -1,9 +1,12 @@
 /*  bf_dispatch — claim, hold, render, send, record (see bf_dispatch.h).
 
-    Outcomes are recorded in batches: rows go by COPY into a temporary table,
-    then one statement each writes the attempts, moves the deliveries to
-    their new states (only while this dispatcher still holds their lease),
-    and inserts the SMS fallbacks of emails that failed for good.  */
+    A claim is a row of dispatch_claim (db/016_dispatch_claim.sql); the
+    delivery row is written once, when its attempt ends. Outcomes are
+    recorded in batches: rows go by COPY into a temporary table, then one
+    statement each writes the attempts, moves the deliveries to their new
+    states and deletes their claims (only while the claims are still this
+    dispatcher's), and inserts the SMS fallbacks of emails that failed for
+    good.  */
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +51,7 @@ typedef struct s_job_t {
     bool stored;               /* request is the content kept from an earlier attempt */
     int template_version;      /* of the rendered request; 0 when stored (kept as recorded) */
     struct s_job_t *next;
+    struct s_job_t *all_prev, *all_next; /* every live job: queued or in flight */
 } s_job_t;
 
 /*  One row for the record flush.  */
@@ -85,6 +89,23 @@ typedef struct {
     char id[96], conninfo[1024], purpose[32];
     bool paused;
     int64_t next_pause_check, next_template_reload, last_flush, next_renew;
+    /*  owner: the dispatcher's name in dispatcher and dispatch_claim, its
+        id and this start's time, so a restarted process (same
+        service.instance) never holds its predecessor's claims.  */
+    char owner[128];
+    /*  The claim order's cursor (d_claim_after): the last (not_before,
+        bill_id) claimed; "" = from the head; cursor_ready: the channels it
+        was claimed for (a claim for other channels starts from the head:
+        the cursor has passed their due notices). next_head: when to start
+        from the head again; next_takeover: when to look for dead
+        dispatchers' claims.  */
+    char cursor_due[48], cursor_bill[24], cursor_ready[32];
+    int64_t next_head, next_takeover;
+    /*  Every job not yet ended (queued or in flight), and whether the
+        connection was lost since the last start: claims made by a
+        statement whose answer was lost are found on reconnect.  */
+    s_job_t *jobs;
+    bool reconnecting;
     s_job_t *queue[BF_PROVIDER_COUNT]; /* rendered, waiting for the sender */
     s_job_t *queue_tail[BF_PROVIDER_COUNT];
     int queued;
@@ -178,9 +199,30 @@ s_jitter (s_dispatch_t *self)
     return (self->jitter_state >> 8) & 0xffff;
 }
 
-static void
-s_job_free (s_job_t *job)
+/*  A new job (the delivery's claim is held), on the list of live jobs.
+    NULL when out of memory.  */
+static s_job_t *
+s_job_new (s_dispatch_t *self)
 {
+    s_job_t *job = calloc (1, sizeof *job);
+    if (job) {
+        job->all_next = self->jobs;
+        if (self->jobs)
+            self->jobs->all_prev = job;
+        self->jobs = job;
+    }
+    return job;
+}
+
+static void
+s_job_free (s_dispatch_t *self, s_job_t *job)
+{
+    if (job->all_prev)
+        job->all_prev->all_next = job->all_next;
+    else
+        self->jobs = job->all_next;
+    if (job->all_next)
+        job->all_next->all_prev = job->all_prev;
     free ((char *)job->request.to);
     free ((char *)job->request.title);
     free ((char *)job->request.text);
@@ -238,46 +280,106 @@ s_fail_unsent (s_dispatch_t *self, int64_t id, int channel, int attempt, const c
 
 /*  --- database ------------------------------------------------------------ */
 
-/*  d_claim's RETURNING list, in order.  */
+/*  d_claimed's columns, in order.  */
 typedef enum {
     S_CLAIM_ID,
     S_CLAIM_CHANNEL,
-    S_CLAIM_ATTEMPTS,
+    S_CLAIM_ATTEMPTS, /* the number of the attempt this claim makes */
     S_CLAIM_ATTEMPT_BASE,
     S_CLAIM_WAS_UNKNOWN, /* an earlier attempt ended UNKNOWN */
-    S_CLAIM_DUE_MS,      /* not_before before the claim, ms since the epoch */
-    S_CLAIM_WAS_PENDING, /* its state before the claim was PENDING */
-    S_CLAIM_DUE,         /* not_before before the claim, as text (exact) */
+    S_CLAIM_DUE_MS,      /* not_before, ms since the epoch */
+    S_CLAIM_WAS_PENDING, /* PENDING, and not taken over from a dead dispatcher */
+    S_CLAIM_DUE,         /* not_before, as text (exact) */
     S_CLAIM_CREATED_MS,  /* created_at, ms since the epoch */
+    S_CLAIM_BILL_ID,     /* with S_CLAIM_DUE: the claim order's key (the cursor) */
+    S_CLAIM_TAKEN_OVER,  /* claimed by a dispatcher that died */
 } s_claim_column_t;
 
+/*  The due deliveries, in claim order (index delivery_due), that nobody
+    has claimed; SENDING: a lease written by notify before db/016, run out.
+    $1 owner, $2 now (ms), $3 purpose, $4 channels, $5 limit; d_claim_after
+    also $6, $7: the cursor, the last (not_before, bill_id) claimed.  */
+#define S_DUE_WHERE                                                                                \
+    " WHERE d.state IN ('PENDING', 'RETRY', 'HELD', 'SENDING') AND d.purpose = $3"                 \
+    " AND d.channel = ANY ($4::text[])"                                                            \
+    " AND (d.state = 'PENDING' OR d.not_before <= to_timestamp ($2::bigint / 1000.0))"             \
+    " AND NOT EXISTS (SELECT 1 FROM dispatch_claim c WHERE c.delivery_id = d.id)"
+/*  A claim is a row of dispatch_claim; the delivery row is not written
+    (docs/notify.md "Claims and takeover"). Its primary key decides between
+    two dispatchers: ON CONFLICT skips a delivery claimed meanwhile. The
+    statement's snapshot may be older than a claim that was made, ended
+    and deleted meanwhile: d_claimed reads the deliveries again.  */
+#define S_CLAIM(after)                                                                             \
+    "INSERT INTO dispatch_claim (delivery_id, owner, period, channel, fallback)"                   \
+    " SELECT d.id, $1, d.period, d.channel, d.fallback_of IS NOT NULL"                             \
+    " FROM delivery d" S_DUE_WHERE after " ORDER BY d.not_before, d.bill_id LIMIT $5"              \
+    " ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id"
+
 static const bf_db_statement_t s_statements[] = {
-    { "d_claim",
-      "UPDATE delivery d SET state = 'SENDING', lease_owner = $1,"
-      " not_before = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
-      " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
-      " attempts = d.attempts + 1, last_error = NULL, hold_reason = NULL, updated_at = now ()"
-      " FROM (SELECT id, not_before AS due, state AS was FROM delivery"
-      "       WHERE state IN ('PENDING', 'RETRY', 'HELD', 'SENDING') AND purpose = $5"
-      "       AND channel = ANY ($6::text[])"
-      "       AND (state = 'PENDING' OR not_before <= to_timestamp ($2::bigint / 1000.0))"
-      "       ORDER BY not_before, bill_id LIMIT $4 FOR UPDATE SKIP LOCKED) pick"
-      " WHERE d.id = pick.id"
-      " RETURNING d.id, d.channel, d.attempts, d.attempt_base,"
-      " EXISTS (SELECT 1 FROM delivery_attempt a WHERE a.delivery_id = d.id"
-      "         AND a.outcome = 'UNKNOWN'),"
-      " floor (extract (epoch FROM pick.due) * 1000)::bigint, pick.was = 'PENDING',"
-      " pick.due::text, floor (extract (epoch FROM d.created_at) * 1000)::bigint",
-      6 },
-    /*  Keeps this dispatcher's claims while their sends are in flight: an
-        email may wait up to the SMTP end-of-data timeout (10 min) for its
-        reply, far longer than a lease, and a claim taken over meanwhile
-        would send a second copy.  */
-    { "d_renew",
-      "UPDATE delivery SET not_before = to_timestamp (($2::bigint + $3::bigint) / 1000.0),"
-      " lease_until = to_timestamp (($2::bigint + $3::bigint) / 1000.0)"
-      " WHERE state = 'SENDING' AND lease_owner = $1",
-      3 },
+    { "d_claim", S_CLAIM (""), 5 },
+    /*  From the cursor on: the claims before it (in flight, still PENDING
+        in delivery_due) are not walked again at every claim. >=: a bill's
+        notices of other channels share its key.  */
+    { "d_claim_after", S_CLAIM (" AND (d.not_before, d.bill_id) >= ($6::timestamptz, $7::bigint)"),
+      7 },
+    /*  The claims of dispatchers whose row ran out (dead, or away from the
+        database longer than a lease) become this one's, marked taken over.
+        FOR UPDATE SKIP LOCKED: one taker each; a claim another taker moved
+        meanwhile no longer joins its old owner's row when it is checked
+        again, and is skipped.  */
+    { "d_takeover",
+      "UPDATE dispatch_claim c SET owner = $1, taken_over = true, claimed_at = now ()"
+      " FROM (SELECT x.delivery_id FROM dispatcher w JOIN dispatch_claim x ON x.owner = w.owner"
+      "       WHERE w.alive_until < now () AND w.owner <> $1"
+      "       LIMIT $2 FOR UPDATE OF x SKIP LOCKED) t"
+      " WHERE c.delivery_id = t.delivery_id RETURNING c.delivery_id",
+      2 },
+    /*  Dead dispatchers that hold nothing any more are forgotten.  */
+    { "d_forget",
+      "DELETE FROM dispatcher w WHERE w.alive_until < now () - interval '1 minute'"
+      " AND NOT EXISTS (SELECT 1 FROM dispatch_claim c WHERE c.owner = w.owner)",
+      0 },
+    /*  The deliveries of this dispatcher's new claims ($2), read in a new
+        snapshot: a claim whose delivery is no longer due (another
+        dispatcher ended an attempt of it after d_claim's snapshot was
+        taken) is deleted, the others are returned in claim order
+        (s_claim_column_t). A taken-over claim may have been sent by the
+        dead dispatcher without a record: its attempt counts, as a
+        re-claimed expired SENDING delivery's always did (its attempts
+        already count it).  */
+    { "d_claimed",
+      "WITH x AS (SELECT d.*, c.taken_over,"
+      "   d.state IN ('PENDING', 'RETRY', 'HELD', 'SENDING') AND d.purpose = $4"
+      "   AND (c.taken_over OR d.state = 'PENDING'"
+      "        OR d.not_before <= to_timestamp ($3::bigint / 1000.0)) AS ok"
+      "   FROM dispatch_claim c JOIN delivery d ON d.id = c.delivery_id"
+      "   WHERE c.delivery_id = ANY ($2::bigint[]) AND c.owner = $1),"
+      " gone AS (DELETE FROM dispatch_claim c USING x"
+      "   WHERE c.delivery_id = x.id AND c.owner = $1 AND NOT x.ok)"
+      " SELECT x.id, x.channel,"
+      "  x.attempts + 1 + x.taken_over::int, x.attempt_base,"
+      "  EXISTS (SELECT 1 FROM delivery_attempt a WHERE a.delivery_id = x.id"
+      "          AND a.outcome = 'UNKNOWN'),"
+      "  floor (extract (epoch FROM x.not_before) * 1000)::bigint,"
+      "  x.state = 'PENDING' AND NOT x.taken_over, x.not_before::text,"
+      "  floor (extract (epoch FROM x.created_at) * 1000)::bigint, x.bill_id, x.taken_over"
+      " FROM x WHERE x.ok ORDER BY x.not_before, x.bill_id",
+      4 },
+    /*  This dispatcher is alive for another lease (the database's clock):
+        one row, whatever it holds. A live dispatcher keeps its claims
+        however long their sends take; a dead one's run out after a lease.  */
+    { "d_alive",
+      "INSERT INTO dispatcher (owner, alive_until)"
+      " VALUES ($1, now () + $2::int * interval '1 millisecond')"
+      " ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until",
+      2 },
+    /*  This dispatcher's claims (after a lost connection, s_reconcile).  */
+    { "d_mine", "SELECT delivery_id FROM dispatch_claim WHERE owner = $1", 1 },
+    /*  Stopping: what it still holds is taken over at once.  */
+    { "d_retire",
+      "UPDATE dispatcher SET alive_until = now () - interval '1 millisecond'"
+      " WHERE owner = $1",
+      1 },
     /*  Everything a message needs, for a batch of deliveries (columns:
         s_ctx_column_t); c.*: the content an earlier attempt sent, when kept.  */
     /*  Its columns, in this order, are bf_render_ctx_column_t (bf_render.h);
@@ -320,15 +422,25 @@ static const bf_db_statement_t s_statements[] = {
       " SELECT id, c_sent_as, c_title, c_body, c_html, c_date FROM dispatch_result"
       " WHERE c_sent_as IS NOT NULL ON CONFLICT (delivery_id) DO NOTHING",
       0 },
+    /*  The attempts' ends, for the claims this dispatcher still holds:
+        their claims are deleted (and locked so: a takeover waits, then
+        finds them gone; by primary key: $2, the records' ids) in the
+        statement that writes the deliveries; a
+        claim taken over meanwhile is not written (its attempt is, by
+        d_attempts). A record without a state hands its claim back and
+        leaves the delivery as it was (pause, an open breaker).  */
     { "d_states",
-      "UPDATE delivery d SET state = r.state,"
+      "WITH mine AS (DELETE FROM dispatch_claim c WHERE c.delivery_id = ANY ($2::bigint[])"
+      "              AND c.owner = $1 RETURNING c.delivery_id)"
+      " UPDATE delivery d SET state = r.state,"
       /*  r.due: back to its place, to the microsecond (ms would reorder
           it among notices created in the same millisecond).  */
       " not_before = coalesce (r.due, to_timestamp (r.not_before_ms / 1000.0)),"
       " lease_owner = NULL, lease_until = NULL,"
-      /*  HELD, or back to PENDING without an attempt: the claim is undone.  */
+      /*  The attempt this claim made counts, unless it was held (no
+          attempt was made).  */
       " attempts = CASE WHEN r.state = 'HELD' OR (r.state = 'PENDING' AND r.sent_as IS NULL)"
-      "  THEN d.attempts - 1 ELSE d.attempts END,"
+      "  THEN r.attempt - 1 ELSE r.attempt END,"
       /*  An outage's failure is not counted against the retry budget
           (README.md "Retries and provider outages").  */
       " attempt_base = CASE WHEN r.outage THEN d.attempt_base + 1 ELSE d.attempt_base END,"
@@ -341,8 +453,9 @@ static const bf_db_statement_t s_statements[] = {
       " template_version = coalesce (r.template_version, d.template_version),"
       " final_at = CASE WHEN r.state IN ('DELIVERED', 'FAILED') THEN now () END,"
       " updated_at = now ()"
-      " FROM dispatch_result r WHERE d.id = r.id AND d.state = 'SENDING' AND d.lease_owner = $1",
-      1 },
+      " FROM dispatch_result r JOIN mine m ON m.delivery_id = r.id"
+      " WHERE d.id = r.id AND r.state IS NOT NULL",
+      2 },
     { "d_fallbacks",
       "INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose, fallback_of)"
       " SELECT d.period, d.bill_id, d.subscriber_id, 'SMS', d.purpose, d.id"
@@ -357,20 +470,61 @@ s_disconnect (s_dispatch_t *self)
 {
     PQfinish (self->conn);
     self->conn = NULL;
+    self->reconnecting = true;
+    self->cursor_due[0] = 0;
 }
 
-/*  Extends the lease of every delivery this dispatcher holds (d_renew).
+/*  After a lost connection: the claims of this dispatcher that it holds no
+    job or record for (a claim whose answer the connection took, a claim
+    whose context could not be read) are handed back by the next flush,
+    so that no claim stays with a live dispatcher that does not know it.
     Returns 0, or -1 on a database error (logged).  */
 static int
-s_renew (s_dispatch_t *self)
+s_reconcile (s_dispatch_t *self)
 {
-    char now[24], lease[16];
-    snprintf (now, sizeof now, "%lld", (long long)s_now (self));
-    snprintf (lease, sizeof lease, "%d", self->args.lease_ms);
-    const char *params[] = { self->id, now, lease };
-    PGresult *res = bf_db_query_prepared (self->conn, "d_renew", 3, params, PGRES_COMMAND_OK,
-                                          "renewing leases");
+    const char *params[] = { self->owner };
+    PGresult *res = bf_db_query_prepared (self->conn, "d_mine", 1, params, PGRES_TUPLES_OK,
+                                          "reading this dispatcher's claims");
+    if (!res)
+        return -1;
+    int released = 0;
+    for (int i = 0; i < PQntuples (res); i++) {
+        int64_t id = strtoll (PQgetvalue (res, i, 0), NULL, 10);
+        bool held = false;
+        for (const s_job_t *job = self->jobs; job && !held; job = job->all_next)
+            held = job->id == id;
+        for (size_t k = 0; k < self->nrecords && !held; k++)
+            held = self->records[k].id == id;
+        if (!held && s_record_new (self, id, 0))
+            released++;
+    }
     PQclear (res);
+    if (released > 0)
+        bf_warn ("dispatch %s: %d claim(s) made before the connection was lost and not taken on:"
+                 " handed back",
+                 self->id, released);
+    self->reconnecting = false;
+    /*  A database outage stopped every dispatcher's renewals at once: the
+        others get a lease to reconnect and renew before this one takes
+        their claims over (docs/notify.md "The database away").  */
+    self->next_takeover = zclock_mono () + self->args.lease_ms;
+    return 0;
+}
+
+/*  Keeps this dispatcher alive for another lease (d_alive): its claims stay
+    its own however long their sends take. Returns 0, or -1 on a database
+    error (logged).  */
+static int
+s_alive (s_dispatch_t *self)
+{
+    char lease[16];
+    snprintf (lease, sizeof lease, "%d", self->args.lease_ms);
+    const char *params[] = { self->owner, lease };
+    PGresult *res = bf_db_query_prepared (self->conn, "d_alive", 2, params, PGRES_COMMAND_OK,
+                                          "renewing the dispatcher's lease");
+    PQclear (res);
+    if (res)
+        self->next_renew = zclock_mono () + self->args.lease_ms / 3;
     return res ? 0 : -1;
 }
 
@@ -408,10 +562,28 @@ s_connect (s_dispatch_t *self)
         && bf_db_prepare_all (self->conn, s_statements,
                               sizeof s_statements / sizeof s_statements[0])
                == BF_DB_OK
-        && s_load_templates (self) == 0)
+        && s_load_templates (self) == 0 && s_alive (self) == 0
+        && (!self->reconnecting || s_reconcile (self) == 0))
         return true;
     s_disconnect (self);
     return false;
+}
+
+/*  The ids of the collected records as an array literal, "{1,2}". NULL
+    when out of memory; the caller frees it.  */
+static char *
+s_record_ids (const s_dispatch_t *self)
+{
+    size_t cap = self->nrecords * 21 + 3, len = 0;
+    char *text = malloc (cap);
+    if (!text)
+        return NULL;
+    text[len++] = '{';
+    for (size_t i = 0; i < self->nrecords; i++)
+        len += (size_t)snprintf (text + len, cap - len, "%s%lld", i ? "," : "",
+                                 (long long)self->records[i].id);
+    snprintf (text + len, cap - len, "}");
+    return text;
 }
 
 /*  Writes the collected records in one transaction. Records are kept when
@@ -462,8 +634,11 @@ s_flush (s_dispatch_t *self)
     }
     if (copy)
         rc = bf_copy_end (&copy, rc == BF_DB_OK ? NULL : "flush failed");
-    const char *owner[] = { self->id };
+    char *ids = s_record_ids (self);
+    const char *owner[] = { self->owner, ids };
     PGresult *res = NULL;
+    if (!ids)
+        rc = BF_DB_FAIL;
     if (rc == BF_DB_OK) {
         res = bf_db_query_prepared (self->conn, "d_attempts", 0, NULL, PGRES_COMMAND_OK,
                                     "recording attempts");
@@ -477,13 +652,16 @@ s_flush (s_dispatch_t *self)
         PQclear (res);
     }
     if (rc == BF_DB_OK) {
-        res = bf_db_query_prepared (self->conn, "d_states", 1, owner, PGRES_COMMAND_OK,
+        res = bf_db_query_prepared (self->conn, "d_states", 2, owner, PGRES_COMMAND_OK,
                                     "recording delivery states");
         rc = res ? BF_DB_OK : bf_db_last_status ();
-        if (res && (size_t)atol (PQcmdTuples (res)) < self->nrecords)
+        size_t ended = 0;
+        for (size_t i = 0; i < self->nrecords; i++)
+            ended += self->records[i].state != NULL;
+        if (res && (size_t)atol (PQcmdTuples (res)) < ended)
             bf_warn ("dispatch %s: %zu outcome(s) recorded as attempts only: their lease had "
                      "passed to another dispatcher",
-                     self->id, self->nrecords - (size_t)atol (PQcmdTuples (res)));
+                     self->id, ended - (size_t)atol (PQcmdTuples (res)));
         PQclear (res);
     }
     if (rc == BF_DB_OK) {
@@ -497,6 +675,7 @@ s_flush (s_dispatch_t *self)
         bf_fault ("dispatch.before_record_commit");
         rc = bf_db_commit (self->conn);
     }
+    free (ids);
     bf_notify_metrics_flush_done (rc == BF_DB_OK);
     if (rc != BF_DB_OK) {
         bf_db_rollback (self->conn);
@@ -630,18 +809,159 @@ s_array_literal (const PGresult *res, int col, size_t width)
     return text;
 }
 
-/*  d_claim: up to n due deliveries of the ready channels, leased to this
-    dispatcher. NULL on a database failure (logged).  */
+/*  Appends the delivery ids of res (column 0) to the array literal being
+    built in *text ("{1,2" without the closing brace); *len is its length.
+    Returns false when out of memory.  */
+static bool
+s_ids_append (char **text, size_t *len, size_t *cap, const PGresult *res)
+{
+    for (int i = 0; res && i < PQntuples (res); i++) {
+        const char *id = PQgetvalue (res, i, 0);
+        size_t need = *len + strlen (id) + 3;
+        if (need > *cap) {
+            size_t grown_cap = need * 2;
+            char *grown = realloc (*text, grown_cap);
+            if (!grown)
+                return false;
+            *text = grown;
+            *cap = grown_cap;
+        }
+        *len += (size_t)snprintf (*text + *len, *cap - *len, "%s%s", *len > 1 ? "," : "", id);
+    }
+    return true;
+}
+
+/*  The claims of dead dispatchers, up to n, become this one's
+    (d_takeover), and the dead that hold nothing are forgotten. NULL on a
+    database failure (logged).  */
+static PGresult *
+s_query_takeover (s_dispatch_t *self, int n)
+{
+    char limit[16];
+    snprintf (limit, sizeof limit, "%d", n);
+    const char *params[] = { self->owner, limit };
+    PGresult *res = bf_db_query_prepared (self->conn, "d_takeover", 2, params, PGRES_TUPLES_OK,
+                                          "taking over dead dispatchers' claims");
+    if (res && PQntuples (res) > 0) {
+        bf_warn ("dispatch %s: took over %d claim(s) of dispatchers that stopped renewing their"
+                 " lease",
+                 self->id, PQntuples (res));
+        bf_notify_metrics_taken_over (PQntuples (res));
+    }
+    PGresult *forgot = res ? bf_db_query_prepared (self->conn, "d_forget", 0, NULL,
+                                                   PGRES_COMMAND_OK, "forgetting dead dispatchers")
+                           : NULL;
+    if (res && !forgot) {
+        PQclear (res);
+        return NULL;
+    }
+    PQclear (forgot);
+    return res;
+}
+
+/*  d_claim / d_claim_after: up to n due deliveries of the ready channels,
+    claimed by this dispatcher, from the cursor on when there is one. NULL
+    on a database failure (logged).  */
 static PGresult *
 s_query_claim (s_dispatch_t *self, int n, const char *ready)
 {
-    char now[24], lease[16], limit[16];
+    char now[24], limit[16];
     snprintf (now, sizeof now, "%lld", (long long)s_now (self));
-    snprintf (lease, sizeof lease, "%d", self->args.lease_ms);
     snprintf (limit, sizeof limit, "%d", n);
-    const char *params[] = { self->id, now, lease, limit, self->purpose, ready };
-    return bf_db_query_prepared (self->conn, "d_claim", 6, params, PGRES_TUPLES_OK,
-                                 "claiming deliveries");
+    const char *params[]
+        = { self->owner, now, self->purpose, ready, limit, self->cursor_due, self->cursor_bill };
+    bool after = self->cursor_due[0] != 0;
+    return bf_db_query_prepared (self->conn, after ? "d_claim_after" : "d_claim", after ? 7 : 5,
+                                 params, PGRES_TUPLES_OK, "claiming deliveries");
+}
+
+/*  d_claimed: the deliveries of the claims ids ("{1,2}"), read again;
+    claims whose delivery is no longer due are deleted. NULL on a database
+    failure (logged).  */
+static PGresult *
+s_query_claimed (s_dispatch_t *self, const char *ids)
+{
+    char now[24];
+    snprintf (now, sizeof now, "%lld", (long long)s_now (self));
+    const char *params[] = { self->owner, ids, now, self->purpose };
+    return bf_db_query_prepared (self->conn, "d_claimed", 4, params, PGRES_TUPLES_OK,
+                                 "reading claimed deliveries");
+}
+
+/*  Claims: the dead dispatchers' claims (once a second), then up to n due
+    deliveries (from the cursor, or from the head once a second and when
+    the cursor's scan comes back short), all read again by d_claimed. Sets
+    *scanned to what the claim statement returned; NULL on a database
+    failure.  */
+static PGresult *
+s_claim_rows (s_dispatch_t *self, int n, int *scanned)
+{
+    char ready[32];
+    *scanned = 0;
+    int64_t mono = zclock_mono ();
+    PGresult *taken = NULL, *fresh = NULL, *rows = NULL;
+    if (mono >= self->next_takeover) {
+        self->next_takeover = mono + 1000;
+        taken = s_query_takeover (self, n);
+        if (!taken)
+            return NULL;
+        n -= PQntuples (taken);
+    }
+    if (mono >= self->next_head) {
+        self->cursor_due[0] = 0;
+        self->next_head = mono + 1000;
+    }
+    bool ready_any = n > 0 && s_ready_channels (self, ready);
+    if (ready_any && strcmp (ready, self->cursor_ready) != 0)
+        self->cursor_due[0] = 0;
+    bool after = self->cursor_due[0] != 0;
+    if (ready_any) {
+        fresh = s_query_claim (self, n, ready);
+        if (!fresh) {
+            PQclear (taken);
+            return NULL;
+        }
+        *scanned = PQntuples (fresh);
+        /*  Short from the cursor: the next claim starts from the head; at
+            once when the cursor found nothing.  */
+        if (after && *scanned < n)
+            self->cursor_due[0] = 0;
+        if (after && *scanned == 0) {
+            PQclear (fresh);
+            fresh = s_query_claim (self, n, ready);
+            if (!fresh) {
+                PQclear (taken);
+                return NULL;
+            }
+            *scanned = PQntuples (fresh);
+        }
+    }
+    size_t len = 1, cap = 64;
+    char *ids = malloc (cap);
+    if (ids)
+        strcpy (ids, "{");
+    if (ids && s_ids_append (&ids, &len, &cap, taken) && s_ids_append (&ids, &len, &cap, fresh)
+        && len > 1) {
+        strcpy (ids + len, "}");
+        rows = s_query_claimed (self, ids);
+    } else if (ids && len == 1)
+        rows = PQmakeEmptyPGresult (NULL, PGRES_TUPLES_OK);
+    free (ids);
+    PQclear (taken);
+    PQclear (fresh);
+    /*  The cursor: the last new claim in claim order.  */
+    for (int i = rows ? PQntuples (rows) - 1 : -1; i >= 0; i--)
+        if (PQgetvalue (rows, i, S_CLAIM_TAKEN_OVER)[0] != 't') {
+            if (*scanned >= n) {
+                snprintf (self->cursor_due, sizeof self->cursor_due, "%s",
+                          PQgetvalue (rows, i, S_CLAIM_DUE));
+                snprintf (self->cursor_bill, sizeof self->cursor_bill, "%s",
+                          PQgetvalue (rows, i, S_CLAIM_BILL_ID));
+                snprintf (self->cursor_ready, sizeof self->cursor_ready, "%s", ready);
+            }
+            break;
+        }
+    return rows;
 }
 
 /*  d_context: the context of every claimed delivery, in one query; the ids
@@ -774,7 +1094,7 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
                        "the contact cannot be decrypted (key changed or data damaged)");
         return;
     }
-    s_job_t *job = calloc (1, sizeof *job);
+    s_job_t *job = s_job_new (self);
     if (!job) {
         s_fail_unsent (self, id, channel, attempt, "out of memory");
         return;
@@ -791,7 +1111,7 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
     char err[256];
     const char *why = s_job_content (self, job, ctx, row, lines, to, now_ms, err, sizeof err);
     if (why) {
-        s_job_free (job);
+        s_job_free (self, job);
         s_fail_unsent (self, id, channel, attempt, why);
         return;
     }
@@ -804,15 +1124,14 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
     s_enqueue (self, job);
 }
 
-/*  Claims up to n due deliveries, holds or renders them. Returns how many
-    were claimed, or -1 on a database failure.  */
+/*  Claims up to n due deliveries (and dead dispatchers' claims), holds or
+    renders them. Returns how many the claim statement returned (0: nothing
+    due), or -1 on a database failure.  */
 static int
 s_claim (s_dispatch_t *self, int n)
 {
-    char ready[32];
-    if (!s_ready_channels (self, ready))
-        return 0;
-    PGresult *claimed = s_query_claim (self, n, ready);
+    int scanned = 0;
+    PGresult *claimed = s_claim_rows (self, n, &scanned);
     PGresult *ctx = NULL, *lines = NULL;
     int *row_of = NULL;
     int count = claimed ? PQntuples (claimed) : -1;
@@ -837,7 +1156,7 @@ cleanup:
     PQclear (claimed);
     PQclear (ctx);
     PQclear (lines);
-    return count;
+    return count < 0 ? -1 : count > scanned ? count : scanned;
 }
 
 /*  --- sending ---------------------------------------------------------------- */
@@ -870,53 +1189,43 @@ s_submit_ready (s_dispatch_t *self)
         }
 }
 
-/*  Returns provider p's claimed deliveries that have not gone out to the
-    table, their claim's attempt undone: as HELD for reason, due again at
-    now_ms; or, when now_ms is 0, as they were before the claim — PENDING
-    ones PENDING, others HELD for reason — at their place in the claim
-    order (a PENDING delivery's not_before is the database's clock, not
-    the dispatcher's, which notify.clock may set back). Returns how many.  */
+/*  Hands provider p's claimed deliveries that have not gone out back: a
+    record without a state, whose flush deletes the claim and leaves the
+    delivery as it was before the claim (its state, its place in the claim
+    order, its hold reason, its attempts). Returns how many.  */
 static int
-s_release_provider (s_dispatch_t *self, int p, const char *reason, int64_t now_ms)
+s_release_provider (s_dispatch_t *self, int p)
 {
     int released = 0;
     while (self->queue[p]) {
         s_job_t *job = self->queue[p];
         self->queue[p] = job->next;
         self->queued--;
-        s_record_t *r = s_record_new (self, job->id, job->attempt);
-        if (r) {
-            r->state = !now_ms && job->was_pending ? "PENDING" : "HELD";
-            r->not_before_ms = now_ms ? now_ms : job->due_ms;
-            if (!now_ms)
-                snprintf (r->due, sizeof r->due, "%s", job->due);
-            if (r->state[0] == 'H')
-                snprintf (r->hold_reason, sizeof r->hold_reason, "%s", reason);
-        }
-        s_job_free (job);
+        s_record_new (self, job->id, job->attempt);
+        s_job_free (self, job);
         released++;
     }
     self->queue_tail[p] = NULL;
     return released;
 }
 
-/*  Dispatch paused: claimed deliveries that have not gone out return to the
-    table as HELD ("dispatch paused"), due at once — resume sends them, and
-    meanwhile the operator sees why they wait. In-flight sends finish.  */
+/*  Dispatch paused: claimed deliveries that have not gone out are handed
+    back as they were (resume sends them). In-flight sends finish.  */
 static void
 s_release_queued (s_dispatch_t *self)
 {
+    int n = 0;
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
-        s_release_provider (self, p, "dispatch paused", s_now (self));
+        n += s_release_provider (self, p);
+    if (n > 0)
+        bf_info ("dispatch %s: dispatch paused: %d claimed notice(s) handed back", self->id, n);
 }
 
 /*  A provider whose breaker is open: its claimed deliveries that have not
-    gone out return to the table as they were (PENDING, or HELD "email
-    breaker open"), in their place in the claim order, with their claim's
-    attempt undone, so that
-    the outage spends none of their retries and the drain after it goes in
-    bill order (README.md "Retries and provider outages"). One line per
-    release.  */
+    gone out are handed back as they were, in their place in the claim
+    order, so that the outage spends none of their retries and the drain
+    after it goes in bill order (README.md "Retries and provider outages").
+    One line per release.  */
 static void
 s_release_blocked (s_dispatch_t *self)
 {
@@ -924,12 +1233,10 @@ s_release_blocked (s_dispatch_t *self)
         if (!self->queue[p]
             || bf_sender_breaker (self->sender, (bf_provider_t)p, NULL) != BF_BREAKER_OPEN)
             continue;
-        char reason[64];
-        snprintf (reason, sizeof reason, "%s breaker open",
-                  bf_sender_provider_name ((bf_provider_t)p));
-        int n = s_release_provider (self, p, reason, 0);
-        bf_info ("dispatch %s: %s: %d claimed notice(s) back to the table in their place",
-                 self->id, reason, n);
+        int n = s_release_provider (self, p);
+        bf_info ("dispatch %s: %s breaker open: %d claimed notice(s) back to the table in their"
+                 " place",
+                 self->id, bf_sender_provider_name ((bf_provider_t)p), n);
     }
 }
 
@@ -1035,7 +1342,7 @@ s_on_done (void *context, const bf_send_request_t *request, const bf_send_result
         }
     }
     s_keep_content (r, job, request->kind);
-    s_job_free (job);
+    s_job_free (self, job);
     bf_log_ctx_clear ();
 }
 
@@ -1149,16 +1456,15 @@ s_turn (s_dispatch_t *self, int inflight, int64_t *next_claim)
         self->next_pause_check = mono + S_PAUSE_CHECK_MS;
     }
     /*  Outcomes held while the database was away are written before the
-        next claim: their deliveries are still SENDING under a lease that
-        may have run out, and the claim would take them again and send a
-        second copy (issue 16).  */
+        next claim: their claims are still this dispatcher's (its lease is
+        renewed on reconnect), and ending them first keeps the order of
+        issue 16: an outcome is on the row before anything else is claimed.  */
     if (self->conn && self->nrecords > 0 && mono - self->last_flush >= S_FLUSH_MS)
         s_flush (self);
-    if (self->conn && mono >= self->next_renew) {
-        if ((inflight > 0 || self->queued > 0 || self->nrecords > 0) && s_renew (self) != 0)
-            s_disconnect (self);
-        self->next_renew = mono + self->args.lease_ms / 3;
-    }
+    /*  Alive for another lease, before any claim: one row, whatever the
+        dispatcher holds.  */
+    if (self->conn && mono >= self->next_renew && s_alive (self) != 0)
+        s_disconnect (self);
     if (self->conn && mono >= self->next_template_reload)
         s_load_templates (self);
     int room = s_capacity (self);
@@ -1180,22 +1486,28 @@ s_turn (s_dispatch_t *self, int inflight, int64_t *next_claim)
         s_flush (self);
 }
 
-/*  Stop: lets what is in flight finish (bounded), records it, and frees
-    everything. Claimed, unsent deliveries are dropped: their leases bring
-    them back.  */
+/*  Stop: lets what is in flight finish (bounded), records it, hands the
+    claimed, unsent deliveries back, ends the dispatcher's lease (what is
+    still in flight is taken over at once), and frees everything.  */
 static void
 s_stop (s_dispatch_t *self)
 {
     int64_t deadline = zclock_mono () + 5000;
     while (zclock_mono () < deadline && s_inflight (self) > 0)
         bf_sender_poll (self->sender, 50, s_on_done, self);
-    s_flush (self);
+    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
+        s_release_provider (self, p);
+    if (s_flush (self) == 0 && self->conn) {
+        const char *params[] = { self->owner };
+        PQclear (bf_db_query_prepared (self->conn, "d_retire", 1, params, PGRES_COMMAND_OK,
+                                       "ending the dispatcher's lease"));
+    }
     bf_notify_metrics_dispatcher (NULL, false);
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
         while (self->queue[p]) {
             s_job_t *job = self->queue[p];
             self->queue[p] = job->next;
-            s_job_free (job);
+            s_job_free (self, job);
         }
     bf_sender_destroy (&self->sender);
     bf_render_destroy (&self->render);
@@ -1210,6 +1522,8 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
 {
     s_dispatch_t self = { .pipe = pipe, .args = *(const bf_dispatch_args_t *)args };
     snprintf (self.id, sizeof self.id, "%s", self.args.dispatcher_id);
+    snprintf (self.owner, sizeof self.owner, "%s@%lld", self.args.dispatcher_id,
+              (long long)zclock_time ());
     snprintf (self.conninfo, sizeof self.conninfo, "%s",
               self.args.conninfo ? self.args.conninfo : "");
     snprintf (self.purpose, sizeof self.purpose, "%s", self.args.purpose);

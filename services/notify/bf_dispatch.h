@@ -1,8 +1,9 @@
 /*  bf_dispatch — notify's dispatcher actor (design.md "notify"; G4, G5, G9).
 
-    Loop: while dispatch is not paused, claim due deliveries (FOR UPDATE
-    SKIP LOCKED; a claim's lease is its not_before, so a dead dispatcher's
-    claims come due again), hold those inside quiet hours (state HELD until
+    Loop: while dispatch is not paused, claim due deliveries (a row of
+    dispatch_claim each, db/016: the delivery row is written once, when its
+    attempt ends; a dead dispatcher's claims are taken over by a live one
+    one lease after its last renewal), hold those inside quiet hours (state HELD until
     the window ends; released in bill order), render the rest from the active
     template of their channel, decrypt the contact (only here), and hand them
     to the sender (libcurl multi: thousands in flight). Every finished attempt
@@ -14,7 +15,7 @@
     no final reply) is resent once after unknown_retry_ms and never falls
     back to SMS (docs/notify.md). Each request carries the delivery id as
     its idempotency key, so an HTTP resend after a crash is accepted once.
-    While sends are in flight the dispatcher renews its leases every
+    The dispatcher renews its lease (its one row of dispatcher) every
     lease_ms / 3, so a slow reply does not let another dispatcher resend.
 
     Pipe: the zactor contract; "STATS" -> claimed, delivered, retried,

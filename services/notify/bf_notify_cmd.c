@@ -364,10 +364,13 @@ s_schedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *res
     /*  The run's notices that have not gone out wait for the release as
         HELD notices: the claim takes a HELD notice only once it is due, so
         it needs no check of its own, and run.show shows them held with
-        their reason. A notice held for quiet hours or waiting for a retry
-        keeps the later of its time and the release; one held by an earlier
-        schedule takes the new time. The dispatcher applies quiet hours again
-        when it claims them (docs/notify.md "Scheduled release").  */
+        their reason. A claimed notice (SENDING) is left alone, as it was
+        when a claim wrote the state; a claim made after this statement's
+        snapshot wins the same way: the dispatcher records its outcome. A
+        notice held for quiet hours or waiting for a retry keeps the later
+        of its time and the release; one held by an earlier schedule takes
+        the new time. The dispatcher applies quiet hours again when it
+        claims them (docs/notify.md "Scheduled release").  */
     const char *hparams[] = { run_id, period, release, at };
     st = s_exec (
         conn,
@@ -381,7 +384,8 @@ s_schedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *res
         "                    ELSE d.hold_reason END"
         " FROM bill b WHERE b.period = $2 AND b.run_id = $1::bigint"
         " AND d.period = b.period AND d.bill_id = b.bill_id"
-        " AND d.state IN ('PENDING', 'RETRY', 'HELD')",
+        " AND d.state IN ('PENDING', 'RETRY', 'HELD')"
+        " AND NOT EXISTS (SELECT 1 FROM dispatch_claim k WHERE k.delivery_id = d.id)",
         4, hparams, PGRES_COMMAND_OK, "holding a run's notices", &res, error, errorsize);
     if (st != BF_LINK_OK)
         return st;
@@ -425,7 +429,8 @@ s_unschedule (void *context, PGconn *conn, const Billflow__Command *cmd, char *r
                  " hold_reason = NULL, updated_at = now ()"
                  " FROM bill b WHERE b.period = $2 AND b.run_id = $1::bigint"
                  " AND d.period = b.period AND d.bill_id = b.bill_id"
-                 " AND d.state = 'HELD' AND d.hold_reason LIKE 'scheduled release%'",
+                 " AND d.state = 'HELD' AND d.hold_reason LIKE 'scheduled release%'"
+                 " AND NOT EXISTS (SELECT 1 FROM dispatch_claim k WHERE k.delivery_id = d.id)",
                  2, params, PGRES_COMMAND_OK, "releasing a run's notices", NULL, error, errorsize);
     if (st != BF_LINK_OK)
         return st;

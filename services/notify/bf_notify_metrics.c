@@ -19,7 +19,7 @@ static const char *const s_outcome_labels[S_OUTCOMES]
     = { "sent", "transient", "permanent", "timeout", "rate_limited" };
 #define S_SMS 1
 
-static bf_series_t *s_ingested, *s_gaps, *s_lag, *s_paused;
+static bf_series_t *s_ingested, *s_gaps, *s_lag, *s_paused, *s_taken_over;
 static bf_series_t *s_created[S_CHANNELS], *s_latency[S_CHANNELS], *s_pauses[S_CHANNELS],
     *s_held[S_CHANNELS], *s_fallbacks[S_CHANNELS];
 static bf_series_t *s_attempts[S_CHANNELS][S_OUTCOMES];
@@ -152,6 +152,11 @@ s_init (void)
         "Provider answers 429 (the provider is paused for its Retry-After).", "channel");
     bf_metric_t *held = bf_metrics_counter ("billflow_notify_quiet_held_total",
                                             "Notices held for quiet hours.", "channel");
+    s_taken_over = bf_metric_series (bf_metrics_counter (
+        "billflow_notify_claims_taken_over_total",
+        "Claims taken over from dispatchers that stopped renewing their lease (dead, or away"
+        " from the database longer than notify.lease_ms).",
+        NULL));
     bf_metric_t *fallbacks = bf_metrics_counter (
         "billflow_notify_fallbacks_total",
         "Fallback deliveries created, by their own channel (an email failed for good).", "channel");
@@ -275,6 +280,14 @@ bf_notify_metrics_quiet_held (int channel)
     pthread_once (&s_once, s_init);
     if (channel >= 0 && channel < S_CHANNELS)
         bf_counter_inc (s_held[channel]);
+}
+
+void
+bf_notify_metrics_taken_over (int n)
+{
+    pthread_once (&s_once, s_init);
+    if (n > 0)
+        bf_counter_add (s_taken_over, (uint64_t)n);
 }
 
 void

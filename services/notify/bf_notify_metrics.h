@@ -56,6 +56,10 @@ void bf_notify_metrics_attempt (int channel, const bf_send_result_t *result);
 /*  Dispatch held a delivery of channel for quiet hours.  */
 void bf_notify_metrics_quiet_held (int channel);
 
+/*  Dispatch took over n claims of dispatchers that stopped renewing their
+    lease.  */
+void bf_notify_metrics_taken_over (int n);
+
 /*  Dispatch's flush inserted n SMS fallbacks (the INSERT's command tag),
     not yet committed: held on this thread until bf_notify_metrics_flush_done
     (a second call replaces the figure).  */

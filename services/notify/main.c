@@ -5,7 +5,8 @@
     and record every attempt; the control link applies dispatch.pause,
     dispatch.resume and deliveries.retry.
     SIGTERM/SIGINT stop it: dispatchers finish what is in flight (bounded)
-    and record it; anything else returns through its lease.  */
+    and record it, hand back what they claimed and did not send, and end
+    their leases, so that anything still in flight is taken over at once.  */
 
 #include <czmq.h>
 #include <stdio.h>

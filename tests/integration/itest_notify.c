@@ -7,7 +7,9 @@
       mid-dispatch, two notify processes then work at once, and every event
       is ingested a second time (G4); every attempt is recorded (G5);
     - quiet hours hold notices (visible state and reason) and release them,
-      in bill order, when the window ends.  */
+      in bill order, when the window ends;
+    - a killed notify's claims are taken over within seconds, and four
+      dispatchers racing for one queue never claim a notice twice.  */
 
 #include <curl/curl.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,6 +122,27 @@ s_env (s_stack_t *s, const char *format, ...)
     va_start (args, format);
     vsnprintf (s->env[s->nenv++], sizeof s->env[0], format, args);
     va_end (args);
+}
+
+/*  Removes the shared notify environment's entries that start with prefix
+    (a setting the test wants at its default).  */
+static void
+s_env_drop (s_stack_t *s, const char *prefix)
+{
+    int kept = 0;
+    for (int i = 0; i < s->nenv; i++)
+        if (strncmp (s->env[i], prefix, strlen (prefix)) != 0)
+            memmove (s->env[kept++], s->env[i], sizeof s->env[0]);
+    s->nenv = kept;
+}
+
+/*  Milliseconds on the monotonic clock.  */
+static int64_t
+s_mono_ms (void)
+{
+    struct timespec t;
+    clock_gettime (CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /*  Starts the mock provider with flags; reads its ports.  */
@@ -282,6 +306,20 @@ s_notify (s_stack_t *s, const char *const *extra, const char *logname)
     return s_spawn (getenv ("BF_NOTIFY"), env, log, NULL);
 }
 
+/*  Waits up to seconds for notify pid, armed with a BF_FAULT, to kill
+    itself (SIGKILL) at the fault point.  */
+static void
+s_wait_fault_kill (pid_t pid, int seconds)
+{
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < seconds * 50 && (done = waitpid (pid, &status, WNOHANG)) == 0; i++)
+        usleep (20000);
+    assert_int_equal (done, pid);
+    s_untrack (pid);
+    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+}
+
 /*  Waits until every bill has its deliveries and each is final or held by
     a rule the operator can see (G4): subscribers' own quiet hours.  */
 static void
@@ -319,14 +357,11 @@ test_every_bill_notified_once (void **state)
         = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BF_FAULT=dispatch.after_send:300",
             "BILLFLOW_NOTIFY_DISPATCHERS=2", NULL };
     pid_t first = s_notify (&s, day, "notify-1.log");
-    int status = 0;
-    pid_t done = 0;
-    for (int i = 0; i < 600 && (done = waitpid (first, &status, WNOHANG)) == 0; i++)
-        usleep (50000);
-    assert_int_equal (done, first);
-    s_untrack (first);
-    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
-    assert_true (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery WHERE state = 'SENDING'")
+    s_wait_fault_kill (first, 30);
+    /*  The kill left claimed notices (SENDING as control shows them: a claim
+        no longer writes the delivery row, db/016_dispatch_claim.sql).  */
+    assert_true (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d"
+                                         " WHERE delivery_shown_state (d.id, d.state) = 'SENDING'")
                  > 0);
 
     /*  Two notify processes finish the job together.  */
@@ -595,6 +630,113 @@ test_possibly_delivered_resent_once (void **state)
                                               " WHERE fallback_of IS NOT NULL"),
                       0);
     assert_int_equal (s_stop (pid, SIGTERM), 0);
+    PQfinish (conn);
+    s_stack_stop (&s);
+}
+
+/*  How long after a dispatcher's death its notices may wait, at the default
+    notify.lease_ms (10 s): the lease, a second for the takeover poll, the
+    mock's one-second email and slack for a loaded machine. The 60 s lease
+    on every claimed row that notify had before db/016 cannot meet it.  */
+#define S_TAKEOVER_BOUND_MS 25000
+
+/*  A SIGKILLed notify's claimed notices are taken over by another notify
+    within seconds (the dead dispatcher's row stops being renewed), not
+    after a minute; each is then sent and recorded once more (G4), and no
+    claim is left behind.  */
+static void
+test_killed_dispatcher_taken_over_in_seconds (void **state)
+{
+    (void)state;
+    s_stack_t s;
+    s_stack_start (&s, 300, "--email-latency-ms 1000 --email-fail-pct 0");
+    s_env_drop (&s, "BILLFLOW_NOTIFY_LEASE_MS="); /* the production default */
+    PGconn *conn = bf_testdb_connect (s.db);
+    const char *dying[]
+        = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BF_FAULT=dispatch.after_send:150",
+            "BILLFLOW_NOTIFY_DISPATCHERS=1", NULL };
+    pid_t first = s_notify (&s, dying, "notify-dying.log");
+    s_wait_fault_kill (first, 12);
+    int64_t killed = s_mono_ms ();
+    /*  Emails were in flight (a second each) when it died: claimed.  */
+    int64_t claimed = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d"
+                                              " WHERE delivery_shown_state (d.id, d.state)"
+                                              " = 'SENDING'");
+    assert_true (claimed > 0);
+
+    const char *taker[]
+        = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BILLFLOW_NOTIFY_DISPATCHERS=1", NULL };
+    pid_t second = s_notify (&s, taker, "notify-taker.log");
+    s_wait_final (conn, 120);
+    int64_t waited = s_mono_ms () - killed;
+    print_message ("# takeover: %lld claimed notices of the killed notify, all final %lld ms"
+                   " after the kill (bound %d ms)\n",
+                   (long long)claimed, (long long)waited, S_TAKEOVER_BOUND_MS);
+    assert_true (waited <= S_TAKEOVER_BOUND_MS);
+    /*  Delivered, but for subscribers whose own quiet hours hold them.  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE state <> 'DELIVERED' AND NOT (state = 'HELD'"
+                                              " AND hold_reason = 'quiet hours (subscriber)')"),
+                      0);
+    /*  Each notice's delivering attempt carries its attempts: an attempt
+        the kill left unrecorded is counted (it may have gone out), as a
+        re-claimed notice's always was.  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d"
+                                              " WHERE d.state = 'DELIVERED'"
+                                              " AND NOT EXISTS (SELECT 1 FROM delivery_attempt a"
+                                              " WHERE a.delivery_id = d.id"
+                                              " AND a.attempt_no = d.attempts"
+                                              " AND a.outcome IN ('DELIVERED', 'DUPLICATE'))"),
+                      0);
+    assert_int_equal (s_stop (second, SIGTERM), 0);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM dispatch_claim"), 0);
+    PQfinish (conn);
+    s_stack_stop (&s);
+}
+
+/*  Four dispatchers (two processes) claim from one queue in small batches
+    as fast as they can: no notice is claimed by two of them at once, so
+    each is sent once (the mock sees no repeated key or Message-ID) and has
+    exactly one attempt; no claim is left when they stop.  */
+static void
+test_two_dispatchers_never_share_a_claim (void **state)
+{
+    (void)state;
+    s_stack_t s;
+    s_stack_start (&s, 800, "--email-latency-ms 30 --email-fail-pct 0");
+    s_env_drop (&s, "BILLFLOW_NOTIFY_POLL_MS=");
+    PGconn *conn = bf_testdb_connect (s.db);
+    const char *env[] = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BILLFLOW_NOTIFY_DISPATCHERS=2",
+                          "BILLFLOW_NOTIFY_BATCH=7", "BILLFLOW_NOTIFY_POLL_MS=10", NULL };
+    pid_t a = s_notify (&s, env, "notify-a.log");
+    pid_t b = s_notify (&s, env, "notify-b.log");
+    s_wait_final (conn, 120);
+    assert_int_equal (s_stop (a, SIGTERM), 0);
+    assert_int_equal (s_stop (b, SIGTERM), 0);
+    /*  Delivered, but for subscribers whose own quiet hours hold them.  */
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE state <> 'DELIVERED' AND NOT (state = 'HELD'"
+                                              " AND hold_reason = 'quiet hours (subscriber)')"),
+                      0);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery d"
+                                              " WHERE d.attempts <> (d.state = 'DELIVERED')::int"
+                                              " OR (SELECT count(*) FROM delivery_attempt x"
+                                              " WHERE x.delivery_id = d.id) <> d.attempts"),
+                      0);
+    char *report = s_report (&s);
+    assert_int_equal (s_report_value (report, "email", "duplicate_deliveries"), 0);
+    assert_int_equal (s_report_value (report, "email", "duplicates"), 0);
+    assert_int_equal (s_report_value (report, "sms", "duplicates"), 0);
+    assert_int_equal (s_report_value (report, "lms", "duplicates"), 0);
+    assert_int_equal (s_report_value (report, "push", "duplicates"), 0);
+    assert_int_equal (s_report_value (report, "email", "accepted")
+                          + s_report_value (report, "sms", "accepted")
+                          + s_report_value (report, "lms", "accepted")
+                          + s_report_value (report, "push", "accepted"),
+                      bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                              " WHERE state = 'DELIVERED'"));
+    free (report);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM dispatch_claim"), 0);
     PQfinish (conn);
     s_stack_stop (&s);
 }
@@ -967,6 +1109,8 @@ main (void)
         cmocka_unit_test_teardown (test_slow_mail_server_gets_one_copy, s_teardown),
         cmocka_unit_test_teardown (test_possibly_delivered_resent_once, s_teardown),
         cmocka_unit_test_teardown (test_quiet_hours_hold_and_release_in_bill_order, s_teardown),
+        cmocka_unit_test_teardown (test_killed_dispatcher_taken_over_in_seconds, s_teardown),
+        cmocka_unit_test_teardown (test_two_dispatchers_never_share_a_claim, s_teardown),
         cmocka_unit_test_teardown (test_commands_through_the_control_link, s_teardown),
         cmocka_unit_test_teardown (test_provider_reason_with_phone_is_masked, s_teardown),
     };
