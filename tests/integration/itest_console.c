@@ -1735,10 +1735,14 @@ test_buttons_dispatch_and_retry_selected (void **state)
     s_btn_refused ("deliveries.retry", "{\"ids\":\"1,2\"}");
     s_btn_paused (false);
 
+    long notify_from = bf_proc_log_size (&s_stack.notify);
     json_t *result = s_btn_press ("dispatch.pause", "btn-pause-1", NULL);
     assert_true (bf_json_bool (result, "paused"));
     json_decref (result);
     s_btn_paused (true);
+    /*  The switch is stored at once; the dispatcher reads it within a
+        second (docs/notify.md): until it has, it may still claim.  */
+    assert_true (bf_proc_wait_log (&s_stack.notify, ": paused", notify_from, 5000));
 
     /*  Three delivered notices failed (as a provider's refusal leaves them).  */
     int64_t ids[3];

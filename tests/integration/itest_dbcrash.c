@@ -290,6 +290,18 @@ s_finish (s_run_t *run, int64_t fault_at, bool summaries)
                s_names[i], (long long)attempts[i], backs[i], permanent[i], gate[i].outages,
                gate[i].backs, gate[i].summaries, gate[i].extra,
                gate[i].still_out ? ", still out" : "");
+        if (gate[i].still_out || gate[i].extra) {
+            /*  The gate's lines since the fault, to see what stayed out.  */
+            char cmd[1024];
+            snprintf (cmd, sizeof cmd,
+                      "tail -c +%ld '%s' | grep -E 'database: (connection lost|cannot connect)"
+                      "|database back after|database unavailable for' | tail -8"
+                      " | sed 's/^/# %s gate: /'",
+                      run->log_at[i] + 1, log, s_names[i]);
+            fflush (stdout);
+            if (system (cmd) != 0)
+                s_log ("%s: could not list its gate's lines", s_names[i]);
+        }
         if (gate[i].summaries
             && bf_fault_first_line (log, run->log_at[i], "database unavailable for", line,
                                     sizeof line))
