@@ -115,8 +115,9 @@ typedef struct {
     char *endpoint;
     int max_batch;
 
-    PGconn *conn;          //  NULL while disconnected
-    int64_t reconnect_at;  //  mono ms: no attempt before this
+    PGconn *conn;         //  NULL while disconnected
+    int64_t reconnect_at; //  mono ms: no attempt before this
+    bool want_conn;       //  lost (or never made): reconnect without waiting for a request
     bool bound;
     int64_t rebind_at;
     int rebind_backoff;
@@ -162,10 +163,10 @@ static void
 s_disconnect (s_replay_t *self)
 {
     if (self->conn) {
-        bf_warn ("replay: database connection lost (%s); reconnecting on demand",
-                 bf_db_last_message ());
+        bf_warn ("replay: database connection lost (%s); reconnecting", bf_db_last_message ());
         PQfinish (self->conn);
         self->conn = NULL;
+        self->want_conn = true;
     }
 }
 
@@ -200,6 +201,7 @@ s_connection (s_replay_t *self, int timeout_ms)
         return -1;
     }
     self->conn = conn;
+    self->want_conn = false;
     bf_info ("replay: connected to the database");
     return 0;
 }
@@ -704,6 +706,8 @@ s_next_timeout (s_replay_t *self)
         due = now + summary;
     if (!self->bound && (due < 0 || self->rebind_at < due))
         due = self->rebind_at;
+    if (self->want_conn && !self->conn && (due < 0 || self->reconnect_at < due))
+        due = self->reconnect_at;
     if (due < 0)
         return -1;
     return due <= now ? 0 : (int)(due - now);
@@ -953,15 +957,16 @@ bf_replay_actor (zsock_t *pipe, void *args)
         return;
     }
     s_bind (self);
-    //  A database that is down now is not fatal: requests get UNAVAILABLE
-    //  and each one tries again (paced).
+    //  A database that is down now is not fatal: requests get UNAVAILABLE,
+    //  and the connection is tried again in the background (paced).
     //  The tail read now answers the bad requests that come before the
     //  first good one.
     if (s_connection (self, ((const bf_replay_args_t *)args)->connect_timeout_ms) == 0) {
         char why[512];
         uint64_t tail;
         s_read_tail (self, &tail, why, sizeof why);
-    }
+    } else
+        self->want_conn = true;
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
@@ -977,6 +982,13 @@ bf_replay_actor (zsock_t *pipe, void *args)
         for (int i = 0; i < S_READ_BURST && (zsock_events (self->router) & ZMQ_POLLIN); i++)
             s_handle_request (self);
         s_round (self);
+        //  A lost connection comes back in the background (paced by the
+        //  process's reconnect gate), not only when the next request needs
+        //  it: an idle replay must not leave the process "database
+        //  unavailable" (its gate open, its log without "back") after the
+        //  database has returned.
+        if (self->want_conn && !self->conn && zclock_mono () >= self->reconnect_at)
+            s_connection (self, 0);
         bf_log_limit_tick (&self->warn_limit);
         if (!self->bound && zclock_mono () >= self->rebind_at)
             s_bind (self);

@@ -447,6 +447,38 @@ test_refuses_to_start_without_keys (void **state)
     s_expect_refusal ("BF_NOTIFY", env, "notify.settle_server_key");
 }
 
+/*  Replay's database session ends under it (an administrator's
+    pg_terminate_backend, a crash), and the request that finds it lost is
+    the last one for a while: replay reconnects by itself, paced by the
+    process's reconnect gate, so the process logs "database back" and is
+    not left "database unavailable" until some later request happens to
+    need the database.  */
+static void
+test_replay_reconnects_when_idle (void **state)
+{
+    (void)state;
+    long from = bf_proc_log_size (&s_stack.settle[0]);
+    assert_int_equal (bf_testdb_scalar (s_stack.conn,
+                                        "SELECT count (pg_terminate_backend (pid)) FROM"
+                                        " pg_stat_activity WHERE application_name = 'settle-replay'"),
+                      1);
+    zsock_t *dealer = s_replay_client ("notify");
+    zmsg_t *msg = s_fetch_msg ("r-lost", 1, 5);
+    assert_int_equal (zmsg_send (&msg, dealer), 0);
+    (void)s_hears (dealer, 5000); /* its answer, whatever it is */
+    zsock_destroy (&dealer);
+    assert_true (bf_proc_wait_log (&s_stack.settle[0], "database: connection lost", from, 5000));
+    /*  No request from here on.  */
+    if (!bf_proc_wait_log (&s_stack.settle[0], "database back after", from, 15000))
+        fail_msg ("replay did not reconnect by itself within 15 s of losing its session");
+    assert_true (bf_proc_wait_log (&s_stack.settle[0], "replay: connected to the database", from,
+                                   1000));
+    assert_int_equal (bf_testdb_scalar (s_stack.conn,
+                                        "SELECT count (*) FROM pg_stat_activity"
+                                        " WHERE application_name = 'settle-replay'"),
+                      1);
+}
+
 int
 main (void)
 {
@@ -454,6 +486,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_only_service_keys_read_the_stream),
         cmocka_unit_test (test_flood_does_not_delay_a_fetch),
+        cmocka_unit_test (test_replay_reconnects_when_idle),
         cmocka_unit_test (test_refuses_to_start_without_keys),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
