@@ -308,7 +308,17 @@ static const bf_setting_t s_settings[] = {
       .min = 1000,
       .max = 3600000,
       .help = "How long a dispatcher that stopped renewing its lease (every lease / 3) keeps its"
-              " claimed deliveries before another dispatcher takes them over." },
+              " claimed deliveries before another dispatcher takes them over; also its"
+              " connection's fence (a silent link fails a statement after lease / 2, the"
+              " server ends the session after about a lease)." },
+    { .key = "notify.takeover_grace_ms",
+      .type = BF_CFG_INT,
+      .default_value = "5000",
+      .min = 0,
+      .max = 600000,
+      .help = "How long a dispatcher's database session must have been gone (its process"
+              " died) before another dispatcher takes its claims over without waiting out its"
+              " lease: time for a dispatcher whose connection merely broke to reconnect." },
     { .key = "notify.poll_ms",
       .type = BF_CFG_INT,
       .default_value = "200",

@@ -14,6 +14,7 @@
 #include "bf_backoff.h"
 #include "bf_date.h"
 #include "bf_db.h"
+#include "bf_dbfence.h"
 #include "bf_dispatch.h"
 #include "bf_fault.h"
 #include "bf_health.h"
@@ -69,7 +70,7 @@ typedef struct {
     int64_t not_before_ms;
     char hold_reason[64];
     bool fallback;
-    bool outage; /* a transient failure while the breaker was not closed: not counted */
+    bool outage;  /* a transient failure while the breaker was not closed: not counted */
     char due[48]; /* not "": not_before is this, exactly (its place before the claim) */
     /*  The content the attempt sent, to keep in delivery_content (owned;
         c_sent_as NULL when there is nothing to keep).  */
@@ -78,6 +79,14 @@ typedef struct {
     int64_t c_date;
     int template_version; /* delivery.template_version; 0 = leave as it is */
 } s_record_t;
+
+/*  A dispatcher that looked dead by its session (d_dead).  */
+#define S_SUSPECTS 64
+typedef struct {
+    char owner[128];
+    int pid;
+    int64_t since;
+} s_suspect_t;
 
 typedef struct {
     zsock_t *pipe;
@@ -101,6 +110,11 @@ typedef struct {
         dispatchers' claims.  */
     char cursor_due[48], cursor_bill[24], cursor_ready[32];
     int64_t next_head, next_takeover;
+    /*  Dispatchers whose session lock was seen free, and since when (mono):
+        taken over once it has been free for takeover_grace_ms with the same
+        session (s_query_takeover).  */
+    s_suspect_t suspects[S_SUSPECTS];
+    int nsuspects;
     /*  Every job not yet ended (queued or in flight), and whether the
         connection was lost since the last start: claims made by a
         statement whose answer was lost are found on reconnect.  */
@@ -280,6 +294,10 @@ s_fail_unsent (s_dispatch_t *self, int64_t id, int channel, int attempt, const c
 
 /*  --- database ------------------------------------------------------------ */
 
+/*  The first key of every dispatcher's session lock, (class, backend pid);
+    db/018's dispatcher_session_alive names the same number.  */
+#define S_SESSION_LOCK_CLASS "1650878052"
+
 /*  d_claimed's columns, in order.  */
 typedef enum {
     S_CLAIM_ID,
@@ -322,18 +340,36 @@ static const bf_db_statement_t s_statements[] = {
         notices of other channels share its key.  */
     { "d_claim_after", S_CLAIM (" AND (d.not_before, d.bill_id) >= ($6::timestamptz, $7::bigint)"),
       7 },
-    /*  The claims of dispatchers whose row ran out (dead, or away from the
-        database longer than a lease) become this one's, marked taken over.
-        FOR UPDATE SKIP LOCKED: one taker each; a claim another taker moved
-        meanwhile no longer joins its old owner's row when it is checked
-        again, and is skipped.  */
+    /*  The claims of dispatcher $3, dead (its row ran out: dead, or away
+        from the database longer than a lease; or its session ended,
+        db/018), become this one's, marked taken over. Its death is checked
+        again here: a dispatcher that reconnected meanwhile holds a new
+        session's lock. FOR UPDATE SKIP LOCKED: one taker each; a claim
+        another taker moved meanwhile no longer joins its old owner's row
+        when it is checked again, and is skipped.  */
     { "d_takeover",
       "UPDATE dispatch_claim c SET owner = $1, taken_over = true, claimed_at = now ()"
       " FROM (SELECT x.delivery_id FROM dispatcher w JOIN dispatch_claim x ON x.owner = w.owner"
-      "       WHERE w.alive_until < now () AND w.owner <> $1"
+      "       WHERE w.owner = $3 AND w.owner <> $1 AND (w.alive_until < now ()"
+      "             OR (w.session_pid IS NOT NULL"
+      "                 AND NOT dispatcher_session_alive (w.session_pid)))"
       "       LIMIT $2 FOR UPDATE OF x SKIP LOCKED) t"
       " WHERE c.delivery_id = t.delivery_id RETURNING c.delivery_id",
-      2 },
+      3 },
+    /*  The other dispatchers that hold claims and look dead: their lease
+        ran out, or their session's lock is free (db/018). Columns: owner,
+        session pid (0: none), lease run out. Which of them d_takeover
+        takes is s_query_takeover's choice (the grace).  */
+    { "d_dead",
+      "SELECT w.owner, coalesce (w.session_pid, 0), w.alive_until < now () FROM dispatcher w"
+      " WHERE w.owner <> $1 AND (w.alive_until < now ()"
+      "       OR (w.session_pid IS NOT NULL AND NOT dispatcher_session_alive (w.session_pid)))"
+      " AND EXISTS (SELECT 1 FROM dispatch_claim c WHERE c.owner = w.owner)"
+      " ORDER BY w.owner",
+      1 },
+    /*  This dispatcher's session lock (db/018): held while the session
+        lives, freed by the server when it ends.  */
+    { "d_session", "SELECT pg_try_advisory_lock (" S_SESSION_LOCK_CLASS ", pg_backend_pid ())", 0 },
     /*  Dead dispatchers that hold nothing any more are forgotten.  */
     { "d_forget",
       "DELETE FROM dispatcher w WHERE w.alive_until < now () - interval '1 minute'"
@@ -365,13 +401,16 @@ static const bf_db_statement_t s_statements[] = {
       "  floor (extract (epoch FROM x.created_at) * 1000)::bigint, x.bill_id, x.taken_over"
       " FROM x WHERE x.ok ORDER BY x.not_before, x.bill_id",
       4 },
-    /*  This dispatcher is alive for another lease (the database's clock):
-        one row, whatever it holds. A live dispatcher keeps its claims
-        however long their sends take; a dead one's run out after a lease.  */
+    /*  This dispatcher is alive for another lease (the database's clock),
+        and while its session (its backend's pid, whose lock d_session
+        took) lives: one row, whatever it holds. A live dispatcher keeps its
+        claims however long their sends take; a dead one's go after the
+        grace once its session has ended, or after a lease.  */
     { "d_alive",
-      "INSERT INTO dispatcher (owner, alive_until)"
-      " VALUES ($1, now () + $2::int * interval '1 millisecond')"
-      " ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until",
+      "INSERT INTO dispatcher (owner, alive_until, session_pid)"
+      " VALUES ($1, now () + $2::int * interval '1 millisecond', pg_backend_pid ())"
+      " ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until,"
+      " session_pid = excluded.session_pid",
       2 },
     /*  This dispatcher's claims (after a lost connection, s_reconcile).  */
     { "d_mine", "SELECT delivery_id FROM dispatch_claim WHERE owner = $1", 1 },
@@ -528,6 +567,30 @@ s_alive (s_dispatch_t *self)
     return res ? 0 : -1;
 }
 
+/*  Takes this session's lock (d_session, db/018) and fences the
+    connection: cut from PostgreSQL, a statement fails after lease / 2 of
+    silence, before the server ends the session (about a lease) and frees
+    the lock that tells the others this dispatcher is alive. Returns 0, or
+    -1 on a database error (logged).  */
+static int
+s_lock_session (s_dispatch_t *self)
+{
+    bf_db_fence (self->conn, self->args.lease_ms / 2);
+    PGresult *res = bf_db_query_prepared (self->conn, "d_session", 0, NULL, PGRES_TUPLES_OK,
+                                          "taking the dispatcher's session lock");
+    if (!res)
+        return -1;
+    /*  Only this session's pid is in the key: always free. Held by another
+        session means a second connection of this backend, which cannot be;
+        the lease still keeps the claims.  */
+    if (PQntuples (res) != 1 || PQgetvalue (res, 0, 0)[0] != 't')
+        bf_error ("dispatch %s: the session lock was not granted: a crash of this process will be"
+                  " noticed after a lease, not at once",
+                  self->id);
+    PQclear (res);
+    return 0;
+}
+
 static int
 s_load_templates (s_dispatch_t *self)
 {
@@ -562,7 +625,7 @@ s_connect (s_dispatch_t *self)
         && bf_db_prepare_all (self->conn, s_statements,
                               sizeof s_statements / sizeof s_statements[0])
                == BF_DB_OK
-        && s_load_templates (self) == 0 && s_alive (self) == 0
+        && s_lock_session (self) == 0 && s_load_templates (self) == 0 && s_alive (self) == 0
         && (!self->reconnecting || s_reconcile (self) == 0))
         return true;
     s_disconnect (self);
@@ -750,14 +813,16 @@ s_stored_content (const PGresult *ctx, int row, int channel, const char *to,
     memset (request, 0, sizeof *request);
     request->kind = kind;
     request->to = strdup (to);
-    request->title
-        = PQgetisnull (ctx, row, BF_RENDER_CTX_TITLE) ? NULL : strdup (PQgetvalue (ctx, row, BF_RENDER_CTX_TITLE));
+    request->title = PQgetisnull (ctx, row, BF_RENDER_CTX_TITLE)
+                         ? NULL
+                         : strdup (PQgetvalue (ctx, row, BF_RENDER_CTX_TITLE));
     request->text = strdup (PQgetvalue (ctx, row, BF_RENDER_CTX_BODY));
     request->html = PQgetisnull (ctx, row, BF_RENDER_CTX_BODY_HTML)
                         ? NULL
                         : strdup (PQgetvalue (ctx, row, BF_RENDER_CTX_BODY_HTML));
     request->date_s = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_DATE_S), NULL, 10);
-    if (!request->to || !request->text || (!PQgetisnull (ctx, row, BF_RENDER_CTX_TITLE) && !request->title)
+    if (!request->to || !request->text
+        || (!PQgetisnull (ctx, row, BF_RENDER_CTX_TITLE) && !request->title)
         || (!PQgetisnull (ctx, row, BF_RENDER_CTX_BODY_HTML) && !request->html)) {
         free ((char *)request->to);
         free ((char *)request->title);
@@ -831,32 +896,81 @@ s_ids_append (char **text, size_t *len, size_t *cap, const PGresult *res)
     return true;
 }
 
-/*  The claims of dead dispatchers, up to n, become this one's
-    (d_takeover), and the dead that hold nothing are forgotten. NULL on a
-    database failure (logged).  */
-static PGresult *
-s_query_takeover (s_dispatch_t *self, int n)
+/*  Whether dispatcher row i of dead (d_dead) is to be taken over now: its
+    lease ran out, or its session lock has been free for the grace with the
+    same session (a dispatcher whose connection merely broke takes a new
+    session, and a new lock, well within it). Records the suspect in
+    next[*n] (when there is room) with the time it was first seen free.  */
+static bool
+s_dead_now (const s_dispatch_t *self, const PGresult *dead, int i, int64_t mono, s_suspect_t *next,
+            int *n)
 {
-    char limit[16];
-    snprintf (limit, sizeof limit, "%d", n);
-    const char *params[] = { self->owner, limit };
-    PGresult *res = bf_db_query_prepared (self->conn, "d_takeover", 2, params, PGRES_TUPLES_OK,
-                                          "taking over dead dispatchers' claims");
-    if (res && PQntuples (res) > 0) {
-        bf_warn ("dispatch %s: took over %d claim(s) of dispatchers that stopped renewing their"
-                 " lease",
-                 self->id, PQntuples (res));
-        bf_notify_metrics_taken_over (PQntuples (res));
+    const char *owner = PQgetvalue (dead, i, 0);
+    int pid = atoi (PQgetvalue (dead, i, 1));
+    if (PQgetvalue (dead, i, 2)[0] == 't')
+        return true;
+    int64_t since = mono;
+    for (int k = 0; k < self->nsuspects; k++)
+        if (self->suspects[k].pid == pid && !strcmp (self->suspects[k].owner, owner))
+            since = self->suspects[k].since;
+    if (*n < S_SUSPECTS) {
+        snprintf (next[*n].owner, sizeof next[*n].owner, "%s", owner);
+        next[*n].pid = pid;
+        next[*n].since = since;
+        (*n)++;
     }
-    PGresult *forgot = res ? bf_db_query_prepared (self->conn, "d_forget", 0, NULL,
-                                                   PGRES_COMMAND_OK, "forgetting dead dispatchers")
-                           : NULL;
-    if (res && !forgot) {
+    return mono - since >= self->args.takeover_grace_ms;
+}
+
+/*  The claims of dead dispatchers, up to n, become this one's
+    (d_dead, then d_takeover for each dead one), and the dead that hold
+    nothing are forgotten. The ids taken are appended to *ids (an array
+    literal being built, as s_ids_append). Returns how many were taken, or
+    -1 on a database failure (logged).  */
+static int
+s_query_takeover (s_dispatch_t *self, int n, char **ids, size_t *len, size_t *cap)
+{
+    const char *mine[] = { self->owner };
+    PGresult *dead = bf_db_query_prepared (self->conn, "d_dead", 1, mine, PGRES_TUPLES_OK,
+                                           "looking for dead dispatchers");
+    if (!dead)
+        return -1;
+    s_suspect_t next[S_SUSPECTS];
+    int nnext = 0, taken = 0, rc = 0;
+    int64_t mono = zclock_mono ();
+    for (int i = 0; i < PQntuples (dead) && taken < n && rc == 0; i++) {
+        if (!s_dead_now (self, dead, i, mono, next, &nnext))
+            continue;
+        char limit[16];
+        snprintf (limit, sizeof limit, "%d", n - taken);
+        const char *params[] = { self->owner, limit, PQgetvalue (dead, i, 0) };
+        PGresult *res = bf_db_query_prepared (self->conn, "d_takeover", 3, params, PGRES_TUPLES_OK,
+                                              "taking over dead dispatchers' claims");
+        if (!res) {
+            rc = -1;
+            break;
+        }
+        if (PQntuples (res) > 0) {
+            bool expired = PQgetvalue (dead, i, 2)[0] == 't';
+            bf_warn ("dispatch %s: took over %d claim(s) of %s, %s", self->id, PQntuples (res),
+                     PQgetvalue (dead, i, 0),
+                     expired ? "which stopped renewing its lease" : "whose database session ended");
+            bf_notify_metrics_taken_over (PQntuples (res));
+            taken += PQntuples (res);
+        }
+        if (!s_ids_append (ids, len, cap, res))
+            rc = -1;
         PQclear (res);
-        return NULL;
     }
+    PQclear (dead);
+    memcpy (self->suspects, next, sizeof next[0] * (size_t)nnext);
+    self->nsuspects = nnext;
+    if (rc != 0)
+        return -1;
+    PGresult *forgot = bf_db_query_prepared (self->conn, "d_forget", 0, NULL, PGRES_COMMAND_OK,
+                                             "forgetting dead dispatchers");
     PQclear (forgot);
-    return res;
+    return forgot ? taken : -1;
 }
 
 /*  d_claim / d_claim_after: up to n due deliveries of the ready channels,
@@ -899,13 +1013,20 @@ s_claim_rows (s_dispatch_t *self, int n, int *scanned)
     char ready[32];
     *scanned = 0;
     int64_t mono = zclock_mono ();
-    PGresult *taken = NULL, *fresh = NULL, *rows = NULL;
+    PGresult *fresh = NULL, *rows = NULL;
+    size_t len = 1, cap = 64;
+    char *ids = malloc (cap);
+    if (!ids)
+        return NULL;
+    strcpy (ids, "{");
     if (mono >= self->next_takeover) {
         self->next_takeover = mono + 1000;
-        taken = s_query_takeover (self, n);
-        if (!taken)
+        int taken = s_query_takeover (self, n, &ids, &len, &cap);
+        if (taken < 0) {
+            free (ids);
             return NULL;
-        n -= PQntuples (taken);
+        }
+        n -= taken;
     }
     if (mono >= self->next_head) {
         self->cursor_due[0] = 0;
@@ -918,7 +1039,7 @@ s_claim_rows (s_dispatch_t *self, int n, int *scanned)
     if (ready_any) {
         fresh = s_query_claim (self, n, ready);
         if (!fresh) {
-            PQclear (taken);
+            free (ids);
             return NULL;
         }
         *scanned = PQntuples (fresh);
@@ -930,24 +1051,18 @@ s_claim_rows (s_dispatch_t *self, int n, int *scanned)
             PQclear (fresh);
             fresh = s_query_claim (self, n, ready);
             if (!fresh) {
-                PQclear (taken);
+                free (ids);
                 return NULL;
             }
             *scanned = PQntuples (fresh);
         }
     }
-    size_t len = 1, cap = 64;
-    char *ids = malloc (cap);
-    if (ids)
-        strcpy (ids, "{");
-    if (ids && s_ids_append (&ids, &len, &cap, taken) && s_ids_append (&ids, &len, &cap, fresh)
-        && len > 1) {
+    if (s_ids_append (&ids, &len, &cap, fresh) && len > 1) {
         strcpy (ids + len, "}");
         rows = s_query_claimed (self, ids);
-    } else if (ids && len == 1)
+    } else if (len == 1)
         rows = PQmakeEmptyPGresult (NULL, PGRES_TUPLES_OK);
     free (ids);
-    PQclear (taken);
     PQclear (fresh);
     /*  The cursor: the last new claim in claim order.  */
     for (int i = rows ? PQntuples (rows) - 1 : -1; i >= 0; i--)
@@ -1086,7 +1201,8 @@ s_take (s_dispatch_t *self, const PGresult *claimed, int i, const PGresult *ctx,
     /*  The contact is decrypted here and nowhere else.  */
     char to[600];
     static const char *fields[] = { "email", "phone", "push_token" };
-    static const int cols[] = { BF_RENDER_CTX_EMAIL_ENC, BF_RENDER_CTX_PHONE_ENC, BF_RENDER_CTX_PUSH_TOKEN_ENC };
+    static const int cols[]
+        = { BF_RENDER_CTX_EMAIL_ENC, BF_RENDER_CTX_PHONE_ENC, BF_RENDER_CTX_PUSH_TOKEN_ENC };
     int64_t subscriber = strtoll (PQgetvalue (ctx, row, BF_RENDER_CTX_SUBSCRIBER_ID), NULL, 10);
     if (!s_open_contact (self, ctx, row, cols[channel], fields[channel], subscriber, to,
                          sizeof to)) {
@@ -1212,13 +1328,13 @@ s_release_provider (s_dispatch_t *self, int p)
 /*  Dispatch paused: claimed deliveries that have not gone out are handed
     back as they were (resume sends them). In-flight sends finish.  */
 static void
-s_release_queued (s_dispatch_t *self)
+s_release_queued (s_dispatch_t *self, const char *why)
 {
     int n = 0;
     for (int p = 0; p < BF_PROVIDER_COUNT; p++)
         n += s_release_provider (self, p);
     if (n > 0)
-        bf_info ("dispatch %s: dispatch paused: %d claimed notice(s) handed back", self->id, n);
+        bf_info ("dispatch %s: %s: %d claimed notice(s) handed back", self->id, why, n);
 }
 
 /*  A provider whose breaker is open: its claimed deliveries that have not
@@ -1476,10 +1592,16 @@ s_turn (s_dispatch_t *self, int inflight, int64_t *next_claim)
         *next_claim = n > 0 ? mono : mono + self->args.poll_ms;
     }
     if (self->paused && self->queued > 0)
-        s_release_queued (self);
+        s_release_queued (self, "dispatch paused");
     if (self->queued > 0)
         s_release_blocked (self);
-    s_submit_ready (self);
+    /*  The fence: nothing claimed goes out once the connection is lost
+        (docs/notify.md "Claims and takeover"): the session's lock, which
+        tells the others this dispatcher lives, may be gone with it.  */
+    if (self->conn)
+        s_submit_ready (self);
+    else if (self->queued > 0)
+        s_release_queued (self, "connection to the database lost");
     bf_sender_poll (self->sender, inflight > 0 ? 5 : 0, s_on_done, self);
     if (self->nrecords >= S_FLUSH_ROWS
         || (self->nrecords > 0 && zclock_mono () - self->last_flush >= S_FLUSH_MS))
@@ -1548,6 +1670,9 @@ bf_dispatch_actor (zsock_t *pipe, void *args)
             continue;
         }
         if (!s_connect (&self)) {
+            /*  Nothing claimed goes out without a connection (s_turn).  */
+            if (self.queued > 0)
+                s_release_queued (&self, "connection to the database lost");
             /*  The process's reconnect gate paces the attempts (bf_db.h).  */
             next_claim = zclock_mono () + bf_db_retry_wait_ms (100);
             if (inflight > 0)
@@ -1623,6 +1748,7 @@ bf_dispatch_args_from_config (bf_dispatch_args_t *args, const bf_config_t *confi
     s_share (&args->sender, dispatchers > 0 ? dispatchers : 1);
     args->batch = (int)bf_config_int (config, "notify.batch");
     args->lease_ms = (int)bf_config_int (config, "notify.lease_ms");
+    args->takeover_grace_ms = (int)bf_config_int (config, "notify.takeover_grace_ms");
     args->poll_ms = (int)bf_config_int (config, "notify.poll_ms");
     args->max_attempts = (int)bf_config_int (config, "notify.max_attempts");
     args->backoff_base_ms = (int)bf_config_int (config, "notify.backoff_base_ms");

@@ -16,7 +16,13 @@
     back to SMS (docs/notify.md). Each request carries the delivery id as
     its idempotency key, so an HTTP resend after a crash is accepted once.
     The dispatcher renews its lease (its one row of dispatcher) every
-    lease_ms / 3, so a slow reply does not let another dispatcher resend.
+    lease_ms / 3, so a slow reply does not let another dispatcher resend,
+    and holds a session lock on its connection: a dispatcher whose session
+    ended takeover_grace_ms ago (a crash) is taken over without waiting out
+    its lease (docs/notify.md "Claims and takeover"). Its connection is
+    fenced (bf_dbfence, lease_ms / 2): cut from PostgreSQL, it notices
+    before the server ends its session, and sends nothing it claimed once
+    its connection is gone.
 
     Pipe: the zactor contract; "STATS" -> claimed, delivered, retried,
     failed, held, in flight (decimal strings).
@@ -43,13 +49,14 @@ typedef struct {
     const char *purpose;       /* "BILL_ISSUED" */
     bf_sender_config_t sender; /* strings must live until zactor_new returns */
     int batch, lease_ms, poll_ms;
+    int takeover_grace_ms; /* a dead session's claims are taken after this */
     int max_attempts, backoff_base_ms, backoff_max_ms;
-    int unknown_retry_ms; /* possibly delivered email: resend after; 0 = never */
+    int unknown_retry_ms;     /* possibly delivered email: resend after; 0 = never */
     int64_t outage_window_ms; /* an outage's failure of a notice this old ends it
                                  (notify.outage_window_ms) */
     bf_quiet_window_t system_quiet;
     int utc_offset_min;
-    int64_t clock_offset_ms; /* injectable clock: now = system time + offset */
+    int64_t clock_offset_ms;   /* injectable clock: now = system time + offset */
     bf_actor_status_t *status; /* a failed start is recorded here (bf_actor.h); may be NULL */
 } bf_dispatch_args_t;
 
@@ -81,11 +88,11 @@ typedef struct {
     bool outage; /* the provider's outage, not the notice's (bf_send_result_t.outage) */
     int counted; /* attempts against the budget, this one included */
     int max_attempts;
-    bool email;              /* an email: falls back to SMS when it fails for good */
-    bool possibly_delivered; /* an earlier attempt ended UNKNOWN */
-    int64_t due_ms;          /* the delivery's not_before before its claim */
-    int64_t age_ms;          /* the notice's age: since created_at, on the wall clock (not
-                                notify.clock, which tests and demos move) */
+    bool email;               /* an email: falls back to SMS when it fails for good */
+    bool possibly_delivered;  /* an earlier attempt ended UNKNOWN */
+    int64_t due_ms;           /* the delivery's not_before before its claim */
+    int64_t age_ms;           /* the notice's age: since created_at, on the wall clock (not
+                                 notify.clock, which tests and demos move) */
     int64_t outage_window_ms; /* notify.outage_window_ms */
     int64_t now_ms;
     int backoff_base_ms, backoff_max_ms;

@@ -154,8 +154,9 @@ s_init (void)
                                             "Notices held for quiet hours.", "channel");
     s_taken_over = bf_metric_series (bf_metrics_counter (
         "billflow_notify_claims_taken_over_total",
-        "Claims taken over from dispatchers that stopped renewing their lease (dead, or away"
-        " from the database longer than notify.lease_ms).",
+        "Claims taken over from dead dispatchers: their database session ended"
+        " notify.takeover_grace_ms ago, or they stopped renewing their lease (away from the"
+        " database longer than notify.lease_ms).",
         NULL));
     bf_metric_t *fallbacks = bf_metrics_counter (
         "billflow_notify_fallbacks_total",

@@ -255,12 +255,11 @@ s_stack_start (s_stack_t *s, int n, const char *mock_flags)
               s->dir);
     snprintf (settle_env[2], sizeof settle_env[2],
               "BILLFLOW_SETTLE_REPLAY_ENDPOINT=ipc://%s/replay", s->dir);
-    snprintf (settle_env[3], sizeof settle_env[3],
-              "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret", s->dir);
-    snprintf (settle_env[4], sizeof settle_env[4], "BILLFLOW_SETTLE_ALLOWED_KEYS=%s",
-              path);
-    const char *senv[] = { settle_env[0], settle_env[1], settle_env[2], settle_env[3],
-                           settle_env[4], NULL };
+    snprintf (settle_env[3], sizeof settle_env[3], "BILLFLOW_SETTLE_KEY_FILE=%s/settle.key_secret",
+              s->dir);
+    snprintf (settle_env[4], sizeof settle_env[4], "BILLFLOW_SETTLE_ALLOWED_KEYS=%s", path);
+    const char *senv[]
+        = { settle_env[0], settle_env[1], settle_env[2], settle_env[3], settle_env[4], NULL };
     char log[512];
     snprintf (log, sizeof log, "%s/settle.log", s->dir);
     s_spawn (getenv ("BF_SETTLE"), senv, log, NULL);
@@ -318,6 +317,18 @@ s_wait_fault_kill (pid_t pid, int seconds)
     assert_int_equal (done, pid);
     s_untrack (pid);
     assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+}
+
+/*  Waits up to seconds until sql's value reaches want.  */
+static bool
+s_wait_scalar (PGconn *conn, const char *sql, int64_t want, int seconds)
+{
+    for (int i = 0; i < seconds * 20; i++) {
+        if (bf_testdb_scalar (conn, sql) >= want)
+            return true;
+        usleep (50000);
+    }
+    return false;
 }
 
 /*  Waits until every bill has its deliveries and each is final or held by
@@ -634,18 +645,18 @@ test_possibly_delivered_resent_once (void **state)
     s_stack_stop (&s);
 }
 
-/*  How long after a dispatcher's death its notices may wait with
-    notify.lease_ms 10 s (the default is 60 s: docs/notify.md "The database
-    away"): the lease, a second for the takeover poll, the mock's one-second
-    email and slack for a loaded machine. (Before db/016 a lease that short
-    meant rewriting every held delivery every 3.3 s; now it is one row per
-    dispatcher.)  */
+/*  How long after a dispatcher's death its notices may wait at the
+    default notify.lease_ms (60 s): its session ends with the process, so
+    the notify.takeover_grace_ms (5 s) after the taker first sees the
+    session's lock free, a second for the takeover poll, the taker's own
+    start, the mock's one-second email and slack for a loaded machine; far
+    below the lease, which is what the takeover waited before db/018.  */
 #define S_TAKEOVER_BOUND_MS 25000
 
 /*  A SIGKILLed notify's claimed notices are taken over by another notify
-    within seconds (the dead dispatcher's row stops being renewed), not
-    after a minute; each is then sent and recorded once more (G4), and no
-    claim is left behind.  */
+    within seconds at the production lease (the dead dispatcher's session
+    lock is gone: db/018), not after the lease's minute; each is then sent
+    and recorded once more (G4), and no claim is left behind.  */
 static void
 test_killed_dispatcher_taken_over_in_seconds (void **state)
 {
@@ -653,7 +664,7 @@ test_killed_dispatcher_taken_over_in_seconds (void **state)
     s_stack_t s;
     s_stack_start (&s, 300, "--email-latency-ms 1000 --email-fail-pct 0");
     s_env_drop (&s, "BILLFLOW_NOTIFY_LEASE_MS=");
-    s_env (&s, "BILLFLOW_NOTIFY_LEASE_MS=10000");
+    s_env (&s, "BILLFLOW_NOTIFY_LEASE_MS=60000");
     PGconn *conn = bf_testdb_connect (s.db);
     const char *dying[]
         = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00", "BF_FAULT=dispatch.after_send:150",
@@ -676,6 +687,14 @@ test_killed_dispatcher_taken_over_in_seconds (void **state)
                    " after the kill (bound %d ms)\n",
                    (long long)claimed, (long long)waited, S_TAKEOVER_BOUND_MS);
     assert_true (waited <= S_TAKEOVER_BOUND_MS);
+    /*  Taken over because the session ended, not because the lease ran out.  */
+    char taker_log[512];
+    snprintf (taker_log, sizeof taker_log, "%s/notify-taker.log", s.dir);
+    char *log = bf_test_slurp (taker_log);
+    assert_non_null (log);
+    assert_non_null (strstr (log, "whose database session ended"));
+    assert_null (strstr (log, "which stopped renewing its lease"));
+    free (log);
     /*  Delivered, but for subscribers whose own quiet hours hold them.  */
     assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
                                               " WHERE state <> 'DELIVERED' AND NOT (state = 'HELD'"
@@ -695,6 +714,98 @@ test_killed_dispatcher_taken_over_in_seconds (void **state)
     assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM dispatch_claim"), 0);
     PQfinish (conn);
     s_stack_stop (&s);
+}
+
+/*  A dispatcher whose connection breaks (its backend terminated while
+    another notify runs) reconnects, takes a new session's lock and keeps
+    its claims as long as it is back within notify.takeover_grace_ms. The
+    test holds the broken dispatcher's row for 2 s (its reconnect waits in
+    d_alive with the new session's lock taken and the old pid still in the
+    row): with the default 5 s grace nothing is taken over, each notice has
+    one attempt and the mock got no second copy; with the grace at 0 the
+    other notify takes the claims of the ended session (so the grace is
+    what keeps them).  */
+static void
+s_break_dispatcher (PGconn *conn, pid_t notify_pid)
+{
+    char like[64], sql[256];
+    snprintf (like, sizeof like, "'%%:%d:%%'", (int)notify_pid);
+    snprintf (sql, sizeof sql,
+              "SELECT count(*) FROM (SELECT 1 FROM dispatcher WHERE owner LIKE %s"
+              " AND alive_until > now () FOR UPDATE) x",
+              like);
+    assert_string_equal (bf_testdb_exec (conn, "BEGIN"), "00000");
+    assert_int_equal (bf_testdb_scalar (conn, sql), 1);
+    snprintf (sql, sizeof sql,
+              "SELECT count (pg_terminate_backend (session_pid)) FROM dispatcher"
+              " WHERE owner LIKE %s AND alive_until > now ()",
+              like);
+    assert_int_equal (bf_testdb_scalar (conn, sql), 1);
+    sleep (2);
+    assert_string_equal (bf_testdb_exec (conn, "COMMIT"), "00000");
+}
+
+static int64_t
+s_broken_sessions_run (int grace_ms, char **taker_log)
+{
+    s_stack_t s;
+    s_stack_start (&s, 300, "--email-latency-ms 1000 --email-fail-pct 0");
+    s_env_drop (&s, "BILLFLOW_NOTIFY_LEASE_MS=");
+    s_env (&s, "BILLFLOW_NOTIFY_LEASE_MS=60000");
+    char grace[64];
+    snprintf (grace, sizeof grace, "BILLFLOW_NOTIFY_TAKEOVER_GRACE_MS=%d", grace_ms);
+    PGconn *conn = bf_testdb_connect (s.db);
+    /*  30 sends a second per channel: dispatch lasts about 10 s.  */
+    const char *env[] = { "BILLFLOW_NOTIFY_CLOCK=2026-11-02T10:00",
+                          "BILLFLOW_NOTIFY_DISPATCHERS=1",
+                          "BILLFLOW_NOTIFY_EMAIL_RATE=30",
+                          "BILLFLOW_NOTIFY_SMS_RATE=30",
+                          "BILLFLOW_NOTIFY_PUSH_RATE=30",
+                          grace,
+                          NULL };
+    pid_t a = s_notify (&s, env, "notify-a.log");
+    char claims[160];
+    snprintf (claims, sizeof claims,
+              "SELECT count(*) FROM dispatch_claim WHERE owner LIKE '%%:%d:%%'", (int)a);
+    assert_true (s_wait_scalar (conn, claims, 1, 30));
+    pid_t b = s_notify (&s, env, "notify-b.log");
+    assert_true (
+        s_wait_scalar (conn, "SELECT count(*) FROM dispatcher WHERE alive_until > now ()", 2, 30));
+    s_break_dispatcher (conn, a);
+    s_wait_final (conn, 120);
+    assert_int_equal (s_stop (a, SIGTERM), 0);
+    assert_int_equal (s_stop (b, SIGTERM), 0);
+    char path[512];
+    snprintf (path, sizeof path, "%s/notify-b.log", s.dir);
+    *taker_log = bf_test_slurp (path);
+    assert_non_null (*taker_log);
+    char *report = s_report (&s);
+    int64_t copies = s_report_value (report, "email", "duplicate_deliveries");
+    free (report);
+    /*  Notices with more than their one attempt (a takeover counts one).  */
+    int64_t extra = bf_testdb_scalar (conn, "SELECT count(*) FROM delivery"
+                                            " WHERE state = 'DELIVERED' AND attempts > 1");
+    printf ("# broken session, grace %d ms: %lld notices with a second attempt, %lld second"
+            " emails\n",
+            grace_ms, (long long)extra, (long long)copies);
+    assert_int_equal (bf_testdb_scalar (conn, "SELECT count(*) FROM dispatch_claim"), 0);
+    PQfinish (conn);
+    s_stack_stop (&s);
+    return extra + copies;
+}
+
+static void
+test_broken_connection_keeps_claims (void **state)
+{
+    (void)state;
+    char *log = NULL;
+    assert_int_equal (s_broken_sessions_run (5000, &log), 0);
+    assert_null (strstr (log, "took over"));
+    free (log);
+    /*  Without the grace, the broken session's claims are taken.  */
+    assert_true (s_broken_sessions_run (0, &log) > 0);
+    assert_non_null (strstr (log, "whose database session ended"));
+    free (log);
 }
 
 /*  Four dispatchers (two processes) claim from one queue in small batches
@@ -935,7 +1046,6 @@ test_commands_through_the_control_link (void **state)
     s_stack_stop (&s);
 }
 
-
 //  --------------------------------------------------------------------------
 //  A provider that echoes the destination in its reason (G9)
 
@@ -1113,6 +1223,7 @@ main (void)
         cmocka_unit_test_teardown (test_possibly_delivered_resent_once, s_teardown),
         cmocka_unit_test_teardown (test_quiet_hours_hold_and_release_in_bill_order, s_teardown),
         cmocka_unit_test_teardown (test_killed_dispatcher_taken_over_in_seconds, s_teardown),
+        cmocka_unit_test_teardown (test_broken_connection_keeps_claims, s_teardown),
         cmocka_unit_test_teardown (test_two_dispatchers_never_share_a_claim, s_teardown),
         cmocka_unit_test_teardown (test_commands_through_the_control_link, s_teardown),
         cmocka_unit_test_teardown (test_provider_reason_with_phone_is_masked, s_teardown),
