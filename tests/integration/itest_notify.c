@@ -319,6 +319,18 @@ s_wait_fault_kill (pid_t pid, int seconds)
     assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
 }
 
+/*  The text of the log file name in the stack's directory; the caller
+    frees it.  */
+static char *
+s_slurp_log (const s_stack_t *s, const char *name)
+{
+    char path[512];
+    snprintf (path, sizeof path, "%s/%s", s->dir, name);
+    char *text = bf_test_slurp (path);
+    assert_non_null (text);
+    return text;
+}
+
 /*  Waits up to seconds until sql's value reaches want.  */
 static bool
 s_wait_scalar (PGconn *conn, const char *sql, int64_t want, int seconds)
@@ -579,10 +591,7 @@ test_slow_mail_server_gets_one_copy (void **state)
     s_untrack (pid);
     assert_true (WIFEXITED (status));
     assert_int_equal (WEXITSTATUS (status), 2);
-    char path[512];
-    snprintf (path, sizeof path, "%s/notify-plain.log", s.dir);
-    char *log = bf_test_slurp (path);
-    assert_non_null (log);
+    char *log = s_slurp_log (&s, "notify-plain.log");
     assert_non_null (strstr (log, "notify.smtp_allow_plain_auth"));
     assert_null (strstr (log, "=pw"));
     free (log);
@@ -688,10 +697,7 @@ test_killed_dispatcher_taken_over_in_seconds (void **state)
                    (long long)claimed, (long long)waited, S_TAKEOVER_BOUND_MS);
     assert_true (waited <= S_TAKEOVER_BOUND_MS);
     /*  Taken over because the session ended, not because the lease ran out.  */
-    char taker_log[512];
-    snprintf (taker_log, sizeof taker_log, "%s/notify-taker.log", s.dir);
-    char *log = bf_test_slurp (taker_log);
-    assert_non_null (log);
+    char *log = s_slurp_log (&s, "notify-taker.log");
     assert_non_null (strstr (log, "whose database session ended"));
     assert_null (strstr (log, "which stopped renewing its lease"));
     free (log);
@@ -775,10 +781,7 @@ s_broken_sessions_run (int grace_ms, char **taker_log)
     s_wait_final (conn, 120);
     assert_int_equal (s_stop (a, SIGTERM), 0);
     assert_int_equal (s_stop (b, SIGTERM), 0);
-    char path[512];
-    snprintf (path, sizeof path, "%s/notify-b.log", s.dir);
-    *taker_log = bf_test_slurp (path);
-    assert_non_null (*taker_log);
+    *taker_log = s_slurp_log (&s, "notify-b.log");
     char *report = s_report (&s);
     int64_t copies = s_report_value (report, "email", "duplicate_deliveries");
     free (report);
