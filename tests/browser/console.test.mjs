@@ -120,9 +120,16 @@ async function go (p, hash, selector) {
   if (selector) await p.waitForSelector(selector, { timeout: 20000 });
 }
 
+// A 429 (the session over its rate, as after step 8b's burst) is waited out
+// as the pages' api.js does: Retry-After, at most 3 times.
 async function api (p, path, init) {
   return p.evaluate(async (path, init) => {
-    const res = await fetch(path, init || {});
+    let res = await fetch(path, init || {});
+    for (let i = 0; i < 3 && res.status === 429; i++) {
+      const wait = Number(res.headers.get('Retry-After')) || 1;
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      res = await fetch(path, init || {});
+    }
     const text = await res.text();
     let body = null;
     try { body = JSON.parse(text); } catch (e) { body = text; }
