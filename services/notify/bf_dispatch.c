@@ -938,8 +938,10 @@ s_query_takeover (s_dispatch_t *self, int n, char **ids, size_t *len, size_t *ca
     s_suspect_t next[S_SUSPECTS];
     int nnext = 0, taken = 0, rc = 0;
     int64_t mono = zclock_mono ();
-    for (int i = 0; i < PQntuples (dead) && taken < n && rc == 0; i++) {
-        if (!s_dead_now (self, dead, i, mono, next, &nnext))
+    /*  Every row goes through s_dead_now, also past n: a suspect keeps the
+        time it was first seen.  */
+    for (int i = 0; i < PQntuples (dead) && rc == 0; i++) {
+        if (!s_dead_now (self, dead, i, mono, next, &nnext) || taken >= n)
             continue;
         char limit[16];
         snprintf (limit, sizeof limit, "%d", n - taken);
