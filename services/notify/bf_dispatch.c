@@ -327,6 +327,11 @@ typedef enum {
     two dispatchers: ON CONFLICT skips a delivery claimed meanwhile. The
     statement's snapshot may be older than a claim that was made, ended
     and deleted meanwhile: d_claimed reads the deliveries again.  */
+/*  Dispatcher w looks dead: its lease ran out, or its session's lock is
+    free (db/018; the grace is the caller's).  */
+#define S_DEAD_DISPATCHER                                                                          \
+    " (w.alive_until < now ()"                                                                     \
+    "  OR (w.session_pid IS NOT NULL AND NOT dispatcher_session_alive (w.session_pid)))"
 #define S_CLAIM(after)                                                                             \
     "INSERT INTO dispatch_claim (delivery_id, owner, period, channel, fallback)"                   \
     " SELECT d.id, $1, d.period, d.channel, d.fallback_of IS NOT NULL"                             \
@@ -350,9 +355,7 @@ static const bf_db_statement_t s_statements[] = {
     { "d_takeover",
       "UPDATE dispatch_claim c SET owner = $1, taken_over = true, claimed_at = now ()"
       " FROM (SELECT x.delivery_id FROM dispatcher w JOIN dispatch_claim x ON x.owner = w.owner"
-      "       WHERE w.owner = $3 AND w.owner <> $1 AND (w.alive_until < now ()"
-      "             OR (w.session_pid IS NOT NULL"
-      "                 AND NOT dispatcher_session_alive (w.session_pid)))"
+      "       WHERE w.owner = $3 AND w.owner <> $1 AND" S_DEAD_DISPATCHER
       "       LIMIT $2 FOR UPDATE OF x SKIP LOCKED) t"
       " WHERE c.delivery_id = t.delivery_id RETURNING c.delivery_id",
       3 },
@@ -362,8 +365,7 @@ static const bf_db_statement_t s_statements[] = {
         takes is s_query_takeover's choice (the grace).  */
     { "d_dead",
       "SELECT w.owner, coalesce (w.session_pid, 0), w.alive_until < now () FROM dispatcher w"
-      " WHERE w.owner <> $1 AND (w.alive_until < now ()"
-      "       OR (w.session_pid IS NOT NULL AND NOT dispatcher_session_alive (w.session_pid)))"
+      " WHERE w.owner <> $1 AND" S_DEAD_DISPATCHER
       " AND EXISTS (SELECT 1 FROM dispatch_claim c WHERE c.owner = w.owner)"
       " ORDER BY w.owner",
       1 },
@@ -853,36 +855,16 @@ s_ready_channels (s_dispatch_t *self, char ready[32])
     return ready[1] && ready[1] != '}';
 }
 
-/*  Column col of every row of res as a text[] literal, "{a,b,c}"; each
-    value at most width characters. NULL when out of memory; the caller
-    frees it.  */
-static char *
-s_array_literal (const PGresult *res, int col, size_t width)
-{
-    int rows = PQntuples (res);
-    size_t cap = (size_t)rows * (width + 1) + 3;
-    char *text = malloc (cap);
-    if (!text)
-        return NULL;
-    size_t len = 0;
-    text[len++] = '{';
-    for (int i = 0; i < rows; i++)
-        len += (size_t)snprintf (text + len, cap - len, "%s%s", i ? "," : "",
-                                 PQgetvalue (res, i, col));
-    text[len++] = '}';
-    text[len] = 0;
-    return text;
-}
-
-/*  Appends the delivery ids of res (column 0) to the array literal being
-    built in *text ("{1,2" without the closing brace); *len is its length.
+/*  Appends column col of every row of res (none when res is NULL) to the
+    array literal being built in *text ("{a,b" without the closing brace,
+    *len its length, *cap its size; room is always left for the brace).
     Returns false when out of memory.  */
 static bool
-s_ids_append (char **text, size_t *len, size_t *cap, const PGresult *res)
+s_literal_append (char **text, size_t *len, size_t *cap, const PGresult *res, int col)
 {
     for (int i = 0; res && i < PQntuples (res); i++) {
-        const char *id = PQgetvalue (res, i, 0);
-        size_t need = *len + strlen (id) + 3;
+        const char *value = PQgetvalue (res, i, col);
+        size_t need = *len + strlen (value) + 3;
         if (need > *cap) {
             size_t grown_cap = need * 2;
             char *grown = realloc (*text, grown_cap);
@@ -891,9 +873,44 @@ s_ids_append (char **text, size_t *len, size_t *cap, const PGresult *res)
             *text = grown;
             *cap = grown_cap;
         }
-        *len += (size_t)snprintf (*text + *len, *cap - *len, "%s%s", *len > 1 ? "," : "", id);
+        *len += (size_t)snprintf (*text + *len, *cap - *len, "%s%s", *len > 1 ? "," : "", value);
     }
     return true;
+}
+
+/*  An array literal being built: "{" (s_literal_append, s_literal_end).
+    NULL when out of memory.  */
+static char *
+s_literal_begin (size_t *len, size_t *cap)
+{
+    *len = 1;
+    *cap = 64;
+    char *text = malloc (*cap);
+    if (text)
+        strcpy (text, "{");
+    return text;
+}
+
+static void
+s_literal_end (char *text, size_t len)
+{
+    strcpy (text + len, "}");
+}
+
+/*  Column col of every row of res as a text[] literal, "{a,b,c}". NULL
+    when out of memory; the caller frees it.  */
+static char *
+s_array_literal (const PGresult *res, int col)
+{
+    size_t len, cap;
+    char *text = s_literal_begin (&len, &cap);
+    if (text && !s_literal_append (&text, &len, &cap, res, col)) {
+        free (text);
+        return NULL;
+    }
+    if (text)
+        s_literal_end (text, len);
+    return text;
 }
 
 /*  Whether dispatcher row i of dead (d_dead) is to be taken over now: its
@@ -925,7 +942,7 @@ s_dead_now (const s_dispatch_t *self, const PGresult *dead, int i, int64_t mono,
 /*  The claims of dead dispatchers, up to n, become this one's
     (d_dead, then d_takeover for each dead one), and the dead that hold
     nothing are forgotten. The ids taken are appended to *ids (an array
-    literal being built, as s_ids_append). Returns how many were taken, or
+    literal being built, s_literal_append). Returns how many were taken, or
     -1 on a database failure (logged).  */
 static int
 s_query_takeover (s_dispatch_t *self, int n, char **ids, size_t *len, size_t *cap)
@@ -960,7 +977,7 @@ s_query_takeover (s_dispatch_t *self, int n, char **ids, size_t *len, size_t *ca
             bf_notify_metrics_taken_over (PQntuples (res));
             taken += PQntuples (res);
         }
-        if (!s_ids_append (ids, len, cap, res))
+        if (!s_literal_append (ids, len, cap, res, 0))
             rc = -1;
         PQclear (res);
     }
@@ -1016,11 +1033,10 @@ s_claim_rows (s_dispatch_t *self, int n, int *scanned)
     *scanned = 0;
     int64_t mono = zclock_mono ();
     PGresult *fresh = NULL, *rows = NULL;
-    size_t len = 1, cap = 64;
-    char *ids = malloc (cap);
+    size_t len, cap;
+    char *ids = s_literal_begin (&len, &cap);
     if (!ids)
         return NULL;
-    strcpy (ids, "{");
     if (mono >= self->next_takeover) {
         self->next_takeover = mono + 1000;
         int taken = s_query_takeover (self, n, &ids, &len, &cap);
@@ -1059,8 +1075,8 @@ s_claim_rows (s_dispatch_t *self, int n, int *scanned)
             *scanned = PQntuples (fresh);
         }
     }
-    if (s_ids_append (&ids, &len, &cap, fresh) && len > 1) {
-        strcpy (ids + len, "}");
+    if (s_literal_append (&ids, &len, &cap, fresh, 0) && len > 1) {
+        s_literal_end (ids, len);
         rows = s_query_claimed (self, ids);
     } else if (len == 1)
         rows = PQmakeEmptyPGresult (NULL, PGRES_TUPLES_OK);
@@ -1086,7 +1102,7 @@ s_claim_rows (s_dispatch_t *self, int n, int *scanned)
 static PGresult *
 s_query_context (s_dispatch_t *self, const PGresult *claimed)
 {
-    char *ids = s_array_literal (claimed, S_CLAIM_ID, 20);
+    char *ids = s_array_literal (claimed, S_CLAIM_ID);
     if (!ids)
         return NULL;
     const char *params[] = { ids };
@@ -1101,8 +1117,8 @@ s_query_context (s_dispatch_t *self, const PGresult *claimed)
 static PGresult *
 s_query_lines (s_dispatch_t *self, const PGresult *ctx)
 {
-    char *periods = s_array_literal (ctx, BF_RENDER_CTX_PERIOD, 9);
-    char *subs = s_array_literal (ctx, BF_RENDER_CTX_SUBSCRIBER_ID, 20);
+    char *periods = s_array_literal (ctx, BF_RENDER_CTX_PERIOD);
+    char *subs = s_array_literal (ctx, BF_RENDER_CTX_SUBSCRIBER_ID);
     PGresult *lines = NULL;
     if (periods && subs) {
         const char *params[] = { periods, subs };
@@ -1619,20 +1635,13 @@ s_stop (s_dispatch_t *self)
     int64_t deadline = zclock_mono () + 5000;
     while (zclock_mono () < deadline && s_inflight (self) > 0)
         bf_sender_poll (self->sender, 50, s_on_done, self);
-    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
-        s_release_provider (self, p);
+    s_release_queued (self, "stopping");
     if (s_flush (self) == 0 && self->conn) {
         const char *params[] = { self->owner };
         PQclear (bf_db_query_prepared (self->conn, "d_retire", 1, params, PGRES_COMMAND_OK,
                                        "ending the dispatcher's lease"));
     }
     bf_notify_metrics_dispatcher (NULL, false);
-    for (int p = 0; p < BF_PROVIDER_COUNT; p++)
-        while (self->queue[p]) {
-            s_job_t *job = self->queue[p];
-            self->queue[p] = job->next;
-            s_job_free (self, job);
-        }
     bf_sender_destroy (&self->sender);
     bf_render_destroy (&self->render);
     bf_pii_destroy (&self->pii);

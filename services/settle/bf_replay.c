@@ -115,9 +115,8 @@ typedef struct {
     char *endpoint;
     int max_batch;
 
-    PGconn *conn;         //  NULL while disconnected
+    PGconn *conn;         //  NULL while disconnected: reconnected in the background
     int64_t reconnect_at; //  mono ms: no attempt before this
-    bool want_conn;       //  lost (or never made): reconnect without waiting for a request
     bool bound;
     int64_t rebind_at;
     int rebind_backoff;
@@ -166,7 +165,6 @@ s_disconnect (s_replay_t *self)
         bf_warn ("replay: database connection lost (%s); reconnecting", bf_db_last_message ());
         PQfinish (self->conn);
         self->conn = NULL;
-        self->want_conn = true;
     }
 }
 
@@ -201,7 +199,6 @@ s_connection (s_replay_t *self, int timeout_ms)
         return -1;
     }
     self->conn = conn;
-    self->want_conn = false;
     bf_info ("replay: connected to the database");
     return 0;
 }
@@ -706,7 +703,7 @@ s_next_timeout (s_replay_t *self)
         due = now + summary;
     if (!self->bound && (due < 0 || self->rebind_at < due))
         due = self->rebind_at;
-    if (self->want_conn && !self->conn && (due < 0 || self->reconnect_at < due))
+    if (!self->conn && (due < 0 || self->reconnect_at < due))
         due = self->reconnect_at;
     if (due < 0)
         return -1;
@@ -965,8 +962,7 @@ bf_replay_actor (zsock_t *pipe, void *args)
         char why[512];
         uint64_t tail;
         s_read_tail (self, &tail, why, sizeof why);
-    } else
-        self->want_conn = true;
+    }
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
@@ -987,7 +983,7 @@ bf_replay_actor (zsock_t *pipe, void *args)
         //  it: an idle replay must not leave the process "database
         //  unavailable" (its gate open, its log without "back") after the
         //  database has returned.
-        if (self->want_conn && !self->conn && zclock_mono () >= self->reconnect_at)
+        if (!self->conn && zclock_mono () >= self->reconnect_at)
             s_connection (self, 0);
         bf_log_limit_tick (&self->warn_limit);
         if (!self->bound && zclock_mono () >= self->rebind_at)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -112,6 +113,22 @@ bf_testdb_scalar (PGconn *conn, const char *sql)
     if (bf_testdb_text (conn, sql, text, sizeof text) != 0)
         return -1;
     return strtoll (text, NULL, 10);
+}
+
+int64_t
+bf_testdb_wait_scalar (PGconn *conn, const char *sql, int64_t want, int timeout_ms)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    int64_t until = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms, value;
+    do {
+        value = bf_testdb_scalar (conn, sql);
+        if (value >= want)
+            return value;
+        usleep (50000);
+        clock_gettime (CLOCK_MONOTONIC, &now);
+    } while ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 < until);
+    return value;
 }
 
 const char *

@@ -22,6 +22,9 @@ PGconn *bf_testdb_connect (const char *conninfo);
 
 /*  First column of the first row of sql as an integer (-1 on error).  */
 int64_t bf_testdb_scalar (PGconn *conn, const char *sql);
+/*  Polls sql (every 50 ms) until its value reaches want or timeout_ms
+    passes; returns the last value.  */
+int64_t bf_testdb_wait_scalar (PGconn *conn, const char *sql, int64_t want, int timeout_ms);
 /*  Same as text into out; returns 0 or -1.  */
 int bf_testdb_text (PGconn *conn, const char *sql, char *out, size_t outsize);
 /*  Runs sql; returns the SQLSTATE ("00000" on success) in a static buffer.  */

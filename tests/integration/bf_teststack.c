@@ -248,14 +248,7 @@ bf_stack_wait_active (const bf_stack_t *s, int i, int timeout_ms)
 int64_t
 bf_stack_wait_scalar (const bf_stack_t *s, const char *sql, int64_t want, int timeout_ms)
 {
-    int64_t until = bf_stack_now_ms () + timeout_ms, value;
-    do {
-        value = bf_testdb_scalar (s->conn, sql);
-        if (value >= want)
-            return value;
-        usleep (50000);
-    } while (bf_stack_now_ms () < until);
-    return value;
+    return bf_testdb_wait_scalar (s->conn, sql, want, timeout_ms);
 }
 
 int

@@ -331,18 +331,6 @@ s_slurp_log (const s_stack_t *s, const char *name)
     return text;
 }
 
-/*  Waits up to seconds until sql's value reaches want.  */
-static bool
-s_wait_scalar (PGconn *conn, const char *sql, int64_t want, int seconds)
-{
-    for (int i = 0; i < seconds * 20; i++) {
-        if (bf_testdb_scalar (conn, sql) >= want)
-            return true;
-        usleep (50000);
-    }
-    return false;
-}
-
 /*  Waits until every bill has its deliveries and each is final or held by
     a rule the operator can see (G4): subscribers' own quiet hours.  */
 static void
@@ -773,10 +761,11 @@ s_broken_sessions_run (int grace_ms, char **taker_log)
     char claims[160];
     snprintf (claims, sizeof claims,
               "SELECT count(*) FROM dispatch_claim WHERE owner LIKE '%%:%d:%%'", (int)a);
-    assert_true (s_wait_scalar (conn, claims, 1, 30));
+    assert_true (bf_testdb_wait_scalar (conn, claims, 1, 30000) >= 1);
     pid_t b = s_notify (&s, env, "notify-b.log");
-    assert_true (
-        s_wait_scalar (conn, "SELECT count(*) FROM dispatcher WHERE alive_until > now ()", 2, 30));
+    assert_true (bf_testdb_wait_scalar (
+                     conn, "SELECT count(*) FROM dispatcher WHERE alive_until > now ()", 2, 30000)
+                 >= 2);
     s_break_dispatcher (conn, a);
     s_wait_final (conn, 120);
     assert_int_equal (s_stop (a, SIGTERM), 0);
