@@ -8,10 +8,12 @@
 #   `scripts/stack start console` (its own key, role `console` in
 #   control.allowed_keys, on ports the kernel picks), and
 #   runs tests/browser/console.test.mjs (puppeteer-core driving Debian's
-#   chromium, headless). Screenshots go to docs/console/. Everything it
-#   started is stopped and removed at the end, also on failure or Ctrl-C.
+#   chromium, headless). Screenshots go to BUILD/browser-shots/, or to
+#   --shots DIR (`--shots docs/console` refreshes the documentation's: a test
+#   run never changes a tracked file). Everything it started is stopped and
+#   removed at the end, also on failure or Ctrl-C.
 #
-#   bash tests/browser/run.sh [--build DIR] [--subscribers N] [--keep]
+#   bash tests/browser/run.sh [--build DIR] [--subscribers N] [--shots DIR] [--keep]
 #
 # Exit status: 0 every test passed, 1 a test failed or the set-up did.
 set -euo pipefail
@@ -21,17 +23,22 @@ cd "$ROOT"
 BUILD=$ROOT/build
 SUBSCRIBERS=600
 KEEP=0
+SHOTS=
 PERIOD=2026-11
 SEED=15
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) BUILD=$(cd "${2:?--build needs a directory}" && pwd); shift 2 ;;
     --subscribers) SUBSCRIBERS=${2:?--subscribers needs a number}; shift 2 ;;
+    --shots) SHOTS=${2:?--shots needs a directory}; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "browser: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+SHOTS=${SHOTS:-$BUILD/browser-shots}
+mkdir -p "$SHOTS" || { echo "browser: cannot make the screenshot directory '$SHOTS'" >&2; exit 2; }
+SHOTS=$(cd "$SHOTS" && pwd)
 [[ $SUBSCRIBERS =~ ^[1-9][0-9]{0,6}$ ]] || { echo "browser: bad --subscribers '$SUBSCRIBERS'" >&2; exit 2; }
 
 say() { echo "browser: $*"; }
@@ -163,7 +170,7 @@ rc=0
 mkdir -m 700 "$STATE/tmp"
 TMPDIR=$STATE/tmp BF_URL=$URL BF_PERIOD=$PERIOD BF_STATE=$S BF_DATA=$STATE/data BF_BUILD=$BUILD \
 BF_OPERATOR=kim BF_OPERATOR_PW=$OP_PW BF_VIEWER=lee BF_VIEWER_PW=$VW_PW \
-BF_CHROMIUM=$CHROMIUM BF_SHOTS=$ROOT/docs/console BF_TMP=$STATE \
+BF_CHROMIUM=$CHROMIUM BF_SHOTS=$SHOTS BF_TMP=$STATE \
   timeout -k 5 360 node --test --test-concurrency=1 tests/browser/console.test.mjs || rc=$?
 [ "$rc" != 124 ] || echo "browser: the tests did not finish within 360 s" >&2
 exit "$rc"

@@ -1220,6 +1220,9 @@ main (void)
         cmocka_unit_test_teardown (test_commands_through_the_control_link, s_teardown),
         cmocka_unit_test_teardown (test_provider_reason_with_phone_is_masked, s_teardown),
     };
+    //  BF_TEST_FILTER=test_name (a glob) runs only the matching tests.
+    if (getenv ("BF_TEST_FILTER"))
+        cmocka_set_test_filter (getenv ("BF_TEST_FILTER"));
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     curl_global_cleanup ();
     return rc;
