@@ -29,6 +29,9 @@
 # PG_STATS=1 loads pg_stat_statements (track = all, nested statements too)
 # and track_functions = pl, and prints where notify's database time went,
 # per statement and per delivery; off by default (it costs a little).
+# PG_EXPLAIN=1 logs the plans of one statement in 50 (auto_explain, nested
+# statements too) and prints each statement's slowest plan with its node
+# times, rows and buffers (bench/explain_summary.py); diagnosis only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-620000}
@@ -51,6 +54,17 @@ if [ "${PG_STATS:-0}" = 1 ]; then
     >>"$(psql -X -At -c 'SHOW data_directory')/postgresql.conf"
   scripts/pgtmp restart "$PGHOST"
   psql -X -q -c "CREATE EXTENSION pg_stat_statements"
+fi
+if [ "${PG_EXPLAIN:-0}" = 1 ]; then
+  # Every statement's plan with its row counts, buffers and node times
+  # (auto_explain, nested statements too: triggers and foreign-key checks),
+  # for one statement in 50; the script prints, per statement, its plan that
+  # took longest (diagnosis only: it slows the run down).
+  printf '%s\n' "shared_preload_libraries = 'auto_explain'" "auto_explain.log_min_duration = 0" \
+         "auto_explain.log_analyze = on" "auto_explain.log_buffers = on" \
+         "auto_explain.log_nested_statements = on" "auto_explain.sample_rate = 0.02" \
+    >>"$(psql -X -At -c 'SHOW data_directory')/postgresql.conf"
+  scripts/pgtmp restart "$PGHOST"
 fi
 steps_begin
 echo "== generate $n subscribers and settle $period"
@@ -117,6 +131,13 @@ awk -v d="$final" -v n="$notify_cpu" -v b="$be_cpu" -v c=$((c1 - c0)) -v w="$wal
 # (partial indexes' predicates count): issue 17's fillfactor direction.
 psql -X -At -F ' ' -c "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'delivery'" \
   | awk '{ printf "  delivery updates: %d, of which HOT %d (statistics as last flushed)\n", $1, $2 }'
+# What the claims read of the due queue (issue 17): index entries of
+# delivery_due per delivery. Read in order from the cursor and stopped at the
+# batch, a few per delivery; read whole past the cursor and sorted for every
+# batch (a bitmap scan planned from stale statistics), it grows with the
+# backlog.
+psql -X -At -F ' ' -c "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'delivery_due'" \
+  | awk -v d="$final" '{ printf "  delivery_due entries read: %d, %.1f per delivery (statistics as last flushed)\n", $1, $1 / d }'
 echo "  load average at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 psql -X -q -P footer=off <<'SQL'
 SELECT channel, state, count(*) FROM delivery GROUP BY 1, 2 ORDER BY 1, 2;
@@ -155,6 +176,11 @@ SELECT funcname, calls, round (total_time::numeric / 1000, 1) AS total_s,
        round ((total_time * 1000 / :d)::numeric, 1) AS us_per_delivery
   FROM pg_stat_user_functions ORDER BY total_time DESC LIMIT 5;
 SQL
+fi
+if [ "${PG_EXPLAIN:-0}" = 1 ]; then
+  echo
+  echo "== plans of notify's statements (auto_explain, one in 50; the slowest of each)"
+  python3 bench/explain_summary.py "$PGHOST/server.log" 12
 fi
 echo
 # The floor runs alone: notify, settle and the mock provider stop first.
