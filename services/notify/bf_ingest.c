@@ -92,22 +92,29 @@ static const bf_db_statement_t s_statements[] = {
     //  until it; run_schedule is probed by period first, so the bill is
     //  looked up only while its period has a schedule.
     { "ingest_insert",
-      "WITH ins AS (INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose,"
-      " state, not_before, hold_reason, event_seq)"
-      " SELECT u.period, u.bill_id, u.subscriber_id, u.channel, $1,"
-      " CASE WHEN r.release_at IS NULL THEN 'PENDING' ELSE 'HELD' END,"
-      " coalesce (r.release_at, now()),"
-      " CASE WHEN r.release_at IS NOT NULL"
-      "      THEN 'scheduled release (' || r.at_local || ' local)' END, u.seq"
-      " FROM unnest ($2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])"
-      " AS u(seq, period, bill_id, subscriber_id, channel)"
-      " LEFT JOIN LATERAL (SELECT s.release_at, s.at_local FROM run_schedule s"
-      "      WHERE s.period = u.period AND EXISTS (SELECT 1 FROM bill b"
-      "            WHERE b.period = u.period AND b.bill_id = u.bill_id"
-      "            AND b.run_id = s.run_id)) r ON true"
-      " ON CONFLICT (bill_id, channel, purpose) DO NOTHING RETURNING channel)"
+      "WITH u AS (SELECT * FROM unnest ($2::bigint[], $3::text[], $4::bigint[], $5::bigint[],"
+      "      $6::text[]) AS u(seq, period, bill_id, subscriber_id, channel)),"
+      /*  Only for a bill that exists (db/019: no foreign key checks it). A
+          run's schedule is one row per run, found by the bill's run.  */
+      " m AS (SELECT u.*, s.release_at, s.at_local FROM u"
+      "      JOIN bill b ON b.period = u.period AND b.bill_id = u.bill_id"
+      "      LEFT JOIN run_schedule s ON s.run_id = b.run_id),"
+      " ins AS (INSERT INTO delivery (period, bill_id, subscriber_id, channel, purpose,"
+      "      state, not_before, hold_reason, event_seq)"
+      " SELECT m.period, m.bill_id, m.subscriber_id, m.channel, $1,"
+      " CASE WHEN m.release_at IS NULL THEN 'PENDING' ELSE 'HELD' END,"
+      " coalesce (m.release_at, now()),"
+      " CASE WHEN m.release_at IS NOT NULL"
+      "      THEN 'scheduled release (' || m.at_local || ' local)' END, m.seq"
+      " FROM m ON CONFLICT (bill_id, channel, purpose) DO NOTHING RETURNING channel)"
       " SELECT count(*) FILTER (WHERE channel = 'EMAIL'), count(*) FILTER (WHERE channel = 'SMS'),"
-      " count(*) FILTER (WHERE channel = 'PUSH') FROM ins",
+      " count(*) FILTER (WHERE channel = 'PUSH'),"
+      /*  Events that name no bill: how many, and the first (seq, bill).  */
+      " (SELECT count(DISTINCT seq) FROM u WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.seq = u.seq)),"
+      " (SELECT min(seq) || ' (bill ' || min(bill_id) || ' of ' || min(period) || ')' FROM u"
+      "  WHERE u.seq = (SELECT min(seq) FROM u WHERE NOT EXISTS"
+      "                 (SELECT 1 FROM m WHERE m.seq = u.seq)))"
+      " FROM ins",
       6 },
     { "ingest_advance",
       "UPDATE notify_cursor SET last_seq = $2, updated_at = now() WHERE consumer = $1", 2 },
@@ -527,24 +534,33 @@ s_build_rows (s_ingest_t *self, uint64_t from, uint64_t last)
     return failed ? -1 : rows;
 }
 
-//  After a failed run [first, last]: what to do next.
+//  After a failed run [first, last]: what to do next. why: the reason
+//  when it is not the database's last error (an event naming a bill that
+//  is not in the database), or NULL.
 static void
-s_run_failed (s_ingest_t *self, uint64_t first, uint64_t last)
+s_run_failed (s_ingest_t *self, uint64_t first, uint64_t last, const char *why)
 {
-    if (s_session_lost (self))
+    if (!why && s_session_lost (self))
         return; //  reconnect, then resume from the stored cursor
     int64_t now = zclock_mono ();
     //  Transient: serialization, deadlock, ... and lock_timeout (55P03).
-    if (bf_db_last_status () == BF_DB_RETRY || strcmp (bf_db_last_sqlstate (), "55P03") == 0) {
+    if (!why
+        && (bf_db_last_status () == BF_DB_RETRY || strcmp (bf_db_last_sqlstate (), "55P03") == 0)) {
         self->process_at = now + self->process_backoff;
         self->process_backoff = s_double (self->process_backoff);
         return;
     }
+    char reason[600];
+    if (why)
+        snprintf (reason, sizeof reason, "%s", why);
+    else
+        snprintf (reason, sizeof reason, "SQLSTATE %s: %s", bf_db_last_sqlstate (),
+                  bf_db_last_message ());
     if (last > first) {
         //  Find the event at fault: one event per transaction from here.
-        bf_warn ("ingest: run of seq %" PRIu64 "..%" PRIu64 " failed (SQLSTATE %s);"
+        bf_warn ("ingest: run of seq %" PRIu64 "..%" PRIu64 " failed (%s);"
                  " retrying one event at a time",
-                 first, last, bf_db_last_sqlstate ());
+                 first, last, why ? why : bf_db_last_sqlstate ());
         self->suspect_end = last;
         return;
     }
@@ -552,9 +568,8 @@ s_run_failed (s_ingest_t *self, uint64_t first, uint64_t last)
     bf_log_field ("period", "%s", slot->period);
     bf_log_field_int ("bill_id", (int64_t)slot->bill_id);
     bf_error ("ingest: event seq %" PRIu64 " (period %s, bill %" PRIu64 ") cannot be ingested"
-              " (SQLSTATE %s: %s); not skipping it: retrying in %d ms",
-              first, slot->period, slot->bill_id, bf_db_last_sqlstate (), bf_db_last_message (),
-              self->process_backoff);
+              " (%s); not skipping it: retrying in %d ms",
+              first, slot->period, slot->bill_id, reason, self->process_backoff);
     //  Its buffered copy may be the culprit: take replay's next time.
     s_slot (self, first)->seq = 0;
     self->contig = self->cursor;
@@ -622,6 +637,25 @@ s_ingest_run (s_ingest_t *self, uint64_t first, uint64_t last)
             goto failed;
         for (int c = 0; c < BF_NOTIFY_METRICS_CHANNELS && PQntuples (res) == 1; c++)
             created[c] = strtoull (PQgetvalue (res, 0, c), NULL, 10);
+        /*  An event whose bill is not in the database is not skipped (its
+            subscriber would never hear of it): the run fails as it did on
+            the foreign key it replaces (db/019), and the event is retried
+            alone until its bill is there.  */
+        uint64_t no_bill
+            = PQntuples (res) == 1 && PQnfields (res) > BF_NOTIFY_METRICS_CHANNELS + 1
+                  ? strtoull (PQgetvalue (res, 0, BF_NOTIFY_METRICS_CHANNELS), NULL, 10)
+                  : 0;
+        if (no_bill > 0) {
+            char why[256];
+            snprintf (why, sizeof why,
+                      "%" PRIu64 " event(s) name a bill that is not in the database, the first"
+                      " seq %s",
+                      no_bill, PQgetvalue (res, 0, BF_NOTIFY_METRICS_CHANNELS + 1));
+            PQclear (res);
+            bf_db_rollback (self->conn);
+            s_run_failed (self, first, last, why);
+            return -1;
+        }
         PQclear (res);
     }
     char last_text[24];
@@ -658,7 +692,7 @@ s_ingest_run (s_ingest_t *self, uint64_t first, uint64_t last)
 failed:
     PQclear (res);
     bf_db_rollback (self->conn);
-    s_run_failed (self, first, last);
+    s_run_failed (self, first, last, NULL);
     return -1;
 }
 

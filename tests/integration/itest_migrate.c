@@ -197,9 +197,13 @@ test_constraints_refuse_bad_rows (void **state)
     assert_string_equal (bf_testdb_exec (conn, "INSERT INTO plan_assignment VALUES"
                                                " (99, 'P1', '2026-01-01', NULL)"),
                          "23503");
+    /*  A notice's bill is checked where ingest makes it, not by a key
+        (db/019; itest_ingest test_database_loss_and_missing_bill); the
+        delivery an SMS fallback replaces, by its key.  */
     assert_string_equal (bf_testdb_exec (conn, "INSERT INTO delivery (period, bill_id,"
-                                               " subscriber_id, channel, purpose) VALUES"
-                                               " ('2026-10', 99, 1, 'PUSH', 'BILL_ISSUED')"),
+                                               " subscriber_id, channel, purpose, fallback_of)"
+                                               " VALUES ('2026-10', 99, 1, 'SMS', 'BILL_ISSUED',"
+                                               " 424242)"),
                          "23503");
     assert_string_equal (bf_testdb_exec (conn, "INSERT INTO applied_command (command_id, service,"
                                                " status) VALUES ('never-sent', 'settle', 'DONE')"),

@@ -1,0 +1,22 @@
+-- 019 a notice's bill is checked where the notice is made, not by a
+-- foreign key (docs/notify.md "From event to delivery", docs/benchmarks.md
+-- "Ingest without the foreign key to bill").
+--
+-- The foreign key delivery (period, bill_id) -> bill checked every new
+-- notice through a trigger per row: a look-up by SPI and a FOR KEY SHARE
+-- lock on the bill's row, which dirties and WAL-logs every bill page a
+-- cycle's notices touch. It was more than half of ingest's INSERT (2.9 s
+-- of 163,535 notices against 1.2 s without it, the same statement; the
+-- counter triggers 0.3 s) and ingest runs while settle rates, on the same
+-- cores. The reference it kept holds by construction instead:
+--   - ingest's INSERT joins each event to its bill and makes notices only
+--     for a bill that exists; an event naming none is logged and skipped,
+--     where the foreign key's error used to stop ingest at that event;
+--   - an SMS fallback copies the bill of the delivery it replaces;
+--   - billflow never deletes, re-keys or truncates a bill (settle writes
+--     a bill once, by COPY, and no statement of any service or tool
+--     deletes or updates one).
+-- The other foreign keys of delivery, delivery_attempt and delivery_content
+-- stay: their rows are few per notice and written by the dispatcher that
+-- holds the notice.
+ALTER TABLE delivery DROP CONSTRAINT IF EXISTS delivery_period_bill_id_fkey;
