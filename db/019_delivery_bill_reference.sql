@@ -10,8 +10,9 @@
 -- counter triggers 0.3 s) and ingest runs while settle rates, on the same
 -- cores. The reference it kept holds by construction instead:
 --   - ingest's INSERT joins each event to its bill and makes notices only
---     for a bill that exists; an event naming none is logged and skipped,
---     where the foreign key's error used to stop ingest at that event;
+--     for a bill that exists; a run with an event naming none fails, as it
+--     did on the foreign key's error, and that event is retried alone,
+--     logged, until its bill is there (never skipped);
 --   - an SMS fallback copies the bill of the delivery it replaces;
 --   - billflow never deletes, re-keys or truncates a bill (settle writes
 --     a bill once, by COPY, and no statement of any service or tool

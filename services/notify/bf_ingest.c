@@ -89,8 +89,7 @@ static const bf_db_statement_t s_statements[] = {
     //  One row per (event, channel): $2..$6 are parallel arrays. Answers
     //  the rows it inserted per channel (EMAIL, SMS, PUSH), for the metrics.
     //  A bill of a run with a release time (run.schedule) is created HELD
-    //  until it; run_schedule is probed by period first, so the bill is
-    //  looked up only while its period has a schedule.
+    //  until it (run_schedule, one row per run, found by the bill's run).
     { "ingest_insert",
       "WITH u AS (SELECT * FROM unnest ($2::bigint[], $3::text[], $4::bigint[], $5::bigint[],"
       "      $6::text[]) AS u(seq, period, bill_id, subscriber_id, channel)),"
